@@ -1,0 +1,124 @@
+//! `selfhelp`: run the whole system locally (`up`) and mint development tokens (`token`).
+
+mod up;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "selfhelp",
+    version,
+    about = "Run and operate a selfhelp deployment"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start NATS (unless SELFHELP_NATS__URL points at a reachable one) and all three
+    /// services on SQLite in the data folder; stop everything on Ctrl-C.
+    Up(up::UpArgs),
+    /// Print a development bearer token, signed with the secret `up` uses.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The person the token speaks for (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// A role to grant, e.g. `operator`; may be repeated.
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Region claim; defaults to the region `up` serves.
+    #[arg(long, env = "SELFHELP_REGION", default_value = up::DEFAULT_REGION)]
+    region: String,
+    /// The data folder whose development secret signs the token.
+    #[arg(long, default_value = up::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Lifetime in hours.
+    #[arg(long, default_value_t = 12)]
+    ttl_hours: u64,
+}
+
+/// The development HS256 secret kept in the data folder, created on first use.
+pub fn dev_secret(data_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let path = data_dir.join("dev-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        if !secret.trim().is_empty() {
+            return Ok((path, secret.trim().to_string()));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = selfhelp_platform::auth::generate_secret();
+    write_private(&path, &secret)?;
+    Ok((path, secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(contents.as_bytes())
+    }
+    #[cfg(not(unix))]
+    std::fs::write(path, contents)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token(args) => match token(&args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("selfhelp token: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Up(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
+            let result = match runtime {
+                Ok(rt) => rt.block_on(up::up(args)),
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("selfhelp up: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<String> {
+    anyhow::ensure!(!args.sub.trim().is_empty(), "--sub must not be empty");
+    anyhow::ensure!(!args.region.trim().is_empty(), "--region must not be empty");
+    let (_, secret) = dev_secret(&args.data_dir)?;
+    Ok(selfhelp_platform::auth::mint_hs256(
+        &secret,
+        args.sub.trim(),
+        args.region.trim(),
+        &args.roles,
+        Duration::from_secs(args.ttl_hours * 3600),
+    )?)
+}

@@ -1,0 +1,266 @@
+//! `selfhelp up`: the whole system on one machine, on embedded defaults.
+//! The three services run in this process as libraries, each on its own port
+//! (so `cargo run -p selfhelp -- up` needs no other binary built).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use selfhelp_platform::Shutdown;
+use selfhelp_platform::config::{self, CommonConfig};
+use selfhelp_platform::nats_server::{self, NatsProcess};
+use tokio::net::TcpListener;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+pub const DEFAULT_REGION: &str = "local";
+pub const DEFAULT_DATA_DIR: &str = "selfhelp-data";
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where databases, the NATS store, logs and the development secret live.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The region this deployment serves.
+    #[arg(long, env = "SELFHELP_REGION", default_value = DEFAULT_REGION)]
+    region: String,
+    /// Address the services listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 50051)]
+    listings_port: u16,
+    #[arg(long, default_value_t = 50052)]
+    membership_port: u16,
+    #[arg(long, default_value_t = 50053)]
+    notifications_port: u16,
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = std::path::absolute(&args.data_dir)?;
+    std::fs::create_dir_all(&data_dir)?;
+    let mut common: CommonConfig = config::load(None)?;
+    selfhelp_platform::telemetry::init(&common.log);
+    let (secret_file, _) = crate::dev_secret(&data_dir)?;
+
+    let (nats_url, _nats_process) = start_nats(&data_dir).await?;
+
+    common.region = args.region.clone();
+    common.nats.url = nats_url.clone();
+    common.auth = Default::default();
+    common.auth.hs256_secret_file = Some(secret_file);
+
+    let sqlite = |name: &str| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join(format!("{name}.db")).display()
+        )
+    };
+    let mut listings = selfhelp_listings::Config {
+        common: common.clone(),
+    };
+    listings.common.database.url = sqlite("listings");
+    let mut membership = selfhelp_membership::Config {
+        common: common.clone(),
+        ..Default::default()
+    };
+    membership.common.database.url = sqlite("membership");
+    let mut notifications = selfhelp_notifications::Config {
+        common: common.clone(),
+    };
+    notifications.common.database.url = sqlite("notifications");
+
+    let listings_addr = bind_addr(&args.host, args.listings_port)?;
+    let membership_addr = bind_addr(&args.host, args.membership_port)?;
+    let notifications_addr = bind_addr(&args.host, args.notifications_port)?;
+    membership.listings.url = format!("http://{listings_addr}");
+
+    let (trigger, shutdown) = Shutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let l = listen(listings_addr, "listings").await?;
+    let m = listen(membership_addr, "membership").await?;
+    let n = listen(notifications_addr, "notifications").await?;
+    tasks.spawn(named(
+        "listings",
+        selfhelp_listings::run(listings, l, shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "membership",
+        selfhelp_membership::run(membership, m, shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "notifications",
+        selfhelp_notifications::run(notifications, n, shutdown.clone()),
+    ));
+
+    let services = [
+        ("listings", listings_addr, selfhelp_listings::SERVICE_NAME),
+        (
+            "membership",
+            membership_addr,
+            selfhelp_membership::SERVICE_NAME,
+        ),
+        (
+            "notifications",
+            notifications_addr,
+            selfhelp_notifications::SERVICE_NAME,
+        ),
+    ];
+    let ready = tokio::select! {
+        r = wait_ready(&services) => r,
+        Some(done) = tasks.join_next() => Err(anyhow::anyhow!("a service stopped during start-up: {}", describe(done))),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if let Err(e) = ready {
+        trigger.trigger();
+        drain(&mut tasks).await;
+        return Err(e);
+    }
+
+    println!("selfhelp is running for region '{}'", args.region);
+    for (name, addr, service) in &services {
+        println!("  {name:<14} grpc://{addr}  ({service})");
+    }
+    println!("  {:<14} {nats_url}", "nats");
+    println!("  {:<14} {}", "data", data_dir.display());
+    println!(
+        "tokens: cargo run -q -p selfhelp -- token --data-dir {} --sub <person-id> [--role operator]",
+        data_dir.display()
+    );
+    println!("ready: selfhelp is up; press Ctrl-C to stop");
+
+    tokio::select! {
+        _ = selfhelp_platform::shutdown::os_signal() => println!("stopping…"),
+        Some(done) = tasks.join_next() => eprintln!("a service stopped: {}; stopping the rest", describe(done)),
+    }
+    trigger.trigger();
+    drain(&mut tasks).await;
+    println!("stopped");
+    Ok(())
+}
+
+/// Uses the NATS at `SELFHELP_NATS__URL` if it answers; otherwise starts one in
+/// the data folder (installing `nats-server` with pip when it is missing).
+async fn start_nats(data_dir: &std::path::Path) -> anyhow::Result<(String, Option<NatsProcess>)> {
+    if let Ok(url) = std::env::var("SELFHELP_NATS__URL") {
+        if reachable(&url) {
+            println!("using NATS at {url}");
+            return Ok((url, None));
+        }
+        println!("NATS at {url} is not reachable; starting a local nats-server instead");
+    }
+    let binary = nats_server::find_or_install(&data_dir.join("nats-bin"), |msg| println!("{msg}"))?;
+    let port = if nats_server::is_listening(&([127, 0, 0, 1], 4222).into()) {
+        nats_server::free_port()?
+    } else {
+        4222
+    };
+    let process = tokio::task::spawn_blocking({
+        let (binary, data_dir) = (binary.clone(), data_dir.to_path_buf());
+        move || {
+            NatsProcess::start(
+                &binary,
+                port,
+                &data_dir.join("nats"),
+                Some(&data_dir.join("nats.log")),
+            )
+        }
+    })
+    .await??;
+    println!(
+        "started nats-server ({}) on {}",
+        binary.display(),
+        process.url()
+    );
+    Ok((process.url(), Some(process)))
+}
+
+fn reachable(url: &str) -> bool {
+    let host_port = url
+        .trim_start_matches("nats://")
+        .trim_start_matches("tls://");
+    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+    let host_port = host_port.split(',').next().unwrap_or(host_port);
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| nats_server::is_listening(&addr))
+}
+
+fn bind_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    Ok(format!("{host}:{port}").parse()?)
+}
+
+async fn listen(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("{name} cannot listen on {addr}: {e} (choose another with --{name}-port)")
+    })
+}
+
+async fn named(
+    name: &'static str,
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> (&'static str, anyhow::Result<()>) {
+    (name, fut.await)
+}
+
+fn describe(done: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>) -> String {
+    match done {
+        Ok((name, Ok(()))) => format!("{name} exited"),
+        Ok((name, Err(e))) => format!("{name} failed: {e:#}"),
+        Err(e) => format!("a service task panicked: {e}"),
+    }
+}
+
+async fn drain(tasks: &mut tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>) {
+    let all = async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((name, Err(e))) = &done {
+                eprintln!("{name}: {e:#}");
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(15), all)
+        .await
+        .is_err()
+    {
+        eprintln!("services did not stop within 15 s; exiting anyway");
+        tasks.abort_all();
+    }
+}
+
+/// Waits until every service reports SERVING on its readiness entry.
+async fn wait_ready(services: &[(&str, SocketAddr, &str)]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for (name, addr, service) in services {
+        loop {
+            if serving(*addr, service).await {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{name} did not become ready within 60 s (see the log above)");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn serving(addr: SocketAddr, service: &str) -> bool {
+    let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map(|e| e.timeout(Duration::from_secs(1)))
+    else {
+        return false;
+    };
+    let Ok(channel) = channel.connect().await else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}

@@ -1,0 +1,434 @@
+//! Bearer-token authentication: JWTs with `sub`, `region` and `roles`.
+//!
+//! Development uses HS256 with a shared secret; production uses the operator's
+//! identity provider (RS256/ES256 keys from a JWKS file or URL). Tokens are checked
+//! in an async tower layer ([`crate::grpc`]); handlers then decide what the
+//! [`Caller`] may touch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+
+use crate::config::AuthConfig;
+
+pub const ROLE_OPERATOR: &str = "operator";
+pub const ROLE_ADMIN: &str = "admin";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub region: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The authenticated person behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub person_id: String,
+    pub region: String,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// An operator (or admin) of exactly this region.
+    pub fn is_operator_of(&self, region: &str) -> bool {
+        self.region == region && (self.has_role(ROLE_OPERATOR) || self.has_role(ROLE_ADMIN))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "no key configured to verify tokens: set auth.hs256_secret(_file) or auth.jwks_file/jwks_url"
+    )]
+    NotConfigured,
+    #[error("reading {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("fetching JWKS: {0}")]
+    Fetch(String),
+    #[error("invalid JWKS: {0}")]
+    Jwks(String),
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+}
+
+enum Keys {
+    Hs256(DecodingKey),
+    Jwks {
+        set: RwLock<JwkSet>,
+        url: Option<String>,
+        last_fetch: RwLock<Option<Instant>>,
+        http: reqwest::Client,
+    },
+}
+
+/// Verifies bearer tokens. Cheap to share behind an `Arc`.
+pub struct Authenticator {
+    keys: Keys,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// Asymmetric algorithms accepted from an identity provider.
+const JWKS_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// A key-id miss refetches the JWKS at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Authenticator {
+    pub async fn from_config(cfg: &AuthConfig) -> Result<Arc<Self>, AuthError> {
+        let keys = if let Some(secret) = resolve_secret(cfg)? {
+            Keys::Hs256(DecodingKey::from_secret(secret.as_bytes()))
+        } else if cfg.jwks_file.is_some() || cfg.jwks_url.is_some() {
+            let set = match &cfg.jwks_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
+                        what: path.display().to_string(),
+                        source,
+                    })?;
+                    serde_json::from_str(&text).map_err(|e| AuthError::Jwks(e.to_string()))?
+                }
+                None => JwkSet { keys: Vec::new() },
+            };
+            let keys = Keys::Jwks {
+                set: RwLock::new(set),
+                url: cfg.jwks_url.clone(),
+                last_fetch: RwLock::new(None),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| AuthError::Fetch(e.to_string()))?,
+            };
+            if let Keys::Jwks { url: Some(_), .. } = &keys {
+                // Fail fast on a wrong URL, but a provider that is briefly down must not
+                // stop the service from starting: misses refetch later.
+                if let Err(e) = refresh_jwks(&keys).await {
+                    tracing::warn!(error = %e, "JWKS not fetched at start-up; will retry on first use");
+                }
+            }
+            keys
+        } else {
+            return Err(AuthError::NotConfigured);
+        };
+        Ok(Arc::new(Self {
+            keys,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+        }))
+    }
+
+    /// Verifies `token` and returns who it speaks for.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let claims = match &self.keys {
+            Keys::Hs256(key) => self.decode(token, key, Algorithm::HS256)?,
+            Keys::Jwks { .. } => {
+                if !JWKS_ALGORITHMS.contains(&header.alg) {
+                    return Err(AuthError::InvalidToken(format!(
+                        "algorithm {:?} not accepted",
+                        header.alg
+                    )));
+                }
+                let key = match self.find_jwk(header.kid.as_deref()).await? {
+                    Some(key) => key,
+                    None => {
+                        refresh_jwks(&self.keys).await?;
+                        self.find_jwk(header.kid.as_deref())
+                            .await?
+                            .ok_or_else(|| AuthError::InvalidToken("unknown key id".into()))?
+                    }
+                };
+                self.decode(token, &key, header.alg)?
+            }
+        };
+        if claims.sub.trim().is_empty() {
+            return Err(AuthError::InvalidToken("empty sub".into()));
+        }
+        if claims.region.trim().is_empty() {
+            return Err(AuthError::InvalidToken("empty region".into()));
+        }
+        Ok(Caller {
+            person_id: claims.sub,
+            region: claims.region,
+            roles: claims.roles,
+        })
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(alg);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        match &self.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::InvalidToken(e.to_string()))
+    }
+
+    async fn find_jwk(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, AuthError> {
+        let Keys::Jwks { set, .. } = &self.keys else {
+            return Ok(None);
+        };
+        let set = set.read().await;
+        let jwk = match kid {
+            Some(kid) => set.find(kid),
+            // Without a key id, only an unambiguous set can be used.
+            None if set.keys.len() == 1 => set.keys.first(),
+            None => None,
+        };
+        jwk.map(|jwk| DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Jwks(e.to_string())))
+            .transpose()
+    }
+}
+
+async fn refresh_jwks(keys: &Keys) -> Result<(), AuthError> {
+    let Keys::Jwks {
+        set,
+        url: Some(url),
+        last_fetch,
+        http,
+    } = keys
+    else {
+        return Ok(());
+    };
+    {
+        let mut last = last_fetch.write().await;
+        if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+    }
+    let fetched: JwkSet = http
+        .get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| AuthError::Fetch(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| AuthError::Jwks(e.to_string()))?;
+    *set.write().await = fetched;
+    Ok(())
+}
+
+fn resolve_secret(cfg: &AuthConfig) -> Result<Option<String>, AuthError> {
+    if let Some(secret) = cfg.hs256_secret.as_ref().filter(|s| !s.is_empty()) {
+        return Ok(Some(secret.clone()));
+    }
+    match &cfg.hs256_secret_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|source| AuthError::Io {
+                what: path.display().to_string(),
+                source,
+            }),
+        None => Ok(None),
+    }
+}
+
+/// Mints a development HS256 token (what `selfhelp token` prints).
+pub fn mint_hs256(
+    secret: &str,
+    sub: &str,
+    region: &str,
+    roles: &[String],
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        sub: sub.to_string(),
+        region: region.to_string(),
+        roles: roles.to_vec(),
+        exp: chrono::Utc::now().timestamp() + ttl.as_secs() as i64,
+        iss: None,
+        aud: None,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+/// A fresh random secret for development deployments.
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs_config(secret: &str) -> AuthConfig {
+        AuthConfig {
+            hs256_secret: Some(secret.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn hs256_round_trip() {
+        let auth = Authenticator::from_config(&hs_config("s3cret"))
+            .await
+            .unwrap();
+        let token = mint_hs256(
+            "s3cret",
+            "p1",
+            "notts",
+            &["operator".into()],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let caller = auth.authenticate(&token).await.unwrap();
+        assert_eq!(caller.person_id, "p1");
+        assert!(caller.is_operator_of("notts"));
+        assert!(!caller.is_operator_of("leeds"));
+    }
+
+    #[tokio::test]
+    async fn rejects_wrong_secret_expired_and_garbage() {
+        let auth = Authenticator::from_config(&hs_config("s3cret"))
+            .await
+            .unwrap();
+        let wrong = mint_hs256("other", "p1", "notts", &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authenticate(&wrong).await.is_err());
+        let claims = Claims {
+            sub: "p1".into(),
+            region: "notts".into(),
+            roles: vec![],
+            exp: chrono::Utc::now().timestamp() - 3600,
+            iss: None,
+            aud: None,
+        };
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(auth.authenticate(&expired).await.is_err());
+        assert!(auth.authenticate("not.a.token").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn issuer_and_audience_are_checked_when_configured() {
+        let cfg = AuthConfig {
+            hs256_secret: Some("k".into()),
+            issuer: Some("https://id.example".into()),
+            audience: Some("selfhelp".into()),
+            ..Default::default()
+        };
+        let auth = Authenticator::from_config(&cfg).await.unwrap();
+        let sign = |iss: Option<&str>, aud: Option<&str>| {
+            let claims = Claims {
+                sub: "p".into(),
+                region: "r".into(),
+                roles: vec![],
+                exp: chrono::Utc::now().timestamp() + 60,
+                iss: iss.map(Into::into),
+                aud: aud.map(Into::into),
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"k"),
+            )
+            .unwrap()
+        };
+        assert!(
+            auth.authenticate(&sign(Some("https://id.example"), Some("selfhelp")))
+                .await
+                .is_ok()
+        );
+        assert!(
+            auth.authenticate(&sign(Some("https://evil.example"), Some("selfhelp")))
+                .await
+                .is_err()
+        );
+        assert!(
+            auth.authenticate(&sign(Some("https://id.example"), Some("other")))
+                .await
+                .is_err()
+        );
+        assert!(auth.authenticate(&sign(None, None)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn es256_from_jwks_file() {
+        use base64::Engine;
+        use p256::ecdsa::SigningKey;
+        use p256::pkcs8::EncodePrivateKey;
+
+        let signing = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let point = signing.verifying_key().to_encoded_point(false);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+            "x": b64.encode(point.x().unwrap()), "y": b64.encode(point.y().unwrap()),
+        }]});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let auth = Authenticator::from_config(&AuthConfig {
+            jwks_file: Some(path),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+        let pem = signing.to_pkcs8_pem(Default::default()).unwrap();
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let claims = Claims {
+            sub: "p9".into(),
+            region: "notts".into(),
+            roles: vec![],
+            exp: chrono::Utc::now().timestamp() + 60,
+            iss: None,
+            aud: None,
+        };
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        assert_eq!(auth.authenticate(&token).await.unwrap().person_id, "p9");
+
+        // An HS256 token must not be accepted by a JWKS-configured service.
+        let hs = mint_hs256("k1", "p9", "notts", &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authenticate(&hs).await.is_err());
+        header.kid = Some("unknown".into());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        assert!(auth.authenticate(&token).await.is_err());
+    }
+}

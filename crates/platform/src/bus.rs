@@ -1,0 +1,236 @@
+//! CloudEvents 1.0 over NATS JetStream, binary mode: the envelope travels in `ce-*`
+//! headers and the body is the protobuf event message.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+
+use crate::trace;
+
+pub mod headers {
+    pub const SPECVERSION: &str = "ce-specversion";
+    pub const ID: &str = "ce-id";
+    pub const SOURCE: &str = "ce-source";
+    pub const TYPE: &str = "ce-type";
+    pub const TIME: &str = "ce-time";
+    pub const SUBJECT: &str = "ce-subject";
+    pub const DATACONTENTTYPE: &str = "ce-datacontenttype";
+    pub const DATASCHEMA: &str = "ce-dataschema";
+    pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+    pub const NATS_EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+}
+
+pub const SPECVERSION: &str = "1.0";
+pub const CONTENT_TYPE: &str = "application/protobuf";
+
+/// A JetStream stream owned by one producing context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    /// The context's part of the subject: `selfhelp.<region>.<context>.…`.
+    pub context: &'static str,
+}
+
+pub const LISTINGS: StreamSpec = StreamSpec {
+    name: "LISTINGS",
+    context: "listings",
+};
+pub const MEMBERSHIP: StreamSpec = StreamSpec {
+    name: "MEMBERSHIP",
+    context: "membership",
+};
+pub const PRIVACY: StreamSpec = StreamSpec {
+    name: "PRIVACY",
+    context: "privacy",
+};
+
+impl StreamSpec {
+    /// Everything the stream captures, all regions.
+    pub fn subjects(&self) -> String {
+        format!("selfhelp.*.{}.>", self.context)
+    }
+
+    /// What one region's consumers read.
+    pub fn region_filter(&self, region: &str) -> String {
+        format!("selfhelp.{region}.{}.>", self.context)
+    }
+
+    /// `selfhelp.<region>.<context>.<aggregate>.<event>`
+    pub fn subject(&self, region: &str, event: &str) -> String {
+        format!("selfhelp.{region}.{}.{event}", self.context)
+    }
+
+    /// `org.selfhelp.<context>.<aggregate>.<event>.v1`
+    pub fn ce_type(&self, event: &str) -> String {
+        format!("org.selfhelp.{}.{event}.v1", self.context)
+    }
+}
+
+/// Connects to NATS; the client reconnects on its own after outages, and a
+/// server that is down at start-up is retried in the background.
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(3))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(url)
+        .await
+}
+
+/// Creates the stream if it is missing (idempotent; several replicas may race).
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    spec: StreamSpec,
+    max_age: Duration,
+) -> Result<stream::Stream, anyhow::Error> {
+    let config = stream::Config {
+        name: spec.name.to_string(),
+        subjects: vec![spec.subjects()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    Ok(js.get_or_create_stream(config).await?)
+}
+
+/// An event as a consumer receives it.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub id: String,
+    pub ce_type: String,
+    pub source: String,
+    pub subject: String,
+    /// The aggregate id (`ce-subject`).
+    pub aggregate_id: String,
+    pub time: String,
+    pub data_schema: String,
+    pub traceparent: Option<String>,
+    pub payload: Bytes,
+}
+
+impl IncomingEvent {
+    /// Reads the CloudEvent envelope; `Err` names what is missing (a poison message).
+    pub fn from_message(
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> Result<Self, String> {
+        let headers = headers.ok_or("message has no headers")?;
+        let get = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+        let required = |name: &str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(format!("missing header {name}"))
+        };
+        if required(headers::SPECVERSION)? != SPECVERSION {
+            return Err("unsupported ce-specversion".into());
+        }
+        Ok(Self {
+            id: required(headers::ID)?,
+            ce_type: required(headers::TYPE)?,
+            source: required(headers::SOURCE)?,
+            subject: subject.to_string(),
+            aggregate_id: get(headers::SUBJECT).unwrap_or_default(),
+            time: get(headers::TIME).unwrap_or_default(),
+            data_schema: get(headers::DATASCHEMA).unwrap_or_default(),
+            traceparent: get(trace::HEADER),
+            payload,
+        })
+    }
+
+    /// Decodes the protobuf payload.
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, prost::DecodeError> {
+        M::decode(self.payload.clone())
+    }
+}
+
+/// The envelope of an outgoing event (what the outbox stores per row).
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    pub source: &'a str,
+    pub ce_type: &'a str,
+    pub time: &'a str,
+    pub aggregate_id: &'a str,
+    pub data_schema: &'a str,
+    pub traceparent: Option<&'a str>,
+    pub stream: &'a str,
+}
+
+impl Envelope<'_> {
+    pub fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let mut put = |k: &'static str, v: &str| h.insert(k, HeaderValue::from(v));
+        put(headers::SPECVERSION, SPECVERSION);
+        put(headers::ID, self.id);
+        put(headers::SOURCE, self.source);
+        put(headers::TYPE, self.ce_type);
+        put(headers::TIME, self.time);
+        put(headers::SUBJECT, self.aggregate_id);
+        put(headers::DATACONTENTTYPE, CONTENT_TYPE);
+        put(headers::DATASCHEMA, self.data_schema);
+        // JetStream de-duplicates on it within the duplicate window.
+        put(headers::NATS_MSG_ID, self.id);
+        // Without it a publish to a subject no stream captures would hang until timeout.
+        put(headers::NATS_EXPECTED_STREAM, self.stream);
+        if let Some(tp) = self.traceparent {
+            put(trace::HEADER, tp);
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_and_types() {
+        assert_eq!(
+            LISTINGS.subject("notts", "group.published"),
+            "selfhelp.notts.listings.group.published"
+        );
+        assert_eq!(
+            LISTINGS.ce_type("group.published"),
+            "org.selfhelp.listings.group.published.v1"
+        );
+        assert_eq!(MEMBERSHIP.subjects(), "selfhelp.*.membership.>");
+        assert_eq!(
+            MEMBERSHIP.region_filter("notts"),
+            "selfhelp.notts.membership.>"
+        );
+    }
+
+    #[test]
+    fn envelope_round_trips_through_headers() {
+        let env = Envelope {
+            id: "0190-id",
+            source: "urn:selfhelp:notts:listings",
+            ce_type: "org.selfhelp.listings.group.created.v1",
+            time: "2026-01-01T00:00:00.000Z",
+            aggregate_id: "g1",
+            data_schema: "selfhelp.events.v1.GroupCreated",
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            stream: "LISTINGS",
+        };
+        let h = env.headers();
+        assert_eq!(h.get(headers::NATS_MSG_ID).unwrap().as_str(), "0190-id");
+        let ev = IncomingEvent::from_message(
+            "selfhelp.notts.listings.group.created",
+            Some(&h),
+            Bytes::new(),
+        )
+        .unwrap();
+        assert_eq!(ev.id, "0190-id");
+        assert_eq!(ev.aggregate_id, "g1");
+        assert!(ev.traceparent.is_some());
+        assert!(IncomingEvent::from_message("x", None, Bytes::new()).is_err());
+    }
+}

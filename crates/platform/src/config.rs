@@ -1,0 +1,256 @@
+//! Configuration: defaults, then an optional TOML file, then `SELFHELP_*`
+//! environment variables (`__` nests: `SELFHELP_DATABASE__URL`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Settings every service has. Services embed it with `#[serde(flatten)]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonConfig {
+    /// The region this deployment serves, e.g. `notts`; part of every event subject.
+    pub region: String,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub grpc: GrpcConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub outbox: OutboxConfig,
+    pub consumer: ConsumerConfig,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            grpc: GrpcConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            outbox: OutboxConfig::default(),
+            consumer: ConsumerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db?mode=rwc` (embedded default) or `postgres://…`.
+    pub url: String,
+    /// Pool size for PostgreSQL; SQLite always uses one connection (one writer).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsConfig {
+    pub url: String,
+    /// How long streams keep events, so late subscribers can replay.
+    pub stream_max_age_days: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            stream_max_age_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcConfig {
+    /// Address to listen on, e.g. `0.0.0.0:50051`.
+    pub listen: String,
+    /// Deadline for a request whose client set none.
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    pub concurrency_limit: usize,
+    /// Largest request message accepted.
+    pub max_message_bytes: usize,
+    /// Hard deadline for draining in-flight requests on shutdown.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            request_timeout_ms: 10_000,
+            concurrency_limit: 256,
+            max_message_bytes: 16 * 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl GrpcConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Development: shared HS256 secret (`selfhelp up` generates one).
+    pub hs256_secret: Option<String>,
+    /// Development: file holding the HS256 secret.
+    pub hs256_secret_file: Option<PathBuf>,
+    /// Production: JSON Web Key Set file with the identity provider's public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// Production: JWKS URL, fetched at start and again for an unknown key id.
+    pub jwks_url: Option<String>,
+    /// When set, tokens must carry this `iss`.
+    pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,selfhelp_platform=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info,sea_orm_migration=warn,async_nats=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxConfig {
+    /// How often the relay looks for rows when nothing woke it.
+    pub poll_interval_ms: u64,
+    /// Rows claimed and published per round (publishes are pipelined).
+    pub batch_size: u64,
+    /// How long a claim lasts before another replica may take the rows over.
+    pub lease_ms: i64,
+    /// Published rows are deleted after this long.
+    pub retention_hours: i64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 500,
+            batch_size: 256,
+            lease_ms: 30_000,
+            retention_hours: 72,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerConfig {
+    /// Deliveries of one message before it goes to the dead-letter table.
+    pub max_deliver: i64,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait_ms: u64,
+    /// First retry delay; doubles with every delivery.
+    pub retry_base_ms: u64,
+    /// Cap on the retry delay.
+    pub retry_max_ms: u64,
+    /// Messages fetched per pull; small so slow handlers don't hold many.
+    pub batch: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            max_deliver: 8,
+            ack_wait_ms: 30_000,
+            retry_base_ms: 500,
+            retry_max_ms: 60_000,
+            batch: 16,
+        }
+    }
+}
+
+/// Loads a service's configuration: `T::default()`, then the TOML `file` if given,
+/// then `SELFHELP_*` environment variables.
+pub fn load<T>(file: Option<&Path>) -> Result<T, figment::Error>
+where
+    T: Serialize + DeserializeOwned + Default,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Env::prefixed("SELFHELP_").split("__").ignore(&["config"]))
+        .extract()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        #[serde(flatten)]
+        common: CommonConfig,
+        extra: String,
+    }
+
+    #[test]
+    fn env_overrides_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "svc.toml",
+                "region = \"notts\"\nextra = \"x\"\n[grpc]\nlisten = \"127.0.0.1:1\"\n",
+            )?;
+            jail.set_env("SELFHELP_GRPC__LISTEN", "127.0.0.1:2");
+            jail.set_env("SELFHELP_DATABASE__URL", "sqlite::memory:");
+            let cfg: Sample = load(Some(Path::new("svc.toml")))?;
+            assert_eq!(cfg.common.region, "notts");
+            assert_eq!(cfg.extra, "x");
+            assert_eq!(cfg.common.grpc.listen, "127.0.0.1:2");
+            assert_eq!(cfg.common.database.url, "sqlite::memory:");
+            assert_eq!(cfg.common.grpc.request_timeout_ms, 10_000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(load::<Sample>(Some(Path::new("/nonexistent/selfhelp.toml"))).is_err());
+    }
+}

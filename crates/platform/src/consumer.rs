@@ -1,0 +1,271 @@
+//! The consumer runner: a durable pull consumer shared by a service's replicas,
+//! explicit acks, bounded redelivery with exponential backoff, poison messages to
+//! the dead-letter table, small batches, and a supervisor loop that recreates the
+//! consumer after reconnects or deletion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt;
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use tracing::Instrument;
+
+use crate::Shutdown;
+use crate::bus::{IncomingEvent, StreamSpec, ensure_stream};
+use crate::config::ConsumerConfig;
+use crate::inbox::{EventHandler, HandlerError, Outcome, process_once};
+use crate::migrations::entities::dead_letter;
+use crate::time::now_ms;
+use crate::trace::TraceParent;
+
+/// One durable consumer of one stream for one region.
+pub struct ConsumerRunner {
+    pub durable: String,
+    pub stream: StreamSpec,
+    pub filter: String,
+    pub stream_max_age: Duration,
+    pub cfg: ConsumerConfig,
+    pub db: DatabaseConnection,
+    pub js: jetstream::Context,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+impl ConsumerRunner {
+    /// `<service>-<region>-<stream>`, e.g. `notifications-notts-membership`.
+    pub fn durable_name(service: &str, region: &str, stream: StreamSpec) -> String {
+        format!("{service}-{region}-{}", stream.context)
+    }
+
+    /// Creates (or finds) the stream and the durable consumer.
+    pub async fn ensure(&self) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
+        let stream = ensure_stream(&self.js, self.stream, self.stream_max_age).await?;
+        let config = pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(self.cfg.ack_wait_ms),
+            max_deliver: self.cfg.max_deliver,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        Ok(stream.get_or_create_consumer(&self.durable, config).await?)
+    }
+
+    /// Supervises the consumer until `shutdown`: any error (NATS restarted, consumer
+    /// deleted, stream gone) leads to recreating it after a pause.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut failures = 0u32;
+        while !shutdown.is_triggered() {
+            let consumer = match self.ensure().await {
+                Ok(c) => c,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(durable = %self.durable, error = %e, "cannot set up consumer; retrying");
+                    if pause(&shutdown, retry_pause(failures)).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            if let Err(e) = self.pull_until_error(&consumer, &shutdown).await {
+                tracing::warn!(durable = %self.durable, error = %e, "consumer interrupted; recreating");
+                if pause(&shutdown, Duration::from_millis(500)).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn pull_until_error(
+        &self,
+        consumer: &jetstream::consumer::Consumer<pull::Config>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<()> {
+        loop {
+            if shutdown.is_triggered() {
+                return Ok(());
+            }
+            // Short fetches instead of one endless stream: a silent stream after a
+            // reconnect is noticed within one expiry.
+            let mut batch = consumer
+                .fetch()
+                .max_messages(self.cfg.batch)
+                .expires(Duration::from_secs(2))
+                .messages()
+                .await?;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|e| anyhow::anyhow!(e))?;
+                self.handle_message(message).await;
+            }
+        }
+    }
+
+    async fn handle_message(&self, message: jetstream::Message) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let event = match IncomingEvent::from_message(
+            message.subject.as_str(),
+            message.headers.as_ref(),
+            message.payload.clone(),
+        ) {
+            Ok(event) => event,
+            Err(reason) => {
+                self.dead_letter(&message, "", &reason, delivered).await;
+                return;
+            }
+        };
+        // Only the stream's own context may speak on it: anything else was injected
+        // (e.g. by a consumer delivering into our subjects) and is parked, not applied.
+        let own_type = format!("org.selfhelp.{}.", self.stream.context);
+        if !event.ce_type.starts_with(&own_type) || !event.source.starts_with("urn:selfhelp:") {
+            let reason = format!(
+                "event type {} / source {} does not belong to stream {}",
+                event.ce_type, event.source, self.stream.name
+            );
+            self.dead_letter(&message, &event.id, &reason, delivered)
+                .await;
+            return;
+        }
+        let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
+        let span = tracing::info_span!(
+            "event",
+            consumer = %self.durable,
+            ce_type = %event.ce_type,
+            ce_id = %event.id,
+            trace_id = %trace.trace_id_hex(),
+        );
+        async {
+            match process_once(&self.db, &self.durable, &event, self.handler.as_ref()).await {
+                Ok(outcome) => {
+                    if outcome == Outcome::Duplicate {
+                        tracing::debug!("duplicate delivery ignored");
+                    }
+                    // If this ack is lost the event is redelivered and the inbox skips it.
+                    if let Err(e) = message.ack().await {
+                        tracing::warn!(error = %e, "ack failed");
+                    }
+                }
+                Err(HandlerError::Poison(reason)) => {
+                    self.dead_letter(&message, &event.id, &reason, delivered).await;
+                }
+                Err(e) if delivered >= self.cfg.max_deliver => {
+                    self.dead_letter(&message, &event.id, &e.to_string(), delivered).await;
+                }
+                Err(e) => {
+                    let delay = self.retry_delay(delivered);
+                    tracing::info!(error = %e, delivered, ?delay, "event not applied; will be redelivered");
+                    if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                        tracing::warn!(error = %e, "nak failed");
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn retry_delay(&self, delivered: i64) -> Duration {
+        let exp = (delivered - 1).clamp(0, 16) as u32;
+        let ms = self.cfg.retry_base_ms.saturating_mul(1u64 << exp);
+        Duration::from_millis(ms.min(self.cfg.retry_max_ms))
+    }
+
+    /// Parks a message that will never apply, then terminates its redelivery.
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        event_id: &str,
+        error: &str,
+        delivered: i64,
+    ) {
+        tracing::error!(consumer = %self.durable, subject = %message.subject, %error, "event dead-lettered");
+        let headers: serde_json::Map<String, serde_json::Value> = message
+            .headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .map(|(k, v)| {
+                let k: &str = k.as_ref();
+                (
+                    k.to_string(),
+                    serde_json::Value::String(
+                        v.first()
+                            .map(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                    ),
+                )
+            })
+            .collect();
+        let row = dead_letter::ActiveModel {
+            consumer: Set(self.durable.clone()),
+            event_id: Set(event_id.to_string()),
+            subject: Set(message.subject.to_string()),
+            headers_json: Set(serde_json::Value::Object(headers).to_string()),
+            payload: Set(message.payload.to_vec()),
+            error: Set(error.to_string()),
+            deliveries: Set(delivered),
+            created_at_ms: Set(now_ms()),
+            replayed_at_ms: Set(None),
+            ..Default::default()
+        };
+        match dead_letter::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => {
+                if let Err(e) = message.ack_with(AckKind::Term).await {
+                    tracing::warn!(error = %e, "term failed");
+                }
+            }
+            // Not recorded: let JetStream redeliver rather than lose it.
+            Err(e) => tracing::error!(error = %e, "cannot record dead letter"),
+        }
+    }
+}
+
+/// Re-runs the handler for a consumer's dead letters (after a fix), once each.
+/// Returns how many applied now.
+pub async fn replay_dead_letters(
+    db: &DatabaseConnection,
+    consumer: &str,
+    handler: &dyn EventHandler,
+) -> anyhow::Result<usize> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let rows = dead_letter::Entity::find()
+        .filter(dead_letter::Column::Consumer.eq(consumer))
+        .filter(dead_letter::Column::ReplayedAtMs.is_null())
+        .all(db)
+        .await?;
+    let mut applied = 0;
+    for row in rows {
+        let headers: std::collections::HashMap<String, String> =
+            serde_json::from_str(&row.headers_json)?;
+        let mut map = async_nats::HeaderMap::new();
+        for (k, v) in &headers {
+            map.insert(k.as_str(), v.as_str());
+        }
+        let event =
+            IncomingEvent::from_message(&row.subject, Some(&map), row.payload.clone().into())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        if process_once(db, consumer, &event, handler).await? == Outcome::Applied {
+            applied += 1;
+        }
+        let mut done: dead_letter::ActiveModel = row.into();
+        done.replayed_at_ms = Set(Some(now_ms()));
+        dead_letter::Entity::update(done).exec(db).await?;
+    }
+    Ok(applied)
+}
+
+fn retry_pause(failures: u32) -> Duration {
+    Duration::from_millis((250u64 << failures.min(5)).min(5_000))
+}
+
+/// Sleeps for `d`; true when shutdown came first.
+async fn pause(shutdown: &Shutdown, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.wait() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}

@@ -1,0 +1,61 @@
+//! Database connections: SQLite (embedded default: WAL, busy timeout, one writer)
+//! or PostgreSQL (production), chosen by the URL; the same code runs on both.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// Connects to `url`. SQLite gets WAL, a busy timeout and a single connection, so
+/// writers never race each other into "database is locked".
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    if url.trim().is_empty() {
+        return Err(DbErr::Custom(
+            "database.url is empty: set SELFHELP_DATABASE__URL (sqlite://file.db?mode=rwc or postgres://…)"
+                .into(),
+        ));
+    }
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10));
+    if is_sqlite(url) {
+        opts.max_connections(1).min_connections(1);
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    } else {
+        opts.max_connections(max_connections.max(1));
+    }
+    Database::connect(opts).await
+}
+
+pub fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// True when `err` is a unique-constraint violation (a concurrent writer won).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Storage failures as gRPC status: a database that cannot be reached is
+/// UNAVAILABLE (clients may retry); anything else is INTERNAL and logged, without
+/// leaking details to the client.
+pub fn error_status(e: &DbErr) -> tonic::Status {
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            tracing::warn!(error = %e, "database unavailable");
+            tonic::Status::unavailable("database unavailable; retry shortly")
+        }
+        _ => {
+            tracing::error!(error = %e, "database error");
+            tonic::Status::internal("internal error")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `group_view`: a consumer's read model of listings' groups, fed by LISTINGS
+//! events. Services that need to know groups (membership, notifications) each keep
+//! this table in their own database.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::{ActiveValue::Set, ConnectionTrait};
+use selfhelp_proto::events::v1::GroupSnapshot;
+
+use crate::bus::IncomingEvent;
+use crate::inbox::{EventHandler, HandlerError};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "group_view")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub group_id: String,
+    pub region: String,
+    pub name: String,
+    pub status: String,
+    pub join_policy: String,
+    pub organiser_ids_json: String,
+    pub version: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    pub fn organiser_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.organiser_ids_json).unwrap_or_default()
+    }
+}
+
+pub async fn find<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(group_id.to_string()).one(conn).await
+}
+
+/// Stores `snapshot` unless a newer (or the same) version is already held:
+/// events may arrive twice or out of order.
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    snapshot: &GroupSnapshot,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let row = ActiveModel {
+        group_id: Set(snapshot.group_id.clone()),
+        region: Set(snapshot.region.clone()),
+        name: Set(snapshot.name.clone()),
+        status: Set(snapshot.status.clone()),
+        join_policy: Set(snapshot.join_policy.clone()),
+        organiser_ids_json: Set(
+            serde_json::to_string(&snapshot.organiser_ids).expect("strings serialise")
+        ),
+        version: Set(snapshot.version),
+        updated_at_ms: Set(now),
+    };
+    match find(conn, &snapshot.group_id).await? {
+        None => {
+            Entity::insert(row).exec_without_returning(conn).await?;
+            Ok(true)
+        }
+        Some(held) if held.version < snapshot.version => {
+            Entity::update(row).exec(conn).await?;
+            Ok(true)
+        }
+        Some(_) => Ok(false),
+    }
+}
+
+/// Keeps `group_view` current from every listings group event.
+pub struct GroupViewUpdater;
+
+#[async_trait::async_trait]
+impl EventHandler for GroupViewUpdater {
+    async fn handle(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        let snapshot = selfhelp_proto::events::group_snapshot(&event.ce_type, &event.payload)
+            .map_err(HandlerError::Poison)?;
+        if let Some(snapshot) = snapshot {
+            apply(txn, &snapshot, crate::time::now_ms()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The table, for the migrations of services that keep it.
+pub(crate) mod migration {
+    use sea_orm_migration::prelude::*;
+
+    #[derive(DeriveIden)]
+    enum GroupView {
+        Table,
+        GroupId,
+        Region,
+        Name,
+        Status,
+        JoinPolicy,
+        OrganiserIdsJson,
+        Version,
+        UpdatedAtMs,
+    }
+
+    pub struct CreateGroupView;
+
+    impl MigrationName for CreateGroupView {
+        fn name(&self) -> &str {
+            "m0002_platform_group_view"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateGroupView {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(
+                Table::create()
+                    .table(GroupView::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(GroupView::GroupId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(GroupView::Region).string().not_null())
+                    .col(ColumnDef::new(GroupView::Name).string().not_null())
+                    .col(ColumnDef::new(GroupView::Status).string().not_null())
+                    .col(ColumnDef::new(GroupView::JoinPolicy).string().not_null())
+                    .col(
+                        ColumnDef::new(GroupView::OrganiserIdsJson)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(GroupView::Version).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(GroupView::UpdatedAtMs)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+        }
+    }
+}

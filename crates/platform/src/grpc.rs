@@ -1,0 +1,317 @@
+//! gRPC server assembly shared by every service: health (a named readiness entry),
+//! reflection, request deadline, load shedding, trace context, authentication and
+//! graceful shutdown with a hard deadline.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::{Request, Status};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::Shutdown;
+use crate::auth::{Authenticator, Caller};
+use crate::config::GrpcConfig;
+use crate::trace::{self, TraceParent};
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Health of one service: its full gRPC name is the readiness entry, and the
+/// overall ("") entry follows it, so neither reports SERVING before the database,
+/// NATS and the streams are ready.
+#[derive(Clone)]
+pub struct Readiness {
+    reporter: HealthReporter,
+    service_name: &'static str,
+}
+
+impl Readiness {
+    pub async fn set(&self, ready: bool) {
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter
+            .set_service_status(self.service_name, status)
+            .await;
+        self.reporter.set_service_status("", status).await;
+    }
+}
+
+/// The services a server will expose, starting with health; a service adds its own.
+pub struct ServerParts {
+    pub readiness: Readiness,
+    routes: tonic::service::RoutesBuilder,
+}
+
+impl ServerParts {
+    pub fn add_service<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(svc);
+        self
+    }
+}
+
+/// Creates the health service for `service_name`, NOT_SERVING until told otherwise.
+pub async fn health(service_name: &'static str) -> ServerParts {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let readiness = Readiness {
+        reporter,
+        service_name,
+    };
+    readiness.set(false).await;
+    let mut routes = tonic::service::RoutesBuilder::default();
+    routes.add_service(health);
+    ServerParts { readiness, routes }
+}
+
+/// Serves `routes` (the service's own gRPC services) plus health and reflection on
+/// `listener` until `shutdown`, then drains in-flight calls for at most the
+/// configured grace period.
+pub async fn serve(
+    cfg: &GrpcConfig,
+    auth: Arc<Authenticator>,
+    listener: TcpListener,
+    parts: ServerParts,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(selfhelp_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes: Routes = parts.routes.routes().add_service(reflection);
+
+    // Outermost first: trace context and auth, then shedding beyond the limit.
+    let layers = tower::ServiceBuilder::new()
+        .layer(AuthLayer { auth })
+        .layer(ShedAsStatusLayer)
+        .load_shed()
+        .concurrency_limit(cfg.concurrency_limit)
+        .into_inner();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .timeout(cfg.request_timeout())
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        _ = shutdown.wait() => {}
+    }
+    parts.readiness.set(false).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(cfg.shutdown_grace(), server).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+            Ok(())
+        }
+    }
+}
+
+/// The authenticated caller of a request, if it carried a valid token.
+pub fn caller<T>(request: &Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
+/// The caller, or `UNAUTHENTICATED` for RPCs that need a token.
+pub fn require_caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    caller(request)
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("this call needs a bearer token"))
+}
+
+/// The request's trace context (set by [`AuthLayer`] for every call).
+pub fn trace_parent<T>(request: &Request<T>) -> TraceParent {
+    request
+        .extensions()
+        .get::<TraceParent>()
+        .cloned()
+        .unwrap_or_else(TraceParent::new_root)
+}
+
+/// Continues the caller's trace, then authenticates a bearer token if one is
+/// present. A missing token is allowed here (public reads); handlers that need
+/// one call [`require_caller`]. A token that is present but invalid is refused.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let traceparent = TraceParent::continue_or_start(
+                req.headers()
+                    .get(trace::HEADER)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let span = tracing::info_span!(
+                "rpc",
+                path = %req.uri().path(),
+                trace_id = %traceparent.trace_id_hex(),
+            );
+            req.extensions_mut().insert(traceparent);
+            match bearer_token(req.headers()) {
+                BearerToken::Absent => {}
+                BearerToken::Malformed => {
+                    return Ok(
+                        Status::unauthenticated("authorization must be `Bearer <token>`")
+                            .into_http(),
+                    );
+                }
+                BearerToken::Present(token) => match auth.authenticate(&token).await {
+                    Ok(caller) => {
+                        req.extensions_mut().insert(caller);
+                    }
+                    Err(e) => {
+                        tracing::debug!(parent: &span, error = %e, "token refused");
+                        return Ok(Status::unauthenticated("invalid or expired token").into_http());
+                    }
+                },
+            }
+            inner.call(req).instrument(span).await
+        })
+    }
+}
+
+enum BearerToken {
+    Absent,
+    Malformed,
+    Present(String),
+}
+
+fn bearer_token(headers: &http::HeaderMap) -> BearerToken {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return BearerToken::Absent;
+    };
+    let Ok(value) = value.to_str() else {
+        return BearerToken::Malformed;
+    };
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            BearerToken::Present(token.trim().to_string())
+        }
+        _ => BearerToken::Malformed,
+    }
+}
+
+/// Turns tower's `Overloaded` (from load shedding) into a gRPC
+/// `RESOURCE_EXHAUSTED` answer, so clients get a status instead of a broken stream.
+#[derive(Clone)]
+pub struct ShedAsStatusLayer;
+
+impl<S> Layer<S> for ShedAsStatusLayer {
+    type Service = ShedAsStatus<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ShedAsStatus { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct ShedAsStatus<S> {
+    inner: S,
+}
+
+impl<S, R> Service<R> for ShedAsStatus<S>
+where
+    S: Service<R, Response = http::Response<Body>, Error = tower::BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = tower::BoxError;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            match fut.await {
+                Err(e) if e.is::<tower::load_shed::error::Overloaded>() => Ok(
+                    Status::resource_exhausted("server is at capacity; retry with backoff")
+                        .into_http(),
+                ),
+                other => other,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = http::HeaderMap::new();
+        assert!(matches!(bearer_token(&h), BearerToken::Absent));
+        h.insert(http::header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert!(matches!(bearer_token(&h), BearerToken::Present(t) if t == "abc"));
+        h.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert!(matches!(bearer_token(&h), BearerToken::Malformed));
+        h.insert(http::header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(matches!(bearer_token(&h), BearerToken::Malformed));
+    }
+}

@@ -1,0 +1,72 @@
+//! The idempotent inbox: (consumer, event id) is recorded in the same transaction
+//! as the handler's effects, so a redelivered or duplicated event does nothing.
+
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    TransactionTrait, TryInsertResult,
+};
+
+use crate::bus::IncomingEvent;
+use crate::db::is_unique_violation;
+use crate::migrations::entities::inbox;
+use crate::time::now_ms;
+
+/// Why a handler did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Might work later (a dependency or a read model not there yet): redeliver with backoff.
+    #[error("retry later: {0}")]
+    Retry(String),
+    /// Will never work (undecodable payload): dead-letter it at once.
+    #[error("poison message: {0}")]
+    Poison(String),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Applies one event inside a transaction. Implemented by each service's consumers.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+}
+
+/// Runs `handler` for `event` exactly once per `consumer`: records the event id
+/// and the handler's effects in one transaction.
+pub async fn process_once(
+    db: &DatabaseConnection,
+    consumer: &str,
+    event: &IncomingEvent,
+    handler: &dyn EventHandler,
+) -> Result<Outcome, HandlerError> {
+    let txn = db.begin().await?;
+    let row = inbox::ActiveModel {
+        consumer: Set(consumer.to_string()),
+        event_id: Set(event.id.clone()),
+        processed_at_ms: Set(now_ms()),
+    };
+    let inserted = inbox::Entity::insert(row)
+        .on_conflict_do_nothing()
+        .exec_without_returning(&txn)
+        .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        txn.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(&txn, event).await?;
+    match txn.commit().await {
+        Ok(()) => Ok(Outcome::Applied),
+        // Another replica committed the same event first.
+        Err(e) if is_unique_violation(&e) => Ok(Outcome::Duplicate),
+        Err(e) => Err(e.into()),
+    }
+}

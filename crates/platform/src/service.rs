@@ -1,0 +1,175 @@
+//! The parts of a service's life that are the same everywhere: the thin binary's
+//! start-up, and bringing up eventing (NATS, streams, outbox relay, consumers) in
+//! the background while readiness reports NOT_SERVING until it is all there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Shutdown;
+use crate::bus::{self, StreamSpec};
+use crate::config::CommonConfig;
+use crate::consumer::ConsumerRunner;
+use crate::grpc::Readiness;
+use crate::inbox::EventHandler;
+use crate::outbox::{Outbox, Relay};
+
+/// Command line of every service binary.
+#[derive(Debug, clap::Parser)]
+pub struct ServiceArgs {
+    /// TOML configuration file; `SELFHELP_*` environment variables override it.
+    #[arg(long, env = "SELFHELP_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Implemented by each service's configuration so the shared `main` can run it.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Send + 'static {
+    fn common(&self) -> &CommonConfig;
+}
+
+/// The body of every service binary: parse arguments, load configuration, start
+/// logging, bind the listener and run until SIGINT/SIGTERM.
+pub async fn main<C, F, Fut>(run: F) -> std::process::ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C, tokio::net::TcpListener, Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use clap::Parser;
+    let args = ServiceArgs::parse();
+    let config: C = match crate::config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&config.common().log);
+    let listen = config.common().grpc.listen.clone();
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%listen, error = %e, "cannot listen");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let shutdown = Shutdown::from_future(crate::shutdown::os_signal());
+    match run(config, listener, shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "service stopped with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a service publishes and consumes.
+pub struct Eventing {
+    pub service: &'static str,
+    pub common: CommonConfig,
+    pub db: DatabaseConnection,
+    /// The service's outbox, relayed to NATS when set.
+    pub outbox: Option<Outbox>,
+    /// Streams this service writes to (created if missing).
+    pub produces: Vec<StreamSpec>,
+    /// Streams this service reads, each with the handler for its events.
+    pub consumes: Vec<(StreamSpec, Arc<dyn EventHandler>)>,
+}
+
+impl Eventing {
+    /// Connects to NATS, creates streams, then starts the relay and consumers and
+    /// turns readiness on; afterwards readiness follows the NATS connection.
+    pub fn spawn(self, readiness: Readiness, shutdown: Shutdown) {
+        tokio::spawn(async move {
+            let client = loop {
+                match bus::connect(&self.common.nats.url, self.service).await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, url = %self.common.nats.url, "NATS not reachable; retrying");
+                        tokio::select! {
+                            _ = shutdown.wait() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            };
+            let js = async_nats::jetstream::new(client.clone());
+            let max_age = Duration::from_secs(self.common.nats.stream_max_age_days * 86_400);
+            for spec in &self.produces {
+                loop {
+                    match bus::ensure_stream(&js, *spec, max_age).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(stream = spec.name, error = %e, "stream not ready; retrying");
+                            tokio::select! {
+                                _ = shutdown.wait() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(outbox) = &self.outbox {
+                let relay = Relay::new(
+                    self.db.clone(),
+                    js.clone(),
+                    self.common.outbox.clone(),
+                    outbox,
+                );
+                tokio::spawn(relay.run(shutdown.clone()));
+            }
+            for (stream, handler) in self.consumes {
+                let runner = ConsumerRunner {
+                    durable: ConsumerRunner::durable_name(
+                        self.service,
+                        &self.common.region,
+                        stream,
+                    ),
+                    stream,
+                    filter: stream.region_filter(&self.common.region),
+                    stream_max_age: max_age,
+                    cfg: self.common.consumer.clone(),
+                    db: self.db.clone(),
+                    js: js.clone(),
+                    handler,
+                };
+                // Streams we read exist before we report ready.
+                loop {
+                    match runner.ensure().await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(durable = %runner.durable, error = %e, "consumer not ready; retrying");
+                            tokio::select! {
+                                _ = shutdown.wait() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+                tokio::spawn(runner.run(shutdown.clone()));
+            }
+            tracing::info!(service = self.service, "eventing ready");
+            follow_connection(client, readiness, shutdown).await;
+        });
+    }
+}
+
+/// Keeps readiness in step with the NATS connection.
+async fn follow_connection(client: async_nats::Client, readiness: Readiness, shutdown: Shutdown) {
+    let mut ready = None;
+    loop {
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
+        if ready != Some(connected) {
+            readiness.set(connected).await;
+            ready = Some(connected);
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

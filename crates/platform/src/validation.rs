@@ -1,0 +1,155 @@
+//! Request validation: collect every field violation, then answer
+//! `INVALID_ARGUMENT` with a `google.rpc.BadRequest` detail naming the fields.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Field violations gathered while checking one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations {
+    items: Vec<(String, String)>,
+}
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.items.push((field.into(), description.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|(f, _)| f.as_str())
+    }
+
+    /// `Ok(())` when nothing was violated.
+    pub fn into_result(self) -> Result<(), Violations> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// Checks a required text field: present, within `max_chars`, no control characters.
+    pub fn text(&mut self, field: &str, value: &str, required: bool, max_chars: usize) {
+        let trimmed = value.trim();
+        if required && trimmed.is_empty() {
+            self.add(field, "must not be empty");
+        } else if value.chars().count() > max_chars {
+            self.add(field, format!("must be at most {max_chars} characters"));
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+        {
+            self.add(field, "must not contain control characters");
+        }
+    }
+
+    /// Checks that `value` is a UUID; returns it when it is.
+    pub fn uuid(&mut self, field: &str, value: &str) -> Option<uuid::Uuid> {
+        match uuid::Uuid::parse_str(value.trim()) {
+            Ok(id) => Some(id),
+            Err(_) if value.trim().is_empty() => {
+                self.add(field, "must not be empty");
+                None
+            }
+            Err(_) => {
+                self.add(field, "must be a UUID");
+                None
+            }
+        }
+    }
+
+    pub fn into_status(self) -> Status {
+        let summary = self
+            .items
+            .iter()
+            .map(|(f, d)| format!("{f}: {d}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut details = ErrorDetails::new();
+        for (field, description) in &self.items {
+            details.add_bad_request_violation(field.clone(), description.clone());
+        }
+        Status::with_error_details(Code::InvalidArgument, summary, details)
+    }
+}
+
+/// Reads the field names of a `google.rpc.BadRequest` detail (for clients and tests).
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|br| br.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Checks a page size: 0 means `default`, otherwise 1..=`max`.
+pub fn page_size(v: &mut Violations, field: &str, requested: i32, default: u64, max: u64) -> u64 {
+    match requested {
+        0 => default,
+        n if n < 0 || n as u64 > max => {
+            v.add(field, format!("must be between 1 and {max}"));
+            default
+        }
+        n => n as u64,
+    }
+}
+
+/// Decodes an offset page token (an opaque base64 string to clients).
+pub fn page_offset(v: &mut Violations, field: &str, token: &str) -> u64 {
+    use base64::Engine;
+    if token.is_empty() {
+        return 0;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| {
+            v.add(field, "is not a token from a previous response");
+            0
+        })
+}
+
+pub fn encode_page_offset(offset: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_every_field() {
+        let mut v = Violations::new();
+        v.text("name", "  ", true, 10);
+        v.text("summary", &"x".repeat(11), false, 10);
+        v.uuid("group_id", "nope");
+        let status = v.into_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            violated_fields(&status),
+            vec!["name", "summary", "group_id"]
+        );
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let mut v = Violations::new();
+        assert_eq!(
+            page_offset(&mut v, "page_token", &encode_page_offset(40)),
+            40
+        );
+        assert!(v.is_empty());
+        page_offset(&mut v, "page_token", "garbage!");
+        assert_eq!(v.fields().collect::<Vec<_>>(), vec!["page_token"]);
+        let mut v = Violations::new();
+        assert_eq!(page_size(&mut v, "page_size", 0, 20, 100), 20);
+        page_size(&mut v, "page_size", 101, 20, 100);
+        assert!(!v.is_empty());
+    }
+}

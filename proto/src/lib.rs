@@ -1,0 +1,68 @@
+//! Generated protobuf types and gRPC stubs for every selfhelp contract.
+//!
+//! The `.proto` sources live next to this crate under `selfhelp/`; see
+//! `docs/events/` for the event catalogue built on `events::v1`.
+
+/// Encoded `FileDescriptorSet` of all contracts, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/selfhelp_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.common.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.events.v1");
+    }
+
+    /// `ce-type` values of the events in `v1`.
+    pub mod types {
+        pub const GROUP_CREATED: &str = "org.selfhelp.listings.group.created.v1";
+        pub const GROUP_SUBMITTED: &str = "org.selfhelp.listings.group.submitted.v1";
+        pub const GROUP_PUBLISHED: &str = "org.selfhelp.listings.group.published.v1";
+        pub const GROUP_REJECTED: &str = "org.selfhelp.listings.group.rejected.v1";
+        pub const MEMBER_JOINED: &str = "org.selfhelp.membership.member.joined.v1";
+    }
+
+    /// The group snapshot carried by any listings group event; `Ok(None)` for
+    /// other event types. Consumers that keep a read model of groups use it.
+    pub fn group_snapshot(
+        ce_type: &str,
+        payload: &[u8],
+    ) -> Result<Option<v1::GroupSnapshot>, String> {
+        use prost::Message;
+        let decoded = match ce_type {
+            types::GROUP_CREATED => v1::GroupCreated::decode(payload).map(|e| e.group),
+            types::GROUP_SUBMITTED => v1::GroupSubmitted::decode(payload).map(|e| e.group),
+            types::GROUP_PUBLISHED => v1::GroupPublished::decode(payload).map(|e| e.group),
+            types::GROUP_REJECTED => v1::GroupRejected::decode(payload).map(|e| e.group),
+            _ => return Ok(None),
+        };
+        match decoded {
+            Ok(Some(group)) => Ok(Some(group)),
+            Ok(None) => Err(format!("{ce_type} carries no group")),
+            Err(e) => Err(format!("{ce_type}: {e}")),
+        }
+    }
+}
+
+pub mod listings {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.listings.v1");
+    }
+}
+
+pub mod membership {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.membership.v1");
+    }
+}
+
+pub mod notifications {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.notifications.v1");
+    }
+}

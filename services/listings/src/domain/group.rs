@@ -1,0 +1,395 @@
+//! The group card, its lifecycle and who may see or change it.
+
+use selfhelp_platform::auth::Caller;
+use selfhelp_platform::validation::Violations;
+use serde::{Deserialize, Serialize};
+
+use super::postcode;
+
+pub const MAX_NAME: usize = 120;
+pub const MAX_SUMMARY: usize = 300;
+pub const MAX_DESCRIPTION: usize = 10_000;
+pub const MAX_TOPICS: usize = 10;
+pub const MAX_TOPIC: usize = 64;
+pub const MAX_VENUES: usize = 10;
+pub const MAX_VENUE_TEXT: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Proposed,
+    Draft,
+    PendingReview,
+    Published,
+    Suspended,
+    Archived,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Proposed => "PROPOSED",
+            Status::Draft => "DRAFT",
+            Status::PendingReview => "PENDING_REVIEW",
+            Status::Published => "PUBLISHED",
+            Status::Suspended => "SUSPENDED",
+            Status::Archived => "ARCHIVED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Proposed,
+            Status::Draft,
+            Status::PendingReview,
+            Status::Published,
+            Status::Suspended,
+            Status::Archived,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    InPerson,
+    Online,
+    Phone,
+    Hybrid,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::InPerson => "IN_PERSON",
+            Format::Online => "ONLINE",
+            Format::Phone => "PHONE",
+            Format::Hybrid => "HYBRID",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        [
+            Format::InPerson,
+            Format::Online,
+            Format::Phone,
+            Format::Hybrid,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+
+    /// Formats that meet somewhere need a venue.
+    pub fn needs_venue(self) -> bool {
+        matches!(self, Format::InPerson | Format::Hybrid)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinPolicy {
+    Open,
+    Approval,
+    InviteOnly,
+}
+
+impl JoinPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinPolicy::Open => "OPEN",
+            JoinPolicy::Approval => "APPROVAL",
+            JoinPolicy::InviteOnly => "INVITE_ONLY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JoinPolicy> {
+        [
+            JoinPolicy::Open,
+            JoinPolicy::Approval,
+            JoinPolicy::InviteOnly,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Venue {
+    pub name: String,
+    pub address: String,
+    pub town: String,
+    pub postcode: String,
+}
+
+/// A group as a client asked to create it, before checks.
+#[derive(Debug, Clone)]
+pub struct GroupDraft {
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub topics: Vec<String>,
+    /// `None` when the client sent a value this version does not know.
+    pub format: Option<Format>,
+    pub join_policy: Option<JoinPolicy>,
+    pub venues: Vec<Venue>,
+}
+
+/// A group that passed every check, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroup {
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub topics: Vec<String>,
+    pub format: Format,
+    pub join_policy: JoinPolicy,
+    pub venues: Vec<Venue>,
+}
+
+/// Checks every field, naming each one that is wrong.
+pub fn validate(draft: GroupDraft) -> Result<NewGroup, Violations> {
+    let mut v = Violations::new();
+    v.text("name", &draft.name, true, MAX_NAME);
+    v.text("summary", &draft.summary, false, MAX_SUMMARY);
+    v.text("description", &draft.description, false, MAX_DESCRIPTION);
+
+    if draft.topics.len() > MAX_TOPICS {
+        v.add("topics", format!("at most {MAX_TOPICS} topics"));
+    }
+    let mut topics = Vec::new();
+    for (i, topic) in draft.topics.iter().enumerate() {
+        let t = topic.trim().to_ascii_lowercase();
+        let ok = !t.is_empty()
+            && t.len() <= MAX_TOPIC
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        } else {
+            v.add(
+                format!("topics[{i}]"),
+                "must be a topic slug: a-z, 0-9 and '-', at most 64 characters",
+            );
+        }
+    }
+
+    if draft.format.is_none() {
+        v.add("format", "must be IN_PERSON, ONLINE, PHONE or HYBRID");
+    }
+    if draft.join_policy.is_none() {
+        v.add("join_policy", "must be OPEN, APPROVAL or INVITE_ONLY");
+    }
+
+    if draft.venues.len() > MAX_VENUES {
+        v.add("venues", format!("at most {MAX_VENUES} venues"));
+    }
+    if draft.format.is_some_and(Format::needs_venue) && draft.venues.is_empty() {
+        v.add(
+            "venues",
+            "a group that meets in person needs at least one venue",
+        );
+    }
+    let mut venues = Vec::new();
+    for (i, venue) in draft.venues.iter().enumerate() {
+        v.text(
+            &format!("venues[{i}].name"),
+            &venue.name,
+            false,
+            MAX_VENUE_TEXT,
+        );
+        v.text(
+            &format!("venues[{i}].address"),
+            &venue.address,
+            false,
+            MAX_VENUE_TEXT,
+        );
+        v.text(
+            &format!("venues[{i}].town"),
+            &venue.town,
+            true,
+            MAX_VENUE_TEXT,
+        );
+        match postcode::normalise(&venue.postcode) {
+            Some(postcode) => venues.push(Venue {
+                name: venue.name.trim().to_string(),
+                address: venue.address.trim().to_string(),
+                town: venue.town.trim().to_string(),
+                postcode,
+            }),
+            None => v.add(
+                format!("venues[{i}].postcode"),
+                "must be a UK postcode such as NG1 5FS",
+            ),
+        }
+    }
+
+    v.into_result()?;
+    Ok(NewGroup {
+        name: draft.name.trim().to_string(),
+        summary: draft.summary.trim().to_string(),
+        description: draft.description.trim().to_string(),
+        topics,
+        format: draft.format.expect("checked above"),
+        join_policy: draft.join_policy.expect("checked above"),
+        venues,
+    })
+}
+
+/// Who may see a group that is not published: its organisers and the region's operators.
+pub fn can_view(
+    status: Status,
+    region: &str,
+    organisers: &[String],
+    caller: Option<&Caller>,
+) -> bool {
+    status == Status::Published || caller.is_some_and(|c| can_manage(region, organisers, c))
+}
+
+/// Organisers of the group, and operators of its region.
+pub fn can_manage(region: &str, organisers: &[String], caller: &Caller) -> bool {
+    caller.is_operator_of(region)
+        || (caller.region == region && organisers.contains(&caller.person_id))
+}
+
+/// Lifecycle steps this version supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Submit,
+    Approve,
+    Reject,
+}
+
+/// The status after `transition`, or why it is not allowed from `from`.
+pub fn next_status(from: Status, transition: Transition) -> Result<Status, String> {
+    match (from, transition) {
+        (Status::Draft, Transition::Submit) => Ok(Status::PendingReview),
+        (Status::PendingReview, Transition::Approve) => Ok(Status::Published),
+        (Status::PendingReview, Transition::Reject) => Ok(Status::Draft),
+        (from, Transition::Submit) => Err(format!(
+            "only a DRAFT group can be submitted; this one is {}",
+            from.as_str()
+        )),
+        (from, _) => Err(format!(
+            "only a PENDING_REVIEW group can be reviewed; this one is {}",
+            from.as_str()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> GroupDraft {
+        GroupDraft {
+            name: "Bereavement support".into(),
+            summary: "Meet others".into(),
+            description: "Weekly".into(),
+            topics: vec!["bereavement".into(), "Bereavement".into()],
+            format: Some(Format::InPerson),
+            join_policy: Some(JoinPolicy::Open),
+            venues: vec![Venue {
+                name: "Hall".into(),
+                address: "1 Road".into(),
+                town: "Nottingham".into(),
+                postcode: "ng1 5fs".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn valid_group_is_normalised() {
+        let g = validate(draft()).unwrap();
+        assert_eq!(g.topics, vec!["bereavement"]);
+        assert_eq!(g.venues[0].postcode, "NG1 5FS");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut d = draft();
+        d.name = " ".into();
+        d.description = "x".repeat(MAX_DESCRIPTION + 1);
+        d.format = None;
+        d.venues[0].postcode = "nope".into();
+        d.topics.push("Not a slug!".into());
+        let fields: Vec<String> = validate(d)
+            .unwrap_err()
+            .fields()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "name",
+                "description",
+                "topics[2]",
+                "format",
+                "venues[0].postcode"
+            ]
+        );
+    }
+
+    #[test]
+    fn in_person_needs_a_venue_online_does_not() {
+        let mut d = draft();
+        d.venues.clear();
+        assert!(validate(d.clone()).is_err());
+        d.format = Some(Format::Online);
+        assert!(validate(d).is_ok());
+    }
+
+    #[test]
+    fn lifecycle() {
+        assert_eq!(
+            next_status(Status::Draft, Transition::Submit),
+            Ok(Status::PendingReview)
+        );
+        assert_eq!(
+            next_status(Status::PendingReview, Transition::Approve),
+            Ok(Status::Published)
+        );
+        assert_eq!(
+            next_status(Status::PendingReview, Transition::Reject),
+            Ok(Status::Draft)
+        );
+        assert!(next_status(Status::Published, Transition::Submit).is_err());
+        assert!(next_status(Status::Draft, Transition::Approve).is_err());
+    }
+
+    #[test]
+    fn visibility() {
+        let organisers = vec!["alice".to_string()];
+        let alice = Caller {
+            person_id: "alice".into(),
+            region: "notts".into(),
+            roles: vec![],
+        };
+        let bob = Caller {
+            person_id: "bob".into(),
+            region: "notts".into(),
+            roles: vec![],
+        };
+        let op = Caller {
+            person_id: "op".into(),
+            region: "notts".into(),
+            roles: vec!["operator".into()],
+        };
+        let far_op = Caller {
+            person_id: "op2".into(),
+            region: "leeds".into(),
+            roles: vec!["operator".into()],
+        };
+        assert!(can_view(Status::Draft, "notts", &organisers, Some(&alice)));
+        assert!(can_view(Status::Draft, "notts", &organisers, Some(&op)));
+        assert!(!can_view(Status::Draft, "notts", &organisers, Some(&bob)));
+        assert!(!can_view(
+            Status::Draft,
+            "notts",
+            &organisers,
+            Some(&far_op)
+        ));
+        assert!(!can_view(Status::Draft, "notts", &organisers, None));
+        assert!(can_view(Status::Published, "notts", &organisers, None));
+    }
+}

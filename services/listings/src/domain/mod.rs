@@ -1,0 +1,4 @@
+//! Listings rules, free of I/O.
+
+pub mod group;
+pub mod postcode;

@@ -1,0 +1,90 @@
+//! What listings tells the other services, through the outbox.
+
+use sea_orm::{ConnectionTrait, DbErr};
+use selfhelp_platform::bus::LISTINGS;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::trace::TraceParent;
+use selfhelp_proto::events::v1 as ev;
+
+use crate::store::group::Model;
+
+/// The group events listings emits (`selfhelp.<region>.listings.<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupEvent {
+    Created,
+    Submitted,
+    Published,
+    Rejected,
+}
+
+impl GroupEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupEvent::Created => "group.created",
+            GroupEvent::Submitted => "group.submitted",
+            GroupEvent::Published => "group.published",
+            GroupEvent::Rejected => "group.rejected",
+        }
+    }
+}
+
+/// Public directory data plus the organisers, which consumers need to authorise
+/// and to notify.
+pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
+    ev::GroupSnapshot {
+        group_id: group.id.clone(),
+        region: group.region.clone(),
+        name: group.name.clone(),
+        status: group.status.clone(),
+        join_policy: group.join_policy.clone(),
+        organiser_ids: group.organiser_ids(),
+        topics: group.topics(),
+        version: group.version,
+    }
+}
+
+/// Adds the event for `group`'s latest change to the outbox, in `conn`'s transaction.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    event: GroupEvent,
+    group: &Model,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let occurred_at = Some(to_timestamp(now_ms()));
+    let group_snapshot = Some(snapshot(group));
+    let (id, name, trace) = (&group.id, event.name(), Some(trace));
+    match event {
+        GroupEvent::Created => {
+            let msg = ev::GroupCreated {
+                group: group_snapshot,
+                occurred_at,
+            };
+            outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
+        }
+        GroupEvent::Submitted => {
+            let msg = ev::GroupSubmitted {
+                group: group_snapshot,
+                occurred_at,
+            };
+            outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
+        }
+        GroupEvent::Published => {
+            let msg = ev::GroupPublished {
+                group: group_snapshot,
+                occurred_at,
+            };
+            outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
+        }
+        GroupEvent::Rejected => {
+            let note = group.review_note.clone().unwrap_or_default();
+            let msg = ev::GroupRejected {
+                group: group_snapshot,
+                note,
+                occurred_at,
+            };
+            outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
+        }
+    }
+}

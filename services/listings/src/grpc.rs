@@ -1,0 +1,338 @@
+//! The ListingsService RPCs: wire ↔ domain, authorisation, one transaction per
+//! change with its event in the outbox.
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use selfhelp_platform::auth::Caller;
+use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::{self, Violations};
+use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_proto::listings::v1 as pb;
+use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
+use tonic::{Request, Response, Status};
+
+use crate::domain::group::{self as domain, GroupDraft, Status as GroupStatus, Transition};
+use crate::error::ListingsError;
+use crate::events::{self, GroupEvent};
+use crate::store::group::{self as store, Model};
+
+pub struct ListingsApi {
+    db: DatabaseConnection,
+    outbox: Outbox,
+    region: String,
+}
+
+impl ListingsApi {
+    pub fn new(db: DatabaseConnection, outbox: Outbox, region: String) -> Self {
+        Self { db, outbox, region }
+    }
+
+    /// Callers act only within the region this deployment serves.
+    fn check_region(&self, caller: &Caller) -> Result<(), ListingsError> {
+        if caller.region == self.region {
+            Ok(())
+        } else {
+            Err(ListingsError::PermissionDenied(
+                "your token is for another region",
+            ))
+        }
+    }
+
+    /// Loads a group the caller may see; anything else is NOT_FOUND.
+    async fn visible_group(
+        &self,
+        id: &str,
+        caller: Option<&Caller>,
+    ) -> Result<Model, ListingsError> {
+        let group = store::find(&self.db, id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        if domain::can_view(
+            group.status(),
+            &group.region,
+            &group.organiser_ids(),
+            caller,
+        ) {
+            Ok(group)
+        } else {
+            Err(ListingsError::NotFound)
+        }
+    }
+
+    /// Applies a lifecycle step and records its event in one transaction.
+    async fn transition(
+        &self,
+        group: Model,
+        transition: Transition,
+        note: Option<String>,
+        trace: &selfhelp_platform::trace::TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let next = domain::next_status(group.status(), transition)
+            .map_err(ListingsError::FailedPrecondition)?;
+        let event = match transition {
+            Transition::Submit => GroupEvent::Submitted,
+            Transition::Approve => GroupEvent::Published,
+            Transition::Reject => GroupEvent::Rejected,
+        };
+        let txn = self.db.begin().await?;
+        if !store::set_status(&txn, &group, next, note, now_ms()).await? {
+            return Err(ListingsError::Conflict);
+        }
+        let updated = store::find(&txn, &group.id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        events::record(&txn, &self.outbox, event, &updated, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(updated)
+    }
+}
+
+fn group_id(field: &str, value: &str) -> Result<String, ListingsError> {
+    let mut v = Violations::new();
+    let id = v.uuid(field, value);
+    v.into_result()?;
+    Ok(id.expect("valid when no violation").to_string())
+}
+
+#[tonic::async_trait]
+impl ListingsService for ListingsApi {
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        self.check_region(&caller)?;
+        let req = request.into_inner();
+        let new = domain::validate(GroupDraft {
+            name: req.name,
+            summary: req.summary,
+            description: req.description,
+            topics: req.topics,
+            format: format_from_wire(req.format),
+            join_policy: join_policy_from_wire(req.join_policy),
+            venues: req.venues.into_iter().map(venue_from_wire).collect(),
+        })
+        .map_err(ListingsError::from)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let result: Result<Model, ListingsError> = async {
+            let txn = self.db.begin().await?;
+            let group =
+                store::insert(&txn, &id, &self.region, &caller.person_id, &new, now_ms()).await?;
+            events::record(&txn, &self.outbox, GroupEvent::Created, &group, &trace).await?;
+            txn.commit().await?;
+            Ok(group)
+        }
+        .await;
+        let group = result?;
+        self.outbox.wake();
+        tracing::info!(group_id = %group.id, "group created");
+        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+    }
+
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let id = group_id("group_id", &request.get_ref().group_id)?;
+        let caller = caller(&request);
+        let group = self.visible_group(&id, caller).await?;
+        Ok(Response::new(group_to_wire(&group, caller)))
+    }
+
+    async fn submit_group(
+        &self,
+        request: Request<pb::SubmitGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let id = group_id("group_id", &request.get_ref().group_id)?;
+        let group = self.visible_group(&id, Some(&caller)).await?;
+        if !group.organiser_ids().contains(&caller.person_id) {
+            return Err(ListingsError::PermissionDenied(
+                "only the group's organisers can submit it",
+            )
+            .into());
+        }
+        let group = self
+            .transition(group, Transition::Submit, None, &trace)
+            .await?;
+        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+    }
+
+    async fn review_group(
+        &self,
+        request: Request<pb::ReviewGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.uuid("group_id", &req.group_id);
+        let decision = pb::ReviewDecision::try_from(req.decision).ok();
+        let transition = match decision {
+            Some(pb::ReviewDecision::Approve) => Some(Transition::Approve),
+            Some(pb::ReviewDecision::Reject) => Some(Transition::Reject),
+            _ => {
+                v.add("decision", "must be APPROVE or REJECT");
+                None
+            }
+        };
+        v.text(
+            "note",
+            &req.note,
+            transition == Some(Transition::Reject),
+            2_000,
+        );
+        v.into_result().map_err(ListingsError::from)?;
+        let (id, transition) = (
+            id.expect("checked").to_string(),
+            transition.expect("checked"),
+        );
+        if !caller.is_operator_of(&self.region) {
+            return Err(ListingsError::PermissionDenied(
+                "only operators of this region can review groups",
+            )
+            .into());
+        }
+        let group = self.visible_group(&id, Some(&caller)).await?;
+        let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
+        let group = self.transition(group, transition, note, &trace).await?;
+        tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
+        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+    }
+
+    async fn search_groups(
+        &self,
+        request: Request<pb::SearchGroupsRequest>,
+    ) -> Result<Response<pb::SearchGroupsResponse>, Status> {
+        let req = request.into_inner();
+        let page = req.page.unwrap_or_default();
+        let mut v = Violations::new();
+        v.text("query", &req.query, false, 200);
+        v.text("topic", &req.topic, false, domain::MAX_TOPIC);
+        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
+        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        v.into_result().map_err(ListingsError::from)?;
+        let topic = req.topic.trim().to_ascii_lowercase();
+        let (rows, total) = store::search(
+            &self.db,
+            &self.region,
+            req.query.trim(),
+            &topic,
+            offset,
+            limit,
+        )
+        .await
+        .map_err(ListingsError::from)?;
+        let next = offset + rows.len() as u64;
+        Ok(Response::new(pb::SearchGroupsResponse {
+            groups: rows.iter().map(|g| group_to_wire(g, None)).collect(),
+            page: Some(PageResponse {
+                next_page_token: if next < total {
+                    validation::encode_page_offset(next)
+                } else {
+                    String::new()
+                },
+                total_size: total as i64,
+            }),
+        }))
+    }
+}
+
+fn format_from_wire(value: i32) -> Option<domain::Format> {
+    match pb::MeetingFormat::try_from(value).ok()? {
+        pb::MeetingFormat::InPerson => Some(domain::Format::InPerson),
+        pb::MeetingFormat::Online => Some(domain::Format::Online),
+        pb::MeetingFormat::Phone => Some(domain::Format::Phone),
+        pb::MeetingFormat::Hybrid => Some(domain::Format::Hybrid),
+        pb::MeetingFormat::Unspecified => None,
+    }
+}
+
+fn format_to_wire(value: &str) -> pb::MeetingFormat {
+    match domain::Format::parse(value) {
+        Some(domain::Format::InPerson) => pb::MeetingFormat::InPerson,
+        Some(domain::Format::Online) => pb::MeetingFormat::Online,
+        Some(domain::Format::Phone) => pb::MeetingFormat::Phone,
+        Some(domain::Format::Hybrid) => pb::MeetingFormat::Hybrid,
+        None => pb::MeetingFormat::Unspecified,
+    }
+}
+
+fn join_policy_from_wire(value: i32) -> Option<domain::JoinPolicy> {
+    match pb::JoinPolicy::try_from(value).ok()? {
+        pb::JoinPolicy::Open => Some(domain::JoinPolicy::Open),
+        pb::JoinPolicy::Approval => Some(domain::JoinPolicy::Approval),
+        pb::JoinPolicy::InviteOnly => Some(domain::JoinPolicy::InviteOnly),
+        pb::JoinPolicy::Unspecified => None,
+    }
+}
+
+fn join_policy_to_wire(value: &str) -> pb::JoinPolicy {
+    match domain::JoinPolicy::parse(value) {
+        Some(domain::JoinPolicy::Open) => pb::JoinPolicy::Open,
+        Some(domain::JoinPolicy::Approval) => pb::JoinPolicy::Approval,
+        Some(domain::JoinPolicy::InviteOnly) => pb::JoinPolicy::InviteOnly,
+        None => pb::JoinPolicy::Unspecified,
+    }
+}
+
+fn status_to_wire(status: GroupStatus) -> pb::GroupStatus {
+    match status {
+        GroupStatus::Proposed => pb::GroupStatus::Proposed,
+        GroupStatus::Draft => pb::GroupStatus::Draft,
+        GroupStatus::PendingReview => pb::GroupStatus::PendingReview,
+        GroupStatus::Published => pb::GroupStatus::Published,
+        GroupStatus::Suspended => pb::GroupStatus::Suspended,
+        GroupStatus::Archived => pb::GroupStatus::Archived,
+    }
+}
+
+fn venue_from_wire(v: pb::Venue) -> domain::Venue {
+    domain::Venue {
+        name: v.name,
+        address: v.address,
+        town: v.town,
+        postcode: v.postcode,
+    }
+}
+
+/// The card as a client sees it. Organiser ids link a person to a possibly
+/// health-related group, so only the group's managers see them.
+pub fn group_to_wire(g: &Model, caller: Option<&Caller>) -> pb::Group {
+    let show_organisers =
+        caller.is_some_and(|c| domain::can_manage(&g.region, &g.organiser_ids(), c));
+    pb::Group {
+        id: g.id.clone(),
+        region: g.region.clone(),
+        name: g.name.clone(),
+        summary: g.summary.clone(),
+        description: g.description.clone(),
+        topics: g.topics(),
+        format: format_to_wire(&g.format).into(),
+        join_policy: join_policy_to_wire(&g.join_policy).into(),
+        venues: g
+            .venues()
+            .into_iter()
+            .map(|v| pb::Venue {
+                name: v.name,
+                address: v.address,
+                town: v.town,
+                postcode: v.postcode,
+            })
+            .collect(),
+        status: status_to_wire(g.status()).into(),
+        organiser_ids: if show_organisers {
+            g.organiser_ids()
+        } else {
+            Vec::new()
+        },
+        version: g.version,
+        created_at: Some(to_timestamp(g.created_at_ms)),
+        updated_at: Some(to_timestamp(g.updated_at_ms)),
+        review_note: g.review_note.clone().unwrap_or_default(),
+    }
+}

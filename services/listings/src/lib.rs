@@ -1,0 +1,50 @@
+//! The listings service: the directory of self-help groups of one region.
+//!
+//! `grpc.rs` maps the wire to the domain, `domain/` holds the rules (no I/O),
+//! `store/` the tables and queries, `events.rs` what the service emits.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use sea_orm_migration::MigratorTrait;
+use selfhelp_platform::Shutdown;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::service::Eventing;
+use selfhelp_platform::{auth::Authenticator, bus, db, grpc as platform_grpc};
+use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Full gRPC name; also the health readiness entry.
+pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
+
+/// Runs the service on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let common = &config.common;
+    let db = db::connect(&common.database.url, common.database.max_connections).await?;
+    store::Migrator::up(&db, None).await?;
+    let auth = Authenticator::from_config(&common.auth).await?;
+    let outbox = Outbox::new(&common.region, "listings");
+
+    let mut parts = platform_grpc::health(SERVICE_NAME).await;
+    let api = grpc::ListingsApi::new(db.clone(), outbox.clone(), common.region.clone());
+    parts.add_service(
+        ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
+    );
+    Eventing {
+        service: "listings",
+        common: common.clone(),
+        db,
+        outbox: Some(outbox),
+        produces: vec![bus::LISTINGS],
+        consumes: vec![],
+    }
+    .spawn(parts.readiness.clone(), shutdown.clone());
+    tracing::info!(addr = %listener.local_addr()?, region = %common.region, "listings serving");
+    platform_grpc::serve(&common.grpc, auth, listener, parts, shutdown).await
+}

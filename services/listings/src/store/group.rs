@@ -1,0 +1,154 @@
+//! The `listing_group` table: one row per group card.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::{Func, LikeExpr};
+use sea_orm::{ActiveValue::Set, Condition, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
+
+use crate::domain::group::{NewGroup, Status, Venue};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "listing_group")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub region: String,
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub topics_json: String,
+    pub format: String,
+    pub join_policy: String,
+    pub venues_json: String,
+    pub status: String,
+    pub organiser_ids_json: String,
+    pub created_by: String,
+    pub review_note: Option<String>,
+    pub version: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    pub fn status(&self) -> Status {
+        // Only this service writes the column, always from `Status::as_str`.
+        Status::parse(&self.status).unwrap_or(Status::Draft)
+    }
+    pub fn topics(&self) -> Vec<String> {
+        serde_json::from_str(&self.topics_json).unwrap_or_default()
+    }
+    pub fn venues(&self) -> Vec<Venue> {
+        serde_json::from_str(&self.venues_json).unwrap_or_default()
+    }
+    pub fn organiser_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.organiser_ids_json).unwrap_or_default()
+    }
+}
+
+pub async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    region: &str,
+    creator: &str,
+    group: &NewGroup,
+    now: i64,
+) -> Result<Model, DbErr> {
+    let row = ActiveModel {
+        id: Set(id.to_string()),
+        region: Set(region.to_string()),
+        name: Set(group.name.clone()),
+        summary: Set(group.summary.clone()),
+        description: Set(group.description.clone()),
+        topics_json: Set(serde_json::to_string(&group.topics).expect("strings serialise")),
+        format: Set(group.format.as_str().to_string()),
+        join_policy: Set(group.join_policy.as_str().to_string()),
+        venues_json: Set(serde_json::to_string(&group.venues).expect("venues serialise")),
+        status: Set(Status::Draft.as_str().to_string()),
+        organiser_ids_json: Set(serde_json::to_string(&[creator]).expect("strings serialise")),
+        created_by: Set(creator.to_string()),
+        review_note: Set(None),
+        version: Set(1),
+        created_at_ms: Set(now),
+        updated_at_ms: Set(now),
+    };
+    Entity::insert(row).exec_without_returning(conn).await?;
+    find(conn, id)
+        .await?
+        .ok_or(DbErr::RecordNotFound(id.to_string()))
+}
+
+pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id.to_string()).one(conn).await
+}
+
+/// Moves a group to `status` if it is still at `expected_version`; `false` when
+/// someone else changed it first.
+pub async fn set_status<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    status: Status,
+    review_note: Option<String>,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let res = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::ReviewNote, Expr::value(review_note))
+        .col_expr(Column::Version, Expr::value(group.version + 1))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::Id.eq(group.id.clone()))
+        .filter(Column::Version.eq(group.version))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Published groups of `region` matching `text` (name, summary or description,
+/// case-insensitive) and `topic`, ordered by name; with the total count.
+pub async fn search<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    text: &str,
+    topic: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let mut cond = Condition::all()
+        .add(Column::Region.eq(region))
+        .add(Column::Status.eq(Status::Published.as_str()));
+    for word in text.split_whitespace().take(8) {
+        let pattern =
+            LikeExpr::new(format!("%{}%", escape_like(&word.to_lowercase()))).escape('\\');
+        let lower = |c: Column| Expr::expr(Func::lower(Expr::col(c)));
+        cond = cond.add(
+            Condition::any()
+                .add(lower(Column::Name).like(pattern.clone()))
+                .add(lower(Column::Summary).like(pattern.clone()))
+                .add(lower(Column::Description).like(pattern)),
+        );
+    }
+    if !topic.is_empty() {
+        // Topics are slugs (no quotes), so the JSON array text holds `"slug"` exactly.
+        let pattern = LikeExpr::new(format!("%\"{}\"%", escape_like(topic))).escape('\\');
+        cond = cond.add(Column::TopicsJson.like(pattern));
+    }
+    let total = Entity::find().filter(cond.clone()).count(conn).await?;
+    let rows = Entity::find()
+        .filter(cond)
+        .order_by_asc(Column::Name)
+        .order_by_asc(Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

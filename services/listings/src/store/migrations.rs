@@ -1,0 +1,102 @@
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = selfhelp_platform::migrations::migrations();
+        all.push(Box::new(CreateGroups));
+        all
+    }
+}
+
+struct CreateGroups;
+
+impl MigrationName for CreateGroups {
+    fn name(&self) -> &str {
+        "m0100_listings_groups"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ListingGroup {
+    Table,
+    Id,
+    Region,
+    Name,
+    Summary,
+    Description,
+    TopicsJson,
+    Format,
+    JoinPolicy,
+    VenuesJson,
+    Status,
+    OrganiserIdsJson,
+    CreatedBy,
+    ReviewNote,
+    Version,
+    CreatedAtMs,
+    UpdatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateGroups {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(ListingGroup::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ListingGroup::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(ListingGroup::Region).string().not_null())
+                .col(ColumnDef::new(ListingGroup::Name).string().not_null())
+                .col(ColumnDef::new(ListingGroup::Summary).text().not_null())
+                .col(ColumnDef::new(ListingGroup::Description).text().not_null())
+                .col(ColumnDef::new(ListingGroup::TopicsJson).text().not_null())
+                .col(ColumnDef::new(ListingGroup::Format).string().not_null())
+                .col(ColumnDef::new(ListingGroup::JoinPolicy).string().not_null())
+                .col(ColumnDef::new(ListingGroup::VenuesJson).text().not_null())
+                .col(ColumnDef::new(ListingGroup::Status).string().not_null())
+                .col(
+                    ColumnDef::new(ListingGroup::OrganiserIdsJson)
+                        .text()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(ListingGroup::CreatedBy).string().not_null())
+                .col(ColumnDef::new(ListingGroup::ReviewNote).text().null())
+                .col(
+                    ColumnDef::new(ListingGroup::Version)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ListingGroup::CreatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ListingGroup::UpdatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_listing_group_region_status_name")
+                .table(ListingGroup::Table)
+                .col(ListingGroup::Region)
+                .col(ListingGroup::Status)
+                .col(ListingGroup::Name)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,6 @@
+//! Listings tables and queries.
+
+pub mod group;
+mod migrations;
+
+pub use migrations::Migrator;

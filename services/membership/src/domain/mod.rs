@@ -1,0 +1,3 @@
+//! Membership rules, free of I/O.
+
+pub mod membership;

@@ -1,0 +1,61 @@
+//! The membership service: people and the groups they belong to.
+//!
+//! Membership of a health-related group is special-category personal data: every
+//! RPC needs a token, a person sees only their own memberships, and events about
+//! members travel on restricted subjects.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm_migration::MigratorTrait;
+use selfhelp_platform::Shutdown;
+use selfhelp_platform::group_view::GroupViewUpdater;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::service::Eventing;
+use selfhelp_platform::{auth::Authenticator, bus, db, grpc as platform_grpc};
+use selfhelp_proto::membership::v1::membership_service_server::MembershipServiceServer;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Full gRPC name; also the health readiness entry.
+pub const SERVICE_NAME: &str = "selfhelp.membership.v1.MembershipService";
+
+/// Runs the service on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let common = &config.common;
+    let db = db::connect(&common.database.url, common.database.max_connections).await?;
+    store::Migrator::up(&db, None).await?;
+    let auth = Authenticator::from_config(&common.auth).await?;
+    let outbox = Outbox::new(&common.region, "membership");
+
+    let mut parts = platform_grpc::health(SERVICE_NAME).await;
+    let api = grpc::MembershipApi::new(
+        db.clone(),
+        outbox.clone(),
+        common.region.clone(),
+        &config.listings.url,
+        Duration::from_millis(config.listings.timeout_ms),
+    )?;
+    parts.add_service(
+        MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
+    );
+    Eventing {
+        service: "membership",
+        common: common.clone(),
+        db,
+        outbox: Some(outbox),
+        produces: vec![bus::MEMBERSHIP],
+        consumes: vec![(bus::LISTINGS, Arc::new(GroupViewUpdater))],
+    }
+    .spawn(parts.readiness.clone(), shutdown.clone());
+    tracing::info!(addr = %listener.local_addr()?, region = %common.region, "membership serving");
+    platform_grpc::serve(&common.grpc, auth, listener, parts, shutdown).await
+}

@@ -1,0 +1,3 @@
+//! Notification rules, free of I/O.
+
+pub mod messages;

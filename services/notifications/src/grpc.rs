@@ -1,0 +1,150 @@
+//! The NotificationsService RPCs: a person's own inbox only.
+
+use sea_orm::DatabaseConnection;
+use selfhelp_platform::auth::Caller;
+use selfhelp_platform::grpc::require_caller;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::{self, Violations};
+use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_proto::notifications::v1 as pb;
+use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsService;
+use tonic::{Request, Response, Status};
+
+use crate::domain::messages::Kind;
+use crate::error::NotificationsError;
+use crate::store::notification;
+
+pub struct NotificationsApi {
+    db: DatabaseConnection,
+    region: String,
+}
+
+impl NotificationsApi {
+    pub fn new(db: DatabaseConnection, region: String) -> Self {
+        Self { db, region }
+    }
+
+    fn check_region(&self, caller: &Caller) -> Result<(), NotificationsError> {
+        if caller.region == self.region {
+            Ok(())
+        } else {
+            Err(NotificationsError::PermissionDenied(
+                "your token is for another region",
+            ))
+        }
+    }
+}
+
+const MAX_MARK: usize = 500;
+
+#[tonic::async_trait]
+impl NotificationsService for NotificationsApi {
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = require_caller(&request)?;
+        self.check_region(&caller)?;
+        let req = request.into_inner();
+        let page = req.page.unwrap_or_default();
+        let mut v = Violations::new();
+        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
+        // The token is the id of the last item shown (ids are time-ordered UUIDv7),
+        // so new notifications arriving between pages don't shift what follows.
+        let before = (!page.page_token.is_empty())
+            .then(|| v.uuid("page.page_token", &page.page_token))
+            .flatten();
+        v.into_result().map_err(NotificationsError::from)?;
+        let before = before.map(|u| u.to_string());
+        let rows = notification::list(
+            &self.db,
+            &caller.person_id,
+            req.unread_only,
+            before.as_deref(),
+            limit + 1,
+        )
+        .await
+        .map_err(NotificationsError::from)?;
+        let has_more = rows.len() as u64 > limit;
+        let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+        let unread = notification::unread_count(&self.db, &caller.person_id)
+            .await
+            .map_err(NotificationsError::from)?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: rows.iter().map(to_wire).collect(),
+            unread_count: unread as i64,
+            page: Some(PageResponse {
+                next_page_token: if has_more {
+                    rows.last().map(|r| r.id.clone()).unwrap_or_default()
+                } else {
+                    String::new()
+                },
+                total_size: 0,
+            }),
+        }))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<pb::MarkReadRequest>,
+    ) -> Result<Response<pb::MarkReadResponse>, Status> {
+        let caller = require_caller(&request)?;
+        self.check_region(&caller)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        if req.all && !req.notification_ids.is_empty() {
+            v.add("notification_ids", "give either ids or all, not both");
+        }
+        if !req.all && req.notification_ids.is_empty() {
+            v.add("notification_ids", "give the ids to mark, or set all");
+        }
+        if req.notification_ids.len() > MAX_MARK {
+            v.add("notification_ids", format!("at most {MAX_MARK} at once"));
+        }
+        let mut ids = Vec::new();
+        for (i, id) in req.notification_ids.iter().enumerate() {
+            if let Some(id) = v.uuid(&format!("notification_ids[{i}]"), id) {
+                ids.push(id.to_string());
+            }
+        }
+        v.into_result().map_err(NotificationsError::from)?;
+        ids.sort();
+        ids.dedup();
+        if !req.all {
+            // Someone else's notification is indistinguishable from a missing one.
+            let owned = notification::count_owned(&self.db, &caller.person_id, &ids)
+                .await
+                .map_err(NotificationsError::from)?;
+            if owned != ids.len() as u64 {
+                return Err(NotificationsError::NotFound.into());
+            }
+        }
+        let selection = (!req.all).then_some(ids.as_slice());
+        notification::mark_read(&self.db, &caller.person_id, selection, now_ms())
+            .await
+            .map_err(NotificationsError::from)?;
+        let unread = notification::unread_count(&self.db, &caller.person_id)
+            .await
+            .map_err(NotificationsError::from)?;
+        Ok(Response::new(pb::MarkReadResponse {
+            unread_count: unread as i64,
+        }))
+    }
+}
+
+fn to_wire(n: &notification::Model) -> pb::Notification {
+    let kind = match Kind::parse(&n.kind) {
+        Some(Kind::MemberJoined) => pb::NotificationKind::MemberJoined,
+        Some(Kind::Welcome) => pb::NotificationKind::Welcome,
+        None => pb::NotificationKind::Unspecified,
+    };
+    pb::Notification {
+        id: n.id.clone(),
+        kind: kind.into(),
+        title: n.title.clone(),
+        body: n.body.clone(),
+        group_id: n.group_id.clone(),
+        created_at: Some(to_timestamp(n.created_at_ms)),
+        read_at: n.read_at_ms.map(to_timestamp),
+    }
+}

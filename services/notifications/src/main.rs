@@ -1,0 +1,6 @@
+//! `selfhelp-notifications`: the notifications service as its own process.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    selfhelp_platform::service::main(selfhelp_notifications::run).await
+}

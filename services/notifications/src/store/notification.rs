@@ -1,0 +1,110 @@
+//! The `notification` table: the in-app inbox.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+
+use crate::domain::messages::Message;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "notification")]
+pub struct Model {
+    /// UUIDv7, so ordering by id is ordering by creation.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub recipient_id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub group_id: String,
+    pub event_id: String,
+    pub created_at_ms: i64,
+    pub read_at_ms: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Stores `message` for `event_id`; a second call for the same event, recipient
+/// and kind does nothing.
+pub async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    message: &Message,
+    group_id: &str,
+    event_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    let row = ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        recipient_id: Set(message.recipient_id.clone()),
+        kind: Set(message.kind.as_str().to_string()),
+        title: Set(message.title.clone()),
+        body: Set(message.body.clone()),
+        group_id: Set(group_id.to_string()),
+        event_id: Set(event_id.to_string()),
+        created_at_ms: Set(now),
+        read_at_ms: Set(None),
+    };
+    Entity::insert(row)
+        .on_conflict_do_nothing_on([Column::EventId, Column::RecipientId, Column::Kind])
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// A recipient's notifications, newest first, starting after `before_id` if given.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    unread_only: bool,
+    before_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Entity::find().filter(Column::RecipientId.eq(recipient));
+    if unread_only {
+        query = query.filter(Column::ReadAtMs.is_null());
+    }
+    if let Some(before) = before_id {
+        query = query.filter(Column::Id.lt(before));
+    }
+    query.order_by_desc(Column::Id).limit(limit).all(conn).await
+}
+
+pub async fn unread_count<C: ConnectionTrait>(conn: &C, recipient: &str) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::RecipientId.eq(recipient))
+        .filter(Column::ReadAtMs.is_null())
+        .count(conn)
+        .await
+}
+
+/// How many of `ids` belong to `recipient`.
+pub async fn count_owned<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    ids: &[String],
+) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::RecipientId.eq(recipient))
+        .filter(Column::Id.is_in(ids.iter().cloned()))
+        .count(conn)
+        .await
+}
+
+/// Marks the recipient's notifications read: the given ones, or all when `ids` is `None`.
+pub async fn mark_read<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    ids: Option<&[String]>,
+    now: i64,
+) -> Result<u64, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::ReadAtMs, Expr::value(now))
+        .filter(Column::RecipientId.eq(recipient))
+        .filter(Column::ReadAtMs.is_null());
+    if let Some(ids) = ids {
+        update = update.filter(Column::Id.is_in(ids.iter().cloned()));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
+}
