@@ -165,6 +165,68 @@ impl ConsumerRunner {
         .await
     }
 
+    /// Only the stream's own context may speak on it: anything else was injected
+    /// (e.g. by a consumer delivering into our subjects) and is parked, not applied.
+    fn check_origin(&self, event: &IncomingEvent) -> Result<(), String> {
+        let own_type = format!("org.selfhelp.{}.", self.stream.context);
+        let own_source = "urn:selfhelp:";
+        if event.ce_type.starts_with(&own_type)
+            && event.source.starts_with(own_source)
+            && event.source.ends_with(self.stream.context)
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "event type {} / source {} does not belong to stream {}",
+                event.ce_type, event.source, self.stream.name
+            ))
+        }
+    }
+
+    /// Re-runs the handler for this consumer's dead letters (after a fix), once
+    /// each. Letters that still cannot apply stay parked.
+    pub async fn replay_dead_letters(&self) -> anyhow::Result<ReplayReport> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let rows = dead_letter::Entity::find()
+            .filter(dead_letter::Column::Consumer.eq(self.durable.clone()))
+            .filter(dead_letter::Column::ReplayedAtMs.is_null())
+            .all(&self.db)
+            .await?;
+        let mut report = ReplayReport::default();
+        for row in rows {
+            let headers: std::collections::HashMap<String, String> =
+                serde_json::from_str(&row.headers_json).unwrap_or_default();
+            let mut map = async_nats::HeaderMap::new();
+            for (k, v) in &headers {
+                map.insert(k.as_str(), v.as_str());
+            }
+            let event =
+                IncomingEvent::from_message(&row.subject, Some(&map), row.payload.clone().into())
+                    .and_then(|e| self.check_origin(&e).map(|()| e));
+            let event = match event {
+                Ok(e) => e,
+                Err(reason) => {
+                    tracing::warn!(id = row.id, %reason, "dead letter cannot be replayed");
+                    report.still_parked += 1;
+                    continue;
+                }
+            };
+            match process_once(&self.db, &self.durable, &event, self.handler.as_ref()).await {
+                Ok(_) => {
+                    let mut done: dead_letter::ActiveModel = row.into();
+                    done.replayed_at_ms = Set(Some(now_ms()));
+                    dead_letter::Entity::update(done).exec(&self.db).await?;
+                    report.replayed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(id = row.id, error = %e, "dead letter still fails");
+                    report.still_parked += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
     fn retry_delay(&self, delivered: i64) -> Duration {
         let exp = (delivered - 1).clamp(0, 16) as u32;
         let ms = self.cfg.retry_base_ms.saturating_mul(1u64 << exp);
@@ -224,38 +286,11 @@ impl ConsumerRunner {
     }
 }
 
-/// Re-runs the handler for a consumer's dead letters (after a fix), once each.
-/// Returns how many applied now.
-pub async fn replay_dead_letters(
-    db: &DatabaseConnection,
-    consumer: &str,
-    handler: &dyn EventHandler,
-) -> anyhow::Result<usize> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    let rows = dead_letter::Entity::find()
-        .filter(dead_letter::Column::Consumer.eq(consumer))
-        .filter(dead_letter::Column::ReplayedAtMs.is_null())
-        .all(db)
-        .await?;
-    let mut applied = 0;
-    for row in rows {
-        let headers: std::collections::HashMap<String, String> =
-            serde_json::from_str(&row.headers_json)?;
-        let mut map = async_nats::HeaderMap::new();
-        for (k, v) in &headers {
-            map.insert(k.as_str(), v.as_str());
-        }
-        let event =
-            IncomingEvent::from_message(&row.subject, Some(&map), row.payload.clone().into())
-                .map_err(|e| anyhow::anyhow!(e))?;
-        if process_once(db, consumer, &event, handler).await? == Outcome::Applied {
-            applied += 1;
-        }
-        let mut done: dead_letter::ActiveModel = row.into();
-        done.replayed_at_ms = Set(Some(now_ms()));
-        dead_letter::Entity::update(done).exec(db).await?;
-    }
-    Ok(applied)
+/// What a replay of dead letters did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub replayed: usize,
+    pub still_parked: usize,
 }
 
 fn retry_pause(failures: u32) -> Duration {

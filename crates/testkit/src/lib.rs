@@ -226,3 +226,207 @@ mod tests {
         );
     }
 }
+
+/// Shared configuration for a service under test: its database, the test NATS,
+/// the test secret, a listener on 127.0.0.1 and fast outbox polling.
+pub fn common_config(
+    db_url: &str,
+    nats_url: &str,
+    region: &str,
+) -> selfhelp_platform::config::CommonConfig {
+    let mut c = selfhelp_platform::config::CommonConfig::default();
+    c.region = region.to_string();
+    c.database.url = db_url.to_string();
+    c.database.max_connections = 5;
+    c.nats.url = nats_url.to_string();
+    c.auth.hs256_secret = Some(SECRET.to_string());
+    c.outbox.poll_interval_ms = 100;
+    c.consumer.retry_base_ms = 100;
+    c.consumer.retry_max_ms = 1_000;
+    c.grpc.shutdown_grace_ms = 2_000;
+    c
+}
+
+/// A service running in this process on a free port, stopped when dropped.
+pub struct RunningService {
+    pub addr: std::net::SocketAddr,
+    trigger: Option<selfhelp_platform::shutdown::ShutdownTrigger>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningService {
+    /// Starts `run(listener, shutdown)` on 127.0.0.1:0 and waits until its
+    /// readiness entry `service_name` reports SERVING.
+    pub async fn start<F, Fut>(service_name: &str, run: F) -> RunningService
+    where
+        F: FnOnce(tokio::net::TcpListener, selfhelp_platform::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (trigger, shutdown) = selfhelp_platform::Shutdown::new();
+        let handle = tokio::spawn(run(listener, shutdown));
+        let service = RunningService {
+            addr,
+            trigger: Some(trigger),
+            handle: Some(handle),
+        };
+        wait_serving(addr, service_name).await;
+        service
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        channel(self.addr).await
+    }
+
+    /// Triggers shutdown and waits for the service to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(t) = self.trigger.take() {
+            t.trigger();
+        }
+        match self.handle.take() {
+            Some(h) => h.await.expect("service task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(t) = self.trigger.take() {
+            t.trigger();
+        }
+    }
+}
+
+pub async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("connecting to the service under test")
+}
+
+/// Waits (up to 30 s) until `addr` reports SERVING for `service_name`.
+pub async fn wait_serving(addr: std::net::SocketAddr, service_name: &str) {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    eventually(
+        &format!("{service_name} at {addr} to be SERVING"),
+        Duration::from_secs(30),
+        || async {
+            let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
+            let ch = ep.connect().await.ok()?;
+            let resp = HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: service_name.to_string(),
+                })
+                .await
+                .ok()?;
+            (resp.into_inner().status == ServingStatus::Serving as i32).then_some(())
+        },
+    )
+    .await
+}
+
+/// A subscriber that is not ours: a plain NATS client on `selfhelp.>` collecting
+/// every message it sees.
+pub struct OutsideSubscriber {
+    rx: tokio::sync::mpsc::UnboundedReceiver<async_nats::Message>,
+    seen: Vec<async_nats::Message>,
+}
+
+impl OutsideSubscriber {
+    pub async fn connect(nats_url: &str) -> OutsideSubscriber {
+        let client = async_nats::connect(nats_url)
+            .await
+            .expect("outside subscriber connects");
+        let mut sub = client.subscribe("selfhelp.>").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let _client = client;
+            use futures::StreamExt;
+            while let Some(m) = sub.next().await {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        OutsideSubscriber {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a message on `subject` and returns it.
+    pub async fn expect(&mut self, subject: &str) -> async_nats::Message {
+        if let Some(m) = self.seen.iter().find(|m| m.subject.as_str() == subject) {
+            return m.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(m)) => {
+                    self.seen.push(m.clone());
+                    if m.subject.as_str() == subject {
+                        return m;
+                    }
+                }
+                _ => panic!(
+                    "no event on {subject} within 20 s; saw {:?}",
+                    self.subjects()
+                ),
+            }
+        }
+    }
+
+    pub fn subjects(&self) -> Vec<String> {
+        self.seen.iter().map(|m| m.subject.to_string()).collect()
+    }
+}
+
+/// Asserts that `m` is a CloudEvent in binary mode as DESIGN.md §3 describes, and
+/// returns its `ce-id`.
+pub fn assert_cloudevent(
+    m: &async_nats::Message,
+    ce_type: &str,
+    source: &str,
+    data_schema: &str,
+) -> String {
+    let headers = m
+        .headers
+        .as_ref()
+        .unwrap_or_else(|| panic!("{} has no headers", m.subject));
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_else(|| panic!("{} lacks {k}", m.subject))
+    };
+    assert_eq!(get("ce-specversion"), "1.0");
+    assert_eq!(get("ce-type"), ce_type);
+    assert_eq!(get("ce-source"), source);
+    assert_eq!(get("ce-datacontenttype"), "application/protobuf");
+    assert_eq!(get("ce-dataschema"), data_schema);
+    assert!(!get("ce-subject").is_empty());
+    assert!(chrono_like(&get("ce-time")), "ce-time {}", get("ce-time"));
+    let id = get("ce-id");
+    let uuid = uuid::Uuid::parse_str(&id).expect("ce-id is a UUID");
+    assert_eq!(uuid.get_version_num(), 7, "ce-id is a UUIDv7");
+    assert_eq!(get("Nats-Msg-Id"), id, "Nats-Msg-Id equals ce-id");
+    assert!(get("traceparent").starts_with("00-"));
+    id
+}
+
+fn chrono_like(s: &str) -> bool {
+    s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z')
+}

@@ -1,0 +1,462 @@
+//! Outbox, inbox and consumer runner against a real nats-server and real
+//! databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+};
+use sea_orm_migration::prelude::*;
+use selfhelp_platform::bus::{self, Envelope, IncomingEvent, LISTINGS};
+use selfhelp_platform::config::{ConsumerConfig, OutboxConfig};
+use selfhelp_platform::consumer::ConsumerRunner;
+use selfhelp_platform::inbox::{EventHandler, HandlerError, Outcome, process_once};
+use selfhelp_platform::outbox::{Outbox, Relay};
+use selfhelp_platform::trace::TraceParent;
+use selfhelp_platform::{Shutdown, db};
+use selfhelp_proto::events::v1::{GroupCreated, GroupSnapshot};
+use selfhelp_testkit::{Backend, Nats, TestDb, backends, eventually};
+
+struct TestMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for TestMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        selfhelp_platform::migrations::migrations()
+    }
+}
+
+async fn database(backend: Backend) -> (TestDb, DatabaseConnection) {
+    let test_db = TestDb::new(backend).await;
+    let conn = db::connect(&test_db.url, 5).await.expect("connect");
+    TestMigrator::up(&conn, None).await.expect("migrate");
+    conn.execute_unprepared("CREATE TABLE effect (event_id VARCHAR(64) NOT NULL)")
+        .await
+        .unwrap();
+    (test_db, conn)
+}
+
+/// The handler's visible effect: one row per application, in the handler's transaction.
+struct RecordEffect;
+
+#[async_trait::async_trait]
+impl EventHandler for RecordEffect {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        // ce-id is a UUID we checked, so inlining it is safe.
+        let id =
+            uuid::Uuid::parse_str(&event.id).map_err(|e| HandlerError::Poison(e.to_string()))?;
+        txn.execute_unprepared(&format!("INSERT INTO effect (event_id) VALUES ('{id}')"))
+            .await?;
+        Ok(())
+    }
+}
+
+async fn effects(conn: &DatabaseConnection) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM effect",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+fn group_created(name: &str) -> GroupCreated {
+    GroupCreated {
+        group: Some(GroupSnapshot {
+            group_id: uuid::Uuid::now_v7().to_string(),
+            region: "notts".into(),
+            name: name.into(),
+            status: "DRAFT".into(),
+            join_policy: "OPEN".into(),
+            organiser_ids: vec!["p1".into()],
+            topics: vec![],
+            version: 1,
+        }),
+        occurred_at: None,
+    }
+}
+
+async fn enqueue(conn: &DatabaseConnection, outbox: &Outbox, name: &str) -> String {
+    let txn = conn.begin().await.unwrap();
+    let msg = group_created(name);
+    let id = msg.group.as_ref().unwrap().group_id.clone();
+    let ev = outbox
+        .enqueue(
+            &txn,
+            LISTINGS,
+            "group.created",
+            &id,
+            &msg,
+            Some(&TraceParent::new_root()),
+        )
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    ev
+}
+
+fn fast_outbox() -> OutboxConfig {
+    OutboxConfig {
+        poll_interval_ms: 50,
+        ..Default::default()
+    }
+}
+
+async fn jetstream_for(nats: &Nats) -> jetstream::Context {
+    let client = bus::connect(&nats.url(), "test").await.unwrap();
+    let js = jetstream::new(client);
+    bus::ensure_stream(&js, LISTINGS, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    js
+}
+
+async fn stream_messages(js: &jetstream::Context) -> u64 {
+    js.get_stream(LISTINGS.name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+#[tokio::test]
+async fn relay_publishes_committed_events_as_cloudevents() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
+        let outbox = Outbox::new("notts", "listings");
+
+        // A rolled-back transaction leaves nothing to publish.
+        let txn = conn.begin().await.unwrap();
+        outbox
+            .enqueue(
+                &txn,
+                LISTINGS,
+                "group.created",
+                "x",
+                &group_created("never"),
+                None,
+            )
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+
+        let id = enqueue(&conn, &outbox, "Carers' coffee").await;
+        let relay = Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox);
+        let report = relay.round().await.unwrap();
+        assert_eq!((report.published, report.failed), (1, 0), "{backend:?}");
+        assert_eq!(
+            relay.round().await.unwrap().published,
+            0,
+            "published rows are not sent again"
+        );
+        assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 0);
+
+        let m = outside
+            .expect("selfhelp.notts.listings.group.created")
+            .await;
+        let ce_id = selfhelp_testkit::assert_cloudevent(
+            &m,
+            "org.selfhelp.listings.group.created.v1",
+            "urn:selfhelp:notts:listings",
+            "selfhelp.events.v1.GroupCreated",
+        );
+        assert_eq!(ce_id, id);
+        let decoded: GroupCreated = prost::Message::decode(m.payload.clone()).unwrap();
+        assert_eq!(decoded.group.unwrap().name, "Carers' coffee");
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn events_written_while_nats_is_down_arrive_after_it_returns() {
+    let mut nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let outbox = Outbox::new("notts", "listings");
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox).run(shutdown));
+
+        nats.stop();
+        // The write (what an RPC does) succeeds without NATS.
+        enqueue(&conn, &outbox, "written during the outage").await;
+        outbox.wake();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 1);
+
+        nats.restart();
+        eventually(
+            "the event to reach the stream",
+            Duration::from_secs(30),
+            || async { (stream_messages(&js).await == 1).then_some(()) },
+        )
+        .await;
+        eventually(
+            "the row to be marked published",
+            Duration::from_secs(10),
+            || async { (selfhelp_platform::outbox::backlog(&conn).await.ok()? == 0).then_some(()) },
+        )
+        .await;
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
+
+fn runner(
+    conn: &DatabaseConnection,
+    js: &jetstream::Context,
+    durable: &str,
+    cfg: ConsumerConfig,
+) -> ConsumerRunner {
+    ConsumerRunner {
+        durable: durable.to_string(),
+        stream: LISTINGS,
+        filter: LISTINGS.region_filter("notts"),
+        stream_max_age: Duration::from_secs(3600),
+        cfg,
+        db: conn.clone(),
+        js: js.clone(),
+        handler: Arc::new(RecordEffect),
+    }
+}
+
+/// Publishes a CloudEvent directly; `nats_msg_id` lets a test send the same
+/// event twice past JetStream's de-duplication, as a late redelivery would.
+async fn publish_raw(js: &jetstream::Context, ce_id: &str, nats_msg_id: &str) {
+    let env = Envelope {
+        id: ce_id,
+        source: "urn:selfhelp:notts:listings",
+        ce_type: "org.selfhelp.listings.group.created.v1",
+        time: "2026-11-26T00:00:00.000Z",
+        aggregate_id: "g",
+        data_schema: "selfhelp.events.v1.GroupCreated",
+        traceparent: None,
+        stream: LISTINGS.name,
+    };
+    let mut headers = env.headers();
+    headers.insert("Nats-Msg-Id", nats_msg_id);
+    js.publish_with_headers(
+        "selfhelp.notts.listings.group.created",
+        headers,
+        prost::Message::encode_to_vec(&group_created("g")).into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+async fn consumer_settled(js: &jetstream::Context, durable: &str, acked: u64) -> bool {
+    let Ok(mut consumer) = js
+        .get_consumer_from_stream::<jetstream::consumer::pull::Config, _, _>(durable, LISTINGS.name)
+        .await
+    else {
+        return false;
+    };
+    let Ok(info) = consumer.info().await else {
+        return false;
+    };
+    info.ack_floor.stream_sequence >= acked && info.num_ack_pending == 0 && info.num_pending == 0
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_has_one_effect() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let ce_id = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &ce_id, "first").await;
+        publish_raw(&js, &ce_id, "second").await;
+        assert_eq!(
+            stream_messages(&js).await,
+            2,
+            "both copies are in the stream"
+        );
+
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(runner(&conn, &js, "dup-test", ConsumerConfig::default()).run(shutdown));
+        eventually(
+            "both deliveries to be acked",
+            Duration::from_secs(20),
+            || async { consumer_settled(&js, "dup-test", 2).await.then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            effects(&conn).await,
+            1,
+            "{backend:?}: one effect for two deliveries"
+        );
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_killed_before_its_ack_applies_the_event_once_after_redelivery() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let cfg = ConsumerConfig {
+            ack_wait_ms: 1_000,
+            ..Default::default()
+        };
+        let first = runner(&conn, &js, "crash-test", cfg.clone());
+        let consumer = first.ensure().await.unwrap();
+        let ce_id = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &ce_id, &ce_id).await;
+
+        // The first process: applies and commits, then dies before acking.
+        let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+        let message = batch.next().await.unwrap().unwrap();
+        let event = IncomingEvent::from_message(
+            message.subject.as_str(),
+            message.headers.as_ref(),
+            message.payload.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            process_once(&conn, "crash-test", &event, &RecordEffect)
+                .await
+                .unwrap(),
+            Outcome::Applied
+        );
+        drop(message);
+        drop(batch);
+        drop(first);
+
+        // The replacement process gets the redelivery and must not apply it again.
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(runner(&conn, &js, "crash-test", cfg).run(shutdown));
+        eventually(
+            "the redelivery to be acked",
+            Duration::from_secs(20),
+            || async { consumer_settled(&js, "crash-test", 1).await.then_some(()) },
+        )
+        .await;
+        assert_eq!(effects(&conn).await, 1, "{backend:?}: effect applied once");
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
+
+/// A handler that can never succeed, to exhaust redeliveries.
+struct AlwaysRetry;
+
+#[async_trait::async_trait]
+impl EventHandler for AlwaysRetry {
+    async fn handle(&self, _: &DatabaseTransaction, _: &IncomingEvent) -> Result<(), HandlerError> {
+        Err(HandlerError::Retry("dependency not there".into()))
+    }
+}
+
+async fn dead_letters(
+    conn: &DatabaseConnection,
+) -> Vec<selfhelp_platform::migrations::entities::dead_letter::Model> {
+    use sea_orm::EntityTrait;
+    selfhelp_platform::migrations::entities::dead_letter::Entity::find()
+        .all(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        // No CloudEvent headers at all: poison.
+        js.publish("selfhelp.notts.listings.group.created", "garbage".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // Injected into our stream by something that is not listings: refused.
+        let mut foreign = Envelope {
+            id: "f1",
+            source: "urn:selfhelp:notts:membership",
+            ce_type: "org.selfhelp.membership.member.joined.v1",
+            time: "",
+            aggregate_id: "",
+            data_schema: "",
+            traceparent: None,
+            stream: LISTINGS.name,
+        }
+        .headers();
+        foreign.insert("Nats-Msg-Id", "f1");
+        js.publish_with_headers("selfhelp.notts.listings.group.created", foreign, "x".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let ce_id = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &ce_id, &ce_id).await;
+
+        let cfg = ConsumerConfig {
+            max_deliver: 3,
+            retry_base_ms: 50,
+            retry_max_ms: 200,
+            ..Default::default()
+        };
+        let mut r = runner(&conn, &js, "dlq-test", cfg.clone());
+        r.handler = Arc::new(AlwaysRetry);
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(r.run(shutdown));
+        eventually("three dead letters", Duration::from_secs(20), || async {
+            (dead_letters(&conn).await.len() == 3).then_some(())
+        })
+        .await;
+        let letters = dead_letters(&conn).await;
+        let exhausted = letters
+            .iter()
+            .find(|d| d.event_id == ce_id)
+            .expect("exhausted event parked");
+        assert_eq!(
+            exhausted.deliveries, 3,
+            "{backend:?}: delivered max_deliver times"
+        );
+        assert!(
+            letters
+                .iter()
+                .any(|d| d.error.contains("missing header") || d.error.contains("no headers"))
+        );
+        assert!(letters.iter().any(|d| d.error.contains("does not belong")));
+        trigger.trigger();
+
+        // After a fix, replay applies the parked event once; the poison stays parked.
+        let fixed = runner(&conn, &js, "dlq-test", cfg);
+        let report = fixed.replay_dead_letters().await.unwrap();
+        assert_eq!(
+            (report.replayed, report.still_parked),
+            (1, 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            effects(&conn).await,
+            1,
+            "{backend:?}: replayed event applied"
+        );
+        let again = fixed.replay_dead_letters().await.unwrap();
+        assert_eq!(again.replayed, 0);
+        assert_eq!(effects(&conn).await, 1);
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
