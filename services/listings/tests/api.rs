@@ -1,0 +1,557 @@
+//! The listings service in-process over real gRPC/TCP, with a real nats-server and
+//! real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
+
+use selfhelp_listings::{Config, SERVICE_NAME, run};
+use selfhelp_platform::validation::violated_fields;
+use selfhelp_proto::common::v1::PageRequest;
+use selfhelp_proto::listings::v1 as pb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_testkit::{
+    Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, token, with_token,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const REGION: &str = "notts";
+
+async fn start(db: &TestDb, nats: &Nats) -> RunningService {
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+    };
+    RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
+}
+
+fn new_group(name: &str, description: &str, topics: &[&str]) -> pb::CreateGroupRequest {
+    pb::CreateGroupRequest {
+        name: name.into(),
+        summary: "A friendly peer-support group".into(),
+        description: description.into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        format: pb::MeetingFormat::InPerson.into(),
+        join_policy: pb::JoinPolicy::Open.into(),
+        venues: vec![pb::Venue {
+            name: "Community hall".into(),
+            address: "1 Market Street".into(),
+            town: "Nottingham".into(),
+            postcode: "ng1 5fs".into(),
+        }],
+    }
+}
+
+async fn publish(
+    client: &mut ListingsServiceClient<Channel>,
+    organiser: &str,
+    req: pb::CreateGroupRequest,
+) -> pb::Group {
+    let t = token(organiser, REGION, &[]);
+    let g = client
+        .create_group(with_token(req, &t))
+        .await
+        .unwrap()
+        .into_inner();
+    client
+        .submit_group(with_token(
+            pb::SubmitGroupRequest {
+                group_id: g.id.clone(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap();
+    let op = token("operator-1", REGION, &["operator"]);
+    let approve = pb::ReviewGroupRequest {
+        group_id: g.id,
+        decision: pb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    client
+        .review_group(with_token(approve, &op))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn group_lifecycle_visibility_and_events() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let alice = token("alice", REGION, &[]);
+
+        let draft = client
+            .create_group(with_token(
+                new_group("Bereavement support", "We meet weekly", &["bereavement"]),
+                &alice,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(draft.status(), pb::GroupStatus::Draft, "{backend:?}");
+        assert_eq!(draft.organiser_ids, vec!["alice"]);
+        assert_eq!(draft.venues[0].postcode, "NG1 5FS");
+
+        // A draft is invisible to the public and to other people.
+        let get = |id: &str| pb::GetGroupRequest {
+            group_id: id.to_string(),
+        };
+        assert_eq!(
+            client.get_group(get(&draft.id)).await.unwrap_err().code(),
+            Code::NotFound
+        );
+        let bob = token("bob", REGION, &[]);
+        assert_eq!(
+            client
+                .get_group(with_token(get(&draft.id), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            client
+                .get_group(with_token(get(&draft.id), &alice))
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            draft.id
+        );
+        let search = |q: &str, topic: &str| pb::SearchGroupsRequest {
+            query: q.into(),
+            topic: topic.into(),
+            page: None,
+        };
+        assert_eq!(
+            client
+                .search_groups(search("bereave", ""))
+                .await
+                .unwrap()
+                .into_inner()
+                .groups
+                .len(),
+            0
+        );
+
+        // Only organisers submit; only operators of this region review.
+        let submit = pb::SubmitGroupRequest {
+            group_id: draft.id.clone(),
+        };
+        assert_eq!(
+            client
+                .submit_group(with_token(submit.clone(), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        let submitted = client
+            .submit_group(with_token(submit.clone(), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(submitted.status(), pb::GroupStatus::PendingReview);
+        assert_eq!(
+            client
+                .submit_group(with_token(submit, &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::FailedPrecondition
+        );
+
+        let approve = pb::ReviewGroupRequest {
+            group_id: draft.id.clone(),
+            decision: pb::ReviewDecision::Approve.into(),
+            note: String::new(),
+        };
+        let other_region_op = token("op-leeds", "leeds", &["operator"]);
+        assert_eq!(
+            client
+                .review_group(with_token(approve.clone(), &other_region_op))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            client
+                .review_group(with_token(approve.clone(), &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        let op = token("op-notts", REGION, &["operator"]);
+        let published = client
+            .review_group(with_token(approve, &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(published.status(), pb::GroupStatus::Published);
+        assert_eq!(published.version, 3);
+
+        // Public now, without revealing who organises it.
+        let public = client.get_group(get(&draft.id)).await.unwrap().into_inner();
+        assert_eq!(public.status(), pb::GroupStatus::Published);
+        assert!(public.organiser_ids.is_empty());
+        let found = client
+            .search_groups(search("bereave", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.groups.len(), 1);
+        assert_eq!(found.page.unwrap().total_size, 1);
+        assert_eq!(
+            client
+                .search_groups(search("", "bereavement"))
+                .await
+                .unwrap()
+                .into_inner()
+                .groups
+                .len(),
+            1
+        );
+        assert_eq!(
+            client
+                .search_groups(search("", "carers"))
+                .await
+                .unwrap()
+                .into_inner()
+                .groups
+                .len(),
+            0
+        );
+
+        // Each step went out through the outbox as a CloudEvent.
+        let source = format!("urn:selfhelp:{REGION}:listings");
+        for (event, schema) in [
+            ("created", "GroupCreated"),
+            ("submitted", "GroupSubmitted"),
+            ("published", "GroupPublished"),
+        ] {
+            let m = outside
+                .expect(&format!("selfhelp.{REGION}.listings.group.{event}"))
+                .await;
+            assert_cloudevent(
+                &m,
+                &format!("org.selfhelp.listings.group.{event}.v1"),
+                &source,
+                &format!("selfhelp.events.v1.{schema}"),
+            );
+        }
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rejection_needs_a_note_and_returns_to_draft() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let alice = token("alice", REGION, &[]);
+    let g = client
+        .create_group(with_token(
+            new_group("Carers' circle", "", &["carers"]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    client
+        .submit_group(with_token(
+            pb::SubmitGroupRequest {
+                group_id: g.id.clone(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let op = token("op", REGION, &["operator"]);
+    let mut reject = pb::ReviewGroupRequest {
+        group_id: g.id.clone(),
+        decision: pb::ReviewDecision::Reject.into(),
+        note: String::new(),
+    };
+    let err = client
+        .review_group(with_token(reject.clone(), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["note"]);
+    reject.note = "Please add a venue phone number".into();
+    let back = client
+        .review_group(with_token(reject, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.status(), pb::GroupStatus::Draft);
+    assert_eq!(back.review_note, "Please add a venue phone number");
+}
+
+#[tokio::test]
+async fn search_pages_through_results_with_totals() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        search_scenario(&db, &nats).await;
+    }
+}
+
+async fn search_scenario(db: &TestDb, nats: &Nats) {
+    let svc = start(db, nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    for name in ["Alpha walkers", "Beta walkers", "Gamma walkers"] {
+        publish(
+            &mut client,
+            "org",
+            new_group(name, "walking together", &["mental-health"]),
+        )
+        .await;
+    }
+    publish(
+        &mut client,
+        "org",
+        new_group("Knitting 100% wool_club", "", &["crafts"]),
+    )
+    .await;
+    let mut names = Vec::new();
+    let mut token_ = String::new();
+    loop {
+        let resp = client
+            .search_groups(pb::SearchGroupsRequest {
+                query: "WALKERS".into(),
+                topic: String::new(),
+                page: Some(PageRequest {
+                    page_size: 2,
+                    page_token: token_.clone(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let page = resp.page.unwrap();
+        assert_eq!(page.total_size, 3);
+        names.extend(resp.groups.into_iter().map(|g| g.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token_ = page.next_page_token;
+    }
+    assert_eq!(
+        names,
+        vec!["Alpha walkers", "Beta walkers", "Gamma walkers"]
+    );
+    // LIKE wildcards in a query are literal characters.
+    let pct = client
+        .search_groups(pb::SearchGroupsRequest {
+            query: "100%".into(),
+            topic: String::new(),
+            page: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(pct.into_inner().groups.len(), 1);
+    let underscore = client
+        .search_groups(pb::SearchGroupsRequest {
+            query: "t_n".into(),
+            topic: String::new(),
+            page: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(underscore.into_inner().groups.len(), 0);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_codes_and_name_the_field() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let alice = token("alice", REGION, &[]);
+
+    // Tokens.
+    let ok = new_group("Group", "", &[]);
+    assert_eq!(
+        client.create_group(ok.clone()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        client
+            .create_group(with_token(ok.clone(), "not-a-jwt"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let forged = selfhelp_platform::auth::mint_hs256(
+        "wrong-secret",
+        "alice",
+        REGION,
+        &[],
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(
+        client
+            .create_group(with_token(ok.clone(), &forged))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let mut bad_scheme = tonic::Request::new(ok.clone());
+    bad_scheme
+        .metadata_mut()
+        .insert("authorization", "Basic abc".parse().unwrap());
+    assert_eq!(
+        client.create_group(bad_scheme).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    // A token for another region cannot create groups here.
+    let leeds = token("carol", "leeds", &[]);
+    assert_eq!(
+        client
+            .create_group(with_token(ok, &leeds))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+
+    let cases: Vec<(pb::CreateGroupRequest, &str)> = vec![
+        (new_group("", "", &[]), "name"),
+        (
+            new_group("Big", &"x".repeat(10 * 1024 * 1024), &[]),
+            "description",
+        ),
+        (
+            {
+                let mut g = new_group("Postcode", "", &[]);
+                g.venues[0].postcode = "NOT A POSTCODE".into();
+                g
+            },
+            "venues[0].postcode",
+        ),
+        (
+            {
+                let mut g = new_group("Enum", "", &[]);
+                g.format = 99;
+                g
+            },
+            "format",
+        ),
+        (
+            {
+                let mut g = new_group("Policy", "", &[]);
+                g.join_policy = 0;
+                g
+            },
+            "join_policy",
+        ),
+        (new_group("Topic", "", &["Not a slug!"]), "topics[0]"),
+        (
+            {
+                let mut g = new_group("Venue", "", &[]);
+                g.venues.clear();
+                g
+            },
+            "venues",
+        ),
+    ];
+    for (req, field) in cases {
+        let err = client
+            .create_group(with_token(req, &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert!(
+            violated_fields(&err).iter().any(|f| f == field),
+            "{field} not in {:?}",
+            violated_fields(&err)
+        );
+    }
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let get = client
+        .get_group(pb::GetGroupRequest {
+            group_id: unknown.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), Code::NotFound);
+    let malformed = client
+        .get_group(pb::GetGroupRequest {
+            group_id: "42".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&malformed), vec!["group_id"]);
+    let review = pb::ReviewGroupRequest {
+        group_id: unknown,
+        decision: 7,
+        note: String::new(),
+    };
+    let err = client
+        .review_group(with_token(review, &token("op", REGION, &["operator"])))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["decision"]);
+    let page = pb::SearchGroupsRequest {
+        query: String::new(),
+        topic: String::new(),
+        page: Some(PageRequest {
+            page_size: 1000,
+            page_token: "junk".into(),
+        }),
+    };
+    let err = client.search_groups(page).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        vec!["page.page_size", "page.page_token"]
+    );
+}
+
+#[tokio::test]
+async fn health_reflection_and_graceful_stop() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await; // returns once readiness is SERVING
+    let channel = svc.channel().await;
+    let mut reflection = tonic_reflection_client(channel.clone());
+    let services = reflection.await;
+    assert!(services.contains(&SERVICE_NAME.to_string()), "{services:?}");
+    assert!(services.iter().any(|s| s == "grpc.health.v1.Health"));
+    svc.stop().await.unwrap();
+}
+
+/// Lists services through server reflection v1, as grpcurl would.
+async fn tonic_reflection_client(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(futures::stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    match resp.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
