@@ -95,7 +95,14 @@ impl ConsumerRunner {
                 .expires(Duration::from_secs(2))
                 .messages()
                 .await?;
-            while let Some(message) = batch.next().await {
+            loop {
+                // Stop taking work at shutdown; fetched but unhandled messages are
+                // redelivered to another replica after ack_wait.
+                let next = tokio::select! {
+                    next = batch.next() => next,
+                    _ = shutdown.wait() => return Ok(()),
+                };
+                let Some(message) = next else { break };
                 let message = message.map_err(|e| anyhow::anyhow!(e))?;
                 self.handle_message(message).await;
             }

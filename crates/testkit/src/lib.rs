@@ -430,3 +430,48 @@ pub fn assert_cloudevent(
 fn chrono_like(s: &str) -> bool {
     s.len() >= 20 && s.as_bytes()[4] == b'-' && s.contains('T') && s.ends_with('Z')
 }
+
+/// Publishes `payload` as a CloudEvent the way `service` would (for feeding a
+/// consumer under test). `nats_msg_id` may differ from `ce_id` to get past
+/// JetStream's de-duplication, as a late redelivery would.
+#[allow(clippy::too_many_arguments)]
+pub async fn publish_event<M: prost::Message + prost::Name>(
+    nats_url: &str,
+    stream: selfhelp_platform::bus::StreamSpec,
+    region: &str,
+    event: &str,
+    aggregate_id: &str,
+    payload: &M,
+    ce_id: &str,
+    nats_msg_id: &str,
+) {
+    let client = async_nats::connect(nats_url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    selfhelp_platform::bus::ensure_stream(&js, stream, Duration::from_secs(3600))
+        .await
+        .expect("stream");
+    let source = format!("urn:selfhelp:{region}:{}", stream.context);
+    let ce_type = stream.ce_type(event);
+    let schema = M::full_name();
+    let envelope = selfhelp_platform::bus::Envelope {
+        id: ce_id,
+        source: &source,
+        ce_type: &ce_type,
+        time: "2026-11-26T00:00:00.000Z",
+        aggregate_id,
+        data_schema: &schema,
+        traceparent: None,
+        stream: stream.name,
+    };
+    let mut headers = envelope.headers();
+    headers.insert("Nats-Msg-Id", nats_msg_id);
+    js.publish_with_headers(
+        stream.subject(region, event),
+        headers,
+        payload.encode_to_vec().into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("ack");
+}

@@ -1,0 +1,237 @@
+//! The membership service in-process over real gRPC/TCP, with listings running
+//! beside it, real nats-servers and real databases.
+
+use std::time::Duration;
+
+use selfhelp_membership::{Config, SERVICE_NAME, run};
+use selfhelp_platform::validation::violated_fields;
+use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_proto::membership::v1 as pb;
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_testkit::{
+    Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, eventually,
+    token, with_token,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const REGION: &str = "notts";
+
+async fn start_listings(db: &TestDb, nats: &Nats) -> RunningService {
+    let config = selfhelp_listings::Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+    };
+    RunningService::start(selfhelp_listings::SERVICE_NAME, move |l, s| {
+        selfhelp_listings::run(config, l, s)
+    })
+    .await
+}
+
+async fn start_membership(db: &TestDb, nats: &Nats, listings_url: &str) -> RunningService {
+    let mut config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
+    };
+    config.listings.url = listings_url.to_string();
+    RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
+}
+
+async fn create_group(
+    listings: &mut ListingsServiceClient<Channel>,
+    organiser: &str,
+    policy: lpb::JoinPolicy,
+    publish: bool,
+) -> lpb::Group {
+    let t = token(organiser, REGION, &[]);
+    let req = lpb::CreateGroupRequest {
+        name: "Long Covid peer support".into(),
+        summary: "Share what helps".into(),
+        description: String::new(),
+        topics: vec!["long-covid".into()],
+        format: lpb::MeetingFormat::Online.into(),
+        join_policy: policy.into(),
+        venues: vec![],
+    };
+    let g = listings
+        .create_group(with_token(req, &t))
+        .await
+        .unwrap()
+        .into_inner();
+    if !publish {
+        return g;
+    }
+    listings
+        .submit_group(with_token(
+            lpb::SubmitGroupRequest {
+                group_id: g.id.clone(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap();
+    let op = token("op", REGION, &["operator"]);
+    let approve = lpb::ReviewGroupRequest {
+        group_id: g.id,
+        decision: lpb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    listings
+        .review_group(with_token(approve, &op))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn join(group_id: &str, person: &str) -> tonic::Request<pb::JoinGroupRequest> {
+    with_token(
+        pb::JoinGroupRequest {
+            group_id: group_id.into(),
+        },
+        &token(person, REGION, &[]),
+    )
+}
+
+#[tokio::test]
+async fn join_works_right_after_publishing_even_before_the_event_arrives() {
+    for backend in backends() {
+        // Listings and membership on different NATS servers: membership never hears
+        // of the group through events, so it must ask listings.
+        let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+        let listings = start_listings(&ldb, &listings_nats).await;
+        let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+        let mut outside = OutsideSubscriber::connect(&membership_nats.url()).await;
+        let mut lc = ListingsServiceClient::new(listings.channel().await);
+        let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+        let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
+        let m = mc
+            .join_group(join(&group.id, "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(m.state(), pb::MembershipState::Active, "{backend:?}");
+        assert_eq!(m.role(), pb::GroupRole::Member);
+        assert_eq!(m.person_id, "bob");
+        // Joining again is harmless and returns the same membership.
+        let again = mc
+            .join_group(join(&group.id, "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.id, m.id);
+
+        let mine = mc
+            .list_my_memberships(with_token(
+                pb::ListMyMembershipsRequest { page: None },
+                &token("bob", REGION, &[]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(mine.memberships.len(), 1);
+        assert_eq!(mine.memberships[0].group_id, group.id);
+        let others = mc
+            .list_my_memberships(with_token(
+                pb::ListMyMembershipsRequest { page: None },
+                &token("carol", REGION, &[]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            others.memberships.is_empty(),
+            "a person sees only their own memberships"
+        );
+
+        let joined = outside
+            .expect(&format!("selfhelp.{REGION}.membership.member.joined"))
+            .await;
+        assert_cloudevent(
+            &joined,
+            "org.selfhelp.membership.member.joined.v1",
+            &format!("urn:selfhelp:{REGION}:membership"),
+            "selfhelp.events.v1.MemberJoined",
+        );
+        assert_eq!(
+            outside
+                .subjects()
+                .iter()
+                .filter(|s| s.ends_with("member.joined"))
+                .count(),
+            1,
+            "a repeated join emits nothing"
+        );
+        membership.stop().await.unwrap();
+        listings.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn joins_that_must_fail() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+        let listings = start_listings(&ldb, &nats).await;
+        let membership = start_membership(&mdb, &nats, &listings.url()).await;
+        let mut lc = ListingsServiceClient::new(listings.channel().await);
+        let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+        let unknown = uuid::Uuid::now_v7().to_string();
+        assert_eq!(
+            mc.join_group(join(&unknown, "bob"))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound,
+            "{backend:?}"
+        );
+        let err = mc.join_group(join("not-a-uuid", "bob")).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&err), vec!["group_id"]);
+        let anon = mc
+            .join_group(pb::JoinGroupRequest {
+                group_id: unknown.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(anon.code(), Code::Unauthenticated);
+        let leeds = with_token(
+            pb::JoinGroupRequest { group_id: unknown },
+            &token("bob", "leeds", &[]),
+        );
+        assert_eq!(
+            mc.join_group(leeds).await.unwrap_err().code(),
+            Code::PermissionDenied
+        );
+
+        // A draft: once membership has heard of it, joining is refused as a precondition.
+        let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+        eventually(
+            "joining a draft to be refused",
+            Duration::from_secs(20),
+            || {
+                let mut mc = mc.clone();
+                let id = draft.id.clone();
+                async move {
+                    (mc.join_group(join(&id, "bob")).await.err()?.code()
+                        == Code::FailedPrecondition)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        // Approval groups are for a later version: refused, not silently joined.
+        let approval = create_group(&mut lc, "alice", lpb::JoinPolicy::Approval, true).await;
+        assert_eq!(
+            mc.join_group(join(&approval.id, "bob"))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::FailedPrecondition
+        );
+        membership.stop().await.unwrap();
+        listings.stop().await.unwrap();
+    }
+}
