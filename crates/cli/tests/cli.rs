@@ -1,0 +1,128 @@
+//! The `selfhelp` binary as a person runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use selfhelp_platform::auth::Authenticator;
+use selfhelp_platform::config::AuthConfig;
+
+fn selfhelp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_selfhelp"))
+}
+
+#[tokio::test]
+async fn token_is_signed_with_the_data_folder_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = selfhelp()
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "operator",
+            "--region",
+            "notts",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
+    let auth = Authenticator::from_config(&AuthConfig {
+        hs256_secret_file: Some(dir.path().join("dev-secret")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let caller = auth.authenticate(token).await.unwrap();
+    assert_eq!(caller.person_id, "alice");
+    assert!(caller.is_operator_of("notts"));
+
+    let bad = selfhelp()
+        .args(["token", "--sub", " ", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--sub"));
+}
+
+fn free_port() -> u16 {
+    selfhelp_platform::nats_server::free_port().unwrap()
+}
+
+#[test]
+fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let mut child = selfhelp()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listings-port", &ports[0].to_string()])
+        .args(["--membership-port", &ports[1].to_string()])
+        .args(["--notifications-port", &ports[2].to_string()])
+        .env_remove("SELFHELP_NATS__URL")
+        .env("SELFHELP_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !seen.iter().any(|l: &String| l.starts_with("ready:")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no ready line; output so far: {seen:#?}");
+            }
+        }
+    }
+    let all = seen.join("\n");
+    for port in ports {
+        assert!(
+            all.contains(&format!("127.0.0.1:{port}")),
+            "endpoint {port} printed: {all}"
+        );
+    }
+    assert!(dir.path().join("listings.db").is_file());
+    assert!(dir.path().join("dev-secret").is_file());
+
+    // Ctrl-C.
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("selfhelp up did not stop within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+}

@@ -1,0 +1,375 @@
+//! The first journey through all three services, as real processes, over real
+//! gRPC, a real nats-server and real databases (SQLite; PostgreSQL as well when
+//! TEST_DATABASE_URL is set).
+
+use std::time::Duration;
+
+use selfhelp_e2e::ServiceProcess;
+use selfhelp_platform::validation::violated_fields;
+use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_proto::membership::v1 as mpb;
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_proto::notifications::v1 as npb;
+use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use selfhelp_testkit::{
+    Backend, Nats, OutsideSubscriber, SECRET, TestDb, assert_cloudevent, backends, channel,
+    eventually, token, wait_serving, with_token,
+};
+use tonic::Code;
+
+const REGION: &str = "notts";
+
+struct System {
+    listings: ServiceProcess,
+    membership: ServiceProcess,
+    notifications: ServiceProcess,
+    _dbs: Vec<TestDb>,
+}
+
+async fn start_system(backend: Backend, nats: &Nats) -> System {
+    let mut dbs = Vec::new();
+    for _ in 0..3 {
+        dbs.push(TestDb::new(backend).await);
+    }
+    let env = |db: &TestDb| {
+        vec![
+            ("SELFHELP_REGION", REGION.to_string()),
+            ("SELFHELP_DATABASE__URL", db.url.clone()),
+            ("SELFHELP_NATS__URL", nats.url()),
+            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
+            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
+            ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
+            // hyper may wait for idle client connections; keep the drain deadline short here.
+            ("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "2000".to_string()),
+        ]
+    };
+    let listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0]));
+    let mut membership_env = env(&dbs[1]);
+    membership_env.push(("SELFHELP_LISTINGS__URL", listings.url()));
+    let membership = ServiceProcess::spawn("selfhelp-membership", &membership_env);
+    let notifications = ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2]));
+    wait_serving(listings.addr, "selfhelp.listings.v1.ListingsService").await;
+    wait_serving(membership.addr, "selfhelp.membership.v1.MembershipService").await;
+    wait_serving(
+        notifications.addr,
+        "selfhelp.notifications.v1.NotificationsService",
+    )
+    .await;
+    System {
+        listings,
+        membership,
+        notifications,
+        _dbs: dbs,
+    }
+}
+
+fn group_request() -> lpb::CreateGroupRequest {
+    lpb::CreateGroupRequest {
+        name: "Nottingham bereavement circle".into(),
+        summary: "A peer-support group for people who have lost someone".into(),
+        description: "We meet every Wednesday evening. Tea, biscuits and time to talk.".into(),
+        topics: vec!["bereavement".into()],
+        format: lpb::MeetingFormat::InPerson.into(),
+        join_policy: lpb::JoinPolicy::Open.into(),
+        venues: vec![lpb::Venue {
+            name: "Friends Meeting House".into(),
+            address: "Clarendon Street".into(),
+            town: "Nottingham".into(),
+            postcode: "NG1 5JD".into(),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn the_first_journey_across_the_real_binaries() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+        let mut system = start_system(backend, &nats).await;
+        let mut listings = ListingsServiceClient::new(channel(system.listings.addr).await);
+        let mut membership = MembershipServiceClient::new(channel(system.membership.addr).await);
+        let mut notifications =
+            NotificationsServiceClient::new(channel(system.notifications.addr).await);
+        let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
+        let operator = token("olu", REGION, &["operator"]);
+
+        // 1. Alice creates a group (DRAFT, she organises it) and submits it.
+        let group = listings
+            .create_group(with_token(group_request(), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(group.status(), lpb::GroupStatus::Draft, "{backend:?}");
+        assert_eq!(group.organiser_ids, vec!["alice"]);
+        let get = || lpb::GetGroupRequest {
+            group_id: group.id.clone(),
+        };
+        assert_eq!(
+            listings.get_group(get()).await.unwrap_err().code(),
+            Code::NotFound,
+            "drafts are not public"
+        );
+        // Joining a draft is refused once membership has heard of it.
+        eventually(
+            "joining a draft to be refused",
+            Duration::from_secs(20),
+            || {
+                let mut m = membership.clone();
+                let req = with_token(
+                    mpb::JoinGroupRequest {
+                        group_id: group.id.clone(),
+                    },
+                    &bob,
+                );
+                async move {
+                    (m.join_group(req).await.err()?.code() == Code::FailedPrecondition)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        let submit = lpb::SubmitGroupRequest {
+            group_id: group.id.clone(),
+        };
+        listings
+            .submit_group(with_token(submit, &alice))
+            .await
+            .unwrap();
+
+        // 2. An operator of another region cannot approve it; one of this region can.
+        let approve = lpb::ReviewGroupRequest {
+            group_id: group.id.clone(),
+            decision: lpb::ReviewDecision::Approve.into(),
+            note: String::new(),
+        };
+        let elsewhere = token("op-leeds", "leeds", &["operator"]);
+        assert_eq!(
+            listings
+                .review_group(with_token(approve.clone(), &elsewhere))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        let published = listings
+            .review_group(with_token(approve, &operator))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(published.status(), lpb::GroupStatus::Published);
+
+        // 3. Anyone finds it without a token.
+        assert_eq!(
+            listings.get_group(get()).await.unwrap().into_inner().name,
+            "Nottingham bereavement circle"
+        );
+        let found = listings
+            .search_groups(lpb::SearchGroupsRequest {
+                query: "bereavement".into(),
+                topic: "bereavement".into(),
+                page: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            found
+                .groups
+                .iter()
+                .map(|g| g.id.as_str())
+                .collect::<Vec<_>>(),
+            vec![group.id.as_str()]
+        );
+
+        // 4. Bob joins straight away and sees his membership.
+        let joined = membership
+            .join_group(with_token(
+                mpb::JoinGroupRequest {
+                    group_id: group.id.clone(),
+                },
+                &bob,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(joined.state(), mpb::MembershipState::Active);
+        let mine = membership
+            .list_my_memberships(with_token(
+                mpb::ListMyMembershipsRequest { page: None },
+                &bob,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(mine.memberships.len(), 1);
+        assert_eq!(mine.memberships[0].group_id, group.id);
+
+        // 5. Alice is told someone joined; Bob is welcomed. Titles name no group.
+        let list = |who: &str| {
+            with_token(
+                npb::ListNotificationsRequest {
+                    page: None,
+                    unread_only: false,
+                },
+                &token(who, REGION, &[]),
+            )
+        };
+        let alice_inbox = eventually("alice's notification", Duration::from_secs(30), || {
+            let mut n = notifications.clone();
+            let req = list("alice");
+            async move {
+                Some(n.list_notifications(req).await.ok()?.into_inner())
+                    .filter(|r| !r.notifications.is_empty())
+            }
+        })
+        .await;
+        assert_eq!(alice_inbox.unread_count, 1);
+        assert_eq!(
+            alice_inbox.notifications[0].kind(),
+            npb::NotificationKind::MemberJoined
+        );
+        assert!(
+            !alice_inbox.notifications[0]
+                .title
+                .to_lowercase()
+                .contains("bereave")
+        );
+        let bob_inbox = eventually("bob's welcome", Duration::from_secs(30), || {
+            let mut n = notifications.clone();
+            let req = list("bob");
+            async move {
+                Some(n.list_notifications(req).await.ok()?.into_inner())
+                    .filter(|r| !r.notifications.is_empty())
+            }
+        })
+        .await;
+        assert_eq!(
+            bob_inbox.notifications[0].kind(),
+            npb::NotificationKind::Welcome
+        );
+        let read = npb::MarkReadRequest {
+            notification_ids: vec![alice_inbox.notifications[0].id.clone()],
+            all: false,
+        };
+        assert_eq!(
+            notifications
+                .mark_read(with_token(read, &alice))
+                .await
+                .unwrap()
+                .into_inner()
+                .unread_count,
+            0
+        );
+
+        // 6. A program that is not ours saw every event as a binary-mode CloudEvent.
+        let listings_source = format!("urn:selfhelp:{REGION}:listings");
+        for (event, schema) in [
+            ("created", "GroupCreated"),
+            ("submitted", "GroupSubmitted"),
+            ("published", "GroupPublished"),
+        ] {
+            let m = outside
+                .expect(&format!("selfhelp.{REGION}.listings.group.{event}"))
+                .await;
+            assert_cloudevent(
+                &m,
+                &format!("org.selfhelp.listings.group.{event}.v1"),
+                &listings_source,
+                &format!("selfhelp.events.v1.{schema}"),
+            );
+            if event == "published" {
+                let payload: ev::GroupPublished =
+                    prost::Message::decode(m.payload.clone()).unwrap();
+                assert_eq!(payload.group.unwrap().group_id, group.id);
+            }
+        }
+        let m = outside
+            .expect(&format!("selfhelp.{REGION}.membership.member.joined"))
+            .await;
+        assert_cloudevent(
+            &m,
+            "org.selfhelp.membership.member.joined.v1",
+            &format!("urn:selfhelp:{REGION}:membership"),
+            "selfhelp.events.v1.MemberJoined",
+        );
+        let payload: ev::MemberJoined = prost::Message::decode(m.payload.clone()).unwrap();
+        assert_eq!(
+            (payload.person_id.as_str(), payload.group_id.as_str()),
+            ("bob", group.id.as_str())
+        );
+
+        // Error cases a client must get.
+        let unknown = uuid::Uuid::now_v7().to_string();
+        assert_eq!(
+            listings
+                .get_group(lpb::GetGroupRequest {
+                    group_id: unknown.clone()
+                })
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        let join_unknown = with_token(mpb::JoinGroupRequest { group_id: unknown }, &bob);
+        assert_eq!(
+            membership
+                .join_group(join_unknown)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            listings
+                .create_group(group_request())
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        let bad_token = with_token(
+            npb::ListNotificationsRequest {
+                page: None,
+                unread_only: false,
+            },
+            "garbage",
+        );
+        assert_eq!(
+            notifications
+                .list_notifications(bad_token)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        let mut bad = group_request();
+        bad.name = String::new();
+        bad.description = "x".repeat(10 * 1024 * 1024);
+        bad.venues[0].postcode = "XYZ".into();
+        bad.format = 42;
+        let err = listings
+            .create_group(with_token(bad, &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(
+            violated_fields(&err),
+            vec!["name", "description", "format", "venues[0].postcode"]
+        );
+
+        // Graceful stop on SIGTERM.
+        for process in [
+            &mut system.listings,
+            &mut system.membership,
+            &mut system.notifications,
+        ] {
+            let name = process.name;
+            assert!(
+                process.terminate(),
+                "{name} did not stop cleanly on SIGTERM"
+            );
+        }
+    }
+}
