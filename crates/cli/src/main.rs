@@ -1,5 +1,6 @@
 //! `selfhelp`: run the whole system locally (`up`) and mint development tokens (`token`).
 
+mod call;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ enum Command {
     Up(up::UpArgs),
     /// Print a development bearer token, signed with the secret `up` uses.
     Token(TokenArgs),
+    /// Call an RPC with a JSON request and print the JSON response.
+    Call(call::CallArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,10 +53,10 @@ struct TokenArgs {
 /// The development HS256 secret kept in the data folder, created on first use.
 pub fn dev_secret(data_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     let path = data_dir.join("dev-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        if !secret.trim().is_empty() {
-            return Ok((path, secret.trim().to_string()));
-        }
+    if let Ok(secret) = std::fs::read_to_string(&path)
+        && !secret.trim().is_empty()
+    {
+        return Ok((path, secret.trim().to_string()));
     }
     std::fs::create_dir_all(data_dir)?;
     let secret = selfhelp_platform::auth::generate_secret();
@@ -91,21 +94,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Up(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build();
-            let result = match runtime {
-                Ok(rt) => rt.block_on(up::up(args)),
-                Err(e) => Err(e.into()),
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("selfhelp up: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Up(args) => run_async("up", up::up(args)),
+        Command::Call(args) => run_async("call", call::call(args)),
+    }
+}
+
+fn run_async(verb: &str, work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("selfhelp {verb}: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -105,6 +105,49 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     assert!(dir.path().join("listings.db").is_file());
     assert!(dir.path().join("dev-secret").is_file());
 
+    // `selfhelp call` talks to it with JSON, minting a token from the same secret.
+    let call = |args: &[&str]| {
+        selfhelp()
+            .arg("call")
+            .args(args)
+            .args(["--addr", &format!("http://127.0.0.1:{}", ports[0])])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let created = call(&[
+        "listings",
+        "CreateGroup",
+        r#"{"name":"Carers' coffee","format":"MEETING_FORMAT_ONLINE","join_policy":"JOIN_POLICY_OPEN"}"#,
+        "--as",
+        "alice",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(json["status"], "GROUP_STATUS_DRAFT");
+    assert_eq!(json["organiserIds"][0], "alice");
+    let invalid = call(&["listings", "CreateGroup", r#"{"name":""}"#, "--as", "alice"]);
+    assert!(!invalid.status.success());
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        stderr.contains("InvalidArgument")
+            && stderr.contains("name:")
+            && stderr.contains("format:"),
+        "{stderr}"
+    );
+    let anonymous = call(&["listings", "CreateGroup", "{}"]);
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
+    let unknown = call(&["listings", "Nope", "{}"]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("CreateGroup"),
+        "lists the methods there are"
+    );
+
     // Ctrl-C.
     Command::new("kill")
         .arg("-INT")

@@ -205,7 +205,7 @@ impl Default for ConsumerConfig {
 
 /// Loads a service's configuration: `T::default()`, then the TOML `file` if given,
 /// then `SELFHELP_*` environment variables.
-pub fn load<T>(file: Option<&Path>) -> Result<T, figment::Error>
+pub fn load<T>(file: Option<&Path>) -> Result<T, Box<figment::Error>>
 where
     T: Serialize + DeserializeOwned + Default,
 {
@@ -216,6 +216,7 @@ where
     figment
         .merge(Env::prefixed("SELFHELP_").split("__").ignore(&["config"]))
         .extract()
+        .map_err(Box::new)
 }
 
 #[cfg(test)]
@@ -231,6 +232,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn env_overrides_file_which_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -239,7 +241,7 @@ mod tests {
             )?;
             jail.set_env("SELFHELP_GRPC__LISTEN", "127.0.0.1:2");
             jail.set_env("SELFHELP_DATABASE__URL", "sqlite::memory:");
-            let cfg: Sample = load(Some(Path::new("svc.toml")))?;
+            let cfg: Sample = load(Some(Path::new("svc.toml"))).map_err(|e| *e)?;
             assert_eq!(cfg.common.region, "notts");
             assert_eq!(cfg.extra, "x");
             assert_eq!(cfg.common.grpc.listen, "127.0.0.1:2");

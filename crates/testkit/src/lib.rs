@@ -206,27 +206,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_database_names() {
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432/postgres?sslmode=disable", "x"),
-            "postgres://u@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432", "x"),
-            "postgres://u@h:5432/x"
-        );
-    }
-}
-
 /// Shared configuration for a service under test: its database, the test NATS,
 /// the test secret, a listener on 127.0.0.1 and fast outbox polling.
 pub fn common_config(
@@ -234,8 +213,10 @@ pub fn common_config(
     nats_url: &str,
     region: &str,
 ) -> selfhelp_platform::config::CommonConfig {
-    let mut c = selfhelp_platform::config::CommonConfig::default();
-    c.region = region.to_string();
+    let mut c = selfhelp_platform::config::CommonConfig {
+        region: region.to_string(),
+        ..Default::default()
+    };
     c.database.url = db_url.to_string();
     c.database.max_connections = 5;
     c.nats.url = nats_url.to_string();
@@ -474,4 +455,25 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
     .expect("publish")
     .await
     .expect("ack");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+    }
 }

@@ -524,15 +524,14 @@ async fn health_reflection_and_graceful_stop() {
     let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
     let svc = start(&db, &nats).await; // returns once readiness is SERVING
     let channel = svc.channel().await;
-    let mut reflection = tonic_reflection_client(channel.clone());
-    let services = reflection.await;
+    let services = list_services(channel.clone()).await;
     assert!(services.contains(&SERVICE_NAME.to_string()), "{services:?}");
     assert!(services.iter().any(|s| s == "grpc.health.v1.Health"));
     svc.stop().await.unwrap();
 }
 
 /// Lists services through server reflection v1, as grpcurl would.
-async fn tonic_reflection_client(channel: Channel) -> Vec<String> {
+async fn list_services(channel: Channel) -> Vec<String> {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
