@@ -213,10 +213,28 @@ where
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment
-        .merge(Env::prefixed("SELFHELP_").split("__").ignore(&["config"]))
-        .extract()
-        .map_err(Box::new)
+    figment = figment.merge(Env::prefixed("SELFHELP_").split("__").ignore(&["config"]));
+    // Secrets may come from files: `SELFHELP_DATABASE__URL_FILE=/run/secrets/db`
+    // sets `database.url` to that file's contents.
+    for (key, path) in std::env::vars().filter_map(|(k, v)| secret_file_var(&k).map(|key| (key, v)))
+    {
+        let value = std::fs::read_to_string(&path).map_err(|e| {
+            Box::new(figment::Error::from(format!(
+                "reading {key} from file {path}: {e}"
+            )))
+        })?;
+        figment = figment.merge((key, value.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    figment.extract().map_err(Box::new)
+}
+
+/// `SELFHELP_A__B_FILE` → `a.b`; `None` for other variables.
+fn secret_file_var(name: &str) -> Option<String> {
+    let key = name.strip_prefix("SELFHELP_")?.strip_suffix("_FILE")?;
+    if key.is_empty() || key.ends_with('_') {
+        return None;
+    }
+    Some(key.to_ascii_lowercase().replace("__", "."))
 }
 
 #[cfg(test)]
@@ -249,6 +267,26 @@ mod tests {
             assert_eq!(cfg.common.grpc.request_timeout_ms, 10_000);
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn secrets_can_come_from_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("db-url", "postgres://u:secret@db/listings\n")?;
+            let path = jail.directory().join("db-url");
+            jail.set_env("SELFHELP_DATABASE__URL_FILE", path.display());
+            let cfg: Sample = load(None).map_err(|e| *e)?;
+            assert_eq!(cfg.common.database.url, "postgres://u:secret@db/listings");
+            jail.set_env("SELFHELP_DATABASE__URL_FILE", "/nonexistent/secret");
+            assert!(load::<Sample>(None).is_err());
+            Ok(())
+        });
+        assert_eq!(
+            secret_file_var("SELFHELP_AUTH__HS256_SECRET_FILE").as_deref(),
+            Some("auth.hs256_secret")
+        );
+        assert_eq!(secret_file_var("SELFHELP_REGION"), None);
     }
 
     #[test]

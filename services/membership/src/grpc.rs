@@ -8,6 +8,7 @@ use selfhelp_platform::auth::Caller;
 use selfhelp_platform::grpc::{require_caller, trace_parent};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as listings_pb;
@@ -68,7 +69,11 @@ impl MembershipApi {
 
     /// The group as the read model knows it; if the LISTINGS events have not
     /// arrived yet (a join right after publishing), ask listings directly.
-    async fn group_facts(&self, group_id: &str) -> Result<GroupFacts, MembershipError> {
+    async fn group_facts(
+        &self,
+        group_id: &str,
+        trace: &TraceParent,
+    ) -> Result<GroupFacts, MembershipError> {
         if let Some(view) = group_view::find(&self.db, group_id).await? {
             return Ok(GroupFacts {
                 organiser_ids: view.organiser_ids(),
@@ -137,7 +142,7 @@ impl MembershipService for MembershipApi {
         let group_id = group_id.expect("checked").to_string();
         self.check_region(&caller)?;
 
-        let facts = self.group_facts(&group_id).await?;
+        let facts = self.group_facts(&group_id, &trace).await?;
         if facts.region != self.region {
             return Err(MembershipError::GroupNotFound.into());
         }
