@@ -85,9 +85,15 @@ impl MembershipApi {
         let Some(mut client) = self.listings.clone() else {
             return Err(MembershipError::GroupNotFound);
         };
-        let request = listings_pb::GetGroupRequest {
+        let mut request = tonic::Request::new(listings_pb::GetGroupRequest {
             group_id: group_id.to_string(),
-        };
+        });
+        // Same trace across the hop, so the logs of both services line up.
+        if let Ok(value) = trace.child().to_string().parse() {
+            request
+                .metadata_mut()
+                .insert(selfhelp_platform::trace::HEADER, value);
+        }
         match client.get_group(request).await {
             Ok(resp) => {
                 let g = resp.into_inner();
