@@ -27,8 +27,9 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// One audience or several (identity providers issue both forms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<serde_json::Value>,
 }
 
 /// The authenticated person behind a request.
@@ -191,6 +192,7 @@ impl Authenticator {
         }
         validation.set_required_spec_claims(&required);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         match &self.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -367,7 +369,7 @@ mod tests {
                 roles: vec![],
                 exp: chrono::Utc::now().timestamp() + 60,
                 iss: iss.map(Into::into),
-                aud: aud.map(Into::into),
+                aud: aud.map(|a| serde_json::json!(a)),
             };
             jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
@@ -392,6 +394,31 @@ mod tests {
                 .is_err()
         );
         assert!(auth.authenticate(&sign(None, None)).await.is_err());
+        // An audience list is accepted when it contains ours.
+        let claims = serde_json::json!({
+            "sub": "p", "region": "r", "exp": chrono::Utc::now().timestamp() + 60,
+            "iss": "https://id.example", "aud": ["other", "selfhelp"],
+        });
+        let listed = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert!(auth.authenticate(&listed).await.is_ok());
+        // Not valid yet.
+        let claims = serde_json::json!({
+            "sub": "p", "region": "r", "exp": chrono::Utc::now().timestamp() + 600,
+            "nbf": chrono::Utc::now().timestamp() + 300,
+            "iss": "https://id.example", "aud": "selfhelp",
+        });
+        let early = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert!(auth.authenticate(&early).await.is_err());
     }
 
     #[tokio::test]

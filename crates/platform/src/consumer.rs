@@ -45,7 +45,9 @@ impl ConsumerRunner {
             filter_subject: self.filter.clone(),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_millis(self.cfg.ack_wait_ms),
-            max_deliver: self.cfg.max_deliver,
+            // Unlimited on the server: the runner enforces `cfg.max_deliver` itself,
+            // so a message is never dropped without being parked first.
+            max_deliver: -1,
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ..Default::default()
         };
@@ -122,14 +124,7 @@ impl ConsumerRunner {
                 return;
             }
         };
-        // Only the stream's own context may speak on it: anything else was injected
-        // (e.g. by a consumer delivering into our subjects) and is parked, not applied.
-        let own_type = format!("org.selfhelp.{}.", self.stream.context);
-        if !event.ce_type.starts_with(&own_type) || !event.source.starts_with("urn:selfhelp:") {
-            let reason = format!(
-                "event type {} / source {} does not belong to stream {}",
-                event.ce_type, event.source, self.stream.name
-            );
+        if let Err(reason) = self.check_origin(&event) {
             self.dead_letter(&message, &event.id, &reason, delivered)
                 .await;
             return;
@@ -156,8 +151,10 @@ impl ConsumerRunner {
                 Err(HandlerError::Poison(reason)) => {
                     self.dead_letter(&message, &event.id, &reason, delivered).await;
                 }
-                Err(e) if delivered >= self.cfg.max_deliver => {
-                    self.dead_letter(&message, &event.id, &e.to_string(), delivered).await;
+                // Only the handler's own verdicts count towards the limit: a database
+                // that is down is retried for as long as it takes.
+                Err(HandlerError::Retry(reason)) if delivered >= self.cfg.max_deliver => {
+                    self.dead_letter(&message, &event.id, &reason, delivered).await;
                 }
                 Err(e) => {
                     let delay = self.retry_delay(delivered);
@@ -175,17 +172,17 @@ impl ConsumerRunner {
     /// Only the stream's own context may speak on it: anything else was injected
     /// (e.g. by a consumer delivering into our subjects) and is parked, not applied.
     fn check_origin(&self, event: &IncomingEvent) -> Result<(), String> {
-        let own_type = format!("org.selfhelp.{}.", self.stream.context);
-        let own_source = "urn:selfhelp:";
-        if event.ce_type.starts_with(&own_type)
-            && event.source.starts_with(own_source)
-            && event.source.ends_with(self.stream.context)
-        {
+        // selfhelp.<region>.<context>.… must come from urn:selfhelp:<region>:<context>.
+        let mut parts = event.subject.split('.');
+        let region = parts.nth(1).unwrap_or_default();
+        let expected_source = format!("urn:selfhelp:{region}:{}", self.stream.context);
+        let expected_type = format!("org.selfhelp.{}.", self.stream.context);
+        if event.source == expected_source && event.ce_type.starts_with(&expected_type) {
             Ok(())
         } else {
             Err(format!(
-                "event type {} / source {} does not belong to stream {}",
-                event.ce_type, event.source, self.stream.name
+                "event type {} from {} does not belong on {} (stream {})",
+                event.ce_type, event.source, event.subject, self.stream.name
             ))
         }
     }
@@ -287,8 +284,14 @@ impl ConsumerRunner {
                     tracing::warn!(error = %e, "term failed");
                 }
             }
-            // Not recorded: let JetStream redeliver rather than lose it.
-            Err(e) => tracing::error!(error = %e, "cannot record dead letter"),
+            // Not recorded: have it redelivered later rather than lose it.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record dead letter; will retry");
+                let delay = Duration::from_millis(self.cfg.retry_max_ms);
+                if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak failed");
+                }
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::Shutdown;
-use crate::bus::{Envelope, StreamSpec};
+use crate::bus::{Envelope, StreamSpec, ensure_stream};
 use crate::config::OutboxConfig;
 use crate::migrations::entities::outbox;
 use crate::time::{now_ms, to_rfc3339};
@@ -98,6 +98,9 @@ pub struct Relay {
     cfg: OutboxConfig,
     owner: String,
     wake: Arc<Notify>,
+    /// Streams this outbox writes to, recreated if a publish fails.
+    streams: Vec<StreamSpec>,
+    stream_max_age: Duration,
 }
 
 /// What one relay round did.
@@ -120,7 +123,16 @@ impl Relay {
             cfg,
             owner: uuid::Uuid::new_v4().to_string(),
             wake: outbox.wake.clone(),
+            streams: Vec::new(),
+            stream_max_age: Duration::from_secs(30 * 86_400),
         }
+    }
+
+    /// Streams to create again when publishing fails (e.g. NATS lost its store).
+    pub fn with_streams(mut self, streams: Vec<StreamSpec>, max_age: Duration) -> Self {
+        self.streams = streams;
+        self.stream_max_age = max_age;
+        self
     }
 
     /// Runs until `shutdown`, publishing whatever is pending.
@@ -198,13 +210,20 @@ impl Relay {
                 .await;
             pending.push((row.seq, sent));
         }
+        // All acks are awaited together, so a NATS that is down costs one ack
+        // timeout per round, not one per event.
+        let outcomes =
+            futures::future::join_all(pending.into_iter().map(|(seq, sent)| async move {
+                let outcome = match sent {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (seq, outcome)
+            }))
+            .await;
         let mut published = Vec::new();
         let mut failed = Vec::new();
-        for (seq, sent) in pending {
-            let outcome = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        for (seq, outcome) in outcomes {
             match outcome {
                 Ok(()) => published.push(seq),
                 Err(e) => failed.push((seq, e)),
@@ -227,19 +246,33 @@ impl Relay {
                 .await?;
         }
         for (seq, error) in &failed {
-            // Keep the lease a little while so a dead NATS isn't hammered, then any
-            // replica may retry.
+            // Release the claim but keep everyone off the row for a moment, so a
+            // dead NATS isn't hammered; the next claim takes a fresh lease.
             outbox::Entity::update_many()
                 .col_expr(
                     outbox::Column::Attempts,
                     Expr::col(outbox::Column::Attempts).add(1),
                 )
                 .col_expr(outbox::Column::LastError, Expr::value(Some(error.clone())))
+                .col_expr(
+                    outbox::Column::LeaseOwner,
+                    Expr::value(Option::<String>::None),
+                )
                 .col_expr(outbox::Column::LeaseUntilMs, Expr::value(Some(now + 1_000)))
                 .filter(outbox::Column::Seq.eq(*seq))
                 .exec(&self.db)
                 .await?;
         }
+        if !failed.is_empty() {
+            // A stream lost with NATS's store is created again, or nothing could
+            // ever be published to it.
+            for stream in &self.streams {
+                if let Err(e) = ensure_stream(&self.js, *stream, self.stream_max_age).await {
+                    tracing::debug!(stream = stream.name, error = %e, "cannot ensure stream");
+                }
+            }
+        }
+
         Ok(RoundReport {
             published: published.len(),
             failed: failed.len(),

@@ -82,9 +82,11 @@ pub struct Eventing {
 
 impl Eventing {
     /// Connects to NATS, creates streams, then starts the relay and consumers and
-    /// turns readiness on; afterwards readiness follows the NATS connection.
-    pub fn spawn(self, readiness: Readiness, shutdown: Shutdown) {
+    /// turns readiness on; afterwards readiness follows the NATS connection. The
+    /// returned task ends once everything it started has stopped after `shutdown`.
+    pub fn spawn(self, readiness: Readiness, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let mut workers = tokio::task::JoinSet::new();
             let client = loop {
                 match bus::connect(&self.common.nats.url, self.service).await {
                     Ok(c) => break c,
@@ -119,8 +121,9 @@ impl Eventing {
                     js.clone(),
                     self.common.outbox.clone(),
                     outbox,
-                );
-                tokio::spawn(relay.run(shutdown.clone()));
+                )
+                .with_streams(self.produces.clone(), max_age);
+                workers.spawn(relay.run(shutdown.clone()));
             }
             for (stream, handler) in self.consumes {
                 let runner = ConsumerRunner {
@@ -150,11 +153,13 @@ impl Eventing {
                         }
                     }
                 }
-                tokio::spawn(runner.run(shutdown.clone()));
+                workers.spawn(runner.run(shutdown.clone()));
             }
             tracing::info!(service = self.service, "eventing ready");
             follow_connection(client, readiness, shutdown).await;
-        });
+            // Let the relay finish its round and consumers their current message.
+            while workers.join_next().await.is_some() {}
+        })
     }
 }
 

@@ -457,6 +457,28 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
     .expect("ack");
 }
 
+/// Waits (up to 20 s) until durable consumer `durable` on `stream` has acked
+/// everything in the stream: every event so far has been handled (or parked).
+pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str) {
+    let client = async_nats::connect(nats_url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    eventually(&format!("consumer {durable} to catch up on {stream}"), Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let mut s = js.get_stream(stream).await.ok()?;
+            let last = s.info().await.ok()?.state.last_sequence;
+            let mut c = js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(durable, stream)
+                .await
+                .ok()?;
+            let info = c.info().await.ok()?;
+            (info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 && info.num_pending == 0)
+                .then_some(())
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

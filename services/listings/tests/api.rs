@@ -249,8 +249,14 @@ async fn group_lifecycle_visibility_and_events() {
 #[tokio::test]
 async fn rejection_needs_a_note_and_returns_to_draft() {
     let nats = Nats::start();
-    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
-    let svc = start(&db, &nats).await;
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        rejection_scenario(&db, &nats).await;
+    }
+}
+
+async fn rejection_scenario(db: &TestDb, nats: &Nats) {
+    let svc = start(db, nats).await;
     let mut client = ListingsServiceClient::new(svc.channel().await);
     let alice = token("alice", REGION, &[]);
     let g = client
@@ -552,5 +558,91 @@ async fn list_services(channel: Channel) -> Vec<String> {
             list.service.into_iter().map(|s| s.name).collect()
         }
         other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn overload_is_shed_with_resource_exhausted() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let mut common = selfhelp_testkit::common_config(&db.url, &nats.url(), REGION);
+    common.grpc.concurrency_limit = 1;
+    let config = Config { common };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let client = ListingsServiceClient::new(svc.channel().await);
+    let mut shed = 0;
+    for _round in 0..5 {
+        let calls = (0..64).map(|_| {
+            let mut c = client.clone();
+            async move {
+                c.search_groups(pb::SearchGroupsRequest::default())
+                    .await
+                    .map(|_| ())
+            }
+        });
+        for result in futures::future::join_all(calls).await {
+            match result {
+                Ok(()) => {}
+                Err(s) if s.code() == Code::ResourceExhausted => shed += 1,
+                Err(s) => panic!("unexpected status under load: {s:?}"),
+            }
+        }
+        if shed > 0 {
+            break;
+        }
+    }
+    assert!(
+        shed > 0,
+        "64 concurrent calls against a limit of 1 must shed some"
+    );
+}
+
+#[tokio::test]
+async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns() {
+    for backend in backends() {
+        let mut nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+
+        nats.stop();
+        let alice = token("alice", REGION, &[]);
+        let group = client
+            .create_group(with_token(
+                new_group("Written during an outage", "", &[]),
+                &alice,
+            ))
+            .await
+            .expect("the RPC does not need NATS")
+            .into_inner();
+        nats.restart();
+
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let subject = format!("selfhelp.{REGION}.listings.group.created");
+        let message = selfhelp_testkit::eventually(
+            "the event in the stream",
+            std::time::Duration::from_secs(30),
+            || {
+                let (js, subject) = (js.clone(), subject.clone());
+                async move {
+                    js.get_stream("LISTINGS")
+                        .await
+                        .ok()?
+                        .get_last_raw_message_by_subject(&subject)
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            message
+                .headers
+                .get("ce-subject")
+                .map(|v| v.as_str().to_string()),
+            Some(group.id),
+            "{backend:?}"
+        );
+        svc.stop().await.unwrap();
     }
 }

@@ -67,27 +67,37 @@ impl MembershipApi {
         }
     }
 
-    /// The group as the read model knows it; if the LISTINGS events have not
-    /// arrived yet (a join right after publishing), ask listings directly.
+    /// The group as the read model knows it, unless that is behind: a group not
+    /// (yet) known or not (yet) published there is checked with listings directly,
+    /// so a join right after publishing works. The caller's own token is passed on,
+    /// so listings shows them exactly what it would show them (an organiser sees
+    /// their draft and the organiser list; others see published groups only).
     async fn group_facts(
         &self,
         group_id: &str,
+        authorization: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
         trace: &TraceParent,
     ) -> Result<GroupFacts, MembershipError> {
-        if let Some(view) = group_view::find(&self.db, group_id).await? {
-            return Ok(GroupFacts {
-                organiser_ids: view.organiser_ids(),
-                region: view.region,
-                status: view.status,
-                join_policy: view.join_policy,
+        let view = group_view::find(&self.db, group_id)
+            .await?
+            .map(|v| GroupFacts {
+                organiser_ids: v.organiser_ids(),
+                region: v.region,
+                status: v.status,
+                join_policy: v.join_policy,
             });
+        if view.as_ref().is_some_and(|v| v.status == "PUBLISHED") {
+            return Ok(view.expect("checked"));
         }
         let Some(mut client) = self.listings.clone() else {
-            return Err(MembershipError::GroupNotFound);
+            return view.ok_or(MembershipError::GroupNotFound);
         };
         let mut request = tonic::Request::new(listings_pb::GetGroupRequest {
             group_id: group_id.to_string(),
         });
+        if let Some(auth) = authorization {
+            request.metadata_mut().insert("authorization", auth.clone());
+        }
         // Same trace across the hop, so the logs of both services line up.
         if let Ok(value) = trace.child().to_string().parse() {
             request
@@ -97,18 +107,23 @@ impl MembershipApi {
         match client.get_group(request).await {
             Ok(resp) => {
                 let g = resp.into_inner();
+                let organiser_ids = match (&view, g.organiser_ids.is_empty()) {
+                    // Listings hides organisers from non-organisers; the read model knows them.
+                    (Some(v), true) => v.organiser_ids.clone(),
+                    _ => g.organiser_ids,
+                };
                 Ok(GroupFacts {
                     region: g.region,
                     status: status_name(g.status),
                     join_policy: join_policy_name(g.join_policy),
-                    // Public reads hide organisers; the read model fills them in later.
-                    organiser_ids: g.organiser_ids,
+                    organiser_ids,
                 })
             }
-            Err(s) if s.code() == Code::NotFound => Err(MembershipError::GroupNotFound),
+            // Not visible to this caller in listings: the read model's answer stands.
+            Err(s) if s.code() == Code::NotFound => view.ok_or(MembershipError::GroupNotFound),
             Err(s) => {
                 tracing::warn!(status = %s, "listings fallback failed");
-                Err(MembershipError::ListingsUnavailable)
+                view.ok_or(MembershipError::ListingsUnavailable)
             }
         }
     }
@@ -148,7 +163,10 @@ impl MembershipService for MembershipApi {
         let group_id = group_id.expect("checked").to_string();
         self.check_region(&caller)?;
 
-        let facts = self.group_facts(&group_id, &trace).await?;
+        let authorization = request.metadata().get("authorization").cloned();
+        let facts = self
+            .group_facts(&group_id, authorization.as_ref(), &trace)
+            .await?;
         if facts.region != self.region {
             return Err(MembershipError::GroupNotFound.into());
         }
@@ -181,7 +199,16 @@ impl MembershipService for MembershipApi {
             Ok(m)
         }
         .await;
-        let m = result?;
+        let m = match result {
+            // A simultaneous join by the same person won the race: answer with it.
+            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
+                membership::find_for(&self.db, &group_id, &caller.person_id)
+                    .await
+                    .map_err(MembershipError::from)?
+                    .ok_or(MembershipError::Db(e))?
+            }
+            other => other?,
+        };
         self.outbox.wake();
         let name = group_view::find(&self.db, &group_id)
             .await

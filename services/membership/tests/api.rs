@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use selfhelp_membership::{Config, SERVICE_NAME, run};
+use selfhelp_platform::bus::LISTINGS;
 use selfhelp_platform::validation::violated_fields;
+use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::membership::v1 as pb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_testkit::{
     Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, eventually,
-    token, with_token,
+    publish_event, token, wait_consumer_caught_up, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -224,12 +226,107 @@ async fn joins_that_must_fail() {
         .await;
         // Approval groups are for a later version: refused, not silently joined.
         let approval = create_group(&mut lc, "alice", lpb::JoinPolicy::Approval, true).await;
+        let refused = mc.join_group(join(&approval.id, "bob")).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("join policy"),
+            "refused for its policy: {}",
+            refused.message()
+        );
+        membership.stop().await.unwrap();
+        listings.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings() {
+    for backend in backends() {
+        // Membership hears only what the test tells it, on its own NATS.
+        let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+        let listings = start_listings(&ldb, &listings_nats).await;
+        let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+        let mut lc = ListingsServiceClient::new(listings.channel().await);
+        let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+        let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+        // Membership learns of the draft, and then nothing more.
+        let created = ev::GroupCreated {
+            group: Some(ev::GroupSnapshot {
+                group_id: draft.id.clone(),
+                region: REGION.into(),
+                name: draft.name.clone(),
+                status: "DRAFT".into(),
+                join_policy: "OPEN".into(),
+                organiser_ids: vec!["alice".into()],
+                topics: vec![],
+                version: 1,
+            }),
+            occurred_at: None,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        publish_event(
+            &membership_nats.url(),
+            LISTINGS,
+            REGION,
+            "group.created",
+            &draft.id,
+            &created,
+            &id,
+            &id,
+        )
+        .await;
+        wait_consumer_caught_up(
+            &membership_nats.url(),
+            "LISTINGS",
+            &format!("membership-{REGION}-listings"),
+        )
+        .await;
         assert_eq!(
-            mc.join_group(join(&approval.id, "bob"))
+            mc.join_group(join(&draft.id, "bob"))
                 .await
                 .unwrap_err()
                 .code(),
-            Code::FailedPrecondition
+            Code::FailedPrecondition,
+            "{backend:?}"
+        );
+
+        // Listings publishes it; membership's read model still says DRAFT.
+        let t = token("alice", REGION, &[]);
+        lc.submit_group(with_token(
+            lpb::SubmitGroupRequest {
+                group_id: draft.id.clone(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap();
+        let op = token("op", REGION, &["operator"]);
+        let approve = lpb::ReviewGroupRequest {
+            group_id: draft.id.clone(),
+            decision: lpb::ReviewDecision::Approve.into(),
+            note: String::new(),
+        };
+        lc.review_group(with_token(approve, &op)).await.unwrap();
+
+        let bob = mc
+            .join_group(join(&draft.id, "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (bob.state(), bob.role()),
+            (pb::MembershipState::Active, pb::GroupRole::Member)
+        );
+        let alice = mc
+            .join_group(join(&draft.id, "alice"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            alice.role(),
+            pb::GroupRole::Organiser,
+            "the organiser joins as organiser"
         );
         membership.stop().await.unwrap();
         listings.stop().await.unwrap();

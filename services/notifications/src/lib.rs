@@ -36,7 +36,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         NotificationsServiceServer::new(api)
             .max_decoding_message_size(common.grpc.max_message_bytes),
     );
-    Eventing {
+    let background = Eventing {
         service: "notifications",
         common: common.clone(),
         db,
@@ -49,5 +49,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, region = %common.region, "notifications serving");
-    platform_grpc::serve(&common.grpc, auth, listener, parts, shutdown).await
+    let served = platform_grpc::serve(&common.grpc, auth, listener, parts, shutdown).await;
+    // Background work stops on the same signal; wait for it within the grace period.
+    if tokio::time::timeout(common.grpc.shutdown_grace(), background)
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not stop within the shutdown grace period");
+    }
+    served
 }

@@ -11,7 +11,8 @@ use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use selfhelp_testkit::{
-    Nats, RunningService, TestDb, backends, eventually, publish_event, token, with_token,
+    Nats, RunningService, TestDb, backends, eventually, publish_event, token,
+    wait_consumer_caught_up, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -119,8 +120,10 @@ async fn a_join_tells_organiser_and_member_once_even_when_redelivered() {
             async move { Some(inbox(&mut c, "bob").await).filter(|r| !r.notifications.is_empty()) }
         })
         .await;
-        // Give a duplicate the chance to show up, then check there is none.
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Once every delivery has been handled, there is still one of each.
+        let durable = format!("notifications-{REGION}-membership");
+        wait_consumer_caught_up(&nats.url(), "MEMBERSHIP", &durable).await;
+        assert_eq!(inbox(&mut client, "bob").await.notifications.len(), 1);
         let alice_inbox_later = inbox(&mut client, "alice").await;
         assert_eq!(
             alice_inbox_later.notifications.len(),
@@ -181,17 +184,28 @@ async fn a_join_tells_organiser_and_member_once_even_when_redelivered() {
 
 #[tokio::test]
 async fn inbox_is_newest_first_paginated_and_private() {
-    let nats = Nats::start();
-    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
-    let svc = start(&db, &nats).await;
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        inbox_scenario(&db, &nats).await;
+    }
+}
+
+async fn inbox_scenario(db: &TestDb, nats: &Nats) {
+    let svc = start(db, nats).await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let mut groups = Vec::new();
     for i in 0..3 {
         let g = uuid::Uuid::now_v7().to_string();
-        group_published(&nats, &g, &format!("Group {i}"), &["alice"]).await;
-        let id = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, &format!("member-{i}"), &id, &id).await;
+        group_published(nats, &g, &format!("Group {i}"), &["alice"]).await;
         groups.push(g);
+    }
+    // Groups known first, so the joins are handled in the order they happen.
+    let listings_durable = format!("notifications-{REGION}-listings");
+    wait_consumer_caught_up(&nats.url(), "LISTINGS", &listings_durable).await;
+    for (i, g) in groups.iter().enumerate() {
+        let id = uuid::Uuid::now_v7().to_string();
+        member_joined(nats, g, &format!("member-{i}"), &id, &id).await;
     }
     eventually("three notifications", Duration::from_secs(20), || {
         let mut c = client.clone();
@@ -279,4 +293,54 @@ async fn inbox_is_newest_first_paginated_and_private() {
             .code(),
         Code::PermissionDenied
     );
+}
+
+#[tokio::test]
+async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
+    let mut nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let group = uuid::Uuid::now_v7().to_string();
+    group_published(&nats, &group, "Walk and talk", &["alice"]).await;
+
+    nats.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.restart();
+    let first = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &group, "bob", &first, &first).await;
+    eventually(
+        "a notification after the NATS restart",
+        Duration::from_secs(30),
+        || {
+            let mut c = client.clone();
+            async move { (inbox(&mut c, "alice").await.notifications.len() == 1).then_some(()) }
+        },
+    )
+    .await;
+
+    // Someone deletes the durable consumer: the supervisor recreates it, and the
+    // replay from the start of the stream does not notify anyone twice.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let durable = format!("notifications-{REGION}-membership");
+    js.get_stream("MEMBERSHIP")
+        .await
+        .unwrap()
+        .delete_consumer(&durable)
+        .await
+        .unwrap();
+    let second = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &group, "carol", &second, &second).await;
+    eventually(
+        "a notification after the consumer was deleted",
+        Duration::from_secs(30),
+        || {
+            let mut c = client.clone();
+            async move { (inbox(&mut c, "alice").await.notifications.len() == 2).then_some(()) }
+        },
+    )
+    .await;
+    wait_consumer_caught_up(&nats.url(), "MEMBERSHIP", &durable).await;
+    assert_eq!(inbox(&mut client, "alice").await.notifications.len(), 2);
+    assert_eq!(inbox(&mut client, "bob").await.notifications.len(), 1);
 }
