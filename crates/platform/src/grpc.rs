@@ -33,6 +33,10 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    pub fn service_name(&self) -> &'static str {
+        self.service_name
+    }
+
     pub async fn set(&self, ready: bool) {
         let status = if ready {
             ServingStatus::Serving

@@ -178,3 +178,38 @@ async fn follow_connection(client: async_nats::Client, readiness: Readiness, shu
         }
     }
 }
+
+/// Connects to a service's database and brings its schema up to date.
+pub async fn open_database<M: sea_orm_migration::MigratorTrait>(
+    cfg: &crate::config::DatabaseConfig,
+) -> anyhow::Result<DatabaseConnection> {
+    let db = crate::db::connect(&cfg.url, cfg.max_connections).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+/// Serves the service's gRPC API until `shutdown`, then waits for its background
+/// work (`background`, from [`Eventing::spawn`]) within the shutdown grace period.
+pub async fn serve_until_shutdown(
+    common: &CommonConfig,
+    auth: Arc<crate::auth::Authenticator>,
+    listener: tokio::net::TcpListener,
+    parts: crate::grpc::ServerParts,
+    background: tokio::task::JoinHandle<()>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        service = parts.readiness.service_name(),
+        addr = %listener.local_addr()?,
+        region = %common.region,
+        "serving"
+    );
+    let served = crate::grpc::serve(&common.grpc, auth, listener, parts, shutdown).await;
+    if tokio::time::timeout(common.grpc.shutdown_grace(), background)
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not stop within the shutdown grace period");
+    }
+    served
+}

@@ -10,11 +10,10 @@ pub mod events;
 pub mod grpc;
 pub mod store;
 
-use sea_orm_migration::MigratorTrait;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::service::Eventing;
-use selfhelp_platform::{auth::Authenticator, bus, db, grpc as platform_grpc};
+use selfhelp_platform::service::{self, Eventing};
+use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
 use tokio::net::TcpListener;
 
@@ -26,8 +25,7 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
-    let db = db::connect(&common.database.url, common.database.max_connections).await?;
-    store::Migrator::up(&db, None).await?;
+    let db = service::open_database::<store::Migrator>(&common.database).await?;
     let auth = Authenticator::from_config(&common.auth).await?;
     let outbox = Outbox::new(&common.region, "listings");
 
@@ -45,14 +43,5 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         consumes: vec![],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
-    tracing::info!(addr = %listener.local_addr()?, region = %common.region, "listings serving");
-    let served = platform_grpc::serve(&common.grpc, auth, listener, parts, shutdown).await;
-    // Background work stops on the same signal; wait for it within the grace period.
-    if tokio::time::timeout(common.grpc.shutdown_grace(), background)
-        .await
-        .is_err()
-    {
-        tracing::warn!("background tasks did not stop within the shutdown grace period");
-    }
-    served
+    service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await
 }
