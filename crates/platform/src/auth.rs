@@ -421,49 +421,117 @@ mod tests {
         assert!(auth.authenticate(&early).await.is_err());
     }
 
+    /// An identity provider's key: the JWKS it publishes and a way to sign with it.
+    struct IdentityProvider {
+        jwks: serde_json::Value,
+        key: EncodingKey,
+    }
+
+    impl IdentityProvider {
+        fn new(kid: &str) -> Self {
+            use base64::Engine;
+            use p256::pkcs8::EncodePrivateKey;
+            let signing =
+                p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+            let point = signing.verifying_key().to_encoded_point(false);
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let jwks = serde_json::json!({"keys": [{
+                "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+                "x": b64.encode(point.x().unwrap()), "y": b64.encode(point.y().unwrap()),
+            }]});
+            let pem = signing.to_pkcs8_pem(Default::default()).unwrap();
+            Self {
+                jwks,
+                key: EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            }
+        }
+
+        fn sign(&self, kid: &str, sub: &str) -> String {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(kid.into());
+            let claims = Claims {
+                sub: sub.into(),
+                region: "notts".into(),
+                roles: vec![],
+                exp: chrono::Utc::now().timestamp() + 60,
+                iss: None,
+                aud: None,
+            };
+            jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+        }
+    }
+
     #[tokio::test]
     async fn es256_from_jwks_file() {
-        use base64::Engine;
-        use p256::ecdsa::SigningKey;
-        use p256::pkcs8::EncodePrivateKey;
-
-        let signing = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let point = signing.verifying_key().to_encoded_point(false);
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jwks = serde_json::json!({"keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
-            "x": b64.encode(point.x().unwrap()), "y": b64.encode(point.y().unwrap()),
-        }]});
+        let idp = IdentityProvider::new("k1");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
-        std::fs::write(&path, jwks.to_string()).unwrap();
+        std::fs::write(&path, idp.jwks.to_string()).unwrap();
         let auth = Authenticator::from_config(&AuthConfig {
             jwks_file: Some(path),
             ..Default::default()
         })
         .await
         .unwrap();
-
-        let pem = signing.to_pkcs8_pem(Default::default()).unwrap();
-        let key = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("k1".into());
-        let claims = Claims {
-            sub: "p9".into(),
-            region: "notts".into(),
-            roles: vec![],
-            exp: chrono::Utc::now().timestamp() + 60,
-            iss: None,
-            aud: None,
-        };
-        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-        assert_eq!(auth.authenticate(&token).await.unwrap().person_id, "p9");
-
+        assert_eq!(
+            auth.authenticate(&idp.sign("k1", "p9"))
+                .await
+                .unwrap()
+                .person_id,
+            "p9"
+        );
         // An HS256 token must not be accepted by a JWKS-configured service.
         let hs = mint_hs256("k1", "p9", "notts", &[], Duration::from_secs(60)).unwrap();
         assert!(auth.authenticate(&hs).await.is_err());
-        header.kid = Some("unknown".into());
-        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-        assert!(auth.authenticate(&token).await.is_err());
+        assert!(auth.authenticate(&idp.sign("unknown", "p9")).await.is_err());
+        // Someone else's key with our key id.
+        let impostor = IdentityProvider::new("k1");
+        assert!(auth.authenticate(&impostor.sign("k1", "p9")).await.is_err());
+    }
+
+    /// Serves `body` as JSON to every request on a local port; returns its URL.
+    async fn serve_json(body: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}/.well-known/jwks.json")
+    }
+
+    #[tokio::test]
+    async fn es256_from_jwks_url() {
+        let idp = IdentityProvider::new("kid-2026");
+        let url = serve_json(idp.jwks.to_string()).await;
+        let auth = Authenticator::from_config(&AuthConfig {
+            jwks_url: Some(url),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            auth.authenticate(&idp.sign("kid-2026", "p7"))
+                .await
+                .unwrap()
+                .person_id,
+            "p7"
+        );
+        assert!(
+            auth.authenticate(&idp.sign("rotated-away", "p7"))
+                .await
+                .is_err()
+        );
     }
 }
