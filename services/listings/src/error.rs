@@ -13,6 +13,10 @@ pub enum ListingsError {
     Unauthenticated,
     #[error("group not found")]
     NotFound,
+    #[error("topic not found")]
+    TopicNotFound,
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("{0}")]
     PermissionDenied(&'static str),
     #[error("{0}")]
@@ -34,7 +38,10 @@ impl From<ListingsError> for Status {
         match err {
             ListingsError::Invalid(v) => v.into_status(),
             ListingsError::Unauthenticated => Status::unauthenticated(err.to_string()),
-            ListingsError::NotFound => Status::not_found(err.to_string()),
+            ListingsError::NotFound | ListingsError::TopicNotFound => {
+                Status::not_found(err.to_string())
+            }
+            ListingsError::AlreadyExists(_) => Status::already_exists(err.to_string()),
             ListingsError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             ListingsError::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
             ListingsError::Conflict => Status::aborted(err.to_string()),

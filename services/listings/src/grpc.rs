@@ -13,9 +13,11 @@ use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
 
 use crate::domain::group::{self as domain, GroupDraft, Status as GroupStatus, Transition};
+use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::events::{self, GroupEvent};
 use crate::store::group::{self as store, Model};
+use crate::store::topic as topic_store;
 
 pub struct ListingsApi {
     db: DatabaseConnection,
@@ -37,6 +39,36 @@ impl ListingsApi {
                 "your token is for another region",
             ))
         }
+    }
+
+    /// The region's taxonomy, as the domain rules see it.
+    async fn taxonomy(&self) -> Result<Vec<topics::TopicNode>, ListingsError> {
+        Ok(topic_store::list(&self.db, &self.region)
+            .await?
+            .iter()
+            .map(topic_store::Model::node)
+            .collect())
+    }
+
+    /// Only operators of this region manage the taxonomy.
+    fn require_operator(&self, request_caller: &Caller) -> Result<(), ListingsError> {
+        if request_caller.is_operator_of(&self.region) {
+            Ok(())
+        } else {
+            Err(ListingsError::PermissionDenied(
+                "only operators of this region can manage topics",
+            ))
+        }
+    }
+
+    /// Loads a topic of this region, or NOT_FOUND naming what was missing.
+    async fn topic(&self, field: &str, id: &str) -> Result<topic_store::Model, ListingsError> {
+        let mut v = Violations::new();
+        let id = v.uuid(field, id);
+        v.into_result()?;
+        topic_store::find(&self.db, &self.region, &id.expect("checked").to_string())
+            .await?
+            .ok_or(ListingsError::TopicNotFound)
     }
 
     /// Loads a group the caller may see; anything else is NOT_FOUND.
@@ -106,15 +138,19 @@ impl ListingsService for ListingsApi {
         let trace = trace_parent(&request);
         self.check_region(&caller)?;
         let req = request.into_inner();
-        let new = domain::validate(GroupDraft {
-            name: req.name,
-            summary: req.summary,
-            description: req.description,
-            topics: req.topics,
-            format: format_from_wire(req.format),
-            join_policy: join_policy_from_wire(req.join_policy),
-            venues: req.venues.into_iter().map(venue_from_wire).collect(),
-        })
+        let taxonomy = self.taxonomy().await?;
+        let new = domain::validate(
+            GroupDraft {
+                name: req.name,
+                summary: req.summary,
+                description: req.description,
+                topics: req.topics,
+                format: format_from_wire(req.format),
+                join_policy: join_policy_from_wire(req.join_policy),
+                venues: req.venues.into_iter().map(venue_from_wire).collect(),
+            },
+            &taxonomy,
+        )
         .map_err(ListingsError::from)?;
         let id = uuid::Uuid::now_v7().to_string();
         let result: Result<Model, ListingsError> = async {
@@ -212,16 +248,25 @@ impl ListingsService for ListingsApi {
         let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
         v.text("query", &req.query, false, 200);
-        v.text("topic", &req.topic, false, domain::MAX_TOPIC);
         let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
         let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
-        v.into_result().map_err(ListingsError::from)?;
         let topic = req.topic.trim().to_ascii_lowercase();
+        let mut topic_codes = Vec::new();
+        if !topic.is_empty() {
+            let taxonomy = self.taxonomy().await?;
+            if taxonomy.iter().any(|t| t.code == topic) {
+                topic_codes = topics::search_codes(&taxonomy, &topic);
+            } else {
+                // An unknown topic is a mistake to point out, not an empty result.
+                v.add("topic", "is not a topic of this region (see ListTopics)");
+            }
+        }
+        v.into_result().map_err(ListingsError::from)?;
         let (rows, total) = store::search(
             &self.db,
             &self.region,
             req.query.trim(),
-            &topic,
+            &topic_codes,
             offset,
             limit,
         )
@@ -239,6 +284,172 @@ impl ListingsService for ListingsApi {
                 total_size: total as i64,
             }),
         }))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let include_retired = request.get_ref().include_retired;
+        let rows = topic_store::list(&self.db, &self.region)
+            .await
+            .map_err(ListingsError::from)?;
+        let ordered = topics::parents_first(rows.iter().map(topic_store::Model::node).collect());
+        let topics = ordered
+            .iter()
+            .filter(|n| include_retired || !n.retired)
+            .filter_map(|n| rows.iter().find(|r| r.id == n.id))
+            .map(topic_to_wire)
+            .collect();
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let caller = require_caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let code = req.code.trim().to_ascii_lowercase();
+        topics::check_code(&mut v, "code", &code);
+        v.text("name", &req.name, true, topics::MAX_NAME);
+        v.text(
+            "description",
+            &req.description,
+            false,
+            topics::MAX_DESCRIPTION,
+        );
+        if !req.parent_id.is_empty() {
+            v.uuid("parent_id", &req.parent_id);
+        }
+        v.into_result().map_err(ListingsError::from)?;
+        self.require_operator(&caller)?;
+        let parent = if req.parent_id.is_empty() {
+            None
+        } else {
+            Some(self.topic("parent_id", &req.parent_id).await?)
+        };
+        if parent.as_ref().is_some_and(|p| p.retired_at_ms.is_some()) {
+            return Err(
+                ListingsError::FailedPrecondition("the parent topic is retired".into()).into(),
+            );
+        }
+        let taxonomy = self.taxonomy().await?;
+        if taxonomy.iter().any(|t| t.code == code) {
+            return Err(ListingsError::AlreadyExists(format!("topic code {code} is taken")).into());
+        }
+        let now = now_ms();
+        let row = topic_store::Model {
+            id: topics::stable_id(&self.region, &code).to_string(),
+            region: self.region.clone(),
+            code,
+            name: req.name.trim().to_string(),
+            description: req.description.trim().to_string(),
+            parent_id: parent.map(|p| p.id),
+            retired_at_ms: None,
+            replaced_by_id: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let created = topic_store::insert(&self.db, row).await.map_err(|e| {
+            if selfhelp_platform::db::is_unique_violation(&e) {
+                ListingsError::AlreadyExists("topic code is taken".into())
+            } else {
+                ListingsError::from(e)
+            }
+        })?;
+        tracing::info!(topic = %created.code, "topic created");
+        Ok(Response::new(topic_to_wire(&created)))
+    }
+
+    async fn update_topic(
+        &self,
+        request: Request<pb::UpdateTopicRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let caller = require_caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        v.uuid("topic_id", &req.topic_id);
+        v.text("name", &req.name, true, topics::MAX_NAME);
+        v.text(
+            "description",
+            &req.description,
+            false,
+            topics::MAX_DESCRIPTION,
+        );
+        if !req.parent_id.is_empty() {
+            v.uuid("parent_id", &req.parent_id);
+        }
+        v.into_result().map_err(ListingsError::from)?;
+        self.require_operator(&caller)?;
+        let mut topic = self.topic("topic_id", &req.topic_id).await?;
+        let parent_id = if req.parent_id.is_empty() {
+            None
+        } else {
+            let parent = self.topic("parent_id", &req.parent_id).await?;
+            if topics::would_cycle(&self.taxonomy().await?, &topic.id, &parent.id) {
+                let mut v = Violations::new();
+                v.add("parent_id", "would put the topic below itself");
+                return Err(ListingsError::from(v).into());
+            }
+            Some(parent.id)
+        };
+        topic.name = req.name.trim().to_string();
+        topic.description = req.description.trim().to_string();
+        topic.parent_id = parent_id;
+        topic.updated_at_ms = now_ms();
+        let saved = topic_store::save(&self.db, topic)
+            .await
+            .map_err(ListingsError::from)?;
+        Ok(Response::new(topic_to_wire(&saved)))
+    }
+
+    async fn retire_topic(
+        &self,
+        request: Request<pb::RetireTopicRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let caller = require_caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        v.uuid("topic_id", &req.topic_id);
+        v.uuid("replacement_id", &req.replacement_id);
+        if req.topic_id.trim() == req.replacement_id.trim() {
+            v.add("replacement_id", "must be another topic");
+        }
+        v.into_result().map_err(ListingsError::from)?;
+        self.require_operator(&caller)?;
+        let mut topic = self.topic("topic_id", &req.topic_id).await?;
+        let replacement = self.topic("replacement_id", &req.replacement_id).await?;
+        if topic.retired_at_ms.is_some() {
+            return Err(
+                ListingsError::FailedPrecondition("the topic is already retired".into()).into(),
+            );
+        }
+        if replacement.retired_at_ms.is_some() {
+            return Err(
+                ListingsError::FailedPrecondition("the replacement is retired too".into()).into(),
+            );
+        }
+        let taxonomy = self.taxonomy().await?;
+        let has_live_children = taxonomy
+            .iter()
+            .any(|t| t.parent_id.as_deref() == Some(topic.id.as_str()) && !t.retired);
+        if has_live_children {
+            return Err(ListingsError::FailedPrecondition(
+                "move or retire the topics below it first".into(),
+            )
+            .into());
+        }
+        let now = now_ms();
+        topic.retired_at_ms = Some(now);
+        topic.replaced_by_id = Some(replacement.id);
+        topic.updated_at_ms = now;
+        let saved = topic_store::save(&self.db, topic)
+            .await
+            .map_err(ListingsError::from)?;
+        tracing::info!(topic = %saved.code, "topic retired");
+        Ok(Response::new(topic_to_wire(&saved)))
     }
 }
 
@@ -334,5 +545,17 @@ pub fn group_to_wire(g: &Model, caller: Option<&Caller>) -> pb::Group {
         created_at: Some(to_timestamp(g.created_at_ms)),
         updated_at: Some(to_timestamp(g.updated_at_ms)),
         review_note: g.review_note.clone().unwrap_or_default(),
+    }
+}
+
+fn topic_to_wire(t: &topic_store::Model) -> pb::Topic {
+    pb::Topic {
+        id: t.id.clone(),
+        code: t.code.clone(),
+        name: t.name.clone(),
+        description: t.description.clone(),
+        parent_id: t.parent_id.clone().unwrap_or_default(),
+        retired: t.retired_at_ms.is_some(),
+        replaced_by_id: t.replaced_by_id.clone().unwrap_or_default(),
     }
 }

@@ -26,6 +26,11 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
     let db = service::open_database::<store::Migrator>(&common.database).await?;
+    let seeded =
+        store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;
+    if seeded > 0 {
+        tracing::info!(topics = seeded, "seeded the default topic taxonomy");
+    }
     let auth = Authenticator::from_config(&common.auth).await?;
     let outbox = Outbox::new(&common.region, "listings");
 

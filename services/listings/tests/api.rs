@@ -321,7 +321,7 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
     publish(
         &mut client,
         "org",
-        new_group("Knitting 100% wool_club", "", &["crafts"]),
+        new_group("Knitting 100% wool_club", "", &["parenting"]),
     )
     .await;
     let mut names = Vec::new();
@@ -642,6 +642,224 @@ async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_retur
                 .map(|v| v.as_str().to_string()),
             Some(group.id),
             "{backend:?}"
+        );
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let list = |include_retired: bool| pb::ListTopicsRequest { include_retired };
+
+        // Seeded for the region, parents before children, stable UUIDs.
+        let seeded = client
+            .list_topics(list(false))
+            .await
+            .unwrap()
+            .into_inner()
+            .topics;
+        let by_code =
+            |topics: &[pb::Topic], code: &str| topics.iter().position(|t| t.code == code).unwrap();
+        let (ltc, diabetes) = (
+            by_code(&seeded, "long-term-conditions"),
+            by_code(&seeded, "diabetes"),
+        );
+        assert!(ltc < diabetes, "{backend:?}: parents first");
+        assert_eq!(seeded[diabetes].parent_id, seeded[ltc].id);
+        assert_eq!(
+            uuid::Uuid::parse_str(&seeded[diabetes].id)
+                .unwrap()
+                .get_version_num(),
+            5
+        );
+        let diabetes_id = seeded[diabetes].id.clone();
+
+        // Only operators of the region manage topics.
+        let create = |code: &str, parent: &str| pb::CreateTopicRequest {
+            code: code.into(),
+            name: "Type 1 diabetes".into(),
+            description: String::new(),
+            parent_id: parent.into(),
+        };
+        let alice = token("alice", REGION, &[]);
+        let far_op = token("op", "leeds", &["operator"]);
+        let op = token("op", REGION, &["operator"]);
+        assert_eq!(
+            client
+                .create_topic(with_token(create("type-1", &diabetes_id), &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            client
+                .create_topic(with_token(create("type-1", &diabetes_id), &far_op))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            client
+                .create_topic(create("type-1", &diabetes_id))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        let type1 = client
+            .create_topic(with_token(create("type-1", &diabetes_id), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(type1.parent_id, diabetes_id);
+        assert_eq!(
+            client
+                .create_topic(with_token(create("type-1", ""), &op))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::AlreadyExists
+        );
+        let bad = client
+            .create_topic(with_token(create("Type 1!", ""), &op))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&bad), vec!["code"]);
+        let orphan = client
+            .create_topic(with_token(
+                create("orphan", &uuid::Uuid::now_v7().to_string()),
+                &op,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(orphan.code(), Code::NotFound);
+
+        // A group tagged with the child is found from its ancestors, not elsewhere.
+        let group = publish(
+            &mut client,
+            "alice",
+            new_group("Type 1 parents' circle", "", &["type-1"]),
+        )
+        .await;
+        let search = |topic: &str| pb::SearchGroupsRequest {
+            query: String::new(),
+            topic: topic.into(),
+            page: None,
+        };
+        let ids =
+            |r: pb::SearchGroupsResponse| r.groups.into_iter().map(|g| g.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(client
+                .search_groups(search("long-term-conditions"))
+                .await
+                .unwrap()
+                .into_inner()),
+            vec![group.id.clone()]
+        );
+        assert!(
+            ids(client
+                .search_groups(search("mental-health"))
+                .await
+                .unwrap()
+                .into_inner())
+            .is_empty()
+        );
+        let unknown = client
+            .search_groups(search("no-such-topic"))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&unknown), vec!["topic"]);
+
+        // Rename and move to the top level; moving a topic below itself is refused.
+        let update = |id: &str, name: &str, parent: &str| pb::UpdateTopicRequest {
+            topic_id: id.into(),
+            name: name.into(),
+            description: String::new(),
+            parent_id: parent.into(),
+        };
+        let moved = client
+            .update_topic(with_token(update(&type1.id, "Type 1", ""), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (moved.name.as_str(), moved.parent_id.as_str()),
+            ("Type 1", "")
+        );
+        assert!(
+            ids(client
+                .search_groups(search("long-term-conditions"))
+                .await
+                .unwrap()
+                .into_inner())
+            .is_empty()
+        );
+        let cycle = client
+            .update_topic(with_token(
+                update(&seeded[ltc].id, "LTC", &diabetes_id),
+                &op,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&cycle), vec!["parent_id"]);
+
+        // Retire in favour of diabetes: it can't be chosen, and diabetes finds its groups.
+        let retire = |id: &str, replacement: &str| pb::RetireTopicRequest {
+            topic_id: id.into(),
+            replacement_id: replacement.into(),
+        };
+        let busy = client
+            .retire_topic(with_token(retire(&seeded[ltc].id, &diabetes_id), &op))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            busy.code(),
+            Code::FailedPrecondition,
+            "a topic with live children stays"
+        );
+        let retired = client
+            .retire_topic(with_token(retire(&type1.id, &diabetes_id), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(retired.retired);
+        assert_eq!(
+            ids(client
+                .search_groups(search("diabetes"))
+                .await
+                .unwrap()
+                .into_inner()),
+            vec![group.id.clone()]
+        );
+        let err = client
+            .create_group(with_token(new_group("New", "", &["type-1"]), &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), vec!["topics[0]"]);
+        assert!(err.message().contains("use diabetes"), "{}", err.message());
+        let visible = client
+            .list_topics(list(false))
+            .await
+            .unwrap()
+            .into_inner()
+            .topics;
+        assert!(visible.iter().all(|t| t.code != "type-1"));
+        let all = client
+            .list_topics(list(true))
+            .await
+            .unwrap()
+            .into_inner()
+            .topics;
+        assert!(
+            all.iter()
+                .any(|t| t.code == "type-1" && t.replaced_by_id == diabetes_id)
         );
         svc.stop().await.unwrap();
     }

@@ -5,12 +5,12 @@ use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 use super::postcode;
+use super::topic::TopicNode;
 
 pub const MAX_NAME: usize = 120;
 pub const MAX_SUMMARY: usize = 300;
 pub const MAX_DESCRIPTION: usize = 10_000;
 pub const MAX_TOPICS: usize = 10;
-pub const MAX_TOPIC: usize = 64;
 pub const MAX_VENUES: usize = 10;
 pub const MAX_VENUE_TEXT: usize = 200;
 
@@ -145,8 +145,9 @@ pub struct NewGroup {
     pub venues: Vec<Venue>,
 }
 
-/// Checks every field, naming each one that is wrong.
-pub fn validate(draft: GroupDraft) -> Result<NewGroup, Violations> {
+/// Checks every field, naming each one that is wrong. Topics must be current
+/// terms of the region's `taxonomy`.
+pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, Violations> {
     let mut v = Violations::new();
     v.text("name", &draft.name, true, MAX_NAME);
     v.text("summary", &draft.summary, false, MAX_SUMMARY);
@@ -157,20 +158,30 @@ pub fn validate(draft: GroupDraft) -> Result<NewGroup, Violations> {
     }
     let mut topics = Vec::new();
     for (i, topic) in draft.topics.iter().enumerate() {
-        let t = topic.trim().to_ascii_lowercase();
-        let ok = !t.is_empty()
-            && t.len() <= MAX_TOPIC
-            && t.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            if !topics.contains(&t) {
-                topics.push(t);
-            }
-        } else {
+        let field = format!("topics[{i}]");
+        let code = topic.trim().to_ascii_lowercase();
+        let mut ok = Violations::new();
+        super::topic::check_code(&mut ok, &field, &code);
+        if !ok.is_empty() {
             v.add(
-                format!("topics[{i}]"),
-                "must be a topic slug: a-z, 0-9 and '-', at most 64 characters",
+                field,
+                "must be a topic code: a-z, 0-9 and '-', at most 64 characters",
             );
+            continue;
+        }
+        match taxonomy.iter().find(|n| n.code == code) {
+            None => v.add(field, "is not a topic of this region (see ListTopics)"),
+            Some(term) if term.retired => {
+                let instead = term
+                    .replaced_by
+                    .as_ref()
+                    .and_then(|r| taxonomy.iter().find(|n| &n.id == r))
+                    .map(|n| format!("; use {}", n.code))
+                    .unwrap_or_default();
+                v.add(field, format!("is retired{instead}"));
+            }
+            Some(_) if topics.contains(&code) => {}
+            Some(_) => topics.push(code),
         }
     }
 
@@ -298,9 +309,20 @@ mod tests {
         }
     }
 
+    fn taxonomy() -> Vec<TopicNode> {
+        let node = |code: &str, retired: bool| TopicNode {
+            id: code.into(),
+            code: code.into(),
+            parent_id: None,
+            retired,
+            replaced_by: retired.then(|| "bereavement".to_string()),
+        };
+        vec![node("bereavement", false), node("grief", true)]
+    }
+
     #[test]
     fn valid_group_is_normalised() {
-        let g = validate(draft()).unwrap();
+        let g = validate(draft(), &taxonomy()).unwrap();
         assert_eq!(g.topics, vec!["bereavement"]);
         assert_eq!(g.venues[0].postcode, "NG1 5FS");
     }
@@ -313,20 +335,26 @@ mod tests {
         d.format = None;
         d.venues[0].postcode = "nope".into();
         d.topics.push("Not a slug!".into());
-        let fields: Vec<String> = validate(d)
-            .unwrap_err()
-            .fields()
-            .map(String::from)
-            .collect();
+        d.topics.push("unknown".into());
+        d.topics.push("grief".into());
+        let err = validate(d, &taxonomy()).unwrap_err();
+        let fields: Vec<String> = err.fields().map(String::from).collect();
         assert_eq!(
             fields,
             vec![
                 "name",
                 "description",
                 "topics[2]",
+                "topics[3]",
+                "topics[4]",
                 "format",
                 "venues[0].postcode"
             ]
+        );
+        assert!(
+            err.into_status()
+                .message()
+                .contains("is retired; use bereavement")
         );
     }
 
@@ -334,9 +362,9 @@ mod tests {
     fn in_person_needs_a_venue_online_does_not() {
         let mut d = draft();
         d.venues.clear();
-        assert!(validate(d.clone()).is_err());
+        assert!(validate(d.clone(), &taxonomy()).is_err());
         d.format = Some(Format::Online);
-        assert!(validate(d).is_ok());
+        assert!(validate(d, &taxonomy()).is_ok());
     }
 
     #[test]

@@ -107,12 +107,13 @@ pub async fn set_status<C: ConnectionTrait>(
 }
 
 /// Published groups of `region` matching `text` (name, summary or description,
-/// case-insensitive) and `topic`, ordered by name; with the total count.
+/// case-insensitive) and tagged with any of `topics` (when given), ordered by
+/// name; with the total count.
 pub async fn search<C: ConnectionTrait>(
     conn: &C,
     region: &str,
     text: &str,
-    topic: &str,
+    topics: &[String],
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
@@ -130,10 +131,14 @@ pub async fn search<C: ConnectionTrait>(
                 .add(lower(Column::Description).like(pattern)),
         );
     }
-    if !topic.is_empty() {
-        // Topics are slugs (no quotes), so the JSON array text holds `"slug"` exactly.
-        let pattern = LikeExpr::new(format!("%\"{}\"%", escape_like(topic))).escape('\\');
-        cond = cond.add(Column::TopicsJson.like(pattern));
+    if !topics.is_empty() {
+        // Topic codes are slugs (no quotes), so the JSON array text holds `"code"` exactly.
+        let mut any = Condition::any();
+        for code in topics {
+            let pattern = LikeExpr::new(format!("%\"{}\"%", escape_like(code))).escape('\\');
+            any = any.add(Column::TopicsJson.like(pattern));
+        }
+        cond = cond.add(any);
     }
     let total = Entity::find().filter(cond.clone()).count(conn).await?;
     let rows = Entity::find()

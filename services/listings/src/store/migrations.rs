@@ -7,6 +7,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = selfhelp_platform::migrations::migrations();
         all.push(Box::new(CreateGroups));
+        all.push(Box::new(CreateTopics));
         all
     }
 }
@@ -94,6 +95,63 @@ impl MigrationTrait for CreateGroups {
                 .col(ListingGroup::Region)
                 .col(ListingGroup::Status)
                 .col(ListingGroup::Name)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct CreateTopics;
+
+impl MigrationName for CreateTopics {
+    fn name(&self) -> &str {
+        "m0101_listings_topics"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Topic {
+    Table,
+    Id,
+    Region,
+    Code,
+    Name,
+    Description,
+    ParentId,
+    RetiredAtMs,
+    ReplacedById,
+    CreatedAtMs,
+    UpdatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTopics {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Topic::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(Topic::Id).string().not_null().primary_key())
+                .col(ColumnDef::new(Topic::Region).string().not_null())
+                .col(ColumnDef::new(Topic::Code).string().not_null())
+                .col(ColumnDef::new(Topic::Name).string().not_null())
+                .col(ColumnDef::new(Topic::Description).text().not_null())
+                .col(ColumnDef::new(Topic::ParentId).string().null())
+                .col(ColumnDef::new(Topic::RetiredAtMs).big_integer().null())
+                .col(ColumnDef::new(Topic::ReplacedById).string().null())
+                .col(ColumnDef::new(Topic::CreatedAtMs).big_integer().not_null())
+                .col(ColumnDef::new(Topic::UpdatedAtMs).big_integer().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("uq_topic_region_code")
+                .table(Topic::Table)
+                .col(Topic::Region)
+                .col(Topic::Code)
+                .unique()
                 .if_not_exists()
                 .to_owned(),
         )

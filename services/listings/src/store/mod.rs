@@ -2,5 +2,6 @@
 
 pub mod group;
 mod migrations;
+pub mod topic;
 
 pub use migrations::Migrator;
