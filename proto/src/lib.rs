@@ -24,6 +24,10 @@ pub mod events {
         pub const GROUP_SUBMITTED: &str = "org.selfhelp.listings.group.submitted.v1";
         pub const GROUP_PUBLISHED: &str = "org.selfhelp.listings.group.published.v1";
         pub const GROUP_REJECTED: &str = "org.selfhelp.listings.group.rejected.v1";
+        pub const SCHEDULE_CHANGED: &str = "org.selfhelp.listings.schedule.changed.v1";
+        pub const OCCURRENCE_CANCELLED: &str = "org.selfhelp.listings.occurrence.cancelled.v1";
+        pub const OCCURRENCE_MOVED: &str = "org.selfhelp.listings.occurrence.moved.v1";
+        pub const OCCURRENCE_ADDED: &str = "org.selfhelp.listings.occurrence.added.v1";
         pub const MEMBER_JOINED: &str = "org.selfhelp.membership.member.joined.v1";
     }
 
@@ -39,6 +43,12 @@ pub mod events {
             types::GROUP_SUBMITTED => v1::GroupSubmitted::decode(payload).map(|e| e.group),
             types::GROUP_PUBLISHED => v1::GroupPublished::decode(payload).map(|e| e.group),
             types::GROUP_REJECTED => v1::GroupRejected::decode(payload).map(|e| e.group),
+            types::SCHEDULE_CHANGED => v1::ScheduleChanged::decode(payload).map(|e| e.group),
+            types::OCCURRENCE_CANCELLED => {
+                v1::OccurrenceCancelled::decode(payload).map(|e| e.group)
+            }
+            types::OCCURRENCE_MOVED => v1::OccurrenceMoved::decode(payload).map(|e| e.group),
+            types::OCCURRENCE_ADDED => v1::OccurrenceAdded::decode(payload).map(|e| e.group),
             _ => return Ok(None),
         };
         match decoded {

@@ -56,9 +56,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data_dir.join(format!("{name}.db")).display()
         )
     };
-    let mut listings = selfhelp_listings::Config {
-        common: common.clone(),
-    };
+    // Listings' own settings (e.g. SELFHELP_TIMEZONE) still come from the environment.
+    let mut listings: selfhelp_listings::Config = config::load(None)?;
+    listings.common = common.clone();
     listings.common.database.url = sqlite("listings");
     let mut membership = selfhelp_membership::Config {
         common: common.clone(),

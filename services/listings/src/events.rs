@@ -88,3 +88,104 @@ pub async fn record<C: ConnectionTrait>(
         }
     }
 }
+
+/// A change to a group's meetings, with what consumers need to tell people.
+pub enum MeetingEvent {
+    ScheduleChanged {
+        rrule: String,
+        description: String,
+        timezone: String,
+    },
+    Cancelled {
+        date: String,
+        note: String,
+    },
+    Moved {
+        original_date: String,
+        starts_at_ms: i64,
+        ends_at_ms: i64,
+        note: String,
+    },
+    Added {
+        starts_at_ms: i64,
+        ends_at_ms: i64,
+        note: String,
+    },
+}
+
+/// Adds the event for a change to `group`'s meetings to the outbox, in `conn`'s
+/// transaction (`group` as it is after the change).
+pub async fn record_meeting<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    event: MeetingEvent,
+    group: &Model,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let occurred_at = Some(to_timestamp(now_ms()));
+    let g = Some(snapshot(group));
+    let (id, trace) = (&group.id, Some(trace));
+    match event {
+        MeetingEvent::ScheduleChanged {
+            rrule,
+            description,
+            timezone,
+        } => {
+            let msg = ev::ScheduleChanged {
+                group: g,
+                rrule,
+                description,
+                timezone,
+                occurred_at,
+            };
+            outbox
+                .enqueue(conn, LISTINGS, "schedule.changed", id, &msg, trace)
+                .await
+        }
+        MeetingEvent::Cancelled { date, note } => {
+            let msg = ev::OccurrenceCancelled {
+                group: g,
+                date,
+                note,
+                occurred_at,
+            };
+            outbox
+                .enqueue(conn, LISTINGS, "occurrence.cancelled", id, &msg, trace)
+                .await
+        }
+        MeetingEvent::Moved {
+            original_date,
+            starts_at_ms,
+            ends_at_ms,
+            note,
+        } => {
+            let msg = ev::OccurrenceMoved {
+                group: g,
+                original_date,
+                new_starts_at: Some(to_timestamp(starts_at_ms)),
+                new_ends_at: Some(to_timestamp(ends_at_ms)),
+                note,
+                occurred_at,
+            };
+            outbox
+                .enqueue(conn, LISTINGS, "occurrence.moved", id, &msg, trace)
+                .await
+        }
+        MeetingEvent::Added {
+            starts_at_ms,
+            ends_at_ms,
+            note,
+        } => {
+            let msg = ev::OccurrenceAdded {
+                group: g,
+                starts_at: Some(to_timestamp(starts_at_ms)),
+                ends_at: Some(to_timestamp(ends_at_ms)),
+                note,
+                occurred_at,
+            };
+            outbox
+                .enqueue(conn, LISTINGS, "occurrence.added", id, &msg, trace)
+                .await
+        }
+    }
+}

@@ -25,6 +25,7 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
+    let tz = config.time_zone()?;
     let db = service::open_database::<store::Migrator>(&common.database).await?;
     let seeded =
         store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;
@@ -35,7 +36,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let outbox = Outbox::new(&common.region, "listings");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::ListingsApi::new(db.clone(), outbox.clone(), common.region.clone());
+    let api = grpc::ListingsApi::new(db.clone(), outbox.clone(), common.region.clone(), tz);
     parts.add_service(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );

@@ -17,6 +17,7 @@ const REGION: &str = "notts";
 async fn start(db: &TestDb, nats: &Nats) -> RunningService {
     let config = Config {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
     };
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
@@ -567,7 +568,10 @@ async fn overload_is_shed_with_resource_exhausted() {
     let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
     let mut common = selfhelp_testkit::common_config(&db.url, &nats.url(), REGION);
     common.grpc.concurrency_limit = 1;
-    let config = Config { common };
+    let config = Config {
+        common,
+        ..Default::default()
+    };
     let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
     let client = ListingsServiceClient::new(svc.channel().await);
     let mut shed = 0;
@@ -861,6 +865,273 @@ async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children
             all.iter()
                 .any(|t| t.code == "type-1" && t.replaced_by_id == diabetes_id)
         );
+        svc.stop().await.unwrap();
+    }
+}
+
+/// The next date on or after `from` that falls on `weekday`.
+fn next_weekday(from: chrono::NaiveDate, weekday: chrono::Weekday) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let mut d = from;
+    while d.weekday() != weekday {
+        d = d.succ_opt().unwrap();
+    }
+    d
+}
+
+#[tokio::test]
+async fn schedules_exceptions_events_and_calendar_export() {
+    use chrono::{Datelike, Weekday};
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let group = publish(
+            &mut client,
+            "alice",
+            new_group("Wednesday circle", "", &["carers"]),
+        )
+        .await;
+        let alice = token("alice", REGION, &[]);
+        let today = chrono::Utc::now()
+            .with_timezone(&chrono_tz::Europe::London)
+            .date_naive();
+        let first = next_weekday(today.succ_opt().unwrap(), Weekday::Wed);
+
+        let weekly = pb::Schedule {
+            frequency: pb::Frequency::Weekly.into(),
+            weekday: pb::Weekday::Wednesday.into(),
+            valid_from: today.to_string(),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            ..Default::default()
+        };
+        let set = |schedule: Option<pb::Schedule>| pb::SetScheduleRequest {
+            group_id: group.id.clone(),
+            schedule,
+        };
+        // Only organisers (and operators) set schedules; bad schedules name their fields.
+        let bob = token("bob", REGION, &[]);
+        assert_eq!(
+            client
+                .set_schedule(with_token(set(Some(weekly.clone())), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            client
+                .set_schedule(set(Some(weekly.clone())))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        let mut bad = weekly.clone();
+        bad.frequency = 0;
+        bad.end_time = "18:00".into();
+        let err = client
+            .set_schedule(with_token(set(Some(bad)), &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&err),
+            vec!["schedule.frequency", "schedule.end_time"]
+        );
+
+        let with_schedule = client
+            .set_schedule(with_token(set(Some(weekly)), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        let schedule = with_schedule.schedule.clone().unwrap();
+        assert_eq!(
+            schedule.description, "Every Wednesday, 7:00pm–9:00pm",
+            "{backend:?}"
+        );
+        assert_eq!(schedule.rrule, "FREQ=WEEKLY;INTERVAL=1;BYDAY=WE");
+        assert_eq!(schedule.timezone, "Europe/London");
+        assert_eq!(with_schedule.next_occurrences.len(), 5);
+        for o in &with_schedule.next_occurrences {
+            let date = chrono::NaiveDate::parse_from_str(&o.local_date, "%Y-%m-%d").unwrap();
+            assert_eq!(
+                (date.weekday(), o.local_start_time.as_str()),
+                (Weekday::Wed, "19:00")
+            );
+        }
+
+        // Cancel one, move the next, add a one-off.
+        let (second, third) = (
+            first + chrono::Duration::days(7),
+            first + chrono::Duration::days(14),
+        );
+        let cancel = |date: chrono::NaiveDate| pb::CancelOccurrenceRequest {
+            group_id: group.id.clone(),
+            date: date.to_string(),
+            note: "Hall closed".into(),
+        };
+        client
+            .cancel_occurrence(with_token(cancel(first), &alice))
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .cancel_occurrence(with_token(cancel(first), &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::FailedPrecondition
+        );
+        let not_a_meeting = client
+            .cancel_occurrence(with_token(cancel(first.succ_opt().unwrap()), &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&not_a_meeting), vec!["date"]);
+        let moved_to = second.succ_opt().unwrap();
+        let mv = pb::MoveOccurrenceRequest {
+            group_id: group.id.clone(),
+            date: second.to_string(),
+            new_date: moved_to.to_string(),
+            new_start_time: "18:00".into(),
+            new_end_time: "20:00".into(),
+            venue_index: Some(0),
+            note: "Thursday this week".into(),
+        };
+        client
+            .move_occurrence(with_token(mv.clone(), &alice))
+            .await
+            .unwrap();
+        let mut bad_venue = mv;
+        bad_venue.date = third.to_string();
+        bad_venue.venue_index = Some(7);
+        assert_eq!(
+            violated_fields(
+                &client
+                    .move_occurrence(with_token(bad_venue, &alice))
+                    .await
+                    .unwrap_err()
+            ),
+            vec!["venue_index"]
+        );
+        let one_off_date = third.succ_opt().unwrap().succ_opt().unwrap();
+        let one_off = pb::AddOneOffMeetingRequest {
+            group_id: group.id.clone(),
+            date: one_off_date.to_string(),
+            start_time: "11:00".into(),
+            end_time: "13:00".into(),
+            venue_index: None,
+            note: "Picnic in the park".into(),
+        };
+        let after = client
+            .add_one_off_meeting(with_token(one_off, &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(after.exceptions.len(), 3);
+
+        // Anyone sees the next meetings with the changes applied.
+        let public = client
+            .get_group(pb::GetGroupRequest {
+                group_id: group.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let kinds: Vec<(String, pb::OccurrenceKind)> = public
+            .next_occurrences
+            .iter()
+            .map(|o| (o.local_date.clone(), o.kind()))
+            .collect();
+        assert_eq!(
+            &kinds[..3],
+            &[
+                (moved_to.to_string(), pb::OccurrenceKind::Moved),
+                (third.to_string(), pb::OccurrenceKind::Regular),
+                (one_off_date.to_string(), pb::OccurrenceKind::OneOff),
+            ]
+        );
+        assert!(
+            public
+                .next_occurrences
+                .iter()
+                .all(|o| o.local_date != first.to_string()),
+            "the cancelled meeting is gone"
+        );
+        assert_eq!(public.next_occurrences[0].original_date, second.to_string());
+
+        // Every change was an event.
+        let source = format!("urn:selfhelp:{REGION}:listings");
+        for (event, schema) in [
+            ("schedule.changed", "ScheduleChanged"),
+            ("occurrence.cancelled", "OccurrenceCancelled"),
+            ("occurrence.moved", "OccurrenceMoved"),
+            ("occurrence.added", "OccurrenceAdded"),
+        ] {
+            let m = outside
+                .expect(&format!("selfhelp.{REGION}.listings.{event}"))
+                .await;
+            assert_cloudevent(
+                &m,
+                &format!("org.selfhelp.listings.{event}.v1"),
+                &source,
+                &format!("selfhelp.events.v1.{schema}"),
+            );
+        }
+
+        // The calendar file parses as iCalendar: the series with its rule and the
+        // cancelled date, the moved meeting as an override, the one-off on its own.
+        let export = client
+            .export_group_calendar(pb::ExportGroupCalendarRequest {
+                group_id: group.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(export.content_type.starts_with("text/calendar"));
+        let unfolded = icalendar::parser::unfold(&export.ics);
+        let calendar = icalendar::parser::read_calendar(&unfolded).expect("valid iCalendar");
+        let events: Vec<_> = calendar
+            .components
+            .iter()
+            .filter(|c| c.name == "VEVENT")
+            .collect();
+        assert_eq!(events.len(), 3);
+        let prop = |c: &icalendar::parser::Component<'_>, name: &str| {
+            c.properties
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.val.as_str().to_string())
+        };
+        let series = events
+            .iter()
+            .find(|e| prop(e, "RRULE").is_some())
+            .expect("the series");
+        assert_eq!(
+            prop(series, "EXDATE"),
+            Some(format!("{}T190000", first.format("%Y%m%d")))
+        );
+        let moved = events
+            .iter()
+            .find(|e| prop(e, "RECURRENCE-ID").is_some())
+            .expect("the moved meeting");
+        assert_eq!(
+            prop(moved, "RECURRENCE-ID"),
+            Some(format!("{}T190000", second.format("%Y%m%d")))
+        );
+        assert_eq!(prop(moved, "UID"), prop(series, "UID"));
+        assert!(calendar.components.iter().any(|c| c.name == "VTIMEZONE"));
+
+        // Clearing the schedule keeps the one-off.
+        let cleared = client
+            .set_schedule(with_token(set(None), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(cleared.schedule.is_none());
+        assert_eq!(cleared.next_occurrences.len(), 1);
         svc.stop().await.unwrap();
     }
 }

@@ -23,6 +23,7 @@ const REGION: &str = "notts";
 async fn start_listings(db: &TestDb, nats: &Nats) -> RunningService {
     let config = selfhelp_listings::Config {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
     };
     RunningService::start(selfhelp_listings::SERVICE_NAME, move |l, s| {
         selfhelp_listings::run(config, l, s)

@@ -5,6 +5,7 @@ use sea_orm::sea_query::{Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
 
 use crate::domain::group::{NewGroup, Status, Venue};
+use crate::domain::schedule::Schedule;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "listing_group")]
@@ -26,6 +27,8 @@ pub struct Model {
     pub version: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The recurring schedule (`domain::schedule::Schedule` as JSON), if any.
+    pub schedule_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -46,6 +49,11 @@ impl Model {
     }
     pub fn organiser_ids(&self) -> Vec<String> {
         serde_json::from_str(&self.organiser_ids_json).unwrap_or_default()
+    }
+    pub fn schedule(&self) -> Option<Schedule> {
+        self.schedule_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
     }
 }
 
@@ -74,6 +82,7 @@ pub async fn insert<C: ConnectionTrait>(
         version: Set(1),
         created_at_ms: Set(now),
         updated_at_ms: Set(now),
+        schedule_json: Set(None),
     };
     Entity::insert(row).exec_without_returning(conn).await?;
     find(conn, id)
@@ -97,6 +106,39 @@ pub async fn set_status<C: ConnectionTrait>(
     let res = Entity::update_many()
         .col_expr(Column::Status, Expr::value(status.as_str()))
         .col_expr(Column::ReviewNote, Expr::value(review_note))
+        .col_expr(Column::Version, Expr::value(group.version + 1))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::Id.eq(group.id.clone()))
+        .filter(Column::Version.eq(group.version))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Replaces the group's schedule if it is still at its version; `false` when
+/// someone else changed the group first.
+pub async fn set_schedule<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    schedule: Option<&Schedule>,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let json = schedule.map(|s| serde_json::to_string(s).expect("schedules serialise"));
+    let res = Entity::update_many()
+        .col_expr(Column::ScheduleJson, Expr::value(json))
+        .col_expr(Column::Version, Expr::value(group.version + 1))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::Id.eq(group.id.clone()))
+        .filter(Column::Version.eq(group.version))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Bumps the group's version (a change to one of its meetings) if it is still
+/// at its version.
+pub async fn touch<C: ConnectionTrait>(conn: &C, group: &Model, now: i64) -> Result<bool, DbErr> {
+    let res = Entity::update_many()
         .col_expr(Column::Version, Expr::value(group.version + 1))
         .col_expr(Column::UpdatedAtMs, Expr::value(now))
         .filter(Column::Id.eq(group.id.clone()))

@@ -8,6 +8,7 @@ impl MigratorTrait for Migrator {
         let mut all = selfhelp_platform::migrations::migrations();
         all.push(Box::new(CreateGroups));
         all.push(Box::new(CreateTopics));
+        all.push(Box::new(AddSchedules));
         all
     }
 }
@@ -152,6 +153,86 @@ impl MigrationTrait for CreateTopics {
                 .col(Topic::Region)
                 .col(Topic::Code)
                 .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct AddSchedules;
+
+impl MigrationName for AddSchedules {
+    fn name(&self) -> &str {
+        "m0102_listings_schedules"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ScheduleException {
+    Table,
+    Id,
+    GroupId,
+    Kind,
+    Date,
+    NewDate,
+    StartTime,
+    EndTime,
+    VenueIndex,
+    Note,
+    CreatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddSchedules {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(ListingGroup::Table)
+                .add_column(ColumnDef::new(Alias::new("schedule_json")).text().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ScheduleException::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ScheduleException::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(ScheduleException::GroupId)
+                        .string()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(ScheduleException::Kind).string().not_null())
+                .col(ColumnDef::new(ScheduleException::Date).string().not_null())
+                .col(ColumnDef::new(ScheduleException::NewDate).string().null())
+                .col(ColumnDef::new(ScheduleException::StartTime).string().null())
+                .col(ColumnDef::new(ScheduleException::EndTime).string().null())
+                .col(
+                    ColumnDef::new(ScheduleException::VenueIndex)
+                        .integer()
+                        .null(),
+                )
+                .col(ColumnDef::new(ScheduleException::Note).text().not_null())
+                .col(
+                    ColumnDef::new(ScheduleException::CreatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_schedule_exception_group")
+                .table(ScheduleException::Table)
+                .col(ScheduleException::GroupId)
+                .col(ScheduleException::Date)
                 .if_not_exists()
                 .to_owned(),
         )

@@ -1,5 +1,6 @@
 //! Listings tables and queries.
 
+pub mod exception;
 pub mod group;
 mod migrations;
 pub mod topic;

@@ -19,15 +19,23 @@ use crate::events::{self, GroupEvent};
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
 
+mod schedule;
+
 pub struct ListingsApi {
     db: DatabaseConnection,
     outbox: Outbox,
     region: String,
+    tz: chrono_tz::Tz,
 }
 
 impl ListingsApi {
-    pub fn new(db: DatabaseConnection, outbox: Outbox, region: String) -> Self {
-        Self { db, outbox, region }
+    pub fn new(db: DatabaseConnection, outbox: Outbox, region: String, tz: chrono_tz::Tz) -> Self {
+        Self {
+            db,
+            outbox,
+            region,
+            tz,
+        }
     }
 
     /// Callers act only within the region this deployment serves.
@@ -165,7 +173,11 @@ impl ListingsService for ListingsApi {
         let group = result?;
         self.outbox.wake();
         tracing::info!(group_id = %group.id, "group created");
-        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+        Ok(Response::new(group_to_wire(
+            &group,
+            Some(&caller),
+            &self.tz,
+        )))
     }
 
     async fn get_group(
@@ -175,7 +187,7 @@ impl ListingsService for ListingsApi {
         let id = group_id("group_id", &request.get_ref().group_id)?;
         let caller = caller(&request);
         let group = self.visible_group(&id, caller).await?;
-        Ok(Response::new(group_to_wire(&group, caller)))
+        Ok(Response::new(self.with_meetings(&group, caller).await?))
     }
 
     async fn submit_group(
@@ -195,7 +207,11 @@ impl ListingsService for ListingsApi {
         let group = self
             .transition(group, Transition::Submit, None, &trace)
             .await?;
-        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+        Ok(Response::new(group_to_wire(
+            &group,
+            Some(&caller),
+            &self.tz,
+        )))
     }
 
     async fn review_group(
@@ -237,7 +253,11 @@ impl ListingsService for ListingsApi {
         let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
         let group = self.transition(group, transition, note, &trace).await?;
         tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
-        Ok(Response::new(group_to_wire(&group, Some(&caller))))
+        Ok(Response::new(group_to_wire(
+            &group,
+            Some(&caller),
+            &self.tz,
+        )))
     }
 
     async fn search_groups(
@@ -274,7 +294,10 @@ impl ListingsService for ListingsApi {
         .map_err(ListingsError::from)?;
         let next = offset + rows.len() as u64;
         Ok(Response::new(pb::SearchGroupsResponse {
-            groups: rows.iter().map(|g| group_to_wire(g, None)).collect(),
+            groups: rows
+                .iter()
+                .map(|g| group_to_wire(g, None, &self.tz))
+                .collect(),
             page: Some(PageResponse {
                 next_page_token: if next < total {
                     validation::encode_page_offset(next)
@@ -284,6 +307,63 @@ impl ListingsService for ListingsApi {
                 total_size: total as i64,
             }),
         }))
+    }
+
+    async fn set_schedule(
+        &self,
+        request: Request<pb::SetScheduleRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.set_schedule(&caller, request.into_inner(), &trace)
+                .await?,
+        ))
+    }
+
+    async fn cancel_occurrence(
+        &self,
+        request: Request<pb::CancelOccurrenceRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.cancel_occurrence(&caller, request.into_inner(), &trace)
+                .await?,
+        ))
+    }
+
+    async fn move_occurrence(
+        &self,
+        request: Request<pb::MoveOccurrenceRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.move_occurrence(&caller, request.into_inner(), &trace)
+                .await?,
+        ))
+    }
+
+    async fn add_one_off_meeting(
+        &self,
+        request: Request<pb::AddOneOffMeetingRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.add_one_off(&caller, request.into_inner(), &trace)
+                .await?,
+        ))
+    }
+
+    async fn export_group_calendar(
+        &self,
+        request: Request<pb::ExportGroupCalendarRequest>,
+    ) -> Result<Response<pb::ExportGroupCalendarResponse>, Status> {
+        let id = group_id("group_id", &request.get_ref().group_id)?;
+        let group = self.visible_group(&id, caller(&request)).await?;
+        Ok(Response::new(self.export_calendar(&group).await?))
     }
 
     async fn list_topics(
@@ -513,7 +593,7 @@ fn venue_from_wire(v: pb::Venue) -> domain::Venue {
 
 /// The card as a client sees it. Organiser ids link a person to a possibly
 /// health-related group, so only the group's managers see them.
-pub fn group_to_wire(g: &Model, caller: Option<&Caller>) -> pb::Group {
+pub fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::Group {
     let show_organisers =
         caller.is_some_and(|c| domain::can_manage(&g.region, &g.organiser_ids(), c));
     pb::Group {
@@ -545,6 +625,9 @@ pub fn group_to_wire(g: &Model, caller: Option<&Caller>) -> pb::Group {
         created_at: Some(to_timestamp(g.created_at_ms)),
         updated_at: Some(to_timestamp(g.updated_at_ms)),
         review_note: g.review_note.clone().unwrap_or_default(),
+        schedule: g.schedule().map(|s| schedule::schedule_to_wire(&s, tz)),
+        next_occurrences: Vec::new(),
+        exceptions: Vec::new(),
     }
 }
 

@@ -1,0 +1,474 @@
+//! Meeting schedules over the wire: set, cancel, move, add one-offs, export.
+
+use chrono::{NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use sea_orm::TransactionTrait;
+use selfhelp_platform::auth::Caller;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::trace::TraceParent;
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::listings::v1 as pb;
+
+use super::{ListingsApi, group_id, group_to_wire};
+use crate::domain::calendar::{self, CalendarGroup};
+use crate::domain::group::{self as domain, Status as GroupStatus};
+use crate::domain::schedule::{
+    self, Exception, Occurrence, OccurrenceKind, Pattern, Schedule, ScheduleDraft, check_times,
+    parse_date,
+};
+use crate::error::ListingsError;
+use crate::events::{self, MeetingEvent};
+use crate::store::exception as exception_store;
+use crate::store::group::{self as store, Model};
+
+/// How many upcoming meetings a group shows.
+const NEXT_MEETINGS: usize = 5;
+const MAX_NOTE: usize = 500;
+
+impl ListingsApi {
+    /// The group as a client sees it, with its next meetings and exceptions.
+    pub(super) async fn with_meetings(
+        &self,
+        g: &Model,
+        caller: Option<&Caller>,
+    ) -> Result<pb::Group, ListingsError> {
+        let mut wire = group_to_wire(g, caller, &self.tz);
+        let rows = exception_store::list(&self.db, &g.id).await?;
+        let exceptions: Vec<Exception> = rows
+            .iter()
+            .filter_map(exception_store::Model::exception)
+            .collect();
+        wire.next_occurrences = schedule::next_occurrences(
+            g.schedule().as_ref(),
+            &exceptions,
+            self.tz,
+            Utc::now(),
+            NEXT_MEETINGS,
+        )
+        .iter()
+        .map(occurrence_to_wire)
+        .collect();
+        wire.exceptions = rows.iter().map(exception_to_wire).collect();
+        Ok(wire)
+    }
+
+    /// A group whose meetings the caller may change: its organisers and the
+    /// region's operators, while it is not archived.
+    async fn managed_group(&self, caller: &Caller, id: &str) -> Result<Model, ListingsError> {
+        let id = group_id("group_id", id)?;
+        let group = self.visible_group(&id, Some(caller)).await?;
+        if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
+            return Err(ListingsError::PermissionDenied(
+                "only the group's organisers can change its meetings",
+            ));
+        }
+        if group.status() == GroupStatus::Archived {
+            return Err(ListingsError::FailedPrecondition(
+                "the group is archived".into(),
+            ));
+        }
+        Ok(group)
+    }
+
+    fn today(&self) -> NaiveDate {
+        Utc::now().with_timezone(&self.tz).date_naive()
+    }
+
+    /// A meeting date of the current schedule, today or later.
+    fn regular_date(
+        &self,
+        v: &mut Violations,
+        group: &Model,
+        field: &str,
+        value: &str,
+    ) -> Option<NaiveDate> {
+        let date = parse_date(v, field, value, true)?;
+        match group.schedule() {
+            None => v.add(
+                field,
+                "the group has no schedule; add a one-off meeting instead",
+            ),
+            Some(_) if date < self.today() => v.add(field, "must not be in the past"),
+            Some(s) if !s.meets_on(self.tz, date) => {
+                v.add(field, "is not a meeting day of the schedule")
+            }
+            Some(_) => return Some(date),
+        }
+        None
+    }
+
+    fn check_venue(
+        &self,
+        v: &mut Violations,
+        group: &Model,
+        field: &str,
+        index: Option<i32>,
+    ) -> Option<u32> {
+        let index = index?;
+        if index < 0 || index as usize >= group.venues().len() {
+            v.add(field, "is not one of the group's venues");
+            return None;
+        }
+        Some(index as u32)
+    }
+
+    fn local_ms(&self, date: NaiveDate, time: NaiveTime) -> i64 {
+        self.tz
+            .from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map(|d| d.timestamp_millis())
+            .unwrap_or_default()
+    }
+
+    /// Bumps the group's version and records `event`, with `change` applied in the
+    /// same transaction.
+    async fn commit_meeting_change(
+        &self,
+        group: &Model,
+        exception: Option<&Exception>,
+        event: MeetingEvent,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        if !store::touch(&txn, group, now_ms()).await? {
+            return Err(ListingsError::Conflict);
+        }
+        if let Some(e) = exception {
+            exception_store::insert(&txn, &group.id, e, now_ms()).await?;
+        }
+        let updated = store::find(&txn, &group.id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(updated)
+    }
+
+    pub(super) async fn set_schedule(
+        &self,
+        caller: &Caller,
+        req: pb::SetScheduleRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let schedule = match &req.schedule {
+            Some(s) => Some(schedule::validate(&draft_from_wire(s))?),
+            None => None,
+        };
+        let group = self.managed_group(caller, &req.group_id).await?;
+        let event = MeetingEvent::ScheduleChanged {
+            rrule: schedule
+                .as_ref()
+                .map(|s| s.rrule_text(&self.tz))
+                .unwrap_or_default(),
+            description: schedule
+                .as_ref()
+                .map(Schedule::describe)
+                .unwrap_or_default(),
+            timezone: self.tz.name().to_string(),
+        };
+        let txn = self.db.begin().await?;
+        if !store::set_schedule(&txn, &group, schedule.as_ref(), now_ms()).await? {
+            return Err(ListingsError::Conflict);
+        }
+        // Cancellations and moves named dates of the old rule.
+        exception_store::clear_regular_changes(&txn, &group.id).await?;
+        let updated = store::find(&txn, &group.id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        self.with_meetings(&updated, Some(caller)).await
+    }
+
+    pub(super) async fn cancel_occurrence(
+        &self,
+        caller: &Caller,
+        req: pb::CancelOccurrenceRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let group = self.managed_group(caller, &req.group_id).await?;
+        let mut v = Violations::new();
+        let date = self.regular_date(&mut v, &group, "date", &req.date);
+        v.text("note", &req.note, false, MAX_NOTE);
+        v.into_result()?;
+        let date = date.expect("checked");
+        self.ensure_unchanged(&group, date).await?;
+        let note = req.note.trim().to_string();
+        let exception = Exception::Cancelled {
+            date,
+            note: note.clone(),
+        };
+        let event = MeetingEvent::Cancelled {
+            date: date.format("%Y-%m-%d").to_string(),
+            note,
+        };
+        let updated = self
+            .commit_meeting_change(&group, Some(&exception), event, trace)
+            .await?;
+        self.with_meetings(&updated, Some(caller)).await
+    }
+
+    pub(super) async fn move_occurrence(
+        &self,
+        caller: &Caller,
+        req: pb::MoveOccurrenceRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let group = self.managed_group(caller, &req.group_id).await?;
+        let mut v = Violations::new();
+        let date = self.regular_date(&mut v, &group, "date", &req.date);
+        let new_date = parse_date(&mut v, "new_date", &req.new_date, true);
+        if new_date.is_some_and(|d| d < self.today()) {
+            v.add("new_date", "must not be in the past");
+        }
+        let times = check_times(&mut v, "new_", &req.new_start_time, &req.new_end_time);
+        let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
+        v.text("note", &req.note, false, MAX_NOTE);
+        v.into_result()?;
+        let (date, new_date, (start, end)) = (
+            date.expect("checked"),
+            new_date.expect("checked"),
+            times.expect("checked"),
+        );
+        self.ensure_unchanged(&group, date).await?;
+        let note = req.note.trim().to_string();
+        let exception = Exception::Moved {
+            date,
+            new_date,
+            start,
+            end,
+            venue_index,
+            note: note.clone(),
+        };
+        let event = MeetingEvent::Moved {
+            original_date: date.format("%Y-%m-%d").to_string(),
+            starts_at_ms: self.local_ms(new_date, start),
+            ends_at_ms: self.local_ms(new_date, end),
+            note,
+        };
+        let updated = self
+            .commit_meeting_change(&group, Some(&exception), event, trace)
+            .await?;
+        self.with_meetings(&updated, Some(caller)).await
+    }
+
+    pub(super) async fn add_one_off(
+        &self,
+        caller: &Caller,
+        req: pb::AddOneOffMeetingRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let group = self.managed_group(caller, &req.group_id).await?;
+        let mut v = Violations::new();
+        let date = parse_date(&mut v, "date", &req.date, true);
+        if date.is_some_and(|d| d < self.today()) {
+            v.add("date", "must not be in the past");
+        }
+        let times = check_times(&mut v, "", &req.start_time, &req.end_time);
+        let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
+        v.text("note", &req.note, false, MAX_NOTE);
+        v.into_result()?;
+        let (date, (start, end)) = (date.expect("checked"), times.expect("checked"));
+        let note = req.note.trim().to_string();
+        let exception = Exception::OneOff {
+            date,
+            start,
+            end,
+            venue_index,
+            note: note.clone(),
+        };
+        let event = MeetingEvent::Added {
+            starts_at_ms: self.local_ms(date, start),
+            ends_at_ms: self.local_ms(date, end),
+            note,
+        };
+        let updated = self
+            .commit_meeting_change(&group, Some(&exception), event, trace)
+            .await?;
+        self.with_meetings(&updated, Some(caller)).await
+    }
+
+    /// A meeting already cancelled or moved can't be changed again this way.
+    async fn ensure_unchanged(&self, group: &Model, date: NaiveDate) -> Result<(), ListingsError> {
+        let rows = exception_store::list(&self.db, &group.id).await?;
+        let taken = rows.iter().filter_map(exception_store::Model::exception).any(|e| {
+            matches!(e, Exception::Cancelled { date: d, .. } | Exception::Moved { date: d, .. } if d == date)
+        });
+        if taken {
+            return Err(ListingsError::FailedPrecondition(format!(
+                "the meeting on {date} is already cancelled or moved"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn export_calendar(
+        &self,
+        group: &Model,
+    ) -> Result<pb::ExportGroupCalendarResponse, ListingsError> {
+        let rows = exception_store::list(&self.db, &group.id).await?;
+        let exceptions: Vec<Exception> = rows
+            .iter()
+            .filter_map(exception_store::Model::exception)
+            .collect();
+        let venues: Vec<String> = group
+            .venues()
+            .iter()
+            .map(|v| {
+                [
+                    v.name.as_str(),
+                    v.address.as_str(),
+                    v.town.as_str(),
+                    v.postcode.as_str(),
+                ]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+            })
+            .collect();
+        let cal = CalendarGroup {
+            id: &group.id,
+            name: &group.name,
+            summary: &group.summary,
+            venues: &venues,
+        };
+        Ok(pb::ExportGroupCalendarResponse {
+            content_type: "text/calendar; charset=utf-8".into(),
+            ics: calendar::export(
+                &cal,
+                group.schedule().as_ref(),
+                &exceptions,
+                self.tz,
+                Utc::now(),
+            ),
+        })
+    }
+}
+
+fn weekday_from_wire(v: i32) -> Option<Weekday> {
+    match pb::Weekday::try_from(v).ok()? {
+        pb::Weekday::Monday => Some(Weekday::Mon),
+        pb::Weekday::Tuesday => Some(Weekday::Tue),
+        pb::Weekday::Wednesday => Some(Weekday::Wed),
+        pb::Weekday::Thursday => Some(Weekday::Thu),
+        pb::Weekday::Friday => Some(Weekday::Fri),
+        pb::Weekday::Saturday => Some(Weekday::Sat),
+        pb::Weekday::Sunday => Some(Weekday::Sun),
+        pb::Weekday::Unspecified => None,
+    }
+}
+
+fn weekday_to_wire(d: Weekday) -> pb::Weekday {
+    match d {
+        Weekday::Mon => pb::Weekday::Monday,
+        Weekday::Tue => pb::Weekday::Tuesday,
+        Weekday::Wed => pb::Weekday::Wednesday,
+        Weekday::Thu => pb::Weekday::Thursday,
+        Weekday::Fri => pb::Weekday::Friday,
+        Weekday::Sat => pb::Weekday::Saturday,
+        Weekday::Sun => pb::Weekday::Sunday,
+    }
+}
+
+fn draft_from_wire(s: &pb::Schedule) -> ScheduleDraft {
+    ScheduleDraft {
+        weekly: match pb::Frequency::try_from(s.frequency).ok() {
+            Some(pb::Frequency::Weekly) => Some(true),
+            Some(pb::Frequency::Monthly) => Some(false),
+            _ => None,
+        },
+        interval: s.interval,
+        weekday: weekday_from_wire(s.weekday),
+        week_of_month: s.week_of_month,
+        day_of_month: s.day_of_month,
+        valid_from: s.valid_from.clone(),
+        valid_until: s.valid_until.clone(),
+        start_time: s.start_time.clone(),
+        end_time: s.end_time.clone(),
+    }
+}
+
+pub(super) fn schedule_to_wire(s: &Schedule, tz: &chrono_tz::Tz) -> pb::Schedule {
+    let (frequency, interval, weekday, week_of_month, day_of_month) = match &s.pattern {
+        Pattern::Weekly { interval, weekday } => {
+            (pb::Frequency::Weekly, *interval, Some(*weekday), 0, 0)
+        }
+        Pattern::MonthlyByWeekday {
+            interval,
+            nth,
+            weekday,
+        } => (
+            pb::Frequency::Monthly,
+            *interval,
+            Some(*weekday),
+            *nth as i32,
+            0,
+        ),
+        Pattern::MonthlyByDate { interval, day } => {
+            (pb::Frequency::Monthly, *interval, None, 0, *day as i32)
+        }
+    };
+    pb::Schedule {
+        frequency: frequency.into(),
+        interval: interval as i32,
+        weekday: weekday
+            .map(weekday_to_wire)
+            .unwrap_or(pb::Weekday::Unspecified)
+            .into(),
+        week_of_month,
+        day_of_month,
+        valid_from: s.valid_from.format("%Y-%m-%d").to_string(),
+        valid_until: s
+            .valid_until
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        start_time: s.start.format("%H:%M").to_string(),
+        end_time: s.end.format("%H:%M").to_string(),
+        timezone: tz.name().to_string(),
+        description: s.describe(),
+        rrule: s.rrule_text(tz),
+    }
+}
+
+fn occurrence_to_wire(o: &Occurrence) -> pb::Occurrence {
+    pb::Occurrence {
+        starts_at: Some(to_timestamp(o.starts_at.timestamp_millis())),
+        ends_at: Some(to_timestamp(o.ends_at.timestamp_millis())),
+        local_date: o.starts_at.format("%Y-%m-%d").to_string(),
+        local_start_time: o.starts_at.format("%H:%M").to_string(),
+        local_end_time: o.ends_at.format("%H:%M").to_string(),
+        kind: match o.kind {
+            OccurrenceKind::Regular => pb::OccurrenceKind::Regular,
+            OccurrenceKind::Moved => pb::OccurrenceKind::Moved,
+            OccurrenceKind::OneOff => pb::OccurrenceKind::OneOff,
+        }
+        .into(),
+        original_date: o
+            .original_date
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        venue_index: o.venue_index.map(|i| i as i32),
+        note: o.note.clone(),
+    }
+}
+
+fn exception_to_wire(e: &exception_store::Model) -> pb::ScheduleException {
+    pb::ScheduleException {
+        id: e.id.clone(),
+        kind: match e.kind.as_str() {
+            "CANCELLED" => pb::ExceptionKind::Cancelled,
+            "MOVED" => pb::ExceptionKind::Moved,
+            "ONE_OFF" => pb::ExceptionKind::OneOff,
+            _ => pb::ExceptionKind::Unspecified,
+        }
+        .into(),
+        date: e.date.clone(),
+        new_date: e.new_date.clone().unwrap_or_default(),
+        start_time: e.start_time.clone().unwrap_or_default(),
+        end_time: e.end_time.clone().unwrap_or_default(),
+        venue_index: e.venue_index,
+        note: e.note.clone(),
+    }
+}
