@@ -24,6 +24,12 @@ pub mod events {
         pub const GROUP_SUBMITTED: &str = "org.selfhelp.listings.group.submitted.v1";
         pub const GROUP_PUBLISHED: &str = "org.selfhelp.listings.group.published.v1";
         pub const GROUP_REJECTED: &str = "org.selfhelp.listings.group.rejected.v1";
+        pub const GROUP_UPDATED: &str = "org.selfhelp.listings.group.updated.v1";
+        pub const GROUP_STARTED: &str = "org.selfhelp.listings.group.started.v1";
+        pub const GROUP_SUSPENDED: &str = "org.selfhelp.listings.group.suspended.v1";
+        pub const GROUP_REINSTATED: &str = "org.selfhelp.listings.group.reinstated.v1";
+        pub const GROUP_ARCHIVED: &str = "org.selfhelp.listings.group.archived.v1";
+        pub const GROUP_REVIEW_DUE: &str = "org.selfhelp.listings.group.review_due.v1";
         pub const SCHEDULE_CHANGED: &str = "org.selfhelp.listings.schedule.changed.v1";
         pub const OCCURRENCE_CANCELLED: &str = "org.selfhelp.listings.occurrence.cancelled.v1";
         pub const OCCURRENCE_MOVED: &str = "org.selfhelp.listings.occurrence.moved.v1";
@@ -43,6 +49,12 @@ pub mod events {
             types::GROUP_SUBMITTED => v1::GroupSubmitted::decode(payload).map(|e| e.group),
             types::GROUP_PUBLISHED => v1::GroupPublished::decode(payload).map(|e| e.group),
             types::GROUP_REJECTED => v1::GroupRejected::decode(payload).map(|e| e.group),
+            types::GROUP_UPDATED => v1::GroupUpdated::decode(payload).map(|e| e.group),
+            types::GROUP_STARTED
+            | types::GROUP_SUSPENDED
+            | types::GROUP_REINSTATED
+            | types::GROUP_ARCHIVED => v1::GroupStatusChanged::decode(payload).map(|e| e.group),
+            types::GROUP_REVIEW_DUE => v1::GroupReviewDue::decode(payload).map(|e| e.group),
             types::SCHEDULE_CHANGED => v1::ScheduleChanged::decode(payload).map(|e| e.group),
             types::OCCURRENCE_CANCELLED => {
                 v1::OccurrenceCancelled::decode(payload).map(|e| e.group)

@@ -67,6 +67,7 @@ async fn start_system(backend: Backend, nats: &Nats) -> System {
 
 fn group_request() -> lpb::CreateGroupRequest {
     lpb::CreateGroupRequest {
+        proposed: false,
         name: "Nottingham bereavement circle".into(),
         summary: "A peer-support group for people who have lost someone".into(),
         description: "We meet every Wednesday evening. Tea, biscuits and time to talk.".into(),

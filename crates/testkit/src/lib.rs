@@ -370,6 +370,18 @@ impl OutsideSubscriber {
         }
     }
 
+    /// Collects whatever arrives within `settle`, then counts messages on `subject`.
+    pub async fn count_after(&mut self, subject: &str, settle: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + settle;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.seen.push(m);
+        }
+        self.seen
+            .iter()
+            .filter(|m| m.subject.as_str() == subject)
+            .count()
+    }
+
     pub fn subjects(&self) -> Vec<String> {
         self.seen.iter().map(|m| m.subject.to_string()).collect()
     }

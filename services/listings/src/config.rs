@@ -11,6 +11,29 @@ pub struct Config {
     pub common: CommonConfig,
     /// IANA time zone meetings are held in, e.g. `Europe/London`.
     pub timezone: String,
+    pub freshness: FreshnessConfig,
+}
+
+/// How often organisers are asked to confirm that a listing is still right.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FreshnessConfig {
+    /// Details confirmed longer ago than this show as "not recently checked".
+    pub max_age_days: i64,
+    /// From this age on, `group.review_due` goes out (once per confirmation).
+    pub warn_after_days: i64,
+    /// How often to look for groups that are due.
+    pub check_interval_secs: u64,
+}
+
+impl Default for FreshnessConfig {
+    fn default() -> Self {
+        Self {
+            max_age_days: 365,
+            warn_after_days: 335,
+            check_interval_secs: 3600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -21,6 +44,7 @@ impl Default for Config {
         Self {
             common,
             timezone: "Europe/London".into(),
+            freshness: FreshnessConfig::default(),
         }
     }
 }

@@ -13,15 +13,23 @@ use crate::store::group::Model;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupEvent {
     Created,
+    Started,
     Submitted,
     Published,
     Rejected,
+    Suspended,
+    Reinstated,
+    Archived,
 }
 
 impl GroupEvent {
     pub fn name(self) -> &'static str {
         match self {
             GroupEvent::Created => "group.created",
+            GroupEvent::Started => "group.started",
+            GroupEvent::Suspended => "group.suspended",
+            GroupEvent::Reinstated => "group.reinstated",
+            GroupEvent::Archived => "group.archived",
             GroupEvent::Submitted => "group.submitted",
             GroupEvent::Published => "group.published",
             GroupEvent::Rejected => "group.rejected",
@@ -77,6 +85,18 @@ pub async fn record<C: ConnectionTrait>(
             };
             outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
         }
+        GroupEvent::Started
+        | GroupEvent::Suspended
+        | GroupEvent::Reinstated
+        | GroupEvent::Archived => {
+            let reason = group.review_note.clone().unwrap_or_default();
+            let msg = ev::GroupStatusChanged {
+                group: group_snapshot,
+                reason,
+                occurred_at,
+            };
+            outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
+        }
         GroupEvent::Rejected => {
             let note = group.review_note.clone().unwrap_or_default();
             let msg = ev::GroupRejected {
@@ -95,6 +115,11 @@ pub enum MeetingEvent {
         rrule: String,
         description: String,
         timezone: String,
+        /// Local dates and times of the schedule; empty when it was cleared.
+        valid_from: String,
+        valid_until: String,
+        start_time: String,
+        end_time: String,
     },
     Cancelled {
         date: String,
@@ -130,6 +155,10 @@ pub async fn record_meeting<C: ConnectionTrait>(
             rrule,
             description,
             timezone,
+            valid_from,
+            valid_until,
+            start_time,
+            end_time,
         } => {
             let msg = ev::ScheduleChanged {
                 group: g,
@@ -137,6 +166,10 @@ pub async fn record_meeting<C: ConnectionTrait>(
                 description,
                 timezone,
                 occurred_at,
+                valid_from,
+                valid_until,
+                start_time,
+                end_time,
             };
             outbox
                 .enqueue(conn, LISTINGS, "schedule.changed", id, &msg, trace)
@@ -188,4 +221,53 @@ pub async fn record_meeting<C: ConnectionTrait>(
                 .await
         }
     }
+}
+
+/// Records `group.updated` for an edit of `changed_fields`.
+pub async fn record_updated<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    group: &Model,
+    changed_fields: Vec<String>,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let msg = ev::GroupUpdated {
+        group: Some(snapshot(group)),
+        changed_fields,
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(
+            conn,
+            LISTINGS,
+            "group.updated",
+            &group.id,
+            &msg,
+            Some(trace),
+        )
+        .await
+}
+
+/// Records `group.review_due`: the details were last confirmed at `assured_at_ms`.
+pub async fn record_review_due<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    group: &Model,
+) -> Result<String, DbErr> {
+    let msg = ev::GroupReviewDue {
+        group: Some(snapshot(group)),
+        assured_at: group.assured_at_ms.map(to_timestamp),
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    // A background check, not a request: it starts its own trace.
+    outbox
+        .enqueue(
+            conn,
+            LISTINGS,
+            "group.review_due",
+            &group.id,
+            &msg,
+            Some(&TraceParent::new_root()),
+        )
+        .await
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod freshness;
 pub mod grpc;
 pub mod store;
 
@@ -36,10 +37,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let outbox = Outbox::new(&common.region, "listings");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::ListingsApi::new(db.clone(), outbox.clone(), common.region.clone(), tz);
+    let api = grpc::ListingsApi::new(
+        db.clone(),
+        outbox.clone(),
+        common.region.clone(),
+        tz,
+        config.freshness.clone(),
+    );
     parts.add_service(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
+    tokio::spawn(freshness::run(
+        db.clone(),
+        outbox.clone(),
+        common.region.clone(),
+        config.freshness.clone(),
+        shutdown.clone(),
+    ));
     let background = Eventing {
         service: "listings",
         common: common.clone(),

@@ -24,6 +24,7 @@ async fn start(db: &TestDb, nats: &Nats) -> RunningService {
 
 fn new_group(name: &str, description: &str, topics: &[&str]) -> pb::CreateGroupRequest {
     pb::CreateGroupRequest {
+        proposed: false,
         name: name.into(),
         summary: "A friendly peer-support group".into(),
         description: description.into(),
@@ -1132,6 +1133,341 @@ async fn schedules_exceptions_events_and_calendar_export() {
             .into_inner();
         assert!(cleared.schedule.is_none());
         assert_eq!(cleared.next_occurrences.len(), 1);
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn editing_moderation_history_and_freshness() {
+    use selfhelp_listings::config::FreshnessConfig;
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+        let config = Config {
+            common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+            // Everything published is due for review at once, checked every second.
+            freshness: FreshnessConfig {
+                max_age_days: 365,
+                warn_after_days: 0,
+                check_interval_secs: 1,
+            },
+            ..Default::default()
+        };
+        let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
+        let op = token("op", REGION, &["operator"]);
+        let id_req = |id: &str| pb::StartGroupRequest {
+            group_id: id.to_string(),
+        };
+
+        // A proposal becomes a draft when its organiser starts it.
+        let mut proposal = new_group("Men's walking group", "", &["mens-groups"]);
+        proposal.proposed = true;
+        let g = client
+            .create_group(with_token(proposal, &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(g.status(), pb::GroupStatus::Proposed, "{backend:?}");
+        let submit = pb::SubmitGroupRequest {
+            group_id: g.id.clone(),
+        };
+        assert_eq!(
+            client
+                .submit_group(with_token(submit.clone(), &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            client
+                .start_group(with_token(id_req(&g.id), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            client
+                .start_group(with_token(id_req(&g.id), &alice))
+                .await
+                .unwrap()
+                .into_inner()
+                .status(),
+            pb::GroupStatus::Draft
+        );
+
+        // The review queue is for operators.
+        client
+            .submit_group(with_token(submit, &alice))
+            .await
+            .unwrap();
+        let queue = |t: &str| with_token(pb::ListReviewQueueRequest { page: None }, t);
+        assert_eq!(
+            client
+                .list_review_queue(queue(&alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        let waiting = client
+            .list_review_queue(queue(&op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            waiting
+                .groups
+                .iter()
+                .map(|g| g.id.as_str())
+                .collect::<Vec<_>>(),
+            vec![g.id.as_str()]
+        );
+        let approve = pb::ReviewGroupRequest {
+            group_id: g.id.clone(),
+            decision: pb::ReviewDecision::Approve.into(),
+            note: String::new(),
+        };
+        let published = client
+            .review_group(with_token(approve, &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            client
+                .list_review_queue(queue(&op))
+                .await
+                .unwrap()
+                .into_inner()
+                .groups
+                .is_empty()
+        );
+        assert!(published.recently_checked);
+        assert_eq!(
+            published.assured_date,
+            chrono::Utc::now()
+                .with_timezone(&chrono_tz::Europe::London)
+                .format("%Y-%m-%d")
+                .to_string()
+        );
+
+        // Edits need the version read; a stale one is ABORTED; others may not edit.
+        let edit = |version: i64, name: &str, summary: &str| {
+            let card = new_group(name, "", &["mens-groups"]);
+            pb::UpdateGroupRequest {
+                group_id: g.id.clone(),
+                expected_version: version,
+                name: card.name,
+                summary: summary.into(),
+                description: card.description,
+                topics: card.topics,
+                format: card.format,
+                join_policy: card.join_policy,
+                venues: card.venues,
+            }
+        };
+        let renamed = client
+            .update_group(with_token(
+                edit(published.version, "Men's walk and talk", &published.summary),
+                &alice,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.version),
+            ("Men's walk and talk", published.version + 1)
+        );
+        let stale = client
+            .update_group(with_token(
+                edit(published.version, "Again", &published.summary),
+                &alice,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Code::Aborted);
+        let by_bob = client
+            .update_group(with_token(
+                edit(renamed.version, "Bob's", &renamed.summary),
+                &bob,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(by_bob.code(), Code::PermissionDenied);
+        let missing_version = client
+            .update_group(with_token(edit(0, "x", ""), &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&missing_version), vec!["expected_version"]);
+        let by_operator = client
+            .update_group(with_token(
+                edit(
+                    renamed.version,
+                    "Men's walk and talk",
+                    "Every Saturday morning",
+                ),
+                &op,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+
+        // Field-level history, newest first, for managers only.
+        let history = |t: &str| {
+            with_token(
+                pb::GetGroupHistoryRequest {
+                    group_id: g.id.clone(),
+                    page: None,
+                },
+                t,
+            )
+        };
+        let changes = client
+            .get_group_history(history(&alice))
+            .await
+            .unwrap()
+            .into_inner()
+            .changes;
+        let summary: Vec<(&str, &str)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.changed_by.as_str()))
+            .collect();
+        assert_eq!(summary, vec![("summary", "op"), ("name", "alice")]);
+        assert_eq!(changes[1].new_value, "\"Men's walk and talk\"");
+        assert_eq!(
+            client
+                .get_group_history(history(&bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        let updated = outside
+            .expect(&format!("selfhelp.{REGION}.listings.group.updated"))
+            .await;
+        let payload: selfhelp_proto::events::v1::GroupUpdated =
+            prost::Message::decode(updated.payload.clone()).unwrap();
+        assert_eq!(payload.changed_fields, vec!["name"]);
+
+        // Suspension by an operator, with a reason; the public no longer sees it.
+        let suspend = |reason: &str| pb::SuspendGroupRequest {
+            group_id: g.id.clone(),
+            reason: reason.into(),
+        };
+        assert_eq!(
+            client
+                .suspend_group(with_token(suspend("spam"), &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            violated_fields(
+                &client
+                    .suspend_group(with_token(suspend(" "), &op))
+                    .await
+                    .unwrap_err()
+            ),
+            vec!["reason"]
+        );
+        let suspended = client
+            .suspend_group(with_token(suspend("Contact details bounce"), &op))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (suspended.status(), suspended.review_note.as_str()),
+            (pb::GroupStatus::Suspended, "Contact details bounce")
+        );
+        let public_get = pb::GetGroupRequest {
+            group_id: g.id.clone(),
+        };
+        assert_eq!(
+            client
+                .get_group(public_get.clone())
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        let reinstate = pb::ReinstateGroupRequest {
+            group_id: g.id.clone(),
+        };
+        client
+            .reinstate_group(with_token(reinstate, &op))
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .get_group(public_get)
+                .await
+                .unwrap()
+                .into_inner()
+                .status(),
+            pb::GroupStatus::Published
+        );
+
+        // One review reminder per confirmation, however often the check runs.
+        let due = format!("selfhelp.{REGION}.listings.group.review_due");
+        outside.expect(&due).await;
+        assert_eq!(
+            outside
+                .count_after(&due, std::time::Duration::from_millis(2500))
+                .await,
+            1
+        );
+        let confirm = pb::ConfirmGroupDetailsRequest {
+            group_id: g.id.clone(),
+        };
+        assert_eq!(
+            client
+                .confirm_group_details(with_token(confirm.clone(), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        client
+            .confirm_group_details(with_token(confirm, &alice))
+            .await
+            .unwrap();
+        assert_eq!(
+            outside
+                .count_after(&due, std::time::Duration::from_millis(2500))
+                .await,
+            2
+        );
+
+        // Archiving is final.
+        let archive = pb::ArchiveGroupRequest {
+            group_id: g.id.clone(),
+            reason: "The group has closed".into(),
+        };
+        let archived = client
+            .archive_group(with_token(archive.clone(), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(archived.status(), pb::GroupStatus::Archived);
+        assert_eq!(
+            client
+                .archive_group(with_token(archive, &alice))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::FailedPrecondition
+        );
+        let late_edit = client
+            .update_group(with_token(edit(archived.version, "x", ""), &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(late_edit.code(), Code::FailedPrecondition);
+        let _ = by_operator;
         svc.stop().await.unwrap();
     }
 }

@@ -48,6 +48,7 @@ async fn create_group(
 ) -> lpb::Group {
     let t = token(organiser, REGION, &[]);
     let req = lpb::CreateGroupRequest {
+        proposed: false,
         name: "Long Covid peer support".into(),
         summary: "Share what helps".into(),
         description: String::new(),

@@ -266,26 +266,97 @@ pub fn can_manage(region: &str, organisers: &[String], caller: &Caller) -> bool 
 /// Lifecycle steps this version supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// PROPOSED -> DRAFT: the group is ready to be listed.
+    Start,
     Submit,
     Approve,
     Reject,
+    Suspend,
+    Reinstate,
+    /// Final, from any other status.
+    Archive,
+}
+
+impl Transition {
+    fn verb(self) -> &'static str {
+        match self {
+            Transition::Start => "start",
+            Transition::Submit => "submit",
+            Transition::Approve | Transition::Reject => "review",
+            Transition::Suspend => "suspend",
+            Transition::Reinstate => "reinstate",
+            Transition::Archive => "archive",
+        }
+    }
 }
 
 /// The status after `transition`, or why it is not allowed from `from`.
 pub fn next_status(from: Status, transition: Transition) -> Result<Status, String> {
+    use Status::*;
     match (from, transition) {
-        (Status::Draft, Transition::Submit) => Ok(Status::PendingReview),
-        (Status::PendingReview, Transition::Approve) => Ok(Status::Published),
-        (Status::PendingReview, Transition::Reject) => Ok(Status::Draft),
-        (from, Transition::Submit) => Err(format!(
-            "only a DRAFT group can be submitted; this one is {}",
-            from.as_str()
-        )),
-        (from, _) => Err(format!(
-            "only a PENDING_REVIEW group can be reviewed; this one is {}",
+        (Proposed, Transition::Start) => Ok(Draft),
+        (Draft, Transition::Submit) => Ok(PendingReview),
+        (PendingReview, Transition::Approve) => Ok(Published),
+        (PendingReview, Transition::Reject) => Ok(Draft),
+        (Published, Transition::Suspend) => Ok(Suspended),
+        (Suspended, Transition::Reinstate) => Ok(Published),
+        (from, Transition::Archive) if from != Archived => Ok(Archived),
+        (from, t) => Err(format!(
+            "cannot {} a group that is {}",
+            t.verb(),
             from.as_str()
         )),
     }
+}
+
+/// The editable fields of a card, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub old_json: String,
+    pub new_json: String,
+}
+
+/// Which fields differ between two versions of a card, with JSON of both values.
+pub fn changed_fields(old: &NewGroup, new: &NewGroup) -> Vec<FieldChange> {
+    fn json<T: Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).expect("card fields serialise")
+    }
+    let mut out = Vec::new();
+    let mut check = |field: &'static str, a: String, b: String| {
+        if a != b {
+            out.push(FieldChange {
+                field,
+                old_json: a,
+                new_json: b,
+            });
+        }
+    };
+    check("name", json(&old.name), json(&new.name));
+    check("summary", json(&old.summary), json(&new.summary));
+    check(
+        "description",
+        json(&old.description),
+        json(&new.description),
+    );
+    check("topics", json(&old.topics), json(&new.topics));
+    check(
+        "format",
+        json(old.format.as_str()),
+        json(new.format.as_str()),
+    );
+    check(
+        "join_policy",
+        json(old.join_policy.as_str()),
+        json(new.join_policy.as_str()),
+    );
+    check("venues", json(&old.venues), json(&new.venues));
+    out
+}
+
+/// Whether details confirmed at `assured_at_ms` still count as checked at `now_ms`.
+pub fn recently_checked(assured_at_ms: Option<i64>, now_ms: i64, max_age_days: i64) -> bool {
+    assured_at_ms.is_some_and(|at| now_ms - at <= max_age_days * 86_400_000)
 }
 
 #[cfg(test)]
@@ -383,6 +454,49 @@ mod tests {
         );
         assert!(next_status(Status::Published, Transition::Submit).is_err());
         assert!(next_status(Status::Draft, Transition::Approve).is_err());
+        assert_eq!(
+            next_status(Status::Proposed, Transition::Start),
+            Ok(Status::Draft)
+        );
+        assert_eq!(
+            next_status(Status::Published, Transition::Suspend),
+            Ok(Status::Suspended)
+        );
+        assert_eq!(
+            next_status(Status::Suspended, Transition::Reinstate),
+            Ok(Status::Published)
+        );
+        assert!(next_status(Status::Draft, Transition::Suspend).is_err());
+        assert_eq!(
+            next_status(Status::Suspended, Transition::Archive),
+            Ok(Status::Archived)
+        );
+        assert!(next_status(Status::Archived, Transition::Archive).is_err());
+        assert_eq!(
+            next_status(Status::Archived, Transition::Reinstate).unwrap_err(),
+            "cannot reinstate a group that is ARCHIVED"
+        );
+    }
+
+    #[test]
+    fn edits_name_the_changed_fields() {
+        let old = validate(draft(), &taxonomy()).unwrap();
+        let mut new = old.clone();
+        new.name = "Bereavement circle".into();
+        new.format = Format::Hybrid;
+        let changes = changed_fields(&old, &new);
+        let fields: Vec<_> = changes.iter().map(|c| c.field).collect();
+        assert_eq!(fields, vec!["name", "format"]);
+        assert_eq!(changes[1].old_json, "\"IN_PERSON\"");
+        assert!(changed_fields(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn freshness() {
+        let day = 86_400_000;
+        assert!(recently_checked(Some(0), 365 * day, 365));
+        assert!(!recently_checked(Some(0), 366 * day, 365));
+        assert!(!recently_checked(None, 0, 365));
     }
 
     #[test]

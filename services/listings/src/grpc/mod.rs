@@ -12,6 +12,7 @@ use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
 
+use crate::config::FreshnessConfig;
 use crate::domain::group::{self as domain, GroupDraft, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
@@ -19,6 +20,7 @@ use crate::events::{self, GroupEvent};
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
 
+mod lifecycle;
 mod schedule;
 
 pub struct ListingsApi {
@@ -26,15 +28,23 @@ pub struct ListingsApi {
     outbox: Outbox,
     region: String,
     tz: chrono_tz::Tz,
+    freshness: FreshnessConfig,
 }
 
 impl ListingsApi {
-    pub fn new(db: DatabaseConnection, outbox: Outbox, region: String, tz: chrono_tz::Tz) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        outbox: Outbox,
+        region: String,
+        tz: chrono_tz::Tz,
+        freshness: FreshnessConfig,
+    ) -> Self {
         Self {
             db,
             outbox,
             region,
             tz,
+            freshness,
         }
     }
 
@@ -101,22 +111,30 @@ impl ListingsApi {
     }
 
     /// Applies a lifecycle step and records its event in one transaction.
+    /// `note` is the reason shown to organisers (rejection, suspension, archiving).
     async fn transition(
         &self,
         group: Model,
         transition: Transition,
         note: Option<String>,
+        caller: &Caller,
         trace: &selfhelp_platform::trace::TraceParent,
     ) -> Result<Model, ListingsError> {
         let next = domain::next_status(group.status(), transition)
             .map_err(ListingsError::FailedPrecondition)?;
         let event = match transition {
+            Transition::Start => GroupEvent::Started,
             Transition::Submit => GroupEvent::Submitted,
             Transition::Approve => GroupEvent::Published,
             Transition::Reject => GroupEvent::Rejected,
+            Transition::Suspend => GroupEvent::Suspended,
+            Transition::Reinstate => GroupEvent::Reinstated,
+            Transition::Archive => GroupEvent::Archived,
         };
+        // The operator approving a listing has checked its details.
+        let assured_by = (transition == Transition::Approve).then_some(caller.person_id.as_str());
         let txn = self.db.begin().await?;
-        if !store::set_status(&txn, &group, next, note, now_ms()).await? {
+        if !store::set_status(&txn, &group, next, note, assured_by, now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
         let updated = store::find(&txn, &group.id)
@@ -146,6 +164,11 @@ impl ListingsService for ListingsApi {
         let trace = trace_parent(&request);
         self.check_region(&caller)?;
         let req = request.into_inner();
+        let initial = if req.proposed {
+            GroupStatus::Proposed
+        } else {
+            GroupStatus::Draft
+        };
         let taxonomy = self.taxonomy().await?;
         let new = domain::validate(
             GroupDraft {
@@ -163,8 +186,16 @@ impl ListingsService for ListingsApi {
         let id = uuid::Uuid::now_v7().to_string();
         let result: Result<Model, ListingsError> = async {
             let txn = self.db.begin().await?;
-            let group =
-                store::insert(&txn, &id, &self.region, &caller.person_id, &new, now_ms()).await?;
+            let group = store::insert(
+                &txn,
+                &id,
+                &self.region,
+                &caller.person_id,
+                &new,
+                initial,
+                now_ms(),
+            )
+            .await?;
             events::record(&txn, &self.outbox, GroupEvent::Created, &group, &trace).await?;
             txn.commit().await?;
             Ok(group)
@@ -173,11 +204,7 @@ impl ListingsService for ListingsApi {
         let group = result?;
         self.outbox.wake();
         tracing::info!(group_id = %group.id, "group created");
-        Ok(Response::new(group_to_wire(
-            &group,
-            Some(&caller),
-            &self.tz,
-        )))
+        Ok(Response::new(self.to_wire(&group, Some(&caller))))
     }
 
     async fn get_group(
@@ -205,13 +232,9 @@ impl ListingsService for ListingsApi {
             .into());
         }
         let group = self
-            .transition(group, Transition::Submit, None, &trace)
+            .transition(group, Transition::Submit, None, &caller, &trace)
             .await?;
-        Ok(Response::new(group_to_wire(
-            &group,
-            Some(&caller),
-            &self.tz,
-        )))
+        Ok(Response::new(self.to_wire(&group, Some(&caller))))
     }
 
     async fn review_group(
@@ -251,13 +274,11 @@ impl ListingsService for ListingsApi {
         }
         let group = self.visible_group(&id, Some(&caller)).await?;
         let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
-        let group = self.transition(group, transition, note, &trace).await?;
+        let group = self
+            .transition(group, transition, note, &caller, &trace)
+            .await?;
         tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
-        Ok(Response::new(group_to_wire(
-            &group,
-            Some(&caller),
-            &self.tz,
-        )))
+        Ok(Response::new(self.to_wire(&group, Some(&caller))))
     }
 
     async fn search_groups(
@@ -294,10 +315,7 @@ impl ListingsService for ListingsApi {
         .map_err(ListingsError::from)?;
         let next = offset + rows.len() as u64;
         Ok(Response::new(pb::SearchGroupsResponse {
-            groups: rows
-                .iter()
-                .map(|g| group_to_wire(g, None, &self.tz))
-                .collect(),
+            groups: rows.iter().map(|g| self.to_wire(g, None)).collect(),
             page: Some(PageResponse {
                 next_page_token: if next < total {
                     validation::encode_page_offset(next)
@@ -364,6 +382,114 @@ impl ListingsService for ListingsApi {
         let id = group_id("group_id", &request.get_ref().group_id)?;
         let group = self.visible_group(&id, caller(&request)).await?;
         Ok(Response::new(self.export_calendar(&group).await?))
+    }
+
+    async fn update_group(
+        &self,
+        request: Request<pb::UpdateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.update_group(&caller, request.into_inner(), &trace)
+                .await?,
+        ))
+    }
+
+    async fn get_group_history(
+        &self,
+        request: Request<pb::GetGroupHistoryRequest>,
+    ) -> Result<Response<pb::GetGroupHistoryResponse>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(
+            self.group_history(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn start_group(
+        &self,
+        request: Request<pb::StartGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let id = request.into_inner().group_id;
+        Ok(Response::new(
+            self.lifecycle_step(&caller, &id, Transition::Start, "", &trace)
+                .await?,
+        ))
+    }
+
+    async fn suspend_group(
+        &self,
+        request: Request<pb::SuspendGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.lifecycle_step(
+                &caller,
+                &req.group_id,
+                Transition::Suspend,
+                &req.reason,
+                &trace,
+            )
+            .await?,
+        ))
+    }
+
+    async fn reinstate_group(
+        &self,
+        request: Request<pb::ReinstateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let id = request.into_inner().group_id;
+        Ok(Response::new(
+            self.lifecycle_step(&caller, &id, Transition::Reinstate, "", &trace)
+                .await?,
+        ))
+    }
+
+    async fn archive_group(
+        &self,
+        request: Request<pb::ArchiveGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.lifecycle_step(
+                &caller,
+                &req.group_id,
+                Transition::Archive,
+                &req.reason,
+                &trace,
+            )
+            .await?,
+        ))
+    }
+
+    async fn list_review_queue(
+        &self,
+        request: Request<pb::ListReviewQueueRequest>,
+    ) -> Result<Response<pb::ListReviewQueueResponse>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(
+            self.review_queue(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn confirm_group_details(
+        &self,
+        request: Request<pb::ConfirmGroupDetailsRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
+        Ok(Response::new(
+            self.confirm_details(&caller, &request.into_inner().group_id, &trace)
+                .await?,
+        ))
     }
 
     async fn list_topics(
@@ -591,9 +717,24 @@ fn venue_from_wire(v: pb::Venue) -> domain::Venue {
     }
 }
 
+impl ListingsApi {
+    /// The card as a client sees it.
+    pub(crate) fn to_wire(&self, g: &Model, caller: Option<&Caller>) -> pb::Group {
+        let mut wire = group_to_wire(g, caller, &self.tz);
+        wire.assured_date = g
+            .assured_at_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        wire.recently_checked =
+            domain::recently_checked(g.assured_at_ms, now_ms(), self.freshness.max_age_days);
+        wire
+    }
+}
+
 /// The card as a client sees it. Organiser ids link a person to a possibly
 /// health-related group, so only the group's managers see them.
-pub fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::Group {
+fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::Group {
     let show_organisers =
         caller.is_some_and(|c| domain::can_manage(&g.region, &g.organiser_ids(), c));
     pb::Group {
@@ -628,6 +769,8 @@ pub fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> 
         schedule: g.schedule().map(|s| schedule::schedule_to_wire(&s, tz)),
         next_occurrences: Vec::new(),
         exceptions: Vec::new(),
+        assured_date: String::new(),
+        recently_checked: false,
     }
 }
 

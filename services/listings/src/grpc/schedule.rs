@@ -8,7 +8,7 @@ use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
 
-use super::{ListingsApi, group_id, group_to_wire};
+use super::{ListingsApi, group_id};
 use crate::domain::calendar::{self, CalendarGroup};
 use crate::domain::group::{self as domain, Status as GroupStatus};
 use crate::domain::schedule::{
@@ -31,7 +31,7 @@ impl ListingsApi {
         g: &Model,
         caller: Option<&Caller>,
     ) -> Result<pb::Group, ListingsError> {
-        let mut wire = group_to_wire(g, caller, &self.tz);
+        let mut wire = self.to_wire(g, caller);
         let rows = exception_store::list(&self.db, &g.id).await?;
         let exceptions: Vec<Exception> = rows
             .iter()
@@ -155,16 +155,18 @@ impl ListingsApi {
             None => None,
         };
         let group = self.managed_group(caller, &req.group_id).await?;
+        let wire = schedule
+            .as_ref()
+            .map(|s| schedule_to_wire(s, &self.tz))
+            .unwrap_or_default();
         let event = MeetingEvent::ScheduleChanged {
-            rrule: schedule
-                .as_ref()
-                .map(|s| s.rrule_text(&self.tz))
-                .unwrap_or_default(),
-            description: schedule
-                .as_ref()
-                .map(Schedule::describe)
-                .unwrap_or_default(),
+            rrule: wire.rrule,
+            description: wire.description,
             timezone: self.tz.name().to_string(),
+            valid_from: wire.valid_from,
+            valid_until: wire.valid_until,
+            start_time: wire.start_time,
+            end_time: wire.end_time,
         };
         let txn = self.db.begin().await?;
         if !store::set_schedule(&txn, &group, schedule.as_ref(), now_ms()).await? {

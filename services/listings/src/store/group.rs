@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
 
-use crate::domain::group::{NewGroup, Status, Venue};
+use crate::domain::group::{Format, JoinPolicy, NewGroup, Status, Venue};
 use crate::domain::schedule::Schedule;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -29,6 +29,11 @@ pub struct Model {
     pub updated_at_ms: i64,
     /// The recurring schedule (`domain::schedule::Schedule` as JSON), if any.
     pub schedule_json: Option<String>,
+    /// When an organiser or operator last confirmed the details, and who.
+    pub assured_at_ms: Option<i64>,
+    pub assured_by: Option<String>,
+    /// The `assured_at_ms` for which a review reminder went out (once per period).
+    pub review_due_for_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -50,6 +55,18 @@ impl Model {
     pub fn organiser_ids(&self) -> Vec<String> {
         serde_json::from_str(&self.organiser_ids_json).unwrap_or_default()
     }
+    /// The editable card, as the domain rules see it.
+    pub fn card(&self) -> NewGroup {
+        NewGroup {
+            name: self.name.clone(),
+            summary: self.summary.clone(),
+            description: self.description.clone(),
+            topics: self.topics(),
+            format: Format::parse(&self.format).unwrap_or(Format::InPerson),
+            join_policy: JoinPolicy::parse(&self.join_policy).unwrap_or(JoinPolicy::Open),
+            venues: self.venues(),
+        }
+    }
     pub fn schedule(&self) -> Option<Schedule> {
         self.schedule_json
             .as_deref()
@@ -63,6 +80,7 @@ pub async fn insert<C: ConnectionTrait>(
     region: &str,
     creator: &str,
     group: &NewGroup,
+    status: Status,
     now: i64,
 ) -> Result<Model, DbErr> {
     let row = ActiveModel {
@@ -75,7 +93,7 @@ pub async fn insert<C: ConnectionTrait>(
         format: Set(group.format.as_str().to_string()),
         join_policy: Set(group.join_policy.as_str().to_string()),
         venues_json: Set(serde_json::to_string(&group.venues).expect("venues serialise")),
-        status: Set(Status::Draft.as_str().to_string()),
+        status: Set(status.as_str().to_string()),
         organiser_ids_json: Set(serde_json::to_string(&[creator]).expect("strings serialise")),
         created_by: Set(creator.to_string()),
         review_note: Set(None),
@@ -83,6 +101,10 @@ pub async fn insert<C: ConnectionTrait>(
         created_at_ms: Set(now),
         updated_at_ms: Set(now),
         schedule_json: Set(None),
+        // Entering the details counts as checking them.
+        assured_at_ms: Set(Some(now)),
+        assured_by: Set(Some(creator.to_string())),
+        review_due_for_ms: Set(None),
     };
     Entity::insert(row).exec_without_returning(conn).await?;
     find(conn, id)
@@ -94,6 +116,22 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model
     Entity::find_by_id(id.to_string()).one(conn).await
 }
 
+/// Applies `set` to the group and bumps its version, if it is still at the version
+/// the caller read (optimistic concurrency); `false` when someone else changed it.
+async fn update_if_current<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    now: i64,
+    set: impl FnOnce(sea_orm::UpdateMany<Entity>) -> sea_orm::UpdateMany<Entity>,
+) -> Result<bool, DbErr> {
+    let update = Entity::update_many()
+        .col_expr(Column::Version, Expr::value(group.version + 1))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::Id.eq(group.id.clone()))
+        .filter(Column::Version.eq(group.version));
+    Ok(set(update).exec(conn).await?.rows_affected == 1)
+}
+
 /// Moves a group to `status` if it is still at `expected_version`; `false` when
 /// someone else changed it first.
 pub async fn set_status<C: ConnectionTrait>(
@@ -101,18 +139,22 @@ pub async fn set_status<C: ConnectionTrait>(
     group: &Model,
     status: Status,
     review_note: Option<String>,
+    assured_by: Option<&str>,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let res = Entity::update_many()
-        .col_expr(Column::Status, Expr::value(status.as_str()))
-        .col_expr(Column::ReviewNote, Expr::value(review_note))
-        .col_expr(Column::Version, Expr::value(group.version + 1))
-        .col_expr(Column::UpdatedAtMs, Expr::value(now))
-        .filter(Column::Id.eq(group.id.clone()))
-        .filter(Column::Version.eq(group.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    update_if_current(conn, group, now, |u| {
+        let u = u
+            .col_expr(Column::Status, Expr::value(status.as_str()))
+            .col_expr(Column::ReviewNote, Expr::value(review_note));
+        match assured_by {
+            // An operator approving the details has checked them.
+            Some(who) => u
+                .col_expr(Column::AssuredAtMs, Expr::value(now))
+                .col_expr(Column::AssuredBy, Expr::value(who)),
+            None => u,
+        }
+    })
+    .await
 }
 
 /// Replaces the group's schedule if it is still at its version; `false` when
@@ -124,28 +166,108 @@ pub async fn set_schedule<C: ConnectionTrait>(
     now: i64,
 ) -> Result<bool, DbErr> {
     let json = schedule.map(|s| serde_json::to_string(s).expect("schedules serialise"));
-    let res = Entity::update_many()
-        .col_expr(Column::ScheduleJson, Expr::value(json))
-        .col_expr(Column::Version, Expr::value(group.version + 1))
-        .col_expr(Column::UpdatedAtMs, Expr::value(now))
-        .filter(Column::Id.eq(group.id.clone()))
-        .filter(Column::Version.eq(group.version))
-        .exec(conn)
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::ScheduleJson, Expr::value(json))
+    })
+    .await
+}
+
+/// Replaces the card's editable fields if the group is still at its version.
+pub async fn update_card<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    card: &NewGroup,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let topics = serde_json::to_string(&card.topics).expect("strings serialise");
+    let venues = serde_json::to_string(&card.venues).expect("venues serialise");
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::Name, Expr::value(card.name.clone()))
+            .col_expr(Column::Summary, Expr::value(card.summary.clone()))
+            .col_expr(Column::Description, Expr::value(card.description.clone()))
+            .col_expr(Column::TopicsJson, Expr::value(topics))
+            .col_expr(Column::Format, Expr::value(card.format.as_str()))
+            .col_expr(Column::JoinPolicy, Expr::value(card.join_policy.as_str()))
+            .col_expr(Column::VenuesJson, Expr::value(venues))
+    })
+    .await
+}
+
+/// Records that `who` confirmed the details now, if the group is still at its version.
+pub async fn confirm<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    who: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::AssuredAtMs, Expr::value(now))
+            .col_expr(Column::AssuredBy, Expr::value(who))
+    })
+    .await
+}
+
+/// Published groups of `region` last confirmed before `cutoff_ms` whose reminder
+/// for that confirmation has not gone out yet.
+pub async fn due_for_review<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    cutoff_ms: i64,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::Published.as_str()))
+        .filter(Column::AssuredAtMs.lt(cutoff_ms))
+        .filter(
+            Condition::any()
+                .add(Column::ReviewDueForMs.is_null())
+                .add(Expr::col(Column::ReviewDueForMs).ne(Expr::col(Column::AssuredAtMs))),
+        )
+        .order_by_asc(Column::AssuredAtMs)
+        .limit(limit)
+        .all(conn)
+        .await
+}
+
+/// Claims the review reminder for the group's current confirmation; `false` when
+/// another replica (or a confirmation) got there first.
+pub async fn claim_review_due<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    now: i64,
+) -> Result<bool, DbErr> {
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::ReviewDueForMs, Expr::value(group.assured_at_ms))
+    })
+    .await
+}
+
+/// Groups of `region` waiting for review, oldest submission first.
+pub async fn review_queue<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::PendingReview.as_str()));
+    let total = query.clone().count(conn).await?;
+    let rows = query
+        .order_by_asc(Column::UpdatedAtMs)
+        .order_by_asc(Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
         .await?;
-    Ok(res.rows_affected == 1)
+    Ok((rows, total))
 }
 
 /// Bumps the group's version (a change to one of its meetings) if it is still
 /// at its version.
 pub async fn touch<C: ConnectionTrait>(conn: &C, group: &Model, now: i64) -> Result<bool, DbErr> {
-    let res = Entity::update_many()
-        .col_expr(Column::Version, Expr::value(group.version + 1))
-        .col_expr(Column::UpdatedAtMs, Expr::value(now))
-        .filter(Column::Id.eq(group.id.clone()))
-        .filter(Column::Version.eq(group.version))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    update_if_current(conn, group, now, |u| u).await
 }
 
 /// Published groups of `region` matching `text` (name, summary or description,

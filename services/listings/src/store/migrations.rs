@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateGroups));
         all.push(Box::new(CreateTopics));
         all.push(Box::new(AddSchedules));
+        all.push(Box::new(AddHistoryAndFreshness));
         all
     }
 }
@@ -233,6 +234,95 @@ impl MigrationTrait for AddSchedules {
                 .table(ScheduleException::Table)
                 .col(ScheduleException::GroupId)
                 .col(ScheduleException::Date)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct AddHistoryAndFreshness;
+
+impl MigrationName for AddHistoryAndFreshness {
+    fn name(&self) -> &str {
+        "m0103_listings_history_and_freshness"
+    }
+}
+
+#[derive(DeriveIden)]
+enum GroupChange {
+    Table,
+    Id,
+    GroupId,
+    Field,
+    OldValue,
+    NewValue,
+    ChangedBy,
+    ChangedAtMs,
+    Version,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddHistoryAndFreshness {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        for column in [
+            ColumnDef::new(Alias::new("assured_at_ms"))
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Alias::new("assured_by"))
+                .string()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Alias::new("review_due_for_ms"))
+                .big_integer()
+                .null()
+                .to_owned(),
+        ] {
+            let mut column = column;
+            m.alter_table(
+                Table::alter()
+                    .table(ListingGroup::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table(GroupChange::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(GroupChange::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(GroupChange::GroupId).string().not_null())
+                .col(ColumnDef::new(GroupChange::Field).string().not_null())
+                .col(ColumnDef::new(GroupChange::OldValue).text().not_null())
+                .col(ColumnDef::new(GroupChange::NewValue).text().not_null())
+                .col(ColumnDef::new(GroupChange::ChangedBy).string().not_null())
+                .col(
+                    ColumnDef::new(GroupChange::ChangedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(GroupChange::Version)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_group_change_group")
+                .table(GroupChange::Table)
+                .col(GroupChange::GroupId)
+                .col(GroupChange::Id)
                 .if_not_exists()
                 .to_owned(),
         )

@@ -2,6 +2,7 @@
 
 pub mod exception;
 pub mod group;
+pub mod history;
 mod migrations;
 pub mod topic;
 

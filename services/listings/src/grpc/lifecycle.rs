@@ -1,0 +1,226 @@
+//! Editing, moderation and freshness of group cards over the wire.
+
+use sea_orm::TransactionTrait;
+use selfhelp_platform::auth::Caller;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::trace::TraceParent;
+use selfhelp_platform::validation::{self, Violations};
+use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_proto::listings::v1 as pb;
+
+use super::{ListingsApi, format_from_wire, group_id, join_policy_from_wire, venue_from_wire};
+use crate::domain::group::{self as domain, GroupDraft, Transition};
+use crate::error::ListingsError;
+use crate::events;
+use crate::store::group::{self as store, Model};
+use crate::store::history;
+
+/// Longest reason accepted for a suspension or archiving.
+const MAX_REASON: usize = 2_000;
+
+impl ListingsApi {
+    /// A group the caller may manage: its organisers and the region's operators.
+    /// Others get NOT_FOUND for what they can't see, PERMISSION_DENIED otherwise.
+    async fn manageable(&self, caller: &Caller, id: &str) -> Result<Model, ListingsError> {
+        let id = group_id("group_id", id)?;
+        let group = self.visible_group(&id, Some(caller)).await?;
+        if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
+            return Err(ListingsError::PermissionDenied(
+                "only the group's organisers or the region's operators can do this",
+            ));
+        }
+        Ok(group)
+    }
+
+    pub(super) async fn update_group(
+        &self,
+        caller: &Caller,
+        req: pb::UpdateGroupRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let mut v = Violations::new();
+        v.uuid("group_id", &req.group_id);
+        if req.expected_version <= 0 {
+            v.add(
+                "expected_version",
+                "must be the version you read (optimistic concurrency)",
+            );
+        }
+        v.into_result()?;
+        let taxonomy = self.taxonomy().await?;
+        let card = domain::validate(
+            GroupDraft {
+                name: req.name,
+                summary: req.summary,
+                description: req.description,
+                topics: req.topics,
+                format: format_from_wire(req.format),
+                join_policy: join_policy_from_wire(req.join_policy),
+                venues: req.venues.into_iter().map(venue_from_wire).collect(),
+            },
+            &taxonomy,
+        )?;
+        let group = self.manageable(caller, &req.group_id).await?;
+        if group.version != req.expected_version {
+            return Err(ListingsError::Conflict);
+        }
+        if group.status() == domain::Status::Archived {
+            return Err(ListingsError::FailedPrecondition(
+                "an archived group can't be edited".into(),
+            ));
+        }
+        let changes = domain::changed_fields(&group.card(), &card);
+        if changes.is_empty() {
+            return Ok(self.to_wire(&group, Some(caller)));
+        }
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        if !store::update_card(&txn, &group, &card, now).await? {
+            return Err(ListingsError::Conflict);
+        }
+        let updated = store::find(&txn, &group.id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        history::record(
+            &txn,
+            &group.id,
+            &changes,
+            &caller.person_id,
+            updated.version,
+            now,
+        )
+        .await?;
+        let fields = changes.iter().map(|c| c.field.to_string()).collect();
+        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(self.to_wire(&updated, Some(caller)))
+    }
+
+    pub(super) async fn group_history(
+        &self,
+        caller: &Caller,
+        req: pb::GetGroupHistoryRequest,
+    ) -> Result<pb::GetGroupHistoryResponse, ListingsError> {
+        let page = req.page.unwrap_or_default();
+        let mut v = Violations::new();
+        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 50, 200);
+        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        v.into_result()?;
+        let group = self.manageable(caller, &req.group_id).await?;
+        let (rows, total) = history::list(&self.db, &group.id, offset, limit).await?;
+        let next = offset + rows.len() as u64;
+        Ok(pb::GetGroupHistoryResponse {
+            changes: rows
+                .into_iter()
+                .map(|c| pb::FieldChange {
+                    field: c.field,
+                    old_value: c.old_value,
+                    new_value: c.new_value,
+                    changed_by: c.changed_by,
+                    changed_at: Some(to_timestamp(c.changed_at_ms)),
+                    version: c.version,
+                })
+                .collect(),
+            page: Some(page_response(next, total)),
+        })
+    }
+
+    /// Start (organisers), suspend and reinstate (operators), archive (either).
+    pub(super) async fn lifecycle_step(
+        &self,
+        caller: &Caller,
+        id: &str,
+        transition: Transition,
+        reason: &str,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let mut v = Violations::new();
+        v.uuid("group_id", id);
+        v.text(
+            "reason",
+            reason,
+            transition == Transition::Suspend,
+            MAX_REASON,
+        );
+        v.into_result()?;
+        let operator_only = matches!(transition, Transition::Suspend | Transition::Reinstate);
+        if operator_only && !caller.is_operator_of(&self.region) {
+            return Err(ListingsError::PermissionDenied(
+                "only operators of this region can do this",
+            ));
+        }
+        let group = self.manageable(caller, id).await?;
+        if transition == Transition::Start && !group.organiser_ids().contains(&caller.person_id) {
+            return Err(ListingsError::PermissionDenied(
+                "only the group's organisers can start it",
+            ));
+        }
+        let note = (!reason.trim().is_empty()).then(|| reason.trim().to_string());
+        let updated = self
+            .transition(group, transition, note, caller, trace)
+            .await?;
+        tracing::info!(group_id = %updated.id, status = %updated.status, "group status changed");
+        Ok(self.to_wire(&updated, Some(caller)))
+    }
+
+    pub(super) async fn review_queue(
+        &self,
+        caller: &Caller,
+        req: pb::ListReviewQueueRequest,
+    ) -> Result<pb::ListReviewQueueResponse, ListingsError> {
+        let page = req.page.unwrap_or_default();
+        let mut v = Violations::new();
+        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
+        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        v.into_result()?;
+        if !caller.is_operator_of(&self.region) {
+            return Err(ListingsError::PermissionDenied(
+                "only operators of this region see the review queue",
+            ));
+        }
+        let (rows, total) = store::review_queue(&self.db, &self.region, offset, limit).await?;
+        let next = offset + rows.len() as u64;
+        Ok(pb::ListReviewQueueResponse {
+            groups: rows.iter().map(|g| self.to_wire(g, Some(caller))).collect(),
+            page: Some(page_response(next, total)),
+        })
+    }
+
+    pub(super) async fn confirm_details(
+        &self,
+        caller: &Caller,
+        id: &str,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let group = self.manageable(caller, id).await?;
+        if group.status() == domain::Status::Archived {
+            return Err(ListingsError::FailedPrecondition(
+                "an archived group can't be confirmed".into(),
+            ));
+        }
+        let txn = self.db.begin().await?;
+        if !store::confirm(&txn, &group, &caller.person_id, now_ms()).await? {
+            return Err(ListingsError::Conflict);
+        }
+        let updated = store::find(&txn, &group.id)
+            .await?
+            .ok_or(ListingsError::NotFound)?;
+        let fields = vec!["assured_date".to_string()];
+        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(self.to_wire(&updated, Some(caller)))
+    }
+}
+
+fn page_response(next: u64, total: u64) -> PageResponse {
+    PageResponse {
+        next_page_token: if next < total {
+            validation::encode_page_offset(next)
+        } else {
+            String::new()
+        },
+        total_size: total as i64,
+    }
+}
