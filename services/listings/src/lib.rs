@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod freshness;
 pub mod grpc;
+pub mod oruk;
 pub mod store;
 
 use selfhelp_platform::Shutdown;

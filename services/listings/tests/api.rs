@@ -1471,3 +1471,214 @@ async fn editing_moderation_history_and_freshness() {
         svc.stop().await.unwrap();
     }
 }
+
+/// The official ORUK schemas: `../shared/standards/oruk` beside the repository, or
+/// `ORUK_STANDARDS_DIR`.
+fn oruk_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("ORUK_STANDARDS_DIR") {
+        return dir.into();
+    }
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/standards/oruk");
+    assert!(
+        dir.join("schema").is_dir(),
+        "the official ORUK schemas are needed at {} (or set ORUK_STANDARDS_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// Serves `$ref`s such as `taxonomy_term.json` from the schema's own folder.
+struct SchemaFolder(std::path::PathBuf);
+
+impl jsonschema::Retrieve for SchemaFolder {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            self.0.join(name),
+        )?)?)
+    }
+}
+
+fn oruk_validator(relative: &str) -> jsonschema::Validator {
+    let path = oruk_dir().join(relative);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_base_uri(format!("https://oruk.invalid/{relative}"))
+        .with_retriever(SchemaFolder(path.parent().unwrap().to_path_buf()))
+        .build(&schema)
+        .unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} is not valid ORUK: {errors:#?}\n{doc:#}"
+    );
+}
+
+#[tokio::test]
+async fn open_referral_export_validates_against_the_official_schemas() {
+    let service_schema = oruk_validator("schema/compiled/service.json");
+    let term_schema = oruk_validator("schema/taxonomy_term.json");
+    let taxonomy_schema = oruk_validator("schema/taxonomy.json");
+    // The validator itself: the official example passes, a broken copy does not.
+    let example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(oruk_dir().join("examples/service_full.json")).unwrap(),
+    )
+    .unwrap();
+    assert_valid(&service_schema, &example, "the official example");
+    let mut broken = example.clone();
+    broken.as_object_mut().unwrap().remove("name");
+    assert!(!service_schema.is_valid(&broken));
+
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let alice = token("alice", REGION, &[]);
+        let mut with_venues = new_group(
+            "Parkinson's café",
+            "Tea and talk",
+            &["long-term-conditions", "carers"],
+        );
+        with_venues.venues.push(pb::Venue {
+            name: String::new(),
+            address: "2 Castle Road".into(),
+            town: "Nottingham".into(),
+            postcode: "NG1 6AA".into(),
+        });
+        let first = publish(&mut client, "alice", with_venues).await;
+        let schedule = pb::Schedule {
+            frequency: pb::Frequency::Monthly.into(),
+            weekday: pb::Weekday::Friday.into(),
+            week_of_month: -1,
+            valid_from: "2026-01-01".into(),
+            start_time: "14:00".into(),
+            end_time: "16:00".into(),
+            ..Default::default()
+        };
+        client
+            .set_schedule(with_token(
+                pb::SetScheduleRequest {
+                    group_id: first.id.clone(),
+                    schedule: Some(schedule),
+                },
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let mut online = new_group("Online anxiety circle", "", &["anxiety"]);
+        online.format = pb::MeetingFormat::Online.into();
+        online.venues.clear();
+        let second = publish(&mut client, "alice", online).await;
+        client
+            .create_group(with_token(new_group("Still a draft", "", &[]), &alice))
+            .await
+            .unwrap();
+
+        let mut seen = Vec::new();
+        for page in 1..=2 {
+            let resp = client
+                .export_open_referral(pb::ExportOpenReferralRequest { page, per_page: 1 })
+                .await
+                .unwrap()
+                .into_inner();
+            let envelope: serde_json::Value = serde_json::from_str(&resp.page_json).unwrap();
+            assert_eq!(
+                envelope["total_items"], 2,
+                "{backend:?}: drafts are not exported"
+            );
+            assert_eq!(envelope["total_pages"], 2);
+            assert_eq!(envelope["page_number"], page);
+            assert_eq!(envelope["first_page"], page == 1);
+            assert_eq!(envelope["last_page"], page == 2);
+            for service in envelope["contents"].as_array().unwrap() {
+                assert_valid(&service_schema, service, "an exported service");
+                assert!(
+                    !service.to_string().contains("alice"),
+                    "organiser ids never leave the service"
+                );
+                seen.push(service.clone());
+            }
+        }
+        let by_id = |id: &str| seen.iter().find(|s| s["id"] == id).unwrap().clone();
+        let cafe = by_id(&first.id);
+        assert_eq!(cafe["schedules"][0]["freq"], "MONTHLY");
+        assert_eq!(cafe["schedules"][0]["byday"], "-1FR");
+        assert_eq!(cafe["schedules"][0]["dtstart"], "2026-01-30");
+        assert_eq!(cafe["service_at_locations"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            cafe["service_at_locations"][0]["location"]["addresses"][0]["postal_code"],
+            "NG1 5FS"
+        );
+        let terms: Vec<&str> = cafe["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["taxonomy_term"]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(terms, vec!["long-term-conditions", "carers"]);
+        assert!(
+            by_id(&second.id)["service_at_locations"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        // The same documents every time (stable derived ids).
+        let again = client
+            .export_open_referral(pb::ExportOpenReferralRequest {
+                page: 1,
+                per_page: 1,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let again: serde_json::Value = serde_json::from_str(&again.page_json).unwrap();
+        assert_eq!(
+            again["contents"][0]["organization"]["id"],
+            seen[0]["organization"]["id"]
+        );
+        let bad = client
+            .export_open_referral(pb::ExportOpenReferralRequest {
+                page: -1,
+                per_page: 500,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&bad), vec!["page", "per_page"]);
+
+        let taxonomy = client
+            .export_open_referral_taxonomy(pb::ExportOpenReferralTaxonomyRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let taxonomy_doc: serde_json::Value =
+            serde_json::from_str(&taxonomy.taxonomy_json).unwrap();
+        assert_valid(&taxonomy_schema, &taxonomy_doc, "the taxonomy");
+        let term_docs: Vec<serde_json::Value> =
+            serde_json::from_str(&taxonomy.taxonomy_terms_json).unwrap();
+        assert!(term_docs.len() > 20);
+        for term in &term_docs {
+            assert_valid(&term_schema, term, "a taxonomy term");
+            assert_eq!(term["taxonomy_id"], taxonomy_doc["id"]);
+        }
+        svc.stop().await.unwrap();
+    }
+}

@@ -492,6 +492,61 @@ impl ListingsService for ListingsApi {
         ))
     }
 
+    async fn export_open_referral(
+        &self,
+        request: Request<pb::ExportOpenReferralRequest>,
+    ) -> Result<Response<pb::ExportOpenReferralResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let page = match req.page {
+            0 => 1,
+            n if n > 0 => n as u64,
+            _ => {
+                v.add("page", "must be 1 or more");
+                1
+            }
+        };
+        let per_page = validation::page_size(&mut v, "per_page", req.per_page, 50, 100);
+        if (page - 1) * per_page > validation::MAX_PAGE_OFFSET {
+            v.add("page", "is beyond the end of the feed");
+        }
+        v.into_result().map_err(ListingsError::from)?;
+        let (rows, total) =
+            store::published_page(&self.db, &self.region, (page - 1) * per_page, per_page)
+                .await
+                .map_err(ListingsError::from)?;
+        let topics = topic_store::list(&self.db, &self.region)
+            .await
+            .map_err(ListingsError::from)?;
+        let contents = rows
+            .iter()
+            .map(|g| crate::oruk::service_doc(g, &topics, &self.tz))
+            .collect();
+        let doc = crate::oruk::page(contents, total, page, per_page);
+        Ok(Response::new(pb::ExportOpenReferralResponse {
+            page_json: doc.to_string(),
+        }))
+    }
+
+    async fn export_open_referral_taxonomy(
+        &self,
+        _request: Request<pb::ExportOpenReferralTaxonomyRequest>,
+    ) -> Result<Response<pb::ExportOpenReferralTaxonomyResponse>, Status> {
+        let topics = topic_store::list(&self.db, &self.region)
+            .await
+            .map_err(ListingsError::from)?;
+        let taxonomy_id = crate::oruk::taxonomy_id(&self.region);
+        let terms: Vec<_> = topics
+            .iter()
+            .filter(|t| t.retired_at_ms.is_none())
+            .map(|t| crate::oruk::term_doc(t, &taxonomy_id))
+            .collect();
+        Ok(Response::new(pb::ExportOpenReferralTaxonomyResponse {
+            taxonomy_json: crate::oruk::taxonomy_doc(&self.region).to_string(),
+            taxonomy_terms_json: serde_json::Value::Array(terms).to_string(),
+        }))
+    }
+
     async fn list_topics(
         &self,
         request: Request<pb::ListTopicsRequest>,

@@ -243,6 +243,26 @@ pub async fn claim_review_due<C: ConnectionTrait>(
     .await
 }
 
+/// Published groups of `region` in a stable order (oldest first), with the total.
+pub async fn published_page<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::Published.as_str()));
+    let total = query.clone().count(conn).await?;
+    let rows = query
+        .order_by_asc(Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok((rows, total))
+}
+
 /// Groups of `region` waiting for review, oldest submission first.
 pub async fn review_queue<C: ConnectionTrait>(
     conn: &C,
