@@ -79,7 +79,9 @@ fn group_request() -> lpb::CreateGroupRequest {
             address: "Clarendon Street".into(),
             town: "Nottingham".into(),
             postcode: "NG1 5JD".into(),
+            ..Default::default()
         }],
+        ..Default::default()
     }
 }
 

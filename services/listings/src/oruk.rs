@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::group::Format;
+use crate::domain::group::{CostKind, Format};
 use crate::domain::schedule::{Pattern, Schedule};
 use crate::store::group::Model;
 use crate::store::topic;
@@ -190,6 +190,8 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
                     "id": location_id,
                     "location_type": "physical",
                     "name": name,
+                    "description": v.travel_notes,
+                    "accessibility": accessibility(&group.id, &index, &location_id, &v.accessibility),
                     "addresses": [{
                         "id": derived_id("address", &[&group.id, &index]),
                         "location_id": location_id,
@@ -220,12 +222,86 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
         "schedules": group.schedule().map(|s| vec![schedule_doc(group, &s, tz)]).unwrap_or_default(),
         "attributes": attributes,
     });
+    let obj = doc.as_object_mut().expect("object");
     if let Some(assured) = group.assured_at_ms.and_then(|ms| date_of(ms, tz)) {
-        doc.as_object_mut()
-            .expect("object")
-            .insert("assured_date".into(), json!(assured));
+        obj.insert("assured_date".into(), json!(assured));
+    }
+    add_details(obj, group);
+    for (i, v) in group.venues().iter().enumerate() {
+        if let (Some(lat), Some(lon)) = (v.latitude, v.longitude) {
+            let location = &mut obj["service_at_locations"][i]["location"];
+            location["latitude"] = json!(lat);
+            location["longitude"] = json!(lon);
+        }
     }
     doc
+}
+
+fn accessibility(group_id: &str, index: &str, location_id: &str, text: &str) -> Vec<Value> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    vec![json!({
+        "id": derived_id("accessibility", &[group_id, index]),
+        "location_id": location_id,
+        "description": text,
+    })]
+}
+
+/// Public card details: ages, the role contact, cost, languages, area served.
+/// Member-only joining details are deliberately left out.
+fn add_details(obj: &mut serde_json::Map<String, Value>, group: &Model) {
+    let d = group.details();
+    if let Some(min) = d.minimum_age {
+        obj.insert("minimum_age".into(), json!(min));
+    }
+    if let Some(max) = d.maximum_age {
+        obj.insert("maximum_age".into(), json!(max));
+    }
+    let c = &d.contact;
+    if !c.email.is_empty() {
+        obj.insert("email".into(), json!(c.email));
+    }
+    if !c.website.is_empty() {
+        obj.insert("url".into(), json!(c.website));
+    }
+    if !c.name.is_empty() || !c.phone.is_empty() {
+        let mut contact = json!({"id": derived_id("contact", &[&group.id]), "service_id": group.id, "name": c.name});
+        if !c.phone.is_empty() {
+            contact["phones"] =
+                json!([{ "id": derived_id("phone", &[&group.id]), "number": c.phone }]);
+        }
+        obj.insert("contacts".into(), json!([contact]));
+    }
+    if let Some(kind) = d.cost {
+        let option = match kind {
+            CostKind::Free => "Free",
+            CostKind::Donation => "Donation",
+            CostKind::Fee => "Fee",
+        };
+        let cost = json!({
+            "id": derived_id("cost", &[&group.id]),
+            "service_id": group.id,
+            "option": option,
+            "amount_description": d.cost_description,
+        });
+        obj.insert("cost_options".into(), json!([cost]));
+    }
+    let languages: Vec<Value> = d
+        .languages
+        .iter()
+        .map(|code| json!({"id": derived_id("language", &[&group.id, code]), "service_id": group.id, "code": code}))
+        .collect();
+    obj.insert("languages".into(), json!(languages));
+    if !d.area_served.is_empty() {
+        let area = json!({
+            "id": derived_id("service_area", &[&group.id]),
+            "service_id": group.id,
+            "name": d.area_served,
+            "description": d.area_served,
+        });
+        obj.insert("service_areas".into(), json!([area]));
+    }
 }
 
 /// The ORUK `Page` envelope around `contents`.

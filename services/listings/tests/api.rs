@@ -36,7 +36,9 @@ fn new_group(name: &str, description: &str, topics: &[&str]) -> pb::CreateGroupR
             address: "1 Market Street".into(),
             town: "Nottingham".into(),
             postcode: "ng1 5fs".into(),
+            ..Default::default()
         }],
+        ..Default::default()
     }
 }
 
@@ -483,6 +485,39 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
             violated_fields(&err)
         );
     }
+
+    // The rest of the card.
+    let mut card = new_group("Card", "", &[]);
+    card.cost = Some(pb::Cost {
+        kind: 99,
+        description: String::new(),
+    });
+    card.contact = Some(pb::Contact {
+        email: "nope".into(),
+        website: "ftp://x".into(),
+        ..Default::default()
+    });
+    card.eligibility = Some(pb::Eligibility {
+        minimum_age: 200,
+        ..Default::default()
+    });
+    card.languages = vec!["English".into()];
+    card.joining_details = "x".repeat(5_000);
+    let err = client
+        .create_group(with_token(card, &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        vec![
+            "eligibility.minimum_age",
+            "contact.email",
+            "contact.website",
+            "cost.kind",
+            "languages[0]",
+            "joining_details"
+        ]
+    );
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let get = client
@@ -1268,6 +1303,7 @@ async fn editing_moderation_history_and_freshness() {
                 format: card.format,
                 join_policy: card.join_policy,
                 venues: card.venues,
+                ..Default::default()
             }
         };
         let renamed = client
@@ -1563,8 +1599,53 @@ async fn open_referral_export_validates_against_the_official_schemas() {
             address: "2 Castle Road".into(),
             town: "Nottingham".into(),
             postcode: "NG1 6AA".into(),
+            latitude: Some(52.9503),
+            longitude: Some(-1.1540),
+            accessibility: "Step-free access, hearing loop".into(),
+            travel_notes: "Trams stop outside".into(),
         });
+        with_venues.eligibility = Some(pb::Eligibility {
+            description: "People with Parkinson's and those who care for them".into(),
+            minimum_age: 18,
+            carers_welcome: true,
+            ..Default::default()
+        });
+        with_venues.contact = Some(pb::Contact {
+            name: "Group coordinator".into(),
+            email: "cafe@example.org".into(),
+            phone: "0115 496 0000".into(),
+            website: "https://example.org/cafe".into(),
+        });
+        with_venues.cost = Some(pb::Cost {
+            kind: pb::CostKind::Donation.into(),
+            description: "£2 for tea".into(),
+        });
+        with_venues.languages = vec!["en".into(), "pl".into()];
+        with_venues.area_served = "Nottingham".into();
+        with_venues.joining_details = "SECRET-VIDEO-LINK".into();
         let first = publish(&mut client, "alice", with_venues).await;
+        // Joining details are for the group's managers, never public.
+        assert_eq!(first.joining_details, "SECRET-VIDEO-LINK");
+        let public = client
+            .get_group(pb::GetGroupRequest {
+                group_id: first.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(public.joining_details, "");
+        assert_eq!(public.contact.as_ref().unwrap().email, "cafe@example.org");
+        assert_eq!(public.eligibility.as_ref().unwrap().minimum_age, 18);
+        let searched = client
+            .search_groups(pb::SearchGroupsRequest {
+                query: "parkinson".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(searched.groups.len(), 1);
+        assert!(searched.groups.iter().all(|g| g.joining_details.is_empty()));
         let schedule = pb::Schedule {
             frequency: pb::Frequency::Monthly.into(),
             weekday: pb::Weekday::Friday.into(),
@@ -1612,7 +1693,8 @@ async fn open_referral_export_validates_against_the_official_schemas() {
             for service in envelope["contents"].as_array().unwrap() {
                 assert_valid(&service_schema, service, "an exported service");
                 assert!(
-                    !service.to_string().contains("alice"),
+                    !service.to_string().contains("alice")
+                        && !service.to_string().contains("SECRET"),
                     "organiser ids never leave the service"
                 );
                 seen.push(service.clone());
@@ -1635,6 +1717,19 @@ async fn open_referral_export_validates_against_the_official_schemas() {
             .map(|a| a["taxonomy_term"]["code"].as_str().unwrap())
             .collect();
         assert_eq!(terms, vec!["long-term-conditions", "carers"]);
+        assert_eq!(cafe["minimum_age"], 18);
+        assert_eq!(cafe["email"], "cafe@example.org");
+        assert_eq!(cafe["contacts"][0]["name"], "Group coordinator");
+        assert_eq!(cafe["cost_options"][0]["option"], "Donation");
+        assert_eq!(cafe["languages"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            cafe["service_at_locations"][1]["location"]["latitude"],
+            52.9503
+        );
+        assert_eq!(
+            cafe["service_at_locations"][1]["location"]["accessibility"][0]["description"],
+            "Step-free access, hearing loop"
+        );
         assert!(
             by_id(&second.id)["service_at_locations"]
                 .as_array()

@@ -56,6 +56,7 @@ async fn create_group(
         format: lpb::MeetingFormat::Online.into(),
         join_policy: policy.into(),
         venues: vec![],
+        ..Default::default()
     };
     let g = listings
         .create_group(with_token(req, &t))

@@ -112,13 +112,76 @@ impl JoinPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Venue {
     pub name: String,
     pub address: String,
     pub town: String,
     pub postcode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub accessibility: String,
+    #[serde(default)]
+    pub travel_notes: String,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CostKind {
+    Free,
+    Donation,
+    Fee,
+}
+
+/// Public role contact: a name or role, not a member's private details.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    pub website: String,
+}
+
+/// The rest of the card: who it is for, where, how to reach it, what it costs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Details {
+    pub eligibility: String,
+    pub minimum_age: Option<u8>,
+    pub maximum_age: Option<u8>,
+    pub carers_welcome: bool,
+    pub family_welcome: bool,
+    pub area_served: String,
+    pub contact: Contact,
+    pub cost: Option<CostKind>,
+    pub cost_description: String,
+    pub languages: Vec<String>,
+    pub capacity: Option<u32>,
+}
+
+/// The details as a client sent them (numbers not yet checked).
+#[derive(Debug, Clone, Default)]
+pub struct DetailsDraft {
+    pub eligibility: String,
+    pub minimum_age: i32,
+    pub maximum_age: i32,
+    pub carers_welcome: bool,
+    pub family_welcome: bool,
+    pub area_served: String,
+    pub contact: Contact,
+    pub cost: Option<CostKind>,
+    /// The client sent a cost kind this version does not know.
+    pub cost_unknown: bool,
+    pub cost_description: String,
+    pub languages: Vec<String>,
+    pub capacity: i32,
+}
+
+pub const MAX_AGE: i32 = 120;
+pub const MAX_CAPACITY: i32 = 100_000;
+pub const MAX_JOINING_DETAILS: usize = 2_000;
 
 /// A group as a client asked to create it, before checks.
 #[derive(Debug, Clone)]
@@ -131,10 +194,12 @@ pub struct GroupDraft {
     pub format: Option<Format>,
     pub join_policy: Option<JoinPolicy>,
     pub venues: Vec<Venue>,
+    pub details: DetailsDraft,
+    pub joining_details: String,
 }
 
 /// A group that passed every check, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewGroup {
     pub name: String,
     pub summary: String,
@@ -143,6 +208,9 @@ pub struct NewGroup {
     pub format: Format,
     pub join_policy: JoinPolicy,
     pub venues: Vec<Venue>,
+    pub details: Details,
+    /// Member-only (e.g. a video link).
+    pub joining_details: String,
 }
 
 /// Checks every field, naming each one that is wrong. Topics must be current
@@ -221,12 +289,53 @@ pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, V
             true,
             MAX_VENUE_TEXT,
         );
+        v.text(
+            &format!("venues[{i}].accessibility"),
+            &venue.accessibility,
+            false,
+            MAX_VENUE_TEXT,
+        );
+        v.text(
+            &format!("venues[{i}].travel_notes"),
+            &venue.travel_notes,
+            false,
+            MAX_VENUE_TEXT,
+        );
+        match (venue.latitude, venue.longitude) {
+            (Some(lat), Some(lon)) => {
+                if !(-90.0..=90.0).contains(&lat) {
+                    v.add(
+                        format!("venues[{i}].latitude"),
+                        "must be between -90 and 90",
+                    );
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    v.add(
+                        format!("venues[{i}].longitude"),
+                        "must be between -180 and 180",
+                    );
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => v.add(
+                format!("venues[{i}].longitude"),
+                "give both latitude and longitude",
+            ),
+            (None, Some(_)) => v.add(
+                format!("venues[{i}].latitude"),
+                "give both latitude and longitude",
+            ),
+        }
         match postcode::normalise(&venue.postcode) {
             Some(postcode) => venues.push(Venue {
                 name: venue.name.trim().to_string(),
                 address: venue.address.trim().to_string(),
                 town: venue.town.trim().to_string(),
                 postcode,
+                latitude: venue.latitude,
+                longitude: venue.longitude,
+                accessibility: venue.accessibility.trim().to_string(),
+                travel_notes: venue.travel_notes.trim().to_string(),
             }),
             None => v.add(
                 format!("venues[{i}].postcode"),
@@ -234,6 +343,14 @@ pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, V
             ),
         }
     }
+
+    let details = validate_details(&mut v, &draft.details);
+    v.text(
+        "joining_details",
+        &draft.joining_details,
+        false,
+        MAX_JOINING_DETAILS,
+    );
 
     v.into_result()?;
     Ok(NewGroup {
@@ -244,7 +361,125 @@ pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, V
         format: draft.format.expect("checked above"),
         join_policy: draft.join_policy.expect("checked above"),
         venues,
+        details,
+        joining_details: draft.joining_details.trim().to_string(),
     })
+}
+
+fn validate_details(v: &mut Violations, d: &DetailsDraft) -> Details {
+    v.text("eligibility.description", &d.eligibility, false, 1_000);
+    let age = |v: &mut Violations, field: &str, n: i32| match n {
+        0 => None,
+        n if (1..=MAX_AGE).contains(&n) => Some(n as u8),
+        _ => {
+            v.add(field, format!("must be between 0 (no limit) and {MAX_AGE}"));
+            None
+        }
+    };
+    let minimum_age = age(v, "eligibility.minimum_age", d.minimum_age);
+    let maximum_age = age(v, "eligibility.maximum_age", d.maximum_age);
+    if let (Some(min), Some(max)) = (minimum_age, maximum_age)
+        && min > max
+    {
+        v.add(
+            "eligibility.maximum_age",
+            "must not be below the minimum age",
+        );
+    }
+    v.text("area_served", &d.area_served, false, 200);
+    let c = &d.contact;
+    v.text("contact.name", &c.name, false, 100);
+    let email = c.email.trim();
+    let email_ok = email.is_empty()
+        || (email.len() <= 254
+            && !email.contains(char::is_whitespace)
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.')));
+    if !email_ok {
+        v.add(
+            "contact.email",
+            "must be an email address such as hello@example.org",
+        );
+    }
+    let phone = c.phone.trim();
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let phone_ok = phone.is_empty()
+        || ((10..=15).contains(&digits)
+            && phone
+                .chars()
+                .all(|ch| ch.is_ascii_digit() || " +()-".contains(ch)));
+    if !phone_ok {
+        v.add(
+            "contact.phone",
+            "must be a phone number such as 0115 123 4567",
+        );
+    }
+    let website = c.website.trim();
+    let website_ok = website.is_empty()
+        || (website.len() <= 500
+            && (website.starts_with("https://") || website.starts_with("http://"))
+            && !website.contains(char::is_whitespace));
+    if !website_ok {
+        v.add(
+            "contact.website",
+            "must be a web address starting with https://",
+        );
+    }
+    if d.cost_unknown {
+        v.add(
+            "cost.kind",
+            "must be COST_KIND_FREE, COST_KIND_DONATION or COST_KIND_FEE",
+        );
+    }
+    let cost = d.cost;
+    v.text("cost.description", &d.cost_description, false, 300);
+    if d.languages.len() > 10 {
+        v.add("languages", "at most 10 languages");
+    }
+    let mut languages = Vec::new();
+    for (i, code) in d.languages.iter().enumerate() {
+        let code = code.trim().to_ascii_lowercase();
+        if (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase()) {
+            if !languages.contains(&code) {
+                languages.push(code);
+            }
+        } else {
+            v.add(
+                format!("languages[{i}]"),
+                "must be an ISO 639 language code such as en, cy or pl",
+            );
+        }
+    }
+    let capacity = match d.capacity {
+        0 => None,
+        n if (1..=MAX_CAPACITY).contains(&n) => Some(n as u32),
+        _ => {
+            v.add(
+                "capacity",
+                format!("must be between 0 (no limit) and {MAX_CAPACITY}"),
+            );
+            None
+        }
+    };
+    Details {
+        eligibility: d.eligibility.trim().to_string(),
+        minimum_age,
+        maximum_age,
+        carers_welcome: d.carers_welcome,
+        family_welcome: d.family_welcome,
+        area_served: d.area_served.trim().to_string(),
+        contact: Contact {
+            name: c.name.trim().to_string(),
+            email: email.to_string(),
+            phone: phone.to_string(),
+            website: website.to_string(),
+        },
+        cost,
+        cost_description: d.cost_description.trim().to_string(),
+        languages,
+        capacity,
+    }
 }
 
 /// Who may see a group that is not published: its organisers and the region's operators.
@@ -351,6 +586,31 @@ pub fn changed_fields(old: &NewGroup, new: &NewGroup) -> Vec<FieldChange> {
         json(new.join_policy.as_str()),
     );
     check("venues", json(&old.venues), json(&new.venues));
+    let (a, b) = (&old.details, &new.details);
+    let eligibility = |d: &Details| {
+        json(&(
+            &d.eligibility,
+            d.minimum_age,
+            d.maximum_age,
+            d.carers_welcome,
+            d.family_welcome,
+        ))
+    };
+    check("eligibility", eligibility(a), eligibility(b));
+    check("area_served", json(&a.area_served), json(&b.area_served));
+    check("contact", json(&a.contact), json(&b.contact));
+    check(
+        "cost",
+        json(&(a.cost, &a.cost_description)),
+        json(&(b.cost, &b.cost_description)),
+    );
+    check("languages", json(&a.languages), json(&b.languages));
+    check("capacity", json(&a.capacity), json(&b.capacity));
+    check(
+        "joining_details",
+        json(&old.joining_details),
+        json(&new.joining_details),
+    );
     out
 }
 
@@ -376,8 +636,59 @@ mod tests {
                 address: "1 Road".into(),
                 town: "Nottingham".into(),
                 postcode: "ng1 5fs".into(),
+                latitude: Some(52.95),
+                longitude: Some(-1.15),
+                accessibility: "Step-free".into(),
+                travel_notes: String::new(),
             }],
+            details: DetailsDraft {
+                minimum_age: 18,
+                contact: Contact {
+                    name: "Coordinator".into(),
+                    email: "hello@example.org".into(),
+                    ..Default::default()
+                },
+                cost: Some(CostKind::Donation),
+                languages: vec!["EN".into(), "pl".into()],
+                ..Default::default()
+            },
+            joining_details: String::new(),
         }
+    }
+
+    #[test]
+    fn card_details_are_checked() {
+        let g = validate(draft(), &taxonomy()).unwrap();
+        assert_eq!(g.details.languages, vec!["en", "pl"]);
+        assert_eq!(g.details.minimum_age, Some(18));
+        let mut d = draft();
+        d.details.minimum_age = 30;
+        d.details.maximum_age = 20;
+        d.details.contact.email = "not an email".into();
+        d.details.contact.phone = "12".into();
+        d.details.contact.website = "javascript:alert(1)".into();
+        d.details.cost_unknown = true;
+        d.details.languages = vec!["English".into()];
+        d.details.capacity = -1;
+        d.venues[0].longitude = None;
+        let fields: Vec<String> = validate(d, &taxonomy())
+            .unwrap_err()
+            .fields()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "venues[0].longitude",
+                "eligibility.maximum_age",
+                "contact.email",
+                "contact.phone",
+                "contact.website",
+                "cost.kind",
+                "languages[0]",
+                "capacity"
+            ]
+        );
     }
 
     fn taxonomy() -> Vec<TopicNode> {

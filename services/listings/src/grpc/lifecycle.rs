@@ -8,8 +8,11 @@ use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as pb;
 
-use super::{ListingsApi, format_from_wire, group_id, join_policy_from_wire, venue_from_wire};
-use crate::domain::group::{self as domain, GroupDraft, Transition};
+use super::{
+    ListingsApi, details_from_wire, format_from_wire, group_id, join_policy_from_wire,
+    venue_from_wire,
+};
+use crate::domain::group::{self as domain, Transition};
 use crate::error::ListingsError;
 use crate::events;
 use crate::store::group::{self as store, Model};
@@ -47,21 +50,11 @@ impl ListingsApi {
             );
         }
         v.into_result()?;
+        let (group_id, expected_version) = (req.group_id.clone(), req.expected_version);
         let taxonomy = self.taxonomy().await?;
-        let card = domain::validate(
-            GroupDraft {
-                name: req.name,
-                summary: req.summary,
-                description: req.description,
-                topics: req.topics,
-                format: format_from_wire(req.format),
-                join_policy: join_policy_from_wire(req.join_policy),
-                venues: req.venues.into_iter().map(venue_from_wire).collect(),
-            },
-            &taxonomy,
-        )?;
-        let group = self.manageable(caller, &req.group_id).await?;
-        if group.version != req.expected_version {
+        let card = domain::validate(card_draft!(req), &taxonomy)?;
+        let group = self.manageable(caller, &group_id).await?;
+        if group.version != expected_version {
             return Err(ListingsError::Conflict);
         }
         if group.status() == domain::Status::Archived {

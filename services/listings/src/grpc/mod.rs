@@ -13,12 +13,38 @@ use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
 
 use crate::config::FreshnessConfig;
-use crate::domain::group::{self as domain, GroupDraft, Status as GroupStatus, Transition};
+use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::events::{self, GroupEvent};
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
+
+/// Builds the domain draft from CreateGroupRequest or UpdateGroupRequest: both
+/// carry the whole card under the same field names.
+macro_rules! card_draft {
+    ($req:expr) => {{
+        let req = $req;
+        $crate::domain::group::GroupDraft {
+            name: req.name,
+            summary: req.summary,
+            description: req.description,
+            topics: req.topics,
+            format: format_from_wire(req.format),
+            join_policy: join_policy_from_wire(req.join_policy),
+            venues: req.venues.into_iter().map(venue_from_wire).collect(),
+            details: details_from_wire(
+                req.eligibility,
+                req.area_served,
+                req.contact,
+                req.cost,
+                req.languages,
+                req.capacity,
+            ),
+            joining_details: req.joining_details,
+        }
+    }};
+}
 
 mod lifecycle;
 mod schedule;
@@ -170,19 +196,7 @@ impl ListingsService for ListingsApi {
             GroupStatus::Draft
         };
         let taxonomy = self.taxonomy().await?;
-        let new = domain::validate(
-            GroupDraft {
-                name: req.name,
-                summary: req.summary,
-                description: req.description,
-                topics: req.topics,
-                format: format_from_wire(req.format),
-                join_policy: join_policy_from_wire(req.join_policy),
-                venues: req.venues.into_iter().map(venue_from_wire).collect(),
-            },
-            &taxonomy,
-        )
-        .map_err(ListingsError::from)?;
+        let new = domain::validate(card_draft!(req), &taxonomy).map_err(ListingsError::from)?;
         let id = uuid::Uuid::now_v7().to_string();
         let result: Result<Model, ListingsError> = async {
             let txn = self.db.begin().await?;
@@ -769,6 +783,62 @@ fn venue_from_wire(v: pb::Venue) -> domain::Venue {
         address: v.address,
         town: v.town,
         postcode: v.postcode,
+        latitude: v.latitude,
+        longitude: v.longitude,
+        accessibility: v.accessibility,
+        travel_notes: v.travel_notes,
+    }
+}
+
+fn venue_to_wire(v: domain::Venue) -> pb::Venue {
+    pb::Venue {
+        name: v.name,
+        address: v.address,
+        town: v.town,
+        postcode: v.postcode,
+        latitude: v.latitude,
+        longitude: v.longitude,
+        accessibility: v.accessibility,
+        travel_notes: v.travel_notes,
+    }
+}
+
+fn details_from_wire(
+    eligibility: Option<pb::Eligibility>,
+    area_served: String,
+    contact: Option<pb::Contact>,
+    cost: Option<pb::Cost>,
+    languages: Vec<String>,
+    capacity: i32,
+) -> domain::DetailsDraft {
+    let eligibility = eligibility.unwrap_or_default();
+    let contact = contact.unwrap_or_default();
+    let cost = cost.unwrap_or_default();
+    let (kind, unknown) = match pb::CostKind::try_from(cost.kind) {
+        Ok(pb::CostKind::Unspecified) => (None, false),
+        Ok(pb::CostKind::Free) => (Some(domain::CostKind::Free), false),
+        Ok(pb::CostKind::Donation) => (Some(domain::CostKind::Donation), false),
+        Ok(pb::CostKind::Fee) => (Some(domain::CostKind::Fee), false),
+        Err(_) => (None, true),
+    };
+    domain::DetailsDraft {
+        eligibility: eligibility.description,
+        minimum_age: eligibility.minimum_age,
+        maximum_age: eligibility.maximum_age,
+        carers_welcome: eligibility.carers_welcome,
+        family_welcome: eligibility.family_welcome,
+        area_served,
+        contact: domain::Contact {
+            name: contact.name,
+            email: contact.email,
+            phone: contact.phone,
+            website: contact.website,
+        },
+        cost: kind,
+        cost_unknown: unknown,
+        cost_description: cost.description,
+        languages,
+        capacity,
     }
 }
 
@@ -792,6 +862,7 @@ impl ListingsApi {
 fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::Group {
     let show_organisers =
         caller.is_some_and(|c| domain::can_manage(&g.region, &g.organiser_ids(), c));
+    let details = g.details();
     pb::Group {
         id: g.id.clone(),
         region: g.region.clone(),
@@ -801,16 +872,7 @@ fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::
         topics: g.topics(),
         format: format_to_wire(&g.format).into(),
         join_policy: join_policy_to_wire(&g.join_policy).into(),
-        venues: g
-            .venues()
-            .into_iter()
-            .map(|v| pb::Venue {
-                name: v.name,
-                address: v.address,
-                town: v.town,
-                postcode: v.postcode,
-            })
-            .collect(),
+        venues: g.venues().into_iter().map(venue_to_wire).collect(),
         status: status_to_wire(g.status()).into(),
         organiser_ids: if show_organisers {
             g.organiser_ids()
@@ -826,6 +888,38 @@ fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::
         exceptions: Vec::new(),
         assured_date: String::new(),
         recently_checked: false,
+        eligibility: Some(pb::Eligibility {
+            description: details.eligibility.clone(),
+            minimum_age: details.minimum_age.map(i32::from).unwrap_or(0),
+            maximum_age: details.maximum_age.map(i32::from).unwrap_or(0),
+            carers_welcome: details.carers_welcome,
+            family_welcome: details.family_welcome,
+        }),
+        area_served: details.area_served.clone(),
+        contact: Some(pb::Contact {
+            name: details.contact.name.clone(),
+            email: details.contact.email.clone(),
+            phone: details.contact.phone.clone(),
+            website: details.contact.website.clone(),
+        }),
+        cost: Some(pb::Cost {
+            kind: match details.cost {
+                None => pb::CostKind::Unspecified,
+                Some(domain::CostKind::Free) => pb::CostKind::Free,
+                Some(domain::CostKind::Donation) => pb::CostKind::Donation,
+                Some(domain::CostKind::Fee) => pb::CostKind::Fee,
+            }
+            .into(),
+            description: details.cost_description.clone(),
+        }),
+        languages: details.languages.clone(),
+        capacity: details.capacity.map(|c| c as i32).unwrap_or(0),
+        // Member-only: only the group's managers see it here.
+        joining_details: if show_organisers {
+            g.joining_details.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
     }
 }
 

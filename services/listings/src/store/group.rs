@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
 
-use crate::domain::group::{Format, JoinPolicy, NewGroup, Status, Venue};
+use crate::domain::group::{Details, Format, JoinPolicy, NewGroup, Status, Venue};
 use crate::domain::schedule::Schedule;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -34,6 +34,10 @@ pub struct Model {
     pub assured_by: Option<String>,
     /// The `assured_at_ms` for which a review reminder went out (once per period).
     pub review_due_for_ms: Option<i64>,
+    /// `domain::group::Details` as JSON.
+    pub details_json: String,
+    /// Member-only joining details; never on public reads.
+    pub joining_details: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -65,7 +69,12 @@ impl Model {
             format: Format::parse(&self.format).unwrap_or(Format::InPerson),
             join_policy: JoinPolicy::parse(&self.join_policy).unwrap_or(JoinPolicy::Open),
             venues: self.venues(),
+            details: self.details(),
+            joining_details: self.joining_details.clone().unwrap_or_default(),
         }
+    }
+    pub fn details(&self) -> Details {
+        serde_json::from_str(&self.details_json).unwrap_or_default()
     }
     pub fn schedule(&self) -> Option<Schedule> {
         self.schedule_json
@@ -105,6 +114,8 @@ pub async fn insert<C: ConnectionTrait>(
         assured_at_ms: Set(Some(now)),
         assured_by: Set(Some(creator.to_string())),
         review_due_for_ms: Set(None),
+        details_json: Set(serde_json::to_string(&group.details).expect("details serialise")),
+        joining_details: Set(Some(group.joining_details.clone()).filter(|j| !j.is_empty())),
     };
     Entity::insert(row).exec_without_returning(conn).await?;
     find(conn, id)
@@ -181,6 +192,8 @@ pub async fn update_card<C: ConnectionTrait>(
 ) -> Result<bool, DbErr> {
     let topics = serde_json::to_string(&card.topics).expect("strings serialise");
     let venues = serde_json::to_string(&card.venues).expect("venues serialise");
+    let details = serde_json::to_string(&card.details).expect("details serialise");
+    let joining = Some(card.joining_details.clone()).filter(|j| !j.is_empty());
     update_if_current(conn, group, now, |u| {
         u.col_expr(Column::Name, Expr::value(card.name.clone()))
             .col_expr(Column::Summary, Expr::value(card.summary.clone()))
@@ -189,6 +202,8 @@ pub async fn update_card<C: ConnectionTrait>(
             .col_expr(Column::Format, Expr::value(card.format.as_str()))
             .col_expr(Column::JoinPolicy, Expr::value(card.join_policy.as_str()))
             .col_expr(Column::VenuesJson, Expr::value(venues))
+            .col_expr(Column::DetailsJson, Expr::value(details))
+            .col_expr(Column::JoiningDetails, Expr::value(joining))
     })
     .await
 }

@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateTopics));
         all.push(Box::new(AddSchedules));
         all.push(Box::new(AddHistoryAndFreshness));
+        all.push(Box::new(AddCardDetails));
         all
     }
 }
@@ -327,5 +328,40 @@ impl MigrationTrait for AddHistoryAndFreshness {
                 .to_owned(),
         )
         .await
+    }
+}
+
+struct AddCardDetails;
+
+impl MigrationName for AddCardDetails {
+    fn name(&self) -> &str {
+        "m0104_listings_card_details"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddCardDetails {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            ColumnDef::new(Alias::new("details_json"))
+                .text()
+                .not_null()
+                .default("{}")
+                .to_owned(),
+            ColumnDef::new(Alias::new("joining_details"))
+                .text()
+                .null()
+                .to_owned(),
+        ] {
+            let mut column = column;
+            m.alter_table(
+                Table::alter()
+                    .table(ListingGroup::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
