@@ -173,6 +173,7 @@ async fn the_first_journey_across_the_real_binaries() {
                 query: "bereavement".into(),
                 topic: "bereavement".into(),
                 page: None,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -12,6 +12,26 @@ pub struct Config {
     /// IANA time zone meetings are held in, e.g. `Europe/London`.
     pub timezone: String,
     pub freshness: FreshnessConfig,
+    pub search: SearchConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// CSV of `postcode,latitude,longitude` (full postcodes or outward codes);
+    /// empty uses the small sample that ships with the service.
+    pub postcodes_file: String,
+    /// Full rebuild of each replica's index (catches events missed while NATS was away).
+    pub rebuild_interval_secs: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            postcodes_file: String::new(),
+            rebuild_interval_secs: 600,
+        }
+    }
 }
 
 /// How often organisers are asked to confirm that a listing is still right.
@@ -45,6 +65,7 @@ impl Default for Config {
             common,
             timezone: "Europe/London".into(),
             freshness: FreshnessConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -58,6 +79,21 @@ impl Config {
                 self.timezone
             )
         })
+    }
+}
+
+impl Config {
+    /// The postcode table: the configured file, or the shipped sample.
+    pub fn postcodes(&self) -> anyhow::Result<crate::search::postcodes::PostcodeTable> {
+        use crate::search::postcodes::{PostcodeTable, SAMPLE_CSV};
+        let text = if self.search.postcodes_file.is_empty() {
+            SAMPLE_CSV.to_string()
+        } else {
+            std::fs::read_to_string(&self.search.postcodes_file).map_err(|e| {
+                anyhow::anyhow!("search.postcodes_file {}: {e}", self.search.postcodes_file)
+            })?
+        };
+        PostcodeTable::parse(&text).map_err(|e| anyhow::anyhow!("search.postcodes_file: {e}"))
     }
 }
 

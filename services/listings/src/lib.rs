@@ -10,6 +10,7 @@ pub mod events;
 pub mod freshness;
 pub mod grpc;
 pub mod oruk;
+pub mod search;
 pub mod store;
 
 use selfhelp_platform::Shutdown;
@@ -35,6 +36,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         tracing::info!(topics = seeded, "seeded the default topic taxonomy");
     }
     let auth = Authenticator::from_config(&common.auth).await?;
+    let postcodes = std::sync::Arc::new(config.postcodes()?);
+    let indexer = search::maintain::Indexer {
+        db: db.clone(),
+        region: common.region.clone(),
+        tz,
+        index: Default::default(),
+    };
+    let indexed = indexer.rebuild().await?;
+    tracing::info!(
+        groups = indexed,
+        postcodes = postcodes.len(),
+        "search index built"
+    );
+    indexer.clone().spawn(
+        common.nats.url.clone(),
+        std::time::Duration::from_secs(config.search.rebuild_interval_secs.max(1)),
+        shutdown.clone(),
+    );
     let outbox = Outbox::new(&common.region, "listings");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
@@ -44,6 +63,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         common.region.clone(),
         tz,
         config.freshness.clone(),
+        indexer,
+        postcodes,
     );
     parts.add_service(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),

@@ -127,6 +127,7 @@ async fn group_lifecycle_visibility_and_events() {
             query: q.into(),
             topic: topic.into(),
             page: None,
+            ..Default::default()
         };
         assert_eq!(
             client
@@ -339,6 +340,7 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
                     page_size: 2,
                     page_token: token_.clone(),
                 }),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -361,6 +363,7 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
             query: "100%".into(),
             topic: String::new(),
             page: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -370,6 +373,7 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
             query: "t_n".into(),
             topic: String::new(),
             page: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -553,6 +557,7 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
             page_size: 1000,
             page_token: "junk".into(),
         }),
+        ..Default::default()
     };
     let err = client.search_groups(page).await.unwrap_err();
     assert_eq!(
@@ -792,6 +797,7 @@ async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children
             query: String::new(),
             topic: topic.into(),
             page: None,
+            ..Default::default()
         };
         let ids =
             |r: pb::SearchGroupsResponse| r.groups.into_iter().map(|g| g.id).collect::<Vec<_>>();
@@ -1775,5 +1781,192 @@ async fn open_referral_export_validates_against_the_official_schemas() {
             assert_eq!(term["taxonomy_id"], taxonomy_doc["id"]);
         }
         svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_replica() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        // Two replicas of listings on one database and one NATS.
+        let (a, b) = (start(&db, &nats).await, start(&db, &nats).await);
+        let mut client_a = ListingsServiceClient::new(a.channel().await);
+        let mut client_b = ListingsServiceClient::new(b.channel().await);
+        let alice = token("alice", REGION, &[]);
+
+        let mut city = new_group("Bereavement support in the city", "", &["bereavement"]);
+        city.venues[0].latitude = Some(52.9536);
+        city.venues[0].longitude = Some(-1.1505);
+        let city = publish(&mut client_a, "alice", city).await;
+        let weekly = |day: pb::Weekday| pb::Schedule {
+            frequency: pb::Frequency::Weekly.into(),
+            weekday: day.into(),
+            valid_from: "2026-01-01".into(),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            ..Default::default()
+        };
+        let set = |id: &str, s: pb::Schedule| pb::SetScheduleRequest {
+            group_id: id.into(),
+            schedule: Some(s),
+        };
+        client_a
+            .set_schedule(with_token(
+                set(&city.id, weekly(pb::Weekday::Wednesday)),
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let mut derby = new_group("Derby bereavement café", "", &["bereavement"]);
+        derby.venues[0].postcode = "DE1 1AA".into();
+        derby.venues[0].latitude = Some(52.9225);
+        derby.venues[0].longitude = Some(-1.4746);
+        let derby = publish(&mut client_a, "alice", derby).await;
+        client_a
+            .set_schedule(with_token(
+                set(&derby.id, weekly(pb::Weekday::Friday)),
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let mut online = new_group("Carers online", "", &["carers"]);
+        online.format = pb::MeetingFormat::Online.into();
+        online.venues.clear();
+        publish(&mut client_a, "alice", online).await;
+
+        // Replica B learns of A's writes through the LISTINGS events.
+        let search = |query: &str| pb::SearchGroupsRequest {
+            query: query.into(),
+            ..Default::default()
+        };
+        selfhelp_testkit::eventually(
+            "replica B to index A's groups",
+            std::time::Duration::from_secs(20),
+            || {
+                let mut c = client_b.clone();
+                async move {
+                    let r = c.search_groups(search("")).await.ok()?.into_inner();
+                    (r.page?.total_size == 3).then_some(())
+                }
+            },
+        )
+        .await;
+
+        // English stemming: "bereaved" finds "Bereavement".
+        let found = client_b
+            .search_groups(search("bereaved"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.page.as_ref().unwrap().total_size, 2, "{backend:?}");
+        let facets: Vec<(String, i64)> = found
+            .topic_facets
+            .iter()
+            .map(|f| (f.value.clone(), f.count))
+            .collect();
+        assert_eq!(facets, vec![("bereavement".to_string(), 2)]);
+
+        // 10 km around a Nottingham postcode: the city group only, with its distance.
+        let near = pb::SearchGroupsRequest {
+            query: "bereavement".into(),
+            topic: "bereavement".into(),
+            postcode: "NG1 5FS".into(),
+            radius_km: 10.0,
+            sort: pb::SearchSort::Distance.into(),
+            ..Default::default()
+        };
+        let r = client_b
+            .search_groups(near.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+            vec![city.id.as_str()]
+        );
+        assert!(r.distance_km[0] < 2.0, "{:?}", r.distance_km);
+        let mut wider = near.clone();
+        wider.radius_km = 50.0;
+        let r = client_b.search_groups(wider).await.unwrap().into_inner();
+        assert_eq!(r.groups.len(), 2);
+        assert!(r.distance_km[0] < r.distance_km[1], "nearest first");
+        let mut unknown = near.clone();
+        unknown.postcode = "ZZ9 9ZZ".into();
+        assert_eq!(
+            violated_fields(&client_b.search_groups(unknown).await.unwrap_err()),
+            vec!["postcode"]
+        );
+
+        // Day, time and format.
+        let friday = pb::SearchGroupsRequest {
+            day: pb::Weekday::Friday.into(),
+            ..Default::default()
+        };
+        let r = client_b.search_groups(friday).await.unwrap().into_inner();
+        assert_eq!(
+            r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+            vec![derby.id.as_str()]
+        );
+        let morning = pb::SearchGroupsRequest {
+            starts_after: "09:00".into(),
+            starts_before: "12:00".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            client_b
+                .search_groups(morning)
+                .await
+                .unwrap()
+                .into_inner()
+                .page
+                .unwrap()
+                .total_size,
+            0
+        );
+        let online_only = pb::SearchGroupsRequest {
+            format: pb::MeetingFormat::Online.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            client_b
+                .search_groups(online_only)
+                .await
+                .unwrap()
+                .into_inner()
+                .groups[0]
+                .name,
+            "Carers online"
+        );
+
+        // Suspension on A removes the group from B's results.
+        let suspend = pb::SuspendGroupRequest {
+            group_id: city.id.clone(),
+            reason: "Checking details".into(),
+        };
+        client_a
+            .suspend_group(with_token(suspend, &token("op", REGION, &["operator"])))
+            .await
+            .unwrap();
+        selfhelp_testkit::eventually(
+            "replica B to drop the suspended group",
+            std::time::Duration::from_secs(20),
+            || {
+                let mut c = client_b.clone();
+                async move {
+                    (c.search_groups(search("bereaved"))
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .page?
+                        .total_size
+                        == 1)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
     }
 }

@@ -87,6 +87,7 @@ impl ListingsApi {
         events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
+        self.reindex(&updated.id).await;
         Ok(self.to_wire(&updated, Some(caller)))
     }
 
@@ -203,6 +204,7 @@ impl ListingsApi {
         events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
+        self.reindex(&updated.id).await;
         Ok(self.to_wire(&updated, Some(caller)))
     }
 }

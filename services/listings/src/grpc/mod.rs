@@ -7,16 +7,19 @@ use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
-use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
+
+use std::sync::Arc;
 
 use crate::config::FreshnessConfig;
 use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::events::{self, GroupEvent};
+use crate::search::maintain::Indexer;
+use crate::search::postcodes::PostcodeTable;
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
 
@@ -48,6 +51,7 @@ macro_rules! card_draft {
 
 mod lifecycle;
 mod schedule;
+mod search;
 
 pub struct ListingsApi {
     db: DatabaseConnection,
@@ -55,6 +59,8 @@ pub struct ListingsApi {
     region: String,
     tz: chrono_tz::Tz,
     freshness: FreshnessConfig,
+    search: Indexer,
+    postcodes: Arc<PostcodeTable>,
 }
 
 impl ListingsApi {
@@ -64,6 +70,8 @@ impl ListingsApi {
         region: String,
         tz: chrono_tz::Tz,
         freshness: FreshnessConfig,
+        search: Indexer,
+        postcodes: Arc<PostcodeTable>,
     ) -> Self {
         Self {
             db,
@@ -71,6 +79,16 @@ impl ListingsApi {
             region,
             tz,
             freshness,
+            search,
+            postcodes,
+        }
+    }
+
+    /// Brings this replica's search index up to date for a group it just changed
+    /// (other replicas follow the event).
+    pub(crate) async fn reindex(&self, group_id: &str) {
+        if let Err(e) = self.search.refresh(group_id).await {
+            tracing::warn!(error = %e, group_id, "search index refresh failed; the next rebuild catches up");
         }
     }
 
@@ -169,6 +187,7 @@ impl ListingsApi {
         events::record(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
+        self.reindex(&updated.id).await;
         Ok(updated)
     }
 }
@@ -299,46 +318,9 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::SearchGroupsRequest>,
     ) -> Result<Response<pb::SearchGroupsResponse>, Status> {
-        let req = request.into_inner();
-        let page = req.page.unwrap_or_default();
-        let mut v = Violations::new();
-        v.text("query", &req.query, false, 200);
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
-        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
-        let topic = req.topic.trim().to_ascii_lowercase();
-        let mut topic_codes = Vec::new();
-        if !topic.is_empty() {
-            let taxonomy = self.taxonomy().await?;
-            if taxonomy.iter().any(|t| t.code == topic) {
-                topic_codes = topics::search_codes(&taxonomy, &topic);
-            } else {
-                // An unknown topic is a mistake to point out, not an empty result.
-                v.add("topic", "is not a topic of this region (see ListTopics)");
-            }
-        }
-        v.into_result().map_err(ListingsError::from)?;
-        let (rows, total) = store::search(
-            &self.db,
-            &self.region,
-            req.query.trim(),
-            &topic_codes,
-            offset,
-            limit,
-        )
-        .await
-        .map_err(ListingsError::from)?;
-        let next = offset + rows.len() as u64;
-        Ok(Response::new(pb::SearchGroupsResponse {
-            groups: rows.iter().map(|g| self.to_wire(g, None)).collect(),
-            page: Some(PageResponse {
-                next_page_token: if next < total {
-                    validation::encode_page_offset(next)
-                } else {
-                    String::new()
-                },
-                total_size: total as i64,
-            }),
-        }))
+        Ok(Response::new(
+            self.search_groups(request.into_inner()).await?,
+        ))
     }
 
     async fn set_schedule(

@@ -141,6 +141,7 @@ impl ListingsApi {
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
+        self.reindex(&updated.id).await;
         Ok(updated)
     }
 
@@ -180,6 +181,7 @@ impl ListingsApi {
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
+        self.reindex(&updated.id).await;
         self.with_meetings(&updated, Some(caller)).await
     }
 
@@ -349,7 +351,7 @@ impl ListingsApi {
     }
 }
 
-fn weekday_from_wire(v: i32) -> Option<Weekday> {
+pub(super) fn weekday_from_wire(v: i32) -> Option<Weekday> {
     match pb::Weekday::try_from(v).ok()? {
         pb::Weekday::Monday => Some(Weekday::Mon),
         pb::Weekday::Tuesday => Some(Weekday::Tue),

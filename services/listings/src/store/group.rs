@@ -1,7 +1,6 @@
 //! The `listing_group` table: one row per group card.
 
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::{Func, LikeExpr};
 use sea_orm::{ActiveValue::Set, Condition, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
 
 use crate::domain::group::{Details, Format, JoinPolicy, NewGroup, Status, Venue};
@@ -303,56 +302,4 @@ pub async fn review_queue<C: ConnectionTrait>(
 /// at its version.
 pub async fn touch<C: ConnectionTrait>(conn: &C, group: &Model, now: i64) -> Result<bool, DbErr> {
     update_if_current(conn, group, now, |u| u).await
-}
-
-/// Published groups of `region` matching `text` (name, summary or description,
-/// case-insensitive) and tagged with any of `topics` (when given), ordered by
-/// name; with the total count.
-pub async fn search<C: ConnectionTrait>(
-    conn: &C,
-    region: &str,
-    text: &str,
-    topics: &[String],
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Model>, u64), DbErr> {
-    let mut cond = Condition::all()
-        .add(Column::Region.eq(region))
-        .add(Column::Status.eq(Status::Published.as_str()));
-    for word in text.split_whitespace().take(8) {
-        let pattern =
-            LikeExpr::new(format!("%{}%", escape_like(&word.to_lowercase()))).escape('\\');
-        let lower = |c: Column| Expr::expr(Func::lower(Expr::col(c)));
-        cond = cond.add(
-            Condition::any()
-                .add(lower(Column::Name).like(pattern.clone()))
-                .add(lower(Column::Summary).like(pattern.clone()))
-                .add(lower(Column::Description).like(pattern)),
-        );
-    }
-    if !topics.is_empty() {
-        // Topic codes are slugs (no quotes), so the JSON array text holds `"code"` exactly.
-        let mut any = Condition::any();
-        for code in topics {
-            let pattern = LikeExpr::new(format!("%\"{}\"%", escape_like(code))).escape('\\');
-            any = any.add(Column::TopicsJson.like(pattern));
-        }
-        cond = cond.add(any);
-    }
-    let total = Entity::find().filter(cond.clone()).count(conn).await?;
-    let rows = Entity::find()
-        .filter(cond)
-        .order_by_asc(Column::Name)
-        .order_by_asc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

@@ -1,0 +1,173 @@
+//! Keeping a replica's search index current: a full build at start-up and on a
+//! timer (which also catches events missed while NATS was away), a refresh of a
+//! single group after this replica changes it, and a refresh whenever any
+//! replica's LISTINGS event about a group arrives.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{Timelike, Utc};
+use futures::StreamExt;
+use sea_orm::{DatabaseConnection, DbErr};
+use selfhelp_platform::Shutdown;
+use selfhelp_platform::bus::{self, LISTINGS};
+
+use super::{SearchDoc, SearchIndex};
+use crate::domain::group::{Format, JoinPolicy, Status};
+use crate::domain::schedule::{self, Exception, Pattern};
+use crate::store::group::{self as store, Model};
+use crate::store::{exception, topic};
+
+/// The index shared by a replica's handlers (searches are short and CPU-bound).
+pub type SharedIndex = Arc<RwLock<SearchIndex>>;
+
+/// Everything needed to (re)index groups.
+#[derive(Clone)]
+pub struct Indexer {
+    pub db: DatabaseConnection,
+    pub region: String,
+    pub tz: chrono_tz::Tz,
+    pub index: SharedIndex,
+}
+
+/// What the index keeps of `group`.
+pub fn doc_from(
+    group: &Model,
+    topics: &[topic::Model],
+    exceptions: &[Exception],
+    tz: chrono_tz::Tz,
+) -> SearchDoc {
+    let details = group.details();
+    let schedule = group.schedule();
+    let (meeting_days, start_minutes) = match &schedule {
+        Some(s) => {
+            let days = match s.pattern {
+                Pattern::Weekly { weekday, .. } | Pattern::MonthlyByWeekday { weekday, .. } => {
+                    vec![weekday]
+                }
+                Pattern::MonthlyByDate { .. } => Vec::new(),
+            };
+            (days, Some((s.start.hour() * 60 + s.start.minute()) as u16))
+        }
+        None => (Vec::new(), None),
+    };
+    let next_meeting_ms =
+        schedule::next_occurrences(schedule.as_ref(), exceptions, tz, Utc::now(), 1)
+            .first()
+            .map(|o| o.starts_at.timestamp_millis());
+    let codes = group.topics();
+    SearchDoc {
+        id: group.id.clone(),
+        name: group.name.clone(),
+        summary: group.summary.clone(),
+        description: group.description.clone(),
+        topic_names: topics
+            .iter()
+            .filter(|t| codes.contains(&t.code))
+            .map(|t| t.name.clone())
+            .collect(),
+        topics: codes,
+        format: Format::parse(&group.format).unwrap_or(Format::InPerson),
+        join_policy: JoinPolicy::parse(&group.join_policy).unwrap_or(JoinPolicy::Open),
+        minimum_age: details.minimum_age,
+        maximum_age: details.maximum_age,
+        points: group
+            .venues()
+            .iter()
+            .filter_map(|v| Some((v.latitude?, v.longitude?)))
+            .collect(),
+        meeting_days,
+        start_minutes,
+        next_meeting_ms,
+    }
+}
+
+impl Indexer {
+    /// Builds a fresh index of every published group and swaps it in.
+    pub async fn rebuild(&self) -> Result<usize, DbErr> {
+        let topics = topic::list(&self.db, &self.region).await?;
+        let mut fresh = SearchIndex::default();
+        let mut offset = 0;
+        const PAGE: u64 = 2_000;
+        loop {
+            let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
+            for g in &rows {
+                // Exceptions only move the next-meeting sort key; a single group's
+                // refresh takes them into account.
+                fresh.upsert(doc_from(g, &topics, &[], self.tz));
+            }
+            if (rows.len() as u64) < PAGE {
+                break;
+            }
+            offset += PAGE;
+        }
+        let count = fresh.len();
+        *self.index.write().expect("index lock") = fresh;
+        Ok(count)
+    }
+
+    /// Re-reads one group: indexed while published, removed otherwise.
+    pub async fn refresh(&self, group_id: &str) -> Result<(), DbErr> {
+        match store::find(&self.db, group_id).await? {
+            Some(g) if g.region == self.region && g.status() == Status::Published => {
+                let topics = topic::list(&self.db, &self.region).await?;
+                let exceptions: Vec<Exception> = exception::list(&self.db, &g.id)
+                    .await?
+                    .iter()
+                    .filter_map(exception::Model::exception)
+                    .collect();
+                let doc = doc_from(&g, &topics, &exceptions, self.tz);
+                self.index.write().expect("index lock").upsert(doc);
+            }
+            _ => self.index.write().expect("index lock").remove(group_id),
+        }
+        Ok(())
+    }
+
+    /// Follows LISTINGS events from every replica (a plain subscription: a missed
+    /// event is caught by the next periodic rebuild) and rebuilds on a timer.
+    pub fn spawn(self, nats_url: String, rebuild_every: Duration, shutdown: Shutdown) {
+        let follower = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(client) = bus::connect(&nats_url, "listings-search").await else {
+                return;
+            };
+            let Ok(mut events) = client
+                .subscribe(LISTINGS.region_filter(&follower.region))
+                .await
+            else {
+                return;
+            };
+            loop {
+                let message = tokio::select! {
+                    _ = stop.wait() => return,
+                    m = events.next() => m,
+                };
+                let Some(message) = message else { return };
+                let group_id = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(bus::headers::SUBJECT))
+                    .map(|v| v.as_str().to_string());
+                if let Some(id) = group_id
+                    && let Err(e) = follower.refresh(&id).await
+                {
+                    tracing::warn!(error = %e, "search index refresh failed");
+                }
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(rebuild_every) => {}
+                }
+                match self.rebuild().await {
+                    Ok(n) => tracing::debug!(groups = n, "search index rebuilt"),
+                    Err(e) => tracing::warn!(error = %e, "search index rebuild failed"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,569 @@
+//! The search read model: an in-memory index of the region's published groups,
+//! one per replica, built at start-up and kept current from writes and from
+//! LISTINGS events (see `maintain`). Free text is matched on English stems with
+//! BM25 relevance; filters cover topics, distance, meeting day and time, age,
+//! format and openness; results come with facet counts and stable page cursors.
+
+pub mod maintain;
+pub mod postcodes;
+
+use std::collections::HashMap;
+
+use chrono::Weekday;
+use rust_stemmers::{Algorithm, Stemmer};
+
+use crate::domain::group::{Format, JoinPolicy};
+
+/// What the index keeps about one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchDoc {
+    pub id: String,
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    /// Topic codes, and topic names (searchable text).
+    pub topics: Vec<String>,
+    pub topic_names: Vec<String>,
+    pub format: Format,
+    pub join_policy: JoinPolicy,
+    pub minimum_age: Option<u8>,
+    pub maximum_age: Option<u8>,
+    /// Venue coordinates (WGS84 degrees).
+    pub points: Vec<(f64, f64)>,
+    /// Weekdays the schedule meets on (empty: no fixed weekday or no schedule).
+    pub meeting_days: Vec<Weekday>,
+    /// Local start time in minutes after midnight.
+    pub start_minutes: Option<u16>,
+    /// Next meeting (ms since the epoch) when the doc was indexed.
+    pub next_meeting_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// By relevance with a text query, by name without one.
+    #[default]
+    Relevance,
+    Distance,
+    Name,
+    NextMeeting,
+}
+
+/// A search as the index sees it (already validated).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub text: String,
+    /// Any of these topic codes (a topic and everything below it).
+    pub topics: Vec<String>,
+    /// Centre and radius in km.
+    pub near: Option<((f64, f64), f64)>,
+    pub day: Option<Weekday>,
+    /// Meeting start within [from, to] minutes after midnight.
+    pub time_window: Option<(u16, u16)>,
+    pub age: Option<u8>,
+    pub format: Option<Format>,
+    pub open_to_new_members: bool,
+    pub sort: Sort,
+    pub limit: usize,
+    /// Cursor from a previous page: where its last item stands in the order.
+    pub after: Option<Cursor>,
+}
+
+/// A place in the sort order: (key, lower-case name, id) — a total order, so a
+/// page that starts after it neither repeats nor skips results when the index
+/// changes in between.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub key: f64,
+    pub name: String,
+    pub id: String,
+}
+
+impl Cursor {
+    fn cmp(&self, other: &Cursor) -> std::cmp::Ordering {
+        self.key
+            .total_cmp(&other.key)
+            .then_with(|| self.name.cmp(&other.name))
+            .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+    pub distance_km: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Results {
+    pub hits: Vec<Hit>,
+    /// All matches, not just this page.
+    pub total: usize,
+    /// Matches per topic code and per format, over all matches.
+    pub topic_counts: Vec<(String, usize)>,
+    pub format_counts: Vec<(Format, usize)>,
+    /// Set when more matches follow this page.
+    pub next: Option<Cursor>,
+}
+
+struct Indexed {
+    doc: SearchDoc,
+    terms: Vec<String>,
+    length: f32,
+}
+
+/// Field weights: a word in the name counts more than one in the description.
+const NAME_WEIGHT: f32 = 3.0;
+const TOPIC_WEIGHT: f32 = 2.0;
+const SUMMARY_WEIGHT: f32 = 1.5;
+const DESCRIPTION_WEIGHT: f32 = 1.0;
+const BM25_K1: f32 = 1.2;
+const BM25_B: f32 = 0.75;
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it", "of",
+    "on", "or", "the", "to", "with", "we", "our", "you", "your",
+];
+
+pub struct SearchIndex {
+    slots: Vec<Option<Indexed>>,
+    by_id: HashMap<String, usize>,
+    free: Vec<usize>,
+    /// term -> (slot, weighted term frequency)
+    postings: HashMap<String, Vec<(u32, f32)>>,
+    total_length: f64,
+    stemmer: Stemmer,
+}
+
+impl Default for SearchIndex {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            free: Vec::new(),
+            postings: HashMap::new(),
+            total_length: 0.0,
+            stemmer: Stemmer::create(Algorithm::English),
+        }
+    }
+}
+
+impl SearchIndex {
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Stems of the searchable words in `text`.
+    pub fn analyse(&self, text: &str) -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+            .map(|w| self.stemmer.stem(&w).into_owned())
+            .collect()
+    }
+
+    /// Adds or replaces a group.
+    pub fn upsert(&mut self, doc: SearchDoc) {
+        self.remove(&doc.id);
+        let mut weights: HashMap<String, f32> = HashMap::new();
+        let mut length = 0.0;
+        let fields = [
+            (doc.name.as_str(), NAME_WEIGHT),
+            (doc.summary.as_str(), SUMMARY_WEIGHT),
+            (doc.description.as_str(), DESCRIPTION_WEIGHT),
+        ];
+        let topic_text = doc.topic_names.join(" ");
+        for (text, weight) in fields
+            .into_iter()
+            .chain([(topic_text.as_str(), TOPIC_WEIGHT)])
+        {
+            for term in self.analyse(text) {
+                *weights.entry(term).or_default() += weight;
+                length += 1.0;
+            }
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        for (term, weight) in &weights {
+            self.postings
+                .entry(term.clone())
+                .or_default()
+                .push((slot as u32, *weight));
+        }
+        self.total_length += f64::from(length);
+        self.by_id.insert(doc.id.clone(), slot);
+        self.slots[slot] = Some(Indexed {
+            terms: weights.into_keys().collect(),
+            length,
+            doc,
+        });
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        let Some(slot) = self.by_id.remove(id) else {
+            return;
+        };
+        if let Some(old) = self.slots[slot].take() {
+            for term in &old.terms {
+                if let Some(list) = self.postings.get_mut(term) {
+                    list.retain(|(s, _)| *s as usize != slot);
+                    if list.is_empty() {
+                        self.postings.remove(term);
+                    }
+                }
+            }
+            self.total_length -= f64::from(old.length);
+        }
+        self.free.push(slot);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&SearchDoc> {
+        self.by_id
+            .get(id)
+            .and_then(|s| self.slots[*s].as_ref())
+            .map(|i| &i.doc)
+    }
+
+    pub fn search(&self, q: &Query) -> Results {
+        let terms = self.analyse(&q.text);
+        // Candidates with their relevance: every stem must match (AND), so adding
+        // words narrows the results as people expect.
+        let scored: Vec<(usize, f32)> = if terms.is_empty() {
+            self.by_id.values().map(|s| (*s, 0.0)).collect()
+        } else {
+            self.score(&terms)
+        };
+        let mut matches: Vec<(usize, f32, Option<f64>)> = scored
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let doc = &self.slots[slot].as_ref()?.doc;
+                let distance = self.filter(doc, q)?;
+                Some((slot, score, distance))
+            })
+            .collect();
+
+        let mut topic_counts: HashMap<&str, usize> = HashMap::new();
+        let mut format_counts: HashMap<&'static str, (Format, usize)> = HashMap::new();
+        for (slot, _, _) in &matches {
+            let doc = &self.slots[*slot].as_ref().expect("matched").doc;
+            for t in &doc.topics {
+                *topic_counts.entry(t.as_str()).or_default() += 1;
+            }
+            format_counts
+                .entry(doc.format.as_str())
+                .or_insert((doc.format, 0))
+                .1 += 1;
+        }
+
+        let sort = match q.sort {
+            Sort::Relevance if terms.is_empty() => Sort::Name,
+            Sort::Distance if q.near.is_none() => Sort::Name,
+            other => other,
+        };
+        let key = |doc: &SearchDoc, score: f32, distance: Option<f64>| -> f64 {
+            match sort {
+                Sort::Relevance => -f64::from(score),
+                Sort::Distance => distance.unwrap_or(f64::MAX),
+                Sort::NextMeeting => doc.next_meeting_ms.map(|m| m as f64).unwrap_or(f64::MAX),
+                Sort::Name => 0.0,
+            }
+        };
+        let mut keyed: Vec<(Cursor, f32, Option<f64>)> = matches
+            .drain(..)
+            .map(|(slot, score, distance)| {
+                let doc = &self.slots[slot].as_ref().expect("matched").doc;
+                let cursor = Cursor {
+                    key: key(doc, score, distance),
+                    name: doc.name.to_lowercase(),
+                    id: doc.id.clone(),
+                };
+                (cursor, score, distance)
+            })
+            .collect();
+        let total = keyed.len();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let start = match &q.after {
+            None => 0,
+            Some(after) => {
+                keyed.partition_point(|(c, ..)| c.cmp(after) != std::cmp::Ordering::Greater)
+            }
+        };
+        let end = (start + q.limit).min(total);
+        let page: Vec<Hit> = keyed[start..end]
+            .iter()
+            .map(|(c, score, distance)| Hit {
+                id: c.id.clone(),
+                score: *score,
+                distance_km: *distance,
+            })
+            .collect();
+        let next = (end < total && end > start).then(|| keyed[end - 1].0.clone());
+        let mut topic_counts: Vec<(String, usize)> = topic_counts
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
+        topic_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut format_counts: Vec<(Format, usize)> = format_counts.into_values().collect();
+        format_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
+        // With `after`, `total` still counts every match, not just the rest.
+        Results {
+            hits: page,
+            total,
+            topic_counts,
+            format_counts,
+            next,
+        }
+    }
+
+    /// BM25 over documents that contain every term.
+    fn score(&self, terms: &[String]) -> Vec<(usize, f32)> {
+        let n = self.by_id.len().max(1) as f32;
+        let average = (self.total_length / self.by_id.len().max(1) as f64) as f32;
+        let mut lists: Vec<&Vec<(u32, f32)>> = Vec::new();
+        for term in terms {
+            match self.postings.get(term) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let mut scores: HashMap<u32, f32> = HashMap::with_capacity(lists[0].len());
+        for (i, list) in lists.iter().enumerate() {
+            let idf = ((n - list.len() as f32 + 0.5) / (list.len() as f32 + 0.5) + 1.0).ln();
+            let mut next: HashMap<u32, f32> =
+                HashMap::with_capacity(if i == 0 { list.len() } else { scores.len() });
+            for (slot, tf) in list.iter() {
+                if i > 0 && !scores.contains_key(slot) {
+                    continue;
+                }
+                let length = self.slots[*slot as usize]
+                    .as_ref()
+                    .map(|d| d.length)
+                    .unwrap_or(average);
+                let norm = tf * (BM25_K1 + 1.0)
+                    / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average.max(1.0)));
+                let so_far = scores.get(slot).copied().unwrap_or(0.0);
+                next.insert(*slot, so_far + idf * norm);
+            }
+            scores = next;
+        }
+        scores
+            .into_iter()
+            .map(|(slot, s)| (slot as usize, s))
+            .collect()
+    }
+
+    /// `None` when `doc` fails a filter; otherwise its distance when a point was given.
+    fn filter(&self, doc: &SearchDoc, q: &Query) -> Option<Option<f64>> {
+        if !q.topics.is_empty() && !doc.topics.iter().any(|t| q.topics.contains(t)) {
+            return None;
+        }
+        if q.format.is_some_and(|f| f != doc.format) {
+            return None;
+        }
+        if q.open_to_new_members && doc.join_policy == JoinPolicy::InviteOnly {
+            return None;
+        }
+        if let Some(age) = q.age
+            && (doc.minimum_age.is_some_and(|min| age < min)
+                || doc.maximum_age.is_some_and(|max| age > max))
+        {
+            return None;
+        }
+        if let Some(day) = q.day
+            && !doc.meeting_days.contains(&day)
+        {
+            return None;
+        }
+        if let Some((from, to)) = q.time_window {
+            match doc.start_minutes {
+                Some(start) if start >= from && start <= to => {}
+                _ => return None,
+            }
+        }
+        match q.near {
+            None => Some(None),
+            Some((centre, radius)) => {
+                let nearest = doc
+                    .points
+                    .iter()
+                    .map(|p| haversine_km(centre, *p))
+                    .min_by(f64::total_cmp)?;
+                (nearest <= radius).then_some(Some(nearest))
+            }
+        }
+    }
+}
+
+/// Great-circle distance between two (latitude, longitude) points in km.
+pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0088 * h.sqrt().asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, name: &str, topics: &[&str], point: (f64, f64)) -> SearchDoc {
+        SearchDoc {
+            id: id.into(),
+            name: name.into(),
+            summary: String::new(),
+            description: String::new(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            topic_names: Vec::new(),
+            format: Format::InPerson,
+            join_policy: JoinPolicy::Open,
+            minimum_age: None,
+            maximum_age: None,
+            points: vec![point],
+            meeting_days: vec![Weekday::Wed],
+            start_minutes: Some(19 * 60),
+            next_meeting_ms: None,
+        }
+    }
+
+    const NOTTINGHAM: (f64, f64) = (52.9548, -1.1581);
+    const DERBY: (f64, f64) = (52.9225, -1.4746);
+
+    fn index() -> SearchIndex {
+        let mut ix = SearchIndex::default();
+        ix.upsert(doc(
+            "a",
+            "Bereavement support group",
+            &["bereavement"],
+            NOTTINGHAM,
+        ));
+        ix.upsert(doc("b", "Carers' coffee morning", &["carers"], NOTTINGHAM));
+        ix.upsert(doc("c", "Bereavement café", &["bereavement"], DERBY));
+        ix
+    }
+
+    fn q(text: &str) -> Query {
+        Query {
+            text: text.into(),
+            limit: 20,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stems_match_word_forms() {
+        let ix = index();
+        let ids: Vec<String> = ix
+            .search(&q("bereaved"))
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ix.search(&q("carer")).hits.iter().any(|h| h.id == "b"));
+        assert_eq!(
+            ix.search(&q("bereaved carers")).total,
+            0,
+            "every word must match"
+        );
+    }
+
+    #[test]
+    fn distance_filters_and_sorts() {
+        let ix = index();
+        let mut query = q("bereavement");
+        query.near = Some((NOTTINGHAM, 10.0));
+        let r = ix.search(&query);
+        assert_eq!(
+            r.hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        query.near = Some((NOTTINGHAM, 50.0));
+        query.sort = Sort::Distance;
+        let r = ix.search(&query);
+        assert_eq!(
+            r.hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        let derby = r.hits[1].distance_km.unwrap();
+        assert!((20.0..23.0).contains(&derby), "{derby}");
+    }
+
+    #[test]
+    fn facets_and_filters() {
+        let mut ix = index();
+        let mut young = doc("d", "Young carers", &["carers"], NOTTINGHAM);
+        young.maximum_age = Some(18);
+        young.format = Format::Online;
+        young.join_policy = JoinPolicy::InviteOnly;
+        ix.upsert(young);
+        let r = ix.search(&q(""));
+        assert_eq!(r.total, 4);
+        assert_eq!(
+            r.topic_counts,
+            vec![("bereavement".to_string(), 2), ("carers".to_string(), 2)]
+        );
+        let mut adults = q("");
+        adults.age = Some(40);
+        assert_eq!(ix.search(&adults).total, 3);
+        let mut open = q("");
+        open.open_to_new_members = true;
+        assert_eq!(ix.search(&open).total, 3);
+        let mut online = q("");
+        online.format = Some(Format::Online);
+        assert_eq!(ix.search(&online).total, 1);
+        let mut thursday = q("");
+        thursday.day = Some(Weekday::Thu);
+        assert_eq!(ix.search(&thursday).total, 0);
+        let mut evening = q("");
+        evening.time_window = Some((18 * 60, 20 * 60));
+        assert_eq!(ix.search(&evening).total, 4);
+    }
+
+    #[test]
+    fn updates_and_removals_are_seen() {
+        let mut ix = index();
+        ix.upsert(doc("a", "Walking group", &["mental-health"], NOTTINGHAM));
+        assert_eq!(ix.search(&q("bereavement")).total, 1);
+        ix.remove("c");
+        assert_eq!(ix.search(&q("bereavement")).total, 0);
+        assert_eq!(ix.len(), 2);
+    }
+
+    #[test]
+    fn cursors_page_through_without_overlap() {
+        let mut ix = SearchIndex::default();
+        for i in 0..25 {
+            ix.upsert(doc(
+                &format!("g{i:02}"),
+                &format!("Group {i:02}"),
+                &["carers"],
+                NOTTINGHAM,
+            ));
+        }
+        let mut query = q("");
+        query.limit = 10;
+        let mut seen = Vec::new();
+        loop {
+            let r = ix.search(&query);
+            seen.extend(r.hits.iter().map(|h| h.id.clone()));
+            match r.next {
+                Some(after) => query.after = Some(after),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(seen.len(), 25);
+        assert_eq!(sorted.len(), 25);
+    }
+}
