@@ -35,6 +35,7 @@ pub mod events {
         pub const OCCURRENCE_MOVED: &str = "org.selfhelp.listings.occurrence.moved.v1";
         pub const OCCURRENCE_ADDED: &str = "org.selfhelp.listings.occurrence.added.v1";
         pub const MEMBER_JOINED: &str = "org.selfhelp.membership.member.joined.v1";
+        pub const MEMBER_ROLE_CHANGED: &str = "org.selfhelp.membership.member.role_changed.v1";
     }
 
     /// The group snapshot carried by any listings group event; `Ok(None)` for

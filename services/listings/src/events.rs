@@ -271,3 +271,68 @@ pub async fn record_review_due<C: ConnectionTrait>(
         )
         .await
 }
+
+/// Learns who may manage a listing from membership's role changes.
+pub struct MembershipRoles {
+    pub outbox: Outbox,
+    pub region: String,
+}
+
+#[async_trait::async_trait]
+impl selfhelp_platform::inbox::EventHandler for MembershipRoles {
+    async fn handle(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        event: &selfhelp_platform::bus::IncomingEvent,
+    ) -> Result<(), selfhelp_platform::inbox::HandlerError> {
+        use selfhelp_platform::inbox::HandlerError;
+        if event.ce_type != selfhelp_proto::events::types::MEMBER_ROLE_CHANGED {
+            return Ok(()); // joins, leaves…: nothing for the listing
+        }
+        let change: ev::MemberRoleChanged = event
+            .decode()
+            .map_err(|e| HandlerError::Poison(format!("{}: {e}", event.ce_type)))?;
+        let Some(group) = crate::store::group::find(txn, &change.group_id).await? else {
+            return Ok(()); // not a group of ours
+        };
+        if group.region != self.region {
+            return Ok(());
+        }
+        if !crate::store::roles::apply(
+            txn,
+            &group.id,
+            &change.person_id,
+            &change.role,
+            change.version,
+        )
+        .await?
+        {
+            return Ok(()); // an older change arriving late
+        }
+        let roles: Vec<(String, String)> = crate::store::roles::for_group(txn, &group.id)
+            .await?
+            .into_iter()
+            .map(|r| (r.person_id, r.role))
+            .collect();
+        let organisers = crate::domain::group::organisers(&group.created_by, &roles);
+        if organisers == group.organiser_ids() {
+            return Ok(());
+        }
+        if !crate::store::group::set_organisers(txn, &group, &organisers, now_ms()).await? {
+            return Err(HandlerError::Retry("the group changed meanwhile".into()));
+        }
+        let updated = crate::store::group::find(txn, &group.id)
+            .await?
+            .ok_or_else(|| HandlerError::Retry("group vanished".into()))?;
+        let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
+        record_updated(
+            txn,
+            &self.outbox,
+            &updated,
+            vec!["organisers".into()],
+            &trace,
+        )
+        .await?;
+        Ok(())
+    }
+}

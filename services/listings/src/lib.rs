@@ -42,6 +42,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         region: common.region.clone(),
         tz,
         index: Default::default(),
+        postcodes: postcodes.clone(),
     };
     let indexed = indexer.rebuild().await?;
     tracing::info!(
@@ -80,9 +81,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         service: "listings",
         common: common.clone(),
         db,
-        outbox: Some(outbox),
+        outbox: Some(outbox.clone()),
         produces: vec![bus::LISTINGS],
-        consumes: vec![],
+        consumes: vec![(
+            bus::MEMBERSHIP,
+            std::sync::Arc::new(events::MembershipRoles {
+                outbox: outbox.clone(),
+                region: common.region.clone(),
+            }),
+        )],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
     service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await

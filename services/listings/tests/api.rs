@@ -1970,3 +1970,104 @@ async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_repli
         b.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn co_organisers_learned_from_membership_may_manage_the_listing() {
+    use selfhelp_platform::bus::MEMBERSHIP;
+    use selfhelp_proto::events::v1::MemberRoleChanged;
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = ListingsServiceClient::new(svc.channel().await);
+        let group = publish(
+            &mut client,
+            "alice",
+            new_group("Stroke survivors", "", &["stroke"]),
+        )
+        .await;
+        let role = |person: &str, role: &str, version: i64| MemberRoleChanged {
+            membership_id: format!("m-{person}"),
+            group_id: group.id.clone(),
+            person_id: person.into(),
+            role: role.into(),
+            version,
+            occurred_at: None,
+        };
+        let send = |msg: MemberRoleChanged| {
+            let url = nats.url();
+            async move {
+                let id = uuid::Uuid::now_v7().to_string();
+                selfhelp_testkit::publish_event(
+                    &url,
+                    MEMBERSHIP,
+                    REGION,
+                    "member.role_changed",
+                    &msg.membership_id.clone(),
+                    &msg,
+                    &id,
+                    &id,
+                )
+                .await;
+            }
+        };
+        let organisers = |client: &ListingsServiceClient<Channel>| {
+            let mut c = client.clone();
+            let id = group.id.clone();
+            async move {
+                let req = with_token(
+                    pb::GetGroupRequest { group_id: id },
+                    &token("alice", REGION, &[]),
+                );
+                c.get_group(req).await.unwrap().into_inner().organiser_ids
+            }
+        };
+        let bob = token("bob", REGION, &[]);
+        let history = pb::GetGroupHistoryRequest {
+            group_id: group.id.clone(),
+            page: None,
+        };
+        assert_eq!(
+            client
+                .get_group_history(with_token(history.clone(), &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+
+        send(role("bob", "CO_ORGANISER", 2)).await;
+        selfhelp_testkit::eventually("bob to become a co-organiser", std::time::Duration::from_secs(20), || {
+            let f = organisers(&client);
+            async move { (f.await == vec!["alice".to_string(), "bob".to_string()]).then_some(()) }
+        })
+        .await;
+        client
+            .get_group_history(with_token(history.clone(), &bob))
+            .await
+            .expect("a co-organiser may manage the listing");
+
+        // An older change arriving late is ignored; a newer one takes the role away.
+        send(role("bob", "MEMBER", 1)).await;
+        send(role("bob", "NONE", 3)).await;
+        selfhelp_testkit::eventually(
+            "bob to stop being a co-organiser",
+            std::time::Duration::from_secs(20),
+            || {
+                let f = organisers(&client);
+                async move { (f.await == vec!["alice".to_string()]).then_some(()) }
+            },
+        )
+        .await;
+        assert_eq!(
+            client
+                .get_group_history(with_token(history, &bob))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{backend:?}"
+        );
+        svc.stop().await.unwrap();
+    }
+}

@@ -614,6 +614,29 @@ pub fn changed_fields(old: &NewGroup, new: &NewGroup) -> Vec<FieldChange> {
     out
 }
 
+/// Who may manage a listing: everyone membership reports as organiser or
+/// co-organiser, plus the creator unless membership says otherwise. A listing is
+/// never left without anyone: then the creator stays.
+pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
+    let manages = |role: &str| role == "ORGANISER" || role == "CO_ORGANISER";
+    let mut out = Vec::new();
+    let creator_role = roles.iter().find(|(person, _)| person == creator);
+    if creator_role.is_none_or(|(_, role)| manages(role)) {
+        out.push(creator.to_string());
+    }
+    let mut others: Vec<&String> = roles
+        .iter()
+        .filter(|(person, role)| person != creator && manages(role))
+        .map(|(person, _)| person)
+        .collect();
+    others.sort();
+    out.extend(others.into_iter().cloned());
+    if out.is_empty() {
+        out.push(creator.to_string());
+    }
+    out
+}
+
 /// Whether details confirmed at `assured_at_ms` still count as checked at `now_ms`.
 pub fn recently_checked(assured_at_ms: Option<i64>, now_ms: i64, max_age_days: i64) -> bool {
     assured_at_ms.is_some_and(|at| now_ms - at <= max_age_days * 86_400_000)
@@ -800,6 +823,25 @@ mod tests {
         assert_eq!(fields, vec!["name", "format"]);
         assert_eq!(changes[1].old_json, "\"IN_PERSON\"");
         assert!(changed_fields(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn organisers_follow_membership_roles() {
+        let r = |p: &str, role: &str| (p.to_string(), role.to_string());
+        assert_eq!(organisers("alice", &[]), vec!["alice"]);
+        assert_eq!(
+            organisers("alice", &[r("bob", "CO_ORGANISER"), r("carol", "MEMBER")]),
+            vec!["alice", "bob"]
+        );
+        assert_eq!(
+            organisers("alice", &[r("alice", "MEMBER"), r("bob", "ORGANISER")]),
+            vec!["bob"]
+        );
+        assert_eq!(
+            organisers("alice", &[r("alice", "NONE")]),
+            vec!["alice"],
+            "never nobody"
+        );
     }
 
     #[test]

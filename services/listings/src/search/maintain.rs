@@ -12,6 +12,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::bus::{self, LISTINGS};
 
+use super::postcodes::PostcodeTable;
 use super::{SearchDoc, SearchIndex};
 use crate::domain::group::{Format, JoinPolicy, Status};
 use crate::domain::schedule::{self, Exception, Pattern};
@@ -28,6 +29,8 @@ pub struct Indexer {
     pub region: String,
     pub tz: chrono_tz::Tz,
     pub index: SharedIndex,
+    /// Places venues without coordinates at their postcode's centroid.
+    pub postcodes: Arc<PostcodeTable>,
 }
 
 /// What the index keeps of `group`.
@@ -36,6 +39,7 @@ pub fn doc_from(
     topics: &[topic::Model],
     exceptions: &[Exception],
     tz: chrono_tz::Tz,
+    postcodes: &PostcodeTable,
 ) -> SearchDoc {
     let details = group.details();
     let schedule = group.schedule();
@@ -74,7 +78,10 @@ pub fn doc_from(
         points: group
             .venues()
             .iter()
-            .filter_map(|v| Some((v.latitude?, v.longitude?)))
+            .filter_map(|v| match (v.latitude, v.longitude) {
+                (Some(lat), Some(lon)) => Some((lat, lon)),
+                _ => postcodes.lookup(&v.postcode),
+            })
             .collect(),
         meeting_days,
         start_minutes,
@@ -94,7 +101,7 @@ impl Indexer {
             for g in &rows {
                 // Exceptions only move the next-meeting sort key; a single group's
                 // refresh takes them into account.
-                fresh.upsert(doc_from(g, &topics, &[], self.tz));
+                fresh.upsert(doc_from(g, &topics, &[], self.tz, &self.postcodes));
             }
             if (rows.len() as u64) < PAGE {
                 break;
@@ -116,7 +123,7 @@ impl Indexer {
                     .iter()
                     .filter_map(exception::Model::exception)
                     .collect();
-                let doc = doc_from(&g, &topics, &exceptions, self.tz);
+                let doc = doc_from(&g, &topics, &exceptions, self.tz, &self.postcodes);
                 self.index.write().expect("index lock").upsert(doc);
             }
             _ => self.index.write().expect("index lock").remove(group_id),

@@ -108,8 +108,21 @@ pub struct Results {
 
 struct Indexed {
     doc: SearchDoc,
-    terms: Vec<String>,
+    /// (term, weighted frequency), sorted by term for lookups while scoring.
+    terms: Vec<(String, f32)>,
     length: f32,
+    cells: Vec<(i32, i32)>,
+}
+
+/// Grid cells of 0.1° latitude by 0.1° longitude (about 11 km by 7 km in the UK)
+/// for finding the groups near a point without looking at every group.
+const CELL_DEGREES: f64 = 0.1;
+
+fn cell_of(point: (f64, f64)) -> (i32, i32) {
+    (
+        (point.0 / CELL_DEGREES).floor() as i32,
+        (point.1 / CELL_DEGREES).floor() as i32,
+    )
 }
 
 /// Field weights: a word in the name counts more than one in the description.
@@ -131,6 +144,10 @@ pub struct SearchIndex {
     free: Vec<usize>,
     /// term -> (slot, weighted term frequency)
     postings: HashMap<String, Vec<(u32, f32)>>,
+    /// topic code -> slots
+    topics: HashMap<String, Vec<u32>>,
+    /// grid cell -> slots with a venue in it
+    grid: HashMap<(i32, i32), Vec<u32>>,
     total_length: f64,
     stemmer: Stemmer,
 }
@@ -142,6 +159,8 @@ impl Default for SearchIndex {
             by_id: HashMap::new(),
             free: Vec::new(),
             postings: HashMap::new(),
+            topics: HashMap::new(),
+            grid: HashMap::new(),
             total_length: 0.0,
             stemmer: Stemmer::create(Algorithm::English),
         }
@@ -197,11 +216,26 @@ impl SearchIndex {
                 .or_default()
                 .push((slot as u32, *weight));
         }
+        for topic in &doc.topics {
+            self.topics
+                .entry(topic.clone())
+                .or_default()
+                .push(slot as u32);
+        }
+        let mut cells: Vec<(i32, i32)> = doc.points.iter().map(|p| cell_of(*p)).collect();
+        cells.sort_unstable();
+        cells.dedup();
+        for cell in &cells {
+            self.grid.entry(*cell).or_default().push(slot as u32);
+        }
         self.total_length += f64::from(length);
         self.by_id.insert(doc.id.clone(), slot);
+        let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
+        terms.sort_by(|a, b| a.0.cmp(&b.0));
         self.slots[slot] = Some(Indexed {
-            terms: weights.into_keys().collect(),
+            terms,
             length,
+            cells,
             doc,
         });
     }
@@ -211,12 +245,23 @@ impl SearchIndex {
             return;
         };
         if let Some(old) = self.slots[slot].take() {
-            for term in &old.terms {
+            let slot32 = slot as u32;
+            for (term, _) in &old.terms {
                 if let Some(list) = self.postings.get_mut(term) {
-                    list.retain(|(s, _)| *s as usize != slot);
+                    list.retain(|(s, _)| *s != slot32);
                     if list.is_empty() {
                         self.postings.remove(term);
                     }
+                }
+            }
+            for topic in &old.doc.topics {
+                if let Some(list) = self.topics.get_mut(topic) {
+                    list.retain(|s| *s != slot32);
+                }
+            }
+            for cell in &old.cells {
+                if let Some(list) = self.grid.get_mut(cell) {
+                    list.retain(|s| *s != slot32);
                 }
             }
             self.total_length -= f64::from(old.length);
@@ -232,22 +277,30 @@ impl SearchIndex {
     }
 
     pub fn search(&self, q: &Query) -> Results {
-        let terms = self.analyse(&q.text);
-        // Candidates with their relevance: every stem must match (AND), so adding
-        // words narrows the results as people expect.
-        let scored: Vec<(usize, f32)> = if terms.is_empty() {
-            self.by_id.values().map(|s| (*s, 0.0)).collect()
-        } else {
-            self.score(&terms)
-        };
-        let mut matches: Vec<(usize, f32, Option<f64>)> = scored
-            .into_iter()
-            .filter_map(|(slot, score)| {
-                let doc = &self.slots[slot].as_ref()?.doc;
-                let distance = self.filter(doc, q)?;
-                Some((slot, score, distance))
-            })
-            .collect();
+        let mut terms = self.analyse(&q.text);
+        terms.sort();
+        terms.dedup();
+        // Document frequencies; a word no group has means no results.
+        let mut dfs = Vec::with_capacity(terms.len());
+        for term in &terms {
+            match self.postings.get(term) {
+                Some(list) => dfs.push(list.len()),
+                None => return Results::default(),
+            }
+        }
+        let mut matches: Vec<(usize, f32, Option<f64>)> = Vec::new();
+        for slot in self.candidates(q, &terms) {
+            let Some(indexed) = self.slots[slot as usize].as_ref() else {
+                continue;
+            };
+            let Some(distance) = self.filter(&indexed.doc, q) else {
+                continue;
+            };
+            let Some(score) = self.score(indexed, &terms, &dfs) else {
+                continue;
+            };
+            matches.push((slot as usize, score, distance));
+        }
 
         let mut topic_counts: HashMap<&str, usize> = HashMap::new();
         let mut format_counts: HashMap<&'static str, (Format, usize)> = HashMap::new();
@@ -322,42 +375,73 @@ impl SearchIndex {
         }
     }
 
-    /// BM25 over documents that contain every term.
-    fn score(&self, terms: &[String]) -> Vec<(usize, f32)> {
-        let n = self.by_id.len().max(1) as f32;
-        let average = (self.total_length / self.by_id.len().max(1) as f64) as f32;
-        let mut lists: Vec<&Vec<(u32, f32)>> = Vec::new();
-        for term in terms {
-            match self.postings.get(term) {
-                Some(list) => lists.push(list),
-                None => return Vec::new(),
+    /// The smallest set of slots that can hold every match: the groups near the
+    /// point, with one of the topics, or containing the rarest word — whichever is
+    /// smallest; every group when the query has none of these.
+    fn candidates(&self, q: &Query, terms: &[String]) -> Vec<u32> {
+        let mut best: Option<Vec<u32>> = None;
+        let mut consider = |mut slots: Vec<u32>| {
+            if best.as_ref().is_none_or(|b| slots.len() < b.len()) {
+                slots.sort_unstable();
+                slots.dedup();
+                best = Some(slots);
             }
-        }
-        lists.sort_by_key(|l| l.len());
-        let mut scores: HashMap<u32, f32> = HashMap::with_capacity(lists[0].len());
-        for (i, list) in lists.iter().enumerate() {
-            let idf = ((n - list.len() as f32 + 0.5) / (list.len() as f32 + 0.5) + 1.0).ln();
-            let mut next: HashMap<u32, f32> =
-                HashMap::with_capacity(if i == 0 { list.len() } else { scores.len() });
-            for (slot, tf) in list.iter() {
-                if i > 0 && !scores.contains_key(slot) {
-                    continue;
+        };
+        if let Some((centre, radius)) = q.near {
+            // Cells overlapping the bounding box of the circle.
+            let dlat = radius / 111.0;
+            let dlon = radius / (111.0 * centre.0.to_radians().cos().abs().max(0.01));
+            let lo = cell_of((centre.0 - dlat, centre.1 - dlon));
+            let hi = cell_of((centre.0 + dlat, centre.1 + dlon));
+            let mut slots = Vec::new();
+            for x in lo.0..=hi.0 {
+                for y in lo.1..=hi.1 {
+                    if let Some(list) = self.grid.get(&(x, y)) {
+                        slots.extend_from_slice(list);
+                    }
                 }
-                let length = self.slots[*slot as usize]
-                    .as_ref()
-                    .map(|d| d.length)
-                    .unwrap_or(average);
-                let norm = tf * (BM25_K1 + 1.0)
-                    / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length / average.max(1.0)));
-                let so_far = scores.get(slot).copied().unwrap_or(0.0);
-                next.insert(*slot, so_far + idf * norm);
             }
-            scores = next;
+            consider(slots);
         }
-        scores
-            .into_iter()
-            .map(|(slot, s)| (slot as usize, s))
-            .collect()
+        if !q.topics.is_empty() {
+            let slots = q
+                .topics
+                .iter()
+                .filter_map(|t| self.topics.get(t))
+                .flatten()
+                .copied()
+                .collect();
+            consider(slots);
+        }
+        if let Some(rarest) = terms
+            .iter()
+            .filter_map(|t| self.postings.get(t))
+            .min_by_key(|l| l.len())
+        {
+            consider(rarest.iter().map(|(slot, _)| *slot).collect());
+        }
+        best.unwrap_or_else(|| self.by_id.values().map(|s| *s as u32).collect())
+    }
+
+    /// BM25 of a group for `terms`; `None` unless it has every one of them.
+    fn score(&self, indexed: &Indexed, terms: &[String], dfs: &[usize]) -> Option<f32> {
+        if terms.is_empty() {
+            return Some(0.0);
+        }
+        let n = self.by_id.len().max(1) as f32;
+        let average = ((self.total_length / self.by_id.len().max(1) as f64) as f32).max(1.0);
+        let mut score = 0.0;
+        for (term, df) in terms.iter().zip(dfs) {
+            let at = indexed
+                .terms
+                .binary_search_by(|(t, _)| t.as_str().cmp(term))
+                .ok()?;
+            let tf = indexed.terms[at].1;
+            let idf = ((n - *df as f32 + 0.5) / (*df as f32 + 0.5) + 1.0).ln();
+            score += idf * tf * (BM25_K1 + 1.0)
+                / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * indexed.length / average));
+        }
+        Some(score)
     }
 
     /// `None` when `doc` fails a filter; otherwise its distance when a point was given.

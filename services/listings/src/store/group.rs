@@ -207,6 +207,20 @@ pub async fn update_card<C: ConnectionTrait>(
     .await
 }
 
+/// Replaces the organiser list if the group is still at its version.
+pub async fn set_organisers<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    organisers: &[String],
+    now: i64,
+) -> Result<bool, DbErr> {
+    let json = serde_json::to_string(organisers).expect("strings serialise");
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::OrganiserIdsJson, Expr::value(json))
+    })
+    .await
+}
+
 /// Records that `who` confirmed the details now, if the group is still at its version.
 pub async fn confirm<C: ConnectionTrait>(
     conn: &C,

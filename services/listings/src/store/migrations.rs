@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(AddSchedules));
         all.push(Box::new(AddHistoryAndFreshness));
         all.push(Box::new(AddCardDetails));
+        all.push(Box::new(CreateOrganiserRoles));
         all
     }
 }
@@ -363,5 +364,48 @@ impl MigrationTrait for AddCardDetails {
             .await?;
         }
         Ok(())
+    }
+}
+
+struct CreateOrganiserRoles;
+
+impl MigrationName for CreateOrganiserRoles {
+    fn name(&self) -> &str {
+        "m0105_listings_organiser_roles"
+    }
+}
+
+#[derive(DeriveIden)]
+enum OrganiserRole {
+    Table,
+    GroupId,
+    PersonId,
+    Role,
+    Version,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOrganiserRoles {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(OrganiserRole::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(OrganiserRole::GroupId).string().not_null())
+                .col(ColumnDef::new(OrganiserRole::PersonId).string().not_null())
+                .col(ColumnDef::new(OrganiserRole::Role).string().not_null())
+                .col(
+                    ColumnDef::new(OrganiserRole::Version)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(OrganiserRole::GroupId)
+                        .col(OrganiserRole::PersonId),
+                )
+                .to_owned(),
+        )
+        .await
     }
 }
