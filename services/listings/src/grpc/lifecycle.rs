@@ -24,7 +24,11 @@ const MAX_REASON: usize = 2_000;
 impl ListingsApi {
     /// A group the caller may manage: its organisers and the region's operators.
     /// Others get NOT_FOUND for what they can't see, PERMISSION_DENIED otherwise.
-    async fn manageable(&self, caller: &Caller, id: &str) -> Result<Model, ListingsError> {
+    pub(super) async fn manageable(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Model, ListingsError> {
         let id = group_id("group_id", id)?;
         let group = self.visible_group(&id, Some(caller)).await?;
         if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {

@@ -8,9 +8,9 @@ use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
 
-use super::{ListingsApi, group_id};
+use super::ListingsApi;
 use crate::domain::calendar::{self, CalendarGroup};
-use crate::domain::group::{self as domain, Status as GroupStatus};
+use crate::domain::group::Status as GroupStatus;
 use crate::domain::schedule::{
     self, Exception, Occurrence, OccurrenceKind, Pattern, Schedule, ScheduleDraft, check_times,
     parse_date,
@@ -54,13 +54,7 @@ impl ListingsApi {
     /// A group whose meetings the caller may change: its organisers and the
     /// region's operators, while it is not archived.
     async fn managed_group(&self, caller: &Caller, id: &str) -> Result<Model, ListingsError> {
-        let id = group_id("group_id", id)?;
-        let group = self.visible_group(&id, Some(caller)).await?;
-        if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
-            return Err(ListingsError::PermissionDenied(
-                "only the group's organisers can change its meetings",
-            ));
-        }
+        let group = self.manageable(caller, id).await?;
         if group.status() == GroupStatus::Archived {
             return Err(ListingsError::FailedPrecondition(
                 "the group is archived".into(),
