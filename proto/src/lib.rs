@@ -29,6 +29,7 @@ pub mod events {
         pub const GROUP_SUSPENDED: &str = "org.selfhelp.listings.group.suspended.v1";
         pub const GROUP_REINSTATED: &str = "org.selfhelp.listings.group.reinstated.v1";
         pub const GROUP_ARCHIVED: &str = "org.selfhelp.listings.group.archived.v1";
+        pub const GROUP_CONFIRMED: &str = "org.selfhelp.listings.group.confirmed.v1";
         pub const GROUP_REVIEW_DUE: &str = "org.selfhelp.listings.group.review_due.v1";
         pub const SCHEDULE_CHANGED: &str = "org.selfhelp.listings.schedule.changed.v1";
         pub const OCCURRENCE_CANCELLED: &str = "org.selfhelp.listings.occurrence.cancelled.v1";
@@ -56,6 +57,7 @@ pub mod events {
             | types::GROUP_REINSTATED
             | types::GROUP_ARCHIVED => v1::GroupStatusChanged::decode(payload).map(|e| e.group),
             types::GROUP_REVIEW_DUE => v1::GroupReviewDue::decode(payload).map(|e| e.group),
+            types::GROUP_CONFIRMED => v1::GroupConfirmed::decode(payload).map(|e| e.group),
             types::SCHEDULE_CHANGED => v1::ScheduleChanged::decode(payload).map(|e| e.group),
             types::OCCURRENCE_CANCELLED => {
                 v1::OccurrenceCancelled::decode(payload).map(|e| e.group)

@@ -336,3 +336,58 @@ impl selfhelp_platform::inbox::EventHandler for MembershipRoles {
         Ok(())
     }
 }
+
+/// Records `group.confirmed`: the details were checked just now.
+pub async fn record_confirmed<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    group: &Model,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let msg = ev::GroupConfirmed {
+        group: Some(snapshot(group)),
+        assured_at: group.assured_at_ms.map(to_timestamp),
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(
+            conn,
+            LISTINGS,
+            "group.confirmed",
+            &group.id,
+            &msg,
+            Some(trace),
+        )
+        .await
+}
+
+/// Records `topic.created`, `topic.updated` or `topic.retired` (`change`).
+pub async fn record_topic<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    change: &'static str,
+    topic: &crate::store::topic::Model,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let msg = ev::TopicChanged {
+        topic_id: topic.id.clone(),
+        region: topic.region.clone(),
+        code: topic.code.clone(),
+        name: topic.name.clone(),
+        description: topic.description.clone(),
+        parent_id: topic.parent_id.clone().unwrap_or_default(),
+        retired: topic.retired_at_ms.is_some(),
+        replaced_by_id: topic.replaced_by_id.clone().unwrap_or_default(),
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(
+            conn,
+            LISTINGS,
+            &format!("topic.{change}"),
+            &topic.id,
+            &msg,
+            Some(trace),
+        )
+        .await
+}

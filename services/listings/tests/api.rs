@@ -697,6 +697,7 @@ async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children
     let nats = Nats::start();
     for backend in backends() {
         let db = TestDb::new(backend).await;
+        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
         let svc = start(&db, &nats).await;
         let mut client = ListingsServiceClient::new(svc.channel().await);
         let list = |include_retired: bool| pb::ListTopicsRequest { include_retired };
@@ -907,6 +908,18 @@ async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children
             all.iter()
                 .any(|t| t.code == "type-1" && t.replaced_by_id == diabetes_id)
         );
+        for change in ["created", "updated", "retired"] {
+            let m = outside
+                .expect(&format!("selfhelp.{REGION}.listings.topic.{change}"))
+                .await;
+            let ce_type = format!("org.selfhelp.listings.topic.{change}.v1");
+            assert_cloudevent(
+                &m,
+                &ce_type,
+                &format!("urn:selfhelp:{REGION}:listings"),
+                "selfhelp.events.v1.TopicChanged",
+            );
+        }
         svc.stop().await.unwrap();
     }
 }
@@ -1483,6 +1496,16 @@ async fn editing_moderation_history_and_freshness() {
                 .count_after(&due, std::time::Duration::from_millis(2500))
                 .await,
             2
+        );
+
+        let confirmed = outside
+            .expect(&format!("selfhelp.{REGION}.listings.group.confirmed"))
+            .await;
+        assert_cloudevent(
+            &confirmed,
+            "org.selfhelp.listings.group.confirmed.v1",
+            &format!("urn:selfhelp:{REGION}:listings"),
+            "selfhelp.events.v1.GroupConfirmed",
         );
 
         // Archiving is final.

@@ -204,8 +204,7 @@ impl ListingsApi {
         let updated = store::find(&txn, &group.id)
             .await?
             .ok_or(ListingsError::NotFound)?;
-        let fields = vec!["assured_date".to_string()];
-        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
+        events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
         self.reindex(&updated.id).await;

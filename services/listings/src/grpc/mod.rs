@@ -112,6 +112,31 @@ impl ListingsApi {
             .collect())
     }
 
+    /// Stores a topic (new for `created`) with its event, in one transaction.
+    async fn save_topic(
+        &self,
+        row: topic_store::Model,
+        change: &'static str,
+        trace: &selfhelp_platform::trace::TraceParent,
+    ) -> Result<topic_store::Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        let saved = if change == "created" {
+            topic_store::insert(&txn, row).await.map_err(|e| {
+                if selfhelp_platform::db::is_unique_violation(&e) {
+                    ListingsError::AlreadyExists("topic code is taken".into())
+                } else {
+                    ListingsError::from(e)
+                }
+            })?
+        } else {
+            topic_store::save(&txn, row).await?
+        };
+        events::record_topic(&txn, &self.outbox, change, &saved, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(saved)
+    }
+
     /// Only operators of this region manage the taxonomy.
     fn require_operator(&self, request_caller: &Caller) -> Result<(), ListingsError> {
         if request_caller.is_operator_of(&self.region) {
@@ -566,6 +591,7 @@ impl ListingsService for ListingsApi {
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
         let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         let code = req.code.trim().to_ascii_lowercase();
@@ -609,13 +635,7 @@ impl ListingsService for ListingsApi {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        let created = topic_store::insert(&self.db, row).await.map_err(|e| {
-            if selfhelp_platform::db::is_unique_violation(&e) {
-                ListingsError::AlreadyExists("topic code is taken".into())
-            } else {
-                ListingsError::from(e)
-            }
-        })?;
+        let created = self.save_topic(row, "created", &trace).await?;
         tracing::info!(topic = %created.code, "topic created");
         Ok(Response::new(topic_to_wire(&created)))
     }
@@ -625,6 +645,7 @@ impl ListingsService for ListingsApi {
         request: Request<pb::UpdateTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
         let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         v.uuid("topic_id", &req.topic_id);
@@ -656,9 +677,7 @@ impl ListingsService for ListingsApi {
         topic.description = req.description.trim().to_string();
         topic.parent_id = parent_id;
         topic.updated_at_ms = now_ms();
-        let saved = topic_store::save(&self.db, topic)
-            .await
-            .map_err(ListingsError::from)?;
+        let saved = self.save_topic(topic, "updated", &trace).await?;
         Ok(Response::new(topic_to_wire(&saved)))
     }
 
@@ -667,6 +686,7 @@ impl ListingsService for ListingsApi {
         request: Request<pb::RetireTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
         let caller = require_caller(&request)?;
+        let trace = trace_parent(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
         v.uuid("topic_id", &req.topic_id);
@@ -702,9 +722,7 @@ impl ListingsService for ListingsApi {
         topic.retired_at_ms = Some(now);
         topic.replaced_by_id = Some(replacement.id);
         topic.updated_at_ms = now;
-        let saved = topic_store::save(&self.db, topic)
-            .await
-            .map_err(ListingsError::from)?;
+        let saved = self.save_topic(topic, "retired", &trace).await?;
         tracing::info!(topic = %saved.code, "topic retired");
         Ok(Response::new(topic_to_wire(&saved)))
     }
