@@ -1,6 +1,7 @@
 //! `selfhelp`: run the whole system locally (`up`) and mint development tokens (`token`).
 
 mod call;
+mod demo;
 mod up;
 
 use std::path::{Path, PathBuf};

@@ -34,6 +34,13 @@ pub struct UpArgs {
     membership_port: u16,
     #[arg(long, default_value_t = 50053)]
     notifications_port: u16,
+    /// List demo groups across Nottinghamshire once everything is ready (only
+    /// when the directory is still empty).
+    #[arg(long)]
+    demo: bool,
+    /// How many demo groups to list.
+    #[arg(long, default_value_t = 300)]
+    demo_groups: usize,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -127,6 +134,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         "tokens: cargo run -q -p selfhelp -- token --data-dir {} --sub <person-id> [--role operator]",
         data_dir.display()
     );
+    if args.demo {
+        let url = format!("http://{listings_addr}");
+        if let Err(e) = crate::demo::seed(&url, &data_dir, &args.region, args.demo_groups).await {
+            eprintln!("demo data could not be loaded: {e:#}");
+        }
+    }
     println!("ready: selfhelp is up; press Ctrl-C to stop");
 
     tokio::select! {

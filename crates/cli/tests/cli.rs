@@ -70,6 +70,7 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         .args(["--listings-port", &ports[0].to_string()])
         .args(["--membership-port", &ports[1].to_string()])
         .args(["--notifications-port", &ports[2].to_string()])
+        .args(["--demo", "--demo-groups", "3"])
         .env_remove("SELFHELP_NATS__URL")
         .env("SELFHELP_LOG__LEVEL", "warn")
         .stdout(Stdio::piped())
@@ -102,6 +103,7 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
             "endpoint {port} printed: {all}"
         );
     }
+    assert!(all.contains("demo data: 3 of 3 groups listed"), "{all}");
     assert!(dir.path().join("listings.db").is_file());
     assert!(dir.path().join("dev-secret").is_file());
 
