@@ -267,6 +267,47 @@ async fn the_first_journey_across_the_real_binaries() {
             0
         );
 
+        // Alice sets the schedule and cancels the next meeting; the cancellation
+        // reaches NATS like every other change.
+        let schedule = lpb::Schedule {
+            frequency: lpb::Frequency::Weekly.into(),
+            weekday: lpb::Weekday::Wednesday.into(),
+            valid_from: "2026-01-01".into(),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            ..Default::default()
+        };
+        let set = lpb::SetScheduleRequest {
+            group_id: group.id.clone(),
+            schedule: Some(schedule),
+        };
+        let scheduled = listings
+            .set_schedule(with_token(set, &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        let next = scheduled.next_occurrences[0].local_date.clone();
+        let cancel = lpb::CancelOccurrenceRequest {
+            group_id: group.id.clone(),
+            date: next.clone(),
+            note: "Hall closed".into(),
+        };
+        listings
+            .cancel_occurrence(with_token(cancel, &alice))
+            .await
+            .unwrap();
+        let m = outside
+            .expect(&format!("selfhelp.{REGION}.listings.occurrence.cancelled"))
+            .await;
+        let cancelled: ev::OccurrenceCancelled = prost::Message::decode(m.payload.clone()).unwrap();
+        assert_eq!(
+            (
+                cancelled.date.as_str(),
+                cancelled.group.unwrap().group_id.as_str()
+            ),
+            (next.as_str(), group.id.as_str())
+        );
+
         // 6. A program that is not ours saw every event as a binary-mode CloudEvent.
         let listings_source = format!("urn:selfhelp:{REGION}:listings");
         for (event, schema) in [
