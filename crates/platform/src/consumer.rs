@@ -19,6 +19,11 @@ use crate::migrations::entities::dead_letter;
 use crate::time::now_ms;
 use crate::trace::TraceParent;
 
+/// How long one pull request waits for messages on the server.
+const FETCH_EXPIRY: Duration = Duration::from_secs(2);
+/// How much longer the client waits before it treats the fetch as lost.
+const FETCH_GRACE: Duration = Duration::from_secs(3);
+
 /// One durable consumer of one stream for one region.
 pub struct ConsumerRunner {
     pub durable: String,
@@ -89,19 +94,23 @@ impl ConsumerRunner {
             if shutdown.is_triggered() {
                 return Ok(());
             }
-            // Short fetches instead of one endless stream: a silent stream after a
-            // reconnect is noticed within one expiry.
+            // Short fetches instead of one endless stream. A pull request that was
+            // lost (the server restarted while it waited) is never answered, so a
+            // fetch that stays silent past its expiry counts as broken.
             let mut batch = consumer
                 .fetch()
                 .max_messages(self.cfg.batch)
-                .expires(Duration::from_secs(2))
+                .expires(FETCH_EXPIRY)
                 .messages()
                 .await?;
             loop {
                 // Stop taking work at shutdown; fetched but unhandled messages are
                 // redelivered to another replica after ack_wait.
                 let next = tokio::select! {
-                    next = batch.next() => next,
+                    next = tokio::time::timeout(FETCH_EXPIRY + FETCH_GRACE, batch.next()) => match next {
+                        Ok(next) => next,
+                        Err(_) => anyhow::bail!("fetch went silent (lost pull request?)"),
+                    },
                     _ = shutdown.wait() => return Ok(()),
                 };
                 let Some(message) = next else { break };
