@@ -1491,6 +1491,17 @@ async fn editing_moderation_history_and_freshness() {
             .confirm_group_details(with_token(confirm, &alice))
             .await
             .unwrap();
+        // The confirmation starts a new period: one more reminder, and only one.
+        let mut reminders = 1;
+        for _ in 0..40 {
+            reminders = outside
+                .count_after(&due, std::time::Duration::from_millis(500))
+                .await;
+            if reminders >= 2 {
+                break;
+            }
+        }
+        assert_eq!(reminders, 2);
         assert_eq!(
             outside
                 .count_after(&due, std::time::Duration::from_millis(2500))
