@@ -67,6 +67,16 @@ impl ListingsApi {
         Utc::now().with_timezone(&self.tz).date_naive()
     }
 
+    /// A required date, today or later.
+    fn future_date(&self, v: &mut Violations, field: &str, value: &str) -> Option<NaiveDate> {
+        let date = parse_date(v, field, value, true)?;
+        if date < self.today() {
+            v.add(field, "must not be in the past");
+            return None;
+        }
+        Some(date)
+    }
+
     /// A meeting date of the current schedule, today or later.
     fn regular_date(
         &self,
@@ -113,22 +123,21 @@ impl ListingsApi {
             .unwrap_or_default()
     }
 
-    /// Bumps the group's version and records `event`, with `change` applied in the
-    /// same transaction.
+    /// Stores `exception`, bumps the group's version and records `event` in one
+    /// transaction; answers with the group and its meetings.
     async fn commit_meeting_change(
         &self,
+        caller: &Caller,
         group: &Model,
-        exception: Option<&Exception>,
+        exception: &Exception,
         event: MeetingEvent,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<pb::Group, ListingsError> {
         let txn = self.db.begin().await?;
         if !store::touch(&txn, group, now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
-        if let Some(e) = exception {
-            exception_store::insert(&txn, &group.id, e, now_ms()).await?;
-        }
+        exception_store::insert(&txn, &group.id, exception, now_ms()).await?;
         let updated = store::find(&txn, &group.id)
             .await?
             .ok_or(ListingsError::NotFound)?;
@@ -136,7 +145,7 @@ impl ListingsApi {
         txn.commit().await?;
         self.outbox.wake();
         self.reindex(&updated.id).await;
-        Ok(updated)
+        self.with_meetings(&updated, Some(caller)).await
     }
 
     pub(super) async fn set_schedule(
@@ -201,10 +210,8 @@ impl ListingsApi {
             date: date.format("%Y-%m-%d").to_string(),
             note,
         };
-        let updated = self
-            .commit_meeting_change(&group, Some(&exception), event, trace)
-            .await?;
-        self.with_meetings(&updated, Some(caller)).await
+        self.commit_meeting_change(caller, &group, &exception, event, trace)
+            .await
     }
 
     pub(super) async fn move_occurrence(
@@ -216,10 +223,7 @@ impl ListingsApi {
         let group = self.managed_group(caller, &req.group_id).await?;
         let mut v = Violations::new();
         let date = self.regular_date(&mut v, &group, "date", &req.date);
-        let new_date = parse_date(&mut v, "new_date", &req.new_date, true);
-        if new_date.is_some_and(|d| d < self.today()) {
-            v.add("new_date", "must not be in the past");
-        }
+        let new_date = self.future_date(&mut v, "new_date", &req.new_date);
         let times = check_times(&mut v, "new_", &req.new_start_time, &req.new_end_time);
         let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
         v.text("note", &req.note, false, MAX_NOTE);
@@ -245,10 +249,8 @@ impl ListingsApi {
             ends_at_ms: self.local_ms(new_date, end),
             note,
         };
-        let updated = self
-            .commit_meeting_change(&group, Some(&exception), event, trace)
-            .await?;
-        self.with_meetings(&updated, Some(caller)).await
+        self.commit_meeting_change(caller, &group, &exception, event, trace)
+            .await
     }
 
     pub(super) async fn add_one_off(
@@ -259,10 +261,7 @@ impl ListingsApi {
     ) -> Result<pb::Group, ListingsError> {
         let group = self.managed_group(caller, &req.group_id).await?;
         let mut v = Violations::new();
-        let date = parse_date(&mut v, "date", &req.date, true);
-        if date.is_some_and(|d| d < self.today()) {
-            v.add("date", "must not be in the past");
-        }
+        let date = self.future_date(&mut v, "date", &req.date);
         let times = check_times(&mut v, "", &req.start_time, &req.end_time);
         let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
         v.text("note", &req.note, false, MAX_NOTE);
@@ -281,10 +280,8 @@ impl ListingsApi {
             ends_at_ms: self.local_ms(date, end),
             note,
         };
-        let updated = self
-            .commit_meeting_change(&group, Some(&exception), event, trace)
-            .await?;
-        self.with_meetings(&updated, Some(caller)).await
+        self.commit_meeting_change(caller, &group, &exception, event, trace)
+            .await
     }
 
     /// A meeting already cancelled or moved can't be changed again this way.
