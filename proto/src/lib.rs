@@ -37,6 +37,18 @@ pub mod events {
         pub const OCCURRENCE_ADDED: &str = "org.selfhelp.listings.occurrence.added.v1";
         pub const MEMBER_JOINED: &str = "org.selfhelp.membership.member.joined.v1";
         pub const MEMBER_ROLE_CHANGED: &str = "org.selfhelp.membership.member.role_changed.v1";
+        pub const MEMBER_REQUESTED: &str = "org.selfhelp.membership.member.requested.v1";
+        pub const MEMBER_APPROVED: &str = "org.selfhelp.membership.member.approved.v1";
+        pub const MEMBER_DECLINED: &str = "org.selfhelp.membership.member.declined.v1";
+        pub const MEMBER_INVITED: &str = "org.selfhelp.membership.member.invited.v1";
+        pub const MEMBER_WAITLISTED: &str = "org.selfhelp.membership.member.waitlisted.v1";
+        pub const MEMBER_PROMOTED: &str = "org.selfhelp.membership.member.promoted.v1";
+        pub const MEMBER_LEFT: &str = "org.selfhelp.membership.member.left.v1";
+        pub const MEMBER_REMOVED: &str = "org.selfhelp.membership.member.removed.v1";
+        pub const MEMBER_BANNED: &str = "org.selfhelp.membership.member.banned.v1";
+        pub const MEMBER_ENDED: &str = "org.selfhelp.membership.member.ended.v1";
+        pub const FOLLOW_STARTED: &str = "org.selfhelp.membership.follow.started.v1";
+        pub const FOLLOW_STOPPED: &str = "org.selfhelp.membership.follow.stopped.v1";
     }
 
     /// The group snapshot carried by any listings group event; `Ok(None)` for

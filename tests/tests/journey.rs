@@ -15,7 +15,7 @@ use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use selfhelp_testkit::{
     Backend, Nats, OutsideSubscriber, SECRET, TestDb, assert_cloudevent, backends, channel,
-    eventually, token, wait_serving, with_token,
+    eventually, join_request, token, wait_serving, with_token,
 };
 use tonic::Code;
 
@@ -120,12 +120,7 @@ async fn the_first_journey_across_the_real_binaries() {
             Duration::from_secs(20),
             || {
                 let mut m = membership.clone();
-                let req = with_token(
-                    mpb::JoinGroupRequest {
-                        group_id: group.id.clone(),
-                    },
-                    &bob,
-                );
+                let req = with_token(join_request(&group.id), &bob);
                 async move {
                     (m.join_group(req).await.err()?.code() == Code::FailedPrecondition)
                         .then_some(())
@@ -189,12 +184,7 @@ async fn the_first_journey_across_the_real_binaries() {
 
         // 4. Bob joins straight away and sees his membership.
         let joined = membership
-            .join_group(with_token(
-                mpb::JoinGroupRequest {
-                    group_id: group.id.clone(),
-                },
-                &bob,
-            ))
+            .join_group(with_token(join_request(&group.id), &bob))
             .await
             .unwrap()
             .into_inner();
@@ -357,7 +347,7 @@ async fn the_first_journey_across_the_real_binaries() {
                 .code(),
             Code::NotFound
         );
-        let join_unknown = with_token(mpb::JoinGroupRequest { group_id: unknown }, &bob);
+        let join_unknown = with_token(join_request(&unknown), &bob);
         assert_eq!(
             membership
                 .join_group(join_unknown)

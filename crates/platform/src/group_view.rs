@@ -21,6 +21,8 @@ pub struct Model {
     pub organiser_ids_json: String,
     pub version: i64,
     pub updated_at_ms: i64,
+    /// Places for members; 0 means no limit.
+    pub capacity: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -56,6 +58,7 @@ pub async fn apply<C: ConnectionTrait>(
         ),
         version: Set(snapshot.version),
         updated_at_ms: Set(now),
+        capacity: Set(snapshot.capacity),
     };
     match find(conn, &snapshot.group_id).await? {
         None => {
@@ -104,6 +107,7 @@ pub(crate) mod migration {
         OrganiserIdsJson,
         Version,
         UpdatedAtMs,
+        Capacity,
     }
 
     pub struct CreateGroupView;
@@ -141,6 +145,33 @@ pub(crate) mod migration {
                         ColumnDef::new(GroupView::UpdatedAtMs)
                             .big_integer()
                             .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+        }
+    }
+
+    /// Capacity came with membership's waitlist.
+    pub struct AddGroupViewCapacity;
+
+    impl MigrationName for AddGroupViewCapacity {
+        fn name(&self) -> &str {
+            "m0003_platform_group_view_capacity"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for AddGroupViewCapacity {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(GroupView::Table)
+                    .add_column(
+                        ColumnDef::new(GroupView::Capacity)
+                            .integer()
+                            .not_null()
+                            .default(0),
                     )
                     .to_owned(),
             )

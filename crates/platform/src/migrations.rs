@@ -9,7 +9,10 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 
 /// The `group_view` read model, for services that consume LISTINGS.
 pub fn group_view_migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(crate::group_view::migration::CreateGroupView)]
+    vec![
+        Box::new(crate::group_view::migration::CreateGroupView),
+        Box::new(crate::group_view::migration::AddGroupViewCapacity),
+    ]
 }
 
 struct PlatformTables;

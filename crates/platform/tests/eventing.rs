@@ -81,6 +81,7 @@ fn group_created(name: &str) -> GroupCreated {
             organiser_ids: vec!["p1".into()],
             topics: vec![],
             version: 1,
+            capacity: 0,
         }),
         occurred_at: None,
     }

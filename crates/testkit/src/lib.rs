@@ -23,6 +23,18 @@ pub fn token(sub: &str, region: &str, roles: &[&str]) -> String {
 }
 
 /// Adds `authorization: Bearer <token>` to a request.
+/// A `JoinGroup` request with the consent a client shows and records.
+pub fn join_request(group_id: &str) -> selfhelp_proto::membership::v1::JoinGroupRequest {
+    selfhelp_proto::membership::v1::JoinGroupRequest {
+        group_id: group_id.to_string(),
+        consent: Some(selfhelp_proto::membership::v1::Consent {
+            version: "test-1".into(),
+            text: "I agree that this group's organisers know I am a member.".into(),
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(
@@ -349,7 +361,17 @@ impl OutsideSubscriber {
 
     /// Waits for a message on `subject` and returns it.
     pub async fn expect(&mut self, subject: &str) -> async_nats::Message {
-        if let Some(m) = self.seen.iter().find(|m| m.subject.as_str() == subject) {
+        self.expect_matching(subject, |_| true).await
+    }
+
+    /// Waits for a message on `subject` for which `wanted` holds, and returns it.
+    pub async fn expect_matching(
+        &mut self,
+        subject: &str,
+        wanted: impl Fn(&async_nats::Message) -> bool,
+    ) -> async_nats::Message {
+        let matches = |m: &async_nats::Message| m.subject.as_str() == subject && wanted(m);
+        if let Some(m) = self.seen.iter().find(|m| matches(m)) {
             return m.clone();
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -358,7 +380,7 @@ impl OutsideSubscriber {
             match tokio::time::timeout(left, self.rx.recv()).await {
                 Ok(Some(m)) => {
                     self.seen.push(m.clone());
-                    if m.subject.as_str() == subject {
+                    if matches(&m) {
                         return m;
                     }
                 }

@@ -49,6 +49,7 @@ pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
         organiser_ids: group.organiser_ids(),
         topics: group.topics(),
         version: group.version,
+        capacity: group.details().capacity.map(|c| c as i32).unwrap_or(0),
     }
 }
 

@@ -11,6 +11,12 @@ pub enum MembershipError {
     Invalid(Violations),
     #[error("group not found")]
     GroupNotFound,
+    #[error("membership not found")]
+    MembershipNotFound,
+    #[error("you have no membership in this group")]
+    NotAMember,
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(&'static str),
     #[error("{0}")]
@@ -31,7 +37,10 @@ impl From<MembershipError> for Status {
     fn from(err: MembershipError) -> Status {
         match err {
             MembershipError::Invalid(v) => v.into_status(),
-            MembershipError::GroupNotFound => Status::not_found(err.to_string()),
+            MembershipError::GroupNotFound
+            | MembershipError::MembershipNotFound
+            | MembershipError::NotAMember => Status::not_found(err.to_string()),
+            MembershipError::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             MembershipError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             MembershipError::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
             MembershipError::ListingsUnavailable => Status::unavailable(err.to_string()),

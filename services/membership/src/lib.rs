@@ -10,12 +10,12 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod store;
+pub mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::group_view::GroupViewUpdater;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
@@ -49,9 +49,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         service: "membership",
         common: common.clone(),
         db,
-        outbox: Some(outbox),
+        outbox: Some(outbox.clone()),
         produces: vec![bus::MEMBERSHIP],
-        consumes: vec![(bus::LISTINGS, Arc::new(GroupViewUpdater))],
+        consumes: vec![(
+            bus::LISTINGS,
+            Arc::new(events::ListingsGroups {
+                outbox: outbox.clone(),
+            }),
+        )],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
     service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await

@@ -37,6 +37,7 @@ async fn group_published(nats: &Nats, group_id: &str, name: &str, organisers: &[
             organiser_ids: organisers.iter().map(|s| s.to_string()).collect(),
             topics: vec!["diabetes".into()],
             version: 3,
+            capacity: 0,
         }),
         occurred_at: None,
     };

@@ -1,16 +1,21 @@
 //! The MembershipService RPCs: wire ↔ domain, authorisation, one transaction per
-//! change with its event in the outbox.
+//! change with its events in the outbox. `joining` holds how people come and go,
+//! `managing` what organisers do, `personal` what a person does about their own data.
+
+mod joining;
+mod managing;
+mod personal;
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::grpc::{require_caller, trace_parent};
+use selfhelp_platform::group_view;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::{self, Violations};
-use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_proto::common::v1::{PageRequest, PageResponse};
 use selfhelp_proto::listings::v1 as listings_pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::membership::v1 as pb;
@@ -18,17 +23,102 @@ use selfhelp_proto::membership::v1::membership_service_server::MembershipService
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
-use crate::domain::membership::{GroupFacts, JoinDecision, Role, State, decide_join};
+use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
-use crate::events;
-use crate::store::membership;
-use selfhelp_platform::group_view;
+use crate::store::{group_settings, membership};
 
 pub struct MembershipApi {
     db: DatabaseConnection,
     outbox: Outbox,
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl MembershipService for MembershipApi {
+    async fn join_group(&self, r: Request<pb::JoinGroupRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.join(r).await?))
+    }
+    async fn list_my_memberships(
+        &self,
+        r: Request<pb::ListMyMembershipsRequest>,
+    ) -> Reply<pb::ListMyMembershipsResponse> {
+        Ok(Response::new(self.my_memberships(r).await?))
+    }
+    async fn approve_request(&self, r: Request<pb::DecideRequestRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.decide(r, true).await?))
+    }
+    async fn decline_request(&self, r: Request<pb::DecideRequestRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.decide(r, false).await?))
+    }
+    async fn create_invitation(
+        &self,
+        r: Request<pb::CreateInvitationRequest>,
+    ) -> Reply<pb::Invitation> {
+        Ok(Response::new(self.invite(r).await?))
+    }
+    async fn leave_group(&self, r: Request<pb::LeaveGroupRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.leave(r).await?))
+    }
+    async fn remove_member(&self, r: Request<pb::RemoveMemberRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.remove(r).await?))
+    }
+    async fn assign_role(&self, r: Request<pb::AssignRoleRequest>) -> Reply<pb::Membership> {
+        Ok(Response::new(self.set_role(r).await?))
+    }
+    async fn list_group_members(
+        &self,
+        r: Request<pb::ListGroupMembersRequest>,
+    ) -> Reply<pb::ListGroupMembersResponse> {
+        Ok(Response::new(self.members(r).await?))
+    }
+    async fn update_my_membership(
+        &self,
+        r: Request<pb::UpdateMyMembershipRequest>,
+    ) -> Reply<pb::Membership> {
+        Ok(Response::new(self.update_mine(r).await?))
+    }
+    async fn get_group_settings(
+        &self,
+        r: Request<pb::GetGroupSettingsRequest>,
+    ) -> Reply<pb::GroupSettings> {
+        Ok(Response::new(self.settings(r).await?))
+    }
+    async fn update_group_settings(
+        &self,
+        r: Request<pb::UpdateGroupSettingsRequest>,
+    ) -> Reply<pb::GroupSettings> {
+        Ok(Response::new(self.update_settings(r).await?))
+    }
+    async fn follow_group(&self, r: Request<pb::FollowGroupRequest>) -> Reply<pb::Follow> {
+        Ok(Response::new(self.follow(r).await?))
+    }
+    async fn unfollow_group(
+        &self,
+        r: Request<pb::FollowGroupRequest>,
+    ) -> Reply<pb::UnfollowGroupResponse> {
+        Ok(Response::new(self.unfollow(r).await?))
+    }
+    async fn list_my_follows(
+        &self,
+        r: Request<pb::ListMyFollowsRequest>,
+    ) -> Reply<pb::ListMyFollowsResponse> {
+        Ok(Response::new(self.my_follows(r).await?))
+    }
+    async fn withdraw_consent(
+        &self,
+        r: Request<pb::WithdrawConsentRequest>,
+    ) -> Reply<pb::Membership> {
+        Ok(Response::new(self.withdraw(r).await?))
+    }
+    async fn export_my_data(
+        &self,
+        r: Request<pb::ExportMyDataRequest>,
+    ) -> Reply<pb::ExportMyDataResponse> {
+        Ok(Response::new(self.export(r).await?))
+    }
 }
 
 impl MembershipApi {
@@ -57,54 +147,61 @@ impl MembershipApi {
         })
     }
 
-    fn check_region(&self, caller: &Caller) -> Result<(), MembershipError> {
-        if caller.region == self.region {
-            Ok(())
-        } else {
-            Err(MembershipError::PermissionDenied(
+    /// The signed-in caller, if their token is for this region. Operators of other
+    /// regions see nothing here.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, MembershipError> {
+        let caller = selfhelp_platform::grpc::require_caller(request)
+            .map_err(|s| MembershipError::Unauthenticated(s.message().to_string()))?;
+        if caller.region != self.region {
+            return Err(MembershipError::PermissionDenied(
                 "your token is for another region",
-            ))
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// The group as the read model knows it; NOT_FOUND when unknown or of
+    /// another region. For everything but joining and following.
+    async fn known_group<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        group_id: &str,
+    ) -> Result<GroupFacts, MembershipError> {
+        match group_view::find(conn, group_id).await? {
+            Some(v) if v.region == self.region => Ok(facts_of(v)),
+            _ => Err(MembershipError::GroupNotFound),
         }
     }
 
     /// The group as the read model knows it, unless that is behind: a group not
     /// (yet) known or not (yet) published there is checked with listings directly,
     /// so a join right after publishing works. The caller's own token is passed on,
-    /// so listings shows them exactly what it would show them (an organiser sees
-    /// their draft and the organiser list; others see published groups only).
-    async fn group_facts(
+    /// so listings shows them exactly what it would show them.
+    async fn current_group<T>(
         &self,
+        request: &Request<T>,
         group_id: &str,
-        authorization: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
-        trace: &TraceParent,
     ) -> Result<GroupFacts, MembershipError> {
-        let view = group_view::find(&self.db, group_id)
-            .await?
-            .map(|v| GroupFacts {
-                organiser_ids: v.organiser_ids(),
-                region: v.region,
-                status: v.status,
-                join_policy: v.join_policy,
-            });
+        let view = group_view::find(&self.db, group_id).await?.map(facts_of);
         if view.as_ref().is_some_and(|v| v.status == "PUBLISHED") {
             return Ok(view.expect("checked"));
         }
         let Some(mut client) = self.listings.clone() else {
             return view.ok_or(MembershipError::GroupNotFound);
         };
-        let mut request = tonic::Request::new(listings_pb::GetGroupRequest {
+        let mut ask = Request::new(listings_pb::GetGroupRequest {
             group_id: group_id.to_string(),
         });
-        if let Some(auth) = authorization {
-            request.metadata_mut().insert("authorization", auth.clone());
+        if let Some(auth) = request.metadata().get("authorization") {
+            ask.metadata_mut().insert("authorization", auth.clone());
         }
         // Same trace across the hop, so the logs of both services line up.
+        let trace = selfhelp_platform::grpc::trace_parent(request);
         if let Ok(value) = trace.child().to_string().parse() {
-            request
-                .metadata_mut()
+            ask.metadata_mut()
                 .insert(selfhelp_platform::trace::HEADER, value);
         }
-        match client.get_group(request).await {
+        let facts = match client.get_group(ask).await {
             Ok(resp) => {
                 let g = resp.into_inner();
                 let organiser_ids = match (&view, g.organiser_ids.is_empty()) {
@@ -112,23 +209,92 @@ impl MembershipApi {
                     (Some(v), true) => v.organiser_ids.clone(),
                     _ => g.organiser_ids,
                 };
-                Ok(GroupFacts {
+                GroupFacts {
                     region: g.region,
                     status: status_name(g.status),
                     join_policy: join_policy_name(g.join_policy),
                     organiser_ids,
-                })
+                    capacity: g.capacity,
+                }
             }
             // Not visible to this caller in listings: the read model's answer stands.
-            Err(s) if s.code() == Code::NotFound => view.ok_or(MembershipError::GroupNotFound),
+            Err(s) if s.code() == Code::NotFound => view.ok_or(MembershipError::GroupNotFound)?,
             Err(s) => {
                 tracing::warn!(status = %s, "listings fallback failed");
-                view.ok_or(MembershipError::ListingsUnavailable)
+                view.ok_or(MembershipError::ListingsUnavailable)?
             }
+        };
+        if facts.region != self.region {
+            return Err(MembershipError::GroupNotFound);
         }
+        Ok(facts)
+    }
+
+    /// The caller's role in the group: from their active membership, or — for a
+    /// group's creator who has no membership yet — from listings' organiser list.
+    async fn role_in<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        group: &GroupFacts,
+        group_id: &str,
+        person: &str,
+    ) -> Result<Option<Role>, MembershipError> {
+        Ok(match membership::find_for(conn, group_id, person).await? {
+            Some(m) if m.state() == State::Active => Some(m.role()),
+            Some(_) => None,
+            None if group.organiser_ids.iter().any(|o| o == person) => Some(Role::Organiser),
+            None => None,
+        })
+    }
+
+    /// The caller's role, if it allows `permission`; PERMISSION_DENIED otherwise.
+    async fn require<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        group: &GroupFacts,
+        group_id: &str,
+        person: &str,
+        permission: Permission,
+    ) -> Result<Role, MembershipError> {
+        let settings = group_settings::get(conn, group_id, 0).await?;
+        match self.role_in(conn, group, group_id, person).await? {
+            Some(role) if may(role, permission, settings.members_see_list()) => Ok(role),
+            _ => Err(MembershipError::PermissionDenied(
+                "your role in this group does not allow that",
+            )),
+        }
+    }
+
+    async fn group_name(&self, group_id: &str) -> Result<String, MembershipError> {
+        Ok(group_view::find(&self.db, group_id)
+            .await?
+            .map(|g| g.name)
+            .unwrap_or_default())
+    }
+
+    /// The wire form of `m`, with the group's name and waitlist place.
+    async fn wire<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        m: &membership::Model,
+    ) -> Result<pb::Membership, MembershipError> {
+        let name = self.group_name(&m.group_id).await?;
+        let position = membership::waitlist_position(conn, m).await?;
+        Ok(membership_to_wire(m, name, position))
     }
 }
 
+fn facts_of(v: group_view::Model) -> GroupFacts {
+    GroupFacts {
+        organiser_ids: v.organiser_ids(),
+        region: v.region,
+        status: v.status,
+        join_policy: v.join_policy,
+        capacity: v.capacity,
+    }
+}
+
+/// `GROUP_STATUS_PUBLISHED` → `PUBLISHED`: the names listings' events use.
 fn status_name(v: i32) -> String {
     listings_pb::GroupStatus::try_from(v)
         .map(|s| {
@@ -149,139 +315,87 @@ fn join_policy_name(v: i32) -> String {
         .unwrap_or_default()
 }
 
-#[tonic::async_trait]
-impl MembershipService for MembershipApi {
-    async fn join_group(
-        &self,
-        request: Request<pb::JoinGroupRequest>,
-    ) -> Result<Response<pb::Membership>, Status> {
-        let caller = require_caller(&request)?;
-        let trace = trace_parent(&request);
-        let mut v = Violations::new();
-        let group_id = v.uuid("group_id", &request.get_ref().group_id);
-        v.into_result().map_err(MembershipError::from)?;
-        let group_id = group_id.expect("checked").to_string();
-        self.check_region(&caller)?;
-
-        let authorization = request.metadata().get("authorization").cloned();
-        let facts = self
-            .group_facts(&group_id, authorization.as_ref(), &trace)
-            .await?;
-        if facts.region != self.region {
-            return Err(MembershipError::GroupNotFound.into());
-        }
-        let result: Result<membership::Model, MembershipError> = async {
-            let txn = self.db.begin().await?;
-            let existing = membership::find_for(&txn, &group_id, &caller.person_id).await?;
-            let decision = decide_join(
-                &facts,
-                &caller.person_id,
-                existing.as_ref().map(|m| m.state()),
-            )
-            .map_err(MembershipError::FailedPrecondition)?;
-            let m = match decision {
-                JoinDecision::AlreadyActive => existing.expect("active implies a row"),
-                JoinDecision::Activate(role) => {
-                    let m = membership::activate(
-                        &txn,
-                        existing,
-                        &group_id,
-                        &caller.person_id,
-                        role,
-                        now_ms(),
-                    )
-                    .await?;
-                    events::record_joined(&txn, &self.outbox, &m, &trace).await?;
-                    m
-                }
-            };
-            txn.commit().await?;
-            Ok(m)
-        }
-        .await;
-        let m = match result {
-            // A simultaneous join by the same person won the race: answer with it.
-            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
-                membership::find_for(&self.db, &group_id, &caller.person_id)
-                    .await
-                    .map_err(MembershipError::from)?
-                    .ok_or(MembershipError::Db(e))?
-            }
-            other => other?,
-        };
-        self.outbox.wake();
-        let name = group_view::find(&self.db, &group_id)
-            .await
-            .ok()
-            .flatten()
-            .map(|g| g.name);
-        Ok(Response::new(membership_to_wire(
-            &m,
-            name.unwrap_or_default(),
-        )))
-    }
-
-    async fn list_my_memberships(
-        &self,
-        request: Request<pb::ListMyMembershipsRequest>,
-    ) -> Result<Response<pb::ListMyMembershipsResponse>, Status> {
-        let caller = require_caller(&request)?;
-        self.check_region(&caller)?;
-        let page = request.into_inner().page.unwrap_or_default();
-        let mut v = Violations::new();
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
-        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
-        v.into_result().map_err(MembershipError::from)?;
-        let (rows, total) = membership::list_for_person(&self.db, &caller.person_id, offset, limit)
-            .await
-            .map_err(MembershipError::from)?;
-        let mut memberships = Vec::with_capacity(rows.len());
-        for m in &rows {
-            let name = group_view::find(&self.db, &m.group_id)
-                .await
-                .map_err(MembershipError::from)?
-                .map(|g| g.name)
-                .unwrap_or_default();
-            memberships.push(membership_to_wire(m, name));
-        }
-        let next = offset + rows.len() as u64;
-        Ok(Response::new(pb::ListMyMembershipsResponse {
-            memberships,
-            page: Some(PageResponse {
-                next_page_token: if next < total {
-                    validation::encode_page_offset(next)
-                } else {
-                    String::new()
-                },
-                total_size: total as i64,
-            }),
-        }))
-    }
+/// Validated paging: (offset, limit).
+fn paging(v: &mut Violations, page: Option<PageRequest>) -> (u64, u64) {
+    let page = page.unwrap_or_default();
+    let limit = validation::page_size(v, "page.page_size", page.page_size, 20, 100);
+    let offset = validation::page_offset(v, "page.page_token", &page.page_token);
+    (offset, limit)
 }
 
-fn membership_to_wire(m: &membership::Model, group_name: String) -> pb::Membership {
-    let state = match m.state() {
+fn page_response(offset: u64, returned: usize, total: u64) -> Option<PageResponse> {
+    let next = offset + returned as u64;
+    Some(PageResponse {
+        next_page_token: if next < total {
+            validation::encode_page_offset(next)
+        } else {
+            String::new()
+        },
+        total_size: total as i64,
+    })
+}
+
+/// Checks an id field and returns it in canonical form.
+fn uuid_field(v: &mut Violations, field: &str, value: &str) -> String {
+    v.uuid(field, value)
+        .map(|u| u.to_string())
+        .unwrap_or_default()
+}
+
+fn state_to_wire(s: State) -> pb::MembershipState {
+    match s {
         State::Invited => pb::MembershipState::Invited,
         State::Requested => pb::MembershipState::Requested,
+        State::Waitlisted => pb::MembershipState::Waitlisted,
         State::Active => pb::MembershipState::Active,
         State::Declined => pb::MembershipState::Declined,
         State::Left => pb::MembershipState::Left,
         State::Removed => pb::MembershipState::Removed,
         State::Banned => pb::MembershipState::Banned,
-    };
-    let role = match m.role() {
+    }
+}
+
+fn state_from_wire(s: pb::MembershipState) -> Option<State> {
+    Some(match s {
+        pb::MembershipState::Unspecified => return None,
+        pb::MembershipState::Invited => State::Invited,
+        pb::MembershipState::Requested => State::Requested,
+        pb::MembershipState::Waitlisted => State::Waitlisted,
+        pb::MembershipState::Active => State::Active,
+        pb::MembershipState::Declined => State::Declined,
+        pb::MembershipState::Left => State::Left,
+        pb::MembershipState::Removed => State::Removed,
+        pb::MembershipState::Banned => State::Banned,
+    })
+}
+
+fn role_to_wire(r: Role) -> pb::GroupRole {
+    match r {
         Role::Member => pb::GroupRole::Member,
         Role::Organiser => pb::GroupRole::Organiser,
         Role::CoOrganiser => pb::GroupRole::CoOrganiser,
-    };
+    }
+}
+
+fn membership_to_wire(m: &membership::Model, group_name: String, position: i32) -> pb::Membership {
     pb::Membership {
         id: m.id.clone(),
         group_id: m.group_id.clone(),
         person_id: m.person_id.clone(),
-        state: state.into(),
-        role: role.into(),
+        state: state_to_wire(m.state()).into(),
+        role: role_to_wire(m.role()).into(),
         group_name,
         joined_at: Some(to_timestamp(m.joined_at_ms)),
         version: m.version,
+        display_name: m.display_name.clone(),
+        hidden: m.hidden,
+        duties: m.duties(),
+        waitlist_position: position,
+        answer: m.answer.clone(),
     }
+}
+
+/// The trace of the request, for the events it causes.
+fn trace_of<T>(request: &Request<T>) -> TraceParent {
+    selfhelp_platform::grpc::trace_parent(request)
 }

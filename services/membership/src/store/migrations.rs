@@ -8,6 +8,7 @@ impl MigratorTrait for Migrator {
         let mut all = selfhelp_platform::migrations::migrations();
         all.extend(selfhelp_platform::migrations::group_view_migrations());
         all.push(Box::new(CreateMembership));
+        all.push(Box::new(JoiningAndPrivacy));
         all
     }
 }
@@ -81,6 +82,250 @@ impl MigrationTrait for CreateMembership {
                 .table(Membership::Table)
                 .col(Membership::PersonId)
                 .col(Membership::JoinedAtMs)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Approval, invitations, the waitlist, roles and duties, follows and consent.
+struct JoiningAndPrivacy;
+
+impl MigrationName for JoiningAndPrivacy {
+    fn name(&self) -> &str {
+        "m0101_membership_joining_privacy"
+    }
+}
+
+#[derive(DeriveIden)]
+enum MembershipMore {
+    #[sea_orm(iden = "membership")]
+    Table,
+    DisplayName,
+    Hidden,
+    DutiesJson,
+    Answer,
+    WaitlistedAtMs,
+    GroupId,
+    State,
+}
+
+#[derive(DeriveIden)]
+enum MembershipGroup {
+    Table,
+    GroupId,
+    MemberListVisibility,
+    JoinQuestion,
+    Seq,
+    UpdatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Invitation {
+    Table,
+    Id,
+    GroupId,
+    Code,
+    PersonId,
+    CreatedBy,
+    MaxUses,
+    Uses,
+    ExpiresAtMs,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Consent {
+    Table,
+    Id,
+    MembershipId,
+    GroupId,
+    PersonId,
+    Version,
+    Text,
+    GivenAtMs,
+    WithdrawnAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Follow {
+    Table,
+    GroupId,
+    PersonId,
+    CreatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for JoiningAndPrivacy {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters a column at a time.
+        let columns = [
+            ColumnDef::new(MembershipMore::DisplayName)
+                .string()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(MembershipMore::Hidden)
+                .boolean()
+                .not_null()
+                .default(false)
+                .to_owned(),
+            ColumnDef::new(MembershipMore::DutiesJson)
+                .text()
+                .not_null()
+                .default("[]")
+                .to_owned(),
+            ColumnDef::new(MembershipMore::Answer)
+                .text()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(MembershipMore::WaitlistedAtMs)
+                .big_integer()
+                .null()
+                .to_owned(),
+        ];
+        for mut column in columns {
+            m.alter_table(
+                Table::alter()
+                    .table(MembershipMore::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("idx_membership_group_state")
+                .table(MembershipMore::Table)
+                .col(MembershipMore::GroupId)
+                .col(MembershipMore::State)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(MembershipGroup::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(MembershipGroup::GroupId)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(MembershipGroup::MemberListVisibility)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(MembershipGroup::JoinQuestion)
+                        .text()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(MembershipGroup::Seq)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(MembershipGroup::UpdatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Invitation::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Invitation::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Invitation::GroupId).string().not_null())
+                .col(ColumnDef::new(Invitation::Code).string().null())
+                .col(ColumnDef::new(Invitation::PersonId).string().null())
+                .col(ColumnDef::new(Invitation::CreatedBy).string().not_null())
+                .col(ColumnDef::new(Invitation::MaxUses).integer().not_null())
+                .col(ColumnDef::new(Invitation::Uses).integer().not_null())
+                .col(
+                    ColumnDef::new(Invitation::ExpiresAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(Invitation::CreatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("uq_invitation_code")
+                .table(Invitation::Table)
+                .col(Invitation::Code)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Consent::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Consent::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Consent::MembershipId).string().not_null())
+                .col(ColumnDef::new(Consent::GroupId).string().not_null())
+                .col(ColumnDef::new(Consent::PersonId).string().not_null())
+                .col(ColumnDef::new(Consent::Version).string().not_null())
+                .col(ColumnDef::new(Consent::Text).text().not_null())
+                .col(ColumnDef::new(Consent::GivenAtMs).big_integer().not_null())
+                .col(ColumnDef::new(Consent::WithdrawnAtMs).big_integer().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_consent_person")
+                .table(Consent::Table)
+                .col(Consent::PersonId)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Follow::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(Follow::GroupId).string().not_null())
+                .col(ColumnDef::new(Follow::PersonId).string().not_null())
+                .col(ColumnDef::new(Follow::CreatedAtMs).big_integer().not_null())
+                .primary_key(Index::create().col(Follow::GroupId).col(Follow::PersonId))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_follow_person")
+                .table(Follow::Table)
+                .col(Follow::PersonId)
                 .if_not_exists()
                 .to_owned(),
         )

@@ -13,12 +13,99 @@ use selfhelp_proto::membership::v1 as pb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_testkit::{
     Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, eventually,
-    publish_event, token, wait_consumer_caught_up, with_token,
+    join_request, publish_event, token, wait_consumer_caught_up, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
 
+mod flows;
+mod matrix;
+
 const REGION: &str = "notts";
+
+/// Listings and membership on one NATS, with an outside subscriber watching.
+struct Env {
+    nats: Nats,
+    listings: RunningService,
+    membership: RunningService,
+    mdb: TestDb,
+    _ldb: TestDb,
+    lc: ListingsServiceClient<Channel>,
+    mc: MembershipServiceClient<Channel>,
+    outside: OutsideSubscriber,
+}
+
+impl Env {
+    async fn start(backend: selfhelp_testkit::Backend) -> Env {
+        let nats = Nats::start();
+        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+        let listings = start_listings(&ldb, &nats).await;
+        let membership = start_membership(&mdb, &nats, &listings.url()).await;
+        let outside = OutsideSubscriber::connect(&nats.url()).await;
+        let lc = ListingsServiceClient::new(listings.channel().await);
+        let mc = MembershipServiceClient::new(membership.channel().await);
+        Env {
+            nats,
+            listings,
+            membership,
+            mdb,
+            _ldb: ldb,
+            lc,
+            mc,
+            outside,
+        }
+    }
+
+    /// A published group of `organiser`'s that membership's read model already holds.
+    async fn group(&mut self, organiser: &str, policy: lpb::JoinPolicy, capacity: i32) -> String {
+        let g = create_group_with(&mut self.lc, organiser, policy, capacity, true).await;
+        // Published on NATS first (listings' relay runs apart), then consumed.
+        self.outside
+            .expect_matching(
+                &format!("selfhelp.{REGION}.listings.group.published"),
+                |m| {
+                    m.headers
+                        .as_ref()
+                        .and_then(|h| h.get("ce-subject"))
+                        .is_some_and(|v| v.as_str() == g.id)
+                },
+            )
+            .await;
+        wait_consumer_caught_up(
+            &self.nats.url(),
+            "LISTINGS",
+            &format!("membership-{REGION}-listings"),
+        )
+        .await;
+        g.id
+    }
+
+    /// `person`'s only membership.
+    async fn my_membership(&mut self, person: &str) -> pb::Membership {
+        let mut list = self
+            .mc
+            .list_my_memberships(as_person(
+                pb::ListMyMembershipsRequest { page: None },
+                person,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .memberships;
+        assert_eq!(list.len(), 1, "{person} has one membership");
+        list.remove(0)
+    }
+
+    async fn stop(self) {
+        self.membership.stop().await.unwrap();
+        self.listings.stop().await.unwrap();
+    }
+}
+
+/// `message` sent by `person` of this region.
+fn as_person<T>(message: T, person: &str) -> tonic::Request<T> {
+    with_token(message, &token(person, REGION, &[]))
+}
 
 async fn start_listings(db: &TestDb, nats: &Nats) -> RunningService {
     let config = selfhelp_listings::Config {
@@ -46,6 +133,16 @@ async fn create_group(
     policy: lpb::JoinPolicy,
     publish: bool,
 ) -> lpb::Group {
+    create_group_with(listings, organiser, policy, 0, publish).await
+}
+
+async fn create_group_with(
+    listings: &mut ListingsServiceClient<Channel>,
+    organiser: &str,
+    policy: lpb::JoinPolicy,
+    capacity: i32,
+    publish: bool,
+) -> lpb::Group {
     let t = token(organiser, REGION, &[]);
     let req = lpb::CreateGroupRequest {
         proposed: false,
@@ -56,6 +153,7 @@ async fn create_group(
         format: lpb::MeetingFormat::Online.into(),
         join_policy: policy.into(),
         venues: vec![],
+        capacity,
         ..Default::default()
     };
     let g = listings
@@ -89,12 +187,7 @@ async fn create_group(
 }
 
 fn join(group_id: &str, person: &str) -> tonic::Request<pb::JoinGroupRequest> {
-    with_token(
-        pb::JoinGroupRequest {
-            group_id: group_id.into(),
-        },
-        &token(person, REGION, &[]),
-    )
+    with_token(join_request(group_id), &token(person, REGION, &[]))
 }
 
 #[tokio::test]
@@ -195,17 +288,9 @@ async fn joins_that_must_fail() {
         let err = mc.join_group(join("not-a-uuid", "bob")).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
         assert_eq!(violated_fields(&err), vec!["group_id"]);
-        let anon = mc
-            .join_group(pb::JoinGroupRequest {
-                group_id: unknown.clone(),
-            })
-            .await
-            .unwrap_err();
+        let anon = mc.join_group(join_request(&unknown)).await.unwrap_err();
         assert_eq!(anon.code(), Code::Unauthenticated);
-        let leeds = with_token(
-            pb::JoinGroupRequest { group_id: unknown },
-            &token("bob", "leeds", &[]),
-        );
+        let leeds = with_token(join_request(&unknown), &token("bob", "leeds", &[]));
         assert_eq!(
             mc.join_group(leeds).await.unwrap_err().code(),
             Code::PermissionDenied
@@ -227,15 +312,25 @@ async fn joins_that_must_fail() {
             },
         )
         .await;
-        // Approval groups are for a later version: refused, not silently joined.
-        let approval = create_group(&mut lc, "alice", lpb::JoinPolicy::Approval, true).await;
-        let refused = mc.join_group(join(&approval.id, "bob")).await.unwrap_err();
+        // Invitation-only groups need an invitation.
+        let closed = create_group(&mut lc, "alice", lpb::JoinPolicy::InviteOnly, true).await;
+        let refused = mc.join_group(join(&closed.id, "bob")).await.unwrap_err();
         assert_eq!(refused.code(), Code::FailedPrecondition);
         assert!(
-            refused.message().contains("join policy"),
-            "refused for its policy: {}",
+            refused.message().contains("invitation"),
+            "{}",
             refused.message()
         );
+        // No consent, a 1 MB answer: refused naming the fields.
+        let mut bad = join_request(&closed.id);
+        bad.consent = None;
+        bad.answer = "x".repeat(1 << 20);
+        let err = mc
+            .join_group(with_token(bad, &token("bob", REGION, &[])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&err), vec!["consent", "answer"]);
         membership.stop().await.unwrap();
         listings.stop().await.unwrap();
     }
@@ -264,6 +359,7 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings() {
                 organiser_ids: vec!["alice".into()],
                 topics: vec![],
                 version: 1,
+                capacity: 0,
             }),
             occurred_at: None,
         };

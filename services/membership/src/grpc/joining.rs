@@ -1,0 +1,253 @@
+//! How people come and go: join (by policy, invitation or waitlist), list their
+//! memberships, leave.
+
+use sea_orm::TransactionTrait;
+use selfhelp_platform::time::now_ms;
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::membership::v1 as pb;
+use tonic::Request;
+
+use super::{MembershipApi, page_response, paging, uuid_field};
+use crate::domain::membership::{
+    JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
+};
+use crate::error::MembershipError;
+use crate::events::{self, Change, Note};
+use crate::store::{consent, group_settings, invitation, membership};
+use crate::workflow::{self, Ctx};
+
+pub(super) const MAX_DISPLAY_NAME: usize = 60;
+const MAX_ANSWER: usize = 2_000;
+const MAX_CONSENT_TEXT: usize = 4_000;
+const MAX_CODE: usize = 64;
+
+impl MembershipApi {
+    pub(super) async fn join(
+        &self,
+        request: Request<pb::JoinGroupRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = super::trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        match &req.consent {
+            None => v.add("consent", "joining needs the person's consent"),
+            Some(c) => {
+                v.text("consent.version", &c.version, true, 40);
+                v.text("consent.text", &c.text, true, MAX_CONSENT_TEXT);
+            }
+        }
+        v.text("answer", &req.answer, false, MAX_ANSWER);
+        v.text("invitation_code", &req.invitation_code, false, MAX_CODE);
+        v.text("display_name", &req.display_name, false, MAX_DISPLAY_NAME);
+        v.into_result()?;
+        let facts = self.current_group(&request, &group_id).await?;
+        let consent_given = req.consent.clone().expect("validated");
+        let code = req.invitation_code.trim();
+
+        let now = now_ms();
+        let result: Result<membership::Model, MembershipError> = async {
+            let txn = self.db.begin().await?;
+            group_settings::lock(&txn, &group_id, now).await?;
+            let existing = membership::find_for(&txn, &group_id, &caller.person_id).await?;
+            let used_code = if code.is_empty() {
+                None
+            } else {
+                Some(valid_code(&txn, code, &group_id, now).await?)
+            };
+            let full = facts.capacity > 0
+                && membership::count_active(&txn, &group_id).await? >= facts.capacity as u64;
+            let attempt = JoinAttempt {
+                valid_code: used_code.is_some(),
+                full,
+            };
+            let previous = existing.as_ref().map(|m| m.state());
+            let decision = decide_join(&facts, &caller.person_id, previous, attempt)
+                .map_err(MembershipError::FailedPrecondition)?;
+            let JoinDecision::Become(state, role) = decision else {
+                return Ok(existing.expect("unchanged implies a row"));
+            };
+            if let Some(from) = previous {
+                check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
+            }
+            if let Some(inv) = &used_code
+                && !invitation::use_once(&txn, inv).await?
+            {
+                return Err(code_violation("has been used up"));
+            }
+            let entry = membership::Entry {
+                group_id: &group_id,
+                person_id: &caller.person_id,
+                state,
+                role,
+                answer: req.answer.trim(),
+                display_name: req.display_name.trim(),
+            };
+            let m = membership::enter(&txn, existing, entry, now).await?;
+            consent::record(
+                &txn,
+                &m.id,
+                &group_id,
+                &caller.person_id,
+                consent_given.version.trim(),
+                &consent_given.text,
+                now,
+            )
+            .await?;
+            match state {
+                State::Active => {
+                    events::record_joined(&txn, &self.outbox, &m, &trace).await?;
+                    if role != Role::Member {
+                        events::record_role_changed(&txn, &self.outbox, &m, Some(&trace)).await?;
+                    }
+                }
+                State::Requested | State::Waitlisted => {
+                    let change = if state == State::Requested {
+                        Change::Requested
+                    } else {
+                        Change::Waitlisted
+                    };
+                    let note = Note::default();
+                    events::record_change(
+                        &txn,
+                        &self.outbox,
+                        change,
+                        &m,
+                        previous,
+                        note,
+                        Some(&trace),
+                    )
+                    .await?;
+                }
+                _ => unreachable!("decide_join leads to active, requested or waitlisted"),
+            }
+            txn.commit().await?;
+            Ok(m)
+        }
+        .await;
+        let m = match result {
+            // A simultaneous join by the same person won the race: answer with it.
+            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
+                membership::find_for(&self.db, &group_id, &caller.person_id)
+                    .await?
+                    .ok_or(MembershipError::Db(e))?
+            }
+            other => other?,
+        };
+        self.outbox.wake();
+        self.wire(&self.db, &m).await
+    }
+
+    pub(super) async fn my_memberships(
+        &self,
+        request: Request<pb::ListMyMembershipsRequest>,
+    ) -> Result<pb::ListMyMembershipsResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let mut v = Violations::new();
+        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        v.into_result()?;
+        let (rows, total) =
+            membership::list_for_person(&self.db, &caller.person_id, offset, limit).await?;
+        let mut memberships = Vec::with_capacity(rows.len());
+        for m in &rows {
+            memberships.push(self.wire(&self.db, m).await?);
+        }
+        Ok(pb::ListMyMembershipsResponse {
+            page: page_response(offset, rows.len(), total),
+            memberships,
+        })
+    }
+
+    pub(super) async fn leave(
+        &self,
+        request: Request<pb::LeaveGroupRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = super::trace_of(&request);
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        let facts = self.known_group(&self.db, &group_id).await?;
+        let m = self
+            .end_own(&caller.person_id, &group_id, facts.capacity, &trace, None)
+            .await?;
+        self.wire(&self.db, &m).await
+    }
+
+    /// The caller leaves `group_id` (or withdraws a request, an invitation, a
+    /// waitlist place); `reason` set means it ends for that reason instead (consent
+    /// withdrawn). The last organiser must hand over first.
+    pub(super) async fn end_own(
+        &self,
+        person: &str,
+        group_id: &str,
+        capacity: i32,
+        trace: &selfhelp_platform::trace::TraceParent,
+        reason: Option<&str>,
+    ) -> Result<membership::Model, MembershipError> {
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        group_settings::lock(&txn, group_id, now).await?;
+        let m = membership::find_for(&txn, group_id, person)
+            .await?
+            .ok_or(MembershipError::NotAMember)?;
+        if m.state() == State::Active
+            && m.role() == Role::Organiser
+            && membership::count_active_with_role(&txn, group_id, Role::Organiser).await? <= 1
+        {
+            return Err(MembershipError::FailedPrecondition(
+                "you are the group's only organiser: give the organiser role to someone else first"
+                    .into(),
+            ));
+        }
+        let ctx = Ctx {
+            outbox: &self.outbox,
+            trace: Some(trace),
+            now,
+        };
+        let (change, note) = match reason {
+            None => (Change::Left, Note::default()),
+            Some(reason) => (
+                Change::Ended,
+                Note {
+                    reason,
+                    message: "",
+                },
+            ),
+        };
+        if reason.is_some() {
+            consent::withdraw(&txn, &m.id, now).await?;
+        }
+        let ended = workflow::end(&txn, ctx, m, State::Left, change, note, capacity).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(ended)
+    }
+}
+
+/// The invitation behind `code`, if it is for this group and still usable.
+async fn valid_code<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    code: &str,
+    group_id: &str,
+    now: i64,
+) -> Result<invitation::Model, MembershipError> {
+    let inv = invitation::find_by_code(conn, code)
+        .await?
+        .filter(|i| i.group_id == group_id)
+        .ok_or_else(|| code_violation("is not an invitation to this group"))?;
+    if inv.expires_at_ms <= now {
+        return Err(code_violation("has expired"));
+    }
+    if inv.uses >= inv.max_uses {
+        return Err(code_violation("has been used up"));
+    }
+    Ok(inv)
+}
+
+fn code_violation(why: &str) -> MembershipError {
+    let mut v = Violations::new();
+    v.add("invitation_code", why);
+    MembershipError::Invalid(v)
+}

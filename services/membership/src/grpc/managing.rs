@@ -1,0 +1,501 @@
+//! What organisers and co-organisers do: decide requests, invite, remove and ban,
+//! give roles and duties, see the member list, set the group's settings.
+
+use std::collections::HashSet;
+
+use sea_orm::TransactionTrait;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::membership::v1 as pb;
+use tonic::Request;
+
+use super::{
+    MembershipApi, membership_to_wire, page_response, paging, state_from_wire, trace_of, uuid_field,
+};
+use crate::domain::membership::{GroupFacts, Permission, Role, State, check_transition, may};
+use crate::error::MembershipError;
+use crate::events::{self, Change, Note};
+use crate::store::{group_settings, invitation, membership};
+use crate::workflow::{self, Ctx};
+
+const MAX_MESSAGE: usize = 1_000;
+const MAX_QUESTION: usize = 500;
+const MAX_DUTIES: usize = 10;
+const MAX_DUTY_CHARS: usize = 40;
+
+impl MembershipApi {
+    /// The membership `id` names and its group, if the caller may `permission` there.
+    async fn managed_membership(
+        &self,
+        person: &str,
+        id: &str,
+        permission: Permission,
+    ) -> Result<(membership::Model, GroupFacts, Role), MembershipError> {
+        let m = membership::find(&self.db, id)
+            .await?
+            .ok_or(MembershipError::MembershipNotFound)?;
+        let facts = self
+            .known_group(&self.db, &m.group_id)
+            .await
+            .map_err(|_| MembershipError::MembershipNotFound)?;
+        let role = self
+            .require(&self.db, &facts, &m.group_id, person, permission)
+            .await?;
+        Ok((m, facts, role))
+    }
+
+    pub(super) async fn decide(
+        &self,
+        request: Request<pb::DecideRequestRequest>,
+        approve: bool,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = uuid_field(&mut v, "membership_id", &req.membership_id);
+        v.text("message", &req.message, false, MAX_MESSAGE);
+        v.into_result()?;
+        let (_, facts, _) = self
+            .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
+            .await?;
+
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        // Re-read under the group's lock: the request may have been withdrawn.
+        let m = membership::find(&txn, &id)
+            .await?
+            .ok_or(MembershipError::MembershipNotFound)?;
+        group_settings::lock(&txn, &m.group_id, now).await?;
+        if m.state() != State::Requested {
+            return Err(MembershipError::FailedPrecondition(format!(
+                "there is no open request: the membership is {}",
+                m.state().as_str().to_lowercase()
+            )));
+        }
+        let note = Note {
+            reason: "",
+            message: req.message.trim(),
+        };
+        let decided = if approve {
+            let full = facts.capacity > 0
+                && membership::count_active(&txn, &m.group_id).await? >= facts.capacity as u64;
+            let to = if full {
+                State::Waitlisted
+            } else {
+                State::Active
+            };
+            check_transition(State::Requested, to).map_err(MembershipError::FailedPrecondition)?;
+            let decided = membership::move_to(&txn, m, to, now).await?;
+            events::record_change(
+                &txn,
+                &self.outbox,
+                Change::Approved,
+                &decided,
+                Some(State::Requested),
+                note,
+                Some(&trace),
+            )
+            .await?;
+            decided
+        } else {
+            let ctx = Ctx {
+                outbox: &self.outbox,
+                trace: Some(&trace),
+                now,
+            };
+            workflow::end(
+                &txn,
+                ctx,
+                m,
+                State::Declined,
+                Change::Declined,
+                note,
+                facts.capacity,
+            )
+            .await?
+        };
+        txn.commit().await?;
+        self.outbox.wake();
+        self.wire(&self.db, &decided).await
+    }
+
+    pub(super) async fn invite(
+        &self,
+        request: Request<pb::CreateInvitationRequest>,
+    ) -> Result<pb::Invitation, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let person = req.person_id.trim();
+        v.text("person_id", person, false, 128);
+        let max_uses = match req.max_uses {
+            0 => 1,
+            n if (1..=1_000).contains(&n) => n,
+            _ => {
+                v.add("max_uses", "must be between 1 and 1000");
+                1
+            }
+        };
+        if !person.is_empty() && max_uses != 1 {
+            v.add("max_uses", "a personal invitation is used once");
+        }
+        let hours = match req.valid_hours {
+            0 => 168,
+            n if (1..=2_160).contains(&n) => n,
+            _ => {
+                v.add("valid_hours", "must be between 1 and 2160 (90 days)");
+                168
+            }
+        };
+        v.into_result()?;
+        let facts = self.known_group(&self.db, &group_id).await?;
+        self.require(
+            &self.db,
+            &facts,
+            &group_id,
+            &caller.person_id,
+            Permission::ManageMembers,
+        )
+        .await?;
+        if facts.status != "PUBLISHED" {
+            return Err(MembershipError::FailedPrecondition(
+                "only a published group can invite people".into(),
+            ));
+        }
+
+        let now = now_ms();
+        let expires_at_ms = now + i64::from(hours) * 3_600_000;
+        let txn = self.db.begin().await?;
+        group_settings::lock(&txn, &group_id, now).await?;
+        let code = if person.is_empty() {
+            Some(new_code())
+        } else {
+            let existing = membership::find_for(&txn, &group_id, person).await?;
+            let previous = existing.as_ref().map(|m| m.state());
+            if let Some(from) = previous {
+                check_transition(from, State::Invited)
+                    .map_err(MembershipError::FailedPrecondition)?;
+            }
+            let entry = membership::Entry {
+                group_id: &group_id,
+                person_id: person,
+                state: State::Invited,
+                role: Role::Member,
+                answer: "",
+                display_name: "",
+            };
+            let m = membership::enter(&txn, existing, entry, now).await?;
+            let note = Note::default();
+            events::record_change(
+                &txn,
+                &self.outbox,
+                Change::Invited,
+                &m,
+                previous,
+                note,
+                Some(&trace),
+            )
+            .await?;
+            None
+        };
+        let inv = invitation::insert(
+            &txn,
+            invitation::NewInvitation {
+                group_id: &group_id,
+                code,
+                person_id: (!person.is_empty()).then_some(person),
+                created_by: &caller.person_id,
+                max_uses,
+                expires_at_ms,
+            },
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(invitation_to_wire(&inv))
+    }
+
+    pub(super) async fn remove(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = uuid_field(&mut v, "membership_id", &req.membership_id);
+        v.text("message", &req.message, false, MAX_MESSAGE);
+        v.into_result()?;
+        let (target, facts, my_role) = self
+            .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
+            .await?;
+        if target.person_id == caller.person_id {
+            return Err(MembershipError::FailedPrecondition(
+                "use LeaveGroup to leave a group yourself".into(),
+            ));
+        }
+        // A co-organiser cannot remove an organiser or another co-organiser.
+        if target.state() == State::Active && target.role() >= my_role && my_role != Role::Organiser
+        {
+            return Err(MembershipError::PermissionDenied(
+                "only an organiser can remove someone with that role",
+            ));
+        }
+        let (to, change) = if req.ban {
+            (State::Banned, Change::Banned)
+        } else {
+            (State::Removed, Change::Removed)
+        };
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        group_settings::lock(&txn, &target.group_id, now).await?;
+        let m = membership::find(&txn, &id)
+            .await?
+            .ok_or(MembershipError::MembershipNotFound)?;
+        if m.state() == State::Active
+            && m.role() == Role::Organiser
+            && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
+        {
+            return Err(MembershipError::FailedPrecondition(
+                "the group's only organiser cannot be removed".into(),
+            ));
+        }
+        let ctx = Ctx {
+            outbox: &self.outbox,
+            trace: Some(&trace),
+            now,
+        };
+        let note = Note {
+            reason: "",
+            message: req.message.trim(),
+        };
+        let ended = workflow::end(&txn, ctx, m, to, change, note, facts.capacity).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        self.wire(&self.db, &ended).await
+    }
+
+    pub(super) async fn set_role(
+        &self,
+        request: Request<pb::AssignRoleRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let id = uuid_field(&mut v, "membership_id", &req.membership_id);
+        let role = match pb::GroupRole::try_from(req.role) {
+            Ok(pb::GroupRole::Member) => Some(Role::Member),
+            Ok(pb::GroupRole::CoOrganiser) => Some(Role::CoOrganiser),
+            Ok(pb::GroupRole::Organiser) => Some(Role::Organiser),
+            Ok(pb::GroupRole::Unspecified) => {
+                v.add("role", "must be set");
+                None
+            }
+            Err(_) => {
+                v.add("role", "is not a known role");
+                None
+            }
+        };
+        let duties = clean_duties(&mut v, &req.duties);
+        v.into_result()?;
+        let role = role.expect("validated");
+        self.managed_membership(&caller.person_id, &id, Permission::AssignRoles)
+            .await?;
+
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let m = membership::find(&txn, &id)
+            .await?
+            .ok_or(MembershipError::MembershipNotFound)?;
+        group_settings::lock(&txn, &m.group_id, now).await?;
+        if m.state() != State::Active {
+            return Err(MembershipError::FailedPrecondition(
+                "roles are for active members only".into(),
+            ));
+        }
+        if m.role() == Role::Organiser
+            && role != Role::Organiser
+            && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
+        {
+            return Err(MembershipError::FailedPrecondition(
+                "make someone else organiser before changing the only organiser's role".into(),
+            ));
+        }
+        let role_changed = m.role() != role;
+        let updated = membership::set_role(&txn, m, role, &duties, now).await?;
+        if role_changed {
+            events::record_role_changed(&txn, &self.outbox, &updated, Some(&trace)).await?;
+        }
+        txn.commit().await?;
+        self.outbox.wake();
+        self.wire(&self.db, &updated).await
+    }
+
+    pub(super) async fn members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<pb::ListGroupMembersResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let mut states = Vec::new();
+        for (i, s) in req.states.iter().enumerate() {
+            match pb::MembershipState::try_from(*s)
+                .ok()
+                .and_then(state_from_wire)
+            {
+                Some(state) => states.push(state),
+                None => v.add(format!("states[{i}]"), "is not a membership state"),
+            }
+        }
+        let (offset, limit) = paging(&mut v, req.page);
+        v.into_result()?;
+        if states.is_empty() {
+            states.push(State::Active);
+        }
+        let facts = self.known_group(&self.db, &group_id).await?;
+        let settings = group_settings::get(&self.db, &group_id, 0).await?;
+        let role = self
+            .role_in(&self.db, &facts, &group_id, &caller.person_id)
+            .await?;
+        let manager = role.is_some_and(|r| may(r, Permission::ManageMembers, false));
+        let may_see =
+            role.is_some_and(|r| may(r, Permission::SeeMemberList, settings.members_see_list()));
+        if !may_see || (!manager && states.iter().any(|s| *s != State::Active)) {
+            return Err(MembershipError::PermissionDenied(
+                "this group's member list is visible to its organisers only",
+            ));
+        }
+        let (rows, total) =
+            membership::list_for_group(&self.db, &group_id, &states, manager, offset, limit)
+                .await?;
+        let name = self.group_name(&group_id).await?;
+        let mut members = Vec::with_capacity(rows.len());
+        for m in &rows {
+            let position = membership::waitlist_position(&self.db, m).await?;
+            let mut wire = membership_to_wire(m, name.clone(), position);
+            if !manager {
+                // Fellow members see a name and a role, nothing that identifies the account.
+                wire.person_id.clear();
+                wire.answer.clear();
+            }
+            members.push(wire);
+        }
+        Ok(pb::ListGroupMembersResponse {
+            page: page_response(offset, rows.len(), total),
+            members,
+        })
+    }
+
+    pub(super) async fn settings(
+        &self,
+        request: Request<pb::GetGroupSettingsRequest>,
+    ) -> Result<pb::GroupSettings, MembershipError> {
+        self.caller(&request)?;
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        self.known_group(&self.db, &group_id).await?;
+        let s = group_settings::get(&self.db, &group_id, 0).await?;
+        Ok(settings_to_wire(&s))
+    }
+
+    pub(super) async fn update_settings(
+        &self,
+        request: Request<pb::UpdateGroupSettingsRequest>,
+    ) -> Result<pb::GroupSettings, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        v.text("join_question", &req.join_question, false, MAX_QUESTION);
+        let visibility = match pb::MemberListVisibility::try_from(req.member_list_visibility) {
+            Ok(pb::MemberListVisibility::Unspecified) => None,
+            Ok(pb::MemberListVisibility::Organisers) => Some(group_settings::ORGANISERS),
+            Ok(pb::MemberListVisibility::Members) => Some(group_settings::MEMBERS),
+            Err(_) => {
+                v.add("member_list_visibility", "is not a known visibility");
+                None
+            }
+        };
+        v.into_result()?;
+        let facts = self.known_group(&self.db, &group_id).await?;
+        self.require(
+            &self.db,
+            &facts,
+            &group_id,
+            &caller.person_id,
+            Permission::ManageGroup,
+        )
+        .await?;
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let current = group_settings::get(&txn, &group_id, now).await?;
+        let visibility = visibility.unwrap_or(current.member_list_visibility.as_str());
+        let saved =
+            group_settings::save(&txn, &group_id, visibility, req.join_question.trim(), now)
+                .await?;
+        txn.commit().await?;
+        Ok(settings_to_wire(&saved))
+    }
+}
+
+/// Trimmed duties, each checked; repeats (ignoring case) are refused.
+fn clean_duties(v: &mut Violations, duties: &[String]) -> Vec<String> {
+    if duties.len() > MAX_DUTIES {
+        v.add("duties", format!("at most {MAX_DUTIES} duties"));
+        return Vec::new();
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, duty) in duties.iter().enumerate() {
+        let field = format!("duties[{i}]");
+        let duty = duty.trim();
+        v.text(&field, duty, true, MAX_DUTY_CHARS);
+        if !seen.insert(duty.to_lowercase()) {
+            v.add(field, "is listed twice");
+        }
+        out.push(duty.to_string());
+    }
+    out
+}
+
+/// A code people can read out and type: no 0/O, 1/I/L.
+fn new_code() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    uuid::Uuid::new_v4().as_bytes()[..12]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn invitation_to_wire(inv: &invitation::Model) -> pb::Invitation {
+    pb::Invitation {
+        id: inv.id.clone(),
+        group_id: inv.group_id.clone(),
+        code: inv.code.clone().unwrap_or_default(),
+        person_id: inv.person_id.clone().unwrap_or_default(),
+        max_uses: inv.max_uses,
+        uses: inv.uses,
+        expires_at: Some(to_timestamp(inv.expires_at_ms)),
+    }
+}
+
+fn settings_to_wire(s: &group_settings::Model) -> pb::GroupSettings {
+    pb::GroupSettings {
+        group_id: s.group_id.clone(),
+        member_list_visibility: if s.members_see_list() {
+            pb::MemberListVisibility::Members
+        } else {
+            pb::MemberListVisibility::Organisers
+        }
+        .into(),
+        join_question: s.join_question.clone(),
+    }
+}

@@ -1,0 +1,228 @@
+//! What a person does about their own data: how they appear in a group, follows,
+//! consent, and a copy of everything held about them.
+
+use sea_orm::TransactionTrait;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::membership::v1 as pb;
+use serde_json::json;
+use tonic::Request;
+
+use super::joining::MAX_DISPLAY_NAME;
+use super::{MembershipApi, page_response, paging, trace_of, uuid_field};
+use crate::error::MembershipError;
+use crate::events;
+use crate::store::{consent, follow, invitation, membership};
+
+impl MembershipApi {
+    pub(super) async fn update_mine(
+        &self,
+        request: Request<pb::UpdateMyMembershipRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        if let Some(name) = &req.display_name {
+            v.text("display_name", name, false, MAX_DISPLAY_NAME);
+        }
+        v.into_result()?;
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let m = membership::find_for(&txn, &group_id, &caller.person_id)
+            .await?
+            .filter(|m| m.state().is_open())
+            .ok_or(MembershipError::NotAMember)?;
+        let display_name = req.display_name.as_ref().map(|n| n.trim().to_string());
+        let m = membership::set_presentation(&txn, m, display_name, req.hidden, now).await?;
+        txn.commit().await?;
+        self.wire(&self.db, &m).await
+    }
+
+    pub(super) async fn follow(
+        &self,
+        request: Request<pb::FollowGroupRequest>,
+    ) -> Result<pb::Follow, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        let facts = self.current_group(&request, &group_id).await?;
+        // A proposed group collects interest through its followers.
+        if !matches!(facts.status.as_str(), "PUBLISHED" | "PROPOSED") {
+            return Err(MembershipError::FailedPrecondition(
+                "only published or proposed groups can be followed".into(),
+            ));
+        }
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        if follow::add(&txn, &group_id, &caller.person_id, now).await? {
+            events::record_follow(
+                &txn,
+                &self.outbox,
+                &group_id,
+                &caller.person_id,
+                true,
+                &trace,
+            )
+            .await?;
+        }
+        let row = follow::find(&txn, &group_id, &caller.person_id)
+            .await?
+            .expect("just added");
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(pb::Follow {
+            group_name: self.group_name(&group_id).await?,
+            group_id,
+            followed_at: Some(to_timestamp(row.created_at_ms)),
+        })
+    }
+
+    pub(super) async fn unfollow(
+        &self,
+        request: Request<pb::FollowGroupRequest>,
+    ) -> Result<pb::UnfollowGroupResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        let txn = self.db.begin().await?;
+        if follow::remove(&txn, &group_id, &caller.person_id).await? {
+            events::record_follow(
+                &txn,
+                &self.outbox,
+                &group_id,
+                &caller.person_id,
+                false,
+                &trace,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(pb::UnfollowGroupResponse {})
+    }
+
+    pub(super) async fn my_follows(
+        &self,
+        request: Request<pb::ListMyFollowsRequest>,
+    ) -> Result<pb::ListMyFollowsResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let mut v = Violations::new();
+        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        v.into_result()?;
+        let (rows, total) =
+            follow::list_for_person(&self.db, &caller.person_id, offset, limit).await?;
+        let mut follows = Vec::with_capacity(rows.len());
+        for f in &rows {
+            follows.push(pb::Follow {
+                group_id: f.group_id.clone(),
+                group_name: self.group_name(&f.group_id).await?,
+                followed_at: Some(to_timestamp(f.created_at_ms)),
+            });
+        }
+        Ok(pb::ListMyFollowsResponse {
+            page: page_response(offset, rows.len(), total),
+            follows,
+        })
+    }
+
+    pub(super) async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<pb::Membership, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        let facts = self.known_group(&self.db, &group_id).await?;
+        let m = self
+            .end_own(
+                &caller.person_id,
+                &group_id,
+                facts.capacity,
+                &trace,
+                Some("CONSENT_WITHDRAWN"),
+            )
+            .await?;
+        self.wire(&self.db, &m).await
+    }
+
+    pub(super) async fn export(
+        &self,
+        request: Request<pb::ExportMyDataRequest>,
+    ) -> Result<pb::ExportMyDataResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let person = caller.person_id.as_str();
+        let mut memberships = Vec::new();
+        for m in membership::all_for_person(&self.db, person).await? {
+            memberships.push(json!({
+                "id": m.id,
+                "group_id": m.group_id,
+                "group_name": self.group_name(&m.group_id).await?,
+                "state": m.state,
+                "role": m.role,
+                "duties": m.duties(),
+                "display_name": m.display_name,
+                "hidden": m.hidden,
+                "answer": m.answer,
+                "joined_at": millis_to_rfc3339(m.joined_at_ms),
+                "updated_at": millis_to_rfc3339(m.updated_at_ms),
+            }));
+        }
+        let consents: Vec<_> = consent::all_for_person(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "membership_id": c.membership_id,
+                    "group_id": c.group_id,
+                    "version": c.version,
+                    "text": c.text,
+                    "given_at": millis_to_rfc3339(c.given_at_ms),
+                    "withdrawn_at": c.withdrawn_at_ms.map(millis_to_rfc3339),
+                })
+            })
+            .collect();
+        let follows: Vec<_> = follow::all_for_person(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|f| json!({"group_id": f.group_id, "followed_at": millis_to_rfc3339(f.created_at_ms)}))
+            .collect();
+        let invitations: Vec<_> = invitation::created_by(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|i| {
+                json!({
+                    "group_id": i.group_id,
+                    "person_invited": i.person_id.is_some(),
+                    "max_uses": i.max_uses,
+                    "uses": i.uses,
+                    "created_at": millis_to_rfc3339(i.created_at_ms),
+                    "expires_at": millis_to_rfc3339(i.expires_at_ms),
+                })
+            })
+            .collect();
+        let doc = json!({
+            "service": "membership",
+            "person_id": person,
+            "exported_at": millis_to_rfc3339(now_ms()),
+            "memberships": memberships,
+            "consents": consents,
+            "follows": follows,
+            "invitations_created": invitations,
+        });
+        Ok(pb::ExportMyDataResponse {
+            json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),
+        })
+    }
+}
+
+/// RFC 3339 in UTC.
+fn millis_to_rfc3339(ms: i64) -> String {
+    to_timestamp(ms).to_string()
+}

@@ -1,0 +1,98 @@
+//! `follow`: people who follow a group for updates without joining it.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "follow")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub group_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub person_id: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// Adds the follow; false when it was already there.
+pub async fn add<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    person_id: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let row = ActiveModel {
+        group_id: Set(group_id.to_string()),
+        person_id: Set(person_id.to_string()),
+        created_at_ms: Set(now),
+    };
+    let inserted = Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::GroupId, Column::PersonId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Removes the follow; false when there was none.
+pub async fn remove<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    person_id: &str,
+) -> Result<bool, DbErr> {
+    let r = Entity::delete_many()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::PersonId.eq(person_id))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    person_id: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id((group_id.to_string(), person_id.to_string()))
+        .one(conn)
+        .await
+}
+
+/// A person's follows, newest first.
+pub async fn list_for_person<C: ConnectionTrait>(
+    conn: &C,
+    person_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find().filter(Column::PersonId.eq(person_id));
+    let total = query.clone().count(conn).await?;
+    let rows = query
+        .order_by_desc(Column::CreatedAtMs)
+        .order_by_asc(Column::GroupId)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Every follow of a person, for export and erasure.
+pub async fn all_for_person<C: ConnectionTrait>(
+    conn: &C,
+    person_id: &str,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::PersonId.eq(person_id))
+        .order_by_asc(Column::GroupId)
+        .all(conn)
+        .await
+}

@@ -1,0 +1,86 @@
+//! `membership_group`: what membership keeps per group — the organisers'
+//! settings, and a counter row every change to the group's places updates first.
+
+use sea_orm::ConnectionTrait;
+use sea_orm::ExprTrait;
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::{Expr, OnConflict};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "membership_group")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub group_id: String,
+    /// `ORGANISERS` (default) or `MEMBERS`.
+    pub member_list_visibility: String,
+    pub join_question: String,
+    pub seq: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const ORGANISERS: &str = "ORGANISERS";
+pub const MEMBERS: &str = "MEMBERS";
+
+impl Model {
+    pub fn members_see_list(&self) -> bool {
+        self.member_list_visibility == MEMBERS
+    }
+}
+
+fn defaults(group_id: &str, now: i64) -> Model {
+    Model {
+        group_id: group_id.to_string(),
+        member_list_visibility: ORGANISERS.into(),
+        join_question: String::new(),
+        seq: 0,
+        updated_at_ms: now,
+    }
+}
+
+/// The group's settings; defaults when none were stored.
+pub async fn get<C: ConnectionTrait>(conn: &C, group_id: &str, now: i64) -> Result<Model, DbErr> {
+    Ok(Entity::find_by_id(group_id.to_string())
+        .one(conn)
+        .await?
+        .unwrap_or_else(|| defaults(group_id, now)))
+}
+
+/// Serialises changes to one group's places: the update takes the row's lock
+/// (PostgreSQL) or the database's write lock (SQLite) until the transaction ends,
+/// so two joins cannot both take the last place.
+pub async fn lock<C: ConnectionTrait>(conn: &C, group_id: &str, now: i64) -> Result<(), DbErr> {
+    let row: ActiveModel = defaults(group_id, now).into();
+    Entity::insert(row)
+        .on_conflict(OnConflict::column(Column::GroupId).do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
+    Entity::update_many()
+        .col_expr(Column::Seq, Expr::col(Column::Seq).add(1))
+        .filter(Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn save<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    visibility: &str,
+    join_question: &str,
+    now: i64,
+) -> Result<Model, DbErr> {
+    lock(conn, group_id, now).await?;
+    Entity::update_many()
+        .col_expr(Column::MemberListVisibility, Expr::value(visibility))
+        .col_expr(Column::JoinQuestion, Expr::value(join_question))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    get(conn, group_id, now).await
+}

@@ -1,0 +1,125 @@
+//! Changes that touch several rows and emit events, each inside the caller's
+//! transaction: ending a membership, filling free places from the waitlist, and
+//! ending every membership of an archived group. Used by the RPCs and by the
+//! listings consumer alike, so a place freed either way is filled the same way.
+
+use sea_orm::DatabaseTransaction;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::trace::TraceParent;
+
+use crate::domain::membership::{Role, State, check_transition};
+use crate::error::MembershipError;
+use crate::events::{self, Change, Note};
+use crate::store::{group_settings, membership};
+
+/// What every change needs besides the transaction.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub outbox: &'a Outbox,
+    pub trace: Option<&'a TraceParent>,
+    pub now: i64,
+}
+
+/// Moves `m` out of the group (`to` is LEFT, DECLINED, REMOVED or BANNED) with its
+/// event, tells listings when someone with a role goes, and gives a freed place
+/// to the next person waiting. The group must be locked by the caller.
+pub async fn end(
+    txn: &DatabaseTransaction,
+    ctx: Ctx<'_>,
+    m: membership::Model,
+    to: State,
+    change: Change,
+    note: Note<'_>,
+    capacity: i32,
+) -> Result<membership::Model, MembershipError> {
+    let from = m.state();
+    check_transition(from, to).map_err(MembershipError::FailedPrecondition)?;
+    let had_role = from == State::Active && m.role() != Role::Member;
+    let ended = membership::move_to(txn, m, to, ctx.now).await?;
+    events::record_change(txn, ctx.outbox, change, &ended, Some(from), note, ctx.trace).await?;
+    if had_role {
+        events::record_role_changed(txn, ctx.outbox, &ended, ctx.trace).await?;
+    }
+    if from == State::Active {
+        fill_places(txn, ctx, &ended.group_id, capacity).await?;
+    }
+    Ok(ended)
+}
+
+/// Promotes waitlisted people, first come first served, while the group has free
+/// places (`capacity` 0 means no limit). Returns those promoted.
+pub async fn fill_places(
+    txn: &DatabaseTransaction,
+    ctx: Ctx<'_>,
+    group_id: &str,
+    capacity: i32,
+) -> Result<Vec<membership::Model>, MembershipError> {
+    let mut promoted = Vec::new();
+    loop {
+        if capacity > 0 && membership::count_active(txn, group_id).await? >= capacity as u64 {
+            break;
+        }
+        let Some(next) = membership::first_waitlisted(txn, group_id).await? else {
+            break;
+        };
+        let m = membership::move_to(txn, next, State::Active, ctx.now).await?;
+        events::record_change(
+            txn,
+            ctx.outbox,
+            Change::Promoted,
+            &m,
+            Some(State::Waitlisted),
+            Note::default(),
+            ctx.trace,
+        )
+        .await?;
+        promoted.push(m);
+    }
+    Ok(promoted)
+}
+
+/// An archived group keeps no members: every open membership ends, with an event
+/// each so the people are told.
+pub async fn end_all(
+    txn: &DatabaseTransaction,
+    ctx: Ctx<'_>,
+    group_id: &str,
+    reason: &str,
+) -> Result<usize, MembershipError> {
+    group_settings::lock(txn, group_id, ctx.now).await?;
+    let open = membership::all_in_states(
+        txn,
+        group_id,
+        &[
+            State::Active,
+            State::Invited,
+            State::Requested,
+            State::Waitlisted,
+        ],
+    )
+    .await?;
+    let count = open.len();
+    for m in open {
+        let from = m.state();
+        let had_role = from == State::Active && m.role() != Role::Member;
+        let ended = membership::move_to(txn, m, State::Left, ctx.now).await?;
+        let note = Note {
+            reason,
+            message: "",
+        };
+        events::record_change(
+            txn,
+            ctx.outbox,
+            Change::Ended,
+            &ended,
+            Some(from),
+            note,
+            ctx.trace,
+        )
+        .await?;
+        if had_role {
+            events::record_role_changed(txn, ctx.outbox, &ended, ctx.trace).await?;
+        }
+    }
+    Ok(count)
+}
