@@ -49,6 +49,7 @@ pub mod events {
         pub const MEMBER_ENDED: &str = "org.selfhelp.membership.member.ended.v1";
         pub const FOLLOW_STARTED: &str = "org.selfhelp.membership.follow.started.v1";
         pub const FOLLOW_STOPPED: &str = "org.selfhelp.membership.follow.stopped.v1";
+        pub const ROTA_DUTY_DUE: &str = "org.selfhelp.membership.rota.duty_due.v1";
     }
 
     /// The group snapshot carried by any listings group event; `Ok(None)` for

@@ -213,3 +213,29 @@ pub async fn serve_until_shutdown(
     }
     served
 }
+
+/// Runs `round` now and then every `interval` until `shutdown`: housekeeping
+/// such as reminders. A round returns how much it did (logged when not 0); a
+/// failed round is logged and tried again next time.
+pub async fn repeat<F, Fut, E>(
+    what: &'static str,
+    interval: Duration,
+    shutdown: Shutdown,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        match round().await {
+            Ok(0) => {}
+            Ok(done) => tracing::info!(task = what, done, "periodic round"),
+            Err(e) => tracing::warn!(task = what, error = %e, "periodic round failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

@@ -27,17 +27,10 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
-    loop {
-        match check_once(&db, &outbox, &region, &cfg, now_ms()).await {
-            Ok(0) => {}
-            Ok(sent) => tracing::info!(sent, "review reminders sent"),
-            Err(e) => tracing::warn!(error = %e, "freshness check failed; will retry"),
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+    selfhelp_platform::service::repeat("review reminders", interval, shutdown, || {
+        check_once(&db, &outbox, &region, &cfg, now_ms())
+    })
+    .await
 }
 
 /// Sends the reminders due at `now`; returns how many.

@@ -10,6 +10,40 @@ pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
     pub listings: ListingsClientConfig,
+    /// The region's IANA time zone (meeting times), as listings has it.
+    pub timezone: String,
+    pub rota: RotaConfig,
+}
+
+/// Reminders to the person on duty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RotaConfig {
+    /// How long before a meeting its person on duty is reminded.
+    pub reminder_lead_hours: u32,
+    /// How often due reminders are looked for.
+    pub check_interval_secs: u64,
+}
+
+impl Default for RotaConfig {
+    fn default() -> Self {
+        Self {
+            reminder_lead_hours: 48,
+            check_interval_secs: 300,
+        }
+    }
+}
+
+impl Config {
+    /// The configured time zone; an error names the setting.
+    pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "timezone {:?} is not an IANA time zone such as Europe/London",
+                self.timezone
+            )
+        })
+    }
 }
 
 /// Where to ask listings about a group the read model has not seen yet.
@@ -38,6 +72,8 @@ impl Default for Config {
         Self {
             common,
             listings: ListingsClientConfig::default(),
+            timezone: "Europe/London".into(),
+            rota: RotaConfig::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum MembershipError {
     MembershipNotFound,
     #[error("you have no membership in this group")]
     NotAMember,
+    #[error("this group has no rota for that duty")]
+    RotaNotFound,
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -39,7 +41,8 @@ impl From<MembershipError> for Status {
             MembershipError::Invalid(v) => v.into_status(),
             MembershipError::GroupNotFound
             | MembershipError::MembershipNotFound
-            | MembershipError::NotAMember => Status::not_found(err.to_string()),
+            | MembershipError::NotAMember
+            | MembershipError::RotaNotFound => Status::not_found(err.to_string()),
             MembershipError::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             MembershipError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             MembershipError::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),

@@ -2,6 +2,7 @@
 //! and what it consumes from LISTINGS. Events carry ids (and an organiser's note
 //! to the person) only: consumers look up what else they need.
 
+use chrono::{NaiveDate, NaiveTime};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use selfhelp_platform::bus::{IncomingEvent, MEMBERSHIP};
 use selfhelp_platform::group_view;
@@ -9,11 +10,12 @@ use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::events::{types, v1 as ev};
+use selfhelp_schedule::{Exception, Schedule};
 
 use crate::domain::membership::State;
 use crate::error::MembershipError;
-use crate::store::{group_settings, membership};
+use crate::store::{group_settings, meetings, membership};
 use crate::workflow::{self, Ctx};
 
 pub const MEMBER_JOINED: &str = "member.joined";
@@ -158,10 +160,37 @@ pub async fn record_follow<C: ConnectionTrait>(
         .await
 }
 
-/// Consumes listings' group events: keeps the shared `group_view` read model, ends
-/// the memberships of an archived group, and fills places when capacity grows.
+pub const ROTA_DUTY_DUE: &str = "rota.duty_due";
+
+/// Records `rota.duty_due`: `person` is on `duty` at the meeting `key`.
+pub async fn record_duty_due<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    group_id: &str,
+    duty: &str,
+    person: &str,
+    meeting: &crate::domain::rota::Meeting,
+) -> Result<String, DbErr> {
+    let msg = ev::RotaDutyDue {
+        group_id: group_id.to_string(),
+        duty: duty.to_string(),
+        person_id: person.to_string(),
+        meeting_key: meeting.key.clone(),
+        starts_at: Some(to_timestamp(meeting.starts_at.timestamp_millis())),
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(conn, MEMBERSHIP, ROTA_DUTY_DUE, group_id, &msg, None)
+        .await
+}
+
+/// Consumes listings' group events: keeps the shared `group_view` read model and
+/// the meetings rotas follow, ends the memberships of an archived group, and fills
+/// places when capacity grows.
 pub struct ListingsGroups {
     pub outbox: Outbox,
+    /// The region's time zone, for meeting times that come as instants.
+    pub timezone: chrono_tz::Tz,
 }
 
 #[async_trait::async_trait]
@@ -180,6 +209,7 @@ impl EventHandler for ListingsGroups {
         if !group_view::apply(txn, &snapshot, now_ms()).await? {
             return Ok(()); // an old or repeated event: already acted on
         }
+        self.follow_meetings(txn, event, &snapshot).await?;
         // The events this causes continue the listings change's trace.
         let trace = TraceParent::continue_or_start(event.traceparent.as_deref()).child();
         let ctx = Ctx {
@@ -205,4 +235,120 @@ impl EventHandler for ListingsGroups {
             Err(other) => Err(HandlerError::Poison(other.to_string())),
         }
     }
+}
+
+impl ListingsGroups {
+    /// Keeps membership's copy of the group's meetings in step with listings.
+    async fn follow_meetings(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+        group: &ev::GroupSnapshot,
+    ) -> Result<(), HandlerError> {
+        let poison = |e: String| HandlerError::Poison(format!("{}: {e}", event.ce_type));
+        let decode_err = |e: prost::DecodeError| poison(e.to_string());
+        let tz = meetings::load(txn, &group.group_id)
+            .await?
+            .map(|m| m.tz)
+            .unwrap_or(self.timezone);
+        let (id, version) = (group.group_id.as_str(), group.version);
+        match event.ce_type.as_str() {
+            types::SCHEDULE_CHANGED => {
+                let e: ev::ScheduleChanged = event.decode().map_err(decode_err)?;
+                let schedule = if e.rrule.is_empty() {
+                    None
+                } else {
+                    Some(schedule_of(&e).map_err(poison)?)
+                };
+                let zone = if e.timezone.is_empty() {
+                    self.timezone.name().to_string()
+                } else {
+                    e.timezone.clone()
+                };
+                meetings::set_schedule(txn, id, &zone, schedule.as_ref(), version).await?;
+            }
+            types::OCCURRENCE_CANCELLED => {
+                let e: ev::OccurrenceCancelled = event.decode().map_err(decode_err)?;
+                let date = parse_date(&e.date).map_err(poison)?;
+                let exception = Exception::Cancelled { date, note: e.note };
+                meetings::put_exception(txn, id, tz.name(), &e.date, &exception, version).await?;
+            }
+            types::OCCURRENCE_MOVED => {
+                let e: ev::OccurrenceMoved = event.decode().map_err(decode_err)?;
+                let date = parse_date(&e.original_date).map_err(poison)?;
+                let (start, end) =
+                    local_times(tz, e.new_starts_at, e.new_ends_at).map_err(poison)?;
+                let exception = Exception::Moved {
+                    date,
+                    new_date: start.date_naive(),
+                    start: start.time(),
+                    end: end.time(),
+                    venue_index: None,
+                    note: e.note,
+                };
+                let key = date.to_string();
+                meetings::put_exception(txn, id, tz.name(), &key, &exception, version).await?;
+            }
+            types::OCCURRENCE_ADDED => {
+                let e: ev::OccurrenceAdded = event.decode().map_err(decode_err)?;
+                let (start, end) = local_times(tz, e.starts_at, e.ends_at).map_err(poison)?;
+                let exception = Exception::OneOff {
+                    date: start.date_naive(),
+                    start: start.time(),
+                    end: end.time(),
+                    venue_index: None,
+                    note: e.note,
+                };
+                let key = start.format("%Y-%m-%dT%H:%M").to_string();
+                meetings::put_exception(txn, id, tz.name(), &key, &exception, version).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("date {s:?}"))
+}
+
+fn parse_time(s: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("time {s:?}"))
+}
+
+/// The schedule a `schedule.changed` event describes.
+fn schedule_of(e: &ev::ScheduleChanged) -> Result<Schedule, String> {
+    let until = if e.valid_until.is_empty() {
+        None
+    } else {
+        Some(parse_date(&e.valid_until)?)
+    };
+    Schedule::from_rrule(
+        &e.rrule,
+        parse_date(&e.valid_from)?,
+        until,
+        parse_time(&e.start_time)?,
+        parse_time(&e.end_time)?,
+    )
+}
+
+/// Start and end instants as local date-times in `tz`.
+fn local_times(
+    tz: chrono_tz::Tz,
+    start: Option<prost_types::Timestamp>,
+    end: Option<prost_types::Timestamp>,
+) -> Result<
+    (
+        chrono::DateTime<chrono_tz::Tz>,
+        chrono::DateTime<chrono_tz::Tz>,
+    ),
+    String,
+> {
+    let local = |t: Option<prost_types::Timestamp>| {
+        let t = t.ok_or("a meeting time is missing")?;
+        chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+            .map(|d| d.with_timezone(&tz))
+            .ok_or_else(|| "a meeting time is out of range".to_string())
+    };
+    Ok((local(start)?, local(end)?))
 }

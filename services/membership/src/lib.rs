@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod reminders;
 pub mod store;
 pub mod workflow;
 
@@ -45,6 +46,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
+    tokio::spawn(reminders::run(
+        db.clone(),
+        outbox.clone(),
+        config.rota.clone(),
+        shutdown.clone(),
+    ));
     let background = Eventing {
         service: "membership",
         common: common.clone(),
@@ -55,6 +62,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             bus::LISTINGS,
             Arc::new(events::ListingsGroups {
                 outbox: outbox.clone(),
+                timezone: config.tz()?,
             }),
         )],
     }

@@ -136,6 +136,14 @@ fn to_wire(n: &notification::Model) -> pb::Notification {
     let kind = match Kind::parse(&n.kind) {
         Some(Kind::MemberJoined) => pb::NotificationKind::MemberJoined,
         Some(Kind::Welcome) => pb::NotificationKind::Welcome,
+        Some(Kind::JoinRequested) => pb::NotificationKind::JoinRequested,
+        Some(Kind::RequestApproved) => pb::NotificationKind::RequestApproved,
+        Some(Kind::RequestDeclined) => pb::NotificationKind::RequestDeclined,
+        Some(Kind::Invited) => pb::NotificationKind::Invited,
+        Some(Kind::Waitlisted) => pb::NotificationKind::Waitlisted,
+        Some(Kind::PromotedFromWaitlist) => pb::NotificationKind::PromotedFromWaitlist,
+        Some(Kind::Removed) => pb::NotificationKind::Removed,
+        Some(Kind::GroupClosed) => pb::NotificationKind::GroupClosed,
         None => pb::NotificationKind::Unspecified,
     };
     pb::Notification {

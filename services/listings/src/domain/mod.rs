@@ -3,5 +3,7 @@
 pub mod calendar;
 pub mod group;
 pub mod postcode;
-pub mod schedule;
 pub mod topic;
+
+/// Recurring meetings, shared with membership (its rota follows the meetings).
+pub use selfhelp_schedule as schedule;

@@ -1,3 +1,4 @@
 //! Membership rules, free of I/O.
 
 pub mod membership;
+pub mod rota;

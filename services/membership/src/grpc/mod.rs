@@ -1,10 +1,12 @@
 //! The MembershipService RPCs: wire ↔ domain, authorisation, one transaction per
 //! change with its events in the outbox. `joining` holds how people come and go,
-//! `managing` what organisers do, `personal` what a person does about their own data.
+//! `managing` what organisers do, `personal` what a person does about their own
+//! data, `rota` the shared duties.
 
 mod joining;
 mod managing;
 mod personal;
+mod rota;
 
 use std::time::Duration;
 
@@ -118,6 +120,18 @@ impl MembershipService for MembershipApi {
         r: Request<pb::ExportMyDataRequest>,
     ) -> Reply<pb::ExportMyDataResponse> {
         Ok(Response::new(self.export(r).await?))
+    }
+    async fn set_rota(&self, r: Request<pb::SetRotaRequest>) -> Reply<pb::DutyRota> {
+        Ok(Response::new(self.set_rota(r).await?))
+    }
+    async fn get_rota(&self, r: Request<pb::GetRotaRequest>) -> Reply<pb::GetRotaResponse> {
+        Ok(Response::new(self.rotas(r).await?))
+    }
+    async fn skip_my_turn(&self, r: Request<pb::SkipMyTurnRequest>) -> Reply<pb::DutyRota> {
+        Ok(Response::new(self.skip_turn(r).await?))
+    }
+    async fn swap_turns(&self, r: Request<pb::SwapTurnsRequest>) -> Reply<pb::DutyRota> {
+        Ok(Response::new(self.swap(r).await?))
     }
 }
 

@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
         all.extend(selfhelp_platform::migrations::group_view_migrations());
         all.push(Box::new(CreateMembership));
         all.push(Box::new(JoiningAndPrivacy));
+        all.push(Box::new(Rotas));
         all
     }
 }
@@ -327,6 +328,190 @@ impl MigrationTrait for JoiningAndPrivacy {
                 .table(Follow::Table)
                 .col(Follow::PersonId)
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Meetings (from listings' schedule events) and the rotas that follow them.
+struct Rotas;
+
+impl MigrationName for Rotas {
+    fn name(&self) -> &str {
+        "m0102_membership_rotas"
+    }
+}
+
+#[derive(DeriveIden)]
+enum MeetingPlan {
+    Table,
+    GroupId,
+    Timezone,
+    ScheduleJson,
+    Version,
+}
+
+#[derive(DeriveIden)]
+enum MeetingChange {
+    Table,
+    GroupId,
+    MeetingKey,
+    Kind,
+    ExceptionJson,
+    Version,
+}
+
+#[derive(DeriveIden)]
+enum Rota {
+    Table,
+    GroupId,
+    Duty,
+    VolunteersJson,
+    StartsAtMs,
+    UpdatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum RotaChange {
+    Table,
+    Id,
+    GroupId,
+    Duty,
+    Kind,
+    MeetingKey,
+    Other,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum RotaReminder {
+    Table,
+    GroupId,
+    Duty,
+    MeetingKey,
+    PersonId,
+    SentAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Rotas {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(MeetingPlan::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(MeetingPlan::GroupId)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(MeetingPlan::Timezone).string().not_null())
+                .col(ColumnDef::new(MeetingPlan::ScheduleJson).text().null())
+                .col(
+                    ColumnDef::new(MeetingPlan::Version)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(MeetingChange::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(MeetingChange::GroupId).string().not_null())
+                .col(
+                    ColumnDef::new(MeetingChange::MeetingKey)
+                        .string()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(MeetingChange::Kind).string().not_null())
+                .col(
+                    ColumnDef::new(MeetingChange::ExceptionJson)
+                        .text()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(MeetingChange::Version)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(MeetingChange::GroupId)
+                        .col(MeetingChange::MeetingKey),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Rota::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(Rota::GroupId).string().not_null())
+                .col(ColumnDef::new(Rota::Duty).string().not_null())
+                .col(ColumnDef::new(Rota::VolunteersJson).text().not_null())
+                .col(ColumnDef::new(Rota::StartsAtMs).big_integer().not_null())
+                .col(ColumnDef::new(Rota::UpdatedAtMs).big_integer().not_null())
+                .primary_key(Index::create().col(Rota::GroupId).col(Rota::Duty))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(RotaChange::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(RotaChange::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(RotaChange::GroupId).string().not_null())
+                .col(ColumnDef::new(RotaChange::Duty).string().not_null())
+                .col(ColumnDef::new(RotaChange::Kind).string().not_null())
+                .col(ColumnDef::new(RotaChange::MeetingKey).string().not_null())
+                .col(ColumnDef::new(RotaChange::Other).string().not_null())
+                .col(
+                    ColumnDef::new(RotaChange::CreatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_rota_change_rota")
+                .table(RotaChange::Table)
+                .col(RotaChange::GroupId)
+                .col(RotaChange::Duty)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(RotaReminder::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(RotaReminder::GroupId).string().not_null())
+                .col(ColumnDef::new(RotaReminder::Duty).string().not_null())
+                .col(ColumnDef::new(RotaReminder::MeetingKey).string().not_null())
+                .col(ColumnDef::new(RotaReminder::PersonId).string().not_null())
+                .col(
+                    ColumnDef::new(RotaReminder::SentAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(RotaReminder::GroupId)
+                        .col(RotaReminder::Duty)
+                        .col(RotaReminder::MeetingKey)
+                        .col(RotaReminder::PersonId),
+                )
                 .to_owned(),
         )
         .await

@@ -4,7 +4,9 @@ pub mod consent;
 pub mod follow;
 pub mod group_settings;
 pub mod invitation;
+pub mod meetings;
 pub mod membership;
 mod migrations;
+pub mod rota;
 
 pub use migrations::Migrator;

@@ -661,8 +661,10 @@ async fn following_without_joining_and_archiving_ends_memberships() {
             .expect(&format!("selfhelp.{REGION}.membership.follow.stopped"))
             .await;
 
-        // A draft cannot be followed: to anyone but its organisers it does not exist.
+        // A draft cannot be followed (once membership has heard of it; before,
+        // it does not exist for anyone but its organisers: NOT_FOUND).
         let draft = super::create_group(&mut e.lc, "alice", lpb::JoinPolicy::Open, false).await;
+        e.seen_by_membership("group.created", &draft.id).await;
         let err =
             e.mc.follow_group(as_person(
                 pb::FollowGroupRequest { group_id: draft.id },
@@ -670,11 +672,7 @@ async fn following_without_joining_and_archiving_ends_memberships() {
             ))
             .await
             .unwrap_err();
-        assert_eq!(
-            err.code(),
-            Code::NotFound,
-            "a draft is not visible to followers"
-        );
+        assert_eq!(err.code(), Code::FailedPrecondition);
 
         // Archiving the group ends Bob's membership, with an event.
         e.mc.join_group(as_person(join_request(&g), "bob"))

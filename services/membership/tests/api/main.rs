@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 
 mod flows;
 mod matrix;
+mod rota;
 
 const REGION: &str = "notts";
 
@@ -59,17 +60,20 @@ impl Env {
     /// A published group of `organiser`'s that membership's read model already holds.
     async fn group(&mut self, organiser: &str, policy: lpb::JoinPolicy, capacity: i32) -> String {
         let g = create_group_with(&mut self.lc, organiser, policy, capacity, true).await;
-        // Published on NATS first (listings' relay runs apart), then consumed.
+        self.seen_by_membership("group.published", &g.id).await;
+        g.id
+    }
+
+    /// Waits until listings' `event` about `group_id` is on NATS (its relay runs
+    /// apart) and membership has consumed it.
+    async fn seen_by_membership(&mut self, event: &str, group_id: &str) {
         self.outside
-            .expect_matching(
-                &format!("selfhelp.{REGION}.listings.group.published"),
-                |m| {
-                    m.headers
-                        .as_ref()
-                        .and_then(|h| h.get("ce-subject"))
-                        .is_some_and(|v| v.as_str() == g.id)
-                },
-            )
+            .expect_matching(&format!("selfhelp.{REGION}.listings.{event}"), |m| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get("ce-subject"))
+                    .is_some_and(|v| v.as_str() == group_id)
+            })
             .await;
         wait_consumer_caught_up(
             &self.nats.url(),
@@ -77,7 +81,6 @@ impl Env {
             &format!("membership-{REGION}-listings"),
         )
         .await;
-        g.id
     }
 
     /// `person`'s only membership.
@@ -124,6 +127,9 @@ async fn start_membership(db: &TestDb, nats: &Nats, listings_url: &str) -> Runni
         ..Default::default()
     };
     config.listings.url = listings_url.to_string();
+    // Reminders four days ahead, looked for every second.
+    config.rota.reminder_lead_hours = 96;
+    config.rota.check_interval_secs = 1;
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
 

@@ -6,20 +6,47 @@
 pub enum Kind {
     MemberJoined,
     Welcome,
+    JoinRequested,
+    RequestApproved,
+    RequestDeclined,
+    Invited,
+    Waitlisted,
+    PromotedFromWaitlist,
+    Removed,
+    GroupClosed,
 }
+
+const ALL_KINDS: [Kind; 10] = [
+    Kind::MemberJoined,
+    Kind::Welcome,
+    Kind::JoinRequested,
+    Kind::RequestApproved,
+    Kind::RequestDeclined,
+    Kind::Invited,
+    Kind::Waitlisted,
+    Kind::PromotedFromWaitlist,
+    Kind::Removed,
+    Kind::GroupClosed,
+];
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::MemberJoined => "MEMBER_JOINED",
             Kind::Welcome => "WELCOME",
+            Kind::JoinRequested => "JOIN_REQUESTED",
+            Kind::RequestApproved => "REQUEST_APPROVED",
+            Kind::RequestDeclined => "REQUEST_DECLINED",
+            Kind::Invited => "INVITED",
+            Kind::Waitlisted => "WAITLISTED",
+            Kind::PromotedFromWaitlist => "PROMOTED_FROM_WAITLIST",
+            Kind::Removed => "REMOVED",
+            Kind::GroupClosed => "GROUP_CLOSED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::MemberJoined, Kind::Welcome]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        ALL_KINDS.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -53,6 +80,107 @@ pub fn member_joined(person: &str, group_name: &str, organisers: &[String]) -> V
     out
 }
 
+/// A membership change as notifications sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Requested,
+    Approved,
+    Declined,
+    Invited,
+    Waitlisted,
+    Promoted,
+    Removed,
+    Banned,
+    /// Ended for a reason such as `GROUP_ARCHIVED`.
+    Ended,
+}
+
+/// Who hears of a membership change of `person` in `group_name`, and what they
+/// read. `note` is the organiser's message to the person, `reason` why it ended.
+pub fn membership_changed(
+    change: Change,
+    person: &str,
+    group_name: &str,
+    organisers: &[String],
+    note: &str,
+    reason: &str,
+) -> Vec<Message> {
+    let to_person = |kind, title: &str, body: String| {
+        vec![Message {
+            recipient_id: person.to_string(),
+            kind,
+            title: title.to_string(),
+            body,
+        }]
+    };
+    let with_note = |body: String| {
+        if note.trim().is_empty() {
+            body
+        } else {
+            format!("{body}\n\nThe organisers wrote: {}", note.trim())
+        }
+    };
+    match change {
+        Change::Requested => organisers
+            .iter()
+            .filter(|o| o.as_str() != person)
+            .map(|o| Message {
+                recipient_id: o.clone(),
+                kind: Kind::JoinRequested,
+                title: "Someone asked to join your group".into(),
+                body: format!(
+                    "Someone asked to join {group_name}. Their request is waiting for an organiser."
+                ),
+            })
+            .collect(),
+        Change::Approved => to_person(
+            Kind::RequestApproved,
+            "Your request to join was accepted",
+            with_note(format!("Your request to join {group_name} was accepted.")),
+        ),
+        Change::Declined => to_person(
+            Kind::RequestDeclined,
+            "About your request to join",
+            with_note(format!(
+                "Your request to join {group_name} was not accepted this time."
+            )),
+        ),
+        Change::Invited => to_person(
+            Kind::Invited,
+            "You have been invited to a group",
+            format!(
+                "You have been invited to join {group_name}. Open the invitation to accept it."
+            ),
+        ),
+        Change::Waitlisted => to_person(
+            Kind::Waitlisted,
+            "You are on a waiting list",
+            format!(
+                "{group_name} is full at the moment. We will tell you as soon as a place is free."
+            ),
+        ),
+        Change::Promoted => to_person(
+            Kind::PromotedFromWaitlist,
+            "A place has opened up for you",
+            format!("A place in {group_name} is now yours: you are a member."),
+        ),
+        Change::Removed | Change::Banned => to_person(
+            Kind::Removed,
+            "Your group membership has ended",
+            with_note(format!(
+                "The organisers of {group_name} ended your membership."
+            )),
+        ),
+        Change::Ended if reason == "GROUP_ARCHIVED" => to_person(
+            Kind::GroupClosed,
+            "A group you belong to has closed",
+            format!("{group_name} has closed, so your membership has ended."),
+        ),
+        // Consent withdrawn: the person did it themselves and was told on the spot.
+        Change::Ended => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +208,64 @@ mod tests {
         for m in member_joined("p", "Diabetes support Nottingham", &["org".into()]) {
             assert!(!m.title.contains("Diabetes"), "{}", m.title);
             assert!(m.body.contains("Diabetes support Nottingham"));
+        }
+    }
+
+    #[test]
+    fn requests_go_to_organisers_and_answers_to_the_person() {
+        let organisers = ["org".to_string(), "co".to_string()];
+        let asked = membership_changed(Change::Requested, "p", "Grief café", &organisers, "", "");
+        let to: Vec<_> = asked.iter().map(|m| m.recipient_id.as_str()).collect();
+        assert_eq!(to, vec!["org", "co"]);
+        let yes = membership_changed(
+            Change::Approved,
+            "p",
+            "Grief café",
+            &organisers,
+            "See you",
+            "",
+        );
+        assert_eq!(yes.len(), 1);
+        assert_eq!(
+            (yes[0].recipient_id.as_str(), yes[0].kind),
+            ("p", Kind::RequestApproved)
+        );
+        assert!(yes[0].body.contains("See you"));
+        let withdrawn = membership_changed(
+            Change::Ended,
+            "p",
+            "Grief café",
+            &organisers,
+            "",
+            "CONSENT_WITHDRAWN",
+        );
+        assert!(withdrawn.is_empty());
+    }
+
+    #[test]
+    fn no_title_of_any_change_names_the_group() {
+        let organisers = ["org".to_string()];
+        for change in [
+            Change::Requested,
+            Change::Approved,
+            Change::Declined,
+            Change::Invited,
+            Change::Waitlisted,
+            Change::Promoted,
+            Change::Removed,
+            Change::Banned,
+            Change::Ended,
+        ] {
+            for m in membership_changed(
+                change,
+                "p",
+                "Diabetes support",
+                &organisers,
+                "",
+                "GROUP_ARCHIVED",
+            ) {
+                assert!(!m.title.contains("Diabetes"), "{change:?}: {}", m.title);
+            }
         }
     }
 }

@@ -210,6 +210,88 @@ impl Schedule {
         parts.join(";")
     }
 
+    /// Rebuilds a schedule from what `rrule_text` wrote plus the window and times
+    /// (as `schedule.changed` events carry them). Only the subset this crate
+    /// writes is accepted; `UNTIL` is implied by `valid_until`.
+    pub fn from_rrule(
+        rrule: &str,
+        valid_from: NaiveDate,
+        valid_until: Option<NaiveDate>,
+        start: NaiveTime,
+        end: NaiveTime,
+    ) -> Result<Schedule, String> {
+        let mut freq = None;
+        let mut interval: u16 = 1;
+        let mut by_day = None;
+        let mut by_month_day = None;
+        for part in rrule.trim().trim_start_matches("RRULE:").split(';') {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("not a KEY=VALUE part: {part}"))?;
+            match key {
+                "FREQ" => freq = Some(value),
+                "INTERVAL" => interval = value.parse().map_err(|_| format!("INTERVAL {value}"))?,
+                "BYDAY" => by_day = Some(value),
+                "BYMONTHDAY" => {
+                    by_month_day = Some(
+                        value
+                            .parse::<u8>()
+                            .map_err(|_| format!("BYMONTHDAY {value}"))?,
+                    )
+                }
+                "UNTIL" | "WKST" => {}
+                other => return Err(format!("{other} is not in the supported subset")),
+            }
+        }
+        let split_day = |v: &str| -> Result<(i16, Weekday), String> {
+            let at = v.len().checked_sub(2).ok_or_else(|| format!("BYDAY {v}"))?;
+            let (nth, day) = v.split_at(at);
+            let weekday = [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ]
+            .into_iter()
+            .find(|d| ical_day(*d) == day)
+            .ok_or_else(|| format!("BYDAY {v}"))?;
+            let nth = if nth.is_empty() {
+                0
+            } else {
+                nth.trim_start_matches('+')
+                    .parse()
+                    .map_err(|_| format!("BYDAY {v}"))?
+            };
+            Ok((nth, weekday))
+        };
+        let pattern = match (freq, by_day, by_month_day) {
+            (Some("WEEKLY"), Some(day), None) => match split_day(day)? {
+                (0, weekday) => Pattern::Weekly { interval, weekday },
+                _ => return Err(format!("weekly BYDAY {day} has an ordinal")),
+            },
+            (Some("MONTHLY"), Some(day), None) => {
+                let (nth, weekday) = split_day(day)?;
+                Pattern::MonthlyByWeekday {
+                    interval,
+                    nth,
+                    weekday,
+                }
+            }
+            (Some("MONTHLY"), None, Some(day)) => Pattern::MonthlyByDate { interval, day },
+            _ => return Err(format!("{rrule} is not in the supported subset")),
+        };
+        Ok(Schedule {
+            pattern,
+            valid_from,
+            valid_until,
+            start,
+            end,
+        })
+    }
+
     /// "Every 2nd Wednesday of the month, 7:00pm–9:00pm"
     pub fn describe(&self) -> String {
         let times = format!("{}–{}", clock(self.start), clock(self.end));
@@ -330,7 +412,7 @@ impl Schedule {
 }
 
 /// A change to one meeting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Exception {
     Cancelled {
         date: NaiveDate,
@@ -746,6 +828,46 @@ mod tests {
                 interval: 1,
                 day: 15
             }
+        );
+    }
+
+    #[test]
+    fn a_written_rule_reads_back_as_the_same_schedule() {
+        for pattern in [
+            Pattern::Weekly {
+                interval: 2,
+                weekday: Weekday::Wed,
+            },
+            Pattern::MonthlyByWeekday {
+                interval: 1,
+                nth: -1,
+                weekday: Weekday::Fri,
+            },
+            Pattern::MonthlyByWeekday {
+                interval: 3,
+                nth: 2,
+                weekday: Weekday::Tue,
+            },
+            Pattern::MonthlyByDate {
+                interval: 1,
+                day: 15,
+            },
+        ] {
+            let mut s = schedule(pattern);
+            s.valid_until = NaiveDate::from_ymd_opt(2027, 6, 30);
+            let text = s.rrule_text(&LONDON);
+            let back = Schedule::from_rrule(&text, s.valid_from, s.valid_until, s.start, s.end);
+            assert_eq!(back, Ok(s), "{text}");
+        }
+        assert!(
+            Schedule::from_rrule(
+                "FREQ=DAILY",
+                NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                None,
+                NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
+                NaiveTime::from_hms_opt(21, 0, 0).unwrap(),
+            )
+            .is_err()
         );
     }
 }

@@ -1,0 +1,299 @@
+//! Rotas: organisers set who volunteers for a duty; members see who does what at
+//! the next meetings, skip a turn or swap one.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::TransactionTrait;
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::membership::v1 as pb;
+use tonic::Request;
+
+use super::{MembershipApi, uuid_field};
+use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
+use crate::domain::rota::{self, Turn, TurnChange};
+use crate::error::MembershipError;
+use crate::store::{meetings, membership, rota as store};
+
+const MAX_VOLUNTEERS: usize = 50;
+const DEFAULT_MEETINGS: usize = 6;
+/// How far ahead a skip or swap may reach.
+const MAX_MEETINGS: usize = 52;
+
+/// Duty names compare without case or surrounding space: "Chair" is "chair".
+fn duty_name(v: &mut Violations, duty: &str) -> String {
+    v.text("duty", duty.trim(), true, 40);
+    duty.trim().to_lowercase()
+}
+
+impl MembershipApi {
+    pub(super) async fn set_rota(
+        &self,
+        request: Request<pb::SetRotaRequest>,
+    ) -> Result<pb::DutyRota, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let duty = duty_name(&mut v, &req.duty);
+        let mut seen = HashSet::new();
+        let volunteers: Vec<String> = req
+            .volunteer_person_ids
+            .iter()
+            .map(|p| p.trim().to_string())
+            .collect();
+        if volunteers.len() > MAX_VOLUNTEERS {
+            v.add(
+                "volunteer_person_ids",
+                format!("at most {MAX_VOLUNTEERS} volunteers"),
+            );
+        }
+        for (i, p) in volunteers.iter().enumerate() {
+            let field = format!("volunteer_person_ids[{i}]");
+            if p.is_empty() {
+                v.add(field, "must not be empty");
+            } else if !seen.insert(p.clone()) {
+                v.add(field, "is already on this rota");
+            }
+        }
+        v.into_result()?;
+        let facts = self.known_group(&self.db, &group_id).await?;
+        self.require(
+            &self.db,
+            &facts,
+            &group_id,
+            &caller.person_id,
+            Permission::ManageGroup,
+        )
+        .await?;
+        let mut not_members = Violations::new();
+        for (i, p) in volunteers.iter().enumerate() {
+            let active = membership::find_for(&self.db, &group_id, p)
+                .await?
+                .is_some_and(|m| m.state() == State::Active);
+            if !active {
+                not_members.add(
+                    format!("volunteer_person_ids[{i}]"),
+                    "is not an active member of the group",
+                );
+            }
+        }
+        not_members.into_result()?;
+
+        let txn = self.db.begin().await?;
+        if volunteers.is_empty() {
+            store::delete(&txn, &group_id, &duty).await?;
+            txn.commit().await?;
+            return Ok(pb::DutyRota {
+                group_id,
+                duty,
+                ..Default::default()
+            });
+        }
+        let saved = store::set(&txn, &group_id, &duty, &volunteers, now_ms()).await?;
+        txn.commit().await?;
+        self.duty_rota(&saved, &caller.person_id, true, DEFAULT_MEETINGS)
+            .await
+    }
+
+    pub(super) async fn rotas(
+        &self,
+        request: Request<pb::GetRotaRequest>,
+    ) -> Result<pb::GetRotaResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let duty = if req.duty.trim().is_empty() {
+            None
+        } else {
+            Some(duty_name(&mut v, &req.duty))
+        };
+        let meetings = match req.meetings {
+            0 => DEFAULT_MEETINGS,
+            n if (1..=MAX_MEETINGS as i32).contains(&n) => n as usize,
+            _ => {
+                v.add("meetings", format!("must be between 1 and {MAX_MEETINGS}"));
+                DEFAULT_MEETINGS
+            }
+        };
+        v.into_result()?;
+        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let manager = may(role, Permission::ManageGroup, false);
+        let mut rotas = Vec::new();
+        for r in store::for_group(&self.db, &group_id).await? {
+            if duty.as_ref().is_none_or(|d| *d == r.duty) {
+                rotas.push(
+                    self.duty_rota(&r, &caller.person_id, manager, meetings)
+                        .await?,
+                );
+            }
+        }
+        if duty.is_some() && rotas.is_empty() {
+            return Err(MembershipError::RotaNotFound);
+        }
+        Ok(pb::GetRotaResponse { rotas })
+    }
+
+    pub(super) async fn skip_turn(
+        &self,
+        request: Request<pb::SkipMyTurnRequest>,
+    ) -> Result<pb::DutyRota, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let duty = duty_name(&mut v, &req.duty);
+        v.text("meeting_key", req.meeting_key.trim(), true, 40);
+        v.into_result()?;
+        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let r = store::find(&self.db, &group_id, &duty)
+            .await?
+            .ok_or(MembershipError::RotaNotFound)?;
+        let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
+        let key = req.meeting_key.trim();
+        let mine = turns
+            .iter()
+            .any(|t| t.meeting.key == key && t.person.as_deref() == Some(&caller.person_id));
+        if !mine {
+            return Err(MembershipError::FailedPrecondition(
+                "you are not on duty at that meeting".into(),
+            ));
+        }
+        let change = TurnChange::Skip {
+            meeting: key.to_string(),
+            person: caller.person_id.clone(),
+        };
+        store::add_change(&self.db, &group_id, &duty, &change, now_ms()).await?;
+        let manager = may(role, Permission::ManageGroup, false);
+        self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
+            .await
+    }
+
+    pub(super) async fn swap(
+        &self,
+        request: Request<pb::SwapTurnsRequest>,
+    ) -> Result<pb::DutyRota, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let duty = duty_name(&mut v, &req.duty);
+        let (a, b) = (req.meeting_key.trim(), req.other_meeting_key.trim());
+        v.text("meeting_key", a, true, 40);
+        v.text("other_meeting_key", b, true, 40);
+        if !a.is_empty() && a == b {
+            v.add("other_meeting_key", "must be a different meeting");
+        }
+        v.into_result()?;
+        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let manager = may(role, Permission::ManageGroup, false);
+        let r = store::find(&self.db, &group_id, &duty)
+            .await?
+            .ok_or(MembershipError::RotaNotFound)?;
+        let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
+        let holder = |key: &str| {
+            turns
+                .iter()
+                .find(|t| t.meeting.key == key)
+                .map(|t| t.person.clone())
+        };
+        let (Some(first), Some(second)) = (holder(a), holder(b)) else {
+            return Err(MembershipError::FailedPrecondition(
+                "both meetings must be among the rota's coming meetings".into(),
+            ));
+        };
+        let involved = [first, second]
+            .iter()
+            .any(|p| p.as_deref() == Some(&caller.person_id));
+        if !involved && !manager {
+            return Err(MembershipError::PermissionDenied(
+                "only the two people on duty or an organiser can swap these turns",
+            ));
+        }
+        let change = TurnChange::Swap {
+            meeting: a.to_string(),
+            other: b.to_string(),
+        };
+        store::add_change(&self.db, &group_id, &duty, &change, now_ms()).await?;
+        self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
+            .await
+    }
+
+    /// The group and the caller's role in it, if they are an active member (or
+    /// its creator); PERMISSION_DENIED otherwise: rotas name members.
+    async fn member_of(
+        &self,
+        group_id: &str,
+        person: &str,
+    ) -> Result<(GroupFacts, Role), MembershipError> {
+        let facts = self.known_group(&self.db, group_id).await?;
+        match self.role_in(&self.db, &facts, group_id, person).await? {
+            Some(role) => Ok((facts, role)),
+            None => Err(MembershipError::PermissionDenied(
+                "rotas are for the group's members",
+            )),
+        }
+    }
+
+    /// The turns of `r` at the next `count` meetings.
+    async fn upcoming_turns(
+        &self,
+        r: &store::Model,
+        count: usize,
+    ) -> Result<Vec<Turn>, MembershipError> {
+        let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
+            return Ok(Vec::new()); // no meetings known yet
+        };
+        let now = Utc::now();
+        let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
+        let all = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
+        let changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
+        Ok(rota::turns(&r.volunteers(), &all, &changes)
+            .into_iter()
+            .filter(|t| t.meeting.starts_at > now)
+            .collect())
+    }
+
+    async fn duty_rota(
+        &self,
+        r: &store::Model,
+        caller: &str,
+        manager: bool,
+        count: usize,
+    ) -> Result<pb::DutyRota, MembershipError> {
+        let volunteers = r.volunteers();
+        let mut names = HashMap::new();
+        for p in &volunteers {
+            let name = membership::find_for(&self.db, &r.group_id, p)
+                .await?
+                .map(|m| m.display_name)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "A member".to_string());
+            names.insert(p.clone(), name);
+        }
+        let turns = self
+            .upcoming_turns(r, count)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let person = t.person.unwrap_or_default();
+                pb::Turn {
+                    meeting_key: t.meeting.key,
+                    starts_at: Some(to_timestamp(t.meeting.starts_at.timestamp_millis())),
+                    ends_at: Some(to_timestamp(t.meeting.ends_at.timestamp_millis())),
+                    display_name: names.get(&person).cloned().unwrap_or_default(),
+                    mine: person == caller,
+                    person_id: if manager { person } else { String::new() },
+                }
+            })
+            .collect();
+        Ok(pb::DutyRota {
+            group_id: r.group_id.clone(),
+            duty: r.duty.clone(),
+            volunteers: volunteers.iter().map(|p| names[p].clone()).collect(),
+            turns,
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Rota reminders: every so often, each turn that starts within the lead time
+//! gets one `rota.duty_due` event for the person on duty. Safe with several
+//! replicas: a turn's reminder is claimed by inserting its row first.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use selfhelp_platform::Shutdown;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::time::now_ms;
+
+use crate::config::RotaConfig;
+use crate::domain::rota;
+use crate::error::MembershipError;
+use crate::events;
+use crate::store::{meetings, rota as rota_store};
+
+/// Sends due reminders every `check_interval_secs` until `shutdown`.
+pub async fn run(db: DatabaseConnection, outbox: Outbox, cfg: RotaConfig, shutdown: Shutdown) {
+    let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
+    let lead = chrono::Duration::hours(i64::from(cfg.reminder_lead_hours));
+    selfhelp_platform::service::repeat("rota reminders", interval, shutdown, || {
+        send_due(&db, &outbox, lead)
+    })
+    .await
+}
+
+/// Sends the reminders for turns starting within `lead` from now; returns how many.
+pub async fn send_due(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    lead: chrono::Duration,
+) -> Result<usize, MembershipError> {
+    let now = Utc::now();
+    let mut sent = 0;
+    for r in rota_store::all(db).await? {
+        let Some(m) = meetings::load(db, &r.group_id).await? else {
+            continue;
+        };
+        let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
+        let upcoming = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, 3);
+        let changes = rota_store::changes(db, &r.group_id, &r.duty).await?;
+        for turn in rota::turns(&r.volunteers(), &upcoming, &changes) {
+            let starts = turn.meeting.starts_at;
+            let (Some(person), true) = (turn.person, starts > now && starts - now <= lead) else {
+                continue;
+            };
+            let txn = db.begin().await?;
+            let key = &turn.meeting.key;
+            if rota_store::claim_reminder(&txn, &r.group_id, &r.duty, key, &person, now_ms())
+                .await?
+            {
+                events::record_duty_due(&txn, outbox, &r.group_id, &r.duty, &person, &turn.meeting)
+                    .await?;
+                sent += 1;
+            }
+            txn.commit().await?;
+        }
+    }
+    if sent > 0 {
+        outbox.wake();
+    }
+    Ok(sent)
+}

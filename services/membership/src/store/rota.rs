@@ -1,0 +1,244 @@
+//! `rota`, `rota_change` and `rota_reminder`: who volunteers for each duty, the
+//! skips and swaps they asked for, and which reminders went out (once per turn,
+//! whichever replica sends it).
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
+
+use crate::domain::rota::TurnChange;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "rota")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub group_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub duty: String,
+    pub volunteers_json: String,
+    /// Turns count from the first meeting after this.
+    pub starts_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    pub fn volunteers(&self) -> Vec<String> {
+        serde_json::from_str(&self.volunteers_json).unwrap_or_default()
+    }
+}
+
+pub mod change {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "rota_change")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub group_id: String,
+        pub duty: String,
+        /// `SKIP` or `SWAP`.
+        pub kind: String,
+        pub meeting_key: String,
+        /// SKIP: who skips. SWAP: the other meeting.
+        pub other: String,
+        pub created_at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod reminder {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "rota_reminder")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub group_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub duty: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub meeting_key: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub person_id: String,
+        pub sent_at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id((group_id.to_string(), duty.to_string()))
+        .one(conn)
+        .await
+}
+
+pub async fn for_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::GroupId.eq(group_id))
+        .order_by_asc(Column::Duty)
+        .all(conn)
+        .await
+}
+
+/// Every rota, for the reminder round.
+pub async fn all<C: ConnectionTrait>(conn: &C) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .order_by_asc(Column::GroupId)
+        .order_by_asc(Column::Duty)
+        .all(conn)
+        .await
+}
+
+/// Sets the volunteers and starts counting turns afresh from `now`; earlier skips
+/// and swaps no longer apply.
+pub async fn set<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+    volunteers: &[String],
+    now: i64,
+) -> Result<Model, DbErr> {
+    clear_changes(conn, group_id, duty).await?;
+    let row = ActiveModel {
+        group_id: Set(group_id.to_string()),
+        duty: Set(duty.to_string()),
+        volunteers_json: Set(serde_json::to_string(volunteers).expect("strings serialise")),
+        starts_at_ms: Set(now),
+        updated_at_ms: Set(now),
+    };
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::GroupId, Column::Duty])
+                .update_columns([
+                    Column::VolunteersJson,
+                    Column::StartsAtMs,
+                    Column::UpdatedAtMs,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(find(conn, group_id, duty).await?.expect("just stored"))
+}
+
+pub async fn delete<C: ConnectionTrait>(conn: &C, group_id: &str, duty: &str) -> Result<(), DbErr> {
+    clear_changes(conn, group_id, duty).await?;
+    Entity::delete_by_id((group_id.to_string(), duty.to_string()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+async fn clear_changes<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+) -> Result<(), DbErr> {
+    change::Entity::delete_many()
+        .filter(change::Column::GroupId.eq(group_id))
+        .filter(change::Column::Duty.eq(duty))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn changes<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+) -> Result<Vec<TurnChange>, DbErr> {
+    Ok(change::Entity::find()
+        .filter(change::Column::GroupId.eq(group_id))
+        .filter(change::Column::Duty.eq(duty))
+        .order_by_asc(change::Column::CreatedAtMs)
+        .order_by_asc(change::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|c| match c.kind.as_str() {
+            "SKIP" => Some(TurnChange::Skip {
+                meeting: c.meeting_key,
+                person: c.other,
+            }),
+            "SWAP" => Some(TurnChange::Swap {
+                meeting: c.meeting_key,
+                other: c.other,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+pub async fn add_change<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+    change: &TurnChange,
+    now: i64,
+) -> Result<(), DbErr> {
+    let (kind, meeting, other) = match change {
+        TurnChange::Skip { meeting, person } => ("SKIP", meeting, person),
+        TurnChange::Swap { meeting, other } => ("SWAP", meeting, other),
+    };
+    change::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        group_id: Set(group_id.to_string()),
+        duty: Set(duty.to_string()),
+        kind: Set(kind.to_string()),
+        meeting_key: Set(meeting.clone()),
+        other: Set(other.clone()),
+        created_at_ms: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims the reminder for one turn: true the first time only.
+pub async fn claim_reminder<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+    meeting_key: &str,
+    person_id: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let row = reminder::ActiveModel {
+        group_id: Set(group_id.to_string()),
+        duty: Set(duty.to_string()),
+        meeting_key: Set(meeting_key.to_string()),
+        person_id: Set(person_id.to_string()),
+        sent_at_ms: Set(now),
+    };
+    let inserted = reminder::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                reminder::Column::GroupId,
+                reminder::Column::Duty,
+                reminder::Column::MeetingKey,
+                reminder::Column::PersonId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(inserted == 1)
+}
