@@ -25,25 +25,31 @@ pub mod headers {
 pub const SPECVERSION: &str = "1.0";
 pub const CONTENT_TYPE: &str = "application/protobuf";
 
-/// A JetStream stream owned by one producing context.
+/// A JetStream stream of one context, and the services that may speak on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamSpec {
     pub name: &'static str,
     /// The context's part of the subject: `selfhelp.<region>.<context>.…`.
     pub context: &'static str,
+    /// Services whose events belong here (`urn:selfhelp:<region>:<service>`).
+    pub speakers: &'static [&'static str],
 }
 
 pub const LISTINGS: StreamSpec = StreamSpec {
     name: "LISTINGS",
     context: "listings",
+    speakers: &["listings"],
 };
 pub const MEMBERSHIP: StreamSpec = StreamSpec {
     name: "MEMBERSHIP",
     context: "membership",
+    speakers: &["membership"],
 };
+/// Erasure requests (from membership) and every service's confirmations.
 pub const PRIVACY: StreamSpec = StreamSpec {
     name: "PRIVACY",
     context: "privacy",
+    speakers: &["membership", "listings", "notifications"],
 };
 
 impl StreamSpec {

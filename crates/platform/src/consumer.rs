@@ -178,15 +178,19 @@ impl ConsumerRunner {
         .await
     }
 
-    /// Only the stream's own context may speak on it: anything else was injected
+    /// Only the stream's speakers may speak on it: anything else was injected
     /// (e.g. by a consumer delivering into our subjects) and is parked, not applied.
     fn check_origin(&self, event: &IncomingEvent) -> Result<(), String> {
-        // selfhelp.<region>.<context>.… must come from urn:selfhelp:<region>:<context>.
+        // selfhelp.<region>.<context>.… must come from urn:selfhelp:<region>:<speaker>.
         let mut parts = event.subject.split('.');
         let region = parts.nth(1).unwrap_or_default();
-        let expected_source = format!("urn:selfhelp:{region}:{}", self.stream.context);
+        let from_speaker = self
+            .stream
+            .speakers
+            .iter()
+            .any(|s| event.source == format!("urn:selfhelp:{region}:{s}"));
         let expected_type = format!("org.selfhelp.{}.", self.stream.context);
-        if event.source == expected_source && event.ce_type.starts_with(&expected_type) {
+        if from_speaker && event.ce_type.starts_with(&expected_type) {
             Ok(())
         } else {
             Err(format!(

@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod migrations;
 pub mod nats_server;
 pub mod outbox;
+pub mod privacy;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

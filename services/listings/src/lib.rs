@@ -10,6 +10,7 @@ pub mod events;
 pub mod freshness;
 pub mod grpc;
 pub mod oruk;
+pub mod privacy;
 pub mod search;
 pub mod store;
 
@@ -82,14 +83,26 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         common: common.clone(),
         db,
         outbox: Some(outbox.clone()),
-        produces: vec![bus::LISTINGS],
-        consumes: vec![(
-            bus::MEMBERSHIP,
-            std::sync::Arc::new(events::MembershipRoles {
-                outbox: outbox.clone(),
-                region: common.region.clone(),
-            }),
-        )],
+        produces: vec![bus::LISTINGS, bus::PRIVACY],
+        consumes: vec![
+            (
+                bus::MEMBERSHIP,
+                std::sync::Arc::new(events::MembershipRoles {
+                    outbox: outbox.clone(),
+                    region: common.region.clone(),
+                }),
+            ),
+            (
+                bus::PRIVACY,
+                std::sync::Arc::new(selfhelp_platform::privacy::ErasureRequests {
+                    service: "listings",
+                    outbox: outbox.clone(),
+                    eraser: std::sync::Arc::new(privacy::ListingsEraser {
+                        outbox: outbox.clone(),
+                    }),
+                }),
+            ),
+        ],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
     service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await

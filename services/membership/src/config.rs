@@ -13,6 +13,28 @@ pub struct Config {
     /// The region's IANA time zone (meeting times), as listings has it.
     pub timezone: String,
     pub rota: RotaConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// Erasure requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrivacyConfig {
+    /// Services that must confirm an erasure (every service of the deployment).
+    pub expected_services: Vec<String>,
+    /// After this long, a request some service has not confirmed is overdue.
+    pub confirm_within_hours: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            expected_services: ["listings", "membership", "notifications"]
+                .map(String::from)
+                .to_vec(),
+            confirm_within_hours: 72,
+        }
+    }
 }
 
 /// Reminders to the person on duty.
@@ -74,6 +96,7 @@ impl Default for Config {
             listings: ListingsClientConfig::default(),
             timezone: "Europe/London".into(),
             rota: RotaConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }

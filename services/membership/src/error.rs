@@ -17,6 +17,8 @@ pub enum MembershipError {
     NotAMember,
     #[error("this group has no rota for that duty")]
     RotaNotFound,
+    #[error("you have not asked for erasure")]
+    NoErasureRequest,
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -42,7 +44,8 @@ impl From<MembershipError> for Status {
             MembershipError::GroupNotFound
             | MembershipError::MembershipNotFound
             | MembershipError::NotAMember
-            | MembershipError::RotaNotFound => Status::not_found(err.to_string()),
+            | MembershipError::RotaNotFound
+            | MembershipError::NoErasureRequest => Status::not_found(err.to_string()),
             MembershipError::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             MembershipError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             MembershipError::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),

@@ -9,12 +9,12 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod privacy;
 pub mod reminders;
 pub mod store;
 pub mod workflow;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
@@ -36,13 +36,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let outbox = Outbox::new(&common.region, "membership");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::MembershipApi::new(
-        db.clone(),
-        outbox.clone(),
-        common.region.clone(),
-        &config.listings.url,
-        Duration::from_millis(config.listings.timeout_ms),
-    )?;
+    let api = grpc::MembershipApi::new(db.clone(), outbox.clone(), &config)?;
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
@@ -57,14 +51,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         common: common.clone(),
         db,
         outbox: Some(outbox.clone()),
-        produces: vec![bus::MEMBERSHIP],
-        consumes: vec![(
-            bus::LISTINGS,
-            Arc::new(events::ListingsGroups {
-                outbox: outbox.clone(),
-                timezone: config.tz()?,
-            }),
-        )],
+        produces: vec![bus::MEMBERSHIP, bus::PRIVACY],
+        consumes: vec![
+            (
+                bus::LISTINGS,
+                Arc::new(events::ListingsGroups {
+                    outbox: outbox.clone(),
+                    timezone: config.tz()?,
+                }),
+            ),
+            (
+                bus::PRIVACY,
+                Arc::new(privacy::PrivacyEvents::new(
+                    outbox.clone(),
+                    config.privacy.expected_services.clone(),
+                )),
+            ),
+        ],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());
     service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await

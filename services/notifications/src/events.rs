@@ -1,15 +1,16 @@
 //! What notifications consumes: MEMBERSHIP events become inbox items. (LISTINGS
 //! feeds the shared `group_view` read model: `selfhelp_platform::group_view`.)
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, DbErr};
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
+use selfhelp_platform::privacy::Eraser;
 use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::messages::{self, Change, Message};
-use crate::store::notification;
+use crate::store::{erased, notification};
 
 pub struct MembershipEvents;
 
@@ -34,14 +35,19 @@ fn change_of(ce_type: &str) -> Option<Change> {
 enum Told {
     Joined(ev::MemberJoined),
     Changed(Change, ev::MembershipChanged),
+    DutyDue(ev::RotaDutyDue),
 }
 
 impl Told {
     fn decode(event: &IncomingEvent) -> Result<Option<Told>, HandlerError> {
         let poison =
             |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
-        if event.ce_type == types::MEMBER_JOINED {
-            return Ok(Some(Told::Joined(event.decode().map_err(poison)?)));
+        match event.ce_type.as_str() {
+            types::MEMBER_JOINED => return Ok(Some(Told::Joined(event.decode().map_err(poison)?))),
+            types::ROTA_DUTY_DUE => {
+                return Ok(Some(Told::DutyDue(event.decode().map_err(poison)?)));
+            }
+            _ => {}
         }
         match change_of(&event.ce_type) {
             Some(change) => Ok(Some(Told::Changed(change, event.decode().map_err(poison)?))),
@@ -53,6 +59,7 @@ impl Told {
         match self {
             Told::Joined(e) => &e.group_id,
             Told::Changed(_, e) => &e.group_id,
+            Told::DutyDue(e) => &e.group_id,
         }
     }
 
@@ -68,6 +75,12 @@ impl Told {
                 &e.message,
                 &e.reason,
             ),
+            Told::DutyDue(e) => vec![messages::duty_due(
+                &e.person_id,
+                &e.duty,
+                &group.name,
+                &e.meeting_key,
+            )],
         }
     }
 }
@@ -92,8 +105,24 @@ impl EventHandler for MembershipEvents {
         };
         let now = now_ms();
         for message in told.messages(&group) {
+            // An event about someone erased meanwhile tells them nothing.
+            if erased::contains(txn, &message.recipient_id).await? {
+                continue;
+            }
             notification::insert(txn, &message, told.group_id(), &event.id, now).await?;
         }
         Ok(())
+    }
+}
+
+/// Erasure in notifications: the person's inbox goes, and they are remembered
+/// (under a pseudonym) as erased.
+pub struct NotificationsEraser;
+
+#[async_trait::async_trait]
+impl Eraser for NotificationsEraser {
+    async fn erase(&self, txn: &DatabaseTransaction, person: &str) -> Result<(), DbErr> {
+        notification::delete_for(txn, person).await?;
+        erased::mark(txn, person, now_ms()).await
     }
 }

@@ -144,6 +144,7 @@ fn to_wire(n: &notification::Model) -> pb::Notification {
         Some(Kind::PromotedFromWaitlist) => pb::NotificationKind::PromotedFromWaitlist,
         Some(Kind::Removed) => pb::NotificationKind::Removed,
         Some(Kind::GroupClosed) => pb::NotificationKind::GroupClosed,
+        Some(Kind::RotaReminder) => pb::NotificationKind::RotaReminder,
         None => pb::NotificationKind::Unspecified,
     };
     pb::Notification {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::group_view::GroupViewUpdater;
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
@@ -28,6 +30,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let db = service::open_database::<store::Migrator>(&common.database).await?;
     let auth = Authenticator::from_config(&common.auth).await?;
 
+    let outbox = Outbox::new(&common.region, "notifications");
+
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::NotificationsApi::new(db.clone(), common.region.clone());
     parts.add_service(
@@ -38,11 +42,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         service: "notifications",
         common: common.clone(),
         db,
-        outbox: None,
-        produces: vec![],
+        outbox: Some(outbox.clone()),
+        // Only erasure confirmations.
+        produces: vec![bus::PRIVACY],
         consumes: vec![
             (bus::LISTINGS, Arc::new(GroupViewUpdater)),
             (bus::MEMBERSHIP, Arc::new(events::MembershipEvents)),
+            (
+                bus::PRIVACY,
+                Arc::new(ErasureRequests {
+                    service: "notifications",
+                    outbox,
+                    eraser: Arc::new(events::NotificationsEraser),
+                }),
+            ),
         ],
     }
     .spawn(parts.readiness.clone(), shutdown.clone());

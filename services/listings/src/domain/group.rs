@@ -621,7 +621,9 @@ pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
     let manages = |role: &str| role == "ORGANISER" || role == "CO_ORGANISER";
     let mut out = Vec::new();
     let creator_role = roles.iter().find(|(person, _)| person == creator);
-    if creator_role.is_none_or(|(_, role)| manages(role)) {
+    // An erased creator is no one (empty): the group is left to its other
+    // organisers and the region's operators.
+    if !creator.is_empty() && creator_role.is_none_or(|(_, role)| manages(role)) {
         out.push(creator.to_string());
     }
     let mut others: Vec<&String> = roles
@@ -631,7 +633,7 @@ pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
         .collect();
     others.sort();
     out.extend(others.into_iter().cloned());
-    if out.is_empty() {
+    if out.is_empty() && !creator.is_empty() {
         out.push(creator.to_string());
     }
     out

@@ -317,3 +317,55 @@ pub async fn review_queue<C: ConnectionTrait>(
 pub async fn touch<C: ConnectionTrait>(conn: &C, group: &Model, now: i64) -> Result<bool, DbErr> {
     update_if_current(conn, group, now, |u| u).await
 }
+
+/// Groups that name `person` as creator, organiser or checker (for erasure).
+pub async fn naming<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::ExprTrait;
+    let rows = Entity::find()
+        .filter(
+            Column::CreatedBy
+                .eq(person)
+                .or(Column::AssuredBy.eq(person))
+                .or(Column::OrganiserIdsJson.contains(person)),
+        )
+        .all(conn)
+        .await?;
+    // `contains` is a text match on the JSON list: keep exact matches only.
+    Ok(rows
+        .into_iter()
+        .filter(|g| {
+            g.created_by == person
+                || g.assured_by.as_deref() == Some(person)
+                || g.organiser_ids().iter().any(|o| o == person)
+        })
+        .collect())
+}
+
+/// Replaces `person` in the group's creator and checker fields with `nobody`,
+/// and sets its organisers, if the group is still at its version.
+pub async fn forget_person<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    person: &str,
+    nobody: &str,
+    organisers: &[String],
+    now: i64,
+) -> Result<bool, DbErr> {
+    let json = serde_json::to_string(organisers).expect("strings serialise");
+    let created_by = if group.created_by == person {
+        nobody
+    } else {
+        group.created_by.as_str()
+    }
+    .to_string();
+    let assured_by = match group.assured_by.as_deref() {
+        Some(p) if p == person => Some(nobody.to_string()),
+        other => other.map(str::to_string),
+    };
+    update_if_current(conn, group, now, |u| {
+        u.col_expr(Column::OrganiserIdsJson, Expr::value(json))
+            .col_expr(Column::CreatedBy, Expr::value(created_by))
+            .col_expr(Column::AssuredBy, Expr::value(assured_by))
+    })
+    .await
+}

@@ -67,3 +67,15 @@ pub async fn list<C: ConnectionTrait>(
         .await?;
     Ok((rows, total))
 }
+
+/// Replaces `person` as the author of changes with `nobody` (for erasure): the
+/// history of the listing stays, who made it does not.
+pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str, nobody: &str) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    Entity::update_many()
+        .col_expr(Column::ChangedBy, Expr::value(nobody))
+        .filter(Column::ChangedBy.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

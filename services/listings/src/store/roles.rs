@@ -56,3 +56,12 @@ pub async fn for_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<V
         .all(conn)
         .await
 }
+
+/// Deletes every role `person` holds (for erasure).
+pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::PersonId.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! `managing` what organisers do, `personal` what a person does about their own
 //! data, `rota` the shared duties.
 
+mod erasure;
 mod joining;
 mod managing;
 mod personal;
@@ -25,6 +26,7 @@ use selfhelp_proto::membership::v1::membership_service_server::MembershipService
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
+use crate::config::{Config, PrivacyConfig};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
 use crate::store::{group_settings, membership};
@@ -34,6 +36,7 @@ pub struct MembershipApi {
     outbox: Outbox,
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
+    privacy: PrivacyConfig,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -133,21 +136,32 @@ impl MembershipService for MembershipApi {
     async fn swap_turns(&self, r: Request<pb::SwapTurnsRequest>) -> Reply<pb::DutyRota> {
         Ok(Response::new(self.swap(r).await?))
     }
+    async fn erase_me(&self, r: Request<pb::EraseMeRequest>) -> Reply<pb::ErasureStatus> {
+        Ok(Response::new(self.erase(r).await?))
+    }
+    async fn get_erasure_status(
+        &self,
+        r: Request<pb::GetErasureStatusRequest>,
+    ) -> Reply<pb::ErasureStatus> {
+        Ok(Response::new(self.erasure_status(r).await?))
+    }
+    async fn list_overdue_erasures(
+        &self,
+        r: Request<pb::ListOverdueErasuresRequest>,
+    ) -> Reply<pb::ListOverdueErasuresResponse> {
+        Ok(Response::new(self.overdue_erasures(r).await?))
+    }
 }
 
 impl MembershipApi {
-    pub fn new(
-        db: DatabaseConnection,
-        outbox: Outbox,
-        region: String,
-        listings_url: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
-        let listings = if listings_url.is_empty() {
+    pub fn new(db: DatabaseConnection, outbox: Outbox, config: &Config) -> anyhow::Result<Self> {
+        let url = &config.listings.url;
+        let listings = if url.is_empty() {
             None
         } else {
             // Lazy: listings may start after us; each call has its own deadline.
-            let channel = Channel::from_shared(listings_url.to_string())?
+            let timeout = Duration::from_millis(config.listings.timeout_ms);
+            let channel = Channel::from_shared(url.clone())?
                 .connect_timeout(timeout)
                 .timeout(timeout)
                 .connect_lazy();
@@ -156,8 +170,9 @@ impl MembershipApi {
         Ok(Self {
             db,
             outbox,
-            region,
+            region: config.common.region.clone(),
             listings,
+            privacy: config.privacy.clone(),
         })
     }
 

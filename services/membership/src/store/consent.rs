@@ -73,3 +73,11 @@ pub async fn all_for_person<C: ConnectionTrait>(
         .all(conn)
         .await
 }
+
+pub async fn delete_for_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::PersonId.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

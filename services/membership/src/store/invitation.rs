@@ -83,3 +83,22 @@ pub async fn created_by<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Ve
         .all(conn)
         .await
 }
+
+/// Forgets `person` in invitations: those made for them go, those they made
+/// stay (a code may still be in use) without their name.
+pub async fn forget<C: ConnectionTrait>(
+    conn: &C,
+    person: &str,
+    placeholder: &str,
+) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::PersonId.eq(person))
+        .exec(conn)
+        .await?;
+    Entity::update_many()
+        .col_expr(Column::CreatedBy, Expr::value(placeholder))
+        .filter(Column::CreatedBy.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

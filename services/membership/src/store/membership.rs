@@ -312,3 +312,8 @@ pub async fn waitlist_position<C: ConnectionTrait>(conn: &C, m: &Model) -> Resul
         .await?;
     Ok(ahead as i32 + 1)
 }
+
+pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
+    Entity::delete_by_id(id.to_string()).exec(conn).await?;
+    Ok(())
+}

@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateMembership));
         all.push(Box::new(JoiningAndPrivacy));
         all.push(Box::new(Rotas));
+        all.push(Box::new(Erasure));
         all
     }
 }
@@ -511,6 +512,108 @@ impl MigrationTrait for Rotas {
                         .col(RotaReminder::Duty)
                         .col(RotaReminder::MeetingKey)
                         .col(RotaReminder::PersonId),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Erasure requests and the services' confirmations.
+struct Erasure;
+
+impl MigrationName for Erasure {
+    fn name(&self) -> &str {
+        "m0103_membership_erasure"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ErasureRequest {
+    Table,
+    Id,
+    SubjectKey,
+    RequestedAtMs,
+    DueAtMs,
+    CompletedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum ErasureConfirmation {
+    Table,
+    RequestId,
+    Service,
+    ConfirmedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Erasure {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(ErasureRequest::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ErasureRequest::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(ErasureRequest::SubjectKey)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ErasureRequest::RequestedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ErasureRequest::DueAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ErasureRequest::CompletedAtMs)
+                        .big_integer()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_erasure_request_subject")
+                .table(ErasureRequest::Table)
+                .col(ErasureRequest::SubjectKey)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ErasureConfirmation::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ErasureConfirmation::RequestId)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ErasureConfirmation::Service)
+                        .string()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(ErasureConfirmation::ConfirmedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(ErasureConfirmation::RequestId)
+                        .col(ErasureConfirmation::Service),
                 )
                 .to_owned(),
         )

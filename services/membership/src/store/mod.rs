@@ -1,6 +1,7 @@
 //! Membership tables and queries.
 
 pub mod consent;
+pub mod erasure;
 pub mod follow;
 pub mod group_settings;
 pub mod invitation;

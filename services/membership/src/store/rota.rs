@@ -242,3 +242,28 @@ pub async fn claim_reminder<C: ConnectionTrait>(
         .await?;
     Ok(inserted == 1)
 }
+
+/// Takes `person` off every rota, with their skips and reminders.
+pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Result<(), DbErr> {
+    for r in all(conn).await? {
+        let volunteers = r.volunteers();
+        if !volunteers.iter().any(|v| v == person) {
+            continue;
+        }
+        let kept: Vec<String> = volunteers.into_iter().filter(|v| v != person).collect();
+        let mut row: ActiveModel = r.into();
+        row.volunteers_json = Set(serde_json::to_string(&kept).expect("strings serialise"));
+        row.updated_at_ms = Set(now);
+        row.update(conn).await?;
+    }
+    change::Entity::delete_many()
+        .filter(change::Column::Kind.eq("SKIP"))
+        .filter(change::Column::Other.eq(person))
+        .exec(conn)
+        .await?;
+    reminder::Entity::delete_many()
+        .filter(reminder::Column::PersonId.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

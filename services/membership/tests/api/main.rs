@@ -18,6 +18,7 @@ use selfhelp_testkit::{
 use tonic::Code;
 use tonic::transport::Channel;
 
+mod erasure;
 mod flows;
 mod matrix;
 mod rota;
@@ -130,6 +131,8 @@ async fn start_membership(db: &TestDb, nats: &Nats, listings_url: &str) -> Runni
     // Reminders four days ahead, looked for every second.
     config.rota.reminder_lead_hours = 96;
     config.rota.check_interval_secs = 1;
+    // Erasure requests are overdue at once (notifications does not run here).
+    config.privacy.confirm_within_hours = 0;
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
 

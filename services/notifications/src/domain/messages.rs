@@ -14,9 +14,10 @@ pub enum Kind {
     PromotedFromWaitlist,
     Removed,
     GroupClosed,
+    RotaReminder,
 }
 
-const ALL_KINDS: [Kind; 10] = [
+const ALL_KINDS: [Kind; 11] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -27,6 +28,7 @@ const ALL_KINDS: [Kind; 10] = [
     Kind::PromotedFromWaitlist,
     Kind::Removed,
     Kind::GroupClosed,
+    Kind::RotaReminder,
 ];
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::PromotedFromWaitlist => "PROMOTED_FROM_WAITLIST",
             Kind::Removed => "REMOVED",
             Kind::GroupClosed => "GROUP_CLOSED",
+            Kind::RotaReminder => "ROTA_REMINDER",
         }
     }
 
@@ -178,6 +181,18 @@ pub fn membership_changed(
         ),
         // Consent withdrawn: the person did it themselves and was told on the spot.
         Change::Ended => Vec::new(),
+    }
+}
+
+/// "Your turn is coming": for the person on `duty` at the meeting `meeting_key`
+/// (its local date).
+pub fn duty_due(person: &str, duty: &str, group_name: &str, meeting_key: &str) -> Message {
+    let day = meeting_key.split('T').next().unwrap_or(meeting_key);
+    Message {
+        recipient_id: person.to_string(),
+        kind: Kind::RotaReminder,
+        title: "Your turn on the rota is coming up".into(),
+        body: format!("You are down as {duty} at the {group_name} meeting on {day}."),
     }
 }
 

@@ -8,6 +8,7 @@ impl MigratorTrait for Migrator {
         let mut all = selfhelp_platform::migrations::migrations();
         all.extend(selfhelp_platform::migrations::group_view_migrations());
         all.push(Box::new(CreateNotifications));
+        all.push(Box::new(ErasedSubjects));
         all
     }
 }
@@ -86,6 +87,46 @@ impl MigrationTrait for CreateNotifications {
                 .col(Notification::RecipientId)
                 .col(Notification::Id)
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// People erased on request (under a pseudonym).
+struct ErasedSubjects;
+
+impl MigrationName for ErasedSubjects {
+    fn name(&self) -> &str {
+        "m0101_notifications_erased_subjects"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ErasedSubject {
+    Table,
+    SubjectKey,
+    ErasedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ErasedSubjects {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(ErasedSubject::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ErasedSubject::SubjectKey)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(
+                    ColumnDef::new(ErasedSubject::ErasedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await

@@ -108,3 +108,12 @@ pub async fn mark_read<C: ConnectionTrait>(
     }
     Ok(update.exec(conn).await?.rows_affected)
 }
+
+/// Deletes every notification addressed to `person` (for erasure).
+pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::RecipientId.eq(person))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

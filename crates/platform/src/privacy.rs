@@ -1,0 +1,89 @@
+//! The right to erasure across services. Membership takes the request and
+//! publishes `privacy.erasure.requested`; every service (membership included)
+//! consumes it with [`ErasureRequests`], erases what it holds through its own
+//! [`Eraser`], and answers `privacy.erasure.completed` through its outbox in the
+//! same transaction — so a confirmation is sent if and only if the erasure
+//! happened, once.
+
+use std::sync::Arc;
+
+use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_proto::events::{types, v1 as ev};
+
+use crate::bus::{IncomingEvent, PRIVACY};
+use crate::inbox::{EventHandler, HandlerError};
+use crate::outbox::Outbox;
+use crate::time::{now_ms, to_timestamp};
+use crate::trace::TraceParent;
+
+pub const ERASURE_REQUESTED: &str = "erasure.requested";
+pub const ERASURE_COMPLETED: &str = "erasure.completed";
+
+/// What a service does to forget a person. Must be idempotent: a request may be
+/// handled again after a crash before the acknowledgement.
+#[async_trait::async_trait]
+pub trait Eraser: Send + Sync {
+    async fn erase(&self, txn: &DatabaseTransaction, person_id: &str) -> Result<(), DbErr>;
+}
+
+/// Handles `erasure.requested` for one service; other PRIVACY events pass by.
+pub struct ErasureRequests {
+    pub service: &'static str,
+    pub outbox: Outbox,
+    pub eraser: Arc<dyn Eraser>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for ErasureRequests {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        if event.ce_type != types::ERASURE_REQUESTED {
+            return Ok(());
+        }
+        // Only membership takes erasure requests; the stream lets every service
+        // speak (to confirm), so the request's origin is checked here.
+        if !event.source.ends_with(":membership") {
+            return Err(HandlerError::Poison(format!(
+                "an erasure request from {} is not membership's",
+                event.source
+            )));
+        }
+        let request: ev::ErasureRequested = event
+            .decode()
+            .map_err(|e| HandlerError::Poison(format!("{}: {e}", event.ce_type)))?;
+        if request.person_id.is_empty() {
+            return Err(HandlerError::Poison(
+                "erasure request without a person".into(),
+            ));
+        }
+        self.eraser.erase(txn, &request.person_id).await?;
+        let done = ev::ErasureCompleted {
+            request_id: request.request_id.clone(),
+            service: self.service.to_string(),
+            completed_at: Some(to_timestamp(now_ms())),
+        };
+        let trace = TraceParent::continue_or_start(event.traceparent.as_deref()).child();
+        self.outbox
+            .enqueue(
+                txn,
+                PRIVACY,
+                ERASURE_COMPLETED,
+                &request.request_id,
+                &done,
+                Some(&trace),
+            )
+            .await?;
+        tracing::info!(request_id = %request.request_id, "personal data erased");
+        Ok(())
+    }
+}
+
+/// A stable pseudonym for a person id (UUIDv5), for records that must find a
+/// person's request again without keeping who they are.
+pub fn subject_key(person_id: &str) -> String {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5e1f_4e1b_0b1e_4c6a_9d2e_7a41_2c3b_9f10);
+    uuid::Uuid::new_v5(&NAMESPACE, person_id.as_bytes()).to_string()
+}

@@ -1,0 +1,119 @@
+//! The right to erasure: a person erases themselves; operators see requests that
+//! some service has not confirmed in time.
+
+use sea_orm::TransactionTrait;
+use selfhelp_platform::bus::PRIVACY;
+use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser, subject_key};
+use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::validation::Violations;
+use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::membership::v1 as pb;
+use tonic::Request;
+
+use super::{MembershipApi, page_response, paging, trace_of};
+use crate::error::MembershipError;
+use crate::privacy::MembershipEraser;
+use crate::store::erasure;
+
+impl MembershipApi {
+    pub(super) async fn erase(
+        &self,
+        request: Request<pb::EraseMeRequest>,
+    ) -> Result<pb::ErasureStatus, MembershipError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        if !request.get_ref().confirm {
+            let mut v = Violations::new();
+            v.add("confirm", "must be true: erasure cannot be undone");
+            return Err(v.into());
+        }
+        let person = caller.person_id.as_str();
+        let now = now_ms();
+        let due = now + i64::from(self.privacy.confirm_within_hours) * 3_600_000;
+        let txn = self.db.begin().await?;
+        // Membership's own part happens now; the event asks everyone (this
+        // service too, which then confirms like the others).
+        let eraser = MembershipEraser {
+            outbox: self.outbox.clone(),
+        };
+        eraser.erase(&txn, person).await?;
+        let req = erasure::insert(&txn, &subject_key(person), now, due).await?;
+        let msg = ev::ErasureRequested {
+            request_id: req.id.clone(),
+            person_id: person.to_string(),
+            requested_at: Some(to_timestamp(now)),
+        };
+        self.outbox
+            .enqueue(
+                &txn,
+                PRIVACY,
+                ERASURE_REQUESTED,
+                &req.id,
+                &msg,
+                Some(&trace),
+            )
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        self.status_of(&req).await
+    }
+
+    pub(super) async fn erasure_status(
+        &self,
+        request: Request<pb::GetErasureStatusRequest>,
+    ) -> Result<pb::ErasureStatus, MembershipError> {
+        let caller = self.caller(&request)?;
+        let req = erasure::latest_for(&self.db, &subject_key(&caller.person_id))
+            .await?
+            .ok_or(MembershipError::NoErasureRequest)?;
+        self.status_of(&req).await
+    }
+
+    pub(super) async fn overdue_erasures(
+        &self,
+        request: Request<pb::ListOverdueErasuresRequest>,
+    ) -> Result<pb::ListOverdueErasuresResponse, MembershipError> {
+        let caller = self.caller(&request)?;
+        if !caller.is_operator_of(&self.region) {
+            return Err(MembershipError::PermissionDenied(
+                "only operators of this region see erasure requests",
+            ));
+        }
+        let mut v = Violations::new();
+        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        v.into_result()?;
+        let (rows, total) = erasure::overdue(&self.db, now_ms(), offset, limit).await?;
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in &rows {
+            requests.push(self.status_of(r).await?);
+        }
+        Ok(pb::ListOverdueErasuresResponse {
+            page: page_response(offset, rows.len(), total),
+            requests,
+        })
+    }
+
+    async fn status_of(&self, req: &erasure::Model) -> Result<pb::ErasureStatus, MembershipError> {
+        let confirmed = erasure::confirmations(&self.db, &req.id).await?;
+        let waiting_for: Vec<String> = self
+            .privacy
+            .expected_services
+            .iter()
+            .filter(|s| !confirmed.iter().any(|c| &c.service == *s))
+            .cloned()
+            .collect();
+        Ok(pb::ErasureStatus {
+            request_id: req.id.clone(),
+            requested_at: Some(to_timestamp(req.requested_at_ms)),
+            confirmations: confirmed
+                .iter()
+                .map(|c| pb::ServiceConfirmation {
+                    service: c.service.clone(),
+                    confirmed_at: Some(to_timestamp(c.confirmed_at_ms)),
+                })
+                .collect(),
+            complete: waiting_for.is_empty(),
+            waiting_for,
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! `erased_subject`: people who asked to be erased, under a pseudonym, so that
+//! events about them still in flight do not bring their notifications back.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait};
+use selfhelp_platform::privacy::subject_key;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "erased_subject")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub subject_key: String,
+    pub erased_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub async fn mark<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Result<(), DbErr> {
+    let row = ActiveModel {
+        subject_key: Set(subject_key(person)),
+        erased_at_ms: Set(now),
+    };
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(Column::SubjectKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn contains<C: ConnectionTrait>(conn: &C, person: &str) -> Result<bool, DbErr> {
+    Ok(Entity::find_by_id(subject_key(person))
+        .one(conn)
+        .await?
+        .is_some())
+}
