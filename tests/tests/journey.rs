@@ -25,7 +25,8 @@ struct System {
     listings: ServiceProcess,
     membership: ServiceProcess,
     notifications: ServiceProcess,
-    _dbs: Vec<TestDb>,
+    /// listings', membership's and notifications' databases, in that order.
+    dbs: Vec<TestDb>,
 }
 
 async fn start_system(backend: Backend, nats: &Nats) -> System {
@@ -48,6 +49,9 @@ async fn start_system(backend: Backend, nats: &Nats) -> System {
     let listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0]));
     let mut membership_env = env(&dbs[1]);
     membership_env.push(("SELFHELP_LISTINGS__URL", listings.url()));
+    // Rota reminders four days ahead, looked for every second.
+    membership_env.push(("SELFHELP_ROTA__REMINDER_LEAD_HOURS", "96".to_string()));
+    membership_env.push(("SELFHELP_ROTA__CHECK_INTERVAL_SECS", "1".to_string()));
     let membership = ServiceProcess::spawn("selfhelp-membership", &membership_env);
     let notifications = ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2]));
     wait_serving(listings.addr, "selfhelp.listings.v1.ListingsService").await;
@@ -61,7 +65,7 @@ async fn start_system(backend: Backend, nats: &Nats) -> System {
         listings,
         membership,
         notifications,
-        _dbs: dbs,
+        dbs,
     }
 }
 
@@ -405,6 +409,289 @@ async fn the_first_journey_across_the_real_binaries() {
                 process.terminate(),
                 "{name} did not stop cleanly on SIGTERM"
             );
+        }
+    }
+}
+
+/// Rows of `table` in `db` where `column` holds `person` (or, with `like`, contains it).
+async fn rows_naming(db: &TestDb, table: &str, column: &str, person: &str, like: bool) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let test = if like {
+        format!("{column} LIKE '%\"{person}\"%'")
+    } else {
+        format!("{column} = '{person}'")
+    };
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {test}");
+    let row = conn
+        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let n = row.try_get::<i64>("", "n").unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+/// Waits for a notification of `kind` in `person`'s inbox and returns it.
+async fn notified(
+    notifications: &NotificationsServiceClient<tonic::transport::Channel>,
+    person: &str,
+    kind: npb::NotificationKind,
+) -> npb::Notification {
+    let t = token(person, REGION, &[]);
+    eventually(
+        &format!("{person} to be told {kind:?}"),
+        Duration::from_secs(30),
+        || {
+            let mut n = notifications.clone();
+            let req = with_token(
+                npb::ListNotificationsRequest {
+                    page: None,
+                    unread_only: false,
+                },
+                &t,
+            );
+            async move {
+                n.list_notifications(req)
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .notifications
+                    .into_iter()
+                    .find(|x| x.kind() == kind)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn joining_with_approval_a_rota_and_an_erasure_across_the_real_binaries() {
+    use chrono::Datelike;
+    for backend in backends() {
+        let nats = Nats::start();
+        let mut system = start_system(backend, &nats).await;
+        let mut listings = ListingsServiceClient::new(channel(system.listings.addr).await);
+        let mut membership = MembershipServiceClient::new(channel(system.membership.addr).await);
+        let notifications =
+            NotificationsServiceClient::new(channel(system.notifications.addr).await);
+        let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
+        let operator = token("olu", REGION, &["operator"]);
+
+        // Alice's group asks people to request a place; it meets weekly, the
+        // first meeting two days from now.
+        let mut request = group_request();
+        request.join_policy = lpb::JoinPolicy::Approval.into();
+        let group = listings
+            .create_group(with_token(request, &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = || group.id.clone();
+        listings
+            .submit_group(with_token(
+                lpb::SubmitGroupRequest { group_id: id() },
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let approve = lpb::ReviewGroupRequest {
+            group_id: id(),
+            decision: lpb::ReviewDecision::Approve.into(),
+            note: String::new(),
+        };
+        listings
+            .review_group(with_token(approve, &operator))
+            .await
+            .unwrap();
+        let first = chrono::Utc::now().date_naive() + chrono::Duration::days(2);
+        let weekday = match first.weekday() {
+            chrono::Weekday::Mon => lpb::Weekday::Monday,
+            chrono::Weekday::Tue => lpb::Weekday::Tuesday,
+            chrono::Weekday::Wed => lpb::Weekday::Wednesday,
+            chrono::Weekday::Thu => lpb::Weekday::Thursday,
+            chrono::Weekday::Fri => lpb::Weekday::Friday,
+            chrono::Weekday::Sat => lpb::Weekday::Saturday,
+            chrono::Weekday::Sun => lpb::Weekday::Sunday,
+        };
+        let schedule = lpb::Schedule {
+            frequency: lpb::Frequency::Weekly.into(),
+            weekday: weekday.into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            ..Default::default()
+        };
+        listings
+            .set_schedule(with_token(
+                lpb::SetScheduleRequest {
+                    group_id: id(),
+                    schedule: Some(schedule),
+                },
+                &alice,
+            ))
+            .await
+            .unwrap();
+
+        // Bob asks to join with an answer; Alice is told and approves him.
+        let mut ask = join_request(&group.id);
+        ask.answer = "I lost my brother this spring".into();
+        let asked = membership
+            .join_group(with_token(ask, &bob))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            asked.state(),
+            mpb::MembershipState::Requested,
+            "{backend:?}"
+        );
+        let told = notified(
+            &notifications,
+            "alice",
+            npb::NotificationKind::JoinRequested,
+        )
+        .await;
+        assert!(!told.title.to_lowercase().contains("bereave"));
+        let approved = membership
+            .approve_request(with_token(
+                mpb::DecideRequestRequest {
+                    membership_id: asked.id.clone(),
+                    message: "Welcome, Bob".into(),
+                },
+                &alice,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(approved.state(), mpb::MembershipState::Active);
+        let welcome = notified(
+            &notifications,
+            "bob",
+            npb::NotificationKind::RequestApproved,
+        )
+        .await;
+        assert!(welcome.body.contains("Welcome, Bob"));
+
+        // Alice joins her own group, makes Bob co-organiser and puts him first
+        // on the chair rota: he is reminded of his turn.
+        let alice_m = membership
+            .join_group(with_token(join_request(&group.id), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(alice_m.role(), mpb::GroupRole::Organiser);
+        membership
+            .assign_role(with_token(
+                mpb::AssignRoleRequest {
+                    membership_id: asked.id.clone(),
+                    role: mpb::GroupRole::CoOrganiser.into(),
+                    duties: vec!["chair".into()],
+                },
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let rota = eventually(
+            "membership to know the meetings",
+            Duration::from_secs(20),
+            || {
+                let mut m = membership.clone();
+                let req = with_token(
+                    mpb::SetRotaRequest {
+                        group_id: id(),
+                        duty: "chair".into(),
+                        volunteer_person_ids: vec!["bob".into(), "alice".into()],
+                    },
+                    &alice,
+                );
+                async move {
+                    Some(m.set_rota(req).await.ok()?.into_inner()).filter(|r| !r.turns.is_empty())
+                }
+            },
+        )
+        .await;
+        assert_eq!(rota.turns[0].meeting_key, first.to_string());
+        let reminder = notified(&notifications, "bob", npb::NotificationKind::RotaReminder).await;
+        assert!(reminder.body.contains(&first.to_string()));
+        // Listings learned that Bob co-organises.
+        eventually("listings to list bob", Duration::from_secs(20), || {
+            let mut l = listings.clone();
+            let req = with_token(lpb::GetGroupRequest { group_id: id() }, &alice);
+            async move {
+                let g = l.get_group(req).await.ok()?.into_inner();
+                g.organiser_ids.contains(&"bob".to_string()).then_some(())
+            }
+        })
+        .await;
+
+        // Bob asks to be erased: every service confirms, and none holds him.
+        membership
+            .erase_me(with_token(mpb::EraseMeRequest { confirm: true }, &bob))
+            .await
+            .unwrap();
+        let status = eventually("every service to confirm", Duration::from_secs(30), || {
+            let mut m = membership.clone();
+            let req = with_token(mpb::GetErasureStatusRequest {}, &bob);
+            async move {
+                Some(m.get_erasure_status(req).await.ok()?.into_inner()).filter(|s| s.complete)
+            }
+        })
+        .await;
+        let mut services: Vec<_> = status
+            .confirmations
+            .iter()
+            .map(|c| c.service.as_str())
+            .collect();
+        services.sort();
+        assert_eq!(services, vec!["listings", "membership", "notifications"]);
+        let [ldb, mdb, ndb] = [&system.dbs[0], &system.dbs[1], &system.dbs[2]];
+        for (db, table, column, like) in [
+            (mdb, "membership", "person_id", false),
+            (mdb, "consent", "person_id", false),
+            (mdb, "rota", "volunteers_json", true),
+            (ldb, "organiser_role", "person_id", false),
+            (ldb, "listing_group", "organiser_ids_json", true),
+            (ndb, "notification", "recipient_id", false),
+        ] {
+            assert_eq!(
+                rows_naming(db, table, column, "bob", like).await,
+                0,
+                "{table}.{column} still names bob"
+            );
+        }
+        // The other services' copies of the organiser list follow listings.
+        for db in [mdb, ndb] {
+            eventually(
+                "read models to drop bob",
+                Duration::from_secs(20),
+                || async {
+                    (rows_naming(db, "group_view", "organiser_ids_json", "bob", true).await == 0)
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+        let overdue = membership
+            .list_overdue_erasures(with_token(
+                mpb::ListOverdueErasuresRequest { page: None },
+                &operator,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            overdue.requests.is_empty(),
+            "a complete request is not overdue"
+        );
+
+        for process in [
+            &mut system.listings,
+            &mut system.membership,
+            &mut system.notifications,
+        ] {
+            assert!(process.terminate(), "{} did not stop cleanly", process.name);
         }
     }
 }
