@@ -287,3 +287,222 @@ async fn permission_matrix() {
         e.stop().await;
     }
 }
+
+/// Calls every RPC of the service as `who`, with well-formed requests about the
+/// group `g` and the membership `m`; returns each RPC's status code.
+async fn every_rpc(
+    mc: &mut selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient<
+        tonic::transport::Channel,
+    >,
+    who: Who,
+    g: &str,
+    m: &str,
+) -> Vec<(&'static str, Code)> {
+    let mut out = Vec::new();
+    macro_rules! call {
+        ($name:literal, $method:ident, $req:expr) => {
+            out.push(($name, code(mc.$method(request($req, who)).await)));
+        };
+    }
+    let group = || g.to_string();
+    let membership = || m.to_string();
+    call!("JoinGroup", join_group, join_request(g));
+    call!(
+        "ListMyMemberships",
+        list_my_memberships,
+        pb::ListMyMembershipsRequest { page: None }
+    );
+    let decide = || pb::DecideRequestRequest {
+        membership_id: membership(),
+        message: String::new(),
+    };
+    call!("ApproveRequest", approve_request, decide());
+    call!("DeclineRequest", decline_request, decide());
+    call!(
+        "CreateInvitation",
+        create_invitation,
+        pb::CreateInvitationRequest {
+            group_id: group(),
+            ..Default::default()
+        }
+    );
+    call!(
+        "LeaveGroup",
+        leave_group,
+        pb::LeaveGroupRequest { group_id: group() }
+    );
+    call!(
+        "RemoveMember",
+        remove_member,
+        pb::RemoveMemberRequest {
+            membership_id: membership(),
+            ban: false,
+            message: String::new()
+        }
+    );
+    call!(
+        "AssignRole",
+        assign_role,
+        pb::AssignRoleRequest {
+            membership_id: membership(),
+            role: pb::GroupRole::Member.into(),
+            duties: vec![]
+        }
+    );
+    call!(
+        "ListGroupMembers",
+        list_group_members,
+        pb::ListGroupMembersRequest {
+            group_id: group(),
+            states: vec![],
+            page: None
+        }
+    );
+    call!(
+        "UpdateMyMembership",
+        update_my_membership,
+        pb::UpdateMyMembershipRequest {
+            group_id: group(),
+            display_name: None,
+            hidden: Some(true)
+        }
+    );
+    call!(
+        "GetGroupSettings",
+        get_group_settings,
+        pb::GetGroupSettingsRequest { group_id: group() }
+    );
+    call!(
+        "UpdateGroupSettings",
+        update_group_settings,
+        pb::UpdateGroupSettingsRequest {
+            group_id: group(),
+            member_list_visibility: 0,
+            join_question: String::new()
+        }
+    );
+    call!(
+        "FollowGroup",
+        follow_group,
+        pb::FollowGroupRequest { group_id: group() }
+    );
+    call!(
+        "UnfollowGroup",
+        unfollow_group,
+        pb::FollowGroupRequest { group_id: group() }
+    );
+    call!(
+        "ListMyFollows",
+        list_my_follows,
+        pb::ListMyFollowsRequest { page: None }
+    );
+    call!(
+        "WithdrawConsent",
+        withdraw_consent,
+        pb::WithdrawConsentRequest { group_id: group() }
+    );
+    call!("ExportMyData", export_my_data, pb::ExportMyDataRequest {});
+    call!(
+        "SetRota",
+        set_rota,
+        pb::SetRotaRequest {
+            group_id: group(),
+            duty: "chair".into(),
+            volunteer_person_ids: vec!["pat".into()]
+        }
+    );
+    call!(
+        "GetRota",
+        get_rota,
+        pb::GetRotaRequest {
+            group_id: group(),
+            duty: String::new(),
+            meetings: 0
+        }
+    );
+    call!(
+        "SkipMyTurn",
+        skip_my_turn,
+        pb::SkipMyTurnRequest {
+            group_id: group(),
+            duty: "chair".into(),
+            meeting_key: "2030-01-01".into()
+        }
+    );
+    call!(
+        "SwapTurns",
+        swap_turns,
+        pb::SwapTurnsRequest {
+            group_id: group(),
+            duty: "chair".into(),
+            meeting_key: "2030-01-01".into(),
+            other_meeting_key: "2030-01-08".into()
+        }
+    );
+    call!("EraseMe", erase_me, pb::EraseMeRequest { confirm: true });
+    call!(
+        "GetErasureStatus",
+        get_erasure_status,
+        pb::GetErasureStatusRequest {}
+    );
+    call!(
+        "ListOverdueErasures",
+        list_overdue_erasures,
+        pb::ListOverdueErasuresRequest { page: None }
+    );
+    out
+}
+
+#[tokio::test]
+async fn strangers_and_other_regions_get_nothing_from_any_rpc() {
+    for backend in backends() {
+        let mut e = Env::start(backend).await;
+        let g = e.group("olive", lpb::JoinPolicy::Open, 0).await;
+        let m =
+            e.mc.join_group(with_token(join_request(&g), &token("pat", REGION, &[])))
+                .await
+                .unwrap()
+                .into_inner()
+                .id;
+        let anonymous = every_rpc(&mut e.mc, Who::Anonymous, &g, &m).await;
+        let called: Vec<String> = anonymous.iter().map(|(rpc, _)| rpc.to_string()).collect();
+        assert_eq!(called, rpc_names(), "every RPC of the service is called");
+        for (rpc, got) in anonymous {
+            assert_eq!(
+                got,
+                Code::Unauthenticated,
+                "{backend:?}: {rpc} without a token"
+            );
+        }
+        for (rpc, got) in every_rpc(&mut e.mc, Who::OperatorElsewhere, &g, &m).await {
+            assert_eq!(
+                got,
+                Code::PermissionDenied,
+                "{rpc} by another region's operator"
+            );
+        }
+        // Pat's membership is untouched by all of that.
+        assert_eq!(
+            e.my_membership("pat").await.state(),
+            pb::MembershipState::Active
+        );
+        e.stop().await;
+    }
+}
+
+/// The service's RPCs as its contract declares them.
+fn rpc_names() -> Vec<String> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(selfhelp_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let service = set
+        .file
+        .iter()
+        .flat_map(|f| &f.service)
+        .find(|s| s.name() == "MembershipService")
+        .expect("MembershipService in the descriptor set");
+    service
+        .method
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect()
+}
