@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct CommonConfig {
     /// The region this deployment serves, e.g. `notts`; part of every event subject.
     pub region: String,
+    /// The region's IANA time zone: meeting times are local to it.
+    pub timezone: String,
     pub database: DatabaseConfig,
     pub nats: NatsConfig,
     pub grpc: GrpcConfig,
@@ -24,10 +26,23 @@ pub struct CommonConfig {
     pub consumer: ConsumerConfig,
 }
 
+impl CommonConfig {
+    /// The configured time zone, or a message naming the setting.
+    pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "timezone {:?} is not an IANA time zone such as Europe/London",
+                self.timezone
+            )
+        })
+    }
+}
+
 impl Default for CommonConfig {
     fn default() -> Self {
         Self {
             region: "local".into(),
+            timezone: "Europe/London".into(),
             database: DatabaseConfig::default(),
             nats: NatsConfig::default(),
             grpc: GrpcConfig::default(),

@@ -465,7 +465,8 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
     selfhelp_platform::bus::ensure_stream(&js, stream, Duration::from_secs(3600))
         .await
         .expect("stream");
-    let source = format!("urn:selfhelp:{region}:{}", stream.context);
+    // As the stream's first speaker (its producer; membership for PRIVACY).
+    let source = format!("urn:selfhelp:{region}:{}", stream.speakers[0]);
     let ce_type = stream.ce_type(event);
     let schema = M::full_name();
     let envelope = selfhelp_platform::bus::Envelope {

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
-    /// IANA time zone meetings are held in, e.g. `Europe/London`.
-    pub timezone: String,
     pub freshness: FreshnessConfig,
     pub search: SearchConfig,
 }
@@ -63,22 +61,9 @@ impl Default for Config {
         common.database.url = "sqlite://listings.db?mode=rwc".into();
         Self {
             common,
-            timezone: "Europe/London".into(),
             freshness: FreshnessConfig::default(),
             search: SearchConfig::default(),
         }
-    }
-}
-
-impl Config {
-    /// The configured time zone, or a message naming the setting.
-    pub fn time_zone(&self) -> anyhow::Result<chrono_tz::Tz> {
-        self.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "timezone {:?} is not an IANA time zone such as Europe/London",
-                self.timezone
-            )
-        })
     }
 }
 

@@ -29,7 +29,7 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
-    let tz = config.time_zone()?;
+    let tz = config.common.tz()?;
     let db = service::open_database::<store::Migrator>(&common.database).await?;
     let seeded =
         store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;

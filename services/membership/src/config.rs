@@ -10,8 +10,6 @@ pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
     pub listings: ListingsClientConfig,
-    /// The region's IANA time zone (meeting times), as listings has it.
-    pub timezone: String,
     pub rota: RotaConfig,
     pub privacy: PrivacyConfig,
 }
@@ -56,18 +54,6 @@ impl Default for RotaConfig {
     }
 }
 
-impl Config {
-    /// The configured time zone; an error names the setting.
-    pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
-        self.timezone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "timezone {:?} is not an IANA time zone such as Europe/London",
-                self.timezone
-            )
-        })
-    }
-}
-
 /// Where to ask listings about a group the read model has not seen yet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -94,7 +80,6 @@ impl Default for Config {
         Self {
             common,
             listings: ListingsClientConfig::default(),
-            timezone: "Europe/London".into(),
             rota: RotaConfig::default(),
             privacy: PrivacyConfig::default(),
         }

@@ -57,7 +57,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
                 bus::LISTINGS,
                 Arc::new(events::ListingsGroups {
                     outbox: outbox.clone(),
-                    timezone: config.tz()?,
+                    timezone: common.tz()?,
                 }),
             ),
             (

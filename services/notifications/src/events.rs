@@ -1,5 +1,7 @@
-//! What notifications consumes: MEMBERSHIP events become inbox items. (LISTINGS
-//! feeds the shared `group_view` read model: `selfhelp_platform::group_view`.)
+//! What notifications consumes: MEMBERSHIP events become inbox items and keep
+//! each group's audience (members, followers); LISTINGS events keep the shared
+//! `group_view` read model and tell organisers, members and followers what
+//! changed.
 
 use sea_orm::{DatabaseTransaction, DbErr};
 use selfhelp_platform::bus::IncomingEvent;
@@ -9,8 +11,8 @@ use selfhelp_platform::privacy::Eraser;
 use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
-use crate::domain::messages::{self, Change, Message};
-use crate::store::{erased, notification};
+use crate::domain::messages::{self, Change, GroupNews, MeetingNews, Message};
+use crate::store::{audience, erased, notification};
 
 pub struct MembershipEvents;
 
@@ -92,6 +94,7 @@ impl EventHandler for MembershipEvents {
         txn: &DatabaseTransaction,
         event: &IncomingEvent,
     ) -> Result<(), HandlerError> {
+        update_audience(txn, event).await?;
         let Some(told) = Told::decode(event)? else {
             return Ok(()); // not something anyone is told about
         };
@@ -103,15 +106,175 @@ impl EventHandler for MembershipEvents {
                 told.group_id()
             )));
         };
-        let now = now_ms();
-        for message in told.messages(&group) {
-            // An event about someone erased meanwhile tells them nothing.
-            if erased::contains(txn, &message.recipient_id).await? {
-                continue;
-            }
-            notification::insert(txn, &message, told.group_id(), &event.id, now).await?;
+        deliver(txn, &told.messages(&group), told.group_id(), &event.id).await
+    }
+}
+
+/// Stores `messages` for `event_id`, except for people erased meanwhile: an
+/// event about them tells them nothing.
+async fn deliver(
+    txn: &DatabaseTransaction,
+    messages: &[Message],
+    group_id: &str,
+    event_id: &str,
+) -> Result<(), HandlerError> {
+    let now = now_ms();
+    for message in messages {
+        if erased::contains(txn, &message.recipient_id).await? {
+            continue;
         }
-        Ok(())
+        notification::insert(txn, message, group_id, event_id, now).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the group's audience from membership's events: active members and
+/// followers hear about meeting changes.
+async fn update_audience(
+    txn: &DatabaseTransaction,
+    event: &IncomingEvent,
+) -> Result<(), HandlerError> {
+    let poison = |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
+    match event.ce_type.as_str() {
+        types::MEMBER_JOINED => {
+            let e: ev::MemberJoined = event.decode().map_err(poison)?;
+            audience::set(
+                txn,
+                &e.group_id,
+                &e.person_id,
+                audience::MEMBER,
+                true,
+                e.version,
+            )
+            .await?;
+        }
+        types::FOLLOW_STARTED | types::FOLLOW_STOPPED => {
+            let e: ev::FollowChanged = event.decode().map_err(poison)?;
+            // Follows have no version: their time orders them.
+            let at = e
+                .occurred_at
+                .map(|t| t.seconds * 1_000 + i64::from(t.nanos / 1_000_000));
+            audience::set(
+                txn,
+                &e.group_id,
+                &e.person_id,
+                audience::FOLLOWER,
+                e.following,
+                at.unwrap_or_else(now_ms),
+            )
+            .await?;
+        }
+        // Leaving tells no one, but the person hears no more of the group.
+        t if t == types::MEMBER_LEFT || change_of(t).is_some() => {
+            let e: ev::MembershipChanged = event.decode().map_err(poison)?;
+            let active = match e.state.as_str() {
+                "ACTIVE" => true,
+                "LEFT" | "REMOVED" | "BANNED" | "DECLINED" => false,
+                _ => return Ok(()), // not (yet) a member either way
+            };
+            audience::set(
+                txn,
+                &e.group_id,
+                &e.person_id,
+                audience::MEMBER,
+                active,
+                e.version,
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Consumes LISTINGS: keeps `group_view`, tells organisers about their group and
+/// members and followers about meeting changes.
+pub struct ListingsEvents {
+    /// The region's time zone, for meeting times that come as instants.
+    pub timezone: chrono_tz::Tz,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for ListingsEvents {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        let Some(snapshot) = selfhelp_proto::events::group_snapshot(&event.ce_type, &event.payload)
+            .map_err(HandlerError::Poison)?
+        else {
+            return Ok(()); // topics: nobody is told
+        };
+        group_view::apply(txn, &snapshot, now_ms()).await?;
+        let poison =
+            |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
+        let local = |t: Option<prost_types::Timestamp>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                .map(|d| {
+                    d.with_timezone(&self.timezone)
+                        .format("%a %-d %b %Y, %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        let news = match event.ce_type.as_str() {
+            types::GROUP_PUBLISHED => Some(GroupNews::Listed),
+            types::GROUP_REJECTED => {
+                let e: ev::GroupRejected = event.decode().map_err(poison)?;
+                Some(GroupNews::Rejected { note: e.note })
+            }
+            types::GROUP_SUSPENDED => {
+                let e: ev::GroupStatusChanged = event.decode().map_err(poison)?;
+                Some(GroupNews::Suspended { reason: e.reason })
+            }
+            types::GROUP_REVIEW_DUE => Some(GroupNews::ReviewDue),
+            _ => None,
+        };
+        let meeting = match event.ce_type.as_str() {
+            types::SCHEDULE_CHANGED => {
+                let e: ev::ScheduleChanged = event.decode().map_err(poison)?;
+                Some(MeetingNews::ScheduleChanged {
+                    description: if e.rrule.is_empty() {
+                        String::new()
+                    } else {
+                        e.description
+                    },
+                })
+            }
+            types::OCCURRENCE_CANCELLED => {
+                let e: ev::OccurrenceCancelled = event.decode().map_err(poison)?;
+                Some(MeetingNews::Cancelled {
+                    date: e.date,
+                    note: e.note,
+                })
+            }
+            types::OCCURRENCE_MOVED => {
+                let e: ev::OccurrenceMoved = event.decode().map_err(poison)?;
+                Some(MeetingNews::Moved {
+                    from: e.original_date,
+                    to: local(e.new_starts_at),
+                    note: e.note,
+                })
+            }
+            types::OCCURRENCE_ADDED => {
+                let e: ev::OccurrenceAdded = event.decode().map_err(poison)?;
+                Some(MeetingNews::Added {
+                    when: local(e.starts_at),
+                    note: e.note,
+                })
+            }
+            _ => None,
+        };
+        let messages = match (news, meeting) {
+            (Some(news), _) => messages::group_news(&news, &snapshot.name, &snapshot.organiser_ids),
+            (_, Some(meeting)) => {
+                let people = audience::of_group(txn, &snapshot.group_id).await?;
+                messages::meeting_changed(&meeting, &snapshot.name, &people)
+            }
+            _ => return Ok(()),
+        };
+        deliver(txn, &messages, &snapshot.group_id, &event.id).await
     }
 }
 
@@ -123,6 +286,7 @@ pub struct NotificationsEraser;
 impl Eraser for NotificationsEraser {
     async fn erase(&self, txn: &DatabaseTransaction, person: &str) -> Result<(), DbErr> {
         notification::delete_for(txn, person).await?;
+        audience::delete_for(txn, person).await?;
         erased::mark(txn, person, now_ms()).await
     }
 }

@@ -1,6 +1,7 @@
-//! The NotificationsService RPCs: a person's own inbox only.
+//! The NotificationsService RPCs: a person's own inbox only, listed or live.
 
 use sea_orm::DatabaseConnection;
+use selfhelp_platform::Shutdown;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::grpc::require_caller;
 use selfhelp_platform::time::{now_ms, to_timestamp};
@@ -8,20 +9,35 @@ use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsService;
+use serde_json::json;
+use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::domain::messages::Kind;
 use crate::error::NotificationsError;
-use crate::store::notification;
+use crate::store::{audience, notification};
 
 pub struct NotificationsApi {
     db: DatabaseConnection,
     region: String,
+    /// Ends live streams when the service stops.
+    shutdown: Shutdown,
 }
 
+/// How often a live stream looks for new notifications. Any replica may have
+/// stored them (consumers are shared), so each stream asks the database.
+const WATCH_POLL: Duration = Duration::from_millis(500);
+/// Notifications sent per look; the next look sends the rest.
+const WATCH_BATCH: u64 = 100;
+
 impl NotificationsApi {
-    pub fn new(db: DatabaseConnection, region: String) -> Self {
-        Self { db, region }
+    pub fn new(db: DatabaseConnection, region: String, shutdown: Shutdown) -> Self {
+        Self {
+            db,
+            region,
+            shutdown,
+        }
     }
 
     fn check_region(&self, caller: &Caller) -> Result<(), NotificationsError> {
@@ -130,6 +146,99 @@ impl NotificationsService for NotificationsApi {
             unread_count: unread as i64,
         }))
     }
+
+    type WatchNotificationsStream = ReceiverStream<Result<pb::Notification, Status>>;
+
+    async fn watch_notifications(
+        &self,
+        request: Request<pb::WatchNotificationsRequest>,
+    ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
+        let caller = require_caller(&request)?;
+        self.check_region(&caller)?;
+        let after = request.into_inner().after_id;
+        let mut v = Violations::new();
+        let resume = (!after.is_empty())
+            .then(|| v.uuid("after_id", &after))
+            .flatten()
+            .map(|u| u.to_string());
+        v.into_result().map_err(NotificationsError::from)?;
+        // Without a resume point, only what arrives from now on.
+        let mut cursor = match resume {
+            Some(id) => Some(id),
+            None => notification::newest_id(&self.db, &caller.person_id)
+                .await
+                .map_err(NotificationsError::from)?,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
+        let (db, shutdown, person) = (self.db.clone(), self.shutdown.clone(), caller.person_id);
+        tokio::spawn(async move {
+            loop {
+                match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
+                    Ok(rows) => {
+                        for n in rows {
+                            cursor = Some(n.id.clone());
+                            if tx.send(Ok(to_wire(&n))).await.is_err() {
+                                return; // the client went away
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watching notifications failed");
+                        let _ = tx.send(Err(NotificationsError::from(e).into())).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn export_my_data(
+        &self,
+        request: Request<pb::ExportMyDataRequest>,
+    ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
+        let caller = require_caller(&request)?;
+        self.check_region(&caller)?;
+        let person = caller.person_id.as_str();
+        let rfc3339 = |ms: i64| to_timestamp(ms).to_string();
+        let inbox: Vec<_> = notification::all_for(&self.db, person)
+            .await
+            .map_err(NotificationsError::from)?
+            .into_iter()
+            .map(|n| {
+                json!({
+                    "id": n.id,
+                    "kind": n.kind,
+                    "title": n.title,
+                    "body": n.body,
+                    "group_id": n.group_id,
+                    "created_at": rfc3339(n.created_at_ms),
+                    "read_at": n.read_at_ms.map(rfc3339),
+                })
+            })
+            .collect();
+        let updates: Vec<_> = audience::of_person(&self.db, person)
+            .await
+            .map_err(NotificationsError::from)?
+            .into_iter()
+            .map(|a| json!({"group_id": a.group_id, "as": a.relation.to_lowercase()}))
+            .collect();
+        let doc = json!({
+            "service": "notifications",
+            "person_id": person,
+            "exported_at": rfc3339(now_ms()),
+            "notifications": inbox,
+            "group_updates": updates,
+        });
+        Ok(Response::new(pb::ExportMyDataResponse {
+            json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),
+        }))
+    }
 }
 
 fn to_wire(n: &notification::Model) -> pb::Notification {
@@ -145,6 +254,11 @@ fn to_wire(n: &notification::Model) -> pb::Notification {
         Some(Kind::Removed) => pb::NotificationKind::Removed,
         Some(Kind::GroupClosed) => pb::NotificationKind::GroupClosed,
         Some(Kind::RotaReminder) => pb::NotificationKind::RotaReminder,
+        Some(Kind::GroupListed) => pb::NotificationKind::GroupListed,
+        Some(Kind::GroupRejected) => pb::NotificationKind::GroupRejected,
+        Some(Kind::GroupSuspended) => pb::NotificationKind::GroupSuspended,
+        Some(Kind::ReviewDue) => pb::NotificationKind::ReviewDue,
+        Some(Kind::MeetingChanged) => pb::NotificationKind::MeetingChanged,
         None => pb::NotificationKind::Unspecified,
     };
     pb::Notification {

@@ -11,7 +11,6 @@ pub mod store;
 use std::sync::Arc;
 
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::group_view::GroupViewUpdater;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
@@ -33,7 +32,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let outbox = Outbox::new(&common.region, "notifications");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::NotificationsApi::new(db.clone(), common.region.clone());
+    let api = grpc::NotificationsApi::new(db.clone(), common.region.clone(), shutdown.clone());
     parts.add_service(
         NotificationsServiceServer::new(api)
             .max_decoding_message_size(common.grpc.max_message_bytes),
@@ -46,7 +45,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         // Only erasure confirmations.
         produces: vec![bus::PRIVACY],
         consumes: vec![
-            (bus::LISTINGS, Arc::new(GroupViewUpdater)),
+            (
+                bus::LISTINGS,
+                Arc::new(events::ListingsEvents {
+                    timezone: common.tz()?,
+                }),
+            ),
             (bus::MEMBERSHIP, Arc::new(events::MembershipEvents)),
             (
                 bus::PRIVACY,

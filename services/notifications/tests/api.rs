@@ -26,8 +26,11 @@ async fn start(db: &TestDb, nats: &Nats) -> RunningService {
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
 
-async fn group_published(nats: &Nats, group_id: &str, name: &str, organisers: &[&str]) {
-    let msg = ev::GroupPublished {
+/// Listings' word about a group, as an update: it feeds the read model and tells
+/// no one anything (publishing would tell the organisers).
+async fn group_known(nats: &Nats, group_id: &str, name: &str, organisers: &[&str]) {
+    let msg = ev::GroupUpdated {
+        changed_fields: vec![],
         group: Some(ev::GroupSnapshot {
             group_id: group_id.into(),
             region: REGION.into(),
@@ -46,7 +49,7 @@ async fn group_published(nats: &Nats, group_id: &str, name: &str, organisers: &[
         &nats.url(),
         LISTINGS,
         REGION,
-        "group.published",
+        "group.updated",
         group_id,
         &msg,
         &id,
@@ -107,7 +110,7 @@ async fn a_join_tells_organiser_and_member_once_even_when_redelivered() {
         let ce_id = uuid::Uuid::now_v7().to_string();
         member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-1")).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        group_published(&nats, &group, "Diabetes support Nottingham", &["alice"]).await;
+        group_known(&nats, &group, "Diabetes support Nottingham", &["alice"]).await;
         // The same event again, past JetStream's de-duplication window.
         member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-2")).await;
 
@@ -198,7 +201,7 @@ async fn inbox_scenario(db: &TestDb, nats: &Nats) {
     let mut groups = Vec::new();
     for i in 0..3 {
         let g = uuid::Uuid::now_v7().to_string();
-        group_published(nats, &g, &format!("Group {i}"), &["alice"]).await;
+        group_known(nats, &g, &format!("Group {i}"), &["alice"]).await;
         groups.push(g);
     }
     // Groups known first, so the joins are handled in the order they happen.
@@ -303,7 +306,7 @@ async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
     let svc = start(&db, &nats).await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let group = uuid::Uuid::now_v7().to_string();
-    group_published(&nats, &group, "Walk and talk", &["alice"]).await;
+    group_known(&nats, &group, "Walk and talk", &["alice"]).await;
 
     nats.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -344,4 +347,323 @@ async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
     wait_consumer_caught_up(&nats.url(), "MEMBERSHIP", &durable).await;
     assert_eq!(inbox(&mut client, "alice").await.notifications.len(), 2);
     assert_eq!(inbox(&mut client, "bob").await.notifications.len(), 1);
+}
+
+/// Publishes `msg` as `event` on `stream`, with fresh ids.
+async fn publish<M: prost::Message + prost::Name>(
+    nats: &Nats,
+    stream: selfhelp_platform::bus::StreamSpec,
+    event: &str,
+    aggregate: &str,
+    msg: &M,
+) {
+    let id = uuid::Uuid::now_v7().to_string();
+    publish_event(&nats.url(), stream, REGION, event, aggregate, msg, &id, &id).await;
+}
+
+fn snapshot(group_id: &str, organisers: &[&str], version: i64) -> Option<ev::GroupSnapshot> {
+    Some(ev::GroupSnapshot {
+        group_id: group_id.into(),
+        region: REGION.into(),
+        name: "Grief café Beeston".into(),
+        status: "PUBLISHED".into(),
+        join_policy: "OPEN".into(),
+        organiser_ids: organisers.iter().map(|s| s.to_string()).collect(),
+        topics: vec!["bereavement".into()],
+        version,
+        capacity: 0,
+    })
+}
+
+fn changed(group_id: &str, person: &str, state: &str, version: i64) -> ev::MembershipChanged {
+    ev::MembershipChanged {
+        membership_id: format!("m-{person}"),
+        group_id: group_id.into(),
+        person_id: person.into(),
+        state: state.into(),
+        version,
+        ..Default::default()
+    }
+}
+
+/// Waits until every published event has been handled by both consumers.
+async fn settle(nats: &Nats) {
+    for (stream, durable) in [("LISTINGS", "listings"), ("MEMBERSHIP", "membership")] {
+        wait_consumer_caught_up(
+            &nats.url(),
+            stream,
+            &format!("notifications-{REGION}-{durable}"),
+        )
+        .await;
+    }
+}
+
+fn kinds(inbox: &pb::ListNotificationsResponse) -> Vec<pb::NotificationKind> {
+    inbox.notifications.iter().map(|n| n.kind()).collect()
+}
+
+#[tokio::test]
+async fn organisers_hear_about_their_listing_and_members_and_followers_about_meetings() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let g = uuid::Uuid::now_v7().to_string();
+
+        let published = ev::GroupPublished {
+            group: snapshot(&g, &["olive"], 3),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "group.published", &g, &published).await;
+        // Bob is a member, Zoe follows, Carol joined and left, Dan only asked.
+        let joined = |person: &str| ev::MemberJoined {
+            membership_id: format!("m-{person}"),
+            group_id: g.clone(),
+            person_id: person.into(),
+            version: 1,
+            occurred_at: None,
+        };
+        publish(&nats, MEMBERSHIP, "member.joined", "m-bob", &joined("bob")).await;
+        publish(
+            &nats,
+            MEMBERSHIP,
+            "member.joined",
+            "m-carol",
+            &joined("carol"),
+        )
+        .await;
+        publish(
+            &nats,
+            MEMBERSHIP,
+            "member.left",
+            "m-carol",
+            &changed(&g, "carol", "LEFT", 2),
+        )
+        .await;
+        publish(
+            &nats,
+            MEMBERSHIP,
+            "member.requested",
+            "m-dan",
+            &changed(&g, "dan", "REQUESTED", 1),
+        )
+        .await;
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: "zoe".into(),
+            following: true,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_790_000_000,
+                nanos: 0,
+            }),
+        };
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+        settle(&nats).await;
+
+        let cancelled = ev::OccurrenceCancelled {
+            group: snapshot(&g, &["olive"], 4),
+            date: "2026-12-09".into(),
+            note: "The hall is closed.".into(),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+        let moved = ev::OccurrenceMoved {
+            group: snapshot(&g, &["olive"], 5),
+            original_date: "2026-12-16".into(),
+            // 2026-12-17 18:00 UTC is 18:00 in London in winter.
+            new_starts_at: Some(prost_types::Timestamp {
+                seconds: 1_797_530_400,
+                nanos: 0,
+            }),
+            new_ends_at: None,
+            note: String::new(),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "occurrence.moved", &g, &moved).await;
+        let rejected = ev::GroupRejected {
+            group: snapshot(&g, &["olive"], 6),
+            note: "Please add a contact".into(),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "group.rejected", &g, &rejected).await;
+        settle(&nats).await;
+
+        use pb::NotificationKind::{GroupListed, GroupRejected, MeetingChanged, Welcome};
+        let bob = inbox(&mut client, "bob").await;
+        assert_eq!(
+            kinds(&bob),
+            vec![MeetingChanged, MeetingChanged, Welcome],
+            "{backend:?}"
+        );
+        assert!(
+            bob.notifications[1]
+                .body
+                .contains("2026-12-09 is cancelled. The hall is closed.")
+        );
+        assert!(
+            bob.notifications[0]
+                .body
+                .contains("moved to Thu 17 Dec 2026, 18:00"),
+            "{}",
+            bob.notifications[0].body
+        );
+        assert!(bob.notifications.iter().all(|n| !n.title.contains("Grief")));
+        let zoe = inbox(&mut client, "zoe").await;
+        assert_eq!(
+            kinds(&zoe),
+            vec![MeetingChanged, MeetingChanged],
+            "followers hear too"
+        );
+        let carol = inbox(&mut client, "carol").await;
+        assert!(
+            !kinds(&carol).contains(&MeetingChanged),
+            "carol left before the change"
+        );
+        assert!(inbox(&mut client, "dan").await.notifications.is_empty());
+        let olive = inbox(&mut client, "olive").await;
+        assert!(kinds(&olive).starts_with(&[GroupRejected]));
+        assert!(kinds(&olive).contains(&GroupListed));
+        assert!(olive.notifications[0].body.contains("Please add a contact"));
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn watching_delivers_live_and_resumes_after_a_reconnect() {
+    use futures::StreamExt;
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let g = uuid::Uuid::now_v7().to_string();
+        group_known(&nats, &g, "Men's shed", &["olive"]).await;
+        let bob = token("bob", REGION, &[]);
+        let watch = |after: &str| {
+            with_token(
+                pb::WatchNotificationsRequest {
+                    after_id: after.into(),
+                },
+                &bob,
+            )
+        };
+        let bad = client
+            .watch_notifications(watch("not-an-id"))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&bad), vec!["after_id"]);
+        let mut live = client
+            .watch_notifications(watch(""))
+            .await
+            .unwrap()
+            .into_inner();
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, "bob", &ce, &ce).await;
+        let first = tokio::time::timeout(Duration::from_secs(20), live.next())
+            .await
+            .expect("a live notification")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.kind(), pb::NotificationKind::Welcome, "{backend:?}");
+        drop(live);
+
+        // While Bob is away, a meeting changes; reconnecting after the one he has
+        // brings it first.
+        let cancelled = ev::OccurrenceCancelled {
+            group: snapshot(&g, &["olive"], 9),
+            date: "2026-12-09".into(),
+            note: String::new(),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+        settle(&nats).await;
+        let mut again = client
+            .watch_notifications(watch(&first.id))
+            .await
+            .unwrap()
+            .into_inner();
+        let missed = tokio::time::timeout(Duration::from_secs(20), again.next())
+            .await
+            .expect("the missed notification")
+            .unwrap()
+            .unwrap();
+        assert_eq!(missed.kind(), pb::NotificationKind::MeetingChanged);
+        let anon = client
+            .watch_notifications(pb::WatchNotificationsRequest {
+                after_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(anon.code(), Code::Unauthenticated);
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
+        let g = uuid::Uuid::now_v7().to_string();
+        group_known(&nats, &g, "Men's shed", &["olive"]).await;
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, "bob", &ce, &ce).await;
+        settle(&nats).await;
+        let export = client
+            .export_my_data(with_token(
+                pb::ExportMyDataRequest {},
+                &token("bob", REGION, &[]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
+        assert_eq!(
+            doc["notifications"].as_array().unwrap().len(),
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(doc["group_updates"][0]["group_id"], g.as_str());
+
+        let request = ev::ErasureRequested {
+            request_id: "r-1".into(),
+            person_id: "bob".into(),
+            requested_at: None,
+        };
+        publish(
+            &nats,
+            selfhelp_platform::bus::PRIVACY,
+            "erasure.requested",
+            "r-1",
+            &request,
+        )
+        .await;
+        let done = outside
+            .expect(&format!("selfhelp.{REGION}.privacy.erasure.completed"))
+            .await;
+        let done: ev::ErasureCompleted = prost::Message::decode(done.payload.clone()).unwrap();
+        assert_eq!(
+            (done.request_id.as_str(), done.service.as_str()),
+            ("r-1", "notifications")
+        );
+        assert!(inbox(&mut client, "bob").await.notifications.is_empty());
+
+        // An event about Bob still in flight brings nothing back.
+        let cancelled = ev::OccurrenceCancelled {
+            group: snapshot(&g, &["olive"], 9),
+            date: "2026-12-09".into(),
+            note: String::new(),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+        let late = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, "bob", &late, &late).await;
+        settle(&nats).await;
+        assert!(inbox(&mut client, "bob").await.notifications.is_empty());
+        svc.stop().await.unwrap();
+    }
 }

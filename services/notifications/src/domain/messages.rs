@@ -15,9 +15,14 @@ pub enum Kind {
     Removed,
     GroupClosed,
     RotaReminder,
+    GroupListed,
+    GroupRejected,
+    GroupSuspended,
+    ReviewDue,
+    MeetingChanged,
 }
 
-const ALL_KINDS: [Kind; 11] = [
+const ALL_KINDS: [Kind; 16] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -29,6 +34,11 @@ const ALL_KINDS: [Kind; 11] = [
     Kind::Removed,
     Kind::GroupClosed,
     Kind::RotaReminder,
+    Kind::GroupListed,
+    Kind::GroupRejected,
+    Kind::GroupSuspended,
+    Kind::ReviewDue,
+    Kind::MeetingChanged,
 ];
 
 impl Kind {
@@ -45,6 +55,11 @@ impl Kind {
             Kind::Removed => "REMOVED",
             Kind::GroupClosed => "GROUP_CLOSED",
             Kind::RotaReminder => "ROTA_REMINDER",
+            Kind::GroupListed => "GROUP_LISTED",
+            Kind::GroupRejected => "GROUP_REJECTED",
+            Kind::GroupSuspended => "GROUP_SUSPENDED",
+            Kind::ReviewDue => "REVIEW_DUE",
+            Kind::MeetingChanged => "MEETING_CHANGED",
         }
     }
 
@@ -194,6 +209,123 @@ pub fn duty_due(person: &str, duty: &str, group_name: &str, meeting_key: &str) -
         title: "Your turn on the rota is coming up".into(),
         body: format!("You are down as {duty} at the {group_name} meeting on {day}."),
     }
+}
+
+/// What listings tells organisers about their group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupNews {
+    Listed,
+    Rejected { note: String },
+    Suspended { reason: String },
+    ReviewDue,
+}
+
+/// The message each organiser gets for `news` about `group_name`.
+pub fn group_news(news: &GroupNews, group_name: &str, organisers: &[String]) -> Vec<Message> {
+    let (kind, title, body) = match news {
+        GroupNews::Listed => (
+            Kind::GroupListed,
+            "Your group is now listed",
+            format!("{group_name} is published in the directory: people can find it and join."),
+        ),
+        GroupNews::Rejected { note } => (
+            Kind::GroupRejected,
+            "Your listing needs changes",
+            format!(
+                "{group_name} was not published yet. The reviewer wrote: {}",
+                note.trim()
+            ),
+        ),
+        GroupNews::Suspended { reason } => (
+            Kind::GroupSuspended,
+            "Your listing has been paused",
+            format!(
+                "{group_name} is hidden from the directory for now. The reason given: {}",
+                reason.trim()
+            ),
+        ),
+        GroupNews::ReviewDue => (
+            Kind::ReviewDue,
+            "Please check your group's details",
+            format!(
+                "The details of {group_name} have not been confirmed for a while. Please check them and confirm they are right."
+            ),
+        ),
+    };
+    organisers
+        .iter()
+        .filter(|o| !o.is_empty())
+        .map(|o| Message {
+            recipient_id: o.clone(),
+            kind,
+            title: title.into(),
+            body: body.clone(),
+        })
+        .collect()
+}
+
+/// A change to a group's meetings, as people are told it (times already local).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeetingNews {
+    /// The regular schedule, described ("Every Wednesday, 7:00pm–9:00pm"); empty
+    /// when there are no regular meetings any more.
+    ScheduleChanged {
+        description: String,
+    },
+    Cancelled {
+        date: String,
+        note: String,
+    },
+    Moved {
+        from: String,
+        to: String,
+        note: String,
+    },
+    Added {
+        when: String,
+        note: String,
+    },
+}
+
+/// The message every member and follower of the group gets for `news`. Always
+/// sent: people may travel to a meeting that no longer happens.
+pub fn meeting_changed(news: &MeetingNews, group_name: &str, audience: &[String]) -> Vec<Message> {
+    let with_note = |body: String, note: &str| {
+        if note.trim().is_empty() {
+            body
+        } else {
+            format!("{body} {}", note.trim())
+        }
+    };
+    let body = match news {
+        MeetingNews::ScheduleChanged { description } if description.is_empty() => {
+            format!("{group_name} no longer has regular meetings.")
+        }
+        MeetingNews::ScheduleChanged { description } => {
+            format!("{group_name} now meets: {description}.")
+        }
+        MeetingNews::Cancelled { date, note } => with_note(
+            format!("The {group_name} meeting on {date} is cancelled."),
+            note,
+        ),
+        MeetingNews::Moved { from, to, note } => with_note(
+            format!("The {group_name} meeting on {from} has moved to {to}."),
+            note,
+        ),
+        MeetingNews::Added { when, note } => with_note(
+            format!("{group_name} has an extra meeting on {when}."),
+            note,
+        ),
+    };
+    audience
+        .iter()
+        .map(|person| Message {
+            recipient_id: person.clone(),
+            kind: Kind::MeetingChanged,
+            title: "A meeting has changed".into(),
+            body: body.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
         all.extend(selfhelp_platform::migrations::group_view_migrations());
         all.push(Box::new(CreateNotifications));
         all.push(Box::new(ErasedSubjects));
+        all.push(Box::new(Audiences));
         all
     }
 }
@@ -127,6 +128,58 @@ impl MigrationTrait for ErasedSubjects {
                         .big_integer()
                         .not_null(),
                 )
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Members and followers of each group, for meeting changes.
+struct Audiences;
+
+impl MigrationName for Audiences {
+    fn name(&self) -> &str {
+        "m0102_notifications_audiences"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Audience {
+    Table,
+    GroupId,
+    PersonId,
+    Relation,
+    Active,
+    Version,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Audiences {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Audience::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(Audience::GroupId).string().not_null())
+                .col(ColumnDef::new(Audience::PersonId).string().not_null())
+                .col(ColumnDef::new(Audience::Relation).string().not_null())
+                .col(ColumnDef::new(Audience::Active).boolean().not_null())
+                .col(ColumnDef::new(Audience::Version).big_integer().not_null())
+                .primary_key(
+                    Index::create()
+                        .col(Audience::GroupId)
+                        .col(Audience::PersonId)
+                        .col(Audience::Relation),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_audience_person")
+                .table(Audience::Table)
+                .col(Audience::PersonId)
+                .if_not_exists()
                 .to_owned(),
         )
         .await

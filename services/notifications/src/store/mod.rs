@@ -1,5 +1,6 @@
 //! Notifications tables and queries.
 
+pub mod audience;
 pub mod erased;
 mod migrations;
 pub mod notification;

@@ -117,3 +117,39 @@ pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<u6
         .await?
         .rows_affected)
 }
+
+/// The recipient's notifications after `after_id` (all when `None`), oldest first.
+pub async fn after<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    after_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Entity::find().filter(Column::RecipientId.eq(recipient));
+    if let Some(after) = after_id {
+        query = query.filter(Column::Id.gt(after));
+    }
+    query.order_by_asc(Column::Id).limit(limit).all(conn).await
+}
+
+/// The id of the recipient's newest notification.
+pub async fn newest_id<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(Entity::find()
+        .filter(Column::RecipientId.eq(recipient))
+        .order_by_desc(Column::Id)
+        .one(conn)
+        .await?
+        .map(|n| n.id))
+}
+
+/// Every notification of the recipient, oldest first (for their data export).
+pub async fn all_for<C: ConnectionTrait>(conn: &C, recipient: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::RecipientId.eq(recipient))
+        .order_by_asc(Column::Id)
+        .all(conn)
+        .await
+}

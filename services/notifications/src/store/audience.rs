@@ -1,0 +1,99 @@
+//! `audience`: who hears about a group's meetings — its active members and its
+//! followers — learned from membership's events. Versioned per person and
+//! relation, so a late event cannot undo a newer one.
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "audience")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub group_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub person_id: String,
+    /// `MEMBER` or `FOLLOWER`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub relation: String,
+    pub active: bool,
+    pub version: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+pub const MEMBER: &str = "MEMBER";
+pub const FOLLOWER: &str = "FOLLOWER";
+
+/// Records that `person` is (or no longer is) in the group's audience as
+/// `relation`, unless a newer change is held.
+pub async fn set<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    person_id: &str,
+    relation: &str,
+    active: bool,
+    version: i64,
+) -> Result<(), DbErr> {
+    let held = Entity::find_by_id((
+        group_id.to_string(),
+        person_id.to_string(),
+        relation.to_string(),
+    ))
+    .one(conn)
+    .await?;
+    if held.is_some_and(|h| h.version >= version) {
+        return Ok(());
+    }
+    let row = ActiveModel {
+        group_id: Set(group_id.to_string()),
+        person_id: Set(person_id.to_string()),
+        relation: Set(relation.to_string()),
+        active: Set(active),
+        version: Set(version),
+    };
+    Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([Column::GroupId, Column::PersonId, Column::Relation])
+                .update_columns([Column::Active, Column::Version])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Everyone who hears about the group's meetings, each once.
+pub async fn of_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::PersonId)
+        .distinct()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::Active.eq(true))
+        .order_by_asc(Column::PersonId)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
+/// The groups a person hears about, for their data export.
+pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::PersonId.eq(person))
+        .filter(Column::Active.eq(true))
+        .order_by_asc(Column::GroupId)
+        .all(conn)
+        .await
+}
+
+pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::PersonId.eq(person))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
