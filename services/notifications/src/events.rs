@@ -118,13 +118,14 @@ async fn deliver(
     group_id: &str,
     event_id: &str,
 ) -> Result<(), HandlerError> {
-    let now = now_ms();
-    for message in messages {
-        if erased::contains(txn, &message.recipient_id).await? {
-            continue;
-        }
-        notification::insert(txn, message, group_id, event_id, now).await?;
-    }
+    let people: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
+    let erased = erased::among(txn, &people).await?;
+    let keep: Vec<Message> = messages
+        .iter()
+        .filter(|m| !erased.contains(&m.recipient_id))
+        .cloned()
+        .collect();
+    notification::insert_all(txn, &keep, group_id, event_id, now_ms()).await?;
     Ok(())
 }
 

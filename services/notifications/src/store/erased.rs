@@ -35,9 +35,20 @@ pub async fn mark<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Resul
     Ok(())
 }
 
-pub async fn contains<C: ConnectionTrait>(conn: &C, person: &str) -> Result<bool, DbErr> {
-    Ok(Entity::find_by_id(subject_key(person))
-        .one(conn)
-        .await?
-        .is_some())
+/// Which of `people` were erased (one query per few hundred people).
+pub async fn among<C: ConnectionTrait>(
+    conn: &C,
+    people: &[&str],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let mut erased = std::collections::HashSet::new();
+    for chunk in people.chunks(500) {
+        let keys: std::collections::HashMap<String, &str> =
+            chunk.iter().map(|p| (subject_key(p), *p)).collect();
+        let found = Entity::find()
+            .filter(Column::SubjectKey.is_in(keys.keys().cloned()))
+            .all(conn)
+            .await?;
+        erased.extend(found.iter().map(|f| keys[&f.subject_key].to_string()));
+    }
+    Ok(erased)
 }

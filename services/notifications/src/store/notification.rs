@@ -26,30 +26,35 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Stores `message` for `event_id`; a second call for the same event, recipient
-/// and kind does nothing.
-pub async fn insert<C: ConnectionTrait>(
+/// Rows per INSERT: well inside SQLite's and PostgreSQL's bind-parameter limits.
+const CHUNK: usize = 500;
+
+/// Stores `messages` for `event_id`, a few hundred rows per statement; a message
+/// already stored for the same event, recipient and kind is skipped (redelivery).
+pub async fn insert_all<C: ConnectionTrait>(
     conn: &C,
-    message: &Message,
+    messages: &[Message],
     group_id: &str,
     event_id: &str,
     now: i64,
 ) -> Result<(), DbErr> {
-    let row = ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        recipient_id: Set(message.recipient_id.clone()),
-        kind: Set(message.kind.as_str().to_string()),
-        title: Set(message.title.clone()),
-        body: Set(message.body.clone()),
-        group_id: Set(group_id.to_string()),
-        event_id: Set(event_id.to_string()),
-        created_at_ms: Set(now),
-        read_at_ms: Set(None),
-    };
-    Entity::insert(row)
-        .on_conflict_do_nothing_on([Column::EventId, Column::RecipientId, Column::Kind])
-        .exec_without_returning(conn)
-        .await?;
+    for chunk in messages.chunks(CHUNK) {
+        let rows = chunk.iter().map(|message| ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            recipient_id: Set(message.recipient_id.clone()),
+            kind: Set(message.kind.as_str().to_string()),
+            title: Set(message.title.clone()),
+            body: Set(message.body.clone()),
+            group_id: Set(group_id.to_string()),
+            event_id: Set(event_id.to_string()),
+            created_at_ms: Set(now),
+            read_at_ms: Set(None),
+        });
+        Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([Column::EventId, Column::RecipientId, Column::Kind])
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,148 @@
+//! Fan-out benchmark: a group with 10,000 followers has a meeting cancelled; how
+//! long from publishing listings' event on NATS until every follower's inbox holds
+//! the notification — through the real service (consumer, inbox table, batched
+//! delivery) on a real nats-server and database. Side by side, the baseline: the
+//! same number of inbox rows written straight into the same database in one
+//! transaction, with nothing else (the floor any design pays). Prints both and
+//! the ratio, on SQLite and, when `TEST_DATABASE_URL` is set, PostgreSQL.
+//!
+//! `cargo bench -p selfhelp-notifications --bench fanout` (add `-- 2000` for fewer followers).
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
+use selfhelp_notifications::domain::messages::{Kind, Message};
+use selfhelp_notifications::store::{audience, notification};
+use selfhelp_notifications::{Config, SERVICE_NAME, run};
+use selfhelp_platform::bus::LISTINGS;
+use selfhelp_proto::events::v1 as ev;
+use selfhelp_testkit::{Nats, RunningService, TestDb, backends, publish_event};
+
+const REGION: &str = "bench";
+
+fn snapshot(group_id: &str, version: i64) -> Option<ev::GroupSnapshot> {
+    Some(ev::GroupSnapshot {
+        group_id: group_id.into(),
+        region: REGION.into(),
+        name: "Walk and talk".into(),
+        status: "PUBLISHED".into(),
+        join_policy: "OPEN".into(),
+        organiser_ids: vec!["olive".into()],
+        topics: vec![],
+        version,
+        capacity: 0,
+    })
+}
+
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let followers: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    for backend in backends() {
+        let nats = Nats::start();
+        let tdb = TestDb::new(backend).await;
+        let config = Config {
+            common: selfhelp_testkit::common_config(&tdb.url, &nats.url(), REGION),
+        };
+        let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+        let db = Database::connect(&tdb.url).await.unwrap();
+        let group = uuid::Uuid::now_v7().to_string();
+
+        // The group, then its followers (written directly: seeding is not measured).
+        let id = uuid::Uuid::now_v7().to_string();
+        let known = ev::GroupUpdated {
+            group: snapshot(&group, 1),
+            changed_fields: vec![],
+            occurred_at: None,
+        };
+        publish_event(
+            &nats.url(),
+            LISTINGS,
+            REGION,
+            "group.updated",
+            &group,
+            &known,
+            &id,
+            &id,
+        )
+        .await;
+        let txn = db.begin().await.unwrap();
+        for i in 0..followers {
+            let person = format!("follower-{i:05}");
+            audience::set(&txn, &group, &person, audience::FOLLOWER, true, 1)
+                .await
+                .unwrap();
+        }
+        txn.commit().await.unwrap();
+
+        // Fan-out through the service.
+        let id = uuid::Uuid::now_v7().to_string();
+        let cancelled = ev::OccurrenceCancelled {
+            group: snapshot(&group, 2),
+            date: "2026-12-09".into(),
+            note: "The hall is closed.".into(),
+            occurred_at: None,
+        };
+        let started = Instant::now();
+        publish_event(
+            &nats.url(),
+            LISTINGS,
+            REGION,
+            "occurrence.cancelled",
+            &group,
+            &cancelled,
+            &id,
+            &id,
+        )
+        .await;
+        let sql = format!("SELECT COUNT(*) AS n FROM notification WHERE event_id = '{id}'");
+        let deadline = started + Duration::from_secs(300);
+        while count(&db, &sql).await < followers as i64 {
+            assert!(
+                Instant::now() < deadline,
+                "fan-out did not finish in 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fanout = started.elapsed();
+
+        // Baseline: the same rows, straight into the database in one transaction.
+        let messages: Vec<Message> = (0..followers)
+            .map(|i| Message {
+                recipient_id: format!("follower-{i:05}"),
+                kind: Kind::MeetingChanged,
+                title: "A meeting has changed".into(),
+                body: "The Walk and talk meeting on 2026-12-09 is cancelled.".into(),
+            })
+            .collect();
+        let baseline_event = uuid::Uuid::now_v7().to_string();
+        let started = Instant::now();
+        let txn = db.begin().await.unwrap();
+        notification::insert_all(&txn, &messages, &group, &baseline_event, 0)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let floor = started.elapsed();
+
+        println!(
+            "{backend:?}: {followers} followers — event to every inbox {:.0} ms; \
+             rows written directly {:.0} ms; ratio {:.1}×",
+            fanout.as_secs_f64() * 1e3,
+            floor.as_secs_f64() * 1e3,
+            fanout.as_secs_f64() / floor.as_secs_f64()
+        );
+        db.close().await.unwrap();
+        svc.stop().await.unwrap();
+    }
+}
