@@ -136,18 +136,11 @@ async fn update_audience(
     event: &IncomingEvent,
 ) -> Result<(), HandlerError> {
     let poison = |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
-    match event.ce_type.as_str() {
+    // (group, person, relation, active, version)
+    let change = match event.ce_type.as_str() {
         types::MEMBER_JOINED => {
             let e: ev::MemberJoined = event.decode().map_err(poison)?;
-            audience::set(
-                txn,
-                &e.group_id,
-                &e.person_id,
-                audience::MEMBER,
-                true,
-                e.version,
-            )
-            .await?;
+            (e.group_id, e.person_id, audience::MEMBER, true, e.version)
         }
         types::FOLLOW_STARTED | types::FOLLOW_STOPPED => {
             let e: ev::FollowChanged = event.decode().map_err(poison)?;
@@ -155,15 +148,14 @@ async fn update_audience(
             let at = e
                 .occurred_at
                 .map(|t| t.seconds * 1_000 + i64::from(t.nanos / 1_000_000));
-            audience::set(
-                txn,
-                &e.group_id,
-                &e.person_id,
+            let version = at.unwrap_or_else(now_ms);
+            (
+                e.group_id,
+                e.person_id,
                 audience::FOLLOWER,
                 e.following,
-                at.unwrap_or_else(now_ms),
+                version,
             )
-            .await?;
         }
         // Leaving tells no one, but the person hears no more of the group.
         t if t == types::MEMBER_LEFT || change_of(t).is_some() => {
@@ -173,18 +165,16 @@ async fn update_audience(
                 "LEFT" | "REMOVED" | "BANNED" | "DECLINED" => false,
                 _ => return Ok(()), // not (yet) a member either way
             };
-            audience::set(
-                txn,
-                &e.group_id,
-                &e.person_id,
-                audience::MEMBER,
-                active,
-                e.version,
-            )
-            .await?;
+            (e.group_id, e.person_id, audience::MEMBER, active, e.version)
         }
-        _ => {}
+        _ => return Ok(()),
+    };
+    let (group, person, relation, active, version) = change;
+    // An event about someone erased meanwhile must not store them again.
+    if erased::contains(txn, &person).await? {
+        return Ok(());
     }
+    audience::set(txn, &group, &person, relation, active, version).await?;
     Ok(())
 }
 

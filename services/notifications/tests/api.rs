@@ -664,6 +664,20 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
         member_joined(&nats, &g, "bob", &late, &late).await;
         settle(&nats).await;
         assert!(inbox(&mut client, "bob").await.notifications.is_empty());
+        let export = client
+            .export_my_data(with_token(
+                pb::ExportMyDataRequest {},
+                &token("bob", REGION, &[]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
+        assert_eq!(
+            doc["group_updates"],
+            serde_json::json!([]),
+            "not stored again"
+        );
         svc.stop().await.unwrap();
     }
 }

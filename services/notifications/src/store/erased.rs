@@ -52,3 +52,10 @@ pub async fn among<C: ConnectionTrait>(
     }
     Ok(erased)
 }
+
+pub async fn contains<C: ConnectionTrait>(conn: &C, person: &str) -> Result<bool, DbErr> {
+    Ok(Entity::find_by_id(subject_key(person))
+        .one(conn)
+        .await?
+        .is_some())
+}
