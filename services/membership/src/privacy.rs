@@ -54,7 +54,8 @@ impl Eraser for MembershipEraser {
         consent::delete_for_person(txn, person).await?;
         follow::delete_for_person(txn, person).await?;
         invitation::forget(txn, person, ERASED).await?;
-        rota::forget(txn, person, now).await?;
+        workflow::leave_rotas(txn, person, None, now).await?;
+        rota::forget_reminders(txn, person).await?;
         Ok(())
     }
 }

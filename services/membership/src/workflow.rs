@@ -8,9 +8,10 @@ use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::trace::TraceParent;
 
 use crate::domain::membership::{Role, State, check_transition};
+use crate::domain::rota as rota_rules;
 use crate::error::MembershipError;
 use crate::events::{self, Change, Note};
-use crate::store::{group_settings, membership};
+use crate::store::{group_settings, meetings, membership, rota};
 
 /// What every change needs besides the transaction.
 #[derive(Clone, Copy)]
@@ -41,9 +42,51 @@ pub async fn end(
         events::record_role_changed(txn, ctx.outbox, &ended, ctx.trace).await?;
     }
     if from == State::Active {
+        leave_rotas(txn, &ended.person_id, Some(&ended.group_id), ctx.now).await?;
         fill_places(txn, ctx, &ended.group_id, capacity).await?;
     }
     Ok(ended)
+}
+
+/// Takes `person` off the rotas of `group` (of every group when `None`). Each
+/// rota carries on from where it stood: the others keep their places in the
+/// rotation, and a rota left without volunteers ends.
+pub async fn leave_rotas(
+    txn: &DatabaseTransaction,
+    person: &str,
+    group: Option<&str>,
+    now: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let now_at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
+    for r in rota::containing(txn, person).await? {
+        if group.is_some_and(|g| g != r.group_id) {
+            continue;
+        }
+        let order = match meetings::load(txn, &r.group_id).await? {
+            Some(m) => {
+                let since =
+                    chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now_at);
+                let past = rota_rules::meetings(
+                    m.schedule.as_ref(),
+                    &m.exceptions,
+                    m.tz,
+                    since,
+                    now_at,
+                    0,
+                );
+                let changes = rota::changes(txn, &r.group_id, &r.duty).await?;
+                rota_rules::order_after(&r.volunteers(), &past, &changes)
+            }
+            None => r.volunteers(),
+        };
+        let kept: Vec<String> = order.into_iter().filter(|p| p != person).collect();
+        if kept.is_empty() {
+            rota::delete(txn, &r.group_id, &r.duty).await?;
+        } else {
+            rota::restart(txn, r, &kept, person, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Promotes waitlisted people, first come first served, while the group has free
@@ -99,6 +142,7 @@ pub async fn end_all(
     )
     .await?;
     let count = open.len();
+    rota::delete_group(txn, group_id).await?;
     for m in open {
         let from = m.state();
         let had_role = from == State::Active && m.role() != Role::Member;

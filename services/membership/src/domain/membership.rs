@@ -62,7 +62,8 @@ pub fn check_transition(from: State, to: State) -> Result<(), String> {
         (Requested, Declined) => true,
         // Withdrawing a request, refusing an invitation, leaving.
         (Invited | Requested | Waitlisted | Active, Left) => true,
-        (Waitlisted | Active, Removed) => true,
+        // Removing an invited person withdraws the invitation.
+        (Invited | Waitlisted | Active, Removed) => true,
         (Invited | Requested | Waitlisted | Active | Declined | Left | Removed, Banned) => true,
         // Coming back after leaving, a decline or a removal (not after a ban).
         (Declined | Left | Removed, Invited | Requested | Waitlisted | Active) => true,
@@ -169,7 +170,10 @@ pub fn decide_join(
     if group.status != "PUBLISHED" {
         return Err("the group is not open for joining (it is not published)".into());
     }
-    let is_organiser = group.organiser_ids.iter().any(|o| o == person);
+    // Listings' organiser list names the creator (and co-organisers, who always
+    // have a membership here): it grants the organiser role only to someone
+    // joining for the first time, never to someone coming back.
+    let is_organiser = existing.is_none() && group.organiser_ids.iter().any(|o| o == person);
     let role = if is_organiser {
         Role::Organiser
     } else {
@@ -269,6 +273,11 @@ mod tests {
         );
         assert_eq!(
             decide_join(&g, "p", Some(State::Left), PLAIN),
+            Ok(JoinDecision::Become(State::Requested, Role::Member))
+        );
+        // Coming back is not a way to become organiser.
+        assert_eq!(
+            decide_join(&g, "org", Some(State::Left), PLAIN),
             Ok(JoinDecision::Become(State::Requested, Role::Member))
         );
     }

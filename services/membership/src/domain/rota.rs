@@ -58,6 +58,25 @@ pub struct Turn {
 /// The turns at `meetings` (in time order, from the rota's start) for
 /// `volunteers` (in rotation order), with skips and swaps applied.
 pub fn turns(volunteers: &[String], meetings: &[Meeting], changes: &[TurnChange]) -> Vec<Turn> {
+    rotate(volunteers, meetings, changes).0
+}
+
+/// The order volunteers stand in after `meetings`: who is next, then after. A
+/// rota that loses a volunteer restarts from this order, so nobody's place in
+/// the rotation changes but theirs.
+pub fn order_after(
+    volunteers: &[String],
+    meetings: &[Meeting],
+    changes: &[TurnChange],
+) -> Vec<String> {
+    rotate(volunteers, meetings, changes).1
+}
+
+fn rotate(
+    volunteers: &[String],
+    meetings: &[Meeting],
+    changes: &[TurnChange],
+) -> (Vec<Turn>, Vec<String>) {
     let mut queue: VecDeque<&String> = volunteers.iter().collect();
     let mut out: Vec<Turn> = meetings
         .iter()
@@ -79,6 +98,7 @@ pub fn turns(volunteers: &[String], meetings: &[Meeting], changes: &[TurnChange]
             }
         })
         .collect();
+    let order = queue.iter().map(|p| p.to_string()).collect();
     for change in changes {
         if let TurnChange::Swap { meeting, other } = change {
             let a = out.iter().position(|t| t.meeting.key == *meeting);
@@ -90,7 +110,7 @@ pub fn turns(volunteers: &[String], meetings: &[Meeting], changes: &[TurnChange]
             }
         }
     }
-    out
+    (out, order)
 }
 
 /// The group's meetings from `since` until `ahead` meetings after `now`.
@@ -242,5 +262,16 @@ mod tests {
         let t = turns(&names(&["ann", "bo"]), &m, &everyone);
         assert_eq!(t[0].person, None);
         assert_eq!(t[1].person.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn the_order_after_past_meetings_carries_the_rotation_on() {
+        let start = at(2026, 12, 1);
+        let m = meetings(Some(&weekly()), &[], LONDON, start, start, 2);
+        // ann and bo have had their turns: cy is next, then ann, then bo.
+        assert_eq!(
+            order_after(&names(&["ann", "bo", "cy"]), &m, &[]),
+            names(&["cy", "ann", "bo"])
+        );
     }
 }

@@ -71,7 +71,21 @@ impl MembershipApi {
             if let Some(from) = previous {
                 check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
             }
-            if let Some(inv) = &used_code
+            if previous == Some(State::Invited) {
+                // Accepting a personal invitation: it must still stand, and is used up.
+                let personal = invitation::personal_for(&txn, &group_id, &caller.person_id)
+                    .await?
+                    .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses)
+                    .ok_or_else(|| {
+                        MembershipError::FailedPrecondition(
+                            "your invitation has expired: ask the group's organisers for a new one"
+                                .into(),
+                        )
+                    })?;
+                invitation::use_once(&txn, &personal).await?;
+            } else if let Some(inv) = &used_code
+                && facts.join_policy == "INVITE_ONLY"
+                // A code counts a use only where it is what let the person in.
                 && !invitation::use_once(&txn, inv).await?
             {
                 return Err(code_violation("has been used up"));
@@ -192,7 +206,10 @@ impl MembershipApi {
         let m = membership::find_for(&txn, group_id, person)
             .await?
             .ok_or(MembershipError::NotAMember)?;
-        if m.state() == State::Active
+        // Withdrawn consent ends even the last organiser's membership: the group
+        // is then left to the region's operators.
+        if reason.is_none()
+            && m.state() == State::Active
             && m.role() == Role::Organiser
             && membership::count_active_with_role(&txn, group_id, Role::Organiser).await? <= 1
         {

@@ -56,17 +56,17 @@ impl MembershipApi {
         let id = uuid_field(&mut v, "membership_id", &req.membership_id);
         v.text("message", &req.message, false, MAX_MESSAGE);
         v.into_result()?;
-        let (_, facts, _) = self
+        let (seen, facts, _) = self
             .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
             .await?;
 
         let now = now_ms();
         let txn = self.db.begin().await?;
-        // Re-read under the group's lock: the request may have been withdrawn.
+        // Lock the group, then re-read: the request may have been withdrawn meanwhile.
+        group_settings::lock(&txn, &seen.group_id, now).await?;
         let m = membership::find(&txn, &id)
             .await?
             .ok_or(MembershipError::MembershipNotFound)?;
-        group_settings::lock(&txn, &m.group_id, now).await?;
         if m.state() != State::Requested {
             return Err(MembershipError::FailedPrecondition(format!(
                 "there is no open request: the membership is {}",
@@ -175,19 +175,25 @@ impl MembershipApi {
         } else {
             let existing = membership::find_for(&txn, &group_id, person).await?;
             let previous = existing.as_ref().map(|m| m.state());
-            if let Some(from) = previous {
-                check_transition(from, State::Invited)
-                    .map_err(MembershipError::FailedPrecondition)?;
-            }
-            let entry = membership::Entry {
-                group_id: &group_id,
-                person_id: person,
-                state: State::Invited,
-                role: Role::Member,
-                answer: "",
-                display_name: "",
+            let m = match (existing, previous) {
+                // Inviting again renews the invitation (a new expiry below).
+                (Some(m), Some(State::Invited)) => m,
+                (existing, _) => {
+                    if let Some(from) = previous {
+                        check_transition(from, State::Invited)
+                            .map_err(MembershipError::FailedPrecondition)?;
+                    }
+                    let entry = membership::Entry {
+                        group_id: &group_id,
+                        person_id: person,
+                        state: State::Invited,
+                        role: Role::Member,
+                        answer: "",
+                        display_name: "",
+                    };
+                    membership::enter(&txn, existing, entry, now).await?
+                }
             };
-            let m = membership::enter(&txn, existing, entry, now).await?;
             let note = Note::default();
             events::record_change(
                 &txn,
@@ -238,13 +244,6 @@ impl MembershipApi {
                 "use LeaveGroup to leave a group yourself".into(),
             ));
         }
-        // A co-organiser cannot remove an organiser or another co-organiser.
-        if target.state() == State::Active && target.role() >= my_role && my_role != Role::Organiser
-        {
-            return Err(MembershipError::PermissionDenied(
-                "only an organiser can remove someone with that role",
-            ));
-        }
         let (to, change) = if req.ban {
             (State::Banned, Change::Banned)
         } else {
@@ -256,6 +255,12 @@ impl MembershipApi {
         let m = membership::find(&txn, &id)
             .await?
             .ok_or(MembershipError::MembershipNotFound)?;
+        // A co-organiser cannot remove an organiser or another co-organiser.
+        if m.state() == State::Active && m.role() >= my_role && my_role != Role::Organiser {
+            return Err(MembershipError::PermissionDenied(
+                "only an organiser can remove someone with that role",
+            ));
+        }
         if m.state() == State::Active
             && m.role() == Role::Organiser
             && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
@@ -304,15 +309,16 @@ impl MembershipApi {
         let duties = clean_duties(&mut v, &req.duties);
         v.into_result()?;
         let role = role.expect("validated");
-        self.managed_membership(&caller.person_id, &id, Permission::AssignRoles)
+        let (seen, _, _) = self
+            .managed_membership(&caller.person_id, &id, Permission::AssignRoles)
             .await?;
 
         let now = now_ms();
         let txn = self.db.begin().await?;
+        group_settings::lock(&txn, &seen.group_id, now).await?;
         let m = membership::find(&txn, &id)
             .await?
             .ok_or(MembershipError::MembershipNotFound)?;
-        group_settings::lock(&txn, &m.group_id, now).await?;
         if m.state() != State::Active {
             return Err(MembershipError::FailedPrecondition(
                 "roles are for active members only".into(),

@@ -12,7 +12,7 @@ use super::joining::MAX_DISPLAY_NAME;
 use super::{MembershipApi, page_response, paging, trace_of, uuid_field};
 use crate::error::MembershipError;
 use crate::events;
-use crate::store::{consent, follow, invitation, membership};
+use crate::store::{consent, follow, invitation, membership, rota};
 
 impl MembershipApi {
     pub(super) async fn update_mine(
@@ -140,6 +140,14 @@ impl MembershipApi {
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
         let facts = self.known_group(&self.db, &group_id).await?;
+        let held = membership::find_for(&self.db, &group_id, &caller.person_id)
+            .await?
+            .ok_or(MembershipError::NotAMember)?;
+        if !held.state().is_open() {
+            // Already out of the group: the consent is withdrawn, nothing else changes.
+            consent::withdraw(&self.db, &held.id, now_ms()).await?;
+            return self.wire(&self.db, &held).await;
+        }
         let m = self
             .end_own(
                 &caller.person_id,
@@ -207,6 +215,11 @@ impl MembershipApi {
                 })
             })
             .collect();
+        let rotas: Vec<_> = rota::containing(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|r| json!({"group_id": r.group_id, "duty": r.duty}))
+            .collect();
         let doc = json!({
             "service": "membership",
             "person_id": person,
@@ -215,6 +228,7 @@ impl MembershipApi {
             "consents": consents,
             "follows": follows,
             "invitations_created": invitations,
+            "rotas": rotas,
         });
         Ok(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),

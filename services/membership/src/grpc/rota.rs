@@ -14,7 +14,7 @@ use super::{MembershipApi, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::domain::rota::{self, Turn, TurnChange};
 use crate::error::MembershipError;
-use crate::store::{meetings, membership, rota as store};
+use crate::store::{group_settings, meetings, membership, rota as store};
 
 const MAX_VOLUNTEERS: usize = 50;
 const DEFAULT_MEETINGS: usize = 6;
@@ -153,12 +153,22 @@ impl MembershipApi {
             .ok_or(MembershipError::RotaNotFound)?;
         let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
         let key = req.meeting_key.trim();
-        let mine = turns
-            .iter()
-            .any(|t| t.meeting.key == key && t.person.as_deref() == Some(&caller.person_id));
-        if !mine {
+        let holds = |turns: &[Turn]| {
+            turns
+                .iter()
+                .any(|t| t.meeting.key == key && t.person.as_deref() == Some(&caller.person_id))
+        };
+        if !holds(&turns) {
             return Err(MembershipError::FailedPrecondition(
                 "you are not on duty at that meeting".into(),
+            ));
+        }
+        // Skips act on the rotation, before swaps: a turn that came in a swap is
+        // handed on by swapping again.
+        let unswapped = self.upcoming_turns_without_swaps(&r, MAX_MEETINGS).await?;
+        if !holds(&unswapped) {
+            return Err(MembershipError::FailedPrecondition(
+                "this turn came to you in a swap: swap it again instead".into(),
             ));
         }
         let change = TurnChange::Skip {
@@ -243,13 +253,33 @@ impl MembershipApi {
         r: &store::Model,
         count: usize,
     ) -> Result<Vec<Turn>, MembershipError> {
+        self.turns_of(r, count, true).await
+    }
+
+    async fn upcoming_turns_without_swaps(
+        &self,
+        r: &store::Model,
+        count: usize,
+    ) -> Result<Vec<Turn>, MembershipError> {
+        self.turns_of(r, count, false).await
+    }
+
+    async fn turns_of(
+        &self,
+        r: &store::Model,
+        count: usize,
+        with_swaps: bool,
+    ) -> Result<Vec<Turn>, MembershipError> {
         let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
             return Ok(Vec::new()); // no meetings known yet
         };
         let now = Utc::now();
         let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
         let all = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
-        let changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
+        let mut changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
+        if !with_swaps {
+            changes.retain(|c| !matches!(c, TurnChange::Swap { .. }));
+        }
         Ok(rota::turns(&r.volunteers(), &all, &changes)
             .into_iter()
             .filter(|t| t.meeting.starts_at > now)
@@ -264,12 +294,20 @@ impl MembershipApi {
         count: usize,
     ) -> Result<pb::DutyRota, MembershipError> {
         let volunteers = r.volunteers();
+        // Names as the member list would show them: fellow members see a
+        // volunteer's name only where the group lets members see the list and
+        // the volunteer has not hidden themselves.
+        let members_see = group_settings::get(&self.db, &r.group_id, 0)
+            .await?
+            .members_see_list();
         let mut names = HashMap::new();
         for p in &volunteers {
-            let name = membership::find_for(&self.db, &r.group_id, p)
-                .await?
+            let m = membership::find_for(&self.db, &r.group_id, p).await?;
+            let visible =
+                manager || p == caller || (members_see && m.as_ref().is_some_and(|m| !m.hidden));
+            let name = m
                 .map(|m| m.display_name)
-                .filter(|n| !n.is_empty())
+                .filter(|n| visible && !n.is_empty())
                 .unwrap_or_else(|| "A member".to_string());
             names.insert(p.clone(), name);
         }

@@ -102,3 +102,18 @@ pub async fn forget<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// The newest personal invitation of `person` to the group.
+pub async fn personal_for<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    person: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::PersonId.eq(person))
+        .order_by_desc(Column::CreatedAtMs)
+        .order_by_desc(Column::Id)
+        .one(conn)
+        .await
+}

@@ -243,24 +243,68 @@ pub async fn claim_reminder<C: ConnectionTrait>(
     Ok(inserted == 1)
 }
 
-/// Takes `person` off every rota, with their skips and reminders.
-pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Result<(), DbErr> {
-    for r in all(conn).await? {
-        let volunteers = r.volunteers();
-        if !volunteers.iter().any(|v| v == person) {
-            continue;
-        }
-        let kept: Vec<String> = volunteers.into_iter().filter(|v| v != person).collect();
-        let mut row: ActiveModel = r.into();
-        row.volunteers_json = Set(serde_json::to_string(&kept).expect("strings serialise"));
-        row.updated_at_ms = Set(now);
-        row.update(conn).await?;
-    }
+/// The rotas `person` volunteers on.
+pub async fn containing<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Ok(Entity::find()
+        .filter(Column::VolunteersJson.contains(person))
+        .all(conn)
+        .await?
+        .into_iter()
+        // `contains` is a text match on the JSON list: keep exact matches.
+        .filter(|r| r.volunteers().iter().any(|v| v == person))
+        .collect())
+}
+
+/// Starts `r` afresh from `now` with `volunteers` (already in the order they
+/// stand), without `gone`'s skips and reminders; others' skips and swaps stay.
+pub async fn restart<C: ConnectionTrait>(
+    conn: &C,
+    r: Model,
+    volunteers: &[String],
+    gone: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    let (group_id, duty) = (r.group_id.clone(), r.duty.clone());
+    let mut row: ActiveModel = r.into();
+    row.volunteers_json = Set(serde_json::to_string(volunteers).expect("strings serialise"));
+    row.starts_at_ms = Set(now);
+    row.updated_at_ms = Set(now);
+    row.update(conn).await?;
     change::Entity::delete_many()
+        .filter(change::Column::GroupId.eq(&group_id))
+        .filter(change::Column::Duty.eq(&duty))
         .filter(change::Column::Kind.eq("SKIP"))
-        .filter(change::Column::Other.eq(person))
+        .filter(change::Column::Other.eq(gone))
         .exec(conn)
         .await?;
+    reminder::Entity::delete_many()
+        .filter(reminder::Column::GroupId.eq(&group_id))
+        .filter(reminder::Column::PersonId.eq(gone))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Drops every rota of a group (it was archived).
+pub async fn delete_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<(), DbErr> {
+    change::Entity::delete_many()
+        .filter(change::Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    reminder::Entity::delete_many()
+        .filter(reminder::Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    Entity::delete_many()
+        .filter(Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the reminders sent to `person` (for erasure; their rota places go
+/// through `workflow::leave_rotas`).
+pub async fn forget_reminders<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
     reminder::Entity::delete_many()
         .filter(reminder::Column::PersonId.eq(person))
         .exec(conn)

@@ -255,6 +255,49 @@ async fn invitations_by_code_and_in_person() {
                 .into_inner();
         assert_eq!(dave.state(), pb::MembershipState::Active);
 
+        // A personal invitation expires too; inviting again renews it.
+        e.mc.create_invitation(as_person(invite("erin", 0), "alice"))
+            .await
+            .unwrap();
+        let db = sea_orm::Database::connect(&e.mdb.url).await.unwrap();
+        db.execute_unprepared("UPDATE invitation SET expires_at_ms = 1 WHERE person_id = 'erin'")
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+        let stale =
+            e.mc.join_group(as_person(join_request(&g), "erin"))
+                .await
+                .unwrap_err();
+        assert_eq!(stale.code(), Code::FailedPrecondition);
+        e.mc.create_invitation(as_person(invite("erin", 0), "alice"))
+            .await
+            .unwrap();
+        let erin =
+            e.mc.join_group(as_person(join_request(&g), "erin"))
+                .await
+                .unwrap()
+                .into_inner();
+        assert_eq!(erin.state(), pb::MembershipState::Active);
+
+        // An invitation can be withdrawn: Frank's membership is then REMOVED.
+        e.mc.create_invitation(as_person(invite("frank", 0), "alice"))
+            .await
+            .unwrap();
+        let frank = e.my_membership("frank").await;
+        let withdrawn =
+            e.mc.remove_member(as_person(
+                pb::RemoveMemberRequest {
+                    membership_id: frank.id,
+                    ban: false,
+                    message: String::new(),
+                },
+                "alice",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(withdrawn.state(), pb::MembershipState::Removed);
+
         // Members cannot hand out invitations; bad numbers are named.
         let member =
             e.mc.create_invitation(as_person(invite("", 1), "bob"))
@@ -703,6 +746,40 @@ async fn following_without_joining_and_archiving_ends_memberships() {
                 .await
                 .unwrap_err();
         assert_eq!(closed.code(), Code::FailedPrecondition);
+        e.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn simultaneous_joins_never_overfill_a_group() {
+    for backend in backends() {
+        let mut e = Env::start(backend).await;
+        let g = e.group("alice", lpb::JoinPolicy::Open, 2).await;
+        let joins = (0..8).map(|i| {
+            let mut mc = e.mc.clone();
+            let g = g.clone();
+            tokio::spawn(async move {
+                mc.join_group(as_person(join_request(&g), &format!("p{i}")))
+                    .await
+                    .map(|r| r.into_inner().state())
+            })
+        });
+        let mut states = Vec::new();
+        for join in joins.collect::<Vec<_>>() {
+            states.push(join.await.unwrap().unwrap());
+        }
+        let active = states
+            .iter()
+            .filter(|s| **s == pb::MembershipState::Active)
+            .count();
+        assert_eq!(active, 2, "{backend:?}: {states:?}");
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == pb::MembershipState::Waitlisted)
+                .count(),
+            6
+        );
         e.stop().await;
     }
 }

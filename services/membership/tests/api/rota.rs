@@ -41,6 +41,17 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly() {
             r.display_name = person.to_uppercase();
             e.mc.join_group(as_person(r, person)).await.unwrap();
         }
+        // The group shares its member list with members (rotas name people).
+        e.mc.update_group_settings(as_person(
+            pb::UpdateGroupSettingsRequest {
+                group_id: g.clone(),
+                member_list_visibility: pb::MemberListVisibility::Members.into(),
+                join_question: String::new(),
+            },
+            "alice",
+        ))
+        .await
+        .unwrap();
         // Weekly, the first meeting two days from now; the second is cancelled.
         let first = Utc::now().date_naive() + Duration::days(2);
         let day = |weeks: i64| (first + Duration::weeks(weeks)).to_string();
@@ -202,6 +213,24 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly() {
             who(&swapped)[..2],
             [(day(0), "CAROL".to_string()), (day(2), "ALICE".to_string())]
         );
+        // Carol hides herself: to Bob she is "A member" on the rota too.
+        e.mc.update_my_membership(as_person(
+            pb::UpdateMyMembershipRequest {
+                group_id: g.clone(),
+                display_name: None,
+                hidden: Some(true),
+            },
+            "carol",
+        ))
+        .await
+        .unwrap();
+        let seen =
+            e.mc.get_rota(as_person(get("chair"), "bob"))
+                .await
+                .unwrap()
+                .into_inner();
+        assert_eq!(seen.rotas[0].turns[0].display_name, "A member");
+        assert!(!seen.rotas[0].volunteers.contains(&"CAROL".to_string()));
         // Carol is now on duty first, so she is reminded too.
         e.outside
             .expect_matching(
