@@ -167,6 +167,39 @@ async fn permission_matrix() {
         }
         expect(&organiser_alone, &codes);
 
+        // Rotas: organisers and co-organisers set them; every member sees them.
+        codes.clear();
+        for who in EVERYONE {
+            let r =
+                e.mc.set_rota(request(
+                    pb::SetRotaRequest {
+                        group_id: g.clone(),
+                        duty: "tea".into(),
+                        volunteer_person_ids: vec!["pat".into(), "max".into()],
+                    },
+                    who,
+                ))
+                .await;
+            codes.push(code(r));
+        }
+        expect(&organisers_only, &codes);
+        let members_here = [false, true, true, true, true, false, false];
+        codes.clear();
+        for who in EVERYONE {
+            let r =
+                e.mc.get_rota(request(
+                    pb::GetRotaRequest {
+                        group_id: g.clone(),
+                        duty: String::new(),
+                        meetings: 0,
+                    },
+                    who,
+                ))
+                .await;
+            codes.push(code(r));
+        }
+        expect(&members_here, &codes);
+
         // Approving a request: organisers only. Pat asks to rejoin as a request in
         // a second, approval group where the same people hold the same roles.
         let g2 = e.group("olive", lpb::JoinPolicy::Approval, 0).await;
