@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use selfhelp_notifications::domain::messages::{Kind, Message};
 use selfhelp_notifications::store::{audience, notification};
 use selfhelp_notifications::{Config, SERVICE_NAME, run};
@@ -56,7 +56,8 @@ async fn main() {
             common: selfhelp_testkit::common_config(&tdb.url, &nats.url(), REGION),
         };
         let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
-        let db = Database::connect(&tdb.url).await.unwrap();
+        // WAL and a busy timeout, as the service has: both write to one file.
+        let db = selfhelp_platform::db::connect(&tdb.url, 2).await.unwrap();
         let group = uuid::Uuid::now_v7().to_string();
 
         // The group, then its followers (written directly: seeding is not measured).
