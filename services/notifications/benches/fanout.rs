@@ -16,7 +16,9 @@ use selfhelp_notifications::store::{audience, notification};
 use selfhelp_notifications::{Config, SERVICE_NAME, run};
 use selfhelp_platform::bus::LISTINGS;
 use selfhelp_proto::events::v1 as ev;
-use selfhelp_testkit::{Nats, RunningService, TestDb, backends, publish_event};
+use selfhelp_testkit::{
+    Nats, RunningService, TestDb, backends, publish_event, wait_consumer_caught_up,
+};
 
 const REGION: &str = "bench";
 
@@ -52,15 +54,18 @@ async fn main() {
     for backend in backends() {
         let nats = Nats::start();
         let tdb = TestDb::new(backend).await;
-        let config = Config {
-            common: selfhelp_testkit::common_config(&tdb.url, &nats.url(), REGION),
+        let start = || {
+            let config = Config {
+                common: selfhelp_testkit::common_config(&tdb.url, &nats.url(), REGION),
+            };
+            RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s))
         };
-        let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
-        // WAL and a busy timeout, as the service has: both write to one file.
-        let db = selfhelp_platform::db::connect(&tdb.url, 2).await.unwrap();
         let group = uuid::Uuid::now_v7().to_string();
 
-        // The group, then its followers (written directly: seeding is not measured).
+        // The group, through the service; then its followers, written directly
+        // while the service is stopped (seeding is not measured, and SQLite
+        // allows one writer).
+        let svc = start().await;
         let id = uuid::Uuid::now_v7().to_string();
         let known = ev::GroupUpdated {
             group: snapshot(&group, 1),
@@ -78,6 +83,10 @@ async fn main() {
             &id,
         )
         .await;
+        let durable = format!("notifications-{REGION}-listings");
+        wait_consumer_caught_up(&nats.url(), "LISTINGS", &durable).await;
+        svc.stop().await.unwrap();
+        let db = selfhelp_platform::db::connect(&tdb.url, 2).await.unwrap();
         let txn = db.begin().await.unwrap();
         for i in 0..followers {
             let person = format!("follower-{i:05}");
@@ -86,6 +95,9 @@ async fn main() {
                 .unwrap();
         }
         txn.commit().await.unwrap();
+        db.close().await.unwrap();
+        let svc = start().await;
+        let db = selfhelp_platform::db::connect(&tdb.url, 2).await.unwrap();
 
         // Fan-out through the service.
         let id = uuid::Uuid::now_v7().to_string();
@@ -118,6 +130,8 @@ async fn main() {
         }
         let fanout = started.elapsed();
 
+        svc.stop().await.unwrap();
+
         // Baseline: the same rows, straight into the database in one transaction.
         let messages: Vec<Message> = (0..followers)
             .map(|i| Message {
@@ -144,6 +158,5 @@ async fn main() {
             fanout.as_secs_f64() / floor.as_secs_f64()
         );
         db.close().await.unwrap();
-        svc.stop().await.unwrap();
     }
 }
