@@ -69,11 +69,7 @@ async fn approval_flow_with_a_question_a_yes_and_a_no() {
                 .unwrap()
                 .into_inner();
         assert_eq!(bob.state(), pb::MembershipState::Requested);
-        let requested = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.requested"))
-            .await;
-        let event = ev::MembershipChanged::decode(requested.payload.clone()).unwrap();
+        let event = e.membership_event("requested").await;
         assert_eq!(
             (event.person_id.as_str(), event.state.as_str()),
             ("bob", "REQUESTED")
@@ -120,11 +116,7 @@ async fn approval_flow_with_a_question_a_yes_and_a_no() {
                 .await
                 .unwrap_err();
         assert_eq!(again.code(), Code::FailedPrecondition, "approved twice");
-        let msg = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.approved"))
-            .await;
-        let event = ev::MembershipChanged::decode(msg.payload.clone()).unwrap();
+        let event = e.membership_event("approved").await;
         assert_eq!(event.message, "Welcome, see you Tuesday");
 
         // Carol is declined; she may ask again later.
@@ -347,11 +339,7 @@ async fn a_full_group_waitlists_and_promotes_in_order() {
             .unwrap()
             .into_inner();
         assert_eq!(left.state(), pb::MembershipState::Left);
-        let promoted = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.promoted"))
-            .await;
-        let event = ev::MembershipChanged::decode(promoted.payload.clone()).unwrap();
+        let event = e.membership_event("promoted").await;
         assert_eq!(
             (event.person_id.as_str(), event.state.as_str()),
             ("dave", "ACTIVE")
@@ -635,11 +623,7 @@ async fn member_lists_respect_settings_hiding_and_consent() {
             .unwrap()
             .into_inner();
         assert_eq!(ended.state(), pb::MembershipState::Left);
-        let msg = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.ended"))
-            .await;
-        let event = ev::MembershipChanged::decode(msg.payload.clone()).unwrap();
+        let event = e.membership_event("ended").await;
         assert_eq!(event.reason, "CONSENT_WITHDRAWN");
         let export =
             e.mc.export_my_data(as_person(pb::ExportMyDataRequest {}, "carol"))
@@ -730,11 +714,7 @@ async fn following_without_joining_and_archiving_ends_memberships() {
         ))
         .await
         .unwrap();
-        let msg = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.ended"))
-            .await;
-        let event = ev::MembershipChanged::decode(msg.payload.clone()).unwrap();
+        let event = e.membership_event("ended").await;
         assert_eq!(
             (event.person_id.as_str(), event.reason.as_str()),
             ("bob", "GROUP_ARCHIVED")

@@ -84,6 +84,19 @@ impl Env {
         .await;
     }
 
+    /// The first `member.<what>` event on NATS, decoded.
+    async fn membership_event(
+        &mut self,
+        what: &str,
+    ) -> selfhelp_proto::events::v1::MembershipChanged {
+        use prost::Message;
+        let msg = self
+            .outside
+            .expect(&format!("selfhelp.{REGION}.membership.member.{what}"))
+            .await;
+        selfhelp_proto::events::v1::MembershipChanged::decode(msg.payload.clone()).unwrap()
+    }
+
     /// `person`'s only membership.
     async fn my_membership(&mut self, person: &str) -> pb::Membership {
         let mut list = self
