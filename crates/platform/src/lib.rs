@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod geo;
 pub mod group_view;
 pub mod grpc;
 pub mod inbox;

@@ -82,6 +82,7 @@ fn group_created(name: &str) -> GroupCreated {
             topics: vec![],
             version: 1,
             capacity: 0,
+            places: vec![],
         }),
         occurred_at: None,
     }

@@ -50,6 +50,17 @@ pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
         topics: group.topics(),
         version: group.version,
         capacity: group.details().capacity.map(|c| c as i32).unwrap_or(0),
+        places: group
+            .venues()
+            .iter()
+            .filter_map(|v| match (v.latitude, v.longitude) {
+                (Some(latitude), Some(longitude)) => Some(ev::GeoPoint {
+                    latitude,
+                    longitude,
+                }),
+                _ => None,
+            })
+            .collect(),
     }
 }
 

@@ -382,6 +382,7 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings() {
                 topics: vec![],
                 version: 1,
                 capacity: 0,
+                places: vec![],
             }),
             occurred_at: None,
         };
