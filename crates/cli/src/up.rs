@@ -34,6 +34,9 @@ pub struct UpArgs {
     membership_port: u16,
     #[arg(long, default_value_t = 50053)]
     notifications_port: u16,
+    /// Port of the page that emails' one-click unsubscribe links open.
+    #[arg(long, default_value_t = 8053)]
+    unsubscribe_port: u16,
     /// List demo groups across Nottinghamshire once everything is ready (only
     /// when the directory is still empty).
     #[arg(long)]
@@ -72,10 +75,27 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     membership.common.database.url = sqlite("membership");
-    let mut notifications = selfhelp_notifications::Config {
-        common: common.clone(),
-    };
+    // Notifications' own settings (email, webhooks, digests) may come from the
+    // environment; emails become .eml files in the data folder unless SMTP is set.
+    let mut notifications: selfhelp_notifications::Config = config::load(None)?;
+    notifications.common = common.clone();
     notifications.common.database.url = sqlite("notifications");
+    if notifications.email.transport == "file" && notifications.email.file_dir.is_relative() {
+        notifications.email.file_dir = data_dir.join("mail");
+    }
+    let unsubscribe_addr = bind_addr(&args.host, args.unsubscribe_port)?;
+    notifications.http.listen = unsubscribe_addr.to_string();
+    notifications.http.public_url = format!("http://{unsubscribe_addr}");
+    let mail_note = match notifications.email.transport.as_str() {
+        "file" => format!(
+            "emails written as .eml files to {}",
+            notifications.email.file_dir.display()
+        ),
+        _ => format!(
+            "emails sent through {}:{}",
+            notifications.email.smtp.host, notifications.email.smtp.port
+        ),
+    };
 
     let listings_addr = bind_addr(&args.host, args.listings_port)?;
     let membership_addr = bind_addr(&args.host, args.membership_port)?;
@@ -130,6 +150,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  {:<14} {nats_url}", "nats");
     println!("  {:<14} {}", "data", data_dir.display());
+    println!(
+        "  {:<14} {mail_note}; unsubscribe page http://{unsubscribe_addr}",
+        "email"
+    );
     println!(
         "tokens: cargo run -q -p selfhelp -- token --data-dir {} --sub <person-id> [--role operator]",
         data_dir.display()

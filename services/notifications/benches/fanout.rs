@@ -33,6 +33,7 @@ fn snapshot(group_id: &str, version: i64) -> Option<ev::GroupSnapshot> {
         topics: vec![],
         version,
         capacity: 0,
+        places: vec![],
     })
 }
 
@@ -55,9 +56,12 @@ async fn main() {
         let nats = Nats::start();
         let tdb = TestDb::new(backend).await;
         let start = || {
-            let config = Config {
+            let mut config = Config {
                 common: selfhelp_testkit::common_config(&tdb.url, &nats.url(), REGION),
+                ..Default::default()
             };
+            config.http.listen = String::new();
+            config.email.file_dir = std::env::temp_dir().join("selfhelp-bench-mail");
             RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s))
         };
         let group = uuid::Uuid::now_v7().to_string();

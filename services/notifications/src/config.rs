@@ -1,4 +1,7 @@
 //! Notifications configuration (see `CommonConfig` for the shared settings).
+//! Every field can be set in the TOML file or as `SELFHELP_<SECTION>__<FIELD>`.
+
+use std::path::PathBuf;
 
 use selfhelp_platform::config::CommonConfig;
 use selfhelp_platform::service::ServiceConfig;
@@ -9,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
+    pub email: EmailConfig,
+    pub webhooks: WebhookConfig,
+    pub delivery: DeliveryConfig,
+    pub digests: DigestConfig,
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -16,12 +24,163 @@ impl Default for Config {
         let mut common = CommonConfig::default();
         common.grpc.listen = "0.0.0.0:50053".into();
         common.database.url = "sqlite://notifications.db?mode=rwc".into();
-        Self { common }
+        Self {
+            common,
+            email: EmailConfig::default(),
+            webhooks: WebhookConfig::default(),
+            delivery: DeliveryConfig::default(),
+            digests: DigestConfig::default(),
+            http: HttpConfig::default(),
+        }
     }
 }
 
 impl ServiceConfig for Config {
     fn common(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailConfig {
+    /// `file` (the embedded default: each email becomes an `.eml` file in
+    /// `file_dir`) or `smtp`.
+    pub transport: String,
+    pub file_dir: PathBuf,
+    /// Sender, e.g. `Selfhelp Nottinghamshire <no-reply@example.org>`.
+    pub from: String,
+    pub smtp: SmtpConfig,
+    /// Operator templates: `<kind>.subject|txt|html` for every region,
+    /// `<region>/<kind>.…` for one; the built-in ones fill the gaps.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            transport: "file".into(),
+            file_dir: PathBuf::from("mail"),
+            from: "selfhelp <no-reply@localhost>".into(),
+            smtp: SmtpConfig::default(),
+            templates_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (default), `tls` (implicit, usually port 465) or `none`
+    /// (only for a relay on the same host).
+    pub tls: String,
+    pub username: String,
+    /// A file holding the password (kept out of the config and environment).
+    pub password_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password_file: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// Allows endpoints on loopback and private addresses, and plain http.
+    /// Only for tests and closed networks: it lets callers reach internal hosts.
+    pub allow_private_addresses: bool,
+    pub timeout_secs: u64,
+    /// Endpoints a person may register.
+    pub max_per_owner: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            timeout_secs: 10,
+            max_per_owner: 10,
+        }
+    }
+}
+
+/// The dispatcher that sends emails and webhook calls from the delivery log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryConfig {
+    /// How often each replica looks for due deliveries.
+    pub interval_ms: u64,
+    /// Deliveries claimed per look.
+    pub batch: u64,
+    /// How long a claim holds before another replica may retry it.
+    pub lease_secs: u64,
+    /// Attempts before a delivery fails (and a webhook is turned off).
+    pub max_attempts: i32,
+    /// Wait before the second attempt; doubles each time up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            batch: 50,
+            lease_secs: 120,
+            max_attempts: 10,
+            retry_base_ms: 30_000,
+            retry_max_ms: 6 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DigestConfig {
+    /// Local time ("HH:MM" or "HH:MM:SS", in each person's zone) digests go out.
+    pub send_at: String,
+    /// Weekday of weekly digests ("Mon" … "Sun").
+    pub weekly_on: String,
+    pub check_interval_secs: u64,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        Self {
+            send_at: "08:00".into(),
+            weekly_on: "Mon".into(),
+            check_interval_secs: 60,
+        }
+    }
+}
+
+/// The small HTTP listener for one-click unsubscribe links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Empty turns the listener off.
+    pub listen: String,
+    /// How emails link to it, e.g. `https://notify.example.org`.
+    pub public_url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8053".into(),
+            public_url: "http://localhost:8053".into(),
+        }
     }
 }

@@ -11,8 +11,10 @@ pub enum NotificationsError {
     Invalid(Violations),
     #[error("{0}")]
     PermissionDenied(&'static str),
-    #[error("notification not found")]
-    NotFound,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("database: {0}")]
     Db(#[from] DbErr),
 }
@@ -28,7 +30,10 @@ impl From<NotificationsError> for Status {
         match err {
             NotificationsError::Invalid(v) => v.into_status(),
             NotificationsError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
-            NotificationsError::NotFound => Status::not_found(err.to_string()),
+            NotificationsError::NotFound(_) => Status::not_found(err.to_string()),
+            NotificationsError::FailedPrecondition(_) => {
+                Status::failed_precondition(err.to_string())
+            }
             NotificationsError::Db(e) => db::error_status(&e),
         }
     }

@@ -12,9 +12,13 @@ use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::messages::{self, Change, GroupNews, MeetingNews, Message};
-use crate::store::{audience, erased, notification};
+use crate::routing;
+use crate::store::{alert, audience, delivery, digest, erased, notification, preference, webhook};
 
-pub struct MembershipEvents;
+pub struct MembershipEvents {
+    /// The region's time zone (quiet hours of people who set none).
+    pub timezone: chrono_tz::Tz,
+}
 
 /// The change a membership event type stands for; `None` for events nobody is
 /// told about here (leaving, role changes, follows).
@@ -36,6 +40,7 @@ fn change_of(ce_type: &str) -> Option<Change> {
 /// A membership event someone is told about.
 enum Told {
     Joined(ev::MemberJoined),
+    Left(ev::MembershipChanged),
     Changed(Change, ev::MembershipChanged),
     DutyDue(ev::RotaDutyDue),
 }
@@ -46,6 +51,7 @@ impl Told {
             |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
         match event.ce_type.as_str() {
             types::MEMBER_JOINED => return Ok(Some(Told::Joined(event.decode().map_err(poison)?))),
+            types::MEMBER_LEFT => return Ok(Some(Told::Left(event.decode().map_err(poison)?))),
             types::ROTA_DUTY_DUE => {
                 return Ok(Some(Told::DutyDue(event.decode().map_err(poison)?)));
             }
@@ -60,6 +66,7 @@ impl Told {
     fn group_id(&self) -> &str {
         match self {
             Told::Joined(e) => &e.group_id,
+            Told::Left(e) => &e.group_id,
             Told::Changed(_, e) => &e.group_id,
             Told::DutyDue(e) => &e.group_id,
         }
@@ -69,6 +76,7 @@ impl Told {
         let organisers = group.organiser_ids();
         match self {
             Told::Joined(e) => messages::member_joined(&e.person_id, &group.name, &organisers),
+            Told::Left(e) => messages::member_left(&e.person_id, &group.name, &organisers),
             Told::Changed(change, e) => messages::membership_changed(
                 *change,
                 &e.person_id,
@@ -106,27 +114,10 @@ impl EventHandler for MembershipEvents {
                 told.group_id()
             )));
         };
-        deliver(txn, &told.messages(&group), told.group_id(), &event.id).await
+        let messages = told.messages(&group);
+        routing::deliver(txn, &messages, told.group_id(), &event.id, self.timezone).await?;
+        Ok(())
     }
-}
-
-/// Stores `messages` for `event_id`, except for people erased meanwhile: an
-/// event about them tells them nothing.
-async fn deliver(
-    txn: &DatabaseTransaction,
-    messages: &[Message],
-    group_id: &str,
-    event_id: &str,
-) -> Result<(), HandlerError> {
-    let people: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
-    let erased = erased::among(txn, &people).await?;
-    let keep: Vec<Message> = messages
-        .iter()
-        .filter(|m| !erased.contains(&m.recipient_id))
-        .cloned()
-        .collect();
-    notification::insert_all(txn, &keep, group_id, event_id, now_ms()).await?;
-    Ok(())
 }
 
 /// Keeps the group's audience from membership's events: active members and
@@ -258,15 +249,56 @@ impl EventHandler for ListingsEvents {
             _ => None,
         };
         let messages = match (news, meeting) {
-            (Some(news), _) => messages::group_news(&news, &snapshot.name, &snapshot.organiser_ids),
+            (Some(news), _) => {
+                let mut out = messages::group_news(&news, &snapshot.name, &snapshot.organiser_ids);
+                if news == GroupNews::Listed {
+                    let people = alerted(txn, &snapshot).await?;
+                    out.extend(messages::new_group_alert(&people, &snapshot.name));
+                }
+                out
+            }
             (_, Some(meeting)) => {
                 let people = audience::of_group(txn, &snapshot.group_id).await?;
                 messages::meeting_changed(&meeting, &snapshot.name, &people)
             }
             _ => return Ok(()),
         };
-        deliver(txn, &messages, &snapshot.group_id, &event.id).await
+        routing::deliver(txn, &messages, &snapshot.group_id, &event.id, self.timezone).await?;
+        Ok(())
     }
+}
+
+/// People with a saved alert matching a newly listed group (its organisers
+/// excepted), each once.
+async fn alerted(
+    txn: &DatabaseTransaction,
+    group: &ev::GroupSnapshot,
+) -> Result<Vec<String>, DbErr> {
+    let places: Vec<(f64, f64)> = group
+        .places
+        .iter()
+        .map(|p| (p.latitude, p.longitude))
+        .collect();
+    if places.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut people = std::collections::BTreeSet::new();
+    let mut after = String::new();
+    loop {
+        let page = alert::page(txn, &after, 1_000).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id.clone();
+        for a in &page {
+            if !group.organiser_ids.contains(&a.person_id)
+                && a.rule().matches(&group.topics, &places)
+            {
+                people.insert(a.person_id.clone());
+            }
+        }
+    }
+    Ok(people.into_iter().collect())
 }
 
 /// Erasure in notifications: the person's inbox goes, and they are remembered
@@ -278,6 +310,11 @@ impl Eraser for NotificationsEraser {
     async fn erase(&self, txn: &DatabaseTransaction, person: &str) -> Result<(), DbErr> {
         notification::delete_for(txn, person).await?;
         audience::delete_for(txn, person).await?;
+        delivery::delete_for(txn, person).await?;
+        digest::delete_for(txn, person).await?;
+        preference::delete_for(txn, person).await?;
+        alert::delete_for(txn, person).await?;
+        webhook::delete_for(txn, person).await?;
         erased::mark(txn, person, now_ms()).await
     }
 }

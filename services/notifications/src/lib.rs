@@ -1,14 +1,23 @@
-//! The notifications service: the right message, once, to the right person.
-//! This version keeps an in-app inbox fed by membership events.
+//! The notifications service: the right message, once, to the right person,
+//! on the channel they chose. Events from listings and membership become inbox
+//! items (`events`, `routing`); the delivery log is worked off by the
+//! dispatcher (`dispatch`) over email and webhooks (`channels`); digests are
+//! gathered by `digests`; `unsubscribe` serves one-click email opt-outs.
 
+pub mod channels;
 pub mod config;
+pub mod digests;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod routing;
 pub mod store;
+pub mod unsubscribe;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
@@ -30,9 +39,64 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let auth = Authenticator::from_config(&common.auth).await?;
 
     let outbox = Outbox::new(&common.region, "notifications");
+    let timezone = common.tz()?;
+
+    // Channels: a bad template, address or TLS mode stops the start-up here.
+    let templates = Arc::new(channels::email::Templates::load(
+        config.email.templates_dir.as_deref(),
+    )?);
+    let mailer = Arc::new(channels::email::Mailer::from_config(&config.email)?);
+    let webhooks = channels::webhook::WebhookSender::new(&config.webhooks)?;
+    let unsubscribe = unsubscribe::UnsubscribeKey::load(&db, &config.http.public_url).await?;
+    if !config.http.listen.is_empty() {
+        let http = TcpListener::bind(&config.http.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
+        tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
+        let router = unsubscribe::router(db.clone(), unsubscribe.clone());
+        tokio::spawn(unsubscribe::serve(http, router, shutdown.clone()));
+    }
+    let dispatcher = Arc::new(dispatch::Dispatcher {
+        db: db.clone(),
+        mailer,
+        templates,
+        webhooks,
+        unsubscribe,
+        config: config.delivery.clone(),
+        region: common.region.clone(),
+        timezone,
+    });
+    tokio::spawn(service::repeat(
+        "deliveries",
+        Duration::from_millis(config.delivery.interval_ms.max(50)),
+        shutdown.clone(),
+        move || {
+            let dispatcher = dispatcher.clone();
+            async move { dispatcher.round().await }
+        },
+    ));
+    let digests = Arc::new(digests::Digests::new(
+        &config.digests,
+        db.clone(),
+        timezone,
+    )?);
+    tokio::spawn(service::repeat(
+        "digests",
+        Duration::from_secs(config.digests.check_interval_secs.max(1)),
+        shutdown.clone(),
+        move || {
+            let digests = digests.clone();
+            async move { digests.round().await }
+        },
+    ));
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::NotificationsApi::new(db.clone(), common.region.clone(), shutdown.clone());
+    let api = grpc::NotificationsApi::new(
+        db.clone(),
+        common.region.clone(),
+        shutdown.clone(),
+        config.webhooks.clone(),
+    );
     parts.add_service(
         NotificationsServiceServer::new(api)
             .max_decoding_message_size(common.grpc.max_message_bytes),
@@ -45,13 +109,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         // Only erasure confirmations.
         produces: vec![bus::PRIVACY],
         consumes: vec![
+            (bus::LISTINGS, Arc::new(events::ListingsEvents { timezone })),
             (
-                bus::LISTINGS,
-                Arc::new(events::ListingsEvents {
-                    timezone: common.tz()?,
-                }),
+                bus::MEMBERSHIP,
+                Arc::new(events::MembershipEvents { timezone }),
             ),
-            (bus::MEMBERSHIP, Arc::new(events::MembershipEvents)),
             (
                 bus::PRIVACY,
                 Arc::new(ErasureRequests {

@@ -20,9 +20,12 @@ pub enum Kind {
     GroupSuspended,
     ReviewDue,
     MeetingChanged,
+    MemberLeft,
+    NewGroupAlert,
+    WebhookDisabled,
 }
 
-const ALL_KINDS: [Kind; 16] = [
+pub const ALL_KINDS: [Kind; 19] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -39,6 +42,9 @@ const ALL_KINDS: [Kind; 16] = [
     Kind::GroupSuspended,
     Kind::ReviewDue,
     Kind::MeetingChanged,
+    Kind::MemberLeft,
+    Kind::NewGroupAlert,
+    Kind::WebhookDisabled,
 ];
 
 impl Kind {
@@ -60,13 +66,58 @@ impl Kind {
             Kind::GroupSuspended => "GROUP_SUSPENDED",
             Kind::ReviewDue => "REVIEW_DUE",
             Kind::MeetingChanged => "MEETING_CHANGED",
+            Kind::MemberLeft => "MEMBER_LEFT",
+            Kind::NewGroupAlert => "NEW_GROUP_ALERT",
+            Kind::WebhookDisabled => "WEBHOOK_DISABLED",
         }
+    }
+
+    /// The preference category the kind belongs to; `None` for notices about the
+    /// person's own account (a webhook stopped), which nobody can turn off.
+    pub fn category(self) -> Option<Category> {
+        Some(match self {
+            Kind::MemberJoined
+            | Kind::MemberLeft
+            | Kind::GroupClosed
+            | Kind::GroupListed
+            | Kind::GroupRejected
+            | Kind::GroupSuspended
+            | Kind::MeetingChanged => Category::GroupUpdates,
+            Kind::Welcome
+            | Kind::JoinRequested
+            | Kind::RequestApproved
+            | Kind::RequestDeclined
+            | Kind::Invited
+            | Kind::Waitlisted
+            | Kind::PromotedFromWaitlist
+            | Kind::Removed => Category::MembershipRequests,
+            Kind::RotaReminder | Kind::ReviewDue => Category::Reminders,
+            Kind::NewGroupAlert => Category::NewGroupAlerts,
+            Kind::WebhookDisabled => return None,
+        })
+    }
+
+    /// Time-critical kinds go out at once even to people on a digest: someone
+    /// may travel to a meeting that no longer happens.
+    pub fn time_critical(self) -> bool {
+        matches!(self, Kind::MeetingChanged)
+    }
+
+    /// A group's news that muting the group silences. News about the person's
+    /// own membership or duties still comes.
+    pub fn mutable(self) -> bool {
+        matches!(
+            self,
+            Kind::MeetingChanged | Kind::MemberJoined | Kind::MemberLeft | Kind::ReviewDue
+        )
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
         ALL_KINDS.into_iter().find(|k| k.as_str() == s)
     }
 }
+
+pub use super::preferences::Category;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -96,6 +147,45 @@ pub fn member_joined(person: &str, group_name: &str, organisers: &[String]) -> V
         });
     }
     out
+}
+
+/// The note each organiser (other than the person) gets when someone leaves.
+pub fn member_left(person: &str, group_name: &str, organisers: &[String]) -> Vec<Message> {
+    organisers
+        .iter()
+        .filter(|o| o.as_str() != person && !o.is_empty())
+        .map(|organiser| Message {
+            recipient_id: organiser.clone(),
+            kind: Kind::MemberLeft,
+            title: "A member left your group".into(),
+            body: format!("Someone left {group_name}."),
+        })
+        .collect()
+}
+
+/// "A group you asked about is listed": one message per alert owner.
+pub fn new_group_alert(people: &[String], group_name: &str) -> Vec<Message> {
+    people
+        .iter()
+        .map(|person| Message {
+            recipient_id: person.clone(),
+            kind: Kind::NewGroupAlert,
+            title: "A new group matches your alert".into(),
+            body: format!("{group_name} is now listed in the directory near the place you chose."),
+        })
+        .collect()
+}
+
+/// To a webhook's owner when deliveries to it stop.
+pub fn webhook_disabled(owner: &str, url: &str, why: &str) -> Message {
+    Message {
+        recipient_id: owner.to_string(),
+        kind: Kind::WebhookDisabled,
+        title: "A webhook of yours was turned off".into(),
+        body: format!(
+            "We stopped sending to {url}: {why}. Register it again once it can receive deliveries."
+        ),
+    }
 }
 
 /// A membership change as notifications sees it.

@@ -1,3 +1,6 @@
 //! Notification rules, free of I/O.
 
+pub mod alerts;
+pub mod digest;
 pub mod messages;
+pub mod preferences;

@@ -1,4 +1,8 @@
-//! The NotificationsService RPCs: a person's own inbox only, listed or live.
+//! The NotificationsService RPCs: a person's own inbox, listed or live (here),
+//! their settings (`settings`) and the delivery log (`deliveries`).
+
+mod deliveries;
+mod settings;
 
 use sea_orm::DatabaseConnection;
 use selfhelp_platform::Shutdown;
@@ -14,15 +18,17 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::config::WebhookConfig;
 use crate::domain::messages::Kind;
 use crate::error::NotificationsError;
-use crate::store::{audience, notification};
+use crate::store::{alert, audience, delivery, digest, notification, preference, webhook};
 
 pub struct NotificationsApi {
     db: DatabaseConnection,
     region: String,
     /// Ends live streams when the service stops.
     shutdown: Shutdown,
+    webhooks: WebhookConfig,
 }
 
 /// How often a live stream looks for new notifications. Any replica may have
@@ -32,12 +38,25 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 const WATCH_BATCH: u64 = 100;
 
 impl NotificationsApi {
-    pub fn new(db: DatabaseConnection, region: String, shutdown: Shutdown) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        region: String,
+        shutdown: Shutdown,
+        webhooks: WebhookConfig,
+    ) -> Self {
         Self {
             db,
             region,
             shutdown,
+            webhooks,
         }
+    }
+
+    /// The signed-in caller, of this region.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = require_caller(request)?;
+        self.check_region(&caller)?;
+        Ok(caller)
     }
 
     fn check_region(&self, caller: &Caller) -> Result<(), NotificationsError> {
@@ -132,7 +151,7 @@ impl NotificationsService for NotificationsApi {
                 .await
                 .map_err(NotificationsError::from)?;
             if owned != ids.len() as u64 {
-                return Err(NotificationsError::NotFound.into());
+                return Err(NotificationsError::NotFound("notification").into());
             }
         }
         let selection = (!req.all).then_some(ids.as_slice());
@@ -228,39 +247,166 @@ impl NotificationsService for NotificationsApi {
             .into_iter()
             .map(|a| json!({"group_id": a.group_id, "as": a.relation.to_lowercase()}))
             .collect();
+        let db_err = NotificationsError::from;
+        let held = preference::get(&self.db, person).await.map_err(db_err)?;
+        let alerts: Vec<_> = alert::of_person(&self.db, person)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id, "topics": a.topics(), "latitude": a.latitude,
+                    "longitude": a.longitude, "radius_km": a.radius_km, "label": a.label,
+                    "created_at": rfc3339(a.created_at_ms),
+                })
+            })
+            .collect();
+        // The signing secret is left out: it was shown once, on registering.
+        let hooks: Vec<_> = webhook::of_owner(&self.db, person)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|h| {
+                json!({
+                    "id": h.id, "url": h.url, "kinds": h.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                    "active": h.active, "disabled_reason": h.disabled_reason,
+                    "created_at": rfc3339(h.created_at_ms),
+                })
+            })
+            .collect();
+        let sent: Vec<_> = delivery::all_for(&self.db, person)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|d| {
+                json!({
+                    "id": d.id, "notification_id": d.notification_id, "digest": d.is_digest,
+                    "channel": d.channel, "webhook_id": d.webhook_id, "status": d.status,
+                    "attempts": d.attempts, "created_at": rfc3339(d.created_at_ms),
+                    "sent_at": d.sent_at_ms.map(rfc3339),
+                })
+            })
+            .collect();
+        let digests: Vec<_> = digest::of_person(&self.db, person)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|d| json!({"id": d.id, "period": d.period, "items": d.item_count}))
+            .collect();
         let doc = json!({
             "service": "notifications",
             "person_id": person,
             "exported_at": rfc3339(now_ms()),
             "notifications": inbox,
             "group_updates": updates,
+            "email": held.email,
+            "preferences": held.preferences,
+            "alerts": alerts,
+            "webhooks": hooks,
+            "deliveries": sent,
+            "digests": digests,
         });
         Ok(Response::new(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),
         }))
     }
+
+    async fn get_preferences(
+        &self,
+        request: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::Preferences>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(self.preferences_of(&caller).await?))
+    }
+
+    async fn update_preferences(
+        &self,
+        request: Request<pb::UpdatePreferencesRequest>,
+    ) -> Result<Response<pb::Preferences>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.update_preferences_of(&caller, req).await?,
+        ))
+    }
+
+    async fn create_alert(
+        &self,
+        request: Request<pb::CreateAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(self.create_alert_for(&caller, req).await?))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(self.alerts_of(&caller).await?))
+    }
+
+    async fn delete_alert(
+        &self,
+        request: Request<pb::DeleteAlertRequest>,
+    ) -> Result<Response<pb::DeleteAlertResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        self.delete_alert_of(&caller, &req.alert_id).await?;
+        Ok(Response::new(pb::DeleteAlertResponse {}))
+    }
+
+    async fn register_webhook(
+        &self,
+        request: Request<pb::RegisterWebhookRequest>,
+    ) -> Result<Response<pb::RegisterWebhookResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.register_webhook_for(&caller, req).await?,
+        ))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(self.webhooks_of(&caller).await?))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        self.delete_webhook_of(&caller, &req.webhook_id).await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(self.deliveries_for(&caller, req).await?))
+    }
+
+    async fn replay_delivery(
+        &self,
+        request: Request<pb::ReplayDeliveryRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(self.replay(&caller, &req.delivery_id).await?))
+    }
 }
 
 fn to_wire(n: &notification::Model) -> pb::Notification {
-    let kind = match Kind::parse(&n.kind) {
-        Some(Kind::MemberJoined) => pb::NotificationKind::MemberJoined,
-        Some(Kind::Welcome) => pb::NotificationKind::Welcome,
-        Some(Kind::JoinRequested) => pb::NotificationKind::JoinRequested,
-        Some(Kind::RequestApproved) => pb::NotificationKind::RequestApproved,
-        Some(Kind::RequestDeclined) => pb::NotificationKind::RequestDeclined,
-        Some(Kind::Invited) => pb::NotificationKind::Invited,
-        Some(Kind::Waitlisted) => pb::NotificationKind::Waitlisted,
-        Some(Kind::PromotedFromWaitlist) => pb::NotificationKind::PromotedFromWaitlist,
-        Some(Kind::Removed) => pb::NotificationKind::Removed,
-        Some(Kind::GroupClosed) => pb::NotificationKind::GroupClosed,
-        Some(Kind::RotaReminder) => pb::NotificationKind::RotaReminder,
-        Some(Kind::GroupListed) => pb::NotificationKind::GroupListed,
-        Some(Kind::GroupRejected) => pb::NotificationKind::GroupRejected,
-        Some(Kind::GroupSuspended) => pb::NotificationKind::GroupSuspended,
-        Some(Kind::ReviewDue) => pb::NotificationKind::ReviewDue,
-        Some(Kind::MeetingChanged) => pb::NotificationKind::MeetingChanged,
-        None => pb::NotificationKind::Unspecified,
-    };
+    let kind = Kind::parse(&n.kind).map_or(pb::NotificationKind::Unspecified, kind_to_wire);
     pb::Notification {
         id: n.id.clone(),
         kind: kind.into(),
@@ -270,4 +416,15 @@ fn to_wire(n: &notification::Model) -> pb::Notification {
         created_at: Some(to_timestamp(n.created_at_ms)),
         read_at: n.read_at_ms.map(to_timestamp),
     }
+}
+
+pub(crate) fn kind_to_wire(kind: Kind) -> pb::NotificationKind {
+    pb::NotificationKind::from_str_name(&format!("NOTIFICATION_KIND_{}", kind.as_str()))
+        .unwrap_or(pb::NotificationKind::Unspecified)
+}
+
+pub(crate) fn kind_from_wire(kind: pb::NotificationKind) -> Option<Kind> {
+    kind.as_str_name()
+        .strip_prefix("NOTIFICATION_KIND_")
+        .and_then(Kind::parse)
 }

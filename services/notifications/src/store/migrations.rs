@@ -10,6 +10,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateNotifications));
         all.push(Box::new(ErasedSubjects));
         all.push(Box::new(Audiences));
+        all.push(Box::new(Channels));
         all
     }
 }
@@ -180,6 +181,259 @@ impl MigrationTrait for Audiences {
                 .table(Audience::Table)
                 .col(Audience::PersonId)
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Preferences, the delivery log, webhooks, digests, saved alerts and the
+/// service's own secrets.
+struct Channels;
+
+impl MigrationName for Channels {
+    fn name(&self) -> &str {
+        "m0103_notifications_channels"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Preference {
+    Table,
+    PersonId,
+    Email,
+    Doc,
+    UpdatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Delivery {
+    Table,
+    Id,
+    NotificationId,
+    IsDigest,
+    RecipientId,
+    Channel,
+    WebhookId,
+    Status,
+    Attempts,
+    NextAttemptAtMs,
+    ClaimedUntilMs,
+    LastError,
+    DigestId,
+    CreatedAtMs,
+    UpdatedAtMs,
+    SentAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Webhook {
+    Table,
+    Id,
+    OwnerId,
+    Url,
+    Secret,
+    Kinds,
+    Active,
+    DisabledReason,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Digest {
+    Table,
+    Id,
+    PersonId,
+    Period,
+    ItemCount,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Alert {
+    Table,
+    Id,
+    PersonId,
+    Topics,
+    Latitude,
+    Longitude,
+    RadiusKm,
+    Label,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum ServiceSecret {
+    Table,
+    Name,
+    Value,
+}
+
+fn text(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).text().not_null().to_owned()
+}
+
+fn string(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).string().not_null().to_owned()
+}
+
+fn millis(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).big_integer().not_null().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Channels {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Preference::Table)
+                .if_not_exists()
+                .col(string(Preference::PersonId).primary_key())
+                .col(string(Preference::Email))
+                .col(text(Preference::Doc))
+                .col(millis(Preference::UpdatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Delivery::Table)
+                .if_not_exists()
+                .col(string(Delivery::Id).primary_key())
+                .col(string(Delivery::NotificationId))
+                .col(ColumnDef::new(Delivery::IsDigest).boolean().not_null())
+                .col(string(Delivery::RecipientId))
+                .col(string(Delivery::Channel))
+                .col(string(Delivery::WebhookId))
+                .col(string(Delivery::Status))
+                .col(ColumnDef::new(Delivery::Attempts).integer().not_null())
+                .col(millis(Delivery::NextAttemptAtMs))
+                .col(millis(Delivery::ClaimedUntilMs))
+                .col(text(Delivery::LastError))
+                .col(string(Delivery::DigestId))
+                .col(millis(Delivery::CreatedAtMs))
+                .col(millis(Delivery::UpdatedAtMs))
+                .col(ColumnDef::new(Delivery::SentAtMs).big_integer().null())
+                .to_owned(),
+        )
+        .await?;
+        // One delivery per notification, channel and endpoint, however often the
+        // event is redelivered.
+        m.create_index(
+            Index::create()
+                .name("uq_delivery_notification_channel_webhook")
+                .table(Delivery::Table)
+                .col(Delivery::NotificationId)
+                .col(Delivery::Channel)
+                .col(Delivery::WebhookId)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_delivery_due")
+                .table(Delivery::Table)
+                .col(Delivery::Status)
+                .col(Delivery::NextAttemptAtMs)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_delivery_recipient")
+                .table(Delivery::Table)
+                .col(Delivery::RecipientId)
+                .col(Delivery::Status)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Webhook::Table)
+                .if_not_exists()
+                .col(string(Webhook::Id).primary_key())
+                .col(string(Webhook::OwnerId))
+                .col(text(Webhook::Url))
+                .col(string(Webhook::Secret))
+                .col(text(Webhook::Kinds))
+                .col(ColumnDef::new(Webhook::Active).boolean().not_null())
+                .col(text(Webhook::DisabledReason))
+                .col(millis(Webhook::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_webhook_owner")
+                .table(Webhook::Table)
+                .col(Webhook::OwnerId)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Digest::Table)
+                .if_not_exists()
+                .col(string(Digest::Id).primary_key())
+                .col(string(Digest::PersonId))
+                .col(string(Digest::Period))
+                .col(ColumnDef::new(Digest::ItemCount).integer().not_null())
+                .col(millis(Digest::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        // The guard that makes a digest go out once, however many replicas run.
+        m.create_index(
+            Index::create()
+                .name("uq_digest_person_period")
+                .table(Digest::Table)
+                .col(Digest::PersonId)
+                .col(Digest::Period)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Alert::Table)
+                .if_not_exists()
+                .col(string(Alert::Id).primary_key())
+                .col(string(Alert::PersonId))
+                .col(text(Alert::Topics))
+                .col(ColumnDef::new(Alert::Latitude).double().not_null())
+                .col(ColumnDef::new(Alert::Longitude).double().not_null())
+                .col(ColumnDef::new(Alert::RadiusKm).double().not_null())
+                .col(string(Alert::Label))
+                .col(millis(Alert::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_alert_person")
+                .table(Alert::Table)
+                .col(Alert::PersonId)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(ServiceSecret::Table)
+                .if_not_exists()
+                .col(string(ServiceSecret::Name).primary_key())
+                .col(text(ServiceSecret::Value))
                 .to_owned(),
         )
         .await

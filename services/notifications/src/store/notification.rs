@@ -158,3 +158,30 @@ pub async fn all_for<C: ConnectionTrait>(conn: &C, recipient: &str) -> Result<Ve
         .all(conn)
         .await
 }
+
+/// Every notification stored for `event_id`.
+pub async fn of_event<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::EventId.eq(event_id))
+        .all(conn)
+        .await
+}
+
+pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id.to_string()).one(conn).await
+}
+
+/// The notifications with these ids, oldest first (missing ones are skipped).
+pub async fn find_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<Model>, DbErr> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(
+            Entity::find()
+                .filter(Column::Id.is_in(chunk.iter().cloned()))
+                .all(conn)
+                .await?,
+        );
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}

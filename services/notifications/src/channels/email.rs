@@ -1,0 +1,425 @@
+//! Email: templates (built in, overridable per kind and region by the operator)
+//! rendered with minijinja, sent over SMTP or written as `.eml` files.
+//!
+//! Subject lines may show on a lock screen or a shared computer, so a subject
+//! template sees only the notification's title (which never names a group or a
+//! condition), and a rendered subject that still names the group is replaced by
+//! the title.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::{Environment, context};
+use serde::Serialize;
+
+use crate::config::EmailConfig;
+use crate::domain::messages::Kind;
+
+/// The built-in templates; operators override any of them by name.
+const BUILT_IN: [(&str, &str); 7] = [
+    (
+        "default.subject",
+        include_str!("../../templates/default.subject"),
+    ),
+    ("default.txt", include_str!("../../templates/default.txt")),
+    ("default.html", include_str!("../../templates/default.html")),
+    (
+        "meeting_changed.txt",
+        include_str!("../../templates/meeting_changed.txt"),
+    ),
+    (
+        "digest.subject",
+        include_str!("../../templates/digest.subject"),
+    ),
+    ("digest.txt", include_str!("../../templates/digest.txt")),
+    ("digest.html", include_str!("../../templates/digest.html")),
+];
+
+/// The subject used when a template gives nothing usable.
+const FALLBACK_SUBJECT: &str = "News from your groups";
+const MAX_SUBJECT_CHARS: usize = 120;
+
+/// An email ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// One notification as an email shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    #[serde(skip)]
+    pub kind: Kind,
+    pub title: String,
+    pub body: String,
+    /// Local time it was created, for digests.
+    pub when: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// The built-in templates plus the operator's from `dir` (`<name>` for all
+    /// regions, `<region>/<name>` for one). A template that does not parse
+    /// stops the start-up with its file named.
+    pub fn load(dir: Option<&Path>) -> anyhow::Result<Templates> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in BUILT_IN {
+            env.add_template(name, source)
+                .with_context(|| format!("built-in template {name}"))?;
+        }
+        if let Some(dir) = dir {
+            for (name, path) in template_files(dir)? {
+                let source = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading template {}", path.display()))?;
+                env.add_template_owned(name, source)
+                    .with_context(|| format!("template {}", path.display()))?;
+            }
+        }
+        Ok(Templates { env })
+    }
+
+    /// The most specific template for `stem.ext`: the region's, then every
+    /// region's, then the region's default, then the built-in default.
+    fn pick(&self, region: &str, stem: &str, ext: &str) -> Option<minijinja::Template<'_, '_>> {
+        [
+            format!("{region}/{stem}.{ext}"),
+            format!("{stem}.{ext}"),
+            format!("{region}/default.{ext}"),
+            format!("default.{ext}"),
+        ]
+        .iter()
+        .find_map(|name| self.env.get_template(name).ok())
+    }
+
+    /// The email for one notification. `group_name` is only checked against
+    /// the subject, never given to it.
+    pub fn notification(
+        &self,
+        region: &str,
+        item: &Item,
+        group_name: &str,
+        unsubscribe_url: &str,
+    ) -> anyhow::Result<Rendered> {
+        let stem = item.kind.as_str().to_ascii_lowercase();
+        let subject = self.subject(
+            region,
+            &stem,
+            context! { title => item.title.clone(), kind => item.kind.as_str() },
+        );
+        let paragraphs: Vec<String> = item.body.split("\n\n").map(str::to_string).collect();
+        let ctx = context! {
+            title => item.title.clone(),
+            body => item.body.clone(),
+            paragraphs => paragraphs,
+            kind => item.kind.as_str(),
+            group_name => group_name.to_string(),
+            unsubscribe_url => unsubscribe_url.to_string(),
+        };
+        Ok(Rendered {
+            subject: safe_subject(subject, &item.title, &[group_name]),
+            text: self.body(region, &stem, "txt", &ctx)?,
+            html: self.body(region, &stem, "html", &ctx)?,
+        })
+    }
+
+    /// A digest of `items`; `cadence` is "daily" or "weekly".
+    pub fn digest(
+        &self,
+        region: &str,
+        cadence: &str,
+        items: &[Item],
+        group_names: &[String],
+        unsubscribe_url: &str,
+    ) -> anyhow::Result<Rendered> {
+        let subject = self.subject(
+            region,
+            "digest",
+            context! { count => items.len(), cadence => cadence.to_string() },
+        );
+        let names: Vec<&str> = group_names.iter().map(String::as_str).collect();
+        let fallback = format!("Your {cadence} summary");
+        let ctx = context! {
+            items => minijinja::Value::from(minijinja::value::Serde(items.to_vec())),
+            cadence => cadence.to_string(),
+            unsubscribe_url => unsubscribe_url.to_string(),
+        };
+        Ok(Rendered {
+            subject: safe_subject(subject, &fallback, &names),
+            text: self.body(region, "digest", "txt", &ctx)?,
+            html: self.body(region, "digest", "html", &ctx)?,
+        })
+    }
+
+    fn subject(&self, region: &str, stem: &str, ctx: minijinja::Value) -> Option<String> {
+        let template = self.pick(region, stem, "subject")?;
+        match template.render(ctx) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(template = template.name(), error = %e, "subject template failed; using the title");
+                None
+            }
+        }
+    }
+
+    fn body(
+        &self,
+        region: &str,
+        stem: &str,
+        ext: &str,
+        ctx: &minijinja::Value,
+    ) -> anyhow::Result<String> {
+        let template = self
+            .pick(region, stem, ext)
+            .with_context(|| format!("no template for {stem}.{ext}"))?;
+        template
+            .render(ctx)
+            .with_context(|| format!("rendering {}", template.name()))
+    }
+}
+
+/// The subject to send: the rendered one when it is a single short line that
+/// names none of `forbidden` (group names), else `fallback`.
+pub fn safe_subject(rendered: Option<String>, fallback: &str, forbidden: &[&str]) -> String {
+    let fallback = if fallback.trim().is_empty() {
+        FALLBACK_SUBJECT
+    } else {
+        fallback
+    };
+    let Some(subject) = rendered.map(|s| s.trim().to_string()) else {
+        return fallback.to_string();
+    };
+    let lower = subject.to_lowercase();
+    let names_a_group = forbidden
+        .iter()
+        .map(|n| n.trim().to_lowercase())
+        .any(|n| !n.is_empty() && lower.contains(&n));
+    if subject.is_empty()
+        || subject.contains(['\n', '\r'])
+        || subject.chars().count() > MAX_SUBJECT_CHARS
+        || names_a_group
+    {
+        fallback.to_string()
+    } else {
+        subject
+    }
+}
+
+/// `(name, path)` of every template file under `dir`, one level of region
+/// folders deep.
+fn template_files(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("templates_dir {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if path.is_dir() {
+            for inner in std::fs::read_dir(&path)? {
+                let inner = inner?;
+                if inner.path().is_file() {
+                    let file = inner.file_name().to_string_lossy().to_string();
+                    out.push((format!("{name}/{file}"), inner.path()));
+                }
+            }
+        } else if path.is_file() {
+            out.push((name, path));
+        }
+    }
+    Ok(out)
+}
+
+enum Transport {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// Sends rendered emails the configured way.
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn from_config(cfg: &EmailConfig) -> anyhow::Result<Mailer> {
+        let from: Mailbox = cfg
+            .from
+            .parse()
+            .with_context(|| format!("email.from {:?} is not an address", cfg.from))?;
+        let transport = match cfg.transport.as_str() {
+            "file" => {
+                std::fs::create_dir_all(&cfg.file_dir).with_context(|| {
+                    format!("creating email.file_dir {}", cfg.file_dir.display())
+                })?;
+                Transport::File(AsyncFileTransport::new(&cfg.file_dir))
+            }
+            "smtp" => {
+                let smtp = &cfg.smtp;
+                let builder = match smtp.tls.as_str() {
+                    "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
+                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+                    "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+                    other => {
+                        anyhow::bail!("email.smtp.tls must be starttls, tls or none, not {other:?}")
+                    }
+                };
+                let mut builder = builder
+                    .port(smtp.port)
+                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
+                if !smtp.username.is_empty() {
+                    let password = match &smtp.password_file {
+                        Some(file) => std::fs::read_to_string(file)
+                            .with_context(|| {
+                                format!("email.smtp.password_file {}", file.display())
+                            })?
+                            .trim()
+                            .to_string(),
+                        None => String::new(),
+                    };
+                    builder =
+                        builder.credentials(Credentials::new(smtp.username.clone(), password));
+                }
+                Transport::Smtp(builder.build())
+            }
+            other => anyhow::bail!("email.transport must be file or smtp, not {other:?}"),
+        };
+        Ok(Mailer { transport, from })
+    }
+
+    /// Sends `email` to `to`, with a one-click unsubscribe link (RFC 8058).
+    pub async fn send(
+        &self,
+        to: &str,
+        email: &Rendered,
+        unsubscribe_url: &str,
+    ) -> Result<(), MailError> {
+        let to: Mailbox = to.parse().map_err(|e| MailError {
+            permanent: true,
+            message: format!("recipient address: {e}"),
+        })?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{unsubscribe_url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ))
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .map_err(|e| MailError {
+                permanent: true,
+                message: format!("building the email: {e}"),
+            })?;
+        match &self.transport {
+            Transport::File(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError {
+                permanent: false,
+                message: e.to_string(),
+            }),
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError {
+                // A 5xx reply (no such mailbox): trying again will not help.
+                permanent: e.is_permanent(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailError {
+    pub permanent: bool,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: Kind) -> Item {
+        Item {
+            kind,
+            title: "A meeting has changed".into(),
+            body: "The Riverside Bereavement Circle meeting on 2026-12-02 is cancelled.".into(),
+            when: String::new(),
+        }
+    }
+
+    #[test]
+    fn built_in_templates_render_text_and_html_with_the_link() {
+        let t = Templates::load(None).unwrap();
+        let e = t
+            .notification(
+                "notts",
+                &item(Kind::MeetingChanged),
+                "Riverside Bereavement Circle",
+                "https://x/u?t=1",
+            )
+            .unwrap();
+        assert_eq!(e.subject, "A meeting has changed");
+        assert!(e.text.contains("before you travel"), "{}", e.text);
+        assert!(e.text.contains("https://x/u?t=1"));
+        assert!(
+            e.html
+                .contains("<p>The Riverside Bereavement Circle meeting"),
+            "{}",
+            e.html
+        );
+    }
+
+    #[test]
+    fn a_subject_naming_the_group_falls_back_to_the_title() {
+        assert_eq!(
+            safe_subject(
+                Some("Update from Riverside Bereavement Circle".into()),
+                "A meeting has changed",
+                &["Riverside bereavement circle"]
+            ),
+            "A meeting has changed"
+        );
+        assert_eq!(safe_subject(Some("two\nlines".into()), "T", &[]), "T");
+        assert_eq!(safe_subject(None, "", &[]), FALLBACK_SUBJECT);
+        assert_eq!(safe_subject(Some("Fine".into()), "T", &["g"]), "Fine");
+    }
+
+    #[test]
+    fn operator_templates_override_per_region_and_html_is_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("notts")).unwrap();
+        std::fs::write(
+            dir.path().join("notts/meeting_changed.html"),
+            "<b>{{ body }}</b>",
+        )
+        .unwrap();
+        // A subject template cannot reach the group name: it is not given one.
+        std::fs::write(
+            dir.path().join("meeting_changed.subject"),
+            "{{ group_name }}",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let mut it = item(Kind::MeetingChanged);
+        it.body = "Tea & <cake>".into();
+        let notts = t.notification("notts", &it, "G", "u").unwrap();
+        assert_eq!(notts.html, "<b>Tea &amp; &lt;cake&gt;</b>");
+        assert_eq!(notts.subject, "A meeting has changed");
+        let leeds = t.notification("leeds", &it, "G", "u").unwrap();
+        assert!(leeds.html.starts_with("<!doctype html>"));
+    }
+}

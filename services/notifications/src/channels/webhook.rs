@@ -1,0 +1,245 @@
+//! Webhooks: Standard Webhooks signatures, and a client that only reaches
+//! public addresses (unless the operator allows private ones for tests).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Sha256;
+
+use crate::config::WebhookConfig;
+
+const SECRET_PREFIX: &str = "whsec_";
+
+/// A fresh signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
+}
+
+/// The `webhook-signature` value for a message: `v1,` + base64 of
+/// HMAC-SHA256 over `id.timestamp.body` with the secret's key.
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+    let key = STANDARD
+        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
+        .map_err(|e| format!("webhook secret is not base64: {e}"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// Whether `ip` is on the public internet: not loopback, private, link-local,
+/// shared (carrier NAT), documentation, multicast or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast())
+            }
+        },
+    }
+}
+
+/// Checks an endpoint URL when it is registered; the reason when refused.
+pub fn check_url(url: &str, allow_private: bool) -> Result<Url, &'static str> {
+    let parsed = Url::parse(url).map_err(|_| "must be an absolute URL")?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        _ => return Err("must start with https://"),
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry a user name or password");
+    }
+    let host = parsed.host_str().ok_or("must name a host")?;
+    if !allow_private {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>()
+            && !is_public(ip)
+        {
+            return Err("must not point at a private or loopback address");
+        }
+        if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
+            return Err("must not point at a private or loopback address");
+        }
+    }
+    Ok(parsed)
+}
+
+/// Resolves names like the system does, then refuses private answers: checked
+/// at connection time, so a name cannot be re-pointed inside after registering.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// How one POST went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// 2xx.
+    Accepted,
+    /// 410: the receiver says the endpoint is gone for good.
+    Gone,
+    /// Anything else: try again later.
+    Failed(String),
+}
+
+pub struct WebhookSender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl WebhookSender {
+    pub fn new(cfg: &WebhookConfig) -> anyhow::Result<WebhookSender> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_secs))
+            // A redirect could lead anywhere, an internal address included.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!(
+                "selfhelp-notifications/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if !cfg.allow_private_addresses {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(WebhookSender {
+            client: builder.build()?,
+            allow_private: cfg.allow_private_addresses,
+        })
+    }
+
+    /// POSTs `body` to `url`, signed with `secret` as message `msg_id`.
+    pub async fn post(
+        &self,
+        url: &str,
+        secret: &str,
+        msg_id: &str,
+        timestamp: i64,
+        body: Vec<u8>,
+    ) -> Posted {
+        if let Err(why) = check_url(url, self.allow_private) {
+            return Posted::Failed(format!("endpoint {why}"));
+        }
+        let signature = match sign(secret, msg_id, timestamp, &body) {
+            Ok(s) => s,
+            Err(e) => return Posted::Failed(e),
+        };
+        let response = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => Posted::Accepted,
+            Ok(r) if r.status() == reqwest::StatusCode::GONE => Posted::Gone,
+            Ok(r) => Posted::Failed(format!("HTTP {}", r.status().as_u16())),
+            Err(e) => Posted::Failed(describe(&e)),
+        }
+    }
+}
+
+/// What went wrong, with its causes, without the URL (its query may hold a
+/// token of the receiver's).
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    }
+    .to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_loopback_addresses_are_refused_unless_allowed() {
+        for url in [
+            "https://127.0.0.1/hook",
+            "https://10.1.2.3/hook",
+            "https://192.168.0.1/hook",
+            "https://169.254.169.254/latest",
+            "https://[::1]/hook",
+            "https://[fd00::1]/hook",
+            "https://[::ffff:10.0.0.1]/hook",
+            "https://100.64.0.1/hook",
+            "https://localhost/hook",
+        ] {
+            assert!(check_url(url, false).is_err(), "{url}");
+            assert!(check_url(url, true).is_ok(), "{url}");
+        }
+        assert!(check_url("https://93.184.215.14/hook", false).is_ok());
+        assert!(check_url("https://hooks.example.org/x", false).is_ok());
+        assert!(check_url("http://hooks.example.org/x", false).is_err());
+        assert!(check_url("https://user:pw@hooks.example.org/x", false).is_err());
+        assert!(check_url("not a url", true).is_err());
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The example in the Standard Webhooks specification.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let sig = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

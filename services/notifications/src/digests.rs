@@ -1,0 +1,101 @@
+//! Digests: on every replica, now and then, gathers each person's held emails
+//! into one digest per period. The digest row's unique (person, period) key
+//! makes exactly one replica win; a digest is only made when something waits.
+
+use chrono::{NaiveTime, Utc, Weekday};
+use chrono_tz::Tz;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use selfhelp_platform::time::now_ms;
+
+use crate::config::DigestConfig;
+use crate::domain::digest::{DigestTimes, latest_period};
+use crate::domain::preferences::{Cadence, Channel};
+use crate::store::delivery::{self, NewDelivery};
+use crate::store::{digest, preference};
+
+pub struct Digests {
+    pub db: DatabaseConnection,
+    pub times: DigestTimes,
+    /// The region's zone, for people who set none.
+    pub timezone: Tz,
+}
+
+impl Digests {
+    pub fn new(
+        cfg: &DigestConfig,
+        db: DatabaseConnection,
+        timezone: Tz,
+    ) -> anyhow::Result<Digests> {
+        let send_at = NaiveTime::parse_from_str(&cfg.send_at, "%H:%M")
+            .or_else(|_| NaiveTime::parse_from_str(&cfg.send_at, "%H:%M:%S"))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "digests.send_at {:?} is not a time such as 08:00",
+                    cfg.send_at
+                )
+            })?;
+        let weekday: Weekday = cfg.weekly_on.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "digests.weekly_on {:?} is not a weekday such as Mon",
+                cfg.weekly_on
+            )
+        })?;
+        Ok(Digests {
+            db,
+            times: DigestTimes { send_at, weekday },
+            timezone,
+        })
+    }
+
+    /// Makes the digests that are due; how many.
+    pub async fn round(&self) -> Result<usize, DbErr> {
+        let mut made = 0;
+        for person in delivery::people_with_held(&self.db).await? {
+            if self.for_person(&person).await? {
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+
+    async fn for_person(&self, person: &str) -> Result<bool, DbErr> {
+        let held = preference::get(&self.db, person).await?;
+        let prefs = &held.preferences;
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        if prefs.cadence == Cadence::Immediate {
+            // They left digests: what waits goes out on its own.
+            delivery::release_held(&txn, person, now.timestamp_millis()).await?;
+            txn.commit().await?;
+            return Ok(false);
+        }
+        let tz = prefs.tz(self.timezone);
+        let Some((period, cutoff)) = latest_period(prefs.cadence, self.times, now, tz) else {
+            return Ok(false);
+        };
+        let items = delivery::held_before(&txn, person, cutoff.timestamp_millis()).await?;
+        if items.is_empty() {
+            return Ok(false); // never an empty digest
+        }
+        let stamp = now_ms();
+        let count = i32::try_from(items.len()).unwrap_or(i32::MAX);
+        let Some(digest_id) = digest::create_once(&txn, person, &period, count, stamp).await?
+        else {
+            return Ok(false); // another replica made this period's digest
+        };
+        let ids: Vec<String> = items.into_iter().map(|i| i.id).collect();
+        delivery::move_into_digest(&txn, &ids, &digest_id, stamp).await?;
+        let email = NewDelivery {
+            notification_id: digest_id,
+            is_digest: true,
+            recipient_id: person.to_string(),
+            channel: Channel::Email.as_str(),
+            webhook_id: String::new(),
+            status: delivery::PENDING,
+            next_attempt_at_ms: prefs.send_at(now, self.timezone).timestamp_millis(),
+        };
+        delivery::insert_all(&txn, &[email], stamp).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}

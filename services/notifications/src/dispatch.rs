@@ -1,0 +1,286 @@
+//! The dispatcher: on every replica, claims due deliveries from the log, sends
+//! each by email or webhook, and records the outcome — sent, retry later with
+//! exponential backoff, failed (replayable by an operator), or cancelled.
+//! A webhook that answers 410 Gone or keeps failing is turned off and its
+//! owner told.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures::StreamExt;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use selfhelp_platform::group_view;
+use selfhelp_platform::time::now_ms;
+use serde_json::json;
+
+use crate::channels::email::{Item, Mailer, Templates};
+use crate::channels::webhook::{Posted, WebhookSender};
+use crate::config::DeliveryConfig;
+use crate::domain::messages::{self, Kind};
+use crate::domain::preferences::Channel;
+use crate::routing;
+use crate::store::delivery::{self, Outcome};
+use crate::store::{digest, notification, preference, webhook};
+use crate::unsubscribe::{Scope, UnsubscribeKey};
+
+/// Deliveries sent at the same time by one replica.
+const IN_FLIGHT: usize = 8;
+
+pub struct Dispatcher {
+    pub db: DatabaseConnection,
+    pub mailer: Arc<Mailer>,
+    pub templates: Arc<Templates>,
+    pub webhooks: WebhookSender,
+    pub unsubscribe: UnsubscribeKey,
+    pub config: DeliveryConfig,
+    pub region: String,
+    /// The region's zone, for people who set none.
+    pub timezone: Tz,
+}
+
+/// How one attempt went, before retries are counted.
+enum Attempt {
+    Done,
+    /// Worth trying again later.
+    Retry(String),
+    /// Will not work however often it is tried.
+    GiveUp(String),
+    /// The webhook endpoint said it is gone (410).
+    Gone,
+    /// Nothing to send any more (erased, turned off, endpoint removed).
+    Cancel(String),
+}
+
+impl Dispatcher {
+    /// One look: claims what is due and sends it. Returns how many were tried.
+    pub async fn round(&self) -> Result<usize, DbErr> {
+        let lease_ms = (self.config.lease_secs * 1_000) as i64;
+        let due = delivery::claim_due(&self.db, now_ms(), lease_ms, self.config.batch).await?;
+        let tried = due.len();
+        let mut sends = futures::stream::iter(due.into_iter().map(|d| self.deliver(d)))
+            .buffer_unordered(IN_FLIGHT);
+        while let Some(result) = sends.next().await {
+            if let Err(e) = result {
+                // The claim lapses and another round retries it.
+                tracing::warn!(error = %e, "recording a delivery failed");
+            }
+        }
+        Ok(tried)
+    }
+
+    async fn deliver(&self, d: delivery::Model) -> Result<(), DbErr> {
+        let attempts = d.attempts + 1;
+        let channel = Channel::parse(&d.channel);
+        let attempt = match channel {
+            Some(Channel::Email) => self.email(&d).await?,
+            Some(Channel::Webhook) => self.webhook(&d).await?,
+            None => Attempt::Cancel(format!("unknown channel {}", d.channel)),
+        };
+        let now = now_ms();
+        let (outcome, disable_because) = match attempt {
+            Attempt::Done => (Outcome::Sent, None),
+            Attempt::Cancel(why) => (Outcome::Cancelled { why }, None),
+            Attempt::Retry(error) if attempts < self.config.max_attempts => (
+                Outcome::RetryAt {
+                    at_ms: now + self.backoff_ms(attempts),
+                    error,
+                },
+                None,
+            ),
+            Attempt::Retry(error) => {
+                let why = format!("it failed {attempts} times in a row (last: {error})");
+                (Outcome::Failed { error }, Some(why))
+            }
+            Attempt::GiveUp(error) => (Outcome::Failed { error }, None),
+            Attempt::Gone => (
+                Outcome::Failed {
+                    error: "HTTP 410 Gone".into(),
+                },
+                Some("it answered 410 Gone".to_string()),
+            ),
+        };
+        match &outcome {
+            Outcome::Sent => tracing::debug!(delivery = %d.id, channel = %d.channel, "delivered"),
+            Outcome::Failed { error } => {
+                tracing::warn!(delivery = %d.id, channel = %d.channel, attempts, %error, "delivery failed")
+            }
+            _ => {}
+        }
+        let txn = self.db.begin().await?;
+        delivery::record(&txn, &d.id, attempts, &outcome, now).await?;
+        if channel == Some(Channel::Webhook)
+            && let Some(why) = disable_because
+        {
+            self.disable_webhook(&txn, &d.webhook_id, &why).await?;
+        }
+        txn.commit().await
+    }
+
+    /// `retry_base_ms` × 2^(attempts − 1), at most `retry_max_ms`, plus up to a
+    /// tenth more so endpoints coming back are not hit all at once.
+    fn backoff_ms(&self, attempts: i32) -> i64 {
+        let exp = attempts.saturating_sub(1).clamp(0, 30) as u32;
+        let wait = self
+            .config
+            .retry_base_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.config.retry_max_ms);
+        let jitter = rand::random_range(0..=wait / 10);
+        (wait + jitter) as i64
+    }
+
+    async fn disable_webhook(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        webhook_id: &str,
+        why: &str,
+    ) -> Result<(), DbErr> {
+        let Some(hook) = webhook::find(txn, webhook_id).await? else {
+            return Ok(());
+        };
+        if !webhook::disable(txn, webhook_id, why).await? {
+            return Ok(()); // already off: the owner was told then
+        }
+        delivery::cancel_for_webhook(txn, webhook_id, "webhook turned off", now_ms()).await?;
+        tracing::warn!(webhook = %webhook_id, reason = why, "webhook turned off");
+        let notice = messages::webhook_disabled(&hook.owner_id, &hook.url, why);
+        routing::deliver(
+            txn,
+            &[notice],
+            "",
+            &format!("webhook-disabled:{webhook_id}"),
+            self.timezone,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn email(&self, d: &delivery::Model) -> Result<Attempt, DbErr> {
+        let held = preference::get(&self.db, &d.recipient_id).await?;
+        if held.email.is_empty() {
+            return Ok(Attempt::Cancel("no email address any more".into()));
+        }
+        let tz = held.preferences.tz(self.timezone);
+        let (rendered, scope) = if d.is_digest {
+            let Some(digest) = digest::find(&self.db, &d.notification_id).await? else {
+                return Ok(Attempt::Cancel("digest no longer held".into()));
+            };
+            let items = delivery::in_digest(&self.db, &digest.id).await?;
+            let ids: Vec<String> = items.into_iter().map(|i| i.notification_id).collect();
+            let rows = notification::find_many(&self.db, &ids).await?;
+            if rows.is_empty() {
+                return Ok(Attempt::Cancel("nothing left to send".into()));
+            }
+            let mut group_names = BTreeSet::new();
+            let mut items = Vec::new();
+            for row in rows {
+                let Some(kind) = Kind::parse(&row.kind) else {
+                    continue;
+                };
+                if let Some(group) = group_view::find(&self.db, &row.group_id).await? {
+                    group_names.insert(group.name);
+                }
+                items.push(Item {
+                    kind,
+                    title: row.title,
+                    body: row.body,
+                    when: local_time(row.created_at_ms, tz),
+                });
+            }
+            let cadence = digest.period.split(':').next().unwrap_or("daily");
+            let names: Vec<String> = group_names.into_iter().collect();
+            let url = self.unsubscribe.url(&d.recipient_id, Scope::AllEmail);
+            match self
+                .templates
+                .digest(&self.region, cadence, &items, &names, &url)
+            {
+                Ok(r) => (r, Scope::AllEmail),
+                Err(e) => return Ok(Attempt::GiveUp(format!("{e:#}"))),
+            }
+        } else {
+            let Some(row) = notification::find(&self.db, &d.notification_id).await? else {
+                return Ok(Attempt::Cancel("notification no longer held".into()));
+            };
+            let Some(kind) = Kind::parse(&row.kind) else {
+                return Ok(Attempt::Cancel(format!("unknown kind {}", row.kind)));
+            };
+            // Settings may have changed since it was queued (an unsubscribe link).
+            if !held.preferences.wants_on(kind, Channel::Email) {
+                return Ok(Attempt::Cancel("email turned off for this category".into()));
+            }
+            let group_name = group_view::find(&self.db, &row.group_id)
+                .await?
+                .map(|g| g.name)
+                .unwrap_or_default();
+            let scope = kind.category().map_or(Scope::AllEmail, Scope::Category);
+            let url = self.unsubscribe.url(&d.recipient_id, scope);
+            let item = Item {
+                kind,
+                title: row.title,
+                body: row.body,
+                when: local_time(row.created_at_ms, tz),
+            };
+            match self
+                .templates
+                .notification(&self.region, &item, &group_name, &url)
+            {
+                Ok(r) => (r, scope),
+                Err(e) => return Ok(Attempt::GiveUp(format!("{e:#}"))),
+            }
+        };
+        let url = self.unsubscribe.url(&d.recipient_id, scope);
+        Ok(match self.mailer.send(&held.email, &rendered, &url).await {
+            Ok(()) => Attempt::Done,
+            Err(e) if e.permanent => Attempt::GiveUp(e.message),
+            Err(e) => Attempt::Retry(e.message),
+        })
+    }
+
+    async fn webhook(&self, d: &delivery::Model) -> Result<Attempt, DbErr> {
+        let Some(hook) = webhook::find(&self.db, &d.webhook_id).await? else {
+            return Ok(Attempt::Cancel("webhook removed".into()));
+        };
+        if !hook.active {
+            return Ok(Attempt::Cancel("webhook turned off".into()));
+        }
+        let Some(row) = notification::find(&self.db, &d.notification_id).await? else {
+            return Ok(Attempt::Cancel("notification no longer held".into()));
+        };
+        let now = Utc::now();
+        let payload = json!({
+            "type": format!("notification.{}", row.kind.to_ascii_lowercase()),
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "id": row.id,
+                "kind": row.kind,
+                "title": row.title,
+                "body": row.body,
+                "group_id": row.group_id,
+                "created_at": DateTime::<Utc>::from_timestamp_millis(row.created_at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            }
+        });
+        let body = serde_json::to_vec(&payload).expect("JSON serialises");
+        // The delivery id is the message id: the same on every retry, so
+        // receivers can drop repeats.
+        Ok(
+            match self
+                .webhooks
+                .post(&hook.url, &hook.secret, &d.id, now.timestamp(), body)
+                .await
+            {
+                Posted::Accepted => Attempt::Done,
+                Posted::Gone => Attempt::Gone,
+                Posted::Failed(e) => Attempt::Retry(e),
+            },
+        )
+    }
+}
+
+fn local_time(ms: i64, tz: Tz) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&tz).format("%a %-d %b, %H:%M").to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,106 @@
+//! From messages to what is stored and sent: who still wants what (mutes,
+//! organisers' opt-ins), the inbox items, and a delivery per email address and
+//! webhook according to each person's preferences — all in the caller's
+//! transaction, so an event's effects are stored together or not at all.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sea_orm::{ConnectionTrait, DbErr};
+use selfhelp_platform::time::now_ms;
+
+use crate::domain::messages::{Kind, Message};
+use crate::domain::preferences::Channel;
+use crate::store::delivery::{self, NewDelivery};
+use crate::store::{erased, notification, preference, webhook};
+
+/// Stores `messages` (caused by `event_id`, about `group_id`) and queues their
+/// emails and webhook calls. People erased meanwhile get nothing. `tz` is the
+/// region's, for people who did not give their own. Returns how many inbox
+/// items this call stored.
+pub async fn deliver<C: ConnectionTrait>(
+    conn: &C,
+    messages: &[Message],
+    group_id: &str,
+    event_id: &str,
+    tz: Tz,
+) -> Result<usize, DbErr> {
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let people: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
+    let erased = erased::among(conn, &people).await?;
+    let settings = preference::of_people(conn, &people).await?;
+    let default = preference::Held::default();
+    let settings_of = |person: &str| settings.get(person).unwrap_or(&default);
+    let keep: Vec<Message> = messages
+        .iter()
+        .filter(|m| !erased.contains(&m.recipient_id))
+        .filter(|m| {
+            settings_of(&m.recipient_id)
+                .preferences
+                .wants(m.kind, group_id)
+        })
+        .cloned()
+        .collect();
+    if keep.is_empty() {
+        return Ok(0);
+    }
+    let now = now_ms();
+    notification::insert_all(conn, &keep, group_id, event_id, now).await?;
+
+    // The rows as stored (a redelivered event finds the earlier ones).
+    let kept_people: Vec<&str> = keep.iter().map(|m| m.recipient_id.as_str()).collect();
+    let stored = notification::of_event(conn, event_id).await?;
+    let mut hooks: HashMap<&str, Vec<webhook::Model>> = HashMap::new();
+    let active_hooks = webhook::active_of(conn, &kept_people).await?;
+    for hook in &active_hooks {
+        hooks
+            .entry(hook.owner_id.as_str())
+            .or_default()
+            .push(hook.clone());
+    }
+    let now_utc = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_else(Utc::now);
+    let mut deliveries = Vec::new();
+    for row in &stored {
+        let Some(kind) = Kind::parse(&row.kind) else {
+            continue;
+        };
+        let held = settings_of(&row.recipient_id);
+        let prefs = &held.preferences;
+        if !held.email.is_empty() && prefs.wants_on(kind, Channel::Email) {
+            let digest = prefs.digests(kind);
+            deliveries.push(NewDelivery {
+                notification_id: row.id.clone(),
+                is_digest: false,
+                recipient_id: row.recipient_id.clone(),
+                channel: Channel::Email.as_str(),
+                webhook_id: String::new(),
+                status: if digest {
+                    delivery::HELD_FOR_DIGEST
+                } else {
+                    delivery::PENDING
+                },
+                next_attempt_at_ms: prefs.send_at(now_utc, tz).timestamp_millis(),
+            });
+        }
+        if prefs.wants_on(kind, Channel::Webhook) {
+            for hook in hooks.get(row.recipient_id.as_str()).into_iter().flatten() {
+                if hook.wants(kind) {
+                    deliveries.push(NewDelivery {
+                        notification_id: row.id.clone(),
+                        is_digest: false,
+                        recipient_id: row.recipient_id.clone(),
+                        channel: Channel::Webhook.as_str(),
+                        webhook_id: hook.id.clone(),
+                        status: delivery::PENDING,
+                        next_attempt_at_ms: now,
+                    });
+                }
+            }
+        }
+    }
+    delivery::insert_all(conn, &deliveries, now).await?;
+    Ok(keep.len())
+}
