@@ -33,6 +33,9 @@ pub struct ServiceProcess {
     pub name: &'static str,
     pub addr: std::net::SocketAddr,
     child: Option<Child>,
+    /// The process's working folder: whatever it writes relative to it (e.g.
+    /// emails as .eml files) goes with the test.
+    _work: tempfile::TempDir,
 }
 
 impl ServiceProcess {
@@ -40,8 +43,12 @@ impl ServiceProcess {
     pub fn spawn(name: &'static str, env: &[(&str, String)]) -> ServiceProcess {
         let port = selfhelp_platform::nats_server::free_port().expect("free port");
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let work = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(binary(name));
-        cmd.env("SELFHELP_GRPC__LISTEN", addr.to_string())
+        cmd.current_dir(work.path())
+            .env("SELFHELP_GRPC__LISTEN", addr.to_string())
+            // Notifications' unsubscribe page: any free port, so tests can run side by side.
+            .env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")
             .env("SELFHELP_LOG__LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
@@ -56,6 +63,7 @@ impl ServiceProcess {
             name,
             addr,
             child: Some(child),
+            _work: work,
         }
     }
 

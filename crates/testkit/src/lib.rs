@@ -5,6 +5,10 @@
 //! - [`TestDb`]: a fresh database per test: a SQLite file always, and a fresh
 //!   PostgreSQL database when `TEST_DATABASE_URL` is set (dropped afterwards).
 //! - [`token`]: development bearer tokens signed with [`SECRET`].
+//! - [`SmtpServer`]: a real SMTP server (aiosmtpd) keeping what it receives.
+
+mod smtp;
+pub use smtp::SmtpServer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

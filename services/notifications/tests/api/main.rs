@@ -17,12 +17,32 @@ use selfhelp_testkit::{
 use tonic::Code;
 use tonic::transport::Channel;
 
+mod channels;
+
 const REGION: &str = "notts";
 
-async fn start(db: &TestDb, nats: &Nats) -> RunningService {
-    let config = Config {
+/// The service's settings for a test: quick retries, no unsubscribe listener,
+/// emails (if any) as files in a folder of the test's own.
+fn config(db: &TestDb, nats: &Nats) -> Config {
+    let mut config = Config {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
     };
+    config.http.listen = String::new();
+    config.email.file_dir = tempfile::tempdir().expect("temp dir").keep();
+    config.delivery.interval_ms = 100;
+    config.delivery.lease_secs = 5;
+    config.delivery.retry_base_ms = 200;
+    config.delivery.retry_max_ms = 1_000;
+    config.digests.check_interval_secs = 1;
+    config
+}
+
+async fn start(db: &TestDb, nats: &Nats) -> RunningService {
+    start_with(config(db, nats)).await
+}
+
+async fn start_with(config: Config) -> RunningService {
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
 
@@ -41,6 +61,7 @@ async fn group_known(nats: &Nats, group_id: &str, name: &str, organisers: &[&str
             topics: vec!["diabetes".into()],
             version: 3,
             capacity: 0,
+            places: vec![],
         }),
         occurred_at: None,
     };
@@ -372,6 +393,7 @@ fn snapshot(group_id: &str, organisers: &[&str], version: i64) -> Option<ev::Gro
         topics: vec!["bereavement".into()],
         version,
         capacity: 0,
+        places: vec![],
     })
 }
 

@@ -1,0 +1,1075 @@
+//! Preferences, email over a real SMTP server, webhooks to a real HTTP
+//! receiver, digests with two replicas, quiet hours, saved alerts and the
+//! delivery log — on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use selfhelp_testkit::SmtpServer;
+
+use super::*;
+
+fn tok(person: &str) -> String {
+    token(person, REGION, &[])
+}
+
+async fn get_prefs(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+) -> pb::Preferences {
+    client
+        .get_preferences(with_token(pb::GetPreferencesRequest {}, &tok(person)))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Reads the person's preferences, changes them with `change`, stores them.
+async fn set_prefs(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+    change: impl FnOnce(&mut pb::Preferences),
+) -> pb::Preferences {
+    let mut prefs = get_prefs(client, person).await;
+    change(&mut prefs);
+    client
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest {
+                preferences: Some(prefs),
+            },
+            &tok(person),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn channel_on(prefs: &pb::Preferences, category: pb::Category, channel: pb::Channel) -> bool {
+    prefs
+        .channels
+        .iter()
+        .find(|c| c.category == category as i32 && c.channel == channel as i32)
+        .map(|c| c.enabled)
+        .expect("every category × channel is listed")
+}
+
+fn with_smtp(mut config: Config, smtp: &SmtpServer) -> Config {
+    config.email.transport = "smtp".into();
+    config.email.smtp.host = "127.0.0.1".into();
+    config.email.smtp.port = smtp.port();
+    config.email.smtp.tls = "none".into();
+    config.email.from = "Selfhelp Notts <no-reply@selfhelp.test>".into();
+    config
+}
+
+async fn deliveries(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+) -> Vec<pb::Delivery> {
+    client
+        .list_deliveries(with_token(
+            pb::ListDeliveriesRequest {
+                page: Some(PageRequest {
+                    page_size: 100,
+                    page_token: String::new(),
+                }),
+                ..Default::default()
+            },
+            &tok(person),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries
+}
+
+/// The received emails addressed to `to`, parsed.
+fn mails_to(smtp: &SmtpServer, to: &str) -> Vec<Vec<u8>> {
+    smtp.messages()
+        .into_iter()
+        .filter(|raw| {
+            let mail = mailparse::parse_mail(raw).unwrap();
+            mail.headers
+                .iter()
+                .any(|h| h.get_key_ref().eq_ignore_ascii_case("to") && h.get_value().contains(to))
+        })
+        .collect()
+}
+
+fn header(mail: &mailparse::ParsedMail, name: &str) -> String {
+    use mailparse::MailHeaderMap;
+    mail.headers.get_first_value(name).unwrap_or_default()
+}
+
+fn part(mail: &mailparse::ParsedMail, mime: &str) -> String {
+    mail.subparts
+        .iter()
+        .find(|p| p.ctype.mimetype == mime)
+        .map(|p| p.get_body().unwrap())
+        .unwrap_or_else(|| panic!("no {mime} part"))
+}
+
+fn cancelled(g: &str, version: i64, date: &str) -> ev::OccurrenceCancelled {
+    ev::OccurrenceCancelled {
+        group: snapshot(g, &["olive"], version),
+        date: date.into(),
+        note: String::new(),
+        occurred_at: None,
+    }
+}
+
+#[tokio::test]
+async fn preferences_have_defaults_and_bad_input_names_the_field() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+
+        let prefs = get_prefs(&mut client, "ann").await;
+        assert_eq!(prefs.email, "");
+        assert_eq!(prefs.cadence, pb::Cadence::Immediate as i32);
+        assert_eq!(prefs.channels.len(), 8, "4 categories × email, webhook");
+        assert!(prefs.channels.iter().all(|c| c.enabled));
+        assert!(prefs.member_joined && !prefs.member_left, "{backend:?}");
+
+        let bad = pb::Preferences {
+            email: "not an address".into(),
+            channels: vec![pb::ChannelSetting {
+                category: pb::Category::Reminders as i32,
+                channel: pb::Channel::InApp as i32,
+                enabled: false,
+            }],
+            quiet_hours: Some(pb::QuietHours {
+                start: "25:00".into(),
+                end: "07:00".into(),
+            }),
+            time_zone: "Mars/Olympus".into(),
+            muted_group_ids: vec!["x".into()],
+            ..Default::default()
+        };
+        let err = client
+            .update_preferences(with_token(
+                pb::UpdatePreferencesRequest {
+                    preferences: Some(bad),
+                },
+                &tok("ann"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let mut fields = violated_fields(&err);
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "channels[0].channel",
+                "email",
+                "muted_group_ids[0]",
+                "quiet_hours.start",
+                "time_zone"
+            ]
+        );
+
+        let saved = set_prefs(&mut client, "ann", |p| {
+            p.email = "ann@example.org".into();
+            p.cadence = pb::Cadence::WeeklyDigest as i32;
+            p.time_zone = "Europe/London".into();
+            p.quiet_hours = Some(pb::QuietHours {
+                start: "22:00".into(),
+                end: "07:30".into(),
+            });
+            for c in &mut p.channels {
+                if c.category == pb::Category::NewGroupAlerts as i32 {
+                    c.enabled = false;
+                }
+            }
+            p.member_left = true;
+        })
+        .await;
+        assert_eq!(get_prefs(&mut client, "ann").await, saved);
+        assert!(!channel_on(
+            &saved,
+            pb::Category::NewGroupAlerts,
+            pb::Channel::Email
+        ));
+        assert!(channel_on(
+            &saved,
+            pb::Category::Reminders,
+            pb::Channel::Email
+        ));
+        // Another person's are their own.
+        assert_eq!(get_prefs(&mut client, "bob").await.email, "");
+        let anonymous = client
+            .get_preferences(tonic::Request::new(pb::GetPreferencesRequest {}))
+            .await
+            .unwrap_err();
+        assert_eq!(anonymous.code(), Code::Unauthenticated);
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn organisers_opt_in_to_joins_and_leaves_and_a_muted_group_stays_quiet() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let g = uuid::Uuid::now_v7().to_string();
+        // Olive wants to hear of leaves, Oscar of neither; Bob mutes the group.
+        group_known(&nats, &g, "Walk and talk", &["olive", "oscar"]).await;
+        set_prefs(&mut client, "olive", |p| p.member_left = true).await;
+        set_prefs(&mut client, "oscar", |p| p.member_joined = false).await;
+        set_prefs(&mut client, "bob", |p| p.muted_group_ids = vec![g.clone()]).await;
+
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, "bob", &ce, &ce).await;
+        publish(
+            &nats,
+            MEMBERSHIP,
+            "member.left",
+            "m-bob",
+            &changed(&g, "bob", "LEFT", 2),
+        )
+        .await;
+        member_joined(
+            &nats,
+            &g,
+            "cat",
+            &uuid::Uuid::now_v7().to_string(),
+            &uuid::Uuid::now_v7().to_string(),
+        )
+        .await;
+        settle(&nats).await;
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, 5, "2026-12-09"),
+        )
+        .await;
+        settle(&nats).await;
+
+        use pb::NotificationKind as K;
+        assert_eq!(
+            kinds(&inbox(&mut client, "olive").await),
+            [K::MemberJoined, K::MemberLeft, K::MemberJoined],
+            "{backend:?}: newest first"
+        );
+        assert!(inbox(&mut client, "oscar").await.notifications.is_empty());
+        // Bob's welcome is his own news; the cancelled meeting is muted (and he left).
+        assert_eq!(kinds(&inbox(&mut client, "bob").await), [K::Welcome]);
+        assert_eq!(
+            kinds(&inbox(&mut client, "cat").await),
+            [K::MeetingChanged, K::Welcome]
+        );
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscribes_in_one_click() {
+    let smtp = SmtpServer::start();
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        // An operator's templates: one for the region, and a subject template
+        // that tries to show the group's name.
+        let templates = tempfile::tempdir().unwrap();
+        std::fs::create_dir(templates.path().join(REGION)).unwrap();
+        std::fs::write(
+            templates.path().join(REGION).join("meeting_changed.html"),
+            "<p>Notts template</p><p>{{ body }}</p><a href=\"{{ unsubscribe_url }}\">stop</a>",
+        )
+        .unwrap();
+        std::fs::write(
+            templates.path().join("meeting_changed.subject"),
+            "{{ group_name }}: {{ title }}",
+        )
+        .unwrap();
+        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let mut config = with_smtp(config(&db, &nats), &smtp);
+        config.email.templates_dir = Some(templates.path().to_path_buf());
+        config.http.listen = format!("127.0.0.1:{port}");
+        config.http.public_url = format!("http://127.0.0.1:{port}");
+        let svc = start_with(config).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+
+        let g = uuid::Uuid::now_v7().to_string();
+        let bob = format!("bob-{backend:?}");
+        let address = format!("{bob}@example.org");
+        publish(
+            &nats,
+            LISTINGS,
+            "group.updated",
+            &g,
+            &ev::GroupUpdated {
+                changed_fields: vec![],
+                group: snapshot(&g, &["olive"], 3),
+                occurred_at: None,
+            },
+        )
+        .await;
+        set_prefs(&mut client, &bob, |p| p.email = address.clone()).await;
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, &bob, &ce, &ce).await;
+        settle(&nats).await;
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, 4, "2026-12-09"),
+        )
+        .await;
+
+        // The welcome and the cancelled meeting, each by email.
+        let mails = eventually("two emails", Duration::from_secs(30), || {
+            let found = mails_to(&smtp, &address);
+            async move { (found.len() == 2).then_some(found) }
+        })
+        .await;
+        let parsed: Vec<_> = mails
+            .iter()
+            .map(|m| mailparse::parse_mail(m).unwrap())
+            .collect();
+        let meeting = parsed
+            .iter()
+            .find(|m| header(m, "Subject") == "A meeting has changed")
+            .expect("the subject is the title, not the operator's template naming the group");
+        for mail in &parsed {
+            assert!(
+                !header(mail, "Subject").contains("Grief"),
+                "{}",
+                header(mail, "Subject")
+            );
+        }
+        let text = part(meeting, "text/plain");
+        assert!(
+            text.contains("Grief café Beeston meeting on 2026-12-09 is cancelled"),
+            "{text}"
+        );
+        let html = part(meeting, "text/html");
+        assert!(html.starts_with("<p>Notts template</p>"), "{html}");
+        let unsubscribe = header(meeting, "List-Unsubscribe");
+        assert_eq!(
+            header(meeting, "List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        let url = unsubscribe
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        assert!(
+            url.starts_with(&format!("http://127.0.0.1:{port}/unsubscribe?token=")),
+            "{url}"
+        );
+        let token = url.split("token=").nth(1).unwrap();
+        assert!(html.contains(token), "the link is in the body too");
+
+        // A forged link does nothing; the real one needs no login.
+        let http = reqwest::Client::new();
+        let forged = http
+            .get(format!("http://127.0.0.1:{port}/unsubscribe?token=x.y"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        let done = http.post(&url).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::OK);
+        let prefs = get_prefs(&mut client, &bob).await;
+        assert!(!channel_on(
+            &prefs,
+            pb::Category::GroupUpdates,
+            pb::Channel::Email
+        ));
+        assert!(channel_on(
+            &prefs,
+            pb::Category::MembershipRequests,
+            pb::Channel::Email
+        ));
+
+        // The next change reaches the inbox but no email is queued.
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, 5, "2026-12-16"),
+        )
+        .await;
+        settle(&nats).await;
+        assert_eq!(inbox(&mut client, &bob).await.notifications.len(), 3);
+        let log = deliveries(&mut client, &bob).await;
+        assert_eq!(log.len(), 2, "{backend:?}: {log:?}");
+        assert!(
+            log.iter()
+                .all(|d| d.status == pb::DeliveryStatus::Sent as i32)
+        );
+        assert_eq!(mails_to(&smtp, &address).len(), 2);
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn quiet_hours_hold_email_until_they_end() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let g = uuid::Uuid::now_v7().to_string();
+        group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
+        // Quiet from an hour ago until two hours from now, in UTC.
+        let now = chrono::Utc::now();
+        let start = (now - chrono::Duration::hours(1))
+            .format("%H:%M")
+            .to_string();
+        let end_time = (now + chrono::Duration::hours(2)).time();
+        let end = end_time.format("%H:%M").to_string();
+        set_prefs(&mut client, "olive", |p| {
+            p.email = "olive@example.org".into();
+            p.time_zone = "UTC".into();
+            p.quiet_hours = Some(pb::QuietHours {
+                start: start.clone(),
+                end: end.clone(),
+            });
+        })
+        .await;
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, "bob", &ce, &ce).await;
+        settle(&nats).await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // a few dispatcher rounds
+        let log = deliveries(&mut client, "olive").await;
+        assert_eq!(log.len(), 1, "{backend:?}");
+        let held = &log[0];
+        assert_eq!(held.status, pb::DeliveryStatus::Pending as i32, "{held:?}");
+        assert_eq!(held.attempts, 0);
+        let due = held.next_attempt_at.unwrap();
+        let due = chrono::DateTime::from_timestamp(due.seconds, 0).unwrap();
+        assert_eq!(
+            due.format("%H:%M").to_string(),
+            end,
+            "held until the quiet hours end"
+        );
+        assert!(due > now);
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replicas() {
+    let smtp = SmtpServer::start();
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        // First the day's digest time has passed already: what arrives waits
+        // for tomorrow's.
+        let earlier = (chrono::Utc::now() - chrono::Duration::minutes(10))
+            .format("%H:%M:%S")
+            .to_string();
+        let mut config = with_smtp(config(&db, &nats), &smtp);
+        config.digests.send_at = earlier;
+        let svc = start_with(config.clone()).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let olive = format!("olive-{backend:?}");
+        let address = format!("{olive}@example.org");
+        set_prefs(&mut client, &olive, |p| {
+            p.email = address.clone();
+            p.time_zone = "UTC".into();
+            p.cadence = pb::Cadence::DailyDigest as i32;
+        })
+        .await;
+        let g = uuid::Uuid::now_v7().to_string();
+        let organisers = [olive.as_str()];
+        let published = ev::GroupPublished {
+            group: snapshot(&g, &organisers, 3),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "group.published", &g, &published).await;
+        let review = ev::GroupReviewDue {
+            group: snapshot(&g, &organisers, 4),
+            occurred_at: None,
+            ..Default::default()
+        };
+        publish(&nats, LISTINGS, "group.review_due", &g, &review).await;
+        publish(
+            &nats,
+            MEMBERSHIP,
+            "member.requested",
+            "m-dan",
+            &changed(&g, "dan", "REQUESTED", 1),
+        )
+        .await;
+        // Olive follows her group: a meeting change is time-critical and goes
+        // at once, digest or not.
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: olive.clone(),
+            following: true,
+            occurred_at: None,
+        };
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+        settle(&nats).await;
+        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &{
+            let mut c = cancelled(&g, 5, "2026-12-09");
+            c.group = snapshot(&g, &organisers, 5);
+            c
+        })
+        .await;
+        settle(&nats).await;
+        let immediate = eventually(
+            "the meeting change by email",
+            Duration::from_secs(20),
+            || {
+                let found = mails_to(&smtp, &address);
+                async move { (found.len() == 1).then_some(found) }
+            },
+        )
+        .await;
+        let first = mailparse::parse_mail(&immediate[0]).unwrap();
+        assert_eq!(header(&first, "Subject"), "A meeting has changed");
+        let held: Vec<_> = deliveries(&mut client, &olive)
+            .await
+            .into_iter()
+            .filter(|d| d.status == pb::DeliveryStatus::HeldForDigest as i32)
+            .collect();
+        assert_eq!(
+            held.len(),
+            3,
+            "{backend:?}: listed, review due, join request wait"
+        );
+        svc.stop().await.unwrap();
+
+        // Now two replicas whose digest time comes in a moment (after all
+        // three were held): both try to make it.
+        config.digests.send_at = (chrono::Utc::now() + chrono::Duration::seconds(2))
+            .format("%H:%M:%S")
+            .to_string();
+        let a = start_with(config.clone()).await;
+        let b = start_with(config.clone()).await;
+        let digest = eventually("the digest", Duration::from_secs(30), || {
+            let found = mails_to(&smtp, &address);
+            async move { (found.len() == 2).then_some(found) }
+        })
+        .await;
+        // Give the other replica every chance to send a second one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            mails_to(&smtp, &address).len(),
+            2,
+            "{backend:?}: one digest only"
+        );
+        let digest = digest
+            .iter()
+            .map(|m| mailparse::parse_mail(m).unwrap())
+            .find(|m| header(m, "Subject") != "A meeting has changed")
+            .unwrap();
+        assert_eq!(header(&digest, "Subject"), "Your daily summary: 3 updates");
+        let text = part(&digest, "text/plain");
+        for title in [
+            "Your group is now listed",
+            "Please check your group's details",
+            "Someone asked to join your group",
+        ] {
+            assert!(text.contains(title), "{title} missing from {text}");
+        }
+        let mut client = NotificationsServiceClient::new(a.channel().await);
+        let log = deliveries(&mut client, &olive).await;
+        let digests: Vec<_> = log
+            .iter()
+            .filter(|d| d.notification_id.is_empty())
+            .collect();
+        assert_eq!(digests.len(), 1);
+        assert_eq!(digests[0].status, pb::DeliveryStatus::Sent as i32);
+        let in_digest = log
+            .iter()
+            .filter(|d| {
+                d.status == pb::DeliveryStatus::InDigest as i32
+                    && d.digest_id == digests[0].digest_id
+            })
+            .count();
+        assert_eq!(in_digest, 3);
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
+    }
+}
+
+/// A webhook receiver: answers as `mode` says, keeps what it accepted.
+#[derive(Clone, Default)]
+struct Receiver {
+    mode: Arc<Mutex<StatusCode>>,
+    accepted: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    calls: Arc<Mutex<usize>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    *r.calls.lock().unwrap() += 1;
+    let mode = *r.mode.lock().unwrap();
+    if mode.is_success() {
+        r.accepted.lock().unwrap().push((headers, body));
+    }
+    mode
+}
+
+impl Receiver {
+    /// Serves on `port` from now on.
+    async fn serve(&self, port: u16) {
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+
+    fn set(&self, status: StatusCode) {
+        *self.mode.lock().unwrap() = status;
+    }
+
+    /// Accepted messages by `webhook-id`, each verified with the Standard
+    /// Webhooks reference library.
+    fn verified(&self, secret: &str) -> HashMap<String, (usize, serde_json::Value)> {
+        let verifier = standardwebhooks::Webhook::new(secret).unwrap();
+        let mut out: HashMap<String, (usize, serde_json::Value)> = HashMap::new();
+        for (headers, body) in self.accepted.lock().unwrap().iter() {
+            verifier.verify(body, headers).expect("a valid signature");
+            let id = headers["webhook-id"].to_str().unwrap().to_string();
+            let entry = out
+                .entry(id)
+                .or_insert((0, serde_json::from_slice(body).unwrap()));
+            entry.0 += 1;
+        }
+        out
+    }
+}
+
+async fn register(
+    client: &mut NotificationsServiceClient<Channel>,
+    owner: &str,
+    url: &str,
+    kinds: Vec<pb::NotificationKind>,
+) -> Result<pb::RegisterWebhookResponse, tonic::Status> {
+    client
+        .register_webhook(with_token(
+            pb::RegisterWebhookRequest {
+                url: url.into(),
+                kinds: kinds.into_iter().map(|k| k as i32).collect(),
+            },
+            &tok(owner),
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let mut config = config(&db, &nats);
+        config.webhooks.allow_private_addresses = true;
+        config.delivery.max_attempts = 40;
+        let svc = start_with(config).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let hook = register(
+            &mut client,
+            "org",
+            &url,
+            vec![pb::NotificationKind::MeetingChanged],
+        )
+        .await
+        .unwrap();
+        assert!(hook.secret.starts_with("whsec_"));
+        let listed = client
+            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("org")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.webhooks, vec![hook.webhook.clone().unwrap()]);
+
+        // The organisation follows a group; three meetings change while its
+        // receiver is not even listening.
+        let g = uuid::Uuid::now_v7().to_string();
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: "org".into(),
+            following: true,
+            occurred_at: None,
+        };
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+        settle(&nats).await;
+        for (version, date) in [(4, "2026-12-02"), (5, "2026-12-09"), (6, "2026-12-16")] {
+            publish(
+                &nats,
+                LISTINGS,
+                "occurrence.cancelled",
+                &g,
+                &cancelled(&g, version, date),
+            )
+            .await;
+        }
+        settle(&nats).await;
+        let receiver = Receiver::default();
+        receiver.set(StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Then it answers, but with errors, for a while; then it recovers.
+        receiver.serve(port).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        receiver.set(StatusCode::NO_CONTENT);
+        let got = eventually("three deliveries", Duration::from_secs(30), || {
+            let got = receiver.verified(&hook.secret);
+            async move { (got.len() == 3).then_some(got) }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let got_after = receiver.verified(&hook.secret);
+        assert_eq!(got_after.len(), 3, "{backend:?}");
+        assert!(
+            got_after.values().all(|(times, _)| *times == 1),
+            "each id once: {got_after:?}"
+        );
+        let mut dates: Vec<String> = got
+            .values()
+            .map(|(_, json)| {
+                assert_eq!(json["type"], "notification.meeting_changed");
+                json["data"]["body"].as_str().unwrap().to_string()
+            })
+            .collect();
+        dates.sort();
+        assert!(
+            dates[0].contains("2026-12-02") && dates[2].contains("2026-12-16"),
+            "{dates:?}"
+        );
+        assert!(*receiver.calls.lock().unwrap() > 3, "it was retried");
+        let log = deliveries(&mut client, "org").await;
+        assert_eq!(log.len(), 3);
+        assert!(
+            log.iter()
+                .all(|d| d.status == pb::DeliveryStatus::Sent as i32 && d.attempts > 1),
+            "{log:?}"
+        );
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_failures() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let mut config = config(&db, &nats);
+        config.webhooks.allow_private_addresses = true;
+        config.delivery.max_attempts = 3;
+        let svc = start_with(config).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let receiver = Receiver::default();
+        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        receiver.serve(port).await;
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let g = uuid::Uuid::now_v7().to_string();
+        for who in ["gone-org", "flaky-org"] {
+            let follow = ev::FollowChanged {
+                group_id: g.clone(),
+                person_id: who.into(),
+                following: true,
+                occurred_at: None,
+            };
+            publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+        }
+        settle(&nats).await;
+
+        // 410 Gone: turned off at once.
+        receiver.set(StatusCode::GONE);
+        let gone = register(&mut client, "gone-org", &url, vec![])
+            .await
+            .unwrap();
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, 4, "2026-12-02"),
+        )
+        .await;
+        let told = eventually("the owner told", Duration::from_secs(20), || {
+            let mut c = client.clone();
+            async move {
+                let inbox = inbox(&mut c, "gone-org").await;
+                inbox
+                    .notifications
+                    .into_iter()
+                    .find(|n| n.kind == pb::NotificationKind::WebhookDisabled as i32)
+            }
+        })
+        .await;
+        assert!(told.body.contains("410"), "{}", told.body);
+        let hooks = client
+            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("gone-org")))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks;
+        assert!(!hooks[0].active && hooks[0].disabled_reason.contains("410"));
+        let _ = gone;
+
+        // A receiver failing every attempt: the delivery fails after three.
+        receiver.set(StatusCode::INTERNAL_SERVER_ERROR);
+        let flaky = register(&mut client, "flaky-org", &url, vec![])
+            .await
+            .unwrap();
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, 5, "2026-12-09"),
+        )
+        .await;
+        let operator = token("op", REGION, &["operator"]);
+        let failed = eventually("a failed delivery", Duration::from_secs(30), || {
+            let mut c = client.clone();
+            let operator = operator.clone();
+            async move {
+                let req = pb::ListDeliveriesRequest {
+                    status: pb::DeliveryStatus::Failed as i32,
+                    all: true,
+                    ..Default::default()
+                };
+                let list = c
+                    .list_deliveries(with_token(req, &operator))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                list.deliveries
+                    .into_iter()
+                    .find(|d| d.recipient_id == "flaky-org")
+            }
+        })
+        .await;
+        assert_eq!(failed.attempts, 3, "{backend:?}");
+        assert_eq!(failed.last_error, "HTTP 500");
+        // Only operators see everyone's log and replay.
+        let denied = client
+            .list_deliveries(with_token(
+                pb::ListDeliveriesRequest {
+                    all: true,
+                    ..Default::default()
+                },
+                &tok("flaky-org"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        let denied = client
+            .replay_delivery(with_token(
+                pb::ReplayDeliveryRequest {
+                    delivery_id: failed.id.clone(),
+                },
+                &tok("flaky-org"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+
+        // The receiver is fixed; the operator replays; it arrives, once.
+        receiver.set(StatusCode::OK);
+        let replayed = client
+            .replay_delivery(with_token(
+                pb::ReplayDeliveryRequest {
+                    delivery_id: failed.id.clone(),
+                },
+                &operator,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(replayed.status, pb::DeliveryStatus::Pending as i32);
+        let got = eventually("the replayed delivery", Duration::from_secs(20), || {
+            let got = receiver.verified(&flaky.secret);
+            async move { (!got.is_empty()).then_some(got) }
+        })
+        .await;
+        assert_eq!(got.len(), 1);
+        assert!(
+            got.contains_key(&failed.id),
+            "the webhook-id is the delivery's id"
+        );
+        let again = client
+            .replay_delivery(with_token(
+                pb::ReplayDeliveryRequest {
+                    delivery_id: failed.id.clone(),
+                },
+                &operator,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.code(),
+            Code::FailedPrecondition,
+            "only failed ones replay"
+        );
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn webhook_endpoints_must_be_public_unless_allowed() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await; // private addresses not allowed
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.8/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "ftp://example.org/hook",
+        "",
+    ] {
+        let err = register(&mut client, "org", url, vec![]).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{url}");
+        assert_eq!(violated_fields(&err), ["url"], "{url}");
+    }
+    let err = register(
+        &mut client,
+        "org",
+        "https://hooks.example.org/x",
+        vec![pb::NotificationKind::Unspecified],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&err), ["kinds[0]"]);
+    let ok = register(&mut client, "org", "https://hooks.example.org/x", vec![])
+        .await
+        .unwrap();
+    // Someone else cannot remove it.
+    let id = ok.webhook.unwrap().id;
+    let err = client
+        .delete_webhook(with_token(
+            pb::DeleteWebhookRequest {
+                webhook_id: id.clone(),
+            },
+            &tok("eve"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    client
+        .delete_webhook(with_token(
+            pb::DeleteWebhookRequest { webhook_id: id },
+            &tok("org"),
+        ))
+        .await
+        .unwrap();
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let svc = start(&db, &nats).await;
+        let mut client = NotificationsServiceClient::new(svc.channel().await);
+        let alert = |topics: &[&str], radius_km: f64| pb::CreateAlertRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            // Nottingham city centre.
+            latitude: 52.9548,
+            longitude: -1.1581,
+            radius_km,
+            label: "near home".into(),
+        };
+        let create = |person: &str, req: pb::CreateAlertRequest| {
+            let mut c = client.clone();
+            let t = tok(person);
+            async move { c.create_alert(with_token(req, &t)).await }
+        };
+        let ann = create("ann", alert(&["bereavement"], 30.0))
+            .await
+            .unwrap()
+            .into_inner();
+        create("ben", alert(&["bereavement"], 5.0)).await.unwrap(); // too far
+        create("cal", alert(&["anxiety"], 30.0)).await.unwrap(); // other topic
+        create("dee", alert(&[], 30.0)).await.unwrap(); // any topic
+        let err = create(
+            "eve",
+            pb::CreateAlertRequest {
+                radius_km: 0.0,
+                latitude: 91.0,
+                topics: vec!["no spaces please".into()],
+                ..alert(&[], 1.0)
+            },
+        )
+        .await
+        .unwrap_err();
+        let mut fields = violated_fields(&err);
+        fields.sort();
+        assert_eq!(fields, ["latitude", "radius_km", "topics[0]"]);
+        let listed = client
+            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.alerts, vec![ann.clone()]);
+
+        // A bereavement group in Derby (about 21 km away) is listed.
+        let g = uuid::Uuid::now_v7().to_string();
+        let mut group = snapshot(&g, &["olive"], 3).unwrap();
+        group.places = vec![ev::GeoPoint {
+            latitude: 52.9225,
+            longitude: -1.4746,
+        }];
+        let published = ev::GroupPublished {
+            group: Some(group),
+            occurred_at: None,
+        };
+        publish(&nats, LISTINGS, "group.published", &g, &published).await;
+        settle(&nats).await;
+        use pb::NotificationKind as K;
+        for (person, told) in [("ann", true), ("ben", false), ("cal", false), ("dee", true)] {
+            let got = kinds(&inbox(&mut client, person).await);
+            assert_eq!(
+                got == [K::NewGroupAlert],
+                told,
+                "{backend:?} {person}: {got:?}"
+            );
+        }
+        assert_eq!(kinds(&inbox(&mut client, "olive").await), [K::GroupListed]);
+
+        // Deleting: only one's own.
+        let err = client
+            .delete_alert(with_token(
+                pb::DeleteAlertRequest {
+                    alert_id: ann.id.clone(),
+                },
+                &tok("ben"),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+        client
+            .delete_alert(with_token(
+                pb::DeleteAlertRequest { alert_id: ann.id },
+                &tok("ann"),
+            ))
+            .await
+            .unwrap();
+        let listed = client
+            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.alerts.is_empty());
+        svc.stop().await.unwrap();
+    }
+}
