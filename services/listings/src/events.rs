@@ -7,6 +7,7 @@ use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::v1 as ev;
 
+use crate::search::postcodes::PostcodeTable;
 use crate::store::group::Model;
 
 /// The group events listings emits (`selfhelp.<region>.listings.<name>`).
@@ -37,9 +38,25 @@ impl GroupEvent {
     }
 }
 
+/// Listings' outbox with what its events need besides the group: postcode
+/// centroids, for venues given without coordinates.
+#[derive(Clone)]
+pub struct EventLog {
+    pub outbox: Outbox,
+    pub postcodes: std::sync::Arc<PostcodeTable>,
+}
+
+impl std::ops::Deref for EventLog {
+    type Target = Outbox;
+
+    fn deref(&self) -> &Outbox {
+        &self.outbox
+    }
+}
+
 /// Public directory data plus the organisers, which consumers need to authorise
-/// and to notify.
-pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
+/// and to notify, and where the group meets (for "near me" alerts).
+pub fn snapshot(group: &Model, postcodes: &PostcodeTable) -> ev::GroupSnapshot {
     ev::GroupSnapshot {
         group_id: group.id.clone(),
         region: group.region.clone(),
@@ -54,11 +71,12 @@ pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
             .venues()
             .iter()
             .filter_map(|v| match (v.latitude, v.longitude) {
-                (Some(latitude), Some(longitude)) => Some(ev::GeoPoint {
-                    latitude,
-                    longitude,
-                }),
-                _ => None,
+                (Some(latitude), Some(longitude)) => Some((latitude, longitude)),
+                _ => postcodes.lookup(&v.postcode),
+            })
+            .map(|(latitude, longitude)| ev::GeoPoint {
+                latitude,
+                longitude,
             })
             .collect(),
     }
@@ -67,13 +85,13 @@ pub fn snapshot(group: &Model) -> ev::GroupSnapshot {
 /// Adds the event for `group`'s latest change to the outbox, in `conn`'s transaction.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     event: GroupEvent,
     group: &Model,
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let occurred_at = Some(to_timestamp(now_ms()));
-    let group_snapshot = Some(snapshot(group));
+    let group_snapshot = Some(snapshot(group, &outbox.postcodes));
     let (id, name, trace) = (&group.id, event.name(), Some(trace));
     match event {
         GroupEvent::Created => {
@@ -154,13 +172,13 @@ pub enum MeetingEvent {
 /// transaction (`group` as it is after the change).
 pub async fn record_meeting<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     event: MeetingEvent,
     group: &Model,
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let occurred_at = Some(to_timestamp(now_ms()));
-    let g = Some(snapshot(group));
+    let g = Some(snapshot(group, &outbox.postcodes));
     let (id, trace) = (&group.id, Some(trace));
     match event {
         MeetingEvent::ScheduleChanged {
@@ -238,13 +256,13 @@ pub async fn record_meeting<C: ConnectionTrait>(
 /// Records `group.updated` for an edit of `changed_fields`.
 pub async fn record_updated<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     group: &Model,
     changed_fields: Vec<String>,
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupUpdated {
-        group: Some(snapshot(group)),
+        group: Some(snapshot(group, &outbox.postcodes)),
         changed_fields,
         occurred_at: Some(to_timestamp(now_ms())),
     };
@@ -263,11 +281,11 @@ pub async fn record_updated<C: ConnectionTrait>(
 /// Records `group.review_due`: the details were last confirmed at `assured_at_ms`.
 pub async fn record_review_due<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     group: &Model,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupReviewDue {
-        group: Some(snapshot(group)),
+        group: Some(snapshot(group, &outbox.postcodes)),
         assured_at: group.assured_at_ms.map(to_timestamp),
         occurred_at: Some(to_timestamp(now_ms())),
     };
@@ -286,7 +304,7 @@ pub async fn record_review_due<C: ConnectionTrait>(
 
 /// Learns who may manage a listing from membership's role changes.
 pub struct MembershipRoles {
-    pub outbox: Outbox,
+    pub outbox: EventLog,
     pub region: String,
 }
 
@@ -352,12 +370,12 @@ impl selfhelp_platform::inbox::EventHandler for MembershipRoles {
 /// Records `group.confirmed`: the details were checked just now.
 pub async fn record_confirmed<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     group: &Model,
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupConfirmed {
-        group: Some(snapshot(group)),
+        group: Some(snapshot(group, &outbox.postcodes)),
         assured_at: group.assured_at_ms.map(to_timestamp),
         occurred_at: Some(to_timestamp(now_ms())),
     };
@@ -376,7 +394,7 @@ pub async fn record_confirmed<C: ConnectionTrait>(
 /// Records `topic.created`, `topic.updated` or `topic.retired` (`change`).
 pub async fn record_topic<C: ConnectionTrait>(
     conn: &C,
-    outbox: &Outbox,
+    outbox: &EventLog,
     change: &'static str,
     topic: &crate::store::topic::Model,
     trace: &TraceParent,

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use crate::events::EventLog;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::now_ms;
 
 use crate::config::FreshnessConfig;
@@ -21,7 +21,7 @@ const BATCH: u64 = 200;
 /// Checks every `check_interval_secs` until `shutdown`.
 pub async fn run(
     db: DatabaseConnection,
-    outbox: Outbox,
+    outbox: EventLog,
     region: String,
     cfg: FreshnessConfig,
     shutdown: Shutdown,
@@ -36,7 +36,7 @@ pub async fn run(
 /// Sends the reminders due at `now`; returns how many.
 pub async fn check_once(
     db: &DatabaseConnection,
-    outbox: &Outbox,
+    outbox: &EventLog,
     region: &str,
     cfg: &FreshnessConfig,
     now: i64,

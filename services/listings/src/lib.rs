@@ -57,11 +57,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         shutdown.clone(),
     );
     let outbox = Outbox::new(&common.region, "listings");
+    let event_log = events::EventLog {
+        outbox: outbox.clone(),
+        postcodes: postcodes.clone(),
+    };
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::ListingsApi::new(
         db.clone(),
-        outbox.clone(),
+        event_log.clone(),
         common.region.clone(),
         tz,
         config.freshness.clone(),
@@ -73,7 +77,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     );
     tokio::spawn(freshness::run(
         db.clone(),
-        outbox.clone(),
+        event_log.clone(),
         common.region.clone(),
         config.freshness.clone(),
         shutdown.clone(),
@@ -88,7 +92,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             (
                 bus::MEMBERSHIP,
                 std::sync::Arc::new(events::MembershipRoles {
-                    outbox: outbox.clone(),
+                    outbox: event_log.clone(),
                     region: common.region.clone(),
                 }),
             ),
@@ -98,7 +102,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
                     service: "listings",
                     outbox: outbox.clone(),
                     eraser: std::sync::Arc::new(privacy::ListingsEraser {
-                        outbox: outbox.clone(),
+                        outbox: event_log.clone(),
                     }),
                 }),
             ),

@@ -3,8 +3,8 @@
 //! Organiser lists change with a `group.updated` event, so the other services'
 //! read models forget them too.
 
+use crate::events::EventLog;
 use sea_orm::{DatabaseTransaction, DbErr};
-use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::Eraser;
 use selfhelp_platform::time::now_ms;
 use selfhelp_platform::trace::TraceParent;
@@ -17,7 +17,7 @@ use crate::store::{group, history, roles};
 pub const NOBODY: &str = "";
 
 pub struct ListingsEraser {
-    pub outbox: Outbox,
+    pub outbox: EventLog,
 }
 
 #[async_trait::async_trait]

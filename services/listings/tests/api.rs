@@ -246,6 +246,15 @@ async fn group_lifecycle_visibility_and_events() {
                 &source,
                 &format!("selfhelp.events.v1.{schema}"),
             );
+            if event == "published" {
+                // The venue has only a postcode: its centroid says where the
+                // group meets, for people's "near me" alerts.
+                let e: selfhelp_proto::events::v1::GroupPublished =
+                    prost::Message::decode(m.payload.clone()).unwrap();
+                let places = e.group.unwrap().places;
+                assert_eq!(places.len(), 1, "{backend:?}");
+                assert!((places[0].latitude - 52.95).abs() < 0.05, "{places:?}");
+            }
         }
         svc.stop().await.unwrap();
     }

@@ -1,10 +1,10 @@
 //! The ListingsService RPCs: wire ↔ domain, authorisation, one transaction per
 //! change with its event in the outbox.
 
+use crate::events::EventLog;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
-use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::listings::v1 as pb;
@@ -55,7 +55,7 @@ mod search;
 
 pub struct ListingsApi {
     db: DatabaseConnection,
-    outbox: Outbox,
+    outbox: EventLog,
     region: String,
     tz: chrono_tz::Tz,
     freshness: FreshnessConfig,
@@ -66,7 +66,7 @@ pub struct ListingsApi {
 impl ListingsApi {
     pub fn new(
         db: DatabaseConnection,
-        outbox: Outbox,
+        outbox: EventLog,
         region: String,
         tz: chrono_tz::Tz,
         freshness: FreshnessConfig,
