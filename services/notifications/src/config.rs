@@ -124,7 +124,8 @@ pub struct DeliveryConfig {
     pub interval_ms: u64,
     /// Deliveries claimed per look.
     pub batch: u64,
-    /// How long a claim holds before another replica may retry it.
+    /// How long a claim holds before another replica may retry it; longer than
+    /// the slowest send (SMTP's timeout applies to each step of a send).
     pub lease_secs: u64,
     /// Attempts before a delivery fails (and a webhook is turned off).
     pub max_attempts: i32,
@@ -138,7 +139,7 @@ impl Default for DeliveryConfig {
         Self {
             interval_ms: 1_000,
             batch: 50,
-            lease_secs: 120,
+            lease_secs: 300,
             max_attempts: 10,
             retry_base_ms: 30_000,
             retry_max_ms: 6 * 3_600_000,

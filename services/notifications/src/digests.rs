@@ -11,7 +11,10 @@ use crate::config::DigestConfig;
 use crate::domain::digest::{DigestTimes, latest_period};
 use crate::domain::preferences::{Cadence, Channel};
 use crate::store::delivery::{self, NewDelivery};
-use crate::store::{digest, preference};
+use crate::store::{digest, erased, preference};
+
+/// Items in one digest; more wait for the next (the oldest go first).
+const MAX_ITEMS: u64 = 200;
 
 pub struct Digests {
     pub db: DatabaseConnection,
@@ -47,12 +50,15 @@ impl Digests {
         })
     }
 
-    /// Makes the digests that are due; how many.
+    /// Makes the digests that are due; how many. One person's failure (a busy
+    /// database) does not hold up the others; the next round tries again.
     pub async fn round(&self) -> Result<usize, DbErr> {
         let mut made = 0;
         for person in delivery::people_with_held(&self.db).await? {
-            if self.for_person(&person).await? {
-                made += 1;
+            match self.for_person(&person).await {
+                Ok(true) => made += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "making a digest failed; will retry"),
             }
         }
         Ok(made)
@@ -73,7 +79,12 @@ impl Digests {
         let Some((period, cutoff)) = latest_period(prefs.cadence, self.times, now, tz) else {
             return Ok(false);
         };
-        let items = delivery::held_before(&txn, person, cutoff.timestamp_millis()).await?;
+        // Erased meanwhile: nothing may be made for them.
+        if erased::contains(&txn, person).await? {
+            return Ok(false);
+        }
+        let items =
+            delivery::held_before(&txn, person, cutoff.timestamp_millis(), MAX_ITEMS).await?;
         if items.is_empty() {
             return Ok(false); // never an empty digest
         }

@@ -4,7 +4,7 @@
 //! A webhook that answers 410 Gone or keeps failing is turned off and its
 //! owner told.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +25,8 @@ use crate::store::delivery::{self, Outcome};
 use crate::store::{digest, notification, preference, webhook};
 use crate::unsubscribe::{Scope, UnsubscribeKey};
 
-/// Deliveries sent at the same time by one replica.
+/// Deliveries claimed and sent together by one replica. Claims are taken this
+/// many at a time, so none waits out its lease behind others.
 const IN_FLIGHT: usize = 8;
 
 pub struct Dispatcher {
@@ -51,20 +52,31 @@ enum Attempt {
     Gone,
     /// Nothing to send any more (erased, turned off, endpoint removed).
     Cancel(String),
+    /// Not now: quiet hours began since it was queued.
+    Later(i64),
 }
 
 impl Dispatcher {
-    /// One look: claims what is due and sends it. Returns how many were tried.
+    /// One look: claims what is due, a few at a time, and sends it (up to
+    /// `delivery.batch`). Returns how many were tried.
     pub async fn round(&self) -> Result<usize, DbErr> {
         let lease_ms = (self.config.lease_secs * 1_000) as i64;
-        let due = delivery::claim_due(&self.db, now_ms(), lease_ms, self.config.batch).await?;
-        let tried = due.len();
-        let mut sends = futures::stream::iter(due.into_iter().map(|d| self.deliver(d)))
-            .buffer_unordered(IN_FLIGHT);
-        while let Some(result) = sends.next().await {
-            if let Err(e) = result {
-                // The claim lapses and another round retries it.
-                tracing::warn!(error = %e, "recording a delivery failed");
+        let claim = uuid::Uuid::now_v7().to_string();
+        let mut tried = 0;
+        while (tried as u64) < self.config.batch {
+            let due =
+                delivery::claim_due(&self.db, &claim, now_ms(), lease_ms, IN_FLIGHT as u64).await?;
+            if due.is_empty() {
+                break;
+            }
+            tried += due.len();
+            let mut sends = futures::stream::iter(due.into_iter().map(|d| self.deliver(d)))
+                .buffer_unordered(IN_FLIGHT);
+            while let Some(result) = sends.next().await {
+                if let Err(e) = result {
+                    // The claim lapses and another round retries it.
+                    tracing::warn!(error = %e, "recording a delivery failed");
+                }
             }
         }
         Ok(tried)
@@ -80,6 +92,7 @@ impl Dispatcher {
         };
         let now = now_ms();
         let (outcome, disable_because) = match attempt {
+            Attempt::Later(at_ms) => (Outcome::Later { at_ms }, None),
             Attempt::Done => (Outcome::Sent, None),
             Attempt::Cancel(why) => (Outcome::Cancelled { why }, None),
             Attempt::Retry(error) if attempts < self.config.max_attempts => (
@@ -108,8 +121,17 @@ impl Dispatcher {
             }
             _ => {}
         }
+        // A postponement is not an attempt.
+        let attempts = if matches!(outcome, Outcome::Later { .. }) {
+            d.attempts
+        } else {
+            attempts
+        };
         let txn = self.db.begin().await?;
-        delivery::record(&txn, &d.id, attempts, &outcome, now).await?;
+        if !delivery::record(&txn, &d.id, &d.claimed_by, attempts, &outcome, now).await? {
+            tracing::warn!(delivery = %d.id, "claim lapsed while sending; another dispatcher took it over");
+            return Ok(());
+        }
         if channel == Some(Channel::Webhook)
             && let Some(why) = disable_because
         {
@@ -143,14 +165,18 @@ impl Dispatcher {
         if !webhook::disable(txn, webhook_id, why).await? {
             return Ok(()); // already off: the owner was told then
         }
-        delivery::cancel_for_webhook(txn, webhook_id, "webhook turned off", now_ms()).await?;
+        // What still waits fails with it: replayable once the endpoint works.
+        let now = now_ms();
+        delivery::end_for_webhook(txn, webhook_id, delivery::FAILED, "webhook turned off", now)
+            .await?;
         tracing::warn!(webhook = %webhook_id, reason = why, "webhook turned off");
-        let notice = messages::webhook_disabled(&hook.owner_id, &hook.url, why);
+        let notice = messages::webhook_disabled(&hook.owner_id, &without_query(&hook.url), why);
+        // Once per turning off (a replay may turn it on, and it may go off again).
         routing::deliver(
             txn,
             &[notice],
             "",
-            &format!("webhook-disabled:{webhook_id}"),
+            &format!("webhook-disabled:{webhook_id}:{now}"),
             self.timezone,
         )
         .await?;
@@ -163,6 +189,12 @@ impl Dispatcher {
             return Ok(Attempt::Cancel("no email address any more".into()));
         }
         let tz = held.preferences.tz(self.timezone);
+        // Quiet hours may have begun since it was queued (or a retry fell in them).
+        let now = Utc::now();
+        let due = held.preferences.send_at(now, self.timezone);
+        if due > now {
+            return Ok(Attempt::Later(due.timestamp_millis()));
+        }
         let (rendered, scope) = if d.is_digest {
             let Some(digest) = digest::find(&self.db, &d.notification_id).await? else {
                 return Ok(Attempt::Cancel("digest no longer held".into()));
@@ -173,14 +205,22 @@ impl Dispatcher {
             if rows.is_empty() {
                 return Ok(Attempt::Cancel("nothing left to send".into()));
             }
-            let mut group_names = BTreeSet::new();
+            let mut names: HashMap<String, String> = HashMap::new();
             let mut items = Vec::new();
             for row in rows {
+                // Settings may have changed while it waited (a category turned
+                // off, the group muted).
                 let Some(kind) = Kind::parse(&row.kind) else {
                     continue;
                 };
-                if let Some(group) = group_view::find(&self.db, &row.group_id).await? {
-                    group_names.insert(group.name);
+                let prefs = &held.preferences;
+                if !prefs.wants_on(kind, Channel::Email) || !prefs.wants(kind, &row.group_id) {
+                    continue;
+                }
+                if !names.contains_key(&row.group_id)
+                    && let Some(group) = group_view::find(&self.db, &row.group_id).await?
+                {
+                    names.insert(row.group_id.clone(), group.name);
                 }
                 items.push(Item {
                     kind,
@@ -189,8 +229,15 @@ impl Dispatcher {
                     when: local_time(row.created_at_ms, tz),
                 });
             }
+            if items.is_empty() {
+                return Ok(Attempt::Cancel("nothing in it is wanted any more".into()));
+            }
             let cadence = digest.period.split(':').next().unwrap_or("daily");
-            let names: Vec<String> = group_names.into_iter().collect();
+            let names: Vec<String> = names
+                .into_values()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let url = self.unsubscribe.url(&d.recipient_id, Scope::AllEmail);
             match self
                 .templates
@@ -231,10 +278,12 @@ impl Dispatcher {
             }
         };
         let url = self.unsubscribe.url(&d.recipient_id, scope);
+        // Servers quote the address in errors; the log keeps it out.
+        let redact = |m: String| m.replace(&held.email, "<recipient>");
         Ok(match self.mailer.send(&held.email, &rendered, &url).await {
             Ok(()) => Attempt::Done,
-            Err(e) if e.permanent => Attempt::GiveUp(e.message),
-            Err(e) => Attempt::Retry(e.message),
+            Err(e) if e.permanent => Attempt::GiveUp(redact(e.message)),
+            Err(e) => Attempt::Retry(redact(e.message)),
         })
     }
 
@@ -283,4 +332,16 @@ fn local_time(ms: i64, tz: Tz) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&tz).format("%a %-d %b, %H:%M").to_string())
         .unwrap_or_default()
+}
+
+/// `url` without its query and fragment, which may hold the receiver's token.
+fn without_query(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    }
 }

@@ -1,6 +1,8 @@
 //! One-click unsubscribe: every email carries a link with a signed token
-//! naming the person and what to stop (a category, or all email). Following it
-//! (GET, or the RFC 8058 POST a mail client makes) needs no login.
+//! naming the person and what to stop (a category, or all email); no login.
+//! A mail client's unsubscribe button POSTs it (RFC 8058) and that is all. The
+//! link itself opens a page with one button that POSTs: mail scanners that
+//! follow links (GET) must not switch people's email off.
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -10,14 +12,14 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::time::now_ms;
 use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::domain::preferences::{ALL_CATEGORIES, Category, Channel};
-use crate::store::{delivery, preference, secret};
+use crate::store::{delivery, erased, preference, secret};
 
 /// What a link stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,16 +108,21 @@ impl UnsubscribeKey {
     }
 }
 
-/// Turns email off for what the token names; what it stopped, for the page.
+/// Turns email off for what the token names (nothing for someone erased: an
+/// old email's link must not store them again).
 pub async fn apply(db: &DatabaseConnection, person: &str, scope: Scope) -> Result<(), DbErr> {
-    let mut held = preference::get(db, person).await?;
+    let txn = db.begin().await?;
+    if erased::contains(&txn, person).await? {
+        return Ok(());
+    }
+    let mut held = preference::get(&txn, person).await?;
     held.preferences
         .turn_off(&scope.categories(), Channel::Email);
-    preference::put(db, person, &held, now_ms()).await?;
+    preference::put(&txn, person, &held, now_ms()).await?;
     if scope == Scope::AllEmail {
-        delivery::cancel_emails_for(db, person, "unsubscribed", now_ms()).await?;
+        delivery::cancel_emails_for(&txn, person, "unsubscribed", now_ms()).await?;
     }
-    Ok(())
+    txn.commit().await
 }
 
 #[derive(Clone)]
@@ -130,40 +137,54 @@ struct TokenQuery {
     token: String,
 }
 
+const NOT_VALID: &str = "This link is not valid. Please use the link from the email as it is, or change your settings in the app.";
+
+fn what(scope: Scope) -> String {
+    match scope {
+        Scope::Category(c) => format!("emails about {}", c.describe()),
+        Scope::AllEmail => "any emails".to_string(),
+    }
+}
+
+/// The link from the email: one button to confirm.
+async fn confirm(
+    State(state): State<AppState>,
+    Query(q): Query<TokenQuery>,
+) -> (axum::http::StatusCode, Html<String>) {
+    use axum::http::StatusCode;
+    let Some((person, scope)) = state.key.verify(&q.token) else {
+        return (StatusCode::BAD_REQUEST, page(NOT_VALID));
+    };
+    let action = state.key.url(&person, scope);
+    let text = format!(
+        "Stop {}? Your in-app notifications carry on.</p><form method=\"post\" action=\"{action}\"><button type=\"submit\">Stop these emails</button></form><p>",
+        what(scope)
+    );
+    (StatusCode::OK, page(&text))
+}
+
+/// The button, or a mail client's one-click POST: switches the email off.
 async fn unsubscribe(
     State(state): State<AppState>,
     Query(q): Query<TokenQuery>,
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
     let Some((person, scope)) = state.key.verify(&q.token) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            page(
-                "This link is not valid. Please use the link from the email as it is, or change your settings in the app.",
-            ),
-        );
+        return (StatusCode::BAD_REQUEST, page(NOT_VALID));
     };
     match apply(&state.db, &person, scope).await {
         Ok(()) => {
-            let what = match scope {
-                Scope::Category(c) => format!("emails about {}", c.describe()),
-                Scope::AllEmail => "any emails".to_string(),
-            };
-            (
-                StatusCode::OK,
-                page(&format!(
-                    "Done: you will not get {what} any more. Your in-app notifications carry on; you can change this in the app at any time."
-                )),
-            )
+            let text = format!(
+                "Done: you will not get {} any more. Your in-app notifications carry on; you can change this in the app at any time.",
+                what(scope)
+            );
+            (StatusCode::OK, page(&text))
         }
         Err(e) => {
             tracing::warn!(error = %e, "unsubscribe failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                page(
-                    "Sorry, that did not work just now. Please try the link again in a few minutes.",
-                ),
-            )
+            let text =
+                "Sorry, that did not work just now. Please try the link again in a few minutes.";
+            (StatusCode::SERVICE_UNAVAILABLE, page(text))
         }
     }
 }
@@ -176,7 +197,7 @@ fn page(text: &str) -> Html<String> {
 
 pub fn router(db: DatabaseConnection, key: UnsubscribeKey) -> Router {
     Router::new()
-        .route("/unsubscribe", get(unsubscribe).post(unsubscribe))
+        .route("/unsubscribe", get(confirm).post(unsubscribe))
         .with_state(AppState { db, key })
 }
 

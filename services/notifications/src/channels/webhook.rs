@@ -55,19 +55,27 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || v4.is_multicast()
-                || (a == 100 && (64..128).contains(&b))
+                || (a == 100 && (64..128).contains(&b)) // shared address space
+                || (a == 198 && (18..20).contains(&b)) // benchmarking
+                || a >= 240 // reserved
                 || a == 0)
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local()
-                    || v6.is_multicast())
+        IpAddr::V6(v6) => {
+            let [first, second, ..] = v6.segments();
+            // IPv4-mapped and -compatible addresses are judged as IPv4;
+            // translation prefixes (NAT64, 6to4) may lead anywhere: refused.
+            if let Some(v4) = v6.to_ipv4() {
+                return is_public(IpAddr::V4(v4));
             }
-        },
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_multicast()
+                || (first == 0x64 && second == 0xff9b)
+                || first == 0x2002
+                || (first == 0x2001 && second == 0xdb8))
+        }
     }
 }
 
@@ -137,8 +145,10 @@ impl WebhookSender {
     pub fn new(cfg: &WebhookConfig) -> anyhow::Result<WebhookSender> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs))
-            // A redirect could lead anywhere, an internal address included.
+            // A redirect could lead anywhere, an internal address included;
+            // a proxy would resolve names itself, past the guard below.
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .user_agent(concat!(
                 "selfhelp-notifications/",
                 env!("CARGO_PKG_VERSION")
@@ -222,6 +232,10 @@ mod tests {
             "https://[fd00::1]/hook",
             "https://[::ffff:10.0.0.1]/hook",
             "https://100.64.0.1/hook",
+            "https://198.18.0.1/hook",
+            "https://[64:ff9b::a00:1]/hook",
+            "https://[2002:a00:1::1]/hook",
+            "https://[::10.0.0.1]/hook",
             "https://localhost/hook",
         ] {
             assert!(check_url(url, false).is_err(), "{url}");

@@ -2,7 +2,7 @@
 //! which channels a kind of notification goes to, when (quiet hours), and
 //! whether it waits for a digest.
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -105,19 +105,27 @@ impl QuietHours {
         if !quiet {
             return None;
         }
-        let mut day = local.date_naive();
-        if t >= self.end {
-            day = day.succ_opt()?;
+        // The first end of quiet hours after now: today's or tomorrow's. On the
+        // night clocks go back the end time happens twice; either may be next.
+        let today = local.date_naive();
+        let mut ends: Vec<DateTime<Utc>> = Vec::new();
+        for day in [Some(today), today.succ_opt()].into_iter().flatten() {
+            let end = day.and_time(self.end);
+            match tz.from_local_datetime(&end) {
+                LocalResult::Single(d) => ends.push(d.with_timezone(&Utc)),
+                LocalResult::Ambiguous(a, b) => {
+                    ends.push(a.with_timezone(&Utc));
+                    ends.push(b.with_timezone(&Utc));
+                }
+                // Skipped by the clocks going forward: an hour later exists.
+                LocalResult::None => ends.extend(
+                    tz.from_local_datetime(&(end + Duration::hours(1)))
+                        .earliest()
+                        .map(|d| d.with_timezone(&Utc)),
+                ),
+            }
         }
-        // A local time skipped by a clock change: an hour later exists.
-        let end = day.and_time(self.end);
-        tz.from_local_datetime(&end)
-            .earliest()
-            .or_else(|| {
-                tz.from_local_datetime(&(end + Duration::hours(1)))
-                    .earliest()
-            })
-            .map(|d| d.with_timezone(&Utc))
+        ends.into_iter().find(|end| *end > now)
     }
 }
 
@@ -232,6 +240,19 @@ mod tests {
         );
         // Midday is not quiet.
         assert_eq!(q.hold_until(at("2026-07-02T11:00:00Z"), london), None);
+    }
+
+    #[test]
+    fn quiet_hours_end_after_now_on_the_night_clocks_go_back() {
+        // 25 October 2026: 01:00–02:00 BST happens, then 01:00–02:00 GMT.
+        let q = quiet("00:00", "01:30");
+        let london = chrono_tz::Europe::London;
+        // The second 01:10 (GMT) is 01:10 UTC; the first 01:30 (BST, 00:30 UTC)
+        // has passed, the second (01:30 UTC) is next.
+        assert_eq!(
+            q.hold_until(at("2026-10-25T01:10:00Z"), london),
+            Some(at("2026-10-25T01:30:00Z"))
+        );
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl NotificationsApi {
                 None
             }
         };
+        v.text("recipient_id", &req.recipient_id, false, 256);
         if req.all && !req.recipient_id.is_empty() {
             v.add("recipient_id", "give either recipient_id or all, not both");
         }
@@ -124,7 +125,11 @@ impl NotificationsApi {
             )));
         }
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        delivery::replay(&txn, &id, now_ms()).await?;
+        if !delivery::replay(&txn, &id, now_ms()).await? {
+            return Err(NotificationsError::FailedPrecondition(
+                "it was replayed meanwhile".into(),
+            ));
+        }
         // The endpoint was turned off by these failures; replaying says it
         // works again, so it comes back on.
         if !row.webhook_id.is_empty() {

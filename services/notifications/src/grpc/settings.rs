@@ -397,7 +397,8 @@ impl NotificationsApi {
             return Err(NotificationsError::NotFound("webhook"));
         }
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        delivery::cancel_for_webhook(&txn, &id, "webhook removed", now_ms()).await?;
+        delivery::end_for_webhook(&txn, &id, delivery::CANCELLED, "webhook removed", now_ms())
+            .await?;
         webhook::delete(&txn, &id).await?;
         txn.commit().await?;
         Ok(())

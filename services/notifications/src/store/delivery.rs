@@ -26,6 +26,8 @@ pub struct Model {
     /// A dispatcher holds the row until then; another may take it after (the
     /// holder died).
     pub claimed_until_ms: i64,
+    /// The claim's token: only its holder may record the outcome.
+    pub claimed_by: String,
     pub last_error: String,
     /// The digest that carried this item (status `IN_DIGEST`).
     pub digest_id: String,
@@ -77,6 +79,7 @@ pub async fn insert_all<C: ConnectionTrait>(
             attempts: Set(0),
             next_attempt_at_ms: Set(d.next_attempt_at_ms),
             claimed_until_ms: Set(0),
+            claimed_by: Set(String::new()),
             last_error: Set(String::new()),
             digest_id: Set(String::new()),
             created_at_ms: Set(now),
@@ -91,10 +94,12 @@ pub async fn insert_all<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Claims up to `limit` deliveries that are due, each for `lease_ms`. A row is
-/// taken by exactly one dispatcher: the claim is a conditional update.
+/// Claims up to `limit` deliveries that are due, each for `lease_ms`, under
+/// the token `claim`. A row is taken by exactly one dispatcher: the claim is a
+/// conditional update, and only the token's holder can record the outcome.
 pub async fn claim_due<C: ConnectionTrait>(
     conn: &C,
+    claim: &str,
     now: i64,
     lease_ms: i64,
     limit: u64,
@@ -111,6 +116,7 @@ pub async fn claim_due<C: ConnectionTrait>(
     for mut row in candidates {
         let taken = Entity::update_many()
             .col_expr(Column::ClaimedUntilMs, Expr::value(now + lease_ms))
+            .col_expr(Column::ClaimedBy, Expr::value(claim))
             .filter(Column::Id.eq(row.id.clone()))
             .filter(Column::Status.eq(PENDING))
             .filter(Column::ClaimedUntilMs.eq(row.claimed_until_ms))
@@ -119,6 +125,7 @@ pub async fn claim_due<C: ConnectionTrait>(
             .rows_affected;
         if taken == 1 {
             row.claimed_until_ms = now + lease_ms;
+            row.claimed_by = claim.to_string();
             claimed.push(row);
         }
     }
@@ -129,19 +136,33 @@ pub async fn claim_due<C: ConnectionTrait>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
-    RetryAt { at_ms: i64, error: String },
-    Failed { error: String },
-    Cancelled { why: String },
+    RetryAt {
+        at_ms: i64,
+        error: String,
+    },
+    /// Not tried: its time has not come (quiet hours began meanwhile).
+    Later {
+        at_ms: i64,
+    },
+    Failed {
+        error: String,
+    },
+    Cancelled {
+        why: String,
+    },
 }
 
-/// Records the outcome of attempt number `attempts` of delivery `id`.
+/// Records the outcome of attempt number `attempts` of delivery `id`, if the
+/// claim `claim` still holds it; `false` when it lapsed and another dispatcher
+/// took the row over (its outcome counts, not this one).
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     id: &str,
+    claim: &str,
     attempts: i32,
     outcome: &Outcome,
     now: i64,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let mut update = Entity::update_many()
         .col_expr(Column::Attempts, Expr::value(attempts))
         .col_expr(Column::ClaimedUntilMs, Expr::value(0i64))
@@ -155,6 +176,9 @@ pub async fn record<C: ConnectionTrait>(
             .col_expr(Column::Status, Expr::value(PENDING))
             .col_expr(Column::NextAttemptAtMs, Expr::value(*at_ms))
             .col_expr(Column::LastError, Expr::value(error.clone())),
+        Outcome::Later { at_ms } => update
+            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::NextAttemptAtMs, Expr::value(*at_ms)),
         Outcome::Failed { error } => update
             .col_expr(Column::Status, Expr::value(FAILED))
             .col_expr(Column::LastError, Expr::value(error.clone())),
@@ -162,8 +186,13 @@ pub async fn record<C: ConnectionTrait>(
             .col_expr(Column::Status, Expr::value(CANCELLED))
             .col_expr(Column::LastError, Expr::value(why.clone())),
     };
-    update.filter(Column::Id.eq(id)).exec(conn).await?;
-    Ok(())
+    let changed = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::ClaimedBy.eq(claim))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(changed == 1)
 }
 
 /// People with items waiting for a digest.
@@ -178,17 +207,20 @@ pub async fn people_with_held<C: ConnectionTrait>(conn: &C) -> Result<Vec<String
         .await
 }
 
-/// The person's items held for a digest that were created before `before_ms`.
+/// The person's oldest items (at most `limit`) held for a digest that were
+/// created before `before_ms`.
 pub async fn held_before<C: ConnectionTrait>(
     conn: &C,
     person: &str,
     before_ms: i64,
+    limit: u64,
 ) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::RecipientId.eq(person))
         .filter(Column::Status.eq(HELD_FOR_DIGEST))
         .filter(Column::CreatedAtMs.lt(before_ms))
         .order_by_asc(Column::Id)
+        .limit(limit)
         .all(conn)
         .await
 }
@@ -284,16 +316,18 @@ pub async fn replay<C: ConnectionTrait>(conn: &C, id: &str, now: i64) -> Result<
     Ok(changed == 1)
 }
 
-/// Cancels what is still waiting for webhook `webhook_id` (it was removed or
-/// disabled). Failed deliveries stay failed, so an operator can replay them.
-pub async fn cancel_for_webhook<C: ConnectionTrait>(
+/// Ends what is still waiting for webhook `webhook_id` with `status`:
+/// `CANCELLED` when its owner removed it, `FAILED` when it was turned off (so
+/// an operator can replay each once it works again).
+pub async fn end_for_webhook<C: ConnectionTrait>(
     conn: &C,
     webhook_id: &str,
+    status: &'static str,
     why: &str,
     now: i64,
 ) -> Result<u64, DbErr> {
     Ok(Entity::update_many()
-        .col_expr(Column::Status, Expr::value(CANCELLED))
+        .col_expr(Column::Status, Expr::value(status))
         .col_expr(Column::LastError, Expr::value(why))
         .col_expr(Column::UpdatedAtMs, Expr::value(now))
         .filter(Column::WebhookId.eq(webhook_id))

@@ -219,6 +219,7 @@ enum Delivery {
     Attempts,
     NextAttemptAtMs,
     ClaimedUntilMs,
+    ClaimedBy,
     LastError,
     DigestId,
     CreatedAtMs,
@@ -310,6 +311,7 @@ impl MigrationTrait for Channels {
                 .col(ColumnDef::new(Delivery::Attempts).integer().not_null())
                 .col(millis(Delivery::NextAttemptAtMs))
                 .col(millis(Delivery::ClaimedUntilMs))
+                .col(string(Delivery::ClaimedBy))
                 .col(text(Delivery::LastError))
                 .col(string(Delivery::DigestId))
                 .col(millis(Delivery::CreatedAtMs))
@@ -338,6 +340,15 @@ impl MigrationTrait for Channels {
                 .table(Delivery::Table)
                 .col(Delivery::Status)
                 .col(Delivery::NextAttemptAtMs)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_delivery_digest")
+                .table(Delivery::Table)
+                .col(Delivery::DigestId)
                 .if_not_exists()
                 .to_owned(),
         )

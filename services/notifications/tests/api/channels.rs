@@ -380,6 +380,17 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
             .await
             .unwrap();
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        // Following the link (what mail scanners do too) only asks.
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+        let prefs = get_prefs(&mut client, &bob).await;
+        assert!(channel_on(
+            &prefs,
+            pb::Category::GroupUpdates,
+            pb::Channel::Email
+        ));
+        // The button, or the mail client's one-click POST, does it.
         let done = http.post(&url).send().await.unwrap();
         assert_eq!(done.status(), StatusCode::OK);
         let prefs = get_prefs(&mut client, &bob).await;
