@@ -1084,3 +1084,70 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
         svc.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
+    use selfhelp_notifications::store::{Migrator, delivery};
+    for backend in backends() {
+        let tdb = TestDb::new(backend).await;
+        let cfg = selfhelp_platform::config::DatabaseConfig {
+            url: tdb.url.clone(),
+            max_connections: 2,
+        };
+        let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
+            .await
+            .unwrap();
+        let row = delivery::NewDelivery {
+            notification_id: uuid::Uuid::now_v7().to_string(),
+            is_digest: false,
+            recipient_id: "p".into(),
+            channel: "WEBHOOK",
+            webhook_id: "w".into(),
+            status: delivery::PENDING,
+            next_attempt_at_ms: 1_000,
+        };
+        // The same delivery twice (a redelivered event) is stored once.
+        delivery::insert_all(&db, &[row.clone(), row.clone()], 1_000)
+            .await
+            .unwrap();
+        delivery::insert_all(&db, &[row], 1_000).await.unwrap();
+        let a = delivery::claim_due(&db, "a", 2_000, 1_000, 8)
+            .await
+            .unwrap();
+        assert_eq!(a.len(), 1, "{backend:?}");
+        // Held by A: B gets nothing until the lease lapses.
+        assert!(
+            delivery::claim_due(&db, "b", 2_500, 1_000, 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let b = delivery::claim_due(&db, "b", 3_500, 1_000, 8)
+            .await
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        // A comes back late: its outcome does not count; B's does.
+        let sent = delivery::Outcome::Sent;
+        assert!(
+            !delivery::record(&db, &a[0].id, "a", 1, &sent, 3_600)
+                .await
+                .unwrap()
+        );
+        assert!(
+            delivery::record(&db, &b[0].id, "b", 1, &sent, 3_700)
+                .await
+                .unwrap()
+        );
+        let stored = delivery::find(&db, &a[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status.as_str(), stored.attempts),
+            (delivery::SENT, 1)
+        );
+        assert!(
+            delivery::claim_due(&db, "c", 10_000, 1_000, 8)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
