@@ -428,23 +428,30 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
 }
 
 #[tokio::test]
-async fn quiet_hours_hold_email_until_they_end() {
+async fn quiet_hours_hold_email_until_they_end_then_send_it() {
+    use chrono::Timelike;
+    let smtp = SmtpServer::start();
     for backend in backends() {
         let nats = Nats::start();
         let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
+        let svc = start_with(with_smtp(config(&db, &nats), &smtp)).await;
         let mut client = NotificationsServiceClient::new(svc.channel().await);
         let g = uuid::Uuid::now_v7().to_string();
         group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
-        // Quiet from an hour ago until two hours from now, in UTC.
+        // Quiet (in UTC) from an hour ago until the start of the minute after
+        // next: one to two minutes from now.
         let now = chrono::Utc::now();
         let start = (now - chrono::Duration::hours(1))
             .format("%H:%M")
             .to_string();
-        let end_time = (now + chrono::Duration::hours(2)).time();
-        let end = end_time.format("%H:%M").to_string();
+        let end_at = (now + chrono::Duration::minutes(2))
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap();
+        let end = end_at.format("%H:%M").to_string();
+        let address = format!("olive-{backend:?}@example.org");
         set_prefs(&mut client, "olive", |p| {
-            p.email = "olive@example.org".into();
+            p.email = address.clone();
             p.time_zone = "UTC".into();
             p.quiet_hours = Some(pb::QuietHours {
                 start: start.clone(),
@@ -462,13 +469,22 @@ async fn quiet_hours_hold_email_until_they_end() {
         assert_eq!(held.status, pb::DeliveryStatus::Pending as i32, "{held:?}");
         assert_eq!(held.attempts, 0);
         let due = held.next_attempt_at.unwrap();
-        let due = chrono::DateTime::from_timestamp(due.seconds, 0).unwrap();
         assert_eq!(
-            due.format("%H:%M").to_string(),
-            end,
+            due.seconds,
+            end_at.timestamp(),
             "held until the quiet hours end"
         );
-        assert!(due > now);
+        assert!(mails_to(&smtp, &address).is_empty());
+
+        // When they end, it goes.
+        eventually("the held email", Duration::from_secs(180), || {
+            let found = mails_to(&smtp, &address);
+            async move { (!found.is_empty()).then_some(()) }
+        })
+        .await;
+        let log = deliveries(&mut client, "olive").await;
+        assert_eq!(log[0].status, pb::DeliveryStatus::Sent as i32);
+        assert!(log[0].sent_at.unwrap().seconds >= end_at.timestamp());
         svc.stop().await.unwrap();
     }
 }
@@ -868,6 +884,19 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
         .await;
         assert_eq!(failed.attempts, 3, "{backend:?}");
         assert_eq!(failed.last_error, "HTTP 500");
+        // Retries ran out: the webhook is off and its owner told.
+        let notice = kinds(&inbox(&mut client, "flaky-org").await);
+        assert!(
+            notice.contains(&pb::NotificationKind::WebhookDisabled),
+            "{notice:?}"
+        );
+        let hooks = client
+            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks;
+        assert!(!hooks[0].active && hooks[0].disabled_reason.contains("3 times"));
         // Only operators see everyone's log and replay.
         let denied = client
             .list_deliveries(with_token(
@@ -914,6 +943,13 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
             got.contains_key(&failed.id),
             "the webhook-id is the delivery's id"
         );
+        let hooks = client
+            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks;
+        assert!(hooks[0].active, "the replay turned it back on");
         let again = client
             .replay_delivery(with_token(
                 pb::ReplayDeliveryRequest {
