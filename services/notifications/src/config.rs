@@ -132,6 +132,9 @@ pub struct DeliveryConfig {
     /// Wait before the second attempt; doubles each time up to `retry_max_ms`.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// Sent, cancelled and digested deliveries (and digests) are deleted after
+    /// this many days; failed ones stay until replayed.
+    pub retention_days: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -143,6 +146,7 @@ impl Default for DeliveryConfig {
             max_attempts: 10,
             retry_base_ms: 30_000,
             retry_max_ms: 6 * 3_600_000,
+            retention_days: 90,
         }
     }
 }

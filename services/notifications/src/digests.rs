@@ -64,6 +64,15 @@ impl Digests {
         Ok(made)
     }
 
+    /// Deletes the delivery log's finished rows and digests older than
+    /// `retention_days`; how many rows went.
+    pub async fn prune(&self, retention_days: u32) -> Result<usize, DbErr> {
+        let before = now_ms() - i64::from(retention_days) * 86_400_000;
+        let deliveries = delivery::delete_finished_before(&self.db, before).await?;
+        let digests = digest::delete_before(&self.db, before).await?;
+        Ok((deliveries + digests) as usize)
+    }
+
     async fn for_person(&self, person: &str) -> Result<bool, DbErr> {
         let held = preference::get(&self.db, person).await?;
         let prefs = &held.preferences;

@@ -298,7 +298,11 @@ async fn alerted(
             }
         }
     }
-    Ok(people.into_iter().collect())
+    // A group listed again (after a suspension) is not news to those told once.
+    let people: Vec<String> = people.into_iter().collect();
+    let kind = messages::Kind::NewGroupAlert;
+    let told = notification::recipients_of_kind(txn, &group.group_id, kind, &people).await?;
+    Ok(people.into_iter().filter(|p| !told.contains(p)).collect())
 }
 
 /// Erasure in notifications: the person's inbox goes, and they are remembered

@@ -84,9 +84,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         "digests",
         Duration::from_secs(config.digests.check_interval_secs.max(1)),
         shutdown.clone(),
+        {
+            let digests = digests.clone();
+            move || {
+                let digests = digests.clone();
+                async move { digests.round().await }
+            }
+        },
+    ));
+    let retention_days = config.delivery.retention_days.max(1);
+    tokio::spawn(service::repeat(
+        "delivery log retention",
+        Duration::from_secs(3_600),
+        shutdown.clone(),
         move || {
             let digests = digests.clone();
-            async move { digests.round().await }
+            async move { digests.prune(retention_days).await }
         },
     ));
 

@@ -356,6 +356,20 @@ pub async fn cancel_emails_for<C: ConnectionTrait>(
         .rows_affected)
 }
 
+/// Deletes finished deliveries (sent, cancelled, gone out in a digest) last
+/// changed before `before_ms`; failed ones wait for an operator.
+pub async fn delete_finished_before<C: ConnectionTrait>(
+    conn: &C,
+    before_ms: i64,
+) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::Status.is_in([SENT, CANCELLED, IN_DIGEST]))
+        .filter(Column::UpdatedAtMs.lt(before_ms))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// Every delivery to `person` (for their data export).
 pub async fn all_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
     Entity::find()

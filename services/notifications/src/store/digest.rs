@@ -57,6 +57,15 @@ pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec
         .await
 }
 
+/// Deletes digests made before `before_ms` (their periods are long past).
+pub async fn delete_before<C: ConnectionTrait>(conn: &C, before_ms: i64) -> Result<u64, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::CreatedAtMs.lt(before_ms))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
     Entity::delete_many()
         .filter(Column::PersonId.eq(person))

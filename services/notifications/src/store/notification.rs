@@ -159,6 +159,29 @@ pub async fn all_for<C: ConnectionTrait>(conn: &C, recipient: &str) -> Result<Ve
         .await
 }
 
+/// Those of `among` who already have a notification of `kind` about `group_id`.
+pub async fn recipients_of_kind<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    kind: crate::domain::messages::Kind,
+    among: &[String],
+) -> Result<std::collections::HashSet<String>, DbErr> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in among.chunks(CHUNK) {
+        let people: Vec<String> = Entity::find()
+            .select_only()
+            .column(Column::RecipientId)
+            .filter(Column::RecipientId.is_in(chunk.iter().cloned()))
+            .filter(Column::GroupId.eq(group_id))
+            .filter(Column::Kind.eq(kind.as_str()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(people);
+    }
+    Ok(out)
+}
+
 /// Every notification stored for `event_id`.
 pub async fn of_event<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Vec<Model>, DbErr> {
     Entity::find()

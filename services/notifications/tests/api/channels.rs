@@ -1092,6 +1092,13 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
             );
         }
         assert_eq!(kinds(&inbox(&mut client, "olive").await), [K::GroupListed]);
+        // Listed again (after a suspension, say): not news to those told once.
+        let mut again = published.clone();
+        again.group.as_mut().unwrap().version = 5;
+        publish(&nats, LISTINGS, "group.published", &g, &again).await;
+        settle(&nats).await;
+        assert_eq!(kinds(&inbox(&mut client, "ann").await), [K::NewGroupAlert]);
+        assert_eq!(kinds(&inbox(&mut client, "olive").await).len(), 2);
 
         // Deleting: only one's own.
         let err = client
@@ -1184,6 +1191,73 @@ async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
+    use selfhelp_notifications::store::{Migrator, delivery, digest};
+    for backend in backends() {
+        let tdb = TestDb::new(backend).await;
+        let cfg = selfhelp_platform::config::DatabaseConfig {
+            url: tdb.url.clone(),
+            max_connections: 2,
+        };
+        let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
+            .await
+            .unwrap();
+        let new = |n: u32| delivery::NewDelivery {
+            notification_id: format!("n-{n}"),
+            is_digest: false,
+            recipient_id: "p".into(),
+            channel: "EMAIL",
+            webhook_id: String::new(),
+            status: delivery::PENDING,
+            next_attempt_at_ms: 0,
+        };
+        delivery::insert_all(&db, &[new(1), new(2), new(3)], 1_000)
+            .await
+            .unwrap();
+        let claimed = delivery::claim_due(&db, "c", 1_000, 60_000, 8)
+            .await
+            .unwrap();
+        let outcomes = [
+            delivery::Outcome::Sent,
+            delivery::Outcome::Failed {
+                error: "HTTP 500".into(),
+            },
+            delivery::Outcome::Cancelled {
+                why: "turned off".into(),
+            },
+        ];
+        for (d, outcome) in claimed.iter().zip(&outcomes) {
+            assert!(
+                delivery::record(&db, &d.id, "c", 1, outcome, 2_000)
+                    .await
+                    .unwrap()
+            );
+        }
+        digest::create_once(&db, "p", "daily:2026-01-01", 1, 2_000)
+            .await
+            .unwrap();
+        // Nothing is old enough yet.
+        assert_eq!(
+            delivery::delete_finished_before(&db, 2_000).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            delivery::delete_finished_before(&db, 3_000).await.unwrap(),
+            2,
+            "{backend:?}"
+        );
+        assert_eq!(digest::delete_before(&db, 3_000).await.unwrap(), 1);
+        let left = delivery::all_for(&db, "p").await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            left[0].status,
+            delivery::FAILED,
+            "failed ones wait for an operator"
         );
     }
 }

@@ -328,6 +328,11 @@ async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let group = uuid::Uuid::now_v7().to_string();
     group_known(&nats, &group, "Walk and talk", &["alice"]).await;
+    // The group is known before NATS goes: otherwise the join below waits for
+    // the listings consumer's own recovery, and with the tests' short retries
+    // (about 5 s in all) it could be dead-lettered first.
+    let listings = format!("notifications-{REGION}-listings");
+    wait_consumer_caught_up(&nats.url(), "LISTINGS", &listings).await;
 
     nats.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
