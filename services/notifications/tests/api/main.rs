@@ -637,6 +637,36 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
         let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
         let g = uuid::Uuid::now_v7().to_string();
         group_known(&nats, &g, "Men's shed", &["olive"]).await;
+        // Bob's settings: an email address, an alert, a webhook.
+        let bob = token("bob", REGION, &[]);
+        let prefs = pb::Preferences {
+            email: "bob@example.org".into(),
+            ..Default::default()
+        };
+        client
+            .update_preferences(with_token(
+                pb::UpdatePreferencesRequest {
+                    preferences: Some(prefs),
+                },
+                &bob,
+            ))
+            .await
+            .unwrap();
+        let alert = pb::CreateAlertRequest {
+            latitude: 52.95,
+            longitude: -1.15,
+            radius_km: 10.0,
+            ..Default::default()
+        };
+        client.create_alert(with_token(alert, &bob)).await.unwrap();
+        let hook = pb::RegisterWebhookRequest {
+            url: "https://hooks.example.org/bob".into(),
+            kinds: vec![],
+        };
+        client
+            .register_webhook(with_token(hook, &bob))
+            .await
+            .unwrap();
         let ce = uuid::Uuid::now_v7().to_string();
         member_joined(&nats, &g, "bob", &ce, &ce).await;
         settle(&nats).await;
@@ -655,6 +685,12 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
             "{backend:?}"
         );
         assert_eq!(doc["group_updates"][0]["group_id"], g.as_str());
+        assert_eq!(doc["email"], "bob@example.org");
+        assert_eq!(doc["alerts"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["webhooks"].as_array().unwrap().len(), 1);
+        assert!(doc["webhooks"][0].get("secret").is_none(), "never exported");
+        // The welcome went to his email and his webhook.
+        assert_eq!(doc["deliveries"].as_array().unwrap().len(), 2, "{doc}");
 
         let request = ev::ErasureRequested {
             request_id: "r-1".into(),
@@ -705,6 +741,15 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
             serde_json::json!([]),
             "not stored again"
         );
+        for (what, empty) in [
+            ("email", serde_json::json!("")),
+            ("alerts", serde_json::json!([])),
+            ("webhooks", serde_json::json!([])),
+            ("deliveries", serde_json::json!([])),
+            ("digests", serde_json::json!([])),
+        ] {
+            assert_eq!(doc[what], empty, "{what} erased");
+        }
         svc.stop().await.unwrap();
     }
 }
