@@ -518,6 +518,21 @@ pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str
     .await
 }
 
+/// The RPCs of `service` (e.g. `MembershipService`) as its contract declares
+/// them, for tests that must call every one.
+pub fn rpc_names(service: &str) -> Vec<String> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(selfhelp_proto::FILE_DESCRIPTOR_SET)
+        .expect("the compiled descriptor set");
+    let found = set
+        .file
+        .iter()
+        .flat_map(|f| &f.service)
+        .find(|s| s.name() == service)
+        .unwrap_or_else(|| panic!("{service} in the descriptor set"));
+    found.method.iter().map(|m| m.name().to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

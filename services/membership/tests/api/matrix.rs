@@ -499,7 +499,11 @@ async fn strangers_and_other_regions_get_nothing_from_any_rpc() {
                 .id;
         let anonymous = every_rpc(&mut e.mc, Who::Anonymous, &g, &m).await;
         let called: Vec<String> = anonymous.iter().map(|(rpc, _)| rpc.to_string()).collect();
-        assert_eq!(called, rpc_names(), "every RPC of the service is called");
+        assert_eq!(
+            called,
+            selfhelp_testkit::rpc_names("MembershipService"),
+            "every RPC of the service is called"
+        );
         for (rpc, got) in anonymous {
             assert_eq!(
                 got,
@@ -521,21 +525,4 @@ async fn strangers_and_other_regions_get_nothing_from_any_rpc() {
         );
         e.stop().await;
     }
-}
-
-/// The service's RPCs as its contract declares them.
-fn rpc_names() -> Vec<String> {
-    use prost::Message;
-    let set = prost_types::FileDescriptorSet::decode(selfhelp_proto::FILE_DESCRIPTOR_SET).unwrap();
-    let service = set
-        .file
-        .iter()
-        .flat_map(|f| &f.service)
-        .find(|s| s.name() == "MembershipService")
-        .expect("MembershipService in the descriptor set");
-    service
-        .method
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect()
 }

@@ -1261,3 +1261,218 @@ async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
         );
     }
 }
+
+/// Calls every RPC with a well-formed request as the holder of `auth` (none
+/// for anonymous); returns each RPC's status code.
+async fn every_rpc(
+    client: &mut NotificationsServiceClient<Channel>,
+    auth: Option<&str>,
+) -> Vec<(&'static str, Code)> {
+    fn code<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+        r.map(|_| Code::Ok).unwrap_or_else(|s| s.code())
+    }
+    fn req<M>(m: M, auth: Option<&str>) -> tonic::Request<M> {
+        match auth {
+            Some(t) => with_token(m, t),
+            None => tonic::Request::new(m),
+        }
+    }
+    let id = || uuid::Uuid::now_v7().to_string();
+    let mut out = Vec::new();
+    macro_rules! call {
+        ($name:literal, $method:ident, $msg:expr) => {
+            out.push(($name, code(client.$method(req($msg, auth)).await)));
+        };
+    }
+    call!("ListNotifications", list_notifications, Default::default());
+    call!(
+        "MarkRead",
+        mark_read,
+        pb::MarkReadRequest {
+            notification_ids: vec![],
+            all: true,
+        }
+    );
+    call!(
+        "WatchNotifications",
+        watch_notifications,
+        Default::default()
+    );
+    call!("ExportMyData", export_my_data, pb::ExportMyDataRequest {});
+    call!(
+        "GetPreferences",
+        get_preferences,
+        pb::GetPreferencesRequest {}
+    );
+    call!(
+        "UpdatePreferences",
+        update_preferences,
+        pb::UpdatePreferencesRequest {
+            preferences: Some(Default::default()),
+        }
+    );
+    call!(
+        "CreateAlert",
+        create_alert,
+        pb::CreateAlertRequest {
+            latitude: 52.9,
+            longitude: -1.1,
+            radius_km: 5.0,
+            ..Default::default()
+        }
+    );
+    call!("ListAlerts", list_alerts, pb::ListAlertsRequest {});
+    call!(
+        "DeleteAlert",
+        delete_alert,
+        pb::DeleteAlertRequest { alert_id: id() }
+    );
+    call!(
+        "RegisterWebhook",
+        register_webhook,
+        pb::RegisterWebhookRequest {
+            url: "https://hooks.example.org/x".into(),
+            kinds: vec![],
+        }
+    );
+    call!("ListWebhooks", list_webhooks, pb::ListWebhooksRequest {});
+    call!(
+        "DeleteWebhook",
+        delete_webhook,
+        pb::DeleteWebhookRequest { webhook_id: id() }
+    );
+    call!("ListDeliveries", list_deliveries, Default::default());
+    call!(
+        "ReplayDelivery",
+        replay_delivery,
+        pb::ReplayDeliveryRequest { delivery_id: id() }
+    );
+    out
+}
+
+#[tokio::test]
+async fn no_rpc_answers_anonymous_callers_or_other_regions() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let anonymous = every_rpc(&mut client, None).await;
+    let called: Vec<String> = anonymous.iter().map(|(rpc, _)| rpc.to_string()).collect();
+    assert_eq!(
+        called,
+        selfhelp_testkit::rpc_names("NotificationsService"),
+        "every RPC of the service is called"
+    );
+    for (rpc, got) in anonymous {
+        assert_eq!(got, Code::Unauthenticated, "{rpc} without a token");
+    }
+    let elsewhere = token("op2", "leeds", &["operator"]);
+    for (rpc, got) in every_rpc(&mut client, Some(&elsewhere)).await {
+        assert_eq!(
+            got,
+            Code::PermissionDenied,
+            "{rpc} by another region's operator"
+        );
+    }
+    // Nothing was stored for either.
+    let here = token("op2", REGION, &[]);
+    let mut c = client.clone();
+    let alerts = c
+        .list_alerts(with_token(pb::ListAlertsRequest {}, &here))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(alerts.alerts.is_empty());
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_ids_and_filters_are_refused_with_the_field_named() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut c = NotificationsServiceClient::new(svc.channel().await);
+    let ann = tok("ann");
+    let op = token("op", REGION, &["operator"]);
+    fn fields<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Vec<String> {
+        let e = r.map(|_| ()).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let mut f = violated_fields(&e);
+        f.sort();
+        f
+    }
+    let r = c
+        .delete_alert(with_token(
+            pb::DeleteAlertRequest {
+                alert_id: "x".into(),
+            },
+            &ann,
+        ))
+        .await;
+    assert_eq!(fields(r), ["alert_id"]);
+    let r = c
+        .delete_webhook(with_token(
+            pb::DeleteWebhookRequest {
+                webhook_id: "x".into(),
+            },
+            &ann,
+        ))
+        .await;
+    assert_eq!(fields(r), ["webhook_id"]);
+    let r = c
+        .replay_delivery(with_token(
+            pb::ReplayDeliveryRequest {
+                delivery_id: "x".into(),
+            },
+            &op,
+        ))
+        .await;
+    assert_eq!(fields(r), ["delivery_id"]);
+    let r = c
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest { preferences: None },
+            &ann,
+        ))
+        .await;
+    assert_eq!(fields(r), ["preferences"]);
+    let bad_list = pb::ListDeliveriesRequest {
+        page: Some(PageRequest {
+            page_size: 500,
+            page_token: "x".into(),
+        }),
+        status: 99,
+        all: true,
+        recipient_id: "bob".into(),
+    };
+    let r = c.list_deliveries(with_token(bad_list, &op)).await;
+    assert_eq!(
+        fields(r),
+        [
+            "page.page_size",
+            "page.page_token",
+            "recipient_id",
+            "status"
+        ]
+    );
+    // Well-formed but unknown: not found.
+    let missing = pb::ReplayDeliveryRequest {
+        delivery_id: uuid::Uuid::now_v7().to_string(),
+    };
+    let err = c
+        .replay_delivery(with_token(missing, &op))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // One's own deliveries only, unless an operator.
+    let others = pb::ListDeliveriesRequest {
+        recipient_id: "bob".into(),
+        ..Default::default()
+    };
+    let err = c
+        .list_deliveries(with_token(others.clone(), &ann))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    c.list_deliveries(with_token(others, &op)).await.unwrap();
+    svc.stop().await.unwrap();
+}
