@@ -68,8 +68,10 @@ impl Digests {
     /// `retention_days`; how many rows went.
     pub async fn prune(&self, retention_days: u32) -> Result<usize, DbErr> {
         let before = now_ms() - i64::from(retention_days) * 86_400_000;
-        let deliveries = delivery::delete_finished_before(&self.db, before).await?;
-        let digests = digest::delete_before(&self.db, before).await?;
+        // A digest whose email waits or failed (replayable) keeps its items.
+        let keep = delivery::unfinished_digests(&self.db).await?;
+        let deliveries = delivery::delete_finished_before(&self.db, before, &keep).await?;
+        let digests = digest::delete_before(&self.db, before, &keep).await?;
         Ok((deliveries + digests) as usize)
     }
 

@@ -292,7 +292,8 @@ impl Dispatcher {
             return Ok(Attempt::Cancel("webhook removed".into()));
         };
         if !hook.active {
-            return Ok(Attempt::Cancel("webhook turned off".into()));
+            // Fails, like what waited when it was turned off: replayable.
+            return Ok(Attempt::GiveUp("webhook turned off".into()));
         }
         let Some(row) = notification::find(&self.db, &d.notification_id).await? else {
             return Ok(Attempt::Cancel("notification no longer held".into()));
@@ -334,12 +335,15 @@ fn local_time(ms: i64, tz: Tz) -> String {
         .unwrap_or_default()
 }
 
-/// `url` without its query and fragment, which may hold the receiver's token.
+/// `url` without credentials, query and fragment, which may hold the
+/// receiver's secrets.
 fn without_query(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
             u.set_query(None);
             u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
             u.to_string()
         }
         Err(_) => String::new(),

@@ -185,10 +185,14 @@ impl Preferences {
         !(kind.mutable() && self.muted_groups.iter().any(|g| g == group_id))
     }
 
-    /// Whether `kind` goes to `channel` as well as the inbox.
+    /// Whether `kind` goes to `channel` as well as the inbox. A notice about
+    /// the person's account has no category: it goes wherever any category
+    /// still does ("stop all emails" stops it too).
     pub fn wants_on(&self, kind: Kind, channel: Channel) -> bool {
-        kind.category()
-            .is_none_or(|category| self.channel_on(category, channel))
+        match kind.category() {
+            Some(category) => self.channel_on(category, channel),
+            None => ALL_CATEGORIES.iter().any(|c| self.channel_on(*c, channel)),
+        }
     }
 
     /// Whether an email of `kind` waits for the next digest.
@@ -303,5 +307,10 @@ mod tests {
         assert!(p.wants_on(Kind::MeetingChanged, Channel::Webhook));
         assert!(p.wants_on(Kind::RotaReminder, Channel::Email));
         assert!(p.wants_on(Kind::WebhookDisabled, Channel::Email));
+        // "Stop all emails" stops the account notices too.
+        let mut none = Preferences::default();
+        none.turn_off(&ALL_CATEGORIES, Channel::Email);
+        assert!(!none.wants_on(Kind::WebhookDisabled, Channel::Email));
+        assert!(none.wants_on(Kind::WebhookDisabled, Channel::Webhook));
     }
 }

@@ -332,6 +332,9 @@ pub async fn end_for_webhook<C: ConnectionTrait>(
         .col_expr(Column::UpdatedAtMs, Expr::value(now))
         .filter(Column::WebhookId.eq(webhook_id))
         .filter(Column::Status.eq(PENDING))
+        // Rows being sent right now record their own outcome (and end up
+        // failed on their next attempt, the webhook being off).
+        .filter(Column::ClaimedUntilMs.lt(now))
         .exec(conn)
         .await?
         .rows_affected)
@@ -351,23 +354,42 @@ pub async fn cancel_emails_for<C: ConnectionTrait>(
         .filter(Column::RecipientId.eq(person))
         .filter(Column::Channel.eq("EMAIL"))
         .filter(Column::Status.is_in([PENDING, HELD_FOR_DIGEST]))
+        // Rows being sent right now record their own outcome; a retry finds
+        // the address gone or email off.
+        .filter(Column::ClaimedUntilMs.lt(now))
         .exec(conn)
         .await?
         .rows_affected)
 }
 
+/// Digests whose email has not finished (waiting, or failed and replayable):
+/// they and their items must stay.
+pub async fn unfinished_digests<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::NotificationId)
+        .filter(Column::IsDigest.eq(true))
+        .filter(Column::Status.is_in([PENDING, FAILED]))
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
 /// Deletes finished deliveries (sent, cancelled, gone out in a digest) last
-/// changed before `before_ms`; failed ones wait for an operator.
+/// changed before `before_ms`, except the items of digests in `keep`; failed
+/// ones wait for an operator.
 pub async fn delete_finished_before<C: ConnectionTrait>(
     conn: &C,
     before_ms: i64,
+    keep: &[String],
 ) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many()
+    let mut delete = Entity::delete_many()
         .filter(Column::Status.is_in([SENT, CANCELLED, IN_DIGEST]))
-        .filter(Column::UpdatedAtMs.lt(before_ms))
-        .exec(conn)
-        .await?
-        .rows_affected)
+        .filter(Column::UpdatedAtMs.lt(before_ms));
+    if !keep.is_empty() {
+        delete = delete.filter(Column::DigestId.is_not_in(keep.iter().cloned()));
+    }
+    Ok(delete.exec(conn).await?.rows_affected)
 }
 
 /// Every delivery to `person` (for their data export).

@@ -57,13 +57,18 @@ pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec
         .await
 }
 
-/// Deletes digests made before `before_ms` (their periods are long past).
-pub async fn delete_before<C: ConnectionTrait>(conn: &C, before_ms: i64) -> Result<u64, DbErr> {
-    Ok(Entity::delete_many()
-        .filter(Column::CreatedAtMs.lt(before_ms))
-        .exec(conn)
-        .await?
-        .rows_affected)
+/// Deletes digests made before `before_ms` (their periods are long past),
+/// except those in `keep` (their email has not finished).
+pub async fn delete_before<C: ConnectionTrait>(
+    conn: &C,
+    before_ms: i64,
+    keep: &[String],
+) -> Result<u64, DbErr> {
+    let mut delete = Entity::delete_many().filter(Column::CreatedAtMs.lt(before_ms));
+    if !keep.is_empty() {
+        delete = delete.filter(Column::Id.is_not_in(keep.iter().cloned()));
+    }
+    Ok(delete.exec(conn).await?.rows_affected)
 }
 
 pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {

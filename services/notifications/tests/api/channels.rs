@@ -644,15 +644,21 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     mode
 }
 
+/// A port of its own for a receiver; until it serves, connections wait unanswered.
+async fn receiver_port() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
 impl Receiver {
-    /// Serves on `port` from now on.
-    async fn serve(&self, port: u16) {
+    /// Answers on `listener` from now on.
+    fn serve(&self, listener: tokio::net::TcpListener) {
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     }
 
@@ -702,10 +708,11 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
         let db = TestDb::new(backend).await;
         let mut config = config(&db, &nats);
         config.webhooks.allow_private_addresses = true;
+        config.webhooks.timeout_secs = 1;
         config.delivery.max_attempts = 40;
         let svc = start_with(config).await;
         let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let (listener, port) = receiver_port().await;
         let url = format!("http://127.0.0.1:{port}/hook");
         let hook = register(
             &mut client,
@@ -724,7 +731,7 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
         assert_eq!(listed.webhooks, vec![hook.webhook.clone().unwrap()]);
 
         // The organisation follows a group; three meetings change while its
-        // receiver is not even listening.
+        // receiver hangs (calls time out).
         let g = uuid::Uuid::now_v7().to_string();
         let follow = ev::FollowChanged {
             group_id: g.clone(),
@@ -749,7 +756,7 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
         receiver.set(StatusCode::SERVICE_UNAVAILABLE);
         tokio::time::sleep(Duration::from_secs(2)).await;
         // Then it answers, but with errors, for a while; then it recovers.
-        receiver.serve(port).await;
+        receiver.serve(listener);
         tokio::time::sleep(Duration::from_secs(2)).await;
         receiver.set(StatusCode::NO_CONTENT);
         let got = eventually("three deliveries", Duration::from_secs(30), || {
@@ -799,8 +806,8 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
         let svc = start_with(config).await;
         let mut client = NotificationsServiceClient::new(svc.channel().await);
         let receiver = Receiver::default();
-        let port = selfhelp_platform::nats_server::free_port().unwrap();
-        receiver.serve(port).await;
+        let (listener, port) = receiver_port().await;
+        receiver.serve(listener);
         let url = format!("http://127.0.0.1:{port}/hook");
         let g = uuid::Uuid::now_v7().to_string();
         for who in ["gone-org", "flaky-org"] {
@@ -1241,24 +1248,67 @@ async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
         digest::create_once(&db, "p", "daily:2026-01-01", 1, 2_000)
             .await
             .unwrap();
+        // A digest whose email failed keeps itself and its items for a replay.
+        let failed_digest = digest::create_once(&db, "p", "daily:2026-01-02", 1, 2_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let email = delivery::NewDelivery {
+            notification_id: failed_digest.clone(),
+            is_digest: true,
+            ..new(9)
+        };
+        let item = delivery::NewDelivery {
+            status: delivery::HELD_FOR_DIGEST,
+            ..new(10)
+        };
+        delivery::insert_all(&db, &[email, item], 1_000)
+            .await
+            .unwrap();
+        let held = delivery::held_before(&db, "p", 5_000, 10).await.unwrap();
+        delivery::move_into_digest(&db, &[held[0].id.clone()], &failed_digest, 2_000)
+            .await
+            .unwrap();
+        let email = delivery::claim_due(&db, "d", 2_000, 60_000, 8)
+            .await
+            .unwrap();
+        let failed = delivery::Outcome::Failed {
+            error: "SMTP 451".into(),
+        };
+        assert!(
+            delivery::record(&db, &email[0].id, "d", 1, &failed, 2_000)
+                .await
+                .unwrap()
+        );
+        let keep = delivery::unfinished_digests(&db).await.unwrap();
+        assert_eq!(keep, std::slice::from_ref(&failed_digest));
         // Nothing is old enough yet.
         assert_eq!(
-            delivery::delete_finished_before(&db, 2_000).await.unwrap(),
+            delivery::delete_finished_before(&db, 2_000, &keep)
+                .await
+                .unwrap(),
             0
         );
         assert_eq!(
-            delivery::delete_finished_before(&db, 3_000).await.unwrap(),
+            delivery::delete_finished_before(&db, 3_000, &keep)
+                .await
+                .unwrap(),
             2,
-            "{backend:?}"
+            "{backend:?}: the sent and the cancelled one"
         );
-        assert_eq!(digest::delete_before(&db, 3_000).await.unwrap(), 1);
-        let left = delivery::all_for(&db, "p").await.unwrap();
-        assert_eq!(left.len(), 1);
+        assert_eq!(digest::delete_before(&db, 3_000, &keep).await.unwrap(), 1);
+        let mut left: Vec<String> = delivery::all_for(&db, "p")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.status)
+            .collect();
+        left.sort();
         assert_eq!(
-            left[0].status,
-            delivery::FAILED,
-            "failed ones wait for an operator"
+            left,
+            [delivery::FAILED, delivery::FAILED, delivery::IN_DIGEST]
         );
+        assert!(digest::find(&db, &failed_digest).await.unwrap().is_some());
     }
 }
 
