@@ -282,6 +282,24 @@ fn millis(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).big_integer().not_null().to_owned()
 }
 
+/// `CREATE [UNIQUE] INDEX IF NOT EXISTS name ON table (columns)`.
+fn index<const N: usize>(
+    name: &str,
+    table: impl IntoIden,
+    columns: [DynIden; N],
+    unique: bool,
+) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(column);
+    }
+    if unique {
+        index.unique();
+    }
+    index.to_owned()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Channels {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -322,46 +340,43 @@ impl MigrationTrait for Channels {
         .await?;
         // One delivery per notification, channel and endpoint, however often the
         // event is redelivered.
-        m.create_index(
-            Index::create()
-                .name("uq_delivery_notification_channel_webhook")
-                .table(Delivery::Table)
-                .col(Delivery::NotificationId)
-                .col(Delivery::Channel)
-                .col(Delivery::WebhookId)
-                .unique()
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "uq_delivery_notification_channel_webhook",
+            Delivery::Table,
+            [
+                Delivery::NotificationId.into_iden(),
+                Delivery::Channel.into_iden(),
+                Delivery::WebhookId.into_iden(),
+            ],
+            true,
+        ))
         .await?;
-        m.create_index(
-            Index::create()
-                .name("idx_delivery_due")
-                .table(Delivery::Table)
-                .col(Delivery::Status)
-                .col(Delivery::NextAttemptAtMs)
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "idx_delivery_due",
+            Delivery::Table,
+            [
+                Delivery::Status.into_iden(),
+                Delivery::NextAttemptAtMs.into_iden(),
+            ],
+            false,
+        ))
         .await?;
-        m.create_index(
-            Index::create()
-                .name("idx_delivery_digest")
-                .table(Delivery::Table)
-                .col(Delivery::DigestId)
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "idx_delivery_digest",
+            Delivery::Table,
+            [Delivery::DigestId.into_iden()],
+            false,
+        ))
         .await?;
-        m.create_index(
-            Index::create()
-                .name("idx_delivery_recipient")
-                .table(Delivery::Table)
-                .col(Delivery::RecipientId)
-                .col(Delivery::Status)
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "idx_delivery_recipient",
+            Delivery::Table,
+            [
+                Delivery::RecipientId.into_iden(),
+                Delivery::Status.into_iden(),
+            ],
+            false,
+        ))
         .await?;
 
         m.create_table(
@@ -379,14 +394,12 @@ impl MigrationTrait for Channels {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("idx_webhook_owner")
-                .table(Webhook::Table)
-                .col(Webhook::OwnerId)
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "idx_webhook_owner",
+            Webhook::Table,
+            [Webhook::OwnerId.into_iden()],
+            false,
+        ))
         .await?;
 
         m.create_table(
@@ -402,16 +415,12 @@ impl MigrationTrait for Channels {
         )
         .await?;
         // The guard that makes a digest go out once, however many replicas run.
-        m.create_index(
-            Index::create()
-                .name("uq_digest_person_period")
-                .table(Digest::Table)
-                .col(Digest::PersonId)
-                .col(Digest::Period)
-                .unique()
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "uq_digest_person_period",
+            Digest::Table,
+            [Digest::PersonId.into_iden(), Digest::Period.into_iden()],
+            true,
+        ))
         .await?;
 
         m.create_table(
@@ -429,14 +438,12 @@ impl MigrationTrait for Channels {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("idx_alert_person")
-                .table(Alert::Table)
-                .col(Alert::PersonId)
-                .if_not_exists()
-                .to_owned(),
-        )
+        m.create_index(index(
+            "idx_alert_person",
+            Alert::Table,
+            [Alert::PersonId.into_iden()],
+            false,
+        ))
         .await?;
 
         m.create_table(

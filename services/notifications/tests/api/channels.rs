@@ -16,37 +16,6 @@ fn tok(person: &str) -> String {
     token(person, REGION, &[])
 }
 
-async fn get_prefs(
-    client: &mut NotificationsServiceClient<Channel>,
-    person: &str,
-) -> pb::Preferences {
-    client
-        .get_preferences(with_token(pb::GetPreferencesRequest {}, &tok(person)))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-/// Reads the person's preferences, changes them with `change`, stores them.
-async fn set_prefs(
-    client: &mut NotificationsServiceClient<Channel>,
-    person: &str,
-    change: impl FnOnce(&mut pb::Preferences),
-) -> pb::Preferences {
-    let mut prefs = get_prefs(client, person).await;
-    change(&mut prefs);
-    client
-        .update_preferences(with_token(
-            pb::UpdatePreferencesRequest {
-                preferences: Some(prefs),
-            },
-            &tok(person),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 fn channel_on(prefs: &pb::Preferences, category: pb::Category, channel: pb::Channel) -> bool {
     prefs
         .channels

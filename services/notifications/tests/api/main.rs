@@ -100,6 +100,40 @@ async fn member_joined(nats: &Nats, group_id: &str, person: &str, ce_id: &str, n
     .await;
 }
 
+async fn get_prefs(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+) -> pb::Preferences {
+    client
+        .get_preferences(with_token(
+            pb::GetPreferencesRequest {},
+            &token(person, REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Reads the person's preferences, changes them with `change`, stores them.
+async fn set_prefs(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+    change: impl FnOnce(&mut pb::Preferences),
+) -> pb::Preferences {
+    let mut prefs = get_prefs(client, person).await;
+    change(&mut prefs);
+    client
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest {
+                preferences: Some(prefs),
+            },
+            &token(person, REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn inbox(
     client: &mut NotificationsServiceClient<Channel>,
     person: &str,
@@ -639,19 +673,7 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
         group_known(&nats, &g, "Men's shed", &["olive"]).await;
         // Bob's settings: an email address, an alert, a webhook.
         let bob = token("bob", REGION, &[]);
-        let prefs = pb::Preferences {
-            email: "bob@example.org".into(),
-            ..Default::default()
-        };
-        client
-            .update_preferences(with_token(
-                pb::UpdatePreferencesRequest {
-                    preferences: Some(prefs),
-                },
-                &bob,
-            ))
-            .await
-            .unwrap();
+        set_prefs(&mut client, "bob", |p| p.email = "bob@example.org".into()).await;
         let alert = pb::CreateAlertRequest {
             latitude: 52.95,
             longitude: -1.15,
