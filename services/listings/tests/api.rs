@@ -1557,14 +1557,13 @@ async fn editing_moderation_history_and_freshness() {
     }
 }
 
-/// The official ORUK schemas: `../shared/standards/oruk` beside the repository, or
-/// `ORUK_STANDARDS_DIR`.
+/// The official ORUK schemas, kept in the repository under `standards/oruk` (or
+/// wherever `ORUK_STANDARDS_DIR` points).
 fn oruk_dir() -> std::path::PathBuf {
     if let Ok(dir) = std::env::var("ORUK_STANDARDS_DIR") {
         return dir.into();
     }
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/standards/oruk");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../standards/oruk");
     assert!(
         dir.join("schema").is_dir(),
         "the official ORUK schemas are needed at {} (or set ORUK_STANDARDS_DIR)",

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes a local PostgreSQL answer on 127.0.0.1:5432 for the tests, from nothing if
+# need be: installs Debian's `postgresql` when it is missing, creates a cluster when
+# there is none, starts it, and gives the `postgres` role a password made fresh for
+# this run. Prints the URL to use as TEST_DATABASE_URL on its last line.
+#
+# Needs root (CI runs as root). Usage: url=$(bash .ci/tools/postgres.sh | tail -n1)
+set -euo pipefail
+
+say() { echo "postgres: $*" >&2; }
+
+if ! command -v pg_lsclusters >/dev/null || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  say "PostgreSQL is not installed; installing Debian's postgresql"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq postgresql >&2
+fi
+
+version=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
+  say "no cluster for PostgreSQL $version; creating one"
+  pg_createcluster "$version" main >&2
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "starting cluster $version/main"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2
+fi
+for _ in $(seq 1 60); do
+  pg_isready -q -h 127.0.0.1 -p 5432 && break
+  sleep 0.5
+done
+pg_isready -h 127.0.0.1 -p 5432 >&2
+
+# A password made for this run: nothing committed opens the database. Local peer
+# authentication (as the postgres system user) sets it.
+password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"ALTER ROLE postgres PASSWORD '$password'\"" >&2
+say "ready on 127.0.0.1:5432"
+echo "postgres://postgres:$password@127.0.0.1:5432/postgres"
