@@ -203,7 +203,12 @@ pub fn router(db: DatabaseConnection, key: UnsubscribeKey) -> Router {
 
 /// Serves the unsubscribe page on `listener` until `shutdown`.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: Shutdown) {
+    use axum::serve::ListenerExt;
     let stopped = async move { shutdown.wait().await };
+    // Same reason as the gRPC servers: no delayed-ACK wait on multi-part responses.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(stopped)
         .await
