@@ -61,6 +61,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size for PostgreSQL; SQLite always uses one connection (one writer).
     pub max_connections: u32,
+    /// SQLite only: read-only connections beside the writer for plain reads.
+    pub sqlite_readers: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -68,6 +70,7 @@ impl Default for DatabaseConfig {
         Self {
             url: String::new(),
             max_connections: 10,
+            sqlite_readers: 4,
         }
     }
 }
@@ -202,8 +205,17 @@ pub struct ConsumerConfig {
     pub retry_base_ms: u64,
     /// Cap on the retry delay.
     pub retry_max_ms: u64,
-    /// Messages fetched per pull; small so slow handlers don't hold many.
+    /// Messages fetched per pull; small enough that a batch is handled well
+    /// within `ack_wait_ms`.
     pub batch: usize,
+    /// Fetch loops per replica, side by side (as several replicas would be).
+    /// With 1 a replica applies events in the order they were published, so a
+    /// person's inbox lists them in that order; more loops apply several at once
+    /// (faster on PostgreSQL, where each event waits on many round trips) but
+    /// events published moments apart may then land in an inbox the other way
+    /// round, as they may across replicas. State is safe either way: events
+    /// carry versions.
+    pub pullers: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -213,7 +225,8 @@ impl Default for ConsumerConfig {
             ack_wait_ms: 30_000,
             retry_base_ms: 500,
             retry_max_ms: 60_000,
-            batch: 16,
+            batch: 32,
+            pullers: 1,
         }
     }
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
 use tracing::Instrument;
 
 use crate::Shutdown;
 use crate::bus::{IncomingEvent, StreamSpec, ensure_stream};
 use crate::config::ConsumerConfig;
-use crate::inbox::{EventHandler, HandlerError, Outcome, process_once};
+use crate::inbox::{EventHandler, HandlerError, Outcome, apply_in, process_once};
 use crate::migrations::entities::dead_letter;
 use crate::time::now_ms;
 use crate::trace::TraceParent;
@@ -23,6 +23,9 @@ use crate::trace::TraceParent;
 const FETCH_EXPIRY: Duration = Duration::from_secs(2);
 /// How much longer the client waits before it treats the fetch as lost.
 const FETCH_GRACE: Duration = Duration::from_secs(3);
+/// After a fetch's first message, how long to wait for the next before handling
+/// what has come.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// One durable consumer of one stream for one region.
 pub struct ConsumerRunner {
@@ -59,9 +62,17 @@ impl ConsumerRunner {
         Ok(stream.get_or_create_consumer(&self.durable, config).await?)
     }
 
-    /// Supervises the consumer until `shutdown`: any error (NATS restarted, consumer
-    /// deleted, stream gone) leads to recreating it after a pause.
+    /// Supervises the consumer until `shutdown` with `pullers` fetch loops side
+    /// by side: handling an event is mostly waiting for the database, so several
+    /// loops (like several replicas, which share the durable consumer too) keep
+    /// it busy. Any error (NATS restarted, consumer deleted, stream gone) leads a
+    /// loop to recreate the consumer after a pause.
     pub async fn run(self, shutdown: Shutdown) {
+        let pullers = self.cfg.pullers.max(1);
+        futures::future::join_all((0..pullers).map(|_| self.supervise(&shutdown))).await;
+    }
+
+    async fn supervise(&self, shutdown: &Shutdown) {
         let mut failures = 0u32;
         while !shutdown.is_triggered() {
             let consumer = match self.ensure().await {
@@ -69,16 +80,16 @@ impl ConsumerRunner {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(durable = %self.durable, error = %e, "cannot set up consumer; retrying");
-                    if pause(&shutdown, retry_pause(failures)).await {
+                    if pause(shutdown, retry_pause(failures)).await {
                         break;
                     }
                     continue;
                 }
             };
             failures = 0;
-            if let Err(e) = self.pull_until_error(&consumer, &shutdown).await {
+            if let Err(e) = self.pull_until_error(&consumer, shutdown).await {
                 tracing::warn!(durable = %self.durable, error = %e, "consumer interrupted; recreating");
-                if pause(&shutdown, Duration::from_millis(500)).await {
+                if pause(shutdown, Duration::from_millis(500)).await {
                     break;
                 }
             }
@@ -114,68 +125,154 @@ impl ConsumerRunner {
                     _ = shutdown.wait() => return Ok(()),
                 };
                 let Some(message) = next else { break };
-                let message = message.map_err(|e| anyhow::anyhow!(e))?;
-                self.handle_message(message).await;
+                // The rest of what the server sends for this fetch follows within
+                // moments: take it too (up to the batch size), so the events share
+                // one transaction. The server ends a fetch once it has sent what
+                // was waiting; nothing more within GATHER means nothing more now.
+                let mut messages = vec![message.map_err(|e| anyhow::anyhow!(e))?];
+                let mut fetch_over = false;
+                while messages.len() < self.cfg.batch {
+                    match tokio::time::timeout(GATHER, batch.next()).await {
+                        Ok(Some(Ok(m))) => messages.push(m),
+                        Ok(Some(Err(e))) => anyhow::bail!(e),
+                        Ok(None) => {
+                            fetch_over = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.handle_batch(messages).await;
+                if fetch_over {
+                    break;
+                }
             }
         }
     }
 
-    async fn handle_message(&self, message: jetstream::Message) {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-        let event = match IncomingEvent::from_message(
-            message.subject.as_str(),
-            message.headers.as_ref(),
-            message.payload.clone(),
-        ) {
-            Ok(event) => event,
-            Err(reason) => {
-                self.dead_letter(&message, "", &reason, delivered).await;
-                return;
+    /// Applies the events of `messages` in one transaction, each in a savepoint of
+    /// its own, then acknowledges what was applied. A message that fails is dealt
+    /// with alone (redelivered later or dead-lettered); if the commit itself fails,
+    /// every message of the batch is redelivered and the inbox drops any repeat.
+    async fn handle_batch(&self, messages: Vec<jetstream::Message>) {
+        let mut events = Vec::with_capacity(messages.len());
+        for message in messages {
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            let event = match IncomingEvent::from_message(
+                message.subject.as_str(),
+                message.headers.as_ref(),
+                message.payload.clone(),
+            ) {
+                Ok(event) => event,
+                Err(reason) => {
+                    self.dead_letter(&message, "", &reason, delivered).await;
+                    continue;
+                }
+            };
+            match self.check_origin(&event) {
+                Ok(()) => events.push((message, event, delivered)),
+                Err(reason) => {
+                    self.dead_letter(&message, &event.id, &reason, delivered)
+                        .await
+                }
             }
-        };
-        if let Err(reason) = self.check_origin(&event) {
-            self.dead_letter(&message, &event.id, &reason, delivered)
-                .await;
+        }
+        if events.is_empty() {
             return;
         }
+        let outcomes: Vec<Result<Outcome, HandlerError>> = match self.apply_together(&events).await
+        {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if events.len() == 1 => vec![Err(e)],
+            // One of them failed: each goes alone, so the others are not held back.
+            Err(e) => {
+                tracing::debug!(consumer = %self.durable, error = %e, "batch not applied whole; applying its events one by one");
+                let mut outcomes = Vec::with_capacity(events.len());
+                for (_, event, _) in &events {
+                    let outcome =
+                        process_once(&self.db, &self.durable, event, self.handler.as_ref())
+                            .instrument(self.span(event))
+                            .await;
+                    outcomes.push(outcome);
+                }
+                outcomes
+            }
+        };
+        for ((message, event, delivered), outcome) in events.iter().zip(outcomes) {
+            self.settle(message, event, *delivered, outcome).await;
+        }
+    }
+
+    /// Applies every event in one transaction; the first failure undoes them all.
+    async fn apply_together(
+        &self,
+        events: &[(jetstream::Message, IncomingEvent, i64)],
+    ) -> Result<Vec<Outcome>, HandlerError> {
+        let txn = self.db.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (_, event, _) in events {
+            match apply_in(&txn, &self.durable, event, self.handler.as_ref())
+                .instrument(self.span(event))
+                .await
+            {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+
+    fn span(&self, event: &IncomingEvent) -> tracing::Span {
         let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
-        let span = tracing::info_span!(
+        tracing::info_span!(
             "event",
             consumer = %self.durable,
             ce_type = %event.ce_type,
             ce_id = %event.id,
             trace_id = %trace.trace_id_hex(),
-        );
-        async {
-            match process_once(&self.db, &self.durable, &event, self.handler.as_ref()).await {
-                Ok(outcome) => {
-                    if outcome == Outcome::Duplicate {
-                        tracing::debug!("duplicate delivery ignored");
-                    }
-                    // If this ack is lost the event is redelivered and the inbox skips it.
-                    if let Err(e) = message.ack().await {
-                        tracing::warn!(error = %e, "ack failed");
-                    }
+        )
+    }
+
+    /// Acknowledges, redelivers later or dead-letters one message after its outcome.
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        event: &IncomingEvent,
+        delivered: i64,
+        outcome: Result<Outcome, HandlerError>,
+    ) {
+        match outcome {
+            Ok(outcome) => {
+                if outcome == Outcome::Duplicate {
+                    tracing::debug!(ce_id = %event.id, "duplicate delivery ignored");
                 }
-                Err(HandlerError::Poison(reason)) => {
-                    self.dead_letter(&message, &event.id, &reason, delivered).await;
+                // If this ack is lost the event is redelivered and the inbox skips it.
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(error = %e, "ack failed");
                 }
-                // Only the handler's own verdicts count towards the limit: a database
-                // that is down is retried for as long as it takes.
-                Err(HandlerError::Retry(reason)) if delivered >= self.cfg.max_deliver => {
-                    self.dead_letter(&message, &event.id, &reason, delivered).await;
-                }
-                Err(e) => {
-                    let delay = self.retry_delay(delivered);
-                    tracing::info!(error = %e, delivered, ?delay, "event not applied; will be redelivered");
-                    if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
-                        tracing::warn!(error = %e, "nak failed");
-                    }
+            }
+            Err(HandlerError::Poison(reason)) => {
+                self.dead_letter(message, &event.id, &reason, delivered)
+                    .await;
+            }
+            // Only the handler's own verdicts count towards the limit: a database
+            // that is down is retried for as long as it takes.
+            Err(HandlerError::Retry(reason)) if delivered >= self.cfg.max_deliver => {
+                self.dead_letter(message, &event.id, &reason, delivered)
+                    .await;
+            }
+            Err(e) => {
+                let delay = self.retry_delay(delivered);
+                tracing::info!(ce_id = %event.id, error = %e, delivered, ?delay, "event not applied; will be redelivered");
+                if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak failed");
                 }
             }
         }
-        .instrument(span)
-        .await
     }
 
     /// Only the stream's speakers may speak on it: anything else was injected

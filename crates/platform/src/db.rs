@@ -1,5 +1,6 @@
-//! Database connections: SQLite (embedded default: WAL, busy timeout, one writer)
-//! or PostgreSQL (production), chosen by the URL; the same code runs on both.
+//! Database connections: SQLite (embedded default: WAL, busy timeout, one writer
+//! and a few readers) or PostgreSQL (production), chosen by the URL; the same
+//! code runs on both.
 
 use std::time::Duration;
 
@@ -29,6 +30,42 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     } else {
         opts.max_connections(max_connections.max(1));
     }
+    Database::connect(opts).await
+}
+
+/// A service's database connections: `write` for transactions and every write,
+/// `read` for plain reads on the hot paths (see [`connect_readers`]).
+#[derive(Clone)]
+pub struct Databases {
+    pub write: DatabaseConnection,
+    pub read: DatabaseConnection,
+}
+
+/// Connections for reads that need no transaction (the hot read paths: a group
+/// card, a search page, an inbox). On SQLite, `readers` read-only connections
+/// beside the one writer: WAL lets them read while the writer writes, so a read
+/// never queues behind a write, and a read started after a commit sees it. On
+/// PostgreSQL (and for an in-memory SQLite database, which other connections
+/// cannot see) it is `writer`'s own pool.
+pub async fn connect_readers(
+    url: &str,
+    writer: &DatabaseConnection,
+    readers: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    if !is_sqlite(url) || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(writer.clone());
+    }
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(readers.max(1))
+        .min_connections(1);
+    opts.map_sqlx_sqlite_opts(|o| {
+        o.read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10))
+    });
     Database::connect(opts).await
 }
 

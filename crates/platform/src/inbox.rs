@@ -40,6 +40,32 @@ pub enum Outcome {
     Duplicate,
 }
 
+/// Records `event` as handled by `consumer` and applies `handler` in `txn`; a
+/// duplicate (already recorded) does nothing. The caller commits, and may apply
+/// several events in one transaction (a commit is the costly part of handling
+/// an event).
+pub async fn apply_in(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    event: &IncomingEvent,
+    handler: &dyn EventHandler,
+) -> Result<Outcome, HandlerError> {
+    let row = inbox::ActiveModel {
+        consumer: Set(consumer.to_string()),
+        event_id: Set(event.id.clone()),
+        processed_at_ms: Set(now_ms()),
+    };
+    let inserted = inbox::Entity::insert(row)
+        .on_conflict_do_nothing()
+        .exec_without_returning(txn)
+        .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(txn, event).await?;
+    Ok(Outcome::Applied)
+}
+
 /// Runs `handler` for `event` exactly once per `consumer`: records the event id
 /// and the handler's effects in one transaction.
 pub async fn process_once(
@@ -49,24 +75,21 @@ pub async fn process_once(
     handler: &dyn EventHandler,
 ) -> Result<Outcome, HandlerError> {
     let txn = db.begin().await?;
-    let row = inbox::ActiveModel {
-        consumer: Set(consumer.to_string()),
-        event_id: Set(event.id.clone()),
-        processed_at_ms: Set(now_ms()),
-    };
-    let inserted = inbox::Entity::insert(row)
-        .on_conflict_do_nothing()
-        .exec_without_returning(&txn)
-        .await?;
-    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-        txn.rollback().await?;
-        return Ok(Outcome::Duplicate);
-    }
-    handler.handle(&txn, event).await?;
-    match txn.commit().await {
-        Ok(()) => Ok(Outcome::Applied),
-        // Another replica committed the same event first.
-        Err(e) if is_unique_violation(&e) => Ok(Outcome::Duplicate),
-        Err(e) => Err(e.into()),
+    match apply_in(&txn, consumer, event, handler).await {
+        Ok(Outcome::Applied) => match txn.commit().await {
+            Ok(()) => Ok(Outcome::Applied),
+            // Another replica committed the same event first.
+            Err(e) if is_unique_violation(&e) => Ok(Outcome::Duplicate),
+            Err(e) => Err(e.into()),
+        },
+        Ok(Outcome::Duplicate) => {
+            txn.rollback().await?;
+            Ok(Outcome::Duplicate)
+        }
+        Err(e) => {
+            // The handler's error is what counts; a failed rollback ends with the connection.
+            let _ = txn.rollback().await;
+            Err(e)
+        }
     }
 }

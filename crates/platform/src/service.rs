@@ -188,6 +188,16 @@ pub async fn open_database<M: sea_orm_migration::MigratorTrait>(
     Ok(db)
 }
 
+/// [`open_database`], plus the read connections beside it (after migrating, so
+/// readers find the schema in place).
+pub async fn open_databases<M: sea_orm_migration::MigratorTrait>(
+    cfg: &crate::config::DatabaseConfig,
+) -> anyhow::Result<crate::db::Databases> {
+    let write = open_database::<M>(cfg).await?;
+    let read = crate::db::connect_readers(&cfg.url, &write, cfg.sqlite_readers).await?;
+    Ok(crate::db::Databases { write, read })
+}
+
 /// Serves the service's gRPC API until `shutdown`, then waits for its background
 /// work (`background`, from [`Eventing::spawn`]) within the shutdown grace period.
 pub async fn serve_until_shutdown(

@@ -462,3 +462,97 @@ async fn poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed() 
         js.delete_stream(LISTINGS.name).await.unwrap();
     }
 }
+
+/// Applies every event but one, which it refuses as poison.
+struct RefuseOne {
+    bad: String,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for RefuseOne {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        if event.id == self.bad {
+            return Err(HandlerError::Poison("this one never applies".into()));
+        }
+        RecordEffect.handle(txn, event).await
+    }
+}
+
+#[tokio::test]
+async fn one_bad_event_in_a_batch_neither_holds_back_nor_doubles_the_others() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        for id in &ids {
+            publish_raw(&js, id, id).await;
+        }
+        // One fetch loop and a batch larger than the backlog: all twenty arrive
+        // together, are tried in one transaction, which the bad one spoils.
+        let cfg = ConsumerConfig {
+            batch: 64,
+            pullers: 1,
+            ..Default::default()
+        };
+        let mut r = runner(&conn, &js, "batch-test", cfg);
+        r.handler = Arc::new(RefuseOne {
+            bad: ids[7].clone(),
+        });
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(r.run(shutdown));
+        eventually(
+            "every delivery settled",
+            Duration::from_secs(20),
+            || async { consumer_settled(&js, "batch-test", 20).await.then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            effects(&conn).await,
+            19,
+            "{backend:?}: the other nineteen applied, each once"
+        );
+        let letters = dead_letters(&conn).await;
+        assert_eq!(letters.len(), 1, "{backend:?}");
+        assert_eq!(letters[0].event_id, ids[7]);
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn several_fetch_loops_apply_a_backlog_once() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        for _ in 0..200 {
+            let id = uuid::Uuid::now_v7().to_string();
+            publish_raw(&js, &id, &id).await;
+        }
+        let cfg = ConsumerConfig {
+            batch: 8,
+            pullers: 4,
+            ..Default::default()
+        };
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(runner(&conn, &js, "pullers-test", cfg).run(shutdown));
+        eventually(
+            "every delivery settled",
+            Duration::from_secs(30),
+            || async {
+                consumer_settled(&js, "pullers-test", 200)
+                    .await
+                    .then_some(())
+            },
+        )
+        .await;
+        assert_eq!(effects(&conn).await, 200, "{backend:?}: each event once");
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}

@@ -31,12 +31,13 @@ pub const SERVICE_NAME: &str = "selfhelp.membership.v1.MembershipService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
-    let db = service::open_database::<store::Migrator>(&common.database).await?;
+    let dbs = service::open_databases::<store::Migrator>(&common.database).await?;
+    let db = dbs.write.clone();
     let auth = Authenticator::from_config(&common.auth).await?;
     let outbox = Outbox::new(&common.region, "membership");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::MembershipApi::new(db.clone(), outbox.clone(), &config)?;
+    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config)?;
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );

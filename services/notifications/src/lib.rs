@@ -35,7 +35,8 @@ pub const SERVICE_NAME: &str = "selfhelp.notifications.v1.NotificationsService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
-    let db = service::open_database::<store::Migrator>(&common.database).await?;
+    let dbs = service::open_databases::<store::Migrator>(&common.database).await?;
+    let db = dbs.write.clone();
     let auth = Authenticator::from_config(&common.auth).await?;
 
     let outbox = Outbox::new(&common.region, "notifications");
@@ -105,7 +106,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::NotificationsApi::new(
-        db.clone(),
+        dbs,
         common.region.clone(),
         shutdown.clone(),
         config.webhooks.clone(),

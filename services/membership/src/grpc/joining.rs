@@ -150,7 +150,7 @@ impl MembershipApi {
             other => other?,
         };
         self.outbox.wake();
-        self.wire(&self.db, &m).await
+        self.wire(&self.read, &m).await
     }
 
     pub(super) async fn my_memberships(

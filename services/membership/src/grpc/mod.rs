@@ -30,9 +30,13 @@ use crate::config::{Config, PrivacyConfig};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
 use crate::store::{group_settings, membership};
+use selfhelp_platform::db::Databases;
 
 pub struct MembershipApi {
     db: DatabaseConnection,
+    /// Plain reads on the hot paths (the group's facts, a membership's card):
+    /// never behind a write.
+    read: DatabaseConnection,
     outbox: Outbox,
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
@@ -154,7 +158,7 @@ impl MembershipService for MembershipApi {
 }
 
 impl MembershipApi {
-    pub fn new(db: DatabaseConnection, outbox: Outbox, config: &Config) -> anyhow::Result<Self> {
+    pub fn new(db: Databases, outbox: Outbox, config: &Config) -> anyhow::Result<Self> {
         let url = &config.listings.url;
         let listings = if url.is_empty() {
             None
@@ -168,7 +172,8 @@ impl MembershipApi {
             Some(ListingsServiceClient::new(channel))
         };
         Ok(Self {
-            db,
+            db: db.write,
+            read: db.read,
             outbox,
             region: config.common.region.clone(),
             listings,
@@ -211,7 +216,7 @@ impl MembershipApi {
         request: &Request<T>,
         group_id: &str,
     ) -> Result<GroupFacts, MembershipError> {
-        let view = group_view::find(&self.db, group_id).await?.map(facts_of);
+        let view = group_view::find(&self.read, group_id).await?.map(facts_of);
         if view.as_ref().is_some_and(|v| v.status == "PUBLISHED") {
             return Ok(view.expect("checked"));
         }
@@ -295,7 +300,7 @@ impl MembershipApi {
     }
 
     async fn group_name(&self, group_id: &str) -> Result<String, MembershipError> {
-        Ok(group_view::find(&self.db, group_id)
+        Ok(group_view::find(&self.read, group_id)
             .await?
             .map(|g| g.name)
             .unwrap_or_default())

@@ -7,6 +7,7 @@ mod settings;
 use sea_orm::DatabaseConnection;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::auth::Caller;
+use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::require_caller;
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
@@ -25,6 +26,8 @@ use crate::store::{alert, audience, delivery, digest, notification, preference, 
 
 pub struct NotificationsApi {
     db: DatabaseConnection,
+    /// Plain reads (the inbox, unread counts, live streams): never behind a write.
+    read: DatabaseConnection,
     region: String,
     /// Ends live streams when the service stops.
     shutdown: Shutdown,
@@ -38,14 +41,10 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 const WATCH_BATCH: u64 = 100;
 
 impl NotificationsApi {
-    pub fn new(
-        db: DatabaseConnection,
-        region: String,
-        shutdown: Shutdown,
-        webhooks: WebhookConfig,
-    ) -> Self {
+    pub fn new(db: Databases, region: String, shutdown: Shutdown, webhooks: WebhookConfig) -> Self {
         Self {
-            db,
+            db: db.write,
+            read: db.read,
             region,
             shutdown,
             webhooks,
@@ -92,7 +91,7 @@ impl NotificationsService for NotificationsApi {
         v.into_result().map_err(NotificationsError::from)?;
         let before = before.map(|u| u.to_string());
         let rows = notification::list(
-            &self.db,
+            &self.read,
             &caller.person_id,
             req.unread_only,
             before.as_deref(),
@@ -102,7 +101,7 @@ impl NotificationsService for NotificationsApi {
         .map_err(NotificationsError::from)?;
         let has_more = rows.len() as u64 > limit;
         let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let unread = notification::unread_count(&self.db, &caller.person_id)
+        let unread = notification::unread_count(&self.read, &caller.person_id)
             .await
             .map_err(NotificationsError::from)?;
         Ok(Response::new(pb::ListNotificationsResponse {
@@ -184,12 +183,12 @@ impl NotificationsService for NotificationsApi {
         // Without a resume point, only what arrives from now on.
         let mut cursor = match resume {
             Some(id) => Some(id),
-            None => notification::newest_id(&self.db, &caller.person_id)
+            None => notification::newest_id(&self.read, &caller.person_id)
                 .await
                 .map_err(NotificationsError::from)?,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
-        let (db, shutdown, person) = (self.db.clone(), self.shutdown.clone(), caller.person_id);
+        let (db, shutdown, person) = (self.read.clone(), self.shutdown.clone(), caller.person_id);
         tokio::spawn(async move {
             loop {
                 match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {

@@ -1112,6 +1112,7 @@ async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
         let cfg = selfhelp_platform::config::DatabaseConfig {
             url: tdb.url.clone(),
             max_connections: 2,
+            ..Default::default()
         };
         let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
             .await
@@ -1179,6 +1180,7 @@ async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
         let cfg = selfhelp_platform::config::DatabaseConfig {
             url: tdb.url.clone(),
             max_connections: 2,
+            ..Default::default()
         };
         let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
             .await
