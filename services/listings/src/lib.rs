@@ -30,7 +30,8 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
     let tz = config.common.tz()?;
-    let db = service::open_database::<store::Migrator>(&common.database).await?;
+    let dbs = service::open_databases::<store::Migrator>(&common.database).await?;
+    let db = dbs.write.clone();
     let seeded =
         store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;
     if seeded > 0 {
@@ -44,6 +45,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         tz,
         index: Default::default(),
         postcodes: postcodes.clone(),
+        cards: Default::default(),
+        render: grpc::public_card_render(tz),
     };
     let indexed = indexer.rebuild().await?;
     tracing::info!(
@@ -64,7 +67,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::ListingsApi::new(
-        db.clone(),
+        dbs,
         event_log.clone(),
         common.region.clone(),
         tz,

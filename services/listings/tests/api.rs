@@ -626,10 +626,12 @@ async fn overload_is_shed_with_resource_exhausted() {
     let client = ListingsServiceClient::new(svc.channel().await);
     let mut shed = 0;
     for _round in 0..5 {
+        // A call that reads the database (a search is answered from memory and
+        // may finish before the next call arrives).
         let calls = (0..64).map(|_| {
             let mut c = client.clone();
             async move {
-                c.search_groups(pb::SearchGroupsRequest::default())
+                c.list_topics(pb::ListTopicsRequest::default())
                     .await
                     .map(|_| ())
             }
@@ -2111,5 +2113,155 @@ async fn co_organisers_learned_from_membership_may_manage_the_listing() {
             "{backend:?}"
         );
         svc.stop().await.unwrap();
+    }
+}
+
+/// The public reads a published group's card from memory: it must follow every
+/// change at once on the replica that made it and soon on the others, show the
+/// meetings as they now stand, vanish when the group is suspended, and never
+/// hide from the group's managers what only they may see.
+#[tokio::test]
+async fn the_public_card_follows_every_change_on_every_replica() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let (a, b) = (start(&db, &nats).await, start(&db, &nats).await);
+        let mut client_a = ListingsServiceClient::new(a.channel().await);
+        let mut client_b = ListingsServiceClient::new(b.channel().await);
+        let alice = token("alice", REGION, &[]);
+        let op = token("operator-1", REGION, &["operator"]);
+        let g = publish(
+            &mut client_a,
+            "alice",
+            new_group("Carers' café", "", &["carers"]),
+        )
+        .await;
+        let get = || pb::GetGroupRequest {
+            group_id: g.id.clone(),
+        };
+        let weekly = pb::SetScheduleRequest {
+            group_id: g.id.clone(),
+            schedule: Some(pb::Schedule {
+                frequency: pb::Frequency::Weekly.into(),
+                weekday: pb::Weekday::Tuesday.into(),
+                valid_from: "2026-01-01".into(),
+                start_time: "10:00".into(),
+                end_time: "11:30".into(),
+                ..Default::default()
+            }),
+        };
+        let scheduled = client_a
+            .set_schedule(with_token(weekly, &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        // At once on A, the replica that made the change.
+        let public = client_a.get_group(get()).await.unwrap().into_inner();
+        assert_eq!(public.next_occurrences.len(), 5, "{backend:?}");
+        assert!(
+            public.organiser_ids.is_empty(),
+            "strangers never see organisers"
+        );
+        let first = public.next_occurrences[0].local_date.clone();
+
+        // Renamed and the next meeting cancelled on A.
+        let card = new_group("Carers' coffee morning", "", &["carers"]);
+        client_a
+            .update_group(with_token(
+                pb::UpdateGroupRequest {
+                    group_id: g.id.clone(),
+                    expected_version: scheduled.version,
+                    name: card.name,
+                    summary: card.summary,
+                    description: card.description,
+                    topics: card.topics,
+                    format: card.format,
+                    join_policy: card.join_policy,
+                    venues: card.venues,
+                    ..Default::default()
+                },
+                &alice,
+            ))
+            .await
+            .unwrap();
+        client_a
+            .cancel_occurrence(with_token(
+                pb::CancelOccurrenceRequest {
+                    group_id: g.id.clone(),
+                    date: first.clone(),
+                    note: "Hall closed".into(),
+                },
+                &alice,
+            ))
+            .await
+            .unwrap();
+        let shows_change = |g: &pb::Group| {
+            g.name == "Carers' coffee morning"
+                && g.exceptions.len() == 1
+                && g.next_occurrences.iter().all(|o| o.local_date != first)
+        };
+        let now_a = client_a.get_group(get()).await.unwrap().into_inner();
+        assert!(
+            shows_change(&now_a),
+            "{backend:?}: A shows its own change at once"
+        );
+        // B follows through the LISTINGS events: its search results show the new
+        // card (its GetGroup would answer from the database until B has a card).
+        selfhelp_testkit::eventually(
+            "B's search to show the new card",
+            std::time::Duration::from_secs(10),
+            || {
+                let mut c = client_b.clone();
+                async move {
+                    let found = c
+                        .search_groups(pb::SearchGroupsRequest {
+                            query: "coffee".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (found.groups.len() == 1 && found.groups[0].name == "Carers' coffee morning")
+                        .then_some(found)
+                }
+            },
+        )
+        .await;
+        let now_b = client_b.get_group(get()).await.unwrap().into_inner();
+        assert!(shows_change(&now_b), "{backend:?}: B shows the change");
+        assert!(now_b.organiser_ids.is_empty());
+
+        // Managers still see what only they may see.
+        let as_alice = client_b
+            .get_group(with_token(get(), &alice))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(as_alice.organiser_ids, vec!["alice".to_string()]);
+
+        // Suspended: gone from the public at once on A, soon on B.
+        client_a
+            .suspend_group(with_token(
+                pb::SuspendGroupRequest {
+                    group_id: g.id.clone(),
+                    reason: "Checking the contact".into(),
+                },
+                &op,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            client_a.get_group(get()).await.unwrap_err().code(),
+            Code::NotFound,
+            "{backend:?}"
+        );
+        selfhelp_testkit::eventually("B to hide it", std::time::Duration::from_secs(10), || {
+            let mut c = client_b.clone();
+            let req = get();
+            async move { (c.get_group(req).await.err()?.code() == Code::NotFound).then_some(()) }
+        })
+        .await;
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
     }
 }

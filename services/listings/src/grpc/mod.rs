@@ -4,6 +4,7 @@
 use crate::events::EventLog;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::auth::Caller;
+use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
@@ -18,6 +19,7 @@ use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::events::{self, GroupEvent};
+use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
 use crate::search::postcodes::PostcodeTable;
 use crate::store::group::{self as store, Model};
@@ -55,6 +57,8 @@ mod search;
 
 pub struct ListingsApi {
     db: DatabaseConnection,
+    /// Plain reads (group cards, search pages, the taxonomy): never behind a write.
+    read: DatabaseConnection,
     outbox: EventLog,
     region: String,
     tz: chrono_tz::Tz,
@@ -65,7 +69,7 @@ pub struct ListingsApi {
 
 impl ListingsApi {
     pub fn new(
-        db: DatabaseConnection,
+        db: Databases,
         outbox: EventLog,
         region: String,
         tz: chrono_tz::Tz,
@@ -74,7 +78,8 @@ impl ListingsApi {
         postcodes: Arc<PostcodeTable>,
     ) -> Self {
         Self {
-            db,
+            db: db.write,
+            read: db.read,
             outbox,
             region,
             tz,
@@ -105,7 +110,7 @@ impl ListingsApi {
 
     /// The region's taxonomy, as the domain rules see it.
     async fn taxonomy(&self) -> Result<Vec<topics::TopicNode>, ListingsError> {
-        Ok(topic_store::list(&self.db, &self.region)
+        Ok(topic_store::list(&self.read, &self.region)
             .await?
             .iter()
             .map(topic_store::Model::node)
@@ -164,7 +169,7 @@ impl ListingsApi {
         id: &str,
         caller: Option<&Caller>,
     ) -> Result<Model, ListingsError> {
-        let group = store::find(&self.db, id)
+        let group = store::find(&self.read, id)
             .await?
             .ok_or(ListingsError::NotFound)?;
         if domain::can_view(
@@ -271,6 +276,13 @@ impl ListingsService for ListingsApi {
     ) -> Result<Response<pb::Group>, Status> {
         let id = group_id("group_id", &request.get_ref().group_id)?;
         let caller = caller(&request);
+        // The public (anyone who does not manage the group) reads a published
+        // group's card from memory; its managers see more, from the database.
+        if let Some(card) = self.search.card(&id)
+            && !caller.is_some_and(|c| domain::can_manage(&card.region, &card.organisers, c))
+        {
+            return Ok(Response::new(self.public_card(&card)));
+        }
         let group = self.visible_group(&id, caller).await?;
         Ok(Response::new(self.with_meetings(&group, caller).await?))
     }
@@ -573,7 +585,7 @@ impl ListingsService for ListingsApi {
         request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
         let include_retired = request.get_ref().include_retired;
-        let rows = topic_store::list(&self.db, &self.region)
+        let rows = topic_store::list(&self.read, &self.region)
             .await
             .map_err(ListingsError::from)?;
         let ordered = topics::parents_first(rows.iter().map(topic_store::Model::node).collect());
@@ -846,15 +858,31 @@ impl ListingsApi {
     /// The card as a client sees it.
     pub(crate) fn to_wire(&self, g: &Model, caller: Option<&Caller>) -> pb::Group {
         let mut wire = group_to_wire(g, caller, &self.tz);
-        wire.assured_date = g
-            .assured_at_ms
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
+        wire.assured_date = assured_date(g, &self.tz);
         wire.recently_checked =
             domain::recently_checked(g.assured_at_ms, now_ms(), self.freshness.max_age_days);
         wire
     }
+}
+
+/// Renders a group as the public sees it, for the cards kept in memory
+/// (`search::cards`): what `GetGroup` shows a stranger, but the next meetings.
+pub fn public_card_render(tz: chrono_tz::Tz) -> Render {
+    Arc::new(
+        move |g: &Model, exceptions: &[crate::store::exception::Model]| {
+            let mut wire = group_to_wire(g, None, &tz);
+            wire.assured_date = assured_date(g, &tz);
+            wire.exceptions = exceptions.iter().map(schedule::exception_to_wire).collect();
+            wire
+        },
+    )
+}
+
+fn assured_date(g: &Model, tz: &chrono_tz::Tz) -> String {
+    g.assured_at_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|d| d.with_timezone(tz).format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 /// The card as a client sees it. Organiser ids link a person to a possibly

@@ -17,6 +17,7 @@ use crate::domain::schedule::{
 };
 use crate::error::ListingsError;
 use crate::events::{self, MeetingEvent};
+use crate::search::cards::Card;
 use crate::store::exception as exception_store;
 use crate::store::group::{self as store, Model};
 
@@ -32,7 +33,7 @@ impl ListingsApi {
         caller: Option<&Caller>,
     ) -> Result<pb::Group, ListingsError> {
         let mut wire = self.to_wire(g, caller);
-        let rows = exception_store::list(&self.db, &g.id).await?;
+        let rows = exception_store::list(&self.read, &g.id).await?;
         let exceptions: Vec<Exception> = rows
             .iter()
             .filter_map(exception_store::Model::exception)
@@ -49,6 +50,29 @@ impl ListingsApi {
         .collect();
         wire.exceptions = rows.iter().map(exception_to_wire).collect();
         Ok(wire)
+    }
+
+    /// A published group's public card with its next meetings, from memory.
+    pub(super) fn public_card(&self, card: &Card) -> pb::Group {
+        let now = Utc::now();
+        let mut wire = card.wire.clone();
+        wire.next_occurrences = card.next_meetings(now.timestamp_millis(), || {
+            let next = schedule::next_occurrences(
+                card.schedule.as_ref(),
+                &card.exceptions,
+                self.tz,
+                now,
+                NEXT_MEETINGS,
+            );
+            let first = next.first().map(|o| o.starts_at.timestamp_millis());
+            (next.iter().map(occurrence_to_wire).collect(), first)
+        });
+        wire.recently_checked = crate::domain::group::recently_checked(
+            card.assured_at_ms,
+            now.timestamp_millis(),
+            self.freshness.max_age_days,
+        );
+        wire
     }
 
     /// A group whose meetings the caller may change: its organisers and the
@@ -449,7 +473,7 @@ fn occurrence_to_wire(o: &Occurrence) -> pb::Occurrence {
     }
 }
 
-fn exception_to_wire(e: &exception_store::Model) -> pb::ScheduleException {
+pub(super) fn exception_to_wire(e: &exception_store::Model) -> pb::ScheduleException {
     pb::ScheduleException {
         id: e.id.clone(),
         kind: match e.kind.as_str() {

@@ -1,13 +1,15 @@
 //! SearchGroups over the wire: validate the query, run it on this replica's
-//! index, load the page's groups.
+//! index, show the page's groups from their public cards.
 
 use chrono::NaiveTime;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use selfhelp_platform::time::now_ms;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as pb;
 
 use super::{ListingsApi, format_from_wire};
+use crate::domain::group as domain;
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::search::{Cursor, Query, Sort};
@@ -112,17 +114,52 @@ impl ListingsApi {
         };
         let results = self.search.index.read().expect("index lock").search(&query);
 
-        // The page's groups from the database, in the index's order.
-        let ids: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
-        let rows = store::Entity::find()
-            .filter(store::Column::Id.is_in(ids.clone()))
-            .all(&self.db)
-            .await?;
-        let mut groups = Vec::with_capacity(ids.len());
-        let mut distances = Vec::with_capacity(ids.len());
-        for hit in &results.hits {
-            if let Some(g) = rows.iter().find(|g| g.id == hit.id) {
-                groups.push(self.to_wire(g, None));
+        // The page's groups from their public cards, in the index's order; a group
+        // indexed a moment before its card was made comes from the database.
+        let now = now_ms();
+        let mut cards: Vec<Option<pb::Group>> = results
+            .hits
+            .iter()
+            .map(|hit| {
+                self.search.card(&hit.id).map(|card| {
+                    let mut wire = card.wire.clone();
+                    // A results page shows the card, not every exception.
+                    wire.exceptions = Vec::new();
+                    wire.recently_checked = domain::recently_checked(
+                        card.assured_at_ms,
+                        now,
+                        self.freshness.max_age_days,
+                    );
+                    wire
+                })
+            })
+            .collect();
+        let missing: Vec<String> = results
+            .hits
+            .iter()
+            .zip(&cards)
+            .filter(|(_, c)| c.is_none())
+            .map(|(h, _)| h.id.clone())
+            .collect();
+        if !missing.is_empty() {
+            let rows = store::Entity::find()
+                .filter(store::Column::Id.is_in(missing))
+                .all(&self.read)
+                .await?;
+            for (hit, card) in results.hits.iter().zip(cards.iter_mut()) {
+                if card.is_none() {
+                    *card = rows
+                        .iter()
+                        .find(|g| g.id == hit.id)
+                        .map(|g| self.to_wire(g, None));
+                }
+            }
+        }
+        let mut groups = Vec::with_capacity(cards.len());
+        let mut distances = Vec::with_capacity(cards.len());
+        for (hit, card) in results.hits.iter().zip(cards) {
+            if let Some(g) = card {
+                groups.push(g);
                 distances.push(hit.distance_km.unwrap_or(0.0));
             }
         }

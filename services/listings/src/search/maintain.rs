@@ -1,8 +1,9 @@
-//! Keeping a replica's search index current: a full build at start-up and on a
-//! timer (which also catches events missed while NATS was away), a refresh of a
-//! single group after this replica changes it, and a refresh whenever any
-//! replica's LISTINGS event about a group arrives.
+//! Keeping a replica's search index and public cards current: a full build at
+//! start-up and on a timer (which also catches events missed while NATS was
+//! away), a refresh of a single group after this replica changes it, and a
+//! refresh whenever any replica's LISTINGS event about a group arrives.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::bus::{self, LISTINGS};
 
+use super::cards::{Card, Cards, Render};
 use super::postcodes::PostcodeTable;
 use super::{SearchDoc, SearchIndex};
 use crate::domain::group::{Format, JoinPolicy, Status};
@@ -31,6 +33,9 @@ pub struct Indexer {
     pub index: SharedIndex,
     /// Places venues without coordinates at their postcode's centroid.
     pub postcodes: Arc<PostcodeTable>,
+    /// The published groups' public cards, kept with the index.
+    pub cards: Cards,
+    pub render: Render,
 }
 
 /// What the index keeps of `group`.
@@ -90,18 +95,27 @@ pub fn doc_from(
 }
 
 impl Indexer {
-    /// Builds a fresh index of every published group and swaps it in.
+    /// Builds a fresh index and cards of every published group and swaps them in.
     pub async fn rebuild(&self) -> Result<usize, DbErr> {
         let topics = topic::list(&self.db, &self.region).await?;
+        let mut exceptions = exception::all_by_group(&self.db).await?;
         let mut fresh = SearchIndex::default();
+        let mut cards = HashMap::new();
         let mut offset = 0;
         const PAGE: u64 = 2_000;
         loop {
             let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
             for g in &rows {
-                // Exceptions only move the next-meeting sort key; a single group's
-                // refresh takes them into account.
-                fresh.upsert(doc_from(g, &topics, &[], self.tz, &self.postcodes));
+                let rows = exceptions.remove(&g.id).unwrap_or_default();
+                let card = Card::new(g, &rows, &self.render);
+                fresh.upsert(doc_from(
+                    g,
+                    &topics,
+                    &card.exceptions,
+                    self.tz,
+                    &self.postcodes,
+                ));
+                cards.insert(g.id.clone(), Arc::new(card));
             }
             if (rows.len() as u64) < PAGE {
                 break;
@@ -110,25 +124,39 @@ impl Indexer {
         }
         let count = fresh.len();
         *self.index.write().expect("index lock") = fresh;
+        *self.cards.write().expect("cards lock") = cards;
         Ok(count)
     }
 
-    /// Re-reads one group: indexed while published, removed otherwise.
+    /// Re-reads one group: indexed and carded while published, removed otherwise.
     pub async fn refresh(&self, group_id: &str) -> Result<(), DbErr> {
         match store::find(&self.db, group_id).await? {
             Some(g) if g.region == self.region && g.status() == Status::Published => {
                 let topics = topic::list(&self.db, &self.region).await?;
-                let exceptions: Vec<Exception> = exception::list(&self.db, &g.id)
-                    .await?
-                    .iter()
-                    .filter_map(exception::Model::exception)
-                    .collect();
-                let doc = doc_from(&g, &topics, &exceptions, self.tz, &self.postcodes);
+                let rows = exception::list(&self.db, &g.id).await?;
+                let card = Card::new(&g, &rows, &self.render);
+                let doc = doc_from(&g, &topics, &card.exceptions, self.tz, &self.postcodes);
                 self.index.write().expect("index lock").upsert(doc);
+                self.cards
+                    .write()
+                    .expect("cards lock")
+                    .insert(g.id.clone(), Arc::new(card));
             }
-            _ => self.index.write().expect("index lock").remove(group_id),
+            _ => {
+                self.index.write().expect("index lock").remove(group_id);
+                self.cards.write().expect("cards lock").remove(group_id);
+            }
         }
         Ok(())
+    }
+
+    /// The public card of a published group of the region, if it is one.
+    pub fn card(&self, group_id: &str) -> Option<Arc<Card>> {
+        self.cards
+            .read()
+            .expect("cards lock")
+            .get(group_id)
+            .cloned()
     }
 
     /// Follows LISTINGS events from every replica (a plain subscription: a missed

@@ -4,6 +4,7 @@
 //! BM25 relevance; filters cover topics, distance, meeting day and time, age,
 //! format and openness; results come with facet counts and stable page cursors.
 
+pub mod cards;
 pub mod maintain;
 pub mod postcodes;
 
@@ -78,15 +79,6 @@ pub struct Cursor {
     pub id: String,
 }
 
-impl Cursor {
-    fn cmp(&self, other: &Cursor) -> std::cmp::Ordering {
-        self.key
-            .total_cmp(&other.key)
-            .then_with(|| self.name.cmp(&other.name))
-            .then_with(|| self.id.cmp(&other.id))
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: String,
@@ -108,6 +100,8 @@ pub struct Results {
 
 struct Indexed {
     doc: SearchDoc,
+    /// The name as results sort it, made once here rather than per match per query.
+    name_key: String,
     /// (term, weighted frequency), sorted by term for lookups while scoring.
     terms: Vec<(String, f32)>,
     length: f32,
@@ -236,6 +230,7 @@ impl SearchIndex {
             terms,
             length,
             cells,
+            name_key: doc.name.to_lowercase(),
             doc,
         });
     }
@@ -328,36 +323,63 @@ impl SearchIndex {
                 Sort::Name => 0.0,
             }
         };
-        let mut keyed: Vec<(Cursor, f32, Option<f64>)> = matches
+        // Sorted by (key, name, id) without copying a string per match: only the
+        // page and the cursor after it are copied out.
+        let mut keyed: Vec<(f64, &str, &str, f32, Option<f64>)> = matches
             .drain(..)
             .map(|(slot, score, distance)| {
-                let doc = &self.slots[slot].as_ref().expect("matched").doc;
-                let cursor = Cursor {
-                    key: key(doc, score, distance),
-                    name: doc.name.to_lowercase(),
-                    id: doc.id.clone(),
-                };
-                (cursor, score, distance)
+                let indexed = self.slots[slot].as_ref().expect("matched");
+                let doc = &indexed.doc;
+                (
+                    key(doc, score, distance),
+                    indexed.name_key.as_str(),
+                    doc.id.as_str(),
+                    score,
+                    distance,
+                )
             })
             .collect();
         let total = keyed.len();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let order = |a: &(f64, &str, &str, f32, Option<f64>),
+                     b: &(f64, &str, &str, f32, Option<f64>)| {
+            a.0.total_cmp(&b.0)
+                .then_with(|| a.1.cmp(b.1))
+                .then_with(|| a.2.cmp(b.2))
+        };
         let start = match &q.after {
             None => 0,
             Some(after) => {
-                keyed.partition_point(|(c, ..)| c.cmp(after) != std::cmp::Ordering::Greater)
+                let after = (after.key, after.name.as_str(), after.id.as_str(), 0.0, None);
+                // Only what follows the cursor needs sorting.
+                keyed.retain(|k| order(k, &after) == std::cmp::Ordering::Greater);
+                0
             }
         };
-        let end = (start + q.limit).min(total);
+        let rest = keyed.len();
+        let end = (start + q.limit).min(rest);
+        // The page (and one more, to know whether anything follows) in order;
+        // the rest need not be sorted.
+        if end < rest {
+            keyed.select_nth_unstable_by(end, order);
+            keyed.truncate(end + 1);
+        }
+        keyed.sort_by(order);
         let page: Vec<Hit> = keyed[start..end]
             .iter()
-            .map(|(c, score, distance)| Hit {
-                id: c.id.clone(),
+            .map(|(_, _, id, score, distance)| Hit {
+                id: id.to_string(),
                 score: *score,
                 distance_km: *distance,
             })
             .collect();
-        let next = (end < total && end > start).then(|| keyed[end - 1].0.clone());
+        let next = (end < rest && end > start).then(|| {
+            let (key, name, id, ..) = keyed[end - 1];
+            Cursor {
+                key,
+                name: name.to_string(),
+                id: id.to_string(),
+            }
+        });
         let mut topic_counts: Vec<(String, usize)> = topic_counts
             .into_iter()
             .map(|(t, n)| (t.to_string(), n))

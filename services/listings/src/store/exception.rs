@@ -76,6 +76,22 @@ pub async fn list<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Vec<Mo
         .await
 }
 
+/// Every group's exceptions, by group id (for rebuilding the public cards).
+pub async fn all_by_group<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<std::collections::HashMap<String, Vec<Model>>, DbErr> {
+    let mut by_group: std::collections::HashMap<String, Vec<Model>> = Default::default();
+    for row in Entity::find()
+        .order_by_asc(Column::Date)
+        .order_by_asc(Column::Id)
+        .all(conn)
+        .await?
+    {
+        by_group.entry(row.group_id.clone()).or_default().push(row);
+    }
+    Ok(by_group)
+}
+
 pub async fn insert<C: ConnectionTrait>(
     conn: &C,
     group_id: &str,
