@@ -44,6 +44,16 @@ pub struct UpArgs {
     /// How many demo groups to list.
     #[arg(long, default_value_t = 300)]
     demo_groups: usize,
+    /// Keep listings' data in this database (e.g. postgres://user:password@host/listings)
+    /// instead of `listings.db` in the data folder.
+    #[arg(long, value_name = "URL")]
+    listings_database: Option<String>,
+    /// Keep membership's data in this database instead of `membership.db`.
+    #[arg(long, value_name = "URL")]
+    membership_database: Option<String>,
+    /// Keep notifications' data in this database instead of `notifications.db`.
+    #[arg(long, value_name = "URL")]
+    notifications_database: Option<String>,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -60,26 +70,28 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     common.auth = Default::default();
     common.auth.hs256_secret_file = Some(secret_file);
 
-    let sqlite = |name: &str| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join(format!("{name}.db")).display()
-        )
+    let database = |name: &str, given: &Option<String>| {
+        given.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join(format!("{name}.db")).display()
+            )
+        })
     };
     // Listings' own settings (e.g. SELFHELP_TIMEZONE) still come from the environment.
     let mut listings: selfhelp_listings::Config = config::load(None)?;
     listings.common = common.clone();
-    listings.common.database.url = sqlite("listings");
+    listings.common.database.url = database("listings", &args.listings_database);
     let mut membership = selfhelp_membership::Config {
         common: common.clone(),
         ..Default::default()
     };
-    membership.common.database.url = sqlite("membership");
+    membership.common.database.url = database("membership", &args.membership_database);
     // Notifications' own settings (email, webhooks, digests) may come from the
     // environment; emails become .eml files in the data folder unless SMTP is set.
     let mut notifications: selfhelp_notifications::Config = config::load(None)?;
     notifications.common = common.clone();
-    notifications.common.database.url = sqlite("notifications");
+    notifications.common.database.url = database("notifications", &args.notifications_database);
     if notifications.email.transport == "file" && notifications.email.file_dir.is_relative() {
         notifications.email.file_dir = data_dir.join("mail");
     }

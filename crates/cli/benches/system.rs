@@ -1,0 +1,1008 @@
+//! The system benchmark: the whole of selfhelp as users run it, measured from
+//! outside. It starts `selfhelp up` as a separate process (real gRPC over TCP,
+//! a real nats-server, SQLite files — and, when `TEST_DATABASE_URL` is set, the
+//! same again on PostgreSQL), lists a directory through the public API, then
+//! loads it from this process with a tonic client: one call at a time for
+//! latency, 64 in flight (4 connections × 16) for throughput. The floor,
+//! `grpc.health.v1.Health/Check` on the same server, is measured in the same
+//! run, and every figure is printed with its ratio to it.
+//!
+//! ```text
+//! cargo bench -p selfhelp --bench system                      # 10,000 groups, 2,000 joins
+//! cargo bench -p selfhelp --bench system -- --groups 2000 --joins 500 --seconds 3
+//! cargo bench -p selfhelp --bench system -- --backend sqlite  # skip PostgreSQL
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_proto::membership::v1 as mpb;
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_proto::notifications::v1 as npb;
+use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const REGION: &str = "bench";
+/// Connections × calls in flight on each, for the throughput figures.
+const CONNECTIONS: usize = 4;
+const IN_FLIGHT_PER_CONNECTION: usize = 16;
+const TOPICS: &[&str] = &[
+    "bereavement",
+    "carers",
+    "diabetes",
+    "cancer",
+    "anxiety",
+    "depression",
+    "alcohol",
+    "parenting",
+];
+/// (town, outward postcode, latitude, longitude): groups spread around Nottinghamshire.
+const TOWNS: &[(&str, &str, f64, f64)] = &[
+    ("Nottingham", "NG1", 52.9540, -1.1496),
+    ("Beeston", "NG9", 52.9270, -1.2230),
+    ("Carlton", "NG4", 52.9710, -1.0870),
+    ("Hucknall", "NG15", 53.0390, -1.2040),
+    ("Mansfield", "NG18", 53.1420, -1.1980),
+    ("Newark", "NG24", 53.0760, -0.8090),
+    ("Worksop", "S80", 53.3020, -1.1240),
+    ("Retford", "DN22", 53.3220, -0.9430),
+];
+const WORDS: &[&str] = &[
+    "support",
+    "circle",
+    "café",
+    "peer",
+    "friends",
+    "walk",
+    "talk",
+    "coffee",
+    "morning",
+    "evening",
+    "recovery",
+    "wellbeing",
+    "hope",
+];
+
+struct Options {
+    groups: usize,
+    joins: usize,
+    seconds: u64,
+    backends: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        groups: 10_000,
+        joins: 2_000,
+        seconds: 5,
+        backends: vec!["sqlite".into()],
+    };
+    let postgres = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
+    if postgres {
+        o.backends.push("postgres".into());
+    }
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .unwrap_or_else(|| panic!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--bench" => {}
+            "--groups" => o.groups = value("--groups").parse().expect("--groups N"),
+            "--joins" => o.joins = value("--joins").parse().expect("--joins N"),
+            "--seconds" => o.seconds = value("--seconds").parse().expect("--seconds S"),
+            "--backend" => o.backends = vec![value("--backend")],
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if o.backends.iter().any(|b| b == "postgres") && !postgres {
+        panic!("--backend postgres needs TEST_DATABASE_URL");
+    }
+    if !postgres {
+        println!("TEST_DATABASE_URL not set: PostgreSQL NOT measured (SQLite only)");
+    }
+    o
+}
+
+fn main() {
+    let opts = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut reports = Vec::new();
+    for backend in &opts.backends {
+        reports.push(runtime.block_on(run_backend(backend, &opts)));
+    }
+    println!();
+    println!(
+        "selfhelp system benchmark — {} groups with schedules, {} joins; {} cores; {}",
+        opts.groups,
+        opts.joins,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        chrono_like_now()
+    );
+    print_table(&reports);
+}
+
+/// What one backend measured, as (label, value) rows.
+struct Report {
+    backend: String,
+    rows: Vec<(String, String)>,
+}
+
+fn print_table(reports: &[Report]) {
+    let labels: Vec<&String> = reports[0].rows.iter().map(|(l, _)| l).collect();
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    print!("| {:width$} |", "", width = width);
+    for r in reports {
+        print!(" {} |", r.backend);
+    }
+    println!();
+    print!("|{}|", "-".repeat(width + 2));
+    for _ in reports {
+        print!("---|");
+    }
+    println!();
+    for (i, label) in labels.iter().enumerate() {
+        print!("| {label:width$} |", width = width);
+        for r in reports {
+            print!(" {} |", r.rows[i].1);
+        }
+        println!();
+    }
+}
+
+fn chrono_like_now() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d %H:%M %Z")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The running `selfhelp up`, stopped (SIGTERM) when dropped.
+struct Up {
+    child: Child,
+    ports: [u16; 3],
+}
+
+impl Up {
+    /// Starts `selfhelp up` and returns once it printed `ready:`, with how long that took.
+    fn start(data_dir: &Path, ports: [u16; 4], databases: &[Option<String>; 3]) -> (Up, Duration) {
+        let started = Instant::now();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_selfhelp"));
+        cmd.arg("up")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--region", REGION])
+            .args(["--listings-port", &ports[0].to_string()])
+            .args(["--membership-port", &ports[1].to_string()])
+            .args(["--notifications-port", &ports[2].to_string()])
+            .args(["--unsubscribe-port", &ports[3].to_string()])
+            .env("SELFHELP_LOG__LEVEL", "warn")
+            .env_remove("SELFHELP_NATS__URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (flag, db) in [
+            "--listings-database",
+            "--membership-database",
+            "--notifications-database",
+        ]
+        .iter()
+        .zip(databases)
+        {
+            if let Some(url) = db {
+                cmd.arg(flag).arg(url);
+            }
+        }
+        let mut child = cmd.spawn().expect("starting selfhelp up");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("ready:") => break,
+                Some(Ok(_)) => {}
+                _ => panic!("selfhelp up ended before it was ready"),
+            }
+        }
+        let elapsed = started.elapsed();
+        // Keep reading so `up` never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        (
+            Up {
+                child,
+                ports: [ports[0], ports[1], ports[2]],
+            },
+            elapsed,
+        )
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// Resident memory of the process, in MiB.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_ports() -> [u16; 4] {
+    // Held together until all four are known, so they differ.
+    let held: Vec<std::net::TcpListener> = (0..4)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    [ports[0], ports[1], ports[2], ports[3]]
+}
+
+/// Three fresh PostgreSQL databases on the server at TEST_DATABASE_URL, dropped at the end.
+struct PgDatabases {
+    admin: String,
+    names: Vec<String>,
+}
+
+impl PgDatabases {
+    async fn create() -> (PgDatabases, [Option<String>; 3]) {
+        let admin = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+        let conn = selfhelp_platform::db::connect(&admin, 1)
+            .await
+            .expect("connecting to TEST_DATABASE_URL");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let names: Vec<String> = ["listings", "membership", "notifications"]
+            .iter()
+            .map(|s| format!("selfhelp_bench_{s}_{suffix}"))
+            .collect();
+        for n in &names {
+            conn.execute_unprepared(&format!("CREATE DATABASE {n}"))
+                .await
+                .expect("creating a benchmark database");
+        }
+        let urls = names
+            .iter()
+            .map(|n| Some(with_database(&admin, n)))
+            .collect::<Vec<_>>();
+        (
+            PgDatabases { admin, names },
+            [urls[0].clone(), urls[1].clone(), urls[2].clone()],
+        )
+    }
+
+    async fn drop_all(self) {
+        if let Ok(conn) = selfhelp_platform::db::connect(&self.admin, 1).await {
+            for n in &self.names {
+                let _ = conn
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+                    .await;
+            }
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn run_backend(backend: &str, opts: &Options) -> Report {
+    println!("== {backend}");
+    let data = tempfile::tempdir().expect("temp dir");
+    let data_dir = data.path().to_path_buf();
+    let secret = selfhelp_platform::auth::generate_secret();
+    std::fs::write(data_dir.join("dev-secret"), &secret).expect("writing the secret");
+    let (pg, databases) = if backend == "postgres" {
+        let (pg, urls) = PgDatabases::create().await;
+        (Some(pg), urls)
+    } else {
+        (None, [None, None, None])
+    };
+    let ports = free_ports();
+    let mut rows = Vec::new();
+
+    let (up, first_start) = Up::start(&data_dir, ports, &databases);
+    println!(
+        "started (empty) in {first_start:.2?}; listing {} groups…",
+        opts.groups
+    );
+    let tokens = Tokens { secret };
+    let ids = seed(&up, &tokens, opts.groups).await;
+    up.stop();
+
+    let (up, restart) = Up::start(&data_dir, ports, &databases);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = up.rss_mib();
+    rows.push((
+        "`up` start-up with existing data, to ready".into(),
+        format!("{:.0} ms", restart.as_secs_f64() * 1e3),
+    ));
+    rows.push((
+        "resident memory, idle (three services, one process)".into(),
+        format!("{idle_rss:.0} MiB"),
+    ));
+    wait_indexed(&up, opts.groups).await;
+
+    let listings = channel(&up.url(0)).await;
+    let ids = Arc::new(ids);
+    let search = |i: usize| {
+        let (_, outward, _, _) = TOWNS[i % TOWNS.len()];
+        lpb::SearchGroupsRequest {
+            query: format!("{} {}", TOPICS[i % TOPICS.len()], WORDS[i % WORDS.len()]),
+            postcode: outward.into(),
+            radius_km: 10.0,
+            ..Default::default()
+        }
+    };
+
+    // One call at a time.
+    let health_lat = latency(2_000, {
+        let ch = listings.clone();
+        move |_| {
+            let mut c = HealthClient::new(ch.clone());
+            async move { c.check(HealthCheckRequest::default()).await.map(|_| ()) }
+        }
+    })
+    .await;
+    let get_lat = latency(2_000, {
+        let (ch, ids) = (listings.clone(), ids.clone());
+        move |i| get_group(ch.clone(), &ids, i)
+    })
+    .await;
+    let search_lat = latency(2_000, {
+        let ch = listings.clone();
+        move |i| {
+            let mut c = ListingsServiceClient::new(ch.clone());
+            let req = search(i);
+            async move { c.search_groups(req).await.map(|_| ()) }
+        }
+    })
+    .await;
+    rows.push((
+        "Health/Check, one at a time: p50 / p99".into(),
+        health_lat.p50_p99(),
+    ));
+    rows.push((
+        "GetGroup, one at a time: p50 / p99".into(),
+        get_lat.p50_p99(),
+    ));
+    rows.push((
+        "SearchGroups (words + postcode), one at a time: p50 / p99".into(),
+        search_lat.p50_p99(),
+    ));
+
+    // 64 in flight.
+    let seconds = Duration::from_secs(opts.seconds);
+    let channels = channels(&up.url(0)).await;
+    let floor = throughput(&channels, seconds, |ch, _| {
+        let mut c = HealthClient::new(ch);
+        async move { c.check(HealthCheckRequest::default()).await.map(|_| ()) }
+    })
+    .await;
+    let get = throughput(&channels, seconds, {
+        let ids = ids.clone();
+        move |ch, i| get_group(ch, &ids, i)
+    })
+    .await;
+    let found = throughput(&channels, seconds, move |ch, i| {
+        let mut c = ListingsServiceClient::new(ch);
+        let req = search(i);
+        async move { c.search_groups(req).await.map(|_| ()) }
+    })
+    .await;
+    rows.push((
+        "Health/Check, 64 in flight (the floor)".into(),
+        format!("{:.1}k/s", floor / 1e3),
+    ));
+    rows.push((
+        "GetGroup, 64 in flight".into(),
+        format!("{:.1}k/s = {:.2}×", get / 1e3, get / floor),
+    ));
+    rows.push((
+        "SearchGroups, 64 in flight".into(),
+        format!("{:.1}k/s = {:.2}×", found / 1e3, found / floor),
+    ));
+
+    // Joins: one at a time, then many: accepted, and every welcome in its inbox.
+    let join_lat = latency(500, {
+        let (ch, ids) = (channel(&up.url(1)).await, ids.clone());
+        let people: Vec<String> = (0..550)
+            .map(|i| tokens.mint(&format!("alone-{i}"), &[]))
+            .collect();
+        move |i| {
+            let mut c = MembershipServiceClient::new(ch.clone());
+            let req = authed(
+                mpb::JoinGroupRequest {
+                    group_id: ids[(i * 13 + 1) % ids.len()].clone(),
+                    consent: consent(),
+                    ..Default::default()
+                },
+                &people[i],
+            );
+            async move { c.join_group(req).await.map(|_| ()) }
+        }
+    })
+    .await;
+    rows.push((
+        "JoinGroup, one at a time: p50 / p99".into(),
+        join_lat.p50_p99(),
+    ));
+    let (accepted, welcomed) = join_burst(&up, &tokens, &ids, opts.joins).await;
+    rows.push((
+        format!("{} joins, 64 in flight: accepted", opts.joins),
+        format!("{accepted:.0}/s"),
+    ));
+    rows.push((
+        format!("{} joins: every welcome in its inbox", opts.joins),
+        format!("{welcomed:.0}/s"),
+    ));
+    let welcome_lat = join_latency(&up, &tokens, &ids, 200.0, Duration::from_secs(5)).await;
+    rows.push((
+        "JoinGroup → welcome in ListNotifications at 200 joins/s: p50 / p99".into(),
+        welcome_lat.p50_p99(),
+    ));
+    rows.push((
+        "resident memory after the load".into(),
+        format!("{:.0} MiB", up.rss_mib()),
+    ));
+    up.stop();
+    if let Some(pg) = pg {
+        pg.drop_all().await;
+    }
+    Report {
+        backend: backend.to_string(),
+        rows,
+    }
+}
+
+/// An anonymous GetGroup of one of `ids`, picked by `i`.
+fn get_group(
+    ch: Channel,
+    ids: &[String],
+    i: usize,
+) -> impl std::future::Future<Output = Result<(), tonic::Status>> + use<> {
+    let mut c = ListingsServiceClient::new(ch);
+    let id = ids[(i * 7919) % ids.len()].clone();
+    async move {
+        c.get_group(lpb::GetGroupRequest { group_id: id })
+            .await
+            .map(|_| ())
+    }
+}
+
+struct Tokens {
+    secret: String,
+}
+
+impl Tokens {
+    fn mint(&self, sub: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        selfhelp_platform::auth::mint_hs256(
+            &self.secret,
+            sub,
+            REGION,
+            &roles,
+            Duration::from_secs(6 * 3600),
+        )
+        .expect("minting a token")
+    }
+}
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    req
+}
+
+async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connecting")
+}
+
+async fn channels(url: &str) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..CONNECTIONS {
+        out.push(channel(url).await);
+    }
+    out
+}
+
+/// Lists `count` open groups, each with a weekly or monthly schedule, through
+/// the API as organisers and an operator would: create, set the schedule,
+/// submit, approve. Returns their ids.
+async fn seed(up: &Up, tokens: &Tokens, count: usize) -> Vec<String> {
+    let operator = Arc::new(tokens.mint("bench-operator", &["operator"]));
+    let organisers: Arc<Vec<String>> = Arc::new(
+        (0..200)
+            .map(|i| tokens.mint(&format!("organiser-{i}"), &[]))
+            .collect(),
+    );
+    let chans = channels(&up.url(0)).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..CONNECTIONS * IN_FLIGHT_PER_CONNECTION {
+        let ch = chans[w % chans.len()].clone();
+        let (operator, organisers, done, next) = (
+            operator.clone(),
+            organisers.clone(),
+            done.clone(),
+            next.clone(),
+        );
+        tasks.spawn(async move {
+            let mut c = ListingsServiceClient::new(ch);
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return ids;
+                }
+                let organiser = &organisers[i % organisers.len()];
+                let id = list_group(&mut c, i, organiser, &operator).await;
+                ids.push(id);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 1000 == 0 || n == count {
+                    println!(
+                        "  listed {n}/{count} groups ({:.0}/s)",
+                        n as f64 / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+    }
+    let mut ids = Vec::with_capacity(count);
+    while let Some(part) = tasks.join_next().await {
+        ids.extend(part.expect("seeding task"));
+    }
+    ids.sort();
+    ids
+}
+
+async fn list_group(
+    c: &mut ListingsServiceClient<Channel>,
+    i: usize,
+    organiser: &str,
+    operator: &str,
+) -> String {
+    let (town, outward, lat, lon) = TOWNS[i % TOWNS.len()];
+    let topic = TOPICS[(i / TOWNS.len()) % TOPICS.len()];
+    let spread = |n: usize, scale: f64| ((n * 7919 % 1000) as f64 / 1000.0 - 0.5) * scale;
+    let name = format!(
+        "{} {} {} group {i}",
+        town,
+        WORDS[i % WORDS.len()],
+        topic.replace('-', " ")
+    );
+    let group = c
+        .create_group(authed(
+            lpb::CreateGroupRequest {
+                name,
+                summary: format!("Peer support: {} in {town}", topic.replace('-', " ")),
+                description: format!(
+                    "A friendly {} group meeting in {town}. {} and {} welcome.",
+                    WORDS[(i + 3) % WORDS.len()],
+                    WORDS[(i + 5) % WORDS.len()],
+                    WORDS[(i + 7) % WORDS.len()]
+                ),
+                topics: vec![topic.into()],
+                format: lpb::MeetingFormat::InPerson as i32,
+                join_policy: lpb::JoinPolicy::Open as i32,
+                venues: vec![lpb::Venue {
+                    name: format!("{town} Community Centre"),
+                    address: format!("{} High Street", 1 + i % 120),
+                    town: town.into(),
+                    postcode: format!("{outward} {}AB", 1 + i % 9),
+                    latitude: Some(lat + spread(i, 0.04)),
+                    longitude: Some(lon + spread(i + 1, 0.06)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            organiser,
+        ))
+        .await
+        .expect("CreateGroup")
+        .into_inner();
+    let weekdays = [
+        lpb::Weekday::Monday,
+        lpb::Weekday::Tuesday,
+        lpb::Weekday::Wednesday,
+        lpb::Weekday::Thursday,
+        lpb::Weekday::Friday,
+        lpb::Weekday::Saturday,
+    ];
+    let schedule = if i.is_multiple_of(2) {
+        lpb::Schedule {
+            frequency: lpb::Frequency::Weekly as i32,
+            weekday: weekdays[i % weekdays.len()] as i32,
+            ..Default::default()
+        }
+    } else {
+        lpb::Schedule {
+            frequency: lpb::Frequency::Monthly as i32,
+            weekday: weekdays[i % weekdays.len()] as i32,
+            week_of_month: 1 + (i % 4) as i32,
+            ..Default::default()
+        }
+    };
+    let schedule = lpb::Schedule {
+        valid_from: "2026-01-01".into(),
+        start_time: format!("{:02}:00", 10 + i % 10),
+        end_time: format!("{:02}:30", 11 + i % 10),
+        ..schedule
+    };
+    c.set_schedule(authed(
+        lpb::SetScheduleRequest {
+            group_id: group.id.clone(),
+            schedule: Some(schedule),
+        },
+        organiser,
+    ))
+    .await
+    .expect("SetSchedule");
+    c.submit_group(authed(
+        lpb::SubmitGroupRequest {
+            group_id: group.id.clone(),
+        },
+        organiser,
+    ))
+    .await
+    .expect("SubmitGroup");
+    c.review_group(authed(
+        lpb::ReviewGroupRequest {
+            group_id: group.id.clone(),
+            decision: lpb::ReviewDecision::Approve as i32,
+            note: String::new(),
+        },
+        operator,
+    ))
+    .await
+    .expect("ReviewGroup");
+    group.id
+}
+
+/// Waits until an anonymous search sees every listed group.
+async fn wait_indexed(up: &Up, count: usize) {
+    let mut c = ListingsServiceClient::new(channel(&up.url(0)).await);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let total = c
+            .search_groups(lpb::SearchGroupsRequest::default())
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().page)
+            .map_or(0, |p| p.total_size as usize);
+        if total >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {total} of {count} groups searchable after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Latencies in microseconds.
+struct Latencies(Vec<u64>);
+
+impl Latencies {
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(i).copied().unwrap_or(0) as f64 / 1e3
+    }
+
+    fn p50_p99(&self) -> String {
+        format!("{:.2} / {:.2} ms", self.pct(0.50), self.pct(0.99))
+    }
+}
+
+/// `n` calls one after another, each waiting for its answer (after 50 to warm up).
+async fn latency<F, Fut>(n: usize, call: F) -> Latencies
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    for i in 0..50 {
+        call(i).await.expect("warm-up call");
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        call(i).await.expect("call");
+        out.push(t.elapsed().as_micros() as u64);
+    }
+    Latencies(out)
+}
+
+/// Calls per second with 16 calls in flight on each of the connections, for `span`.
+async fn throughput<F, Fut>(channels: &[Channel], span: Duration, call: F) -> f64
+where
+    F: Fn(Channel, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let count = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let end = started + span;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..channels.len() * IN_FLIGHT_PER_CONNECTION {
+        let (ch, call, count, errors) = (
+            channels[w % channels.len()].clone(),
+            call.clone(),
+            count.clone(),
+            errors.clone(),
+        );
+        tasks.spawn(async move {
+            let mut i = w * 1_000_003;
+            while Instant::now() < end {
+                match call(ch.clone(), i).await {
+                    Ok(()) => count.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+                i += 1;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let errors = errors.load(Ordering::Relaxed);
+    assert_eq!(errors, 0, "{errors} calls failed under load");
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn consent() -> Option<mpb::Consent> {
+    Some(mpb::Consent {
+        version: "2026-11".into(),
+        text: "The organisers will know I am a member.".into(),
+    })
+}
+
+/// `n` new people join (64 in flight); returns joins accepted per second and
+/// welcomes in inboxes per second (from the first join to the last welcome seen).
+async fn join_burst(up: &Up, tokens: &Tokens, groups: &Arc<Vec<String>>, n: usize) -> (f64, f64) {
+    let people: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| tokens.mint(&format!("joiner-{i}"), &[]))
+            .collect(),
+    );
+    let members = channels(&up.url(1)).await;
+    let inbox = channels(&up.url(2)).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..CONNECTIONS * IN_FLIGHT_PER_CONNECTION {
+        let (ch, people, groups, next) = (
+            members[w % members.len()].clone(),
+            people.clone(),
+            groups.clone(),
+            next.clone(),
+        );
+        tasks.spawn(async move {
+            let mut c = MembershipServiceClient::new(ch);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= people.len() {
+                    return;
+                }
+                c.join_group(authed(
+                    mpb::JoinGroupRequest {
+                        group_id: groups[(i * 31) % groups.len()].clone(),
+                        consent: consent(),
+                        ..Default::default()
+                    },
+                    &people[i],
+                ))
+                .await
+                .expect("JoinGroup");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let accepted = n as f64 / started.elapsed().as_secs_f64();
+
+    // Asking every inbox over and over would load the system being measured, so:
+    // watch the last few people to join until their welcomes are there, then
+    // check everyone once (and again for any still missing).
+    let mut watch = NotificationsServiceClient::new(inbox[0].clone());
+    for i in n.saturating_sub(8)..n {
+        while !has_welcome(&mut watch, &people[i]).await {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let mut done_at = started.elapsed();
+    let mut waiting: Vec<usize> = (0..n).collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut sweeps = 0;
+    loop {
+        sweeps += 1;
+        let still = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let next = Arc::new(AtomicUsize::new(0));
+        let batch = Arc::new(std::mem::take(&mut waiting));
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..CONNECTIONS * 4 {
+            let (ch, people, batch, next, still) = (
+                inbox[w % inbox.len()].clone(),
+                people.clone(),
+                batch.clone(),
+                next.clone(),
+                still.clone(),
+            );
+            tasks.spawn(async move {
+                let mut c = NotificationsServiceClient::new(ch);
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = batch.get(k) else { return };
+                    if !has_welcome(&mut c, &people[i]).await {
+                        still.lock().unwrap().push(i);
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        waiting = std::mem::take(&mut *still.lock().unwrap());
+        if waiting.is_empty() {
+            if sweeps > 1 {
+                done_at = started.elapsed();
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} welcomes still missing after 300 s",
+            waiting.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let welcomed = n as f64 / done_at.as_secs_f64();
+    (accepted, welcomed)
+}
+
+async fn has_welcome(c: &mut NotificationsServiceClient<Channel>, token: &str) -> bool {
+    c.list_notifications(authed(npb::ListNotificationsRequest::default(), token))
+        .await
+        .map(|r| {
+            r.into_inner()
+                .notifications
+                .iter()
+                .any(|n| n.kind == npb::NotificationKind::Welcome as i32)
+        })
+        .unwrap_or(false)
+}
+
+/// Joins at `rate` per second for `span` (each by a new person); each measures
+/// from sending JoinGroup until ListNotifications shows the welcome (asked every
+/// millisecond for the first 20 ms, less often after).
+async fn join_latency(
+    up: &Up,
+    tokens: &Tokens,
+    groups: &Arc<Vec<String>>,
+    rate: f64,
+    span: Duration,
+) -> Latencies {
+    let members = channel(&up.url(1)).await;
+    let inbox = channel(&up.url(2)).await;
+    let total = (rate * span.as_secs_f64()) as usize;
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(gap);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        ticker.tick().await;
+        let token = tokens.mint(&format!("steady-{i}"), &[]);
+        let group = groups[(i * 17 + 5) % groups.len()].clone();
+        let (mut m, mut nc) = (
+            MembershipServiceClient::new(members.clone()),
+            NotificationsServiceClient::new(inbox.clone()),
+        );
+        tasks.spawn(async move {
+            let t = Instant::now();
+            m.join_group(authed(
+                mpb::JoinGroupRequest {
+                    group_id: group,
+                    consent: consent(),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .map_err(|e| format!("JoinGroup: {:?} {}", e.code(), e.message()))?;
+            let deadline = t + Duration::from_secs(60);
+            while !has_welcome(&mut nc, &token).await {
+                if Instant::now() > deadline {
+                    return Err("no welcome within 60 s".to_string());
+                }
+                // Every millisecond while it matters (the target is 20 ms), then
+                // less often, so that asking does not itself swamp a system
+                // that has fallen behind.
+                let waited = t.elapsed();
+                let pause = if waited < Duration::from_millis(20) {
+                    1
+                } else if waited < Duration::from_millis(200) {
+                    5
+                } else {
+                    25
+                };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Ok(t.elapsed().as_micros() as u64)
+        });
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("join task") {
+            Ok(us) => out.push(us),
+            Err(e) => failures.push(e),
+        }
+    }
+    if let Some(first) = failures.first() {
+        println!(
+            "  {} of {total} joins at {rate}/s failed, e.g. {first}",
+            failures.len()
+        );
+    }
+    Latencies(out)
+}
