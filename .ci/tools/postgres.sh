@@ -35,6 +35,7 @@ pg_isready -h 127.0.0.1 -p 5432 >&2
 # A password made for this run: nothing committed opens the database. Local peer
 # authentication (as the postgres system user) sets it.
 password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"ALTER ROLE postgres PASSWORD '$password'\"" >&2
+# From / so that psql, run as postgres, need not read the caller's folder.
+(cd / && su postgres -c "psql -q -v ON_ERROR_STOP=1 -c \"ALTER ROLE postgres PASSWORD '$password'\"") >&2
 say "ready on 127.0.0.1:5432"
 echo "postgres://postgres:$password@127.0.0.1:5432/postgres"
