@@ -2227,8 +2227,20 @@ async fn the_public_card_follows_every_change_on_every_replica() {
             },
         )
         .await;
-        let now_b = client_b.get_group(get()).await.unwrap().into_inner();
-        assert!(shows_change(&now_b), "{backend:?}: B shows the change");
+        // B now has the card; the cancellation follows with its own event.
+        let now_b = selfhelp_testkit::eventually(
+            "B's card to show the cancellation too",
+            std::time::Duration::from_secs(10),
+            || {
+                let mut c = client_b.clone();
+                let req = get();
+                async move {
+                    let g = c.get_group(req).await.ok()?.into_inner();
+                    shows_change(&g).then_some(g)
+                }
+            },
+        )
+        .await;
         assert!(now_b.organiser_ids.is_empty());
 
         // Managers still see what only they may see.
