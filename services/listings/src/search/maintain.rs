@@ -165,30 +165,58 @@ impl Indexer {
         let follower = self.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let Ok(client) = bus::connect(&nats_url, "listings-search").await else {
-                return;
-            };
-            let Ok(mut events) = client
-                .subscribe(LISTINGS.region_filter(&follower.region))
-                .await
-            else {
-                return;
-            };
+            // Never give up following: a replica that stopped would show stale
+            // cards until the next full rebuild. After any gap, rebuild to catch
+            // up on what was missed meanwhile.
+            let mut pause = Duration::from_millis(500);
+            let mut gap = false;
             loop {
-                let message = tokio::select! {
-                    _ = stop.wait() => return,
-                    m = events.next() => m,
+                let subscribed = async {
+                    let client = bus::connect(&nats_url, "listings-search")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    client
+                        .subscribe(LISTINGS.region_filter(&follower.region))
+                        .await
+                        .map_err(|e| e.to_string())
                 };
-                let Some(message) = message else { return };
-                let group_id = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(bus::headers::SUBJECT))
-                    .map(|v| v.as_str().to_string());
-                if let Some(id) = group_id
-                    && let Err(e) = follower.refresh(&id).await
-                {
-                    tracing::warn!(error = %e, "search index refresh failed");
+                let mut events = match subscribed.await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "search follower cannot subscribe to LISTINGS; retrying");
+                        gap = true;
+                        tokio::select! {
+                            _ = stop.wait() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(10));
+                        continue;
+                    }
+                };
+                pause = Duration::from_millis(500);
+                if gap && let Err(e) = follower.rebuild().await {
+                    tracing::warn!(error = %e, "search index rebuild after a gap failed");
+                }
+                loop {
+                    let message = tokio::select! {
+                        _ = stop.wait() => return,
+                        m = events.next() => m,
+                    };
+                    let Some(message) = message else {
+                        tracing::warn!("LISTINGS subscription ended; subscribing again");
+                        gap = true;
+                        break;
+                    };
+                    let group_id = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(bus::headers::SUBJECT))
+                        .map(|v| v.as_str().to_string());
+                    if let Some(id) = group_id
+                        && let Err(e) = follower.refresh(&id).await
+                    {
+                        tracing::warn!(error = %e, "search index refresh failed");
+                    }
                 }
             }
         });
