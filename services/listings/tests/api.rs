@@ -22,6 +22,22 @@ async fn start(db: &TestDb, nats: &Nats) -> RunningService {
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
 }
 
+/// Two replicas of listings on one database and one NATS, with a client for each.
+async fn two_replicas(
+    db: &TestDb,
+    nats: &Nats,
+) -> (
+    RunningService,
+    RunningService,
+    ListingsServiceClient<Channel>,
+    ListingsServiceClient<Channel>,
+) {
+    let (a, b) = (start(db, nats).await, start(db, nats).await);
+    let client_a = ListingsServiceClient::new(a.channel().await);
+    let client_b = ListingsServiceClient::new(b.channel().await);
+    (a, b, client_a, client_b)
+}
+
 fn new_group(name: &str, description: &str, topics: &[&str]) -> pb::CreateGroupRequest {
     pb::CreateGroupRequest {
         proposed: false,
@@ -1834,9 +1850,7 @@ async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_repli
     for backend in backends() {
         let db = TestDb::new(backend).await;
         // Two replicas of listings on one database and one NATS.
-        let (a, b) = (start(&db, &nats).await, start(&db, &nats).await);
-        let mut client_a = ListingsServiceClient::new(a.channel().await);
-        let mut client_b = ListingsServiceClient::new(b.channel().await);
+        let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
         let alice = token("alice", REGION, &[]);
 
         let mut city = new_group("Bereavement support in the city", "", &["bereavement"]);
@@ -2125,9 +2139,7 @@ async fn the_public_card_follows_every_change_on_every_replica() {
     let nats = Nats::start();
     for backend in backends() {
         let db = TestDb::new(backend).await;
-        let (a, b) = (start(&db, &nats).await, start(&db, &nats).await);
-        let mut client_a = ListingsServiceClient::new(a.channel().await);
-        let mut client_b = ListingsServiceClient::new(b.channel().await);
+        let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
         let alice = token("alice", REGION, &[]);
         let op = token("operator-1", REGION, &["operator"]);
         let g = publish(
