@@ -28,6 +28,21 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs binary `name` with `args` and `env` to completion (e.g. `--migrate`).
+pub fn run_to_end(name: &str, args: &[&str], env: &[(&str, String)]) -> std::process::ExitStatus {
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(binary(name));
+    cmd.current_dir(work.path())
+        .args(args)
+        .env("SELFHELP_LOG__LEVEL", "warn")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.status()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"))
+}
+
 /// A service process, killed when dropped.
 pub struct ServiceProcess {
     pub name: &'static str,
@@ -69,6 +84,11 @@ impl ServiceProcess {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The exit status if the process has ended (it should not have).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Sends SIGTERM and returns whether the process exited successfully in time.

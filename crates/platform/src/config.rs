@@ -63,6 +63,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// SQLite only: read-only connections beside the writer for plain reads.
     pub sqlite_readers: u32,
+    /// Apply pending migrations at start (safe with replicas starting together).
+    /// `false`: wait until a separate `--migrate` run has applied them, for
+    /// deployments that migrate in a step of their own with a privileged user.
+    pub migrate_on_start: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -71,6 +75,7 @@ impl Default for DatabaseConfig {
             url: String::new(),
             max_connections: 10,
             sqlite_readers: 4,
+            migrate_on_start: true,
         }
     }
 }

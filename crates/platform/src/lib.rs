@@ -16,6 +16,7 @@ pub mod migrations;
 pub mod nats_server;
 pub mod outbox;
 pub mod privacy;
+pub mod schema;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

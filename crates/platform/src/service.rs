@@ -24,10 +24,16 @@ pub struct ServiceArgs {
     /// TOML configuration file; `SELFHELP_*` environment variables override it.
     #[arg(long, env = "SELFHELP_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Apply pending database migrations, then exit: the deployment step that
+    /// goes with `database.migrate_on_start = false` (e.g. a Kubernetes Job).
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 /// Implemented by each service's configuration so the shared `main` can run it.
 pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Send + 'static {
+    /// The service's database migrations (platform tables first).
+    type Migrator: sea_orm_migration::MigratorTrait;
     fn common(&self) -> &CommonConfig;
 }
 
@@ -49,6 +55,9 @@ where
         }
     };
     crate::telemetry::init(&config.common().log);
+    if args.migrate {
+        return migrate_and_exit::<C>(&config.common().database).await;
+    }
     let listen = config.common().grpc.listen.clone();
     let listener = match tokio::net::TcpListener::bind(&listen).await {
         Ok(l) => l,
@@ -62,6 +71,30 @@ where
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "service stopped with an error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--migrate`: one run of the service's migrations, under the same lock as a
+/// start-up migration, so it is safe beside replicas that are starting.
+async fn migrate_and_exit<C: ServiceConfig>(
+    cfg: &crate::config::DatabaseConfig,
+) -> std::process::ExitCode {
+    let result = async {
+        let db = crate::db::connect(&cfg.url, 1).await?;
+        let applied = crate::schema::migrate::<C::Migrator>(&cfg.url, &db).await?;
+        db.close().await.ok();
+        anyhow::Ok(applied)
+    }
+    .await;
+    match result {
+        Ok(applied) => {
+            tracing::info!(applied, "database schema is current");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "migrations failed");
             std::process::ExitCode::FAILURE
         }
     }
@@ -179,12 +212,22 @@ async fn follow_connection(client: async_nats::Client, readiness: Readiness, shu
     }
 }
 
-/// Connects to a service's database and brings its schema up to date.
+/// Connects to a service's database and brings its schema up to date: migrates
+/// (under a lock, so replicas may start together) when
+/// `database.migrate_on_start`, otherwise waits until a `--migrate` step has.
 pub async fn open_database<M: sea_orm_migration::MigratorTrait>(
     cfg: &crate::config::DatabaseConfig,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<DatabaseConnection> {
     let db = crate::db::connect(&cfg.url, cfg.max_connections).await?;
-    M::up(&db, None).await?;
+    if cfg.migrate_on_start {
+        let applied = crate::schema::migrate::<M>(&cfg.url, &db).await?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+    } else {
+        crate::schema::wait_until_current::<M>(&db, Duration::from_secs(2), shutdown).await?;
+    }
     Ok(db)
 }
 
@@ -192,8 +235,9 @@ pub async fn open_database<M: sea_orm_migration::MigratorTrait>(
 /// readers find the schema in place).
 pub async fn open_databases<M: sea_orm_migration::MigratorTrait>(
     cfg: &crate::config::DatabaseConfig,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<crate::db::Databases> {
-    let write = open_database::<M>(cfg).await?;
+    let write = open_database::<M>(cfg, shutdown).await?;
     let read = crate::db::connect_readers(&cfg.url, &write, cfg.sqlite_readers).await?;
     Ok(crate::db::Databases { write, read })
 }

@@ -83,6 +83,7 @@ impl Config {
 }
 
 impl ServiceConfig for Config {
+    type Migrator = crate::store::Migrator;
     fn common(&self) -> &CommonConfig {
         &self.common
     }

@@ -30,7 +30,7 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
     let tz = config.common.tz()?;
-    let dbs = service::open_databases::<store::Migrator>(&common.database).await?;
+    let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
     let seeded =
         store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;

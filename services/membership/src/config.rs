@@ -87,6 +87,7 @@ impl Default for Config {
 }
 
 impl ServiceConfig for Config {
+    type Migrator = crate::store::Migrator;
     fn common(&self) -> &CommonConfig {
         &self.common
     }

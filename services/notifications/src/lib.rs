@@ -35,7 +35,7 @@ pub const SERVICE_NAME: &str = "selfhelp.notifications.v1.NotificationsService";
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let common = &config.common;
-    let dbs = service::open_databases::<store::Migrator>(&common.database).await?;
+    let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
     let auth = Authenticator::from_config(&common.auth).await?;
 

@@ -1114,9 +1114,12 @@ async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
             max_connections: 2,
             ..Default::default()
         };
-        let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
-            .await
-            .unwrap();
+        let db = selfhelp_platform::service::open_database::<Migrator>(
+            &cfg,
+            &selfhelp_platform::Shutdown::new().1,
+        )
+        .await
+        .unwrap();
         let row = delivery::NewDelivery {
             notification_id: uuid::Uuid::now_v7().to_string(),
             is_digest: false,
@@ -1182,9 +1185,12 @@ async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
             max_connections: 2,
             ..Default::default()
         };
-        let db = selfhelp_platform::service::open_database::<Migrator>(&cfg)
-            .await
-            .unwrap();
+        let db = selfhelp_platform::service::open_database::<Migrator>(
+            &cfg,
+            &selfhelp_platform::Shutdown::new().1,
+        )
+        .await
+        .unwrap();
         let new = |n: u32| delivery::NewDelivery {
             notification_id: format!("n-{n}"),
             is_digest: false,
