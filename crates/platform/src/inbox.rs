@@ -1,6 +1,7 @@
 //! The idempotent inbox: (consumer, event id) is recorded in the same transaction
 //! as the handler's effects, so a redelivered or duplicated event does nothing.
 
+use futures::FutureExt;
 use sea_orm::{
     ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     TransactionTrait, TryInsertResult,
@@ -62,8 +63,29 @@ pub async fn apply_in(
     if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
         return Ok(Outcome::Duplicate);
     }
-    handler.handle(txn, event).await?;
+    // A panic in a handler (a bug meeting one odd event) must cost that event,
+    // not the consumer task: it is parked like any event that never applies.
+    match std::panic::AssertUnwindSafe(handler.handle(txn, event))
+        .catch_unwind()
+        .await
+    {
+        Ok(handled) => handled?,
+        Err(panic) => {
+            let reason = format!("handler panicked: {}", panic_text(panic.as_ref()));
+            tracing::error!(ce_id = %event.id, ce_type = %event.ce_type, %reason, "event handler panicked");
+            return Err(HandlerError::Poison(reason));
+        }
+    }
     Ok(Outcome::Applied)
+}
+
+/// The message a panic was raised with (`panic!` gives a `&str` or a `String`).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Runs `handler` for `event` exactly once per `consumer`: records the event id

@@ -556,3 +556,81 @@ async fn several_fetch_loops_apply_a_backlog_once() {
         js.delete_stream(LISTINGS.name).await.unwrap();
     }
 }
+
+/// Applies every event but one, on which it panics (a bug meeting an odd event).
+struct PanicOnOne {
+    bad: String,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for PanicOnOne {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        if event.id == self.bad {
+            // The kind of slip that once sat in the schedule parser: a byte
+            // index into a multibyte character.
+            let weekday = std::hint::black_box("MÖ");
+            std::hint::black_box(&weekday[..2]);
+        }
+        RecordEffect.handle(txn, event).await
+    }
+}
+
+#[tokio::test]
+async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let ids: Vec<String> = (0..10).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        for id in &ids {
+            publish_raw(&js, id, id).await;
+        }
+        let cfg = ConsumerConfig {
+            batch: 64,
+            pullers: 1,
+            ..Default::default()
+        };
+        let mut r = runner(&conn, &js, "panic-test", cfg);
+        r.handler = Arc::new(PanicOnOne {
+            bad: ids[3].clone(),
+        });
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(r.run(shutdown));
+        eventually(
+            "every delivery settled",
+            Duration::from_secs(20),
+            || async { consumer_settled(&js, "panic-test", 10).await.then_some(()) },
+        )
+        .await;
+        assert_eq!(
+            effects(&conn).await,
+            9,
+            "{backend:?}: the other nine applied"
+        );
+        let letters = dead_letters(&conn).await;
+        assert_eq!(letters.len(), 1, "{backend:?}");
+        assert_eq!(letters[0].event_id, ids[3]);
+        assert!(
+            letters[0].error.contains("panicked") && letters[0].error.contains("char boundary"),
+            "the panic's text is kept: {}",
+            letters[0].error
+        );
+        // The same consumer is still there for what comes next.
+        let later = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &later, &later).await;
+        eventually(
+            "an event after the panic to apply",
+            Duration::from_secs(20),
+            || async { consumer_settled(&js, "panic-test", 11).await.then_some(()) },
+        )
+        .await;
+        assert_eq!(effects(&conn).await, 10, "{backend:?}");
+        assert!(!task.is_finished(), "the consumer task is still running");
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}

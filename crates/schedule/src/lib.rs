@@ -244,8 +244,13 @@ impl Schedule {
             }
         }
         let split_day = |v: &str| -> Result<(i16, Weekday), String> {
-            let at = v.len().checked_sub(2).ok_or_else(|| format!("BYDAY {v}"))?;
-            let (nth, day) = v.split_at(at);
+            // The day is the last two bytes; anything not ASCII there is no day
+            // code (and a byte index inside a character would panic).
+            let (nth, day) = v
+                .len()
+                .checked_sub(2)
+                .and_then(|at| v.split_at_checked(at))
+                .ok_or_else(|| format!("BYDAY {v}"))?;
             let weekday = [
                 Weekday::Mon,
                 Weekday::Tue,
@@ -654,6 +659,19 @@ mod tests {
             .describe(),
             "On the 15th of every month, 7:00pm–9:00pm"
         );
+    }
+
+    #[test]
+    fn a_day_code_that_is_not_ascii_is_refused_not_a_panic() {
+        let date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let time = NaiveTime::from_hms_opt(19, 0, 0).unwrap();
+        for byday in ["ÖO", "MÖ", "Ö", "2ÖO", "-ÿ", "é"] {
+            let rule = format!("FREQ=MONTHLY;INTERVAL=1;BYDAY={byday}");
+            let parsed = Schedule::from_rrule(&rule, date, None, time, time);
+            assert!(parsed.is_err(), "{rule} accepted");
+        }
+        let fine = Schedule::from_rrule("FREQ=WEEKLY;BYDAY=MO", date, None, time, time);
+        assert!(fine.is_ok());
     }
 
     #[test]
