@@ -24,6 +24,7 @@ pub struct CommonConfig {
     pub log: LogConfig,
     pub outbox: OutboxConfig,
     pub consumer: ConsumerConfig,
+    pub workers: WorkersConfig,
 }
 
 impl CommonConfig {
@@ -50,6 +51,7 @@ impl Default for CommonConfig {
             log: LogConfig::default(),
             outbox: OutboxConfig::default(),
             consumer: ConsumerConfig::default(),
+            workers: WorkersConfig::default(),
         }
     }
 }
@@ -76,6 +78,26 @@ impl Default for DatabaseConfig {
             max_connections: 10,
             sqlite_readers: 4,
             migrate_on_start: true,
+        }
+    }
+}
+
+/// Supervision of background workers (see `supervise`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkersConfig {
+    /// A worker down (ended or panicked, not yet running steadily again) longer
+    /// than this turns readiness NOT_SERVING until it recovers.
+    pub unhealthy_after_ms: u64,
+    /// The longest pause before restarting a worker that keeps failing.
+    pub restart_max_ms: u64,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            unhealthy_after_ms: 30_000,
+            restart_max_ms: 30_000,
         }
     }
 }

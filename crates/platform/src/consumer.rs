@@ -28,6 +28,7 @@ const FETCH_GRACE: Duration = Duration::from_secs(3);
 const GATHER: Duration = Duration::from_millis(2);
 
 /// One durable consumer of one stream for one region.
+#[derive(Clone)]
 pub struct ConsumerRunner {
     pub durable: String,
     pub stream: StreamSpec,

@@ -24,21 +24,38 @@ use crate::trace::{self, TraceParent};
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// Health of one service: its full gRPC name is the readiness entry, and the
-/// overall ("") entry follows it, so neither reports SERVING before the database,
-/// NATS and the streams are ready.
+/// overall ("") entry follows it. It is SERVING only while every condition holds:
+/// eventing (the database, NATS and the streams ready) and each supervised
+/// background worker (see [`crate::supervise`]).
 #[derive(Clone)]
 pub struct Readiness {
     reporter: HealthReporter,
     service_name: &'static str,
+    /// Condition name → holds. Starts with eventing, not yet ready.
+    conditions: Arc<std::sync::Mutex<std::collections::BTreeMap<String, bool>>>,
 }
+
+/// The condition [`Readiness::set`] speaks for.
+const EVENTING: &str = "eventing";
 
 impl Readiness {
     pub fn service_name(&self) -> &'static str {
         self.service_name
     }
 
+    /// Eventing is ready (or not).
     pub async fn set(&self, ready: bool) {
-        let status = if ready {
+        self.set_condition(EVENTING, ready).await;
+    }
+
+    /// One named condition of readiness holds (or not); the service serves when all do.
+    pub async fn set_condition(&self, name: &str, holds: bool) {
+        let serving = {
+            let mut conditions = self.conditions.lock().expect("readiness lock");
+            conditions.insert(name.to_string(), holds);
+            conditions.values().all(|ok| *ok)
+        };
+        let status = if serving {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
@@ -47,6 +64,22 @@ impl Readiness {
             .set_service_status(self.service_name, status)
             .await;
         self.reporter.set_service_status("", status).await;
+    }
+
+    /// What the health service says now.
+    pub fn is_serving(&self) -> bool {
+        let conditions = self.conditions.lock().expect("readiness lock");
+        conditions.values().all(|ok| *ok)
+    }
+
+    /// The conditions that do not hold, by name (for logs and tests).
+    pub fn failing(&self) -> Vec<String> {
+        let conditions = self.conditions.lock().expect("readiness lock");
+        conditions
+            .iter()
+            .filter(|(_, ok)| !**ok)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 
@@ -81,6 +114,7 @@ pub async fn health(service_name: &'static str) -> ServerParts {
     let readiness = Readiness {
         reporter,
         service_name,
+        conditions: Default::default(),
     };
     readiness.set(false).await;
     let mut routes = tonic::service::RoutesBuilder::default();

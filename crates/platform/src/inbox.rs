@@ -71,21 +71,15 @@ pub async fn apply_in(
     {
         Ok(handled) => handled?,
         Err(panic) => {
-            let reason = format!("handler panicked: {}", panic_text(panic.as_ref()));
+            let reason = format!(
+                "handler panicked: {}",
+                crate::supervise::panic_text(panic.as_ref())
+            );
             tracing::error!(ce_id = %event.id, ce_type = %event.ce_type, %reason, "event handler panicked");
             return Err(HandlerError::Poison(reason));
         }
     }
     Ok(Outcome::Applied)
-}
-
-/// The message a panic was raised with (`panic!` gives a `&str` or a `String`).
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }
 
 /// Runs `handler` for `event` exactly once per `consumer`: records the event id

@@ -19,6 +19,7 @@ pub mod privacy;
 pub mod schema;
 pub mod service;
 pub mod shutdown;
+pub mod supervise;
 pub mod telemetry;
 pub mod time;
 pub mod trace;

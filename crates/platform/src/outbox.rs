@@ -92,6 +92,7 @@ impl Outbox {
 }
 
 /// Publishes outbox rows. One per replica; replicas coordinate through leases.
+#[derive(Clone)]
 pub struct Relay {
     db: DatabaseConnection,
     js: jetstream::Context,

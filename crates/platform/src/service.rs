@@ -17,6 +17,7 @@ use crate::consumer::ConsumerRunner;
 use crate::grpc::Readiness;
 use crate::inbox::EventHandler;
 use crate::outbox::{Outbox, Relay};
+use crate::supervise::Supervisor;
 
 /// Command line of every service binary.
 #[derive(Debug, clap::Parser)]
@@ -114,12 +115,14 @@ pub struct Eventing {
 }
 
 impl Eventing {
-    /// Connects to NATS, creates streams, then starts the relay and consumers and
-    /// turns readiness on; afterwards readiness follows the NATS connection. The
-    /// returned task ends once everything it started has stopped after `shutdown`.
-    pub fn spawn(self, readiness: Readiness, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut workers = tokio::task::JoinSet::new();
+    /// Connects to NATS and creates streams (retrying until shutdown), then
+    /// starts the relay, the consumers and a watch on the connection as
+    /// supervised workers; readiness turns on once they run and afterwards
+    /// follows the NATS connection.
+    pub fn spawn(self, readiness: Readiness, supervisor: &Supervisor) {
+        let workers = supervisor.clone();
+        supervisor.spawn_once(async move {
+            let shutdown = workers.shutdown().clone();
             let client = loop {
                 match bus::connect(&self.common.nats.url, self.service).await {
                     Ok(c) => break c,
@@ -156,7 +159,8 @@ impl Eventing {
                     outbox,
                 )
                 .with_streams(self.produces.clone(), max_age);
-                workers.spawn(relay.run(shutdown.clone()));
+                let stop = shutdown.clone();
+                workers.spawn("outbox relay", move || relay.clone().run(stop.clone()));
             }
             for (stream, handler) in self.consumes {
                 let runner = ConsumerRunner {
@@ -186,13 +190,17 @@ impl Eventing {
                         }
                     }
                 }
-                workers.spawn(runner.run(shutdown.clone()));
+                let stop = shutdown.clone();
+                workers.spawn(format!("consumer {}", runner.durable), move || {
+                    runner.clone().run(stop.clone())
+                });
             }
             tracing::info!(service = self.service, "eventing ready");
-            follow_connection(client, readiness, shutdown).await;
-            // Let the relay finish its round and consumers their current message.
-            while workers.join_next().await.is_some() {}
-        })
+            let stop = shutdown.clone();
+            workers.spawn("NATS connection watch", move || {
+                follow_connection(client.clone(), readiness.clone(), stop.clone())
+            });
+        });
     }
 }
 
@@ -243,13 +251,13 @@ pub async fn open_databases<M: sea_orm_migration::MigratorTrait>(
 }
 
 /// Serves the service's gRPC API until `shutdown`, then waits for its background
-/// work (`background`, from [`Eventing::spawn`]) within the shutdown grace period.
+/// workers (`workers`) within the shutdown grace period.
 pub async fn serve_until_shutdown(
     common: &CommonConfig,
     auth: Arc<crate::auth::Authenticator>,
     listener: tokio::net::TcpListener,
     parts: crate::grpc::ServerParts,
-    background: tokio::task::JoinHandle<()>,
+    workers: Supervisor,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     tracing::info!(
@@ -259,11 +267,8 @@ pub async fn serve_until_shutdown(
         "serving"
     );
     let served = crate::grpc::serve(&common.grpc, auth, listener, parts, shutdown).await;
-    if tokio::time::timeout(common.grpc.shutdown_grace(), background)
-        .await
-        .is_err()
-    {
-        tracing::warn!("background tasks did not stop within the shutdown grace period");
+    if !workers.join(common.grpc.shutdown_grace()).await {
+        tracing::warn!("background workers did not stop within the shutdown grace period");
     }
     served
 }

@@ -17,6 +17,7 @@ pub mod store;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
+use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
 use tokio::net::TcpListener;
@@ -54,10 +55,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         postcodes = postcodes.len(),
         "search index built"
     );
+    let mut parts = platform_grpc::health(SERVICE_NAME).await;
+    let workers = Supervisor::new(
+        parts.readiness.clone(),
+        shutdown.clone(),
+        common.workers.clone(),
+    );
     indexer.clone().spawn(
         common.nats.url.clone(),
         std::time::Duration::from_secs(config.search.rebuild_interval_secs.max(1)),
-        shutdown.clone(),
+        &workers,
     );
     let outbox = Outbox::new(&common.region, "listings");
     let event_log = events::EventLog {
@@ -65,7 +72,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         postcodes: postcodes.clone(),
     };
 
-    let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::ListingsApi::new(
         dbs,
         event_log.clone(),
@@ -78,14 +84,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     parts.add_service(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
-    tokio::spawn(freshness::run(
-        db.clone(),
-        event_log.clone(),
-        common.region.clone(),
-        config.freshness.clone(),
-        shutdown.clone(),
-    ));
-    let background = Eventing {
+    workers.spawn("review reminders", {
+        let (db, event_log, region) = (db.clone(), event_log.clone(), common.region.clone());
+        let (freshness, stop) = (config.freshness.clone(), shutdown.clone());
+        move || {
+            freshness::run(
+                db.clone(),
+                event_log.clone(),
+                region.clone(),
+                freshness.clone(),
+                stop.clone(),
+            )
+        }
+    });
+    Eventing {
         service: "listings",
         common: common.clone(),
         db,
@@ -111,6 +123,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             ),
         ],
     }
-    .spawn(parts.readiness.clone(), shutdown.clone());
-    service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await
+    .spawn(parts.readiness.clone(), &workers);
+    service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await
 }

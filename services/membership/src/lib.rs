@@ -19,6 +19,7 @@ use std::sync::Arc;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
+use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::membership::v1::membership_service_server::MembershipServiceServer;
 use tokio::net::TcpListener;
@@ -41,13 +42,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
-    tokio::spawn(reminders::run(
-        db.clone(),
-        outbox.clone(),
-        config.rota.clone(),
+    let workers = Supervisor::new(
+        parts.readiness.clone(),
         shutdown.clone(),
-    ));
-    let background = Eventing {
+        common.workers.clone(),
+    );
+    workers.spawn("rota reminders", {
+        let (db, outbox) = (db.clone(), outbox.clone());
+        let (rota, stop) = (config.rota.clone(), shutdown.clone());
+        move || reminders::run(db.clone(), outbox.clone(), rota.clone(), stop.clone())
+    });
+    Eventing {
         service: "membership",
         common: common.clone(),
         db,
@@ -70,6 +75,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             ),
         ],
     }
-    .spawn(parts.readiness.clone(), shutdown.clone());
-    service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await
+    .spawn(parts.readiness.clone(), &workers);
+    service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await
 }

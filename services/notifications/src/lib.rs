@@ -23,6 +23,7 @@ use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
+use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use tokio::net::TcpListener;
@@ -49,13 +50,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let mailer = Arc::new(channels::email::Mailer::from_config(&config.email)?);
     let webhooks = channels::webhook::WebhookSender::new(&config.webhooks)?;
     let unsubscribe = unsubscribe::UnsubscribeKey::load(&db, &config.http.public_url).await?;
+    let mut parts = platform_grpc::health(SERVICE_NAME).await;
+    let workers = Supervisor::new(
+        parts.readiness.clone(),
+        shutdown.clone(),
+        common.workers.clone(),
+    );
     if !config.http.listen.is_empty() {
         let http = TcpListener::bind(&config.http.listen)
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
         tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
         let router = unsubscribe::router(db.clone(), unsubscribe.clone());
-        tokio::spawn(unsubscribe::serve(http, router, shutdown.clone()));
+        // axum's server only returns at shutdown (it rides out accept errors),
+        // so it is owned and joined but has nothing to restart.
+        workers.spawn_once(unsubscribe::serve(http, router, shutdown.clone()));
     }
     let dispatcher = Arc::new(dispatch::Dispatcher {
         db: db.clone(),
@@ -67,44 +76,50 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         region: common.region.clone(),
         timezone,
     });
-    tokio::spawn(service::repeat(
-        "deliveries",
-        Duration::from_millis(config.delivery.interval_ms.max(50)),
-        shutdown.clone(),
+    workers.spawn("deliveries", {
+        let stop = shutdown.clone();
+        let interval = Duration::from_millis(config.delivery.interval_ms.max(50));
         move || {
             let dispatcher = dispatcher.clone();
-            async move { dispatcher.round().await }
-        },
-    ));
+            service::repeat("deliveries", interval, stop.clone(), move || {
+                let dispatcher = dispatcher.clone();
+                async move { dispatcher.round().await }
+            })
+        }
+    });
     let digests = Arc::new(digests::Digests::new(
         &config.digests,
         db.clone(),
         timezone,
     )?);
-    tokio::spawn(service::repeat(
-        "digests",
-        Duration::from_secs(config.digests.check_interval_secs.max(1)),
-        shutdown.clone(),
-        {
-            let digests = digests.clone();
-            move || {
-                let digests = digests.clone();
-                async move { digests.round().await }
-            }
-        },
-    ));
-    let retention_days = config.delivery.retention_days.max(1);
-    tokio::spawn(service::repeat(
-        "delivery log retention",
-        Duration::from_secs(3_600),
-        shutdown.clone(),
+    workers.spawn("digests", {
+        let (digests, stop) = (digests.clone(), shutdown.clone());
+        let interval = Duration::from_secs(config.digests.check_interval_secs.max(1));
         move || {
             let digests = digests.clone();
-            async move { digests.prune(retention_days).await }
-        },
-    ));
+            service::repeat("digests", interval, stop.clone(), move || {
+                let digests = digests.clone();
+                async move { digests.round().await }
+            })
+        }
+    });
+    let retention_days = config.delivery.retention_days.max(1);
+    workers.spawn("delivery log retention", {
+        let stop = shutdown.clone();
+        move || {
+            let digests = digests.clone();
+            service::repeat(
+                "delivery log retention",
+                Duration::from_secs(3_600),
+                stop.clone(),
+                move || {
+                    let digests = digests.clone();
+                    async move { digests.prune(retention_days).await }
+                },
+            )
+        }
+    });
 
-    let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let api = grpc::NotificationsApi::new(
         dbs,
         common.region.clone(),
@@ -115,7 +130,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         NotificationsServiceServer::new(api)
             .max_decoding_message_size(common.grpc.max_message_bytes),
     );
-    let background = Eventing {
+    Eventing {
         service: "notifications",
         common: common.clone(),
         db,
@@ -138,6 +153,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             ),
         ],
     }
-    .spawn(parts.readiness.clone(), shutdown.clone());
-    service::serve_until_shutdown(common, auth, listener, parts, background, shutdown).await
+    .spawn(parts.readiness.clone(), &workers);
+    service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await
 }

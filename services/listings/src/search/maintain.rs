@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::bus::{self, LISTINGS};
+use selfhelp_platform::supervise::Supervisor;
 
 use super::cards::{Card, Cards, Render};
 use super::postcodes::PostcodeTable;
@@ -160,77 +161,89 @@ impl Indexer {
     }
 
     /// Follows LISTINGS events from every replica (a plain subscription: a missed
-    /// event is caught by the next periodic rebuild) and rebuilds on a timer.
-    pub fn spawn(self, nats_url: String, rebuild_every: Duration, shutdown: Shutdown) {
+    /// event is caught by the next periodic rebuild) and rebuilds on a timer, as
+    /// two supervised workers.
+    pub fn spawn(self, nats_url: String, rebuild_every: Duration, workers: &Supervisor) {
         let follower = self.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            // Never give up following: a replica that stopped would show stale
-            // cards until the next full rebuild. After any gap, rebuild to catch
-            // up on what was missed meanwhile.
-            let mut pause = Duration::from_millis(500);
-            let mut gap = false;
-            loop {
-                let subscribed = async {
-                    let client = bus::connect(&nats_url, "listings-search")
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    client
-                        .subscribe(LISTINGS.region_filter(&follower.region))
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                let mut events = match subscribed.await {
-                    Ok(events) => events,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "search follower cannot subscribe to LISTINGS; retrying");
-                        gap = true;
-                        tokio::select! {
-                            _ = stop.wait() => return,
-                            _ = tokio::time::sleep(pause) => {}
-                        }
-                        pause = (pause * 2).min(Duration::from_secs(10));
-                        continue;
-                    }
-                };
-                pause = Duration::from_millis(500);
-                if gap && let Err(e) = follower.rebuild().await {
-                    tracing::warn!(error = %e, "search index rebuild after a gap failed");
-                }
-                loop {
-                    let message = tokio::select! {
+        let stop = workers.shutdown().clone();
+        workers.spawn("search follower", move || {
+            follower.clone().follow(nats_url.clone(), stop.clone())
+        });
+        let stop = workers.shutdown().clone();
+        workers.spawn("search rebuild", move || {
+            self.clone().rebuild_every(rebuild_every, stop.clone())
+        });
+    }
+
+    /// Applies each LISTINGS event of the region to the index and cards until
+    /// `stop`. Never gives up: a replica that stopped following would show stale
+    /// cards until the next full rebuild. After any gap it rebuilds, to catch up
+    /// on what was missed meanwhile (a restart counts as a gap too).
+    async fn follow(self, nats_url: String, stop: Shutdown) {
+        let mut pause = Duration::from_millis(500);
+        let mut gap = false;
+        loop {
+            let subscribed = async {
+                let client = bus::connect(&nats_url, "listings-search")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client
+                    .subscribe(LISTINGS.region_filter(&self.region))
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let mut events = match subscribed.await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "search follower cannot subscribe to LISTINGS; retrying");
+                    gap = true;
+                    tokio::select! {
                         _ = stop.wait() => return,
-                        m = events.next() => m,
-                    };
-                    let Some(message) = message else {
-                        tracing::warn!("LISTINGS subscription ended; subscribing again");
-                        gap = true;
-                        break;
-                    };
-                    let group_id = message
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(bus::headers::SUBJECT))
-                        .map(|v| v.as_str().to_string());
-                    if let Some(id) = group_id
-                        && let Err(e) = follower.refresh(&id).await
-                    {
-                        tracing::warn!(error = %e, "search index refresh failed");
+                        _ = tokio::time::sleep(pause) => {}
                     }
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                    continue;
                 }
+            };
+            pause = Duration::from_millis(500);
+            if gap && let Err(e) = self.rebuild().await {
+                tracing::warn!(error = %e, "search index rebuild after a gap failed");
             }
-        });
-        tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(rebuild_every) => {}
-                }
-                match self.rebuild().await {
-                    Ok(n) => tracing::debug!(groups = n, "search index rebuilt"),
-                    Err(e) => tracing::warn!(error = %e, "search index rebuild failed"),
+                let message = tokio::select! {
+                    _ = stop.wait() => return,
+                    m = events.next() => m,
+                };
+                let Some(message) = message else {
+                    tracing::warn!("LISTINGS subscription ended; subscribing again");
+                    gap = true;
+                    break;
+                };
+                let group_id = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(bus::headers::SUBJECT))
+                    .map(|v| v.as_str().to_string());
+                if let Some(id) = group_id
+                    && let Err(e) = self.refresh(&id).await
+                {
+                    tracing::warn!(error = %e, "search index refresh failed");
                 }
             }
-        });
+        }
+    }
+
+    /// Rebuilds the index and cards every `every` until `stop`.
+    async fn rebuild_every(self, every: Duration, stop: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = stop.wait() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.rebuild().await {
+                Ok(n) => tracing::debug!(groups = n, "search index rebuilt"),
+                Err(e) => tracing::warn!(error = %e, "search index rebuild failed"),
+            }
+        }
     }
 }
