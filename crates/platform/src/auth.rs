@@ -38,6 +38,9 @@ pub struct Caller {
     pub person_id: String,
     pub region: String,
     pub roles: Vec<String>,
+    /// When the caller's token expires (Unix seconds): a long-lived stream
+    /// ends then.
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -177,6 +180,7 @@ impl Authenticator {
             person_id: claims.sub,
             region: claims.region,
             roles: claims.roles,
+            expires_at: claims.exp,
         })
     }
 

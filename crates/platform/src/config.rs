@@ -132,6 +132,8 @@ pub struct GrpcConfig {
     pub max_message_bytes: usize,
     /// Hard deadline for draining in-flight requests on shutdown.
     pub shutdown_grace_ms: u64,
+    /// HTTP/2 streams (calls) one client connection may have open at once.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for GrpcConfig {
@@ -140,8 +142,10 @@ impl Default for GrpcConfig {
             listen: String::new(),
             request_timeout_ms: 10_000,
             concurrency_limit: 256,
-            max_message_bytes: 16 * 1024 * 1024,
+            // Ample for any request of ours; anonymous callers included.
+            max_message_bytes: 256 * 1024,
             shutdown_grace_ms: 10_000,
+            max_concurrent_streams: 100,
         }
     }
 }

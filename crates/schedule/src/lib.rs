@@ -97,9 +97,53 @@ pub fn check_times(
     }
 }
 
+/// How far back a schedule may start: a group that has met for years says so
+/// with a recent date; an older one only makes every expansion longer.
+pub const MAX_DAYS_BACK: i64 = 366;
+/// How far ahead any date of a schedule or a single meeting may be.
+pub const MAX_YEARS_AHEAD: u32 = 5;
+
+/// Whether `date` lies within the window dates may take, seen from `today`:
+/// at most [`MAX_DAYS_BACK`] back (when `back` is allowed) and
+/// [`MAX_YEARS_AHEAD`] ahead. Adds a violation naming `field` when not.
+pub fn check_window(
+    v: &mut Violations,
+    field: &str,
+    date: NaiveDate,
+    today: NaiveDate,
+    back: bool,
+) -> bool {
+    let latest = today
+        .checked_add_months(chrono::Months::new(12 * MAX_YEARS_AHEAD))
+        .unwrap_or(NaiveDate::MAX);
+    let earliest = if back {
+        today - chrono::Duration::days(MAX_DAYS_BACK)
+    } else {
+        today
+    };
+    if date > latest {
+        v.add(
+            field,
+            format!("must be at most {MAX_YEARS_AHEAD} years ahead (on or before {latest})"),
+        );
+        return false;
+    }
+    if date < earliest {
+        let message = if back {
+            format!("must be at most a year back (on or after {earliest})")
+        } else {
+            "must not be in the past".to_string()
+        };
+        v.add(field, message);
+        return false;
+    }
+    true
+}
+
 /// Checks every field of a schedule, naming each one that is wrong (prefixed
-/// with `schedule.`).
-pub fn validate(d: &ScheduleDraft) -> Result<Schedule, Violations> {
+/// with `schedule.`); dates must lie in the window of [`check_window`] seen from
+/// `today` (the region's date).
+pub fn validate(d: &ScheduleDraft, today: NaiveDate) -> Result<Schedule, Violations> {
     let mut v = Violations::new();
     let interval = match d.interval {
         0 => 1,
@@ -157,8 +201,10 @@ pub fn validate(d: &ScheduleDraft) -> Result<Schedule, Violations> {
             }
         },
     };
-    let valid_from = parse_date(&mut v, "schedule.valid_from", &d.valid_from, true);
-    let valid_until = parse_date(&mut v, "schedule.valid_until", &d.valid_until, false);
+    let valid_from = parse_date(&mut v, "schedule.valid_from", &d.valid_from, true)
+        .filter(|&from| check_window(&mut v, "schedule.valid_from", from, today, true));
+    let valid_until = parse_date(&mut v, "schedule.valid_until", &d.valid_until, false)
+        .filter(|&until| check_window(&mut v, "schedule.valid_until", until, today, true));
     if let (Some(from), Some(until)) = (valid_from, valid_until)
         && until < from
     {
@@ -357,10 +403,50 @@ impl Schedule {
             .map(|d| d.with_timezone(&Utc))
     }
 
-    fn rule(&self, tz: chrono_tz::Tz) -> Option<RRuleSet> {
-        let start = tz
-            .from_local_datetime(&self.valid_from.and_time(self.start))
-            .earliest()?;
+    /// A first date for the rule at most two repeats before `near`, on the same
+    /// beat as `valid_from` (a whole number of intervals on), so the meetings
+    /// are the same as from `valid_from` while expanding from a start long ago
+    /// costs nothing.
+    fn start_near(&self, near: NaiveDate) -> NaiveDate {
+        if near <= self.valid_from {
+            return self.valid_from;
+        }
+        match &self.pattern {
+            Pattern::Weekly { interval, .. } => {
+                let period = 7 * i64::from((*interval).max(1));
+                let periods = ((near - self.valid_from).num_days() / period - 1).max(0);
+                self.valid_from + chrono::Duration::days(periods * period)
+            }
+            Pattern::MonthlyByWeekday { interval, .. }
+            | Pattern::MonthlyByDate { interval, .. } => {
+                use chrono::Datelike;
+                let interval = i64::from((*interval).max(1));
+                let months = i64::from(near.year() - self.valid_from.year()) * 12
+                    + i64::from(near.month())
+                    - i64::from(self.valid_from.month());
+                let periods = (months / interval - 1).max(0);
+                if periods == 0 {
+                    return self.valid_from;
+                }
+                // The first of a later month: every meeting of that month is on
+                // or after it, and the months counted stay on the beat.
+                self.valid_from
+                    .with_day(1)
+                    .and_then(|d| {
+                        d.checked_add_months(chrono::Months::new((periods * interval) as u32))
+                    })
+                    .unwrap_or(self.valid_from)
+            }
+        }
+    }
+
+    fn rule(&self, tz: chrono_tz::Tz, near: NaiveDate) -> Option<RRuleSet> {
+        let local = |date: NaiveDate| {
+            tz.from_local_datetime(&date.and_time(self.start))
+                .earliest()
+        };
+        // (Should the later start fall in a clock change's gap, the original will do.)
+        let start = local(self.start_near(near)).or_else(|| local(self.valid_from))?;
         let start = start.with_timezone(&Tz::Tz(tz));
         let mut rule = match &self.pattern {
             Pattern::Weekly { interval, weekday } => RRule::new(Frequency::Weekly)
@@ -390,7 +476,7 @@ impl Schedule {
         after: DateTime<Utc>,
         limit: u16,
     ) -> Vec<DateTime<chrono_tz::Tz>> {
-        let Some(set) = self.rule(tz) else {
+        let Some(set) = self.rule(tz, after.with_timezone(&tz).date_naive()) else {
             return Vec::new();
         };
         set.after(after.with_timezone(&Tz::Tz(tz)))
@@ -661,6 +747,106 @@ mod tests {
         );
     }
 
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    }
+
+    #[test]
+    fn dates_outside_the_window_are_refused_by_name() {
+        let draft = |from: &str, until: &str| ScheduleDraft {
+            weekly: Some(true),
+            weekday: Some(Weekday::Wed),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            valid_from: from.into(),
+            valid_until: until.into(),
+            ..Default::default()
+        };
+        let refused = |from: &str, until: &str| -> Vec<String> {
+            validate(&draft(from, until), today())
+                .unwrap_err()
+                .fields()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(refused("1000-01-01", ""), vec!["schedule.valid_from"]);
+        assert_eq!(refused("-9999-01-01", ""), vec!["schedule.valid_from"]);
+        assert_eq!(refused("2025-02-27", ""), vec!["schedule.valid_from"]);
+        assert_eq!(refused("2031-03-02", ""), vec!["schedule.valid_from"]);
+        assert_eq!(
+            refused("2026-03-01", "9999-12-31"),
+            vec!["schedule.valid_until"]
+        );
+        // The edges are in.
+        assert!(validate(&draft("2025-03-01", "2031-03-01"), today()).is_ok());
+    }
+
+    /// The same meetings whether expanded from the start or from near `after`.
+    #[test]
+    fn expanding_from_near_now_keeps_every_rule_on_its_beat() {
+        let patterns = [
+            Pattern::Weekly {
+                interval: 1,
+                weekday: Weekday::Mon,
+            },
+            Pattern::Weekly {
+                interval: 3,
+                weekday: Weekday::Sat,
+            },
+            Pattern::MonthlyByWeekday {
+                interval: 5,
+                nth: -1,
+                weekday: Weekday::Fri,
+            },
+            Pattern::MonthlyByWeekday {
+                interval: 2,
+                nth: 1,
+                weekday: Weekday::Sun,
+            },
+            Pattern::MonthlyByDate {
+                interval: 7,
+                day: 28,
+            },
+        ];
+        for pattern in patterns {
+            for from in ["2019-01-31", "2019-02-28", "2019-06-05", "2023-12-31"] {
+                let mut s = schedule(pattern.clone());
+                s.valid_from = NaiveDate::parse_from_str(from, "%Y-%m-%d").unwrap();
+                for after in [utc(2026, 1, 1), utc(2026, 3, 29), utc(2027, 10, 31)] {
+                    let near = s.regular_starts(LONDON, after, 12);
+                    // The long way: every meeting from the first, then those after.
+                    let all: Vec<_> = s
+                        .rule(LONDON, s.valid_from)
+                        .unwrap()
+                        .all(2_000)
+                        .dates
+                        .into_iter()
+                        .map(|d| d.with_timezone(&LONDON))
+                        .filter(|d| d.with_timezone(&Utc) > after)
+                        .take(12)
+                        .collect();
+                    assert_eq!(near, all, "{pattern:?} from {from} after {after}");
+                    assert_eq!(near.len(), 12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_start_in_the_distant_past_expands_from_near_now() {
+        // Stored before the window existed: still answers, from near `after`.
+        let mut s = schedule(Pattern::Weekly {
+            interval: 2,
+            weekday: Weekday::Wed,
+        });
+        s.valid_from = NaiveDate::from_ymd_opt(1000, 1, 1).unwrap();
+        let after = utc(2026, 6, 1);
+        let start = s.start_near(after.date_naive());
+        assert!(start <= after.date_naive());
+        assert!((after.date_naive() - start).num_days() <= 28);
+        assert_eq!(s.regular_starts(LONDON, after, 3).len(), 3);
+    }
+
     #[test]
     fn a_day_code_that_is_not_ascii_is_refused_not_a_panic() {
         let date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
@@ -805,7 +991,7 @@ mod tests {
             valid_from: "soon".into(),
             ..Default::default()
         };
-        let fields: Vec<String> = validate(&bad)
+        let fields: Vec<String> = validate(&bad, today())
             .unwrap_err()
             .fields()
             .map(String::from)
@@ -826,7 +1012,7 @@ mod tests {
             valid_from: "2026-01-01".into(),
             ..Default::default()
         };
-        let fields: Vec<String> = validate(&backwards)
+        let fields: Vec<String> = validate(&backwards, today())
             .unwrap_err()
             .fields()
             .map(String::from)
@@ -841,7 +1027,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate(&ok).unwrap().pattern,
+            validate(&ok, today()).unwrap().pattern,
             Pattern::MonthlyByDate {
                 interval: 1,
                 day: 15

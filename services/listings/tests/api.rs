@@ -413,6 +413,21 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
     let mut client = ListingsServiceClient::new(svc.channel().await);
     let alice = token("alice", REGION, &[]);
 
+    // A request larger than 256 KiB is refused before it is read whole, even
+    // anonymous; the service answers the next call as usual.
+    let huge = pb::SearchGroupsRequest {
+        query: "a".repeat(300 * 1024),
+        ..Default::default()
+    };
+    assert_eq!(
+        client.search_groups(huge).await.unwrap_err().code(),
+        Code::OutOfRange
+    );
+    client
+        .search_groups(pb::SearchGroupsRequest::default())
+        .await
+        .unwrap();
+
     // Tokens.
     let ok = new_group("Group", "", &[]);
     assert_eq!(
@@ -464,10 +479,7 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
 
     let cases: Vec<(pb::CreateGroupRequest, &str)> = vec![
         (new_group("", "", &[]), "name"),
-        (
-            new_group("Big", &"x".repeat(10 * 1024 * 1024), &[]),
-            "description",
-        ),
+        (new_group("Big", &"x".repeat(20_000), &[]), "description"),
         (
             {
                 let mut g = new_group("Postcode", "", &[]);
@@ -1023,6 +1035,17 @@ async fn schedules_exceptions_events_and_calendar_export() {
             violated_fields(&err),
             vec!["schedule.frequency", "schedule.end_time"]
         );
+        // Dates far back or far ahead would make every expansion costly: refused.
+        for far in ["-9999-01-01", "1000-01-01", "2999-01-01"] {
+            let mut bad = weekly.clone();
+            bad.valid_from = far.into();
+            let err = client
+                .set_schedule(with_token(set(Some(bad)), &alice))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{far}");
+            assert_eq!(violated_fields(&err), vec!["schedule.valid_from"], "{far}");
+        }
 
         let with_schedule = client
             .set_schedule(with_token(set(Some(weekly)), &alice))
@@ -1107,6 +1130,34 @@ async fn schedules_exceptions_events_and_calendar_export() {
             venue_index: None,
             note: "Picnic in the park".into(),
         };
+        // A time the clocks skip (01:30 on the last Sunday of March) does not
+        // exist; nor is a date beyond the window accepted.
+        let gap_day = (today.year()..)
+            .map(|y| {
+                let april = chrono::NaiveDate::from_ymd_opt(y, 4, 1).unwrap();
+                (1..=7)
+                    .map(|back| april - chrono::Duration::days(back))
+                    .find(|d| d.weekday() == Weekday::Sun)
+                    .unwrap()
+            })
+            .find(|d| *d > today)
+            .unwrap();
+        let mut in_the_gap = one_off.clone();
+        in_the_gap.date = gap_day.to_string();
+        in_the_gap.start_time = "01:30".into();
+        in_the_gap.end_time = "03:00".into();
+        let err = client
+            .add_one_off_meeting(with_token(in_the_gap, &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), vec!["start_time"], "{err:?}");
+        let mut too_far = one_off.clone();
+        too_far.date = (today + chrono::Duration::days(6 * 366)).to_string();
+        let err = client
+            .add_one_off_meeting(with_token(too_far, &alice))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), vec!["date"]);
         let after = client
             .add_one_off_meeting(with_token(one_off, &alice))
             .await

@@ -17,6 +17,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub digests: DigestConfig,
     pub http: HttpConfig,
+    pub watch: WatchConfig,
 }
 
 impl Default for Config {
@@ -31,6 +32,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             digests: DigestConfig::default(),
             http: HttpConfig::default(),
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -39,6 +41,25 @@ impl ServiceConfig for Config {
     type Migrator = crate::store::Migrator;
     fn common(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+/// Live inbox streams (`WatchNotifications`), counted per replica.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchConfig {
+    /// Streams one person may hold open at once (a phone, a laptop, a tab).
+    pub max_per_person: usize,
+    /// Streams open at once in all.
+    pub max_total: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            max_per_person: 3,
+            max_total: 2_000,
+        }
     }
 }
 

@@ -125,6 +125,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         common.region.clone(),
         shutdown.clone(),
         config.webhooks.clone(),
+        config.watch.clone(),
     );
     parts.add_service(
         NotificationsServiceServer::new(api)

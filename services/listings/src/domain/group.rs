@@ -861,21 +861,25 @@ mod tests {
             person_id: "alice".into(),
             region: "notts".into(),
             roles: vec![],
+            expires_at: i64::MAX,
         };
         let bob = Caller {
             person_id: "bob".into(),
             region: "notts".into(),
             roles: vec![],
+            expires_at: i64::MAX,
         };
         let op = Caller {
             person_id: "op".into(),
             region: "notts".into(),
             roles: vec!["operator".into()],
+            expires_at: i64::MAX,
         };
         let far_op = Caller {
             person_id: "op2".into(),
             region: "leeds".into(),
             roles: vec!["operator".into()],
+            expires_at: i64::MAX,
         };
         assert!(can_view(Status::Draft, "notts", &organisers, Some(&alice)));
         assert!(can_view(Status::Draft, "notts", &organisers, Some(&op)));

@@ -91,14 +91,41 @@ impl ListingsApi {
         Utc::now().with_timezone(&self.tz).date_naive()
     }
 
-    /// A required date, today or later.
+    /// A required date, today or later, and not beyond the schedule window.
     fn future_date(&self, v: &mut Violations, field: &str, value: &str) -> Option<NaiveDate> {
         let date = parse_date(v, field, value, true)?;
-        if date < self.today() {
-            v.add(field, "must not be in the past");
-            return None;
+        schedule::check_window(v, field, date, self.today(), false).then_some(date)
+    }
+
+    /// Checks that both times exist on `date` in the region's zone: a time the
+    /// clocks skip when they go forward (01:30 on the last Sunday of March in
+    /// London) is refused, naming the field.
+    fn check_exists_on(
+        &self,
+        v: &mut Violations,
+        prefix: &str,
+        date: Option<NaiveDate>,
+        times: Option<(NaiveTime, NaiveTime)>,
+    ) -> bool {
+        let (Some(date), Some((start, end))) = (date, times) else {
+            return true;
+        };
+        let mut ok = true;
+        for (field, time) in [("start_time", start), ("end_time", end)] {
+            if self
+                .tz
+                .from_local_datetime(&date.and_time(time))
+                .earliest()
+                .is_none()
+            {
+                v.add(
+                    format!("{prefix}{field}"),
+                    format!("does not exist on {date}: the clocks go forward then"),
+                );
+                ok = false;
+            }
         }
-        Some(date)
+        ok
     }
 
     /// A meeting date of the current schedule, today or later.
@@ -139,12 +166,13 @@ impl ListingsApi {
         Some(index as u32)
     }
 
+    /// Milliseconds of a local date and time that `check_exists_on` accepted.
     fn local_ms(&self, date: NaiveDate, time: NaiveTime) -> i64 {
         self.tz
             .from_local_datetime(&date.and_time(time))
             .earliest()
-            .map(|d| d.timestamp_millis())
-            .unwrap_or_default()
+            .expect("a time that exists, checked with the request")
+            .timestamp_millis()
     }
 
     /// Stores `exception`, bumps the group's version and records `event` in one
@@ -179,7 +207,7 @@ impl ListingsApi {
         trace: &TraceParent,
     ) -> Result<pb::Group, ListingsError> {
         let schedule = match &req.schedule {
-            Some(s) => Some(schedule::validate(&draft_from_wire(s))?),
+            Some(s) => Some(schedule::validate(&draft_from_wire(s), self.today())?),
             None => None,
         };
         let group = self.managed_group(caller, &req.group_id).await?;
@@ -249,6 +277,7 @@ impl ListingsApi {
         let date = self.regular_date(&mut v, &group, "date", &req.date);
         let new_date = self.future_date(&mut v, "new_date", &req.new_date);
         let times = check_times(&mut v, "new_", &req.new_start_time, &req.new_end_time);
+        self.check_exists_on(&mut v, "new_", new_date, times);
         let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
         v.text("note", &req.note, false, MAX_NOTE);
         v.into_result()?;
@@ -287,6 +316,7 @@ impl ListingsApi {
         let mut v = Violations::new();
         let date = self.future_date(&mut v, "date", &req.date);
         let times = check_times(&mut v, "", &req.start_time, &req.end_time);
+        self.check_exists_on(&mut v, "", date, times);
         let venue_index = self.check_venue(&mut v, &group, "venue_index", req.venue_index);
         v.text("note", &req.note, false, MAX_NOTE);
         v.into_result()?;

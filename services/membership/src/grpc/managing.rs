@@ -19,6 +19,8 @@ use crate::store::{group_settings, invitation, membership};
 use crate::workflow::{self, Ctx};
 
 const MAX_MESSAGE: usize = 1_000;
+/// `ListGroupMembers.states`: one of each of the eight, at most.
+const MAX_STATES: usize = 8;
 const MAX_QUESTION: usize = 500;
 const MAX_DUTIES: usize = 10;
 const MAX_DUTY_CHARS: usize = 40;
@@ -350,14 +352,21 @@ impl MembershipApi {
         let req = request.into_inner();
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        // Each state once: there are eight, so a longer list only repeats them
+        // (and would grow the query's IN list without bound).
         let mut states = Vec::new();
-        for (i, s) in req.states.iter().enumerate() {
-            match pb::MembershipState::try_from(*s)
-                .ok()
-                .and_then(state_from_wire)
-            {
-                Some(state) => states.push(state),
-                None => v.add(format!("states[{i}]"), "is not a membership state"),
+        if req.states.len() > MAX_STATES {
+            v.add("states", format!("at most {MAX_STATES} states"));
+        } else {
+            for (i, s) in req.states.iter().enumerate() {
+                match pb::MembershipState::try_from(*s)
+                    .ok()
+                    .and_then(state_from_wire)
+                {
+                    Some(state) if !states.contains(&state) => states.push(state),
+                    Some(_) => {}
+                    None => v.add(format!("states[{i}]"), "is not a membership state"),
+                }
             }
         }
         let (offset, limit) = paging(&mut v, req.page);

@@ -100,6 +100,34 @@ async fn approval_flow_with_a_question_a_yes_and_a_no() {
             .into_inner();
         assert_eq!(queue.members.len(), 1);
         assert_eq!(queue.members[0].answer, "Company on bad days");
+        // A state named twice is one state; more than the eight there are, refused.
+        let twice =
+            e.mc.list_group_members(as_person(
+                members(
+                    &g,
+                    &[
+                        pb::MembershipState::Requested,
+                        pb::MembershipState::Requested,
+                    ],
+                ),
+                "alice",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(twice.members.len(), 1);
+        let too_many =
+            e.mc.list_group_members(as_person(
+                members(&g, &[pb::MembershipState::Requested; 9]),
+                "alice",
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(too_many.code(), Code::InvalidArgument);
+        assert_eq!(
+            selfhelp_platform::validation::violated_fields(&too_many),
+            vec!["states"]
+        );
         assert_eq!(queue.members[0].person_id, "bob");
 
         let approved =

@@ -15,11 +15,13 @@ use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsService;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::config::WebhookConfig;
+use crate::config::{WatchConfig, WebhookConfig};
 use crate::domain::messages::Kind;
 use crate::error::NotificationsError;
 use crate::store::{alert, audience, delivery, digest, notification, preference, webhook};
@@ -32,6 +34,61 @@ pub struct NotificationsApi {
     /// Ends live streams when the service stops.
     shutdown: Shutdown,
     webhooks: WebhookConfig,
+    watch: WatchConfig,
+    /// Live streams open on this replica.
+    watchers: Arc<Watchers>,
+}
+
+/// Live `WatchNotifications` streams open on this replica: per person and in all.
+#[derive(Default)]
+struct Watchers {
+    open: Mutex<(HashMap<String, usize>, usize)>,
+}
+
+impl Watchers {
+    /// A place for one more stream of `person`, or why not.
+    fn open(self: &Arc<Self>, person: &str, cfg: &WatchConfig) -> Result<WatchSlot, Status> {
+        let mut open = self.open.lock().expect("watchers lock");
+        let (by_person, total) = &mut *open;
+        if *total >= cfg.max_total {
+            return Err(Status::resource_exhausted(
+                "too many live streams on this server; try again shortly",
+            ));
+        }
+        let mine = by_person.entry(person.to_string()).or_default();
+        if *mine >= cfg.max_per_person {
+            return Err(Status::resource_exhausted(format!(
+                "at most {} live streams per person; close one first",
+                cfg.max_per_person
+            )));
+        }
+        *mine += 1;
+        *total += 1;
+        Ok(WatchSlot {
+            watchers: self.clone(),
+            person: person.to_string(),
+        })
+    }
+}
+
+/// One open stream's place; given back when the stream ends.
+struct WatchSlot {
+    watchers: Arc<Watchers>,
+    person: String,
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut open = self.watchers.open.lock().expect("watchers lock");
+        let (by_person, total) = &mut *open;
+        *total -= 1;
+        if let Some(mine) = by_person.get_mut(&self.person) {
+            *mine -= 1;
+            if *mine == 0 {
+                by_person.remove(&self.person);
+            }
+        }
+    }
 }
 
 /// How often a live stream looks for new notifications. Any replica may have
@@ -41,13 +98,21 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 const WATCH_BATCH: u64 = 100;
 
 impl NotificationsApi {
-    pub fn new(db: Databases, region: String, shutdown: Shutdown, webhooks: WebhookConfig) -> Self {
+    pub fn new(
+        db: Databases,
+        region: String,
+        shutdown: Shutdown,
+        webhooks: WebhookConfig,
+        watch: WatchConfig,
+    ) -> Self {
         Self {
             db: db.write,
             read: db.read,
             region,
             shutdown,
             webhooks,
+            watch,
+            watchers: Default::default(),
         }
     }
 
@@ -180,6 +245,12 @@ impl NotificationsService for NotificationsApi {
             .flatten()
             .map(|u| u.to_string());
         v.into_result().map_err(NotificationsError::from)?;
+        let slot = self.watchers.open(&caller.person_id, &self.watch)?;
+        // The stream ends with the token that opened it; the client signs in
+        // again and resumes with `after_id`.
+        let token_left = Duration::from_secs(
+            u64::try_from(caller.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+        );
         // Without a resume point, only what arrives from now on.
         let mut cursor = match resume {
             Some(id) => Some(id),
@@ -190,6 +261,9 @@ impl NotificationsService for NotificationsApi {
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
         let (db, shutdown, person) = (self.read.clone(), self.shutdown.clone(), caller.person_id);
         tokio::spawn(async move {
+            let _slot = slot;
+            let expired = tokio::time::sleep(token_left);
+            tokio::pin!(expired);
             loop {
                 match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
                     Ok(rows) => {
@@ -209,6 +283,14 @@ impl NotificationsService for NotificationsApi {
                 tokio::select! {
                     _ = shutdown.wait() => return,
                     _ = tx.closed() => return,
+                    _ = &mut expired => {
+                        let _ = tx
+                            .send(Err(Status::unauthenticated(
+                                "the token has expired: sign in again and resume with after_id",
+                            )))
+                            .await;
+                        return;
+                    }
                     _ = tokio::time::sleep(WATCH_POLL) => {}
                 }
             }

@@ -661,6 +661,77 @@ async fn watching_delivers_live_and_resumes_after_a_reconnect() {
     }
 }
 
+/// Stream limits live in the replica's memory, the same on either database:
+/// SQLite only.
+#[tokio::test]
+async fn live_streams_are_capped_per_person_and_end_with_the_token() {
+    use futures::StreamExt;
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let watch = |token: &str| {
+        with_token(
+            pb::WatchNotificationsRequest {
+                after_id: String::new(),
+            },
+            token,
+        )
+    };
+    let bob = token("bob", REGION, &[]);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            client
+                .watch_notifications(watch(&bob))
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let fourth = client.watch_notifications(watch(&bob)).await.unwrap_err();
+    assert_eq!(fourth.code(), Code::ResourceExhausted, "{fourth:?}");
+    // Someone else is not held back by Bob's streams.
+    let _carol = client
+        .watch_notifications(watch(&token("carol", REGION, &[])))
+        .await
+        .unwrap();
+    // Closing one gives its place back.
+    drop(open.pop());
+    eventually(
+        "a closed stream's place to come back",
+        Duration::from_secs(10),
+        || {
+            let mut c = client.clone();
+            let req = watch(&bob);
+            async move { c.watch_notifications(req).await.ok().map(|_| ()) }
+        },
+    )
+    .await;
+
+    // A stream opened with a token that expires in two seconds ends then.
+    let short = selfhelp_platform::auth::mint_hs256(
+        selfhelp_testkit::SECRET,
+        "dora",
+        REGION,
+        &[],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let mut stream = client
+        .watch_notifications(watch(&short))
+        .await
+        .unwrap()
+        .into_inner();
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the stream ends when the token expires")
+        .expect("an error, not a silent end")
+        .unwrap_err();
+    assert_eq!(end.code(), Code::Unauthenticated);
+    svc.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
     for backend in backends() {
