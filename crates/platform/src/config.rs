@@ -236,6 +236,9 @@ pub struct ConsumerConfig {
     pub retry_base_ms: u64,
     /// Cap on the retry delay.
     pub retry_max_ms: u64,
+    /// How long an event that waits for another stream (see
+    /// `HandlerError::Waiting`) is retried before it is dead-lettered.
+    pub wait_max_secs: u64,
     /// Messages fetched per pull; small enough that a batch is handled well
     /// within `ack_wait_ms`.
     pub batch: usize,
@@ -256,6 +259,7 @@ impl Default for ConsumerConfig {
             ack_wait_ms: 30_000,
             retry_base_ms: 500,
             retry_max_ms: 60_000,
+            wait_max_secs: 6 * 3_600,
             batch: 32,
             pullers: 1,
         }

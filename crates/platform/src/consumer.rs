@@ -266,6 +266,26 @@ impl ConsumerRunner {
                 self.dead_letter(message, &event.id, &reason, delivered)
                     .await;
             }
+            // Another stream is behind: wait for it by time, not by count.
+            Err(HandlerError::Waiting(reason)) => {
+                let waited = waited_since_published(message);
+                if waited >= Duration::from_secs(self.cfg.wait_max_secs) {
+                    let reason = format!("{reason} (waited {}s)", waited.as_secs());
+                    self.dead_letter(message, &event.id, &reason, delivered)
+                        .await;
+                    return;
+                }
+                let delay = self.retry_delay(delivered);
+                if delivered >= self.cfg.max_deliver {
+                    // Once the delay has grown to its cap, about one line a minute.
+                    tracing::warn!(consumer = %self.durable, ce_id = %event.id, %reason, waited_secs = waited.as_secs(), delivered, "event still waiting for another stream");
+                } else {
+                    tracing::info!(ce_id = %event.id, %reason, delivered, ?delay, "event waits for another stream; will be redelivered");
+                }
+                if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak failed");
+                }
+            }
             Err(e) => {
                 let delay = self.retry_delay(delivered);
                 tracing::info!(ce_id = %event.id, error = %e, delivered, ?delay, "event not applied; will be redelivered");
@@ -412,6 +432,16 @@ impl ConsumerRunner {
 pub struct ReplayReport {
     pub replayed: usize,
     pub still_parked: usize,
+}
+
+/// How long ago the stream stored `message`.
+fn waited_since_published(message: &jetstream::Message) -> Duration {
+    let Ok(info) = message.info() else {
+        return Duration::ZERO;
+    };
+    let published_ms = info.published.unix_timestamp_nanos() / 1_000_000;
+    let now_ms = i128::from(now_ms());
+    Duration::from_millis(u64::try_from(now_ms - published_ms).unwrap_or(0))
 }
 
 fn retry_pause(failures: u32) -> Duration {

@@ -18,6 +18,11 @@ pub enum HandlerError {
     /// Might work later (a dependency or a read model not there yet): redeliver with backoff.
     #[error("retry later: {0}")]
     Retry(String),
+    /// Needs what another stream has not delivered yet (a join for a group not
+    /// yet heard of): redelivered with growing delays for as long as
+    /// `consumer.wait_max_secs`, however many deliveries that takes.
+    #[error("waiting for another stream: {0}")]
+    Waiting(String),
     /// Will never work (undecodable payload): dead-letter it at once.
     #[error("poison message: {0}")]
     Poison(String),

@@ -634,3 +634,83 @@ async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on() {
         js.delete_stream(LISTINGS.name).await.unwrap();
     }
 }
+
+/// Waits for "another stream" for its first `waits` calls, then applies.
+struct WaitsFirst {
+    waits: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for WaitsFirst {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering;
+        let left = self.waits.load(Ordering::SeqCst);
+        if left > 0 {
+            self.waits.store(left - 1, Ordering::SeqCst);
+            return Err(HandlerError::Waiting("group not known yet".into()));
+        }
+        RecordEffect.handle(txn, event).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let js = jetstream_for(&nats).await;
+        let id = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &id, &id).await;
+        // Far more deliveries than max_deliver allows a plain retry.
+        let cfg = ConsumerConfig {
+            max_deliver: 2,
+            retry_base_ms: 10,
+            retry_max_ms: 40,
+            ..Default::default()
+        };
+        let mut r = runner(&conn, &js, "wait-test", cfg.clone());
+        r.handler = Arc::new(WaitsFirst { waits: 6.into() });
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(r.run(shutdown));
+        eventually("the event to apply", Duration::from_secs(20), || async {
+            (effects(&conn).await == 1).then_some(())
+        })
+        .await;
+        assert!(dead_letters(&conn).await.is_empty(), "{backend:?}");
+        trigger.trigger();
+
+        // Waiting ends after wait_max_secs: then the event is parked.
+        let id = uuid::Uuid::now_v7().to_string();
+        publish_raw(&js, &id, &id).await;
+        let cfg = ConsumerConfig {
+            wait_max_secs: 1,
+            ..cfg
+        };
+        let mut r = runner(&conn, &js, "wait-test-2", cfg);
+        r.handler = Arc::new(WaitsFirst {
+            waits: usize::MAX.into(),
+        });
+        let (trigger, shutdown) = Shutdown::new();
+        tokio::spawn(r.run(shutdown));
+        // (This new durable reads the stream from its start: the first event
+        // waits again too, and is parked as well.)
+        let letter = eventually(
+            "the event to be parked",
+            Duration::from_secs(20),
+            || async {
+                dead_letters(&conn)
+                    .await
+                    .into_iter()
+                    .find(|l| l.event_id == id)
+            },
+        )
+        .await;
+        assert!(letter.error.contains("waited"), "{}", letter.error);
+        trigger.trigger();
+        js.delete_stream(LISTINGS.name).await.unwrap();
+    }
+}

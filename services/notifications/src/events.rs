@@ -107,9 +107,10 @@ impl EventHandler for MembershipEvents {
             return Ok(()); // not something anyone is told about
         };
         // The group's name and organisers come from LISTINGS, a different stream:
-        // if it is behind, try again shortly rather than tell people less.
+        // if it is behind, wait for it (for hours if need be) rather than tell
+        // people less.
         let Some(group) = group_view::find(txn, told.group_id()).await? else {
-            return Err(HandlerError::Retry(format!(
+            return Err(HandlerError::Waiting(format!(
                 "group {} not known yet",
                 told.group_id()
             )));
