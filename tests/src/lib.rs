@@ -86,6 +86,14 @@ impl ServiceProcess {
         format!("http://{}", self.addr)
     }
 
+    /// SIGKILL, as a crash or an OOM kill would: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The exit status if the process has ended (it should not have).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()

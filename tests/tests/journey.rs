@@ -229,7 +229,7 @@ async fn the_first_journey_across_the_real_binaries() {
         let schedule = lpb::Schedule {
             frequency: lpb::Frequency::Weekly.into(),
             weekday: lpb::Weekday::Wednesday.into(),
-            valid_from: "2026-01-01".into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
             start_time: "19:00".into(),
             end_time: "21:00".into(),
             ..Default::default()

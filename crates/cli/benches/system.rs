@@ -687,7 +687,7 @@ async fn list_group(
         }
     };
     let schedule = lpb::Schedule {
-        valid_from: "2026-01-01".into(),
+        valid_from: chrono::Utc::now().date_naive().to_string(),
         start_time: format!("{:02}:00", 10 + i % 10),
         end_time: format!("{:02}:30", 11 + i % 10),
         ..schedule

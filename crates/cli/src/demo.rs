@@ -207,7 +207,7 @@ pub async fn seed(
         };
         let (start, end) = [("10:30", "12:00"), ("14:00", "16:00"), ("19:00", "21:00")][i % 3];
         let schedule = pb::Schedule {
-            valid_from: "2026-01-01".into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
             start_time: start.into(),
             end_time: end.into(),
             ..schedule

@@ -85,14 +85,33 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 /// UNAVAILABLE (clients may retry); anything else is INTERNAL and logged, without
 /// leaking details to the client.
 pub fn error_status(e: &DbErr) -> tonic::Status {
-    match e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-            tracing::warn!(error = %e, "database unavailable");
-            tonic::Status::unavailable("database unavailable; retry shortly")
-        }
-        _ => {
-            tracing::error!(error = %e, "database error");
-            tonic::Status::internal("internal error")
-        }
+    if is_transient(e) {
+        tracing::warn!(error = %e, "database unavailable");
+        tonic::Status::unavailable("database unavailable; retry shortly")
+    } else {
+        tracing::error!(error = %e, "database error");
+        tonic::Status::internal("internal error")
+    }
+}
+
+/// Failures of the connection rather than of the statement: the database could
+/// not be reached, the connection broke, or the server ended it (a restart, a
+/// failover, an administrator); the same statement may well work on retry.
+pub fn is_transient(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => s,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception) and 57 (operator
+        // intervention: admin shutdown, crash shutdown, cannot connect now).
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+        _ => false,
     }
 }

@@ -1767,7 +1767,7 @@ async fn open_referral_export_validates_against_the_official_schemas() {
             frequency: pb::Frequency::Monthly.into(),
             weekday: pb::Weekday::Friday.into(),
             week_of_month: -1,
-            valid_from: "2026-01-01".into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
             start_time: "14:00".into(),
             end_time: "16:00".into(),
             ..Default::default()
@@ -1911,7 +1911,7 @@ async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_repli
         let weekly = |day: pb::Weekday| pb::Schedule {
             frequency: pb::Frequency::Weekly.into(),
             weekday: day.into(),
-            valid_from: "2026-01-01".into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
             start_time: "19:00".into(),
             end_time: "21:00".into(),
             ..Default::default()
@@ -2207,7 +2207,7 @@ async fn the_public_card_follows_every_change_on_every_replica() {
             schedule: Some(pb::Schedule {
                 frequency: pb::Frequency::Weekly.into(),
                 weekday: pb::Weekday::Tuesday.into(),
-                valid_from: "2026-01-01".into(),
+                valid_from: chrono::Utc::now().date_naive().to_string(),
                 start_time: "10:00".into(),
                 end_time: "11:30".into(),
                 ..Default::default()

@@ -59,8 +59,15 @@ pub async fn seed_defaults<C: ConnectionTrait>(
             created_at_ms: Set(now),
             updated_at_ms: Set(now),
         };
+        // No conflict target: replicas seeding at the same moment may collide
+        // on the id or on (region, code), whichever index PostgreSQL checks first.
         let result = Entity::insert(row)
-            .on_conflict_do_nothing()
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::new()
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .try_insert()
             .exec_without_returning(conn)
             .await?;
         if matches!(result, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
