@@ -133,3 +133,260 @@ impl Drop for ServiceProcess {
         }
     }
 }
+
+/// Creates an open, in-person group as `organiser` through listings at `addr`,
+/// submits it and has an operator of `region` approve it; returns its id.
+pub async fn published_group(addr: std::net::SocketAddr, region: &str, organiser: &str) -> String {
+    use selfhelp_proto::listings::v1 as lpb;
+    use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+    use selfhelp_testkit::{channel, token, with_token};
+    let mut lc = ListingsServiceClient::new(channel(addr).await);
+    let organiser = token(organiser, region, &[]);
+    let group = lc
+        .create_group(with_token(
+            lpb::CreateGroupRequest {
+                name: "Thursday walking group".into(),
+                summary: "Walks and talk".into(),
+                topics: vec!["bereavement".into()],
+                format: lpb::MeetingFormat::InPerson.into(),
+                join_policy: lpb::JoinPolicy::Open.into(),
+                venues: vec![lpb::Venue {
+                    name: "Park gates".into(),
+                    town: "Nottingham".into(),
+                    postcode: "NG1 5JD".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            &organiser,
+        ))
+        .await
+        .expect("creating a group")
+        .into_inner();
+    let submit = lpb::SubmitGroupRequest {
+        group_id: group.id.clone(),
+    };
+    lc.submit_group(with_token(submit, &organiser))
+        .await
+        .expect("submitting it");
+    let approve = lpb::ReviewGroupRequest {
+        group_id: group.id.clone(),
+        decision: lpb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    lc.review_group(with_token(approve, &token("olu", region, &["operator"])))
+        .await
+        .expect("approving it");
+    group.id
+}
+
+/// Joins of `joins` different people to one group, `in_flight` at a time, over
+/// the membership replicas in `endpoints` (which a test may swap as it replaces
+/// replicas). Each join is retried, on the next replica first, until answered;
+/// "already a member" after a lost answer counts as done. A refusal never
+/// comes as INTERNAL: a lost replica or connection is something to retry.
+pub struct JoinBurst {
+    pub endpoints: std::sync::Arc<tokio::sync::RwLock<Vec<tonic::transport::Channel>>>,
+    pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub retried: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A channel that connects when first used and reconnects after failures.
+pub fn lazy_channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy()
+}
+
+impl JoinBurst {
+    pub fn start(
+        endpoints: Vec<tonic::transport::Channel>,
+        region: &str,
+        group_id: &str,
+        joins: usize,
+        in_flight: usize,
+    ) -> JoinBurst {
+        use futures::StreamExt;
+        use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+        use selfhelp_testkit::{join_request, token, with_token};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let endpoints = Arc::new(tokio::sync::RwLock::new(endpoints));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let retried = Arc::new(AtomicUsize::new(0));
+        let (e, a, r) = (endpoints.clone(), accepted.clone(), retried.clone());
+        let (region, group_id) = (region.to_string(), group_id.to_string());
+        let task = tokio::spawn(async move {
+            futures::stream::iter(0..joins)
+                .map(|i| {
+                    let (endpoints, accepted, retried) = (e.clone(), a.clone(), r.clone());
+                    let person = token(&format!("p{i:05}"), &region, &[]);
+                    let group_id = group_id.clone();
+                    async move {
+                        for attempt in 0usize.. {
+                            let ch = {
+                                let endpoints = endpoints.read().await;
+                                endpoints[(i + attempt) % endpoints.len()].clone()
+                            };
+                            let answer = MembershipServiceClient::new(ch)
+                                .join_group(with_token(join_request(&group_id), &person))
+                                .await;
+                            match answer {
+                                Ok(_) => break,
+                                Err(e)
+                                    if e.code() == tonic::Code::FailedPrecondition
+                                        && attempt > 0 =>
+                                {
+                                    break;
+                                }
+                                Err(e) => {
+                                    assert!(attempt < 300, "join {i} still failing: {e:?}");
+                                    assert_ne!(e.code(), tonic::Code::Internal, "join {i}: {e:?}");
+                                    retried.fetch_add(1, Ordering::Relaxed);
+                                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                                }
+                            }
+                        }
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .buffer_unordered(in_flight)
+                .collect::<Vec<()>>()
+                .await;
+        });
+        JoinBurst {
+            endpoints,
+            accepted,
+            retried,
+            task,
+        }
+    }
+
+    /// Waits until `n` joins have been accepted.
+    pub async fn reached(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        selfhelp_testkit::eventually(
+            &format!("{n} joins accepted"),
+            std::time::Duration::from_secs(300),
+            || async { (self.accepted.load(Ordering::Relaxed) >= n).then_some(()) },
+        )
+        .await
+    }
+
+    /// Waits for every join to be answered; returns how many calls were retried.
+    pub async fn finish(self) -> usize {
+        self.task.await.expect("every join answered");
+        self.retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A single number from a query.
+pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    .expect("a row")
+    .try_get_by_index::<i64>(0)
+    .expect("a number")
+}
+
+/// After `joins` joins of `group_id` (organised by `organiser`): waits until the
+/// welcomes and the organiser's notes are in and every outbox has drained, then
+/// checks that each count is exactly `joins` and nothing is dead-lettered.
+/// `dbs` are listings', membership's and notifications' databases.
+pub async fn assert_every_join_counted_once(
+    dbs: [&sea_orm::DatabaseConnection; 3],
+    group_id: &str,
+    organiser: &str,
+    joins: usize,
+    label: &str,
+) {
+    use std::time::Duration;
+    let [_, membership, notifications] = dbs;
+    let welcomes = "SELECT COUNT(*) FROM notification WHERE kind = 'WELCOME'";
+    let notes = format!(
+        "SELECT COUNT(*) FROM notification WHERE recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED'"
+    );
+    selfhelp_testkit::eventually(
+        "every welcome and note",
+        Duration::from_secs(180),
+        || async {
+            let w = count(notifications, welcomes).await;
+            let n = count(notifications, &notes).await;
+            (w >= joins as i64 && n >= joins as i64).then_some(())
+        },
+    )
+    .await;
+    selfhelp_testkit::eventually("every outbox drained", Duration::from_secs(60), || async {
+        for db in dbs {
+            if count(
+                db,
+                "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL",
+            )
+            .await
+                > 0
+            {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    // Give a straggling duplicate the time a redelivery would take.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let counts = [
+        (
+            "active memberships",
+            count(
+                membership,
+                &format!(
+                    "SELECT COUNT(*) FROM membership WHERE group_id = '{group_id}' AND state = 'ACTIVE'"
+                ),
+            )
+            .await,
+        ),
+        ("welcomes", count(notifications, welcomes).await),
+        (
+            "people welcomed",
+            count(
+                notifications,
+                "SELECT COUNT(DISTINCT recipient_id) FROM notification WHERE kind = 'WELCOME'",
+            )
+            .await,
+        ),
+        ("organiser's joined notes", count(notifications, &notes).await),
+        (
+            "joins the notes are about",
+            count(
+                notifications,
+                &format!(
+                    "SELECT COUNT(DISTINCT event_id) FROM notification \
+                     WHERE recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED'"
+                ),
+            )
+            .await,
+        ),
+    ];
+    let mut dead = 0;
+    for db in dbs {
+        dead += count(db, "SELECT COUNT(*) FROM dead_letter").await;
+    }
+    eprintln!(
+        "{label}: {}; dead letters {dead}",
+        counts
+            .iter()
+            .map(|(what, n)| format!("{what} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (what, n) in counts {
+        assert_eq!(n, joins as i64, "{what}");
+    }
+    assert_eq!(dead, 0, "dead letters");
+}

@@ -5,23 +5,13 @@
 //! cut (`pg_terminate_backend`). Afterwards every count must be exact: nothing
 //! lost, nothing twice, nothing left waiting, nothing parked.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use selfhelp_e2e::ServiceProcess;
-use selfhelp_proto::listings::v1 as lpb;
-use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
-use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
-use selfhelp_testkit::{
-    Backend, Nats, SECRET, TestDb, channel, eventually, join_request, token, wait_serving,
-    with_token,
+use sea_orm::{Database, DatabaseConnection};
+use selfhelp_e2e::{
+    JoinBurst, ServiceProcess, assert_every_join_counted_once, count, lazy_channel, published_group,
 };
-use tokio::sync::RwLock;
-use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use selfhelp_testkit::{Backend, Nats, SECRET, TestDb, eventually, wait_serving};
 
 const REGION: &str = "notts";
 const JOINS: usize = 2_000;
@@ -91,22 +81,6 @@ impl Replicas {
     }
 }
 
-fn lazy(addr: std::net::SocketAddr) -> Channel {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(10))
-        .connect_lazy()
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
-}
-
 /// Cuts every connection to `db` from outside, as a failover or an
 /// administrator would.
 async fn terminate_connections(admin: &DatabaseConnection, db: &TestDb) -> i64 {
@@ -148,54 +122,13 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
     membership.serving().await;
     notifications.serving().await;
 
-    // A published, open group.
-    let mut lc = ListingsServiceClient::new(channel(listings.processes[1].addr).await);
-    let alice = token("alice", REGION, &[]);
-    let group = lc
-        .create_group(with_token(
-            lpb::CreateGroupRequest {
-                name: "Thursday walking group".into(),
-                summary: "Walks and talk".into(),
-                topics: vec!["bereavement".into()],
-                format: lpb::MeetingFormat::InPerson.into(),
-                join_policy: lpb::JoinPolicy::Open.into(),
-                venues: vec![lpb::Venue {
-                    name: "Park gates".into(),
-                    town: "Nottingham".into(),
-                    postcode: "NG1 5JD".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-            &alice,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    lc.submit_group(with_token(
-        lpb::SubmitGroupRequest {
-            group_id: group.id.clone(),
-        },
-        &alice,
-    ))
-    .await
-    .unwrap();
-    lc.review_group(with_token(
-        lpb::ReviewGroupRequest {
-            group_id: group.id.clone(),
-            decision: lpb::ReviewDecision::Approve.into(),
-            note: String::new(),
-        },
-        &token("olu", REGION, &["operator"]),
-    ))
-    .await
-    .unwrap();
+    let group_id = published_group(listings.processes[1].addr, REGION, "alice").await;
     // Notifications must know the group before the burst, or the first
     // welcomes wait for it (that case has a test of its own).
     let notifications_db = Database::connect(&dbs[2].url).await.unwrap();
     let group_known = format!(
         "SELECT COUNT(*) FROM group_view WHERE group_id = '{}'",
-        group.id
+        group_id
     );
     eventually(
         "notifications to know the group",
@@ -204,80 +137,19 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
     )
     .await;
 
-    // The burst: each join retried (on the other replica first) until it is
-    // answered; "already a member" means an earlier try got through.
-    let endpoints = Arc::new(RwLock::new(vec![
-        lazy(membership.processes[0].addr),
-        lazy(membership.processes[1].addr),
-    ]));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let retried = Arc::new(AtomicUsize::new(0));
-    let burst = {
-        let (endpoints, accepted, retried, group_id) = (
-            endpoints.clone(),
-            accepted.clone(),
-            retried.clone(),
-            group.id.clone(),
-        );
-        tokio::spawn(async move {
-            futures::stream::iter(0..JOINS)
-                .map(|i| {
-                    let (endpoints, accepted, retried, group_id) = (
-                        endpoints.clone(),
-                        accepted.clone(),
-                        retried.clone(),
-                        group_id.clone(),
-                    );
-                    async move {
-                        let person = token(&format!("p{i:04}"), REGION, &[]);
-                        for attempt in 0.. {
-                            let ch = endpoints.read().await[(i + attempt) % 2].clone();
-                            let answer = MembershipServiceClient::new(ch)
-                                .join_group(with_token(join_request(&group_id), &person))
-                                .await;
-                            match answer {
-                                Ok(_) => break,
-                                Err(e) if e.code() == Code::FailedPrecondition && attempt > 0 => {
-                                    break;
-                                }
-                                Err(e) => {
-                                    assert!(
-                                        attempt < 200,
-                                        "join {i} still failing after 200 tries: {e:?}"
-                                    );
-                                    // A broken connection or a lost replica is
-                                    // UNAVAILABLE (or a transport error), never
-                                    // an INTERNAL the client cannot act on.
-                                    assert_ne!(e.code(), Code::Internal, "join {i}: {e:?}");
-                                    retried.fetch_add(1, Ordering::Relaxed);
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                }
-                            }
-                        }
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<Vec<()>>()
-                .await;
-        })
-    };
-    let reached = |n: usize| {
-        let accepted = accepted.clone();
-        async move {
-            eventually(
-                &format!("{n} joins accepted"),
-                Duration::from_secs(300),
-                || {
-                    let accepted = accepted.clone();
-                    async move { (accepted.load(Ordering::Relaxed) >= n).then_some(()) }
-                },
-            )
-            .await
-        }
-    };
+    // The burst, over both membership replicas.
+    let burst = JoinBurst::start(
+        vec![
+            lazy_channel(membership.processes[0].addr),
+            lazy_channel(membership.processes[1].addr),
+        ],
+        REGION,
+        &group_id,
+        JOINS,
+        IN_FLIGHT,
+    );
 
-    reached(JOINS / 5).await;
+    burst.reached(JOINS / 5).await;
     eprintln!("chaos: SIGKILL one replica of each service, new ones 2 s later");
     listings.processes[0].kill();
     notifications.processes[0].kill();
@@ -285,109 +157,36 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
         .crash_and_replace(Duration::from_secs(2))
         .await
         .addr;
-    endpoints.write().await[0] = lazy(replaced);
+    burst.endpoints.write().await[0] = lazy_channel(replaced);
     listings.crash_and_replace(Duration::ZERO).await;
     notifications.crash_and_replace(Duration::ZERO).await;
 
-    reached(JOINS / 2).await;
+    burst.reached(JOINS / 2).await;
     eprintln!("chaos: SIGKILL nats-server, restarted 2 s later");
     nats.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     nats.restart();
 
-    reached(JOINS * 7 / 10).await;
+    burst.reached(JOINS * 7 / 10).await;
     let admin = Database::connect(&admin_url).await.unwrap();
     let mut cut = 0;
     for db in &dbs {
         cut += terminate_connections(&admin, db).await;
     }
     eprintln!("chaos: {cut} database connections terminated");
-    burst.await.expect("every join answered");
+    let retried = burst.finish().await;
+    eprintln!("chaos: {JOINS} joins answered ({retried} calls retried)");
 
-    // Everything settles to exact counts.
+    let listings_db = Database::connect(&dbs[0].url).await.unwrap();
     let membership_db = Database::connect(&dbs[1].url).await.unwrap();
-    let active = format!(
-        "SELECT COUNT(*) FROM membership WHERE group_id = '{}' AND state = 'ACTIVE'",
-        group.id
-    );
-    let welcomes = "SELECT COUNT(*) FROM notification WHERE kind = 'WELCOME'";
-    let joined_notes =
-        "SELECT COUNT(*) FROM notification WHERE recipient_id = 'alice' AND kind = 'MEMBER_JOINED'";
-    eventually(
-        "every welcome and note in place",
-        Duration::from_secs(180),
-        || async {
-            let w = count(&notifications_db, welcomes).await;
-            let n = count(&notifications_db, joined_notes).await;
-            (w >= JOINS as i64 && n >= JOINS as i64).then_some(())
-        },
+    assert_every_join_counted_once(
+        [&listings_db, &membership_db, &notifications_db],
+        &group_id,
+        "alice",
+        JOINS,
+        "chaos",
     )
     .await;
-    let all_dbs = [
-        Database::connect(&dbs[0].url).await.unwrap(),
-        membership_db.clone(),
-        notifications_db.clone(),
-    ];
-    eventually("every outbox drained", Duration::from_secs(60), || async {
-        for db in &all_dbs {
-            if count(
-                db,
-                "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL",
-            )
-            .await
-                > 0
-            {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-    // Give any straggling duplicate the time a redelivery would take.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-
-    let counts = [
-        ("active memberships", count(&membership_db, &active).await),
-        ("welcomes", count(&notifications_db, welcomes).await),
-        (
-            "people welcomed",
-            count(
-                &notifications_db,
-                "SELECT COUNT(DISTINCT recipient_id) FROM notification WHERE kind = 'WELCOME'",
-            )
-            .await,
-        ),
-        (
-            "organiser's joined notes",
-            count(&notifications_db, joined_notes).await,
-        ),
-        (
-            "joins the notes are about",
-            count(
-                &notifications_db,
-                "SELECT COUNT(DISTINCT event_id) FROM notification \
-                 WHERE recipient_id = 'alice' AND kind = 'MEMBER_JOINED'",
-            )
-            .await,
-        ),
-    ];
-    let mut dead = 0;
-    for db in &all_dbs {
-        dead += count(db, "SELECT COUNT(*) FROM dead_letter").await;
-    }
-    eprintln!(
-        "chaos: {JOINS} joins ({} retried calls); {}; dead letters {dead}",
-        retried.load(Ordering::Relaxed),
-        counts
-            .iter()
-            .map(|(what, n)| format!("{what} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for (what, n) in counts {
-        assert_eq!(n, JOINS as i64, "{what}");
-    }
-    assert_eq!(dead, 0, "dead letters");
     for p in listings
         .processes
         .iter_mut()

@@ -80,27 +80,64 @@ pub async fn connect(
     url: &str,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
+    // Several servers (a cluster) are given comma-separated; the client also
+    // learns the cluster's other members from the one it reaches.
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url)
+        .connect(servers)
         .await
+}
+
+/// How the services' streams are kept: `nats.stream_*` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// How long events stay, so late subscribers can replay.
+    pub max_age: Duration,
+    /// Copies kept in a JetStream cluster (1 on a single server; 3 on a cluster
+    /// of three, to survive the loss of one node).
+    pub replicas: usize,
+    /// Largest size of one stream; beyond it the oldest events go first.
+    pub max_bytes: i64,
+}
+
+impl StreamLimits {
+    pub fn from_config(cfg: &crate::config::NatsConfig) -> Self {
+        Self {
+            max_age: Duration::from_secs(cfg.stream_max_age_days * 86_400),
+            replicas: cfg.stream_replicas.max(1),
+            max_bytes: cfg.stream_max_bytes,
+        }
+    }
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::NatsConfig::default())
+    }
 }
 
 /// Creates the stream if it is missing (idempotent; several replicas may race).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     spec: StreamSpec,
-    max_age: Duration,
+    limits: StreamLimits,
 ) -> Result<stream::Stream, anyhow::Error> {
     let config = stream::Config {
         name: spec.name.to_string(),
         subjects: vec![spec.subjects()],
         retention: stream::RetentionPolicy::Limits,
         storage: stream::StorageType::File,
-        max_age,
+        max_age: limits.max_age,
+        max_bytes: limits.max_bytes,
+        num_replicas: limits.replicas,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };

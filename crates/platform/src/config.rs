@@ -108,6 +108,12 @@ pub struct NatsConfig {
     pub url: String,
     /// How long streams keep events, so late subscribers can replay.
     pub stream_max_age_days: u64,
+    /// Copies of each stream in a JetStream cluster: 1 on a single server, 3 on
+    /// a three-node cluster (survives one node lost). Applies when a stream is
+    /// created.
+    pub stream_replicas: usize,
+    /// Largest size of one stream in bytes; beyond it the oldest events go.
+    pub stream_max_bytes: i64,
 }
 
 impl Default for NatsConfig {
@@ -115,6 +121,8 @@ impl Default for NatsConfig {
         Self {
             url: "nats://127.0.0.1:4222".into(),
             stream_max_age_days: 30,
+            stream_replicas: 1,
+            stream_max_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

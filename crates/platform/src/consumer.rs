@@ -12,7 +12,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrai
 use tracing::Instrument;
 
 use crate::Shutdown;
-use crate::bus::{IncomingEvent, StreamSpec, ensure_stream};
+use crate::bus::{IncomingEvent, StreamLimits, StreamSpec, ensure_stream};
 use crate::config::ConsumerConfig;
 use crate::inbox::{EventHandler, HandlerError, Outcome, apply_in, process_once};
 use crate::migrations::entities::dead_letter;
@@ -33,7 +33,7 @@ pub struct ConsumerRunner {
     pub durable: String,
     pub stream: StreamSpec,
     pub filter: String,
-    pub stream_max_age: Duration,
+    pub stream_limits: StreamLimits,
     pub cfg: ConsumerConfig,
     pub db: DatabaseConnection,
     pub js: jetstream::Context,
@@ -48,7 +48,7 @@ impl ConsumerRunner {
 
     /// Creates (or finds) the stream and the durable consumer.
     pub async fn ensure(&self) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
-        let stream = ensure_stream(&self.js, self.stream, self.stream_max_age).await?;
+        let stream = ensure_stream(&self.js, self.stream, self.stream_limits).await?;
         let config = pull::Config {
             durable_name: Some(self.durable.clone()),
             filter_subject: self.filter.clone(),

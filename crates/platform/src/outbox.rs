@@ -16,7 +16,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::Shutdown;
-use crate::bus::{Envelope, StreamSpec, ensure_stream};
+use crate::bus::{Envelope, StreamLimits, StreamSpec, ensure_stream};
 use crate::config::OutboxConfig;
 use crate::migrations::entities::outbox;
 use crate::time::{now_ms, to_rfc3339};
@@ -101,7 +101,7 @@ pub struct Relay {
     wake: Arc<Notify>,
     /// Streams this outbox writes to, recreated if a publish fails.
     streams: Vec<StreamSpec>,
-    stream_max_age: Duration,
+    stream_limits: StreamLimits,
 }
 
 /// What one relay round did.
@@ -125,14 +125,14 @@ impl Relay {
             owner: uuid::Uuid::new_v4().to_string(),
             wake: outbox.wake.clone(),
             streams: Vec::new(),
-            stream_max_age: Duration::from_secs(30 * 86_400),
+            stream_limits: StreamLimits::default(),
         }
     }
 
     /// Streams to create again when publishing fails (e.g. NATS lost its store).
-    pub fn with_streams(mut self, streams: Vec<StreamSpec>, max_age: Duration) -> Self {
+    pub fn with_streams(mut self, streams: Vec<StreamSpec>, limits: StreamLimits) -> Self {
         self.streams = streams;
-        self.stream_max_age = max_age;
+        self.stream_limits = limits;
         self
     }
 
@@ -268,7 +268,7 @@ impl Relay {
             // A stream lost with NATS's store is created again, or nothing could
             // ever be published to it.
             for stream in &self.streams {
-                if let Err(e) = ensure_stream(&self.js, *stream, self.stream_max_age).await {
+                if let Err(e) = ensure_stream(&self.js, *stream, self.stream_limits).await {
                     tracing::debug!(stream = stream.name, error = %e, "cannot ensure stream");
                 }
             }

@@ -136,10 +136,10 @@ impl Eventing {
                 }
             };
             let js = async_nats::jetstream::new(client.clone());
-            let max_age = Duration::from_secs(self.common.nats.stream_max_age_days * 86_400);
+            let limits = bus::StreamLimits::from_config(&self.common.nats);
             for spec in &self.produces {
                 loop {
-                    match bus::ensure_stream(&js, *spec, max_age).await {
+                    match bus::ensure_stream(&js, *spec, limits).await {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(stream = spec.name, error = %e, "stream not ready; retrying");
@@ -158,7 +158,7 @@ impl Eventing {
                     self.common.outbox.clone(),
                     outbox,
                 )
-                .with_streams(self.produces.clone(), max_age);
+                .with_streams(self.produces.clone(), limits);
                 let stop = shutdown.clone();
                 workers.spawn("outbox relay", move || relay.clone().run(stop.clone()));
             }
@@ -171,7 +171,7 @@ impl Eventing {
                     ),
                     stream,
                     filter: stream.region_filter(&self.common.region),
-                    stream_max_age: max_age,
+                    stream_limits: limits,
                     cfg: self.common.consumer.clone(),
                     db: self.db.clone(),
                     js: js.clone(),

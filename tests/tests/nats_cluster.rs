@@ -1,0 +1,143 @@
+//! NATS that survives a node: three `nats-server` processes as one JetStream
+//! cluster (the settings of deploy/nats/cluster.conf), streams kept at three
+//! replicas, the three services connected to all three nodes. In the middle of
+//! a burst of joins the node leading the MEMBERSHIP stream is killed and stays
+//! dead; the services carry on through the other two without a restart, and
+//! every join is counted exactly once.
+
+use std::time::Duration;
+
+use sea_orm::Database;
+use selfhelp_e2e::{
+    JoinBurst, ServiceProcess, assert_every_join_counted_once, count, lazy_channel, published_group,
+};
+use selfhelp_testkit::{Backend, NatsCluster, SECRET, TestDb, eventually, wait_serving};
+
+const REGION: &str = "notts";
+const JOINS: usize = 600;
+
+#[test]
+fn the_deployment_nats_configurations_load() {
+    let binary = selfhelp_testkit::nats_binary();
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+    for (file, node) in [("nats.conf", None), ("cluster.conf", Some("nats-2"))] {
+        let mut check = std::process::Command::new(&binary);
+        check
+            .arg("-t")
+            .arg("-c")
+            .arg(deploy.join(file))
+            .env("SELFHELP_NATS_PASSWORD", "a-password")
+            .env("OUTSIDE_NATS_PASSWORD", "another-password");
+        if let Some(node) = node {
+            check.env("NATS_SERVER_NAME", node);
+        }
+        let out = check.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_services_carry_on_when_the_stream_leader_node_dies() {
+    let mut cluster = NatsCluster::start(3);
+    let dbs = [
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+    ];
+    let env = |db: &TestDb, listings_url: &str| {
+        vec![
+            ("SELFHELP_REGION", REGION.to_string()),
+            ("SELFHELP_DATABASE__URL", db.url.clone()),
+            ("SELFHELP_NATS__URL", cluster.url()),
+            ("SELFHELP_NATS__STREAM_REPLICAS", "3".to_string()),
+            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
+            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
+            ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
+            ("SELFHELP_CONSUMER__RETRY_MAX_MS", "2000".to_string()),
+            ("SELFHELP_CONSUMER__ACK_WAIT_MS", "3000".to_string()),
+            ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
+        ]
+    };
+    let mut listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0], ""));
+    // The cluster elects its leaders first; readiness waits for the streams.
+    wait_serving(listings.addr, "selfhelp.listings.v1.ListingsService").await;
+    let mut membership =
+        ServiceProcess::spawn("selfhelp-membership", &env(&dbs[1], &listings.url()));
+    let mut notifications =
+        ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2], &listings.url()));
+    wait_serving(membership.addr, "selfhelp.membership.v1.MembershipService").await;
+    wait_serving(
+        notifications.addr,
+        "selfhelp.notifications.v1.NotificationsService",
+    )
+    .await;
+    let group_id = published_group(listings.addr, REGION, "alice").await;
+    let notifications_db = Database::connect(&dbs[2].url).await.unwrap();
+    let known = format!("SELECT COUNT(*) FROM group_view WHERE group_id = '{group_id}'");
+    eventually(
+        "notifications to know the group",
+        Duration::from_secs(30),
+        || async { (count(&notifications_db, &known).await == 1).then_some(()) },
+    )
+    .await;
+
+    // Three copies of each stream, one leader among the nodes.
+    let js = async_nats::jetstream::new(
+        async_nats::connect(cluster.url().split(',').collect::<Vec<_>>())
+            .await
+            .unwrap(),
+    );
+    let mut led = Vec::new();
+    let mut leader_of_membership = String::new();
+    for name in ["LISTINGS", "MEMBERSHIP", "PRIVACY"] {
+        let info = js
+            .get_stream(name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+        let leader = info.cluster.and_then(|c| c.leader).expect("a leader");
+        if name == "MEMBERSHIP" {
+            leader_of_membership = leader.clone();
+        }
+        led.push(format!("{name} by {leader}"));
+    }
+    drop(js);
+
+    let burst = JoinBurst::start(
+        vec![lazy_channel(membership.addr)],
+        REGION,
+        &group_id,
+        JOINS,
+        16,
+    );
+    burst.reached(JOINS / 3).await;
+    eprintln!(
+        "cluster: streams led {}; SIGKILL {leader_of_membership}",
+        led.join(", ")
+    );
+    cluster.kill(&leader_of_membership);
+    let retried = burst.finish().await;
+    eprintln!("cluster: {JOINS} joins answered ({retried} calls retried)");
+
+    let listings_db = Database::connect(&dbs[0].url).await.unwrap();
+    let membership_db = Database::connect(&dbs[1].url).await.unwrap();
+    assert_every_join_counted_once(
+        [&listings_db, &membership_db, &notifications_db],
+        &group_id,
+        "alice",
+        JOINS,
+        "cluster",
+    )
+    .await;
+    for p in [&mut listings, &mut membership, &mut notifications] {
+        assert!(p.exited().is_none(), "{} had to be restarted", p.name);
+    }
+}
