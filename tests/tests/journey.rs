@@ -348,7 +348,7 @@ async fn the_first_journey_across_the_real_binaries() {
         );
         let mut bad = group_request();
         bad.name = String::new();
-        bad.description = "x".repeat(10 * 1024 * 1024);
+        bad.description = "x".repeat(20_000);
         bad.venues[0].postcode = "XYZ".into();
         bad.format = 42;
         let err = listings

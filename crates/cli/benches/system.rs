@@ -193,6 +193,9 @@ impl Up {
             .args(["--notifications-port", &ports[2].to_string()])
             .args(["--unsubscribe-port", &ports[3].to_string()])
             .env("SELFHELP_LOG__LEVEL", "warn")
+            // One client making thousands of calls a second is the point here.
+            .env("SELFHELP_GRPC__RATE_PER_ADDRESS", "0")
+            .env("SELFHELP_GRPC__RATE_PER_PERSON", "0")
             .env_remove("SELFHELP_NATS__URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -142,6 +142,12 @@ pub struct GrpcConfig {
     pub shutdown_grace_ms: u64,
     /// HTTP/2 streams (calls) one client connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// Calls per second one signed-in person may make (bursts of twice that);
+    /// 0: no limit.
+    pub rate_per_person: u32,
+    /// Anonymous calls per second from one peer address (bursts of twice
+    /// that); 0: no limit. Behind a proxy every caller shares its address.
+    pub rate_per_address: u32,
 }
 
 impl Default for GrpcConfig {
@@ -154,6 +160,8 @@ impl Default for GrpcConfig {
             max_message_bytes: 256 * 1024,
             shutdown_grace_ms: 10_000,
             max_concurrent_streams: 100,
+            rate_per_person: 50,
+            rate_per_address: 200,
         }
     }
 }

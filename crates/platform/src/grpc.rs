@@ -141,6 +141,9 @@ pub async fn serve(
     // Outermost first: trace context and auth, then shedding beyond the limit.
     let layers = tower::ServiceBuilder::new()
         .layer(AuthLayer { auth })
+        .layer(crate::fair_share::FairShareLayer::new(Arc::new(
+            crate::fair_share::FairShare::new(cfg),
+        )))
         .layer(ShedAsStatusLayer)
         .load_shed()
         .concurrency_limit(cfg.concurrency_limit)

@@ -47,6 +47,17 @@ impl Violations {
         }
     }
 
+    /// [`Violations::text`] for one-line fields (names, titles, labels, codes):
+    /// no line breaks or tabs either, since they would show up in a heading, a
+    /// log line or an email subject.
+    pub fn line(&mut self, field: &str, value: &str, required: bool, max_chars: usize) {
+        let before = self.items.len();
+        self.text(field, value, required, max_chars);
+        if self.items.len() == before && value.chars().any(char::is_control) {
+            self.add(field, "must be one line, without control characters");
+        }
+    }
+
     /// Checks that `value` is a UUID; returns it when it is.
     pub fn uuid(&mut self, field: &str, value: &str) -> Option<uuid::Uuid> {
         match uuid::Uuid::parse_str(value.trim()) {
@@ -126,6 +137,22 @@ pub fn encode_page_offset(offset: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_line_fields_refuse_line_breaks_that_text_fields_allow() {
+        let mut v = super::Violations::new();
+        v.text("description", "two\nlines\r\nand\ttabs", true, 100);
+        v.line("name", "plain name", true, 100);
+        assert!(v.is_empty());
+        v.line("name", "two\nlines", true, 100);
+        v.line("title", "a\rb", true, 100);
+        v.line("label", "tab\there", false, 100);
+        v.text("note", "bell\u{7}", false, 100);
+        assert_eq!(
+            v.fields().collect::<Vec<_>>(),
+            ["name", "title", "label", "note"]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -246,6 +246,9 @@ pub fn common_config(
     c.database.max_connections = 5;
     c.nats.url = nats_url.to_string();
     c.auth.hs256_secret = Some(SECRET.to_string());
+    // Tests call fast from one address; the limits have tests of their own.
+    c.grpc.rate_per_person = 0;
+    c.grpc.rate_per_address = 0;
     c.outbox.poll_interval_ms = 100;
     c.consumer.retry_base_ms = 100;
     c.consumer.retry_max_ms = 1_000;

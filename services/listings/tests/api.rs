@@ -505,6 +505,10 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
             "join_policy",
         ),
         (new_group("Topic", "", &["Not a slug!"]), "topics[0]"),
+        // One-line fields take no line breaks (they would forge a heading or a
+        // log line); descriptions may have them.
+        (new_group("Two\nlines", "", &[]), "name"),
+        (new_group("Carriage\rreturn", "", &[]), "name"),
         (
             {
                 let mut g = new_group("Venue", "", &[]);
@@ -679,6 +683,60 @@ async fn overload_is_shed_with_resource_exhausted() {
         shed > 0,
         "64 concurrent calls against a limit of 1 must shed some"
     );
+}
+
+/// The limits are the server's memory, the same on either database: SQLite.
+#[tokio::test]
+async fn each_caller_gets_a_fair_share_and_a_retry_hint_beyond_it() {
+    use tonic_types::StatusExt;
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let mut common = selfhelp_testkit::common_config(&db.url, &nats.url(), REGION);
+    common.grpc.rate_per_address = 5;
+    common.grpc.rate_per_person = 5;
+    let config = Config {
+        common,
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    // Anonymous: ten at once is the burst, then refused with a hint.
+    let mut refused = None;
+    for _ in 0..40 {
+        if let Err(e) = client.list_topics(pb::ListTopicsRequest::default()).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.expect("an anonymous flood is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    let hint = refused
+        .get_details_retry_info()
+        .expect("a RetryInfo detail");
+    let wait = hint.retry_delay.expect("a delay");
+    assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+    // A person signed in has a share of their own, from the same address.
+    let alice = token("alice", REGION, &[]);
+    client
+        .list_topics(with_token(pb::ListTopicsRequest::default(), &alice))
+        .await
+        .expect("a signed-in caller is not held to the address's share");
+    // Health checks are never refused.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(svc.channel().await);
+    for _ in 0..40 {
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: SERVICE_NAME.into(),
+            })
+            .await
+            .expect("health is not rate limited");
+    }
+    // After the hinted wait, the anonymous caller is served again.
+    tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+    client
+        .list_topics(pb::ListTopicsRequest::default())
+        .await
+        .expect("served again after the wait");
 }
 
 #[tokio::test]
@@ -1821,7 +1879,17 @@ async fn open_referral_export_validates_against_the_official_schemas() {
         let cafe = by_id(&first.id);
         assert_eq!(cafe["schedules"][0]["freq"], "MONTHLY");
         assert_eq!(cafe["schedules"][0]["byday"], "-1FR");
-        assert_eq!(cafe["schedules"][0]["dtstart"], "2026-01-30");
+        // The first meeting on or after the schedule's start (today): the last
+        // Friday of this month, or of the next.
+        let first_meeting = (0..)
+            .map(|d| chrono::Utc::now().date_naive() + chrono::Duration::days(d))
+            .find(|d| {
+                use chrono::Datelike;
+                d.weekday() == chrono::Weekday::Fri
+                    && (*d + chrono::Duration::days(7)).month() != d.month()
+            })
+            .unwrap();
+        assert_eq!(cafe["schedules"][0]["dtstart"], first_meeting.to_string());
         assert_eq!(cafe["service_at_locations"].as_array().unwrap().len(), 2);
         assert_eq!(
             cafe["service_at_locations"][0]["location"]["addresses"][0]["postal_code"],

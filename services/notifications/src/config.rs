@@ -126,6 +126,11 @@ pub struct WebhookConfig {
     pub timeout_secs: u64,
     /// Endpoints a person may register.
     pub max_per_owner: u32,
+    /// Ports an endpoint may use (with `allow_private_addresses` any port).
+    pub allowed_ports: Vec<u16>,
+    /// Calls to one person's endpoints in flight at once per replica: a slow
+    /// receiver then delays only its owner's calls, not everyone's email.
+    pub max_in_flight_per_owner: usize,
 }
 
 impl Default for WebhookConfig {
@@ -134,6 +139,8 @@ impl Default for WebhookConfig {
             allow_private_addresses: false,
             timeout_secs: 10,
             max_per_owner: 10,
+            allowed_ports: vec![443],
+            max_in_flight_per_owner: 2,
         }
     }
 }

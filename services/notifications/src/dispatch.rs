@@ -318,12 +318,21 @@ impl Dispatcher {
         Ok(
             match self
                 .webhooks
-                .post(&hook.url, &hook.secret, &d.id, now.timestamp(), body)
+                .post(
+                    &hook.owner_id,
+                    &hook.url,
+                    &hook.secret,
+                    &d.id,
+                    now.timestamp(),
+                    body,
+                )
                 .await
             {
                 Posted::Accepted => Attempt::Done,
                 Posted::Gone => Attempt::Gone,
                 Posted::Failed(e) => Attempt::Retry(e),
+                // Not an attempt: the owner's other calls are still going.
+                Posted::Busy => Attempt::Later(now_ms() + 1_000),
             },
         )
     }

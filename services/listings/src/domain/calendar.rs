@@ -141,13 +141,18 @@ pub fn export(
     lines.iter().map(|l| fold(l)).collect::<Vec<_>>().join("")
 }
 
-/// TEXT escaping (RFC 5545 §3.3.11).
+/// TEXT escaping (RFC 5545 §3.3.11). Every line break (CRLF, LF or a lone CR,
+/// which some readers take as the end of a line) becomes `\n`, and any other
+/// control character is dropped, so no text can start a property of its own.
 fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace(';', "\\;")
         .replace(',', "\\,")
         .replace("\r\n", "\\n")
-        .replace('\n', "\\n")
+        .replace(['\r', '\n'], "\\n")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
 /// Folds a content line at 75 octets (never inside a UTF-8 character) and ends it with CRLF.
@@ -202,6 +207,16 @@ mod tests {
         assert!(folded.split("\r\n").all(|l| l.len() <= 75));
         assert_eq!(folded.replace("\r\n ", ""), format!("{long}\r\n"));
         assert_eq!(escape("Tea, talk; and\nmore"), "Tea\\, talk\\; and\\nmore");
+        // A lone CR cannot end the line and start a property of its own.
+        assert_eq!(
+            escape("Hall\rDTSTART:19700101T000000\u{7}"),
+            "Hall\\nDTSTART:19700101T000000"
+        );
+        assert!(
+            !fold(&format!("SUMMARY:{}", escape("a\rb\r\nc")))
+                .trim_end()
+                .contains('\r')
+        );
     }
 
     #[test]

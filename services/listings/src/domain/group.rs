@@ -217,8 +217,8 @@ pub struct NewGroup {
 /// terms of the region's `taxonomy`.
 pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, Violations> {
     let mut v = Violations::new();
-    v.text("name", &draft.name, true, MAX_NAME);
-    v.text("summary", &draft.summary, false, MAX_SUMMARY);
+    v.line("name", &draft.name, true, MAX_NAME);
+    v.line("summary", &draft.summary, false, MAX_SUMMARY);
     v.text("description", &draft.description, false, MAX_DESCRIPTION);
 
     if draft.topics.len() > MAX_TOPICS {
@@ -271,7 +271,7 @@ pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, V
     }
     let mut venues = Vec::new();
     for (i, venue) in draft.venues.iter().enumerate() {
-        v.text(
+        v.line(
             &format!("venues[{i}].name"),
             &venue.name,
             false,
@@ -283,7 +283,7 @@ pub fn validate(draft: GroupDraft, taxonomy: &[TopicNode]) -> Result<NewGroup, V
             false,
             MAX_VENUE_TEXT,
         );
-        v.text(
+        v.line(
             &format!("venues[{i}].town"),
             &venue.town,
             true,
@@ -386,9 +386,9 @@ fn validate_details(v: &mut Violations, d: &DetailsDraft) -> Details {
             "must not be below the minimum age",
         );
     }
-    v.text("area_served", &d.area_served, false, 200);
+    v.line("area_served", &d.area_served, false, 200);
     let c = &d.contact;
-    v.text("contact.name", &c.name, false, 100);
+    v.line("contact.name", &c.name, false, 100);
     let email = c.email.trim();
     let email_ok = email.is_empty()
         || (email.len() <= 254

@@ -608,7 +608,7 @@ impl ListingsService for ListingsApi {
         let mut v = Violations::new();
         let code = req.code.trim().to_ascii_lowercase();
         topics::check_code(&mut v, "code", &code);
-        v.text("name", &req.name, true, topics::MAX_NAME);
+        v.line("name", &req.name, true, topics::MAX_NAME);
         v.text(
             "description",
             &req.description,
@@ -661,7 +661,7 @@ impl ListingsService for ListingsApi {
         let req = request.into_inner();
         let mut v = Violations::new();
         v.uuid("topic_id", &req.topic_id);
-        v.text("name", &req.name, true, topics::MAX_NAME);
+        v.line("name", &req.name, true, topics::MAX_NAME);
         v.text(
             "description",
             &req.description,

@@ -34,13 +34,13 @@ impl MembershipApi {
         match &req.consent {
             None => v.add("consent", "joining needs the person's consent"),
             Some(c) => {
-                v.text("consent.version", &c.version, true, 40);
+                v.line("consent.version", &c.version, true, 40);
                 v.text("consent.text", &c.text, true, MAX_CONSENT_TEXT);
             }
         }
         v.text("answer", &req.answer, false, MAX_ANSWER);
-        v.text("invitation_code", &req.invitation_code, false, MAX_CODE);
-        v.text("display_name", &req.display_name, false, MAX_DISPLAY_NAME);
+        v.line("invitation_code", &req.invitation_code, false, MAX_CODE);
+        v.line("display_name", &req.display_name, false, MAX_DISPLAY_NAME);
         v.into_result()?;
         let facts = self.current_group(&request, &group_id).await?;
         let consent_given = req.consent.clone().expect("validated");

@@ -132,7 +132,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
         let person = req.person_id.trim();
-        v.text("person_id", person, false, 128);
+        v.line("person_id", person, false, 128);
         let max_uses = match req.max_uses {
             0 => 1,
             n if (1..=1_000).contains(&n) => n,
@@ -472,7 +472,7 @@ fn clean_duties(v: &mut Violations, duties: &[String]) -> Vec<String> {
     for (i, duty) in duties.iter().enumerate() {
         let field = format!("duties[{i}]");
         let duty = duty.trim();
-        v.text(&field, duty, true, MAX_DUTY_CHARS);
+        v.line(&field, duty, true, MAX_DUTY_CHARS);
         if !seen.insert(duty.to_lowercase()) {
             v.add(field, "is listed twice");
         }

@@ -24,7 +24,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
         if let Some(name) = &req.display_name {
-            v.text("display_name", name, false, MAX_DISPLAY_NAME);
+            v.line("display_name", name, false, MAX_DISPLAY_NAME);
         }
         v.into_result()?;
         let now = now_ms();

@@ -23,7 +23,7 @@ const MAX_MEETINGS: usize = 52;
 
 /// Duty names compare without case or surrounding space: "Chair" is "chair".
 fn duty_name(v: &mut Violations, duty: &str) -> String {
-    v.text("duty", duty.trim(), true, 40);
+    v.line("duty", duty.trim(), true, 40);
     duty.trim().to_lowercase()
 }
 
@@ -145,7 +145,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
         let duty = duty_name(&mut v, &req.duty);
-        v.text("meeting_key", req.meeting_key.trim(), true, 40);
+        v.line("meeting_key", req.meeting_key.trim(), true, 40);
         v.into_result()?;
         let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
         let r = store::find(&self.db, &group_id, &duty)
@@ -191,8 +191,8 @@ impl MembershipApi {
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
         let duty = duty_name(&mut v, &req.duty);
         let (a, b) = (req.meeting_key.trim(), req.other_meeting_key.trim());
-        v.text("meeting_key", a, true, 40);
-        v.text("other_meeting_key", b, true, 40);
+        v.line("meeting_key", a, true, 40);
+        v.line("other_meeting_key", b, true, 40);
         if !a.is_empty() && a == b {
             v.add("other_meeting_key", "must be a different meeting");
         }

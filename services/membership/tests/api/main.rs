@@ -343,10 +343,10 @@ async fn joins_that_must_fail() {
             "{}",
             refused.message()
         );
-        // No consent, a 1 MB answer: refused naming the fields.
+        // No consent, a 20,000-character answer: refused naming the fields.
         let mut bad = join_request(&closed.id);
         bad.consent = None;
-        bad.answer = "x".repeat(1 << 20);
+        bad.answer = "x".repeat(20_000);
         let err = mc
             .join_group(with_token(bad, &token("bob", REGION, &[])))
             .await

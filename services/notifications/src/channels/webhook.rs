@@ -42,12 +42,14 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     ))
 }
 
-/// Whether `ip` is on the public internet: not loopback, private, link-local,
-/// shared (carrier NAT), documentation, multicast or unspecified.
+/// Whether `ip` is an ordinary address on the public internet: none of the
+/// IANA special-purpose ranges (loopback, private, link-local, shared, protocol
+/// assignments, documentation, benchmarking, relays, translation, multicast,
+/// reserved), which could lead to a host inside the deployment.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -55,32 +57,38 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || v4.is_multicast()
+                || a == 0 // "this network"
                 || (a == 100 && (64..128).contains(&b)) // shared address space
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+                || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
                 || (a == 198 && (18..20).contains(&b)) // benchmarking
-                || a >= 240 // reserved
-                || a == 0)
+                || a >= 240) // reserved
         }
         IpAddr::V6(v6) => {
-            let [first, second, ..] = v6.segments();
-            // IPv4-mapped and -compatible addresses are judged as IPv4;
-            // translation prefixes (NAT64, 6to4) may lead anywhere: refused.
-            if let Some(v4) = v6.to_ipv4() {
-                return is_public(IpAddr::V4(v4));
-            }
+            let [s0, s1, s2, ..] = v6.segments();
+            // IPv4 inside IPv6 (mapped ::ffff:0:0/96, compatible ::/96) and the
+            // translation and tunnel prefixes may lead anywhere: refused whole.
             !(v6.is_loopback()
                 || v6.is_unspecified()
-                || v6.is_unique_local()
-                || v6.is_unicast_link_local()
+                || v6.to_ipv4().is_some()
+                || v6.is_unique_local() // fc00::/7
+                || v6.is_unicast_link_local() // fe80::/10
+                || (s0 & 0xffc0) == 0xfec0 // site-local, fec0::/10
                 || v6.is_multicast()
-                || (first == 0x64 && second == 0xff9b)
-                || first == 0x2002
-                || (first == 0x2001 && second == 0xdb8))
+                || (s0 == 0x64 && s1 == 0xff9b) // NAT64, 64:ff9b::/96 and 64:ff9b:1::/48
+                || (s0 == 0x100 && s1 == 0 && s2 == 0) // discard-only, 100::/64
+                || (s0 == 0x2001 && s1 < 0x200) // IETF protocol assignments (Teredo…), 2001::/23
+                || (s0 == 0x2001 && s1 == 0xdb8) // documentation
+                || s0 == 0x2002 // 6to4
+                || (s0 & 0xfff0) == 0x3ff0 // documentation, 3fff::/20
+                || s0 == 0x5f00) // segment routing
         }
     }
 }
 
-/// Checks an endpoint URL when it is registered; the reason when refused.
-pub fn check_url(url: &str, allow_private: bool) -> Result<Url, &'static str> {
+/// Checks an endpoint URL when it is registered and before each call; the
+/// reason when refused. Unless `allow_private`, only https on `ports`.
+pub fn check_url(url: &str, allow_private: bool, ports: &[u16]) -> Result<Url, &'static str> {
     let parsed = Url::parse(url).map_err(|_| "must be an absolute URL")?;
     match parsed.scheme() {
         "https" => {}
@@ -91,6 +99,13 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, &'static str> {
         return Err("must not carry a user name or password");
     }
     let host = parsed.host_str().ok_or("must name a host")?;
+    if !allow_private
+        && !parsed
+            .port_or_known_default()
+            .is_some_and(|port| ports.contains(&port))
+    {
+        return Err("must use an allowed port (443 unless the operator allows others)");
+    }
     if !allow_private {
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>()
@@ -134,11 +149,36 @@ pub enum Posted {
     Gone,
     /// Anything else: try again later.
     Failed(String),
+    /// Not sent: the owner's endpoints already have their share of calls in
+    /// flight. Try again in a moment.
+    Busy,
 }
 
 pub struct WebhookSender {
     client: reqwest::Client,
     allow_private: bool,
+    ports: Vec<u16>,
+    /// Calls in flight per owner, up to `per_owner`.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    per_owner: usize,
+}
+
+/// One call's place in its owner's share; given back when dropped.
+struct Slot {
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    owner: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().expect("webhook slots");
+        if let Some(n) = in_flight.get_mut(&self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.owner);
+            }
+        }
+    }
 }
 
 impl WebhookSender {
@@ -159,21 +199,42 @@ impl WebhookSender {
         Ok(WebhookSender {
             client: builder.build()?,
             allow_private: cfg.allow_private_addresses,
+            ports: cfg.allowed_ports.clone(),
+            in_flight: Default::default(),
+            per_owner: cfg.max_in_flight_per_owner.max(1),
         })
     }
 
-    /// POSTs `body` to `url`, signed with `secret` as message `msg_id`.
+    fn take_slot(&self, owner: &str) -> Option<Slot> {
+        let mut in_flight = self.in_flight.lock().expect("webhook slots");
+        let n = in_flight.entry(owner.to_string()).or_default();
+        if *n >= self.per_owner {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            in_flight: self.in_flight.clone(),
+            owner: owner.to_string(),
+        })
+    }
+
+    /// POSTs `body` to `owner`'s endpoint `url`, signed with `secret` as
+    /// message `msg_id`.
     pub async fn post(
         &self,
+        owner: &str,
         url: &str,
         secret: &str,
         msg_id: &str,
         timestamp: i64,
         body: Vec<u8>,
     ) -> Posted {
-        if let Err(why) = check_url(url, self.allow_private) {
+        if let Err(why) = check_url(url, self.allow_private, &self.ports) {
             return Posted::Failed(format!("endpoint {why}"));
         }
+        let Some(_slot) = self.take_slot(owner) else {
+            return Posted::Busy;
+        };
         let signature = match sign(secret, msg_id, timestamp, &body) {
             Ok(s) => s,
             Err(e) => return Posted::Failed(e),
@@ -197,24 +258,28 @@ impl WebhookSender {
     }
 }
 
-/// What went wrong, with its causes, without the URL (its query may hold a
-/// token of the receiver's).
+/// What went wrong, in words that tell the owner what to look at but nothing
+/// about the network behind the endpoint (refused, reset, no route: all "could
+/// not connect"), so the error a person reads is no port scanner. The causes
+/// go to the log, without the URL (its query may hold a token of the
+/// receiver's).
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
+    let mut causes = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        causes.push_str(": ");
+        causes.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::info!(causes = %causes, "webhook call failed");
+    if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "could not connect"
     } else {
         "request failed"
     }
-    .to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    .to_string()
 }
 
 #[cfg(test)]
@@ -237,15 +302,32 @@ mod tests {
             "https://[2002:a00:1::1]/hook",
             "https://[::10.0.0.1]/hook",
             "https://localhost/hook",
+            "https://192.0.0.8/hook",
+            "https://192.88.99.1/hook",
+            "https://0.1.2.3/hook",
+            "https://[::ffff:93.184.215.14]/hook",
+            "https://[fec0::1]/hook",
+            "https://[100::1]/hook",
+            "https://[2001::1]/hook",
+            "https://[2001:db8::1]/hook",
+            "https://[3fff::1]/hook",
+            "https://[64:ff9b:1::a00:1]/hook",
+            "https://[ff02::1]/hook",
         ] {
-            assert!(check_url(url, false).is_err(), "{url}");
-            assert!(check_url(url, true).is_ok(), "{url}");
+            assert!(check_url(url, false, &[443]).is_err(), "{url}");
+            assert!(check_url(url, true, &[443]).is_ok(), "{url}");
         }
-        assert!(check_url("https://93.184.215.14/hook", false).is_ok());
-        assert!(check_url("https://hooks.example.org/x", false).is_ok());
-        assert!(check_url("http://hooks.example.org/x", false).is_err());
-        assert!(check_url("https://user:pw@hooks.example.org/x", false).is_err());
-        assert!(check_url("not a url", true).is_err());
+        let check = |url: &str| check_url(url, false, &[443]);
+        assert!(check("https://93.184.215.14/hook").is_ok());
+        assert!(check("https://hooks.example.org/x").is_ok());
+        assert!(check("https://hooks.example.org:443/x").is_ok());
+        assert!(check("http://hooks.example.org/x").is_err());
+        assert!(check("https://user:pw@hooks.example.org/x").is_err());
+        assert!(check_url("not a url", true, &[443]).is_err());
+        // Other ports only when the operator allows them.
+        assert!(check("https://hooks.example.org:22/x").is_err());
+        assert!(check("https://hooks.example.org:8443/x").is_err());
+        assert!(check_url("https://hooks.example.org:8443/x", false, &[443, 8443]).is_ok());
     }
 
     #[test]

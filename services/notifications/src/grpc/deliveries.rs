@@ -65,7 +65,7 @@ impl NotificationsApi {
                 None
             }
         };
-        v.text("recipient_id", &req.recipient_id, false, 256);
+        v.line("recipient_id", &req.recipient_id, false, 256);
         if req.all && !req.recipient_id.is_empty() {
             v.add("recipient_id", "give either recipient_id or all, not both");
         }

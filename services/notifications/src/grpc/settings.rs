@@ -71,7 +71,7 @@ fn from_wire(wire: pb::Preferences) -> Result<preference::Held, NotificationsErr
     let mut v = Violations::new();
     let email = wire.email.trim().to_string();
     if !email.is_empty() {
-        v.text("email", &email, false, 254);
+        v.line("email", &email, false, 254);
         if email.parse::<lettre::Address>().is_err() {
             v.add("email", "is not an email address");
         }
@@ -267,7 +267,7 @@ impl NotificationsApi {
         }
         topics.sort();
         topics.dedup();
-        v.text("label", &req.label, false, 60);
+        v.line("label", &req.label, false, 60);
         v.into_result()?;
         let person = caller.person_id.as_str();
         if alert::count_of(&self.db, person).await? >= MAX_ALERTS {
@@ -323,9 +323,13 @@ impl NotificationsApi {
     ) -> Result<pb::RegisterWebhookResponse, NotificationsError> {
         let mut v = Violations::new();
         let url = req.url.trim();
-        v.text("url", url, true, 2_000);
+        v.line("url", url, true, 2_000);
         if !url.is_empty()
-            && let Err(why) = check_url(url, self.webhooks.allow_private_addresses)
+            && let Err(why) = check_url(
+                url,
+                self.webhooks.allow_private_addresses,
+                &self.webhooks.allowed_ports,
+            )
         {
             v.add("url", why);
         }

@@ -764,6 +764,133 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
     }
 }
 
+/// A receiver that takes `delay` over each call and notes the most calls it
+/// had open at once.
+#[derive(Clone, Default)]
+struct SlowReceiver {
+    open: Arc<Mutex<(usize, usize)>>,
+    received: Arc<Mutex<usize>>,
+}
+
+impl SlowReceiver {
+    fn serve(&self, listener: tokio::net::TcpListener, delay: Duration) {
+        let me = self.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let me = me.clone();
+                async move {
+                    {
+                        let mut open = me.open.lock().unwrap();
+                        open.0 += 1;
+                        open.1 = open.1.max(open.0);
+                    }
+                    tokio::time::sleep(delay).await;
+                    me.open.lock().unwrap().0 -= 1;
+                    *me.received.lock().unwrap() += 1;
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+}
+
+/// The share of calls per owner is in the replica's memory: SQLite only.
+#[tokio::test]
+async fn a_slow_receiver_holds_up_only_its_owner_and_errors_tell_nothing_of_the_network() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let mut config = config(&db, &nats);
+    config.webhooks.allow_private_addresses = true;
+    config.webhooks.max_in_flight_per_owner = 2;
+    config.delivery.interval_ms = 100;
+    let svc = start_with(config).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+
+    let slow = SlowReceiver::default();
+    let (listener, slow_port) = receiver_port().await;
+    slow.serve(listener, Duration::from_millis(1_500));
+    let quick = Receiver::default();
+    let (listener, quick_port) = receiver_port().await;
+    quick.serve(listener);
+    quick.set(StatusCode::NO_CONTENT);
+    // Nothing listens here: the delivery fails to connect.
+    let (closed, closed_port) = receiver_port().await;
+    drop(closed);
+    let kinds = vec![pb::NotificationKind::MeetingChanged];
+    for (owner, port) in [
+        ("slowpoke", slow_port),
+        ("quick", quick_port),
+        ("nobody", closed_port),
+    ] {
+        register(
+            &mut client,
+            owner,
+            &format!("http://127.0.0.1:{port}/hook"),
+            kinds.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    let g = uuid::Uuid::now_v7().to_string();
+    for person in ["slowpoke", "quick", "nobody"] {
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: person.into(),
+            following: true,
+            occurred_at: None,
+        };
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+    }
+    settle(&nats).await;
+    // Eight changes: eight calls each.
+    for version in 4..12 {
+        let date = format!("2026-12-{:02}", version);
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, version, &date),
+        )
+        .await;
+    }
+    eventually(
+        "the quick receiver served in full",
+        Duration::from_secs(20),
+        || async { (quick.accepted.lock().unwrap().len() == 8).then_some(()) },
+    )
+    .await;
+    let slow_done_then = *slow.received.lock().unwrap();
+    assert!(
+        slow_done_then < 8,
+        "the quick owner did not wait for the slow one ({slow_done_then} slow calls done)"
+    );
+    eventually(
+        "the slow receiver served in full",
+        Duration::from_secs(60),
+        || async { (*slow.received.lock().unwrap() == 8).then_some(()) },
+    )
+    .await;
+    let most_at_once = slow.open.lock().unwrap().1;
+    assert!(
+        most_at_once <= 2,
+        "{most_at_once} calls to one owner at once"
+    );
+
+    let failed = eventually("a failed call recorded", Duration::from_secs(20), || {
+        let mut client = client.clone();
+        async move {
+            let log = deliveries(&mut client, "nobody").await;
+            log.into_iter().find(|d| !d.last_error.is_empty())
+        }
+    })
+    .await;
+    assert_eq!(failed.last_error, "could not connect");
+    svc.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_failures() {
     for backend in backends() {
