@@ -4,6 +4,9 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// The most field violations one answer names.
+pub const MAX_REPORTED: usize = 20;
+
 /// Field violations gathered while checking one request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Violations {
@@ -73,15 +76,21 @@ impl Violations {
         }
     }
 
+    /// `INVALID_ARGUMENT` naming the fields: the first [`MAX_REPORTED`], as the
+    /// status travels in HTTP/2 headers, which clients cap (16 KiB by default),
+    /// and a list of 600 bad elements would otherwise break the response.
     pub fn into_status(self) -> Status {
-        let summary = self
-            .items
+        let reported = &self.items[..self.items.len().min(MAX_REPORTED)];
+        let mut summary = reported
             .iter()
             .map(|(f, d)| format!("{f}: {d}"))
             .collect::<Vec<_>>()
             .join("; ");
+        if self.items.len() > reported.len() {
+            summary.push_str(&format!("; and {} more", self.items.len() - reported.len()));
+        }
         let mut details = ErrorDetails::new();
-        for (field, description) in &self.items {
+        for (field, description) in reported {
             details.add_bad_request_violation(field.clone(), description.clone());
         }
         Status::with_error_details(Code::InvalidArgument, summary, details)
@@ -137,6 +146,22 @@ pub fn encode_page_offset(offset: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_list_of_violations_is_cut_to_fit_in_headers() {
+        let mut v = super::Violations::new();
+        for i in 0..600 {
+            v.add(format!("kinds[{i}]"), "is not a notification kind");
+        }
+        let status = v.into_status();
+        assert_eq!(super::violated_fields(&status).len(), super::MAX_REPORTED);
+        assert!(
+            status.message().ends_with("and 580 more"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() + status.details().len() < 4_096);
+    }
+
     #[test]
     fn one_line_fields_refuse_line_breaks_that_text_fields_allow() {
         let mut v = super::Violations::new();
