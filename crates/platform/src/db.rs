@@ -73,6 +73,24 @@ pub fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
+/// Makes transactions that check a count and then insert (at most 20 alerts a
+/// person, 10 webhooks…) take turns per `key`, so two at once cannot both see
+/// room for one more. On PostgreSQL a lock held until `txn` ends; SQLite has a
+/// single writer, whose transactions already take turns.
+pub async fn take_turns(txn: &sea_orm::DatabaseTransaction, key: &str) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [key.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
 /// True when `err` is a unique-constraint violation (a concurrent writer won).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(

@@ -1217,7 +1217,7 @@ async fn schedules_exceptions_events_and_calendar_export() {
             .unwrap_err();
         assert_eq!(violated_fields(&err), vec!["date"]);
         let after = client
-            .add_one_off_meeting(with_token(one_off, &alice))
+            .add_one_off_meeting(with_token(one_off.clone(), &alice))
             .await
             .unwrap()
             .into_inner();
@@ -1323,6 +1323,19 @@ async fn schedules_exceptions_events_and_calendar_export() {
             .into_inner();
         assert!(cleared.schedule.is_none());
         assert_eq!(cleared.next_occurrences.len(), 1);
+        // Changed meetings to come are capped (each costs work on every read).
+        let mut held = cleared.exceptions.len() as i64;
+        let refused = loop {
+            let mut more = one_off.clone();
+            more.date = (today + chrono::Duration::days(40 + held)).to_string();
+            match client.add_one_off_meeting(with_token(more, &alice)).await {
+                Ok(_) => held += 1,
+                Err(e) => break e,
+            }
+            assert!(held <= 100, "no cap on changed meetings");
+        };
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert_eq!(held, 100);
         svc.stop().await.unwrap();
     }
 }

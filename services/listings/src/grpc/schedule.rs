@@ -24,6 +24,9 @@ use crate::store::group::{self as store, Model};
 /// How many upcoming meetings a group shows.
 const NEXT_MEETINGS: usize = 5;
 const MAX_NOTE: usize = 500;
+/// Cancelled, moved and one-off meetings to come, per group: each one is work
+/// on every read of the group.
+const MAX_CHANGED_MEETINGS: u64 = 100;
 
 impl ListingsApi {
     /// The group as a client sees it, with its next meetings and exceptions.
@@ -186,8 +189,17 @@ impl ListingsApi {
         trace: &TraceParent,
     ) -> Result<pb::Group, ListingsError> {
         let txn = self.db.begin().await?;
+        // Touching the group row first makes changes to one group take turns,
+        // so the count below cannot be raced past.
         if !store::touch(&txn, group, now_ms()).await? {
             return Err(ListingsError::Conflict);
+        }
+        let today = self.today().format("%Y-%m-%d").to_string();
+        if exception_store::count_from(&txn, &group.id, &today).await? >= MAX_CHANGED_MEETINGS {
+            return Err(ListingsError::FailedPrecondition(format!(
+                "a group may have at most {MAX_CHANGED_MEETINGS} cancelled, moved and one-off \
+                 meetings to come; remove one first"
+            )));
         }
         exception_store::insert(&txn, &group.id, exception, now_ms()).await?;
         let updated = store::find(&txn, &group.id)

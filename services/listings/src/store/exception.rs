@@ -1,6 +1,7 @@
 //! The `schedule_exception` table: changes to single meetings of a group.
 
 use chrono::{NaiveDate, NaiveTime};
+use sea_orm::PaginatorTrait;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 
@@ -65,6 +66,19 @@ impl Model {
             _ => return None,
         })
     }
+}
+
+/// How many of the group's changes are about `from` (a `YYYY-MM-DD` date) or later.
+pub async fn count_from<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    from: &str,
+) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::Date.gte(from))
+        .count(conn)
+        .await
 }
 
 pub async fn list<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Vec<Model>, DbErr> {

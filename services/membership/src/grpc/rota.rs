@@ -20,6 +20,8 @@ const MAX_VOLUNTEERS: usize = 50;
 const DEFAULT_MEETINGS: usize = 6;
 /// How far ahead a skip or swap may reach.
 const MAX_MEETINGS: usize = 52;
+/// Skips and swaps to come per rota.
+const MAX_CHANGES: u64 = 200;
 
 /// Duty names compare without case or surrounding space: "Chair" is "chair".
 fn duty_name(v: &mut Violations, duty: &str) -> String {
@@ -175,7 +177,7 @@ impl MembershipApi {
             meeting: key.to_string(),
             person: caller.person_id.clone(),
         };
-        store::add_change(&self.db, &group_id, &duty, &change, now_ms()).await?;
+        self.record_change(&group_id, &duty, &change).await?;
         let manager = may(role, Permission::ManageGroup, false);
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
@@ -226,9 +228,30 @@ impl MembershipApi {
             meeting: a.to_string(),
             other: b.to_string(),
         };
-        store::add_change(&self.db, &group_id, &duty, &change, now_ms()).await?;
+        self.record_change(&group_id, &duty, &change).await?;
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
+    }
+
+    /// Records a skip or a swap, unless the rota already has its fill of them
+    /// for meetings to come (each is applied on every read of the rota).
+    async fn record_change(
+        &self,
+        group_id: &str,
+        duty: &str,
+        change: &TurnChange,
+    ) -> Result<(), MembershipError> {
+        let txn = self.db.begin().await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
+        let today = Utc::now().date_naive().to_string();
+        if store::count_changes_from(&txn, group_id, duty, &today).await? >= MAX_CHANGES {
+            return Err(MembershipError::FailedPrecondition(format!(
+                "this rota has {MAX_CHANGES} skips and swaps to come already"
+            )));
+        }
+        store::add_change(&txn, group_id, duty, change, now_ms()).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// The group and the caller's role in it, if they are an active member (or

@@ -186,6 +186,23 @@ pub async fn changes<C: ConnectionTrait>(
         .collect())
 }
 
+/// Skips and swaps of the rota about meetings on `from` (`YYYY-MM-DD`) or later
+/// (meeting keys begin with the date).
+pub async fn count_changes_from<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+    from: &str,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    change::Entity::find()
+        .filter(change::Column::GroupId.eq(group_id))
+        .filter(change::Column::Duty.eq(duty))
+        .filter(change::Column::MeetingKey.gte(from))
+        .count(conn)
+        .await
+}
+
 pub async fn add_change<C: ConnectionTrait>(
     conn: &C,
     group_id: &str,

@@ -270,7 +270,9 @@ impl NotificationsApi {
         v.line("label", &req.label, false, 60);
         v.into_result()?;
         let person = caller.person_id.as_str();
-        if alert::count_of(&self.db, person).await? >= MAX_ALERTS {
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("alerts:{person}")).await?;
+        if alert::count_of(&txn, person).await? >= MAX_ALERTS {
             return Err(NotificationsError::FailedPrecondition(format!(
                 "you have {MAX_ALERTS} alerts already; delete one first"
             )));
@@ -285,7 +287,8 @@ impl NotificationsApi {
             label: req.label.trim().to_string(),
             created_at_ms: now_ms(),
         };
-        alert::insert(&self.db, row.clone()).await?;
+        alert::insert(&txn, row.clone()).await?;
+        txn.commit().await?;
         Ok(alert_to_wire(&row))
     }
 
@@ -350,7 +353,9 @@ impl NotificationsApi {
         kinds.dedup();
         v.into_result()?;
         let owner = caller.person_id.as_str();
-        let held = webhook::of_owner(&self.db, owner).await?;
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("webhooks:{owner}")).await?;
+        let held = webhook::of_owner(&txn, owner).await?;
         if held.len() >= self.webhooks.max_per_owner as usize {
             return Err(NotificationsError::FailedPrecondition(format!(
                 "you have {} webhooks already; delete one first",
@@ -368,7 +373,8 @@ impl NotificationsApi {
             disabled_reason: String::new(),
             created_at_ms: now_ms(),
         };
-        webhook::insert(&self.db, row.clone()).await?;
+        webhook::insert(&txn, row.clone()).await?;
+        txn.commit().await?;
         Ok(pb::RegisterWebhookResponse {
             webhook: Some(webhook_to_wire(&row)),
             secret,

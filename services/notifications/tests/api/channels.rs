@@ -1232,6 +1232,86 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
 }
 
 #[tokio::test]
+async fn caps_hold_when_many_requests_arrive_at_once() {
+    for backend in backends() {
+        let nats = Nats::start();
+        let db = TestDb::new(backend).await;
+        let mut config = config(&db, &nats);
+        config.webhooks.allow_private_addresses = true;
+        config.webhooks.max_per_owner = 4;
+        // On PostgreSQL two replicas on one database: the caps must hold
+        // across them too (SQLite serves a single replica).
+        let mut replicas = vec![start_with(config.clone()).await];
+        if backend == selfhelp_testkit::Backend::Postgres {
+            replicas.push(start_with(config).await);
+        }
+        let mut clients = Vec::new();
+        for r in &replicas {
+            clients.push(NotificationsServiceClient::new(r.channel().await));
+        }
+        let clients = &clients;
+        let alerts = (0..30).map(|i| {
+            let mut c = clients[i % clients.len()].clone();
+            async move {
+                c.create_alert(with_token(
+                    pb::CreateAlertRequest {
+                        topics: vec!["bereavement".into()],
+                        latitude: 52.9548,
+                        longitude: -1.1581,
+                        radius_km: 5.0,
+                        label: format!("alert {i}"),
+                    },
+                    &tok("keen"),
+                ))
+                .await
+            }
+        });
+        let hooks = (0..12).map(|i| {
+            let mut c = clients[i % clients.len()].clone();
+            async move {
+                register(
+                    &mut c,
+                    "keen",
+                    &format!("http://127.0.0.1:9/hook{i}"),
+                    vec![],
+                )
+                .await
+            }
+        });
+        let (alerts, hooks) = futures::future::join(
+            futures::future::join_all(alerts),
+            futures::future::join_all(hooks),
+        )
+        .await;
+        for refused in alerts.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        }
+        let mut c = clients[0].clone();
+        let held = c
+            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("keen")))
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts
+            .len();
+        assert_eq!(held, 20, "{backend:?}: alerts capped at 20");
+        assert_eq!(alerts.iter().filter(|r| r.is_ok()).count(), 20);
+        assert_eq!(hooks.iter().filter(|r| r.is_ok()).count(), 4, "{backend:?}");
+        let listed = c
+            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("keen")))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhooks
+            .len();
+        assert_eq!(listed, 4, "{backend:?}: webhooks capped at 4");
+        for r in replicas {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
     use selfhelp_notifications::store::{Migrator, delivery};
     for backend in backends() {
