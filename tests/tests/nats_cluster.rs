@@ -103,6 +103,13 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
             .unwrap()
             .clone();
         assert_eq!(info.config.num_replicas, 3, "{name}");
+        // Streams that name people keep them 72 hours, the directory 30 days.
+        let days = if name == "LISTINGS" { 30 * 24 } else { 72 };
+        assert_eq!(
+            info.config.max_age,
+            Duration::from_secs(days * 3_600),
+            "{name}"
+        );
         let leader = info.cluster.and_then(|c| c.leader).expect("a leader");
         if name == "MEMBERSHIP" {
             leader_of_membership = leader.clone();

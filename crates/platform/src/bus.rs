@@ -33,23 +33,29 @@ pub struct StreamSpec {
     pub context: &'static str,
     /// Services whose events belong here (`urn:selfhelp:<region>:<service>`).
     pub speakers: &'static [&'static str],
+    /// Its events name people (who joined what, who asked to be erased): kept
+    /// only `nats.restricted_max_age_hours`, and never readable by partners.
+    pub restricted: bool,
 }
 
 pub const LISTINGS: StreamSpec = StreamSpec {
     name: "LISTINGS",
     context: "listings",
     speakers: &["listings"],
+    restricted: false,
 };
 pub const MEMBERSHIP: StreamSpec = StreamSpec {
     name: "MEMBERSHIP",
     context: "membership",
     speakers: &["membership"],
+    restricted: true,
 };
 /// Erasure requests (from membership) and every service's confirmations.
 pub const PRIVACY: StreamSpec = StreamSpec {
     name: "PRIVACY",
     context: "privacy",
     speakers: &["membership", "listings", "notifications"],
+    restricted: true,
 };
 
 impl StreamSpec {
@@ -101,6 +107,8 @@ pub async fn connect(
 pub struct StreamLimits {
     /// How long events stay, so late subscribers can replay.
     pub max_age: Duration,
+    /// How long events of a restricted stream (naming people) stay.
+    pub restricted_max_age: Duration,
     /// Copies kept in a JetStream cluster (1 on a single server; 3 on a cluster
     /// of three, to survive the loss of one node).
     pub replicas: usize,
@@ -112,6 +120,7 @@ impl StreamLimits {
     pub fn from_config(cfg: &crate::config::NatsConfig) -> Self {
         Self {
             max_age: Duration::from_secs(cfg.stream_max_age_days * 86_400),
+            restricted_max_age: Duration::from_secs(cfg.restricted_max_age_hours * 3_600),
             replicas: cfg.stream_replicas.max(1),
             max_bytes: cfg.stream_max_bytes,
         }
@@ -135,7 +144,11 @@ pub async fn ensure_stream(
         subjects: vec![spec.subjects()],
         retention: stream::RetentionPolicy::Limits,
         storage: stream::StorageType::File,
-        max_age: limits.max_age,
+        max_age: if spec.restricted {
+            limits.restricted_max_age
+        } else {
+            limits.max_age
+        },
         max_bytes: limits.max_bytes,
         num_replicas: limits.replicas,
         duplicate_window: Duration::from_secs(120),

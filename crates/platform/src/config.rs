@@ -108,6 +108,10 @@ pub struct NatsConfig {
     pub url: String,
     /// How long streams keep events, so late subscribers can replay.
     pub stream_max_age_days: u64,
+    /// How long MEMBERSHIP and PRIVACY keep events, which name people: after an
+    /// erasure nothing about the person stays longer than this. A consumer
+    /// down for longer misses what expired.
+    pub restricted_max_age_hours: u64,
     /// Copies of each stream in a JetStream cluster: 1 on a single server, 3 on
     /// a three-node cluster (survives one node lost). Applies when a stream is
     /// created.
@@ -121,6 +125,7 @@ impl Default for NatsConfig {
         Self {
             url: "nats://127.0.0.1:4222".into(),
             stream_max_age_days: 30,
+            restricted_max_age_hours: 72,
             stream_replicas: 1,
             stream_max_bytes: 2 * 1024 * 1024 * 1024,
         }

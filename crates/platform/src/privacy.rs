@@ -60,6 +60,7 @@ impl EventHandler for ErasureRequests {
             ));
         }
         self.eraser.erase(txn, &request.person_id).await?;
+        let purged = purge_traces(txn, &request.person_id).await?;
         let done = ev::ErasureCompleted {
             request_id: request.request_id.clone(),
             service: self.service.to_string(),
@@ -76,9 +77,51 @@ impl EventHandler for ErasureRequests {
                 Some(&trace),
             )
             .await?;
-        tracing::info!(request_id = %request.request_id, "personal data erased");
+        tracing::info!(request_id = %request.request_id, purged, "personal data erased");
         Ok(())
     }
+}
+
+/// Deletes what the platform's own tables still hold about `person_id`: outbox
+/// rows already published (kept a while for diagnosis) and dead letters whose
+/// payload or headers name the person. Rows not yet published stay: they are
+/// events about the erasure itself or changes still to be told, and go with the
+/// outbox's retention. Returns how many rows went.
+pub async fn purge_traces(txn: &DatabaseTransaction, person_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let backend = txn.get_database_backend();
+    let (outbox, dead_letters) = if backend == DatabaseBackend::Postgres {
+        (
+            "DELETE FROM outbox WHERE published_at_ms IS NOT NULL \
+             AND position(convert_to($1, 'UTF8') in payload) > 0",
+            "DELETE FROM dead_letter WHERE position(convert_to($1, 'UTF8') in payload) > 0 \
+             OR strpos(headers_json, $2) > 0",
+        )
+    } else {
+        (
+            "DELETE FROM outbox WHERE published_at_ms IS NOT NULL \
+             AND instr(payload, CAST(? AS BLOB)) > 0",
+            "DELETE FROM dead_letter WHERE instr(payload, CAST(? AS BLOB)) > 0 \
+             OR instr(headers_json, ?) > 0",
+        )
+    };
+    let one = txn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            outbox,
+            [person_id.into()],
+        ))
+        .await?
+        .rows_affected();
+    let two = txn
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            dead_letters,
+            [person_id.into(), person_id.into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok(one + two)
 }
 
 /// A stable pseudonym for a person id (UUIDv5), for records that must find a

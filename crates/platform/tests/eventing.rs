@@ -714,3 +714,65 @@ async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count() {
         js.delete_stream(LISTINGS.name).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_person() {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use selfhelp_platform::migrations::entities::dead_letter;
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let outbox = Outbox::new("notts", "listings");
+        let person = "erase-me-7731";
+        // Published and naming the person; published and not; not yet published.
+        let named = enqueue(&conn, &outbox, &format!("Group of {person}")).await;
+        let other = enqueue(&conn, &outbox, "Someone else's group").await;
+        conn.execute_unprepared("UPDATE outbox SET published_at_ms = 1")
+            .await
+            .unwrap();
+        let pending = enqueue(&conn, &outbox, &format!("Still to go, {person}")).await;
+        for (payload, headers) in [
+            (format!("… {person} …"), "{}".to_string()),
+            (
+                "nothing".to_string(),
+                format!(r#"{{"ce-subject":"{person}"}}"#),
+            ),
+            ("nobody".to_string(), "{}".to_string()),
+        ] {
+            dead_letter::Entity::insert(dead_letter::ActiveModel {
+                consumer: Set("c".into()),
+                event_id: Set(uuid::Uuid::now_v7().to_string()),
+                subject: Set("selfhelp.notts.listings.group.created".into()),
+                headers_json: Set(headers),
+                payload: Set(payload.into_bytes()),
+                error: Set("poison".into()),
+                deliveries: Set(1),
+                created_at_ms: Set(1),
+                replayed_at_ms: Set(None),
+                ..Default::default()
+            })
+            .exec_without_returning(&conn)
+            .await
+            .unwrap();
+        }
+
+        let txn = conn.begin().await.unwrap();
+        let purged = selfhelp_platform::privacy::purge_traces(&txn, person)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(purged, 3, "{backend:?}: one outbox row, two dead letters");
+        let left: Vec<String> = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT event_id FROM outbox ORDER BY seq",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String>("", "event_id").unwrap())
+            .collect();
+        assert!(!left.contains(&named), "{backend:?}");
+        assert_eq!(left, vec![other, pending], "{backend:?}: the rest stays");
+        assert_eq!(dead_letters(&conn).await.len(), 1, "{backend:?}");
+    }
+}
