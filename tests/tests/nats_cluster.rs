@@ -26,7 +26,9 @@ fn the_deployment_nats_configurations_load() {
             .arg("-t")
             .arg("-c")
             .arg(deploy.join(file))
-            .env("SELFHELP_NATS_PASSWORD", "a-password")
+            .env("LISTINGS_NATS_PASSWORD", "a-password")
+            .env("MEMBERSHIP_NATS_PASSWORD", "b-password")
+            .env("NOTIFICATIONS_NATS_PASSWORD", "c-password")
             .env("OUTSIDE_NATS_PASSWORD", "another-password");
         if let Some(node) = node {
             check.env("NATS_SERVER_NAME", node);

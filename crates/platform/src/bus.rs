@@ -88,18 +88,60 @@ pub async fn connect(
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     // Several servers (a cluster) are given comma-separated; the client also
     // learns the cluster's other members from the one it reaches.
-    let servers: Vec<&str> = url
+    let servers: Vec<async_nats::ServerAddr> = url
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
-    async_nats::ConnectOptions::new()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
+        })?;
+    // The client does not log in with credentials written in a URL by itself:
+    // take them from the first server that has them (all share one user).
+    let login = servers.iter().find_map(|s| {
+        let decode = |v: &str| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Some((decode(s.username()?), decode(s.password().unwrap_or(""))))
+    });
+    // Replies (publish acks, pulled messages) come to an inbox of the service's
+    // own, `_INBOX_<service>`, which its NATS user alone may subscribe to
+    // (deploy/nats/accounts.conf): no service can listen to another's.
+    let service = name.split('-').next().unwrap_or(name);
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = login {
+        options = options.user_and_password(user, password);
+    }
+    options
         .name(name)
+        .custom_inbox_prefix(format!("_INBOX_{service}"))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(5)))
         .connect(servers)
         .await
+}
+
+/// `url` (one or several NATS servers) with any password replaced by `***`,
+/// for logs and messages.
+pub fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let server = server.trim();
+            match (server.find("://"), server.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let credentials = &server[scheme + 3..at];
+                    let user = credentials.split(':').next().unwrap_or("");
+                    format!("{}{user}:***{}", &server[..scheme + 3], &server[at..])
+                }
+                _ => server.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// How the services' streams are kept: `nats.stream_*` settings.
@@ -245,6 +287,18 @@ impl Envelope<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwords_never_reach_a_log() {
+        assert_eq!(
+            super::redact("nats://listings:s3cr3t@nats-1:4222, nats://listings:s3cr3t@nats-2:4222"),
+            "nats://listings:***@nats-1:4222,nats://listings:***@nats-2:4222"
+        );
+        assert_eq!(
+            super::redact("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -127,7 +127,7 @@ impl Eventing {
                 match bus::connect(&self.common.nats.url, self.service).await {
                     Ok(c) => break c,
                     Err(e) => {
-                        tracing::warn!(error = %e, url = %self.common.nats.url, "NATS not reachable; retrying");
+                        tracing::warn!(error = %e, url = %bus::redact(&self.common.nats.url), "NATS not reachable; retrying");
                         tokio::select! {
                             _ = shutdown.wait() => return,
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -1,0 +1,359 @@
+//! NATS least privilege, proved against a real `nats-server` running
+//! `deploy/nats/nats.conf`: each service's user may publish only its own
+//! events and use the JetStream API only for its own streams and durables;
+//! the partner user reads listings and nothing else. Then the three real
+//! service binaries run with their own users and a join goes all the way to
+//! the member's welcome, so the permissions are also enough.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sea_orm::Database;
+use selfhelp_e2e::{ServiceProcess, count, published_group};
+use selfhelp_platform::bus::{self, LISTINGS, MEMBERSHIP, PRIVACY};
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_testkit::{
+    Backend, SECRET, TestDb, channel, eventually, join_request, token, wait_serving, with_token,
+};
+
+const REGION: &str = "notts";
+const USERS: [(&str, &str); 4] = [
+    ("listings", "LISTINGS_NATS_PASSWORD"),
+    ("membership", "MEMBERSHIP_NATS_PASSWORD"),
+    ("notifications", "NOTIFICATIONS_NATS_PASSWORD"),
+    ("outside-subscriber", "OUTSIDE_NATS_PASSWORD"),
+];
+
+fn password(user: &str) -> String {
+    format!("pw-of-{user}")
+}
+
+/// `nats-server` with `deploy/nats/nats.conf` and the `accounts.conf` it
+/// includes, unchanged but for the port and the store folder (the file names
+/// them, and the server refuses to take them twice).
+struct Server {
+    child: Child,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let store = tempfile::tempdir().unwrap();
+        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+        let original = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
+        let data = store.path().join("js");
+        let conf = original
+            .replace("port: 4222", &format!("port: {port}"))
+            .replace("http_port: 8222", "")
+            .replace(
+                "store_dir: \"/data\"",
+                &format!("store_dir: {:?}", data.display().to_string()),
+            );
+        assert_ne!(conf, original, "nats.conf names a port and a store");
+        std::fs::write(store.path().join("nats.conf"), conf).unwrap();
+        std::fs::copy(
+            deploy.join("accounts.conf"),
+            store.path().join("accounts.conf"),
+        )
+        .unwrap();
+        let mut cmd = Command::new(selfhelp_testkit::nats_binary());
+        cmd.arg("-c")
+            .arg(store.path().join("nats.conf"))
+            .args(["-a", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (user, var) in USERS {
+            cmd.env(var, password(user));
+        }
+        let child = cmd.spawn().unwrap();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !selfhelp_platform::nats_server::is_listening(&addr) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            port,
+            _store: store,
+        }
+    }
+
+    fn url(&self, user: &str) -> String {
+        format!("nats://{user}:{}@127.0.0.1:{}", password(user), self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(server: &Server, user: &str) -> jetstream::Context {
+    let prefix = if user == "outside-subscriber" {
+        "_INBOX_OUTSIDE".to_string()
+    } else {
+        format!("_INBOX_{user}")
+    };
+    let client = async_nats::ConnectOptions::new()
+        .user_and_password(user.to_string(), password(user))
+        .custom_inbox_prefix(prefix)
+        .request_timeout(Some(Duration::from_secs(1)))
+        .connect(server.url(user).as_str())
+        .await
+        .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"));
+    jetstream::new(client)
+}
+
+/// Whether `user` may publish an event on `subject` into its stream (stored
+/// and acknowledged).
+async fn may_publish(js: &jetstream::Context, subject: &str) -> bool {
+    match js.publish(subject.to_string(), "{}".into()).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn each_nats_user_may_do_its_part_and_nothing_more() {
+    let server = Server::start();
+    let limits = bus::StreamLimits::default();
+    let (listings, membership, notifications, outside) = (
+        connect(&server, "listings").await,
+        connect(&server, "membership").await,
+        connect(&server, "notifications").await,
+        connect(&server, "outside-subscriber").await,
+    );
+    // Each creates the streams it writes; none may create another's.
+    assert!(
+        bus::ensure_stream(&notifications, LISTINGS, limits)
+            .await
+            .is_err()
+    );
+    assert!(
+        bus::ensure_stream(&listings, MEMBERSHIP, limits)
+            .await
+            .is_err()
+    );
+    bus::ensure_stream(&listings, LISTINGS, limits)
+        .await
+        .unwrap();
+    bus::ensure_stream(&membership, MEMBERSHIP, limits)
+        .await
+        .unwrap();
+    bus::ensure_stream(&membership, PRIVACY, limits)
+        .await
+        .unwrap();
+
+    let s = |rest: &str| format!("selfhelp.{REGION}.{rest}");
+    let cases = [
+        (&listings, "listings", s("listings.group.created"), true),
+        (&listings, "listings", s("membership.member.joined"), false),
+        (&listings, "listings", s("privacy.erasure.requested"), false),
+        (&listings, "listings", s("privacy.erasure.completed"), true),
+        (
+            &membership,
+            "membership",
+            s("membership.member.joined"),
+            true,
+        ),
+        (
+            &membership,
+            "membership",
+            s("listings.group.created"),
+            false,
+        ),
+        (
+            &membership,
+            "membership",
+            s("privacy.erasure.requested"),
+            true,
+        ),
+        (
+            &notifications,
+            "notifications",
+            s("privacy.erasure.completed"),
+            true,
+        ),
+        (
+            &notifications,
+            "notifications",
+            s("listings.group.created"),
+            false,
+        ),
+        (
+            &notifications,
+            "notifications",
+            s("membership.member.joined"),
+            false,
+        ),
+        (
+            &notifications,
+            "notifications",
+            s("privacy.erasure.requested"),
+            false,
+        ),
+        (
+            &outside,
+            "outside-subscriber",
+            s("listings.group.created"),
+            false,
+        ),
+    ];
+    for (js, user, subject, allowed) in cases {
+        assert_eq!(
+            may_publish(js, &subject).await,
+            allowed,
+            "{user} publishing {subject}"
+        );
+    }
+
+    // Consumers: each on the streams it reads, none on others, and no user
+    // may delete a stream or another's consumer.
+    let durable =
+        |service: &str, stream: bus::StreamSpec| selfhelp_platform::consumer::ConsumerRunner {
+            durable: selfhelp_platform::consumer::ConsumerRunner::durable_name(
+                service, REGION, stream,
+            ),
+            stream,
+            filter: stream.region_filter(REGION),
+            stream_limits: limits,
+            cfg: Default::default(),
+            db: sea_orm::DatabaseConnection::default(),
+            js: match service {
+                "listings" => listings.clone(),
+                "membership" => membership.clone(),
+                _ => notifications.clone(),
+            },
+            handler: std::sync::Arc::new(Nothing),
+        };
+    durable("notifications", MEMBERSHIP)
+        .ensure()
+        .await
+        .expect("notifications reads MEMBERSHIP");
+    durable("listings", MEMBERSHIP)
+        .ensure()
+        .await
+        .expect("listings reads MEMBERSHIP");
+    durable("membership", LISTINGS)
+        .ensure()
+        .await
+        .expect("membership reads LISTINGS");
+    assert!(
+        durable("membership", MEMBERSHIP).ensure().await.is_err(),
+        "membership has no consumer on its own stream"
+    );
+    for (js, user) in [
+        (&listings, "listings"),
+        (&membership, "membership"),
+        (&notifications, "notifications"),
+        (&outside, "outside-subscriber"),
+    ] {
+        assert!(
+            js.delete_stream("LISTINGS").await.is_err(),
+            "{user} deleted LISTINGS"
+        );
+        assert!(
+            js.delete_consumer_from_stream("notifications-notts-membership", "MEMBERSHIP")
+                .await
+                .is_err(),
+            "{user} deleted notifications' consumer"
+        );
+    }
+    // The partner: no way into MEMBERSHIP.
+    assert!(outside.get_stream("MEMBERSHIP").await.is_err());
+    let partner = outside.get_stream("LISTINGS").await;
+    assert!(partner.is_ok(), "the partner may look at LISTINGS");
+}
+
+struct Nothing;
+
+#[async_trait::async_trait]
+impl selfhelp_platform::inbox::EventHandler for Nothing {
+    async fn handle(
+        &self,
+        _: &sea_orm::DatabaseTransaction,
+        _: &selfhelp_platform::bus::IncomingEvent,
+    ) -> Result<(), selfhelp_platform::inbox::HandlerError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_services_work_with_their_own_users() {
+    let server = Server::start();
+    let dbs = [
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+    ];
+    let env = |user: &str, db: &TestDb, listings_url: &str| {
+        vec![
+            ("SELFHELP_REGION", REGION.to_string()),
+            ("SELFHELP_DATABASE__URL", db.url.clone()),
+            ("SELFHELP_NATS__URL", server.url(user)),
+            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
+            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
+            ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
+        ]
+    };
+    // All at once: each creates only its own streams and waits for the others'.
+    let listings = ServiceProcess::spawn("selfhelp-listings", &env("listings", &dbs[0], ""));
+    let membership = ServiceProcess::spawn(
+        "selfhelp-membership",
+        &env("membership", &dbs[1], &listings.url()),
+    );
+    let notifications = ServiceProcess::spawn(
+        "selfhelp-notifications",
+        &env("notifications", &dbs[2], &listings.url()),
+    );
+    wait_serving(membership.addr, "selfhelp.membership.v1.MembershipService").await;
+    wait_serving(
+        notifications.addr,
+        "selfhelp.notifications.v1.NotificationsService",
+    )
+    .await;
+
+    let group_id = published_group(listings.addr, REGION, "alice").await;
+    let mut mc = MembershipServiceClient::new(channel(membership.addr).await);
+    let bob = token("bob", REGION, &[]);
+    eventually("bob's join accepted", Duration::from_secs(30), || {
+        let mut mc = mc.clone();
+        let req = with_token(join_request(&group_id), &bob);
+        async move { mc.join_group(req).await.ok().map(|_| ()) }
+    })
+    .await;
+    let _ = &mut mc;
+    let notifications_db = Database::connect(&dbs[2].url).await.unwrap();
+    eventually("bob's welcome", Duration::from_secs(30), || async {
+        (count(
+            &notifications_db,
+            "SELECT COUNT(*) FROM notification WHERE recipient_id = 'bob' AND kind = 'WELCOME'",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    let dead: i64 = {
+        let mut n = 0;
+        for db in &dbs {
+            n += count(
+                &Database::connect(&db.url).await.unwrap(),
+                "SELECT COUNT(*) FROM dead_letter",
+            )
+            .await;
+        }
+        n
+    };
+    assert_eq!(dead, 0);
+}
