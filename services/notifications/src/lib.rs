@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod live;
 pub mod routing;
 pub mod store;
 pub mod unsubscribe;
@@ -119,6 +120,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             )
         }
     });
+    // Live inbox streams: one look a few times a second for everyone watching.
+    let live = Arc::new(live::LiveInbox::default());
+    workers.spawn("live inbox wake-ups", {
+        let (live, db, stop) = (live.clone(), dbs.read.clone(), shutdown.clone());
+        move || live.clone().run(db.clone(), stop.clone())
+    });
 
     let api = grpc::NotificationsApi::new(
         dbs,
@@ -126,6 +133,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         shutdown.clone(),
         config.webhooks.clone(),
         config.watch.clone(),
+        live.clone(),
     );
     parts.add_service(
         NotificationsServiceServer::new(api)

@@ -15,8 +15,7 @@ use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsService;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -24,6 +23,7 @@ use tonic::{Request, Response, Status};
 use crate::config::{WatchConfig, WebhookConfig};
 use crate::domain::messages::Kind;
 use crate::error::NotificationsError;
+use crate::live::LiveInbox;
 use crate::store::{alert, audience, delivery, digest, notification, preference, webhook};
 
 pub struct NotificationsApi {
@@ -35,65 +35,10 @@ pub struct NotificationsApi {
     shutdown: Shutdown,
     webhooks: WebhookConfig,
     watch: WatchConfig,
-    /// Live streams open on this replica.
-    watchers: Arc<Watchers>,
+    /// Live streams open on this replica, and their wake-ups.
+    live: Arc<LiveInbox>,
 }
 
-/// Live `WatchNotifications` streams open on this replica: per person and in all.
-#[derive(Default)]
-struct Watchers {
-    open: Mutex<(HashMap<String, usize>, usize)>,
-}
-
-impl Watchers {
-    /// A place for one more stream of `person`, or why not.
-    fn open(self: &Arc<Self>, person: &str, cfg: &WatchConfig) -> Result<WatchSlot, Status> {
-        let mut open = self.open.lock().expect("watchers lock");
-        let (by_person, total) = &mut *open;
-        if *total >= cfg.max_total {
-            return Err(Status::resource_exhausted(
-                "too many live streams on this server; try again shortly",
-            ));
-        }
-        let mine = by_person.entry(person.to_string()).or_default();
-        if *mine >= cfg.max_per_person {
-            return Err(Status::resource_exhausted(format!(
-                "at most {} live streams per person; close one first",
-                cfg.max_per_person
-            )));
-        }
-        *mine += 1;
-        *total += 1;
-        Ok(WatchSlot {
-            watchers: self.clone(),
-            person: person.to_string(),
-        })
-    }
-}
-
-/// One open stream's place; given back when the stream ends.
-struct WatchSlot {
-    watchers: Arc<Watchers>,
-    person: String,
-}
-
-impl Drop for WatchSlot {
-    fn drop(&mut self) {
-        let mut open = self.watchers.open.lock().expect("watchers lock");
-        let (by_person, total) = &mut *open;
-        *total -= 1;
-        if let Some(mine) = by_person.get_mut(&self.person) {
-            *mine -= 1;
-            if *mine == 0 {
-                by_person.remove(&self.person);
-            }
-        }
-    }
-}
-
-/// How often a live stream looks for new notifications. Any replica may have
-/// stored them (consumers are shared), so each stream asks the database.
-const WATCH_POLL: Duration = Duration::from_millis(500);
 /// Notifications sent per look; the next look sends the rest.
 const WATCH_BATCH: u64 = 100;
 
@@ -104,6 +49,7 @@ impl NotificationsApi {
         shutdown: Shutdown,
         webhooks: WebhookConfig,
         watch: WatchConfig,
+        live: Arc<LiveInbox>,
     ) -> Self {
         Self {
             db: db.write,
@@ -112,7 +58,7 @@ impl NotificationsApi {
             shutdown,
             webhooks,
             watch,
-            watchers: Default::default(),
+            live,
         }
     }
 
@@ -245,7 +191,7 @@ impl NotificationsService for NotificationsApi {
             .flatten()
             .map(|u| u.to_string());
         v.into_result().map_err(NotificationsError::from)?;
-        let slot = self.watchers.open(&caller.person_id, &self.watch)?;
+        let slot = self.live.open(&caller.person_id, &self.watch)?;
         // The stream ends with the token that opened it; the client signs in
         // again and resumes with `after_id`.
         let token_left = Duration::from_secs(
@@ -261,10 +207,15 @@ impl NotificationsService for NotificationsApi {
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
         let (db, shutdown, person) = (self.read.clone(), self.shutdown.clone(), caller.person_id);
         tokio::spawn(async move {
-            let _slot = slot;
             let expired = tokio::time::sleep(token_left);
             tokio::pin!(expired);
+            let wake = slot.wake();
             loop {
+                // Listening before reading: a wake-up that comes while we read
+                // is not lost.
+                let woken = wake.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
                 match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
                     Ok(rows) => {
                         for n in rows {
@@ -291,7 +242,8 @@ impl NotificationsService for NotificationsApi {
                             .await;
                         return;
                     }
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
+                    _ = &mut woken => {}
+                    _ = tokio::time::sleep(crate::live::SAFETY_LOOK) => {}
                 }
             }
         });

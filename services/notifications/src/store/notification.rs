@@ -137,6 +137,23 @@ pub async fn after<C: ConnectionTrait>(
     query.order_by_asc(Column::Id).limit(limit).all(conn).await
 }
 
+/// The newest notification id of each of `recipients` that has any, in one
+/// query (the `(recipient_id, id)` index answers it).
+pub async fn newest_ids<C: ConnectionTrait>(
+    conn: &C,
+    recipients: &[String],
+) -> Result<Vec<(String, String)>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::RecipientId)
+        .column_as(Column::Id.max(), "newest")
+        .filter(Column::RecipientId.is_in(recipients.iter().cloned()))
+        .group_by(Column::RecipientId)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
 /// The id of the recipient's newest notification.
 pub async fn newest_id<C: ConnectionTrait>(
     conn: &C,

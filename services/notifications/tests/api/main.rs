@@ -732,6 +732,70 @@ async fn live_streams_are_capped_per_person_and_end_with_the_token() {
     svc.stop().await.unwrap();
 }
 
+/// Live streams are woken, not polled: one look for everyone watching wakes
+/// only the streams of people with something new, once per change.
+#[tokio::test]
+async fn one_look_wakes_only_the_streams_with_news() {
+    use selfhelp_notifications::config::WatchConfig;
+    use selfhelp_notifications::domain::messages::{Kind, Message};
+    use selfhelp_notifications::live::LiveInbox;
+    use selfhelp_notifications::store::{Migrator, notification};
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let cfg = selfhelp_platform::config::DatabaseConfig {
+            url: db.url.clone(),
+            ..Default::default()
+        };
+        let conn = selfhelp_platform::service::open_database::<Migrator>(
+            &cfg,
+            &selfhelp_platform::Shutdown::new().1,
+        )
+        .await
+        .unwrap();
+        let live = std::sync::Arc::new(LiveInbox::default());
+        let watch = WatchConfig::default();
+        let (ann, ben) = (
+            live.open("ann", &watch).unwrap(),
+            live.open("ben", &watch).unwrap(),
+        );
+        assert!(
+            live.look(&conn).await.unwrap().is_empty(),
+            "{backend:?}: nothing new"
+        );
+
+        let wake = ben.wake();
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let welcome = Message {
+            recipient_id: "ben".into(),
+            kind: Kind::Welcome,
+            title: "Welcome".into(),
+            body: "You joined a group".into(),
+        };
+        notification::insert_all(&conn, &[welcome], "g", "e1", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            live.look(&conn).await.unwrap(),
+            vec!["ben".to_string()],
+            "{backend:?}"
+        );
+        tokio::time::timeout(Duration::from_millis(100), woken)
+            .await
+            .expect("ben's stream is woken");
+        assert!(
+            live.look(&conn).await.unwrap().is_empty(),
+            "once per change"
+        );
+        drop((ann, ben));
+        assert!(
+            live.look(&conn).await.unwrap().is_empty(),
+            "nobody watching"
+        );
+    }
+}
+
 #[tokio::test]
 async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
     for backend in backends() {
