@@ -59,10 +59,22 @@ pub fn dev_secret(data_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     {
         return Ok((path, secret.trim().to_string()));
     }
-    std::fs::create_dir_all(data_dir)?;
+    private_dir(data_dir)?;
     let secret = selfhelp_platform::auth::generate_secret();
     write_private(&path, &secret)?;
     Ok((path, secret))
+}
+
+/// Creates `dir` if needed and makes it readable by its owner only: it holds
+/// the development secret, the databases (who belongs to which group) and mail.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

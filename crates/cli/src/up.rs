@@ -58,7 +58,7 @@ pub struct UpArgs {
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir)?;
-    std::fs::create_dir_all(&data_dir)?;
+    crate::private_dir(&data_dir)?;
     let mut common: CommonConfig = config::load(None)?;
     selfhelp_platform::telemetry::init(&common.log);
     let (secret_file, _) = crate::dev_secret(&data_dir)?;

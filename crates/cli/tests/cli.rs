@@ -13,7 +13,8 @@ fn selfhelp() -> Command {
 
 #[tokio::test]
 async fn token_is_signed_with_the_data_folder_secret() {
-    let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
     let out = selfhelp()
         .args([
             "token",
@@ -25,9 +26,15 @@ async fn token_is_signed_with_the_data_folder_secret() {
             "notts",
             "--data-dir",
         ])
-        .arg(dir.path())
+        .arg(&dir)
         .output()
         .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data folder is its owner's alone");
+    }
     assert!(
         out.status.success(),
         "{}",
@@ -37,7 +44,7 @@ async fn token_is_signed_with_the_data_folder_secret() {
     let token = stdout.trim();
     assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
     let auth = Authenticator::from_config(&AuthConfig {
-        hs256_secret_file: Some(dir.path().join("dev-secret")),
+        hs256_secret_file: Some(dir.join("dev-secret")),
         ..Default::default()
     })
     .await
@@ -48,7 +55,7 @@ async fn token_is_signed_with_the_data_folder_secret() {
 
     let bad = selfhelp()
         .args(["token", "--sub", " ", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir)
         .output()
         .unwrap();
     assert!(!bad.status.success());

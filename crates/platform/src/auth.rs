@@ -71,6 +71,10 @@ pub enum AuthError {
     Jwks(String),
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    #[error(
+        "tokens from an identity provider must say who issued them and for whom: set auth.issuer and auth.audience"
+    )]
+    IssuerAndAudienceRequired,
 }
 
 enum Keys {
@@ -108,6 +112,12 @@ impl Authenticator {
         let keys = if let Some(secret) = resolve_secret(cfg)? {
             Keys::Hs256(DecodingKey::from_secret(secret.as_bytes()))
         } else if cfg.jwks_file.is_some() || cfg.jwks_url.is_some() {
+            // Without both, a token the provider issued to another application
+            // (or for another region's deployment) would be taken as ours.
+            let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+            if !set(&cfg.issuer) || !set(&cfg.audience) {
+                return Err(AuthError::IssuerAndAudienceRequired);
+            }
             let set = match &cfg.jwks_file {
                 Some(path) => {
                     let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
@@ -451,6 +461,7 @@ mod tests {
         }
 
         fn sign(&self, kid: &str, sub: &str) -> String {
+            // (An identity provider always names itself and the audience.)
             let mut header = Header::new(Algorithm::ES256);
             header.kid = Some(kid.into());
             let claims = Claims {
@@ -458,10 +469,38 @@ mod tests {
                 region: "notts".into(),
                 roles: vec![],
                 exp: chrono::Utc::now().timestamp() + 60,
-                iss: None,
-                aud: None,
+                iss: Some(IDP_ISSUER.into()),
+                aud: Some(IDP_AUDIENCE.into()),
             };
             jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+        }
+    }
+
+    const IDP_ISSUER: &str = "https://id.example";
+    const IDP_AUDIENCE: &str = "selfhelp-notts";
+
+    #[tokio::test]
+    async fn an_identity_provider_without_issuer_and_audience_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, IdentityProvider::new("k1").jwks.to_string()).unwrap();
+        for (issuer, audience) in [
+            (None, None),
+            (Some(IDP_ISSUER), None),
+            (None, Some("x")),
+            (Some(""), Some("x")),
+        ] {
+            let refused = Authenticator::from_config(&AuthConfig {
+                jwks_file: Some(path.clone()),
+                issuer: issuer.map(String::from),
+                audience: audience.map(String::from),
+                ..Default::default()
+            })
+            .await;
+            assert!(
+                matches!(refused, Err(AuthError::IssuerAndAudienceRequired)),
+                "{issuer:?} {audience:?}"
+            );
         }
     }
 
@@ -473,6 +512,8 @@ mod tests {
         std::fs::write(&path, idp.jwks.to_string()).unwrap();
         let auth = Authenticator::from_config(&AuthConfig {
             jwks_file: Some(path),
+            issuer: Some(IDP_ISSUER.into()),
+            audience: Some(IDP_AUDIENCE.into()),
             ..Default::default()
         })
         .await
@@ -521,6 +562,8 @@ mod tests {
         let url = serve_json(idp.jwks.to_string()).await;
         let auth = Authenticator::from_config(&AuthConfig {
             jwks_url: Some(url),
+            issuer: Some(IDP_ISSUER.into()),
+            audience: Some(IDP_AUDIENCE.into()),
             ..Default::default()
         })
         .await
