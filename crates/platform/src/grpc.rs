@@ -132,9 +132,14 @@ pub async fn serve(
     parts: ServerParts,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    // The contracts' descriptor set holds every service; reflection offers only
+    // what this port serves, so `grpcurl <port> list` tells no lies.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(selfhelp_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(parts.readiness.service_name())
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()?;
     let routes: Routes = parts.routes.routes().add_service(reflection);
 

@@ -613,9 +613,18 @@ async fn health_reflection_and_graceful_stop() {
     let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
     let svc = start(&db, &nats).await; // returns once readiness is SERVING
     let channel = svc.channel().await;
-    let services = list_services(channel.clone()).await;
-    assert!(services.contains(&SERVICE_NAME.to_string()), "{services:?}");
-    assert!(services.iter().any(|s| s == "grpc.health.v1.Health"));
+    let mut services = list_services(channel.clone()).await;
+    services.sort();
+    // What this port serves, and nothing it does not (the contracts describe
+    // membership and notifications too).
+    assert_eq!(
+        services,
+        vec![
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            SERVICE_NAME,
+        ],
+    );
     svc.stop().await.unwrap();
 }
 
