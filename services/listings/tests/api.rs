@@ -748,6 +748,40 @@ async fn each_caller_gets_a_fair_share_and_a_retry_hint_beyond_it() {
         .expect("served again after the wait");
 }
 
+/// Whether a listing is overdue is the server's clock against the setting:
+/// with a maximum age of 0 days every listing is overdue at once. SQLite.
+#[tokio::test]
+async fn once_a_check_is_overdue_only_an_operator_renews_it() {
+    use selfhelp_listings::config::FreshnessConfig;
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        freshness: FreshnessConfig {
+            max_age_days: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let group = publish(&mut client, "alice", new_group("Overdue circle", "", &[])).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let confirm = || pb::ConfirmGroupDetailsRequest {
+        group_id: group.id.clone(),
+    };
+    let refused = client
+        .confirm_group_details(with_token(confirm(), &token("alice", REGION, &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    client
+        .confirm_group_details(with_token(confirm(), &token("olu", REGION, &["operator"])))
+        .await
+        .expect("an operator renews an overdue check");
+    svc.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns() {
     for backend in backends() {

@@ -615,8 +615,9 @@ pub fn changed_fields(old: &NewGroup, new: &NewGroup) -> Vec<FieldChange> {
 }
 
 /// Who may manage a listing: everyone membership reports as organiser or
-/// co-organiser, plus the creator unless membership says otherwise. A listing is
-/// never left without anyone: then the creator stays.
+/// co-organiser, plus the creator unless membership says otherwise. When every
+/// organiser has gone (left, removed, banned, erased), no one is named and the
+/// listing is the region's operators' alone: the creator does not come back.
 pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
     let manages = |role: &str| role == "ORGANISER" || role == "CO_ORGANISER";
     let mut out = Vec::new();
@@ -633,9 +634,6 @@ pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
         .collect();
     others.sort();
     out.extend(others.into_iter().cloned());
-    if out.is_empty() && !creator.is_empty() {
-        out.push(creator.to_string());
-    }
     out
 }
 
@@ -841,8 +839,8 @@ mod tests {
         );
         assert_eq!(
             organisers("alice", &[r("alice", "NONE")]),
-            vec!["alice"],
-            "never nobody"
+            Vec::<String>::new(),
+            "a creator who left (or was banned) does not come back"
         );
     }
 

@@ -197,6 +197,16 @@ impl ListingsApi {
                 "an archived group can't be confirmed".into(),
             ));
         }
+        // Organisers keep their listing checked while it is fresh; once the
+        // check is overdue, someone other than its authors must look again.
+        let overdue =
+            !domain::recently_checked(group.assured_at_ms, now_ms(), self.freshness.max_age_days);
+        if overdue && !caller.is_operator_of(&self.region) {
+            return Err(ListingsError::FailedPrecondition(format!(
+                "this listing was last checked over {} days ago: an operator of the region checks it now",
+                self.freshness.max_age_days
+            )));
+        }
         let txn = self.db.begin().await?;
         if !store::confirm(&txn, &group, &caller.person_id, now_ms()).await? {
             return Err(ListingsError::Conflict);
