@@ -18,6 +18,7 @@ pub mod nats_server;
 pub mod outbox;
 pub mod privacy;
 pub mod schema;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod supervise;

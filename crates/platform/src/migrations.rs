@@ -4,7 +4,44 @@
 use sea_orm_migration::prelude::*;
 
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(PlatformTables)]
+    vec![Box::new(PlatformTables), Box::new(ServiceSecrets)]
+}
+
+/// `service_secret` for every service (notifications had it first, with the
+/// same shape: for it this creates nothing).
+struct ServiceSecrets;
+
+impl MigrationName for ServiceSecrets {
+    fn name(&self) -> &str {
+        "m0002_platform_service_secret"
+    }
+}
+
+#[derive(DeriveIden)]
+enum ServiceSecret {
+    Table,
+    Name,
+    Value,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ServiceSecrets {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(ServiceSecret::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(ServiceSecret::Name)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(ServiceSecret::Value).text().not_null())
+                .to_owned(),
+        )
+        .await
+    }
 }
 
 /// The `group_view` read model, for services that consume LISTINGS.

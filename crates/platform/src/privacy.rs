@@ -124,9 +124,62 @@ pub async fn purge_traces(txn: &DatabaseTransaction, person_id: &str) -> Result<
     Ok(one + two)
 }
 
-/// A stable pseudonym for a person id (UUIDv5), for records that must find a
-/// person's request again without keeping who they are.
-pub fn subject_key(person_id: &str) -> String {
+/// Pseudonyms for records that must find a person again without naming them
+/// (an erasure request, "this person was erased"): HMAC-SHA256 of the person id
+/// under a key the service makes on first start and keeps in its database. A
+/// key no one outside has means a list of candidate ids cannot be tried
+/// against the pseudonyms, as it could against a hash with a public namespace.
+#[derive(Clone)]
+pub struct Pseudonyms {
+    key: Arc<Vec<u8>>,
+}
+
+impl Pseudonyms {
+    /// The service's key (`service_secret` "pseudonym-key"), made now if new.
+    pub async fn load<C: sea_orm::ConnectionTrait>(db: &C) -> Result<Pseudonyms, DbErr> {
+        use base64::Engine;
+        use rand::RngCore;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut fresh = [0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        let stored = crate::secrets::get_or_create(db, "pseudonym-key", b64.encode(fresh)).await?;
+        let key = b64
+            .decode(stored.trim())
+            .map_err(|e| DbErr::Custom(format!("pseudonym key: {e}")))?;
+        Ok(Pseudonyms::from_key(&key))
+    }
+
+    pub fn from_key(key: &[u8]) -> Pseudonyms {
+        Pseudonyms {
+            key: Arc::new(key.to_vec()),
+        }
+    }
+
+    /// The person's pseudonym today.
+    pub fn of(&self, person_id: &str) -> String {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(person_id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(3 + digest.len() * 2);
+        out.push_str("h1:");
+        for byte in digest {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+
+    /// Every pseudonym the person may be recorded under: today's, and the
+    /// unkeyed one written before keys existed, so older records are found.
+    pub fn all_of(&self, person_id: &str) -> [String; 2] {
+        [self.of(person_id), legacy_pseudonym(person_id)]
+    }
+}
+
+/// The unkeyed pseudonym of records written before [`Pseudonyms`] (UUIDv5):
+/// only looked up, never written.
+fn legacy_pseudonym(person_id: &str) -> String {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5e1f_4e1b_0b1e_4c6a_9d2e_7a41_2c3b_9f10);
     uuid::Uuid::new_v5(&NAMESPACE, person_id.as_bytes()).to_string()
 }

@@ -776,3 +776,33 @@ async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_per
         assert_eq!(dead_letters(&conn).await.len(), 1, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn pseudonyms_are_keyed_per_service_and_stable_across_restarts() {
+    use selfhelp_platform::privacy::Pseudonyms;
+    for backend in backends() {
+        let (_db, conn) = database(backend).await;
+        let first = Pseudonyms::load(&conn).await.unwrap();
+        let again = Pseudonyms::load(&conn).await.unwrap();
+        assert_eq!(
+            first.of("p-42"),
+            again.of("p-42"),
+            "{backend:?}: the key is kept"
+        );
+        assert_ne!(first.of("p-42"), first.of("p-43"));
+        // Another service (another database) has another key: no pseudonym
+        // can be matched across services, or tried from outside.
+        let (_other_db, other) = database(backend).await;
+        let elsewhere = Pseudonyms::load(&other).await.unwrap();
+        assert_ne!(first.of("p-42"), elsewhere.of("p-42"));
+        // Records from before keys are still found.
+        let [today, before] = first.all_of("p-42");
+        assert_eq!(today, first.of("p-42"));
+        assert_ne!(before, today);
+        assert_eq!(
+            before,
+            elsewhere.all_of("p-42")[1],
+            "the unkeyed one is the same everywhere"
+        );
+    }
+}

@@ -38,7 +38,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let outbox = Outbox::new(&common.region, "membership");
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
-    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config)?;
+    let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
+    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config, names)?;
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );

@@ -21,6 +21,8 @@ pub struct Digests {
     pub times: DigestTimes,
     /// The region's zone, for people who set none.
     pub timezone: Tz,
+    /// How erased people are recorded.
+    pub names: selfhelp_platform::privacy::Pseudonyms,
 }
 
 impl Digests {
@@ -28,6 +30,7 @@ impl Digests {
         cfg: &DigestConfig,
         db: DatabaseConnection,
         timezone: Tz,
+        names: selfhelp_platform::privacy::Pseudonyms,
     ) -> anyhow::Result<Digests> {
         let send_at = NaiveTime::parse_from_str(&cfg.send_at, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&cfg.send_at, "%H:%M:%S"))
@@ -47,6 +50,7 @@ impl Digests {
             db,
             times: DigestTimes { send_at, weekday },
             timezone,
+            names,
         })
     }
 
@@ -91,7 +95,7 @@ impl Digests {
             return Ok(false);
         };
         // Erased meanwhile: nothing may be made for them.
-        if erased::contains(&txn, person).await? {
+        if erased::contains(&txn, &self.names, person).await? {
             return Ok(false);
         }
         let items =

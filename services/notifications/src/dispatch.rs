@@ -39,6 +39,8 @@ pub struct Dispatcher {
     pub region: String,
     /// The region's zone, for people who set none.
     pub timezone: Tz,
+    /// How erased people are recorded.
+    pub names: selfhelp_platform::privacy::Pseudonyms,
 }
 
 /// How one attempt went, before retries are counted.
@@ -174,6 +176,7 @@ impl Dispatcher {
         // Once per turning off (a replay may turn it on, and it may go off again).
         routing::deliver(
             txn,
+            &self.names,
             &[notice],
             "",
             &format!("webhook-disabled:{webhook_id}:{now}"),

@@ -7,7 +7,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
-use selfhelp_platform::privacy::Eraser;
+use selfhelp_platform::privacy::{Eraser, Pseudonyms};
 use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
@@ -18,6 +18,8 @@ use crate::store::{alert, audience, delivery, digest, erased, notification, pref
 pub struct MembershipEvents {
     /// The region's time zone (quiet hours of people who set none).
     pub timezone: chrono_tz::Tz,
+    /// How erased people are recorded.
+    pub names: Pseudonyms,
 }
 
 /// The change a membership event type stands for; `None` for events nobody is
@@ -102,7 +104,7 @@ impl EventHandler for MembershipEvents {
         txn: &DatabaseTransaction,
         event: &IncomingEvent,
     ) -> Result<(), HandlerError> {
-        update_audience(txn, event).await?;
+        update_audience(txn, &self.names, event).await?;
         let Some(told) = Told::decode(event)? else {
             return Ok(()); // not something anyone is told about
         };
@@ -116,7 +118,15 @@ impl EventHandler for MembershipEvents {
             )));
         };
         let messages = told.messages(&group);
-        routing::deliver(txn, &messages, told.group_id(), &event.id, self.timezone).await?;
+        routing::deliver(
+            txn,
+            &self.names,
+            &messages,
+            told.group_id(),
+            &event.id,
+            self.timezone,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -125,6 +135,7 @@ impl EventHandler for MembershipEvents {
 /// followers hear about meeting changes.
 async fn update_audience(
     txn: &DatabaseTransaction,
+    names: &Pseudonyms,
     event: &IncomingEvent,
 ) -> Result<(), HandlerError> {
     let poison = |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
@@ -163,7 +174,7 @@ async fn update_audience(
     };
     let (group, person, relation, active, version) = change;
     // An event about someone erased meanwhile must not store them again.
-    if erased::contains(txn, &person).await? {
+    if erased::contains(txn, names, &person).await? {
         return Ok(());
     }
     audience::set(txn, &group, &person, relation, active, version).await?;
@@ -175,6 +186,8 @@ async fn update_audience(
 pub struct ListingsEvents {
     /// The region's time zone, for meeting times that come as instants.
     pub timezone: chrono_tz::Tz,
+    /// How erased people are recorded.
+    pub names: Pseudonyms,
 }
 
 #[async_trait::async_trait]
@@ -264,7 +277,15 @@ impl EventHandler for ListingsEvents {
             }
             _ => return Ok(()),
         };
-        routing::deliver(txn, &messages, &snapshot.group_id, &event.id, self.timezone).await?;
+        routing::deliver(
+            txn,
+            &self.names,
+            &messages,
+            &snapshot.group_id,
+            &event.id,
+            self.timezone,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -308,7 +329,10 @@ async fn alerted(
 
 /// Erasure in notifications: the person's inbox goes, and they are remembered
 /// (under a pseudonym) as erased.
-pub struct NotificationsEraser;
+pub struct NotificationsEraser {
+    /// How erased people are recorded.
+    pub names: Pseudonyms,
+}
 
 #[async_trait::async_trait]
 impl Eraser for NotificationsEraser {
@@ -320,6 +344,6 @@ impl Eraser for NotificationsEraser {
         preference::delete_for(txn, person).await?;
         alert::delete_for(txn, person).await?;
         webhook::delete_for(txn, person).await?;
-        erased::mark(txn, person, now_ms()).await
+        erased::mark(txn, &self.names, person, now_ms()).await
     }
 }

@@ -51,6 +51,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let mailer = Arc::new(channels::email::Mailer::from_config(&config.email)?);
     let webhooks = channels::webhook::WebhookSender::new(&config.webhooks)?;
     let unsubscribe = unsubscribe::UnsubscribeKey::load(&db, &config.http.public_url).await?;
+    let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let workers = Supervisor::new(
         parts.readiness.clone(),
@@ -62,7 +63,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
         tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
-        let router = unsubscribe::router(db.clone(), unsubscribe.clone());
+        let router = unsubscribe::router(db.clone(), unsubscribe.clone(), names.clone());
         // axum's server only returns at shutdown (it rides out accept errors),
         // so it is owned and joined but has nothing to restart.
         workers.spawn_once(unsubscribe::serve(http, router, shutdown.clone()));
@@ -76,6 +77,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         config: config.delivery.clone(),
         region: common.region.clone(),
         timezone,
+        names: names.clone(),
     });
     workers.spawn("deliveries", {
         let stop = shutdown.clone();
@@ -92,6 +94,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         &config.digests,
         db.clone(),
         timezone,
+        names.clone(),
     )?);
     workers.spawn("digests", {
         let (digests, stop) = (digests.clone(), shutdown.clone());
@@ -147,17 +150,26 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         // Only erasure confirmations.
         produces: vec![bus::PRIVACY],
         consumes: vec![
-            (bus::LISTINGS, Arc::new(events::ListingsEvents { timezone })),
+            (
+                bus::LISTINGS,
+                Arc::new(events::ListingsEvents {
+                    timezone,
+                    names: names.clone(),
+                }),
+            ),
             (
                 bus::MEMBERSHIP,
-                Arc::new(events::MembershipEvents { timezone }),
+                Arc::new(events::MembershipEvents {
+                    timezone,
+                    names: names.clone(),
+                }),
             ),
             (
                 bus::PRIVACY,
                 Arc::new(ErasureRequests {
                     service: "notifications",
                     outbox,
-                    eraser: Arc::new(events::NotificationsEraser),
+                    eraser: Arc::new(events::NotificationsEraser { names }),
                 }),
             ),
         ],

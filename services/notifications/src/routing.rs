@@ -21,6 +21,7 @@ use crate::store::{erased, notification, preference, webhook};
 /// items this call stored.
 pub async fn deliver<C: ConnectionTrait>(
     conn: &C,
+    names: &selfhelp_platform::privacy::Pseudonyms,
     messages: &[Message],
     group_id: &str,
     event_id: &str,
@@ -30,7 +31,7 @@ pub async fn deliver<C: ConnectionTrait>(
         return Ok(0);
     }
     let people: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
-    let erased = erased::among(conn, &people).await?;
+    let erased = erased::among(conn, names, &people).await?;
     let settings = preference::of_people(conn, &people).await?;
     let default = preference::Held::default();
     let settings_of = |person: &str| settings.get(person).unwrap_or(&default);

@@ -19,7 +19,8 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::domain::preferences::{ALL_CATEGORIES, Category, Channel};
-use crate::store::{delivery, erased, preference, secret};
+use crate::store::{delivery, erased, preference};
+use selfhelp_platform::secrets as secret;
 
 /// What a link stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +111,14 @@ impl UnsubscribeKey {
 
 /// Turns email off for what the token names (nothing for someone erased: an
 /// old email's link must not store them again).
-pub async fn apply(db: &DatabaseConnection, person: &str, scope: Scope) -> Result<(), DbErr> {
+pub async fn apply(
+    db: &DatabaseConnection,
+    names: &selfhelp_platform::privacy::Pseudonyms,
+    person: &str,
+    scope: Scope,
+) -> Result<(), DbErr> {
     let txn = db.begin().await?;
-    if erased::contains(&txn, person).await? {
+    if erased::contains(&txn, names, person).await? {
         return Ok(());
     }
     let mut held = preference::get(&txn, person).await?;
@@ -129,6 +135,7 @@ pub async fn apply(db: &DatabaseConnection, person: &str, scope: Scope) -> Resul
 struct AppState {
     db: DatabaseConnection,
     key: UnsubscribeKey,
+    names: selfhelp_platform::privacy::Pseudonyms,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +179,7 @@ async fn unsubscribe(
     let Some((person, scope)) = state.key.verify(&q.token) else {
         return (StatusCode::BAD_REQUEST, page(NOT_VALID));
     };
-    match apply(&state.db, &person, scope).await {
+    match apply(&state.db, &state.names, &person, scope).await {
         Ok(()) => {
             let text = format!(
                 "Done: you will not get {} any more. Your in-app notifications carry on; you can change this in the app at any time.",
@@ -195,10 +202,14 @@ fn page(text: &str) -> Html<String> {
     ))
 }
 
-pub fn router(db: DatabaseConnection, key: UnsubscribeKey) -> Router {
+pub fn router(
+    db: DatabaseConnection,
+    key: UnsubscribeKey,
+    names: selfhelp_platform::privacy::Pseudonyms,
+) -> Router {
     Router::new()
         .route("/unsubscribe", get(confirm).post(unsubscribe))
-        .with_state(AppState { db, key })
+        .with_state(AppState { db, key, names })
 }
 
 /// Serves the unsubscribe page on `listener` until `shutdown`.

@@ -3,7 +3,7 @@
 
 use sea_orm::TransactionTrait;
 use selfhelp_platform::bus::PRIVACY;
-use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser, subject_key};
+use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser};
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::events::v1 as ev;
@@ -37,7 +37,7 @@ impl MembershipApi {
             outbox: self.outbox.clone(),
         };
         eraser.erase(&txn, person).await?;
-        let req = erasure::insert(&txn, &subject_key(person), now, due).await?;
+        let req = erasure::insert(&txn, &self.names.of(person), now, due).await?;
         let msg = ev::ErasureRequested {
             request_id: req.id.clone(),
             person_id: person.to_string(),
@@ -63,7 +63,7 @@ impl MembershipApi {
         request: Request<pb::GetErasureStatusRequest>,
     ) -> Result<pb::ErasureStatus, MembershipError> {
         let caller = self.caller(&request)?;
-        let req = erasure::latest_for(&self.db, &subject_key(&caller.person_id))
+        let req = erasure::latest_for(&self.db, &self.names.all_of(&caller.person_id))
             .await?
             .ok_or(MembershipError::NoErasureRequest)?;
         self.status_of(&req).await

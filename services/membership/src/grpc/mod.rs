@@ -41,6 +41,8 @@ pub struct MembershipApi {
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
     privacy: PrivacyConfig,
+    /// How erasure requests are filed without naming the person.
+    names: selfhelp_platform::privacy::Pseudonyms,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -158,7 +160,12 @@ impl MembershipService for MembershipApi {
 }
 
 impl MembershipApi {
-    pub fn new(db: Databases, outbox: Outbox, config: &Config) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Databases,
+        outbox: Outbox,
+        config: &Config,
+        names: selfhelp_platform::privacy::Pseudonyms,
+    ) -> anyhow::Result<Self> {
         let url = &config.listings.url;
         let listings = if url.is_empty() {
             None
@@ -178,6 +185,7 @@ impl MembershipApi {
             region: config.common.region.clone(),
             listings,
             privacy: config.privacy.clone(),
+            names,
         })
     }
 

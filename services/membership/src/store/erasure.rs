@@ -10,7 +10,7 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// `privacy::subject_key` of the person: finds their request, names no one.
+    /// `privacy::Pseudonyms` of the person: finds their request, names no one.
     pub subject_key: String,
     pub requested_at_ms: i64,
     /// When every service should have confirmed.
@@ -65,12 +65,13 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model
 }
 
 /// The person's latest request.
+/// The newest request filed under any of `keys` (a person's pseudonyms).
 pub async fn latest_for<C: ConnectionTrait>(
     conn: &C,
-    subject_key: &str,
+    keys: &[String],
 ) -> Result<Option<Model>, DbErr> {
     Entity::find()
-        .filter(Column::SubjectKey.eq(subject_key))
+        .filter(Column::SubjectKey.is_in(keys.iter().cloned()))
         .order_by_desc(Column::RequestedAtMs)
         .order_by_desc(Column::Id)
         .one(conn)

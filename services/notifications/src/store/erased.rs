@@ -4,7 +4,7 @@
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
-use selfhelp_platform::privacy::subject_key;
+use selfhelp_platform::privacy::Pseudonyms;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "erased_subject")]
@@ -19,9 +19,14 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub async fn mark<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Result<(), DbErr> {
+pub async fn mark<C: ConnectionTrait>(
+    conn: &C,
+    names: &Pseudonyms,
+    person: &str,
+    now: i64,
+) -> Result<(), DbErr> {
     let row = ActiveModel {
-        subject_key: Set(subject_key(person)),
+        subject_key: Set(names.of(person)),
         erased_at_ms: Set(now),
     };
     Entity::insert(row)
@@ -38,12 +43,15 @@ pub async fn mark<C: ConnectionTrait>(conn: &C, person: &str, now: i64) -> Resul
 /// Which of `people` were erased (one query per few hundred people).
 pub async fn among<C: ConnectionTrait>(
     conn: &C,
+    names: &Pseudonyms,
     people: &[&str],
 ) -> Result<std::collections::HashSet<String>, DbErr> {
     let mut erased = std::collections::HashSet::new();
-    for chunk in people.chunks(500) {
-        let keys: std::collections::HashMap<String, &str> =
-            chunk.iter().map(|p| (subject_key(p), *p)).collect();
+    for chunk in people.chunks(250) {
+        let keys: std::collections::HashMap<String, &str> = chunk
+            .iter()
+            .flat_map(|p| names.all_of(p).map(|key| (key, *p)))
+            .collect();
         let found = Entity::find()
             .filter(Column::SubjectKey.is_in(keys.keys().cloned()))
             .all(conn)
@@ -53,8 +61,13 @@ pub async fn among<C: ConnectionTrait>(
     Ok(erased)
 }
 
-pub async fn contains<C: ConnectionTrait>(conn: &C, person: &str) -> Result<bool, DbErr> {
-    Ok(Entity::find_by_id(subject_key(person))
+pub async fn contains<C: ConnectionTrait>(
+    conn: &C,
+    names: &Pseudonyms,
+    person: &str,
+) -> Result<bool, DbErr> {
+    Ok(Entity::find()
+        .filter(Column::SubjectKey.is_in(names.all_of(person)))
         .one(conn)
         .await?
         .is_some())

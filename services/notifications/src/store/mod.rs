@@ -8,7 +8,6 @@ pub mod erased;
 mod migrations;
 pub mod notification;
 pub mod preference;
-pub mod secret;
 pub mod webhook;
 
 pub use migrations::Migrator;

@@ -1,5 +1,6 @@
-//! `service_secret`: keys the service makes for itself on first start and
-//! every replica shares through the database (e.g. for unsubscribe links).
+//! `service_secret`: keys a service makes for itself on first start and every
+//! replica shares through the database (unsubscribe links, pseudonyms). A
+//! platform table, so every service has it.
 
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
