@@ -98,23 +98,30 @@ pub async fn connect(
             async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
         })?;
     // The client does not log in with credentials written in a URL by itself:
-    // take them from the first server that has them (all share one user).
+    // take them from the first server that has them (all share one login):
+    // `user:password@host`, or NATS's token form `token@host`.
     let login = servers.iter().find_map(|s| {
         let decode = |v: &str| {
             percent_encoding::percent_decode_str(v)
                 .decode_utf8_lossy()
                 .into_owned()
         };
-        Some((decode(s.username()?), decode(s.password().unwrap_or(""))))
+        let user = decode(s.username()?);
+        Some(match s.password() {
+            Some(password) => (Some(user), decode(password)),
+            None => (None, user),
+        })
     });
     // Replies (publish acks, pulled messages) come to an inbox of the service's
     // own, `_INBOX_<service>`, which its NATS user alone may subscribe to
     // (deploy/nats/accounts.conf): no service can listen to another's.
     let service = name.split('-').next().unwrap_or(name);
     let mut options = async_nats::ConnectOptions::new();
-    if let Some((user, password)) = login {
-        options = options.user_and_password(user, password);
-    }
+    options = match login {
+        Some((Some(user), password)) => options.user_and_password(user, password),
+        Some((None, token)) => options.token(token),
+        None => options,
+    };
     options
         .name(name)
         .custom_inbox_prefix(format!("_INBOX_{service}"))
@@ -131,14 +138,20 @@ pub fn redact(url: &str) -> String {
     url.split(',')
         .map(|server| {
             let server = server.trim();
-            match (server.find("://"), server.rfind('@')) {
-                (Some(scheme), Some(at)) if at > scheme => {
-                    let credentials = &server[scheme + 3..at];
-                    let user = credentials.split(':').next().unwrap_or("");
-                    format!("{}{user}:***{}", &server[..scheme + 3], &server[at..])
-                }
-                _ => server.to_string(),
-            }
+            let Some(at) = server.rfind('@') else {
+                return server.to_string();
+            };
+            let start = server
+                .find("://")
+                .map(|s| s + 3)
+                .filter(|s| *s <= at)
+                .unwrap_or(0);
+            // `user:password@` keeps the user; a lone `token@` is all secret.
+            let shown = match server[start..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            format!("{}{shown}{}", &server[..start], &server[at..])
         })
         .collect::<Vec<_>>()
         .join(",")

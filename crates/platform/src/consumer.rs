@@ -268,7 +268,7 @@ impl ConsumerRunner {
             }
             // Another stream is behind: wait for it by time, not by count.
             Err(HandlerError::Waiting(reason)) => {
-                let waited = waited_since_published(message);
+                let waited = self.waited_through(delivered);
                 if waited >= Duration::from_secs(self.cfg.wait_max_secs) {
                     let reason = format!("{reason} (waited {}s)", waited.as_secs());
                     self.dead_letter(message, &event.id, &reason, delivered)
@@ -348,9 +348,16 @@ impl ConsumerRunner {
             };
             match process_once(&self.db, &self.durable, &event, self.handler.as_ref()).await {
                 Ok(_) => {
-                    let mut done: dead_letter::ActiveModel = row.into();
-                    done.replayed_at_ms = Set(Some(now_ms()));
-                    dead_letter::Entity::update(done).exec(&self.db).await?;
+                    // Not an update of the row itself: the handler may have
+                    // deleted it (an erasure purges letters naming the person).
+                    dead_letter::Entity::update_many()
+                        .col_expr(
+                            dead_letter::Column::ReplayedAtMs,
+                            sea_orm::sea_query::Expr::value(now_ms()),
+                        )
+                        .filter(dead_letter::Column::Id.eq(row.id))
+                        .exec(&self.db)
+                        .await?;
                     report.replayed += 1;
                 }
                 Err(e) => {
@@ -360,6 +367,13 @@ impl ConsumerRunner {
             }
         }
         Ok(report)
+    }
+
+    /// How long a message delivered `delivered` times has waited in retries:
+    /// the delays it was given. (Not its age in the stream: after an outage, or
+    /// for a new durable reading from the start, old events are not overdue.)
+    fn waited_through(&self, delivered: i64) -> Duration {
+        (1..delivered).map(|d| self.retry_delay(d)).sum()
     }
 
     fn retry_delay(&self, delivered: i64) -> Duration {
@@ -432,16 +446,6 @@ impl ConsumerRunner {
 pub struct ReplayReport {
     pub replayed: usize,
     pub still_parked: usize,
-}
-
-/// How long ago the stream stored `message`.
-fn waited_since_published(message: &jetstream::Message) -> Duration {
-    let Ok(info) = message.info() else {
-        return Duration::ZERO;
-    };
-    let published_ms = info.published.unix_timestamp_nanos() / 1_000_000;
-    let now_ms = i128::from(now_ms());
-    Duration::from_millis(u64::try_from(now_ms - published_ms).unwrap_or(0))
 }
 
 fn retry_pause(failures: u32) -> Duration {

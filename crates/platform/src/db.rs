@@ -126,10 +126,12 @@ pub fn is_transient(e: &DbErr) -> bool {
     match sqlx.as_ref() {
         Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
         // SQLSTATE classes 08 (connection exception) and 57 (operator
-        // intervention: admin shutdown, crash shutdown, cannot connect now).
-        Sqlx::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+        // intervention: admin shutdown, crash shutdown, cannot connect now),
+        // but not 57014, a statement cancelled for taking too long: retrying
+        // that only repeats the load.
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || (code.starts_with("57") && code != "57014")
+        }),
         _ => false,
     }
 }

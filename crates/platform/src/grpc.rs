@@ -33,6 +33,9 @@ pub struct Readiness {
     service_name: &'static str,
     /// Condition name → holds. Starts with eventing, not yet ready.
     conditions: Arc<std::sync::Mutex<std::collections::BTreeMap<String, bool>>>,
+    /// Held while a change is published, so two changes at once reach the
+    /// health service in the order they were made.
+    publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The condition [`Readiness::set`] speaks for.
@@ -50,6 +53,7 @@ impl Readiness {
 
     /// One named condition of readiness holds (or not); the service serves when all do.
     pub async fn set_condition(&self, name: &str, holds: bool) {
+        let _turn = self.publishing.lock().await;
         let serving = {
             let mut conditions = self.conditions.lock().expect("readiness lock");
             conditions.insert(name.to_string(), holds);
@@ -115,6 +119,7 @@ pub async fn health(service_name: &'static str) -> ServerParts {
         reporter,
         service_name,
         conditions: Default::default(),
+        publishing: Default::default(),
     };
     readiness.set(false).await;
     let mut routes = tonic::service::RoutesBuilder::default();

@@ -83,41 +83,44 @@ impl EventHandler for ErasureRequests {
 }
 
 /// Deletes what the platform's own tables still hold about `person_id`: outbox
-/// rows already published (kept a while for diagnosis) and dead letters whose
-/// payload or headers name the person. Rows not yet published stay: they are
-/// events about the erasure itself or changes still to be told, and go with the
-/// outbox's retention. Returns how many rows went.
+/// rows already published (kept a while for diagnosis) and dead letters that
+/// name the person. Rows not yet published stay: they are events about the
+/// erasure itself or changes still to be told, and go with the outbox's
+/// retention. Returns how many rows went.
+///
+/// "Name the person" means the id as a whole protobuf string (its length
+/// prefix, then its bytes) in the payload, or as a whole JSON string in the
+/// headers — not as a substring, so erasing `p1` leaves `p10`'s letters alone.
 pub async fn purge_traces(txn: &DatabaseTransaction, person_id: &str) -> Result<u64, DbErr> {
-    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
     let backend = txn.get_database_backend();
+    let mut in_payload = Vec::with_capacity(person_id.len() + 2);
+    prost::encoding::encode_varint(person_id.len() as u64, &mut in_payload);
+    in_payload.extend_from_slice(person_id.as_bytes());
+    let in_headers = serde_json::Value::String(person_id.to_string()).to_string();
     let (outbox, dead_letters) = if backend == DatabaseBackend::Postgres {
         (
             "DELETE FROM outbox WHERE published_at_ms IS NOT NULL \
-             AND position(convert_to($1, 'UTF8') in payload) > 0",
-            "DELETE FROM dead_letter WHERE position(convert_to($1, 'UTF8') in payload) > 0 \
+             AND position($1::bytea in payload) > 0",
+            "DELETE FROM dead_letter WHERE position($1::bytea in payload) > 0 \
              OR strpos(headers_json, $2) > 0",
         )
     } else {
         (
-            "DELETE FROM outbox WHERE published_at_ms IS NOT NULL \
-             AND instr(payload, CAST(? AS BLOB)) > 0",
-            "DELETE FROM dead_letter WHERE instr(payload, CAST(? AS BLOB)) > 0 \
-             OR instr(headers_json, ?) > 0",
+            "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND instr(payload, ?) > 0",
+            "DELETE FROM dead_letter WHERE instr(payload, ?) > 0 OR instr(headers_json, ?) > 0",
         )
     };
+    let needle = || Value::Bytes(Some(in_payload.clone()));
     let one = txn
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            outbox,
-            [person_id.into()],
-        ))
+        .execute_raw(Statement::from_sql_and_values(backend, outbox, [needle()]))
         .await?
         .rows_affected();
     let two = txn
         .execute_raw(Statement::from_sql_and_values(
             backend,
             dead_letters,
-            [person_id.into(), person_id.into()],
+            [needle(), in_headers.into()],
         ))
         .await?
         .rows_affected();

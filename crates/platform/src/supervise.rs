@@ -15,9 +15,11 @@ use crate::Shutdown;
 use crate::config::WorkersConfig;
 use crate::grpc::Readiness;
 
-/// How long a restarted worker must keep running to count as recovered.
-const STEADY: Duration = Duration::from_secs(1);
-/// The first pause before a restart; it doubles with each failure in a row.
+/// How long a restarted worker must keep running to count as recovered: long
+/// enough that one failing every few seconds counts as down (and its pauses
+/// keep growing).
+const STEADY: Duration = Duration::from_secs(10);
+/// Doubled before each restart: the first pause is 200 ms.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 /// Owns a service's background workers.

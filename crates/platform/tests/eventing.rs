@@ -723,27 +723,50 @@ async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_per
         let (_db, conn) = database(backend).await;
         let outbox = Outbox::new("notts", "listings");
         let person = "erase-me-7731";
-        // Published and naming the person; published and not; not yet published.
-        let named = enqueue(&conn, &outbox, &format!("Group of {person}")).await;
-        let other = enqueue(&conn, &outbox, "Someone else's group").await;
+        // Published and naming the person (as an organiser); published and
+        // naming someone whose id begins with theirs; not yet published.
+        let enqueue_by = |organiser: String| {
+            let (conn, outbox) = (conn.clone(), outbox.clone());
+            async move {
+                let mut msg = group_created("A group");
+                msg.group.as_mut().unwrap().organiser_ids = vec![organiser];
+                let id = msg.group.as_ref().unwrap().group_id.clone();
+                let txn = conn.begin().await.unwrap();
+                let ev = outbox
+                    .enqueue(&txn, LISTINGS, "group.created", &id, &msg, None)
+                    .await
+                    .unwrap();
+                txn.commit().await.unwrap();
+                ev
+            }
+        };
+        let named = enqueue_by(person.to_string()).await;
+        let other = enqueue_by(format!("{person}0")).await;
         conn.execute_unprepared("UPDATE outbox SET published_at_ms = 1")
             .await
             .unwrap();
-        let pending = enqueue(&conn, &outbox, &format!("Still to go, {person}")).await;
+        let pending = enqueue_by(person.to_string()).await;
+        // A protobuf string field holding an id: tag, length, bytes.
+        let field = |id: &str| [vec![0x0a, id.len() as u8], id.as_bytes().to_vec()].concat();
         for (payload, headers) in [
-            (format!("… {person} …"), "{}".to_string()),
+            (field(person), "{}".to_string()),
             (
-                "nothing".to_string(),
+                b"nothing".to_vec(),
                 format!(r#"{{"ce-subject":"{person}"}}"#),
             ),
-            ("nobody".to_string(), "{}".to_string()),
+            (b"nobody".to_vec(), "{}".to_string()),
+            // Someone whose id begins with the erased one's: not them.
+            (
+                field(&format!("{person}0")),
+                format!(r#"{{"ce-subject":"{person}0"}}"#),
+            ),
         ] {
             dead_letter::Entity::insert(dead_letter::ActiveModel {
                 consumer: Set("c".into()),
                 event_id: Set(uuid::Uuid::now_v7().to_string()),
                 subject: Set("selfhelp.notts.listings.group.created".into()),
                 headers_json: Set(headers),
-                payload: Set(payload.into_bytes()),
+                payload: Set(payload),
                 error: Set("poison".into()),
                 deliveries: Set(1),
                 created_at_ms: Set(1),
@@ -773,7 +796,11 @@ async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_per
             .collect();
         assert!(!left.contains(&named), "{backend:?}");
         assert_eq!(left, vec![other, pending], "{backend:?}: the rest stays");
-        assert_eq!(dead_letters(&conn).await.len(), 1, "{backend:?}");
+        assert_eq!(
+            dead_letters(&conn).await.len(),
+            2,
+            "{backend:?}: nobody's and p…0's stay"
+        );
     }
 }
 

@@ -218,11 +218,16 @@ impl NotificationsService for NotificationsApi {
                 woken.as_mut().enable();
                 match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
                     Ok(rows) => {
+                        // A full batch means more may wait: read on at once.
+                        let more = rows.len() as u64 == WATCH_BATCH;
                         for n in rows {
                             cursor = Some(n.id.clone());
                             if tx.send(Ok(to_wire(&n))).await.is_err() {
                                 return; // the client went away
                             }
+                        }
+                        if more {
+                            continue;
                         }
                     }
                     Err(e) => {
