@@ -301,14 +301,23 @@ pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 /// checks that each count is exactly `joins` and nothing is dead-lettered.
 /// `dbs` are listings', membership's and notifications' databases.
 pub async fn assert_every_join_counted_once(
-    dbs: [&sea_orm::DatabaseConnection; 3],
+    dbs: &[selfhelp_testkit::TestDb; 3],
     group_id: &str,
     organiser: &str,
     joins: usize,
     label: &str,
 ) {
     use std::time::Duration;
-    let [_, membership, notifications] = dbs;
+    let mut connections = Vec::new();
+    for db in dbs {
+        connections.push(
+            sea_orm::Database::connect(&db.url)
+                .await
+                .expect("connecting to a test database"),
+        );
+    }
+    let dbs = &connections;
+    let (membership, notifications) = (&connections[1], &connections[2]);
     let welcomes = "SELECT COUNT(*) FROM notification WHERE kind = 'WELCOME'";
     let notes = format!(
         "SELECT COUNT(*) FROM notification WHERE recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED'"
@@ -389,4 +398,86 @@ pub async fn assert_every_join_counted_once(
         assert_eq!(n, joins as i64, "{what}");
     }
     assert_eq!(dead, 0, "dead letters");
+}
+
+/// (binary, gRPC service name) of each service.
+pub const LISTINGS: (&str, &str) = ("selfhelp-listings", "selfhelp.listings.v1.ListingsService");
+pub const MEMBERSHIP: (&str, &str) = (
+    "selfhelp-membership",
+    "selfhelp.membership.v1.MembershipService",
+);
+pub const NOTIFICATIONS: (&str, &str) = (
+    "selfhelp-notifications",
+    "selfhelp.notifications.v1.NotificationsService",
+);
+
+/// What every service process in these tests is given: its region, database,
+/// NATS (one server or several, comma-separated), the test secret, where
+/// listings answers (for membership), and quick outbox polling and retries.
+/// A test adds what it needs beyond that.
+pub fn service_env(
+    region: &str,
+    database_url: &str,
+    nats_url: &str,
+    listings_url: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("SELFHELP_REGION", region.to_string()),
+        ("SELFHELP_DATABASE__URL", database_url.to_string()),
+        ("SELFHELP_NATS__URL", nats_url.to_string()),
+        (
+            "SELFHELP_AUTH__HS256_SECRET",
+            selfhelp_testkit::SECRET.to_string(),
+        ),
+        ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
+        ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
+        ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
+    ]
+}
+
+/// One process of each service.
+pub struct Trio {
+    pub listings: ServiceProcess,
+    pub membership: ServiceProcess,
+    pub notifications: ServiceProcess,
+}
+
+impl Trio {
+    /// Starts the three binaries at once (each creates its own streams and
+    /// waits for the others') with `env(service, listings_url)` for each
+    /// (`service` is `listings`, `membership` or `notifications`), and waits
+    /// until all three serve.
+    pub async fn start(env: impl Fn(&str, &str) -> Vec<(&'static str, String)>) -> Trio {
+        let listings = ServiceProcess::spawn(LISTINGS.0, &env("listings", ""));
+        let url = listings.url();
+        let trio = Trio {
+            membership: ServiceProcess::spawn(MEMBERSHIP.0, &env("membership", &url)),
+            notifications: ServiceProcess::spawn(NOTIFICATIONS.0, &env("notifications", &url)),
+            listings,
+        };
+        for (process, name) in trio.named() {
+            selfhelp_testkit::wait_serving(process.addr, name).await;
+        }
+        trio
+    }
+
+    /// Each process with its gRPC service name.
+    pub fn named(&self) -> [(&ServiceProcess, &'static str); 3] {
+        [
+            (&self.listings, LISTINGS.1),
+            (&self.membership, MEMBERSHIP.1),
+            (&self.notifications, NOTIFICATIONS.1),
+        ]
+    }
+
+    /// Panics if any of the three has ended.
+    pub fn assert_all_running(&mut self) {
+        for p in [
+            &mut self.listings,
+            &mut self.membership,
+            &mut self.notifications,
+        ] {
+            assert!(p.exited().is_none(), "{} ended", p.name);
+        }
+    }
 }

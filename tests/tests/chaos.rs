@@ -9,39 +9,25 @@ use std::time::Duration;
 
 use sea_orm::{Database, DatabaseConnection};
 use selfhelp_e2e::{
-    JoinBurst, ServiceProcess, assert_every_join_counted_once, count, lazy_channel, published_group,
+    JoinBurst, LISTINGS, MEMBERSHIP, NOTIFICATIONS, ServiceProcess, assert_every_join_counted_once,
+    count, lazy_channel, published_group, service_env,
 };
-use selfhelp_testkit::{Backend, Nats, SECRET, TestDb, eventually, wait_serving};
+use selfhelp_testkit::{Backend, Nats, TestDb, eventually, wait_serving};
 
 const REGION: &str = "notts";
 const JOINS: usize = 2_000;
 const IN_FLIGHT: usize = 16;
 
-const LISTINGS: (&str, &str) = ("selfhelp-listings", "selfhelp.listings.v1.ListingsService");
-const MEMBERSHIP: (&str, &str) = (
-    "selfhelp-membership",
-    "selfhelp.membership.v1.MembershipService",
-);
-const NOTIFICATIONS: (&str, &str) = (
-    "selfhelp-notifications",
-    "selfhelp.notifications.v1.NotificationsService",
-);
-
 fn env(db: &TestDb, nats: &Nats, listings_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("SELFHELP_REGION", REGION.to_string()),
-        ("SELFHELP_DATABASE__URL", db.url.clone()),
+    let mut env = service_env(REGION, &db.url, &nats.url(), listings_url);
+    env.extend([
         ("SELFHELP_DATABASE__MAX_CONNECTIONS", "8".to_string()),
-        ("SELFHELP_NATS__URL", nats.url()),
-        ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-        ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
-        ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
         ("SELFHELP_CONSUMER__RETRY_MAX_MS", "2000".to_string()),
         // A killed replica's unacknowledged messages come back soon.
         ("SELFHELP_CONSUMER__ACK_WAIT_MS", "3000".to_string()),
         ("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "2000".to_string()),
-        ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
-    ]
+    ]);
+    env
 }
 
 /// Both replicas of one service.
@@ -177,16 +163,7 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
     let retried = burst.finish().await;
     eprintln!("chaos: {JOINS} joins answered ({retried} calls retried)");
 
-    let listings_db = Database::connect(&dbs[0].url).await.unwrap();
-    let membership_db = Database::connect(&dbs[1].url).await.unwrap();
-    assert_every_join_counted_once(
-        [&listings_db, &membership_db, &notifications_db],
-        &group_id,
-        "alice",
-        JOINS,
-        "chaos",
-    )
-    .await;
+    assert_every_join_counted_once(&dbs, &group_id, "alice", JOINS, "chaos").await;
     for p in listings
         .processes
         .iter_mut()

@@ -19,8 +19,8 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use selfhelp_e2e::{ServiceProcess, published_group};
-use selfhelp_testkit::{Backend, Nats, SECRET, TestDb, token, wait_serving};
+use selfhelp_e2e::{Trio, published_group, service_env};
+use selfhelp_testkit::{Backend, Nats, TestDb, token, wait_serving};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -294,41 +294,30 @@ async fn every_rpc_survives_random_and_hostile_requests_from_every_kind_of_calle
         TestDb::new(Backend::Sqlite).await,
     ];
     let env = |db: &TestDb, listings_url: &str| {
-        vec![
-            ("SELFHELP_REGION", REGION.to_string()),
-            ("SELFHELP_DATABASE__URL", db.url.clone()),
-            ("SELFHELP_NATS__URL", nats.url()),
-            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-            ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
+        let mut env = service_env(REGION, &db.url, &nats.url(), listings_url);
+        env.extend([
             // The fuzzer calls as fast as it can from one address.
             ("SELFHELP_GRPC__RATE_PER_ADDRESS", "0".to_string()),
             ("SELFHELP_GRPC__RATE_PER_PERSON", "0".to_string()),
             ("SELFHELP_LOG__LEVEL", "error".to_string()),
-        ]
+        ]);
+        env
     };
-    let listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0], ""));
-    let membership = ServiceProcess::spawn("selfhelp-membership", &env(&dbs[1], &listings.url()));
-    let notifications =
-        ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2], &listings.url()));
-    let processes = [
-        ("selfhelp.listings.v1.ListingsService", &listings),
-        ("selfhelp.membership.v1.MembershipService", &membership),
-        (
-            "selfhelp.notifications.v1.NotificationsService",
-            &notifications,
-        ),
-    ];
-    for (name, p) in processes {
-        wait_serving(p.addr, name).await;
-    }
+    let db_of = |service: &str| match service {
+        "listings" => &dbs[0],
+        "membership" => &dbs[1],
+        _ => &dbs[2],
+    };
+    let trio = Trio::start(|service, listings_url| env(db_of(service), listings_url)).await;
+    let processes = trio.named();
     // A real group, so ids in the corpus reach past "not found".
-    let group_id = published_group(listings.addr, REGION, "olive").await;
+    let group_id = published_group(trio.listings.addr, REGION, "olive").await;
     let corpus = Corpus::new(&group_id);
 
     let pool = DescriptorPool::decode(selfhelp_proto::FILE_DESCRIPTOR_SET).unwrap();
     let mut targets = Vec::new();
     for service in pool.services() {
-        let Some((_, process)) = processes.iter().find(|(n, _)| *n == service.full_name()) else {
+        let Some((process, _)) = processes.iter().find(|(_, n)| *n == service.full_name()) else {
             panic!(
                 "{} is in the contracts but no binary serves it here",
                 service.full_name()
@@ -403,7 +392,7 @@ async fn every_rpc_survives_random_and_hostile_requests_from_every_kind_of_calle
         callers.len(),
         cases + 1
     );
-    for (name, p) in processes {
+    for (p, name) in processes {
         wait_serving(p.addr, name).await;
     }
     assert!(

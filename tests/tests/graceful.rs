@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use sea_orm::Database;
-use selfhelp_e2e::{ServiceProcess, count, published_group};
+use selfhelp_e2e::{ServiceProcess, count, published_group, service_env};
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_testkit::{
-    Backend, Nats, SECRET, TestDb, eventually, join_request, token, wait_serving, with_token,
+    Backend, Nats, TestDb, eventually, join_request, token, wait_serving, with_token,
 };
 use tonic::Code;
 use tonic::transport::Endpoint;
@@ -20,15 +20,9 @@ const REGION: &str = "notts";
 const IN_FLIGHT: usize = 32;
 
 fn env(db: &TestDb, nats: &Nats, listings_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("SELFHELP_REGION", REGION.to_string()),
-        ("SELFHELP_DATABASE__URL", db.url.clone()),
-        ("SELFHELP_NATS__URL", nats.url()),
-        ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-        ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
-        ("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "5000".to_string()),
-        ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
-    ]
+    let mut env = service_env(REGION, &db.url, &nats.url(), listings_url);
+    env.push(("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "5000".to_string()));
+    env
 }
 
 async fn stop_while_joins_are_in_flight(backend: Backend) {

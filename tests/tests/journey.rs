@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use selfhelp_e2e::ServiceProcess;
+use selfhelp_e2e::{ServiceProcess, service_env};
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
@@ -14,8 +14,8 @@ use selfhelp_proto::membership::v1::membership_service_client::MembershipService
 use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use selfhelp_testkit::{
-    Backend, Nats, OutsideSubscriber, SECRET, TestDb, assert_cloudevent, backends, channel,
-    eventually, join_request, token, wait_serving, with_token,
+    Backend, Nats, OutsideSubscriber, TestDb, assert_cloudevent, backends, channel, eventually,
+    join_request, token, wait_serving, with_token,
 };
 use tonic::Code;
 
@@ -35,16 +35,10 @@ async fn start_system(backend: Backend, nats: &Nats) -> System {
         dbs.push(TestDb::new(backend).await);
     }
     let env = |db: &TestDb| {
-        vec![
-            ("SELFHELP_REGION", REGION.to_string()),
-            ("SELFHELP_DATABASE__URL", db.url.clone()),
-            ("SELFHELP_NATS__URL", nats.url()),
-            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
-            ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
-            // hyper may wait for idle client connections; keep the drain deadline short here.
-            ("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "2000".to_string()),
-        ]
+        let mut env = service_env(REGION, &db.url, &nats.url(), "");
+        // hyper may wait for idle client connections; keep the drain deadline short here.
+        env.push(("SELFHELP_GRPC__SHUTDOWN_GRACE_MS", "2000".to_string()));
+        env
     };
     let listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0]));
     let mut membership_env = env(&dbs[1]);

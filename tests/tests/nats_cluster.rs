@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use sea_orm::Database;
 use selfhelp_e2e::{
-    JoinBurst, ServiceProcess, assert_every_join_counted_once, count, lazy_channel, published_group,
+    JoinBurst, Trio, assert_every_join_counted_once, count, lazy_channel, published_group,
+    service_env,
 };
-use selfhelp_testkit::{Backend, NatsCluster, SECRET, TestDb, eventually, wait_serving};
+use selfhelp_testkit::{Backend, NatsCluster, TestDb, eventually};
 
 const REGION: &str = "notts";
 const JOINS: usize = 600;
@@ -51,33 +52,22 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
         TestDb::new(Backend::Sqlite).await,
     ];
     let env = |db: &TestDb, listings_url: &str| {
-        vec![
-            ("SELFHELP_REGION", REGION.to_string()),
-            ("SELFHELP_DATABASE__URL", db.url.clone()),
-            ("SELFHELP_NATS__URL", cluster.url()),
+        let mut env = service_env(REGION, &db.url, &cluster.url(), listings_url);
+        env.extend([
             ("SELFHELP_NATS__STREAM_REPLICAS", "3".to_string()),
-            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
-            ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),
             ("SELFHELP_CONSUMER__RETRY_MAX_MS", "2000".to_string()),
             ("SELFHELP_CONSUMER__ACK_WAIT_MS", "3000".to_string()),
-            ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
-        ]
+        ]);
+        env
     };
-    let mut listings = ServiceProcess::spawn("selfhelp-listings", &env(&dbs[0], ""));
-    // The cluster elects its leaders first; readiness waits for the streams.
-    wait_serving(listings.addr, "selfhelp.listings.v1.ListingsService").await;
-    let mut membership =
-        ServiceProcess::spawn("selfhelp-membership", &env(&dbs[1], &listings.url()));
-    let mut notifications =
-        ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2], &listings.url()));
-    wait_serving(membership.addr, "selfhelp.membership.v1.MembershipService").await;
-    wait_serving(
-        notifications.addr,
-        "selfhelp.notifications.v1.NotificationsService",
-    )
-    .await;
-    let group_id = published_group(listings.addr, REGION, "alice").await;
+    // Readiness waits for the streams, which wait for the cluster's leaders.
+    let db_of = |service: &str| match service {
+        "listings" => &dbs[0],
+        "membership" => &dbs[1],
+        _ => &dbs[2],
+    };
+    let mut trio = Trio::start(|service, listings_url| env(db_of(service), listings_url)).await;
+    let group_id = published_group(trio.listings.addr, REGION, "alice").await;
     let notifications_db = Database::connect(&dbs[2].url).await.unwrap();
     let known = format!("SELECT COUNT(*) FROM group_view WHERE group_id = '{group_id}'");
     eventually(
@@ -121,7 +111,7 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
     drop(js);
 
     let burst = JoinBurst::start(
-        vec![lazy_channel(membership.addr)],
+        vec![lazy_channel(trio.membership.addr)],
         REGION,
         &group_id,
         JOINS,
@@ -136,17 +126,7 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
     let retried = burst.finish().await;
     eprintln!("cluster: {JOINS} joins answered ({retried} calls retried)");
 
-    let listings_db = Database::connect(&dbs[0].url).await.unwrap();
-    let membership_db = Database::connect(&dbs[1].url).await.unwrap();
-    assert_every_join_counted_once(
-        [&listings_db, &membership_db, &notifications_db],
-        &group_id,
-        "alice",
-        JOINS,
-        "cluster",
-    )
-    .await;
-    for p in [&mut listings, &mut membership, &mut notifications] {
-        assert!(p.exited().is_none(), "{} had to be restarted", p.name);
-    }
+    assert_every_join_counted_once(&dbs, &group_id, "alice", JOINS, "cluster").await;
+    // Carried on without a restart.
+    trio.assert_all_running();
 }

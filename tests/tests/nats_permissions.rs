@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use sea_orm::Database;
-use selfhelp_e2e::{ServiceProcess, count, published_group};
+use selfhelp_e2e::{Trio, count, published_group, service_env};
 use selfhelp_platform::bus::{self, LISTINGS, MEMBERSHIP, PRIVACY};
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
-use selfhelp_testkit::{
-    Backend, SECRET, TestDb, channel, eventually, join_request, token, wait_serving, with_token,
-};
+use selfhelp_testkit::{Backend, TestDb, channel, eventually, join_request, token, with_token};
 
 const REGION: &str = "notts";
 const USERS: [(&str, &str); 4] = [
@@ -297,34 +295,19 @@ async fn the_services_work_with_their_own_users() {
         TestDb::new(Backend::Sqlite).await,
     ];
     let env = |user: &str, db: &TestDb, listings_url: &str| {
-        vec![
-            ("SELFHELP_REGION", REGION.to_string()),
-            ("SELFHELP_DATABASE__URL", db.url.clone()),
-            ("SELFHELP_NATS__URL", server.url(user)),
-            ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-            ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
-            ("SELFHELP_LISTINGS__URL", listings_url.to_string()),
-        ]
+        service_env(REGION, &db.url, &server.url(user), listings_url)
     };
     // All at once: each creates only its own streams and waits for the others'.
-    let listings = ServiceProcess::spawn("selfhelp-listings", &env("listings", &dbs[0], ""));
-    let membership = ServiceProcess::spawn(
-        "selfhelp-membership",
-        &env("membership", &dbs[1], &listings.url()),
-    );
-    let notifications = ServiceProcess::spawn(
-        "selfhelp-notifications",
-        &env("notifications", &dbs[2], &listings.url()),
-    );
-    wait_serving(membership.addr, "selfhelp.membership.v1.MembershipService").await;
-    wait_serving(
-        notifications.addr,
-        "selfhelp.notifications.v1.NotificationsService",
-    )
-    .await;
+    let db_of = |service: &str| match service {
+        "listings" => &dbs[0],
+        "membership" => &dbs[1],
+        _ => &dbs[2],
+    };
+    let trio =
+        Trio::start(|service, listings_url| env(service, db_of(service), listings_url)).await;
 
-    let group_id = published_group(listings.addr, REGION, "alice").await;
-    let mut mc = MembershipServiceClient::new(channel(membership.addr).await);
+    let group_id = published_group(trio.listings.addr, REGION, "alice").await;
+    let mut mc = MembershipServiceClient::new(channel(trio.membership.addr).await);
     let bob = token("bob", REGION, &[]);
     eventually("bob's join accepted", Duration::from_secs(30), || {
         let mut mc = mc.clone();

@@ -4,34 +4,18 @@
 
 use std::time::Duration;
 
-use selfhelp_e2e::{ServiceProcess, run_to_end};
-use selfhelp_testkit::{Backend, Nats, SECRET, TestDb, wait_serving};
+use selfhelp_e2e::{LISTINGS, MEMBERSHIP, NOTIFICATIONS, ServiceProcess, run_to_end, service_env};
+use selfhelp_testkit::{Backend, Nats, TestDb, wait_serving};
 
 const REGION: &str = "notts";
 
-/// (binary, gRPC service name)
-const SERVICES: [(&str, &str); 3] = [
-    ("selfhelp-listings", "selfhelp.listings.v1.ListingsService"),
-    (
-        "selfhelp-membership",
-        "selfhelp.membership.v1.MembershipService",
-    ),
-    (
-        "selfhelp-notifications",
-        "selfhelp.notifications.v1.NotificationsService",
-    ),
-];
+const SERVICES: [(&str, &str); 3] = [LISTINGS, MEMBERSHIP, NOTIFICATIONS];
 
 fn env(db: &TestDb, nats: &Nats) -> Vec<(&'static str, String)> {
-    vec![
-        ("SELFHELP_REGION", REGION.to_string()),
-        ("SELFHELP_DATABASE__URL", db.url.clone()),
-        ("SELFHELP_DATABASE__MAX_CONNECTIONS", "3".to_string()),
-        ("SELFHELP_NATS__URL", nats.url()),
-        ("SELFHELP_AUTH__HS256_SECRET", SECRET.to_string()),
-        // Membership asks listings only when a join needs it; none does here.
-        ("SELFHELP_LISTINGS__URL", "http://127.0.0.1:9".to_string()),
-    ]
+    // Membership asks listings only when a join needs it; none does here.
+    let mut env = service_env(REGION, &db.url, &nats.url(), "http://127.0.0.1:9");
+    env.push(("SELFHELP_DATABASE__MAX_CONNECTIONS", "3".to_string()));
+    env
 }
 
 /// Only PostgreSQL: SQLite is one process's file, not shared between replicas.

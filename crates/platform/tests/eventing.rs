@@ -277,6 +277,45 @@ async fn consumer_settled(js: &jetstream::Context, durable: &str, acked: u64) ->
     info.ack_floor.stream_sequence >= acked && info.num_ack_pending == 0 && info.num_pending == 0
 }
 
+/// Waits until `durable` has acknowledged `acked` messages and has none pending.
+async fn settled(js: &jetstream::Context, durable: &str, acked: u64) {
+    eventually(
+        &format!("{durable} to settle {acked} deliveries"),
+        Duration::from_secs(30),
+        || async { consumer_settled(js, durable, acked).await.then_some(()) },
+    )
+    .await
+}
+
+/// Publishes `n` distinct events; returns their ids in order.
+async fn backlog(js: &jetstream::Context, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for id in &ids {
+        publish_raw(js, id, id).await;
+    }
+    ids
+}
+
+/// One fetch loop taking everything waiting in one batch.
+fn one_batch() -> ConsumerConfig {
+    ConsumerConfig {
+        batch: 64,
+        pullers: 1,
+        ..Default::default()
+    }
+}
+
+/// Runs `r` until the returned trigger fires.
+fn start(
+    r: ConsumerRunner,
+) -> (
+    selfhelp_platform::shutdown::ShutdownTrigger,
+    tokio::task::JoinHandle<()>,
+) {
+    let (trigger, shutdown) = Shutdown::new();
+    (trigger, tokio::spawn(r.run(shutdown)))
+}
+
 #[tokio::test]
 async fn the_same_event_delivered_twice_has_one_effect() {
     let nats = Nats::start();
@@ -292,14 +331,8 @@ async fn the_same_event_delivered_twice_has_one_effect() {
             "both copies are in the stream"
         );
 
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(runner(&conn, &js, "dup-test", ConsumerConfig::default()).run(shutdown));
-        eventually(
-            "both deliveries to be acked",
-            Duration::from_secs(20),
-            || async { consumer_settled(&js, "dup-test", 2).await.then_some(()) },
-        )
-        .await;
+        let (trigger, _) = start(runner(&conn, &js, "dup-test", ConsumerConfig::default()));
+        settled(&js, "dup-test", 2).await;
         assert_eq!(
             effects(&conn).await,
             1,
@@ -345,14 +378,8 @@ async fn a_consumer_killed_before_its_ack_applies_the_event_once_after_redeliver
         drop(first);
 
         // The replacement process gets the redelivery and must not apply it again.
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(runner(&conn, &js, "crash-test", cfg).run(shutdown));
-        eventually(
-            "the redelivery to be acked",
-            Duration::from_secs(20),
-            || async { consumer_settled(&js, "crash-test", 1).await.then_some(()) },
-        )
-        .await;
+        let (trigger, _) = start(runner(&conn, &js, "crash-test", cfg));
+        settled(&js, "crash-test", 1).await;
         assert_eq!(effects(&conn).await, 1, "{backend:?}: effect applied once");
         trigger.trigger();
         js.delete_stream(LISTINGS.name).await.unwrap();
@@ -420,8 +447,7 @@ async fn poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed() 
         };
         let mut r = runner(&conn, &js, "dlq-test", cfg.clone());
         r.handler = Arc::new(AlwaysRetry);
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(r.run(shutdown));
+        let (trigger, _) = start(r);
         eventually("three dead letters", Duration::from_secs(20), || async {
             (dead_letters(&conn).await.len() == 3).then_some(())
         })
@@ -488,29 +514,16 @@ async fn one_bad_event_in_a_batch_neither_holds_back_nor_doubles_the_others() {
     for backend in backends() {
         let (_db, conn) = database(backend).await;
         let js = jetstream_for(&nats).await;
-        let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        for id in &ids {
-            publish_raw(&js, id, id).await;
-        }
+        let ids = backlog(&js, 20).await;
         // One fetch loop and a batch larger than the backlog: all twenty arrive
         // together, are tried in one transaction, which the bad one spoils.
-        let cfg = ConsumerConfig {
-            batch: 64,
-            pullers: 1,
-            ..Default::default()
-        };
+        let cfg = one_batch();
         let mut r = runner(&conn, &js, "batch-test", cfg);
         r.handler = Arc::new(RefuseOne {
             bad: ids[7].clone(),
         });
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(r.run(shutdown));
-        eventually(
-            "every delivery settled",
-            Duration::from_secs(20),
-            || async { consumer_settled(&js, "batch-test", 20).await.then_some(()) },
-        )
-        .await;
+        let (trigger, _) = start(r);
+        settled(&js, "batch-test", 20).await;
         assert_eq!(
             effects(&conn).await,
             19,
@@ -530,27 +543,14 @@ async fn several_fetch_loops_apply_a_backlog_once() {
     for backend in backends() {
         let (_db, conn) = database(backend).await;
         let js = jetstream_for(&nats).await;
-        for _ in 0..200 {
-            let id = uuid::Uuid::now_v7().to_string();
-            publish_raw(&js, &id, &id).await;
-        }
+        backlog(&js, 200).await;
         let cfg = ConsumerConfig {
             batch: 8,
             pullers: 4,
             ..Default::default()
         };
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(runner(&conn, &js, "pullers-test", cfg).run(shutdown));
-        eventually(
-            "every delivery settled",
-            Duration::from_secs(30),
-            || async {
-                consumer_settled(&js, "pullers-test", 200)
-                    .await
-                    .then_some(())
-            },
-        )
-        .await;
+        let (trigger, _) = start(runner(&conn, &js, "pullers-test", cfg));
+        settled(&js, "pullers-test", 200).await;
         assert_eq!(effects(&conn).await, 200, "{backend:?}: each event once");
         trigger.trigger();
         js.delete_stream(LISTINGS.name).await.unwrap();
@@ -585,27 +585,14 @@ async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on() {
     for backend in backends() {
         let (_db, conn) = database(backend).await;
         let js = jetstream_for(&nats).await;
-        let ids: Vec<String> = (0..10).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        for id in &ids {
-            publish_raw(&js, id, id).await;
-        }
-        let cfg = ConsumerConfig {
-            batch: 64,
-            pullers: 1,
-            ..Default::default()
-        };
+        let ids = backlog(&js, 10).await;
+        let cfg = one_batch();
         let mut r = runner(&conn, &js, "panic-test", cfg);
         r.handler = Arc::new(PanicOnOne {
             bad: ids[3].clone(),
         });
-        let (trigger, shutdown) = Shutdown::new();
-        let task = tokio::spawn(r.run(shutdown));
-        eventually(
-            "every delivery settled",
-            Duration::from_secs(20),
-            || async { consumer_settled(&js, "panic-test", 10).await.then_some(()) },
-        )
-        .await;
+        let (trigger, task) = start(r);
+        settled(&js, "panic-test", 10).await;
         assert_eq!(
             effects(&conn).await,
             9,
@@ -622,12 +609,7 @@ async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on() {
         // The same consumer is still there for what comes next.
         let later = uuid::Uuid::now_v7().to_string();
         publish_raw(&js, &later, &later).await;
-        eventually(
-            "an event after the panic to apply",
-            Duration::from_secs(20),
-            || async { consumer_settled(&js, "panic-test", 11).await.then_some(()) },
-        )
-        .await;
+        settled(&js, "panic-test", 11).await;
         assert_eq!(effects(&conn).await, 10, "{backend:?}");
         assert!(!task.is_finished(), "the consumer task is still running");
         trigger.trigger();
@@ -674,8 +656,7 @@ async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count() {
         };
         let mut r = runner(&conn, &js, "wait-test", cfg.clone());
         r.handler = Arc::new(WaitsFirst { waits: 6.into() });
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(r.run(shutdown));
+        let (trigger, _) = start(r);
         eventually("the event to apply", Duration::from_secs(20), || async {
             (effects(&conn).await == 1).then_some(())
         })
@@ -694,8 +675,7 @@ async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count() {
         r.handler = Arc::new(WaitsFirst {
             waits: usize::MAX.into(),
         });
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(r.run(shutdown));
+        let (trigger, _) = start(r);
         // (This new durable reads the stream from its start: the first event
         // waits again too, and is parked as well.)
         let letter = eventually(
