@@ -444,15 +444,22 @@ pub struct Trio {
 
 impl Trio {
     /// Starts the three binaries at once (each creates its own streams and
-    /// waits for the others') with `env(service, listings_url)` for each
+    /// waits for the others') on `dbs` (listings', membership's and
+    /// notifications'), with `env(service, database, listings_url)` for each
     /// (`service` is `listings`, `membership` or `notifications`), and waits
     /// until all three serve.
-    pub async fn start(env: impl Fn(&str, &str) -> Vec<(&'static str, String)>) -> Trio {
-        let listings = ServiceProcess::spawn(LISTINGS.0, &env("listings", ""));
+    pub async fn start(
+        dbs: &[selfhelp_testkit::TestDb; 3],
+        env: impl Fn(&str, &selfhelp_testkit::TestDb, &str) -> Vec<(&'static str, String)>,
+    ) -> Trio {
+        let listings = ServiceProcess::spawn(LISTINGS.0, &env("listings", &dbs[0], ""));
         let url = listings.url();
         let trio = Trio {
-            membership: ServiceProcess::spawn(MEMBERSHIP.0, &env("membership", &url)),
-            notifications: ServiceProcess::spawn(NOTIFICATIONS.0, &env("notifications", &url)),
+            membership: ServiceProcess::spawn(MEMBERSHIP.0, &env("membership", &dbs[1], &url)),
+            notifications: ServiceProcess::spawn(
+                NOTIFICATIONS.0,
+                &env("notifications", &dbs[2], &url),
+            ),
             listings,
         };
         for (process, name) in trio.named() {

@@ -303,12 +303,7 @@ async fn every_rpc_survives_random_and_hostile_requests_from_every_kind_of_calle
         ]);
         env
     };
-    let db_of = |service: &str| match service {
-        "listings" => &dbs[0],
-        "membership" => &dbs[1],
-        _ => &dbs[2],
-    };
-    let trio = Trio::start(|service, listings_url| env(db_of(service), listings_url)).await;
+    let trio = Trio::start(&dbs, |_, db, listings_url| env(db, listings_url)).await;
     let processes = trio.named();
     // A real group, so ids in the corpus reach past "not found".
     let group_id = published_group(trio.listings.addr, REGION, "olive").await;

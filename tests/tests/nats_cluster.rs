@@ -61,12 +61,7 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
         env
     };
     // Readiness waits for the streams, which wait for the cluster's leaders.
-    let db_of = |service: &str| match service {
-        "listings" => &dbs[0],
-        "membership" => &dbs[1],
-        _ => &dbs[2],
-    };
-    let mut trio = Trio::start(|service, listings_url| env(db_of(service), listings_url)).await;
+    let mut trio = Trio::start(&dbs, |_, db, listings_url| env(db, listings_url)).await;
     let group_id = published_group(trio.listings.addr, REGION, "alice").await;
     let notifications_db = Database::connect(&dbs[2].url).await.unwrap();
     let known = format!("SELECT COUNT(*) FROM group_view WHERE group_id = '{group_id}'");

@@ -298,13 +298,7 @@ async fn the_services_work_with_their_own_users() {
         service_env(REGION, &db.url, &server.url(user), listings_url)
     };
     // All at once: each creates only its own streams and waits for the others'.
-    let db_of = |service: &str| match service {
-        "listings" => &dbs[0],
-        "membership" => &dbs[1],
-        _ => &dbs[2],
-    };
-    let trio =
-        Trio::start(|service, listings_url| env(service, db_of(service), listings_url)).await;
+    let trio = Trio::start(&dbs, env).await;
 
     let group_id = published_group(trio.listings.addr, REGION, "alice").await;
     let mut mc = MembershipServiceClient::new(channel(trio.membership.addr).await);
