@@ -189,6 +189,8 @@ pub struct JoinBurst {
     pub endpoints: std::sync::Arc<tokio::sync::RwLock<Vec<tonic::transport::Channel>>>,
     pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub retried: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// How many calls were refused with each code (then retried).
+    pub refusals: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -216,12 +218,19 @@ impl JoinBurst {
         let endpoints = Arc::new(tokio::sync::RwLock::new(endpoints));
         let accepted = Arc::new(AtomicUsize::new(0));
         let retried = Arc::new(AtomicUsize::new(0));
-        let (e, a, r) = (endpoints.clone(), accepted.clone(), retried.clone());
+        let refusals = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let (e, a, r, f) = (
+            endpoints.clone(),
+            accepted.clone(),
+            retried.clone(),
+            refusals.clone(),
+        );
         let (region, group_id) = (region.to_string(), group_id.to_string());
         let task = tokio::spawn(async move {
             futures::stream::iter(0..joins)
                 .map(|i| {
                     let (endpoints, accepted, retried) = (e.clone(), a.clone(), r.clone());
+                    let refusals = f.clone();
                     let person = token(&format!("p{i:05}"), &region, &[]);
                     let group_id = group_id.clone();
                     async move {
@@ -245,6 +254,11 @@ impl JoinBurst {
                                     assert!(attempt < 300, "join {i} still failing: {e:?}");
                                     assert_ne!(e.code(), tonic::Code::Internal, "join {i}: {e:?}");
                                     retried.fetch_add(1, Ordering::Relaxed);
+                                    *refusals
+                                        .lock()
+                                        .unwrap()
+                                        .entry(format!("{:?}", e.code()))
+                                        .or_insert(0) += 1;
                                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                                 }
                             }
@@ -260,6 +274,7 @@ impl JoinBurst {
             endpoints,
             accepted,
             retried,
+            refusals,
             task,
         }
     }
@@ -296,12 +311,18 @@ pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     .expect("a number")
 }
 
+/// The URLs of listings', membership's and notifications' test databases.
+pub fn urls(dbs: &[selfhelp_testkit::TestDb; 3]) -> [&str; 3] {
+    [&dbs[0].url, &dbs[1].url, &dbs[2].url]
+}
+
 /// After `joins` joins of `group_id` (organised by `organiser`): waits until the
 /// welcomes and the organiser's notes are in and every outbox has drained, then
-/// checks that each count is exactly `joins` and nothing is dead-lettered.
-/// `dbs` are listings', membership's and notifications' databases.
+/// checks that each count (of that group) is exactly `joins` and nothing is
+/// dead-lettered. `database_urls` are listings', membership's and
+/// notifications' databases.
 pub async fn assert_every_join_counted_once(
-    dbs: &[selfhelp_testkit::TestDb; 3],
+    database_urls: [&str; 3],
     group_id: &str,
     organiser: &str,
     joins: usize,
@@ -309,24 +330,27 @@ pub async fn assert_every_join_counted_once(
 ) {
     use std::time::Duration;
     let mut connections = Vec::new();
-    for db in dbs {
+    for url in database_urls {
         connections.push(
-            sea_orm::Database::connect(&db.url)
+            sea_orm::Database::connect(url)
                 .await
                 .expect("connecting to a test database"),
         );
     }
     let dbs = &connections;
     let (membership, notifications) = (&connections[1], &connections[2]);
-    let welcomes = "SELECT COUNT(*) FROM notification WHERE kind = 'WELCOME'";
+    let welcomes = format!(
+        "SELECT COUNT(*) FROM notification WHERE kind = 'WELCOME' AND group_id = '{group_id}'"
+    );
     let notes = format!(
-        "SELECT COUNT(*) FROM notification WHERE recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED'"
+        "SELECT COUNT(*) FROM notification WHERE recipient_id = '{organiser}' \
+         AND kind = 'MEMBER_JOINED' AND group_id = '{group_id}'"
     );
     selfhelp_testkit::eventually(
         "every welcome and note",
         Duration::from_secs(180),
         || async {
-            let w = count(notifications, welcomes).await;
+            let w = count(notifications, &welcomes).await;
             let n = count(notifications, &notes).await;
             (w >= joins as i64 && n >= joins as i64).then_some(())
         },
@@ -360,12 +384,15 @@ pub async fn assert_every_join_counted_once(
             )
             .await,
         ),
-        ("welcomes", count(notifications, welcomes).await),
+        ("welcomes", count(notifications, &welcomes).await),
         (
             "people welcomed",
             count(
                 notifications,
-                "SELECT COUNT(DISTINCT recipient_id) FROM notification WHERE kind = 'WELCOME'",
+                &format!(
+                    "SELECT COUNT(DISTINCT recipient_id) FROM notification \
+                     WHERE kind = 'WELCOME' AND group_id = '{group_id}'"
+                ),
             )
             .await,
         ),
@@ -375,8 +402,8 @@ pub async fn assert_every_join_counted_once(
             count(
                 notifications,
                 &format!(
-                    "SELECT COUNT(DISTINCT event_id) FROM notification \
-                     WHERE recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED'"
+                    "SELECT COUNT(DISTINCT event_id) FROM notification WHERE \
+                     recipient_id = '{organiser}' AND kind = 'MEMBER_JOINED' AND group_id = '{group_id}'"
                 ),
             )
             .await,
@@ -487,4 +514,186 @@ impl Trio {
             assert!(p.exited().is_none(), "{} ended", p.name);
         }
     }
+}
+
+/// Joins by new people, `workers` at a time, each worker joining again and
+/// again until a call is refused; for watching a service stop under load.
+/// Worker `i` calls through `channels[i % channels.len()]`.
+pub struct JoinsUntilRefused {
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    answered_after_stop: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    refused: std::sync::Arc<std::sync::Mutex<Vec<tonic::Code>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What [`JoinsUntilRefused`] saw.
+#[derive(Debug)]
+pub struct StopOutcome {
+    /// Calls in flight when the stop was sent.
+    pub in_flight_at_stop: usize,
+    /// People whose join was answered OK.
+    pub accepted: Vec<String>,
+    /// Of those, calls sent before the stop and answered after it.
+    pub answered_after_stop: usize,
+    /// The code each worker's last call was refused with.
+    pub refused: Vec<tonic::Code>,
+}
+
+impl JoinsUntilRefused {
+    pub fn start(
+        channels: Vec<tonic::transport::Channel>,
+        region: &str,
+        group_id: &str,
+        workers: usize,
+        first_person: usize,
+    ) -> JoinsUntilRefused {
+        use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+        use selfhelp_testkit::{join_request, token, with_token};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let next = Arc::new(AtomicUsize::new(first_person));
+        let probe = JoinsUntilRefused {
+            stopping: Arc::new(AtomicBool::new(false)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            answered_after_stop: Arc::new(AtomicUsize::new(0)),
+            accepted: Arc::new(Mutex::new(Vec::new())),
+            refused: Arc::new(Mutex::new(Vec::new())),
+            workers: Vec::new(),
+        };
+        let workers = (0..workers)
+            .map(|w| {
+                let channel = channels[w % channels.len()].clone();
+                let (next, group_id, region) =
+                    (next.clone(), group_id.to_string(), region.to_string());
+                let (stopping, in_flight) = (probe.stopping.clone(), probe.in_flight.clone());
+                let after_stop = probe.answered_after_stop.clone();
+                let (accepted, refused) = (probe.accepted.clone(), probe.refused.clone());
+                tokio::spawn(async move {
+                    let mut client = MembershipServiceClient::new(channel);
+                    loop {
+                        let person = format!("p{:05}", next.fetch_add(1, Ordering::SeqCst));
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                        let sent_before_stop = !stopping.load(Ordering::SeqCst);
+                        let answer = client
+                            .join_group(with_token(
+                                join_request(&group_id),
+                                &token(&person, &region, &[]),
+                            ))
+                            .await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        match answer {
+                            Ok(_) => {
+                                if sent_before_stop && stopping.load(Ordering::SeqCst) {
+                                    after_stop.fetch_add(1, Ordering::SeqCst);
+                                }
+                                accepted.lock().unwrap().push(person);
+                            }
+                            Err(e) => {
+                                refused.lock().unwrap().push(e.code());
+                                return;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        JoinsUntilRefused { workers, ..probe }
+    }
+
+    /// Waits until `n` joins have been answered OK.
+    pub async fn accepted_at_least(&self, n: usize) {
+        selfhelp_testkit::eventually(
+            &format!("{n} joins under way"),
+            std::time::Duration::from_secs(120),
+            || async { (self.accepted.lock().unwrap().len() >= n).then_some(()) },
+        )
+        .await
+    }
+
+    /// To call just before sending the stop: returns the calls in flight.
+    pub fn stopping(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        self.stopping.store(true, Ordering::SeqCst);
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits for every worker to be refused once.
+    pub async fn finish(self, in_flight_at_stop: usize) -> StopOutcome {
+        for w in self.workers {
+            w.await.expect("a join worker");
+        }
+        StopOutcome {
+            in_flight_at_stop,
+            accepted: self.accepted.lock().unwrap().clone(),
+            answered_after_stop: self
+                .answered_after_stop
+                .load(std::sync::atomic::Ordering::SeqCst),
+            refused: self.refused.lock().unwrap().clone(),
+        }
+    }
+}
+
+impl StopOutcome {
+    /// Calls were in flight at the stop and were answered, not cut off; each
+    /// worker was refused once, with a code a client retries on.
+    pub fn assert_drained(&self, workers: usize) {
+        assert!(
+            self.in_flight_at_stop > 0,
+            "calls were in flight when the stop came"
+        );
+        assert!(
+            self.answered_after_stop > 0,
+            "calls in flight at the stop were answered, not cut off"
+        );
+        assert_eq!(
+            self.refused.len(),
+            workers,
+            "each caller was refused once, then stopped"
+        );
+        for code in &self.refused {
+            assert!(
+                matches!(
+                    code,
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                ),
+                "a call refused at stop gets a code to retry on, not {code:?}"
+            );
+        }
+    }
+}
+
+/// Waits (up to 30 s) until `person` of `region` has a notification of `kind`.
+pub async fn notified(
+    notifications: &selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient<tonic::transport::Channel>,
+    region: &str,
+    person: &str,
+    kind: selfhelp_proto::notifications::v1::NotificationKind,
+) -> selfhelp_proto::notifications::v1::Notification {
+    let t = selfhelp_testkit::token(person, region, &[]);
+    selfhelp_testkit::eventually(
+        &format!("{person} to be told {kind:?}"),
+        std::time::Duration::from_secs(30),
+        || {
+            let mut n = notifications.clone();
+            let req = selfhelp_testkit::with_token(
+                selfhelp_proto::notifications::v1::ListNotificationsRequest {
+                    page: None,
+                    unread_only: false,
+                },
+                &t,
+            );
+            async move {
+                n.list_notifications(req)
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .notifications
+                    .into_iter()
+                    .find(|x| x.kind() == kind)
+            }
+        },
+    )
+    .await
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sea_orm::{Database, DatabaseConnection};
 use selfhelp_e2e::{
     JoinBurst, LISTINGS, MEMBERSHIP, NOTIFICATIONS, ServiceProcess, assert_every_join_counted_once,
-    count, lazy_channel, published_group, service_env,
+    count, lazy_channel, published_group, service_env, urls,
 };
 use selfhelp_testkit::{Backend, Nats, TestDb, eventually, wait_serving};
 
@@ -163,7 +163,7 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
     let retried = burst.finish().await;
     eprintln!("chaos: {JOINS} joins answered ({retried} calls retried)");
 
-    assert_every_join_counted_once(&dbs, &group_id, "alice", JOINS, "chaos").await;
+    assert_every_join_counted_once(urls(&dbs), &group_id, "alice", JOINS, "chaos").await;
     for p in listings
         .processes
         .iter_mut()

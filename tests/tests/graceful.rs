@@ -2,18 +2,12 @@
 //! finished, not cut off, the process exits cleanly, and every change it
 //! committed reaches NATS once it runs again. One test per database.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use sea_orm::Database;
-use selfhelp_e2e::{ServiceProcess, count, published_group, service_env};
-use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
-use selfhelp_testkit::{
-    Backend, Nats, TestDb, eventually, join_request, token, wait_serving, with_token,
-};
-use tonic::Code;
+use selfhelp_e2e::{JoinsUntilRefused, ServiceProcess, count, published_group, service_env};
+use selfhelp_testkit::{Backend, Nats, TestDb, eventually, wait_serving};
 use tonic::transport::Endpoint;
 
 const REGION: &str = "notts";
@@ -41,92 +35,27 @@ async fn stop_while_joins_are_in_flight(backend: Backend) {
         .unwrap()
         .timeout(Duration::from_secs(20))
         .connect_lazy();
-    let next = Arc::new(AtomicUsize::new(0));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
-    let refused = Arc::new(Mutex::new(Vec::<Code>::new()));
-    let stopping = Arc::new(AtomicBool::new(false));
-    let finished_after_stop = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..IN_FLIGHT)
-        .map(|_| {
-            let (channel, group_id) = (channel.clone(), group_id.clone());
-            let (next, in_flight, accepted, refused) = (
-                next.clone(),
-                in_flight.clone(),
-                accepted.clone(),
-                refused.clone(),
-            );
-            let (stopping, finished_after_stop) = (stopping.clone(), finished_after_stop.clone());
-            tokio::spawn(async move {
-                let mut client = MembershipServiceClient::new(channel);
-                loop {
-                    let person = format!("p{:05}", next.fetch_add(1, Ordering::SeqCst));
-                    in_flight.fetch_add(1, Ordering::SeqCst);
-                    let sent_before_stop = !stopping.load(Ordering::SeqCst);
-                    let answer = client
-                        .join_group(with_token(
-                            join_request(&group_id),
-                            &token(&person, REGION, &[]),
-                        ))
-                        .await;
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    match answer {
-                        Ok(_) => {
-                            if sent_before_stop && stopping.load(Ordering::SeqCst) {
-                                finished_after_stop.fetch_add(1, Ordering::SeqCst);
-                            }
-                            accepted.lock().unwrap().push(person);
-                        }
-                        Err(e) => {
-                            refused.lock().unwrap().push(e.code());
-                            return;
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    eventually("joins under way", Duration::from_secs(60), || async {
-        (accepted.lock().unwrap().len() >= 100).then_some(())
-    })
-    .await;
+    let joins = JoinsUntilRefused::start(vec![channel], REGION, &group_id, IN_FLIGHT, 0);
+    joins.accepted_at_least(100).await;
 
-    stopping.store(true, Ordering::SeqCst);
-    let busy = in_flight.load(Ordering::SeqCst);
+    let busy = joins.stopping();
     let clean = tokio::task::spawn_blocking(move || membership.terminate())
         .await
         .unwrap();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let accepted = accepted.lock().unwrap().clone();
-    let refused = refused.lock().unwrap().clone();
+    let outcome = joins.finish(busy).await;
     eprintln!(
         "graceful ({backend:?}): {busy} calls in flight at SIGTERM; {} accepted in all, {} of them \
-         answered after it; refused: {refused:?}",
-        accepted.len(),
-        finished_after_stop.load(Ordering::SeqCst),
+         answered after it; refused: {:?}",
+        outcome.accepted.len(),
+        outcome.answered_after_stop,
+        outcome.refused,
     );
-    assert!(busy > 0, "calls were in flight when the stop came");
-    assert!(
-        finished_after_stop.load(Ordering::SeqCst) > 0,
-        "calls in flight at the stop were answered, not cut off"
-    );
+    outcome.assert_drained(IN_FLIGHT);
     assert!(
         clean,
         "the process exited cleanly within its drain deadline"
     );
-    assert_eq!(
-        refused.len(),
-        IN_FLIGHT,
-        "each caller was refused once, then stopped"
-    );
-    for code in &refused {
-        assert!(
-            matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled),
-            "a call refused at stop gets a code to retry on, not {code:?}"
-        );
-    }
+    let (accepted, refused) = (outcome.accepted, outcome.refused);
 
     // Started again, it publishes whatever it had committed but not yet sent.
     let again = ServiceProcess::spawn("selfhelp-membership", &membership_env);

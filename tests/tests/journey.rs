@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use selfhelp_e2e::{ServiceProcess, service_env};
+use selfhelp_e2e::{ServiceProcess, notified, service_env};
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
@@ -199,11 +199,29 @@ async fn the_first_journey_across_the_real_binaries() {
         assert_eq!(mine.memberships[0].group_id, group.id);
 
         // 5. Alice is told someone joined; Bob is welcomed. Titles name no group.
-        let joined = notified(&notifications, "alice", npb::NotificationKind::MemberJoined).await;
+        let joined = notified(
+            &notifications,
+            REGION,
+            "alice",
+            npb::NotificationKind::MemberJoined,
+        )
+        .await;
         assert!(!joined.title.to_lowercase().contains("bereave"));
         // She was told of the listing going live too.
-        notified(&notifications, "alice", npb::NotificationKind::GroupListed).await;
-        notified(&notifications, "bob", npb::NotificationKind::Welcome).await;
+        notified(
+            &notifications,
+            REGION,
+            "alice",
+            npb::NotificationKind::GroupListed,
+        )
+        .await;
+        notified(
+            &notifications,
+            REGION,
+            "bob",
+            npb::NotificationKind::Welcome,
+        )
+        .await;
         let read = npb::MarkReadRequest {
             notification_ids: vec![],
             all: true,
@@ -391,38 +409,6 @@ async fn rows_naming(db: &TestDb, table: &str, column: &str, person: &str, like:
 }
 
 /// Waits for a notification of `kind` in `person`'s inbox and returns it.
-async fn notified(
-    notifications: &NotificationsServiceClient<tonic::transport::Channel>,
-    person: &str,
-    kind: npb::NotificationKind,
-) -> npb::Notification {
-    let t = token(person, REGION, &[]);
-    eventually(
-        &format!("{person} to be told {kind:?}"),
-        Duration::from_secs(30),
-        || {
-            let mut n = notifications.clone();
-            let req = with_token(
-                npb::ListNotificationsRequest {
-                    page: None,
-                    unread_only: false,
-                },
-                &t,
-            );
-            async move {
-                n.list_notifications(req)
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .notifications
-                    .into_iter()
-                    .find(|x| x.kind() == kind)
-            }
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn joining_with_approval_a_rota_and_an_erasure_across_the_real_binaries() {
     use chrono::Datelike;
@@ -506,6 +492,7 @@ async fn joining_with_approval_a_rota_and_an_erasure_across_the_real_binaries() 
         );
         let told = notified(
             &notifications,
+            REGION,
             "alice",
             npb::NotificationKind::JoinRequested,
         )
@@ -525,6 +512,7 @@ async fn joining_with_approval_a_rota_and_an_erasure_across_the_real_binaries() 
         assert_eq!(approved.state(), mpb::MembershipState::Active);
         let welcome = notified(
             &notifications,
+            REGION,
             "bob",
             npb::NotificationKind::RequestApproved,
         )
@@ -570,7 +558,13 @@ async fn joining_with_approval_a_rota_and_an_erasure_across_the_real_binaries() 
         )
         .await;
         assert_eq!(rota.turns[0].meeting_key, first.to_string());
-        let reminder = notified(&notifications, "bob", npb::NotificationKind::RotaReminder).await;
+        let reminder = notified(
+            &notifications,
+            REGION,
+            "bob",
+            npb::NotificationKind::RotaReminder,
+        )
+        .await;
         assert!(reminder.body.contains(&first.to_string()));
         // Listings learned that Bob co-organises.
         eventually("listings to list bob", Duration::from_secs(20), || {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sea_orm::Database;
 use selfhelp_e2e::{
     JoinBurst, Trio, assert_every_join_counted_once, count, lazy_channel, published_group,
-    service_env,
+    service_env, urls,
 };
 use selfhelp_testkit::{Backend, NatsCluster, TestDb, eventually};
 
@@ -121,7 +121,7 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
     let retried = burst.finish().await;
     eprintln!("cluster: {JOINS} joins answered ({retried} calls retried)");
 
-    assert_every_join_counted_once(&dbs, &group_id, "alice", JOINS, "cluster").await;
+    assert_every_join_counted_once(urls(&dbs), &group_id, "alice", JOINS, "cluster").await;
     // Carried on without a restart.
     trio.assert_all_running();
 }

@@ -325,11 +325,16 @@ pub async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
 
 /// Waits (up to 30 s) until `addr` reports SERVING for `service_name`.
 pub async fn wait_serving(addr: std::net::SocketAddr, service_name: &str) {
+    wait_serving_within(addr, service_name, Duration::from_secs(30)).await
+}
+
+/// Waits (up to `limit`) until `addr` reports SERVING for `service_name`.
+pub async fn wait_serving_within(addr: std::net::SocketAddr, service_name: &str, limit: Duration) {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     eventually(
         &format!("{service_name} at {addr} to be SERVING"),
-        Duration::from_secs(30),
+        limit,
         || async {
             let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
             let ch = ep.connect().await.ok()?;
