@@ -2,7 +2,6 @@
 //! operator or a walkthrough needs to, without extra tools. Requests and responses
 //! are converted with the contracts' own descriptors (protobuf JSON mapping).
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -32,9 +31,9 @@ pub struct CallArgs {
     /// Region for `--as`.
     #[arg(long, env = "SELFHELP_REGION", default_value = crate::up::DEFAULT_REGION)]
     region: String,
-    /// Data folder holding the development secret (for `--as`).
-    #[arg(long, default_value = crate::up::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    /// The secret that signs `--as` tokens.
+    #[command(flatten)]
+    signing: crate::SigningArgs,
     /// A bearer token to send instead of `--as`.
     #[arg(long, conflicts_with = "as_person")]
     token: Option<String>,
@@ -136,7 +135,7 @@ fn bearer(args: &CallArgs) -> anyhow::Result<Option<String>> {
     let Some(person) = &args.as_person else {
         return Ok(None);
     };
-    let (_, secret) = crate::dev_secret(&args.data_dir)?;
+    let secret = args.signing.secret()?;
     Ok(Some(selfhelp_platform::auth::mint_hs256(
         &secret,
         person,

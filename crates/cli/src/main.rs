@@ -43,12 +43,40 @@ struct TokenArgs {
     /// Region claim; defaults to the region `up` serves.
     #[arg(long, env = "SELFHELP_REGION", default_value = up::DEFAULT_REGION)]
     region: String,
-    /// The data folder whose development secret signs the token.
-    #[arg(long, default_value = up::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    signing: SigningArgs,
     /// Lifetime in hours.
     #[arg(long, default_value_t = 12)]
     ttl_hours: u64,
+}
+
+/// Where the HS256 secret that signs development tokens comes from.
+#[derive(Debug, clap::Args)]
+pub struct SigningArgs {
+    /// The data folder whose development secret signs tokens (`selfhelp up`'s).
+    #[arg(long, default_value = up::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Sign with the secret in this file instead, the one the services were
+    /// given (e.g. deploy/secrets/dev-hs256-secret for the compose stack).
+    #[arg(long, env = "SELFHELP_AUTH__HS256_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+}
+
+impl SigningArgs {
+    pub fn secret(&self) -> anyhow::Result<String> {
+        let Some(path) = &self.secret_file else {
+            return Ok(dev_secret(&self.data_dir)?.1);
+        };
+        let secret = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading the secret file {}: {e}", path.display()))?;
+        let secret = secret.trim();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "the secret file {} is empty",
+            path.display()
+        );
+        Ok(secret.to_string())
+    }
 }
 
 /// The development HS256 secret kept in the data folder, created on first use.
@@ -132,7 +160,7 @@ fn run_async(verb: &str, work: impl std::future::Future<Output = anyhow::Result<
 fn token(args: &TokenArgs) -> anyhow::Result<String> {
     anyhow::ensure!(!args.sub.trim().is_empty(), "--sub must not be empty");
     anyhow::ensure!(!args.region.trim().is_empty(), "--region must not be empty");
-    let (_, secret) = dev_secret(&args.data_dir)?;
+    let secret = args.signing.secret()?;
     Ok(selfhelp_platform::auth::mint_hs256(
         &secret,
         args.sub.trim(),

@@ -62,6 +62,47 @@ async fn token_is_signed_with_the_data_folder_secret() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--sub"));
 }
 
+#[tokio::test]
+async fn token_can_be_signed_with_the_secret_file_the_services_were_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hs256-secret");
+    std::fs::write(&file, "a-secret-the-compose-services-share\n").unwrap();
+    let out = selfhelp()
+        .args(["token", "--sub", "alice", "--region", "notts"])
+        .env("SELFHELP_AUTH__HS256_SECRET_FILE", &file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let auth = Authenticator::from_config(&AuthConfig {
+        hs256_secret_file: Some(file.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        auth.authenticate(token.trim()).await.unwrap().person_id,
+        "alice"
+    );
+    assert!(
+        !dir.path().join("selfhelp-data").exists(),
+        "no data folder secret made when a secret file is given"
+    );
+
+    let missing = selfhelp()
+        .args(["token", "--sub", "alice", "--secret-file"])
+        .arg(dir.path().join("nowhere"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
+}
+
 fn free_port() -> u16 {
     selfhelp_platform::nats_server::free_port().unwrap()
 }
