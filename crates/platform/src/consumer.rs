@@ -202,6 +202,8 @@ impl ConsumerRunner {
         for ((message, event, delivered), outcome) in events.iter().zip(outcomes) {
             self.settle(message, event, *delivered, outcome).await;
         }
+        // Which replica handled what (the container test counts these per replica).
+        tracing::debug!(consumer = %self.durable, events = events.len(), "batch handled");
     }
 
     /// Applies every event in one transaction; the first failure undoes them all.
