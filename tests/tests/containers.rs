@@ -1,0 +1,598 @@
+//! The container deployment run for real: `deploy/compose.yaml` brings up NATS,
+//! PostgreSQL and the three services as containers (the images
+//! `deploy/local-images.sh` makes, named in `deploy/local-images.env`, unless
+//! SELFHELP_IMAGE, NATS_IMAGE and POSTGRES_IMAGE say otherwise), with two
+//! replicas of membership and of notifications, and the test reaches it only
+//! through the ports compose publishes:
+//!
+//! 1. the journey: a group created, submitted, approved, found anonymously,
+//!    joined, and the organiser told; a partner logged in to NATS as
+//!    `outside-subscriber` reads the listings events and is refused the
+//!    membership and privacy ones;
+//! 2. scaling: 1,000 joins over both membership replicas give exactly 1,000
+//!    memberships and welcomes, and both notifications replicas did work;
+//! 3. faults, each in the middle of a burst of joins: one replica of each
+//!    service killed and started again; NATS cut off the network for 10 s;
+//!    PostgreSQL restarted (calls meanwhile refused as UNAVAILABLE, never
+//!    INTERNAL); after each, every count exact and the outboxes drained;
+//! 4. `docker-compose stop` of membership while calls are in flight: they are
+//!    answered, not cut off.
+//!
+//! It needs a Docker engine and the images, so `cargo test` lists it as
+//! ignored; `.ci/run` builds the images and runs it whenever an engine answers:
+//! `cargo test -p selfhelp-e2e --test containers -- --ignored --nocapture`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use selfhelp_e2e::{
+    JoinBurst, JoinsUntilRefused, assert_every_join_counted_once, count, lazy_channel, notified,
+    published_group,
+};
+use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_proto::notifications::v1 as npb;
+use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use selfhelp_testkit::{
+    SECRET, channel, eventually, join_request, token, wait_serving_within, with_token,
+};
+
+/// The region compose's services serve by default.
+const REGION: &str = "notts";
+const JOINS: usize = 1000;
+const IN_FLIGHT: usize = 16;
+/// Each service, its gRPC port in the container and its health service name.
+const SERVICES: [(&str, u16, &str); 3] = [
+    ("listings", 50051, "selfhelp.listings.v1.ListingsService"),
+    (
+        "membership",
+        50052,
+        "selfhelp.membership.v1.MembershipService",
+    ),
+    (
+        "notifications",
+        50053,
+        "selfhelp.notifications.v1.NotificationsService",
+    ),
+];
+/// Test settings laid over compose.yaml: quicker outbox polling and retries,
+/// and notifications logging each batch it handles (to see both replicas work).
+const TEST_OVERRIDE: &str = r#"version: "3.8"
+services:
+  listings:
+    environment: &quick
+      SELFHELP_OUTBOX__POLL_INTERVAL_MS: "100"
+      SELFHELP_CONSUMER__RETRY_BASE_MS: "100"
+  membership:
+    environment: *quick
+  notifications:
+    environment:
+      SELFHELP_OUTBOX__POLL_INTERVAL_MS: "100"
+      SELFHELP_CONSUMER__RETRY_BASE_MS: "100"
+      SELFHELP_LOG__LEVEL: "info,selfhelp_platform::consumer=debug"
+"#;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn docker(args: &[&str]) -> String {
+    String::from_utf8(run(Command::new("docker").args(args)).stdout).expect("utf-8")
+}
+
+/// One compose project of the stack, taken down (volumes too) when dropped.
+struct Stack {
+    project: String,
+    files: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    postgres_password: String,
+    outside_password: String,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        let files = tempfile::tempdir().expect("temp dir");
+        // The services check tokens the test kit signs; the container's user
+        // (uid 10001) must be able to read the file compose mounts.
+        let secret = files.path().join("hs256-secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(files.path().join("test.yaml"), TEST_OVERRIDE).unwrap();
+        let run = format!("{:08x}", rand::random::<u32>());
+        let password = |who: &str| format!("{who}-{run}");
+        let mut env = vec![
+            ("SELFHELP_HS256_SECRET_FILE", secret.display().to_string()),
+            ("POSTGRES_PASSWORD", password("postgres")),
+            ("LISTINGS_NATS_PASSWORD", password("listings")),
+            ("MEMBERSHIP_NATS_PASSWORD", password("membership")),
+            ("NOTIFICATIONS_NATS_PASSWORD", password("notifications")),
+            ("OUTSIDE_NATS_PASSWORD", password("outside")),
+        ];
+        // Every published port on a free one, so nothing clashes with a stack
+        // already running here and replicas can each publish theirs.
+        for publish in [
+            "NATS_PUBLISH",
+            "NATS_MONITOR_PUBLISH",
+            "POSTGRES_PUBLISH",
+            "LISTINGS_PUBLISH",
+            "MEMBERSHIP_PUBLISH",
+            "NOTIFICATIONS_PUBLISH",
+            "UNSUBSCRIBE_PUBLISH",
+        ] {
+            env.push((publish, "127.0.0.1:".to_string()));
+        }
+        Stack {
+            project: format!("selfhelp-ct-{run}"),
+            files,
+            env,
+            postgres_password: password("postgres"),
+            outside_password: password("outside"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker-compose");
+        cmd.arg("-p")
+            .arg(&self.project)
+            .arg("--env-file")
+            .arg(repo().join("deploy/local-images.env"))
+            .arg("-f")
+            .arg(repo().join("deploy/compose.yaml"))
+            .arg("-f")
+            .arg(self.files.path().join("test.yaml"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    }
+
+    fn compose(&self, args: &[&str]) -> String {
+        String::from_utf8(run(&mut self.command(args)).stdout).expect("utf-8")
+    }
+
+    /// The host address publishing `port` of replica `index` (from 1) of `service`.
+    fn addr(&self, service: &str, port: u16, index: usize) -> SocketAddr {
+        let out = self.compose(&[
+            "port",
+            "--index",
+            &index.to_string(),
+            service,
+            &port.to_string(),
+        ]);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{service} #{index} port {port}: {out:?}: {e}"))
+    }
+
+    /// The container id of replica `index` (from 1) of `service`.
+    fn container(&self, service: &str, index: usize) -> String {
+        let id = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--filter",
+            &format!("label=com.docker.compose.container-number={index}"),
+        ]);
+        let id = id.trim().to_string();
+        assert!(!id.is_empty(), "no container for {service} #{index}");
+        id
+    }
+
+    /// Waits until every replica of every service answers SERVING on its published port.
+    async fn wait_serving(&self, replicas: [usize; 3]) {
+        for ((service, port, name), n) in SERVICES.into_iter().zip(replicas) {
+            for index in 1..=n {
+                let addr = self.addr(service, port, index);
+                wait_serving_within(addr, name, Duration::from_secs(180)).await;
+            }
+        }
+    }
+
+    /// A lazily connecting channel to each replica of membership.
+    fn membership_channels(&self) -> Vec<tonic::transport::Channel> {
+        (1..=2)
+            .map(|i| lazy_channel(self.addr("membership", 50052, i)))
+            .collect()
+    }
+
+    /// listings', membership's and notifications' databases, through the published port.
+    fn database_urls(&self) -> [String; 3] {
+        let pg = self.addr("postgres", 5432, 1);
+        ["listings", "membership", "notifications"]
+            .map(|db| format!("postgres://selfhelp:{}@{pg}/{db}", self.postgres_password))
+    }
+
+    async fn assert_counted_once(&self, group_id: &str, label: &str) {
+        let urls = self.database_urls();
+        assert_every_join_counted_once(
+            [&urls[0], &urls[1], &urls[2]],
+            group_id,
+            "alice",
+            JOINS,
+            label,
+        )
+        .await;
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self
+                .command(&["logs", "--no-color", "--tail", "60"])
+                .status();
+        }
+        let _ = self
+            .command(&["down", "--volumes", "--remove-orphans", "--timeout", "5"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the images deploy/local-images.sh makes; .ci/run runs it"]
+async fn the_compose_stack_journey_scaling_faults_and_a_graceful_stop() {
+    let started = Instant::now();
+    let stack = Stack::new();
+    stack.compose(&[
+        "up",
+        "-d",
+        "--no-build",
+        "--scale",
+        "membership=2",
+        "--scale",
+        "notifications=2",
+    ]);
+    stack.wait_serving([1, 2, 2]).await;
+    eprintln!(
+        "containers: NATS, PostgreSQL, listings, 2 × membership, 2 × notifications serving after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    journey(&stack).await;
+    scaling(&stack).await;
+    kill_and_start_one_replica_of_each(&stack).await;
+    cut_nats_off(&stack).await;
+    restart_postgres(&stack).await;
+    graceful_stop(&stack).await;
+    eprintln!(
+        "containers: all phases passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn journey(stack: &Stack) {
+    let listings = stack.addr("listings", 50051, 1);
+    let group_id = published_group(listings, REGION, "alice").await;
+
+    // Anyone finds it, with no token at all.
+    let mut lc = ListingsServiceClient::new(channel(listings).await);
+    eventually(
+        "the group in anonymous search",
+        Duration::from_secs(30),
+        || {
+            let mut lc = lc.clone();
+            let group_id = group_id.clone();
+            async move {
+                let found = lc
+                    .search_groups(lpb::SearchGroupsRequest {
+                        query: "walking".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                found.groups.iter().any(|g| g.id == group_id).then_some(())
+            }
+        },
+    )
+    .await;
+    let card = lc
+        .get_group(lpb::GetGroupRequest {
+            group_id: group_id.clone(),
+        })
+        .await
+        .expect("the public card")
+        .into_inner();
+    assert_eq!(card.name, "Thursday walking group");
+
+    // Bob joins; the organiser is told, bob welcomed.
+    let mut mc = MembershipServiceClient::new(channel(stack.addr("membership", 50052, 1)).await);
+    mc.join_group(with_token(
+        join_request(&group_id),
+        &token("bob", REGION, &[]),
+    ))
+    .await
+    .expect("bob joins");
+    let nc = NotificationsServiceClient::new(channel(stack.addr("notifications", 50053, 1)).await);
+    let told = notified(&nc, REGION, "alice", npb::NotificationKind::MemberJoined).await;
+    assert_eq!(told.group_id, group_id);
+    notified(&nc, REGION, "bob", npb::NotificationKind::Welcome).await;
+    eprintln!(
+        "containers: journey done: created, approved, found anonymously, joined, organiser told"
+    );
+
+    partner_reads_listings_only(stack, &group_id).await;
+}
+
+/// A partner's system logged in to the published NATS port as `outside-subscriber`.
+async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
+    let violations = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = violations.clone();
+    let client = async_nats::ConnectOptions::new()
+        .user_and_password("outside-subscriber".into(), stack.outside_password.clone())
+        .custom_inbox_prefix("_INBOX_OUTSIDE")
+        .request_timeout(Some(Duration::from_secs(2)))
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    seen.lock().unwrap().push(e.to_string());
+                }
+            }
+        })
+        .connect(stack.addr("nats", 4222, 1).to_string())
+        .await
+        .expect("the partner logs in to NATS");
+    let js = async_nats::jetstream::new(client.clone());
+
+    // The public listings events, through the durable the partner may own.
+    let stream = js
+        .get_stream("LISTINGS")
+        .await
+        .expect("the partner sees LISTINGS");
+    let consumer = stream
+        .get_or_create_consumer(
+            "outside-subscriber",
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("outside-subscriber".into()),
+                filter_subject: format!("selfhelp.{REGION}.listings.>"),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the partner makes its durable on LISTINGS");
+    let published = format!("selfhelp.{REGION}.listings.group.published");
+    let mut messages = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .expect("the partner fetches");
+    let mut saw_published = false;
+    while let Some(message) = messages.next().await {
+        let message = message.expect("a listings event");
+        let about_it = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("ce-subject"))
+            .is_some_and(|s| s.as_str() == group_id);
+        saw_published |= message.subject.as_str() == published && about_it;
+        message.ack().await.expect("ack");
+    }
+    assert!(saw_published, "the partner read {published} for the group");
+
+    // Membership and privacy: neither the streams nor the subjects.
+    for stream in ["MEMBERSHIP", "PRIVACY"] {
+        assert!(
+            js.get_stream(stream).await.is_err(),
+            "the partner may not look at {stream}"
+        );
+    }
+    for subject in [
+        format!("selfhelp.{REGION}.membership.>"),
+        format!("selfhelp.{REGION}.privacy.>"),
+    ] {
+        let _subscription = client
+            .subscribe(subject.clone())
+            .await
+            .expect("subscribe sent");
+        eventually(
+            &format!("the server refusing the partner {subject}"),
+            Duration::from_secs(10),
+            || async {
+                violations
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v.contains("Permissions Violation") && v.contains(&subject))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    eprintln!(
+        "containers: the partner read {published} and was refused MEMBERSHIP, PRIVACY and their subjects"
+    );
+}
+
+async fn scaling(stack: &Stack) {
+    let group_id = published_group(stack.addr("listings", 50051, 1), REGION, "alice").await;
+    let started = Instant::now();
+    let burst = JoinBurst::start(
+        stack.membership_channels(),
+        REGION,
+        &group_id,
+        JOINS,
+        IN_FLIGHT,
+    );
+    let retried = burst.finish().await;
+    eprintln!(
+        "containers: {JOINS} joins over 2 membership replicas answered in {:.1} s ({retried} retried)",
+        started.elapsed().as_secs_f64()
+    );
+    stack
+        .assert_counted_once(&group_id, "containers, scaled")
+        .await;
+    for index in 1..=2 {
+        // The services log to stderr.
+        let out =
+            run(Command::new("docker").args(["logs", &stack.container("notifications", index)]));
+        let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+        let batches = logs
+            .lines()
+            .filter(|l| l.contains("batch handled") && l.contains("notifications-notts-membership"))
+            .count();
+        eprintln!(
+            "containers: notifications #{index} handled {batches} batches of membership events"
+        );
+        assert!(
+            batches > 0,
+            "notifications replica {index} consumed nothing"
+        );
+    }
+    // What each container holds after the load (sizes the Kubernetes limits).
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+    ]);
+    let mut args = vec![
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}: {{.MemUsage}}",
+    ];
+    args.extend(ids.split_whitespace());
+    eprintln!(
+        "containers: memory after the load:\n{}",
+        docker(&args).trim_end()
+    );
+}
+
+/// Runs a burst of joins to a new group, calls `fault` once a third of them
+/// are in, then checks every count once the burst is over.
+async fn burst_through(stack: &Stack, label: &str, fault: impl AsyncFnOnce(&JoinBurst)) {
+    let group_id = published_group(stack.addr("listings", 50051, 1), REGION, "alice").await;
+    let burst = JoinBurst::start(
+        stack.membership_channels(),
+        REGION,
+        &group_id,
+        JOINS,
+        IN_FLIGHT,
+    );
+    burst.reached(JOINS / 3).await;
+    fault(&burst).await;
+    let retried = burst.finish().await;
+    eprintln!("containers: {label}: every join answered ({retried} calls retried)");
+    stack
+        .assert_counted_once(&group_id, &format!("containers, {label}"))
+        .await;
+}
+
+async fn kill_and_start_one_replica_of_each(stack: &Stack) {
+    burst_through(
+        stack,
+        "one replica of each killed",
+        async |burst: &JoinBurst| {
+            let killed: Vec<String> = ["listings", "membership", "notifications"]
+                .iter()
+                .map(|service| stack.container(service, 1))
+                .collect();
+            for id in &killed {
+                docker(&["kill", id]);
+            }
+            eprintln!("containers: docker kill listings #1, membership #1, notifications #1");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for id in &killed {
+                docker(&["start", id]);
+            }
+            // A started container publishes on a new free port.
+            stack.wait_serving([1, 2, 2]).await;
+            *burst.endpoints.write().await = stack.membership_channels();
+        },
+    )
+    .await;
+}
+
+async fn cut_nats_off(stack: &Stack) {
+    burst_through(stack, "NATS cut off for 10 s", async |_: &JoinBurst| {
+        let network = format!("{}_default", stack.project);
+        let nats = stack.container("nats", 1);
+        docker(&["network", "disconnect", &network, &nats]);
+        eprintln!("containers: NATS disconnected from the network");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        docker(&["network", "connect", "--alias", "nats", &network, &nats]);
+        eprintln!("containers: NATS connected again");
+    })
+    .await;
+}
+
+async fn restart_postgres(stack: &Stack) {
+    let refusals = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+    let seen = refusals.clone();
+    burst_through(stack, "PostgreSQL restarted", async |burst: &JoinBurst| {
+        docker(&["restart", "--time", "5", &stack.container("postgres", 1)]);
+        eprintln!("containers: docker restart postgres");
+        // Give the burst time to meet the services without their database.
+        burst.reached(JOINS * 2 / 3).await;
+        *seen.lock().unwrap() = burst.refusals.lock().unwrap().clone();
+    })
+    .await;
+    // JoinBurst fails on any INTERNAL; what it was refused with instead:
+    let refusals: std::collections::BTreeMap<String, usize> = refusals.lock().unwrap().clone();
+    eprintln!("containers: calls refused around the restart, by code: {refusals:?}");
+    assert!(
+        refusals.keys().all(|code| code == "Unavailable"),
+        "while the database was away calls were refused as UNAVAILABLE only: {refusals:?}"
+    );
+}
+
+async fn graceful_stop(stack: &Stack) {
+    let group_id = published_group(stack.addr("listings", 50051, 1), REGION, "alice").await;
+    let workers = 32;
+    let joins = JoinsUntilRefused::start(
+        stack.membership_channels(),
+        REGION,
+        &group_id,
+        workers,
+        50_000,
+    );
+    joins.accepted_at_least(200).await;
+    let busy = joins.stopping();
+    stack.compose(&["stop", "membership"]);
+    let outcome = joins.finish(busy).await;
+    eprintln!(
+        "containers: docker-compose stop membership with {busy} calls in flight: {} accepted, {} answered after the stop; refused {:?}",
+        outcome.accepted.len(),
+        outcome.answered_after_stop,
+        outcome.refused
+    );
+    outcome.assert_drained(workers);
+    stack.compose(&["start", "membership"]);
+    let urls = stack.database_urls();
+    let db = sea_orm::Database::connect(&urls[1])
+        .await
+        .expect("membership's database");
+    let active = count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM membership WHERE group_id = '{group_id}' AND state = 'ACTIVE'"
+        ),
+    )
+    .await;
+    assert!(
+        active >= outcome.accepted.len() as i64,
+        "every accepted join is there"
+    );
+}
