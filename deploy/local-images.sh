@@ -68,6 +68,7 @@ if have_image "$BASE_IMAGE"; then
 else
   if ! command -v debootstrap >/dev/null; then
     say "installing debootstrap (Debian package)"
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   root=$WORK/rootfs
