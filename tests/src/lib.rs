@@ -56,7 +56,7 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts binary `name` listening on a free port with `env` (SELFHELP_* settings).
     pub fn spawn(name: &'static str, env: &[(&str, String)]) -> ServiceProcess {
-        let port = selfhelp_platform::nats_server::free_port().expect("free port");
+        let port = selfhelp_testkit::nats_server::free_port().expect("free port");
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let work = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(binary(name));

@@ -39,7 +39,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let store = tempfile::tempdir().unwrap();
-        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let port = selfhelp_testkit::nats_server::free_port().unwrap();
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
         let original = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
         let data = store.path().join("js");
@@ -70,7 +70,7 @@ impl Server {
         let child = cmd.spawn().unwrap();
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !selfhelp_platform::nats_server::is_listening(&addr) {
+        while !selfhelp_testkit::nats_server::is_listening(&addr) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "nats-server did not start"

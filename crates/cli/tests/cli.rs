@@ -104,7 +104,7 @@ async fn token_can_be_signed_with_the_secret_file_the_services_were_given() {
 }
 
 fn free_port() -> u16 {
-    selfhelp_platform::nats_server::free_port().unwrap()
+    selfhelp_nats_dev::free_port().unwrap()
 }
 
 #[test]

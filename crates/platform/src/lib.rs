@@ -14,7 +14,6 @@ pub mod group_view;
 pub mod grpc;
 pub mod inbox;
 pub mod migrations;
-pub mod nats_server;
 pub mod outbox;
 pub mod privacy;
 pub mod schema;

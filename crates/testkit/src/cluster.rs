@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use selfhelp_platform::nats_server::{free_port, is_listening};
+use crate::nats_server::{free_port, is_listening};
 
 /// One node of the cluster.
 pub struct Node {

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
-use selfhelp_platform::nats_server::{self, NatsProcess};
+/// The development NATS helpers (finding or installing `nats-server`, free ports).
+pub use selfhelp_nats_dev as nats_server;
+use selfhelp_nats_dev::NatsProcess;
 
 /// The HS256 secret test services are configured with.
 pub const SECRET: &str = "selfhelp-test-secret";

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use selfhelp_platform::nats_server::free_port;
+use crate::nats_server::free_port;
 
 /// Where the kit installs `aiosmtpd` when Python lacks it (shared by tests).
 fn install_dir() -> PathBuf {

@@ -261,7 +261,7 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
             "{{ group_name }}: {{ title }}",
         )
         .unwrap();
-        let port = selfhelp_platform::nats_server::free_port().unwrap();
+        let port = selfhelp_testkit::nats_server::free_port().unwrap();
         let mut config = with_smtp(config(&db, &nats), &smtp);
         config.email.templates_dir = Some(templates.path().to_path_buf());
         config.http.listen = format!("127.0.0.1:{port}");
