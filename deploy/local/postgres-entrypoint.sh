@@ -5,13 +5,20 @@
 # POSTGRES_DB, then the scripts in /docker-entrypoint-initdb.d (*.sql, *.sh) once.
 # Then the server, listening on every address; extra arguments go to it.
 set -eu
-: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
 user=${POSTGRES_USER:-postgres}
 db=${POSTGRES_DB:-$user}
 : "${PGDATA:=/var/lib/postgresql/data}"
 export PGDATA
 
+# Written once everything below has run: a cluster without it was left half made.
+done_marker=$PGDATA/selfhelp-initialised
+if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$done_marker" ]; then
+  echo "postgres-entrypoint: $PGDATA holds a cluster whose set-up did not finish;" \
+    "remove the volume and start again" >&2
+  exit 1
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set for a new cluster}"
   echo "postgres-entrypoint: new cluster in $PGDATA (superuser $user, database $db)"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
@@ -31,6 +38,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     esac
   done
   pg_ctl --wait --silent -m fast stop
+  touch "$done_marker"
 fi
 
 exec postgres -c listen_addresses='*' "$@"

@@ -101,13 +101,26 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and returns whether the process exited successfully in time.
     pub fn terminate(&mut self) -> bool {
+        self.send_term();
+        self.wait_exited()
+    }
+
+    /// Sends SIGTERM, as a service manager's stop does.
+    pub fn send_term(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits (up to 20 s, then kills it) for the process to end; whether it
+    /// exited successfully in time.
+    pub fn wait_exited(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             match child.try_wait() {
@@ -198,7 +211,9 @@ pub struct JoinBurst {
 pub fn lazy_channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")
-        .timeout(std::time::Duration::from_secs(10))
+        // Longer than the services' wait for a database connection (10 s), so
+        // a call held up by a database outage gets the service's answer.
+        .timeout(std::time::Duration::from_secs(20))
         .connect_lazy()
 }
 
@@ -518,27 +533,40 @@ impl Trio {
 
 /// Joins by new people, `workers` at a time, each worker joining again and
 /// again until a call is refused; for watching a service stop under load.
-/// Worker `i` calls through `channels[i % channels.len()]`.
+/// Worker `i` calls through `channels[i % channels.len()]`. Around sending the
+/// stop, call [`stop_begins`](Self::stop_begins) just before and
+/// [`stop_sent`](Self::stop_sent) just after: a call sent before the stop began
+/// must then be answered, and one answered after the stop was sent shows the
+/// service finished what it had taken.
 pub struct JoinsUntilRefused {
-    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    answered_after_stop: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<StopTimes>,
     accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    refused: std::sync::Arc<std::sync::Mutex<Vec<tonic::Code>>>,
+    answered_after_stop: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The code of each refused call, and whether it was sent before the stop began.
+    refused: std::sync::Arc<std::sync::Mutex<Vec<(tonic::Code, bool)>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct StopTimes {
+    began: std::sync::OnceLock<std::time::Instant>,
+    sent: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// What [`JoinsUntilRefused`] saw.
 #[derive(Debug)]
 pub struct StopOutcome {
-    /// Calls in flight when the stop was sent.
+    /// Calls in flight when the stop began.
     pub in_flight_at_stop: usize,
     /// People whose join was answered OK.
     pub accepted: Vec<String>,
-    /// Of those, calls sent before the stop and answered after it.
+    /// Calls sent before the stop began and answered OK after it was sent.
     pub answered_after_stop: usize,
     /// The code each worker's last call was refused with.
     pub refused: Vec<tonic::Code>,
+    /// Refused calls that had been sent before the stop began: cut off.
+    pub cut_off: usize,
 }
 
 impl JoinsUntilRefused {
@@ -551,14 +579,14 @@ impl JoinsUntilRefused {
     ) -> JoinsUntilRefused {
         use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
         use selfhelp_testkit::{join_request, token, with_token};
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::{Arc, Mutex};
         let next = Arc::new(AtomicUsize::new(first_person));
         let probe = JoinsUntilRefused {
-            stopping: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            answered_after_stop: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(StopTimes::default()),
             accepted: Arc::new(Mutex::new(Vec::new())),
+            answered_after_stop: Arc::new(AtomicUsize::new(0)),
             refused: Arc::new(Mutex::new(Vec::new())),
             workers: Vec::new(),
         };
@@ -567,7 +595,7 @@ impl JoinsUntilRefused {
                 let channel = channels[w % channels.len()].clone();
                 let (next, group_id, region) =
                     (next.clone(), group_id.to_string(), region.to_string());
-                let (stopping, in_flight) = (probe.stopping.clone(), probe.in_flight.clone());
+                let (stop, in_flight) = (probe.stop.clone(), probe.in_flight.clone());
                 let after_stop = probe.answered_after_stop.clone();
                 let (accepted, refused) = (probe.accepted.clone(), probe.refused.clone());
                 tokio::spawn(async move {
@@ -575,7 +603,7 @@ impl JoinsUntilRefused {
                     loop {
                         let person = format!("p{:05}", next.fetch_add(1, Ordering::SeqCst));
                         in_flight.fetch_add(1, Ordering::SeqCst);
-                        let sent_before_stop = !stopping.load(Ordering::SeqCst);
+                        let sent_before_stop = stop.began.get().is_none();
                         let answer = client
                             .join_group(with_token(
                                 join_request(&group_id),
@@ -585,13 +613,13 @@ impl JoinsUntilRefused {
                         in_flight.fetch_sub(1, Ordering::SeqCst);
                         match answer {
                             Ok(_) => {
-                                if sent_before_stop && stopping.load(Ordering::SeqCst) {
+                                if sent_before_stop && stop.sent.get().is_some() {
                                     after_stop.fetch_add(1, Ordering::SeqCst);
                                 }
                                 accepted.lock().unwrap().push(person);
                             }
                             Err(e) => {
-                                refused.lock().unwrap().push(e.code());
+                                refused.lock().unwrap().push((e.code(), sent_before_stop));
                                 return;
                             }
                         }
@@ -613,10 +641,14 @@ impl JoinsUntilRefused {
     }
 
     /// To call just before sending the stop: returns the calls in flight.
-    pub fn stopping(&self) -> usize {
-        use std::sync::atomic::Ordering;
-        self.stopping.store(true, Ordering::SeqCst);
-        self.in_flight.load(Ordering::SeqCst)
+    pub fn stop_begins(&self) -> usize {
+        let _ = self.stop.began.set(std::time::Instant::now());
+        self.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// To call as soon as the stop has been sent.
+    pub fn stop_sent(&self) {
+        let _ = self.stop.sent.set(std::time::Instant::now());
     }
 
     /// Waits for every worker to be refused once.
@@ -624,20 +656,22 @@ impl JoinsUntilRefused {
         for w in self.workers {
             w.await.expect("a join worker");
         }
+        let refused = self.refused.lock().unwrap().clone();
         StopOutcome {
             in_flight_at_stop,
             accepted: self.accepted.lock().unwrap().clone(),
             answered_after_stop: self
                 .answered_after_stop
                 .load(std::sync::atomic::Ordering::SeqCst),
-            refused: self.refused.lock().unwrap().clone(),
+            cut_off: refused.iter().filter(|(_, before)| *before).count(),
+            refused: refused.into_iter().map(|(code, _)| code).collect(),
         }
     }
 }
 
 impl StopOutcome {
-    /// Calls were in flight at the stop and were answered, not cut off; each
-    /// worker was refused once, with a code a client retries on.
+    /// Calls were in flight at the stop and were answered, none was cut off;
+    /// each worker was refused once, with a code a client retries on.
     pub fn assert_drained(&self, workers: usize) {
         assert!(
             self.in_flight_at_stop > 0,
@@ -645,7 +679,11 @@ impl StopOutcome {
         );
         assert!(
             self.answered_after_stop > 0,
-            "calls in flight at the stop were answered, not cut off"
+            "calls in flight at the stop were answered after it was sent"
+        );
+        assert_eq!(
+            self.cut_off, 0,
+            "calls sent before the stop were cut off instead of answered"
         );
         assert_eq!(
             self.refused.len(),

@@ -38,8 +38,10 @@ async fn stop_while_joins_are_in_flight(backend: Backend) {
     let joins = JoinsUntilRefused::start(vec![channel], REGION, &group_id, IN_FLIGHT, 0);
     joins.accepted_at_least(100).await;
 
-    let busy = joins.stopping();
-    let clean = tokio::task::spawn_blocking(move || membership.terminate())
+    let busy = joins.stop_begins();
+    membership.send_term();
+    joins.stop_sent();
+    let clean = tokio::task::spawn_blocking(move || membership.wait_exited())
         .await
         .unwrap();
     let outcome = joins.finish(busy).await;
