@@ -326,6 +326,20 @@ pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     .expect("a number")
 }
 
+/// Active memberships of `group_id` in membership's database at `url`.
+pub async fn active_members(url: &str, group_id: &str) -> i64 {
+    let db = sea_orm::Database::connect(url)
+        .await
+        .expect("connecting to membership's database");
+    count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM membership WHERE group_id = '{group_id}' AND state = 'ACTIVE'"
+        ),
+    )
+    .await
+}
+
 /// The URLs of listings', membership's and notifications' test databases.
 pub fn urls(dbs: &[selfhelp_testkit::TestDb; 3]) -> [&str; 3] {
     [&dbs[0].url, &dbs[1].url, &dbs[2].url]

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use selfhelp_e2e::{
-    JoinBurst, JoinsUntilRefused, assert_every_join_counted_once, count, lazy_channel, notified,
-    published_group,
+    JoinBurst, JoinsUntilRefused, active_members, assert_every_join_counted_once, lazy_channel,
+    notified, published_group,
 };
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
@@ -252,6 +252,20 @@ impl Stack {
             .collect()
     }
 
+    /// A new published group of alice's, and JOINS joins to it, IN_FLIGHT at a
+    /// time, over both membership replicas.
+    async fn burst_of_joins(&self) -> (String, JoinBurst) {
+        let group_id = published_group(self.addr("listings", 50051, 1), REGION, "alice").await;
+        let burst = JoinBurst::start(
+            self.membership_channels(),
+            REGION,
+            &group_id,
+            JOINS,
+            IN_FLIGHT,
+        );
+        (group_id, burst)
+    }
+
     /// listings', membership's and notifications' databases, through the published port.
     fn database_urls(&self) -> [String; 3] {
         let pg = self.addr("postgres", 5432, 1);
@@ -435,20 +449,7 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
             js.get_stream(stream).await.is_err(),
             "the partner may not look at {stream}"
         );
-        let refused = format!("$JS.API.STREAM.INFO.{stream}");
-        eventually(
-            &format!("the server refusing the partner {refused}"),
-            Duration::from_secs(10),
-            || async {
-                violations
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|v| v.contains("Permissions Violation") && v.contains(&refused))
-                    .then_some(())
-            },
-        )
-        .await;
+        refused_to_partner(&violations, &format!("$JS.API.STREAM.INFO.{stream}")).await;
     }
     for subject in [
         format!("selfhelp.{REGION}.membership.>"),
@@ -458,35 +459,33 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
             .subscribe(subject.clone())
             .await
             .expect("subscribe sent");
-        eventually(
-            &format!("the server refusing the partner {subject}"),
-            Duration::from_secs(10),
-            || async {
-                violations
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|v| v.contains("Permissions Violation") && v.contains(&subject))
-                    .then_some(())
-            },
-        )
-        .await;
+        refused_to_partner(&violations, &subject).await;
     }
     eprintln!(
         "containers: the partner read {published} and was refused MEMBERSHIP, PRIVACY and their subjects"
     );
 }
 
+/// Waits for the server to tell the partner it may not use `subject`.
+async fn refused_to_partner(violations: &std::sync::Mutex<Vec<String>>, subject: &str) {
+    eventually(
+        &format!("the server refusing the partner {subject}"),
+        Duration::from_secs(10),
+        || async {
+            violations
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|v| v.contains("Permissions Violation") && v.contains(subject))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 async fn scaling(stack: &Stack) {
-    let group_id = published_group(stack.addr("listings", 50051, 1), REGION, "alice").await;
     let started = Instant::now();
-    let burst = JoinBurst::start(
-        stack.membership_channels(),
-        REGION,
-        &group_id,
-        JOINS,
-        IN_FLIGHT,
-    );
+    let (group_id, burst) = stack.burst_of_joins().await;
     let retried = burst.finish().await;
     eprintln!(
         "containers: {JOINS} joins over 2 membership replicas answered in {:.1} s ({retried} retried)",
@@ -540,14 +539,7 @@ async fn burst_through(
     label: &str,
     fault: impl AsyncFnOnce(&JoinBurst),
 ) -> BTreeMap<String, usize> {
-    let group_id = published_group(stack.addr("listings", 50051, 1), REGION, "alice").await;
-    let burst = JoinBurst::start(
-        stack.membership_channels(),
-        REGION,
-        &group_id,
-        JOINS,
-        IN_FLIGHT,
-    );
+    let (group_id, burst) = stack.burst_of_joins().await;
     burst.reached(JOINS / 3).await;
     fault(&burst).await;
     let refusals = burst.refusals.clone();
@@ -657,17 +649,7 @@ async fn graceful_stop(stack: &Stack) {
         "both replicas exited cleanly within their drain deadline: {exits}"
     );
     stack.compose(&["start", "membership"]);
-    let urls = stack.database_urls();
-    let db = sea_orm::Database::connect(&urls[1])
-        .await
-        .expect("membership's database");
-    let active = count(
-        &db,
-        &format!(
-            "SELECT COUNT(*) FROM membership WHERE group_id = '{group_id}' AND state = 'ACTIVE'"
-        ),
-    )
-    .await;
+    let active = active_members(&stack.database_urls()[1], &group_id).await;
     assert!(
         active >= outcome.accepted.len() as i64,
         "every accepted join is there"
