@@ -113,6 +113,8 @@ fn generate(n: usize) -> Vec<SearchDoc> {
                 )],
                 meeting_days: vec![Weekday::Wed],
                 start_minutes: Some(19 * 60),
+                end_minutes: Some(21 * 60),
+                service_at_location_ids: Vec::new(),
                 next_meeting_ms: None,
             }
         })

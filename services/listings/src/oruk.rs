@@ -25,6 +25,11 @@ fn derived_id(kind: &str, parts: &[&str]) -> String {
     .to_string()
 }
 
+/// The id of a group's `service_at_location` for its venue `index`.
+pub fn service_at_location_id(group_id: &str, index: usize) -> String {
+    derived_id("service_at_location", &[group_id, &index.to_string()])
+}
+
 fn date_of(ms: i64, tz: &chrono_tz::Tz) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map(|d| d.with_timezone(tz).format("%Y-%m-%d").to_string())
@@ -183,7 +188,7 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
                 v.name.clone()
             };
             json!({
-                "id": derived_id("service_at_location", &[&group.id, &index]),
+                "id": service_at_location_id(&group.id, i),
                 "service_id": group.id,
                 "location_id": location_id,
                 "location": {

@@ -52,6 +52,7 @@ macro_rules! card_draft {
 }
 
 mod lifecycle;
+mod open_referral;
 mod schedule;
 mod search;
 
@@ -578,6 +579,24 @@ impl ListingsService for ListingsApi {
             taxonomy_json: crate::oruk::taxonomy_doc(&self.region).to_string(),
             taxonomy_terms_json: serde_json::Value::Array(terms).to_string(),
         }))
+    }
+
+    async fn search_open_referral(
+        &self,
+        request: Request<pb::SearchOpenReferralRequest>,
+    ) -> Result<Response<pb::SearchOpenReferralResponse>, Status> {
+        Ok(Response::new(
+            self.search_open_referral(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_open_referral_service(
+        &self,
+        request: Request<pb::GetOpenReferralServiceRequest>,
+    ) -> Result<Response<pb::GetOpenReferralServiceResponse>, Status> {
+        Ok(Response::new(
+            self.get_open_referral_service(request.into_inner()).await?,
+        ))
     }
 
     async fn list_topics(

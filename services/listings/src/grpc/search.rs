@@ -111,6 +111,7 @@ impl ListingsApi {
             sort,
             limit,
             after,
+            ..Query::default()
         };
         let results = self.search.index.read().expect("index lock").search(&query);
 

@@ -49,7 +49,8 @@ pub fn doc_from(
 ) -> SearchDoc {
     let details = group.details();
     let schedule = group.schedule();
-    let (meeting_days, start_minutes) = match &schedule {
+    let minutes = |t: chrono::NaiveTime| (t.hour() * 60 + t.minute()) as u16;
+    let (meeting_days, start_minutes, end_minutes) = match &schedule {
         Some(s) => {
             let days = match s.pattern {
                 Pattern::Weekly { weekday, .. } | Pattern::MonthlyByWeekday { weekday, .. } => {
@@ -57,9 +58,9 @@ pub fn doc_from(
                 }
                 Pattern::MonthlyByDate { .. } => Vec::new(),
             };
-            (days, Some((s.start.hour() * 60 + s.start.minute()) as u16))
+            (days, Some(minutes(s.start)), Some(minutes(s.end)))
         }
-        None => (Vec::new(), None),
+        None => (Vec::new(), None, None),
     };
     let next_meeting_ms =
         schedule::next_occurrences(schedule.as_ref(), exceptions, tz, Utc::now(), 1)
@@ -91,6 +92,10 @@ pub fn doc_from(
             .collect(),
         meeting_days,
         start_minutes,
+        end_minutes,
+        service_at_location_ids: (0..group.venues().len())
+            .map(|i| crate::oruk::service_at_location_id(&group.id, i))
+            .collect(),
         next_meeting_ms,
     }
 }

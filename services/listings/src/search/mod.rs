@@ -33,8 +33,11 @@ pub struct SearchDoc {
     pub points: Vec<(f64, f64)>,
     /// Weekdays the schedule meets on (empty: no fixed weekday or no schedule).
     pub meeting_days: Vec<Weekday>,
-    /// Local start time in minutes after midnight.
+    /// Local start and end time in minutes after midnight.
     pub start_minutes: Option<u16>,
+    pub end_minutes: Option<u16>,
+    /// The ORUK ids of the group's venues (`service_at_location`), in venue order.
+    pub service_at_location_ids: Vec<String>,
     /// Next meeting (ms since the epoch) when the doc was indexed.
     pub next_meeting_ms: Option<i64>,
 }
@@ -61,10 +64,18 @@ pub struct Query {
     /// Meeting start within [from, to] minutes after midnight.
     pub time_window: Option<(u16, u16)>,
     pub age: Option<u8>,
+    /// ORUK's age filters: the group's own minimum age is at least this, its
+    /// maximum age at most that (a group without the limit does not match).
+    pub minimum_age_at_least: Option<u8>,
+    pub maximum_age_at_most: Option<u8>,
+    /// Meetings end at or before this, in minutes after midnight.
+    pub ends_by: Option<u16>,
     pub format: Option<Format>,
     pub open_to_new_members: bool,
     pub sort: Sort,
     pub limit: usize,
+    /// Matches to skip before the page (numbered pages; 0 with a cursor).
+    pub offset: usize,
     /// Cursor from a previous page: where its last item stands in the order.
     pub after: Option<Cursor>,
 }
@@ -136,6 +147,8 @@ pub struct SearchIndex {
     slots: Vec<Option<Indexed>>,
     by_id: HashMap<String, usize>,
     free: Vec<usize>,
+    /// service_at_location id -> (group id, venue index)
+    locations: HashMap<String, (String, usize)>,
     /// term -> (slot, weighted term frequency)
     postings: HashMap<String, Vec<(u32, f32)>>,
     /// topic code -> slots
@@ -152,6 +165,7 @@ impl Default for SearchIndex {
             slots: Vec::new(),
             by_id: HashMap::new(),
             free: Vec::new(),
+            locations: HashMap::new(),
             postings: HashMap::new(),
             topics: HashMap::new(),
             grid: HashMap::new(),
@@ -223,6 +237,9 @@ impl SearchIndex {
             self.grid.entry(*cell).or_default().push(slot as u32);
         }
         self.total_length += f64::from(length);
+        for (i, location) in doc.service_at_location_ids.iter().enumerate() {
+            self.locations.insert(location.clone(), (doc.id.clone(), i));
+        }
         self.by_id.insert(doc.id.clone(), slot);
         let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
         terms.sort_by(|a, b| a.0.cmp(&b.0));
@@ -260,8 +277,18 @@ impl SearchIndex {
                 }
             }
             self.total_length -= f64::from(old.length);
+            for location in &old.doc.service_at_location_ids {
+                self.locations.remove(location);
+            }
         }
         self.free.push(slot);
+    }
+
+    /// The group and venue index behind a `service_at_location` id.
+    pub fn service_at_location(&self, id: &str) -> Option<(&str, usize)> {
+        self.locations
+            .get(id)
+            .map(|(group, index)| (group.as_str(), *index))
     }
 
     pub fn get(&self, id: &str) -> Option<&SearchDoc> {
@@ -346,16 +373,13 @@ impl SearchIndex {
                 .then_with(|| a.1.cmp(b.1))
                 .then_with(|| a.2.cmp(b.2))
         };
-        let start = match &q.after {
-            None => 0,
-            Some(after) => {
-                let after = (after.key, after.name.as_str(), after.id.as_str(), 0.0, None);
-                // Only what follows the cursor needs sorting.
-                keyed.retain(|k| order(k, &after) == std::cmp::Ordering::Greater);
-                0
-            }
-        };
+        if let Some(after) = &q.after {
+            let after = (after.key, after.name.as_str(), after.id.as_str(), 0.0, None);
+            // Only what follows the cursor needs sorting.
+            keyed.retain(|k| order(k, &after) == std::cmp::Ordering::Greater);
+        }
         let rest = keyed.len();
+        let start = q.offset.min(rest);
         let end = (start + q.limit).min(rest);
         // The page (and one more, to know whether anything follows) in order;
         // the rest need not be sorted.
@@ -483,6 +507,18 @@ impl SearchIndex {
         {
             return None;
         }
+        if q.minimum_age_at_least
+            .is_some_and(|at_least| doc.minimum_age.is_none_or(|min| min < at_least))
+            || q.maximum_age_at_most
+                .is_some_and(|at_most| doc.maximum_age.is_none_or(|max| max > at_most))
+        {
+            return None;
+        }
+        if let Some(ends_by) = q.ends_by
+            && doc.end_minutes.is_none_or(|end| end > ends_by)
+        {
+            return None;
+        }
         if let Some(day) = q.day
             && !doc.meeting_days.contains(&day)
         {
@@ -529,6 +565,8 @@ mod tests {
             points: vec![point],
             meeting_days: vec![Weekday::Wed],
             start_minutes: Some(19 * 60),
+            end_minutes: Some(21 * 60),
+            service_at_location_ids: Vec::new(),
             next_meeting_ms: None,
         }
     }
@@ -555,6 +593,66 @@ mod tests {
             limit: 20,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn numbered_pages_skip_the_matches_before_them() {
+        let ix = index();
+        let names = |offset: usize| -> Vec<String> {
+            let query = Query {
+                limit: 1,
+                offset,
+                ..q("")
+            };
+            ix.search(&query).hits.into_iter().map(|h| h.id).collect()
+        };
+        // By name: "Bereavement café" (c), "Bereavement support group" (a), carers (b).
+        assert_eq!(names(0), ["c"]);
+        assert_eq!(names(1), ["a"]);
+        assert_eq!(names(2), ["b"]);
+        assert!(names(3).is_empty());
+        assert_eq!(ix.search(&Query { offset: 2, ..q("") }).total, 3);
+    }
+
+    #[test]
+    fn open_referral_age_bounds_and_end_times_need_the_group_to_state_them() {
+        let mut ix = SearchIndex::default();
+        let mut young = doc("young", "Young adults", &[], NOTTINGHAM);
+        (young.minimum_age, young.maximum_age) = (Some(18), Some(25));
+        young.end_minutes = Some(20 * 60);
+        ix.upsert(young);
+        ix.upsert(doc("anyone", "Anyone", &[], NOTTINGHAM));
+        let ids = |query: Query| -> Vec<String> {
+            ix.search(&query).hits.into_iter().map(|h| h.id).collect()
+        };
+        let at_least = |age| Query {
+            minimum_age_at_least: Some(age),
+            ..q("")
+        };
+        assert_eq!(ids(at_least(18)), ["young"]);
+        assert!(ids(at_least(19)).is_empty());
+        let at_most = Query {
+            maximum_age_at_most: Some(30),
+            ..q("")
+        };
+        assert_eq!(ids(at_most), ["young"]);
+        let ends_by = |minutes| Query {
+            ends_by: Some(minutes),
+            ..q("")
+        };
+        assert_eq!(ids(ends_by(20 * 60)), ["young"]);
+        assert_eq!(ids(ends_by(21 * 60)), ["anyone", "young"]);
+    }
+
+    #[test]
+    fn service_at_location_ids_lead_back_to_their_group_until_it_leaves() {
+        let mut ix = SearchIndex::default();
+        let mut group = doc("g", "Group", &[], NOTTINGHAM);
+        group.service_at_location_ids = vec!["sal-0".into(), "sal-1".into()];
+        ix.upsert(group);
+        assert_eq!(ix.service_at_location("sal-1"), Some(("g", 1)));
+        ix.remove("g");
+        assert_eq!(ix.service_at_location("sal-0"), None);
     }
 
     #[test]

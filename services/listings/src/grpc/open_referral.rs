@@ -1,0 +1,320 @@
+//! The Open Referral UK API's reads (`/services`, `/services/{id}`,
+//! `/service_at_locations`…) as RPCs, so the HTTP gateway stays a thin
+//! translation: the filters ORUK defines run on this replica's search index, and
+//! the documents come from `crate::oruk`, the same as the export.
+
+use chrono::{NaiveTime, Timelike, Weekday};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use selfhelp_platform::validation::{self, Violations};
+use selfhelp_proto::listings::v1 as pb;
+use serde_json::{Value, json};
+
+use super::ListingsApi;
+use crate::domain::group::Status as GroupStatus;
+use crate::domain::topic as topics;
+use crate::error::ListingsError;
+use crate::search::{Query, Sort};
+use crate::store::group::{self as store, Model};
+use crate::store::topic as topic_store;
+
+const DEFAULT_PROXIMITY_METRES: f64 = 10_000.0;
+const MAX_PROXIMITY_METRES: f64 = 200_000.0;
+
+impl ListingsApi {
+    pub(super) async fn search_open_referral(
+        &self,
+        req: pb::SearchOpenReferralRequest,
+    ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
+        let mut v = Violations::new();
+        v.text("search", &req.search, false, 200);
+        let page = match req.page {
+            0 => 1,
+            n if n > 0 => n as u64,
+            _ => {
+                v.add("page", "must be 1 or more");
+                1
+            }
+        };
+        let per_page = validation::page_size(&mut v, "per_page", req.per_page, 50, 100);
+        if (page - 1) * per_page > validation::MAX_PAGE_OFFSET {
+            v.add("page", "is beyond the end of the results");
+        }
+        let taxonomy = self.taxonomy().await?;
+        let term = req.taxonomy_term_id.trim();
+        let mut topics_wanted = Vec::new();
+        if !term.is_empty() {
+            match taxonomy.iter().find(|t| t.id == term || t.code == term) {
+                Some(t) => topics_wanted = topics::search_codes(&taxonomy, &t.code),
+                None => v.add(
+                    "taxonomy_term_id",
+                    "is not a term of this directory's taxonomy",
+                ),
+            }
+        }
+        let other_taxonomy = !req.taxonomy_id.trim().is_empty()
+            && req.taxonomy_id.trim() != crate::oruk::taxonomy_id(&self.region);
+        let age = |v: &mut Violations, field: &str, value: Option<i32>| match value {
+            None => None,
+            Some(a) if (0..=120).contains(&a) => Some(a as u8),
+            Some(_) => {
+                v.add(field, "must be between 0 and 120");
+                None
+            }
+        };
+        let minimum_age_at_least = age(&mut v, "minimum_age", req.minimum_age);
+        let maximum_age_at_most = age(&mut v, "maximum_age", req.maximum_age);
+        let day = parse_day(&mut v, &req.day);
+        let starts_from = parse_time(&mut v, "start_time", &req.start_time);
+        let ends_by = parse_time(&mut v, "end_time", &req.end_time);
+        let near = self.near_postcode(&mut v, &req);
+        v.into_result()?;
+        if other_taxonomy {
+            let empty = crate::oruk::page(Vec::new(), 0, page, per_page);
+            return Ok(pb::SearchOpenReferralResponse {
+                page_json: empty.to_string(),
+            });
+        }
+
+        let query = Query {
+            text: req.search.trim().to_string(),
+            topics: topics_wanted,
+            near,
+            day,
+            time_window: starts_from.map(|from| (from, 24 * 60)),
+            minimum_age_at_least,
+            maximum_age_at_most,
+            ends_by,
+            sort: if near.is_some() {
+                Sort::Distance
+            } else {
+                Sort::Relevance
+            },
+            limit: per_page as usize,
+            offset: ((page - 1) * per_page) as usize,
+            ..Query::default()
+        };
+        if req.service_at_locations {
+            return self.service_at_locations_page(query, page, per_page).await;
+        }
+        let results = self.search.index.read().expect("index lock").search(&query);
+        let ids: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
+        let (rows, all_topics) = self.published_rows(ids.clone()).await?;
+        let contents = ids
+            .iter()
+            .filter_map(|id| rows.iter().find(|g| &g.id == id))
+            .map(|g| crate::oruk::service_doc(g, &all_topics, &self.tz))
+            .collect();
+        let doc = crate::oruk::page(contents, results.total as u64, page, per_page);
+        Ok(pb::SearchOpenReferralResponse {
+            page_json: doc.to_string(),
+        })
+    }
+
+    /// One `service_at_location` per venue of every matching group, numbered
+    /// across groups in the search's order.
+    async fn service_at_locations_page(
+        &self,
+        mut query: Query,
+        page: u64,
+        per_page: u64,
+    ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
+        let (offset, limit) = (query.offset, query.limit);
+        query.offset = 0;
+        query.limit = usize::MAX;
+        // (group id, venue index) for every venue of every match.
+        let venues: Vec<(String, usize)> = {
+            let index = self.search.index.read().expect("index lock");
+            let results = index.search(&query);
+            results
+                .hits
+                .iter()
+                .flat_map(|hit| {
+                    let count = index
+                        .get(&hit.id)
+                        .map_or(0, |d| d.service_at_location_ids.len());
+                    (0..count).map(|i| (hit.id.clone(), i))
+                })
+                .collect()
+        };
+        let total = venues.len() as u64;
+        let wanted: Vec<&(String, usize)> = venues.iter().skip(offset).take(limit).collect();
+        let mut ids: Vec<String> = wanted.iter().map(|(id, _)| id.clone()).collect();
+        ids.dedup();
+        let (rows, all_topics) = self.published_rows(ids).await?;
+        let contents = wanted
+            .iter()
+            .filter_map(|(id, i)| {
+                let group = rows.iter().find(|g| &g.id == id)?;
+                let service = crate::oruk::service_doc(group, &all_topics, &self.tz);
+                service_at_location_doc(&service, *i)
+            })
+            .collect();
+        let doc = crate::oruk::page(contents, total, page, per_page);
+        Ok(pb::SearchOpenReferralResponse {
+            page_json: doc.to_string(),
+        })
+    }
+
+    pub(super) async fn get_open_referral_service(
+        &self,
+        req: pb::GetOpenReferralServiceRequest,
+    ) -> Result<pb::GetOpenReferralServiceResponse, ListingsError> {
+        let (service_id, location_id) = (req.service_id.trim(), req.service_at_location_id.trim());
+        let mut v = Violations::new();
+        match (service_id.is_empty(), location_id.is_empty()) {
+            (true, true) => v.add(
+                "service_id",
+                "give a service id or a service_at_location id",
+            ),
+            (false, false) => v.add(
+                "service_id",
+                "give a service id or a service_at_location id, not both",
+            ),
+            _ => {}
+        }
+        for (field, id) in [
+            ("service_id", service_id),
+            ("service_at_location_id", location_id),
+        ] {
+            if !id.is_empty() && uuid::Uuid::parse_str(id).is_err() {
+                v.add(field, "must be a UUID");
+            }
+        }
+        v.into_result()?;
+        let group_id = if service_id.is_empty() {
+            let index = self.search.index.read().expect("index lock");
+            match index.service_at_location(location_id) {
+                Some((group, _)) => group.to_string(),
+                None => return Err(ListingsError::NotFound),
+            }
+        } else {
+            service_id.to_string()
+        };
+        let (rows, all_topics) = self.published_rows(vec![group_id]).await?;
+        let group = rows.first().ok_or_else(|| ListingsError::NotFound)?;
+        Ok(pb::GetOpenReferralServiceResponse {
+            service_json: crate::oruk::service_doc(group, &all_topics, &self.tz).to_string(),
+        })
+    }
+
+    /// The published groups of this region among `ids`, and the region's topics.
+    async fn published_rows(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<(Vec<Model>, Vec<topic_store::Model>), ListingsError> {
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            store::Entity::find()
+                .filter(store::Column::Id.is_in(ids))
+                .filter(store::Column::Region.eq(self.region.as_str()))
+                .filter(store::Column::Status.eq(GroupStatus::Published.as_str()))
+                .all(&self.read)
+                .await?
+        };
+        let all_topics = topic_store::list(&self.read, &self.region).await?;
+        Ok((rows, all_topics))
+    }
+
+    /// ORUK's `postcode` and `proximity` (metres) as a centre and a radius in km.
+    fn near_postcode(
+        &self,
+        v: &mut Violations,
+        req: &pb::SearchOpenReferralRequest,
+    ) -> Option<((f64, f64), f64)> {
+        let metres = match req.proximity {
+            None => DEFAULT_PROXIMITY_METRES,
+            Some(m) if m > 0.0 && m <= MAX_PROXIMITY_METRES => m,
+            Some(_) => {
+                v.add(
+                    "proximity",
+                    format!("must be more than 0 and at most {MAX_PROXIMITY_METRES} metres"),
+                );
+                DEFAULT_PROXIMITY_METRES
+            }
+        };
+        let postcode = req.postcode.trim();
+        if postcode.is_empty() {
+            if req.proximity.is_some() {
+                v.add("postcode", "is needed with proximity");
+            }
+            return None;
+        }
+        match self.postcodes.lookup(postcode) {
+            Some(point) => Some((point, metres / 1000.0)),
+            None => {
+                v.add("postcode", "is not a postcode this directory knows");
+                None
+            }
+        }
+    }
+}
+
+/// The `service_at_location` for venue `index` of a service document, with the
+/// service it belongs to (its list fields) nested as ORUK lists show it.
+fn service_at_location_doc(service: &Value, index: usize) -> Option<Value> {
+    let mut doc = service["service_at_locations"].get(index)?.clone();
+    let summary: serde_json::Map<String, Value> = [
+        "id",
+        "organization_id",
+        "name",
+        "description",
+        "url",
+        "email",
+        "status",
+        "minimum_age",
+        "maximum_age",
+        "assured_date",
+        "last_modified",
+        "organization",
+    ]
+    .iter()
+    .filter_map(|k| service.get(*k).map(|value| (k.to_string(), value.clone())))
+    .collect();
+    doc["service"] = json!(summary);
+    Some(doc)
+}
+
+fn parse_day(v: &mut Violations, day: &str) -> Option<Weekday> {
+    let day = day.trim().to_ascii_lowercase();
+    if day.is_empty() {
+        return None;
+    }
+    let days = [
+        ("mo", "monday", Weekday::Mon),
+        ("tu", "tuesday", Weekday::Tue),
+        ("we", "wednesday", Weekday::Wed),
+        ("th", "thursday", Weekday::Thu),
+        ("fr", "friday", Weekday::Fri),
+        ("sa", "saturday", Weekday::Sat),
+        ("su", "sunday", Weekday::Sun),
+    ];
+    let found = days
+        .iter()
+        .find(|(code, name, _)| day == *code || day == *name)
+        .map(|(_, _, d)| *d);
+    if found.is_none() {
+        v.add(
+            "day",
+            "must be MO, TU, WE, TH, FR, SA or SU (or the day's name)",
+        );
+    }
+    found
+}
+
+/// A local time ("18:00" or "18:00:00") in minutes after midnight.
+fn parse_time(v: &mut Violations, field: &str, value: &str) -> Option<u16> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    match NaiveTime::parse_from_str(value, "%H:%M:%S")
+        .or_else(|_| NaiveTime::parse_from_str(value, "%H:%M"))
+    {
+        Ok(t) => Some((t.hour() * 60 + t.minute()) as u16),
+        Err(_) => {
+            v.add(field, "must be a local time such as 18:00");
+            None
+        }
+    }
+}
