@@ -1,0 +1,92 @@
+//! Gateway configuration: defaults, then a TOML file, then `SELFHELP_*`
+//! environment variables (`SELFHELP_LISTINGS_URL`, `SELFHELP_HTTP__LISTEN`, …),
+//! checked once at load so a bad value stops the start with its key named.
+
+use selfhelp_platform::config::LogConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http: HttpConfig,
+    /// The listings service's gRPC address.
+    pub listings_url: String,
+    /// Deadline of each call to listings.
+    pub listings_timeout_ms: u64,
+    /// Shown in page titles and headings, e.g. "Nottinghamshire".
+    pub area_name: String,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// The address people reach the site at (`https://groups.example.org`), used
+    /// in calendar links, the sitemap and page metadata. Empty: worked out from
+    /// each request's `Host` (and forwarded headers from trusted proxies).
+    pub public_url: String,
+    /// How many proxies in front of the gateway append to `X-Forwarded-For`
+    /// (0: none, the peer address is the client; 1: one TLS proxy; …). Only
+    /// then are `X-Forwarded-For`, `-Proto` and `-Host` believed.
+    pub trusted_proxies: usize,
+    /// Requests per second per client address (with a burst of twice that);
+    /// 0 turns the limit off.
+    pub rate_limit_per_second: u32,
+    /// How long browsers and caches may keep a page or an API response.
+    pub cache_max_age_secs: u64,
+    /// Time to finish requests in flight after a stop signal.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            public_url: String::new(),
+            trusted_proxies: 0,
+            rate_limit_per_second: 20,
+            cache_max_age_secs: 60,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            listings_url: "http://127.0.0.1:50051".into(),
+            listings_timeout_ms: 5_000,
+            area_name: "your area".into(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Refuses values the gateway cannot run with, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let public = self.http.public_url.trim();
+        if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {
+            return Err("http.public_url must start with https:// or http://".into());
+        }
+        if public.ends_with('/') {
+            return Err("http.public_url must not end with /".into());
+        }
+        if !(self.listings_url.starts_with("http://") || self.listings_url.starts_with("https://"))
+        {
+            return Err("listings_url must be an http:// or https:// address".into());
+        }
+        if self.listings_timeout_ms == 0 {
+            return Err("listings_timeout_ms must be more than 0".into());
+        }
+        if self.http.trusted_proxies > 10 {
+            return Err("http.trusted_proxies must be 10 or fewer".into());
+        }
+        if self.area_name.trim().is_empty() || self.area_name.len() > 80 {
+            return Err("area_name must be 1 to 80 characters".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! What every response goes through: a rate limit per client address, and the
+//! headers strangers' browsers and caches need (security policy, ETag and
+//! Cache-Control). Also the client address and public base URL as seen through
+//! trusted proxies, and the health endpoints.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::Digest;
+
+use crate::AppState;
+use crate::error::GatewayError;
+
+/// Larger bodies are sent without an ETag rather than held to hash them.
+const ETAG_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub(crate) struct AddressLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl AddressLimiter {
+    pub fn new(per_second: u32) -> Option<Self> {
+        let rate = NonZeroU32::new(per_second)?;
+        let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+        Some(Self {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        })
+    }
+
+    /// `Err(seconds to wait)` when `address` is over its share.
+    fn check(&self, address: IpAddr) -> Result<(), u64> {
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&address).map_err(|not_until| {
+            not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
+    }
+}
+
+/// The client's address: the peer, or — behind `trusted` proxies that each
+/// append to `X-Forwarded-For` — the entry the outermost trusted proxy added.
+pub(crate) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: usize) -> IpAddr {
+    if trusted == 0 {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    // The last `trusted` entries were written by our proxies; the one before
+    // the first of them is what the outermost proxy saw connect.
+    forwarded
+        .len()
+        .checked_sub(trusted)
+        .and_then(|i| forwarded.get(i).copied())
+        .unwrap_or(peer)
+}
+
+/// The site's address as the visitor sees it, for absolute links.
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let configured = state.config.http.public_url.trim();
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let trusted = state.config.http.trusted_proxies > 0;
+    let forwarded = |name: &str| {
+        trusted
+            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .map(|v| v.split(',').next().unwrap_or_default().trim().to_string())
+    };
+    let scheme = forwarded("x-forwarded-proto")
+        .filter(|p| p == "https" || p == "http")
+        .unwrap_or_else(|| "http".into());
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|h| is_host(h))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{scheme}://{host}")
+}
+
+/// A host name or address with an optional port, nothing that could break out
+/// of a URL.
+fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+pub(crate) async fn fair_share(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let exempt = path == "/healthz" || path == "/readyz" || path.starts_with("/static/");
+    if let (Some(limiter), false) = (&state.limiter, exempt) {
+        let address = client_address(
+            request.headers(),
+            peer.ip(),
+            state.config.http.trusted_proxies,
+        );
+        if let Err(retry_after_secs) = limiter.check(address) {
+            let wants_json = path.starts_with("/oruk");
+            let error = GatewayError::TooManyRequests { retry_after_secs };
+            return if wants_json {
+                crate::oruk::error_response(&error)
+            } else {
+                crate::web::error_page(&state, &error)
+            };
+        }
+    }
+    next.run(request).await
+}
+
+/// Security headers on everything; on successful reads an ETag (answered with
+/// 304 when the client already has it) and how long it may be kept.
+pub(crate) async fn cache_and_security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
+    let over_https = state.config.http.public_url.starts_with("https://")
+        || (state.config.http.trusted_proxies > 0
+            && request
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().starts_with(b"https")));
+    let health = matches!(request.uri().path(), "/healthz" | "/readyz");
+    let mut response = next.run(request).await;
+
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("geolocation=(), camera=(), microphone=()"),
+    );
+    if over_https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !is_read || health || response.status() != StatusCode::OK {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ETAG_MAX_BYTES).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
+    };
+    let digest = sha2::Sha256::digest(&bytes);
+    let etag = format!(
+        "\"{}\"",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let cache = format!("public, max-age={}", state.config.http.cache_max_age_secs);
+    parts.headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cache).expect("ascii"),
+    );
+    parts
+        .headers
+        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("ascii"));
+    let matches = if_none_match
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::empty());
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when listings answers its health check as SERVING.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.listings.ready().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "listings is not ready\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_as_far_as_the_trusted_proxies() {
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let h = forwarded("203.0.113.5, 198.51.100.7");
+        // No trusted proxy: the header is whatever the client wrote.
+        assert_eq!(client_address(&h, peer, 0), peer);
+        // One proxy: it appended the address it saw, the last entry.
+        assert_eq!(
+            client_address(&h, peer, 1),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        // Two: the client's own claim before them counts.
+        assert_eq!(
+            client_address(&h, peer, 2),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        // Fewer entries than proxies: fall back to the peer.
+        assert_eq!(client_address(&h, peer, 3), peer);
+        assert_eq!(client_address(&forwarded("nonsense"), peer, 1), peer);
+    }
+
+    #[test]
+    fn hosts_that_could_break_a_url_are_refused() {
+        assert!(is_host("groups.example.org"));
+        assert!(is_host("127.0.0.1:8080"));
+        assert!(is_host("[::1]:8080"));
+        assert!(!is_host("evil.example/\"><script>"));
+        assert!(!is_host(""));
+    }
+}

@@ -1,0 +1,165 @@
+//! The gateway's view of listings: its public RPCs, each with a deadline, and
+//! its health. Nothing here carries a token: everything the gateway shows is
+//! what a stranger may see.
+
+use std::time::Duration;
+
+use selfhelp_proto::listings::v1 as pb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+
+/// Listings' readiness entry (its gRPC service name).
+const LISTINGS_SERVICE: &str = "selfhelp.listings.v1.ListingsService";
+
+#[derive(Clone)]
+pub(crate) struct Listings {
+    client: ListingsServiceClient<Channel>,
+    health: HealthClient<Channel>,
+}
+
+impl Listings {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.listings_timeout_ms);
+        // Lazy: the gateway may start before listings; each call has a deadline.
+        let channel = Endpoint::from_shared(config.listings_url.clone())?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            client: ListingsServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+        })
+    }
+
+    pub async fn ready(&self) -> bool {
+        let request = HealthCheckRequest {
+            service: LISTINGS_SERVICE.into(),
+        };
+        matches!(
+            self.health.clone().check(request).await,
+            Ok(r) if r.get_ref().status == ServingStatus::Serving as i32
+        )
+    }
+
+    pub async fn search(
+        &self,
+        request: pb::SearchGroupsRequest,
+    ) -> Result<pb::SearchGroupsResponse, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .search_groups(request)
+            .await?
+            .into_inner())
+    }
+
+    /// A published group; anything else is "not found" to a stranger.
+    pub async fn group(&self, id: &str) -> Result<pb::Group, GatewayError> {
+        let group = self
+            .client
+            .clone()
+            .get_group(pb::GetGroupRequest {
+                group_id: id.to_string(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                // A malformed id in a URL is a page that does not exist.
+                tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
+                    GatewayError::NotFound
+                }
+                _ => GatewayError::from(status),
+            })?
+            .into_inner();
+        if group.status != pb::GroupStatus::Published as i32 {
+            return Err(GatewayError::NotFound);
+        }
+        Ok(group)
+    }
+
+    pub async fn topics(&self) -> Result<Vec<pb::Topic>, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .list_topics(pb::ListTopicsRequest {
+                include_retired: false,
+            })
+            .await?
+            .into_inner()
+            .topics)
+    }
+
+    pub async fn calendar(&self, id: &str) -> Result<String, GatewayError> {
+        // The same rule as the page: only published groups have a feed.
+        self.group(id).await?;
+        Ok(self
+            .client
+            .clone()
+            .export_group_calendar(pb::ExportGroupCalendarRequest {
+                group_id: id.to_string(),
+            })
+            .await?
+            .into_inner()
+            .ics)
+    }
+
+    pub async fn oruk_search(
+        &self,
+        request: pb::SearchOpenReferralRequest,
+    ) -> Result<String, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .search_open_referral(request)
+            .await?
+            .into_inner()
+            .page_json)
+    }
+
+    pub async fn oruk_service(
+        &self,
+        request: pb::GetOpenReferralServiceRequest,
+    ) -> Result<String, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .get_open_referral_service(request)
+            .await
+            .map_err(|status| match status.code() {
+                // An id that is not a UUID names nothing we have.
+                tonic::Code::InvalidArgument => GatewayError::NotFound,
+                _ => GatewayError::from(status),
+            })?
+            .into_inner()
+            .service_json)
+    }
+
+    /// The taxonomy document and its current terms.
+    pub async fn oruk_taxonomy(
+        &self,
+    ) -> Result<(serde_json::Value, Vec<serde_json::Value>), GatewayError> {
+        let answer = self
+            .client
+            .clone()
+            .export_open_referral_taxonomy(pb::ExportOpenReferralTaxonomyRequest {})
+            .await?
+            .into_inner();
+        fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, GatewayError> {
+            serde_json::from_str(text).map_err(|e| {
+                GatewayError::Upstream(tonic::Status::internal(format!(
+                    "listings sent taxonomy JSON that does not parse: {e}"
+                )))
+            })
+        }
+        Ok((
+            parse(&answer.taxonomy_json)?,
+            parse(&answer.taxonomy_terms_json)?,
+        ))
+    }
+}
