@@ -181,7 +181,7 @@ struct Up {
 
 impl Up {
     /// Starts `selfhelp up` and returns once it printed `ready:`, with how long that took.
-    fn start(data_dir: &Path, ports: [u16; 4], databases: &[Option<String>; 3]) -> (Up, Duration) {
+    fn start(data_dir: &Path, ports: [u16; 5], databases: &[Option<String>; 3]) -> (Up, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_selfhelp"));
         cmd.arg("up")
@@ -192,6 +192,7 @@ impl Up {
             .args(["--membership-port", &ports[1].to_string()])
             .args(["--notifications-port", &ports[2].to_string()])
             .args(["--unsubscribe-port", &ports[3].to_string()])
+            .args(["--web-port", &ports[4].to_string()])
             .env("SELFHELP_LOG__LEVEL", "warn")
             // One client making thousands of calls a second is the point here.
             .env("SELFHELP_GRPC__RATE_PER_ADDRESS", "0")
@@ -273,16 +274,16 @@ impl Drop for Up {
     }
 }
 
-fn free_ports() -> [u16; 4] {
-    // Held together until all four are known, so they differ.
-    let held: Vec<std::net::TcpListener> = (0..4)
+fn free_ports() -> [u16; 5] {
+    // Held together until all are known, so they differ.
+    let held: Vec<std::net::TcpListener> = (0..5)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
         .collect();
     let ports: Vec<u16> = held
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect();
-    [ports[0], ports[1], ports[2], ports[3]]
+    [ports[0], ports[1], ports[2], ports[3], ports[4]]
 }
 
 /// Three fresh PostgreSQL databases on the server at TEST_DATABASE_URL, dropped at the end.

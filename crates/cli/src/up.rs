@@ -34,6 +34,9 @@ pub struct UpArgs {
     membership_port: u16,
     #[arg(long, default_value_t = 50053)]
     notifications_port: u16,
+    /// Port of the public web directory and the Open Referral UK API (the gateway).
+    #[arg(long, default_value_t = 8080)]
+    web_port: u16,
     /// Port of the page that emails' one-click unsubscribe links open.
     #[arg(long, default_value_t = 8053)]
     unsubscribe_port: u16,
@@ -112,13 +115,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let listings_addr = bind_addr(&args.host, args.listings_port)?;
     let membership_addr = bind_addr(&args.host, args.membership_port)?;
     let notifications_addr = bind_addr(&args.host, args.notifications_port)?;
+    let web_addr = bind_addr(&args.host, args.web_port)?;
     membership.listings.url = format!("http://{listings_addr}");
+    // The gateway's own settings (e.g. SELFHELP_AREA_NAME) may come from the environment.
+    let mut gateway: selfhelp_gateway::Config = config::load(None)?;
+    gateway.listings_url = format!("http://{listings_addr}");
+    gateway.log = common.log.clone();
+    gateway
+        .validate()
+        .map_err(|e| anyhow::anyhow!("gateway configuration: {e}"))?;
 
     let (trigger, shutdown) = Shutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
     let l = listen(listings_addr, "listings").await?;
     let m = listen(membership_addr, "membership").await?;
     let n = listen(notifications_addr, "notifications").await?;
+    let w = listen(web_addr, "web").await?;
     tasks.spawn(named(
         "listings",
         selfhelp_listings::run(listings, l, shutdown.clone()),
@@ -130,6 +142,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     tasks.spawn(named(
         "notifications",
         selfhelp_notifications::run(notifications, n, shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "gateway",
+        selfhelp_gateway::run(gateway, w, shutdown.clone()),
     ));
 
     let services = [
@@ -157,6 +173,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
 
     println!("selfhelp is running for region '{}'", args.region);
+    println!(
+        "  {:<14} http://{web_addr}/  (the public directory; Open Referral UK API at /oruk/services)",
+        "web"
+    );
     for (name, addr, service) in &services {
         println!("  {name:<14} grpc://{addr}  ({service})");
     }

@@ -103,6 +103,16 @@ async fn token_can_be_signed_with_the_secret_file_the_services_were_given() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
 }
 
+/// One HTTP/1.0 GET over a plain socket: the answer's head and body as text.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 fn free_port() -> u16 {
     selfhelp_nats_dev::free_port().unwrap()
 }
@@ -111,6 +121,7 @@ fn free_port() -> u16 {
 fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port()];
+    let (web_port, unsubscribe_port) = (free_port(), free_port());
     let mut child = selfhelp()
         .arg("up")
         .arg("--data-dir")
@@ -118,6 +129,8 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         .args(["--listings-port", &ports[0].to_string()])
         .args(["--membership-port", &ports[1].to_string()])
         .args(["--notifications-port", &ports[2].to_string()])
+        .args(["--web-port", &web_port.to_string()])
+        .args(["--unsubscribe-port", &unsubscribe_port.to_string()])
         .args(["--demo", "--demo-groups", "3"])
         .env_remove("SELFHELP_NATS__URL")
         .env("SELFHELP_LOG__LEVEL", "warn")
@@ -152,6 +165,22 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         );
     }
     assert!(all.contains("demo data: 3 of 3 groups listed"), "{all}");
+    // The web directory and the ORUK API answer at the printed address.
+    let web = format!("http://127.0.0.1:{web_port}/");
+    assert!(all.contains(&web), "the web address is printed: {all}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let feed = http_get(web_port, "/oruk/services");
+        if feed.contains("\"total_items\":3") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo groups in /oruk/services: {feed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(http_get(web_port, "/").contains("<form"));
     assert!(dir.path().join("listings.db").is_file());
     assert!(dir.path().join("dev-secret").is_file());
 

@@ -505,7 +505,13 @@ fn results_view(
             let distance = answer
                 .distance_km
                 .get(i)
-                .map(|km| format!("{km:.1} km away"));
+                .map(|km| {
+                    if *km < 0.1 {
+                        "Less than 0.1 km away".to_string()
+                    } else {
+                        format!("{km:.1} km away")
+                    }
+                });
             json!({
                 "id": g.id,
                 "name": g.name,

@@ -3,13 +3,11 @@
 
 use chrono::NaiveTime;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use selfhelp_platform::time::now_ms;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as pb;
 
 use super::{ListingsApi, format_from_wire};
-use crate::domain::group as domain;
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
 use crate::search::{Cursor, Query, Sort};
@@ -117,20 +115,16 @@ impl ListingsApi {
 
         // The page's groups from their public cards, in the index's order; a group
         // indexed a moment before its card was made comes from the database.
-        let now = now_ms();
         let mut cards: Vec<Option<pb::Group>> = results
             .hits
             .iter()
             .map(|hit| {
                 self.search.card(&hit.id).map(|card| {
-                    let mut wire = card.wire.clone();
-                    // A results page shows the card, not every exception.
+                    // A results page shows the card and the next meeting (kept
+                    // with the card), not every exception.
+                    let mut wire = self.public_card(&card);
+                    wire.next_occurrences.truncate(1);
                     wire.exceptions = Vec::new();
-                    wire.recently_checked = domain::recently_checked(
-                        card.assured_at_ms,
-                        now,
-                        self.freshness.max_age_days,
-                    );
                     wire
                 })
             })

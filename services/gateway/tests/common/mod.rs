@@ -1,0 +1,225 @@
+//! What the gateway's test files share: a real listings (SQLite, a real
+//! nats-server) with a small directory in it, and the gateway in front of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use selfhelp_gateway::Config as GatewayConfig;
+use selfhelp_listings::{Config as ListingsConfig, SERVICE_NAME, run as run_listings};
+use selfhelp_platform::Shutdown;
+use selfhelp_proto::listings::v1 as pb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_testkit::{Backend, Nats, RunningService, TestDb, token, with_token};
+use tonic::transport::Channel;
+
+pub const REGION: &str = "notts";
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub _stop: selfhelp_platform::shutdown::ShutdownTrigger,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Gateway {
+    pub async fn start(listings_url: &str, tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
+        let mut config = GatewayConfig {
+            listings_url: listings_url.to_string(),
+            area_name: "Nottinghamshire".into(),
+            ..Default::default()
+        };
+        config.http.rate_limit_per_second = 0;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(selfhelp_gateway::run(config, listener, shutdown));
+        Gateway {
+            addr,
+            _stop: trigger,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+pub struct System {
+    pub _nats: Nats,
+    pub _db: TestDb,
+    pub listings: RunningService,
+    pub client: ListingsServiceClient<Channel>,
+}
+
+pub async fn system() -> System {
+    let nats = Nats::start();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let config = ListingsConfig {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
+    };
+    let listings =
+        RunningService::start(SERVICE_NAME, move |l, s| run_listings(config, l, s)).await;
+    let client = ListingsServiceClient::new(listings.channel().await);
+    System {
+        _nats: nats,
+        _db: db,
+        listings,
+        client,
+    }
+}
+
+pub fn venue(name: &str, postcode: &str) -> pb::Venue {
+    pb::Venue {
+        name: name.into(),
+        address: "1 Market Street".into(),
+        town: "Nottingham".into(),
+        postcode: postcode.into(),
+        accessibility: "Step-free access, hearing loop".into(),
+        travel_notes: "Buses 35 and 36 stop outside".into(),
+        ..Default::default()
+    }
+}
+
+pub async fn create(
+    client: &mut ListingsServiceClient<Channel>,
+    req: pb::CreateGroupRequest,
+    publish: bool,
+) -> pb::Group {
+    let organiser = token("olive-organiser", REGION, &[]);
+    let g = client
+        .create_group(with_token(req, &organiser))
+        .await
+        .unwrap()
+        .into_inner();
+    if !publish {
+        return g;
+    }
+    client
+        .submit_group(with_token(
+            pb::SubmitGroupRequest {
+                group_id: g.id.clone(),
+            },
+            &organiser,
+        ))
+        .await
+        .unwrap();
+    let operator = token("operator-1", REGION, &["operator"]);
+    client
+        .review_group(with_token(
+            pb::ReviewGroupRequest {
+                group_id: g.id,
+                decision: pb::ReviewDecision::Approve.into(),
+                note: String::new(),
+            },
+            &operator,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub fn group_request(name: &str, topics: &[&str], postcode: &str) -> pb::CreateGroupRequest {
+    pb::CreateGroupRequest {
+        name: name.into(),
+        summary: format!("{name}: a friendly peer-support group"),
+        description: "We meet to talk and listen.\n\nEveryone is welcome.".into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        format: pb::MeetingFormat::InPerson.into(),
+        join_policy: pb::JoinPolicy::Open.into(),
+        venues: vec![venue("Community hall", postcode)],
+        contact: Some(pb::Contact {
+            name: "Group coordinator".into(),
+            email: "hello@example.org".into(),
+            phone: "0115 496 0000".into(),
+            website: "https://example.org/group".into(),
+        }),
+        cost: Some(pb::Cost {
+            kind: pb::CostKind::Donation.into(),
+            description: "£2 towards tea".into(),
+        }),
+        languages: vec!["en".into(), "pl".into()],
+        ..Default::default()
+    }
+}
+
+pub async fn weekly(
+    client: &mut ListingsServiceClient<Channel>,
+    group_id: &str,
+    weekday: pb::Weekday,
+    start: &str,
+    end: &str,
+) -> pb::Group {
+    let organiser = token("olive-organiser", REGION, &[]);
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    client
+        .set_schedule(with_token(
+            pb::SetScheduleRequest {
+                group_id: group_id.into(),
+                schedule: Some(pb::Schedule {
+                    frequency: pb::Frequency::Weekly.into(),
+                    weekday: weekday.into(),
+                    valid_from: today,
+                    start_time: start.into(),
+                    end_time: end.into(),
+                    ..Default::default()
+                }),
+            },
+            &organiser,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The directory the tests read: three published groups and a draft.
+pub struct Directory {
+    /// Ages 18–25, Wednesday evenings, central Nottingham, topic bereavement.
+    pub young: pb::Group,
+    /// No age limits, Monday mornings, Mansfield (about 22 km away), anxiety.
+    pub mansfield: pb::Group,
+    /// Online only (no venue), no schedule.
+    pub online: pb::Group,
+    pub draft: pb::Group,
+}
+
+pub async fn directory(client: &mut ListingsServiceClient<Channel>) -> Directory {
+    let mut young = group_request("Young bereaved", &["bereavement"], "NG1 5FS");
+    young.eligibility = Some(pb::Eligibility {
+        description: "Young adults who lost someone close".into(),
+        minimum_age: 18,
+        maximum_age: 25,
+        carers_welcome: true,
+        family_welcome: false,
+    });
+    let young = create(client, young, true).await;
+    let young = weekly(client, &young.id, pb::Weekday::Wednesday, "19:00", "21:00").await;
+    let mansfield = create(
+        client,
+        group_request("Mansfield anxiety circle", &["anxiety"], "NG18 1AA"),
+        true,
+    )
+    .await;
+    let mansfield = weekly(client, &mansfield.id, pb::Weekday::Monday, "10:00", "11:30").await;
+    let mut online = group_request("Carers online", &["carers"], "");
+    online.venues.clear();
+    online.format = pb::MeetingFormat::Online.into();
+    online.joining_details = "https://video.example/secret-room".into();
+    let online = create(client, online, true).await;
+    let draft = create(
+        client,
+        group_request("Unfinished draft group", &["bereavement"], "NG1 5FS"),
+        false,
+    )
+    .await;
+    Directory {
+        young,
+        mansfield,
+        online,
+        draft,
+    }
+}
