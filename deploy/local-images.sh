@@ -31,7 +31,7 @@ BASE_IMAGE=selfhelp-base:bookworm
 SELFHELP_IMAGE=selfhelp:local
 NATS_IMAGE=selfhelp-nats:local
 POSTGRES_IMAGE=selfhelp-postgres:local
-BINARIES=(selfhelp selfhelp-listings selfhelp-membership selfhelp-notifications)
+BINARIES=(selfhelp selfhelp-listings selfhelp-membership selfhelp-notifications selfhelp-gateway)
 # The NATS the compose file's default image runs (nats:2.10).
 NATS_VERSION=2.10.26
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -120,9 +120,9 @@ fi
 
 # 2. selfhelp itself, from binaries built on the host.
 if [ -z "$binaries_dir" ]; then
-  say "cargo build --release (the four binaries)"
+  say "cargo build --release (the five binaries)"
   cargo build --release --locked -p selfhelp-listings -p selfhelp-membership \
-    -p selfhelp-notifications -p selfhelp
+    -p selfhelp-notifications -p selfhelp-gateway -p selfhelp
   binaries_dir=$(cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
 fi

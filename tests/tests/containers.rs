@@ -173,6 +173,7 @@ impl Stack {
             "MEMBERSHIP_PUBLISH",
             "NOTIFICATIONS_PUBLISH",
             "UNSUBSCRIBE_PUBLISH",
+            "GATEWAY_PUBLISH",
         ] {
             env.push((publish, "127.0.0.1:".to_string()));
         }
@@ -366,6 +367,39 @@ async fn journey(stack: &Stack) {
         .into_inner();
     assert_eq!(card.name, "Thursday walking group");
 
+    // And through the front door: its web page and its ORUK document.
+    let web = format!("http://{}", stack.addr("gateway", 8080, 1));
+    let http = reqwest::Client::new();
+    eventually("the gateway ready", Duration::from_secs(60), || {
+        let (http, url) = (http.clone(), format!("{web}/readyz"));
+        async move {
+            let answer = http.get(url).send().await.ok()?;
+            (answer.status().as_u16() == 200).then_some(())
+        }
+    })
+    .await;
+    let page = http
+        .get(format!("{web}/groups/{group_id}"))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Thursday walking group")
+    );
+    let service: serde_json::Value = http
+        .get(format!("{web}/oruk/services/{group_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .expect("ORUK JSON");
+    assert_eq!(service["id"], group_id.as_str());
+
     // Bob joins; the organiser is told, bob welcomed.
     let mut mc = MembershipServiceClient::new(channel(stack.addr("membership", 50052, 1)).await);
     mc.join_group(with_token(
@@ -379,7 +413,7 @@ async fn journey(stack: &Stack) {
     assert_eq!(told.group_id, group_id);
     notified(&nc, REGION, "bob", npb::NotificationKind::Welcome).await;
     eprintln!(
-        "containers: journey done: created, approved, found anonymously, joined, organiser told"
+        "containers: journey done: created, approved, found anonymously (gRPC, web page, ORUK), joined, organiser told"
     );
 
     partner_reads_listings_only(stack, &group_id).await;
