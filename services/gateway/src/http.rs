@@ -186,9 +186,19 @@ pub(crate) async fn cache_and_security_headers(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return response;
     }
+    let cache = format!("public, max-age={}", state.config.http.cache_max_age_secs);
+    let size = http_body::Body::size_hint(response.body()).exact();
+    if size.is_none_or(|n| n > ETAG_MAX_BYTES as u64) {
+        // Streamed or large: cacheable, but not held in memory to hash it.
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&cache).expect("ascii"),
+        );
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, ETAG_MAX_BYTES).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response body failed").into_response();
     };
     let digest = sha2::Sha256::digest(&bytes);
     let etag = format!(

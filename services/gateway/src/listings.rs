@@ -14,6 +14,9 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::config::Config;
 use crate::error::GatewayError;
 
+/// The largest answer taken from listings (tonic's default is 4 MiB).
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// Listings' readiness entry (its gRPC service name).
 const LISTINGS_SERVICE: &str = "selfhelp.listings.v1.ListingsService";
 
@@ -33,7 +36,9 @@ impl Listings {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(Self {
-            client: ListingsServiceClient::new(channel.clone()),
+            // A region's calendar feed can be a few megabytes.
+            client: ListingsServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
             health: HealthClient::new(channel),
         })
     }
@@ -105,6 +110,23 @@ impl Listings {
                 group_id: id.to_string(),
             })
             .await?
+            .into_inner()
+            .ics)
+    }
+
+    /// The region's feed (no topic) or a topic's.
+    pub async fn directory_calendar(&self, topic: &str) -> Result<String, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .export_directory_calendar(pb::ExportDirectoryCalendarRequest {
+                topic: topic.to_string(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::InvalidArgument => GatewayError::NotFound,
+                _ => GatewayError::from(status),
+            })?
             .into_inner()
             .ics)
     }

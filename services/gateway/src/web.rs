@@ -34,6 +34,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/groups/{id}/calendar.ics", get(group_calendar))
         .route("/topics", get(topics_page))
         .route("/topics/{code}", get(topic_page))
+        .route("/topics/{code}/calendar.ics", get(topic_calendar))
+        .route("/calendar.ics", get(region_calendar))
         .route("/sitemap.xml", get(sitemap))
         .route("/robots.txt", get(robots))
         .route("/static/site.css", get(stylesheet))
@@ -326,8 +328,15 @@ impl SearchForm {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters, for query values and path segments.
+const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(value, URL_COMPONENT).to_string()
 }
 
 /// Listings' name for a field, as the form calls it.
@@ -429,9 +438,15 @@ async fn search_page(
             ),
         ),
     };
+    let host = base.split("://").nth(1).unwrap_or(&base).to_string();
+    let feed_path = match &topic {
+        Some(t) => format!("/topics/{}/calendar.ics", encode(&t.code)),
+        None => "/calendar.ics".to_string(),
+    };
     let context = json!({
         "heading": heading,
         "action": action,
+        "feed": {"url": feed_path, "webcal": format!("webcal://{host}{feed_path}")},
         "form": form,
         "errors": errors.iter().map(|(f, m)| json!({"field": f, "message": m})).collect::<Vec<_>>(),
         "field_errors": field_errors,
@@ -883,9 +898,8 @@ fn language_name(code: &str) -> String {
     name.to_string()
 }
 
-async fn group_calendar(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = id.trim_end_matches(".ics").to_string();
-    match state.listings.calendar(&id).await {
+fn calendar_response(state: &AppState, answer: Result<String, GatewayError>) -> Response {
+    match answer {
         Ok(ics) => (
             [
                 (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
@@ -897,8 +911,25 @@ async fn group_calendar(State(state): State<AppState>, Path(id): Path<String>) -
             ics,
         )
             .into_response(),
-        Err(e) => error_page(&state, &e),
+        Err(e) => error_page(state, &e),
     }
+}
+
+async fn group_calendar(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let answer = state.listings.calendar(&id).await;
+    calendar_response(&state, answer)
+}
+
+/// Every published group's meetings in the region.
+async fn region_calendar(State(state): State<AppState>) -> Response {
+    let answer = state.listings.directory_calendar("").await;
+    calendar_response(&state, answer)
+}
+
+/// The meetings of a topic's groups (and of the topics below it).
+async fn topic_calendar(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+    let answer = state.listings.directory_calendar(&code).await;
+    calendar_response(&state, answer)
 }
 
 // ---------------------------------------------------------------- topics, sitemap

@@ -548,6 +548,39 @@ async fn web_pages_search_groups_and_calendars() {
     .await;
     assert_eq!(draft_ics.status, 404);
 
+    // The region's feed and a topic's: every series, one event per group.
+    let summaries = |ics: &str| -> Vec<String> {
+        let unfolded = icalendar::parser::unfold(ics);
+        let calendar = icalendar::parser::read_calendar(&unfolded).expect("the feed parses");
+        let mut names: Vec<String> = calendar
+            .components
+            .iter()
+            .filter(|c| c.name == "VEVENT" && c.properties.iter().any(|p| p.name == "RRULE"))
+            .filter_map(|c| c.properties.iter().find(|p| p.name == "SUMMARY"))
+            .map(|p| p.val.as_str().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let region = get(&http, &gateway.url("/calendar.ics")).await;
+    assert_eq!(region.status, 200);
+    assert!(region.header("content-type").starts_with("text/calendar"));
+    assert_eq!(
+        summaries(&region.body),
+        ["Mansfield anxiety circle", "Young bereaved"]
+    );
+    assert!(!region.body.contains("Unfinished draft group"));
+    let topic = get(&http, &gateway.url("/topics/mental-health/calendar.ics")).await;
+    assert_eq!(summaries(&topic.body), ["Mansfield anxiety circle"]);
+    assert_eq!(
+        get(&http, &gateway.url("/topics/no-such-topic/calendar.ics"))
+            .await
+            .status,
+        404
+    );
+    let home_feed = get(&http, &gateway.url("/")).await.body;
+    assert!(home_feed.contains("webcal://groups.example.org/calendar.ics"));
+
     // Topics: the tree, and a topic's own page of groups.
     let topics = get(&http, &gateway.url("/topics")).await;
     assert!(topics.body.contains("href=\"/topics/anxiety\""));
@@ -555,6 +588,11 @@ async fn web_pages_search_groups_and_calendars() {
     assert_eq!(anxiety.status, 200);
     assert!(anxiety.body.contains("Mansfield anxiety circle"));
     assert!(!anxiety.body.contains("Young bereaved"));
+    assert!(
+        anxiety
+            .body
+            .contains("href=\"/topics/mental-health/calendar.ics\"")
+    );
 
     // Sitemap and robots for search engines.
     let sitemap = get(&http, &gateway.url("/sitemap.xml")).await;

@@ -15,6 +15,14 @@ pub struct CalendarGroup<'a> {
     pub venues: &'a [String],
 }
 
+/// One group's meetings: its card, its schedule and the changes to single meetings.
+pub struct GroupMeetings<'a> {
+    pub group: CalendarGroup<'a>,
+    pub schedule: Option<&'a Schedule>,
+    pub exceptions: &'a [Exception],
+}
+
+/// A calendar of one group's meetings.
 pub fn export(
     group: &CalendarGroup<'_>,
     schedule: Option<&Schedule>,
@@ -22,8 +30,51 @@ pub fn export(
     tz: chrono_tz::Tz,
     now: DateTime<Utc>,
 ) -> String {
-    let tzid = tz.name();
+    let one = GroupMeetings {
+        group: CalendarGroup { ..*group },
+        schedule,
+        exceptions,
+    };
+    export_many(group.name, std::slice::from_ref(&one), tz, now)
+}
+
+/// A calendar named `name` holding the meetings of every group given (a
+/// region's or a topic's feed).
+pub fn export_many(
+    name: &str,
+    groups: &[GroupMeetings<'_>],
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> String {
+    let mut lines = vec![
+        "BEGIN:VCALENDAR".to_string(),
+        "VERSION:2.0".to_string(),
+        "PRODID:-//selfhelp//listings//EN".to_string(),
+        "CALSCALE:GREGORIAN".to_string(),
+        "METHOD:PUBLISH".to_string(),
+        format!("X-WR-CALNAME:{}", escape(name)),
+    ];
+    if tz == chrono_tz::Europe::London {
+        lines.extend(EUROPE_LONDON.iter().map(|l| l.to_string()));
+    }
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    for g in groups {
+        group_events(&mut lines, g, tz, &stamp);
+    }
+    lines.push("END:VCALENDAR".into());
+    lines.iter().map(|l| fold(l)).collect::<Vec<_>>().join("")
+}
+
+/// The VEVENTs of one group: the series with its rule and cancellations, moved
+/// meetings as overrides, one-off meetings.
+fn group_events(
+    lines: &mut Vec<String>,
+    meetings: &GroupMeetings<'_>,
+    tz: chrono_tz::Tz,
+    stamp: &str,
+) {
+    let (group, schedule, exceptions) = (&meetings.group, meetings.schedule, meetings.exceptions);
+    let tzid = tz.name();
     let local = |date: NaiveDate, time: NaiveTime| {
         format!("{}T{}", date.format("%Y%m%d"), time.format("%H%M%S"))
     };
@@ -34,17 +85,6 @@ pub fn export(
             .cloned()
             .unwrap_or_default()
     };
-    let mut lines = vec![
-        "BEGIN:VCALENDAR".to_string(),
-        "VERSION:2.0".to_string(),
-        "PRODID:-//selfhelp//listings//EN".to_string(),
-        "CALSCALE:GREGORIAN".to_string(),
-        "METHOD:PUBLISH".to_string(),
-        format!("X-WR-CALNAME:{}", escape(group.name)),
-    ];
-    if tz == chrono_tz::Europe::London {
-        lines.extend(EUROPE_LONDON.iter().map(|l| l.to_string()));
-    }
     let event = |lines: &mut Vec<String>,
                  uid: String,
                  start: String,
@@ -75,7 +115,7 @@ pub fn export(
         if let Some(first) = first {
             let date = first.date_naive();
             event(
-                &mut lines,
+                lines,
                 series_uid.clone(),
                 local(date, s.start),
                 local(date, s.end),
@@ -100,7 +140,7 @@ pub fn export(
                 } = e
                 {
                     event(
-                        &mut lines,
+                        lines,
                         series_uid.clone(),
                         local(*new_date, *start),
                         local(*new_date, *end),
@@ -127,7 +167,7 @@ pub fn export(
         {
             let uid = format!("{}-{}@selfhelp", group.id, local(*date, *start));
             event(
-                &mut lines,
+                lines,
                 uid,
                 local(*date, *start),
                 local(*date, *end),
@@ -137,8 +177,6 @@ pub fn export(
             lines.push("END:VEVENT".into());
         }
     }
-    lines.push("END:VCALENDAR".into());
-    lines.iter().map(|l| fold(l)).collect::<Vec<_>>().join("")
 }
 
 /// TEXT escaping (RFC 5545 §3.3.11). Every line break (CRLF, LF or a lone CR,

@@ -581,6 +581,15 @@ impl ListingsService for ListingsApi {
         }))
     }
 
+    async fn export_directory_calendar(
+        &self,
+        request: Request<pb::ExportDirectoryCalendarRequest>,
+    ) -> Result<Response<pb::ExportGroupCalendarResponse>, Status> {
+        Ok(Response::new(
+            self.export_directory_calendar(request.into_inner()).await?,
+        ))
+    }
+
     async fn search_open_referral(
         &self,
         request: Request<pb::SearchOpenReferralRequest>,

@@ -1,5 +1,7 @@
 //! Meeting schedules over the wire: set, cancel, move, add one-offs, export.
 
+use std::sync::Arc;
+
 use chrono::{NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use sea_orm::TransactionTrait;
 use selfhelp_platform::auth::Caller;
@@ -9,7 +11,7 @@ use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
 
 use super::ListingsApi;
-use crate::domain::calendar::{self, CalendarGroup};
+use crate::domain::calendar::{self, CalendarGroup, GroupMeetings};
 use crate::domain::group::Status as GroupStatus;
 use crate::domain::schedule::{
     self, Exception, Occurrence, OccurrenceKind, Pattern, Schedule, ScheduleDraft, check_times,
@@ -20,6 +22,7 @@ use crate::events::{self, MeetingEvent};
 use crate::search::cards::Card;
 use crate::store::exception as exception_store;
 use crate::store::group::{self as store, Model};
+use crate::store::topic as topic_store;
 
 /// How many upcoming meetings a group shows.
 const NEXT_MEETINGS: usize = 5;
@@ -377,16 +380,13 @@ impl ListingsApi {
             .venues()
             .iter()
             .map(|v| {
-                [
-                    v.name.as_str(),
-                    v.address.as_str(),
-                    v.town.as_str(),
-                    v.postcode.as_str(),
-                ]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(", ")
+                venue_line(&pb::Venue {
+                    name: v.name.clone(),
+                    address: v.address.clone(),
+                    town: v.town.clone(),
+                    postcode: v.postcode.clone(),
+                    ..Default::default()
+                })
             })
             .collect();
         let cal = CalendarGroup {
@@ -406,6 +406,84 @@ impl ListingsApi {
             ),
         })
     }
+}
+
+impl ListingsApi {
+    /// The published groups' meetings (those of `topic` and below, when given)
+    /// from the cards kept with the search index, as one calendar.
+    pub(super) async fn export_directory_calendar(
+        &self,
+        req: pb::ExportDirectoryCalendarRequest,
+    ) -> Result<pb::ExportGroupCalendarResponse, ListingsError> {
+        let topic = req.topic.trim().to_ascii_lowercase();
+        let (name, codes) = if topic.is_empty() {
+            (format!("Self-help groups in {}", self.region), Vec::new())
+        } else {
+            let rows = topic_store::list(&self.read, &self.region).await?;
+            let Some(name) = rows
+                .iter()
+                .find(|t| t.code == topic)
+                .map(|t| t.name.clone())
+            else {
+                let mut v = Violations::new();
+                v.add("topic", "is not a topic of this region (see ListTopics)");
+                return Err(v.into_result().expect_err("a violation").into());
+            };
+            let taxonomy: Vec<_> = rows.iter().map(topic_store::Model::node).collect();
+            (
+                format!("{name}: self-help groups in {}", self.region),
+                crate::domain::topic::search_codes(&taxonomy, &topic),
+            )
+        };
+        let cards: Vec<Arc<Card>> = {
+            let all = self.search.cards.read().expect("cards lock");
+            let mut chosen: Vec<Arc<Card>> = all
+                .values()
+                .filter(|c| c.schedule.is_some() || !c.exceptions.is_empty())
+                .filter(|c| codes.is_empty() || c.wire.topics.iter().any(|t| codes.contains(t)))
+                .cloned()
+                .collect();
+            // The same file for the same directory: groups in a fixed order.
+            chosen.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));
+            chosen
+        };
+        let venues: Vec<Vec<String>> = cards
+            .iter()
+            .map(|c| c.wire.venues.iter().map(venue_line).collect())
+            .collect();
+        let meetings: Vec<GroupMeetings<'_>> = cards
+            .iter()
+            .zip(&venues)
+            .map(|(c, venues)| GroupMeetings {
+                group: CalendarGroup {
+                    id: &c.wire.id,
+                    name: &c.wire.name,
+                    summary: &c.wire.summary,
+                    venues,
+                },
+                schedule: c.schedule.as_ref(),
+                exceptions: &c.exceptions,
+            })
+            .collect();
+        Ok(pb::ExportGroupCalendarResponse {
+            content_type: "text/calendar; charset=utf-8".into(),
+            ics: calendar::export_many(&name, &meetings, self.tz, Utc::now()),
+        })
+    }
+}
+
+/// A venue as one line of a calendar's LOCATION.
+fn venue_line(v: &pb::Venue) -> String {
+    [
+        v.name.as_str(),
+        v.address.as_str(),
+        v.town.as_str(),
+        v.postcode.as_str(),
+    ]
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 pub(super) fn weekday_from_wire(v: i32) -> Option<Weekday> {
