@@ -5,7 +5,8 @@
 //! loads it from this process with a tonic client: one call at a time for
 //! latency, 64 in flight (4 connections × 16) for throughput. The floor,
 //! `grpc.health.v1.Health/Check` on the same server, is measured in the same
-//! run, and every figure is printed with its ratio to it.
+//! run, and every figure is printed with its ratio to it. The gateway's pages
+//! and ORUK API are timed over HTTP the same way, beside the gRPC calls they wrap.
 //!
 //! ```text
 //! cargo bench -p selfhelp --bench system                      # 10,000 groups, 2,000 joins
@@ -197,6 +198,7 @@ impl Up {
             // One client making thousands of calls a second is the point here.
             .env("SELFHELP_GRPC__RATE_PER_ADDRESS", "0")
             .env("SELFHELP_GRPC__RATE_PER_PERSON", "0")
+            .env("SELFHELP_HTTP__RATE_LIMIT_PER_SECOND", "0")
             .env_remove("SELFHELP_NATS__URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -427,6 +429,65 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
     rows.push((
         "SearchGroups (words + postcode), one at a time: p50 / p99".into(),
         search_lat.p50_p99(),
+    ));
+
+    // The front door, as a browser or an ORUK reader meets it: HTTP/1.1 with
+    // keep-alive, one request at a time.
+    let web = format!("http://127.0.0.1:{}", ports[4]);
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .expect("HTTP client");
+    let search_page = latency(1_000, {
+        let (http, web) = (http.clone(), web.clone());
+        move |i| {
+            let (_, outward, _, _) = TOWNS[i % TOWNS.len()];
+            let path = format!(
+                "/?q={}+{}&postcode={outward}",
+                TOPICS[i % TOPICS.len()],
+                WORDS[i % WORDS.len()]
+            );
+            http_get(http.clone(), format!("{web}{path}"))
+        }
+    })
+    .await;
+    let group_page = latency(1_000, {
+        let (http, web, ids) = (http.clone(), web.clone(), ids.clone());
+        move |i| {
+            http_get(
+                http.clone(),
+                format!("{web}/groups/{}", ids[(i * 7919) % ids.len()]),
+            )
+        }
+    })
+    .await;
+    let pages_of_50 = ids.len().div_ceil(50).max(1);
+    let oruk_page = latency(500, {
+        let (http, web) = (http.clone(), web.clone());
+        move |i| {
+            let page = 1 + (i * 31) % pages_of_50;
+            http_get(
+                http.clone(),
+                format!("{web}/oruk/services?page={page}&per_page=50"),
+            )
+        }
+    })
+    .await;
+    rows.push((
+        "web search page (words + postcode), one at a time: p50 / p99".into(),
+        search_page.p50_p99(),
+    ));
+    rows.push((
+        "web group page, one at a time: p50 / p99".into(),
+        group_page.p50_p99(),
+    ));
+    rows.push((
+        "ORUK /services, pages of 50, one at a time: p50 / p99".into(),
+        oruk_page.p50_p99(),
+    ));
+    rows.push((
+        "gateway's own time (group page − GetGroup, p50)".into(),
+        format!("{:.2} ms", group_page.pct(0.50) - get_lat.pct(0.50)),
     ));
 
     // 64 in flight.
@@ -762,6 +823,22 @@ impl Latencies {
     fn p50_p99(&self) -> String {
         format!("{:.2} / {:.2} ms", self.pct(0.50), self.pct(0.99))
     }
+}
+
+/// One GET, read to the end; anything but 200 is a failure.
+async fn http_get(http: reqwest::Client, url: String) -> Result<(), tonic::Status> {
+    let failed = |e: String| tonic::Status::unavailable(format!("{url}: {e}"));
+    let answer = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = answer.status();
+    answer.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if status != reqwest::StatusCode::OK {
+        return Err(failed(status.to_string()));
+    }
+    Ok(())
 }
 
 /// `n` calls one after another, each waiting for its answer (after 50 to warm up).
