@@ -18,6 +18,9 @@ use sha2::Digest;
 use crate::AppState;
 use crate::error::GatewayError;
 
+/// Longer addresses are refused before any work: no form of ours makes one.
+const MAX_URI_BYTES: usize = 2048;
+
 /// Larger bodies are sent without an ETag rather than held to hash them.
 const ETAG_MAX_BYTES: usize = 4 * 1024 * 1024;
 
@@ -118,6 +121,14 @@ pub(crate) async fn fair_share(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        let error = GatewayError::bad("url", "is too long");
+        return if path.starts_with("/oruk") {
+            crate::oruk::error_response(&error)
+        } else {
+            crate::web::error_page(&state, &error)
+        };
+    }
     let exempt = path == "/healthz" || path == "/readyz" || path.starts_with("/static/");
     if let (Some(limiter), false) = (&state.limiter, exempt) {
         let address = client_address(

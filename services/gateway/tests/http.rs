@@ -352,6 +352,10 @@ async fn open_referral_api_pages_filters_and_validates() {
         assert_eq!(answer.header("access-control-allow-origin"), "*");
         assert_eq!(answer.json()["field"], field, "{query}");
     }
+    let long = format!("/oruk/services?search={}", "a".repeat(3000));
+    let answer = get(&http, &gateway.url(&long)).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["field"], "url");
     for path in [
         format!("/oruk/services/{}", dir.draft.id),
         "/oruk/services/not-a-uuid".to_string(),
