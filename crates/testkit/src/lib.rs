@@ -7,8 +7,12 @@
 //!   PostgreSQL database when `TEST_DATABASE_URL` is set (dropped afterwards).
 //! - [`token`]: development bearer tokens signed with [`SECRET`].
 //! - [`SmtpServer`]: a real SMTP server (aiosmtpd) keeping what it receives.
+//! - [`oruk`]: the official Open Referral UK schemas as validators.
+//! - [`python`]: Python packages installed with pip for the tests that need them.
 
 mod cluster;
+pub mod oruk;
+pub mod python;
 mod smtp;
 pub use cluster::NatsCluster;
 pub use smtp::SmtpServer;

@@ -7,26 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::nats_server::free_port;
+use crate::python::python;
 
 /// Where the kit installs `aiosmtpd` when Python lacks it (shared by tests).
 fn install_dir() -> PathBuf {
     std::env::temp_dir().join("selfhelp-testkit-aiosmtpd")
-}
-
-fn python() -> &'static str {
-    let works = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if works("python3") {
-        "python3"
-    } else {
-        "python"
-    }
 }
 
 fn importable(python: &str, pythonpath: Option<&Path>) -> bool {
@@ -49,35 +34,7 @@ fn ensure_aiosmtpd(python: &str) -> Option<PathBuf> {
     if importable(python, Some(&dir)) {
         return Some(dir);
     }
-    eprintln!(
-        "testkit: Python cannot import aiosmtpd; installing it with pip into {}",
-        dir.display()
-    );
-    // Install beside the final folder, then move it in: tests running at the
-    // same time never see half an installation.
-    let staging = std::env::temp_dir().join(format!(
-        "selfhelp-testkit-aiosmtpd-{}",
-        uuid::Uuid::new_v4()
-    ));
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&staging)
-        .arg("aiosmtpd")
-        .stdout(Stdio::null())
-        .status()
-        .expect("running pip");
-    assert!(status.success(), "pip install aiosmtpd failed: {status}");
-    if std::fs::rename(&staging, &dir).is_err() {
-        // Another test installed it first.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
+    crate::python::pip_install_into(&dir, &[&["aiosmtpd"]]);
     assert!(
         importable(python, Some(&dir)),
         "aiosmtpd installed but not importable"

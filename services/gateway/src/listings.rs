@@ -20,6 +20,15 @@ const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 /// Listings' readiness entry (its gRPC service name).
 const LISTINGS_SERVICE: &str = "selfhelp.listings.v1.ListingsService";
 
+/// For a lookup by a name in the URL (an id, a topic code): a malformed or
+/// hidden one is a page that does not exist, not the visitor's mistake.
+fn nothing_by_that_name(status: tonic::Status) -> GatewayError {
+    match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => GatewayError::NotFound,
+        _ => GatewayError::from(status),
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Listings {
     client: ListingsServiceClient<Channel>,
@@ -74,13 +83,7 @@ impl Listings {
                 group_id: id.to_string(),
             })
             .await
-            .map_err(|status| match status.code() {
-                // A malformed id in a URL is a page that does not exist.
-                tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
-                    GatewayError::NotFound
-                }
-                _ => GatewayError::from(status),
-            })?
+            .map_err(nothing_by_that_name)?
             .into_inner();
         if group.status != pb::GroupStatus::Published as i32 {
             return Err(GatewayError::NotFound);
@@ -123,10 +126,7 @@ impl Listings {
                 topic: topic.to_string(),
             })
             .await
-            .map_err(|status| match status.code() {
-                tonic::Code::InvalidArgument => GatewayError::NotFound,
-                _ => GatewayError::from(status),
-            })?
+            .map_err(nothing_by_that_name)?
             .into_inner()
             .ics)
     }
@@ -153,11 +153,7 @@ impl Listings {
             .clone()
             .get_open_referral_service(request)
             .await
-            .map_err(|status| match status.code() {
-                // An id that is not a UUID names nothing we have.
-                tonic::Code::InvalidArgument => GatewayError::NotFound,
-                _ => GatewayError::from(status),
-            })?
+            .map_err(nothing_by_that_name)?
             .into_inner()
             .service_json)
     }

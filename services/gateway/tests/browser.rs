@@ -24,31 +24,14 @@ const AXE_PACKAGE: &str = "axe-playwright-python==0.1.8";
 
 /// Selenium and the axe-core bundle, installed with pip into the target folder once.
 fn python_packages() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-python");
-    let marker = dir.join(".installed-selenium-4.27.1-axe-0.1.8");
-    if marker.exists() {
-        return dir;
-    }
-    let pip = |args: &[&str]| {
-        let status = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(&dir)
-            .args(args)
-            .status()
-            .expect("python3 -m pip");
-        assert!(status.success(), "pip install {args:?} failed");
-    };
-    pip(PYTHON_PACKAGES);
-    // Only its axe.min.js is used: not Playwright, which it would pull in.
-    pip(&["--no-deps", AXE_PACKAGE]);
-    std::fs::write(&marker, "").unwrap();
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-python-selenium-4.27.1-axe-0.1.8");
+    // Only axe-playwright-python's axe.min.js is used: not Playwright, which it
+    // would pull in.
+    selfhelp_testkit::python::pip_install_into(
+        &dir,
+        &[PYTHON_PACKAGES, &["--no-deps", AXE_PACKAGE]],
+    );
     dir
 }
 
@@ -98,7 +81,7 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check_pages.py");
     let base = gateway.url("");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
+        Command::new(selfhelp_testkit::python::python())
             .arg(script)
             .args(["--base", &base])
             .args(["--pages", &pages.to_string()])

@@ -11,85 +11,9 @@ mod common;
 
 use common::{Gateway, REGION, directory, system};
 use selfhelp_proto::listings::v1 as pb;
+use selfhelp_testkit::oruk::{assert_valid, page_validator, validator};
 use selfhelp_testkit::{eventually, token, with_token};
 use serde_json::Value;
-
-// ------------------------------------------------------------- ORUK schemas
-
-fn oruk_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../standards/oruk");
-    assert!(
-        dir.join("schema").is_dir(),
-        "the ORUK schemas belong in {}",
-        dir.display()
-    );
-    dir
-}
-
-/// Serves `$ref`s such as `taxonomy_term.json` from the schema's own folder.
-struct SchemaFolder(std::path::PathBuf);
-
-impl jsonschema::Retrieve for SchemaFolder {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let name = uri
-            .path()
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        Ok(serde_json::from_str(&std::fs::read_to_string(
-            self.0.join(name),
-        )?)?)
-    }
-}
-
-fn validator_for(schema: &Value, relative: &str) -> jsonschema::Validator {
-    let folder = oruk_dir().join(relative);
-    jsonschema::options()
-        .should_validate_formats(true)
-        .with_base_uri(format!("https://oruk.invalid/{relative}"))
-        .with_retriever(SchemaFolder(folder.parent().unwrap().to_path_buf()))
-        .build(schema)
-        .unwrap()
-}
-
-fn validator(relative: &str) -> jsonschema::Validator {
-    let text = std::fs::read_to_string(oruk_dir().join(relative)).unwrap();
-    validator_for(&serde_json::from_str(&text).unwrap(), relative)
-}
-
-/// The `Page` envelope as the profile's OpenAPI file defines it, with every
-/// property required.
-fn page_validator() -> jsonschema::Validator {
-    let openapi: Value = serde_json::from_str(
-        &std::fs::read_to_string(oruk_dir().join("schema/openapi.json")).unwrap(),
-    )
-    .unwrap();
-    let mut page = openapi["components"]["schemas"]["Page"].clone();
-    let names: Vec<Value> = page["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| Value::String(k.clone()))
-        .collect();
-    page["required"] = Value::Array(names);
-    validator_for(&page, "schema/openapi.json")
-}
-
-fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
-    let errors: Vec<String> = v
-        .iter_errors(doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} is not valid: {errors:#?}\n{doc:#}"
-    );
-}
 
 struct Answer {
     status: u16,

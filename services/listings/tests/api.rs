@@ -1740,64 +1740,7 @@ async fn editing_moderation_history_and_freshness() {
     }
 }
 
-/// The official ORUK schemas, kept in the repository under `standards/oruk` (or
-/// wherever `ORUK_STANDARDS_DIR` points).
-fn oruk_dir() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("ORUK_STANDARDS_DIR") {
-        return dir.into();
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../standards/oruk");
-    assert!(
-        dir.join("schema").is_dir(),
-        "the official ORUK schemas are needed at {} (or set ORUK_STANDARDS_DIR)",
-        dir.display()
-    );
-    dir
-}
-
-/// Serves `$ref`s such as `taxonomy_term.json` from the schema's own folder.
-struct SchemaFolder(std::path::PathBuf);
-
-impl jsonschema::Retrieve for SchemaFolder {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
-        let name = uri
-            .path()
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        Ok(serde_json::from_str(&std::fs::read_to_string(
-            self.0.join(name),
-        )?)?)
-    }
-}
-
-fn oruk_validator(relative: &str) -> jsonschema::Validator {
-    let path = oruk_dir().join(relative);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    jsonschema::options()
-        .should_validate_formats(true)
-        .with_base_uri(format!("https://oruk.invalid/{relative}"))
-        .with_retriever(SchemaFolder(path.parent().unwrap().to_path_buf()))
-        .build(&schema)
-        .unwrap()
-}
-
-fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value, what: &str) {
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{what} is not valid ORUK: {errors:#?}\n{doc:#}"
-    );
-}
+use selfhelp_testkit::oruk::{assert_valid, validator as oruk_validator};
 
 #[tokio::test]
 async fn open_referral_export_validates_against_the_official_schemas() {
@@ -1806,7 +1749,10 @@ async fn open_referral_export_validates_against_the_official_schemas() {
     let taxonomy_schema = oruk_validator("schema/taxonomy.json");
     // The validator itself: the official example passes, a broken copy does not.
     let example: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(oruk_dir().join("examples/service_full.json")).unwrap(),
+        &std::fs::read_to_string(
+            selfhelp_testkit::oruk::standards_dir().join("examples/service_full.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_valid(&service_schema, &example, "the official example");

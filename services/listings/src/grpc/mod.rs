@@ -7,7 +7,7 @@ use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
 use selfhelp_platform::time::{now_ms, to_timestamp};
-use selfhelp_platform::validation::{self, Violations};
+use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
@@ -532,18 +532,7 @@ impl ListingsService for ListingsApi {
     ) -> Result<Response<pb::ExportOpenReferralResponse>, Status> {
         let req = request.into_inner();
         let mut v = Violations::new();
-        let page = match req.page {
-            0 => 1,
-            n if n > 0 => n as u64,
-            _ => {
-                v.add("page", "must be 1 or more");
-                1
-            }
-        };
-        let per_page = validation::page_size(&mut v, "per_page", req.per_page, 50, 100);
-        if (page - 1) * per_page > validation::MAX_PAGE_OFFSET {
-            v.add("page", "is beyond the end of the feed");
-        }
+        let (page, per_page) = open_referral::numbered_page(&mut v, req.page, req.per_page);
         v.into_result().map_err(ListingsError::from)?;
         let (rows, total) =
             store::published_page(&self.db, &self.region, (page - 1) * per_page, per_page)

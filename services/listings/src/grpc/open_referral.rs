@@ -27,18 +27,7 @@ impl ListingsApi {
     ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
         let mut v = Violations::new();
         v.text("search", &req.search, false, 200);
-        let page = match req.page {
-            0 => 1,
-            n if n > 0 => n as u64,
-            _ => {
-                v.add("page", "must be 1 or more");
-                1
-            }
-        };
-        let per_page = validation::page_size(&mut v, "per_page", req.per_page, 50, 100);
-        if (page - 1) * per_page > validation::MAX_PAGE_OFFSET {
-            v.add("page", "is beyond the end of the results");
-        }
+        let (page, per_page) = numbered_page(&mut v, req.page, req.per_page);
         let taxonomy = self.taxonomy().await?;
         let term = req.taxonomy_term_id.trim();
         let mut topics_wanted = Vec::new();
@@ -248,6 +237,23 @@ impl ListingsApi {
             }
         }
     }
+}
+
+/// ORUK's `page` (1-based; 0 means 1) and `per_page` (1 to 100; 0 means 50).
+pub(super) fn numbered_page(v: &mut Violations, page: i32, per_page: i32) -> (u64, u64) {
+    let page = match page {
+        0 => 1,
+        n if n > 0 => n as u64,
+        _ => {
+            v.add("page", "must be 1 or more");
+            1
+        }
+    };
+    let per_page = validation::page_size(v, "per_page", per_page, 50, 100);
+    if (page - 1) * per_page > validation::MAX_PAGE_OFFSET {
+        v.add("page", "is beyond the end of the results");
+    }
+    (page, per_page)
 }
 
 /// The `service_at_location` for venue `index` of a service document, with the
