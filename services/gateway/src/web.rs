@@ -676,7 +676,15 @@ fn group_view(g: &pb::Group, topics: &[pb::Topic], base: &str) -> Value {
             format!("{kind} {}", cost.description)
         }
     };
+    let meets_remotely = matches!(
+        pb::MeetingFormat::try_from(g.format),
+        Ok(pb::MeetingFormat::Online | pb::MeetingFormat::Phone)
+    );
     let how_to_join = match pb::JoinPolicy::try_from(g.join_policy) {
+        // Online and phone groups give the link or number to members only.
+        Ok(pb::JoinPolicy::Open) if meets_remotely => {
+            "Open to new members: contact the group and they will send you the joining details."
+        }
         Ok(pb::JoinPolicy::Open) => {
             "Open to new members: you can simply come along, or contact the group first if you would like to."
         }
@@ -753,6 +761,7 @@ fn group_view(g: &pb::Group, topics: &[pb::Topic], base: &str) -> Value {
             "website": website,
         })),
         "checked": checked,
+        "has_meetings": g.schedule.is_some() || !g.next_occurrences.is_empty(),
         "calendar_url": format!("/groups/{}/calendar.ics", g.id),
         "webcal_url": format!("webcal://{host}/groups/{}/calendar.ics", g.id),
     })

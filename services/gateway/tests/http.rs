@@ -403,6 +403,16 @@ async fn web_pages_search_groups_and_calendars() {
         assert!(body.contains(expected), "the group page shows {expected:?}");
     }
     assert!(!body.contains("olive-organiser"), "no person ids on pages");
+    // An online group without a schedule: no empty calendar offered, and no
+    // "come along" (its joining details go to members only).
+    let online = get(&http, &gateway.url(&format!("/groups/{}", dir.online.id))).await;
+    assert!(!online.body.contains("calendar.ics"));
+    assert!(
+        online
+            .body
+            .contains("they will send you the joining details")
+    );
+    assert!(!online.body.contains("secret-room"));
     // JSON-LD: schema.org events for the next meetings.
     let ld_start = body.find("application/ld+json\">").unwrap() + "application/ld+json\">".len();
     let ld_end = ld_start + body[ld_start..].find("</script>").unwrap();
