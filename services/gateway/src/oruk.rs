@@ -151,43 +151,58 @@ fn search_request(
     })
 }
 
-async fn services(State(state): State<AppState>, Query(params): Params) -> Response {
-    match search_request(&params, false) {
-        Ok(request) => state.listings.oruk_search(request).await.map(json_text),
-        Err(e) => Err(e),
-    }
-    .unwrap_or_else(|e| error_response(&e))
+async fn services(state: State<AppState>, params: Params) -> Response {
+    search(state, params, false).await
 }
 
-async fn service_at_locations(State(state): State<AppState>, Query(params): Params) -> Response {
-    match search_request(&params, true) {
-        Ok(request) => state.listings.oruk_search(request).await.map(json_text),
-        Err(e) => Err(e),
-    }
-    .unwrap_or_else(|e| error_response(&e))
+async fn service_at_locations(state: State<AppState>, params: Params) -> Response {
+    search(state, params, true).await
 }
 
-async fn service(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    state
-        .listings
-        .oruk_service(pb::GetOpenReferralServiceRequest {
+/// `/services` and `/service_at_locations`: the same filters, either kind of item.
+async fn search(
+    State(state): State<AppState>,
+    Query(params): Params,
+    service_at_locations: bool,
+) -> Response {
+    let answer = match search_request(&params, service_at_locations) {
+        Ok(request) => state.listings.oruk_search(request).await,
+        Err(e) => Err(e),
+    };
+    answer.map(json_text).unwrap_or_else(|e| error_response(&e))
+}
+
+async fn service(state: State<AppState>, Path(id): Path<String>) -> Response {
+    one_service(
+        state,
+        pb::GetOpenReferralServiceRequest {
             service_id: id,
             ..Default::default()
-        })
-        .await
-        .map(json_text)
-        .unwrap_or_else(|e| error_response(&e))
+        },
+    )
+    .await
 }
 
 /// The profile's OpenAPI file answers this path with the `service` document
 /// the location belongs to.
-async fn service_at_location(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    state
-        .listings
-        .oruk_service(pb::GetOpenReferralServiceRequest {
+async fn service_at_location(state: State<AppState>, Path(id): Path<String>) -> Response {
+    one_service(
+        state,
+        pb::GetOpenReferralServiceRequest {
             service_at_location_id: id,
             ..Default::default()
-        })
+        },
+    )
+    .await
+}
+
+async fn one_service(
+    State(state): State<AppState>,
+    request: pb::GetOpenReferralServiceRequest,
+) -> Response {
+    state
+        .listings
+        .oruk_service(request)
         .await
         .map(json_text)
         .unwrap_or_else(|e| error_response(&e))
