@@ -29,6 +29,7 @@ pub mod events {
         pub const GROUP_SUSPENDED: &str = "org.selfhelp.listings.group.suspended.v1";
         pub const GROUP_REINSTATED: &str = "org.selfhelp.listings.group.reinstated.v1";
         pub const GROUP_ARCHIVED: &str = "org.selfhelp.listings.group.archived.v1";
+        pub const GROUP_PROPOSAL_LISTED: &str = "org.selfhelp.listings.group.proposal_listed.v1";
         pub const GROUP_CONFIRMED: &str = "org.selfhelp.listings.group.confirmed.v1";
         pub const GROUP_REVIEW_DUE: &str = "org.selfhelp.listings.group.review_due.v1";
         pub const SCHEDULE_CHANGED: &str = "org.selfhelp.listings.schedule.changed.v1";
@@ -70,7 +71,10 @@ pub mod events {
             types::GROUP_STARTED
             | types::GROUP_SUSPENDED
             | types::GROUP_REINSTATED
-            | types::GROUP_ARCHIVED => v1::GroupStatusChanged::decode(payload).map(|e| e.group),
+            | types::GROUP_ARCHIVED
+            | types::GROUP_PROPOSAL_LISTED => {
+                v1::GroupStatusChanged::decode(payload).map(|e| e.group)
+            }
             types::GROUP_REVIEW_DUE => v1::GroupReviewDue::decode(payload).map(|e| e.group),
             types::GROUP_CONFIRMED => v1::GroupConfirmed::decode(payload).map(|e| e.group),
             types::SCHEDULE_CHANGED => v1::ScheduleChanged::decode(payload).map(|e| e.group),

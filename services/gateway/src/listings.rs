@@ -74,7 +74,8 @@ impl Listings {
             .into_inner())
     }
 
-    /// A published group; anything else is "not found" to a stranger.
+    /// A published group or a listed proposal; anything else is "not found"
+    /// to a stranger.
     pub async fn group(&self, id: &str) -> Result<pb::Group, GatewayError> {
         let group = self
             .client
@@ -85,10 +86,24 @@ impl Listings {
             .await
             .map_err(nothing_by_that_name)?
             .into_inner();
-        if group.status != pb::GroupStatus::Published as i32 {
+        let public = [pb::GroupStatus::Published, pb::GroupStatus::ProposalListed];
+        if !public.iter().any(|s| group.status == *s as i32) {
             return Err(GatewayError::NotFound);
         }
         Ok(group)
+    }
+
+    /// Groups being started (reviewed proposals), newest first.
+    pub async fn proposed(
+        &self,
+        page: selfhelp_proto::common::v1::PageRequest,
+    ) -> Result<pb::ListProposedGroupsResponse, GatewayError> {
+        Ok(self
+            .client
+            .clone()
+            .list_proposed_groups(pb::ListProposedGroupsRequest { page: Some(page) })
+            .await?
+            .into_inner())
     }
 
     pub async fn topics(&self) -> Result<Vec<pb::Topic>, GatewayError> {
@@ -104,8 +119,10 @@ impl Listings {
     }
 
     pub async fn calendar(&self, id: &str) -> Result<String, GatewayError> {
-        // The same rule as the page: only published groups have a feed.
-        self.group(id).await?;
+        // Only published groups meet, so only they have a feed.
+        if self.group(id).await?.status != pb::GroupStatus::Published as i32 {
+            return Err(GatewayError::NotFound);
+        }
         Ok(self
             .client
             .clone()

@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/groups/{id}", get(group_page))
         .route("/groups/{id}/calendar.ics", get(group_calendar))
+        .route("/proposed", get(proposed_page))
         .route("/topics", get(topics_page))
         .route("/topics/{code}", get(topic_page))
         .route("/topics/{code}/calendar.ics", get(topic_calendar))
@@ -54,6 +55,7 @@ impl Pages {
             ("search.html", include_str!("../templates/search.html")),
             ("group.html", include_str!("../templates/group.html")),
             ("topics.html", include_str!("../templates/topics.html")),
+            ("proposed.html", include_str!("../templates/proposed.html")),
             ("error.html", include_str!("../templates/error.html")),
             ("sitemap.xml", include_str!("../templates/sitemap.xml")),
         ] {
@@ -571,7 +573,9 @@ async fn group_page(
     let base = base_url(&state, &headers);
     let url = format!("{base}/groups/{}", group.id);
     let view = group_view(&group, &topics, &base);
-    let json_ld = script_json(&events_json_ld(&group, &url));
+    // A proposal does not meet yet: no events for search engines to list.
+    let json_ld = (group.status == pb::GroupStatus::Published as i32)
+        .then(|| script_json(&events_json_ld(&group, &url)));
     let context = json!({ "g": view, "json_ld": json_ld });
     page(
         &state,
@@ -680,7 +684,11 @@ fn group_view(g: &pb::Group, topics: &[pb::Topic], base: &str) -> Value {
         pb::MeetingFormat::try_from(g.format),
         Ok(pb::MeetingFormat::Online | pb::MeetingFormat::Phone)
     );
+    let proposal = g.status == pb::GroupStatus::ProposalListed as i32;
     let how_to_join = match pb::JoinPolicy::try_from(g.join_policy) {
+        _ if proposal => {
+            "This group is being started and does not meet yet. If you are interested, contact the people starting it."
+        }
         // Online and phone groups give the link or number to members only.
         Ok(pb::JoinPolicy::Open) if meets_remotely => {
             "Open to new members: contact the group and they will send you the joining details."
@@ -761,7 +769,8 @@ fn group_view(g: &pb::Group, topics: &[pb::Topic], base: &str) -> Value {
             "website": website,
         })),
         "checked": checked,
-        "has_meetings": g.schedule.is_some() || !g.next_occurrences.is_empty(),
+        "proposal": proposal,
+        "has_meetings": !proposal && (g.schedule.is_some() || !g.next_occurrences.is_empty()),
         "calendar_url": format!("/groups/{}/calendar.ics", g.id),
         "webcal_url": format!("webcal://{host}/groups/{}/calendar.ics", g.id),
     })
@@ -941,6 +950,63 @@ async fn topic_calendar(State(state): State<AppState>, Path(code): Path<String>)
     calendar_response(&state, answer)
 }
 
+// ---------------------------------------------------------------- groups being started
+
+async fn proposed_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let after = params.get("after").cloned().unwrap_or_default();
+    let answer = match state
+        .listings
+        .proposed(PageRequest {
+            page_size: 20,
+            page_token: after.clone(),
+        })
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return error_page(&state, &e),
+    };
+    let groups: Vec<Value> = answer
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "id": g.id,
+                "name": g.name,
+                "summary": g.summary,
+                "area_served": g.area_served,
+                "format": format_label(g.format),
+            })
+        })
+        .collect();
+    let next = answer
+        .page
+        .as_ref()
+        .map(|p| p.next_page_token.clone())
+        .unwrap_or_default();
+    let base = base_url(&state, &headers);
+    page(
+        &state,
+        StatusCode::OK,
+        "proposed.html",
+        "Groups being started",
+        &format!(
+            "New self-help and peer-support groups being started in {}.",
+            state.config.area_name
+        ),
+        Some(format!("{base}/proposed")),
+        json!({
+            "groups": groups,
+            "total": answer.page.as_ref().map_or(0, |p| p.total_size),
+            "next_url": (!next.is_empty()).then(|| format!("/proposed?after={}", encode(&next))),
+            "first_url": (!after.is_empty()).then_some("/proposed"),
+        }),
+    )
+}
+
 // ---------------------------------------------------------------- topics, sitemap
 
 async fn topics_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -976,6 +1042,13 @@ async fn topics_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     )
 }
 
+/// The day a group last changed, as the sitemap protocol writes it.
+fn lastmod(g: &pb::Group) -> Option<String> {
+    g.updated_at.as_ref().and_then(|t| {
+        chrono::DateTime::from_timestamp(t.seconds, 0).map(|d| d.format("%Y-%m-%d").to_string())
+    })
+}
+
 async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers);
     let mut urls = vec![
@@ -1000,15 +1073,28 @@ async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 })
                 .await?;
             for g in &answer.groups {
-                let lastmod = g.updated_at.as_ref().map(|t| {
-                    chrono::DateTime::from_timestamp(t.seconds, 0)
-                        .map(|d| d.format("%Y-%m-%d").to_string())
-                        .unwrap_or_default()
-                });
-                urls.push(json!({"loc": format!("{base}/groups/{}", g.id), "lastmod": lastmod}));
+                urls.push(json!({"loc": format!("{base}/groups/{}", g.id), "lastmod": lastmod(g)}));
             }
             token = answer.page.map(|p| p.next_page_token).unwrap_or_default();
             if token.is_empty() || urls.len() >= SITEMAP_MAX_URLS {
+                break;
+            }
+        }
+        let mut offset = String::new();
+        urls.push(json!({"loc": format!("{base}/proposed")}));
+        loop {
+            let answer = state
+                .listings
+                .proposed(PageRequest {
+                    page_size: 100,
+                    page_token: offset.clone(),
+                })
+                .await?;
+            for g in &answer.groups {
+                urls.push(json!({"loc": format!("{base}/groups/{}", g.id), "lastmod": lastmod(g)}));
+            }
+            offset = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+            if offset.is_empty() || urls.len() >= SITEMAP_MAX_URLS {
                 break;
             }
         }

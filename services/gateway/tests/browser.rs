@@ -74,6 +74,8 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
         {"name": "group", "path": format!("/groups/{}", dir.young.id)},
         {"name": "group-online", "path": format!("/groups/{}", dir.online.id)},
         {"name": "topics", "path": "/topics"},
+        {"name": "proposed", "path": "/proposed"},
+        {"name": "proposal", "path": format!("/groups/{}", dir.proposal.id)},
         {"name": "topic", "path": "/topics/mental-health"},
         {"name": "not-found", "path": "/no/such/page"},
     ]);
@@ -101,10 +103,10 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(&report).expect("the JSON report");
-    // 8 pages × 3 views: every one loaded and checked.
+    // 10 pages × 3 views: every one loaded and checked.
     assert_eq!(
         report["checked"].as_array().unwrap().len(),
-        24,
+        30,
         "{report:#}"
     );
     println!(

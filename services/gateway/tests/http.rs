@@ -413,6 +413,51 @@ async fn web_pages_search_groups_and_calendars() {
             .contains("they will send you the joining details")
     );
     assert!(!online.body.contains("secret-room"));
+    // Groups being started: listed once reviewed, as proposals, never as
+    // groups that meet; unreviewed ones stay private.
+    let proposed = get(&http, &gateway.url("/proposed")).await;
+    assert_eq!(proposed.status, 200);
+    assert!(
+        proposed.body.contains("Dads walking group"),
+        "{}",
+        proposed.body
+    );
+    assert!(!proposed.body.contains("Hidden proposal circle"));
+    assert!(!proposed.body.contains("Young bereaved"));
+    assert!(
+        home.body.contains("href=\"/proposed\""),
+        "the site links to it"
+    );
+    let bad_token = get(&http, &gateway.url("/proposed?after=nonsense")).await;
+    assert_eq!(bad_token.status, 400);
+    let proposal = get(&http, &gateway.url(&format!("/groups/{}", dir.proposal.id))).await;
+    assert_eq!(proposal.status, 200);
+    assert!(proposal.body.contains("Being started."));
+    assert!(proposal.body.contains("does not meet yet"));
+    assert!(!proposal.body.contains("come along"));
+    assert!(
+        !proposal.body.contains("application/ld+json"),
+        "no events for a proposal"
+    );
+    assert!(!proposal.body.contains("calendar.ics"));
+    assert!(!proposal.body.contains("olive-organiser"));
+    for hidden in [
+        format!("/groups/{}", dir.unreviewed_proposal.id),
+        format!("/groups/{}/calendar.ics", dir.proposal.id),
+        format!("/oruk/services/{}", dir.proposal.id),
+    ] {
+        assert_eq!(
+            get(&http, &gateway.url(&hidden)).await.status,
+            404,
+            "{hidden}"
+        );
+    }
+    let everything = get(&http, &gateway.url("/?q=walking")).await;
+    assert!(
+        !everything.body.contains("Dads"),
+        "searches find groups that meet"
+    );
+
     // JSON-LD: schema.org events for the next meetings.
     let ld_start = body.find("application/ld+json\">").unwrap() + "application/ld+json\">".len();
     let ld_end = ld_start + body[ld_start..].find("</script>").unwrap();
@@ -547,6 +592,17 @@ async fn web_pages_search_groups_and_calendars() {
         );
     }
     assert!(!sitemap.body.contains(&dir.draft.id));
+    assert!(
+        sitemap
+            .body
+            .contains(&format!("/groups/{}<", dir.proposal.id))
+    );
+    assert!(
+        sitemap
+            .body
+            .contains("https://groups.example.org/proposed<")
+    );
+    assert!(!sitemap.body.contains(&dir.unreviewed_proposal.id));
     let robots = get(&http, &gateway.url("/robots.txt")).await;
     assert!(
         robots

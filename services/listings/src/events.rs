@@ -18,6 +18,8 @@ pub enum GroupEvent {
     Submitted,
     Published,
     Rejected,
+    /// An operator approved a proposal: the public now sees it as being started.
+    ProposalListed,
     Suspended,
     Reinstated,
     Archived,
@@ -34,6 +36,7 @@ impl GroupEvent {
             GroupEvent::Submitted => "group.submitted",
             GroupEvent::Published => "group.published",
             GroupEvent::Rejected => "group.rejected",
+            GroupEvent::ProposalListed => "group.proposal_listed",
         }
     }
 }
@@ -116,6 +119,7 @@ pub async fn record<C: ConnectionTrait>(
             outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
         }
         GroupEvent::Started
+        | GroupEvent::ProposalListed
         | GroupEvent::Suspended
         | GroupEvent::Reinstated
         | GroupEvent::Archived => {

@@ -329,6 +329,189 @@ async fn rejection_scenario(db: &TestDb, nats: &Nats) {
 }
 
 #[tokio::test]
+async fn a_proposal_is_shown_to_the_public_only_after_review() {
+    let nats = Nats::start();
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        proposal_review_scenario(&db, &nats).await;
+    }
+}
+
+async fn proposal_review_scenario(db: &TestDb, nats: &Nats) {
+    let svc = start(db, nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let (alice, op) = (
+        token("alice", REGION, &[]),
+        token("op", REGION, &["operator"]),
+    );
+    let mut proposal = new_group("Young carers' walk", "", &["carers"]);
+    proposal.proposed = true;
+    let g = client
+        .create_group(with_token(proposal, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let get = |id: &str| pb::GetGroupRequest {
+        group_id: id.to_string(),
+    };
+    let listed = |client: &mut ListingsServiceClient<Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_proposed_groups(pb::ListProposedGroupsRequest { page: None })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let submit = || pb::SubmitGroupRequest {
+        group_id: g.id.clone(),
+    };
+    let review = |decision: pb::ReviewDecision, note: &str| pb::ReviewGroupRequest {
+        group_id: g.id.clone(),
+        decision: decision.into(),
+        note: note.into(),
+    };
+
+    // Unreviewed, a proposal is private: a stranger cannot tell it exists.
+    assert_eq!(
+        client.get_group(get(&g.id)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(listed(&mut client).await.groups.is_empty());
+
+    // Submitted, it waits in the operators' queue, still private.
+    let waiting = client
+        .submit_group(with_token(submit(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waiting.status(), pb::GroupStatus::ProposalPendingReview);
+    let queue = client
+        .list_review_queue(with_token(pb::ListReviewQueueRequest { page: None }, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        queue
+            .groups
+            .iter()
+            .map(|q| q.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![g.id.as_str()]
+    );
+    assert_eq!(
+        client.get_group(get(&g.id)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    // Rejected, it goes back to its organisers with the operator's note.
+    let back = client
+        .review_group(with_token(
+            review(pb::ReviewDecision::Reject, "Say where it would meet"),
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.status(), pb::GroupStatus::Proposed);
+    assert_eq!(back.review_note, "Say where it would meet");
+    assert_eq!(
+        client.get_group(get(&g.id)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    // Approved, the public sees it as a group being started, without the
+    // people behind it, and nowhere that lists groups that meet.
+    client
+        .submit_group(with_token(submit(), &alice))
+        .await
+        .unwrap();
+    let approved = client
+        .review_group(with_token(review(pb::ReviewDecision::Approve, ""), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status(), pb::GroupStatus::ProposalListed);
+    let public = client.get_group(get(&g.id)).await.unwrap().into_inner();
+    assert_eq!(public.status(), pb::GroupStatus::ProposalListed);
+    assert!(public.organiser_ids.is_empty(), "{public:?}");
+    let page = listed(&mut client).await;
+    assert_eq!(
+        page.groups
+            .iter()
+            .map(|l| l.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![g.id.as_str()]
+    );
+    assert!(page.groups[0].organiser_ids.is_empty());
+    assert_eq!(page.page.unwrap().total_size, 1);
+    let m = outside
+        .expect_matching(
+            &format!("selfhelp.{REGION}.listings.group.proposal_listed"),
+            |m| {
+                let e: selfhelp_proto::events::v1::GroupStatusChanged =
+                    prost::Message::decode(m.payload.clone()).unwrap();
+                e.group.is_some_and(|s| s.group_id == g.id)
+            },
+        )
+        .await;
+    assert_cloudevent(
+        &m,
+        selfhelp_proto::events::types::GROUP_PROPOSAL_LISTED,
+        &format!("urn:selfhelp:{REGION}:listings"),
+        "selfhelp.events.v1.GroupStatusChanged",
+    );
+    let search = client
+        .search_groups(pb::SearchGroupsRequest {
+            query: "carers walk".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(search.groups.iter().all(|s| s.id != g.id), "{search:?}");
+    let oruk = client
+        .get_open_referral_service(pb::GetOpenReferralServiceRequest {
+            service_id: g.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(oruk.code(), Code::NotFound);
+
+    // A bad page token names its field.
+    let err = client
+        .list_proposed_groups(pb::ListProposedGroupsRequest {
+            page: Some(PageRequest {
+                page_size: 10,
+                page_token: "not-a-token".into(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["page.page_token"]);
+
+    // Started, it becomes an ordinary draft: off the public list again.
+    client
+        .start_group(with_token(
+            pb::StartGroupRequest {
+                group_id: g.id.clone(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    assert!(listed(&mut client).await.groups.is_empty());
+    assert_eq!(
+        client.get_group(get(&g.id)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
 async fn search_pages_through_results_with_totals() {
     let nats = Nats::start();
     for backend in backends() {
@@ -1420,14 +1603,6 @@ async fn editing_moderation_history_and_freshness() {
         let submit = pb::SubmitGroupRequest {
             group_id: g.id.clone(),
         };
-        assert_eq!(
-            client
-                .submit_group(with_token(submit.clone(), &alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::FailedPrecondition
-        );
         assert_eq!(
             client
                 .start_group(with_token(id_req(&g.id), &bob))

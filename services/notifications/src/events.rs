@@ -216,6 +216,7 @@ impl EventHandler for ListingsEvents {
         };
         let news = match event.ce_type.as_str() {
             types::GROUP_PUBLISHED => Some(GroupNews::Listed),
+            types::GROUP_PROPOSAL_LISTED => Some(GroupNews::ProposalListed),
             types::GROUP_REJECTED => {
                 let e: ev::GroupRejected = event.decode().map_err(poison)?;
                 Some(GroupNews::Rejected { note: e.note })

@@ -185,6 +185,10 @@ pub struct Directory {
     /// Online only (no venue), no schedule.
     pub online: pb::Group,
     pub draft: pb::Group,
+    /// A reviewed proposal: public as a group being started.
+    pub proposal: pb::Group,
+    /// A proposal nobody has reviewed: private.
+    pub unreviewed_proposal: pb::Group,
 }
 
 pub async fn directory(client: &mut ListingsServiceClient<Channel>) -> Directory {
@@ -216,10 +220,18 @@ pub async fn directory(client: &mut ListingsServiceClient<Channel>) -> Directory
         false,
     )
     .await;
+    let mut proposal = group_request("Dads walking group", &["mens-groups"], "NG1 5FS");
+    proposal.proposed = true;
+    let proposal = create(client, proposal, true).await;
+    let mut unreviewed = group_request("Hidden proposal circle", &["anxiety"], "NG1 5FS");
+    unreviewed.proposed = true;
+    let unreviewed_proposal = create(client, unreviewed, false).await;
     Directory {
         young,
         mansfield,
         online,
         draft,
+        proposal,
+        unreviewed_proposal,
     }
 }

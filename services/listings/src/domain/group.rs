@@ -17,6 +17,10 @@ pub const MAX_VENUE_TEXT: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Proposed,
+    /// A proposal waiting for an operator before the public sees it.
+    ProposalPendingReview,
+    /// A reviewed proposal, shown to the public as a group being started.
+    ProposalListed,
     Draft,
     PendingReview,
     Published,
@@ -28,6 +32,8 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Proposed => "PROPOSED",
+            Status::ProposalPendingReview => "PROPOSAL_PENDING_REVIEW",
+            Status::ProposalListed => "PROPOSAL_LISTED",
             Status::Draft => "DRAFT",
             Status::PendingReview => "PENDING_REVIEW",
             Status::Published => "PUBLISHED",
@@ -39,6 +45,8 @@ impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         [
             Status::Proposed,
+            Status::ProposalPendingReview,
+            Status::ProposalListed,
             Status::Draft,
             Status::PendingReview,
             Status::Published,
@@ -48,6 +56,14 @@ impl Status {
         .into_iter()
         .find(|st| st.as_str() == s)
     }
+
+    /// Statuses anyone may see: a published group, and a reviewed proposal.
+    pub fn is_public(self) -> bool {
+        matches!(self, Status::Published | Status::ProposalListed)
+    }
+
+    /// Statuses an operator's review is waiting for.
+    pub const AWAITING_REVIEW: [Status; 2] = [Status::PendingReview, Status::ProposalPendingReview];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -482,14 +498,14 @@ fn validate_details(v: &mut Violations, d: &DetailsDraft) -> Details {
     }
 }
 
-/// Who may see a group that is not published: its organisers and the region's operators.
+/// Who may see a group that is not public: its organisers and the region's operators.
 pub fn can_view(
     status: Status,
     region: &str,
     organisers: &[String],
     caller: Option<&Caller>,
 ) -> bool {
-    status == Status::Published || caller.is_some_and(|c| can_manage(region, organisers, c))
+    status.is_public() || caller.is_some_and(|c| can_manage(region, organisers, c))
 }
 
 /// Organisers of the group, and operators of its region.
@@ -501,7 +517,7 @@ pub fn can_manage(region: &str, organisers: &[String], caller: &Caller) -> bool 
 /// Lifecycle steps this version supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
-    /// PROPOSED -> DRAFT: the group is ready to be listed.
+    /// PROPOSED or PROPOSAL_LISTED -> DRAFT: the group is ready to be listed.
     Start,
     Submit,
     Approve,
@@ -529,10 +545,14 @@ impl Transition {
 pub fn next_status(from: Status, transition: Transition) -> Result<Status, String> {
     use Status::*;
     match (from, transition) {
-        (Proposed, Transition::Start) => Ok(Draft),
+        (Proposed | ProposalListed, Transition::Start) => Ok(Draft),
         (Draft, Transition::Submit) => Ok(PendingReview),
         (PendingReview, Transition::Approve) => Ok(Published),
         (PendingReview, Transition::Reject) => Ok(Draft),
+        // A proposal is reviewed before the public sees it, like a listing.
+        (Proposed, Transition::Submit) => Ok(ProposalPendingReview),
+        (ProposalPendingReview, Transition::Approve) => Ok(ProposalListed),
+        (ProposalPendingReview, Transition::Reject) => Ok(Proposed),
         (Published, Transition::Suspend) => Ok(Suspended),
         (Suspended, Transition::Reinstate) => Ok(Published),
         (from, Transition::Archive) if from != Archived => Ok(Archived),
@@ -770,6 +790,33 @@ mod tests {
         assert!(validate(d.clone(), &taxonomy()).is_err());
         d.format = Some(Format::Online);
         assert!(validate(d, &taxonomy()).is_ok());
+    }
+
+    #[test]
+    fn a_proposal_is_reviewed_before_the_public_sees_it() {
+        use Status::*;
+        let step = next_status;
+        assert_eq!(
+            step(Proposed, Transition::Submit),
+            Ok(ProposalPendingReview)
+        );
+        assert_eq!(
+            step(ProposalPendingReview, Transition::Approve),
+            Ok(ProposalListed)
+        );
+        assert_eq!(
+            step(ProposalPendingReview, Transition::Reject),
+            Ok(Proposed)
+        );
+        assert_eq!(step(ProposalListed, Transition::Start), Ok(Draft));
+        assert!(step(ProposalPendingReview, Transition::Start).is_err());
+        assert!(step(ProposalListed, Transition::Approve).is_err());
+        assert!(step(ProposalListed, Transition::Suspend).is_err());
+        assert_eq!(step(ProposalListed, Transition::Archive), Ok(Archived));
+        let organisers = vec!["alice".to_string()];
+        assert!(can_view(ProposalListed, "notts", &organisers, None));
+        assert!(!can_view(ProposalPendingReview, "notts", &organisers, None));
+        assert!(!can_view(Proposed, "notts", &organisers, None));
     }
 
     #[test]

@@ -185,6 +185,25 @@ impl ListingsApi {
         })
     }
 
+    /// Reviewed proposals, newest first, as the public sees them.
+    pub(super) async fn proposed_groups(
+        &self,
+        req: pb::ListProposedGroupsRequest,
+    ) -> Result<pb::ListProposedGroupsResponse, ListingsError> {
+        let page = req.page.unwrap_or_default();
+        let mut v = Violations::new();
+        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
+        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        v.into_result()?;
+        let (rows, total) =
+            store::listed_proposals(&self.read, &self.region, offset, limit).await?;
+        let next = offset + rows.len() as u64;
+        Ok(pb::ListProposedGroupsResponse {
+            groups: rows.iter().map(|g| self.to_wire(g, None)).collect(),
+            page: Some(page_response(next, total)),
+        })
+    }
+
     pub(super) async fn confirm_details(
         &self,
         caller: &Caller,

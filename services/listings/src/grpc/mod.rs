@@ -200,6 +200,9 @@ impl ListingsApi {
         let event = match transition {
             Transition::Start => GroupEvent::Started,
             Transition::Submit => GroupEvent::Submitted,
+            Transition::Approve if next == GroupStatus::ProposalListed => {
+                GroupEvent::ProposalListed
+            }
             Transition::Approve => GroupEvent::Published,
             Transition::Reject => GroupEvent::Rejected,
             Transition::Suspend => GroupEvent::Suspended,
@@ -514,6 +517,15 @@ impl ListingsService for ListingsApi {
         ))
     }
 
+    async fn list_proposed_groups(
+        &self,
+        request: Request<pb::ListProposedGroupsRequest>,
+    ) -> Result<Response<pb::ListProposedGroupsResponse>, Status> {
+        Ok(Response::new(
+            self.proposed_groups(request.into_inner()).await?,
+        ))
+    }
+
     async fn confirm_group_details(
         &self,
         request: Request<pb::ConfirmGroupDetailsRequest>,
@@ -798,6 +810,8 @@ fn join_policy_to_wire(value: &str) -> pb::JoinPolicy {
 fn status_to_wire(status: GroupStatus) -> pb::GroupStatus {
     match status {
         GroupStatus::Proposed => pb::GroupStatus::Proposed,
+        GroupStatus::ProposalPendingReview => pb::GroupStatus::ProposalPendingReview,
+        GroupStatus::ProposalListed => pb::GroupStatus::ProposalListed,
         GroupStatus::Draft => pb::GroupStatus::Draft,
         GroupStatus::PendingReview => pb::GroupStatus::PendingReview,
         GroupStatus::Published => pb::GroupStatus::Published,

@@ -300,11 +300,32 @@ pub async fn review_queue<C: ConnectionTrait>(
 ) -> Result<(Vec<Model>, u64), DbErr> {
     let query = Entity::find()
         .filter(Column::Region.eq(region))
-        .filter(Column::Status.eq(Status::PendingReview.as_str()));
+        .filter(Column::Status.is_in(Status::AWAITING_REVIEW.map(Status::as_str)));
     let total = query.clone().count(conn).await?;
     let rows = query
         .order_by_asc(Column::UpdatedAtMs)
         .order_by_asc(Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Reviewed proposals of `region`, newest first (ids are time-ordered UUIDv7s,
+/// so pages stay stable while proposals are edited), with the total.
+pub async fn listed_proposals<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::ProposalListed.as_str()));
+    let total = query.clone().count(conn).await?;
+    let rows = query
+        .order_by_desc(Column::Id)
         .offset(offset)
         .limit(limit)
         .all(conn)

@@ -50,7 +50,10 @@ impl MembershipApi {
         v.into_result()?;
         let facts = self.current_group(&request, &group_id).await?;
         // A proposed group collects interest through its followers.
-        if !matches!(facts.status.as_str(), "PUBLISHED" | "PROPOSED") {
+        if !matches!(
+            facts.status.as_str(),
+            "PUBLISHED" | "PROPOSED" | "PROPOSAL_PENDING_REVIEW" | "PROPOSAL_LISTED"
+        ) {
             return Err(MembershipError::FailedPrecondition(
                 "only published or proposed groups can be followed".into(),
             ));

@@ -305,8 +305,14 @@ pub fn duty_due(person: &str, duty: &str, group_name: &str, meeting_key: &str) -
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupNews {
     Listed,
-    Rejected { note: String },
-    Suspended { reason: String },
+    /// An operator approved the proposal: the public sees it as being started.
+    ProposalListed,
+    Rejected {
+        note: String,
+    },
+    Suspended {
+        reason: String,
+    },
     ReviewDue,
 }
 
@@ -317,6 +323,13 @@ pub fn group_news(news: &GroupNews, group_name: &str, organisers: &[String]) -> 
             Kind::GroupListed,
             "Your group is now listed",
             format!("{group_name} is published in the directory: people can find it and join."),
+        ),
+        GroupNews::ProposalListed => (
+            Kind::GroupListed,
+            "Your proposal is now listed",
+            format!(
+                "{group_name} is shown in the directory as a group being started: people can see it and follow it for news. Start the group when it is ready to meet."
+            ),
         ),
         GroupNews::Rejected { note } => (
             Kind::GroupRejected,

@@ -1172,6 +1172,39 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
             .into_inner();
         assert_eq!(listed.alerts, vec![ann.clone()]);
 
+        // A proposal nearby is listed as being started: its organiser is told,
+        // but it is not the new group that alerts wait for.
+        let p = uuid::Uuid::now_v7().to_string();
+        let mut proposal = snapshot(&p, &["pat"], 3).unwrap();
+        proposal.status = "PROPOSAL_LISTED".into();
+        proposal.places = vec![ev::GeoPoint {
+            latitude: 52.9548,
+            longitude: -1.1581,
+        }];
+        let listed_proposal = ev::GroupStatusChanged {
+            group: Some(proposal),
+            ..Default::default()
+        };
+        publish(
+            &nats,
+            LISTINGS,
+            "group.proposal_listed",
+            &p,
+            &listed_proposal,
+        )
+        .await;
+        settle(&nats).await;
+        let pat = inbox(&mut client, "pat").await;
+        assert_eq!(
+            kinds(&pat),
+            [pb::NotificationKind::GroupListed],
+            "{backend:?}"
+        );
+        assert_eq!(pat.notifications[0].title, "Your proposal is now listed");
+        for person in ["ann", "ben", "cal", "dee"] {
+            assert!(inbox(&mut client, person).await.notifications.is_empty());
+        }
+
         // A bereavement group in Derby (about 21 km away) is listed.
         let g = uuid::Uuid::now_v7().to_string();
         let mut group = snapshot(&g, &["olive"], 3).unwrap();
