@@ -8,7 +8,7 @@ pub mod cards;
 pub mod maintain;
 pub mod postcodes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Weekday;
 use rust_stemmers::{Algorithm, Stemmer};
@@ -78,6 +78,37 @@ pub struct Query {
     pub offset: usize,
     /// Cursor from a previous page: where its last item stands in the order.
     pub after: Option<Cursor>,
+}
+
+impl Query {
+    /// True when the query filters nothing and its order comes down to the
+    /// name (what [`SearchIndex::browse`] answers). Free text is checked by
+    /// the caller: words that are all stop words filter nothing either.
+    fn is_browse(&self) -> bool {
+        let by_name = match self.sort {
+            Sort::Name | Sort::Relevance => true,
+            Sort::Distance => self.near.is_none(),
+            Sort::NextMeeting => false,
+        };
+        by_name
+            && self.topics.is_empty()
+            && self.near.is_none()
+            && self.day.is_none()
+            && self.time_window.is_none()
+            && self.age.is_none()
+            && self.minimum_age_at_least.is_none()
+            && self.maximum_age_at_most.is_none()
+            && self.ends_by.is_none()
+            && self.format.is_none()
+            && !self.open_to_new_members
+            && self.after.is_none()
+    }
+}
+
+/// Counts, most first, then by name.
+fn sorted_counts<K>(mut counts: Vec<(K, usize)>, name: fn(&K) -> &str) -> Vec<(K, usize)> {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| name(&a.0).cmp(name(&b.0))));
+    counts
 }
 
 /// A place in the sort order: (key, lower-case name, id) — a total order, so a
@@ -155,6 +186,11 @@ pub struct SearchIndex {
     topics: HashMap<String, Vec<u32>>,
     /// grid cell -> slots with a venue in it
     grid: HashMap<(i32, i32), Vec<u32>>,
+    /// (lower-case name, id) of every group: the whole directory in name order,
+    /// for browsing it a page at a time without sorting it on every call.
+    by_name: BTreeSet<(String, String)>,
+    /// Groups per format, for the counts of a browse.
+    formats: HashMap<&'static str, (Format, usize)>,
     total_length: f64,
     stemmer: Stemmer,
 }
@@ -169,6 +205,8 @@ impl Default for SearchIndex {
             postings: HashMap::new(),
             topics: HashMap::new(),
             grid: HashMap::new(),
+            by_name: BTreeSet::new(),
+            formats: HashMap::new(),
             total_length: 0.0,
             stemmer: Stemmer::create(Algorithm::English),
         }
@@ -241,13 +279,19 @@ impl SearchIndex {
             self.locations.insert(location.clone(), (doc.id.clone(), i));
         }
         self.by_id.insert(doc.id.clone(), slot);
+        let name_key = doc.name.to_lowercase();
+        self.by_name.insert((name_key.clone(), doc.id.clone()));
+        self.formats
+            .entry(doc.format.as_str())
+            .or_insert((doc.format, 0))
+            .1 += 1;
         let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
         terms.sort_by(|a, b| a.0.cmp(&b.0));
         self.slots[slot] = Some(Indexed {
             terms,
             length,
             cells,
-            name_key: doc.name.to_lowercase(),
+            name_key,
             doc,
         });
     }
@@ -277,6 +321,10 @@ impl SearchIndex {
                 }
             }
             self.total_length -= f64::from(old.length);
+            self.by_name.remove(&(old.name_key, id.to_string()));
+            if let Some((_, n)) = self.formats.get_mut(old.doc.format.as_str()) {
+                *n -= 1;
+            }
             for location in &old.doc.service_at_location_ids {
                 self.locations.remove(location);
             }
@@ -302,9 +350,18 @@ impl SearchIndex {
         let mut terms = self.analyse(&q.text);
         terms.sort();
         terms.dedup();
+        if terms.is_empty() && q.is_browse() {
+            return self.browse(q);
+        }
+        self.matching(q, &terms)
+    }
+
+    /// Every group that passes the filters and has all of `terms` (stems),
+    /// ordered, counted and cut to the page.
+    fn matching(&self, q: &Query, terms: &[String]) -> Results {
         // Document frequencies; a word no group has means no results.
         let mut dfs = Vec::with_capacity(terms.len());
-        for term in &terms {
+        for term in terms {
             match self.postings.get(term) {
                 Some(list) => dfs.push(list.len()),
                 None => return Results::default(),
@@ -381,13 +438,18 @@ impl SearchIndex {
         let rest = keyed.len();
         let start = q.offset.min(rest);
         let end = (start + q.limit).min(rest);
-        // The page (and one more, to know whether anything follows) in order;
-        // the rest need not be sorted.
+        // Only the page (and one more, to know whether anything follows) is
+        // sorted: what comes after it is cut off, what comes before it is only
+        // separated from it. A deep page of a large directory would otherwise
+        // sort everything before it on every call.
         if end < rest {
             keyed.select_nth_unstable_by(end, order);
             keyed.truncate(end + 1);
         }
-        keyed.sort_by(order);
+        if start > 0 && start < keyed.len() {
+            keyed.select_nth_unstable_by(start, order);
+        }
+        keyed[start..].sort_by(order);
         let page: Vec<Hit> = keyed[start..end]
             .iter()
             .map(|(_, _, id, score, distance)| Hit {
@@ -404,19 +466,62 @@ impl SearchIndex {
                 id: id.to_string(),
             }
         });
-        let mut topic_counts: Vec<(String, usize)> = topic_counts
-            .into_iter()
-            .map(|(t, n)| (t.to_string(), n))
-            .collect();
-        topic_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut format_counts: Vec<(Format, usize)> = format_counts.into_values().collect();
-        format_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
         // With `after`, `total` still counts every match, not just the rest.
         Results {
             hits: page,
             total,
-            topic_counts,
-            format_counts,
+            topic_counts: sorted_counts(
+                topic_counts
+                    .into_iter()
+                    .map(|(t, n)| (t.to_string(), n))
+                    .collect(),
+                String::as_str,
+            ),
+            format_counts: sorted_counts(format_counts.into_values().collect(), |f| f.as_str()),
+            next,
+        }
+    }
+
+    /// The whole directory in name order from `offset`: the answer of
+    /// [`Self::search`] for a query that filters nothing and sorts by name,
+    /// read off the names kept in order instead of sorting every group.
+    fn browse(&self, q: &Query) -> Results {
+        let mut rest = self.by_name.iter().skip(q.offset);
+        let page: Vec<&(String, String)> = rest.by_ref().take(q.limit).collect();
+        let next = match (page.last(), rest.next()) {
+            (Some((name, id)), Some(_)) => Some(Cursor {
+                key: 0.0,
+                name: name.clone(),
+                id: id.clone(),
+            }),
+            _ => None,
+        };
+        Results {
+            hits: page
+                .into_iter()
+                .map(|(_, id)| Hit {
+                    id: id.clone(),
+                    score: 0.0,
+                    distance_km: None,
+                })
+                .collect(),
+            total: self.by_id.len(),
+            topic_counts: sorted_counts(
+                self.topics
+                    .iter()
+                    .filter(|(_, slots)| !slots.is_empty())
+                    .map(|(code, slots)| (code.clone(), slots.len()))
+                    .collect(),
+                String::as_str,
+            ),
+            format_counts: sorted_counts(
+                self.formats
+                    .values()
+                    .copied()
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                |f| f.as_str(),
+            ),
             next,
         }
     }
@@ -612,6 +717,45 @@ mod tests {
         assert_eq!(names(2), ["b"]);
         assert!(names(3).is_empty());
         assert_eq!(ix.search(&Query { offset: 2, ..q("") }).total, 3);
+    }
+
+    #[test]
+    fn browsing_in_name_order_answers_as_the_general_search_does() {
+        let mut ix = SearchIndex::default();
+        // Names that tie once lower-cased, formats and topics to count, and
+        // changes after indexing (a rename, a removal) the kept order follows.
+        for i in 0..40 {
+            let mut d = doc(
+                &format!("g{i:02}"),
+                &format!("{} group", ["Walk", "walk", "Café", "Art"][i % 4]),
+                &[["anxiety", "carers", "bereavement"][i % 3]],
+                NOTTINGHAM,
+            );
+            d.format = [Format::InPerson, Format::Online][i % 2];
+            ix.upsert(d);
+        }
+        ix.upsert(doc("g07", "Zebra crossing club", &["carers"], DERBY));
+        ix.remove("g12");
+        for offset in [0, 1, 19, 37, 38, 39, 60] {
+            let query = Query {
+                limit: 2,
+                offset,
+                ..q("")
+            };
+            let browsed = ix.search(&query);
+            assert!(query.is_browse());
+            assert_eq!(browsed, ix.matching(&query, &[]), "offset {offset}");
+            assert_eq!(browsed.total, 39);
+        }
+        let last = ix.search(&Query {
+            limit: 1,
+            offset: 38,
+            ..q("")
+        });
+        assert_eq!(last.hits[0].id, "g07", "renamed to the end of the order");
+        assert!(last.next.is_none());
+        // Stop words alone filter nothing either.
+        assert_eq!(ix.search(&q("the and of")).total, 39);
     }
 
     #[test]
