@@ -2,7 +2,8 @@
 //! its health. Nothing here carries a token: everything the gateway shows is
 //! what a stranger may see.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
@@ -29,10 +30,16 @@ fn nothing_by_that_name(status: tonic::Status) -> GatewayError {
     }
 }
 
+/// How long the topic list is kept before listings is asked again. Nearly
+/// every page shows topics and they seldom change; a renamed topic reaches the
+/// pages within this (browsers keep pages for 60 s anyway).
+const TOPICS_KEPT_FOR: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub(crate) struct Listings {
     client: ListingsServiceClient<Channel>,
     health: HealthClient<Channel>,
+    topics: Arc<Mutex<Option<(Instant, Arc<Vec<pb::Topic>>)>>>,
 }
 
 impl Listings {
@@ -49,6 +56,7 @@ impl Listings {
             client: ListingsServiceClient::new(channel.clone())
                 .max_decoding_message_size(MAX_ANSWER_BYTES),
             health: HealthClient::new(channel),
+            topics: Arc::default(),
         })
     }
 
@@ -106,16 +114,25 @@ impl Listings {
             .into_inner())
     }
 
-    pub async fn topics(&self) -> Result<Vec<pb::Topic>, GatewayError> {
-        Ok(self
-            .client
-            .clone()
-            .list_topics(pb::ListTopicsRequest {
-                include_retired: false,
-            })
-            .await?
-            .into_inner()
-            .topics)
+    /// The current topics, kept for [`TOPICS_KEPT_FOR`].
+    pub async fn topics(&self) -> Result<Arc<Vec<pb::Topic>>, GatewayError> {
+        if let Some((at, topics)) = self.topics.lock().expect("topics lock").as_ref()
+            && at.elapsed() < TOPICS_KEPT_FOR
+        {
+            return Ok(topics.clone());
+        }
+        let topics = Arc::new(
+            self.client
+                .clone()
+                .list_topics(pb::ListTopicsRequest {
+                    include_retired: false,
+                })
+                .await?
+                .into_inner()
+                .topics,
+        );
+        *self.topics.lock().expect("topics lock") = Some((Instant::now(), topics.clone()));
+        Ok(topics)
     }
 
     pub async fn calendar(&self, id: &str) -> Result<String, GatewayError> {

@@ -370,7 +370,7 @@ async fn topic_page(
         Ok(t) => t,
         Err(e) => return error_page(&state, &e),
     };
-    let Some(topic) = topics.into_iter().find(|t| t.code == code) else {
+    let Some(topic) = topics.iter().find(|t| t.code == code).cloned() else {
         return error_page(&state, &GatewayError::NotFound);
     };
     params.insert("topic".into(), topic.code.clone());
@@ -1056,7 +1056,7 @@ async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Response 
         json!({"loc": format!("{base}/topics")}),
     ];
     let built = async {
-        for t in state.listings.topics().await? {
+        for t in state.listings.topics().await?.iter() {
             urls.push(json!({"loc": format!("{base}/topics/{}", encode(&t.code))}));
         }
         let mut token = String::new();

@@ -2,14 +2,17 @@
 //! published group is an ORUK `service`, delivered by its own `organization`, at
 //! its venues (`service_at_locations` with physical `locations`), on its
 //! `schedules`, tagged with `attributes` that point at the region's taxonomy terms.
-//! Only public directory data goes in: no organiser ids, nothing member-only.
+//! Only public directory data goes in: a document is rendered from the group's
+//! public card (what `GetGroup` shows a stranger), so no organiser ids and
+//! nothing member-only can reach it, and the published groups' cards kept in
+//! memory serve the API without reading the database.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::group::{CostKind, Format};
+use selfhelp_proto::listings::v1 as pb;
+
 use crate::domain::schedule::{Pattern, Schedule};
-use crate::store::group::Model;
 use crate::store::topic;
 
 /// Namespace for the ids of documents derived from a group (organisation,
@@ -30,11 +33,6 @@ pub fn service_at_location_id(group_id: &str, index: usize) -> String {
     derived_id("service_at_location", &[group_id, &index.to_string()])
 }
 
-fn date_of(ms: i64, tz: &chrono_tz::Tz) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|d| d.with_timezone(tz).format("%Y-%m-%d").to_string())
-}
-
 fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -45,17 +43,17 @@ fn ical_day(d: chrono::Weekday) -> &'static str {
     ["MO", "TU", "WE", "TH", "FR", "SA", "SU"][d.num_days_from_monday() as usize]
 }
 
-fn attending(format: Option<Format>) -> &'static str {
-    match format {
-        Some(Format::InPerson) => "In person",
-        Some(Format::Online) => "Online (joining details are given to members)",
-        Some(Format::Phone) => "By phone (joining details are given to members)",
-        Some(Format::Hybrid) => "In person or online",
-        None => "",
+fn attending(format: i32) -> &'static str {
+    match pb::MeetingFormat::try_from(format) {
+        Ok(pb::MeetingFormat::InPerson) => "In person",
+        Ok(pb::MeetingFormat::Online) => "Online (joining details are given to members)",
+        Ok(pb::MeetingFormat::Phone) => "By phone (joining details are given to members)",
+        Ok(pb::MeetingFormat::Hybrid) => "In person or online",
+        _ => "",
     }
 }
 
-fn schedule_doc(group: &Model, s: &Schedule, tz: &chrono_tz::Tz) -> Value {
+fn schedule_doc(group: &pb::Group, s: &Schedule, tz: &chrono_tz::Tz) -> Value {
     let (freq, interval, byday, bymonthday) = match &s.pattern {
         Pattern::Weekly { interval, weekday } => (
             "WEEKLY",
@@ -88,7 +86,7 @@ fn schedule_doc(group: &Model, s: &Schedule, tz: &chrono_tz::Tz) -> Value {
         "opens_at": s.start.format("%H:%M").to_string(),
         "closes_at": s.end.format("%H:%M").to_string(),
         "description": s.describe(),
-        "attending_type": attending(Format::parse(&group.format)),
+        "attending_type": attending(group.format),
         "notes": format!("Times are local to {}.", tz.name()),
     });
     let obj = doc.as_object_mut().expect("object");
@@ -152,8 +150,14 @@ pub fn taxonomy_id(region: &str) -> String {
     derived_id("taxonomy", &[region])
 }
 
-/// The ORUK `service` document for a published group.
-pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -> Value {
+/// The ORUK `service` document for a published group, from its public card
+/// and its schedule.
+pub fn service_doc(
+    group: &pb::Group,
+    schedule: Option<&Schedule>,
+    topics: &[topic::Model],
+    tz: &chrono_tz::Tz,
+) -> Value {
     let org_id = derived_id("organization", &[&group.id]);
     let description = if group.description.is_empty() {
         &group.summary
@@ -162,7 +166,7 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
     };
     let tax_id = taxonomy_id(&group.region);
     let attributes: Vec<Value> = group
-        .topics()
+        .topics
         .iter()
         .filter_map(|code| topics.iter().find(|t| &t.code == code))
         .map(|t| {
@@ -176,7 +180,7 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
         })
         .collect();
     let service_at_locations: Vec<Value> = group
-        .venues()
+        .venues
         .iter()
         .enumerate()
         .map(|(i, v)| {
@@ -217,22 +221,22 @@ pub fn service_doc(group: &Model, topics: &[topic::Model], tz: &chrono_tz::Tz) -
         "name": group.name,
         "description": description,
         "status": "active",
-        "last_modified": rfc3339(group.updated_at_ms),
+        "last_modified": rfc3339(group.updated_at.as_ref().map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)),
         "organization": {
             "id": org_id,
             "name": group.name,
             "description": if group.summary.is_empty() { description } else { &group.summary },
         },
         "service_at_locations": service_at_locations,
-        "schedules": group.schedule().map(|s| vec![schedule_doc(group, &s, tz)]).unwrap_or_default(),
+        "schedules": schedule.map(|s| vec![schedule_doc(group, s, tz)]).unwrap_or_default(),
         "attributes": attributes,
     });
     let obj = doc.as_object_mut().expect("object");
-    if let Some(assured) = group.assured_at_ms.and_then(|ms| date_of(ms, tz)) {
-        obj.insert("assured_date".into(), json!(assured));
+    if !group.assured_date.is_empty() {
+        obj.insert("assured_date".into(), json!(group.assured_date));
     }
     add_details(obj, group);
-    for (i, v) in group.venues().iter().enumerate() {
+    for (i, v) in group.venues.iter().enumerate() {
         if let (Some(lat), Some(lon)) = (v.latitude, v.longitude) {
             let location = &mut obj["service_at_locations"][i]["location"];
             location["latitude"] = json!(lat);
@@ -255,15 +259,16 @@ fn accessibility(group_id: &str, index: &str, location_id: &str, text: &str) -> 
 
 /// Public card details: ages, the role contact, cost, languages, area served.
 /// Member-only joining details are deliberately left out.
-fn add_details(obj: &mut serde_json::Map<String, Value>, group: &Model) {
-    let d = group.details();
-    if let Some(min) = d.minimum_age {
-        obj.insert("minimum_age".into(), json!(min));
+fn add_details(obj: &mut serde_json::Map<String, Value>, group: &pb::Group) {
+    let eligibility = group.eligibility.clone().unwrap_or_default();
+    // 0 on the card means no limit.
+    if eligibility.minimum_age > 0 {
+        obj.insert("minimum_age".into(), json!(eligibility.minimum_age));
     }
-    if let Some(max) = d.maximum_age {
-        obj.insert("maximum_age".into(), json!(max));
+    if eligibility.maximum_age > 0 {
+        obj.insert("maximum_age".into(), json!(eligibility.maximum_age));
     }
-    let c = &d.contact;
+    let c = group.contact.clone().unwrap_or_default();
     if !c.email.is_empty() {
         obj.insert("email".into(), json!(c.email));
     }
@@ -278,32 +283,34 @@ fn add_details(obj: &mut serde_json::Map<String, Value>, group: &Model) {
         }
         obj.insert("contacts".into(), json!([contact]));
     }
-    if let Some(kind) = d.cost {
-        let option = match kind {
-            CostKind::Free => "Free",
-            CostKind::Donation => "Donation",
-            CostKind::Fee => "Fee",
-        };
+    let cost = group.cost.clone().unwrap_or_default();
+    let option = match pb::CostKind::try_from(cost.kind) {
+        Ok(pb::CostKind::Free) => Some("Free"),
+        Ok(pb::CostKind::Donation) => Some("Donation"),
+        Ok(pb::CostKind::Fee) => Some("Fee"),
+        _ => None,
+    };
+    if let Some(option) = option {
         let cost = json!({
             "id": derived_id("cost", &[&group.id]),
             "service_id": group.id,
             "option": option,
-            "amount_description": d.cost_description,
+            "amount_description": cost.description,
         });
         obj.insert("cost_options".into(), json!([cost]));
     }
-    let languages: Vec<Value> = d
+    let languages: Vec<Value> = group
         .languages
         .iter()
         .map(|code| json!({"id": derived_id("language", &[&group.id, code]), "service_id": group.id, "code": code}))
         .collect();
     obj.insert("languages".into(), json!(languages));
-    if !d.area_served.is_empty() {
+    if !group.area_served.is_empty() {
         let area = json!({
             "id": derived_id("service_area", &[&group.id]),
             "service_id": group.id,
-            "name": d.area_served,
-            "description": d.area_served,
+            "name": group.area_served,
+            "description": group.area_served,
         });
         obj.insert("service_areas".into(), json!([area]));
     }

@@ -553,10 +553,7 @@ impl ListingsService for ListingsApi {
         let topics = topic_store::list(&self.db, &self.region)
             .await
             .map_err(ListingsError::from)?;
-        let contents = rows
-            .iter()
-            .map(|g| crate::oruk::service_doc(g, &topics, &self.tz))
-            .collect();
+        let contents = rows.iter().map(|g| self.service_doc(g, &topics)).collect();
         let doc = crate::oruk::page(contents, total, page, per_page);
         Ok(Response::new(pb::ExportOpenReferralResponse {
             page_json: doc.to_string(),

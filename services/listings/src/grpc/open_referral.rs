@@ -3,6 +3,8 @@
 //! translation: the filters ORUK defines run on this replica's search index, and
 //! the documents come from `crate::oruk`, the same as the export.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveTime, Timelike, Weekday};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use selfhelp_platform::validation::{self, Violations};
@@ -28,7 +30,8 @@ impl ListingsApi {
         let mut v = Violations::new();
         v.text("search", &req.search, false, 200);
         let (page, per_page) = numbered_page(&mut v, req.page, req.per_page);
-        let taxonomy = self.taxonomy().await?;
+        let all_topics = topic_store::list(&self.read, &self.region).await?;
+        let taxonomy: Vec<_> = all_topics.iter().map(topic_store::Model::node).collect();
         let term = req.taxonomy_term_id.trim();
         let mut topics_wanted = Vec::new();
         if !term.is_empty() {
@@ -83,16 +86,14 @@ impl ListingsApi {
             ..Query::default()
         };
         if req.service_at_locations {
-            return self.service_at_locations_page(query, page, per_page).await;
+            return self
+                .service_at_locations_page(query, page, per_page, &all_topics)
+                .await;
         }
         let results = self.search.index.read().expect("index lock").search(&query);
         let ids: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
-        let (rows, all_topics) = self.published_rows(ids.clone()).await?;
-        let contents = ids
-            .iter()
-            .filter_map(|id| rows.iter().find(|g| &g.id == id))
-            .map(|g| crate::oruk::service_doc(g, &all_topics, &self.tz))
-            .collect();
+        let mut docs = self.service_docs(&ids, &all_topics).await?;
+        let contents = ids.iter().filter_map(|id| docs.remove(id)).collect();
         let doc = crate::oruk::page(contents, results.total as u64, page, per_page);
         Ok(pb::SearchOpenReferralResponse {
             page_json: doc.to_string(),
@@ -106,6 +107,7 @@ impl ListingsApi {
         mut query: Query,
         page: u64,
         per_page: u64,
+        all_topics: &[topic_store::Model],
     ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
         let (offset, limit) = (query.offset, query.limit);
         query.offset = 0;
@@ -129,14 +131,10 @@ impl ListingsApi {
         let wanted: Vec<&(String, usize)> = venues.iter().skip(offset).take(limit).collect();
         let mut ids: Vec<String> = wanted.iter().map(|(id, _)| id.clone()).collect();
         ids.dedup();
-        let (rows, all_topics) = self.published_rows(ids).await?;
+        let docs = self.service_docs(&ids, all_topics).await?;
         let contents = wanted
             .iter()
-            .filter_map(|(id, i)| {
-                let group = rows.iter().find(|g| &g.id == id)?;
-                let service = crate::oruk::service_doc(group, &all_topics, &self.tz);
-                service_at_location_doc(&service, *i)
-            })
+            .filter_map(|(id, i)| service_at_location_doc(docs.get(id)?, *i))
             .collect();
         let doc = crate::oruk::page(contents, total, page, per_page);
         Ok(pb::SearchOpenReferralResponse {
@@ -179,30 +177,58 @@ impl ListingsApi {
         } else {
             service_id.to_string()
         };
-        let (rows, all_topics) = self.published_rows(vec![group_id]).await?;
-        let group = rows.first().ok_or_else(|| ListingsError::NotFound)?;
+        let all_topics = topic_store::list(&self.read, &self.region).await?;
+        let mut docs = self.service_docs(&[group_id.clone()], &all_topics).await?;
+        let doc = docs.remove(&group_id).ok_or(ListingsError::NotFound)?;
         Ok(pb::GetOpenReferralServiceResponse {
-            service_json: crate::oruk::service_doc(group, &all_topics, &self.tz).to_string(),
+            service_json: doc.to_string(),
         })
     }
 
-    /// The published groups of this region among `ids`, and the region's topics.
-    async fn published_rows(
+    /// The `service` documents of the published groups of this region among
+    /// `ids`, by id. They come from the public cards kept in memory; only a
+    /// group published a moment ago on another replica, not carded here yet,
+    /// is read from the database.
+    async fn service_docs(
         &self,
-        ids: Vec<String>,
-    ) -> Result<(Vec<Model>, Vec<topic_store::Model>), ListingsError> {
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            store::Entity::find()
-                .filter(store::Column::Id.is_in(ids))
+        ids: &[String],
+        all_topics: &[topic_store::Model],
+    ) -> Result<HashMap<String, Value>, ListingsError> {
+        let mut docs = HashMap::with_capacity(ids.len());
+        let mut not_carded = Vec::new();
+        for id in ids {
+            match self.search.card(id) {
+                Some(card) => {
+                    let doc = crate::oruk::service_doc(
+                        &card.wire,
+                        card.schedule.as_ref(),
+                        all_topics,
+                        &self.tz,
+                    );
+                    docs.insert(id.clone(), doc);
+                }
+                None => not_carded.push(id.clone()),
+            }
+        }
+        if !not_carded.is_empty() {
+            let rows: Vec<Model> = store::Entity::find()
+                .filter(store::Column::Id.is_in(not_carded))
                 .filter(store::Column::Region.eq(self.region.as_str()))
                 .filter(store::Column::Status.eq(GroupStatus::Published.as_str()))
                 .all(&self.read)
-                .await?
-        };
-        let all_topics = topic_store::list(&self.read, &self.region).await?;
-        Ok((rows, all_topics))
+                .await?;
+            for g in rows {
+                let doc = self.service_doc(&g, all_topics);
+                docs.insert(g.id.clone(), doc);
+            }
+        }
+        Ok(docs)
+    }
+
+    /// The `service` document of a group read from the database.
+    pub(super) fn service_doc(&self, g: &Model, all_topics: &[topic_store::Model]) -> Value {
+        let card = self.to_wire(g, None);
+        crate::oruk::service_doc(&card, g.schedule().as_ref(), all_topics, &self.tz)
     }
 
     /// ORUK's `postcode` and `proximity` (metres) as a centre and a radius in km.
