@@ -267,8 +267,9 @@ impl EventHandler for ListingsEvents {
             (Some(news), _) => {
                 let mut out = messages::group_news(&news, &snapshot.name, &snapshot.organiser_ids);
                 if news == GroupNews::Listed {
-                    let people = alerted(txn, &snapshot).await?;
-                    out.extend(messages::new_group_alert(&people, &snapshot.name));
+                    let (followers, alerted) = told_of_new_group(txn, &snapshot).await?;
+                    out.extend(messages::followed_group_listed(&followers, &snapshot.name));
+                    out.extend(messages::new_group_alert(&alerted, &snapshot.name));
                 }
                 out
             }
@@ -291,8 +292,35 @@ impl EventHandler for ListingsEvents {
     }
 }
 
+/// Who hears that a group is now listed, each once and only the first time
+/// (its organisers excepted): the people who followed it while it was being
+/// started, then the people with a saved alert it matches.
+async fn told_of_new_group(
+    txn: &DatabaseTransaction,
+    group: &ev::GroupSnapshot,
+) -> Result<(Vec<String>, Vec<String>), DbErr> {
+    let followers: Vec<String> = audience::of_group(txn, &group.group_id)
+        .await?
+        .into_iter()
+        .filter(|p| !group.organiser_ids.contains(p))
+        .collect();
+    let alerted: Vec<String> = alerted(txn, group)
+        .await?
+        .into_iter()
+        .filter(|p| !followers.contains(p))
+        .collect();
+    // A group listed again (after a suspension) is not news to those told once.
+    let kind = messages::Kind::NewGroupAlert;
+    let everyone: Vec<String> = followers.iter().chain(&alerted).cloned().collect();
+    let told = notification::recipients_of_kind(txn, &group.group_id, kind, &everyone).await?;
+    let untold = |people: Vec<String>| -> Vec<String> {
+        people.into_iter().filter(|p| !told.contains(p)).collect()
+    };
+    Ok((untold(followers), untold(alerted)))
+}
+
 /// People with a saved alert matching a newly listed group (its organisers
-/// excepted), each once.
+/// excepted).
 async fn alerted(
     txn: &DatabaseTransaction,
     group: &ev::GroupSnapshot,
@@ -321,11 +349,7 @@ async fn alerted(
             }
         }
     }
-    // A group listed again (after a suspension) is not news to those told once.
-    let people: Vec<String> = people.into_iter().collect();
-    let kind = messages::Kind::NewGroupAlert;
-    let told = notification::recipients_of_kind(txn, &group.group_id, kind, &people).await?;
-    Ok(people.into_iter().filter(|p| !told.contains(p)).collect())
+    Ok(people.into_iter().collect())
 }
 
 /// Erasure in notifications: the person's inbox goes, and they are remembered

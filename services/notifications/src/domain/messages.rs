@@ -176,6 +176,23 @@ pub fn new_group_alert(people: &[String], group_name: &str) -> Vec<Message> {
         .collect()
 }
 
+/// To the people who followed a proposal, once the group it became is listed.
+/// Of the same kind as an alert's message: both say a new group is there, and
+/// nobody hears it twice.
+pub fn followed_group_listed(people: &[String], group_name: &str) -> Vec<Message> {
+    people
+        .iter()
+        .map(|person| Message {
+            recipient_id: person.clone(),
+            kind: Kind::NewGroupAlert,
+            title: "A group you follow has started".into(),
+            body: format!(
+                "{group_name}, which you followed while it was being started, is now listed in the directory: you can see when it meets and join."
+            ),
+        })
+        .collect()
+}
+
 /// To a webhook's owner when deliveries to it stop.
 pub fn webhook_disabled(owner: &str, url: &str, why: &str) -> Message {
     Message {

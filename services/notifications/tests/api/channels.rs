@@ -1216,16 +1216,42 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
             group: Some(group),
             occurred_at: None,
         };
+        // Fay and Ann followed it while it was being started: they hear that
+        // it has started instead (Ann once, though her alert matches too).
+        for person in ["fay", "ann"] {
+            let follow = ev::FollowChanged {
+                group_id: g.clone(),
+                person_id: person.into(),
+                following: true,
+                occurred_at: None,
+            };
+            publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+        }
+        settle(&nats).await;
         publish(&nats, LISTINGS, "group.published", &g, &published).await;
         settle(&nats).await;
         use pb::NotificationKind as K;
-        for (person, told) in [("ann", true), ("ben", false), ("cal", false), ("dee", true)] {
+        for (person, told) in [
+            ("ann", true),
+            ("ben", false),
+            ("cal", false),
+            ("dee", true),
+            ("fay", true),
+        ] {
             let got = kinds(&inbox(&mut client, person).await);
             assert_eq!(
                 got == [K::NewGroupAlert],
                 told,
                 "{backend:?} {person}: {got:?}"
             );
+        }
+        for (person, title) in [
+            ("ann", "A group you follow has started"),
+            ("fay", "A group you follow has started"),
+            ("dee", "A new group matches your alert"),
+        ] {
+            let got = inbox(&mut client, person).await;
+            assert_eq!(got.notifications[0].title, title, "{backend:?} {person}");
         }
         assert_eq!(kinds(&inbox(&mut client, "olive").await), [K::GroupListed]);
         // Listed again (after a suspension, say): not news to those told once.
@@ -1234,6 +1260,7 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
         publish(&nats, LISTINGS, "group.published", &g, &again).await;
         settle(&nats).await;
         assert_eq!(kinds(&inbox(&mut client, "ann").await), [K::NewGroupAlert]);
+        assert_eq!(kinds(&inbox(&mut client, "fay").await), [K::NewGroupAlert]);
         assert_eq!(kinds(&inbox(&mut client, "olive").await).len(), 2);
 
         // Deleting: only one's own.
