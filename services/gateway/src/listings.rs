@@ -39,8 +39,11 @@ const TOPICS_KEPT_FOR: Duration = Duration::from_secs(30);
 pub(crate) struct Listings {
     client: ListingsServiceClient<Channel>,
     health: HealthClient<Channel>,
-    topics: Arc<Mutex<Option<(Instant, Arc<Vec<pb::Topic>>)>>>,
+    topics: Arc<Mutex<Option<KeptTopics>>>,
 }
+
+/// The topic list and when it was asked for.
+type KeptTopics = (Instant, Arc<Vec<pb::Topic>>);
 
 impl Listings {
     pub fn new(config: &Config) -> anyhow::Result<Self> {

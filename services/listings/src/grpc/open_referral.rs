@@ -178,7 +178,9 @@ impl ListingsApi {
             service_id.to_string()
         };
         let all_topics = topic_store::list(&self.read, &self.region).await?;
-        let mut docs = self.service_docs(&[group_id.clone()], &all_topics).await?;
+        let mut docs = self
+            .service_docs(std::slice::from_ref(&group_id), &all_topics)
+            .await?;
         let doc = docs.remove(&group_id).ok_or(ListingsError::NotFound)?;
         Ok(pb::GetOpenReferralServiceResponse {
             service_json: doc.to_string(),

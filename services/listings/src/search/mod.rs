@@ -368,14 +368,14 @@ impl SearchIndex {
             }
         }
         let mut matches: Vec<(usize, f32, Option<f64>)> = Vec::new();
-        for slot in self.candidates(q, &terms) {
+        for slot in self.candidates(q, terms) {
             let Some(indexed) = self.slots[slot as usize].as_ref() else {
                 continue;
             };
             let Some(distance) = self.filter(&indexed.doc, q) else {
                 continue;
             };
-            let Some(score) = self.score(indexed, &terms, &dfs) else {
+            let Some(score) = self.score(indexed, terms, &dfs) else {
                 continue;
             };
             matches.push((slot as usize, score, distance));
