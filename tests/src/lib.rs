@@ -54,14 +54,16 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts binary `name` listening on a free port with `env` (SELFHELP_* settings).
+    /// Starts binary `name` with `env` (SELFHELP_* settings) and returns once it
+    /// listens. It binds port 0 itself and writes the port it got to a file,
+    /// so no port is chosen here and then lost to another test in between.
     pub fn spawn(name: &'static str, env: &[(&str, String)]) -> ServiceProcess {
-        let port = selfhelp_testkit::nats_server::free_port().expect("free port");
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let work = tempfile::tempdir().expect("temp dir");
+        let address_file = work.path().join("grpc-address");
         let mut cmd = Command::new(binary(name));
         cmd.current_dir(work.path())
-            .env("SELFHELP_GRPC__LISTEN", addr.to_string())
+            .env("SELFHELP_GRPC__LISTEN", "127.0.0.1:0")
+            .env("SELFHELP_GRPC__WRITE_ADDRESS_TO", &address_file)
             // Notifications' unsubscribe page: any free port, so tests can run side by side.
             .env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")
             .env("SELFHELP_LOG__LEVEL", "warn")
@@ -71,9 +73,25 @@ impl ServiceProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let addr = loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                break text
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{name} wrote the address {text:?}: {e}"));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} ended ({status}) before it listened");
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{name} did not listen within 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         ServiceProcess {
             name,
             addr,

@@ -137,6 +137,11 @@ impl Default for NatsConfig {
 pub struct GrpcConfig {
     /// Address to listen on, e.g. `0.0.0.0:50051`.
     pub listen: String,
+    /// When set, the address actually listened on is written to this file once
+    /// the port is bound: how a supervisor or a test that gives port 0 (any
+    /// free port) learns which one it got, without a race for the port. (Not
+    /// `address_file`: a `…_FILE` variable reads a setting from a file.)
+    pub write_address_to: Option<std::path::PathBuf>,
     /// Deadline for a request whose client set none.
     pub request_timeout_ms: u64,
     /// Requests handled at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
@@ -159,6 +164,7 @@ impl Default for GrpcConfig {
     fn default() -> Self {
         Self {
             listen: String::new(),
+            write_address_to: None,
             request_timeout_ms: 10_000,
             concurrency_limit: 256,
             // Ample for any request of ours; anonymous callers included.

@@ -67,6 +67,12 @@ where
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &config.common().grpc.write_address_to
+        && let Err(e) = write_address_file(path, &listener)
+    {
+        tracing::error!(path = %path.display(), error = %e, "cannot write the address file");
+        return std::process::ExitCode::FAILURE;
+    }
     let shutdown = Shutdown::from_future(crate::shutdown::os_signal());
     match run(config, listener, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -75,6 +81,17 @@ where
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the bound address to `path` whole or not at all (a reader polling
+/// for the file never sees half an address).
+fn write_address_file(
+    path: &std::path::Path,
+    listener: &tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, listener.local_addr()?.to_string())?;
+    std::fs::rename(&partial, path)
 }
 
 /// `--migrate`: one run of the service's migrations, under the same lock as a
