@@ -1,8 +1,53 @@
 //! Time as stored: milliseconds since the Unix epoch (portable across SQLite and
 //! PostgreSQL, and trivially comparable in SQL for leases and ordering).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// The system clock, for bookkeeping that must agree across replicas (leases,
+/// the outbox, the inbox). Behaviour that waits for a moment goes through a
+/// [`Clock`] instead.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The time that decides what a service does: quiet hours, digests, reviews
+/// falling due, reminders, the next meetings. A service is handed one at start
+/// ([`Clock::system`] in production), so a test can move it forward with
+/// [`Clock::advance`] instead of waiting for the wall clock. It keeps running
+/// while moved: only an offset is added, so loops that poll still see time pass.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    ahead_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The wall clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        match self.ahead_ms.load(Ordering::Relaxed) {
+            0 => now,
+            ahead => now + chrono::Duration::milliseconds(ahead),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, as stored.
+    pub fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+
+    /// Moves this clock (and every clone of it) forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.ahead_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 pub fn to_timestamp(ms: i64) -> prost_types::Timestamp {
@@ -28,5 +73,20 @@ mod tests {
         assert_eq!(ts.seconds, 1_700_000_000);
         assert_eq!(ts.nanos, 123_000_000);
         assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_clock_moved_forward_moves_every_clone_and_keeps_running() {
+        let clock = Clock::system();
+        let handed_out = clock.clone();
+        let before = handed_out.now_ms();
+        clock.advance(Duration::from_secs(3_600));
+        let after = handed_out.now_ms();
+        assert!(after - before >= 3_600_000, "{before} → {after}");
+        assert!(after - before < 3_660_000, "{before} → {after}");
+        assert!(
+            Clock::system().now_ms() < after,
+            "a new clock starts at the wall clock"
+        );
     }
 }

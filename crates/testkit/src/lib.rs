@@ -541,6 +541,27 @@ pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str
     .await
 }
 
+/// Waits until `durable` has handed out the last message of `stream` at least
+/// once (handled or not): the message reached the service.
+pub async fn wait_consumer_delivered(nats_url: &str, stream: &str, durable: &str) {
+    let client = async_nats::connect(nats_url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    eventually(&format!("consumer {durable} to deliver the last of {stream}"), Duration::from_secs(20), || {
+        let js = js.clone();
+        async move {
+            let mut s = js.get_stream(stream).await.ok()?;
+            let last = s.info().await.ok()?.state.last_sequence;
+            let mut c = js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(durable, stream)
+                .await
+                .ok()?;
+            let info = c.info().await.ok()?;
+            (last > 0 && info.delivered.stream_sequence >= last).then_some(())
+        }
+    })
+    .await
+}
+
 /// The RPCs of `service` (e.g. `MembershipService`) as its contract declares
 /// them, for tests that must call every one.
 pub fn rpc_names(service: &str) -> Vec<String> {

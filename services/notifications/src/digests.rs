@@ -2,10 +2,10 @@
 //! into one digest per period. The digest row's unique (person, period) key
 //! makes exactly one replica win; a digest is only made when something waits.
 
-use chrono::{NaiveTime, Utc, Weekday};
+use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use selfhelp_platform::time::now_ms;
+use selfhelp_platform::time::Clock;
 
 use crate::config::DigestConfig;
 use crate::domain::digest::{DigestTimes, latest_period};
@@ -23,6 +23,8 @@ pub struct Digests {
     pub timezone: Tz,
     /// How erased people are recorded.
     pub names: selfhelp_platform::privacy::Pseudonyms,
+    /// Decides which period is due.
+    pub clock: Clock,
 }
 
 impl Digests {
@@ -31,6 +33,7 @@ impl Digests {
         db: DatabaseConnection,
         timezone: Tz,
         names: selfhelp_platform::privacy::Pseudonyms,
+        clock: Clock,
     ) -> anyhow::Result<Digests> {
         let send_at = NaiveTime::parse_from_str(&cfg.send_at, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&cfg.send_at, "%H:%M:%S"))
@@ -51,6 +54,7 @@ impl Digests {
             times: DigestTimes { send_at, weekday },
             timezone,
             names,
+            clock,
         })
     }
 
@@ -71,7 +75,7 @@ impl Digests {
     /// Deletes the delivery log's finished rows and digests older than
     /// `retention_days`; how many rows went.
     pub async fn prune(&self, retention_days: u32) -> Result<usize, DbErr> {
-        let before = now_ms() - i64::from(retention_days) * 86_400_000;
+        let before = self.clock.now_ms() - i64::from(retention_days) * 86_400_000;
         // A digest whose email waits or failed (replayable) keeps its items.
         let keep = delivery::unfinished_digests(&self.db).await?;
         let deliveries = delivery::delete_finished_before(&self.db, before, &keep).await?;
@@ -82,7 +86,7 @@ impl Digests {
     async fn for_person(&self, person: &str) -> Result<bool, DbErr> {
         let held = preference::get(&self.db, person).await?;
         let prefs = &held.preferences;
-        let now = Utc::now();
+        let now = self.clock.now();
         let txn = self.db.begin().await?;
         if prefs.cadence == Cadence::Immediate {
             // They left digests: what waits goes out on its own.
@@ -103,7 +107,7 @@ impl Digests {
         if items.is_empty() {
             return Ok(false); // never an empty digest
         }
-        let stamp = now_ms();
+        let stamp = now.timestamp_millis();
         let count = i32::try_from(items.len()).unwrap_or(i32::MAX);
         let Some(digest_id) = digest::create_once(&txn, person, &period, count, stamp).await?
         else {

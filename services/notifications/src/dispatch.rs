@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use selfhelp_platform::group_view;
-use selfhelp_platform::time::now_ms;
+use selfhelp_platform::time::Clock;
 use serde_json::json;
 
 use crate::channels::email::{Item, Mailer, Templates};
@@ -41,6 +41,8 @@ pub struct Dispatcher {
     pub timezone: Tz,
     /// How erased people are recorded.
     pub names: selfhelp_platform::privacy::Pseudonyms,
+    /// Decides what is due (quiet hours, retries).
+    pub clock: Clock,
 }
 
 /// How one attempt went, before retries are counted.
@@ -66,8 +68,14 @@ impl Dispatcher {
         let claim = uuid::Uuid::now_v7().to_string();
         let mut tried = 0;
         while (tried as u64) < self.config.batch {
-            let due =
-                delivery::claim_due(&self.db, &claim, now_ms(), lease_ms, IN_FLIGHT as u64).await?;
+            let due = delivery::claim_due(
+                &self.db,
+                &claim,
+                self.clock.now_ms(),
+                lease_ms,
+                IN_FLIGHT as u64,
+            )
+            .await?;
             if due.is_empty() {
                 break;
             }
@@ -92,7 +100,7 @@ impl Dispatcher {
             Some(Channel::Webhook) => self.webhook(&d).await?,
             None => Attempt::Cancel(format!("unknown channel {}", d.channel)),
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let (outcome, disable_because) = match attempt {
             Attempt::Later(at_ms) => (Outcome::Later { at_ms }, None),
             Attempt::Done => (Outcome::Sent, None),
@@ -168,7 +176,7 @@ impl Dispatcher {
             return Ok(()); // already off: the owner was told then
         }
         // What still waits fails with it: replayable once the endpoint works.
-        let now = now_ms();
+        let now = self.clock.now_ms();
         delivery::end_for_webhook(txn, webhook_id, delivery::FAILED, "webhook turned off", now)
             .await?;
         tracing::warn!(webhook = %webhook_id, reason = why, "webhook turned off");
@@ -181,6 +189,7 @@ impl Dispatcher {
             "",
             &format!("webhook-disabled:{webhook_id}:{now}"),
             self.timezone,
+            self.clock.now(),
         )
         .await?;
         Ok(())
@@ -193,7 +202,7 @@ impl Dispatcher {
         }
         let tz = held.preferences.tz(self.timezone);
         // Quiet hours may have begun since it was queued (or a retry fell in them).
-        let now = Utc::now();
+        let now = self.clock.now();
         let due = held.preferences.send_at(now, self.timezone);
         if due > now {
             return Ok(Attempt::Later(due.timestamp_millis()));
@@ -301,6 +310,7 @@ impl Dispatcher {
         let Some(row) = notification::find(&self.db, &d.notification_id).await? else {
             return Ok(Attempt::Cancel("notification no longer held".into()));
         };
+        // The wall clock: receivers check the signed timestamp against theirs.
         let now = Utc::now();
         let payload = json!({
             "type": format!("notification.{}", row.kind.to_ascii_lowercase()),
@@ -335,7 +345,7 @@ impl Dispatcher {
                 Posted::Gone => Attempt::Gone,
                 Posted::Failed(e) => Attempt::Retry(e),
                 // Not an attempt: the owner's other calls are still going.
-                Posted::Busy => Attempt::Later(now_ms() + 1_000),
+                Posted::Busy => Attempt::Later(self.clock.now_ms() + 1_000),
             },
         )
     }

@@ -8,7 +8,7 @@ use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::privacy::{Eraser, Pseudonyms};
-use selfhelp_platform::time::now_ms;
+use selfhelp_platform::time::{Clock, now_ms};
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::messages::{self, Change, GroupNews, MeetingNews, Message};
@@ -16,6 +16,7 @@ use crate::routing;
 use crate::store::{alert, audience, delivery, digest, erased, notification, preference, webhook};
 
 pub struct MembershipEvents {
+    pub clock: Clock,
     /// The region's time zone (quiet hours of people who set none).
     pub timezone: chrono_tz::Tz,
     /// How erased people are recorded.
@@ -125,6 +126,7 @@ impl EventHandler for MembershipEvents {
             told.group_id(),
             &event.id,
             self.timezone,
+            self.clock.now(),
         )
         .await?;
         Ok(())
@@ -184,6 +186,7 @@ async fn update_audience(
 /// Consumes LISTINGS: keeps `group_view`, tells organisers about their group and
 /// members and followers about meeting changes.
 pub struct ListingsEvents {
+    pub clock: Clock,
     /// The region's time zone, for meeting times that come as instants.
     pub timezone: chrono_tz::Tz,
     /// How erased people are recorded.
@@ -286,6 +289,7 @@ impl EventHandler for ListingsEvents {
             &snapshot.group_id,
             &event.id,
             self.timezone,
+            self.clock.now(),
         )
         .await?;
         Ok(())

@@ -25,6 +25,7 @@ use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
+use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use tokio::net::TcpListener;
@@ -36,6 +37,16 @@ pub const SERVICE_NAME: &str = "selfhelp.notifications.v1.NotificationsService";
 
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with_clock(config, Clock::system(), listener, shutdown).await
+}
+
+/// [`run`] on `clock`: tests move it forward instead of waiting.
+pub async fn run_with_clock(
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let common = &config.common;
     let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
@@ -78,6 +89,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         region: common.region.clone(),
         timezone,
         names: names.clone(),
+        clock: clock.clone(),
     });
     workers.spawn("deliveries", {
         let stop = shutdown.clone();
@@ -95,6 +107,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         db.clone(),
         timezone,
         names.clone(),
+        clock.clone(),
     )?);
     workers.spawn("digests", {
         let (digests, stop) = (digests.clone(), shutdown.clone());
@@ -137,6 +150,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         config.webhooks.clone(),
         config.watch.clone(),
         live.clone(),
+        clock.clone(),
     );
     parts.add_service(
         NotificationsServiceServer::new(api)
@@ -153,6 +167,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             (
                 bus::LISTINGS,
                 Arc::new(events::ListingsEvents {
+                    clock: clock.clone(),
                     timezone,
                     names: names.clone(),
                 }),
@@ -160,6 +175,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             (
                 bus::MEMBERSHIP,
                 Arc::new(events::MembershipEvents {
+                    clock: clock.clone(),
                     timezone,
                     names: names.clone(),
                 }),

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DbErr};
-use selfhelp_platform::time::now_ms;
 
 use crate::domain::messages::{Kind, Message};
 use crate::domain::preferences::Channel;
@@ -18,7 +17,7 @@ use crate::store::{erased, notification, preference, webhook};
 /// Stores `messages` (caused by `event_id`, about `group_id`) and queues their
 /// emails and webhook calls. People erased meanwhile get nothing. `tz` is the
 /// region's, for people who did not give their own. Returns how many inbox
-/// items this call stored.
+/// items this call stored. `now` decides when each email may go (quiet hours).
 pub async fn deliver<C: ConnectionTrait>(
     conn: &C,
     names: &selfhelp_platform::privacy::Pseudonyms,
@@ -26,6 +25,7 @@ pub async fn deliver<C: ConnectionTrait>(
     group_id: &str,
     event_id: &str,
     tz: Tz,
+    now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     if messages.is_empty() {
         return Ok(0);
@@ -48,7 +48,8 @@ pub async fn deliver<C: ConnectionTrait>(
     if keep.is_empty() {
         return Ok(0);
     }
-    let now = now_ms();
+    let now_utc = now;
+    let now = now.timestamp_millis();
     notification::insert_all(conn, &keep, group_id, event_id, now).await?;
 
     // The rows as stored (a redelivered event finds the earlier ones).
@@ -62,7 +63,6 @@ pub async fn deliver<C: ConnectionTrait>(
             .or_default()
             .push(hook.clone());
     }
-    let now_utc = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_else(Utc::now);
     let mut deliveries = Vec::new();
     for row in &stored {
         let Some(kind) = Kind::parse(&row.kind) else {

@@ -2,7 +2,7 @@
 //! see everyone's and replay failed ones.
 
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
@@ -125,7 +125,7 @@ impl NotificationsApi {
             )));
         }
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        if !delivery::replay(&txn, &id, now_ms()).await? {
+        if !delivery::replay(&txn, &id, self.clock.now_ms()).await? {
             return Err(NotificationsError::FailedPrecondition(
                 "it was replayed meanwhile".into(),
             ));

@@ -9,7 +9,7 @@ use selfhelp_platform::Shutdown;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::require_caller;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
@@ -37,6 +37,7 @@ pub struct NotificationsApi {
     watch: WatchConfig,
     /// Live streams open on this replica, and their wake-ups.
     live: Arc<LiveInbox>,
+    clock: Clock,
 }
 
 /// Notifications sent per look; the next look sends the rest.
@@ -50,6 +51,7 @@ impl NotificationsApi {
         webhooks: WebhookConfig,
         watch: WatchConfig,
         live: Arc<LiveInbox>,
+        clock: Clock,
     ) -> Self {
         Self {
             db: db.write,
@@ -59,6 +61,7 @@ impl NotificationsApi {
             webhooks,
             watch,
             live,
+            clock,
         }
     }
 
@@ -165,7 +168,7 @@ impl NotificationsService for NotificationsApi {
             }
         }
         let selection = (!req.all).then_some(ids.as_slice());
-        notification::mark_read(&self.db, &caller.person_id, selection, now_ms())
+        notification::mark_read(&self.db, &caller.person_id, selection, self.clock.now_ms())
             .await
             .map_err(NotificationsError::from)?;
         let unread = notification::unread_count(&self.db, &caller.person_id)
@@ -334,7 +337,7 @@ impl NotificationsService for NotificationsApi {
         let doc = json!({
             "service": "notifications",
             "person_id": person,
-            "exported_at": rfc3339(now_ms()),
+            "exported_at": rfc3339(self.clock.now_ms()),
             "notifications": inbox,
             "group_updates": updates,
             "email": held.email,

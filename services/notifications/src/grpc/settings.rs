@@ -2,7 +2,7 @@
 
 use chrono::NaiveTime;
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::notifications::v1 as pb;
 
@@ -219,7 +219,7 @@ impl NotificationsApi {
         };
         let held = from_wire(wire)?;
         let person = caller.person_id.as_str();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
         preference::put(&txn, person, &held, now).await?;
         if held.email.is_empty() {
@@ -285,7 +285,7 @@ impl NotificationsApi {
             longitude: req.longitude,
             radius_km: req.radius_km,
             label: req.label.trim().to_string(),
-            created_at_ms: now_ms(),
+            created_at_ms: self.clock.now_ms(),
         };
         alert::insert(&txn, row.clone()).await?;
         txn.commit().await?;
@@ -371,7 +371,7 @@ impl NotificationsApi {
             kinds: kinds.join(","),
             active: true,
             disabled_reason: String::new(),
-            created_at_ms: now_ms(),
+            created_at_ms: self.clock.now_ms(),
         };
         webhook::insert(&txn, row.clone()).await?;
         txn.commit().await?;
@@ -407,8 +407,14 @@ impl NotificationsApi {
             return Err(NotificationsError::NotFound("webhook"));
         }
         let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        delivery::end_for_webhook(&txn, &id, delivery::CANCELLED, "webhook removed", now_ms())
-            .await?;
+        delivery::end_for_webhook(
+            &txn,
+            &id,
+            delivery::CANCELLED,
+            "webhook removed",
+            self.clock.now_ms(),
+        )
+        .await?;
         webhook::delete(&txn, &id).await?;
         txn.commit().await?;
         Ok(())

@@ -403,17 +403,18 @@ async fn quiet_hours_hold_email_until_they_end_then_send_it() {
     for backend in backends() {
         let nats = Nats::start();
         let db = TestDb::new(backend).await;
-        let svc = start_with(with_smtp(config(&db, &nats), &smtp)).await;
+        let clock = Clock::system();
+        let svc = start_on(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
         let mut client = NotificationsServiceClient::new(svc.channel().await);
         let g = uuid::Uuid::now_v7().to_string();
         group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
-        // Quiet (in UTC) from an hour ago until the start of the minute after
-        // next: one to two minutes from now.
-        let now = chrono::Utc::now();
+        // Quiet (in UTC) from an hour ago until the start of the minute an
+        // hour from now.
+        let now = clock.now();
         let start = (now - chrono::Duration::hours(1))
             .format("%H:%M")
             .to_string();
-        let end_at = (now + chrono::Duration::minutes(2))
+        let end_at = (now + chrono::Duration::hours(1))
             .with_second(0)
             .and_then(|t| t.with_nanosecond(0))
             .unwrap();
@@ -431,7 +432,6 @@ async fn quiet_hours_hold_email_until_they_end_then_send_it() {
         let ce = uuid::Uuid::now_v7().to_string();
         member_joined(&nats, &g, "bob", &ce, &ce).await;
         settle(&nats).await;
-        tokio::time::sleep(Duration::from_millis(500)).await; // a few dispatcher rounds
         let log = deliveries(&mut client, "olive").await;
         assert_eq!(log.len(), 1, "{backend:?}");
         let held = &log[0];
@@ -445,15 +445,25 @@ async fn quiet_hours_hold_email_until_they_end_then_send_it() {
         );
         assert!(mails_to(&smtp, &address).is_empty());
 
-        // When they end, it goes.
-        eventually("the held email", Duration::from_secs(180), || {
+        // When they end, it goes; its sent time (on the service's clock)
+        // proves it did not go earlier.
+        let wait = (end_at - clock.now()).to_std().unwrap_or_default();
+        clock.advance(wait + Duration::from_secs(1));
+        eventually("the held email", Duration::from_secs(20), || {
             let found = mails_to(&smtp, &address);
             async move { (!found.is_empty()).then_some(()) }
         })
         .await;
-        let log = deliveries(&mut client, "olive").await;
-        assert_eq!(log[0].status, pb::DeliveryStatus::Sent as i32);
+        let log = eventually("the delivery marked sent", Duration::from_secs(10), || {
+            let mut c = client.clone();
+            async move {
+                let log = deliveries(&mut c, "olive").await;
+                (log[0].status == pb::DeliveryStatus::Sent as i32).then_some(log)
+            }
+        })
+        .await;
         assert!(log[0].sent_at.unwrap().seconds >= end_at.timestamp());
+        assert_eq!(log[0].attempts, 1, "{:?}", log[0]);
         svc.stop().await.unwrap();
     }
 }
@@ -542,25 +552,20 @@ async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replic
         );
         svc.stop().await.unwrap();
 
-        // Now two replicas whose digest time comes in a moment (after all
-        // three were held): both try to make it.
-        config.digests.send_at = (chrono::Utc::now() + chrono::Duration::seconds(2))
-            .format("%H:%M:%S")
-            .to_string();
-        let a = start_with(config.clone()).await;
-        let b = start_with(config.clone()).await;
+        // Now two replicas whose digest time comes in an hour (after all
+        // three were held), on one clock: when it is moved on, both try to
+        // make the digest.
+        let clock = Clock::system();
+        let digest_at = clock.now() + chrono::Duration::hours(1);
+        config.digests.send_at = digest_at.format("%H:%M:%S").to_string();
+        let a = start_on(config.clone(), clock.clone()).await;
+        let b = start_on(config.clone(), clock.clone()).await;
+        clock.advance(Duration::from_secs(3_601));
         let digest = eventually("the digest", Duration::from_secs(30), || {
             let found = mails_to(&smtp, &address);
             async move { (found.len() == 2).then_some(found) }
         })
         .await;
-        // Give the other replica every chance to send a second one.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(
-            mails_to(&smtp, &address).len(),
-            2,
-            "{backend:?}: one digest only"
-        );
         let digest = digest
             .iter()
             .map(|m| mailparse::parse_mail(m).unwrap())
@@ -591,8 +596,15 @@ async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replic
             })
             .count();
         assert_eq!(in_digest, 3);
+        // Once both have stopped (a stop finishes what is being sent), a
+        // second digest could no longer slip in unseen.
         a.stop().await.unwrap();
         b.stop().await.unwrap();
+        assert_eq!(
+            mails_to(&smtp, &address).len(),
+            2,
+            "{backend:?}: one digest only"
+        );
     }
 }
 
@@ -721,25 +733,30 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
             .await;
         }
         settle(&nats).await;
+        // Every call has timed out at least once...
+        eventually("timed-out attempts", Duration::from_secs(30), || {
+            let mut c = client.clone();
+            async move {
+                let log = deliveries(&mut c, "org").await;
+                (log.len() == 3 && log.iter().all(|d| d.attempts >= 1)).then_some(())
+            }
+        })
+        .await;
+        // ...then it answers, but with errors, for a while; then it recovers.
         let receiver = Receiver::default();
         receiver.set(StatusCode::SERVICE_UNAVAILABLE);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        // Then it answers, but with errors, for a while; then it recovers.
         receiver.serve(listener);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        eventually("calls answered 503", Duration::from_secs(30), || {
+            let calls = *receiver.calls.lock().unwrap();
+            async move { (calls >= 3).then_some(()) }
+        })
+        .await;
         receiver.set(StatusCode::NO_CONTENT);
         let got = eventually("three deliveries", Duration::from_secs(30), || {
             let got = receiver.verified(&hook.secret);
             async move { (got.len() == 3).then_some(got) }
         })
         .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let got_after = receiver.verified(&hook.secret);
-        assert_eq!(got_after.len(), 3, "{backend:?}");
-        assert!(
-            got_after.values().all(|(times, _)| *times == 1),
-            "each id once: {got_after:?}"
-        );
         let mut dates: Vec<String> = got
             .values()
             .map(|(_, json)| {
@@ -753,14 +770,30 @@ async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
             "{dates:?}"
         );
         assert!(*receiver.calls.lock().unwrap() > 3, "it was retried");
-        let log = deliveries(&mut client, "org").await;
+        let log = eventually(
+            "three deliveries marked sent",
+            Duration::from_secs(10),
+            || {
+                let mut c = client.clone();
+                async move {
+                    let log = deliveries(&mut c, "org").await;
+                    log.iter()
+                        .all(|d| d.status == pb::DeliveryStatus::Sent as i32)
+                        .then_some(log)
+                }
+            },
+        )
+        .await;
         assert_eq!(log.len(), 3);
-        assert!(
-            log.iter()
-                .all(|d| d.status == pb::DeliveryStatus::Sent as i32 && d.attempts > 1),
-            "{log:?}"
-        );
+        assert!(log.iter().all(|d| d.attempts > 1), "{log:?}");
+        // Stopped, it can send nothing more: what the receiver has is final.
         svc.stop().await.unwrap();
+        let got_after = receiver.verified(&hook.secret);
+        assert_eq!(got_after.len(), 3, "{backend:?}");
+        assert!(
+            got_after.values().all(|(times, _)| *times == 1),
+            "each id once: {got_after:?}"
+        );
     }
 }
 

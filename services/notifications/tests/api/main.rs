@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use selfhelp_notifications::{Config, SERVICE_NAME, run};
+use selfhelp_notifications::{Config, SERVICE_NAME, run, run_with_clock};
 use selfhelp_platform::bus::{LISTINGS, MEMBERSHIP};
+use selfhelp_platform::time::Clock;
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::events::v1 as ev;
@@ -12,7 +13,7 @@ use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use selfhelp_testkit::{
     Nats, RunningService, TestDb, backends, eventually, publish_event, token,
-    wait_consumer_caught_up, with_token,
+    wait_consumer_caught_up, wait_consumer_delivered, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -44,6 +45,14 @@ async fn start(db: &TestDb, nats: &Nats) -> RunningService {
 
 async fn start_with(config: Config) -> RunningService {
     RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
+}
+
+/// The service on a clock the test moves forward.
+async fn start_on(config: Config, clock: Clock) -> RunningService {
+    RunningService::start(SERVICE_NAME, move |l, s| {
+        run_with_clock(config, clock, l, s)
+    })
+    .await
 }
 
 /// Listings' word about a group, as an update: it feeds the read model and tells
@@ -164,7 +173,8 @@ async fn a_join_tells_organiser_and_member_once_even_when_redelivered() {
         // until the group is known, not dropped.
         let ce_id = uuid::Uuid::now_v7().to_string();
         member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-1")).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let membership = format!("notifications-{REGION}-membership");
+        wait_consumer_delivered(&nats.url(), "MEMBERSHIP", &membership).await;
         group_known(&nats, &group, "Diabetes support Nottingham", &["alice"]).await;
         // The same event again, past JetStream's de-duplication window.
         member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-2")).await;
