@@ -128,6 +128,39 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// Whether the PostgreSQL variant of a test can run (`TEST_DATABASE_URL` set);
+/// says loudly when it cannot, so a green run never hides an untested backend.
+pub fn postgres_available(test: &str) -> bool {
+    let set = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
+    if !set {
+        eprintln!("testkit: TEST_DATABASE_URL not set: {test} on PostgreSQL NOT run");
+    }
+    set
+}
+
+/// One test per database backend, so a SQLite failure cannot hide the
+/// PostgreSQL result: `per_backend!(scenario);` beside
+/// `async fn scenario(backend: Backend)` makes the tests `scenario::sqlite` and
+/// `scenario::postgres` (the latter says when it cannot run).
+#[macro_export]
+macro_rules! per_backend {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario($crate::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::postgres_available(module_path!()) {
+                    super::$scenario($crate::Backend::Postgres).await
+                }
+            }
+        }
+    )+};
+}
+
 /// A fresh, empty database for one test.
 pub struct TestDb {
     pub url: String,
@@ -356,6 +389,11 @@ pub async fn wait_serving_within(addr: std::net::SocketAddr, service_name: &str,
     .await
 }
 
+/// The `ce-subject` header of an event (the object it is about).
+pub fn ce_subject_of(m: &async_nats::Message) -> Option<&str> {
+    m.headers.as_ref()?.get("ce-subject").map(|v| v.as_str())
+}
+
 /// A subscriber that is not ours: a plain NATS client on `selfhelp.>` collecting
 /// every message it sees.
 pub struct OutsideSubscriber {
@@ -428,6 +466,15 @@ impl OutsideSubscriber {
         self.seen
             .iter()
             .filter(|m| m.subject.as_str() == subject)
+            .count()
+    }
+
+    /// How many messages on `subject` about `ce_subject` (the `ce-subject`
+    /// header) have been seen so far, without waiting.
+    pub fn seen_about(&self, subject: &str, ce_subject: &str) -> usize {
+        self.seen
+            .iter()
+            .filter(|m| m.subject.as_str() == subject && ce_subject_of(m) == Some(ce_subject))
             .count()
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::events::EventLog;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::time::now_ms;
+use selfhelp_platform::time::Clock;
 
 use crate::config::FreshnessConfig;
 use crate::events;
@@ -24,11 +24,12 @@ pub async fn run(
     outbox: EventLog,
     region: String,
     cfg: FreshnessConfig,
+    clock: Clock,
     shutdown: Shutdown,
 ) {
     let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
     selfhelp_platform::service::repeat("review reminders", interval, shutdown, || {
-        check_once(&db, &outbox, &region, &cfg, now_ms())
+        check_once(&db, &outbox, &region, &cfg, clock.now_ms())
     })
     .await
 }

@@ -18,6 +18,7 @@ use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
+use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
 use tokio::net::TcpListener;
@@ -29,6 +30,16 @@ pub const SERVICE_NAME: &str = "selfhelp.listings.v1.ListingsService";
 
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with_clock(config, Clock::system(), listener, shutdown).await
+}
+
+/// [`run`] on `clock`: tests move it forward instead of waiting.
+pub async fn run_with_clock(
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let common = &config.common;
     let tz = config.common.tz()?;
     let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
@@ -75,11 +86,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let api = grpc::ListingsApi::new(
         dbs,
         event_log.clone(),
-        common.region.clone(),
-        tz,
-        config.freshness.clone(),
         indexer,
         postcodes,
+        grpc::Settings {
+            region: common.region.clone(),
+            tz,
+            freshness: config.freshness.clone(),
+            clock: clock.clone(),
+        },
     );
     parts.add_service(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
@@ -93,6 +107,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
                 event_log.clone(),
                 region.clone(),
                 freshness.clone(),
+                clock.clone(),
                 stop.clone(),
             )
         }

@@ -1,13 +1,15 @@
 //! The listings service in-process over real gRPC/TCP, with a real nats-server and
 //! real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
 
-use selfhelp_listings::{Config, SERVICE_NAME, run};
+use selfhelp_listings::{Config, SERVICE_NAME, run, run_with_clock};
+use selfhelp_platform::time::Clock;
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_testkit::{
-    Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, token, with_token,
+    Backend, Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends,
+    ce_subject_of, per_backend, token, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -931,39 +933,101 @@ async fn each_caller_gets_a_fair_share_and_a_retry_hint_beyond_it() {
         .expect("served again after the wait");
 }
 
-/// Whether a listing is overdue is the server's clock against the setting:
-/// with a maximum age of 0 days every listing is overdue at once. SQLite.
-#[tokio::test]
-async fn once_a_check_is_overdue_only_an_operator_renews_it() {
+/// Freshness at the time it matters, on the service's clock moved forward: a
+/// reminder the day a review falls due (day 335 by default) and not a day
+/// before, one per confirmation however often the check runs, "not recently
+/// checked" after a year, and then only an operator renews the check.
+async fn freshness_over_a_year(backend: Backend) {
     use selfhelp_listings::config::FreshnessConfig;
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
     let nats = Nats::start();
-    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
     let config = Config {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
         freshness: FreshnessConfig {
-            max_age_days: 0,
+            check_interval_secs: 1,
             ..Default::default()
         },
         ..Default::default()
     };
-    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let (max_age, warn_after) = (
+        config.freshness.max_age_days as u32,
+        config.freshness.warn_after_days as u32,
+    );
+    let clock = Clock::system();
+    let svc = RunningService::start(SERVICE_NAME, {
+        let clock = clock.clone();
+        move |l, s| run_with_clock(config, clock, l, s)
+    })
+    .await;
     let mut client = ListingsServiceClient::new(svc.channel().await);
-    let group = publish(&mut client, "alice", new_group("Overdue circle", "", &[])).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let confirm = || pb::ConfirmGroupDetailsRequest {
-        group_id: group.id.clone(),
+    // Two groups checked a day apart.
+    let older = publish(&mut client, "alice", new_group("Overdue circle", "", &[])).await;
+    clock.advance(DAY);
+    let newer = publish(&mut client, "alice", new_group("Newer circle", "", &[])).await;
+    let reader = client.clone();
+    let checked = |id: &str| {
+        let mut client = reader.clone();
+        let id = id.to_string();
+        async move {
+            client
+                .get_group(pb::GetGroupRequest { group_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+                .recently_checked
+        }
+    };
+    assert!(checked(&older.id).await);
+    let due = format!("selfhelp.{REGION}.listings.group.review_due");
+    let reminder_about = |id: String| move |m: &async_nats::Message| ce_subject_of(m) == Some(&id);
+
+    // The older one falls due; the round that reminds it finds the newer one a
+    // day short (its reminder would travel in the same batch).
+    clock.advance(DAY * (warn_after - 1));
+    outside
+        .expect_matching(&due, reminder_about(older.id.clone()))
+        .await;
+    outside
+        .count_after(&due, std::time::Duration::from_millis(500))
+        .await;
+    assert_eq!(outside.seen_about(&due, &newer.id), 0, "a day early");
+    assert!(checked(&older.id).await, "due for review, not yet stale");
+
+    // A day later the newer one's reminder comes; rounds ran meanwhile and the
+    // older one was not reminded again.
+    clock.advance(DAY);
+    outside
+        .expect_matching(&due, reminder_about(newer.id.clone()))
+        .await;
+    assert_eq!(
+        outside.seen_about(&due, &older.id),
+        1,
+        "once per confirmation"
+    );
+
+    // A year on, it shows as not recently checked and the organiser may no
+    // longer vouch for it alone.
+    clock.advance(DAY * (max_age - warn_after));
+    assert!(!checked(&older.id).await);
+    let confirm = pb::ConfirmGroupDetailsRequest {
+        group_id: older.id.clone(),
     };
     let refused = client
-        .confirm_group_details(with_token(confirm(), &token("alice", REGION, &[])))
+        .confirm_group_details(with_token(confirm.clone(), &token("alice", REGION, &[])))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     client
-        .confirm_group_details(with_token(confirm(), &token("olu", REGION, &["operator"])))
+        .confirm_group_details(with_token(confirm, &token("olu", REGION, &["operator"])))
         .await
         .expect("an operator renews an overdue check");
+    assert!(checked(&older.id).await, "renewed");
     svc.stop().await.unwrap();
 }
+
+per_backend!(freshness_over_a_year);
 
 #[tokio::test]
 async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns() {

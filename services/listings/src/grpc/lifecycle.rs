@@ -2,7 +2,7 @@
 
 use sea_orm::TransactionTrait;
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
@@ -70,7 +70,7 @@ impl ListingsApi {
         if changes.is_empty() {
             return Ok(self.to_wire(&group, Some(caller)));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if !store::update_card(&txn, &group, &card, now).await? {
             return Err(ListingsError::Conflict);
@@ -218,8 +218,11 @@ impl ListingsApi {
         }
         // Organisers keep their listing checked while it is fresh; once the
         // check is overdue, someone other than its authors must look again.
-        let overdue =
-            !domain::recently_checked(group.assured_at_ms, now_ms(), self.freshness.max_age_days);
+        let overdue = !domain::recently_checked(
+            group.assured_at_ms,
+            self.clock.now_ms(),
+            self.freshness.max_age_days,
+        );
         if overdue && !caller.is_operator_of(&self.region) {
             return Err(ListingsError::FailedPrecondition(format!(
                 "this listing was last checked over {} days ago: an operator of the region checks it now",
@@ -227,7 +230,7 @@ impl ListingsApi {
             )));
         }
         let txn = self.db.begin().await?;
-        if !store::confirm(&txn, &group, &caller.person_id, now_ms()).await? {
+        if !store::confirm(&txn, &group, &caller.person_id, self.clock.now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
         let updated = store::find(&txn, &group.id)

@@ -6,7 +6,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
@@ -66,18 +66,32 @@ pub struct ListingsApi {
     freshness: FreshnessConfig,
     search: Indexer,
     postcodes: Arc<PostcodeTable>,
+    /// Decides what is overdue and which meetings are next.
+    clock: Clock,
+}
+
+/// What the region's settings give the API.
+pub struct Settings {
+    pub region: String,
+    pub tz: chrono_tz::Tz,
+    pub freshness: FreshnessConfig,
+    pub clock: Clock,
 }
 
 impl ListingsApi {
     pub fn new(
         db: Databases,
         outbox: EventLog,
-        region: String,
-        tz: chrono_tz::Tz,
-        freshness: FreshnessConfig,
         search: Indexer,
         postcodes: Arc<PostcodeTable>,
+        settings: Settings,
     ) -> Self {
+        let Settings {
+            region,
+            tz,
+            freshness,
+            clock,
+        } = settings;
         Self {
             db: db.write,
             read: db.read,
@@ -87,6 +101,7 @@ impl ListingsApi {
             freshness,
             search,
             postcodes,
+            clock,
         }
     }
 
@@ -212,7 +227,7 @@ impl ListingsApi {
         // The operator approving a listing has checked its details.
         let assured_by = (transition == Transition::Approve).then_some(caller.person_id.as_str());
         let txn = self.db.begin().await?;
-        if !store::set_status(&txn, &group, next, note, assured_by, now_ms()).await? {
+        if !store::set_status(&txn, &group, next, note, assured_by, self.clock.now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
         let updated = store::find(&txn, &group.id)
@@ -260,7 +275,7 @@ impl ListingsService for ListingsApi {
                 &caller.person_id,
                 &new,
                 initial,
-                now_ms(),
+                self.clock.now_ms(),
             )
             .await?;
             events::record(&txn, &self.outbox, GroupEvent::Created, &group, &trace).await?;
@@ -660,7 +675,7 @@ impl ListingsService for ListingsApi {
         if taxonomy.iter().any(|t| t.code == code) {
             return Err(ListingsError::AlreadyExists(format!("topic code {code} is taken")).into());
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let row = topic_store::Model {
             id: topics::stable_id(&self.region, &code).to_string(),
             region: self.region.clone(),
@@ -714,7 +729,7 @@ impl ListingsService for ListingsApi {
         topic.name = req.name.trim().to_string();
         topic.description = req.description.trim().to_string();
         topic.parent_id = parent_id;
-        topic.updated_at_ms = now_ms();
+        topic.updated_at_ms = self.clock.now_ms();
         let saved = self.save_topic(topic, "updated", &trace).await?;
         Ok(Response::new(topic_to_wire(&saved)))
     }
@@ -756,7 +771,7 @@ impl ListingsService for ListingsApi {
             )
             .into());
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         topic.retired_at_ms = Some(now);
         topic.replaced_by_id = Some(replacement.id);
         topic.updated_at_ms = now;
@@ -887,8 +902,11 @@ impl ListingsApi {
     pub(crate) fn to_wire(&self, g: &Model, caller: Option<&Caller>) -> pb::Group {
         let mut wire = group_to_wire(g, caller, &self.tz);
         wire.assured_date = assured_date(g, &self.tz);
-        wire.recently_checked =
-            domain::recently_checked(g.assured_at_ms, now_ms(), self.freshness.max_age_days);
+        wire.recently_checked = domain::recently_checked(
+            g.assured_at_ms,
+            self.clock.now_ms(),
+            self.freshness.max_age_days,
+        );
         wire
     }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{NaiveDate, NaiveTime, TimeZone, Weekday};
 use sea_orm::TransactionTrait;
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
@@ -48,7 +48,7 @@ impl ListingsApi {
             g.schedule().as_ref(),
             &exceptions,
             self.tz,
-            Utc::now(),
+            self.clock.now(),
             NEXT_MEETINGS,
         )
         .iter()
@@ -60,7 +60,7 @@ impl ListingsApi {
 
     /// A published group's public card with its next meetings, from memory.
     pub(super) fn public_card(&self, card: &Card) -> pb::Group {
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut wire = card.wire.clone();
         wire.next_occurrences = card.next_meetings(now.timestamp_millis(), || {
             let next = schedule::next_occurrences(
@@ -94,7 +94,7 @@ impl ListingsApi {
     }
 
     fn today(&self) -> NaiveDate {
-        Utc::now().with_timezone(&self.tz).date_naive()
+        self.clock.now().with_timezone(&self.tz).date_naive()
     }
 
     /// A required date, today or later, and not beyond the schedule window.
@@ -194,7 +194,7 @@ impl ListingsApi {
         let txn = self.db.begin().await?;
         // Touching the group row first makes changes to one group take turns,
         // so the count below cannot be raced past.
-        if !store::touch(&txn, group, now_ms()).await? {
+        if !store::touch(&txn, group, self.clock.now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
         let today = self.today().format("%Y-%m-%d").to_string();
@@ -204,7 +204,7 @@ impl ListingsApi {
                  meetings to come; remove one first"
             )));
         }
-        exception_store::insert(&txn, &group.id, exception, now_ms()).await?;
+        exception_store::insert(&txn, &group.id, exception, self.clock.now_ms()).await?;
         let updated = store::find(&txn, &group.id)
             .await?
             .ok_or(ListingsError::NotFound)?;
@@ -240,7 +240,7 @@ impl ListingsApi {
             end_time: wire.end_time,
         };
         let txn = self.db.begin().await?;
-        if !store::set_schedule(&txn, &group, schedule.as_ref(), now_ms()).await? {
+        if !store::set_schedule(&txn, &group, schedule.as_ref(), self.clock.now_ms()).await? {
             return Err(ListingsError::Conflict);
         }
         // Cancellations and moves named dates of the old rule.
@@ -402,7 +402,7 @@ impl ListingsApi {
                 group.schedule().as_ref(),
                 &exceptions,
                 self.tz,
-                Utc::now(),
+                self.clock.now(),
             ),
         })
     }
@@ -467,7 +467,7 @@ impl ListingsApi {
             .collect();
         Ok(pb::ExportGroupCalendarResponse {
             content_type: "text/calendar; charset=utf-8".into(),
-            ics: calendar::export_many(&name, &meetings, self.tz, Utc::now()),
+            ics: calendar::export_many(&name, &meetings, self.tz, self.clock.now()),
         })
     }
 }
