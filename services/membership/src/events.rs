@@ -8,7 +8,7 @@ use selfhelp_platform::bus::{IncomingEvent, MEMBERSHIP};
 use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::{Clock, now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::{types, v1 as ev};
 use selfhelp_schedule::{Exception, Schedule};
@@ -189,6 +189,8 @@ pub async fn record_duty_due<C: ConnectionTrait>(
 /// places when capacity grows.
 pub struct ListingsGroups {
     pub outbox: Outbox,
+    /// Decides when places freed by a change are given out.
+    pub clock: Clock,
     /// The region's time zone, for meeting times that come as instants.
     pub timezone: chrono_tz::Tz,
 }
@@ -215,7 +217,7 @@ impl EventHandler for ListingsGroups {
         let ctx = Ctx {
             outbox: &self.outbox,
             trace: Some(&trace),
-            now: now_ms(),
+            now: self.clock.now_ms(),
         };
         let result = match snapshot.status.as_str() {
             "ARCHIVED" => workflow::end_all(txn, ctx, &snapshot.group_id, "GROUP_ARCHIVED")

@@ -20,6 +20,7 @@ use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
+use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
 use selfhelp_proto::membership::v1::membership_service_server::MembershipServiceServer;
 use tokio::net::TcpListener;
@@ -31,6 +32,16 @@ pub const SERVICE_NAME: &str = "selfhelp.membership.v1.MembershipService";
 
 /// Runs the service on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with_clock(config, Clock::system(), listener, shutdown).await
+}
+
+/// [`run`] on `clock`: tests move it forward instead of waiting.
+pub async fn run_with_clock(
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let common = &config.common;
     let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
@@ -39,7 +50,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
-    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config, names)?;
+    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config, names, clock.clone())?;
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
@@ -51,7 +62,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     workers.spawn("rota reminders", {
         let (db, outbox) = (db.clone(), outbox.clone());
         let (rota, stop) = (config.rota.clone(), shutdown.clone());
-        move || reminders::run(db.clone(), outbox.clone(), rota.clone(), stop.clone())
+        let clock = clock.clone();
+        move || {
+            reminders::run(
+                db.clone(),
+                outbox.clone(),
+                rota.clone(),
+                clock.clone(),
+                stop.clone(),
+            )
+        }
     });
     Eventing {
         service: "membership",
@@ -64,6 +84,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
                 bus::LISTINGS,
                 Arc::new(events::ListingsGroups {
                     outbox: outbox.clone(),
+                    clock: clock.clone(),
                     timezone: common.tz()?,
                 }),
             ),

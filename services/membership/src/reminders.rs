@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::now_ms;
+use selfhelp_platform::time::Clock;
 
 use crate::config::RotaConfig;
 use crate::domain::rota;
@@ -17,22 +16,28 @@ use crate::events;
 use crate::store::{meetings, rota as rota_store};
 
 /// Sends due reminders every `check_interval_secs` until `shutdown`.
-pub async fn run(db: DatabaseConnection, outbox: Outbox, cfg: RotaConfig, shutdown: Shutdown) {
+pub async fn run(
+    db: DatabaseConnection,
+    outbox: Outbox,
+    cfg: RotaConfig,
+    clock: Clock,
+    shutdown: Shutdown,
+) {
     let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
     let lead = chrono::Duration::hours(i64::from(cfg.reminder_lead_hours));
     selfhelp_platform::service::repeat("rota reminders", interval, shutdown, || {
-        send_due(&db, &outbox, lead)
+        send_due(&db, &outbox, lead, clock.now())
     })
     .await
 }
 
-/// Sends the reminders for turns starting within `lead` from now; returns how many.
+/// Sends the reminders for turns starting within `lead` from `now`; returns how many.
 pub async fn send_due(
     db: &DatabaseConnection,
     outbox: &Outbox,
     lead: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, MembershipError> {
-    let now = Utc::now();
     let mut sent = 0;
     for r in rota_store::all(db).await? {
         let Some(m) = meetings::load(db, &r.group_id).await? else {
@@ -48,8 +53,15 @@ pub async fn send_due(
             };
             let txn = db.begin().await?;
             let key = &turn.meeting.key;
-            if rota_store::claim_reminder(&txn, &r.group_id, &r.duty, key, &person, now_ms())
-                .await?
+            if rota_store::claim_reminder(
+                &txn,
+                &r.group_id,
+                &r.duty,
+                key,
+                &person,
+                now.timestamp_millis(),
+            )
+            .await?
             {
                 events::record_duty_due(&txn, outbox, &r.group_id, &r.duty, &person, &turn.meeting)
                     .await?;

@@ -4,7 +4,7 @@
 use sea_orm::TransactionTrait;
 use selfhelp_platform::bus::PRIVACY;
 use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser};
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::membership::v1 as pb;
@@ -28,7 +28,7 @@ impl MembershipApi {
             return Err(v.into());
         }
         let person = caller.person_id.as_str();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let due = now + i64::from(self.privacy.confirm_within_hours) * 3_600_000;
         let txn = self.db.begin().await?;
         // Membership's own part happens now; the event asks everyone (this
@@ -82,7 +82,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let (offset, limit) = paging(&mut v, request.into_inner().page);
         v.into_result()?;
-        let (rows, total) = erasure::overdue(&self.db, now_ms(), offset, limit).await?;
+        let (rows, total) = erasure::overdue(&self.db, self.clock.now_ms(), offset, limit).await?;
         let mut requests = Vec::with_capacity(rows.len());
         for r in &rows {
             requests.push(self.status_of(r).await?);

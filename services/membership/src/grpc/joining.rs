@@ -2,7 +2,6 @@
 //! memberships, leave.
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::now_ms;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
@@ -46,7 +45,7 @@ impl MembershipApi {
         let consent_given = req.consent.clone().expect("validated");
         let code = req.invitation_code.trim();
 
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let result: Result<membership::Model, MembershipError> = async {
             let txn = self.db.begin().await?;
             group_settings::lock(&txn, &group_id, now).await?;
@@ -200,7 +199,7 @@ impl MembershipApi {
         trace: &selfhelp_platform::trace::TraceParent,
         reason: Option<&str>,
     ) -> Result<membership::Model, MembershipError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         group_settings::lock(&txn, group_id, now).await?;
         let m = membership::find_for(&txn, group_id, person)

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
@@ -62,7 +62,7 @@ impl MembershipApi {
             .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
             .await?;
 
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         // Lock the group, then re-read: the request may have been withdrawn meanwhile.
         group_settings::lock(&txn, &seen.group_id, now).await?;
@@ -168,7 +168,7 @@ impl MembershipApi {
             ));
         }
 
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let expires_at_ms = now + i64::from(hours) * 3_600_000;
         let txn = self.db.begin().await?;
         group_settings::lock(&txn, &group_id, now).await?;
@@ -251,7 +251,7 @@ impl MembershipApi {
         } else {
             (State::Removed, Change::Removed)
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         group_settings::lock(&txn, &target.group_id, now).await?;
         let m = membership::find(&txn, &id)
@@ -315,7 +315,7 @@ impl MembershipApi {
             .managed_membership(&caller.person_id, &id, Permission::AssignRoles)
             .await?;
 
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         group_settings::lock(&txn, &seen.group_id, now).await?;
         let m = membership::find(&txn, &id)
@@ -449,7 +449,7 @@ impl MembershipApi {
             Permission::ManageGroup,
         )
         .await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         let current = group_settings::get(&txn, &group_id, now).await?;
         let visibility = visibility.unwrap_or(current.member_list_visibility.as_str());

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::group_view;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::to_timestamp;
+use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::{PageRequest, PageResponse};
@@ -43,6 +43,8 @@ pub struct MembershipApi {
     privacy: PrivacyConfig,
     /// How erasure requests are filed without naming the person.
     names: selfhelp_platform::privacy::Pseudonyms,
+    /// Decides what is overdue and which duty turn is next.
+    clock: Clock,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -165,6 +167,7 @@ impl MembershipApi {
         outbox: Outbox,
         config: &Config,
         names: selfhelp_platform::privacy::Pseudonyms,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
         let url = &config.listings.url;
         let listings = if url.is_empty() {
@@ -186,6 +189,7 @@ impl MembershipApi {
             listings,
             privacy: config.privacy.clone(),
             names,
+            clock,
         })
     }
 

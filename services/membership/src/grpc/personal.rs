@@ -2,7 +2,7 @@
 //! consent, and a copy of everything held about them.
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use serde_json::json;
@@ -27,7 +27,7 @@ impl MembershipApi {
             v.line("display_name", name, false, MAX_DISPLAY_NAME);
         }
         v.into_result()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         let m = membership::find_for(&txn, &group_id, &caller.person_id)
             .await?
@@ -58,7 +58,7 @@ impl MembershipApi {
                 "only published or proposed groups can be followed".into(),
             ));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if follow::add(&txn, &group_id, &caller.person_id, now).await? {
             events::record_follow(
@@ -148,7 +148,7 @@ impl MembershipApi {
             .ok_or(MembershipError::NotAMember)?;
         if !held.state().is_open() {
             // Already out of the group: the consent is withdrawn, nothing else changes.
-            consent::withdraw(&self.db, &held.id, now_ms()).await?;
+            consent::withdraw(&self.db, &held.id, self.clock.now_ms()).await?;
             return self.wire(&self.db, &held).await;
         }
         let m = self
@@ -226,7 +226,7 @@ impl MembershipApi {
         let doc = json!({
             "service": "membership",
             "person_id": person,
-            "exported_at": millis_to_rfc3339(now_ms()),
+            "exported_at": millis_to_rfc3339(self.clock.now_ms()),
             "memberships": memberships,
             "consents": consents,
             "follows": follows,

@@ -3,9 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::Utc;
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::{now_ms, to_timestamp};
+use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
@@ -93,7 +92,7 @@ impl MembershipApi {
                 ..Default::default()
             });
         }
-        let saved = store::set(&txn, &group_id, &duty, &volunteers, now_ms()).await?;
+        let saved = store::set(&txn, &group_id, &duty, &volunteers, self.clock.now_ms()).await?;
         txn.commit().await?;
         self.duty_rota(&saved, &caller.person_id, true, DEFAULT_MEETINGS)
             .await
@@ -243,13 +242,13 @@ impl MembershipApi {
     ) -> Result<(), MembershipError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
-        let today = Utc::now().date_naive().to_string();
+        let today = self.clock.now().date_naive().to_string();
         if store::count_changes_from(&txn, group_id, duty, &today).await? >= MAX_CHANGES {
             return Err(MembershipError::FailedPrecondition(format!(
                 "this rota has {MAX_CHANGES} skips and swaps to come already"
             )));
         }
-        store::add_change(&txn, group_id, duty, change, now_ms()).await?;
+        store::add_change(&txn, group_id, duty, change, self.clock.now_ms()).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -296,7 +295,7 @@ impl MembershipApi {
         let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
             return Ok(Vec::new()); // no meetings known yet
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
         let all = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
         let mut changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
