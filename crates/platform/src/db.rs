@@ -99,19 +99,6 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     )
 }
 
-/// Storage failures as gRPC status: a database that cannot be reached is
-/// UNAVAILABLE (clients may retry); anything else is INTERNAL and logged, without
-/// leaking details to the client.
-pub fn error_status(e: &DbErr) -> tonic::Status {
-    if is_transient(e) {
-        tracing::warn!(error = %e, "database unavailable");
-        tonic::Status::unavailable("database unavailable; retry shortly")
-    } else {
-        tracing::error!(error = %e, "database error");
-        tonic::Status::internal("internal error")
-    }
-}
-
 /// Failures of the connection rather than of the statement: the database could
 /// not be reached, the connection broke, or the server ended it (a restart, a
 /// failover, an administrator); the same statement may well work on retry.

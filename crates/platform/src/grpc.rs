@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::Shutdown;
 use crate::auth::{Authenticator, Caller};
 use crate::config::GrpcConfig;
+use crate::error::ServiceError;
 use crate::trace::{self, TraceParent};
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -202,10 +203,31 @@ pub fn caller<T>(request: &Request<T>) -> Option<&Caller> {
 }
 
 /// The caller, or `UNAUTHENTICATED` for RPCs that need a token.
-pub fn require_caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+pub fn require_caller<T>(request: &Request<T>) -> Result<Caller, ServiceError> {
     caller(request)
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("this call needs a bearer token"))
+        .ok_or(ServiceError::Unauthenticated(
+            "this call needs a bearer token".into(),
+        ))
+}
+
+/// A caller acts only within the region its deployment serves: a token for
+/// another region is `PERMISSION_DENIED` (its operators see nothing here).
+pub fn in_region(caller: &Caller, region: &str) -> Result<(), ServiceError> {
+    if caller.region == region {
+        Ok(())
+    } else {
+        Err(ServiceError::PermissionDenied(
+            "your token is for another region",
+        ))
+    }
+}
+
+/// The signed-in caller of `region`: [`require_caller`] then [`in_region`].
+pub fn caller_in_region<T>(request: &Request<T>, region: &str) -> Result<Caller, ServiceError> {
+    let caller = require_caller(request)?;
+    in_region(&caller, region)?;
+    Ok(caller)
 }
 
 /// The request's trace context (set by [`AuthLayer`] for every call).

@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod error;
 pub mod fair_share;
 pub mod geo;
 pub mod group_view;

@@ -1,100 +1,29 @@
-//! Request validation: collect every field violation, then answer
-//! `INVALID_ARGUMENT` with a `google.rpc.BadRequest` detail naming the fields.
+//! Request validation: collect every field violation (the pure
+//! [`selfhelp_validation`] crate), then answer `INVALID_ARGUMENT` with a
+//! `google.rpc.BadRequest` detail naming the fields.
 
+pub use selfhelp_validation::*;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// The most field violations one answer names.
-pub const MAX_REPORTED: usize = 20;
-
-/// Field violations gathered while checking one request.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Violations {
-    items: Vec<(String, String)>,
-}
-
-impl Violations {
-    pub fn new() -> Self {
-        Self::default()
+/// `INVALID_ARGUMENT` naming the fields: the first [`MAX_REPORTED`], as the
+/// status travels in HTTP/2 headers, which clients cap (16 KiB by default),
+/// and a list of 600 bad elements would otherwise break the response.
+pub fn status(violations: &Violations) -> Status {
+    let reported: Vec<(&str, &str)> = violations.iter().take(MAX_REPORTED).collect();
+    let mut summary = reported
+        .iter()
+        .map(|(f, d)| format!("{f}: {d}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if violations.len() > reported.len() {
+        summary.push_str(&format!("; and {} more", violations.len() - reported.len()));
     }
-
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.items.push((field.into(), description.into()));
+    let mut details = ErrorDetails::new();
+    for (field, description) in reported {
+        details.add_bad_request_violation(field, description);
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.items.iter().map(|(f, _)| f.as_str())
-    }
-
-    /// `Ok(())` when nothing was violated.
-    pub fn into_result(self) -> Result<(), Violations> {
-        if self.is_empty() { Ok(()) } else { Err(self) }
-    }
-
-    /// Checks a required text field: present, within `max_chars`, no control characters.
-    pub fn text(&mut self, field: &str, value: &str, required: bool, max_chars: usize) {
-        let trimmed = value.trim();
-        if required && trimmed.is_empty() {
-            self.add(field, "must not be empty");
-        } else if value.chars().count() > max_chars {
-            self.add(field, format!("must be at most {max_chars} characters"));
-        } else if value
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-        {
-            self.add(field, "must not contain control characters");
-        }
-    }
-
-    /// [`Violations::text`] for one-line fields (names, titles, labels, codes):
-    /// no line breaks or tabs either, since they would show up in a heading, a
-    /// log line or an email subject.
-    pub fn line(&mut self, field: &str, value: &str, required: bool, max_chars: usize) {
-        let before = self.items.len();
-        self.text(field, value, required, max_chars);
-        if self.items.len() == before && value.chars().any(char::is_control) {
-            self.add(field, "must be one line, without control characters");
-        }
-    }
-
-    /// Checks that `value` is a UUID; returns it when it is.
-    pub fn uuid(&mut self, field: &str, value: &str) -> Option<uuid::Uuid> {
-        match uuid::Uuid::parse_str(value.trim()) {
-            Ok(id) => Some(id),
-            Err(_) if value.trim().is_empty() => {
-                self.add(field, "must not be empty");
-                None
-            }
-            Err(_) => {
-                self.add(field, "must be a UUID");
-                None
-            }
-        }
-    }
-
-    /// `INVALID_ARGUMENT` naming the fields: the first [`MAX_REPORTED`], as the
-    /// status travels in HTTP/2 headers, which clients cap (16 KiB by default),
-    /// and a list of 600 bad elements would otherwise break the response.
-    pub fn into_status(self) -> Status {
-        let reported = &self.items[..self.items.len().min(MAX_REPORTED)];
-        let mut summary = reported
-            .iter()
-            .map(|(f, d)| format!("{f}: {d}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if self.items.len() > reported.len() {
-            summary.push_str(&format!("; and {} more", self.items.len() - reported.len()));
-        }
-        let mut details = ErrorDetails::new();
-        for (field, description) in reported {
-            details.add_bad_request_violation(field.clone(), description.clone());
-        }
-        Status::with_error_details(Code::InvalidArgument, summary, details)
-    }
+    Status::with_error_details(Code::InvalidArgument, summary, details)
 }
 
 /// Reads the field names of a `google.rpc.BadRequest` detail (for clients and tests).
@@ -105,55 +34,18 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Checks a page size: 0 means `default`, otherwise 1..=`max`.
-pub fn page_size(v: &mut Violations, field: &str, requested: i32, default: u64, max: u64) -> u64 {
-    match requested {
-        0 => default,
-        n if n < 0 || n as u64 > max => {
-            v.add(field, format!("must be between 1 and {max}"));
-            default
-        }
-        n => n as u64,
-    }
-}
-
-/// Deeper than this, offset paging is the wrong tool (and large values must never
-/// reach SQL binders).
-pub const MAX_PAGE_OFFSET: u64 = 100_000;
-
-/// Decodes an offset page token (an opaque base64 string to clients).
-pub fn page_offset(v: &mut Violations, field: &str, token: &str) -> u64 {
-    use base64::Engine;
-    if token.is_empty() {
-        return 0;
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse().ok()))
-        .filter(|offset| *offset <= MAX_PAGE_OFFSET)
-        .unwrap_or_else(|| {
-            v.add(field, "is not a token from a previous response");
-            0
-        })
-}
-
-pub fn encode_page_offset(offset: u64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_long_list_of_violations_is_cut_to_fit_in_headers() {
-        let mut v = super::Violations::new();
+        let mut v = Violations::new();
         for i in 0..600 {
             v.add(format!("kinds[{i}]"), "is not a notification kind");
         }
-        let status = v.into_status();
-        assert_eq!(super::violated_fields(&status).len(), super::MAX_REPORTED);
+        let status = status(&v);
+        assert_eq!(violated_fields(&status).len(), MAX_REPORTED);
         assert!(
             status.message().ends_with("and 580 more"),
             "{}",
@@ -163,54 +55,16 @@ mod tests {
     }
 
     #[test]
-    fn one_line_fields_refuse_line_breaks_that_text_fields_allow() {
-        let mut v = super::Violations::new();
-        v.text("description", "two\nlines\r\nand\ttabs", true, 100);
-        v.line("name", "plain name", true, 100);
-        assert!(v.is_empty());
-        v.line("name", "two\nlines", true, 100);
-        v.line("title", "a\rb", true, 100);
-        v.line("label", "tab\there", false, 100);
-        v.text("note", "bell\u{7}", false, 100);
-        assert_eq!(
-            v.fields().collect::<Vec<_>>(),
-            ["name", "title", "label", "note"]
-        );
-    }
-
-    use super::*;
-
-    #[test]
     fn status_names_every_field() {
         let mut v = Violations::new();
         v.text("name", "  ", true, 10);
         v.text("summary", &"x".repeat(11), false, 10);
         v.uuid("group_id", "nope");
-        let status = v.into_status();
+        let status = status(&v);
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(
             violated_fields(&status),
             vec!["name", "summary", "group_id"]
         );
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let mut v = Violations::new();
-        assert_eq!(
-            page_offset(&mut v, "page_token", &encode_page_offset(40)),
-            40
-        );
-        assert!(v.is_empty());
-        page_offset(&mut v, "page_token", "garbage!");
-        page_offset(&mut v, "page_token", &encode_page_offset(u64::MAX));
-        assert_eq!(
-            v.fields().collect::<Vec<_>>(),
-            vec!["page_token", "page_token"]
-        );
-        let mut v = Violations::new();
-        assert_eq!(page_size(&mut v, "page_size", 0, 20, 100), 20);
-        page_size(&mut v, "page_size", 101, 20, 100);
-        assert!(!v.is_empty());
     }
 }

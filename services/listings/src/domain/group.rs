@@ -777,9 +777,8 @@ mod tests {
             ]
         );
         assert!(
-            err.into_status()
-                .message()
-                .contains("is retired; use bereavement")
+            err.iter()
+                .any(|(_, why)| why.contains("is retired; use bereavement"))
         );
     }
 

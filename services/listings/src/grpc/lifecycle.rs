@@ -14,6 +14,7 @@ use super::{
 };
 use crate::domain::group::{self as domain, Transition};
 use crate::error::ListingsError;
+use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND};
 use crate::events;
 use crate::store::group::{self as store, Model};
 use crate::store::history;
@@ -59,7 +60,7 @@ impl ListingsApi {
         let card = domain::validate(card_draft!(req), &taxonomy)?;
         let group = self.manageable(caller, &group_id).await?;
         if group.version != expected_version {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
         if group.status() == domain::Status::Archived {
             return Err(ListingsError::FailedPrecondition(
@@ -73,11 +74,9 @@ impl ListingsApi {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if !store::update_card(&txn, &group, &card, now).await? {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
-        let updated = store::find(&txn, &group.id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         history::record(
             &txn,
             &group.id,
@@ -231,11 +230,9 @@ impl ListingsApi {
         }
         let txn = self.db.begin().await?;
         if !store::confirm(&txn, &group, &caller.person_id, self.clock.now_ms()).await? {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
-        let updated = store::find(&txn, &group.id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();

@@ -5,7 +5,7 @@ use crate::events::EventLog;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
-use selfhelp_platform::grpc::{caller, require_caller, trace_parent};
+use selfhelp_platform::grpc::{caller, caller_in_region, require_caller, trace_parent};
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
@@ -18,6 +18,7 @@ use crate::config::FreshnessConfig;
 use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
+use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND, TOPIC_NOT_FOUND};
 use crate::events::{self, GroupEvent};
 use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
@@ -113,17 +114,6 @@ impl ListingsApi {
         }
     }
 
-    /// Callers act only within the region this deployment serves.
-    fn check_region(&self, caller: &Caller) -> Result<(), ListingsError> {
-        if caller.region == self.region {
-            Ok(())
-        } else {
-            Err(ListingsError::PermissionDenied(
-                "your token is for another region",
-            ))
-        }
-    }
-
     /// The region's taxonomy, as the domain rules see it.
     async fn taxonomy(&self) -> Result<Vec<topics::TopicNode>, ListingsError> {
         Ok(topic_store::list(&self.read, &self.region)
@@ -176,7 +166,7 @@ impl ListingsApi {
         v.into_result()?;
         topic_store::find(&self.db, &self.region, &id.expect("checked").to_string())
             .await?
-            .ok_or(ListingsError::TopicNotFound)
+            .ok_or(TOPIC_NOT_FOUND)
     }
 
     /// Loads a group the caller may see; anything else is NOT_FOUND.
@@ -185,9 +175,7 @@ impl ListingsApi {
         id: &str,
         caller: Option<&Caller>,
     ) -> Result<Model, ListingsError> {
-        let group = store::find(&self.read, id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let group = store::find(&self.read, id).await?.ok_or(GROUP_NOT_FOUND)?;
         if domain::can_view(
             group.status(),
             &group.region,
@@ -196,7 +184,7 @@ impl ListingsApi {
         ) {
             Ok(group)
         } else {
-            Err(ListingsError::NotFound)
+            Err(GROUP_NOT_FOUND)
         }
     }
 
@@ -228,11 +216,9 @@ impl ListingsApi {
         let assured_by = (transition == Transition::Approve).then_some(caller.person_id.as_str());
         let txn = self.db.begin().await?;
         if !store::set_status(&txn, &group, next, note, assured_by, self.clock.now_ms()).await? {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
-        let updated = store::find(&txn, &group.id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
@@ -254,9 +240,8 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = require_caller(&request)?;
+        let caller = caller_in_region(&request, &self.region)?;
         let trace = trace_parent(&request);
-        self.check_region(&caller)?;
         let req = request.into_inner();
         let initial = if req.proposed {
             GroupStatus::Proposed

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::ListingsApi;
 use crate::domain::group::Status as GroupStatus;
 use crate::domain::topic as topics;
+use crate::error::GROUP_NOT_FOUND;
 use crate::error::ListingsError;
 use crate::search::{Query, Sort};
 use crate::store::group::{self as store, Model};
@@ -172,7 +173,7 @@ impl ListingsApi {
             let index = self.search.index.read().expect("index lock");
             match index.service_at_location(location_id) {
                 Some((group, _)) => group.to_string(),
-                None => return Err(ListingsError::NotFound),
+                None => return Err(GROUP_NOT_FOUND),
             }
         } else {
             service_id.to_string()
@@ -181,7 +182,7 @@ impl ListingsApi {
         let mut docs = self
             .service_docs(std::slice::from_ref(&group_id), &all_topics)
             .await?;
-        let doc = docs.remove(&group_id).ok_or(ListingsError::NotFound)?;
+        let doc = docs.remove(&group_id).ok_or(GROUP_NOT_FOUND)?;
         Ok(pb::GetOpenReferralServiceResponse {
             service_json: doc.to_string(),
         })

@@ -18,6 +18,7 @@ use crate::domain::schedule::{
     parse_date,
 };
 use crate::error::ListingsError;
+use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND};
 use crate::events::{self, MeetingEvent};
 use crate::search::cards::Card;
 use crate::store::exception as exception_store;
@@ -195,7 +196,7 @@ impl ListingsApi {
         // Touching the group row first makes changes to one group take turns,
         // so the count below cannot be raced past.
         if !store::touch(&txn, group, self.clock.now_ms()).await? {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
         let today = self.today().format("%Y-%m-%d").to_string();
         if exception_store::count_from(&txn, &group.id, &today).await? >= MAX_CHANGED_MEETINGS {
@@ -205,9 +206,7 @@ impl ListingsApi {
             )));
         }
         exception_store::insert(&txn, &group.id, exception, self.clock.now_ms()).await?;
-        let updated = store::find(&txn, &group.id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
@@ -241,13 +240,11 @@ impl ListingsApi {
         };
         let txn = self.db.begin().await?;
         if !store::set_schedule(&txn, &group, schedule.as_ref(), self.clock.now_ms()).await? {
-            return Err(ListingsError::Conflict);
+            return Err(GROUP_CHANGED);
         }
         // Cancellations and moves named dates of the old rule.
         exception_store::clear_regular_changes(&txn, &group.id).await?;
-        let updated = store::find(&txn, &group.id)
-            .await?
-            .ok_or(ListingsError::NotFound)?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();

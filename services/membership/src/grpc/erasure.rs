@@ -12,6 +12,7 @@ use tonic::Request;
 
 use super::{MembershipApi, page_response, paging, trace_of};
 use crate::error::MembershipError;
+use crate::error::NO_ERASURE_REQUEST;
 use crate::privacy::MembershipEraser;
 use crate::store::erasure;
 
@@ -65,7 +66,7 @@ impl MembershipApi {
         let caller = self.caller(&request)?;
         let req = erasure::latest_for(&self.db, &self.names.all_of(&caller.person_id))
             .await?
-            .ok_or(MembershipError::NoErasureRequest)?;
+            .ok_or(NO_ERASURE_REQUEST)?;
         self.status_of(&req).await
     }
 

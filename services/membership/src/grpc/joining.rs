@@ -11,6 +11,7 @@ use crate::domain::membership::{
     JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
 };
 use crate::error::MembershipError;
+use crate::error::NOT_A_MEMBER;
 use crate::events::{self, Change, Note};
 use crate::store::{consent, group_settings, invitation, membership};
 use crate::workflow::{self, Ctx};
@@ -204,7 +205,7 @@ impl MembershipApi {
         group_settings::lock(&txn, group_id, now).await?;
         let m = membership::find_for(&txn, group_id, person)
             .await?
-            .ok_or(MembershipError::NotAMember)?;
+            .ok_or(NOT_A_MEMBER)?;
         // Withdrawn consent ends even the last organiser's membership: the group
         // is then left to the region's operators.
         if reason.is_none()

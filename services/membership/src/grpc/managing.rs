@@ -13,6 +13,7 @@ use super::{
     MembershipApi, membership_to_wire, page_response, paging, state_from_wire, trace_of, uuid_field,
 };
 use crate::domain::membership::{GroupFacts, Permission, Role, State, check_transition, may};
+use crate::error::MEMBERSHIP_NOT_FOUND;
 use crate::error::MembershipError;
 use crate::events::{self, Change, Note};
 use crate::store::{group_settings, invitation, membership};
@@ -35,11 +36,11 @@ impl MembershipApi {
     ) -> Result<(membership::Model, GroupFacts, Role), MembershipError> {
         let m = membership::find(&self.db, id)
             .await?
-            .ok_or(MembershipError::MembershipNotFound)?;
+            .ok_or(MEMBERSHIP_NOT_FOUND)?;
         let facts = self
             .known_group(&self.db, &m.group_id)
             .await
-            .map_err(|_| MembershipError::MembershipNotFound)?;
+            .map_err(|_| MEMBERSHIP_NOT_FOUND)?;
         let role = self
             .require(&self.db, &facts, &m.group_id, person, permission)
             .await?;
@@ -68,7 +69,7 @@ impl MembershipApi {
         group_settings::lock(&txn, &seen.group_id, now).await?;
         let m = membership::find(&txn, &id)
             .await?
-            .ok_or(MembershipError::MembershipNotFound)?;
+            .ok_or(MEMBERSHIP_NOT_FOUND)?;
         if m.state() != State::Requested {
             return Err(MembershipError::FailedPrecondition(format!(
                 "there is no open request: the membership is {}",
@@ -256,7 +257,7 @@ impl MembershipApi {
         group_settings::lock(&txn, &target.group_id, now).await?;
         let m = membership::find(&txn, &id)
             .await?
-            .ok_or(MembershipError::MembershipNotFound)?;
+            .ok_or(MEMBERSHIP_NOT_FOUND)?;
         // A co-organiser cannot remove an organiser or another co-organiser.
         if m.state() == State::Active && m.role() >= my_role && my_role != Role::Organiser {
             return Err(MembershipError::PermissionDenied(
@@ -320,7 +321,7 @@ impl MembershipApi {
         group_settings::lock(&txn, &seen.group_id, now).await?;
         let m = membership::find(&txn, &id)
             .await?
-            .ok_or(MembershipError::MembershipNotFound)?;
+            .ok_or(MEMBERSHIP_NOT_FOUND)?;
         if m.state() != State::Active {
             return Err(MembershipError::FailedPrecondition(
                 "roles are for active members only".into(),

@@ -29,6 +29,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::config::{Config, PrivacyConfig};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
+use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
 use crate::store::{group_settings, membership};
 use selfhelp_platform::db::Databases;
 
@@ -196,14 +197,7 @@ impl MembershipApi {
     /// The signed-in caller, if their token is for this region. Operators of other
     /// regions see nothing here.
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, MembershipError> {
-        let caller = selfhelp_platform::grpc::require_caller(request)
-            .map_err(|s| MembershipError::Unauthenticated(s.message().to_string()))?;
-        if caller.region != self.region {
-            return Err(MembershipError::PermissionDenied(
-                "your token is for another region",
-            ));
-        }
-        Ok(caller)
+        selfhelp_platform::grpc::caller_in_region(request, &self.region)
     }
 
     /// The group as the read model knows it; NOT_FOUND when unknown or of
@@ -215,7 +209,7 @@ impl MembershipApi {
     ) -> Result<GroupFacts, MembershipError> {
         match group_view::find(conn, group_id).await? {
             Some(v) if v.region == self.region => Ok(facts_of(v)),
-            _ => Err(MembershipError::GroupNotFound),
+            _ => Err(GROUP_NOT_FOUND),
         }
     }
 
@@ -233,7 +227,7 @@ impl MembershipApi {
             return Ok(view.expect("checked"));
         }
         let Some(mut client) = self.listings.clone() else {
-            return view.ok_or(MembershipError::GroupNotFound);
+            return view.ok_or(GROUP_NOT_FOUND);
         };
         let mut ask = Request::new(listings_pb::GetGroupRequest {
             group_id: group_id.to_string(),
@@ -264,14 +258,14 @@ impl MembershipApi {
                 }
             }
             // Not visible to this caller in listings: the read model's answer stands.
-            Err(s) if s.code() == Code::NotFound => view.ok_or(MembershipError::GroupNotFound)?,
+            Err(s) if s.code() == Code::NotFound => view.ok_or(GROUP_NOT_FOUND)?,
             Err(s) => {
                 tracing::warn!(status = %s, "listings fallback failed");
-                view.ok_or(MembershipError::ListingsUnavailable)?
+                view.ok_or(LISTINGS_UNAVAILABLE)?
             }
         };
         if facts.region != self.region {
-            return Err(MembershipError::GroupNotFound);
+            return Err(GROUP_NOT_FOUND);
         }
         Ok(facts)
     }

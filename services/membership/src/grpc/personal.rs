@@ -11,6 +11,7 @@ use tonic::Request;
 use super::joining::MAX_DISPLAY_NAME;
 use super::{MembershipApi, page_response, paging, trace_of, uuid_field};
 use crate::error::MembershipError;
+use crate::error::NOT_A_MEMBER;
 use crate::events;
 use crate::store::{consent, follow, invitation, membership, rota};
 
@@ -32,7 +33,7 @@ impl MembershipApi {
         let m = membership::find_for(&txn, &group_id, &caller.person_id)
             .await?
             .filter(|m| m.state().is_open())
-            .ok_or(MembershipError::NotAMember)?;
+            .ok_or(NOT_A_MEMBER)?;
         let display_name = req.display_name.as_ref().map(|n| n.trim().to_string());
         let m = membership::set_presentation(&txn, m, display_name, req.hidden, now).await?;
         txn.commit().await?;
@@ -145,7 +146,7 @@ impl MembershipApi {
         let facts = self.known_group(&self.db, &group_id).await?;
         let held = membership::find_for(&self.db, &group_id, &caller.person_id)
             .await?
-            .ok_or(MembershipError::NotAMember)?;
+            .ok_or(NOT_A_MEMBER)?;
         if !held.state().is_open() {
             // Already out of the group: the consent is withdrawn, nothing else changes.
             consent::withdraw(&self.db, &held.id, self.clock.now_ms()).await?;

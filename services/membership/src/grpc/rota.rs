@@ -13,6 +13,7 @@ use super::{MembershipApi, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::domain::rota::{self, Turn, TurnChange};
 use crate::error::MembershipError;
+use crate::error::ROTA_NOT_FOUND;
 use crate::store::{group_settings, meetings, membership, rota as store};
 
 const MAX_VOLUNTEERS: usize = 50;
@@ -132,7 +133,7 @@ impl MembershipApi {
             }
         }
         if duty.is_some() && rotas.is_empty() {
-            return Err(MembershipError::RotaNotFound);
+            return Err(ROTA_NOT_FOUND);
         }
         Ok(pb::GetRotaResponse { rotas })
     }
@@ -151,7 +152,7 @@ impl MembershipApi {
         let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
         let r = store::find(&self.db, &group_id, &duty)
             .await?
-            .ok_or(MembershipError::RotaNotFound)?;
+            .ok_or(ROTA_NOT_FOUND)?;
         let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
         let key = req.meeting_key.trim();
         let holds = |turns: &[Turn]| {
@@ -202,7 +203,7 @@ impl MembershipApi {
         let manager = may(role, Permission::ManageGroup, false);
         let r = store::find(&self.db, &group_id, &duty)
             .await?
-            .ok_or(MembershipError::RotaNotFound)?;
+            .ok_or(ROTA_NOT_FOUND)?;
         let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
         let holder = |key: &str| {
             turns

@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
-use selfhelp_platform::grpc::require_caller;
+use selfhelp_platform::grpc::caller_in_region;
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
@@ -66,20 +66,8 @@ impl NotificationsApi {
     }
 
     /// The signed-in caller, of this region.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = require_caller(request)?;
-        self.check_region(&caller)?;
-        Ok(caller)
-    }
-
-    fn check_region(&self, caller: &Caller) -> Result<(), NotificationsError> {
-        if caller.region == self.region {
-            Ok(())
-        } else {
-            Err(NotificationsError::PermissionDenied(
-                "your token is for another region",
-            ))
-        }
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, NotificationsError> {
+        caller_in_region(request, &self.region)
     }
 }
 
@@ -91,8 +79,7 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        let caller = require_caller(&request)?;
-        self.check_region(&caller)?;
+        let caller = caller_in_region(&request, &self.region)?;
         let req = request.into_inner();
         let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
@@ -136,8 +123,7 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
-        let caller = require_caller(&request)?;
-        self.check_region(&caller)?;
+        let caller = caller_in_region(&request, &self.region)?;
         let req = request.into_inner();
         let mut v = Violations::new();
         if req.all && !req.notification_ids.is_empty() {
@@ -185,8 +171,7 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::WatchNotificationsRequest>,
     ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
-        let caller = require_caller(&request)?;
-        self.check_region(&caller)?;
+        let caller = caller_in_region(&request, &self.region)?;
         let after = request.into_inner().after_id;
         let mut v = Violations::new();
         let resume = (!after.is_empty())
@@ -262,8 +247,7 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::ExportMyDataRequest>,
     ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
-        let caller = require_caller(&request)?;
-        self.check_region(&caller)?;
+        let caller = caller_in_region(&request, &self.region)?;
         let person = caller.person_id.as_str();
         let rfc3339 = |ms: i64| to_timestamp(ms).to_string();
         let inbox: Vec<_> = notification::all_for(&self.db, person)
