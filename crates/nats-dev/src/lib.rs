@@ -110,6 +110,17 @@ impl NatsProcess {
         Ok(process)
     }
 
+    /// Like [`NatsProcess::start`], on a port the server picks itself and
+    /// reports: no port is chosen free and then lost to another process before
+    /// the server binds it. Restarts reuse that port.
+    pub fn start_on_any_port(
+        binary: &Path,
+        store_dir: &Path,
+        log_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        Self::start(binary, 0, store_dir, log_file)
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -130,26 +141,29 @@ impl NatsProcess {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         std::fs::create_dir_all(&self.store_dir)?;
+        // Port 0: the server picks one (-1) and writes it to a ports file.
+        let ports_dir = self.store_dir.join("ports");
+        let port_arg = if self.port == 0 {
+            std::fs::create_dir_all(&ports_dir)?;
+            "-1".to_string()
+        } else {
+            self.port.to_string()
+        };
         let mut cmd = Command::new(&self.binary);
-        cmd.args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-js",
-            "-sd",
-        ])
-        .arg(&self.store_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+            .arg(&self.store_dir);
+        if self.port == 0 {
+            cmd.arg("--ports_file_dir").arg(&ports_dir);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(log) = &self.log_file {
             cmd.arg("-l").arg(log);
         }
         let mut child = cmd
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", self.binary.display()))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -158,7 +172,13 @@ impl NatsProcess {
                     self.port
                 );
             }
-            if is_listening(&addr) {
+            if self.port == 0 {
+                // Written once the server listens.
+                if let Some(port) = reported_port(&ports_dir, child.id()) {
+                    self.port = port;
+                    break;
+                }
+            } else if is_listening(&([127, 0, 0, 1], self.port).into()) {
                 break;
             }
             if Instant::now() > deadline {
@@ -170,6 +190,19 @@ impl NatsProcess {
         self.child = Some(child);
         Ok(())
     }
+}
+
+/// The client port in the ports file nats-server `pid` wrote into `dir`
+/// (`{"nats":["nats://127.0.0.1:PORT"]}`).
+fn reported_port(dir: &Path, pid: u32) -> Option<u16> {
+    let suffix = format!("_{pid}.ports");
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+    let text = std::fs::read_to_string(file.path()).ok()?;
+    let url = text.split('"').find(|part| part.starts_with("nats://"))?;
+    url.rsplit(':').next()?.parse().ok()
 }
 
 impl Drop for NatsProcess {

@@ -80,21 +80,12 @@ impl Nats {
             nats_server::find_or_install(&install_dir(), |msg| eprintln!("testkit: {msg}"))
                 .expect("nats-server is needed for integration tests");
         let store = tempfile::tempdir().expect("temp dir");
-        // A port can be taken between choosing and binding it; try a few.
-        let mut last = None;
-        for _ in 0..5 {
-            let port = nats_server::free_port().expect("free port");
-            match NatsProcess::start(&binary, port, &store.path().join("js"), None) {
-                Ok(process) => {
-                    return Nats {
-                        process,
-                        _store: store,
-                    };
-                }
-                Err(e) => last = Some(e),
-            }
+        let process = NatsProcess::start_on_any_port(&binary, &store.path().join("js"), None)
+            .expect("starting nats-server");
+        Nats {
+            process,
+            _store: store,
         }
-        panic!("cannot start nats-server: {last:?}");
     }
 
     pub fn url(&self) -> String {
