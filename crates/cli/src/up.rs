@@ -25,7 +25,8 @@ pub struct UpArgs {
     /// The region this deployment serves.
     #[arg(long, env = "SELFHELP_REGION", default_value = DEFAULT_REGION)]
     region: String,
-    /// Address the services listen on.
+    /// Address the services listen on. For each port below, 0 means any free
+    /// port (the bound address is printed).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     #[arg(long, default_value_t = 50051)]
@@ -112,10 +113,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         ),
     };
 
-    let listings_addr = bind_addr(&args.host, args.listings_port)?;
-    let membership_addr = bind_addr(&args.host, args.membership_port)?;
-    let notifications_addr = bind_addr(&args.host, args.notifications_port)?;
-    let web_addr = bind_addr(&args.host, args.web_port)?;
+    // Bound before anything is configured with the addresses: port 0 means
+    // "any free port", and what is printed and passed on is what was bound.
+    let l = listen(bind_addr(&args.host, args.listings_port)?, "listings").await?;
+    let m = listen(bind_addr(&args.host, args.membership_port)?, "membership").await?;
+    let n = listen(
+        bind_addr(&args.host, args.notifications_port)?,
+        "notifications",
+    )
+    .await?;
+    let w = listen(bind_addr(&args.host, args.web_port)?, "web").await?;
+    let (listings_addr, membership_addr) = (l.local_addr()?, m.local_addr()?);
+    let (notifications_addr, web_addr) = (n.local_addr()?, w.local_addr()?);
     membership.listings.url = format!("http://{listings_addr}");
     // The gateway's own settings (e.g. SELFHELP_AREA_NAME) may come from the environment.
     let mut gateway: selfhelp_gateway::Config = config::load(None)?;
@@ -127,10 +136,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     let (trigger, shutdown) = Shutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let l = listen(listings_addr, "listings").await?;
-    let m = listen(membership_addr, "membership").await?;
-    let n = listen(notifications_addr, "notifications").await?;
-    let w = listen(web_addr, "web").await?;
     tasks.spawn(named(
         "listings",
         selfhelp_listings::run(listings, l, shutdown.clone()),
@@ -219,8 +224,9 @@ async fn start_nats(data_dir: &std::path::Path) -> anyhow::Result<(String, Optio
         println!("NATS at {url} is not reachable; starting a local nats-server instead");
     }
     let binary = nats_server::find_or_install(&data_dir.join("nats-bin"), |msg| println!("{msg}"))?;
+    // The usual port when it is free, else one the server picks itself.
     let port = if nats_server::is_listening(&([127, 0, 0, 1], 4222).into()) {
-        nats_server::free_port()?
+        0
     } else {
         4222
     };

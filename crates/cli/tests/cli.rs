@@ -113,23 +113,72 @@ fn http_get(port: u16, path: &str) -> String {
     answer
 }
 
-fn free_port() -> u16 {
-    selfhelp_nats_dev::free_port().unwrap()
+/// A running `selfhelp up`, stopped like Ctrl-C (then killed) if the test
+/// fails first: a failed run leaves nothing behind, not even its nats-server.
+struct Up(std::process::Child);
+
+impl Up {
+    fn interrupt(&self) {
+        Command::new("kill")
+            .arg("-INT")
+            .arg(self.0.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    /// Its exit status, once it has stopped within `limit`.
+    fn wait_stopped(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.interrupt();
+            if self.wait_stopped(Duration::from_secs(15)).is_none() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+}
+
+/// The port of the address printed after `label` (e.g. `grpc://127.0.0.1:`).
+fn printed_port(output: &str, label: &str) -> u16 {
+    let at = output
+        .find(label)
+        .unwrap_or_else(|| panic!("{label} printed: {output}"));
+    output[at + label.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port()];
-    let (web_port, unsubscribe_port) = (free_port(), free_port());
-    let mut child = selfhelp()
+    // Every gRPC and web port is picked by the system (0) and read back from
+    // what `up` prints; the unsubscribe page's port goes into links, so it is
+    // fixed beforehand.
+    let unsubscribe_port = selfhelp_nats_dev::free_port().unwrap();
+    let child = selfhelp()
         .arg("up")
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--listings-port", &ports[0].to_string()])
-        .args(["--membership-port", &ports[1].to_string()])
-        .args(["--notifications-port", &ports[2].to_string()])
-        .args(["--web-port", &web_port.to_string()])
+        .args(["--listings-port", "0"])
+        .args(["--membership-port", "0"])
+        .args(["--notifications-port", "0"])
+        .args(["--web-port", "0"])
         .args(["--unsubscribe-port", &unsubscribe_port.to_string()])
         .args(["--demo", "--demo-groups", "3"])
         .env_remove("SELFHELP_NATS__URL")
@@ -138,7 +187,8 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut up = Up(child);
+    let stdout = up.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -151,19 +201,26 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no ready line; output so far: {seen:#?}");
-            }
+            Err(_) => panic!("no ready line; output so far: {seen:#?}"),
         }
     }
     let all = seen.join("\n");
-    for port in ports {
-        assert!(
-            all.contains(&format!("127.0.0.1:{port}")),
-            "endpoint {port} printed: {all}"
-        );
-    }
+    let endpoint = |name: &str, scheme: &str| {
+        let line = seen
+            .iter()
+            .find(|l| l.trim_start().starts_with(name) && l.contains(scheme))
+            .unwrap_or_else(|| panic!("{name}'s endpoint printed: {all}"));
+        printed_port(line, &format!("{scheme}127.0.0.1:"))
+    };
+    let ports: Vec<u16> = ["listings", "membership", "notifications"]
+        .iter()
+        .map(|name| endpoint(name, "grpc://"))
+        .collect();
+    let web_port = endpoint("web", "http://");
+    assert!(
+        ports.iter().chain([&web_port]).all(|p| *p != 0),
+        "{ports:?}"
+    );
     assert!(all.contains("demo data: 3 of 3 groups listed"), "{all}");
     // The web directory and the ORUK API answer at the printed address.
     let web = format!("http://127.0.0.1:{web_port}/");
@@ -228,23 +285,13 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     );
 
     // Ctrl-C.
-    Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("selfhelp up did not stop within 30 s of Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    up.interrupt();
+    let status = up
+        .wait_stopped(Duration::from_secs(30))
+        .expect("selfhelp up stops within 30 s of Ctrl-C");
     assert!(status.success(), "exit status {status}");
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The rest of its output, up to the end of the stream.
+    let rest: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
     assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
 }

@@ -91,8 +91,9 @@ pub struct NatsProcess {
 }
 
 impl NatsProcess {
-    /// Starts `binary` on 127.0.0.1:`port` with JetStream stored in `store_dir`, and
-    /// waits until it accepts connections.
+    /// Starts `binary` on 127.0.0.1:`port` (0: a port the server picks and
+    /// reports) with JetStream stored in `store_dir`, and waits until it
+    /// accepts connections.
     pub fn start(
         binary: &Path,
         port: u16,
