@@ -567,7 +567,10 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
         names,
         vec!["Alpha walkers", "Beta walkers", "Gamma walkers"]
     );
-    // LIKE wildcards in a query are literal characters.
+    // Characters that are wildcards elsewhere (SQL LIKE's % and _) are plain
+    // text to the word index: "100%" finds "Knitting 100% wool_club" by its
+    // word "100", and "t_n" matches no word ("tin", "ten"), as `_` is no
+    // wildcard.
     let pct = client
         .search_groups(pb::SearchGroupsRequest {
             query: "100%".into(),
