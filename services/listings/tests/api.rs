@@ -795,8 +795,10 @@ async fn bad_requests_get_the_right_codes_and_name_the_field() {
     );
 }
 
+/// Health and reflection on a listings port. (A stop with calls in flight is
+/// tested in tests/tests/graceful.rs.)
 #[tokio::test]
-async fn health_reflection_and_graceful_stop() {
+async fn health_and_reflection_list_what_this_port_serves() {
     let nats = Nats::start();
     let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
     let svc = start(&db, &nats).await; // returns once readiness is SERVING
