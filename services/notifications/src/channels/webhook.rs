@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sha2::Sha256;
 
 use crate::config::WebhookConfig;
 
@@ -24,22 +22,13 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
 }
 
-/// The `webhook-signature` value for a message: `v1,` + base64 of
-/// HMAC-SHA256 over `id.timestamp.body` with the secret's key.
+/// The `webhook-signature` value for a message (`v1,` + base64 of
+/// HMAC-SHA256 over `id.timestamp.body`), by the Standard Webhooks library
+/// itself, so what receivers verify with it is what we sign.
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
-    let key = STANDARD
-        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
-        .map_err(|e| format!("webhook secret is not base64: {e}"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(format!(
-        "v1,{}",
-        STANDARD.encode(mac.finalize().into_bytes())
-    ))
+    standardwebhooks::Webhook::new(secret)
+        .and_then(|hook| hook.sign(msg_id, timestamp, body))
+        .map_err(|e| format!("cannot sign with this webhook secret: {e}"))
 }
 
 /// Whether `ip` is an ordinary address on the public internet: none of the
