@@ -1,24 +1,31 @@
-//! A cloneable shutdown signal shared by a service's server and background tasks.
+//! A cloneable shutdown signal shared by a service's server and background
+//! tasks: tokio-util's `CancellationToken`, with a trigger that also fires
+//! when dropped (a test that panics still stops what it started).
 
 use std::future::Future;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug)]
 pub struct Shutdown {
-    rx: watch::Receiver<bool>,
+    token: CancellationToken,
 }
 
 /// Triggers a [`Shutdown`]; dropping it also triggers it.
 #[derive(Debug)]
 pub struct ShutdownTrigger {
-    tx: watch::Sender<bool>,
+    token: CancellationToken,
 }
 
 impl Shutdown {
     pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger { tx }, Shutdown { rx })
+        let token = CancellationToken::new();
+        (
+            ShutdownTrigger {
+                token: token.clone(),
+            },
+            Shutdown { token },
+        )
     }
 
     /// A shutdown that follows `signal`: it fires when that future completes.
@@ -32,19 +39,24 @@ impl Shutdown {
     }
 
     pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow()
+        self.token.is_cancelled()
     }
 
-    /// Completes once shutdown has been triggered (or every trigger is gone).
+    /// Completes once shutdown has been triggered (or its trigger is gone).
     pub async fn wait(&self) {
-        let mut rx = self.rx.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
+        self.token.cancelled().await
     }
 }
 
 impl ShutdownTrigger {
     pub fn trigger(&self) {
-        let _ = self.tx.send(true);
+        self.token.cancel();
+    }
+}
+
+impl Drop for ShutdownTrigger {
+    fn drop(&mut self) {
+        self.token.cancel();
     }
 }
 
@@ -67,5 +79,26 @@ pub async fn os_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_clone_sees_a_trigger_and_a_dropped_trigger_counts_as_one() {
+        let (trigger, shutdown) = Shutdown::new();
+        let other = shutdown.clone();
+        assert!(!other.is_triggered());
+        trigger.trigger();
+        other.wait().await;
+        assert!(shutdown.is_triggered());
+
+        let (trigger, shutdown) = Shutdown::new();
+        drop(trigger);
+        tokio::time::timeout(std::time::Duration::from_secs(1), shutdown.wait())
+            .await
+            .expect("a dropped trigger stops everything");
     }
 }
