@@ -83,7 +83,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         })
     };
     // Listings' own settings (e.g. SELFHELP_TIMEZONE) still come from the environment.
-    let mut listings: selfhelp_listings::Config = config::load(None)?;
+    let mut listings: selfhelp_listings::Config = config::load_checked(None)?;
     listings.common = common.clone();
     listings.common.database.url = database("listings", &args.listings_database);
     let mut membership = selfhelp_membership::Config {
@@ -93,7 +93,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     membership.common.database.url = database("membership", &args.membership_database);
     // Notifications' own settings (email, webhooks, digests) may come from the
     // environment; emails become .eml files in the data folder unless SMTP is set.
-    let mut notifications: selfhelp_notifications::Config = config::load(None)?;
+    let mut notifications: selfhelp_notifications::Config = config::load_checked(None)?;
     notifications.common = common.clone();
     notifications.common.database.url = database("notifications", &args.notifications_database);
     if notifications.email.transport == "file" && notifications.email.file_dir.is_relative() {

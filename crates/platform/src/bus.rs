@@ -176,7 +176,7 @@ impl StreamLimits {
         Self {
             max_age: Duration::from_secs(cfg.stream_max_age_days * 86_400),
             restricted_max_age: Duration::from_secs(cfg.restricted_max_age_hours * 3_600),
-            replicas: cfg.stream_replicas.max(1),
+            replicas: cfg.stream_replicas,
             max_bytes: cfg.stream_max_bytes,
         }
     }

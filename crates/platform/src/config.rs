@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::validation::Violations;
+
 /// Settings every service has. Services embed it with `#[serde(flatten)]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -28,6 +30,77 @@ pub struct CommonConfig {
 }
 
 impl CommonConfig {
+    /// Adds what is wrong with the shared settings to `v`, named by key (so a
+    /// bad value stops the start-up with its name instead of being clamped
+    /// somewhere it is used).
+    pub fn check(&self, v: &mut Violations) {
+        if self.region.trim().is_empty() {
+            v.add("region", "must not be empty");
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            v.add(
+                "timezone",
+                "must be an IANA time zone such as Europe/London",
+            );
+        }
+        at_least(
+            v,
+            "database.max_connections",
+            self.database.max_connections.into(),
+            1,
+        );
+        at_least(
+            v,
+            "database.sqlite_readers",
+            self.database.sqlite_readers.into(),
+            1,
+        );
+        at_least(
+            v,
+            "nats.stream_replicas",
+            self.nats.stream_replicas as u64,
+            1,
+        );
+        if self.nats.stream_replicas > 5 {
+            v.add("nats.stream_replicas", "must be at most 5");
+        }
+        at_least(
+            v,
+            "grpc.max_concurrent_streams",
+            self.grpc.max_concurrent_streams.into(),
+            1,
+        );
+        at_least(
+            v,
+            "grpc.concurrency_limit",
+            self.grpc.concurrency_limit as u64,
+            1,
+        );
+        at_least(
+            v,
+            "grpc.request_timeout_ms",
+            self.grpc.request_timeout_ms,
+            1,
+        );
+        at_least(
+            v,
+            "grpc.max_message_bytes",
+            self.grpc.max_message_bytes as u64,
+            1_024,
+        );
+        at_least(
+            v,
+            "outbox.poll_interval_ms",
+            self.outbox.poll_interval_ms,
+            1,
+        );
+        at_least(v, "outbox.batch_size", self.outbox.batch_size, 1);
+        at_least(v, "consumer.pullers", self.consumer.pullers as u64, 1);
+        at_least(v, "consumer.batch", self.consumer.batch as u64, 1);
+        at_least(v, "consumer.ack_wait_ms", self.consumer.ack_wait_ms, 1);
+        at_least(v, "workers.restart_max_ms", self.workers.restart_max_ms, 1);
+    }
+
     /// The configured time zone, or a message naming the setting.
     pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
         self.timezone.parse().map_err(|_| {
@@ -318,6 +391,34 @@ where
     figment.extract().map_err(Box::new)
 }
 
+/// Adds "must be at least `min`" for `key` when `value` is below it.
+pub fn at_least(v: &mut Violations, key: &str, value: u64, min: u64) {
+    if value < min {
+        v.add(key, format!("must be at least {min}"));
+    }
+}
+
+/// Settings whose values are checked once, when they are loaded.
+pub trait Checked {
+    /// Adds what is wrong to `v`, each problem named by its key.
+    fn check(&self, v: &mut Violations);
+}
+
+/// [`load`], then [`Checked::check`]: every bad setting named in one error.
+pub fn load_checked<T>(file: Option<&Path>) -> anyhow::Result<T>
+where
+    T: Serialize + DeserializeOwned + Default + Checked,
+{
+    let config: T = load(file)?;
+    let mut v = Violations::new();
+    config.check(&mut v);
+    if !v.is_empty() {
+        let problems: Vec<String> = v.iter().map(|(key, why)| format!("{key} {why}")).collect();
+        anyhow::bail!("{}", problems.join("; "));
+    }
+    Ok(config)
+}
+
 /// `SELFHELP_A__B_FILE` → `a.b`; `None` for other variables.
 fn secret_file_var(name: &str) -> Option<String> {
     let key = name.strip_prefix("SELFHELP_")?.strip_suffix("_FILE")?;
@@ -377,6 +478,36 @@ mod tests {
             Some("auth.hs256_secret")
         );
         assert_eq!(secret_file_var("SELFHELP_REGION"), None);
+    }
+
+    impl Checked for Sample {
+        fn check(&self, v: &mut Violations) {
+            self.common.check(v);
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn bad_settings_stop_the_load_each_named_by_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "svc.toml",
+                "timezone = \"Mars/Olympus\"\n[consumer]\npullers = 0\n[grpc]\nmax_concurrent_streams = 0\n",
+            )?;
+            let err = load_checked::<Sample>(Some(Path::new("svc.toml")))
+                .unwrap_err()
+                .to_string();
+            for key in [
+                "timezone",
+                "consumer.pullers must be at least 1",
+                "grpc.max_concurrent_streams",
+            ] {
+                assert!(err.contains(key), "{key} in {err}");
+            }
+            jail.create_file("good.toml", "region = \"notts\"\n")?;
+            assert!(load_checked::<Sample>(Some(Path::new("good.toml"))).is_ok());
+            Ok(())
+        });
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl ConsumerRunner {
     /// it busy. Any error (NATS restarted, consumer deleted, stream gone) leads a
     /// loop to recreate the consumer after a pause.
     pub async fn run(self, shutdown: Shutdown) {
-        let pullers = self.cfg.pullers.max(1);
+        let pullers = self.cfg.pullers;
         futures::future::join_all((0..pullers).map(|_| self.supervise(&shutdown))).await;
     }
 

@@ -163,7 +163,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(cfg.request_timeout())
-        .max_concurrent_streams(cfg.max_concurrent_streams.max(1))
+        .max_concurrent_streams(cfg.max_concurrent_streams)
         .layer(layers)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), async {

@@ -32,7 +32,9 @@ pub struct ServiceArgs {
 }
 
 /// Implemented by each service's configuration so the shared `main` can run it.
-pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Send + 'static {
+pub trait ServiceConfig:
+    Serialize + DeserializeOwned + Default + Send + crate::config::Checked + 'static
+{
     /// The service's database migrations (platform tables first).
     type Migrator: sea_orm_migration::MigratorTrait;
     fn common(&self) -> &CommonConfig;
@@ -48,10 +50,10 @@ where
 {
     use clap::Parser;
     let args = ServiceArgs::parse();
-    let config: C = match crate::config::load(args.config.as_deref()) {
+    let config: C = match crate::config::load_checked(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("configuration error: {e}");
+            eprintln!("configuration error: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };

@@ -93,7 +93,7 @@ impl Worker {
     {
         let condition = format!("worker:{}", self.name);
         let unhealthy_after = Duration::from_millis(self.cfg.unhealthy_after_ms);
-        let restart_max = Duration::from_millis(self.cfg.restart_max_ms.max(1));
+        let restart_max = Duration::from_millis(self.cfg.restart_max_ms);
         // Since when the worker has been down (ended, or restarted but not yet
         // steady), and whether readiness has been told.
         let mut down_since: Option<Instant> = None;

@@ -1,7 +1,8 @@
 //! Listings configuration (see `CommonConfig` for the shared settings).
 
-use selfhelp_platform::config::CommonConfig;
+use selfhelp_platform::config::{Checked, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
+use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +80,34 @@ impl Config {
             })?
         };
         PostcodeTable::parse(&text).map_err(|e| anyhow::anyhow!("search.postcodes_file: {e}"))
+    }
+}
+
+impl Checked for Config {
+    fn check(&self, v: &mut Violations) {
+        self.common.check(v);
+        at_least(
+            v,
+            "search.rebuild_interval_secs",
+            self.search.rebuild_interval_secs,
+            1,
+        );
+        let fresh = &self.freshness;
+        if fresh.max_age_days < 1 {
+            v.add("freshness.max_age_days", "must be at least 1");
+        }
+        if !(0..fresh.max_age_days.max(1)).contains(&fresh.warn_after_days) {
+            v.add(
+                "freshness.warn_after_days",
+                "must be at least 0 and less than freshness.max_age_days",
+            );
+        }
+        at_least(
+            v,
+            "freshness.check_interval_secs",
+            fresh.check_interval_secs,
+            1,
+        );
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn run(
     clock: Clock,
     shutdown: Shutdown,
 ) {
-    let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
+    let interval = Duration::from_secs(cfg.check_interval_secs);
     selfhelp_platform::service::repeat("review reminders", interval, shutdown, || {
         check_once(&db, &outbox, &region, &cfg, clock.now_ms())
     })

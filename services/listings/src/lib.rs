@@ -74,7 +74,7 @@ pub async fn run_with_clock(
     );
     indexer.clone().spawn(
         common.nats.url.clone(),
-        std::time::Duration::from_secs(config.search.rebuild_interval_secs.max(1)),
+        std::time::Duration::from_secs(config.search.rebuild_interval_secs),
         &workers,
     );
     let outbox = Outbox::new(&common.region, "listings");

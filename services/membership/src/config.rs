@@ -1,7 +1,8 @@
 //! Membership configuration (see `CommonConfig` for the shared settings).
 
-use selfhelp_platform::config::CommonConfig;
+use selfhelp_platform::config::{Checked, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
+use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +84,25 @@ impl Default for Config {
             rota: RotaConfig::default(),
             privacy: PrivacyConfig::default(),
         }
+    }
+}
+
+impl Checked for Config {
+    fn check(&self, v: &mut Violations) {
+        self.common.check(v);
+        at_least(
+            v,
+            "rota.check_interval_secs",
+            self.rota.check_interval_secs,
+            1,
+        );
+        at_least(v, "listings.timeout_ms", self.listings.timeout_ms, 1);
+        at_least(
+            v,
+            "privacy.confirm_within_hours",
+            self.privacy.confirm_within_hours.into(),
+            1,
+        );
     }
 }
 

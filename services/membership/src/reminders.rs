@@ -23,7 +23,7 @@ pub async fn run(
     clock: Clock,
     shutdown: Shutdown,
 ) {
-    let interval = Duration::from_secs(cfg.check_interval_secs.max(1));
+    let interval = Duration::from_secs(cfg.check_interval_secs);
     let lead = chrono::Duration::hours(i64::from(cfg.reminder_lead_hours));
     selfhelp_platform::service::repeat("rota reminders", interval, shutdown, || {
         send_due(&db, &outbox, lead, clock.now())

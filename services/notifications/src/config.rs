@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use selfhelp_platform::config::CommonConfig;
+use selfhelp_platform::config::{Checked, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
+use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,39 @@ impl Default for Config {
             http: HttpConfig::default(),
             watch: WatchConfig::default(),
         }
+    }
+}
+
+impl Checked for Config {
+    fn check(&self, v: &mut Violations) {
+        self.common.check(v);
+        let d = &self.delivery;
+        at_least(v, "delivery.interval_ms", d.interval_ms, 50);
+        at_least(v, "delivery.batch", d.batch, 1);
+        at_least(v, "delivery.lease_secs", d.lease_secs, 1);
+        at_least(v, "delivery.retry_base_ms", d.retry_base_ms, 1);
+        at_least(v, "delivery.retry_max_ms", d.retry_max_ms, d.retry_base_ms);
+        at_least(v, "delivery.retention_days", d.retention_days.into(), 1);
+        at_least(
+            v,
+            "digests.check_interval_secs",
+            self.digests.check_interval_secs,
+            1,
+        );
+        at_least(v, "webhooks.timeout_secs", self.webhooks.timeout_secs, 1);
+        at_least(
+            v,
+            "webhooks.max_in_flight_per_owner",
+            self.webhooks.max_in_flight_per_owner as u64,
+            1,
+        );
+        at_least(
+            v,
+            "watch.max_per_person",
+            self.watch.max_per_person as u64,
+            1,
+        );
+        at_least(v, "watch.max_total", self.watch.max_total as u64, 1);
     }
 }
 

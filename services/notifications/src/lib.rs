@@ -93,7 +93,7 @@ pub async fn run_with_clock(
     });
     workers.spawn("deliveries", {
         let stop = shutdown.clone();
-        let interval = Duration::from_millis(config.delivery.interval_ms.max(50));
+        let interval = Duration::from_millis(config.delivery.interval_ms);
         move || {
             let dispatcher = dispatcher.clone();
             service::repeat("deliveries", interval, stop.clone(), move || {
@@ -111,7 +111,7 @@ pub async fn run_with_clock(
     )?);
     workers.spawn("digests", {
         let (digests, stop) = (digests.clone(), shutdown.clone());
-        let interval = Duration::from_secs(config.digests.check_interval_secs.max(1));
+        let interval = Duration::from_secs(config.digests.check_interval_secs);
         move || {
             let digests = digests.clone();
             service::repeat("digests", interval, stop.clone(), move || {
@@ -120,7 +120,7 @@ pub async fn run_with_clock(
             })
         }
     });
-    let retention_days = config.delivery.retention_days.max(1);
+    let retention_days = config.delivery.retention_days;
     workers.spawn("delivery log retention", {
         let stop = shutdown.clone();
         move || {

@@ -190,7 +190,7 @@ impl WebhookSender {
             allow_private: cfg.allow_private_addresses,
             ports: cfg.allowed_ports.clone(),
             in_flight: Default::default(),
-            per_owner: cfg.max_in_flight_per_owner.max(1),
+            per_owner: cfg.max_in_flight_per_owner,
         })
     }
 
