@@ -18,7 +18,7 @@ use selfhelp_platform::outbox::{Outbox, Relay};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::{Shutdown, db};
 use selfhelp_proto::events::v1::{GroupCreated, GroupSnapshot};
-use selfhelp_testkit::{Backend, Nats, TestDb, backends, eventually};
+use selfhelp_testkit::{Backend, Nats, TestDb, eventually, per_backend};
 
 struct TestMigrator;
 
@@ -134,91 +134,89 @@ async fn stream_messages(js: &jetstream::Context) -> u64 {
         .messages
 }
 
-#[tokio::test]
-async fn relay_publishes_committed_events_as_cloudevents() {
+async fn relay_publishes_committed_events_as_cloudevents(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
-        let outbox = Outbox::new("notts", "listings");
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
+    let outbox = Outbox::new("notts", "listings");
 
-        // A rolled-back transaction leaves nothing to publish.
-        let txn = conn.begin().await.unwrap();
-        outbox
-            .enqueue(
-                &txn,
-                LISTINGS,
-                "group.created",
-                "x",
-                &group_created("never"),
-                None,
-            )
-            .await
-            .unwrap();
-        txn.rollback().await.unwrap();
+    // A rolled-back transaction leaves nothing to publish.
+    let txn = conn.begin().await.unwrap();
+    outbox
+        .enqueue(
+            &txn,
+            LISTINGS,
+            "group.created",
+            "x",
+            &group_created("never"),
+            None,
+        )
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
 
-        let id = enqueue(&conn, &outbox, "Carers' coffee").await;
-        let relay = Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox);
-        let report = relay.round().await.unwrap();
-        assert_eq!((report.published, report.failed), (1, 0), "{backend:?}");
-        assert_eq!(
-            relay.round().await.unwrap().published,
-            0,
-            "published rows are not sent again"
-        );
-        assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 0);
+    let id = enqueue(&conn, &outbox, "Carers' coffee").await;
+    let relay = Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox);
+    let report = relay.round().await.unwrap();
+    assert_eq!((report.published, report.failed), (1, 0), "{backend:?}");
+    assert_eq!(
+        relay.round().await.unwrap().published,
+        0,
+        "published rows are not sent again"
+    );
+    assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 0);
 
-        let m = outside
-            .expect("selfhelp.notts.listings.group.created")
-            .await;
-        let ce_id = selfhelp_testkit::assert_cloudevent(
-            &m,
-            "org.selfhelp.listings.group.created.v1",
-            "urn:selfhelp:notts:listings",
-            "selfhelp.events.v1.GroupCreated",
-        );
-        assert_eq!(ce_id, id);
-        let decoded: GroupCreated = prost::Message::decode(m.payload.clone()).unwrap();
-        assert_eq!(decoded.group.unwrap().name, "Carers' coffee");
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    let m = outside
+        .expect("selfhelp.notts.listings.group.created")
+        .await;
+    let ce_id = selfhelp_testkit::assert_cloudevent(
+        &m,
+        "org.selfhelp.listings.group.created.v1",
+        "urn:selfhelp:notts:listings",
+        "selfhelp.events.v1.GroupCreated",
+    );
+    assert_eq!(ce_id, id);
+    let decoded: GroupCreated = prost::Message::decode(m.payload.clone()).unwrap();
+    assert_eq!(decoded.group.unwrap().name, "Carers' coffee");
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
 
-#[tokio::test]
-async fn events_written_while_nats_is_down_arrive_after_it_returns() {
+per_backend!(relay_publishes_committed_events_as_cloudevents);
+
+async fn events_written_while_nats_is_down_arrive_after_it_returns(backend: Backend) {
     let mut nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let outbox = Outbox::new("notts", "listings");
-        let (trigger, shutdown) = Shutdown::new();
-        tokio::spawn(Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox).run(shutdown));
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let outbox = Outbox::new("notts", "listings");
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox).run(shutdown));
 
-        nats.stop();
-        // The write (what an RPC does) succeeds without NATS.
-        enqueue(&conn, &outbox, "written during the outage").await;
-        outbox.wake();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 1);
+    nats.stop();
+    // The write (what an RPC does) succeeds without NATS.
+    enqueue(&conn, &outbox, "written during the outage").await;
+    outbox.wake();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 1);
 
-        nats.restart();
-        eventually(
-            "the event to reach the stream",
-            Duration::from_secs(30),
-            || async { (stream_messages(&js).await == 1).then_some(()) },
-        )
-        .await;
-        eventually(
-            "the row to be marked published",
-            Duration::from_secs(10),
-            || async { (selfhelp_platform::outbox::backlog(&conn).await.ok()? == 0).then_some(()) },
-        )
-        .await;
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    nats.restart();
+    eventually(
+        "the event to reach the stream",
+        Duration::from_secs(30),
+        || async { (stream_messages(&js).await == 1).then_some(()) },
+    )
+    .await;
+    eventually(
+        "the row to be marked published",
+        Duration::from_secs(10),
+        || async { (selfhelp_platform::outbox::backlog(&conn).await.ok()? == 0).then_some(()) },
+    )
+    .await;
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
+
+per_backend!(events_written_while_nats_is_down_arrive_after_it_returns);
 
 fn runner(
     conn: &DatabaseConnection,
@@ -316,75 +314,75 @@ fn start(
     (trigger, tokio::spawn(r.run(shutdown)))
 }
 
-#[tokio::test]
-async fn the_same_event_delivered_twice_has_one_effect() {
+async fn the_same_event_delivered_twice_has_one_effect(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let ce_id = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &ce_id, "first").await;
-        publish_raw(&js, &ce_id, "second").await;
-        assert_eq!(
-            stream_messages(&js).await,
-            2,
-            "both copies are in the stream"
-        );
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let ce_id = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &ce_id, "first").await;
+    publish_raw(&js, &ce_id, "second").await;
+    assert_eq!(
+        stream_messages(&js).await,
+        2,
+        "both copies are in the stream"
+    );
 
-        let (trigger, _) = start(runner(&conn, &js, "dup-test", ConsumerConfig::default()));
-        settled(&js, "dup-test", 2).await;
-        assert_eq!(
-            effects(&conn).await,
-            1,
-            "{backend:?}: one effect for two deliveries"
-        );
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    let (trigger, _) = start(runner(&conn, &js, "dup-test", ConsumerConfig::default()));
+    settled(&js, "dup-test", 2).await;
+    assert_eq!(
+        effects(&conn).await,
+        1,
+        "{backend:?}: one effect for two deliveries"
+    );
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_consumer_killed_before_its_ack_applies_the_event_once_after_redelivery() {
+per_backend!(the_same_event_delivered_twice_has_one_effect);
+
+async fn a_consumer_killed_before_its_ack_applies_the_event_once_after_redelivery(
+    backend: Backend,
+) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let cfg = ConsumerConfig {
-            ack_wait_ms: 1_000,
-            ..Default::default()
-        };
-        let first = runner(&conn, &js, "crash-test", cfg.clone());
-        let consumer = first.ensure().await.unwrap();
-        let ce_id = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &ce_id, &ce_id).await;
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let cfg = ConsumerConfig {
+        ack_wait_ms: 1_000,
+        ..Default::default()
+    };
+    let first = runner(&conn, &js, "crash-test", cfg.clone());
+    let consumer = first.ensure().await.unwrap();
+    let ce_id = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &ce_id, &ce_id).await;
 
-        // The first process: applies and commits, then dies before acking.
-        let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
-        let message = batch.next().await.unwrap().unwrap();
-        let event = IncomingEvent::from_message(
-            message.subject.as_str(),
-            message.headers.as_ref(),
-            message.payload.clone(),
-        )
-        .unwrap();
-        assert_eq!(
-            process_once(&conn, "crash-test", &event, &RecordEffect)
-                .await
-                .unwrap(),
-            Outcome::Applied
-        );
-        drop(message);
-        drop(batch);
-        drop(first);
+    // The first process: applies and commits, then dies before acking.
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let message = batch.next().await.unwrap().unwrap();
+    let event = IncomingEvent::from_message(
+        message.subject.as_str(),
+        message.headers.as_ref(),
+        message.payload.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        process_once(&conn, "crash-test", &event, &RecordEffect)
+            .await
+            .unwrap(),
+        Outcome::Applied
+    );
+    drop(message);
+    drop(batch);
+    drop(first);
 
-        // The replacement process gets the redelivery and must not apply it again.
-        let (trigger, _) = start(runner(&conn, &js, "crash-test", cfg));
-        settled(&js, "crash-test", 1).await;
-        assert_eq!(effects(&conn).await, 1, "{backend:?}: effect applied once");
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    // The replacement process gets the redelivery and must not apply it again.
+    let (trigger, _) = start(runner(&conn, &js, "crash-test", cfg));
+    settled(&js, "crash-test", 1).await;
+    assert_eq!(effects(&conn).await, 1, "{backend:?}: effect applied once");
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
+
+per_backend!(a_consumer_killed_before_its_ack_applies_the_event_once_after_redelivery);
 
 /// A handler that can never succeed, to exhaust redeliveries.
 struct AlwaysRetry;
@@ -406,88 +404,87 @@ async fn dead_letters(
         .unwrap()
 }
 
-#[tokio::test]
-async fn poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed() {
+async fn poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        // No CloudEvent headers at all: poison.
-        js.publish("selfhelp.notts.listings.group.created", "garbage".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        // Injected into our stream by something that is not listings: refused.
-        let mut foreign = Envelope {
-            id: "f1",
-            source: "urn:selfhelp:notts:membership",
-            ce_type: "org.selfhelp.membership.member.joined.v1",
-            time: "",
-            aggregate_id: "",
-            data_schema: "",
-            traceparent: None,
-            stream: LISTINGS.name,
-        }
-        .headers();
-        foreign.insert("Nats-Msg-Id", "f1");
-        js.publish_with_headers("selfhelp.notts.listings.group.created", foreign, "x".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        let ce_id = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &ce_id, &ce_id).await;
-
-        let cfg = ConsumerConfig {
-            max_deliver: 3,
-            retry_base_ms: 50,
-            retry_max_ms: 200,
-            ..Default::default()
-        };
-        let mut r = runner(&conn, &js, "dlq-test", cfg.clone());
-        r.handler = Arc::new(AlwaysRetry);
-        let (trigger, _) = start(r);
-        eventually("three dead letters", Duration::from_secs(20), || async {
-            (dead_letters(&conn).await.len() == 3).then_some(())
-        })
-        .await;
-        let letters = dead_letters(&conn).await;
-        let exhausted = letters
-            .iter()
-            .find(|d| d.event_id == ce_id)
-            .expect("exhausted event parked");
-        assert_eq!(
-            exhausted.deliveries, 3,
-            "{backend:?}: delivered max_deliver times"
-        );
-        assert!(
-            letters
-                .iter()
-                .any(|d| d.error.contains("missing header") || d.error.contains("no headers"))
-        );
-        assert!(letters.iter().any(|d| d.error.contains("does not belong")));
-        trigger.trigger();
-
-        // After a fix, replay applies the parked event once; the poison stays parked.
-        let fixed = runner(&conn, &js, "dlq-test", cfg);
-        let report = fixed.replay_dead_letters().await.unwrap();
-        assert_eq!(
-            (report.replayed, report.still_parked),
-            (1, 2),
-            "{backend:?}"
-        );
-        assert_eq!(
-            effects(&conn).await,
-            1,
-            "{backend:?}: replayed event applied"
-        );
-        let again = fixed.replay_dead_letters().await.unwrap();
-        assert_eq!(again.replayed, 0);
-        assert_eq!(effects(&conn).await, 1);
-        js.delete_stream(LISTINGS.name).await.unwrap();
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    // No CloudEvent headers at all: poison.
+    js.publish("selfhelp.notts.listings.group.created", "garbage".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Injected into our stream by something that is not listings: refused.
+    let mut foreign = Envelope {
+        id: "f1",
+        source: "urn:selfhelp:notts:membership",
+        ce_type: "org.selfhelp.membership.member.joined.v1",
+        time: "",
+        aggregate_id: "",
+        data_schema: "",
+        traceparent: None,
+        stream: LISTINGS.name,
     }
+    .headers();
+    foreign.insert("Nats-Msg-Id", "f1");
+    js.publish_with_headers("selfhelp.notts.listings.group.created", foreign, "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let ce_id = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &ce_id, &ce_id).await;
+
+    let cfg = ConsumerConfig {
+        max_deliver: 3,
+        retry_base_ms: 50,
+        retry_max_ms: 200,
+        ..Default::default()
+    };
+    let mut r = runner(&conn, &js, "dlq-test", cfg.clone());
+    r.handler = Arc::new(AlwaysRetry);
+    let (trigger, _) = start(r);
+    eventually("three dead letters", Duration::from_secs(20), || async {
+        (dead_letters(&conn).await.len() == 3).then_some(())
+    })
+    .await;
+    let letters = dead_letters(&conn).await;
+    let exhausted = letters
+        .iter()
+        .find(|d| d.event_id == ce_id)
+        .expect("exhausted event parked");
+    assert_eq!(
+        exhausted.deliveries, 3,
+        "{backend:?}: delivered max_deliver times"
+    );
+    assert!(
+        letters
+            .iter()
+            .any(|d| d.error.contains("missing header") || d.error.contains("no headers"))
+    );
+    assert!(letters.iter().any(|d| d.error.contains("does not belong")));
+    trigger.trigger();
+
+    // After a fix, replay applies the parked event once; the poison stays parked.
+    let fixed = runner(&conn, &js, "dlq-test", cfg);
+    let report = fixed.replay_dead_letters().await.unwrap();
+    assert_eq!(
+        (report.replayed, report.still_parked),
+        (1, 2),
+        "{backend:?}"
+    );
+    assert_eq!(
+        effects(&conn).await,
+        1,
+        "{backend:?}: replayed event applied"
+    );
+    let again = fixed.replay_dead_letters().await.unwrap();
+    assert_eq!(again.replayed, 0);
+    assert_eq!(effects(&conn).await, 1);
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
+
+per_backend!(poison_and_exhausted_messages_go_to_dead_letters_and_can_be_replayed);
 
 /// Applies every event but one, which it refuses as poison.
 struct RefuseOne {
@@ -508,54 +505,52 @@ impl EventHandler for RefuseOne {
     }
 }
 
-#[tokio::test]
-async fn one_bad_event_in_a_batch_neither_holds_back_nor_doubles_the_others() {
+async fn one_bad_event_in_a_batch_neither_holds_back_nor_doubles_the_others(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let ids = backlog(&js, 20).await;
-        // One fetch loop and a batch larger than the backlog: all twenty arrive
-        // together, are tried in one transaction, which the bad one spoils.
-        let cfg = one_batch();
-        let mut r = runner(&conn, &js, "batch-test", cfg);
-        r.handler = Arc::new(RefuseOne {
-            bad: ids[7].clone(),
-        });
-        let (trigger, _) = start(r);
-        settled(&js, "batch-test", 20).await;
-        assert_eq!(
-            effects(&conn).await,
-            19,
-            "{backend:?}: the other nineteen applied, each once"
-        );
-        let letters = dead_letters(&conn).await;
-        assert_eq!(letters.len(), 1, "{backend:?}");
-        assert_eq!(letters[0].event_id, ids[7]);
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let ids = backlog(&js, 20).await;
+    // One fetch loop and a batch larger than the backlog: all twenty arrive
+    // together, are tried in one transaction, which the bad one spoils.
+    let cfg = one_batch();
+    let mut r = runner(&conn, &js, "batch-test", cfg);
+    r.handler = Arc::new(RefuseOne {
+        bad: ids[7].clone(),
+    });
+    let (trigger, _) = start(r);
+    settled(&js, "batch-test", 20).await;
+    assert_eq!(
+        effects(&conn).await,
+        19,
+        "{backend:?}: the other nineteen applied, each once"
+    );
+    let letters = dead_letters(&conn).await;
+    assert_eq!(letters.len(), 1, "{backend:?}");
+    assert_eq!(letters[0].event_id, ids[7]);
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
 
-#[tokio::test]
-async fn several_fetch_loops_apply_a_backlog_once() {
+per_backend!(one_bad_event_in_a_batch_neither_holds_back_nor_doubles_the_others);
+
+async fn several_fetch_loops_apply_a_backlog_once(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        backlog(&js, 200).await;
-        let cfg = ConsumerConfig {
-            batch: 8,
-            pullers: 4,
-            ..Default::default()
-        };
-        let (trigger, _) = start(runner(&conn, &js, "pullers-test", cfg));
-        settled(&js, "pullers-test", 200).await;
-        assert_eq!(effects(&conn).await, 200, "{backend:?}: each event once");
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    backlog(&js, 200).await;
+    let cfg = ConsumerConfig {
+        batch: 8,
+        pullers: 4,
+        ..Default::default()
+    };
+    let (trigger, _) = start(runner(&conn, &js, "pullers-test", cfg));
+    settled(&js, "pullers-test", 200).await;
+    assert_eq!(effects(&conn).await, 200, "{backend:?}: each event once");
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
+
+per_backend!(several_fetch_loops_apply_a_backlog_once);
 
 /// Applies every event but one, on which it panics (a bug meeting an odd event).
 struct PanicOnOne {
@@ -579,43 +574,42 @@ impl EventHandler for PanicOnOne {
     }
 }
 
-#[tokio::test]
-async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on() {
+async fn a_handler_panic_parks_that_event_and_the_consumer_goes_on(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let ids = backlog(&js, 10).await;
-        let cfg = one_batch();
-        let mut r = runner(&conn, &js, "panic-test", cfg);
-        r.handler = Arc::new(PanicOnOne {
-            bad: ids[3].clone(),
-        });
-        let (trigger, task) = start(r);
-        settled(&js, "panic-test", 10).await;
-        assert_eq!(
-            effects(&conn).await,
-            9,
-            "{backend:?}: the other nine applied"
-        );
-        let letters = dead_letters(&conn).await;
-        assert_eq!(letters.len(), 1, "{backend:?}");
-        assert_eq!(letters[0].event_id, ids[3]);
-        assert!(
-            letters[0].error.contains("panicked") && letters[0].error.contains("char boundary"),
-            "the panic's text is kept: {}",
-            letters[0].error
-        );
-        // The same consumer is still there for what comes next.
-        let later = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &later, &later).await;
-        settled(&js, "panic-test", 11).await;
-        assert_eq!(effects(&conn).await, 10, "{backend:?}");
-        assert!(!task.is_finished(), "the consumer task is still running");
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let ids = backlog(&js, 10).await;
+    let cfg = one_batch();
+    let mut r = runner(&conn, &js, "panic-test", cfg);
+    r.handler = Arc::new(PanicOnOne {
+        bad: ids[3].clone(),
+    });
+    let (trigger, task) = start(r);
+    settled(&js, "panic-test", 10).await;
+    assert_eq!(
+        effects(&conn).await,
+        9,
+        "{backend:?}: the other nine applied"
+    );
+    let letters = dead_letters(&conn).await;
+    assert_eq!(letters.len(), 1, "{backend:?}");
+    assert_eq!(letters[0].event_id, ids[3]);
+    assert!(
+        letters[0].error.contains("panicked") && letters[0].error.contains("char boundary"),
+        "the panic's text is kept: {}",
+        letters[0].error
+    );
+    // The same consumer is still there for what comes next.
+    let later = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &later, &later).await;
+    settled(&js, "panic-test", 11).await;
+    assert_eq!(effects(&conn).await, 10, "{backend:?}");
+    assert!(!task.is_finished(), "the consumer task is still running");
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
+
+per_backend!(a_handler_panic_parks_that_event_and_the_consumer_goes_on);
 
 /// Waits for "another stream" for its first `waits` calls, then applies.
 struct WaitsFirst {
@@ -639,177 +633,176 @@ impl EventHandler for WaitsFirst {
     }
 }
 
-#[tokio::test]
-async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count() {
+async fn an_event_waiting_for_another_stream_is_retried_by_time_not_by_count(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let js = jetstream_for(&nats).await;
-        let id = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &id, &id).await;
-        // Far more deliveries than max_deliver allows a plain retry.
-        let cfg = ConsumerConfig {
-            max_deliver: 2,
-            retry_base_ms: 10,
-            retry_max_ms: 40,
-            ..Default::default()
-        };
-        let mut r = runner(&conn, &js, "wait-test", cfg.clone());
-        r.handler = Arc::new(WaitsFirst { waits: 6.into() });
-        let (trigger, _) = start(r);
-        eventually("the event to apply", Duration::from_secs(20), || async {
-            (effects(&conn).await == 1).then_some(())
-        })
-        .await;
-        assert!(dead_letters(&conn).await.is_empty(), "{backend:?}");
-        trigger.trigger();
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &id, &id).await;
+    // Far more deliveries than max_deliver allows a plain retry.
+    let cfg = ConsumerConfig {
+        max_deliver: 2,
+        retry_base_ms: 10,
+        retry_max_ms: 40,
+        ..Default::default()
+    };
+    let mut r = runner(&conn, &js, "wait-test", cfg.clone());
+    r.handler = Arc::new(WaitsFirst { waits: 6.into() });
+    let (trigger, _) = start(r);
+    eventually("the event to apply", Duration::from_secs(20), || async {
+        (effects(&conn).await == 1).then_some(())
+    })
+    .await;
+    assert!(dead_letters(&conn).await.is_empty(), "{backend:?}");
+    trigger.trigger();
 
-        // Waiting ends after wait_max_secs: then the event is parked.
-        let id = uuid::Uuid::now_v7().to_string();
-        publish_raw(&js, &id, &id).await;
-        let cfg = ConsumerConfig {
-            wait_max_secs: 1,
-            ..cfg
-        };
-        let mut r = runner(&conn, &js, "wait-test-2", cfg);
-        r.handler = Arc::new(WaitsFirst {
-            waits: usize::MAX.into(),
-        });
-        let (trigger, _) = start(r);
-        // (This new durable reads the stream from its start: the first event
-        // waits again too, and is parked as well.)
-        let letter = eventually(
-            "the event to be parked",
-            Duration::from_secs(20),
-            || async {
-                dead_letters(&conn)
-                    .await
-                    .into_iter()
-                    .find(|l| l.event_id == id)
-            },
-        )
-        .await;
-        assert!(letter.error.contains("waited"), "{}", letter.error);
-        trigger.trigger();
-        js.delete_stream(LISTINGS.name).await.unwrap();
-    }
+    // Waiting ends after wait_max_secs: then the event is parked.
+    let id = uuid::Uuid::now_v7().to_string();
+    publish_raw(&js, &id, &id).await;
+    let cfg = ConsumerConfig {
+        wait_max_secs: 1,
+        ..cfg
+    };
+    let mut r = runner(&conn, &js, "wait-test-2", cfg);
+    r.handler = Arc::new(WaitsFirst {
+        waits: usize::MAX.into(),
+    });
+    let (trigger, _) = start(r);
+    // (This new durable reads the stream from its start: the first event
+    // waits again too, and is parked as well.)
+    let letter = eventually(
+        "the event to be parked",
+        Duration::from_secs(20),
+        || async {
+            dead_letters(&conn)
+                .await
+                .into_iter()
+                .find(|l| l.event_id == id)
+        },
+    )
+    .await;
+    assert!(letter.error.contains("waited"), "{}", letter.error);
+    trigger.trigger();
+    js.delete_stream(LISTINGS.name).await.unwrap();
 }
 
-#[tokio::test]
-async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_person() {
+per_backend!(an_event_waiting_for_another_stream_is_retried_by_time_not_by_count);
+
+async fn erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_person(
+    backend: Backend,
+) {
     use sea_orm::{ActiveValue::Set, EntityTrait};
     use selfhelp_platform::migrations::entities::dead_letter;
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let outbox = Outbox::new("notts", "listings");
-        let person = "erase-me-7731";
-        // Published and naming the person (as an organiser); published and
-        // naming someone whose id begins with theirs; not yet published.
-        let enqueue_by = |organiser: String| {
-            let (conn, outbox) = (conn.clone(), outbox.clone());
-            async move {
-                let mut msg = group_created("A group");
-                msg.group.as_mut().unwrap().organiser_ids = vec![organiser];
-                let id = msg.group.as_ref().unwrap().group_id.clone();
-                let txn = conn.begin().await.unwrap();
-                let ev = outbox
-                    .enqueue(&txn, LISTINGS, "group.created", &id, &msg, None)
-                    .await
-                    .unwrap();
-                txn.commit().await.unwrap();
-                ev
-            }
-        };
-        let named = enqueue_by(person.to_string()).await;
-        let other = enqueue_by(format!("{person}0")).await;
-        conn.execute_unprepared("UPDATE outbox SET published_at_ms = 1")
-            .await
-            .unwrap();
-        let pending = enqueue_by(person.to_string()).await;
-        // A protobuf string field holding an id: tag, length, bytes.
-        let field = |id: &str| [vec![0x0a, id.len() as u8], id.as_bytes().to_vec()].concat();
-        for (payload, headers) in [
-            (field(person), "{}".to_string()),
-            (
-                b"nothing".to_vec(),
-                format!(r#"{{"ce-subject":"{person}"}}"#),
-            ),
-            (b"nobody".to_vec(), "{}".to_string()),
-            // Someone whose id begins with the erased one's: not them.
-            (
-                field(&format!("{person}0")),
-                format!(r#"{{"ce-subject":"{person}0"}}"#),
-            ),
-        ] {
-            dead_letter::Entity::insert(dead_letter::ActiveModel {
-                consumer: Set("c".into()),
-                event_id: Set(uuid::Uuid::now_v7().to_string()),
-                subject: Set("selfhelp.notts.listings.group.created".into()),
-                headers_json: Set(headers),
-                payload: Set(payload),
-                error: Set("poison".into()),
-                deliveries: Set(1),
-                created_at_ms: Set(1),
-                replayed_at_ms: Set(None),
-                ..Default::default()
-            })
-            .exec_without_returning(&conn)
-            .await
-            .unwrap();
+    let (_db, conn) = database(backend).await;
+    let outbox = Outbox::new("notts", "listings");
+    let person = "erase-me-7731";
+    // Published and naming the person (as an organiser); published and
+    // naming someone whose id begins with theirs; not yet published.
+    let enqueue_by = |organiser: String| {
+        let (conn, outbox) = (conn.clone(), outbox.clone());
+        async move {
+            let mut msg = group_created("A group");
+            msg.group.as_mut().unwrap().organiser_ids = vec![organiser];
+            let id = msg.group.as_ref().unwrap().group_id.clone();
+            let txn = conn.begin().await.unwrap();
+            let ev = outbox
+                .enqueue(&txn, LISTINGS, "group.created", &id, &msg, None)
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+            ev
         }
-
-        let txn = conn.begin().await.unwrap();
-        let purged = selfhelp_platform::privacy::purge_traces(&txn, person)
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        assert_eq!(purged, 3, "{backend:?}: one outbox row, two dead letters");
-        let left: Vec<String> = conn
-            .query_all_raw(Statement::from_string(
-                conn.get_database_backend(),
-                "SELECT event_id FROM outbox ORDER BY seq",
-            ))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get::<String>("", "event_id").unwrap())
-            .collect();
-        assert!(!left.contains(&named), "{backend:?}");
-        assert_eq!(left, vec![other, pending], "{backend:?}: the rest stays");
-        assert_eq!(
-            dead_letters(&conn).await.len(),
-            2,
-            "{backend:?}: nobody's and p…0's stay"
-        );
+    };
+    let named = enqueue_by(person.to_string()).await;
+    let other = enqueue_by(format!("{person}0")).await;
+    conn.execute_unprepared("UPDATE outbox SET published_at_ms = 1")
+        .await
+        .unwrap();
+    let pending = enqueue_by(person.to_string()).await;
+    // A protobuf string field holding an id: tag, length, bytes.
+    let field = |id: &str| [vec![0x0a, id.len() as u8], id.as_bytes().to_vec()].concat();
+    for (payload, headers) in [
+        (field(person), "{}".to_string()),
+        (
+            b"nothing".to_vec(),
+            format!(r#"{{"ce-subject":"{person}"}}"#),
+        ),
+        (b"nobody".to_vec(), "{}".to_string()),
+        // Someone whose id begins with the erased one's: not them.
+        (
+            field(&format!("{person}0")),
+            format!(r#"{{"ce-subject":"{person}0"}}"#),
+        ),
+    ] {
+        dead_letter::Entity::insert(dead_letter::ActiveModel {
+            consumer: Set("c".into()),
+            event_id: Set(uuid::Uuid::now_v7().to_string()),
+            subject: Set("selfhelp.notts.listings.group.created".into()),
+            headers_json: Set(headers),
+            payload: Set(payload),
+            error: Set("poison".into()),
+            deliveries: Set(1),
+            created_at_ms: Set(1),
+            replayed_at_ms: Set(None),
+            ..Default::default()
+        })
+        .exec_without_returning(&conn)
+        .await
+        .unwrap();
     }
+
+    let txn = conn.begin().await.unwrap();
+    let purged = selfhelp_platform::privacy::purge_traces(&txn, person)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(purged, 3, "{backend:?}: one outbox row, two dead letters");
+    let left: Vec<String> = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT event_id FROM outbox ORDER BY seq",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "event_id").unwrap())
+        .collect();
+    assert!(!left.contains(&named), "{backend:?}");
+    assert_eq!(left, vec![other, pending], "{backend:?}: the rest stays");
+    assert_eq!(
+        dead_letters(&conn).await.len(),
+        2,
+        "{backend:?}: nobody's and p…0's stay"
+    );
 }
 
-#[tokio::test]
-async fn pseudonyms_are_keyed_per_service_and_stable_across_restarts() {
+per_backend!(erasure_purges_published_outbox_rows_and_dead_letters_that_name_the_person);
+
+async fn pseudonyms_are_keyed_per_service_and_stable_across_restarts(backend: Backend) {
     use selfhelp_platform::privacy::Pseudonyms;
-    for backend in backends() {
-        let (_db, conn) = database(backend).await;
-        let first = Pseudonyms::load(&conn).await.unwrap();
-        let again = Pseudonyms::load(&conn).await.unwrap();
-        assert_eq!(
-            first.of("p-42"),
-            again.of("p-42"),
-            "{backend:?}: the key is kept"
-        );
-        assert_ne!(first.of("p-42"), first.of("p-43"));
-        // Another service (another database) has another key: no pseudonym
-        // can be matched across services, or tried from outside.
-        let (_other_db, other) = database(backend).await;
-        let elsewhere = Pseudonyms::load(&other).await.unwrap();
-        assert_ne!(first.of("p-42"), elsewhere.of("p-42"));
-        // Records from before keys are still found.
-        let [today, before] = first.all_of("p-42");
-        assert_eq!(today, first.of("p-42"));
-        assert_ne!(before, today);
-        assert_eq!(
-            before,
-            elsewhere.all_of("p-42")[1],
-            "the unkeyed one is the same everywhere"
-        );
-    }
+    let (_db, conn) = database(backend).await;
+    let first = Pseudonyms::load(&conn).await.unwrap();
+    let again = Pseudonyms::load(&conn).await.unwrap();
+    assert_eq!(
+        first.of("p-42"),
+        again.of("p-42"),
+        "{backend:?}: the key is kept"
+    );
+    assert_ne!(first.of("p-42"), first.of("p-43"));
+    // Another service (another database) has another key: no pseudonym
+    // can be matched across services, or tried from outside.
+    let (_other_db, other) = database(backend).await;
+    let elsewhere = Pseudonyms::load(&other).await.unwrap();
+    assert_ne!(first.of("p-42"), elsewhere.of("p-42"));
+    // Records from before keys are still found.
+    let [today, before] = first.all_of("p-42");
+    assert_eq!(today, first.of("p-42"));
+    assert_ne!(before, today);
+    assert_eq!(
+        before,
+        elsewhere.all_of("p-42")[1],
+        "the unkeyed one is the same everywhere"
+    );
 }
+
+per_backend!(pseudonyms_are_keyed_per_service_and_stable_across_restarts);

@@ -12,8 +12,8 @@ use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient
 use selfhelp_proto::membership::v1 as pb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_testkit::{
-    Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends, eventually,
-    join_request, publish_event, token, wait_consumer_caught_up, with_token,
+    Backend, Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, eventually,
+    join_request, per_backend, publish_event, token, wait_consumer_caught_up, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -212,245 +212,241 @@ fn join(group_id: &str, person: &str) -> tonic::Request<pb::JoinGroupRequest> {
     with_token(join_request(group_id), &token(person, REGION, &[]))
 }
 
-#[tokio::test]
-async fn join_works_right_after_publishing_even_before_the_event_arrives() {
-    for backend in backends() {
-        // Listings and membership on different NATS servers: membership never hears
-        // of the group through events, so it must ask listings.
-        let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
-        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-        let listings = start_listings(&ldb, &listings_nats).await;
-        let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
-        let mut outside = OutsideSubscriber::connect(&membership_nats.url()).await;
-        let mut lc = ListingsServiceClient::new(listings.channel().await);
-        let mut mc = MembershipServiceClient::new(membership.channel().await);
+async fn join_works_right_after_publishing_even_before_the_event_arrives(backend: Backend) {
+    // Listings and membership on different NATS servers: membership never hears
+    // of the group through events, so it must ask listings.
+    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let listings = start_listings(&ldb, &listings_nats).await;
+    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let mut outside = OutsideSubscriber::connect(&membership_nats.url()).await;
+    let mut lc = ListingsServiceClient::new(listings.channel().await);
+    let mut mc = MembershipServiceClient::new(membership.channel().await);
 
-        let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
-        let m = mc
-            .join_group(join(&group.id, "bob"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(m.state(), pb::MembershipState::Active, "{backend:?}");
-        assert_eq!(m.role(), pb::GroupRole::Member);
-        assert_eq!(m.person_id, "bob");
-        // Joining again is harmless and returns the same membership.
-        let again = mc
-            .join_group(join(&group.id, "bob"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(again.id, m.id);
+    let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
+    let m = mc
+        .join_group(join(&group.id, "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.state(), pb::MembershipState::Active, "{backend:?}");
+    assert_eq!(m.role(), pb::GroupRole::Member);
+    assert_eq!(m.person_id, "bob");
+    // Joining again is harmless and returns the same membership.
+    let again = mc
+        .join_group(join(&group.id, "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.id, m.id);
 
-        let mine = mc
-            .list_my_memberships(with_token(
-                pb::ListMyMembershipsRequest { page: None },
-                &token("bob", REGION, &[]),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(mine.memberships.len(), 1);
-        assert_eq!(mine.memberships[0].group_id, group.id);
-        let others = mc
-            .list_my_memberships(with_token(
-                pb::ListMyMembershipsRequest { page: None },
-                &token("carol", REGION, &[]),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            others.memberships.is_empty(),
-            "a person sees only their own memberships"
-        );
-
-        let joined = outside
-            .expect(&format!("selfhelp.{REGION}.membership.member.joined"))
-            .await;
-        assert_cloudevent(
-            &joined,
-            "org.selfhelp.membership.member.joined.v1",
-            &format!("urn:selfhelp:{REGION}:membership"),
-            "selfhelp.events.v1.MemberJoined",
-        );
-        assert_eq!(
-            outside
-                .subjects()
-                .iter()
-                .filter(|s| s.ends_with("member.joined"))
-                .count(),
-            1,
-            "a repeated join emits nothing"
-        );
-        membership.stop().await.unwrap();
-        listings.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn joins_that_must_fail() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-        let listings = start_listings(&ldb, &nats).await;
-        let membership = start_membership(&mdb, &nats, &listings.url()).await;
-        let mut lc = ListingsServiceClient::new(listings.channel().await);
-        let mut mc = MembershipServiceClient::new(membership.channel().await);
-
-        let unknown = uuid::Uuid::now_v7().to_string();
-        assert_eq!(
-            mc.join_group(join(&unknown, "bob"))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound,
-            "{backend:?}"
-        );
-        let err = mc.join_group(join("not-a-uuid", "bob")).await.unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert_eq!(violated_fields(&err), vec!["group_id"]);
-        let anon = mc.join_group(join_request(&unknown)).await.unwrap_err();
-        assert_eq!(anon.code(), Code::Unauthenticated);
-        let leeds = with_token(join_request(&unknown), &token("bob", "leeds", &[]));
-        assert_eq!(
-            mc.join_group(leeds).await.unwrap_err().code(),
-            Code::PermissionDenied
-        );
-
-        // A draft: once membership has heard of it, joining is refused as a precondition.
-        let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
-        eventually(
-            "joining a draft to be refused",
-            Duration::from_secs(20),
-            || {
-                let mut mc = mc.clone();
-                let id = draft.id.clone();
-                async move {
-                    (mc.join_group(join(&id, "bob")).await.err()?.code()
-                        == Code::FailedPrecondition)
-                        .then_some(())
-                }
-            },
-        )
-        .await;
-        // Invitation-only groups need an invitation.
-        let closed = create_group(&mut lc, "alice", lpb::JoinPolicy::InviteOnly, true).await;
-        let refused = mc.join_group(join(&closed.id, "bob")).await.unwrap_err();
-        assert_eq!(refused.code(), Code::FailedPrecondition);
-        assert!(
-            refused.message().contains("invitation"),
-            "{}",
-            refused.message()
-        );
-        // No consent, a 20,000-character answer: refused naming the fields.
-        let mut bad = join_request(&closed.id);
-        bad.consent = None;
-        bad.answer = "x".repeat(20_000);
-        let err = mc
-            .join_group(with_token(bad, &token("bob", REGION, &[])))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert_eq!(violated_fields(&err), vec!["consent", "answer"]);
-        membership.stop().await.unwrap();
-        listings.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings() {
-    for backend in backends() {
-        // Membership hears only what the test tells it, on its own NATS.
-        let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
-        let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-        let listings = start_listings(&ldb, &listings_nats).await;
-        let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
-        let mut lc = ListingsServiceClient::new(listings.channel().await);
-        let mut mc = MembershipServiceClient::new(membership.channel().await);
-
-        let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
-        // Membership learns of the draft, and then nothing more.
-        let created = ev::GroupCreated {
-            group: Some(ev::GroupSnapshot {
-                group_id: draft.id.clone(),
-                region: REGION.into(),
-                name: draft.name.clone(),
-                status: "DRAFT".into(),
-                join_policy: "OPEN".into(),
-                organiser_ids: vec!["alice".into()],
-                topics: vec![],
-                version: 1,
-                capacity: 0,
-                places: vec![],
-            }),
-            occurred_at: None,
-        };
-        let id = uuid::Uuid::now_v7().to_string();
-        publish_event(
-            &membership_nats.url(),
-            LISTINGS,
-            REGION,
-            "group.created",
-            &draft.id,
-            &created,
-            &id,
-            &id,
-        )
-        .await;
-        wait_consumer_caught_up(
-            &membership_nats.url(),
-            "LISTINGS",
-            &format!("membership-{REGION}-listings"),
-        )
-        .await;
-        assert_eq!(
-            mc.join_group(join(&draft.id, "bob"))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::FailedPrecondition,
-            "{backend:?}"
-        );
-
-        // Listings publishes it; membership's read model still says DRAFT.
-        let t = token("alice", REGION, &[]);
-        lc.submit_group(with_token(
-            lpb::SubmitGroupRequest {
-                group_id: draft.id.clone(),
-            },
-            &t,
+    let mine = mc
+        .list_my_memberships(with_token(
+            pb::ListMyMembershipsRequest { page: None },
+            &token("bob", REGION, &[]),
         ))
         .await
-        .unwrap();
-        let op = token("op", REGION, &["operator"]);
-        let approve = lpb::ReviewGroupRequest {
-            group_id: draft.id.clone(),
-            decision: lpb::ReviewDecision::Approve.into(),
-            note: String::new(),
-        };
-        lc.review_group(with_token(approve, &op)).await.unwrap();
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.memberships.len(), 1);
+    assert_eq!(mine.memberships[0].group_id, group.id);
+    let others = mc
+        .list_my_memberships(with_token(
+            pb::ListMyMembershipsRequest { page: None },
+            &token("carol", REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        others.memberships.is_empty(),
+        "a person sees only their own memberships"
+    );
 
-        let bob = mc
-            .join_group(join(&draft.id, "bob"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            (bob.state(), bob.role()),
-            (pb::MembershipState::Active, pb::GroupRole::Member)
-        );
-        let alice = mc
-            .join_group(join(&draft.id, "alice"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            alice.role(),
-            pb::GroupRole::Organiser,
-            "the organiser joins as organiser"
-        );
-        membership.stop().await.unwrap();
-        listings.stop().await.unwrap();
-    }
+    let joined = outside
+        .expect(&format!("selfhelp.{REGION}.membership.member.joined"))
+        .await;
+    assert_cloudevent(
+        &joined,
+        "org.selfhelp.membership.member.joined.v1",
+        &format!("urn:selfhelp:{REGION}:membership"),
+        "selfhelp.events.v1.MemberJoined",
+    );
+    assert_eq!(
+        outside
+            .subjects()
+            .iter()
+            .filter(|s| s.ends_with("member.joined"))
+            .count(),
+        1,
+        "a repeated join emits nothing"
+    );
+    membership.stop().await.unwrap();
+    listings.stop().await.unwrap();
 }
+
+per_backend!(join_works_right_after_publishing_even_before_the_event_arrives);
+
+async fn joins_that_must_fail(backend: Backend) {
+    let nats = Nats::start();
+    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let listings = start_listings(&ldb, &nats).await;
+    let membership = start_membership(&mdb, &nats, &listings.url()).await;
+    let mut lc = ListingsServiceClient::new(listings.channel().await);
+    let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        mc.join_group(join(&unknown, "bob"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound,
+        "{backend:?}"
+    );
+    let err = mc.join_group(join("not-a-uuid", "bob")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["group_id"]);
+    let anon = mc.join_group(join_request(&unknown)).await.unwrap_err();
+    assert_eq!(anon.code(), Code::Unauthenticated);
+    let leeds = with_token(join_request(&unknown), &token("bob", "leeds", &[]));
+    assert_eq!(
+        mc.join_group(leeds).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // A draft: once membership has heard of it, joining is refused as a precondition.
+    let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+    eventually(
+        "joining a draft to be refused",
+        Duration::from_secs(20),
+        || {
+            let mut mc = mc.clone();
+            let id = draft.id.clone();
+            async move {
+                (mc.join_group(join(&id, "bob")).await.err()?.code() == Code::FailedPrecondition)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    // Invitation-only groups need an invitation.
+    let closed = create_group(&mut lc, "alice", lpb::JoinPolicy::InviteOnly, true).await;
+    let refused = mc.join_group(join(&closed.id, "bob")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("invitation"),
+        "{}",
+        refused.message()
+    );
+    // No consent, a 20,000-character answer: refused naming the fields.
+    let mut bad = join_request(&closed.id);
+    bad.consent = None;
+    bad.answer = "x".repeat(20_000);
+    let err = mc
+        .join_group(with_token(bad, &token("bob", REGION, &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), vec!["consent", "answer"]);
+    membership.stop().await.unwrap();
+    listings.stop().await.unwrap();
+}
+
+per_backend!(joins_that_must_fail);
+
+async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backend: Backend) {
+    // Membership hears only what the test tells it, on its own NATS.
+    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let listings = start_listings(&ldb, &listings_nats).await;
+    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let mut lc = ListingsServiceClient::new(listings.channel().await);
+    let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+    let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+    // Membership learns of the draft, and then nothing more.
+    let created = ev::GroupCreated {
+        group: Some(ev::GroupSnapshot {
+            group_id: draft.id.clone(),
+            region: REGION.into(),
+            name: draft.name.clone(),
+            status: "DRAFT".into(),
+            join_policy: "OPEN".into(),
+            organiser_ids: vec!["alice".into()],
+            topics: vec![],
+            version: 1,
+            capacity: 0,
+            places: vec![],
+        }),
+        occurred_at: None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &membership_nats.url(),
+        LISTINGS,
+        REGION,
+        "group.created",
+        &draft.id,
+        &created,
+        &id,
+        &id,
+    )
+    .await;
+    wait_consumer_caught_up(
+        &membership_nats.url(),
+        "LISTINGS",
+        &format!("membership-{REGION}-listings"),
+    )
+    .await;
+    assert_eq!(
+        mc.join_group(join(&draft.id, "bob"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition,
+        "{backend:?}"
+    );
+
+    // Listings publishes it; membership's read model still says DRAFT.
+    let t = token("alice", REGION, &[]);
+    lc.submit_group(with_token(
+        lpb::SubmitGroupRequest {
+            group_id: draft.id.clone(),
+        },
+        &t,
+    ))
+    .await
+    .unwrap();
+    let op = token("op", REGION, &["operator"]);
+    let approve = lpb::ReviewGroupRequest {
+        group_id: draft.id.clone(),
+        decision: lpb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    lc.review_group(with_token(approve, &op)).await.unwrap();
+
+    let bob = mc
+        .join_group(join(&draft.id, "bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (bob.state(), bob.role()),
+        (pb::MembershipState::Active, pb::GroupRole::Member)
+    );
+    let alice = mc
+        .join_group(join(&draft.id, "alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        alice.role(),
+        pb::GroupRole::Organiser,
+        "the organiser joins as organiser"
+    );
+    membership.stop().await.unwrap();
+    listings.stop().await.unwrap();
+}
+
+per_backend!(a_read_model_that_lags_behind_publishing_is_checked_with_listings);

@@ -3,7 +3,7 @@
 
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;
-use selfhelp_testkit::{backends, join_request, token, with_token};
+use selfhelp_testkit::{Backend, join_request, per_backend, token, with_token};
 use tonic::Code;
 
 use super::{Env, REGION};
@@ -58,268 +58,267 @@ fn code<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
     r.map(|_| Code::Ok).unwrap_or_else(|s| s.code())
 }
 
-#[tokio::test]
-async fn permission_matrix() {
-    for backend in backends() {
-        let mut e = Env::start(backend).await;
-        let g = e.group("olive", lpb::JoinPolicy::Open, 0).await;
-        let mut ids = std::collections::HashMap::new();
-        for person in ["olive", "cory", "pat", "max"] {
-            let m =
-                e.mc.join_group(with_token(join_request(&g), &token(person, REGION, &[])))
-                    .await
-                    .unwrap()
-                    .into_inner();
-            ids.insert(person, m.id);
-        }
+async fn permission_matrix(backend: Backend) {
+    let mut e = Env::start(backend).await;
+    let g = e.group("olive", lpb::JoinPolicy::Open, 0).await;
+    let mut ids = std::collections::HashMap::new();
+    for person in ["olive", "cory", "pat", "max"] {
+        let m =
+            e.mc.join_group(with_token(join_request(&g), &token(person, REGION, &[])))
+                .await
+                .unwrap()
+                .into_inner();
+        ids.insert(person, m.id);
+    }
+    e.mc.assign_role(with_token(
+        pb::AssignRoleRequest {
+            membership_id: ids["cory"].clone(),
+            role: pb::GroupRole::CoOrganiser.into(),
+            duties: vec![],
+        },
+        &token("olive", REGION, &[]),
+    ))
+    .await
+    .unwrap();
+
+    //                      anon  self   other  co     org    op     op-else
+    let organisers_only = [false, false, false, true, true, false, false];
+    let organiser_alone = [false, false, false, false, true, false, false];
+    let anyone_here = [false, true, true, true, true, true, false];
+
+    let mut codes = Vec::new();
+    for who in EVERYONE {
+        let r =
+            e.mc.list_group_members(request(
+                pb::ListGroupMembersRequest {
+                    group_id: g.clone(),
+                    states: vec![],
+                    page: None,
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organisers_only, &codes);
+
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.create_invitation(request(
+                pb::CreateInvitationRequest {
+                    group_id: g.clone(),
+                    ..Default::default()
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organisers_only, &codes);
+
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.update_group_settings(request(
+                pb::UpdateGroupSettingsRequest {
+                    group_id: g.clone(),
+                    member_list_visibility: 0,
+                    join_question: "Why?".into(),
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organisers_only, &codes);
+
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.get_group_settings(request(
+                pb::GetGroupSettingsRequest {
+                    group_id: g.clone(),
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&anyone_here, &codes);
+
+    // Role changes: only the organiser. (Same role and duties each time: the
+    // allowed call changes nothing the next callers depend on.)
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.assign_role(request(
+                pb::AssignRoleRequest {
+                    membership_id: ids["pat"].clone(),
+                    role: pb::GroupRole::Member.into(),
+                    duties: vec!["tea".into()],
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organiser_alone, &codes);
+
+    // Rotas: organisers and co-organisers set them; every member sees them.
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.set_rota(request(
+                pb::SetRotaRequest {
+                    group_id: g.clone(),
+                    duty: "tea".into(),
+                    volunteer_person_ids: vec!["pat".into(), "max".into()],
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organisers_only, &codes);
+    let members_here = [false, true, true, true, true, false, false];
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.get_rota(request(
+                pb::GetRotaRequest {
+                    group_id: g.clone(),
+                    duty: String::new(),
+                    meetings: 0,
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&members_here, &codes);
+
+    // Approving a request: organisers only. Pat asks to rejoin as a request in
+    // a second, approval group where the same people hold the same roles.
+    let g2 = e.group("olive", lpb::JoinPolicy::Approval, 0).await;
+    let cory_asks =
+        e.mc.join_group(with_token(join_request(&g2), &token("cory", REGION, &[])))
+            .await
+            .unwrap()
+            .into_inner();
+    let too_early =
         e.mc.assign_role(with_token(
             pb::AssignRoleRequest {
-                membership_id: ids["cory"].clone(),
+                membership_id: cory_asks.id,
                 role: pb::GroupRole::CoOrganiser.into(),
                 duties: vec![],
             },
             &token("olive", REGION, &[]),
         ))
         .await
-        .unwrap();
-
-        //                      anon  self   other  co     org    op     op-else
-        let organisers_only = [false, false, false, true, true, false, false];
-        let organiser_alone = [false, false, false, false, true, false, false];
-        let anyone_here = [false, true, true, true, true, true, false];
-
-        let mut codes = Vec::new();
-        for who in EVERYONE {
-            let r =
-                e.mc.list_group_members(request(
-                    pb::ListGroupMembersRequest {
-                        group_id: g.clone(),
-                        states: vec![],
-                        page: None,
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&organisers_only, &codes);
-
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.create_invitation(request(
-                    pb::CreateInvitationRequest {
-                        group_id: g.clone(),
-                        ..Default::default()
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&organisers_only, &codes);
-
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.update_group_settings(request(
-                    pb::UpdateGroupSettingsRequest {
-                        group_id: g.clone(),
-                        member_list_visibility: 0,
-                        join_question: "Why?".into(),
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&organisers_only, &codes);
-
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.get_group_settings(request(
-                    pb::GetGroupSettingsRequest {
-                        group_id: g.clone(),
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&anyone_here, &codes);
-
-        // Role changes: only the organiser. (Same role and duties each time: the
-        // allowed call changes nothing the next callers depend on.)
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.assign_role(request(
-                    pb::AssignRoleRequest {
-                        membership_id: ids["pat"].clone(),
-                        role: pb::GroupRole::Member.into(),
-                        duties: vec!["tea".into()],
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&organiser_alone, &codes);
-
-        // Rotas: organisers and co-organisers set them; every member sees them.
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.set_rota(request(
-                    pb::SetRotaRequest {
-                        group_id: g.clone(),
-                        duty: "tea".into(),
-                        volunteer_person_ids: vec!["pat".into(), "max".into()],
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&organisers_only, &codes);
-        let members_here = [false, true, true, true, true, false, false];
-        codes.clear();
-        for who in EVERYONE {
-            let r =
-                e.mc.get_rota(request(
-                    pb::GetRotaRequest {
-                        group_id: g.clone(),
-                        duty: String::new(),
-                        meetings: 0,
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        expect(&members_here, &codes);
-
-        // Approving a request: organisers only. Pat asks to rejoin as a request in
-        // a second, approval group where the same people hold the same roles.
-        let g2 = e.group("olive", lpb::JoinPolicy::Approval, 0).await;
-        let cory_asks =
-            e.mc.join_group(with_token(join_request(&g2), &token("cory", REGION, &[])))
-                .await
-                .unwrap()
-                .into_inner();
-        let too_early =
-            e.mc.assign_role(with_token(
-                pb::AssignRoleRequest {
-                    membership_id: cory_asks.id,
-                    role: pb::GroupRole::CoOrganiser.into(),
-                    duties: vec![],
+        .unwrap_err();
+    assert_eq!(
+        too_early.code(),
+        Code::FailedPrecondition,
+        "no role before approval"
+    );
+    codes.clear();
+    let pat_request =
+        e.mc.join_group(with_token(join_request(&g2), &token("pat", REGION, &[])))
+            .await
+            .unwrap()
+            .into_inner();
+    for who in EVERYONE {
+        let r =
+            e.mc.decline_request(request(
+                pb::DecideRequestRequest {
+                    membership_id: pat_request.id.clone(),
+                    message: String::new(),
                 },
-                &token("olive", REGION, &[]),
+                who,
             ))
+            .await;
+        codes.push(code(r));
+    }
+    // In g2 Cory has only asked to join, so holds no role there yet.
+    expect(&organiser_alone, &codes);
+
+    // A person's own memberships: each sees only theirs; no one else's.
+    let theirs =
+        e.mc.list_my_memberships(request(
+            pb::ListMyMembershipsRequest { page: None },
+            Who::Themself,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(theirs.memberships.iter().all(|m| m.person_id == "pat"));
+    let operator =
+        e.mc.list_my_memberships(request(
+            pb::ListMyMembershipsRequest { page: None },
+            Who::OperatorHere,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        operator.memberships.is_empty(),
+        "an operator sees no one's memberships"
+    );
+    let elsewhere =
+        e.mc.export_my_data(request(pb::ExportMyDataRequest {}, Who::OperatorElsewhere))
             .await
             .unwrap_err();
-        assert_eq!(
-            too_early.code(),
-            Code::FailedPrecondition,
-            "no role before approval"
-        );
-        codes.clear();
-        let pat_request =
-            e.mc.join_group(with_token(join_request(&g2), &token("pat", REGION, &[])))
-                .await
-                .unwrap()
-                .into_inner();
-        for who in EVERYONE {
-            let r =
-                e.mc.decline_request(request(
-                    pb::DecideRequestRequest {
-                        membership_id: pat_request.id.clone(),
-                        message: String::new(),
-                    },
-                    who,
-                ))
-                .await;
-            codes.push(code(r));
-        }
-        // In g2 Cory has only asked to join, so holds no role there yet.
-        expect(&organiser_alone, &codes);
+    assert_eq!(elsewhere.code(), Code::PermissionDenied);
 
-        // A person's own memberships: each sees only theirs; no one else's.
-        let theirs =
-            e.mc.list_my_memberships(request(
-                pb::ListMyMembershipsRequest { page: None },
-                Who::Themself,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(theirs.memberships.iter().all(|m| m.person_id == "pat"));
-        let operator =
-            e.mc.list_my_memberships(request(
-                pb::ListMyMembershipsRequest { page: None },
-                Who::OperatorHere,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            operator.memberships.is_empty(),
-            "an operator sees no one's memberships"
-        );
-        let elsewhere =
-            e.mc.export_my_data(request(pb::ExportMyDataRequest {}, Who::OperatorElsewhere))
-                .await
-                .unwrap_err();
-        assert_eq!(elsewhere.code(), Code::PermissionDenied);
-
-        // Removing: the co-organiser may remove a member, not the organiser.
-        let removing = |id: &str| pb::RemoveMemberRequest {
-            membership_id: id.into(),
-            ban: false,
-            message: String::new(),
-        };
-        codes.clear();
-        for who in [
-            Who::Anonymous,
-            Who::Themself,
-            Who::AnotherMember,
-            Who::OperatorHere,
-            Who::OperatorElsewhere,
-        ] {
-            codes.push(code(
-                e.mc.remove_member(request(removing(&ids["pat"]), who))
-                    .await,
-            ));
-        }
-        assert_eq!(
-            codes,
-            vec![
-                Code::Unauthenticated,
-                Code::PermissionDenied,
-                Code::PermissionDenied,
-                Code::PermissionDenied,
-                Code::PermissionDenied
-            ],
-            "{backend:?}"
-        );
-        assert_eq!(
-            code(
-                e.mc.remove_member(request(removing(&ids["olive"]), Who::CoOrganiser))
-                    .await
-            ),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            code(
-                e.mc.remove_member(request(removing(&ids["pat"]), Who::CoOrganiser))
-                    .await
-            ),
-            Code::Ok
-        );
-        e.stop().await;
+    // Removing: the co-organiser may remove a member, not the organiser.
+    let removing = |id: &str| pb::RemoveMemberRequest {
+        membership_id: id.into(),
+        ban: false,
+        message: String::new(),
+    };
+    codes.clear();
+    for who in [
+        Who::Anonymous,
+        Who::Themself,
+        Who::AnotherMember,
+        Who::OperatorHere,
+        Who::OperatorElsewhere,
+    ] {
+        codes.push(code(
+            e.mc.remove_member(request(removing(&ids["pat"]), who))
+                .await,
+        ));
     }
+    assert_eq!(
+        codes,
+        vec![
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::PermissionDenied,
+            Code::PermissionDenied,
+            Code::PermissionDenied
+        ],
+        "{backend:?}"
+    );
+    assert_eq!(
+        code(
+            e.mc.remove_member(request(removing(&ids["olive"]), Who::CoOrganiser))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(
+            e.mc.remove_member(request(removing(&ids["pat"]), Who::CoOrganiser))
+                .await
+        ),
+        Code::Ok
+    );
+    e.stop().await;
 }
+
+per_backend!(permission_matrix);
 
 /// Calls every RPC of the service as `who`, with well-formed requests about the
 /// group `g` and the membership `m`; returns each RPC's status code.
@@ -486,43 +485,42 @@ async fn every_rpc(
     out
 }
 
-#[tokio::test]
-async fn strangers_and_other_regions_get_nothing_from_any_rpc() {
-    for backend in backends() {
-        let mut e = Env::start(backend).await;
-        let g = e.group("olive", lpb::JoinPolicy::Open, 0).await;
-        let m =
-            e.mc.join_group(with_token(join_request(&g), &token("pat", REGION, &[])))
-                .await
-                .unwrap()
-                .into_inner()
-                .id;
-        let anonymous = every_rpc(&mut e.mc, Who::Anonymous, &g, &m).await;
-        let called: Vec<String> = anonymous.iter().map(|(rpc, _)| rpc.to_string()).collect();
+async fn strangers_and_other_regions_get_nothing_from_any_rpc(backend: Backend) {
+    let mut e = Env::start(backend).await;
+    let g = e.group("olive", lpb::JoinPolicy::Open, 0).await;
+    let m =
+        e.mc.join_group(with_token(join_request(&g), &token("pat", REGION, &[])))
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+    let anonymous = every_rpc(&mut e.mc, Who::Anonymous, &g, &m).await;
+    let called: Vec<String> = anonymous.iter().map(|(rpc, _)| rpc.to_string()).collect();
+    assert_eq!(
+        called,
+        selfhelp_testkit::rpc_names("MembershipService"),
+        "every RPC of the service is called"
+    );
+    for (rpc, got) in anonymous {
         assert_eq!(
-            called,
-            selfhelp_testkit::rpc_names("MembershipService"),
-            "every RPC of the service is called"
+            got,
+            Code::Unauthenticated,
+            "{backend:?}: {rpc} without a token"
         );
-        for (rpc, got) in anonymous {
-            assert_eq!(
-                got,
-                Code::Unauthenticated,
-                "{backend:?}: {rpc} without a token"
-            );
-        }
-        for (rpc, got) in every_rpc(&mut e.mc, Who::OperatorElsewhere, &g, &m).await {
-            assert_eq!(
-                got,
-                Code::PermissionDenied,
-                "{rpc} by another region's operator"
-            );
-        }
-        // Pat's membership is untouched by all of that.
-        assert_eq!(
-            e.my_membership("pat").await.state(),
-            pb::MembershipState::Active
-        );
-        e.stop().await;
     }
+    for (rpc, got) in every_rpc(&mut e.mc, Who::OperatorElsewhere, &g, &m).await {
+        assert_eq!(
+            got,
+            Code::PermissionDenied,
+            "{rpc} by another region's operator"
+        );
+    }
+    // Pat's membership is untouched by all of that.
+    assert_eq!(
+        e.my_membership("pat").await.state(),
+        pb::MembershipState::Active
+    );
+    e.stop().await;
 }
+
+per_backend!(strangers_and_other_regions_get_nothing_from_any_rpc);

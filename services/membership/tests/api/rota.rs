@@ -7,7 +7,7 @@ use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;
-use selfhelp_testkit::{backends, join_request, token, with_token};
+use selfhelp_testkit::{Backend, join_request, per_backend, token, with_token};
 use tonic::Code;
 
 use super::{Env, REGION, as_person};
@@ -31,218 +31,217 @@ fn who(rota: &pb::DutyRota) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_rota_follows_the_meetings_and_changes_hands_fairly() {
-    for backend in backends() {
-        let mut e = Env::start(backend).await;
-        let g = e.group("alice", lpb::JoinPolicy::Open, 0).await;
-        for person in ["alice", "bob", "carol"] {
-            let mut r = join_request(&g);
-            r.display_name = person.to_uppercase();
-            e.mc.join_group(as_person(r, person)).await.unwrap();
-        }
-        // The group shares its member list with members (rotas name people).
-        e.mc.update_group_settings(as_person(
-            pb::UpdateGroupSettingsRequest {
-                group_id: g.clone(),
-                member_list_visibility: pb::MemberListVisibility::Members.into(),
-                join_question: String::new(),
-            },
-            "alice",
-        ))
-        .await
-        .unwrap();
-        // Weekly, the first meeting two days from now; the second is cancelled.
-        let first = Utc::now().date_naive() + Duration::days(2);
-        let day = |weeks: i64| (first + Duration::weeks(weeks)).to_string();
-        let alice = token("alice", REGION, &[]);
-        e.lc.set_schedule(with_token(
-            lpb::SetScheduleRequest {
-                group_id: g.clone(),
-                schedule: Some(lpb::Schedule {
-                    frequency: lpb::Frequency::Weekly.into(),
-                    interval: 1,
-                    weekday: weekday(first.weekday()).into(),
-                    valid_from: Utc::now().date_naive().to_string(),
-                    start_time: "19:00".into(),
-                    end_time: "21:00".into(),
-                    ..Default::default()
-                }),
-            },
-            &alice,
-        ))
-        .await
-        .unwrap();
-        e.lc.cancel_occurrence(with_token(
-            lpb::CancelOccurrenceRequest {
-                group_id: g.clone(),
-                date: day(1),
-                note: "The hall is closed".into(),
-            },
-            &alice,
-        ))
-        .await
-        .unwrap();
-        e.seen_by_membership("occurrence.cancelled", &g).await;
-
-        let set = |volunteers: &[&str], duty: &str| pb::SetRotaRequest {
-            group_id: g.clone(),
-            duty: duty.into(),
-            volunteer_person_ids: volunteers.iter().map(|s| s.to_string()).collect(),
-        };
-        let bad =
-            e.mc.set_rota(as_person(set(&["bob", "bob", "zoe"], ""), "alice"))
-                .await
-                .unwrap_err();
-        assert_eq!(
-            violated_fields(&bad),
-            vec!["duty", "volunteer_person_ids[1]"],
-            "{backend:?}"
-        );
-        let stranger =
-            e.mc.set_rota(as_person(set(&["bob", "zoe"], "chair"), "alice"))
-                .await
-                .unwrap_err();
-        assert_eq!(violated_fields(&stranger), vec!["volunteer_person_ids[1]"]);
-        let member =
-            e.mc.set_rota(as_person(set(&["bob"], "chair"), "bob"))
-                .await
-                .unwrap_err();
-        assert_eq!(member.code(), Code::PermissionDenied);
-
-        let rota =
-            e.mc.set_rota(as_person(set(&["alice", "bob", "carol"], "Chair"), "alice"))
-                .await
-                .unwrap()
-                .into_inner();
-        assert_eq!(rota.duty, "chair");
-        assert_eq!(
-            who(&rota)[..3],
-            [
-                (day(0), "ALICE".to_string()),
-                (day(2), "BOB".to_string()),
-                (day(3), "CAROL".to_string()),
-            ],
-            "the cancelled meeting is no one's turn"
-        );
-
-        // Members see the rota (names, not account ids); strangers do not.
-        let get = |duty: &str| pb::GetRotaRequest {
-            group_id: g.clone(),
-            duty: duty.into(),
-            meetings: 4,
-        };
-        let seen =
-            e.mc.get_rota(as_person(get("chair"), "bob"))
-                .await
-                .unwrap()
-                .into_inner();
-        let bobs = &seen.rotas[0];
-        assert_eq!(bobs.turns.len(), 4);
-        assert!(bobs.turns.iter().all(|t| t.person_id.is_empty()));
-        assert_eq!(
-            bobs.turns.iter().filter(|t| t.mine).count(),
-            1,
-            "bob is on duty once in four meetings"
-        );
-        assert_eq!(
-            e.mc.get_rota(as_person(get(""), "zoe"))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            e.mc.get_rota(as_person(get("tea"), "bob"))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound
-        );
-
-        // Alice hears of her turn ahead of the first meeting.
-        let due = e
-            .outside
-            .expect(&format!("selfhelp.{REGION}.membership.rota.duty_due"))
-            .await;
-        let due = ev::RotaDutyDue::decode(due.payload.clone()).unwrap();
-        assert_eq!(
-            (due.person_id.as_str(), due.meeting_key.as_str()),
-            ("alice", day(0).as_str())
-        );
-
-        // Bob skips his turn: Carol does it, Bob does the next one.
-        let skip = |key: String| pb::SkipMyTurnRequest {
-            group_id: g.clone(),
-            duty: "chair".into(),
-            meeting_key: key,
-        };
-        let not_his =
-            e.mc.skip_my_turn(as_person(skip(day(0)), "bob"))
-                .await
-                .unwrap_err();
-        assert_eq!(not_his.code(), Code::FailedPrecondition);
-        let skipped =
-            e.mc.skip_my_turn(as_person(skip(day(2)), "bob"))
-                .await
-                .unwrap()
-                .into_inner();
-        assert_eq!(
-            who(&skipped)[1..3],
-            [(day(2), "CAROL".to_string()), (day(3), "BOB".to_string())]
-        );
-
-        // Carol and Alice swap: asked by Carol, who is on duty at one of them.
-        let swap = |a: String, b: String| pb::SwapTurnsRequest {
-            group_id: g.clone(),
-            duty: "chair".into(),
-            meeting_key: a,
-            other_meeting_key: b,
-        };
-        let same =
-            e.mc.swap_turns(as_person(swap(day(0), day(0)), "carol"))
-                .await
-                .unwrap_err();
-        assert_eq!(violated_fields(&same), vec!["other_meeting_key"]);
-        let swapped =
-            e.mc.swap_turns(as_person(swap(day(0), day(2)), "carol"))
-                .await
-                .unwrap()
-                .into_inner();
-        assert_eq!(
-            who(&swapped)[..2],
-            [(day(0), "CAROL".to_string()), (day(2), "ALICE".to_string())]
-        );
-        // Carol hides herself: to Bob she is "A member" on the rota too.
-        e.mc.update_my_membership(as_person(
-            pb::UpdateMyMembershipRequest {
-                group_id: g.clone(),
-                display_name: None,
-                hidden: Some(true),
-            },
-            "carol",
-        ))
-        .await
-        .unwrap();
-        let seen =
-            e.mc.get_rota(as_person(get("chair"), "bob"))
-                .await
-                .unwrap()
-                .into_inner();
-        assert_eq!(seen.rotas[0].turns[0].display_name, "A member");
-        assert!(!seen.rotas[0].volunteers.contains(&"CAROL".to_string()));
-        // Carol is now on duty first, so she is reminded too.
-        e.outside
-            .expect_matching(
-                &format!("selfhelp.{REGION}.membership.rota.duty_due"),
-                |m| {
-                    ev::RotaDutyDue::decode(m.payload.clone())
-                        .unwrap()
-                        .person_id
-                        == "carol"
-                },
-            )
-            .await;
-        e.stop().await;
+async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) {
+    let mut e = Env::start(backend).await;
+    let g = e.group("alice", lpb::JoinPolicy::Open, 0).await;
+    for person in ["alice", "bob", "carol"] {
+        let mut r = join_request(&g);
+        r.display_name = person.to_uppercase();
+        e.mc.join_group(as_person(r, person)).await.unwrap();
     }
+    // The group shares its member list with members (rotas name people).
+    e.mc.update_group_settings(as_person(
+        pb::UpdateGroupSettingsRequest {
+            group_id: g.clone(),
+            member_list_visibility: pb::MemberListVisibility::Members.into(),
+            join_question: String::new(),
+        },
+        "alice",
+    ))
+    .await
+    .unwrap();
+    // Weekly, the first meeting two days from now; the second is cancelled.
+    let first = Utc::now().date_naive() + Duration::days(2);
+    let day = |weeks: i64| (first + Duration::weeks(weeks)).to_string();
+    let alice = token("alice", REGION, &[]);
+    e.lc.set_schedule(with_token(
+        lpb::SetScheduleRequest {
+            group_id: g.clone(),
+            schedule: Some(lpb::Schedule {
+                frequency: lpb::Frequency::Weekly.into(),
+                interval: 1,
+                weekday: weekday(first.weekday()).into(),
+                valid_from: Utc::now().date_naive().to_string(),
+                start_time: "19:00".into(),
+                end_time: "21:00".into(),
+                ..Default::default()
+            }),
+        },
+        &alice,
+    ))
+    .await
+    .unwrap();
+    e.lc.cancel_occurrence(with_token(
+        lpb::CancelOccurrenceRequest {
+            group_id: g.clone(),
+            date: day(1),
+            note: "The hall is closed".into(),
+        },
+        &alice,
+    ))
+    .await
+    .unwrap();
+    e.seen_by_membership("occurrence.cancelled", &g).await;
+
+    let set = |volunteers: &[&str], duty: &str| pb::SetRotaRequest {
+        group_id: g.clone(),
+        duty: duty.into(),
+        volunteer_person_ids: volunteers.iter().map(|s| s.to_string()).collect(),
+    };
+    let bad =
+        e.mc.set_rota(as_person(set(&["bob", "bob", "zoe"], ""), "alice"))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        violated_fields(&bad),
+        vec!["duty", "volunteer_person_ids[1]"],
+        "{backend:?}"
+    );
+    let stranger =
+        e.mc.set_rota(as_person(set(&["bob", "zoe"], "chair"), "alice"))
+            .await
+            .unwrap_err();
+    assert_eq!(violated_fields(&stranger), vec!["volunteer_person_ids[1]"]);
+    let member =
+        e.mc.set_rota(as_person(set(&["bob"], "chair"), "bob"))
+            .await
+            .unwrap_err();
+    assert_eq!(member.code(), Code::PermissionDenied);
+
+    let rota =
+        e.mc.set_rota(as_person(set(&["alice", "bob", "carol"], "Chair"), "alice"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(rota.duty, "chair");
+    assert_eq!(
+        who(&rota)[..3],
+        [
+            (day(0), "ALICE".to_string()),
+            (day(2), "BOB".to_string()),
+            (day(3), "CAROL".to_string()),
+        ],
+        "the cancelled meeting is no one's turn"
+    );
+
+    // Members see the rota (names, not account ids); strangers do not.
+    let get = |duty: &str| pb::GetRotaRequest {
+        group_id: g.clone(),
+        duty: duty.into(),
+        meetings: 4,
+    };
+    let seen =
+        e.mc.get_rota(as_person(get("chair"), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    let bobs = &seen.rotas[0];
+    assert_eq!(bobs.turns.len(), 4);
+    assert!(bobs.turns.iter().all(|t| t.person_id.is_empty()));
+    assert_eq!(
+        bobs.turns.iter().filter(|t| t.mine).count(),
+        1,
+        "bob is on duty once in four meetings"
+    );
+    assert_eq!(
+        e.mc.get_rota(as_person(get(""), "zoe"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        e.mc.get_rota(as_person(get("tea"), "bob"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    // Alice hears of her turn ahead of the first meeting.
+    let due = e
+        .outside
+        .expect(&format!("selfhelp.{REGION}.membership.rota.duty_due"))
+        .await;
+    let due = ev::RotaDutyDue::decode(due.payload.clone()).unwrap();
+    assert_eq!(
+        (due.person_id.as_str(), due.meeting_key.as_str()),
+        ("alice", day(0).as_str())
+    );
+
+    // Bob skips his turn: Carol does it, Bob does the next one.
+    let skip = |key: String| pb::SkipMyTurnRequest {
+        group_id: g.clone(),
+        duty: "chair".into(),
+        meeting_key: key,
+    };
+    let not_his =
+        e.mc.skip_my_turn(as_person(skip(day(0)), "bob"))
+            .await
+            .unwrap_err();
+    assert_eq!(not_his.code(), Code::FailedPrecondition);
+    let skipped =
+        e.mc.skip_my_turn(as_person(skip(day(2)), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        who(&skipped)[1..3],
+        [(day(2), "CAROL".to_string()), (day(3), "BOB".to_string())]
+    );
+
+    // Carol and Alice swap: asked by Carol, who is on duty at one of them.
+    let swap = |a: String, b: String| pb::SwapTurnsRequest {
+        group_id: g.clone(),
+        duty: "chair".into(),
+        meeting_key: a,
+        other_meeting_key: b,
+    };
+    let same =
+        e.mc.swap_turns(as_person(swap(day(0), day(0)), "carol"))
+            .await
+            .unwrap_err();
+    assert_eq!(violated_fields(&same), vec!["other_meeting_key"]);
+    let swapped =
+        e.mc.swap_turns(as_person(swap(day(0), day(2)), "carol"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        who(&swapped)[..2],
+        [(day(0), "CAROL".to_string()), (day(2), "ALICE".to_string())]
+    );
+    // Carol hides herself: to Bob she is "A member" on the rota too.
+    e.mc.update_my_membership(as_person(
+        pb::UpdateMyMembershipRequest {
+            group_id: g.clone(),
+            display_name: None,
+            hidden: Some(true),
+        },
+        "carol",
+    ))
+    .await
+    .unwrap();
+    let seen =
+        e.mc.get_rota(as_person(get("chair"), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(seen.rotas[0].turns[0].display_name, "A member");
+    assert!(!seen.rotas[0].volunteers.contains(&"CAROL".to_string()));
+    // Carol is now on duty first, so she is reminded too.
+    e.outside
+        .expect_matching(
+            &format!("selfhelp.{REGION}.membership.rota.duty_due"),
+            |m| {
+                ev::RotaDutyDue::decode(m.payload.clone())
+                    .unwrap()
+                    .person_id
+                    == "carol"
+            },
+        )
+        .await;
+    e.stop().await;
 }
+
+per_backend!(a_rota_follows_the_meetings_and_changes_hands_fairly);
