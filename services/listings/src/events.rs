@@ -352,22 +352,21 @@ impl selfhelp_platform::inbox::EventHandler for MembershipRoles {
         if organisers == group.organiser_ids() {
             return Ok(());
         }
-        if !crate::store::group::set_organisers(txn, &group, &organisers, now_ms()).await? {
-            return Err(HandlerError::Retry("the group changed meanwhile".into()));
-        }
-        let updated = crate::store::group::find(txn, &group.id)
-            .await?
-            .ok_or_else(|| HandlerError::Retry("group vanished".into()))?;
         let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
-        record_updated(
+        let changed = crate::workflow::set_organisers(
             txn,
             &self.outbox,
-            &updated,
-            vec!["organisers".into()],
+            &group,
+            &organisers,
             &trace,
+            now_ms(),
         )
         .await?;
-        Ok(())
+        if changed {
+            Ok(())
+        } else {
+            Err(HandlerError::Retry("the group changed meanwhile".into()))
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod oruk;
 pub mod privacy;
 pub mod search;
 pub mod store;
+pub mod workflow;
 
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
@@ -83,9 +84,15 @@ pub async fn run_with_clock(
         postcodes: postcodes.clone(),
     };
 
+    let workflow = workflow::Workflow {
+        db: db.clone(),
+        outbox: event_log.clone(),
+        search: indexer.clone(),
+        clock: clock.clone(),
+    };
     let api = grpc::ListingsApi::new(
         dbs,
-        event_log.clone(),
+        workflow.clone(),
         indexer,
         postcodes,
         grpc::Settings {
@@ -99,15 +106,13 @@ pub async fn run_with_clock(
         ListingsServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
     workers.spawn("review reminders", {
-        let (db, event_log, region) = (db.clone(), event_log.clone(), common.region.clone());
-        let (freshness, stop) = (config.freshness.clone(), shutdown.clone());
+        let (region, freshness) = (common.region.clone(), config.freshness.clone());
+        let stop = shutdown.clone();
         move || {
             freshness::run(
-                db.clone(),
-                event_log.clone(),
+                workflow.clone(),
                 region.clone(),
                 freshness.clone(),
-                clock.clone(),
                 stop.clone(),
             )
         }

@@ -1,6 +1,5 @@
 //! Editing, moderation and freshness of group cards over the wire.
 
-use sea_orm::TransactionTrait;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
@@ -13,9 +12,8 @@ use super::{
     venue_from_wire,
 };
 use crate::domain::group::{self as domain, Transition};
+use crate::error::GROUP_CHANGED;
 use crate::error::ListingsError;
-use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND};
-use crate::events;
 use crate::store::group::{self as store, Model};
 use crate::store::history;
 
@@ -71,26 +69,10 @@ impl ListingsApi {
         if changes.is_empty() {
             return Ok(self.to_wire(&group, Some(caller)));
         }
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        if !store::update_card(&txn, &group, &card, now).await? {
-            return Err(GROUP_CHANGED);
-        }
-        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        history::record(
-            &txn,
-            &group.id,
-            &changes,
-            &caller.person_id,
-            updated.version,
-            now,
-        )
-        .await?;
-        let fields = changes.iter().map(|c| c.field.to_string()).collect();
-        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        self.reindex(&updated.id).await;
+        let updated = self
+            .workflow
+            .update_card(&group, &card, &changes, &caller.person_id, trace)
+            .await?;
         Ok(self.to_wire(&updated, Some(caller)))
     }
 
@@ -228,15 +210,10 @@ impl ListingsApi {
                 self.freshness.max_age_days
             )));
         }
-        let txn = self.db.begin().await?;
-        if !store::confirm(&txn, &group, &caller.person_id, self.clock.now_ms()).await? {
-            return Err(GROUP_CHANGED);
-        }
-        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        self.reindex(&updated.id).await;
+        let updated = self
+            .workflow
+            .confirm(&group, &caller.person_id, trace)
+            .await?;
         Ok(self.to_wire(&updated, Some(caller)))
     }
 }

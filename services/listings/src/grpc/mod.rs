@@ -1,8 +1,7 @@
 //! The ListingsService RPCs: wire ↔ domain, authorisation, one transaction per
 //! change with its event in the outbox.
 
-use crate::events::EventLog;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{caller, caller_in_region, require_caller, trace_parent};
@@ -18,13 +17,13 @@ use crate::config::FreshnessConfig;
 use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
-use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND, TOPIC_NOT_FOUND};
-use crate::events::{self, GroupEvent};
+use crate::error::{GROUP_NOT_FOUND, TOPIC_NOT_FOUND};
 use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
 use crate::search::postcodes::PostcodeTable;
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
+use crate::workflow::Workflow;
 
 /// Builds the domain draft from CreateGroupRequest or UpdateGroupRequest: both
 /// carry the whole card under the same field names.
@@ -61,7 +60,8 @@ pub struct ListingsApi {
     db: DatabaseConnection,
     /// Plain reads (group cards, search pages, the taxonomy): never behind a write.
     read: DatabaseConnection,
-    outbox: EventLog,
+    /// Every change: its transaction, its event, the index refreshed.
+    workflow: Workflow,
     region: String,
     tz: chrono_tz::Tz,
     freshness: FreshnessConfig,
@@ -82,7 +82,7 @@ pub struct Settings {
 impl ListingsApi {
     pub fn new(
         db: Databases,
-        outbox: EventLog,
+        workflow: Workflow,
         search: Indexer,
         postcodes: Arc<PostcodeTable>,
         settings: Settings,
@@ -96,21 +96,13 @@ impl ListingsApi {
         Self {
             db: db.write,
             read: db.read,
-            outbox,
+            workflow,
             region,
             tz,
             freshness,
             search,
             postcodes,
             clock,
-        }
-    }
-
-    /// Brings this replica's search index up to date for a group it just changed
-    /// (other replicas follow the event).
-    pub(crate) async fn reindex(&self, group_id: &str) {
-        if let Err(e) = self.search.refresh(group_id).await {
-            tracing::warn!(error = %e, group_id, "search index refresh failed; the next rebuild catches up");
         }
     }
 
@@ -121,31 +113,6 @@ impl ListingsApi {
             .iter()
             .map(topic_store::Model::node)
             .collect())
-    }
-
-    /// Stores a topic (new for `created`) with its event, in one transaction.
-    async fn save_topic(
-        &self,
-        row: topic_store::Model,
-        change: &'static str,
-        trace: &selfhelp_platform::trace::TraceParent,
-    ) -> Result<topic_store::Model, ListingsError> {
-        let txn = self.db.begin().await?;
-        let saved = if change == "created" {
-            topic_store::insert(&txn, row).await.map_err(|e| {
-                if selfhelp_platform::db::is_unique_violation(&e) {
-                    ListingsError::AlreadyExists("topic code is taken".into())
-                } else {
-                    ListingsError::from(e)
-                }
-            })?
-        } else {
-            topic_store::save(&txn, row).await?
-        };
-        events::record_topic(&txn, &self.outbox, change, &saved, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        Ok(saved)
     }
 
     /// Only operators of this region manage the taxonomy.
@@ -188,8 +155,7 @@ impl ListingsApi {
         }
     }
 
-    /// Applies a lifecycle step and records its event in one transaction.
-    /// `note` is the reason shown to organisers (rejection, suspension, archiving).
+    /// Takes `group` one lifecycle step on behalf of `caller`.
     async fn transition(
         &self,
         group: Model,
@@ -198,32 +164,9 @@ impl ListingsApi {
         caller: &Caller,
         trace: &selfhelp_platform::trace::TraceParent,
     ) -> Result<Model, ListingsError> {
-        let next = domain::next_status(group.status(), transition)
-            .map_err(ListingsError::FailedPrecondition)?;
-        let event = match transition {
-            Transition::Start => GroupEvent::Started,
-            Transition::Submit => GroupEvent::Submitted,
-            Transition::Approve if next == GroupStatus::ProposalListed => {
-                GroupEvent::ProposalListed
-            }
-            Transition::Approve => GroupEvent::Published,
-            Transition::Reject => GroupEvent::Rejected,
-            Transition::Suspend => GroupEvent::Suspended,
-            Transition::Reinstate => GroupEvent::Reinstated,
-            Transition::Archive => GroupEvent::Archived,
-        };
-        // The operator approving a listing has checked its details.
-        let assured_by = (transition == Transition::Approve).then_some(caller.person_id.as_str());
-        let txn = self.db.begin().await?;
-        if !store::set_status(&txn, &group, next, note, assured_by, self.clock.now_ms()).await? {
-            return Err(GROUP_CHANGED);
-        }
-        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        events::record(&txn, &self.outbox, event, &updated, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        self.reindex(&updated.id).await;
-        Ok(updated)
+        self.workflow
+            .transition(&group, transition, note, &caller.person_id, trace)
+            .await
     }
 }
 
@@ -250,26 +193,10 @@ impl ListingsService for ListingsApi {
         };
         let taxonomy = self.taxonomy().await?;
         let new = domain::validate(card_draft!(req), &taxonomy).map_err(ListingsError::from)?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let result: Result<Model, ListingsError> = async {
-            let txn = self.db.begin().await?;
-            let group = store::insert(
-                &txn,
-                &id,
-                &self.region,
-                &caller.person_id,
-                &new,
-                initial,
-                self.clock.now_ms(),
-            )
+        let group = self
+            .workflow
+            .create_group(&self.region, &caller.person_id, &new, initial, &trace)
             .await?;
-            events::record(&txn, &self.outbox, GroupEvent::Created, &group, &trace).await?;
-            txn.commit().await?;
-            Ok(group)
-        }
-        .await;
-        let group = result?;
-        self.outbox.wake();
         tracing::info!(group_id = %group.id, "group created");
         Ok(Response::new(self.to_wire(&group, Some(&caller))))
     }
@@ -673,7 +600,7 @@ impl ListingsService for ListingsApi {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        let created = self.save_topic(row, "created", &trace).await?;
+        let created = self.workflow.save_topic(row, "created", &trace).await?;
         tracing::info!(topic = %created.code, "topic created");
         Ok(Response::new(topic_to_wire(&created)))
     }
@@ -715,7 +642,7 @@ impl ListingsService for ListingsApi {
         topic.description = req.description.trim().to_string();
         topic.parent_id = parent_id;
         topic.updated_at_ms = self.clock.now_ms();
-        let saved = self.save_topic(topic, "updated", &trace).await?;
+        let saved = self.workflow.save_topic(topic, "updated", &trace).await?;
         Ok(Response::new(topic_to_wire(&saved)))
     }
 
@@ -760,7 +687,7 @@ impl ListingsService for ListingsApi {
         topic.retired_at_ms = Some(now);
         topic.replaced_by_id = Some(replacement.id);
         topic.updated_at_ms = now;
-        let saved = self.save_topic(topic, "retired", &trace).await?;
+        let saved = self.workflow.save_topic(topic, "retired", &trace).await?;
         tracing::info!(topic = %saved.code, "topic retired");
         Ok(Response::new(topic_to_wire(&saved)))
     }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveTime, Timelike, Weekday};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::listings::v1 as pb;
 use serde_json::{Value, json};
@@ -214,12 +213,10 @@ impl ListingsApi {
             }
         }
         if !not_carded.is_empty() {
-            let rows: Vec<Model> = store::Entity::find()
-                .filter(store::Column::Id.is_in(not_carded))
-                .filter(store::Column::Region.eq(self.region.as_str()))
-                .filter(store::Column::Status.eq(GroupStatus::Published.as_str()))
-                .all(&self.read)
-                .await?;
+            let rows = store::find_many(&self.read, not_carded).await?;
+            let rows = rows
+                .into_iter()
+                .filter(|g| g.region == self.region && g.status() == GroupStatus::Published);
             for g in rows {
                 let doc = self.service_doc(&g, all_topics);
                 docs.insert(g.id.clone(), doc);

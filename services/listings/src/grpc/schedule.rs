@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Weekday};
-use sea_orm::TransactionTrait;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
@@ -18,19 +17,15 @@ use crate::domain::schedule::{
     parse_date,
 };
 use crate::error::ListingsError;
-use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND};
-use crate::events::{self, MeetingEvent};
+use crate::events::MeetingEvent;
 use crate::search::cards::Card;
 use crate::store::exception as exception_store;
-use crate::store::group::{self as store, Model};
+use crate::store::group::Model;
 use crate::store::topic as topic_store;
 
 /// How many upcoming meetings a group shows.
 const NEXT_MEETINGS: usize = 5;
 const MAX_NOTE: usize = 500;
-/// Cancelled, moved and one-off meetings to come, per group: each one is work
-/// on every read of the group.
-const MAX_CHANGED_MEETINGS: u64 = 100;
 
 impl ListingsApi {
     /// The group as a client sees it, with its next meetings and exceptions.
@@ -182,8 +177,8 @@ impl ListingsApi {
             .timestamp_millis()
     }
 
-    /// Stores `exception`, bumps the group's version and records `event` in one
-    /// transaction; answers with the group and its meetings.
+    /// Stores a cancelled, moved or one-off meeting; answers with the group and
+    /// its meetings.
     async fn commit_meeting_change(
         &self,
         caller: &Caller,
@@ -192,25 +187,11 @@ impl ListingsApi {
         event: MeetingEvent,
         trace: &TraceParent,
     ) -> Result<pb::Group, ListingsError> {
-        let txn = self.db.begin().await?;
-        // Touching the group row first makes changes to one group take turns,
-        // so the count below cannot be raced past.
-        if !store::touch(&txn, group, self.clock.now_ms()).await? {
-            return Err(GROUP_CHANGED);
-        }
         let today = self.today().format("%Y-%m-%d").to_string();
-        if exception_store::count_from(&txn, &group.id, &today).await? >= MAX_CHANGED_MEETINGS {
-            return Err(ListingsError::FailedPrecondition(format!(
-                "a group may have at most {MAX_CHANGED_MEETINGS} cancelled, moved and one-off \
-                 meetings to come; remove one first"
-            )));
-        }
-        exception_store::insert(&txn, &group.id, exception, self.clock.now_ms()).await?;
-        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        self.reindex(&updated.id).await;
+        let updated = self
+            .workflow
+            .change_meeting(group, exception, event, &today, trace)
+            .await?;
         self.with_meetings(&updated, Some(caller)).await
     }
 
@@ -238,17 +219,10 @@ impl ListingsApi {
             start_time: wire.start_time,
             end_time: wire.end_time,
         };
-        let txn = self.db.begin().await?;
-        if !store::set_schedule(&txn, &group, schedule.as_ref(), self.clock.now_ms()).await? {
-            return Err(GROUP_CHANGED);
-        }
-        // Cancellations and moves named dates of the old rule.
-        exception_store::clear_regular_changes(&txn, &group.id).await?;
-        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        self.reindex(&updated.id).await;
+        let updated = self
+            .workflow
+            .set_schedule(&group, schedule.as_ref(), event, trace)
+            .await?;
         self.with_meetings(&updated, Some(caller)).await
     }
 

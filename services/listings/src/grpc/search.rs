@@ -2,7 +2,6 @@
 //! index, show the page's groups from their public cards.
 
 use chrono::NaiveTime;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::v1 as pb;
@@ -137,10 +136,7 @@ impl ListingsApi {
             .map(|(h, _)| h.id.clone())
             .collect();
         if !missing.is_empty() {
-            let rows = store::Entity::find()
-                .filter(store::Column::Id.is_in(missing))
-                .all(&self.read)
-                .await?;
+            let rows = store::find_many(&self.read, missing).await?;
             for (hit, card) in results.hits.iter().zip(cards.iter_mut()) {
                 if card.is_none() {
                     *card = rows

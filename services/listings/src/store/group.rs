@@ -122,6 +122,14 @@ pub async fn insert<C: ConnectionTrait>(
         .ok_or(DbErr::RecordNotFound(id.to_string()))
 }
 
+/// The groups with these ids (those that exist), in no particular order.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    ids: Vec<String>,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find().filter(Column::Id.is_in(ids)).all(conn).await
+}
+
 pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find_by_id(id.to_string()).one(conn).await
 }

@@ -1,0 +1,256 @@
+//! The application layer of listings: every change to a group or a topic in
+//! one transaction with its event in the outbox; once committed, the outbox is
+//! woken and this replica's search index refreshed (the others follow the
+//! event). The RPCs call it after validating the request and deciding whether
+//! the caller may make the change; the review reminders use it too.
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use selfhelp_platform::time::Clock;
+use selfhelp_platform::trace::TraceParent;
+
+use crate::domain::group::{self as domain, FieldChange, NewGroup, Status, Transition};
+use crate::domain::schedule::{Exception, Schedule};
+use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND, ListingsError};
+use crate::events::{self, EventLog, GroupEvent, MeetingEvent};
+use crate::search::maintain::Indexer;
+use crate::store::exception as exception_store;
+use crate::store::group::{self as store, Model};
+use crate::store::{history, topic as topic_store};
+
+/// Cancelled, moved and one-off meetings to come, per group: each one is work
+/// on every read of the group.
+pub const MAX_CHANGED_MEETINGS: u64 = 100;
+
+#[derive(Clone)]
+pub struct Workflow {
+    pub db: DatabaseConnection,
+    pub outbox: EventLog,
+    pub search: Indexer,
+    pub clock: Clock,
+}
+
+impl Workflow {
+    /// Lists a new group (a draft or a proposal) by `creator`.
+    pub async fn create_group(
+        &self,
+        region: &str,
+        creator: &str,
+        new: &NewGroup,
+        initial: Status,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let txn = self.db.begin().await?;
+        let group = store::insert(
+            &txn,
+            &id,
+            region,
+            creator,
+            new,
+            initial,
+            self.clock.now_ms(),
+        )
+        .await?;
+        events::record(&txn, &self.outbox, GroupEvent::Created, &group, trace).await?;
+        self.finish(txn, group).await
+    }
+
+    /// Takes `group` one lifecycle step. `note` is the reason shown to
+    /// organisers (rejection, suspension, archiving); `by` is who made the step.
+    pub async fn transition(
+        &self,
+        group: &Model,
+        transition: Transition,
+        note: Option<String>,
+        by: &str,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let next = domain::next_status(group.status(), transition)
+            .map_err(ListingsError::FailedPrecondition)?;
+        let event = match transition {
+            Transition::Start => GroupEvent::Started,
+            Transition::Submit => GroupEvent::Submitted,
+            Transition::Approve if next == Status::ProposalListed => GroupEvent::ProposalListed,
+            Transition::Approve => GroupEvent::Published,
+            Transition::Reject => GroupEvent::Rejected,
+            Transition::Suspend => GroupEvent::Suspended,
+            Transition::Reinstate => GroupEvent::Reinstated,
+            Transition::Archive => GroupEvent::Archived,
+        };
+        // The operator approving a listing has checked its details.
+        let assured_by = (transition == Transition::Approve).then_some(by);
+        let txn = self.db.begin().await?;
+        let now = self.clock.now_ms();
+        if !store::set_status(&txn, group, next, note, assured_by, now).await? {
+            return Err(GROUP_CHANGED);
+        }
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        events::record(&txn, &self.outbox, event, &updated, trace).await?;
+        self.finish(txn, updated).await
+    }
+
+    /// Replaces the card of `group` by `card`, with its history (`changes`,
+    /// made by `editor`).
+    pub async fn update_card(
+        &self,
+        group: &Model,
+        card: &NewGroup,
+        changes: &[FieldChange],
+        editor: &str,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        if !store::update_card(&txn, group, card, now).await? {
+            return Err(GROUP_CHANGED);
+        }
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        history::record(&txn, &group.id, changes, editor, updated.version, now).await?;
+        let fields = changes.iter().map(|c| c.field.to_string()).collect();
+        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
+        self.finish(txn, updated).await
+    }
+
+    /// Records that `by` checked the details of `group` now.
+    pub async fn confirm(
+        &self,
+        group: &Model,
+        by: &str,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        if !store::confirm(&txn, group, by, self.clock.now_ms()).await? {
+            return Err(GROUP_CHANGED);
+        }
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
+        self.finish(txn, updated).await
+    }
+
+    /// Stores a cancelled, moved or one-off meeting of `group`, at most
+    /// [`MAX_CHANGED_MEETINGS`] of them from `today` (the region's date) on.
+    pub async fn change_meeting(
+        &self,
+        group: &Model,
+        exception: &Exception,
+        event: MeetingEvent,
+        today: &str,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        // Touching the group row first makes changes to one group take turns,
+        // so the count below cannot be raced past.
+        if !store::touch(&txn, group, self.clock.now_ms()).await? {
+            return Err(GROUP_CHANGED);
+        }
+        if exception_store::count_from(&txn, &group.id, today).await? >= MAX_CHANGED_MEETINGS {
+            return Err(ListingsError::FailedPrecondition(format!(
+                "a group may have at most {MAX_CHANGED_MEETINGS} cancelled, moved and one-off \
+                 meetings to come; remove one first"
+            )));
+        }
+        exception_store::insert(&txn, &group.id, exception, self.clock.now_ms()).await?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
+        self.finish(txn, updated).await
+    }
+
+    /// Sets (or, with `None`, removes) the regular meetings of `group`.
+    pub async fn set_schedule(
+        &self,
+        group: &Model,
+        schedule: Option<&Schedule>,
+        event: MeetingEvent,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        if !store::set_schedule(&txn, group, schedule, self.clock.now_ms()).await? {
+            return Err(GROUP_CHANGED);
+        }
+        // Cancellations and moves named dates of the old rule.
+        exception_store::clear_regular_changes(&txn, &group.id).await?;
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
+        self.finish(txn, updated).await
+    }
+
+    /// Stores a topic (new for `change` "created") with its event.
+    pub async fn save_topic(
+        &self,
+        row: topic_store::Model,
+        change: &'static str,
+        trace: &TraceParent,
+    ) -> Result<topic_store::Model, ListingsError> {
+        let txn = self.db.begin().await?;
+        let saved = if change == "created" {
+            topic_store::insert(&txn, row).await.map_err(|e| {
+                if selfhelp_platform::db::is_unique_violation(&e) {
+                    ListingsError::AlreadyExists("topic code is taken".into())
+                } else {
+                    ListingsError::from(e)
+                }
+            })?
+        } else {
+            topic_store::save(&txn, row).await?
+        };
+        events::record_topic(&txn, &self.outbox, change, &saved, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(saved)
+    }
+
+    /// Sends `group.review_due` for `group` once per confirmation; false when
+    /// another replica, or an edit, got there first.
+    pub async fn remind_review_due(&self, group: &Model) -> Result<bool, ListingsError> {
+        let txn = self.db.begin().await?;
+        if !store::claim_review_due(&txn, group, self.clock.now_ms()).await? {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let Some(updated) = store::find(&txn, &group.id).await? else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
+        events::record_review_due(&txn, &self.outbox, &updated).await?;
+        txn.commit().await?;
+        // The caller wakes the outbox once for a whole round.
+        Ok(true)
+    }
+
+    /// Commits the change that made `updated`: the outbox woken, this
+    /// replica's search index refreshed.
+    async fn finish(
+        &self,
+        txn: DatabaseTransaction,
+        updated: Model,
+    ) -> Result<Model, ListingsError> {
+        txn.commit().await?;
+        self.outbox.wake();
+        if let Err(e) = self.search.refresh(&updated.id).await {
+            tracing::warn!(error = %e, group_id = %updated.id, "search index refresh failed; the next rebuild catches up");
+        }
+        Ok(updated)
+    }
+}
+
+/// Sets the organisers of `group` (as membership's roles say) with its
+/// `group.updated` event, in the consumer's transaction `txn`. False when the
+/// group changed meanwhile (the event is redelivered and tries again).
+pub async fn set_organisers(
+    txn: &DatabaseTransaction,
+    outbox: &EventLog,
+    group: &Model,
+    organisers: &[String],
+    trace: &TraceParent,
+    now: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    if !store::set_organisers(txn, group, organisers, now).await? {
+        return Ok(false);
+    }
+    let Some(updated) = store::find(txn, &group.id).await? else {
+        return Ok(false);
+    };
+    let fields = vec!["organisers".to_string()];
+    events::record_updated(txn, outbox, &updated, fields, trace).await?;
+    Ok(true)
+}
