@@ -16,6 +16,7 @@ pub mod live;
 pub mod routing;
 pub mod store;
 pub mod unsubscribe;
+pub mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use selfhelp_proto::notifications::v1 as pb;
 
 use super::NotificationsApi;
 use crate::error::NotificationsError;
-use crate::store::{delivery, webhook};
+use crate::store::delivery;
 
 fn status_to_wire(status: &str) -> pb::DeliveryStatus {
     pb::DeliveryStatus::from_str_name(&format!("DELIVERY_STATUS_{status}"))
@@ -124,18 +124,7 @@ impl NotificationsApi {
                 row.status.to_lowercase()
             )));
         }
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        if !delivery::replay(&txn, &id, self.clock.now_ms()).await? {
-            return Err(NotificationsError::FailedPrecondition(
-                "it was replayed meanwhile".into(),
-            ));
-        }
-        // The endpoint was turned off by these failures; replaying says it
-        // works again, so it comes back on.
-        if !row.webhook_id.is_empty() {
-            webhook::enable(&txn, &row.webhook_id).await?;
-        }
-        txn.commit().await?;
+        self.workflow.replay(&row).await?;
         let row = delivery::find(&self.db, &id)
             .await?
             .ok_or(NotificationsError::NotFound("delivery"))?;

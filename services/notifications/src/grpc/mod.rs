@@ -10,6 +10,8 @@ use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::caller_in_region;
 use selfhelp_platform::time::{Clock, to_timestamp};
+
+use crate::workflow::Workflow;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
@@ -38,6 +40,8 @@ pub struct NotificationsApi {
     /// Live streams open on this replica, and their wake-ups.
     live: Arc<LiveInbox>,
     clock: Clock,
+    /// What people change themselves, each in its transaction.
+    workflow: Workflow,
 }
 
 /// Notifications sent per look; the next look sends the rest.
@@ -54,13 +58,17 @@ impl NotificationsApi {
         clock: Clock,
     ) -> Self {
         Self {
-            db: db.write,
+            db: db.write.clone(),
             read: db.read,
             region,
             shutdown,
             webhooks,
             watch,
             live,
+            workflow: Workflow {
+                db: db.write.clone(),
+                clock: clock.clone(),
+            },
             clock,
         }
     }

@@ -7,15 +7,15 @@ use selfhelp_platform::validation::Violations;
 use selfhelp_proto::notifications::v1 as pb;
 
 use super::{NotificationsApi, kind_from_wire, kind_to_wire};
-use crate::channels::webhook::{check_url, generate_secret};
+use crate::channels::webhook::check_url;
 use crate::domain::preferences::{
     ALL_CATEGORIES, Cadence, Category, Channel, Preferences, QuietHours,
 };
 use crate::error::NotificationsError;
-use crate::store::{alert, delivery, preference, webhook};
+use crate::store::{alert, preference, webhook};
+use crate::workflow::NewAlert;
 
 const MAX_MUTED: usize = 500;
-const MAX_ALERTS: u64 = 20;
 const MAX_ALERT_TOPICS: usize = 20;
 const MAX_KINDS: usize = 50;
 
@@ -218,15 +218,9 @@ impl NotificationsApi {
             return Err(v.into());
         };
         let held = from_wire(wire)?;
-        let person = caller.person_id.as_str();
-        let now = self.clock.now_ms();
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        preference::put(&txn, person, &held, now).await?;
-        if held.email.is_empty() {
-            // No address any more: nothing may go to the old one.
-            delivery::cancel_emails_for(&txn, person, "email address removed", now).await?;
-        }
-        txn.commit().await?;
+        self.workflow
+            .set_preferences(&caller.person_id, &held)
+            .await?;
         Ok(to_wire(&held))
     }
 
@@ -269,26 +263,14 @@ impl NotificationsApi {
         topics.dedup();
         v.line("label", &req.label, false, 60);
         v.into_result()?;
-        let person = caller.person_id.as_str();
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        selfhelp_platform::db::take_turns(&txn, &format!("alerts:{person}")).await?;
-        if alert::count_of(&txn, person).await? >= MAX_ALERTS {
-            return Err(NotificationsError::FailedPrecondition(format!(
-                "you have {MAX_ALERTS} alerts already; delete one first"
-            )));
-        }
-        let row = alert::Model {
-            id: uuid::Uuid::now_v7().to_string(),
-            person_id: person.to_string(),
-            topics: topics.join(","),
+        let new = NewAlert {
+            topics,
             latitude: req.latitude,
             longitude: req.longitude,
             radius_km: req.radius_km,
             label: req.label.trim().to_string(),
-            created_at_ms: self.clock.now_ms(),
         };
-        alert::insert(&txn, row.clone()).await?;
-        txn.commit().await?;
+        let row = self.workflow.add_alert(&caller.person_id, new).await?;
         Ok(alert_to_wire(&row))
     }
 
@@ -352,29 +334,10 @@ impl NotificationsApi {
         kinds.sort();
         kinds.dedup();
         v.into_result()?;
-        let owner = caller.person_id.as_str();
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        selfhelp_platform::db::take_turns(&txn, &format!("webhooks:{owner}")).await?;
-        let held = webhook::of_owner(&txn, owner).await?;
-        if held.len() >= self.webhooks.max_per_owner as usize {
-            return Err(NotificationsError::FailedPrecondition(format!(
-                "you have {} webhooks already; delete one first",
-                held.len()
-            )));
-        }
-        let secret = generate_secret();
-        let row = webhook::Model {
-            id: uuid::Uuid::now_v7().to_string(),
-            owner_id: owner.to_string(),
-            url: url.to_string(),
-            secret: secret.clone(),
-            kinds: kinds.join(","),
-            active: true,
-            disabled_reason: String::new(),
-            created_at_ms: self.clock.now_ms(),
-        };
-        webhook::insert(&txn, row.clone()).await?;
-        txn.commit().await?;
+        let (row, secret) = self
+            .workflow
+            .add_webhook(&caller.person_id, url, &kinds, self.webhooks.max_per_owner)
+            .await?;
         Ok(pb::RegisterWebhookResponse {
             webhook: Some(webhook_to_wire(&row)),
             secret,
@@ -406,17 +369,6 @@ impl NotificationsApi {
         if owned.is_none() {
             return Err(NotificationsError::NotFound("webhook"));
         }
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        delivery::end_for_webhook(
-            &txn,
-            &id,
-            delivery::CANCELLED,
-            "webhook removed",
-            self.clock.now_ms(),
-        )
-        .await?;
-        webhook::delete(&txn, &id).await?;
-        txn.commit().await?;
-        Ok(())
+        self.workflow.remove_webhook(&id).await
     }
 }

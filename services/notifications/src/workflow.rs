@@ -1,0 +1,137 @@
+//! The application layer of notifications for what people change themselves:
+//! each change in one transaction, with the per-person caps checked inside it.
+//! The RPCs call it after validating the request and deciding whether the
+//! caller may make the change; events are handled in `events` and `routing`,
+//! deliveries in `dispatch` and `digests`.
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use selfhelp_platform::time::Clock;
+
+use crate::channels::webhook::generate_secret;
+use crate::error::NotificationsError;
+use crate::store::{alert, delivery, preference, webhook};
+
+/// Saved alerts one person may keep.
+pub const MAX_ALERTS: u64 = 20;
+
+#[derive(Clone)]
+pub struct Workflow {
+    pub db: DatabaseConnection,
+    pub clock: Clock,
+}
+
+/// A saved alert as asked for, checked.
+pub struct NewAlert {
+    pub topics: Vec<String>,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub radius_km: f64,
+    pub label: String,
+}
+
+impl Workflow {
+    /// Stores `person`'s preferences; with no email address any more, nothing
+    /// waiting may go to the old one.
+    pub async fn set_preferences(
+        &self,
+        person: &str,
+        held: &preference::Held,
+    ) -> Result<(), NotificationsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        preference::put(&txn, person, held, now).await?;
+        if held.email.is_empty() {
+            delivery::cancel_emails_for(&txn, person, "email address removed", now).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Saves an alert for `person`, at most [`MAX_ALERTS`] of them.
+    pub async fn add_alert(
+        &self,
+        person: &str,
+        new: NewAlert,
+    ) -> Result<alert::Model, NotificationsError> {
+        let txn = self.db.begin().await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("alerts:{person}")).await?;
+        if alert::count_of(&txn, person).await? >= MAX_ALERTS {
+            return Err(NotificationsError::FailedPrecondition(format!(
+                "you have {MAX_ALERTS} alerts already; delete one first"
+            )));
+        }
+        let row = alert::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            person_id: person.to_string(),
+            topics: new.topics.join(","),
+            latitude: new.latitude,
+            longitude: new.longitude,
+            radius_km: new.radius_km,
+            label: new.label,
+            created_at_ms: self.clock.now_ms(),
+        };
+        alert::insert(&txn, row.clone()).await?;
+        txn.commit().await?;
+        Ok(row)
+    }
+
+    /// Registers a webhook of `owner` (at most `max_per_owner`); returns it
+    /// with its new signing secret.
+    pub async fn add_webhook(
+        &self,
+        owner: &str,
+        url: &str,
+        kinds: &[&str],
+        max_per_owner: u32,
+    ) -> Result<(webhook::Model, String), NotificationsError> {
+        let txn = self.db.begin().await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("webhooks:{owner}")).await?;
+        let held = webhook::of_owner(&txn, owner).await?;
+        if held.len() >= max_per_owner as usize {
+            return Err(NotificationsError::FailedPrecondition(format!(
+                "you have {} webhooks already; delete one first",
+                held.len()
+            )));
+        }
+        let secret = generate_secret();
+        let row = webhook::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            owner_id: owner.to_string(),
+            url: url.to_string(),
+            secret: secret.clone(),
+            kinds: kinds.join(","),
+            active: true,
+            disabled_reason: String::new(),
+            created_at_ms: self.clock.now_ms(),
+        };
+        webhook::insert(&txn, row.clone()).await?;
+        txn.commit().await?;
+        Ok((row, secret))
+    }
+
+    /// Removes webhook `id`; what still waits for it is cancelled.
+    pub async fn remove_webhook(&self, id: &str) -> Result<(), NotificationsError> {
+        let txn = self.db.begin().await?;
+        let now = self.clock.now_ms();
+        delivery::end_for_webhook(&txn, id, delivery::CANCELLED, "webhook removed", now).await?;
+        webhook::delete(&txn, id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Sends failed delivery `row` again now. Its webhook, turned off by these
+    /// failures, comes back on: replaying says the endpoint works again.
+    pub async fn replay(&self, row: &delivery::Model) -> Result<(), NotificationsError> {
+        let txn = self.db.begin().await?;
+        if !delivery::replay(&txn, &row.id, self.clock.now_ms()).await? {
+            return Err(NotificationsError::FailedPrecondition(
+                "it was replayed meanwhile".into(),
+            ));
+        }
+        if !row.webhook_id.is_empty() {
+            webhook::enable(&txn, &row.webhook_id).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}
