@@ -6,9 +6,6 @@ use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
 use selfhelp_proto::events::v1::GroupSnapshot;
 
-use crate::bus::IncomingEvent;
-use crate::inbox::{EventHandler, HandlerError};
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "group_view")]
 pub struct Model {
@@ -70,25 +67,6 @@ pub async fn apply<C: ConnectionTrait>(
             Ok(true)
         }
         Some(_) => Ok(false),
-    }
-}
-
-/// Keeps `group_view` current from every listings group event.
-pub struct GroupViewUpdater;
-
-#[async_trait::async_trait]
-impl EventHandler for GroupViewUpdater {
-    async fn handle(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        event: &IncomingEvent,
-    ) -> Result<(), HandlerError> {
-        let snapshot = selfhelp_proto::events::group_snapshot(&event.ce_type, &event.payload)
-            .map_err(HandlerError::Poison)?;
-        if let Some(snapshot) = snapshot {
-            apply(txn, &snapshot, crate::time::now_ms()).await?;
-        }
-        Ok(())
     }
 }
 
