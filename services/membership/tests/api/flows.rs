@@ -752,6 +752,10 @@ async fn following_without_joining_and_archiving_ends_memberships(backend: Backe
 
 per_backend!(following_without_joining_and_archiving_ends_memberships);
 
+/// Eight joins at once for two places. On PostgreSQL they run on separate
+/// connections at the same time, so this checks the group lock that keeps
+/// them from overfilling it; on SQLite writes take turns anyway, so there it
+/// checks only the counting.
 async fn simultaneous_joins_never_overfill_a_group(backend: Backend) {
     let mut e = Env::start(backend).await;
     let g = e.group("alice", lpb::JoinPolicy::Open, 2).await;
