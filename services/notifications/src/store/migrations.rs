@@ -1,4 +1,5 @@
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{big_integer, string, text};
 
 pub struct Migrator;
 
@@ -270,18 +271,6 @@ enum ServiceSecret {
     Value,
 }
 
-fn text(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).text().not_null().to_owned()
-}
-
-fn string(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string().not_null().to_owned()
-}
-
-fn millis(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).big_integer().not_null().to_owned()
-}
-
 /// `CREATE [UNIQUE] INDEX IF NOT EXISTS name ON table (columns)`.
 fn index<const N: usize>(
     name: &str,
@@ -310,7 +299,7 @@ impl MigrationTrait for Channels {
                 .col(string(Preference::PersonId).primary_key())
                 .col(string(Preference::Email))
                 .col(text(Preference::Doc))
-                .col(millis(Preference::UpdatedAtMs))
+                .col(big_integer(Preference::UpdatedAtMs))
                 .to_owned(),
         )
         .await?;
@@ -327,13 +316,13 @@ impl MigrationTrait for Channels {
                 .col(string(Delivery::WebhookId))
                 .col(string(Delivery::Status))
                 .col(ColumnDef::new(Delivery::Attempts).integer().not_null())
-                .col(millis(Delivery::NextAttemptAtMs))
-                .col(millis(Delivery::ClaimedUntilMs))
+                .col(big_integer(Delivery::NextAttemptAtMs))
+                .col(big_integer(Delivery::ClaimedUntilMs))
                 .col(string(Delivery::ClaimedBy))
                 .col(text(Delivery::LastError))
                 .col(string(Delivery::DigestId))
-                .col(millis(Delivery::CreatedAtMs))
-                .col(millis(Delivery::UpdatedAtMs))
+                .col(big_integer(Delivery::CreatedAtMs))
+                .col(big_integer(Delivery::UpdatedAtMs))
                 .col(ColumnDef::new(Delivery::SentAtMs).big_integer().null())
                 .to_owned(),
         )
@@ -390,7 +379,7 @@ impl MigrationTrait for Channels {
                 .col(text(Webhook::Kinds))
                 .col(ColumnDef::new(Webhook::Active).boolean().not_null())
                 .col(text(Webhook::DisabledReason))
-                .col(millis(Webhook::CreatedAtMs))
+                .col(big_integer(Webhook::CreatedAtMs))
                 .to_owned(),
         )
         .await?;
@@ -410,7 +399,7 @@ impl MigrationTrait for Channels {
                 .col(string(Digest::PersonId))
                 .col(string(Digest::Period))
                 .col(ColumnDef::new(Digest::ItemCount).integer().not_null())
-                .col(millis(Digest::CreatedAtMs))
+                .col(big_integer(Digest::CreatedAtMs))
                 .to_owned(),
         )
         .await?;
@@ -434,7 +423,7 @@ impl MigrationTrait for Channels {
                 .col(ColumnDef::new(Alert::Longitude).double().not_null())
                 .col(ColumnDef::new(Alert::RadiusKm).double().not_null())
                 .col(string(Alert::Label))
-                .col(millis(Alert::CreatedAtMs))
+                .col(big_integer(Alert::CreatedAtMs))
                 .to_owned(),
         )
         .await?;
