@@ -28,6 +28,9 @@ pub enum ServiceError {
     /// Changed by someone else meanwhile (`ABORTED`): read again and retry.
     #[error("{0}")]
     Conflict(&'static str),
+    /// A cap on what one caller or one server may hold at once.
+    #[error("{0}")]
+    Exhausted(String),
     /// Something this call needs cannot be reached; retrying may work.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -51,6 +54,7 @@ impl From<ServiceError> for Status {
             ServiceError::AlreadyExists(why) => Status::already_exists(why),
             ServiceError::FailedPrecondition(why) => Status::failed_precondition(why),
             ServiceError::Conflict(why) => Status::aborted(why),
+            ServiceError::Exhausted(why) => Status::resource_exhausted(why),
             ServiceError::Unavailable(why) => Status::unavailable(why),
             ServiceError::Db(e) => db_status(&e),
         }
@@ -99,6 +103,10 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (ServiceError::Conflict("changed meanwhile"), Code::Aborted),
+            (
+                ServiceError::Exhausted("three at most".into()),
+                Code::ResourceExhausted,
+            ),
             (
                 ServiceError::Unavailable("listings away"),
                 Code::Unavailable,

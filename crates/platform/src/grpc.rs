@@ -230,6 +230,15 @@ pub fn caller_in_region<T>(request: &Request<T>, region: &str) -> Result<Caller,
     Ok(caller)
 }
 
+/// Answers an RPC whose body is written against [`ServiceError`]: `?` works on
+/// violations, storage errors and the service's own errors alike, and the
+/// status is made in one place.
+pub async fn answer<T>(
+    body: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<tonic::Response<T>, Status> {
+    body.await.map(tonic::Response::new).map_err(Status::from)
+}
+
 /// The request's trace context (set by [`AuthLayer`] for every call).
 pub fn trace_parent<T>(request: &Request<T>) -> TraceParent {
     request

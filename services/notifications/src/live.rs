@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
-use tonic::Status;
 
 use crate::config::WatchConfig;
+use crate::error::NotificationsError;
 use crate::store::notification;
 
 /// How often the replica looks for news for the people watching.
@@ -40,17 +40,21 @@ pub struct LiveInbox {
 
 impl LiveInbox {
     /// A place for one more stream of `person`, or RESOURCE_EXHAUSTED.
-    pub fn open(self: &Arc<Self>, person: &str, cfg: &WatchConfig) -> Result<LiveStream, Status> {
+    pub fn open(
+        self: &Arc<Self>,
+        person: &str,
+        cfg: &WatchConfig,
+    ) -> Result<LiveStream, NotificationsError> {
         let mut people = self.people.lock().expect("live inbox lock");
         let total: usize = people.values().map(|w| w.streams).sum();
         if total >= cfg.max_total {
-            return Err(Status::resource_exhausted(
-                "too many live streams on this server; try again shortly",
+            return Err(NotificationsError::Exhausted(
+                "too many live streams on this server; try again shortly".into(),
             ));
         }
         let watched = people.entry(person.to_string()).or_default();
         if watched.streams >= cfg.max_per_person {
-            return Err(Status::resource_exhausted(format!(
+            return Err(NotificationsError::Exhausted(format!(
                 "at most {} live streams per person; close one first",
                 cfg.max_per_person
             )));

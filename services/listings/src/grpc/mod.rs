@@ -4,7 +4,7 @@
 use sea_orm::DatabaseConnection;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
-use selfhelp_platform::grpc::{caller, caller_in_region, require_caller, trace_parent};
+use selfhelp_platform::grpc::{answer, caller, caller_in_region, require_caller, trace_parent};
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::v1 as pb;
@@ -183,22 +183,25 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = caller_in_region(&request, &self.region)?;
-        let trace = trace_parent(&request);
-        let req = request.into_inner();
-        let initial = if req.proposed {
-            GroupStatus::Proposed
-        } else {
-            GroupStatus::Draft
-        };
-        let taxonomy = self.taxonomy().await?;
-        let new = domain::validate(card_draft!(req), &taxonomy).map_err(ListingsError::from)?;
-        let group = self
-            .workflow
-            .create_group(&self.region, &caller.person_id, &new, initial, &trace)
-            .await?;
-        tracing::info!(group_id = %group.id, "group created");
-        Ok(Response::new(self.to_wire(&group, Some(&caller))))
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let trace = trace_parent(&request);
+            let req = request.into_inner();
+            let initial = if req.proposed {
+                GroupStatus::Proposed
+            } else {
+                GroupStatus::Draft
+            };
+            let taxonomy = self.taxonomy().await?;
+            let new = domain::validate(card_draft!(req), &taxonomy)?;
+            let group = self
+                .workflow
+                .create_group(&self.region, &caller.person_id, &new, initial, &trace)
+                .await?;
+            tracing::info!(group_id = %group.id, "group created");
+            Ok(self.to_wire(&group, Some(&caller)))
+        })
+        .await
     }
 
     async fn get_group(
@@ -242,44 +245,46 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::ReviewGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = require_caller(&request)?;
-        let trace = trace_parent(&request);
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = v.uuid("group_id", &req.group_id);
-        let decision = pb::ReviewDecision::try_from(req.decision).ok();
-        let transition = match decision {
-            Some(pb::ReviewDecision::Approve) => Some(Transition::Approve),
-            Some(pb::ReviewDecision::Reject) => Some(Transition::Reject),
-            _ => {
-                v.add("decision", "must be APPROVE or REJECT");
-                None
+        answer(async {
+            let caller = require_caller(&request)?;
+            let trace = trace_parent(&request);
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            let id = v.uuid("group_id", &req.group_id);
+            let decision = pb::ReviewDecision::try_from(req.decision).ok();
+            let transition = match decision {
+                Some(pb::ReviewDecision::Approve) => Some(Transition::Approve),
+                Some(pb::ReviewDecision::Reject) => Some(Transition::Reject),
+                _ => {
+                    v.add("decision", "must be APPROVE or REJECT");
+                    None
+                }
+            };
+            v.text(
+                "note",
+                &req.note,
+                transition == Some(Transition::Reject),
+                2_000,
+            );
+            v.into_result()?;
+            let (id, transition) = (
+                id.expect("checked").to_string(),
+                transition.expect("checked"),
+            );
+            if !caller.is_operator_of(&self.region) {
+                return Err(ListingsError::PermissionDenied(
+                    "only operators of this region can review groups",
+                ));
             }
-        };
-        v.text(
-            "note",
-            &req.note,
-            transition == Some(Transition::Reject),
-            2_000,
-        );
-        v.into_result().map_err(ListingsError::from)?;
-        let (id, transition) = (
-            id.expect("checked").to_string(),
-            transition.expect("checked"),
-        );
-        if !caller.is_operator_of(&self.region) {
-            return Err(ListingsError::PermissionDenied(
-                "only operators of this region can review groups",
-            )
-            .into());
-        }
-        let group = self.visible_group(&id, Some(&caller)).await?;
-        let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
-        let group = self
-            .transition(group, transition, note, &caller, &trace)
-            .await?;
-        tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
-        Ok(Response::new(self.to_wire(&group, Some(&caller))))
+            let group = self.visible_group(&id, Some(&caller)).await?;
+            let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
+            let group = self
+                .transition(group, transition, note, &caller, &trace)
+                .await?;
+            tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
+            Ok(self.to_wire(&group, Some(&caller)))
+        })
+        .await
     }
 
     async fn search_groups(
@@ -469,41 +474,42 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::ExportOpenReferralRequest>,
     ) -> Result<Response<pb::ExportOpenReferralResponse>, Status> {
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let (page, per_page) = open_referral::numbered_page(&mut v, req.page, req.per_page);
-        v.into_result().map_err(ListingsError::from)?;
-        let (rows, total) =
-            store::published_page(&self.db, &self.region, (page - 1) * per_page, per_page)
-                .await
-                .map_err(ListingsError::from)?;
-        let topics = topic_store::list(&self.db, &self.region)
-            .await
-            .map_err(ListingsError::from)?;
-        let contents = rows.iter().map(|g| self.service_doc(g, &topics)).collect();
-        let doc = crate::oruk::page(contents, total, page, per_page);
-        Ok(Response::new(pb::ExportOpenReferralResponse {
-            page_json: doc.to_string(),
-        }))
+        answer(async {
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            let (page, per_page) = open_referral::numbered_page(&mut v, req.page, req.per_page);
+            v.into_result()?;
+            let (rows, total) =
+                store::published_page(&self.db, &self.region, (page - 1) * per_page, per_page)
+                    .await?;
+            let topics = topic_store::list(&self.db, &self.region).await?;
+            let contents = rows.iter().map(|g| self.service_doc(g, &topics)).collect();
+            let doc = crate::oruk::page(contents, total, page, per_page);
+            Ok(pb::ExportOpenReferralResponse {
+                page_json: doc.to_string(),
+            })
+        })
+        .await
     }
 
     async fn export_open_referral_taxonomy(
         &self,
         _request: Request<pb::ExportOpenReferralTaxonomyRequest>,
     ) -> Result<Response<pb::ExportOpenReferralTaxonomyResponse>, Status> {
-        let topics = topic_store::list(&self.db, &self.region)
-            .await
-            .map_err(ListingsError::from)?;
-        let taxonomy_id = crate::oruk::taxonomy_id(&self.region);
-        let terms: Vec<_> = topics
-            .iter()
-            .filter(|t| t.retired_at_ms.is_none())
-            .map(|t| crate::oruk::term_doc(t, &taxonomy_id))
-            .collect();
-        Ok(Response::new(pb::ExportOpenReferralTaxonomyResponse {
-            taxonomy_json: crate::oruk::taxonomy_doc(&self.region).to_string(),
-            taxonomy_terms_json: serde_json::Value::Array(terms).to_string(),
-        }))
+        answer(async {
+            let topics = topic_store::list(&self.db, &self.region).await?;
+            let taxonomy_id = crate::oruk::taxonomy_id(&self.region);
+            let terms: Vec<_> = topics
+                .iter()
+                .filter(|t| t.retired_at_ms.is_none())
+                .map(|t| crate::oruk::term_doc(t, &taxonomy_id))
+                .collect();
+            Ok(pb::ExportOpenReferralTaxonomyResponse {
+                taxonomy_json: crate::oruk::taxonomy_doc(&self.region).to_string(),
+                taxonomy_terms_json: serde_json::Value::Array(terms).to_string(),
+            })
+        })
+        .await
     }
 
     async fn export_directory_calendar(
@@ -537,159 +543,171 @@ impl ListingsService for ListingsApi {
         &self,
         request: Request<pb::ListTopicsRequest>,
     ) -> Result<Response<pb::ListTopicsResponse>, Status> {
-        let include_retired = request.get_ref().include_retired;
-        let rows = topic_store::list(&self.read, &self.region)
-            .await
-            .map_err(ListingsError::from)?;
-        let ordered = topics::parents_first(rows.iter().map(topic_store::Model::node).collect());
-        let topics = ordered
-            .iter()
-            .filter(|n| include_retired || !n.retired)
-            .filter_map(|n| rows.iter().find(|r| r.id == n.id))
-            .map(topic_to_wire)
-            .collect();
-        Ok(Response::new(pb::ListTopicsResponse { topics }))
+        answer(async {
+            let include_retired = request.get_ref().include_retired;
+            let rows = topic_store::list(&self.read, &self.region).await?;
+            let ordered =
+                topics::parents_first(rows.iter().map(topic_store::Model::node).collect());
+            let topics = ordered
+                .iter()
+                .filter(|n| include_retired || !n.retired)
+                .filter_map(|n| rows.iter().find(|r| r.id == n.id))
+                .map(topic_to_wire)
+                .collect();
+            Ok(pb::ListTopicsResponse { topics })
+        })
+        .await
     }
 
     async fn create_topic(
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
-        let caller = require_caller(&request)?;
-        let trace = trace_parent(&request);
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let code = req.code.trim().to_ascii_lowercase();
-        topics::check_code(&mut v, "code", &code);
-        v.line("name", &req.name, true, topics::MAX_NAME);
-        v.text(
-            "description",
-            &req.description,
-            false,
-            topics::MAX_DESCRIPTION,
-        );
-        if !req.parent_id.is_empty() {
-            v.uuid("parent_id", &req.parent_id);
-        }
-        v.into_result().map_err(ListingsError::from)?;
-        self.require_operator(&caller)?;
-        let parent = if req.parent_id.is_empty() {
-            None
-        } else {
-            Some(self.topic("parent_id", &req.parent_id).await?)
-        };
-        if parent.as_ref().is_some_and(|p| p.retired_at_ms.is_some()) {
-            return Err(
-                ListingsError::FailedPrecondition("the parent topic is retired".into()).into(),
+        answer(async {
+            let caller = require_caller(&request)?;
+            let trace = trace_parent(&request);
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            let code = req.code.trim().to_ascii_lowercase();
+            topics::check_code(&mut v, "code", &code);
+            v.line("name", &req.name, true, topics::MAX_NAME);
+            v.text(
+                "description",
+                &req.description,
+                false,
+                topics::MAX_DESCRIPTION,
             );
-        }
-        let taxonomy = self.taxonomy().await?;
-        if taxonomy.iter().any(|t| t.code == code) {
-            return Err(ListingsError::AlreadyExists(format!("topic code {code} is taken")).into());
-        }
-        let now = self.clock.now_ms();
-        let row = topic_store::Model {
-            id: topics::stable_id(&self.region, &code).to_string(),
-            region: self.region.clone(),
-            code,
-            name: req.name.trim().to_string(),
-            description: req.description.trim().to_string(),
-            parent_id: parent.map(|p| p.id),
-            retired_at_ms: None,
-            replaced_by_id: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        let created = self.workflow.save_topic(row, "created", &trace).await?;
-        tracing::info!(topic = %created.code, "topic created");
-        Ok(Response::new(topic_to_wire(&created)))
+            if !req.parent_id.is_empty() {
+                v.uuid("parent_id", &req.parent_id);
+            }
+            v.into_result()?;
+            self.require_operator(&caller)?;
+            let parent = if req.parent_id.is_empty() {
+                None
+            } else {
+                Some(self.topic("parent_id", &req.parent_id).await?)
+            };
+            if parent.as_ref().is_some_and(|p| p.retired_at_ms.is_some()) {
+                return Err(ListingsError::FailedPrecondition(
+                    "the parent topic is retired".into(),
+                ));
+            }
+            let taxonomy = self.taxonomy().await?;
+            if taxonomy.iter().any(|t| t.code == code) {
+                return Err(
+                    ListingsError::AlreadyExists(format!("topic code {code} is taken")),
+                );
+            }
+            let now = self.clock.now_ms();
+            let row = topic_store::Model {
+                id: topics::stable_id(&self.region, &code).to_string(),
+                region: self.region.clone(),
+                code,
+                name: req.name.trim().to_string(),
+                description: req.description.trim().to_string(),
+                parent_id: parent.map(|p| p.id),
+                retired_at_ms: None,
+                replaced_by_id: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            let created = self.workflow.save_topic(row, "created", &trace).await?;
+            tracing::info!(topic = %created.code, "topic created");
+            Ok(topic_to_wire(&created))
+        })
+        .await
     }
 
     async fn update_topic(
         &self,
         request: Request<pb::UpdateTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
-        let caller = require_caller(&request)?;
-        let trace = trace_parent(&request);
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        v.uuid("topic_id", &req.topic_id);
-        v.line("name", &req.name, true, topics::MAX_NAME);
-        v.text(
-            "description",
-            &req.description,
-            false,
-            topics::MAX_DESCRIPTION,
-        );
-        if !req.parent_id.is_empty() {
-            v.uuid("parent_id", &req.parent_id);
-        }
-        v.into_result().map_err(ListingsError::from)?;
-        self.require_operator(&caller)?;
-        let mut topic = self.topic("topic_id", &req.topic_id).await?;
-        let parent_id = if req.parent_id.is_empty() {
-            None
-        } else {
-            let parent = self.topic("parent_id", &req.parent_id).await?;
-            if topics::would_cycle(&self.taxonomy().await?, &topic.id, &parent.id) {
-                let mut v = Violations::new();
-                v.add("parent_id", "would put the topic below itself");
-                return Err(ListingsError::from(v).into());
+        answer(async {
+            let caller = require_caller(&request)?;
+            let trace = trace_parent(&request);
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            v.uuid("topic_id", &req.topic_id);
+            v.line("name", &req.name, true, topics::MAX_NAME);
+            v.text(
+                "description",
+                &req.description,
+                false,
+                topics::MAX_DESCRIPTION,
+            );
+            if !req.parent_id.is_empty() {
+                v.uuid("parent_id", &req.parent_id);
             }
-            Some(parent.id)
-        };
-        topic.name = req.name.trim().to_string();
-        topic.description = req.description.trim().to_string();
-        topic.parent_id = parent_id;
-        topic.updated_at_ms = self.clock.now_ms();
-        let saved = self.workflow.save_topic(topic, "updated", &trace).await?;
-        Ok(Response::new(topic_to_wire(&saved)))
+            v.into_result()?;
+            self.require_operator(&caller)?;
+            let mut topic = self.topic("topic_id", &req.topic_id).await?;
+            let parent_id = if req.parent_id.is_empty() {
+                None
+            } else {
+                let parent = self.topic("parent_id", &req.parent_id).await?;
+                if topics::would_cycle(&self.taxonomy().await?, &topic.id, &parent.id) {
+                    let mut v = Violations::new();
+                    v.add("parent_id", "would put the topic below itself");
+                    return Err(ListingsError::from(v));
+                }
+                Some(parent.id)
+            };
+            topic.name = req.name.trim().to_string();
+            topic.description = req.description.trim().to_string();
+            topic.parent_id = parent_id;
+            topic.updated_at_ms = self.clock.now_ms();
+            let saved = self.workflow.save_topic(topic, "updated", &trace).await?;
+            Ok(topic_to_wire(&saved))
+        })
+        .await
     }
 
     async fn retire_topic(
         &self,
         request: Request<pb::RetireTopicRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
-        let caller = require_caller(&request)?;
-        let trace = trace_parent(&request);
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        v.uuid("topic_id", &req.topic_id);
-        v.uuid("replacement_id", &req.replacement_id);
-        if req.topic_id.trim() == req.replacement_id.trim() {
-            v.add("replacement_id", "must be another topic");
-        }
-        v.into_result().map_err(ListingsError::from)?;
-        self.require_operator(&caller)?;
-        let mut topic = self.topic("topic_id", &req.topic_id).await?;
-        let replacement = self.topic("replacement_id", &req.replacement_id).await?;
-        if topic.retired_at_ms.is_some() {
-            return Err(
-                ListingsError::FailedPrecondition("the topic is already retired".into()).into(),
-            );
-        }
-        if replacement.retired_at_ms.is_some() {
-            return Err(
-                ListingsError::FailedPrecondition("the replacement is retired too".into()).into(),
-            );
-        }
-        let taxonomy = self.taxonomy().await?;
-        let has_live_children = taxonomy
-            .iter()
-            .any(|t| t.parent_id.as_deref() == Some(topic.id.as_str()) && !t.retired);
-        if has_live_children {
-            return Err(ListingsError::FailedPrecondition(
-                "move or retire the topics below it first".into(),
-            )
-            .into());
-        }
-        let now = self.clock.now_ms();
-        topic.retired_at_ms = Some(now);
-        topic.replaced_by_id = Some(replacement.id);
-        topic.updated_at_ms = now;
-        let saved = self.workflow.save_topic(topic, "retired", &trace).await?;
-        tracing::info!(topic = %saved.code, "topic retired");
-        Ok(Response::new(topic_to_wire(&saved)))
+        answer(async {
+            let caller = require_caller(&request)?;
+            let trace = trace_parent(&request);
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            v.uuid("topic_id", &req.topic_id);
+            v.uuid("replacement_id", &req.replacement_id);
+            if req.topic_id.trim() == req.replacement_id.trim() {
+                v.add("replacement_id", "must be another topic");
+            }
+            v.into_result()?;
+            self.require_operator(&caller)?;
+            let mut topic = self.topic("topic_id", &req.topic_id).await?;
+            let replacement = self.topic("replacement_id", &req.replacement_id).await?;
+            if topic.retired_at_ms.is_some() {
+                return Err(ListingsError::FailedPrecondition(
+                    "the topic is already retired".into(),
+                ));
+            }
+            if replacement.retired_at_ms.is_some() {
+                return Err(ListingsError::FailedPrecondition(
+                    "the replacement is retired too".into(),
+                ));
+            }
+            let taxonomy = self.taxonomy().await?;
+            let has_live_children = taxonomy
+                .iter()
+                .any(|t| t.parent_id.as_deref() == Some(topic.id.as_str()) && !t.retired);
+            if has_live_children {
+                return Err(ListingsError::FailedPrecondition(
+                    "move or retire the topics below it first".into(),
+                ));
+            }
+            let now = self.clock.now_ms();
+            topic.retired_at_ms = Some(now);
+            topic.replaced_by_id = Some(replacement.id);
+            topic.updated_at_ms = now;
+            let saved = self.workflow.save_topic(topic, "retired", &trace).await?;
+            tracing::info!(topic = %saved.code, "topic retired");
+            Ok(topic_to_wire(&saved))
+        })
+        .await
     }
 }
 

@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
-use selfhelp_platform::grpc::caller_in_region;
+use selfhelp_platform::grpc::{answer, caller_in_region};
 use selfhelp_platform::time::{Clock, to_timestamp};
 
 use crate::workflow::Workflow;
@@ -87,90 +87,88 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        let caller = caller_in_region(&request, &self.region)?;
-        let req = request.into_inner();
-        let page = req.page.unwrap_or_default();
-        let mut v = Violations::new();
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
-        // The token is the id of the last item shown (ids are time-ordered UUIDv7),
-        // so new notifications arriving between pages don't shift what follows.
-        let before = (!page.page_token.is_empty())
-            .then(|| v.uuid("page.page_token", &page.page_token))
-            .flatten();
-        v.into_result().map_err(NotificationsError::from)?;
-        let before = before.map(|u| u.to_string());
-        let rows = notification::list(
-            &self.read,
-            &caller.person_id,
-            req.unread_only,
-            before.as_deref(),
-            limit + 1,
-        )
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let req = request.into_inner();
+            let page = req.page.unwrap_or_default();
+            let mut v = Violations::new();
+            let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
+            // The token is the id of the last item shown (ids are time-ordered UUIDv7),
+            // so new notifications arriving between pages don't shift what follows.
+            let before = (!page.page_token.is_empty())
+                .then(|| v.uuid("page.page_token", &page.page_token))
+                .flatten();
+            v.into_result()?;
+            let before = before.map(|u| u.to_string());
+            let rows = notification::list(
+                &self.read,
+                &caller.person_id,
+                req.unread_only,
+                before.as_deref(),
+                limit + 1,
+            )
+            .await?;
+            let has_more = rows.len() as u64 > limit;
+            let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+            let unread = notification::unread_count(&self.read, &caller.person_id).await?;
+            Ok(pb::ListNotificationsResponse {
+                notifications: rows.iter().map(to_wire).collect(),
+                unread_count: unread as i64,
+                page: Some(PageResponse {
+                    next_page_token: if has_more {
+                        rows.last().map(|r| r.id.clone()).unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                    total_size: 0,
+                }),
+            })
+        })
         .await
-        .map_err(NotificationsError::from)?;
-        let has_more = rows.len() as u64 > limit;
-        let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let unread = notification::unread_count(&self.read, &caller.person_id)
-            .await
-            .map_err(NotificationsError::from)?;
-        Ok(Response::new(pb::ListNotificationsResponse {
-            notifications: rows.iter().map(to_wire).collect(),
-            unread_count: unread as i64,
-            page: Some(PageResponse {
-                next_page_token: if has_more {
-                    rows.last().map(|r| r.id.clone()).unwrap_or_default()
-                } else {
-                    String::new()
-                },
-                total_size: 0,
-            }),
-        }))
     }
 
     async fn mark_read(
         &self,
         request: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
-        let caller = caller_in_region(&request, &self.region)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        if req.all && !req.notification_ids.is_empty() {
-            v.add("notification_ids", "give either ids or all, not both");
-        }
-        if !req.all && req.notification_ids.is_empty() {
-            v.add("notification_ids", "give the ids to mark, or set all");
-        }
-        if req.notification_ids.len() > MAX_MARK {
-            v.add("notification_ids", format!("at most {MAX_MARK} at once"));
-        }
-        let mut ids = Vec::new();
-        for (i, id) in req.notification_ids.iter().enumerate() {
-            if let Some(id) = v.uuid(&format!("notification_ids[{i}]"), id) {
-                ids.push(id.to_string());
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let req = request.into_inner();
+            let mut v = Violations::new();
+            if req.all && !req.notification_ids.is_empty() {
+                v.add("notification_ids", "give either ids or all, not both");
             }
-        }
-        v.into_result().map_err(NotificationsError::from)?;
-        ids.sort();
-        ids.dedup();
-        if !req.all {
-            // Someone else's notification is indistinguishable from a missing one.
-            let owned = notification::count_owned(&self.db, &caller.person_id, &ids)
-                .await
-                .map_err(NotificationsError::from)?;
-            if owned != ids.len() as u64 {
-                return Err(NotificationsError::NotFound("notification").into());
+            if !req.all && req.notification_ids.is_empty() {
+                v.add("notification_ids", "give the ids to mark, or set all");
             }
-        }
-        let selection = (!req.all).then_some(ids.as_slice());
-        notification::mark_read(&self.db, &caller.person_id, selection, self.clock.now_ms())
-            .await
-            .map_err(NotificationsError::from)?;
-        let unread = notification::unread_count(&self.db, &caller.person_id)
-            .await
-            .map_err(NotificationsError::from)?;
-        Ok(Response::new(pb::MarkReadResponse {
-            unread_count: unread as i64,
-        }))
+            if req.notification_ids.len() > MAX_MARK {
+                v.add("notification_ids", format!("at most {MAX_MARK} at once"));
+            }
+            let mut ids = Vec::new();
+            for (i, id) in req.notification_ids.iter().enumerate() {
+                if let Some(id) = v.uuid(&format!("notification_ids[{i}]"), id) {
+                    ids.push(id.to_string());
+                }
+            }
+            v.into_result()?;
+            ids.sort();
+            ids.dedup();
+            if !req.all {
+                // Someone else's notification is indistinguishable from a missing one.
+                let owned = notification::count_owned(&self.db, &caller.person_id, &ids).await?;
+                if owned != ids.len() as u64 {
+                    return Err(NotificationsError::NotFound("notification"));
+                }
+            }
+            let selection = (!req.all).then_some(ids.as_slice());
+            notification::mark_read(&self.db, &caller.person_id, selection, self.clock.now_ms())
+                .await?;
+            let unread = notification::unread_count(&self.db, &caller.person_id).await?;
+            Ok(pb::MarkReadResponse {
+                unread_count: unread as i64,
+            })
+        })
+        .await
     }
 
     type WatchNotificationsStream = ReceiverStream<Result<pb::Notification, Status>>;
@@ -179,169 +177,173 @@ impl NotificationsService for NotificationsApi {
         &self,
         request: Request<pb::WatchNotificationsRequest>,
     ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
-        let caller = caller_in_region(&request, &self.region)?;
-        let after = request.into_inner().after_id;
-        let mut v = Violations::new();
-        let resume = (!after.is_empty())
-            .then(|| v.uuid("after_id", &after))
-            .flatten()
-            .map(|u| u.to_string());
-        v.into_result().map_err(NotificationsError::from)?;
-        let slot = self.live.open(&caller.person_id, &self.watch)?;
-        // The stream ends with the token that opened it; the client signs in
-        // again and resumes with `after_id`.
-        let token_left = Duration::from_secs(
-            u64::try_from(caller.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
-        );
-        // Without a resume point, only what arrives from now on.
-        let mut cursor = match resume {
-            Some(id) => Some(id),
-            None => notification::newest_id(&self.read, &caller.person_id)
-                .await
-                .map_err(NotificationsError::from)?,
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
-        let (db, shutdown, person) = (self.read.clone(), self.shutdown.clone(), caller.person_id);
-        tokio::spawn(async move {
-            let expired = tokio::time::sleep(token_left);
-            tokio::pin!(expired);
-            let wake = slot.wake();
-            loop {
-                // Listening before reading: a wake-up that comes while we read
-                // is not lost.
-                let woken = wake.notified();
-                tokio::pin!(woken);
-                woken.as_mut().enable();
-                match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
-                    Ok(rows) => {
-                        // A full batch means more may wait: read on at once.
-                        let more = rows.len() as u64 == WATCH_BATCH;
-                        for n in rows {
-                            cursor = Some(n.id.clone());
-                            if tx.send(Ok(to_wire(&n))).await.is_err() {
-                                return; // the client went away
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let after = request.into_inner().after_id;
+            let mut v = Violations::new();
+            let resume = (!after.is_empty())
+                .then(|| v.uuid("after_id", &after))
+                .flatten()
+                .map(|u| u.to_string());
+            v.into_result()?;
+            let slot = self.live.open(&caller.person_id, &self.watch)?;
+            // The stream ends with the token that opened it; the client signs in
+            // again and resumes with `after_id`.
+            let token_left = Duration::from_secs(
+                u64::try_from(caller.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+            );
+            // Without a resume point, only what arrives from now on.
+            let mut cursor = match resume {
+                Some(id) => Some(id),
+                None => notification::newest_id(&self.read, &caller.person_id).await?,
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
+            let (db, shutdown, person) =
+                (self.read.clone(), self.shutdown.clone(), caller.person_id);
+            tokio::spawn(async move {
+                let expired = tokio::time::sleep(token_left);
+                tokio::pin!(expired);
+                let wake = slot.wake();
+                loop {
+                    // Listening before reading: a wake-up that comes while we read
+                    // is not lost.
+                    let woken = wake.notified();
+                    tokio::pin!(woken);
+                    woken.as_mut().enable();
+                    match notification::after(&db, &person, cursor.as_deref(), WATCH_BATCH).await {
+                        Ok(rows) => {
+                            // A full batch means more may wait: read on at once.
+                            let more = rows.len() as u64 == WATCH_BATCH;
+                            for n in rows {
+                                cursor = Some(n.id.clone());
+                                if tx.send(Ok(to_wire(&n))).await.is_err() {
+                                    return; // the client went away
+                                }
+                            }
+                            if more {
+                                continue;
                             }
                         }
-                        if more {
-                            continue;
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watching notifications failed");
+                            let _ = tx.send(Err(NotificationsError::from(e).into())).await;
+                            return;
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching notifications failed");
-                        let _ = tx.send(Err(NotificationsError::from(e).into())).await;
-                        return;
+                    tokio::select! {
+                        _ = shutdown.wait() => return,
+                        _ = tx.closed() => return,
+                        _ = &mut expired => {
+                            let _ = tx
+                                .send(Err(Status::unauthenticated(
+                                    "the token has expired: sign in again and resume with after_id",
+                                )))
+                                .await;
+                            return;
+                        }
+                        _ = &mut woken => {}
+                        _ = tokio::time::sleep(crate::live::SAFETY_LOOK) => {}
                     }
                 }
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = tx.closed() => return,
-                    _ = &mut expired => {
-                        let _ = tx
-                            .send(Err(Status::unauthenticated(
-                                "the token has expired: sign in again and resume with after_id",
-                            )))
-                            .await;
-                        return;
-                    }
-                    _ = &mut woken => {}
-                    _ = tokio::time::sleep(crate::live::SAFETY_LOOK) => {}
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+            });
+            Ok(ReceiverStream::new(rx))
+        })
+        .await
     }
 
     async fn export_my_data(
         &self,
         request: Request<pb::ExportMyDataRequest>,
     ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
-        let caller = caller_in_region(&request, &self.region)?;
-        let person = caller.person_id.as_str();
-        let rfc3339 = |ms: i64| to_timestamp(ms).to_string();
-        let inbox: Vec<_> = notification::all_for(&self.db, person)
-            .await
-            .map_err(NotificationsError::from)?
-            .into_iter()
-            .map(|n| {
-                json!({
-                    "id": n.id,
-                    "kind": n.kind,
-                    "title": n.title,
-                    "body": n.body,
-                    "group_id": n.group_id,
-                    "created_at": rfc3339(n.created_at_ms),
-                    "read_at": n.read_at_ms.map(rfc3339),
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let person = caller.person_id.as_str();
+            let rfc3339 = |ms: i64| to_timestamp(ms).to_string();
+            let inbox: Vec<_> = notification::all_for(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|n| {
+                    json!({
+                        "id": n.id,
+                        "kind": n.kind,
+                        "title": n.title,
+                        "body": n.body,
+                        "group_id": n.group_id,
+                        "created_at": rfc3339(n.created_at_ms),
+                        "read_at": n.read_at_ms.map(rfc3339),
+                    })
                 })
-            })
-            .collect();
-        let updates: Vec<_> = audience::of_person(&self.db, person)
-            .await
-            .map_err(NotificationsError::from)?
-            .into_iter()
-            .map(|a| json!({"group_id": a.group_id, "as": a.relation.to_lowercase()}))
-            .collect();
-        let db_err = NotificationsError::from;
-        let held = preference::get(&self.db, person).await.map_err(db_err)?;
-        let alerts: Vec<_> = alert::of_person(&self.db, person)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|a| {
-                json!({
-                    "id": a.id, "topics": a.topics(), "latitude": a.latitude,
-                    "longitude": a.longitude, "radius_km": a.radius_km, "label": a.label,
-                    "created_at": rfc3339(a.created_at_ms),
+                .collect();
+            let updates: Vec<_> = audience::of_person(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|a| json!({"group_id": a.group_id, "as": a.relation.to_lowercase()}))
+                .collect();
+            let held = preference::get(&self.db, person).await?;
+            let alerts: Vec<_> = alert::of_person(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|a| {
+                    json!({
+                        "id": a.id, "topics": a.topics(), "latitude": a.latitude,
+                        "longitude": a.longitude, "radius_km": a.radius_km, "label": a.label,
+                        "created_at": rfc3339(a.created_at_ms),
+                    })
                 })
-            })
-            .collect();
-        // The signing secret is left out: it was shown once, on registering.
-        let hooks: Vec<_> = webhook::of_owner(&self.db, person)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|h| {
-                json!({
-                    "id": h.id, "url": h.url, "kinds": h.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-                    "active": h.active, "disabled_reason": h.disabled_reason,
-                    "created_at": rfc3339(h.created_at_ms),
+                .collect();
+            // The signing secret is left out: it was shown once, on registering.
+            let hooks: Vec<_> = webhook::of_owner(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|h| {
+                    json!({
+                        "id": h.id, "url": h.url, "kinds": h.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                        "active": h.active, "disabled_reason": h.disabled_reason,
+                        "created_at": rfc3339(h.created_at_ms),
+                    })
                 })
-            })
-            .collect();
-        let sent: Vec<_> = delivery::all_for(&self.db, person)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|d| {
-                json!({
-                    "id": d.id, "notification_id": d.notification_id, "digest": d.is_digest,
-                    "channel": d.channel, "webhook_id": d.webhook_id, "status": d.status,
-                    "attempts": d.attempts, "created_at": rfc3339(d.created_at_ms),
-                    "sent_at": d.sent_at_ms.map(rfc3339),
+                .collect();
+            let sent: Vec<_> = delivery::all_for(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id, "notification_id": d.notification_id, "digest": d.is_digest,
+                        "channel": d.channel, "webhook_id": d.webhook_id, "status": d.status,
+                        "attempts": d.attempts, "created_at": rfc3339(d.created_at_ms),
+                        "sent_at": d.sent_at_ms.map(rfc3339),
+                    })
                 })
+                .collect();
+            let digests: Vec<_> = digest::of_person(&self.db, person)
+                .await
+                ?
+                .into_iter()
+                .map(|d| json!({"id": d.id, "period": d.period, "items": d.item_count}))
+                .collect();
+            let doc = json!({
+                "service": "notifications",
+                "person_id": person,
+                "exported_at": rfc3339(self.clock.now_ms()),
+                "notifications": inbox,
+                "group_updates": updates,
+                "email": held.email,
+                "preferences": held.preferences,
+                "alerts": alerts,
+                "webhooks": hooks,
+                "deliveries": sent,
+                "digests": digests,
+            });
+            Ok(pb::ExportMyDataResponse {
+                json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),
             })
-            .collect();
-        let digests: Vec<_> = digest::of_person(&self.db, person)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|d| json!({"id": d.id, "period": d.period, "items": d.item_count}))
-            .collect();
-        let doc = json!({
-            "service": "notifications",
-            "person_id": person,
-            "exported_at": rfc3339(self.clock.now_ms()),
-            "notifications": inbox,
-            "group_updates": updates,
-            "email": held.email,
-            "preferences": held.preferences,
-            "alerts": alerts,
-            "webhooks": hooks,
-            "deliveries": sent,
-            "digests": digests,
-        });
-        Ok(Response::new(pb::ExportMyDataResponse {
-            json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),
-        }))
+        })
+        .await
     }
 
     async fn get_preferences(
