@@ -122,3 +122,23 @@ pub fn is_transient(e: &DbErr) -> bool {
         _ => false,
     }
 }
+
+/// One page of `query` (already filtered and ordered) from `offset`, with how
+/// many rows the whole query has: the count-and-offset pager every paged list
+/// uses.
+pub async fn offset_page<E, C>(
+    conn: &C,
+    query: sea_orm::Select<E>,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<E::Model>, u64), DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let total = query.clone().count(conn).await?;
+    let rows = query.offset(offset).limit(limit).all(conn).await?;
+    Ok((rows, total))
+}

@@ -2,6 +2,7 @@
 //! [`selfhelp_validation`] crate), then answer `INVALID_ARGUMENT` with a
 //! `google.rpc.BadRequest` detail naming the fields.
 
+use selfhelp_proto::common::v1::{PageRequest, PageResponse};
 pub use selfhelp_validation::*;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -24,6 +25,40 @@ pub fn status(violations: &Violations) -> Status {
         details.add_bad_request_violation(field, description);
     }
     Status::with_error_details(Code::InvalidArgument, summary, details)
+}
+
+/// An offset page asked for with a `PageRequest`: its size checked (0 means
+/// `default`, at most `max`) and its token decoded, violations named under
+/// `page.`. The count-and-offset pager of every paged list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetPage {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl OffsetPage {
+    pub fn asked(v: &mut Violations, page: Option<&PageRequest>, default: u64, max: u64) -> Self {
+        let empty = PageRequest::default();
+        let page = page.unwrap_or(&empty);
+        OffsetPage {
+            limit: page_size(v, "page.page_size", page.page_size, default, max),
+            offset: page_offset(v, "page.page_token", &page.page_token),
+        }
+    }
+
+    /// The answer's page after `returned` rows of `total`: a token for the
+    /// next page while rows remain.
+    pub fn answer(&self, returned: usize, total: u64) -> PageResponse {
+        let next = self.offset + returned as u64;
+        PageResponse {
+            next_page_token: if next < total {
+                encode_page_offset(next)
+            } else {
+                String::new()
+            },
+            total_size: i64::try_from(total).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 /// Reads the field names of a `google.rpc.BadRequest` detail (for clients and tests).
@@ -52,6 +87,39 @@ mod tests {
             status.message()
         );
         assert!(status.message().len() + status.details().len() < 4_096);
+    }
+
+    #[test]
+    fn an_offset_page_answers_with_a_token_while_rows_remain() {
+        let mut v = Violations::new();
+        let first = OffsetPage::asked(&mut v, None, 20, 100);
+        assert_eq!(
+            first,
+            OffsetPage {
+                offset: 0,
+                limit: 20
+            }
+        );
+        let answer = first.answer(20, 45);
+        assert_eq!(answer.total_size, 45);
+        let asked = PageRequest {
+            page_size: 0,
+            page_token: answer.next_page_token,
+        };
+        let second = OffsetPage::asked(&mut v, Some(&asked), 20, 100);
+        assert_eq!(second.offset, 20);
+        assert!(!second.answer(20, 45).next_page_token.is_empty());
+        assert!(second.answer(25, 45).next_page_token.is_empty());
+        assert!(v.is_empty());
+        let too_big = PageRequest {
+            page_size: 101,
+            page_token: "x".into(),
+        };
+        OffsetPage::asked(&mut v, Some(&too_big), 20, 100);
+        assert_eq!(
+            v.fields().collect::<Vec<_>>(),
+            ["page.page_size", "page.page_token"]
+        );
     }
 
     #[test]

@@ -3,8 +3,7 @@
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_platform::validation::{self, Violations};
-use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_platform::validation::{OffsetPage, Violations};
 use selfhelp_proto::listings::v1 as pb;
 
 use super::{
@@ -81,14 +80,12 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::GetGroupHistoryRequest,
     ) -> Result<pb::GetGroupHistoryResponse, ListingsError> {
-        let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 50, 200);
-        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        let page = OffsetPage::asked(&mut v, req.page.as_ref(), 50, 200);
         v.into_result()?;
         let group = self.manageable(caller, &req.group_id).await?;
-        let (rows, total) = history::list(&self.db, &group.id, offset, limit).await?;
-        let next = offset + rows.len() as u64;
+        let (rows, total) = history::list(&self.db, &group.id, page.offset, page.limit).await?;
+        let page = page.answer(rows.len(), total);
         Ok(pb::GetGroupHistoryResponse {
             changes: rows
                 .into_iter()
@@ -101,7 +98,7 @@ impl ListingsApi {
                     version: c.version,
                 })
                 .collect(),
-            page: Some(page_response(next, total)),
+            page: Some(page),
         })
     }
 
@@ -148,21 +145,19 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::ListReviewQueueRequest,
     ) -> Result<pb::ListReviewQueueResponse, ListingsError> {
-        let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
-        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
         if !caller.is_operator_of(&self.region) {
             return Err(ListingsError::PermissionDenied(
                 "only operators of this region see the review queue",
             ));
         }
-        let (rows, total) = store::review_queue(&self.db, &self.region, offset, limit).await?;
-        let next = offset + rows.len() as u64;
+        let (rows, total) =
+            store::review_queue(&self.db, &self.region, page.offset, page.limit).await?;
         Ok(pb::ListReviewQueueResponse {
             groups: rows.iter().map(|g| self.to_wire(g, Some(caller))).collect(),
-            page: Some(page_response(next, total)),
+            page: Some(page.answer(rows.len(), total)),
         })
     }
 
@@ -171,17 +166,14 @@ impl ListingsApi {
         &self,
         req: pb::ListProposedGroupsRequest,
     ) -> Result<pb::ListProposedGroupsResponse, ListingsError> {
-        let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
-        let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
-        let offset = validation::page_offset(&mut v, "page.page_token", &page.page_token);
+        let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
         let (rows, total) =
-            store::listed_proposals(&self.read, &self.region, offset, limit).await?;
-        let next = offset + rows.len() as u64;
+            store::listed_proposals(&self.read, &self.region, page.offset, page.limit).await?;
         Ok(pb::ListProposedGroupsResponse {
             groups: rows.iter().map(|g| self.to_wire(g, None)).collect(),
-            page: Some(page_response(next, total)),
+            page: Some(page.answer(rows.len(), total)),
         })
     }
 
@@ -215,16 +207,5 @@ impl ListingsApi {
             .confirm(&group, &caller.person_id, trace)
             .await?;
         Ok(self.to_wire(&updated, Some(caller)))
-    }
-}
-
-fn page_response(next: u64, total: u64) -> PageResponse {
-    PageResponse {
-        next_page_token: if next < total {
-            validation::encode_page_offset(next)
-        } else {
-            String::new()
-        },
-        total_size: total as i64,
     }
 }

@@ -594,9 +594,9 @@ impl ListingsService for ListingsApi {
             }
             let taxonomy = self.taxonomy().await?;
             if taxonomy.iter().any(|t| t.code == code) {
-                return Err(
-                    ListingsError::AlreadyExists(format!("topic code {code} is taken")),
-                );
+                return Err(ListingsError::AlreadyExists(format!(
+                    "topic code {code} is taken"
+                )));
             }
             let now = self.clock.now_ms();
             let row = topic_store::Model {

@@ -289,14 +289,8 @@ pub async fn published_page<C: ConnectionTrait>(
     let query = Entity::find()
         .filter(Column::Region.eq(region))
         .filter(Column::Status.eq(Status::Published.as_str()));
-    let total = query.clone().count(conn).await?;
-    let rows = query
-        .order_by_asc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+    let query = query.order_by_asc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Groups of `region` waiting for review, oldest submission first.
@@ -309,15 +303,10 @@ pub async fn review_queue<C: ConnectionTrait>(
     let query = Entity::find()
         .filter(Column::Region.eq(region))
         .filter(Column::Status.is_in(Status::AWAITING_REVIEW.map(Status::as_str)));
-    let total = query.clone().count(conn).await?;
-    let rows = query
+    let query = query
         .order_by_asc(Column::UpdatedAtMs)
-        .order_by_asc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+        .order_by_asc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Reviewed proposals of `region`, newest first (ids are time-ordered UUIDv7s,
@@ -331,14 +320,8 @@ pub async fn listed_proposals<C: ConnectionTrait>(
     let query = Entity::find()
         .filter(Column::Region.eq(region))
         .filter(Column::Status.eq(Status::ProposalListed.as_str()));
-    let total = query.clone().count(conn).await?;
-    let rows = query
-        .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+    let query = query.order_by_desc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Bumps the group's version (a change to one of its meetings) if it is still

@@ -1,7 +1,7 @@
 //! The `group_change` table: a field-level history of edits to each group.
 
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 
 use crate::domain::group::FieldChange;
 
@@ -58,14 +58,8 @@ pub async fn list<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
     let query = Entity::find().filter(Column::GroupId.eq(group_id));
-    let total = query.clone().count(conn).await?;
-    let rows = query
-        .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+    let query = query.order_by_desc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Replaces `person` as the author of changes with `nobody` (for erasure): the

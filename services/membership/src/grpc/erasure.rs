@@ -10,7 +10,7 @@ use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
-use super::{MembershipApi, page_response, paging, trace_of};
+use super::{MembershipApi, paging, trace_of};
 use crate::error::MembershipError;
 use crate::error::NO_ERASURE_REQUEST;
 use crate::privacy::MembershipEraser;
@@ -81,15 +81,16 @@ impl MembershipApi {
             ));
         }
         let mut v = Violations::new();
-        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        let page = paging(&mut v, request.into_inner().page);
         v.into_result()?;
-        let (rows, total) = erasure::overdue(&self.db, self.clock.now_ms(), offset, limit).await?;
+        let (rows, total) =
+            erasure::overdue(&self.db, self.clock.now_ms(), page.offset, page.limit).await?;
         let mut requests = Vec::with_capacity(rows.len());
         for r in &rows {
             requests.push(self.status_of(r).await?);
         }
         Ok(pb::ListOverdueErasuresResponse {
-            page: page_response(offset, rows.len(), total),
+            page: Some(page.answer(rows.len(), total)),
             requests,
         })
     }

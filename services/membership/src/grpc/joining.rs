@@ -6,7 +6,7 @@ use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
-use super::{MembershipApi, page_response, paging, uuid_field};
+use super::{MembershipApi, paging, uuid_field};
 use crate::domain::membership::{
     JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
 };
@@ -159,16 +159,17 @@ impl MembershipApi {
     ) -> Result<pb::ListMyMembershipsResponse, MembershipError> {
         let caller = self.caller(&request)?;
         let mut v = Violations::new();
-        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        let page = paging(&mut v, request.into_inner().page);
         v.into_result()?;
         let (rows, total) =
-            membership::list_for_person(&self.db, &caller.person_id, offset, limit).await?;
+            membership::list_for_person(&self.db, &caller.person_id, page.offset, page.limit)
+                .await?;
         let mut memberships = Vec::with_capacity(rows.len());
         for m in &rows {
             memberships.push(self.wire(&self.db, m).await?);
         }
         Ok(pb::ListMyMembershipsResponse {
-            page: page_response(offset, rows.len(), total),
+            page: Some(page.answer(rows.len(), total)),
             memberships,
         })
     }

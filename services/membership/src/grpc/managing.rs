@@ -9,9 +9,7 @@ use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
-use super::{
-    MembershipApi, membership_to_wire, page_response, paging, state_from_wire, trace_of, uuid_field,
-};
+use super::{MembershipApi, membership_to_wire, paging, state_from_wire, trace_of, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, check_transition, may};
 use crate::error::MEMBERSHIP_NOT_FOUND;
 use crate::error::MembershipError;
@@ -370,7 +368,7 @@ impl MembershipApi {
                 }
             }
         }
-        let (offset, limit) = paging(&mut v, req.page);
+        let page = paging(&mut v, req.page);
         v.into_result()?;
         if states.is_empty() {
             states.push(State::Active);
@@ -388,9 +386,15 @@ impl MembershipApi {
                 "this group's member list is visible to its organisers only",
             ));
         }
-        let (rows, total) =
-            membership::list_for_group(&self.db, &group_id, &states, manager, offset, limit)
-                .await?;
+        let (rows, total) = membership::list_for_group(
+            &self.db,
+            &group_id,
+            &states,
+            manager,
+            page.offset,
+            page.limit,
+        )
+        .await?;
         let name = self.group_name(&group_id).await?;
         let mut members = Vec::with_capacity(rows.len());
         for m in &rows {
@@ -404,7 +408,7 @@ impl MembershipApi {
             members.push(wire);
         }
         Ok(pb::ListGroupMembersResponse {
-            page: page_response(offset, rows.len(), total),
+            page: Some(page.answer(rows.len(), total)),
             members,
         })
     }

@@ -17,8 +17,8 @@ use selfhelp_platform::group_view;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_platform::validation::{self, Violations};
-use selfhelp_proto::common::v1::{PageRequest, PageResponse};
+use selfhelp_platform::validation::{OffsetPage, Violations};
+use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as listings_pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::membership::v1 as pb;
@@ -355,24 +355,9 @@ fn join_policy_name(v: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Validated paging: (offset, limit).
-fn paging(v: &mut Violations, page: Option<PageRequest>) -> (u64, u64) {
-    let page = page.unwrap_or_default();
-    let limit = validation::page_size(v, "page.page_size", page.page_size, 20, 100);
-    let offset = validation::page_offset(v, "page.page_token", &page.page_token);
-    (offset, limit)
-}
-
-fn page_response(offset: u64, returned: usize, total: u64) -> Option<PageResponse> {
-    let next = offset + returned as u64;
-    Some(PageResponse {
-        next_page_token: if next < total {
-            validation::encode_page_offset(next)
-        } else {
-            String::new()
-        },
-        total_size: total as i64,
-    })
+/// Validated paging: 20 a page by default, at most 100.
+fn paging(v: &mut Violations, page: Option<PageRequest>) -> OffsetPage {
+    OffsetPage::asked(v, page.as_ref(), 20, 100)
 }
 
 /// Checks an id field and returns it in canonical form.

@@ -9,7 +9,7 @@ use serde_json::json;
 use tonic::Request;
 
 use super::joining::MAX_DISPLAY_NAME;
-use super::{MembershipApi, page_response, paging, trace_of, uuid_field};
+use super::{MembershipApi, paging, trace_of, uuid_field};
 use crate::error::MembershipError;
 use crate::error::NOT_A_MEMBER;
 use crate::events;
@@ -116,10 +116,10 @@ impl MembershipApi {
     ) -> Result<pb::ListMyFollowsResponse, MembershipError> {
         let caller = self.caller(&request)?;
         let mut v = Violations::new();
-        let (offset, limit) = paging(&mut v, request.into_inner().page);
+        let page = paging(&mut v, request.into_inner().page);
         v.into_result()?;
         let (rows, total) =
-            follow::list_for_person(&self.db, &caller.person_id, offset, limit).await?;
+            follow::list_for_person(&self.db, &caller.person_id, page.offset, page.limit).await?;
         let mut follows = Vec::with_capacity(rows.len());
         for f in &rows {
             follows.push(pb::Follow {
@@ -129,7 +129,7 @@ impl MembershipApi {
             });
         }
         Ok(pb::ListMyFollowsResponse {
-            page: page_response(offset, rows.len(), total),
+            page: Some(page.answer(rows.len(), total)),
             follows,
         })
     }

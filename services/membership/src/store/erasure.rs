@@ -85,19 +85,13 @@ pub async fn overdue<C: ConnectionTrait>(
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
-    use sea_orm::QuerySelect;
     let query = Entity::find()
         .filter(Column::CompletedAtMs.is_null())
         .filter(Column::DueAtMs.lte(now));
-    let total = query.clone().count(conn).await?;
-    let rows = query
+    let query = query
         .order_by_asc(Column::RequestedAtMs)
-        .order_by_asc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+        .order_by_asc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Records `service`'s confirmation (once); returns the request's confirmations.

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "follow")]
@@ -74,15 +74,10 @@ pub async fn list_for_person<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
     let query = Entity::find().filter(Column::PersonId.eq(person_id));
-    let total = query.clone().count(conn).await?;
-    let rows = query
+    let query = query
         .order_by_desc(Column::CreatedAtMs)
-        .order_by_asc(Column::GroupId)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+        .order_by_asc(Column::GroupId);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Every follow of a person, for export and erasure.

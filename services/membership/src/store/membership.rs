@@ -2,7 +2,7 @@
 
 use sea_orm::ExprTrait;
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 
 use crate::domain::membership::{Role, State};
 
@@ -192,15 +192,10 @@ pub async fn list_for_person<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
     let query = Entity::find().filter(Column::PersonId.eq(person_id));
-    let total = query.clone().count(conn).await?;
-    let rows = query
+    let query = query
         .order_by_desc(Column::JoinedAtMs)
-        .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+        .order_by_desc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Every membership of a person, for export and erasure.
@@ -231,16 +226,11 @@ pub async fn list_for_group<C: ConnectionTrait>(
     if !include_hidden {
         query = query.filter(Column::Hidden.eq(false));
     }
-    let total = query.clone().count(conn).await?;
-    let rows = query
+    let query = query
         .order_by_asc(Column::WaitlistedAtMs)
         .order_by_asc(Column::JoinedAtMs)
-        .order_by_asc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(conn)
-        .await?;
-    Ok((rows, total))
+        .order_by_asc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
 /// Memberships of a group in `states`, oldest first (no paging: for bulk changes).
