@@ -379,9 +379,11 @@ impl ConsumerRunner {
     }
 
     fn retry_delay(&self, delivered: i64) -> Duration {
-        let exp = (delivered - 1).clamp(0, 16) as u32;
-        let ms = self.cfg.retry_base_ms.saturating_mul(1u64 << exp);
-        Duration::from_millis(ms.min(self.cfg.retry_max_ms))
+        let backoff = crate::time::Backoff::new(
+            Duration::from_millis(self.cfg.retry_base_ms),
+            Duration::from_millis(self.cfg.retry_max_ms),
+        );
+        backoff.after(u32::try_from(delivered).unwrap_or(0))
     }
 
     /// Parks a message that will never apply, then terminates its redelivery.

@@ -342,6 +342,8 @@ pub async fn backlog(db: &DatabaseConnection) -> Result<u64, DbErr> {
         .await
 }
 
+/// The relay's pause after `failures` failed rounds in a row (0: the first).
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(std::cmp::min(200u64 << std::cmp::min(failures, 6), 10_000))
+    crate::time::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
+        .after(failures.saturating_add(1))
 }

@@ -19,8 +19,8 @@ use crate::grpc::Readiness;
 /// enough that one failing every few seconds counts as down (and its pauses
 /// keep growing).
 const STEADY: Duration = Duration::from_secs(10);
-/// Doubled before each restart: the first pause is 200 ms.
-const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The pause before the first restart, doubled before each further one.
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
 /// Owns a service's background workers.
 #[derive(Clone)]
@@ -140,9 +140,7 @@ impl Worker {
             let now = Instant::now();
             let since = *down_since.get_or_insert(now);
             failures = failures.saturating_add(1);
-            let pause = FIRST_PAUSE
-                .saturating_mul(1 << failures.min(16))
-                .min(restart_max);
+            let pause = crate::time::Backoff::new(FIRST_PAUSE, restart_max).after(failures);
             let restart_at = now + pause;
             loop {
                 let unhealthy_at = since + unhealthy_after;

@@ -50,6 +50,28 @@ impl Clock {
     }
 }
 
+/// Exponential backoff: the wait before attempt `n` of something that keeps
+/// failing — `first` before the first retry, doubling each time, never more
+/// than `max`. One rule for every retry in the services (redeliveries, the
+/// outbox relay, deliveries, restarted workers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { first, max }
+    }
+
+    /// The wait after the `failures`-th failure in a row (1 → `first`).
+    pub fn after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
 pub fn to_timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
@@ -73,6 +95,17 @@ mod tests {
         assert_eq!(ts.seconds, 1_700_000_000);
         assert_eq!(ts.nanos, 123_000_000);
         assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_first_wait_up_to_the_cap() {
+        let b = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let waits: Vec<u128> = (0..9).map(|n| b.after(n).as_millis()).collect();
+        assert_eq!(
+            waits,
+            [200, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000]
+        );
+        assert_eq!(b.after(u32::MAX), Duration::from_secs(10));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -153,12 +154,13 @@ impl Dispatcher {
     /// `retry_base_ms` × 2^(attempts − 1), at most `retry_max_ms`, plus up to a
     /// tenth more so endpoints coming back are not hit all at once.
     fn backoff_ms(&self, attempts: i32) -> i64 {
-        let exp = attempts.saturating_sub(1).clamp(0, 30) as u32;
-        let wait = self
-            .config
-            .retry_base_ms
-            .saturating_mul(1u64 << exp)
-            .min(self.config.retry_max_ms);
+        let backoff = selfhelp_platform::time::Backoff::new(
+            Duration::from_millis(self.config.retry_base_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+        );
+        let wait = backoff
+            .after(u32::try_from(attempts).unwrap_or(0))
+            .as_millis() as u64;
         let jitter = rand::random_range(0..=wait / 10);
         (wait + jitter) as i64
     }
