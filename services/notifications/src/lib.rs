@@ -75,7 +75,11 @@ pub async fn run_with_clock(
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
         tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
-        let router = unsubscribe::router(db.clone(), unsubscribe.clone(), names.clone());
+        let workflow = workflow::Workflow {
+            db: db.clone(),
+            clock: clock.clone(),
+        };
+        let router = unsubscribe::router(workflow, unsubscribe.clone(), names.clone());
         // axum's server only returns at shutdown (it rides out accept errors),
         // so it is owned and joined but has nothing to restart.
         workers.spawn_once(unsubscribe::serve(http, router, shutdown.clone()));

@@ -12,14 +12,13 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::time::now_ms;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::domain::preferences::{ALL_CATEGORIES, Category, Channel};
-use crate::store::{delivery, erased, preference};
+use crate::domain::preferences::{ALL_CATEGORIES, Category};
+use crate::workflow::Workflow;
 use selfhelp_platform::secrets as secret;
 
 /// What a link stops.
@@ -44,7 +43,7 @@ impl Scope {
         }
     }
 
-    fn categories(self) -> Vec<Category> {
+    pub(crate) fn categories(self) -> Vec<Category> {
         match self {
             Scope::Category(c) => vec![c],
             Scope::AllEmail => ALL_CATEGORIES.to_vec(),
@@ -109,31 +108,9 @@ impl UnsubscribeKey {
     }
 }
 
-/// Turns email off for what the token names (nothing for someone erased: an
-/// old email's link must not store them again).
-pub async fn apply(
-    db: &DatabaseConnection,
-    names: &selfhelp_platform::privacy::Pseudonyms,
-    person: &str,
-    scope: Scope,
-) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    if erased::contains(&txn, names, person).await? {
-        return Ok(());
-    }
-    let mut held = preference::get(&txn, person).await?;
-    held.preferences
-        .turn_off(&scope.categories(), Channel::Email);
-    preference::put(&txn, person, &held, now_ms()).await?;
-    if scope == Scope::AllEmail {
-        delivery::cancel_emails_for(&txn, person, "unsubscribed", now_ms()).await?;
-    }
-    txn.commit().await
-}
-
 #[derive(Clone)]
 struct AppState {
-    db: DatabaseConnection,
+    workflow: Workflow,
     key: UnsubscribeKey,
     names: selfhelp_platform::privacy::Pseudonyms,
 }
@@ -179,7 +156,11 @@ async fn unsubscribe(
     let Some((person, scope)) = state.key.verify(&q.token) else {
         return (StatusCode::BAD_REQUEST, page(NOT_VALID));
     };
-    match apply(&state.db, &state.names, &person, scope).await {
+    match state
+        .workflow
+        .unsubscribe(&state.names, &person, scope)
+        .await
+    {
         Ok(()) => {
             let text = format!(
                 "Done: you will not get {} any more. Your in-app notifications carry on; you can change this in the app at any time.",
@@ -203,13 +184,17 @@ fn page(text: &str) -> Html<String> {
 }
 
 pub fn router(
-    db: DatabaseConnection,
+    workflow: Workflow,
     key: UnsubscribeKey,
     names: selfhelp_platform::privacy::Pseudonyms,
 ) -> Router {
     Router::new()
         .route("/unsubscribe", get(confirm).post(unsubscribe))
-        .with_state(AppState { db, key, names })
+        .with_state(AppState {
+            workflow,
+            key,
+            names,
+        })
 }
 
 /// Serves the unsubscribe page on `listener` until `shutdown`.

@@ -8,8 +8,11 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use selfhelp_platform::time::Clock;
 
 use crate::channels::webhook::generate_secret;
+use crate::domain::preferences::Channel;
 use crate::error::NotificationsError;
-use crate::store::{alert, delivery, preference, webhook};
+use crate::store::{alert, delivery, erased, preference, webhook};
+use crate::unsubscribe::Scope;
+use selfhelp_platform::privacy::Pseudonyms;
 
 /// Saved alerts one person may keep.
 pub const MAX_ALERTS: u64 = 20;
@@ -115,6 +118,30 @@ impl Workflow {
         let now = self.clock.now_ms();
         delivery::end_for_webhook(&txn, id, delivery::CANCELLED, "webhook removed", now).await?;
         webhook::delete(&txn, id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Turns email off for what an unsubscribe link names (nothing for
+    /// someone erased: an old email's link must not store them again).
+    pub async fn unsubscribe(
+        &self,
+        names: &Pseudonyms,
+        person: &str,
+        scope: Scope,
+    ) -> Result<(), NotificationsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        if erased::contains(&txn, names, person).await? {
+            return Ok(());
+        }
+        let mut held = preference::get(&txn, person).await?;
+        held.preferences
+            .turn_off(&scope.categories(), Channel::Email);
+        preference::put(&txn, person, &held, now).await?;
+        if scope == Scope::AllEmail {
+            delivery::cancel_emails_for(&txn, person, "unsubscribed", now).await?;
+        }
         txn.commit().await?;
         Ok(())
     }
