@@ -60,6 +60,10 @@ pub enum AuthError {
         "no key configured to verify tokens: set auth.hs256_secret(_file) or auth.jwks_file/jwks_url"
     )]
     NotConfigured,
+    #[error(
+        "auth.hs256_secret is {0} characters: it must be at least {MIN_HS256_SECRET} (for example `openssl rand -base64 32`)"
+    )]
+    WeakSecret(usize),
     #[error("reading {what}: {source}")]
     Io {
         what: String,
@@ -266,18 +270,31 @@ async fn refresh_jwks(keys: &Keys) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Shortest HS256 secret accepted: a shorter one can be guessed offline from
+/// any token it signed (RFC 7518 asks for a key at least as long as the hash).
+pub const MIN_HS256_SECRET: usize = 32;
+
 fn resolve_secret(cfg: &AuthConfig) -> Result<Option<String>, AuthError> {
-    if let Some(secret) = cfg.hs256_secret.as_ref().filter(|s| !s.is_empty()) {
-        return Ok(Some(secret.clone()));
-    }
-    match &cfg.hs256_secret_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim().to_string()))
-            .map_err(|source| AuthError::Io {
-                what: path.display().to_string(),
-                source,
-            }),
-        None => Ok(None),
+    let secret = if let Some(secret) = cfg.hs256_secret.as_ref().filter(|s| !s.is_empty()) {
+        Some(secret.clone())
+    } else {
+        match &cfg.hs256_secret_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|source| AuthError::Io {
+                        what: path.display().to_string(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        }
+    };
+    match secret {
+        Some(s) if s.chars().count() < MIN_HS256_SECRET => {
+            Err(AuthError::WeakSecret(s.chars().count()))
+        }
+        other => Ok(other),
     }
 }
 
@@ -316,6 +333,31 @@ pub fn generate_secret() -> String {
 mod tests {
     use super::*;
 
+    const TEST_SECRET: &str = "a-test-secret-of-thirty-two-chars-or-more";
+
+    #[tokio::test]
+    async fn a_short_hs256_secret_is_refused_naming_the_setting() {
+        let err = Authenticator::from_config(&hs_config("s3cret"))
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(err, AuthError::WeakSecret(6)), "{err}");
+        assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "short\n").unwrap();
+        let from_file = AuthConfig {
+            hs256_secret_file: Some(file),
+            ..Default::default()
+        };
+        assert!(Authenticator::from_config(&from_file).await.is_err());
+        assert!(
+            Authenticator::from_config(&hs_config(&generate_secret()))
+                .await
+                .is_ok()
+        );
+    }
+
     fn hs_config(secret: &str) -> AuthConfig {
         AuthConfig {
             hs256_secret: Some(secret.into()),
@@ -325,11 +367,11 @@ mod tests {
 
     #[tokio::test]
     async fn hs256_round_trip() {
-        let auth = Authenticator::from_config(&hs_config("s3cret"))
+        let auth = Authenticator::from_config(&hs_config(TEST_SECRET))
             .await
             .unwrap();
         let token = mint_hs256(
-            "s3cret",
+            TEST_SECRET,
             "p1",
             "notts",
             &["operator".into()],
@@ -344,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_wrong_secret_expired_and_garbage() {
-        let auth = Authenticator::from_config(&hs_config("s3cret"))
+        let auth = Authenticator::from_config(&hs_config(TEST_SECRET))
             .await
             .unwrap();
         let wrong = mint_hs256("other", "p1", "notts", &[], Duration::from_secs(60)).unwrap();
@@ -360,7 +402,7 @@ mod tests {
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"s3cret"),
+            &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
         )
         .unwrap();
         assert!(auth.authenticate(&expired).await.is_err());
@@ -370,7 +412,7 @@ mod tests {
     #[tokio::test]
     async fn issuer_and_audience_are_checked_when_configured() {
         let cfg = AuthConfig {
-            hs256_secret: Some("k".into()),
+            hs256_secret: Some(TEST_SECRET.into()),
             issuer: Some("https://id.example".into()),
             audience: Some("selfhelp".into()),
             ..Default::default()
@@ -388,7 +430,7 @@ mod tests {
             jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
                 &claims,
-                &EncodingKey::from_secret(b"k"),
+                &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
             )
             .unwrap()
         };
@@ -416,7 +458,7 @@ mod tests {
         let listed = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"k"),
+            &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
         )
         .unwrap();
         assert!(auth.authenticate(&listed).await.is_ok());
@@ -429,7 +471,7 @@ mod tests {
         let early = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"k"),
+            &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
         )
         .unwrap();
         assert!(auth.authenticate(&early).await.is_err());

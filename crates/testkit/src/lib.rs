@@ -26,7 +26,7 @@ pub use selfhelp_nats_dev as nats_server;
 use selfhelp_nats_dev::NatsProcess;
 
 /// The HS256 secret test services are configured with.
-pub const SECRET: &str = "selfhelp-test-secret";
+pub const SECRET: &str = "selfhelp-test-secret-for-tests-only-0123";
 
 /// A bearer token for `sub` in `region` with `roles`.
 pub fn token(sub: &str, region: &str, roles: &[&str]) -> String {
