@@ -8,8 +8,8 @@ use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_testkit::{
-    Backend, Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, backends,
-    ce_subject_of, per_backend, token, with_token,
+    Backend, Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, ce_subject_of,
+    per_backend, token, with_token,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -93,199 +93,197 @@ async fn publish(
         .into_inner()
 }
 
-#[tokio::test]
-async fn group_lifecycle_visibility_and_events() {
+async fn group_lifecycle_visibility_and_events(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let alice = token("alice", REGION, &[]);
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let alice = token("alice", REGION, &[]);
 
-        let draft = client
-            .create_group(with_token(
-                new_group("Bereavement support", "We meet weekly", &["bereavement"]),
-                &alice,
-            ))
+    let draft = client
+        .create_group(with_token(
+            new_group("Bereavement support", "We meet weekly", &["bereavement"]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(draft.status(), pb::GroupStatus::Draft, "{backend:?}");
+    assert_eq!(draft.organiser_ids, vec!["alice"]);
+    assert_eq!(draft.venues[0].postcode, "NG1 5FS");
+
+    // A draft is invisible to the public and to other people.
+    let get = |id: &str| pb::GetGroupRequest {
+        group_id: id.to_string(),
+    };
+    assert_eq!(
+        client.get_group(get(&draft.id)).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let bob = token("bob", REGION, &[]);
+    assert_eq!(
+        client
+            .get_group(with_token(get(&draft.id), &bob))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        client
+            .get_group(with_token(get(&draft.id), &alice))
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(draft.status(), pb::GroupStatus::Draft, "{backend:?}");
-        assert_eq!(draft.organiser_ids, vec!["alice"]);
-        assert_eq!(draft.venues[0].postcode, "NG1 5FS");
-
-        // A draft is invisible to the public and to other people.
-        let get = |id: &str| pb::GetGroupRequest {
-            group_id: id.to_string(),
-        };
-        assert_eq!(
-            client.get_group(get(&draft.id)).await.unwrap_err().code(),
-            Code::NotFound
-        );
-        let bob = token("bob", REGION, &[]);
-        assert_eq!(
-            client
-                .get_group(with_token(get(&draft.id), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound
-        );
-        assert_eq!(
-            client
-                .get_group(with_token(get(&draft.id), &alice))
-                .await
-                .unwrap()
-                .into_inner()
-                .id,
-            draft.id
-        );
-        let search = |q: &str, topic: &str| pb::SearchGroupsRequest {
-            query: q.into(),
-            topic: topic.into(),
-            page: None,
-            ..Default::default()
-        };
-        assert_eq!(
-            client
-                .search_groups(search("bereave", ""))
-                .await
-                .unwrap()
-                .into_inner()
-                .groups
-                .len(),
-            0
-        );
-
-        // Only organisers submit; only operators of this region review.
-        let submit = pb::SubmitGroupRequest {
-            group_id: draft.id.clone(),
-        };
-        assert_eq!(
-            client
-                .submit_group(with_token(submit.clone(), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound
-        );
-        let submitted = client
-            .submit_group(with_token(submit.clone(), &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(submitted.status(), pb::GroupStatus::PendingReview);
-        assert_eq!(
-            client
-                .submit_group(with_token(submit, &alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::FailedPrecondition
-        );
-
-        let approve = pb::ReviewGroupRequest {
-            group_id: draft.id.clone(),
-            decision: pb::ReviewDecision::Approve.into(),
-            note: String::new(),
-        };
-        let other_region_op = token("op-leeds", "leeds", &["operator"]);
-        assert_eq!(
-            client
-                .review_group(with_token(approve.clone(), &other_region_op))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            client
-                .review_group(with_token(approve.clone(), &alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        let op = token("op-notts", REGION, &["operator"]);
-        let published = client
-            .review_group(with_token(approve, &op))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(published.status(), pb::GroupStatus::Published);
-        assert_eq!(published.version, 3);
-
-        // Public now, without revealing who organises it.
-        let public = client.get_group(get(&draft.id)).await.unwrap().into_inner();
-        assert_eq!(public.status(), pb::GroupStatus::Published);
-        assert!(public.organiser_ids.is_empty());
-        let found = client
+            .into_inner()
+            .id,
+        draft.id
+    );
+    let search = |q: &str, topic: &str| pb::SearchGroupsRequest {
+        query: q.into(),
+        topic: topic.into(),
+        page: None,
+        ..Default::default()
+    };
+    assert_eq!(
+        client
             .search_groups(search("bereave", ""))
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(found.groups.len(), 1);
-        assert_eq!(found.page.unwrap().total_size, 1);
-        assert_eq!(
-            client
-                .search_groups(search("", "bereavement"))
-                .await
-                .unwrap()
-                .into_inner()
-                .groups
-                .len(),
-            1
-        );
-        assert_eq!(
-            client
-                .search_groups(search("", "carers"))
-                .await
-                .unwrap()
-                .into_inner()
-                .groups
-                .len(),
-            0
-        );
+            .into_inner()
+            .groups
+            .len(),
+        0
+    );
 
-        // Each step went out through the outbox as a CloudEvent.
-        let source = format!("urn:selfhelp:{REGION}:listings");
-        for (event, schema) in [
-            ("created", "GroupCreated"),
-            ("submitted", "GroupSubmitted"),
-            ("published", "GroupPublished"),
-        ] {
-            let m = outside
-                .expect(&format!("selfhelp.{REGION}.listings.group.{event}"))
-                .await;
-            assert_cloudevent(
-                &m,
-                &format!("org.selfhelp.listings.group.{event}.v1"),
-                &source,
-                &format!("selfhelp.events.v1.{schema}"),
-            );
-            if event == "published" {
-                // The venue has only a postcode: its centroid says where the
-                // group meets, for people's "near me" alerts.
-                let e: selfhelp_proto::events::v1::GroupPublished =
-                    prost::Message::decode(m.payload.clone()).unwrap();
-                let places = e.group.unwrap().places;
-                assert_eq!(places.len(), 1, "{backend:?}");
-                assert!((places[0].latitude - 52.95).abs() < 0.05, "{places:?}");
-            }
+    // Only organisers submit; only operators of this region review.
+    let submit = pb::SubmitGroupRequest {
+        group_id: draft.id.clone(),
+    };
+    assert_eq!(
+        client
+            .submit_group(with_token(submit.clone(), &bob))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let submitted = client
+        .submit_group(with_token(submit.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(submitted.status(), pb::GroupStatus::PendingReview);
+    assert_eq!(
+        client
+            .submit_group(with_token(submit, &alice))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+
+    let approve = pb::ReviewGroupRequest {
+        group_id: draft.id.clone(),
+        decision: pb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    let other_region_op = token("op-leeds", "leeds", &["operator"]);
+    assert_eq!(
+        client
+            .review_group(with_token(approve.clone(), &other_region_op))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        client
+            .review_group(with_token(approve.clone(), &alice))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let op = token("op-notts", REGION, &["operator"]);
+    let published = client
+        .review_group(with_token(approve, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.status(), pb::GroupStatus::Published);
+    assert_eq!(published.version, 3);
+
+    // Public now, without revealing who organises it.
+    let public = client.get_group(get(&draft.id)).await.unwrap().into_inner();
+    assert_eq!(public.status(), pb::GroupStatus::Published);
+    assert!(public.organiser_ids.is_empty());
+    let found = client
+        .search_groups(search("bereave", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.groups.len(), 1);
+    assert_eq!(found.page.unwrap().total_size, 1);
+    assert_eq!(
+        client
+            .search_groups(search("", "bereavement"))
+            .await
+            .unwrap()
+            .into_inner()
+            .groups
+            .len(),
+        1
+    );
+    assert_eq!(
+        client
+            .search_groups(search("", "carers"))
+            .await
+            .unwrap()
+            .into_inner()
+            .groups
+            .len(),
+        0
+    );
+
+    // Each step went out through the outbox as a CloudEvent.
+    let source = format!("urn:selfhelp:{REGION}:listings");
+    for (event, schema) in [
+        ("created", "GroupCreated"),
+        ("submitted", "GroupSubmitted"),
+        ("published", "GroupPublished"),
+    ] {
+        let m = outside
+            .expect(&format!("selfhelp.{REGION}.listings.group.{event}"))
+            .await;
+        assert_cloudevent(
+            &m,
+            &format!("org.selfhelp.listings.group.{event}.v1"),
+            &source,
+            &format!("selfhelp.events.v1.{schema}"),
+        );
+        if event == "published" {
+            // The venue has only a postcode: its centroid says where the
+            // group meets, for people's "near me" alerts.
+            let e: selfhelp_proto::events::v1::GroupPublished =
+                prost::Message::decode(m.payload.clone()).unwrap();
+            let places = e.group.unwrap().places;
+            assert_eq!(places.len(), 1, "{backend:?}");
+            assert!((places[0].latitude - 52.95).abs() < 0.05, "{places:?}");
         }
-        svc.stop().await.unwrap();
     }
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn rejection_needs_a_note_and_returns_to_draft() {
+per_backend!(group_lifecycle_visibility_and_events);
+
+async fn rejection_needs_a_note_and_returns_to_draft(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        rejection_scenario(&db, &nats).await;
-    }
+    let db = TestDb::new(backend).await;
+    rejection_scenario(&db, &nats).await;
 }
+
+per_backend!(rejection_needs_a_note_and_returns_to_draft);
 
 async fn rejection_scenario(db: &TestDb, nats: &Nats) {
     let svc = start(db, nats).await;
@@ -330,14 +328,13 @@ async fn rejection_scenario(db: &TestDb, nats: &Nats) {
     assert_eq!(back.review_note, "Please add a venue phone number");
 }
 
-#[tokio::test]
-async fn a_proposal_is_shown_to_the_public_only_after_review() {
+async fn a_proposal_is_shown_to_the_public_only_after_review(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        proposal_review_scenario(&db, &nats).await;
-    }
+    let db = TestDb::new(backend).await;
+    proposal_review_scenario(&db, &nats).await;
 }
+
+per_backend!(a_proposal_is_shown_to_the_public_only_after_review);
 
 async fn proposal_review_scenario(db: &TestDb, nats: &Nats) {
     let svc = start(db, nats).await;
@@ -513,14 +510,13 @@ async fn proposal_review_scenario(db: &TestDb, nats: &Nats) {
     );
 }
 
-#[tokio::test]
-async fn search_pages_through_results_with_totals() {
+async fn search_pages_through_results_with_totals(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        search_scenario(&db, &nats).await;
-    }
+    let db = TestDb::new(backend).await;
+    search_scenario(&db, &nats).await;
 }
+
+per_backend!(search_pages_through_results_with_totals);
 
 async fn search_scenario(db: &TestDb, nats: &Nats) {
     let svc = start(db, nats).await;
@@ -1034,287 +1030,286 @@ async fn freshness_over_a_year(backend: Backend) {
 
 per_backend!(freshness_over_a_year);
 
-#[tokio::test]
-async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns() {
-    for backend in backends() {
-        let mut nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
+async fn a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns(
+    backend: Backend,
+) {
+    let mut nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
 
-        nats.stop();
-        let alice = token("alice", REGION, &[]);
-        let group = client
-            .create_group(with_token(
-                new_group("Written during an outage", "", &[]),
-                &alice,
-            ))
-            .await
-            .expect("the RPC does not need NATS")
-            .into_inner();
-        nats.restart();
+    nats.stop();
+    let alice = token("alice", REGION, &[]);
+    let group = client
+        .create_group(with_token(
+            new_group("Written during an outage", "", &[]),
+            &alice,
+        ))
+        .await
+        .expect("the RPC does not need NATS")
+        .into_inner();
+    nats.restart();
 
-        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        let subject = format!("selfhelp.{REGION}.listings.group.created");
-        let message = selfhelp_testkit::eventually(
-            "the event in the stream",
-            std::time::Duration::from_secs(30),
-            || {
-                let (js, subject) = (js.clone(), subject.clone());
-                async move {
-                    js.get_stream("LISTINGS")
-                        .await
-                        .ok()?
-                        .get_last_raw_message_by_subject(&subject)
-                        .await
-                        .ok()
-                }
-            },
-        )
-        .await;
-        assert_eq!(
-            message
-                .headers
-                .get("ce-subject")
-                .map(|v| v.as_str().to_string()),
-            Some(group.id),
-            "{backend:?}"
-        );
-        svc.stop().await.unwrap();
-    }
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let subject = format!("selfhelp.{REGION}.listings.group.created");
+    let message = selfhelp_testkit::eventually(
+        "the event in the stream",
+        std::time::Duration::from_secs(30),
+        || {
+            let (js, subject) = (js.clone(), subject.clone());
+            async move {
+                js.get_stream("LISTINGS")
+                    .await
+                    .ok()?
+                    .get_last_raw_message_by_subject(&subject)
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        message
+            .headers
+            .get("ce-subject")
+            .map(|v| v.as_str().to_string()),
+        Some(group.id),
+        "{backend:?}"
+    );
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children() {
+per_backend!(a_write_while_nats_is_down_succeeds_and_its_event_follows_when_it_returns);
+
+async fn topics_are_seeded_managed_by_operators_and_searched_with_their_children(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let list = |include_retired: bool| pb::ListTopicsRequest { include_retired };
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let list = |include_retired: bool| pb::ListTopicsRequest { include_retired };
 
-        // Seeded for the region, parents before children, stable UUIDs.
-        let seeded = client
-            .list_topics(list(false))
-            .await
+    // Seeded for the region, parents before children, stable UUIDs.
+    let seeded = client
+        .list_topics(list(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .topics;
+    let by_code =
+        |topics: &[pb::Topic], code: &str| topics.iter().position(|t| t.code == code).unwrap();
+    let (ltc, diabetes) = (
+        by_code(&seeded, "long-term-conditions"),
+        by_code(&seeded, "diabetes"),
+    );
+    assert!(ltc < diabetes, "{backend:?}: parents first");
+    assert_eq!(seeded[diabetes].parent_id, seeded[ltc].id);
+    assert_eq!(
+        uuid::Uuid::parse_str(&seeded[diabetes].id)
             .unwrap()
-            .into_inner()
-            .topics;
-        let by_code =
-            |topics: &[pb::Topic], code: &str| topics.iter().position(|t| t.code == code).unwrap();
-        let (ltc, diabetes) = (
-            by_code(&seeded, "long-term-conditions"),
-            by_code(&seeded, "diabetes"),
-        );
-        assert!(ltc < diabetes, "{backend:?}: parents first");
-        assert_eq!(seeded[diabetes].parent_id, seeded[ltc].id);
-        assert_eq!(
-            uuid::Uuid::parse_str(&seeded[diabetes].id)
-                .unwrap()
-                .get_version_num(),
-            5
-        );
-        let diabetes_id = seeded[diabetes].id.clone();
+            .get_version_num(),
+        5
+    );
+    let diabetes_id = seeded[diabetes].id.clone();
 
-        // Only operators of the region manage topics.
-        let create = |code: &str, parent: &str| pb::CreateTopicRequest {
-            code: code.into(),
-            name: "Type 1 diabetes".into(),
-            description: String::new(),
-            parent_id: parent.into(),
-        };
-        let alice = token("alice", REGION, &[]);
-        let far_op = token("op", "leeds", &["operator"]);
-        let op = token("op", REGION, &["operator"]);
-        assert_eq!(
-            client
-                .create_topic(with_token(create("type-1", &diabetes_id), &alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            client
-                .create_topic(with_token(create("type-1", &diabetes_id), &far_op))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            client
-                .create_topic(create("type-1", &diabetes_id))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::Unauthenticated
-        );
-        let type1 = client
-            .create_topic(with_token(create("type-1", &diabetes_id), &op))
+    // Only operators of the region manage topics.
+    let create = |code: &str, parent: &str| pb::CreateTopicRequest {
+        code: code.into(),
+        name: "Type 1 diabetes".into(),
+        description: String::new(),
+        parent_id: parent.into(),
+    };
+    let alice = token("alice", REGION, &[]);
+    let far_op = token("op", "leeds", &["operator"]);
+    let op = token("op", REGION, &["operator"]);
+    assert_eq!(
+        client
+            .create_topic(with_token(create("type-1", &diabetes_id), &alice))
             .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(type1.parent_id, diabetes_id);
-        assert_eq!(
-            client
-                .create_topic(with_token(create("type-1", ""), &op))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::AlreadyExists
-        );
-        let bad = client
-            .create_topic(with_token(create("Type 1!", ""), &op))
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        client
+            .create_topic(with_token(create("type-1", &diabetes_id), &far_op))
             .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&bad), vec!["code"]);
-        let orphan = client
-            .create_topic(with_token(
-                create("orphan", &uuid::Uuid::now_v7().to_string()),
-                &op,
-            ))
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        client
+            .create_topic(create("type-1", &diabetes_id))
             .await
-            .unwrap_err();
-        assert_eq!(orphan.code(), Code::NotFound);
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let type1 = client
+        .create_topic(with_token(create("type-1", &diabetes_id), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(type1.parent_id, diabetes_id);
+    assert_eq!(
+        client
+            .create_topic(with_token(create("type-1", ""), &op))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::AlreadyExists
+    );
+    let bad = client
+        .create_topic(with_token(create("Type 1!", ""), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), vec!["code"]);
+    let orphan = client
+        .create_topic(with_token(
+            create("orphan", &uuid::Uuid::now_v7().to_string()),
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(orphan.code(), Code::NotFound);
 
-        // A group tagged with the child is found from its ancestors, not elsewhere.
-        let group = publish(
-            &mut client,
-            "alice",
-            new_group("Type 1 parents' circle", "", &["type-1"]),
-        )
-        .await;
-        let search = |topic: &str| pb::SearchGroupsRequest {
-            query: String::new(),
-            topic: topic.into(),
-            page: None,
-            ..Default::default()
-        };
-        let ids =
-            |r: pb::SearchGroupsResponse| r.groups.into_iter().map(|g| g.id).collect::<Vec<_>>();
-        assert_eq!(
-            ids(client
-                .search_groups(search("long-term-conditions"))
-                .await
-                .unwrap()
-                .into_inner()),
-            vec![group.id.clone()]
-        );
-        assert!(
-            ids(client
-                .search_groups(search("mental-health"))
-                .await
-                .unwrap()
-                .into_inner())
-            .is_empty()
-        );
-        let unknown = client
-            .search_groups(search("no-such-topic"))
+    // A group tagged with the child is found from its ancestors, not elsewhere.
+    let group = publish(
+        &mut client,
+        "alice",
+        new_group("Type 1 parents' circle", "", &["type-1"]),
+    )
+    .await;
+    let search = |topic: &str| pb::SearchGroupsRequest {
+        query: String::new(),
+        topic: topic.into(),
+        page: None,
+        ..Default::default()
+    };
+    let ids = |r: pb::SearchGroupsResponse| r.groups.into_iter().map(|g| g.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(client
+            .search_groups(search("long-term-conditions"))
             .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&unknown), vec!["topic"]);
+            .unwrap()
+            .into_inner()),
+        vec![group.id.clone()]
+    );
+    assert!(
+        ids(client
+            .search_groups(search("mental-health"))
+            .await
+            .unwrap()
+            .into_inner())
+        .is_empty()
+    );
+    let unknown = client
+        .search_groups(search("no-such-topic"))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&unknown), vec!["topic"]);
 
-        // Rename and move to the top level; moving a topic below itself is refused.
-        let update = |id: &str, name: &str, parent: &str| pb::UpdateTopicRequest {
-            topic_id: id.into(),
-            name: name.into(),
-            description: String::new(),
-            parent_id: parent.into(),
-        };
-        let moved = client
-            .update_topic(with_token(update(&type1.id, "Type 1", ""), &op))
+    // Rename and move to the top level; moving a topic below itself is refused.
+    let update = |id: &str, name: &str, parent: &str| pb::UpdateTopicRequest {
+        topic_id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        parent_id: parent.into(),
+    };
+    let moved = client
+        .update_topic(with_token(update(&type1.id, "Type 1", ""), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (moved.name.as_str(), moved.parent_id.as_str()),
+        ("Type 1", "")
+    );
+    assert!(
+        ids(client
+            .search_groups(search("long-term-conditions"))
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(
-            (moved.name.as_str(), moved.parent_id.as_str()),
-            ("Type 1", "")
-        );
-        assert!(
-            ids(client
-                .search_groups(search("long-term-conditions"))
-                .await
-                .unwrap()
-                .into_inner())
-            .is_empty()
-        );
-        let cycle = client
-            .update_topic(with_token(
-                update(&seeded[ltc].id, "LTC", &diabetes_id),
-                &op,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&cycle), vec!["parent_id"]);
+            .into_inner())
+        .is_empty()
+    );
+    let cycle = client
+        .update_topic(with_token(
+            update(&seeded[ltc].id, "LTC", &diabetes_id),
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&cycle), vec!["parent_id"]);
 
-        // Retire in favour of diabetes: it can't be chosen, and diabetes finds its groups.
-        let retire = |id: &str, replacement: &str| pb::RetireTopicRequest {
-            topic_id: id.into(),
-            replacement_id: replacement.into(),
-        };
-        let busy = client
-            .retire_topic(with_token(retire(&seeded[ltc].id, &diabetes_id), &op))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            busy.code(),
-            Code::FailedPrecondition,
-            "a topic with live children stays"
-        );
-        let retired = client
-            .retire_topic(with_token(retire(&type1.id, &diabetes_id), &op))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(retired.retired);
-        assert_eq!(
-            ids(client
-                .search_groups(search("diabetes"))
-                .await
-                .unwrap()
-                .into_inner()),
-            vec![group.id.clone()]
-        );
-        let err = client
-            .create_group(with_token(new_group("New", "", &["type-1"]), &alice))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&err), vec!["topics[0]"]);
-        assert!(err.message().contains("use diabetes"), "{}", err.message());
-        let visible = client
-            .list_topics(list(false))
+    // Retire in favour of diabetes: it can't be chosen, and diabetes finds its groups.
+    let retire = |id: &str, replacement: &str| pb::RetireTopicRequest {
+        topic_id: id.into(),
+        replacement_id: replacement.into(),
+    };
+    let busy = client
+        .retire_topic(with_token(retire(&seeded[ltc].id, &diabetes_id), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        busy.code(),
+        Code::FailedPrecondition,
+        "a topic with live children stays"
+    );
+    let retired = client
+        .retire_topic(with_token(retire(&type1.id, &diabetes_id), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retired.retired);
+    assert_eq!(
+        ids(client
+            .search_groups(search("diabetes"))
             .await
             .unwrap()
-            .into_inner()
-            .topics;
-        assert!(visible.iter().all(|t| t.code != "type-1"));
-        let all = client
-            .list_topics(list(true))
-            .await
-            .unwrap()
-            .into_inner()
-            .topics;
-        assert!(
-            all.iter()
-                .any(|t| t.code == "type-1" && t.replaced_by_id == diabetes_id)
+            .into_inner()),
+        vec![group.id.clone()]
+    );
+    let err = client
+        .create_group(with_token(new_group("New", "", &["type-1"]), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["topics[0]"]);
+    assert!(err.message().contains("use diabetes"), "{}", err.message());
+    let visible = client
+        .list_topics(list(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .topics;
+    assert!(visible.iter().all(|t| t.code != "type-1"));
+    let all = client
+        .list_topics(list(true))
+        .await
+        .unwrap()
+        .into_inner()
+        .topics;
+    assert!(
+        all.iter()
+            .any(|t| t.code == "type-1" && t.replaced_by_id == diabetes_id)
+    );
+    for change in ["created", "updated", "retired"] {
+        let m = outside
+            .expect(&format!("selfhelp.{REGION}.listings.topic.{change}"))
+            .await;
+        let ce_type = format!("org.selfhelp.listings.topic.{change}.v1");
+        assert_cloudevent(
+            &m,
+            &ce_type,
+            &format!("urn:selfhelp:{REGION}:listings"),
+            "selfhelp.events.v1.TopicChanged",
         );
-        for change in ["created", "updated", "retired"] {
-            let m = outside
-                .expect(&format!("selfhelp.{REGION}.listings.topic.{change}"))
-                .await;
-            let ce_type = format!("org.selfhelp.listings.topic.{change}.v1");
-            assert_cloudevent(
-                &m,
-                &ce_type,
-                &format!("urn:selfhelp:{REGION}:listings"),
-                "selfhelp.events.v1.TopicChanged",
-            );
-        }
-        svc.stop().await.unwrap();
     }
+    svc.stop().await.unwrap();
 }
+
+per_backend!(topics_are_seeded_managed_by_operators_and_searched_with_their_children);
 
 /// The next date on or after `from` that falls on `weekday`.
 fn next_weekday(from: chrono::NaiveDate, weekday: chrono::Weekday) -> chrono::NaiveDate {
@@ -1326,668 +1321,665 @@ fn next_weekday(from: chrono::NaiveDate, weekday: chrono::Weekday) -> chrono::Na
     d
 }
 
-#[tokio::test]
-async fn schedules_exceptions_events_and_calendar_export() {
+async fn schedules_exceptions_events_and_calendar_export(backend: Backend) {
     use chrono::{Datelike, Weekday};
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let group = publish(
-            &mut client,
-            "alice",
-            new_group("Wednesday circle", "", &["carers"]),
-        )
-        .await;
-        let alice = token("alice", REGION, &[]);
-        let today = chrono::Utc::now()
-            .with_timezone(&chrono_tz::Europe::London)
-            .date_naive();
-        let first = next_weekday(today.succ_opt().unwrap(), Weekday::Wed);
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let group = publish(
+        &mut client,
+        "alice",
+        new_group("Wednesday circle", "", &["carers"]),
+    )
+    .await;
+    let alice = token("alice", REGION, &[]);
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::London)
+        .date_naive();
+    let first = next_weekday(today.succ_opt().unwrap(), Weekday::Wed);
 
-        let weekly = pb::Schedule {
-            frequency: pb::Frequency::Weekly.into(),
-            weekday: pb::Weekday::Wednesday.into(),
-            valid_from: today.to_string(),
-            start_time: "19:00".into(),
-            end_time: "21:00".into(),
-            ..Default::default()
-        };
-        let set = |schedule: Option<pb::Schedule>| pb::SetScheduleRequest {
-            group_id: group.id.clone(),
-            schedule,
-        };
-        // Only organisers (and operators) set schedules; bad schedules name their fields.
-        let bob = token("bob", REGION, &[]);
-        assert_eq!(
-            client
-                .set_schedule(with_token(set(Some(weekly.clone())), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            client
-                .set_schedule(set(Some(weekly.clone())))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::Unauthenticated
-        );
+    let weekly = pb::Schedule {
+        frequency: pb::Frequency::Weekly.into(),
+        weekday: pb::Weekday::Wednesday.into(),
+        valid_from: today.to_string(),
+        start_time: "19:00".into(),
+        end_time: "21:00".into(),
+        ..Default::default()
+    };
+    let set = |schedule: Option<pb::Schedule>| pb::SetScheduleRequest {
+        group_id: group.id.clone(),
+        schedule,
+    };
+    // Only organisers (and operators) set schedules; bad schedules name their fields.
+    let bob = token("bob", REGION, &[]);
+    assert_eq!(
+        client
+            .set_schedule(with_token(set(Some(weekly.clone())), &bob))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        client
+            .set_schedule(set(Some(weekly.clone())))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let mut bad = weekly.clone();
+    bad.frequency = 0;
+    bad.end_time = "18:00".into();
+    let err = client
+        .set_schedule(with_token(set(Some(bad)), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&err),
+        vec!["schedule.frequency", "schedule.end_time"]
+    );
+    // Dates far back or far ahead would make every expansion costly: refused.
+    for far in ["-9999-01-01", "1000-01-01", "2999-01-01"] {
         let mut bad = weekly.clone();
-        bad.frequency = 0;
-        bad.end_time = "18:00".into();
+        bad.valid_from = far.into();
         let err = client
             .set_schedule(with_token(set(Some(bad)), &alice))
             .await
             .unwrap_err();
-        assert_eq!(
-            violated_fields(&err),
-            vec!["schedule.frequency", "schedule.end_time"]
-        );
-        // Dates far back or far ahead would make every expansion costly: refused.
-        for far in ["-9999-01-01", "1000-01-01", "2999-01-01"] {
-            let mut bad = weekly.clone();
-            bad.valid_from = far.into();
-            let err = client
-                .set_schedule(with_token(set(Some(bad)), &alice))
-                .await
-                .unwrap_err();
-            assert_eq!(err.code(), Code::InvalidArgument, "{far}");
-            assert_eq!(violated_fields(&err), vec!["schedule.valid_from"], "{far}");
-        }
+        assert_eq!(err.code(), Code::InvalidArgument, "{far}");
+        assert_eq!(violated_fields(&err), vec!["schedule.valid_from"], "{far}");
+    }
 
-        let with_schedule = client
-            .set_schedule(with_token(set(Some(weekly)), &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        let schedule = with_schedule.schedule.clone().unwrap();
+    let with_schedule = client
+        .set_schedule(with_token(set(Some(weekly)), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    let schedule = with_schedule.schedule.clone().unwrap();
+    assert_eq!(
+        schedule.description, "Every Wednesday, 7:00pm–9:00pm",
+        "{backend:?}"
+    );
+    assert_eq!(schedule.rrule, "FREQ=WEEKLY;INTERVAL=1;BYDAY=WE");
+    assert_eq!(schedule.timezone, "Europe/London");
+    assert_eq!(with_schedule.next_occurrences.len(), 5);
+    for o in &with_schedule.next_occurrences {
+        let date = chrono::NaiveDate::parse_from_str(&o.local_date, "%Y-%m-%d").unwrap();
         assert_eq!(
-            schedule.description, "Every Wednesday, 7:00pm–9:00pm",
-            "{backend:?}"
+            (date.weekday(), o.local_start_time.as_str()),
+            (Weekday::Wed, "19:00")
         );
-        assert_eq!(schedule.rrule, "FREQ=WEEKLY;INTERVAL=1;BYDAY=WE");
-        assert_eq!(schedule.timezone, "Europe/London");
-        assert_eq!(with_schedule.next_occurrences.len(), 5);
-        for o in &with_schedule.next_occurrences {
-            let date = chrono::NaiveDate::parse_from_str(&o.local_date, "%Y-%m-%d").unwrap();
-            assert_eq!(
-                (date.weekday(), o.local_start_time.as_str()),
-                (Weekday::Wed, "19:00")
-            );
-        }
+    }
 
-        // Cancel one, move the next, add a one-off.
-        let (second, third) = (
-            first + chrono::Duration::days(7),
-            first + chrono::Duration::days(14),
-        );
-        let cancel = |date: chrono::NaiveDate| pb::CancelOccurrenceRequest {
-            group_id: group.id.clone(),
-            date: date.to_string(),
-            note: "Hall closed".into(),
-        };
+    // Cancel one, move the next, add a one-off.
+    let (second, third) = (
+        first + chrono::Duration::days(7),
+        first + chrono::Duration::days(14),
+    );
+    let cancel = |date: chrono::NaiveDate| pb::CancelOccurrenceRequest {
+        group_id: group.id.clone(),
+        date: date.to_string(),
+        note: "Hall closed".into(),
+    };
+    client
+        .cancel_occurrence(with_token(cancel(first), &alice))
+        .await
+        .unwrap();
+    assert_eq!(
         client
             .cancel_occurrence(with_token(cancel(first), &alice))
             .await
-            .unwrap();
-        assert_eq!(
-            client
-                .cancel_occurrence(with_token(cancel(first), &alice))
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    let not_a_meeting = client
+        .cancel_occurrence(with_token(cancel(first.succ_opt().unwrap()), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&not_a_meeting), vec!["date"]);
+    let moved_to = second.succ_opt().unwrap();
+    let mv = pb::MoveOccurrenceRequest {
+        group_id: group.id.clone(),
+        date: second.to_string(),
+        new_date: moved_to.to_string(),
+        new_start_time: "18:00".into(),
+        new_end_time: "20:00".into(),
+        venue_index: Some(0),
+        note: "Thursday this week".into(),
+    };
+    client
+        .move_occurrence(with_token(mv.clone(), &alice))
+        .await
+        .unwrap();
+    let mut bad_venue = mv;
+    bad_venue.date = third.to_string();
+    bad_venue.venue_index = Some(7);
+    assert_eq!(
+        violated_fields(
+            &client
+                .move_occurrence(with_token(bad_venue, &alice))
                 .await
                 .unwrap_err()
-                .code(),
-            Code::FailedPrecondition
-        );
-        let not_a_meeting = client
-            .cancel_occurrence(with_token(cancel(first.succ_opt().unwrap()), &alice))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&not_a_meeting), vec!["date"]);
-        let moved_to = second.succ_opt().unwrap();
-        let mv = pb::MoveOccurrenceRequest {
-            group_id: group.id.clone(),
-            date: second.to_string(),
-            new_date: moved_to.to_string(),
-            new_start_time: "18:00".into(),
-            new_end_time: "20:00".into(),
-            venue_index: Some(0),
-            note: "Thursday this week".into(),
-        };
-        client
-            .move_occurrence(with_token(mv.clone(), &alice))
-            .await
-            .unwrap();
-        let mut bad_venue = mv;
-        bad_venue.date = third.to_string();
-        bad_venue.venue_index = Some(7);
-        assert_eq!(
-            violated_fields(
-                &client
-                    .move_occurrence(with_token(bad_venue, &alice))
-                    .await
-                    .unwrap_err()
-            ),
-            vec!["venue_index"]
-        );
-        let one_off_date = third.succ_opt().unwrap().succ_opt().unwrap();
-        let one_off = pb::AddOneOffMeetingRequest {
-            group_id: group.id.clone(),
-            date: one_off_date.to_string(),
-            start_time: "11:00".into(),
-            end_time: "13:00".into(),
-            venue_index: None,
-            note: "Picnic in the park".into(),
-        };
-        // A time the clocks skip (01:30 on the last Sunday of March) does not
-        // exist; nor is a date beyond the window accepted.
-        let gap_day = (today.year()..)
-            .map(|y| {
-                let april = chrono::NaiveDate::from_ymd_opt(y, 4, 1).unwrap();
-                (1..=7)
-                    .map(|back| april - chrono::Duration::days(back))
-                    .find(|d| d.weekday() == Weekday::Sun)
-                    .unwrap()
-            })
-            .find(|d| *d > today)
-            .unwrap();
-        let mut in_the_gap = one_off.clone();
-        in_the_gap.date = gap_day.to_string();
-        in_the_gap.start_time = "01:30".into();
-        in_the_gap.end_time = "03:00".into();
-        let err = client
-            .add_one_off_meeting(with_token(in_the_gap, &alice))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&err), vec!["start_time"], "{err:?}");
-        let mut too_far = one_off.clone();
-        too_far.date = (today + chrono::Duration::days(6 * 366)).to_string();
-        let err = client
-            .add_one_off_meeting(with_token(too_far, &alice))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&err), vec!["date"]);
-        let after = client
-            .add_one_off_meeting(with_token(one_off.clone(), &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(after.exceptions.len(), 3);
+        ),
+        vec!["venue_index"]
+    );
+    let one_off_date = third.succ_opt().unwrap().succ_opt().unwrap();
+    let one_off = pb::AddOneOffMeetingRequest {
+        group_id: group.id.clone(),
+        date: one_off_date.to_string(),
+        start_time: "11:00".into(),
+        end_time: "13:00".into(),
+        venue_index: None,
+        note: "Picnic in the park".into(),
+    };
+    // A time the clocks skip (01:30 on the last Sunday of March) does not
+    // exist; nor is a date beyond the window accepted.
+    let gap_day = (today.year()..)
+        .map(|y| {
+            let april = chrono::NaiveDate::from_ymd_opt(y, 4, 1).unwrap();
+            (1..=7)
+                .map(|back| april - chrono::Duration::days(back))
+                .find(|d| d.weekday() == Weekday::Sun)
+                .unwrap()
+        })
+        .find(|d| *d > today)
+        .unwrap();
+    let mut in_the_gap = one_off.clone();
+    in_the_gap.date = gap_day.to_string();
+    in_the_gap.start_time = "01:30".into();
+    in_the_gap.end_time = "03:00".into();
+    let err = client
+        .add_one_off_meeting(with_token(in_the_gap, &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["start_time"], "{err:?}");
+    let mut too_far = one_off.clone();
+    too_far.date = (today + chrono::Duration::days(6 * 366)).to_string();
+    let err = client
+        .add_one_off_meeting(with_token(too_far, &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["date"]);
+    let after = client
+        .add_one_off_meeting(with_token(one_off.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.exceptions.len(), 3);
 
-        // Anyone sees the next meetings with the changes applied.
-        let public = client
-            .get_group(pb::GetGroupRequest {
-                group_id: group.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let kinds: Vec<(String, pb::OccurrenceKind)> = public
+    // Anyone sees the next meetings with the changes applied.
+    let public = client
+        .get_group(pb::GetGroupRequest {
+            group_id: group.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds: Vec<(String, pb::OccurrenceKind)> = public
+        .next_occurrences
+        .iter()
+        .map(|o| (o.local_date.clone(), o.kind()))
+        .collect();
+    assert_eq!(
+        &kinds[..3],
+        &[
+            (moved_to.to_string(), pb::OccurrenceKind::Moved),
+            (third.to_string(), pb::OccurrenceKind::Regular),
+            (one_off_date.to_string(), pb::OccurrenceKind::OneOff),
+        ]
+    );
+    assert!(
+        public
             .next_occurrences
             .iter()
-            .map(|o| (o.local_date.clone(), o.kind()))
-            .collect();
-        assert_eq!(
-            &kinds[..3],
-            &[
-                (moved_to.to_string(), pb::OccurrenceKind::Moved),
-                (third.to_string(), pb::OccurrenceKind::Regular),
-                (one_off_date.to_string(), pb::OccurrenceKind::OneOff),
-            ]
-        );
-        assert!(
-            public
-                .next_occurrences
-                .iter()
-                .all(|o| o.local_date != first.to_string()),
-            "the cancelled meeting is gone"
-        );
-        assert_eq!(public.next_occurrences[0].original_date, second.to_string());
+            .all(|o| o.local_date != first.to_string()),
+        "the cancelled meeting is gone"
+    );
+    assert_eq!(public.next_occurrences[0].original_date, second.to_string());
 
-        // Every change was an event.
-        let source = format!("urn:selfhelp:{REGION}:listings");
-        for (event, schema) in [
-            ("schedule.changed", "ScheduleChanged"),
-            ("occurrence.cancelled", "OccurrenceCancelled"),
-            ("occurrence.moved", "OccurrenceMoved"),
-            ("occurrence.added", "OccurrenceAdded"),
-        ] {
-            let m = outside
-                .expect(&format!("selfhelp.{REGION}.listings.{event}"))
-                .await;
-            assert_cloudevent(
-                &m,
-                &format!("org.selfhelp.listings.{event}.v1"),
-                &source,
-                &format!("selfhelp.events.v1.{schema}"),
-            );
-        }
-
-        // The calendar file parses as iCalendar: the series with its rule and the
-        // cancelled date, the moved meeting as an override, the one-off on its own.
-        let export = client
-            .export_group_calendar(pb::ExportGroupCalendarRequest {
-                group_id: group.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(export.content_type.starts_with("text/calendar"));
-        let unfolded = icalendar::parser::unfold(&export.ics);
-        let calendar = icalendar::parser::read_calendar(&unfolded).expect("valid iCalendar");
-        let events: Vec<_> = calendar
-            .components
-            .iter()
-            .filter(|c| c.name == "VEVENT")
-            .collect();
-        assert_eq!(events.len(), 3);
-        let prop = |c: &icalendar::parser::Component<'_>, name: &str| {
-            c.properties
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p| p.val.as_str().to_string())
-        };
-        let series = events
-            .iter()
-            .find(|e| prop(e, "RRULE").is_some())
-            .expect("the series");
-        assert_eq!(
-            prop(series, "EXDATE"),
-            Some(format!("{}T190000", first.format("%Y%m%d")))
+    // Every change was an event.
+    let source = format!("urn:selfhelp:{REGION}:listings");
+    for (event, schema) in [
+        ("schedule.changed", "ScheduleChanged"),
+        ("occurrence.cancelled", "OccurrenceCancelled"),
+        ("occurrence.moved", "OccurrenceMoved"),
+        ("occurrence.added", "OccurrenceAdded"),
+    ] {
+        let m = outside
+            .expect(&format!("selfhelp.{REGION}.listings.{event}"))
+            .await;
+        assert_cloudevent(
+            &m,
+            &format!("org.selfhelp.listings.{event}.v1"),
+            &source,
+            &format!("selfhelp.events.v1.{schema}"),
         );
-        let moved = events
-            .iter()
-            .find(|e| prop(e, "RECURRENCE-ID").is_some())
-            .expect("the moved meeting");
-        assert_eq!(
-            prop(moved, "RECURRENCE-ID"),
-            Some(format!("{}T190000", second.format("%Y%m%d")))
-        );
-        assert_eq!(prop(moved, "UID"), prop(series, "UID"));
-        assert!(calendar.components.iter().any(|c| c.name == "VTIMEZONE"));
-
-        // Clearing the schedule keeps the one-off.
-        let cleared = client
-            .set_schedule(with_token(set(None), &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(cleared.schedule.is_none());
-        assert_eq!(cleared.next_occurrences.len(), 1);
-        // Changed meetings to come are capped (each costs work on every read).
-        let mut held = cleared.exceptions.len() as i64;
-        let refused = loop {
-            let mut more = one_off.clone();
-            more.date = (today + chrono::Duration::days(40 + held)).to_string();
-            match client.add_one_off_meeting(with_token(more, &alice)).await {
-                Ok(_) => held += 1,
-                Err(e) => break e,
-            }
-            assert!(held <= 100, "no cap on changed meetings");
-        };
-        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-        assert_eq!(held, 100);
-        svc.stop().await.unwrap();
     }
+
+    // The calendar file parses as iCalendar: the series with its rule and the
+    // cancelled date, the moved meeting as an override, the one-off on its own.
+    let export = client
+        .export_group_calendar(pb::ExportGroupCalendarRequest {
+            group_id: group.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(export.content_type.starts_with("text/calendar"));
+    let unfolded = icalendar::parser::unfold(&export.ics);
+    let calendar = icalendar::parser::read_calendar(&unfolded).expect("valid iCalendar");
+    let events: Vec<_> = calendar
+        .components
+        .iter()
+        .filter(|c| c.name == "VEVENT")
+        .collect();
+    assert_eq!(events.len(), 3);
+    let prop = |c: &icalendar::parser::Component<'_>, name: &str| {
+        c.properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.val.as_str().to_string())
+    };
+    let series = events
+        .iter()
+        .find(|e| prop(e, "RRULE").is_some())
+        .expect("the series");
+    assert_eq!(
+        prop(series, "EXDATE"),
+        Some(format!("{}T190000", first.format("%Y%m%d")))
+    );
+    let moved = events
+        .iter()
+        .find(|e| prop(e, "RECURRENCE-ID").is_some())
+        .expect("the moved meeting");
+    assert_eq!(
+        prop(moved, "RECURRENCE-ID"),
+        Some(format!("{}T190000", second.format("%Y%m%d")))
+    );
+    assert_eq!(prop(moved, "UID"), prop(series, "UID"));
+    assert!(calendar.components.iter().any(|c| c.name == "VTIMEZONE"));
+
+    // Clearing the schedule keeps the one-off.
+    let cleared = client
+        .set_schedule(with_token(set(None), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cleared.schedule.is_none());
+    assert_eq!(cleared.next_occurrences.len(), 1);
+    // Changed meetings to come are capped (each costs work on every read).
+    let mut held = cleared.exceptions.len() as i64;
+    let refused = loop {
+        let mut more = one_off.clone();
+        more.date = (today + chrono::Duration::days(40 + held)).to_string();
+        match client.add_one_off_meeting(with_token(more, &alice)).await {
+            Ok(_) => held += 1,
+            Err(e) => break e,
+        }
+        assert!(held <= 100, "no cap on changed meetings");
+    };
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(held, 100);
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn editing_moderation_history_and_freshness() {
+per_backend!(schedules_exceptions_events_and_calendar_export);
+
+async fn editing_moderation_history_and_freshness(backend: Backend) {
     use selfhelp_listings::config::FreshnessConfig;
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let mut outside = OutsideSubscriber::connect(&nats.url()).await;
-        let config = Config {
-            common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
-            // Everything published is due for review at once, checked every second.
-            freshness: FreshnessConfig {
-                max_age_days: 365,
-                warn_after_days: 0,
-                check_interval_secs: 1,
-            },
-            ..Default::default()
-        };
-        let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
-        let op = token("op", REGION, &["operator"]);
-        let id_req = |id: &str| pb::StartGroupRequest {
-            group_id: id.to_string(),
-        };
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        // Everything published is due for review at once, checked every second.
+        freshness: FreshnessConfig {
+            max_age_days: 365,
+            warn_after_days: 0,
+            check_interval_secs: 1,
+        },
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
+    let op = token("op", REGION, &["operator"]);
+    let id_req = |id: &str| pb::StartGroupRequest {
+        group_id: id.to_string(),
+    };
 
-        // A proposal becomes a draft when its organiser starts it.
-        let mut proposal = new_group("Men's walking group", "", &["mens-groups"]);
-        proposal.proposed = true;
-        let g = client
-            .create_group(with_token(proposal, &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(g.status(), pb::GroupStatus::Proposed, "{backend:?}");
-        let submit = pb::SubmitGroupRequest {
-            group_id: g.id.clone(),
-        };
-        assert_eq!(
-            client
-                .start_group(with_token(id_req(&g.id), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound
-        );
-        assert_eq!(
-            client
-                .start_group(with_token(id_req(&g.id), &alice))
-                .await
-                .unwrap()
-                .into_inner()
-                .status(),
-            pb::GroupStatus::Draft
-        );
-
-        // The review queue is for operators.
+    // A proposal becomes a draft when its organiser starts it.
+    let mut proposal = new_group("Men's walking group", "", &["mens-groups"]);
+    proposal.proposed = true;
+    let g = client
+        .create_group(with_token(proposal, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.status(), pb::GroupStatus::Proposed, "{backend:?}");
+    let submit = pb::SubmitGroupRequest {
+        group_id: g.id.clone(),
+    };
+    assert_eq!(
         client
-            .submit_group(with_token(submit, &alice))
+            .start_group(with_token(id_req(&g.id), &bob))
             .await
-            .unwrap();
-        let queue = |t: &str| with_token(pb::ListReviewQueueRequest { page: None }, t);
-        assert_eq!(
-            client
-                .list_review_queue(queue(&alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        let waiting = client
-            .list_review_queue(queue(&op))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            waiting
-                .groups
-                .iter()
-                .map(|g| g.id.as_str())
-                .collect::<Vec<_>>(),
-            vec![g.id.as_str()]
-        );
-        let approve = pb::ReviewGroupRequest {
-            group_id: g.id.clone(),
-            decision: pb::ReviewDecision::Approve.into(),
-            note: String::new(),
-        };
-        let published = client
-            .review_group(with_token(approve, &op))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            client
-                .list_review_queue(queue(&op))
-                .await
-                .unwrap()
-                .into_inner()
-                .groups
-                .is_empty()
-        );
-        assert!(published.recently_checked);
-        assert_eq!(
-            published.assured_date,
-            chrono::Utc::now()
-                .with_timezone(&chrono_tz::Europe::London)
-                .format("%Y-%m-%d")
-                .to_string()
-        );
-
-        // Edits need the version read; a stale one is ABORTED; others may not edit.
-        let edit = |version: i64, name: &str, summary: &str| {
-            let card = new_group(name, "", &["mens-groups"]);
-            pb::UpdateGroupRequest {
-                group_id: g.id.clone(),
-                expected_version: version,
-                name: card.name,
-                summary: summary.into(),
-                description: card.description,
-                topics: card.topics,
-                format: card.format,
-                join_policy: card.join_policy,
-                venues: card.venues,
-                ..Default::default()
-            }
-        };
-        let renamed = client
-            .update_group(with_token(
-                edit(published.version, "Men's walk and talk", &published.summary),
-                &alice,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            (renamed.name.as_str(), renamed.version),
-            ("Men's walk and talk", published.version + 1)
-        );
-        let stale = client
-            .update_group(with_token(
-                edit(published.version, "Again", &published.summary),
-                &alice,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(stale.code(), Code::Aborted);
-        let by_bob = client
-            .update_group(with_token(
-                edit(renamed.version, "Bob's", &renamed.summary),
-                &bob,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(by_bob.code(), Code::PermissionDenied);
-        let missing_version = client
-            .update_group(with_token(edit(0, "x", ""), &alice))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&missing_version), vec!["expected_version"]);
-        let by_operator = client
-            .update_group(with_token(
-                edit(
-                    renamed.version,
-                    "Men's walk and talk",
-                    "Every Saturday morning",
-                ),
-                &op,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-
-        // Field-level history, newest first, for managers only.
-        let history = |t: &str| {
-            with_token(
-                pb::GetGroupHistoryRequest {
-                    group_id: g.id.clone(),
-                    page: None,
-                },
-                t,
-            )
-        };
-        let changes = client
-            .get_group_history(history(&alice))
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        client
+            .start_group(with_token(id_req(&g.id), &alice))
             .await
             .unwrap()
             .into_inner()
-            .changes;
-        let summary: Vec<(&str, &str)> = changes
+            .status(),
+        pb::GroupStatus::Draft
+    );
+
+    // The review queue is for operators.
+    client
+        .submit_group(with_token(submit, &alice))
+        .await
+        .unwrap();
+    let queue = |t: &str| with_token(pb::ListReviewQueueRequest { page: None }, t);
+    assert_eq!(
+        client
+            .list_review_queue(queue(&alice))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let waiting = client
+        .list_review_queue(queue(&op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        waiting
+            .groups
             .iter()
-            .map(|c| (c.field.as_str(), c.changed_by.as_str()))
-            .collect();
-        assert_eq!(summary, vec![("summary", "op"), ("name", "alice")]);
-        assert_eq!(changes[1].new_value, "\"Men's walk and talk\"");
-        assert_eq!(
-            client
-                .get_group_history(history(&bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        let updated = outside
-            .expect(&format!("selfhelp.{REGION}.listings.group.updated"))
-            .await;
-        let payload: selfhelp_proto::events::v1::GroupUpdated =
-            prost::Message::decode(updated.payload.clone()).unwrap();
-        assert_eq!(payload.changed_fields, vec!["name"]);
-
-        // Suspension by an operator, with a reason; the public no longer sees it.
-        let suspend = |reason: &str| pb::SuspendGroupRequest {
-            group_id: g.id.clone(),
-            reason: reason.into(),
-        };
-        assert_eq!(
-            client
-                .suspend_group(with_token(suspend("spam"), &alice))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        assert_eq!(
-            violated_fields(
-                &client
-                    .suspend_group(with_token(suspend(" "), &op))
-                    .await
-                    .unwrap_err()
-            ),
-            vec!["reason"]
-        );
-        let suspended = client
-            .suspend_group(with_token(suspend("Contact details bounce"), &op))
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![g.id.as_str()]
+    );
+    let approve = pb::ReviewGroupRequest {
+        group_id: g.id.clone(),
+        decision: pb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    let published = client
+        .review_group(with_token(approve, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        client
+            .list_review_queue(queue(&op))
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(
-            (suspended.status(), suspended.review_note.as_str()),
-            (pb::GroupStatus::Suspended, "Contact details bounce")
-        );
-        let public_get = pb::GetGroupRequest {
-            group_id: g.id.clone(),
-        };
-        assert_eq!(
-            client
-                .get_group(public_get.clone())
-                .await
-                .unwrap_err()
-                .code(),
-            Code::NotFound
-        );
-        let reinstate = pb::ReinstateGroupRequest {
-            group_id: g.id.clone(),
-        };
-        client
-            .reinstate_group(with_token(reinstate, &op))
-            .await
-            .unwrap();
-        assert_eq!(
-            client
-                .get_group(public_get)
-                .await
-                .unwrap()
-                .into_inner()
-                .status(),
-            pb::GroupStatus::Published
-        );
+            .into_inner()
+            .groups
+            .is_empty()
+    );
+    assert!(published.recently_checked);
+    assert_eq!(
+        published.assured_date,
+        chrono::Utc::now()
+            .with_timezone(&chrono_tz::Europe::London)
+            .format("%Y-%m-%d")
+            .to_string()
+    );
 
-        // One review reminder per confirmation, however often the check runs.
-        let due = format!("selfhelp.{REGION}.listings.group.review_due");
-        outside.expect(&due).await;
-        assert_eq!(
-            outside
-                .count_after(&due, std::time::Duration::from_millis(2500))
-                .await,
-            1
-        );
-        let confirm = pb::ConfirmGroupDetailsRequest {
+    // Edits need the version read; a stale one is ABORTED; others may not edit.
+    let edit = |version: i64, name: &str, summary: &str| {
+        let card = new_group(name, "", &["mens-groups"]);
+        pb::UpdateGroupRequest {
             group_id: g.id.clone(),
-        };
-        assert_eq!(
-            client
-                .confirm_group_details(with_token(confirm.clone(), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-        client
-            .confirm_group_details(with_token(confirm, &alice))
-            .await
-            .unwrap();
-        // The confirmation starts a new period: one more reminder, and only one.
-        let mut reminders = 1;
-        for _ in 0..40 {
-            reminders = outside
-                .count_after(&due, std::time::Duration::from_millis(500))
-                .await;
-            if reminders >= 2 {
-                break;
-            }
+            expected_version: version,
+            name: card.name,
+            summary: summary.into(),
+            description: card.description,
+            topics: card.topics,
+            format: card.format,
+            join_policy: card.join_policy,
+            venues: card.venues,
+            ..Default::default()
         }
-        assert_eq!(reminders, 2);
-        assert_eq!(
-            outside
-                .count_after(&due, std::time::Duration::from_millis(2500))
-                .await,
-            2
-        );
+    };
+    let renamed = client
+        .update_group(with_token(
+            edit(published.version, "Men's walk and talk", &published.summary),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.version),
+        ("Men's walk and talk", published.version + 1)
+    );
+    let stale = client
+        .update_group(with_token(
+            edit(published.version, "Again", &published.summary),
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let by_bob = client
+        .update_group(with_token(
+            edit(renamed.version, "Bob's", &renamed.summary),
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(by_bob.code(), Code::PermissionDenied);
+    let missing_version = client
+        .update_group(with_token(edit(0, "x", ""), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&missing_version), vec!["expected_version"]);
+    let by_operator = client
+        .update_group(with_token(
+            edit(
+                renamed.version,
+                "Men's walk and talk",
+                "Every Saturday morning",
+            ),
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
 
-        let confirmed = outside
-            .expect(&format!("selfhelp.{REGION}.listings.group.confirmed"))
-            .await;
-        assert_cloudevent(
-            &confirmed,
-            "org.selfhelp.listings.group.confirmed.v1",
-            &format!("urn:selfhelp:{REGION}:listings"),
-            "selfhelp.events.v1.GroupConfirmed",
-        );
-
-        // Archiving is final.
-        let archive = pb::ArchiveGroupRequest {
-            group_id: g.id.clone(),
-            reason: "The group has closed".into(),
-        };
-        let archived = client
-            .archive_group(with_token(archive.clone(), &alice))
+    // Field-level history, newest first, for managers only.
+    let history = |t: &str| {
+        with_token(
+            pb::GetGroupHistoryRequest {
+                group_id: g.id.clone(),
+                page: None,
+            },
+            t,
+        )
+    };
+    let changes = client
+        .get_group_history(history(&alice))
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let summary: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.changed_by.as_str()))
+        .collect();
+    assert_eq!(summary, vec![("summary", "op"), ("name", "alice")]);
+    assert_eq!(changes[1].new_value, "\"Men's walk and talk\"");
+    assert_eq!(
+        client
+            .get_group_history(history(&bob))
             .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(archived.status(), pb::GroupStatus::Archived);
-        assert_eq!(
-            client
-                .archive_group(with_token(archive, &alice))
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let updated = outside
+        .expect(&format!("selfhelp.{REGION}.listings.group.updated"))
+        .await;
+    let payload: selfhelp_proto::events::v1::GroupUpdated =
+        prost::Message::decode(updated.payload.clone()).unwrap();
+    assert_eq!(payload.changed_fields, vec!["name"]);
+
+    // Suspension by an operator, with a reason; the public no longer sees it.
+    let suspend = |reason: &str| pb::SuspendGroupRequest {
+        group_id: g.id.clone(),
+        reason: reason.into(),
+    };
+    assert_eq!(
+        client
+            .suspend_group(with_token(suspend("spam"), &alice))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        violated_fields(
+            &client
+                .suspend_group(with_token(suspend(" "), &op))
                 .await
                 .unwrap_err()
-                .code(),
-            Code::FailedPrecondition
-        );
-        let late_edit = client
-            .update_group(with_token(edit(archived.version, "x", ""), &alice))
+        ),
+        vec!["reason"]
+    );
+    let suspended = client
+        .suspend_group(with_token(suspend("Contact details bounce"), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (suspended.status(), suspended.review_note.as_str()),
+        (pb::GroupStatus::Suspended, "Contact details bounce")
+    );
+    let public_get = pb::GetGroupRequest {
+        group_id: g.id.clone(),
+    };
+    assert_eq!(
+        client
+            .get_group(public_get.clone())
             .await
-            .unwrap_err();
-        assert_eq!(late_edit.code(), Code::FailedPrecondition);
-        let _ = by_operator;
-        svc.stop().await.unwrap();
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let reinstate = pb::ReinstateGroupRequest {
+        group_id: g.id.clone(),
+    };
+    client
+        .reinstate_group(with_token(reinstate, &op))
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get_group(public_get)
+            .await
+            .unwrap()
+            .into_inner()
+            .status(),
+        pb::GroupStatus::Published
+    );
+
+    // One review reminder per confirmation, however often the check runs.
+    let due = format!("selfhelp.{REGION}.listings.group.review_due");
+    outside.expect(&due).await;
+    assert_eq!(
+        outside
+            .count_after(&due, std::time::Duration::from_millis(2500))
+            .await,
+        1
+    );
+    let confirm = pb::ConfirmGroupDetailsRequest {
+        group_id: g.id.clone(),
+    };
+    assert_eq!(
+        client
+            .confirm_group_details(with_token(confirm.clone(), &bob))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    client
+        .confirm_group_details(with_token(confirm, &alice))
+        .await
+        .unwrap();
+    // The confirmation starts a new period: one more reminder, and only one.
+    let mut reminders = 1;
+    for _ in 0..40 {
+        reminders = outside
+            .count_after(&due, std::time::Duration::from_millis(500))
+            .await;
+        if reminders >= 2 {
+            break;
+        }
     }
+    assert_eq!(reminders, 2);
+    assert_eq!(
+        outside
+            .count_after(&due, std::time::Duration::from_millis(2500))
+            .await,
+        2
+    );
+
+    let confirmed = outside
+        .expect(&format!("selfhelp.{REGION}.listings.group.confirmed"))
+        .await;
+    assert_cloudevent(
+        &confirmed,
+        "org.selfhelp.listings.group.confirmed.v1",
+        &format!("urn:selfhelp:{REGION}:listings"),
+        "selfhelp.events.v1.GroupConfirmed",
+    );
+
+    // Archiving is final.
+    let archive = pb::ArchiveGroupRequest {
+        group_id: g.id.clone(),
+        reason: "The group has closed".into(),
+    };
+    let archived = client
+        .archive_group(with_token(archive.clone(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(archived.status(), pb::GroupStatus::Archived);
+    assert_eq!(
+        client
+            .archive_group(with_token(archive, &alice))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    let late_edit = client
+        .update_group(with_token(edit(archived.version, "x", ""), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(late_edit.code(), Code::FailedPrecondition);
+    let _ = by_operator;
+    svc.stop().await.unwrap();
 }
+
+per_backend!(editing_moderation_history_and_freshness);
 
 use selfhelp_testkit::oruk::{assert_valid, validator as oruk_validator};
 
-#[tokio::test]
-async fn open_referral_export_validates_against_the_official_schemas() {
+async fn open_referral_export_validates_against_the_official_schemas(backend: Backend) {
     let service_schema = oruk_validator("schema/compiled/service.json");
     let term_schema = oruk_validator("schema/taxonomy_term.json");
     let taxonomy_schema = oruk_validator("schema/taxonomy.json");
@@ -2005,652 +1997,653 @@ async fn open_referral_export_validates_against_the_official_schemas() {
     assert!(!service_schema.is_valid(&broken));
 
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let alice = token("alice", REGION, &[]);
-        let mut with_venues = new_group(
-            "Parkinson's café",
-            "Tea and talk",
-            &["long-term-conditions", "carers"],
-        );
-        with_venues.venues.push(pb::Venue {
-            name: String::new(),
-            address: "2 Castle Road".into(),
-            town: "Nottingham".into(),
-            postcode: "NG1 6AA".into(),
-            latitude: Some(52.9503),
-            longitude: Some(-1.1540),
-            accessibility: "Step-free access, hearing loop".into(),
-            travel_notes: "Trams stop outside".into(),
-        });
-        with_venues.eligibility = Some(pb::Eligibility {
-            description: "People with Parkinson's and those who care for them".into(),
-            minimum_age: 18,
-            carers_welcome: true,
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let alice = token("alice", REGION, &[]);
+    let mut with_venues = new_group(
+        "Parkinson's café",
+        "Tea and talk",
+        &["long-term-conditions", "carers"],
+    );
+    with_venues.venues.push(pb::Venue {
+        name: String::new(),
+        address: "2 Castle Road".into(),
+        town: "Nottingham".into(),
+        postcode: "NG1 6AA".into(),
+        latitude: Some(52.9503),
+        longitude: Some(-1.1540),
+        accessibility: "Step-free access, hearing loop".into(),
+        travel_notes: "Trams stop outside".into(),
+    });
+    with_venues.eligibility = Some(pb::Eligibility {
+        description: "People with Parkinson's and those who care for them".into(),
+        minimum_age: 18,
+        carers_welcome: true,
+        ..Default::default()
+    });
+    with_venues.contact = Some(pb::Contact {
+        name: "Group coordinator".into(),
+        email: "cafe@example.org".into(),
+        phone: "0115 496 0000".into(),
+        website: "https://example.org/cafe".into(),
+    });
+    with_venues.cost = Some(pb::Cost {
+        kind: pb::CostKind::Donation.into(),
+        description: "£2 for tea".into(),
+    });
+    with_venues.languages = vec!["en".into(), "pl".into()];
+    with_venues.area_served = "Nottingham".into();
+    with_venues.joining_details = "SECRET-VIDEO-LINK".into();
+    let first = publish(&mut client, "alice", with_venues).await;
+    // Joining details are for the group's managers, never public.
+    assert_eq!(first.joining_details, "SECRET-VIDEO-LINK");
+    let public = client
+        .get_group(pb::GetGroupRequest {
+            group_id: first.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(public.joining_details, "");
+    assert_eq!(public.contact.as_ref().unwrap().email, "cafe@example.org");
+    assert_eq!(public.eligibility.as_ref().unwrap().minimum_age, 18);
+    let searched = client
+        .search_groups(pb::SearchGroupsRequest {
+            query: "parkinson".into(),
             ..Default::default()
-        });
-        with_venues.contact = Some(pb::Contact {
-            name: "Group coordinator".into(),
-            email: "cafe@example.org".into(),
-            phone: "0115 496 0000".into(),
-            website: "https://example.org/cafe".into(),
-        });
-        with_venues.cost = Some(pb::Cost {
-            kind: pb::CostKind::Donation.into(),
-            description: "£2 for tea".into(),
-        });
-        with_venues.languages = vec!["en".into(), "pl".into()];
-        with_venues.area_served = "Nottingham".into();
-        with_venues.joining_details = "SECRET-VIDEO-LINK".into();
-        let first = publish(&mut client, "alice", with_venues).await;
-        // Joining details are for the group's managers, never public.
-        assert_eq!(first.joining_details, "SECRET-VIDEO-LINK");
-        let public = client
-            .get_group(pb::GetGroupRequest {
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(searched.groups.len(), 1);
+    assert!(searched.groups.iter().all(|g| g.joining_details.is_empty()));
+    let schedule = pb::Schedule {
+        frequency: pb::Frequency::Monthly.into(),
+        weekday: pb::Weekday::Friday.into(),
+        week_of_month: -1,
+        valid_from: chrono::Utc::now().date_naive().to_string(),
+        start_time: "14:00".into(),
+        end_time: "16:00".into(),
+        ..Default::default()
+    };
+    client
+        .set_schedule(with_token(
+            pb::SetScheduleRequest {
                 group_id: first.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(public.joining_details, "");
-        assert_eq!(public.contact.as_ref().unwrap().email, "cafe@example.org");
-        assert_eq!(public.eligibility.as_ref().unwrap().minimum_age, 18);
-        let searched = client
-            .search_groups(pb::SearchGroupsRequest {
-                query: "parkinson".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(searched.groups.len(), 1);
-        assert!(searched.groups.iter().all(|g| g.joining_details.is_empty()));
-        let schedule = pb::Schedule {
-            frequency: pb::Frequency::Monthly.into(),
-            weekday: pb::Weekday::Friday.into(),
-            week_of_month: -1,
-            valid_from: chrono::Utc::now().date_naive().to_string(),
-            start_time: "14:00".into(),
-            end_time: "16:00".into(),
-            ..Default::default()
-        };
-        client
-            .set_schedule(with_token(
-                pb::SetScheduleRequest {
-                    group_id: first.id.clone(),
-                    schedule: Some(schedule),
-                },
-                &alice,
-            ))
-            .await
-            .unwrap();
-        let mut online = new_group("Online anxiety circle", "", &["anxiety"]);
-        online.format = pb::MeetingFormat::Online.into();
-        online.venues.clear();
-        let second = publish(&mut client, "alice", online).await;
-        client
-            .create_group(with_token(new_group("Still a draft", "", &[]), &alice))
-            .await
-            .unwrap();
+                schedule: Some(schedule),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let mut online = new_group("Online anxiety circle", "", &["anxiety"]);
+    online.format = pb::MeetingFormat::Online.into();
+    online.venues.clear();
+    let second = publish(&mut client, "alice", online).await;
+    client
+        .create_group(with_token(new_group("Still a draft", "", &[]), &alice))
+        .await
+        .unwrap();
 
-        let mut seen = Vec::new();
-        for page in 1..=2 {
-            let resp = client
-                .export_open_referral(pb::ExportOpenReferralRequest { page, per_page: 1 })
-                .await
-                .unwrap()
-                .into_inner();
-            let envelope: serde_json::Value = serde_json::from_str(&resp.page_json).unwrap();
-            assert_eq!(
-                envelope["total_items"], 2,
-                "{backend:?}: drafts are not exported"
-            );
-            assert_eq!(envelope["total_pages"], 2);
-            assert_eq!(envelope["page_number"], page);
-            assert_eq!(envelope["first_page"], page == 1);
-            assert_eq!(envelope["last_page"], page == 2);
-            for service in envelope["contents"].as_array().unwrap() {
-                assert_valid(&service_schema, service, "an exported service");
-                assert!(
-                    !service.to_string().contains("alice")
-                        && !service.to_string().contains("SECRET"),
-                    "organiser ids never leave the service"
-                );
-                seen.push(service.clone());
-            }
-        }
-        let by_id = |id: &str| seen.iter().find(|s| s["id"] == id).unwrap().clone();
-        let cafe = by_id(&first.id);
-        assert_eq!(cafe["schedules"][0]["freq"], "MONTHLY");
-        assert_eq!(cafe["schedules"][0]["byday"], "-1FR");
-        // The first meeting on or after the schedule's start (today): the last
-        // Friday of this month, or of the next.
-        let first_meeting = (0..)
-            .map(|d| chrono::Utc::now().date_naive() + chrono::Duration::days(d))
-            .find(|d| {
-                use chrono::Datelike;
-                d.weekday() == chrono::Weekday::Fri
-                    && (*d + chrono::Duration::days(7)).month() != d.month()
-            })
-            .unwrap();
-        assert_eq!(cafe["schedules"][0]["dtstart"], first_meeting.to_string());
-        assert_eq!(cafe["service_at_locations"].as_array().unwrap().len(), 2);
+    let mut seen = Vec::new();
+    for page in 1..=2 {
+        let resp = client
+            .export_open_referral(pb::ExportOpenReferralRequest { page, per_page: 1 })
+            .await
+            .unwrap()
+            .into_inner();
+        let envelope: serde_json::Value = serde_json::from_str(&resp.page_json).unwrap();
         assert_eq!(
-            cafe["service_at_locations"][0]["location"]["addresses"][0]["postal_code"],
-            "NG1 5FS"
+            envelope["total_items"], 2,
+            "{backend:?}: drafts are not exported"
         );
-        let terms: Vec<&str> = cafe["attributes"]
+        assert_eq!(envelope["total_pages"], 2);
+        assert_eq!(envelope["page_number"], page);
+        assert_eq!(envelope["first_page"], page == 1);
+        assert_eq!(envelope["last_page"], page == 2);
+        for service in envelope["contents"].as_array().unwrap() {
+            assert_valid(&service_schema, service, "an exported service");
+            assert!(
+                !service.to_string().contains("alice") && !service.to_string().contains("SECRET"),
+                "organiser ids never leave the service"
+            );
+            seen.push(service.clone());
+        }
+    }
+    let by_id = |id: &str| seen.iter().find(|s| s["id"] == id).unwrap().clone();
+    let cafe = by_id(&first.id);
+    assert_eq!(cafe["schedules"][0]["freq"], "MONTHLY");
+    assert_eq!(cafe["schedules"][0]["byday"], "-1FR");
+    // The first meeting on or after the schedule's start (today): the last
+    // Friday of this month, or of the next.
+    let first_meeting = (0..)
+        .map(|d| chrono::Utc::now().date_naive() + chrono::Duration::days(d))
+        .find(|d| {
+            use chrono::Datelike;
+            d.weekday() == chrono::Weekday::Fri
+                && (*d + chrono::Duration::days(7)).month() != d.month()
+        })
+        .unwrap();
+    assert_eq!(cafe["schedules"][0]["dtstart"], first_meeting.to_string());
+    assert_eq!(cafe["service_at_locations"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        cafe["service_at_locations"][0]["location"]["addresses"][0]["postal_code"],
+        "NG1 5FS"
+    );
+    let terms: Vec<&str> = cafe["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["taxonomy_term"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(terms, vec!["long-term-conditions", "carers"]);
+    assert_eq!(cafe["minimum_age"], 18);
+    assert_eq!(cafe["email"], "cafe@example.org");
+    assert_eq!(cafe["contacts"][0]["name"], "Group coordinator");
+    assert_eq!(cafe["cost_options"][0]["option"], "Donation");
+    assert_eq!(cafe["languages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        cafe["service_at_locations"][1]["location"]["latitude"],
+        52.9503
+    );
+    assert_eq!(
+        cafe["service_at_locations"][1]["location"]["accessibility"][0]["description"],
+        "Step-free access, hearing loop"
+    );
+    assert!(
+        by_id(&second.id)["service_at_locations"]
             .as_array()
             .unwrap()
-            .iter()
-            .map(|a| a["taxonomy_term"]["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(terms, vec!["long-term-conditions", "carers"]);
-        assert_eq!(cafe["minimum_age"], 18);
-        assert_eq!(cafe["email"], "cafe@example.org");
-        assert_eq!(cafe["contacts"][0]["name"], "Group coordinator");
-        assert_eq!(cafe["cost_options"][0]["option"], "Donation");
-        assert_eq!(cafe["languages"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            cafe["service_at_locations"][1]["location"]["latitude"],
-            52.9503
-        );
-        assert_eq!(
-            cafe["service_at_locations"][1]["location"]["accessibility"][0]["description"],
-            "Step-free access, hearing loop"
-        );
-        assert!(
-            by_id(&second.id)["service_at_locations"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-        );
-        // The same documents every time (stable derived ids).
-        let again = client
-            .export_open_referral(pb::ExportOpenReferralRequest {
-                page: 1,
-                per_page: 1,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let again: serde_json::Value = serde_json::from_str(&again.page_json).unwrap();
-        assert_eq!(
-            again["contents"][0]["organization"]["id"],
-            seen[0]["organization"]["id"]
-        );
-        let bad = client
-            .export_open_referral(pb::ExportOpenReferralRequest {
-                page: -1,
-                per_page: 500,
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&bad), vec!["page", "per_page"]);
+            .is_empty()
+    );
+    // The same documents every time (stable derived ids).
+    let again = client
+        .export_open_referral(pb::ExportOpenReferralRequest {
+            page: 1,
+            per_page: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again: serde_json::Value = serde_json::from_str(&again.page_json).unwrap();
+    assert_eq!(
+        again["contents"][0]["organization"]["id"],
+        seen[0]["organization"]["id"]
+    );
+    let bad = client
+        .export_open_referral(pb::ExportOpenReferralRequest {
+            page: -1,
+            per_page: 500,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), vec!["page", "per_page"]);
 
-        let taxonomy = client
-            .export_open_referral_taxonomy(pb::ExportOpenReferralTaxonomyRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let taxonomy_doc: serde_json::Value =
-            serde_json::from_str(&taxonomy.taxonomy_json).unwrap();
-        assert_valid(&taxonomy_schema, &taxonomy_doc, "the taxonomy");
-        let term_docs: Vec<serde_json::Value> =
-            serde_json::from_str(&taxonomy.taxonomy_terms_json).unwrap();
-        assert!(term_docs.len() > 20);
-        for term in &term_docs {
-            assert_valid(&term_schema, term, "a taxonomy term");
-            assert_eq!(term["taxonomy_id"], taxonomy_doc["id"]);
-        }
-        svc.stop().await.unwrap();
+    let taxonomy = client
+        .export_open_referral_taxonomy(pb::ExportOpenReferralTaxonomyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let taxonomy_doc: serde_json::Value = serde_json::from_str(&taxonomy.taxonomy_json).unwrap();
+    assert_valid(&taxonomy_schema, &taxonomy_doc, "the taxonomy");
+    let term_docs: Vec<serde_json::Value> =
+        serde_json::from_str(&taxonomy.taxonomy_terms_json).unwrap();
+    assert!(term_docs.len() > 20);
+    for term in &term_docs {
+        assert_valid(&term_schema, term, "a taxonomy term");
+        assert_eq!(term["taxonomy_id"], taxonomy_doc["id"]);
     }
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_replica() {
+per_backend!(open_referral_export_validates_against_the_official_schemas);
+
+async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_replica(
+    backend: Backend,
+) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        // Two replicas of listings on one database and one NATS.
-        let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
-        let alice = token("alice", REGION, &[]);
+    let db = TestDb::new(backend).await;
+    // Two replicas of listings on one database and one NATS.
+    let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
+    let alice = token("alice", REGION, &[]);
 
-        let mut city = new_group("Bereavement support in the city", "", &["bereavement"]);
-        city.venues[0].latitude = Some(52.9536);
-        city.venues[0].longitude = Some(-1.1505);
-        let city = publish(&mut client_a, "alice", city).await;
-        let weekly = |day: pb::Weekday| pb::Schedule {
-            frequency: pb::Frequency::Weekly.into(),
-            weekday: day.into(),
-            valid_from: chrono::Utc::now().date_naive().to_string(),
-            start_time: "19:00".into(),
-            end_time: "21:00".into(),
-            ..Default::default()
-        };
-        let set = |id: &str, s: pb::Schedule| pb::SetScheduleRequest {
-            group_id: id.into(),
-            schedule: Some(s),
-        };
-        client_a
-            .set_schedule(with_token(
-                set(&city.id, weekly(pb::Weekday::Wednesday)),
-                &alice,
-            ))
-            .await
-            .unwrap();
-        let mut derby = new_group("Derby bereavement café", "", &["bereavement"]);
-        derby.venues[0].postcode = "DE1 1AA".into();
-        derby.venues[0].latitude = Some(52.9225);
-        derby.venues[0].longitude = Some(-1.4746);
-        let derby = publish(&mut client_a, "alice", derby).await;
-        client_a
-            .set_schedule(with_token(
-                set(&derby.id, weekly(pb::Weekday::Friday)),
-                &alice,
-            ))
-            .await
-            .unwrap();
-        let mut online = new_group("Carers online", "", &["carers"]);
-        online.format = pb::MeetingFormat::Online.into();
-        online.venues.clear();
-        publish(&mut client_a, "alice", online).await;
+    let mut city = new_group("Bereavement support in the city", "", &["bereavement"]);
+    city.venues[0].latitude = Some(52.9536);
+    city.venues[0].longitude = Some(-1.1505);
+    let city = publish(&mut client_a, "alice", city).await;
+    let weekly = |day: pb::Weekday| pb::Schedule {
+        frequency: pb::Frequency::Weekly.into(),
+        weekday: day.into(),
+        valid_from: chrono::Utc::now().date_naive().to_string(),
+        start_time: "19:00".into(),
+        end_time: "21:00".into(),
+        ..Default::default()
+    };
+    let set = |id: &str, s: pb::Schedule| pb::SetScheduleRequest {
+        group_id: id.into(),
+        schedule: Some(s),
+    };
+    client_a
+        .set_schedule(with_token(
+            set(&city.id, weekly(pb::Weekday::Wednesday)),
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let mut derby = new_group("Derby bereavement café", "", &["bereavement"]);
+    derby.venues[0].postcode = "DE1 1AA".into();
+    derby.venues[0].latitude = Some(52.9225);
+    derby.venues[0].longitude = Some(-1.4746);
+    let derby = publish(&mut client_a, "alice", derby).await;
+    client_a
+        .set_schedule(with_token(
+            set(&derby.id, weekly(pb::Weekday::Friday)),
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let mut online = new_group("Carers online", "", &["carers"]);
+    online.format = pb::MeetingFormat::Online.into();
+    online.venues.clear();
+    publish(&mut client_a, "alice", online).await;
 
-        // Replica B learns of A's writes through the LISTINGS events.
-        let search = |query: &str| pb::SearchGroupsRequest {
-            query: query.into(),
-            ..Default::default()
-        };
-        selfhelp_testkit::eventually(
-            "replica B to index A's groups",
-            std::time::Duration::from_secs(20),
-            || {
-                let mut c = client_b.clone();
-                async move {
-                    let r = c.search_groups(search("")).await.ok()?.into_inner();
-                    (r.page?.total_size == 3).then_some(())
-                }
-            },
-        )
-        .await;
+    // Replica B learns of A's writes through the LISTINGS events.
+    let search = |query: &str| pb::SearchGroupsRequest {
+        query: query.into(),
+        ..Default::default()
+    };
+    selfhelp_testkit::eventually(
+        "replica B to index A's groups",
+        std::time::Duration::from_secs(20),
+        || {
+            let mut c = client_b.clone();
+            async move {
+                let r = c.search_groups(search("")).await.ok()?.into_inner();
+                (r.page?.total_size == 3).then_some(())
+            }
+        },
+    )
+    .await;
 
-        // English stemming: "bereaved" finds "Bereavement".
-        let found = client_b
-            .search_groups(search("bereaved"))
+    // English stemming: "bereaved" finds "Bereavement".
+    let found = client_b
+        .search_groups(search("bereaved"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.page.as_ref().unwrap().total_size, 2, "{backend:?}");
+    let facets: Vec<(String, i64)> = found
+        .topic_facets
+        .iter()
+        .map(|f| (f.value.clone(), f.count))
+        .collect();
+    assert_eq!(facets, vec![("bereavement".to_string(), 2)]);
+
+    // 10 km around a Nottingham postcode: the city group only, with its distance.
+    let near = pb::SearchGroupsRequest {
+        query: "bereavement".into(),
+        topic: "bereavement".into(),
+        postcode: "NG1 5FS".into(),
+        radius_km: 10.0,
+        sort: pb::SearchSort::Distance.into(),
+        ..Default::default()
+    };
+    let r = client_b
+        .search_groups(near.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec![city.id.as_str()]
+    );
+    assert!(r.distance_km[0] < 2.0, "{:?}", r.distance_km);
+    let mut wider = near.clone();
+    wider.radius_km = 50.0;
+    let r = client_b.search_groups(wider).await.unwrap().into_inner();
+    assert_eq!(r.groups.len(), 2);
+    assert!(r.distance_km[0] < r.distance_km[1], "nearest first");
+    let mut unknown = near.clone();
+    unknown.postcode = "ZZ9 9ZZ".into();
+    assert_eq!(
+        violated_fields(&client_b.search_groups(unknown).await.unwrap_err()),
+        vec!["postcode"]
+    );
+
+    // Day, time and format.
+    let friday = pb::SearchGroupsRequest {
+        day: pb::Weekday::Friday.into(),
+        ..Default::default()
+    };
+    let r = client_b.search_groups(friday).await.unwrap().into_inner();
+    assert_eq!(
+        r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec![derby.id.as_str()]
+    );
+    let morning = pb::SearchGroupsRequest {
+        starts_after: "09:00".into(),
+        starts_before: "12:00".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        client_b
+            .search_groups(morning)
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(found.page.as_ref().unwrap().total_size, 2, "{backend:?}");
-        let facets: Vec<(String, i64)> = found
-            .topic_facets
-            .iter()
-            .map(|f| (f.value.clone(), f.count))
-            .collect();
-        assert_eq!(facets, vec![("bereavement".to_string(), 2)]);
-
-        // 10 km around a Nottingham postcode: the city group only, with its distance.
-        let near = pb::SearchGroupsRequest {
-            query: "bereavement".into(),
-            topic: "bereavement".into(),
-            postcode: "NG1 5FS".into(),
-            radius_km: 10.0,
-            sort: pb::SearchSort::Distance.into(),
-            ..Default::default()
-        };
-        let r = client_b
-            .search_groups(near.clone())
+            .into_inner()
+            .page
+            .unwrap()
+            .total_size,
+        0
+    );
+    let online_only = pb::SearchGroupsRequest {
+        format: pb::MeetingFormat::Online.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        client_b
+            .search_groups(online_only)
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(
-            r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-            vec![city.id.as_str()]
-        );
-        assert!(r.distance_km[0] < 2.0, "{:?}", r.distance_km);
-        let mut wider = near.clone();
-        wider.radius_km = 50.0;
-        let r = client_b.search_groups(wider).await.unwrap().into_inner();
-        assert_eq!(r.groups.len(), 2);
-        assert!(r.distance_km[0] < r.distance_km[1], "nearest first");
-        let mut unknown = near.clone();
-        unknown.postcode = "ZZ9 9ZZ".into();
-        assert_eq!(
-            violated_fields(&client_b.search_groups(unknown).await.unwrap_err()),
-            vec!["postcode"]
-        );
+            .into_inner()
+            .groups[0]
+            .name,
+        "Carers online"
+    );
 
-        // Day, time and format.
-        let friday = pb::SearchGroupsRequest {
-            day: pb::Weekday::Friday.into(),
-            ..Default::default()
-        };
-        let r = client_b.search_groups(friday).await.unwrap().into_inner();
-        assert_eq!(
-            r.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-            vec![derby.id.as_str()]
-        );
-        let morning = pb::SearchGroupsRequest {
-            starts_after: "09:00".into(),
-            starts_before: "12:00".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            client_b
-                .search_groups(morning)
-                .await
-                .unwrap()
-                .into_inner()
-                .page
-                .unwrap()
-                .total_size,
-            0
-        );
-        let online_only = pb::SearchGroupsRequest {
-            format: pb::MeetingFormat::Online.into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            client_b
-                .search_groups(online_only)
-                .await
-                .unwrap()
-                .into_inner()
-                .groups[0]
-                .name,
-            "Carers online"
-        );
-
-        // Suspension on A removes the group from B's results.
-        let suspend = pb::SuspendGroupRequest {
-            group_id: city.id.clone(),
-            reason: "Checking details".into(),
-        };
-        client_a
-            .suspend_group(with_token(suspend, &token("op", REGION, &["operator"])))
-            .await
-            .unwrap();
-        selfhelp_testkit::eventually(
-            "replica B to drop the suspended group",
-            std::time::Duration::from_secs(20),
-            || {
-                let mut c = client_b.clone();
-                async move {
-                    (c.search_groups(search("bereaved"))
-                        .await
-                        .ok()?
-                        .into_inner()
-                        .page?
-                        .total_size
-                        == 1)
-                        .then_some(())
-                }
-            },
-        )
-        .await;
-        a.stop().await.unwrap();
-        b.stop().await.unwrap();
-    }
+    // Suspension on A removes the group from B's results.
+    let suspend = pb::SuspendGroupRequest {
+        group_id: city.id.clone(),
+        reason: "Checking details".into(),
+    };
+    client_a
+        .suspend_group(with_token(suspend, &token("op", REGION, &["operator"])))
+        .await
+        .unwrap();
+    selfhelp_testkit::eventually(
+        "replica B to drop the suspended group",
+        std::time::Duration::from_secs(20),
+        || {
+            let mut c = client_b.clone();
+            async move {
+                (c.search_groups(search("bereaved"))
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .page?
+                    .total_size
+                    == 1)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn co_organisers_learned_from_membership_may_manage_the_listing() {
+per_backend!(search_stems_filters_by_place_and_time_and_stays_current_on_every_replica);
+
+async fn co_organisers_learned_from_membership_may_manage_the_listing(backend: Backend) {
     use selfhelp_platform::bus::MEMBERSHIP;
     use selfhelp_proto::events::v1::MemberRoleChanged;
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = ListingsServiceClient::new(svc.channel().await);
-        let group = publish(
-            &mut client,
-            "alice",
-            new_group("Stroke survivors", "", &["stroke"]),
-        )
-        .await;
-        let role = |person: &str, role: &str, version: i64| MemberRoleChanged {
-            membership_id: format!("m-{person}"),
-            group_id: group.id.clone(),
-            person_id: person.into(),
-            role: role.into(),
-            version,
-            occurred_at: None,
-        };
-        let send = |msg: MemberRoleChanged| {
-            let url = nats.url();
-            async move {
-                let id = uuid::Uuid::now_v7().to_string();
-                selfhelp_testkit::publish_event(
-                    &url,
-                    MEMBERSHIP,
-                    REGION,
-                    "member.role_changed",
-                    &msg.membership_id.clone(),
-                    &msg,
-                    &id,
-                    &id,
-                )
-                .await;
-            }
-        };
-        let organisers = |client: &ListingsServiceClient<Channel>| {
-            let mut c = client.clone();
-            let id = group.id.clone();
-            async move {
-                let req = with_token(
-                    pb::GetGroupRequest { group_id: id },
-                    &token("alice", REGION, &[]),
-                );
-                c.get_group(req).await.unwrap().into_inner().organiser_ids
-            }
-        };
-        let bob = token("bob", REGION, &[]);
-        let history = pb::GetGroupHistoryRequest {
-            group_id: group.id.clone(),
-            page: None,
-        };
-        assert_eq!(
-            client
-                .get_group_history(with_token(history.clone(), &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied
-        );
-
-        send(role("bob", "CO_ORGANISER", 2)).await;
-        selfhelp_testkit::eventually("bob to become a co-organiser", std::time::Duration::from_secs(20), || {
-            let f = organisers(&client);
-            async move { (f.await == vec!["alice".to_string(), "bob".to_string()]).then_some(()) }
-        })
-        .await;
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let group = publish(
+        &mut client,
+        "alice",
+        new_group("Stroke survivors", "", &["stroke"]),
+    )
+    .await;
+    let role = |person: &str, role: &str, version: i64| MemberRoleChanged {
+        membership_id: format!("m-{person}"),
+        group_id: group.id.clone(),
+        person_id: person.into(),
+        role: role.into(),
+        version,
+        occurred_at: None,
+    };
+    let send = |msg: MemberRoleChanged| {
+        let url = nats.url();
+        async move {
+            let id = uuid::Uuid::now_v7().to_string();
+            selfhelp_testkit::publish_event(
+                &url,
+                MEMBERSHIP,
+                REGION,
+                "member.role_changed",
+                &msg.membership_id.clone(),
+                &msg,
+                &id,
+                &id,
+            )
+            .await;
+        }
+    };
+    let organisers = |client: &ListingsServiceClient<Channel>| {
+        let mut c = client.clone();
+        let id = group.id.clone();
+        async move {
+            let req = with_token(
+                pb::GetGroupRequest { group_id: id },
+                &token("alice", REGION, &[]),
+            );
+            c.get_group(req).await.unwrap().into_inner().organiser_ids
+        }
+    };
+    let bob = token("bob", REGION, &[]);
+    let history = pb::GetGroupHistoryRequest {
+        group_id: group.id.clone(),
+        page: None,
+    };
+    assert_eq!(
         client
             .get_group_history(with_token(history.clone(), &bob))
             .await
-            .expect("a co-organiser may manage the listing");
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
 
-        // An older change arriving late is ignored; a newer one takes the role away.
-        send(role("bob", "MEMBER", 1)).await;
-        send(role("bob", "NONE", 3)).await;
-        selfhelp_testkit::eventually(
-            "bob to stop being a co-organiser",
-            std::time::Duration::from_secs(20),
-            || {
-                let f = organisers(&client);
-                async move { (f.await == vec!["alice".to_string()]).then_some(()) }
-            },
-        )
-        .await;
-        assert_eq!(
-            client
-                .get_group_history(with_token(history, &bob))
-                .await
-                .unwrap_err()
-                .code(),
-            Code::PermissionDenied,
-            "{backend:?}"
-        );
-        svc.stop().await.unwrap();
-    }
+    send(role("bob", "CO_ORGANISER", 2)).await;
+    selfhelp_testkit::eventually(
+        "bob to become a co-organiser",
+        std::time::Duration::from_secs(20),
+        || {
+            let f = organisers(&client);
+            async move { (f.await == vec!["alice".to_string(), "bob".to_string()]).then_some(()) }
+        },
+    )
+    .await;
+    client
+        .get_group_history(with_token(history.clone(), &bob))
+        .await
+        .expect("a co-organiser may manage the listing");
+
+    // An older change arriving late is ignored; a newer one takes the role away.
+    send(role("bob", "MEMBER", 1)).await;
+    send(role("bob", "NONE", 3)).await;
+    selfhelp_testkit::eventually(
+        "bob to stop being a co-organiser",
+        std::time::Duration::from_secs(20),
+        || {
+            let f = organisers(&client);
+            async move { (f.await == vec!["alice".to_string()]).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        client
+            .get_group_history(with_token(history, &bob))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied,
+        "{backend:?}"
+    );
+    svc.stop().await.unwrap();
 }
+
+per_backend!(co_organisers_learned_from_membership_may_manage_the_listing);
 
 /// The public reads a published group's card from memory: it must follow every
 /// change at once on the replica that made it and soon on the others, show the
 /// meetings as they now stand, vanish when the group is suspended, and never
 /// hide from the group's managers what only they may see.
-#[tokio::test]
-async fn the_public_card_follows_every_change_on_every_replica() {
+async fn the_public_card_follows_every_change_on_every_replica(backend: Backend) {
     let nats = Nats::start();
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
-        let alice = token("alice", REGION, &[]);
-        let op = token("operator-1", REGION, &["operator"]);
-        let g = publish(
-            &mut client_a,
-            "alice",
-            new_group("Carers' café", "", &["carers"]),
-        )
-        .await;
-        let get = || pb::GetGroupRequest {
-            group_id: g.id.clone(),
-        };
-        let weekly = pb::SetScheduleRequest {
-            group_id: g.id.clone(),
-            schedule: Some(pb::Schedule {
-                frequency: pb::Frequency::Weekly.into(),
-                weekday: pb::Weekday::Tuesday.into(),
-                valid_from: chrono::Utc::now().date_naive().to_string(),
-                start_time: "10:00".into(),
-                end_time: "11:30".into(),
+    let db = TestDb::new(backend).await;
+    let (a, b, mut client_a, mut client_b) = two_replicas(&db, &nats).await;
+    let alice = token("alice", REGION, &[]);
+    let op = token("operator-1", REGION, &["operator"]);
+    let g = publish(
+        &mut client_a,
+        "alice",
+        new_group("Carers' café", "", &["carers"]),
+    )
+    .await;
+    let get = || pb::GetGroupRequest {
+        group_id: g.id.clone(),
+    };
+    let weekly = pb::SetScheduleRequest {
+        group_id: g.id.clone(),
+        schedule: Some(pb::Schedule {
+            frequency: pb::Frequency::Weekly.into(),
+            weekday: pb::Weekday::Tuesday.into(),
+            valid_from: chrono::Utc::now().date_naive().to_string(),
+            start_time: "10:00".into(),
+            end_time: "11:30".into(),
+            ..Default::default()
+        }),
+    };
+    let scheduled = client_a
+        .set_schedule(with_token(weekly, &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    // At once on A, the replica that made the change.
+    let public = client_a.get_group(get()).await.unwrap().into_inner();
+    assert_eq!(public.next_occurrences.len(), 5, "{backend:?}");
+    assert!(
+        public.organiser_ids.is_empty(),
+        "strangers never see organisers"
+    );
+    let first = public.next_occurrences[0].local_date.clone();
+
+    // Renamed and the next meeting cancelled on A.
+    let card = new_group("Carers' coffee morning", "", &["carers"]);
+    client_a
+        .update_group(with_token(
+            pb::UpdateGroupRequest {
+                group_id: g.id.clone(),
+                expected_version: scheduled.version,
+                name: card.name,
+                summary: card.summary,
+                description: card.description,
+                topics: card.topics,
+                format: card.format,
+                join_policy: card.join_policy,
+                venues: card.venues,
                 ..Default::default()
-            }),
-        };
-        let scheduled = client_a
-            .set_schedule(with_token(weekly, &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        // At once on A, the replica that made the change.
-        let public = client_a.get_group(get()).await.unwrap().into_inner();
-        assert_eq!(public.next_occurrences.len(), 5, "{backend:?}");
-        assert!(
-            public.organiser_ids.is_empty(),
-            "strangers never see organisers"
-        );
-        let first = public.next_occurrences[0].local_date.clone();
-
-        // Renamed and the next meeting cancelled on A.
-        let card = new_group("Carers' coffee morning", "", &["carers"]);
-        client_a
-            .update_group(with_token(
-                pb::UpdateGroupRequest {
-                    group_id: g.id.clone(),
-                    expected_version: scheduled.version,
-                    name: card.name,
-                    summary: card.summary,
-                    description: card.description,
-                    topics: card.topics,
-                    format: card.format,
-                    join_policy: card.join_policy,
-                    venues: card.venues,
-                    ..Default::default()
-                },
-                &alice,
-            ))
-            .await
-            .unwrap();
-        client_a
-            .cancel_occurrence(with_token(
-                pb::CancelOccurrenceRequest {
-                    group_id: g.id.clone(),
-                    date: first.clone(),
-                    note: "Hall closed".into(),
-                },
-                &alice,
-            ))
-            .await
-            .unwrap();
-        let shows_change = |g: &pb::Group| {
-            g.name == "Carers' coffee morning"
-                && g.exceptions.len() == 1
-                && g.next_occurrences.iter().all(|o| o.local_date != first)
-        };
-        let now_a = client_a.get_group(get()).await.unwrap().into_inner();
-        assert!(
-            shows_change(&now_a),
-            "{backend:?}: A shows its own change at once"
-        );
-        // B follows through the LISTINGS events: its search results show the new
-        // card (its GetGroup would answer from the database until B has a card).
-        selfhelp_testkit::eventually(
-            "B's search to show the new card",
-            std::time::Duration::from_secs(10),
-            || {
-                let mut c = client_b.clone();
-                async move {
-                    let found = c
-                        .search_groups(pb::SearchGroupsRequest {
-                            query: "coffee".into(),
-                            ..Default::default()
-                        })
-                        .await
-                        .ok()?
-                        .into_inner();
-                    (found.groups.len() == 1 && found.groups[0].name == "Carers' coffee morning")
-                        .then_some(found)
-                }
             },
-        )
-        .await;
-        // B now has the card; the cancellation follows with its own event.
-        let now_b = selfhelp_testkit::eventually(
-            "B's card to show the cancellation too",
-            std::time::Duration::from_secs(10),
-            || {
-                let mut c = client_b.clone();
-                let req = get();
-                async move {
-                    let g = c.get_group(req).await.ok()?.into_inner();
-                    shows_change(&g).then_some(g)
-                }
+            &alice,
+        ))
+        .await
+        .unwrap();
+    client_a
+        .cancel_occurrence(with_token(
+            pb::CancelOccurrenceRequest {
+                group_id: g.id.clone(),
+                date: first.clone(),
+                note: "Hall closed".into(),
             },
-        )
-        .await;
-        assert!(now_b.organiser_ids.is_empty());
-
-        // Managers still see what only they may see.
-        let as_alice = client_b
-            .get_group(with_token(get(), &alice))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(as_alice.organiser_ids, vec!["alice".to_string()]);
-
-        // Suspended: gone from the public at once on A, soon on B.
-        client_a
-            .suspend_group(with_token(
-                pb::SuspendGroupRequest {
-                    group_id: g.id.clone(),
-                    reason: "Checking the contact".into(),
-                },
-                &op,
-            ))
-            .await
-            .unwrap();
-        assert_eq!(
-            client_a.get_group(get()).await.unwrap_err().code(),
-            Code::NotFound,
-            "{backend:?}"
-        );
-        selfhelp_testkit::eventually("B to hide it", std::time::Duration::from_secs(10), || {
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let shows_change = |g: &pb::Group| {
+        g.name == "Carers' coffee morning"
+            && g.exceptions.len() == 1
+            && g.next_occurrences.iter().all(|o| o.local_date != first)
+    };
+    let now_a = client_a.get_group(get()).await.unwrap().into_inner();
+    assert!(
+        shows_change(&now_a),
+        "{backend:?}: A shows its own change at once"
+    );
+    // B follows through the LISTINGS events: its search results show the new
+    // card (its GetGroup would answer from the database until B has a card).
+    selfhelp_testkit::eventually(
+        "B's search to show the new card",
+        std::time::Duration::from_secs(10),
+        || {
+            let mut c = client_b.clone();
+            async move {
+                let found = c
+                    .search_groups(pb::SearchGroupsRequest {
+                        query: "coffee".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (found.groups.len() == 1 && found.groups[0].name == "Carers' coffee morning")
+                    .then_some(found)
+            }
+        },
+    )
+    .await;
+    // B now has the card; the cancellation follows with its own event.
+    let now_b = selfhelp_testkit::eventually(
+        "B's card to show the cancellation too",
+        std::time::Duration::from_secs(10),
+        || {
             let mut c = client_b.clone();
             let req = get();
-            async move { (c.get_group(req).await.err()?.code() == Code::NotFound).then_some(()) }
-        })
-        .await;
-        a.stop().await.unwrap();
-        b.stop().await.unwrap();
-    }
+            async move {
+                let g = c.get_group(req).await.ok()?.into_inner();
+                shows_change(&g).then_some(g)
+            }
+        },
+    )
+    .await;
+    assert!(now_b.organiser_ids.is_empty());
+
+    // Managers still see what only they may see.
+    let as_alice = client_b
+        .get_group(with_token(get(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(as_alice.organiser_ids, vec!["alice".to_string()]);
+
+    // Suspended: gone from the public at once on A, soon on B.
+    client_a
+        .suspend_group(with_token(
+            pb::SuspendGroupRequest {
+                group_id: g.id.clone(),
+                reason: "Checking the contact".into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        client_a.get_group(get()).await.unwrap_err().code(),
+        Code::NotFound,
+        "{backend:?}"
+    );
+    selfhelp_testkit::eventually("B to hide it", std::time::Duration::from_secs(10), || {
+        let mut c = client_b.clone();
+        let req = get();
+        async move { (c.get_group(req).await.err()?.code() == Code::NotFound).then_some(()) }
+    })
+    .await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }
+
+per_backend!(the_public_card_follows_every_change_on_every_replica);

@@ -90,523 +90,541 @@ fn cancelled(g: &str, version: i64, date: &str) -> ev::OccurrenceCancelled {
     }
 }
 
-#[tokio::test]
-async fn preferences_have_defaults_and_bad_input_names_the_field() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
+async fn preferences_have_defaults_and_bad_input_names_the_field(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
 
-        let prefs = get_prefs(&mut client, "ann").await;
-        assert_eq!(prefs.email, "");
-        assert_eq!(prefs.cadence, pb::Cadence::Immediate as i32);
-        assert_eq!(prefs.channels.len(), 8, "4 categories × email, webhook");
-        assert!(prefs.channels.iter().all(|c| c.enabled));
-        assert!(prefs.member_joined && !prefs.member_left, "{backend:?}");
+    let prefs = get_prefs(&mut client, "ann").await;
+    assert_eq!(prefs.email, "");
+    assert_eq!(prefs.cadence, pb::Cadence::Immediate as i32);
+    assert_eq!(prefs.channels.len(), 8, "4 categories × email, webhook");
+    assert!(prefs.channels.iter().all(|c| c.enabled));
+    assert!(prefs.member_joined && !prefs.member_left, "{backend:?}");
 
-        let bad = pb::Preferences {
-            email: "not an address".into(),
-            channels: vec![pb::ChannelSetting {
-                category: pb::Category::Reminders as i32,
-                channel: pb::Channel::InApp as i32,
-                enabled: false,
-            }],
-            quiet_hours: Some(pb::QuietHours {
-                start: "25:00".into(),
-                end: "07:00".into(),
-            }),
-            time_zone: "Mars/Olympus".into(),
-            muted_group_ids: vec!["x".into()],
-            ..Default::default()
-        };
-        let err = client
-            .update_preferences(with_token(
-                pb::UpdatePreferencesRequest {
-                    preferences: Some(bad),
-                },
-                &tok("ann"),
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        let mut fields = violated_fields(&err);
-        fields.sort();
-        assert_eq!(
-            fields,
-            [
-                "channels[0].channel",
-                "email",
-                "muted_group_ids[0]",
-                "quiet_hours.start",
-                "time_zone"
-            ]
-        );
-
-        let saved = set_prefs(&mut client, "ann", |p| {
-            p.email = "ann@example.org".into();
-            p.cadence = pb::Cadence::WeeklyDigest as i32;
-            p.time_zone = "Europe/London".into();
-            p.quiet_hours = Some(pb::QuietHours {
-                start: "22:00".into(),
-                end: "07:30".into(),
-            });
-            for c in &mut p.channels {
-                if c.category == pb::Category::NewGroupAlerts as i32 {
-                    c.enabled = false;
-                }
-            }
-            p.member_left = true;
-        })
-        .await;
-        assert_eq!(get_prefs(&mut client, "ann").await, saved);
-        assert!(!channel_on(
-            &saved,
-            pb::Category::NewGroupAlerts,
-            pb::Channel::Email
-        ));
-        assert!(channel_on(
-            &saved,
-            pb::Category::Reminders,
-            pb::Channel::Email
-        ));
-        // Another person's are their own.
-        assert_eq!(get_prefs(&mut client, "bob").await.email, "");
-        let anonymous = client
-            .get_preferences(tonic::Request::new(pb::GetPreferencesRequest {}))
-            .await
-            .unwrap_err();
-        assert_eq!(anonymous.code(), Code::Unauthenticated);
-        svc.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn organisers_opt_in_to_joins_and_leaves_and_a_muted_group_stays_quiet() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let g = uuid::Uuid::now_v7().to_string();
-        // Olive wants to hear of leaves, Oscar of neither; Bob mutes the group.
-        group_known(&nats, &g, "Walk and talk", &["olive", "oscar"]).await;
-        set_prefs(&mut client, "olive", |p| p.member_left = true).await;
-        set_prefs(&mut client, "oscar", |p| p.member_joined = false).await;
-        set_prefs(&mut client, "bob", |p| p.muted_group_ids = vec![g.clone()]).await;
-
-        let ce = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, "bob", &ce, &ce).await;
-        publish(
-            &nats,
-            MEMBERSHIP,
-            "member.left",
-            "m-bob",
-            &changed(&g, "bob", "LEFT", 2),
-        )
-        .await;
-        member_joined(
-            &nats,
-            &g,
-            "cat",
-            &uuid::Uuid::now_v7().to_string(),
-            &uuid::Uuid::now_v7().to_string(),
-        )
-        .await;
-        settle(&nats).await;
-        publish(
-            &nats,
-            LISTINGS,
-            "occurrence.cancelled",
-            &g,
-            &cancelled(&g, 5, "2026-12-09"),
-        )
-        .await;
-        settle(&nats).await;
-
-        use pb::NotificationKind as K;
-        assert_eq!(
-            kinds(&inbox(&mut client, "olive").await),
-            [K::MemberJoined, K::MemberLeft, K::MemberJoined],
-            "{backend:?}: newest first"
-        );
-        assert!(inbox(&mut client, "oscar").await.notifications.is_empty());
-        // Bob's welcome is his own news; the cancelled meeting is muted (and he left).
-        assert_eq!(kinds(&inbox(&mut client, "bob").await), [K::Welcome]);
-        assert_eq!(
-            kinds(&inbox(&mut client, "cat").await),
-            [K::MeetingChanged, K::Welcome]
-        );
-        svc.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscribes_in_one_click() {
-    let smtp = SmtpServer::start();
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        // An operator's templates: one for the region, and a subject template
-        // that tries to show the group's name.
-        let templates = tempfile::tempdir().unwrap();
-        std::fs::create_dir(templates.path().join(REGION)).unwrap();
-        std::fs::write(
-            templates.path().join(REGION).join("meeting_changed.html"),
-            "<p>Notts template</p><p>{{ body }}</p><a href=\"{{ unsubscribe_url }}\">stop</a>",
-        )
-        .unwrap();
-        std::fs::write(
-            templates.path().join("meeting_changed.subject"),
-            "{{ group_name }}: {{ title }}",
-        )
-        .unwrap();
-        let port = selfhelp_testkit::nats_server::free_port().unwrap();
-        let mut config = with_smtp(config(&db, &nats), &smtp);
-        config.email.templates_dir = Some(templates.path().to_path_buf());
-        config.http.listen = format!("127.0.0.1:{port}");
-        config.http.public_url = format!("http://127.0.0.1:{port}");
-        let svc = start_with(config).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-
-        let g = uuid::Uuid::now_v7().to_string();
-        let bob = format!("bob-{backend:?}");
-        let address = format!("{bob}@example.org");
-        publish(
-            &nats,
-            LISTINGS,
-            "group.updated",
-            &g,
-            &ev::GroupUpdated {
-                changed_fields: vec![],
-                group: snapshot(&g, &["olive"], 3),
-                occurred_at: None,
+    let bad = pb::Preferences {
+        email: "not an address".into(),
+        channels: vec![pb::ChannelSetting {
+            category: pb::Category::Reminders as i32,
+            channel: pb::Channel::InApp as i32,
+            enabled: false,
+        }],
+        quiet_hours: Some(pb::QuietHours {
+            start: "25:00".into(),
+            end: "07:00".into(),
+        }),
+        time_zone: "Mars/Olympus".into(),
+        muted_group_ids: vec!["x".into()],
+        ..Default::default()
+    };
+    let err = client
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest {
+                preferences: Some(bad),
             },
-        )
-        .await;
-        set_prefs(&mut client, &bob, |p| p.email = address.clone()).await;
-        let ce = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, &bob, &ce, &ce).await;
-        settle(&nats).await;
-        publish(
-            &nats,
-            LISTINGS,
-            "occurrence.cancelled",
-            &g,
-            &cancelled(&g, 4, "2026-12-09"),
-        )
-        .await;
+            &tok("ann"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "channels[0].channel",
+            "email",
+            "muted_group_ids[0]",
+            "quiet_hours.start",
+            "time_zone"
+        ]
+    );
 
-        // The welcome and the cancelled meeting, each by email.
-        let mails = eventually("two emails", Duration::from_secs(30), || {
-            let found = mails_to(&smtp, &address);
-            async move { (found.len() == 2).then_some(found) }
-        })
-        .await;
-        let parsed: Vec<_> = mails
-            .iter()
-            .map(|m| mailparse::parse_mail(m).unwrap())
-            .collect();
-        let meeting = parsed
-            .iter()
-            .find(|m| header(m, "Subject") == "A meeting has changed")
-            .expect("the subject is the title, not the operator's template naming the group");
-        for mail in &parsed {
-            assert!(
-                !header(mail, "Subject").contains("Grief"),
-                "{}",
-                header(mail, "Subject")
-            );
+    let saved = set_prefs(&mut client, "ann", |p| {
+        p.email = "ann@example.org".into();
+        p.cadence = pb::Cadence::WeeklyDigest as i32;
+        p.time_zone = "Europe/London".into();
+        p.quiet_hours = Some(pb::QuietHours {
+            start: "22:00".into(),
+            end: "07:30".into(),
+        });
+        for c in &mut p.channels {
+            if c.category == pb::Category::NewGroupAlerts as i32 {
+                c.enabled = false;
+            }
         }
-        let text = part(meeting, "text/plain");
-        assert!(
-            text.contains("Grief café Beeston meeting on 2026-12-09 is cancelled"),
-            "{text}"
-        );
-        let html = part(meeting, "text/html");
-        assert!(html.starts_with("<p>Notts template</p>"), "{html}");
-        let unsubscribe = header(meeting, "List-Unsubscribe");
-        assert_eq!(
-            header(meeting, "List-Unsubscribe-Post"),
-            "List-Unsubscribe=One-Click"
-        );
-        let url = unsubscribe
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_string();
-        assert!(
-            url.starts_with(&format!("http://127.0.0.1:{port}/unsubscribe?token=")),
-            "{url}"
-        );
-        let token = url.split("token=").nth(1).unwrap();
-        assert!(html.contains(token), "the link is in the body too");
+        p.member_left = true;
+    })
+    .await;
+    assert_eq!(get_prefs(&mut client, "ann").await, saved);
+    assert!(!channel_on(
+        &saved,
+        pb::Category::NewGroupAlerts,
+        pb::Channel::Email
+    ));
+    assert!(channel_on(
+        &saved,
+        pb::Category::Reminders,
+        pb::Channel::Email
+    ));
+    // Another person's are their own.
+    assert_eq!(get_prefs(&mut client, "bob").await.email, "");
+    let anonymous = client
+        .get_preferences(tonic::Request::new(pb::GetPreferencesRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    svc.stop().await.unwrap();
+}
 
-        // A forged link does nothing; the real one needs no login.
-        let http = reqwest::Client::new();
-        let forged = http
-            .get(format!("http://127.0.0.1:{port}/unsubscribe?token=x.y"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
-        // Following the link (what mail scanners do too) only asks.
-        let page = http.get(&url).send().await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        assert!(page.text().await.unwrap().contains("<form method=\"post\""));
-        let prefs = get_prefs(&mut client, &bob).await;
-        assert!(channel_on(
-            &prefs,
-            pb::Category::GroupUpdates,
-            pb::Channel::Email
-        ));
-        // The button, or the mail client's one-click POST, does it.
-        let done = http.post(&url).send().await.unwrap();
-        assert_eq!(done.status(), StatusCode::OK);
-        let prefs = get_prefs(&mut client, &bob).await;
-        assert!(!channel_on(
-            &prefs,
-            pb::Category::GroupUpdates,
-            pb::Channel::Email
-        ));
-        assert!(channel_on(
-            &prefs,
-            pb::Category::MembershipRequests,
-            pb::Channel::Email
-        ));
+per_backend!(preferences_have_defaults_and_bad_input_names_the_field);
 
-        // The next change reaches the inbox but no email is queued.
-        publish(
-            &nats,
-            LISTINGS,
-            "occurrence.cancelled",
-            &g,
-            &cancelled(&g, 5, "2026-12-16"),
-        )
-        .await;
-        settle(&nats).await;
-        assert_eq!(inbox(&mut client, &bob).await.notifications.len(), 3);
-        let log = deliveries(&mut client, &bob).await;
-        assert_eq!(log.len(), 2, "{backend:?}: {log:?}");
+async fn organisers_opt_in_to_joins_and_leaves_and_a_muted_group_stays_quiet(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
+    // Olive wants to hear of leaves, Oscar of neither; Bob mutes the group.
+    group_known(&nats, &g, "Walk and talk", &["olive", "oscar"]).await;
+    set_prefs(&mut client, "olive", |p| p.member_left = true).await;
+    set_prefs(&mut client, "oscar", |p| p.member_joined = false).await;
+    set_prefs(&mut client, "bob", |p| p.muted_group_ids = vec![g.clone()]).await;
+
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, "bob", &ce, &ce).await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "member.left",
+        "m-bob",
+        &changed(&g, "bob", "LEFT", 2),
+    )
+    .await;
+    member_joined(
+        &nats,
+        &g,
+        "cat",
+        &uuid::Uuid::now_v7().to_string(),
+        &uuid::Uuid::now_v7().to_string(),
+    )
+    .await;
+    settle(&nats).await;
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 5, "2030-12-09"),
+    )
+    .await;
+    settle(&nats).await;
+
+    use pb::NotificationKind as K;
+    assert_eq!(
+        kinds(&inbox(&mut client, "olive").await),
+        [K::MemberJoined, K::MemberLeft, K::MemberJoined],
+        "{backend:?}: newest first"
+    );
+    assert!(inbox(&mut client, "oscar").await.notifications.is_empty());
+    // Bob's welcome is his own news; the cancelled meeting is muted (and he left).
+    assert_eq!(kinds(&inbox(&mut client, "bob").await), [K::Welcome]);
+    assert_eq!(
+        kinds(&inbox(&mut client, "cat").await),
+        [K::MeetingChanged, K::Welcome]
+    );
+    svc.stop().await.unwrap();
+}
+
+per_backend!(organisers_opt_in_to_joins_and_leaves_and_a_muted_group_stays_quiet);
+
+async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscribes_in_one_click(
+    backend: Backend,
+) {
+    let smtp = SmtpServer::start();
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    // An operator's templates: one for the region, and a subject template
+    // that tries to show the group's name.
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir(templates.path().join(REGION)).unwrap();
+    std::fs::write(
+        templates.path().join(REGION).join("meeting_changed.html"),
+        "<p>Notts template</p><p>{{ body }}</p><a href=\"{{ unsubscribe_url }}\">stop</a>",
+    )
+    .unwrap();
+    std::fs::write(
+        templates.path().join("meeting_changed.subject"),
+        "{{ group_name }}: {{ title }}",
+    )
+    .unwrap();
+    let port = selfhelp_testkit::nats_server::free_port().unwrap();
+    let mut config = with_smtp(config(&db, &nats), &smtp);
+    config.email.templates_dir = Some(templates.path().to_path_buf());
+    config.http.listen = format!("127.0.0.1:{port}");
+    config.http.public_url = format!("http://127.0.0.1:{port}");
+    let svc = start_with(config).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+
+    let g = uuid::Uuid::now_v7().to_string();
+    let bob = format!("bob-{backend:?}");
+    let address = format!("{bob}@example.org");
+    publish(
+        &nats,
+        LISTINGS,
+        "group.updated",
+        &g,
+        &ev::GroupUpdated {
+            changed_fields: vec![],
+            group: snapshot(&g, &["olive"], 3),
+            occurred_at: None,
+        },
+    )
+    .await;
+    set_prefs(&mut client, &bob, |p| p.email = address.clone()).await;
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, &bob, &ce, &ce).await;
+    settle(&nats).await;
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 4, "2030-12-09"),
+    )
+    .await;
+
+    // The welcome and the cancelled meeting, each by email.
+    let mails = eventually("two emails", Duration::from_secs(30), || {
+        let found = mails_to(&smtp, &address);
+        async move { (found.len() == 2).then_some(found) }
+    })
+    .await;
+    let parsed: Vec<_> = mails
+        .iter()
+        .map(|m| mailparse::parse_mail(m).unwrap())
+        .collect();
+    let meeting = parsed
+        .iter()
+        .find(|m| header(m, "Subject") == "A meeting has changed")
+        .expect("the subject is the title, not the operator's template naming the group");
+    for mail in &parsed {
         assert!(
+            !header(mail, "Subject").contains("Grief"),
+            "{}",
+            header(mail, "Subject")
+        );
+    }
+    let text = part(meeting, "text/plain");
+    assert!(
+        text.contains("Grief café Beeston meeting on 2030-12-09 is cancelled"),
+        "{text}"
+    );
+    let html = part(meeting, "text/html");
+    assert!(html.starts_with("<p>Notts template</p>"), "{html}");
+    let unsubscribe = header(meeting, "List-Unsubscribe");
+    assert_eq!(
+        header(meeting, "List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    let url = unsubscribe
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/unsubscribe?token=")),
+        "{url}"
+    );
+    let token = url.split("token=").nth(1).unwrap();
+    assert!(html.contains(token), "the link is in the body too");
+
+    // A forged link does nothing; the real one needs no login.
+    let http = reqwest::Client::new();
+    let forged = http
+        .get(format!("http://127.0.0.1:{port}/unsubscribe?token=x.y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    // Following the link (what mail scanners do too) only asks.
+    let page = http.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    let prefs = get_prefs(&mut client, &bob).await;
+    assert!(channel_on(
+        &prefs,
+        pb::Category::GroupUpdates,
+        pb::Channel::Email
+    ));
+    // The button, or the mail client's one-click POST, does it.
+    let done = http.post(&url).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let prefs = get_prefs(&mut client, &bob).await;
+    assert!(!channel_on(
+        &prefs,
+        pb::Category::GroupUpdates,
+        pb::Channel::Email
+    ));
+    assert!(channel_on(
+        &prefs,
+        pb::Category::MembershipRequests,
+        pb::Channel::Email
+    ));
+
+    // The next change reaches the inbox but no email is queued.
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 5, "2030-12-16"),
+    )
+    .await;
+    settle(&nats).await;
+    assert_eq!(inbox(&mut client, &bob).await.notifications.len(), 3);
+    // The two earlier emails are marked sent once out; no third is queued.
+    let log = eventually("both emails marked sent", Duration::from_secs(10), || {
+        let (mut c, bob) = (client.clone(), bob.clone());
+        async move {
+            let log = deliveries(&mut c, &bob).await;
             log.iter()
                 .all(|d| d.status == pb::DeliveryStatus::Sent as i32)
-        );
-        assert_eq!(mails_to(&smtp, &address).len(), 2);
-        svc.stop().await.unwrap();
-    }
+                .then_some(log)
+        }
+    })
+    .await;
+    assert_eq!(log.len(), 2, "{backend:?}: {log:?}");
+    assert_eq!(mails_to(&smtp, &address).len(), 2);
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn quiet_hours_hold_email_until_they_end_then_send_it() {
+per_backend!(
+    email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscribes_in_one_click
+);
+
+async fn quiet_hours_hold_email_until_they_end_then_send_it(backend: Backend) {
     use chrono::Timelike;
     let smtp = SmtpServer::start();
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let clock = Clock::system();
-        let svc = start_on(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let g = uuid::Uuid::now_v7().to_string();
-        group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
-        // Quiet (in UTC) from an hour ago until the start of the minute an
-        // hour from now.
-        let now = clock.now();
-        let start = (now - chrono::Duration::hours(1))
-            .format("%H:%M")
-            .to_string();
-        let end_at = (now + chrono::Duration::hours(1))
-            .with_second(0)
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap();
-        let end = end_at.format("%H:%M").to_string();
-        let address = format!("olive-{backend:?}@example.org");
-        set_prefs(&mut client, "olive", |p| {
-            p.email = address.clone();
-            p.time_zone = "UTC".into();
-            p.quiet_hours = Some(pb::QuietHours {
-                start: start.clone(),
-                end: end.clone(),
-            });
-        })
-        .await;
-        let ce = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, "bob", &ce, &ce).await;
-        settle(&nats).await;
-        let log = deliveries(&mut client, "olive").await;
-        assert_eq!(log.len(), 1, "{backend:?}");
-        let held = &log[0];
-        assert_eq!(held.status, pb::DeliveryStatus::Pending as i32, "{held:?}");
-        assert_eq!(held.attempts, 0);
-        let due = held.next_attempt_at.unwrap();
-        assert_eq!(
-            due.seconds,
-            end_at.timestamp(),
-            "held until the quiet hours end"
-        );
-        assert!(mails_to(&smtp, &address).is_empty());
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let clock = Clock::system();
+    let svc = start_on(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
+    // Quiet (in UTC) from an hour ago until the start of the minute an
+    // hour from now.
+    let now = clock.now();
+    let start = (now - chrono::Duration::hours(1))
+        .format("%H:%M")
+        .to_string();
+    let end_at = (now + chrono::Duration::hours(1))
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    let end = end_at.format("%H:%M").to_string();
+    let address = format!("olive-{backend:?}@example.org");
+    set_prefs(&mut client, "olive", |p| {
+        p.email = address.clone();
+        p.time_zone = "UTC".into();
+        p.quiet_hours = Some(pb::QuietHours {
+            start: start.clone(),
+            end: end.clone(),
+        });
+    })
+    .await;
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, "bob", &ce, &ce).await;
+    settle(&nats).await;
+    let log = deliveries(&mut client, "olive").await;
+    assert_eq!(log.len(), 1, "{backend:?}");
+    let held = &log[0];
+    assert_eq!(held.status, pb::DeliveryStatus::Pending as i32, "{held:?}");
+    assert_eq!(held.attempts, 0);
+    let due = held.next_attempt_at.unwrap();
+    assert_eq!(
+        due.seconds,
+        end_at.timestamp(),
+        "held until the quiet hours end"
+    );
+    assert!(mails_to(&smtp, &address).is_empty());
 
-        // When they end, it goes; its sent time (on the service's clock)
-        // proves it did not go earlier.
-        let wait = (end_at - clock.now()).to_std().unwrap_or_default();
-        clock.advance(wait + Duration::from_secs(1));
-        eventually("the held email", Duration::from_secs(20), || {
-            let found = mails_to(&smtp, &address);
-            async move { (!found.is_empty()).then_some(()) }
-        })
-        .await;
-        let log = eventually("the delivery marked sent", Duration::from_secs(10), || {
-            let mut c = client.clone();
-            async move {
-                let log = deliveries(&mut c, "olive").await;
-                (log[0].status == pb::DeliveryStatus::Sent as i32).then_some(log)
-            }
-        })
-        .await;
-        assert!(log[0].sent_at.unwrap().seconds >= end_at.timestamp());
-        assert_eq!(log[0].attempts, 1, "{:?}", log[0]);
-        svc.stop().await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replicas() {
-    let smtp = SmtpServer::start();
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        // First the day's digest time has passed already: what arrives waits
-        // for tomorrow's.
-        let earlier = (chrono::Utc::now() - chrono::Duration::minutes(10))
-            .format("%H:%M:%S")
-            .to_string();
-        let mut config = with_smtp(config(&db, &nats), &smtp);
-        config.digests.send_at = earlier;
-        let svc = start_with(config.clone()).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let olive = format!("olive-{backend:?}");
-        let address = format!("{olive}@example.org");
-        set_prefs(&mut client, &olive, |p| {
-            p.email = address.clone();
-            p.time_zone = "UTC".into();
-            p.cadence = pb::Cadence::DailyDigest as i32;
-        })
-        .await;
-        let g = uuid::Uuid::now_v7().to_string();
-        let organisers = [olive.as_str()];
-        let published = ev::GroupPublished {
-            group: snapshot(&g, &organisers, 3),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "group.published", &g, &published).await;
-        let review = ev::GroupReviewDue {
-            group: snapshot(&g, &organisers, 4),
-            occurred_at: None,
-            ..Default::default()
-        };
-        publish(&nats, LISTINGS, "group.review_due", &g, &review).await;
-        publish(
-            &nats,
-            MEMBERSHIP,
-            "member.requested",
-            "m-dan",
-            &changed(&g, "dan", "REQUESTED", 1),
-        )
-        .await;
-        // Olive follows her group: a meeting change is time-critical and goes
-        // at once, digest or not.
-        let follow = ev::FollowChanged {
-            group_id: g.clone(),
-            person_id: olive.clone(),
-            following: true,
-            occurred_at: None,
-        };
-        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
-        settle(&nats).await;
-        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &{
-            let mut c = cancelled(&g, 5, "2026-12-09");
-            c.group = snapshot(&g, &organisers, 5);
-            c
-        })
-        .await;
-        settle(&nats).await;
-        let immediate = eventually(
-            "the meeting change by email",
-            Duration::from_secs(20),
-            || {
-                let found = mails_to(&smtp, &address);
-                async move { (found.len() == 1).then_some(found) }
-            },
-        )
-        .await;
-        let first = mailparse::parse_mail(&immediate[0]).unwrap();
-        assert_eq!(header(&first, "Subject"), "A meeting has changed");
-        let held: Vec<_> = deliveries(&mut client, &olive)
-            .await
-            .into_iter()
-            .filter(|d| d.status == pb::DeliveryStatus::HeldForDigest as i32)
-            .collect();
-        assert_eq!(
-            held.len(),
-            3,
-            "{backend:?}: listed, review due, join request wait"
-        );
-        svc.stop().await.unwrap();
-
-        // Now two replicas whose digest time comes in an hour (after all
-        // three were held), on one clock: when it is moved on, both try to
-        // make the digest.
-        let clock = Clock::system();
-        let digest_at = clock.now() + chrono::Duration::hours(1);
-        config.digests.send_at = digest_at.format("%H:%M:%S").to_string();
-        let a = start_on(config.clone(), clock.clone()).await;
-        let b = start_on(config.clone(), clock.clone()).await;
-        clock.advance(Duration::from_secs(3_601));
-        let digest = eventually("the digest", Duration::from_secs(30), || {
-            let found = mails_to(&smtp, &address);
-            async move { (found.len() == 2).then_some(found) }
-        })
-        .await;
-        let digest = digest
-            .iter()
-            .map(|m| mailparse::parse_mail(m).unwrap())
-            .find(|m| header(m, "Subject") != "A meeting has changed")
-            .unwrap();
-        assert_eq!(header(&digest, "Subject"), "Your daily summary: 3 updates");
-        let text = part(&digest, "text/plain");
-        for title in [
-            "Your group is now listed",
-            "Please check your group's details",
-            "Someone asked to join your group",
-        ] {
-            assert!(text.contains(title), "{title} missing from {text}");
+    // When they end, it goes; its sent time (on the service's clock)
+    // proves it did not go earlier.
+    let wait = (end_at - clock.now()).to_std().unwrap_or_default();
+    clock.advance(wait + Duration::from_secs(1));
+    eventually("the held email", Duration::from_secs(20), || {
+        let found = mails_to(&smtp, &address);
+        async move { (!found.is_empty()).then_some(()) }
+    })
+    .await;
+    let log = eventually("the delivery marked sent", Duration::from_secs(10), || {
+        let mut c = client.clone();
+        async move {
+            let log = deliveries(&mut c, "olive").await;
+            (log[0].status == pb::DeliveryStatus::Sent as i32).then_some(log)
         }
-        let mut client = NotificationsServiceClient::new(a.channel().await);
-        let log = deliveries(&mut client, &olive).await;
-        let digests: Vec<_> = log
-            .iter()
-            .filter(|d| d.notification_id.is_empty())
-            .collect();
-        assert_eq!(digests.len(), 1);
-        assert_eq!(digests[0].status, pb::DeliveryStatus::Sent as i32);
-        let in_digest = log
-            .iter()
-            .filter(|d| {
-                d.status == pb::DeliveryStatus::InDigest as i32
-                    && d.digest_id == digests[0].digest_id
-            })
-            .count();
-        assert_eq!(in_digest, 3);
-        // Once both have stopped (a stop finishes what is being sent), a
-        // second digest could no longer slip in unseen.
-        a.stop().await.unwrap();
-        b.stop().await.unwrap();
-        assert_eq!(
-            mails_to(&smtp, &address).len(),
-            2,
-            "{backend:?}: one digest only"
-        );
-    }
+    })
+    .await;
+    assert!(log[0].sent_at.unwrap().seconds >= end_at.timestamp());
+    assert_eq!(log[0].attempts, 1, "{:?}", log[0]);
+    svc.stop().await.unwrap();
 }
+
+per_backend!(quiet_hours_hold_email_until_they_end_then_send_it);
+
+async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replicas(
+    backend: Backend,
+) {
+    let smtp = SmtpServer::start();
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    // First the day's digest time has passed already: what arrives waits
+    // for tomorrow's.
+    let earlier = (chrono::Utc::now() - chrono::Duration::minutes(10))
+        .format("%H:%M:%S")
+        .to_string();
+    let mut config = with_smtp(config(&db, &nats), &smtp);
+    config.digests.send_at = earlier;
+    let svc = start_with(config.clone()).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let olive = format!("olive-{backend:?}");
+    let address = format!("{olive}@example.org");
+    set_prefs(&mut client, &olive, |p| {
+        p.email = address.clone();
+        p.time_zone = "UTC".into();
+        p.cadence = pb::Cadence::DailyDigest as i32;
+    })
+    .await;
+    let g = uuid::Uuid::now_v7().to_string();
+    let organisers = [olive.as_str()];
+    let published = ev::GroupPublished {
+        group: snapshot(&g, &organisers, 3),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "group.published", &g, &published).await;
+    let review = ev::GroupReviewDue {
+        group: snapshot(&g, &organisers, 4),
+        occurred_at: None,
+        ..Default::default()
+    };
+    publish(&nats, LISTINGS, "group.review_due", &g, &review).await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "member.requested",
+        "m-dan",
+        &changed(&g, "dan", "REQUESTED", 1),
+    )
+    .await;
+    // Olive follows her group: a meeting change is time-critical and goes
+    // at once, digest or not.
+    let follow = ev::FollowChanged {
+        group_id: g.clone(),
+        person_id: olive.clone(),
+        following: true,
+        occurred_at: None,
+    };
+    publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+    settle(&nats).await;
+    publish(&nats, LISTINGS, "occurrence.cancelled", &g, &{
+        let mut c = cancelled(&g, 5, "2030-12-09");
+        c.group = snapshot(&g, &organisers, 5);
+        c
+    })
+    .await;
+    settle(&nats).await;
+    let immediate = eventually(
+        "the meeting change by email",
+        Duration::from_secs(20),
+        || {
+            let found = mails_to(&smtp, &address);
+            async move { (found.len() == 1).then_some(found) }
+        },
+    )
+    .await;
+    let first = mailparse::parse_mail(&immediate[0]).unwrap();
+    assert_eq!(header(&first, "Subject"), "A meeting has changed");
+    let held: Vec<_> = deliveries(&mut client, &olive)
+        .await
+        .into_iter()
+        .filter(|d| d.status == pb::DeliveryStatus::HeldForDigest as i32)
+        .collect();
+    assert_eq!(
+        held.len(),
+        3,
+        "{backend:?}: listed, review due, join request wait"
+    );
+    svc.stop().await.unwrap();
+
+    // Now two replicas whose digest time comes in an hour (after all
+    // three were held), on one clock: when it is moved on, both try to
+    // make the digest.
+    let clock = Clock::system();
+    let digest_at = clock.now() + chrono::Duration::hours(1);
+    config.digests.send_at = digest_at.format("%H:%M:%S").to_string();
+    let a = start_on(config.clone(), clock.clone()).await;
+    let b = start_on(config.clone(), clock.clone()).await;
+    clock.advance(Duration::from_secs(3_601));
+    let digest = eventually("the digest", Duration::from_secs(30), || {
+        let found = mails_to(&smtp, &address);
+        async move { (found.len() == 2).then_some(found) }
+    })
+    .await;
+    let digest = digest
+        .iter()
+        .map(|m| mailparse::parse_mail(m).unwrap())
+        .find(|m| header(m, "Subject") != "A meeting has changed")
+        .unwrap();
+    assert_eq!(header(&digest, "Subject"), "Your daily summary: 3 updates");
+    let text = part(&digest, "text/plain");
+    for title in [
+        "Your group is now listed",
+        "Please check your group's details",
+        "Someone asked to join your group",
+    ] {
+        assert!(text.contains(title), "{title} missing from {text}");
+    }
+    let client = NotificationsServiceClient::new(a.channel().await);
+    // The mail is out before its delivery is marked sent.
+    let log = eventually("the digest marked sent", Duration::from_secs(10), || {
+        let (mut c, olive) = (client.clone(), olive.clone());
+        async move {
+            let log = deliveries(&mut c, &olive).await;
+            log.iter()
+                .any(|d| {
+                    d.notification_id.is_empty() && d.status == pb::DeliveryStatus::Sent as i32
+                })
+                .then_some(log)
+        }
+    })
+    .await;
+    let digests: Vec<_> = log
+        .iter()
+        .filter(|d| d.notification_id.is_empty())
+        .collect();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0].status, pb::DeliveryStatus::Sent as i32);
+    let in_digest = log
+        .iter()
+        .filter(|d| {
+            d.status == pb::DeliveryStatus::InDigest as i32 && d.digest_id == digests[0].digest_id
+        })
+        .count();
+    assert_eq!(in_digest, 3);
+    // Once both have stopped (a stop finishes what is being sent), a
+    // second digest could no longer slip in unseen.
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    assert_eq!(
+        mails_to(&smtp, &address).len(),
+        2,
+        "{backend:?}: one digest only"
+    );
+}
+
+per_backend!(a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replicas);
 
 /// A webhook receiver: answers as `mode` says, keeps what it accepted.
 #[derive(Clone, Default)]
@@ -682,120 +700,119 @@ async fn register(
         .map(|r| r.into_inner())
 }
 
-#[tokio::test]
-async fn a_webhook_down_for_a_while_gets_every_message_once_signed() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let mut config = config(&db, &nats);
-        config.webhooks.allow_private_addresses = true;
-        config.webhooks.timeout_secs = 1;
-        config.delivery.max_attempts = 40;
-        let svc = start_with(config).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let (listener, port) = receiver_port().await;
-        let url = format!("http://127.0.0.1:{port}/hook");
-        let hook = register(
-            &mut client,
-            "org",
-            &url,
-            vec![pb::NotificationKind::MeetingChanged],
-        )
+async fn a_webhook_down_for_a_while_gets_every_message_once_signed(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let mut config = config(&db, &nats);
+    config.webhooks.allow_private_addresses = true;
+    config.webhooks.timeout_secs = 1;
+    config.delivery.max_attempts = 40;
+    let svc = start_with(config).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let (listener, port) = receiver_port().await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let hook = register(
+        &mut client,
+        "org",
+        &url,
+        vec![pb::NotificationKind::MeetingChanged],
+    )
+    .await
+    .unwrap();
+    assert!(hook.secret.starts_with("whsec_"));
+    let listed = client
+        .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("org")))
         .await
-        .unwrap();
-        assert!(hook.secret.starts_with("whsec_"));
-        let listed = client
-            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("org")))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(listed.webhooks, vec![hook.webhook.clone().unwrap()]);
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.webhooks, vec![hook.webhook.clone().unwrap()]);
 
-        // The organisation follows a group; three meetings change while its
-        // receiver hangs (calls time out).
-        let g = uuid::Uuid::now_v7().to_string();
-        let follow = ev::FollowChanged {
-            group_id: g.clone(),
-            person_id: "org".into(),
-            following: true,
-            occurred_at: None,
-        };
-        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
-        settle(&nats).await;
-        for (version, date) in [(4, "2026-12-02"), (5, "2026-12-09"), (6, "2026-12-16")] {
-            publish(
-                &nats,
-                LISTINGS,
-                "occurrence.cancelled",
-                &g,
-                &cancelled(&g, version, date),
-            )
-            .await;
+    // The organisation follows a group; three meetings change while its
+    // receiver hangs (calls time out).
+    let g = uuid::Uuid::now_v7().to_string();
+    let follow = ev::FollowChanged {
+        group_id: g.clone(),
+        person_id: "org".into(),
+        following: true,
+        occurred_at: None,
+    };
+    publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+    settle(&nats).await;
+    for (version, date) in [(4, "2030-12-02"), (5, "2030-12-09"), (6, "2030-12-16")] {
+        publish(
+            &nats,
+            LISTINGS,
+            "occurrence.cancelled",
+            &g,
+            &cancelled(&g, version, date),
+        )
+        .await;
+    }
+    settle(&nats).await;
+    // Every call has timed out at least once...
+    eventually("timed-out attempts", Duration::from_secs(30), || {
+        let mut c = client.clone();
+        async move {
+            let log = deliveries(&mut c, "org").await;
+            (log.len() == 3 && log.iter().all(|d| d.attempts >= 1)).then_some(())
         }
-        settle(&nats).await;
-        // Every call has timed out at least once...
-        eventually("timed-out attempts", Duration::from_secs(30), || {
+    })
+    .await;
+    // ...then it answers, but with errors, for a while; then it recovers.
+    let receiver = Receiver::default();
+    receiver.set(StatusCode::SERVICE_UNAVAILABLE);
+    receiver.serve(listener);
+    eventually("calls answered 503", Duration::from_secs(30), || {
+        let calls = *receiver.calls.lock().unwrap();
+        async move { (calls >= 3).then_some(()) }
+    })
+    .await;
+    receiver.set(StatusCode::NO_CONTENT);
+    let got = eventually("three deliveries", Duration::from_secs(30), || {
+        let got = receiver.verified(&hook.secret);
+        async move { (got.len() == 3).then_some(got) }
+    })
+    .await;
+    let mut dates: Vec<String> = got
+        .values()
+        .map(|(_, json)| {
+            assert_eq!(json["type"], "notification.meeting_changed");
+            json["data"]["body"].as_str().unwrap().to_string()
+        })
+        .collect();
+    dates.sort();
+    assert!(
+        dates[0].contains("2030-12-02") && dates[2].contains("2030-12-16"),
+        "{dates:?}"
+    );
+    assert!(*receiver.calls.lock().unwrap() > 3, "it was retried");
+    let log = eventually(
+        "three deliveries marked sent",
+        Duration::from_secs(10),
+        || {
             let mut c = client.clone();
             async move {
                 let log = deliveries(&mut c, "org").await;
-                (log.len() == 3 && log.iter().all(|d| d.attempts >= 1)).then_some(())
+                log.iter()
+                    .all(|d| d.status == pb::DeliveryStatus::Sent as i32)
+                    .then_some(log)
             }
-        })
-        .await;
-        // ...then it answers, but with errors, for a while; then it recovers.
-        let receiver = Receiver::default();
-        receiver.set(StatusCode::SERVICE_UNAVAILABLE);
-        receiver.serve(listener);
-        eventually("calls answered 503", Duration::from_secs(30), || {
-            let calls = *receiver.calls.lock().unwrap();
-            async move { (calls >= 3).then_some(()) }
-        })
-        .await;
-        receiver.set(StatusCode::NO_CONTENT);
-        let got = eventually("three deliveries", Duration::from_secs(30), || {
-            let got = receiver.verified(&hook.secret);
-            async move { (got.len() == 3).then_some(got) }
-        })
-        .await;
-        let mut dates: Vec<String> = got
-            .values()
-            .map(|(_, json)| {
-                assert_eq!(json["type"], "notification.meeting_changed");
-                json["data"]["body"].as_str().unwrap().to_string()
-            })
-            .collect();
-        dates.sort();
-        assert!(
-            dates[0].contains("2026-12-02") && dates[2].contains("2026-12-16"),
-            "{dates:?}"
-        );
-        assert!(*receiver.calls.lock().unwrap() > 3, "it was retried");
-        let log = eventually(
-            "three deliveries marked sent",
-            Duration::from_secs(10),
-            || {
-                let mut c = client.clone();
-                async move {
-                    let log = deliveries(&mut c, "org").await;
-                    log.iter()
-                        .all(|d| d.status == pb::DeliveryStatus::Sent as i32)
-                        .then_some(log)
-                }
-            },
-        )
-        .await;
-        assert_eq!(log.len(), 3);
-        assert!(log.iter().all(|d| d.attempts > 1), "{log:?}");
-        // Stopped, it can send nothing more: what the receiver has is final.
-        svc.stop().await.unwrap();
-        let got_after = receiver.verified(&hook.secret);
-        assert_eq!(got_after.len(), 3, "{backend:?}");
-        assert!(
-            got_after.values().all(|(times, _)| *times == 1),
-            "each id once: {got_after:?}"
-        );
-    }
+        },
+    )
+    .await;
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|d| d.attempts > 1), "{log:?}");
+    // Stopped, it can send nothing more: what the receiver has is final.
+    svc.stop().await.unwrap();
+    let got_after = receiver.verified(&hook.secret);
+    assert_eq!(got_after.len(), 3, "{backend:?}");
+    assert!(
+        got_after.values().all(|(times, _)| *times == 1),
+        "each id once: {got_after:?}"
+    );
 }
+
+per_backend!(a_webhook_down_for_a_while_gets_every_message_once_signed);
 
 /// A receiver that takes `delay` over each call and notes the most calls it
 /// had open at once.
@@ -879,7 +896,7 @@ async fn a_slow_receiver_holds_up_only_its_owner_and_errors_tell_nothing_of_the_
     settle(&nats).await;
     // Eight changes: eight calls each.
     for version in 4..12 {
-        let date = format!("2026-12-{:02}", version);
+        let date = format!("2030-12-{:02}", version);
         publish(
             &nats,
             LISTINGS,
@@ -924,185 +941,186 @@ async fn a_slow_receiver_holds_up_only_its_owner_and_errors_tell_nothing_of_the_
     svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_failures() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let mut config = config(&db, &nats);
-        config.webhooks.allow_private_addresses = true;
-        config.delivery.max_attempts = 3;
-        let svc = start_with(config).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let receiver = Receiver::default();
-        let (listener, port) = receiver_port().await;
-        receiver.serve(listener);
-        let url = format!("http://127.0.0.1:{port}/hook");
-        let g = uuid::Uuid::now_v7().to_string();
-        for who in ["gone-org", "flaky-org"] {
-            let follow = ev::FollowChanged {
-                group_id: g.clone(),
-                person_id: who.into(),
-                following: true,
-                occurred_at: None,
-            };
-            publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
-        }
-        settle(&nats).await;
-
-        // 410 Gone: turned off at once.
-        receiver.set(StatusCode::GONE);
-        let gone = register(&mut client, "gone-org", &url, vec![])
-            .await
-            .unwrap();
-        publish(
-            &nats,
-            LISTINGS,
-            "occurrence.cancelled",
-            &g,
-            &cancelled(&g, 4, "2026-12-02"),
-        )
-        .await;
-        let told = eventually("the owner told", Duration::from_secs(20), || {
-            let mut c = client.clone();
-            async move {
-                let inbox = inbox(&mut c, "gone-org").await;
-                inbox
-                    .notifications
-                    .into_iter()
-                    .find(|n| n.kind == pb::NotificationKind::WebhookDisabled as i32)
-            }
-        })
-        .await;
-        assert!(told.body.contains("410"), "{}", told.body);
-        let hooks = client
-            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("gone-org")))
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks;
-        assert!(!hooks[0].active && hooks[0].disabled_reason.contains("410"));
-        let _ = gone;
-
-        // A receiver failing every attempt: the delivery fails after three.
-        receiver.set(StatusCode::INTERNAL_SERVER_ERROR);
-        let flaky = register(&mut client, "flaky-org", &url, vec![])
-            .await
-            .unwrap();
-        publish(
-            &nats,
-            LISTINGS,
-            "occurrence.cancelled",
-            &g,
-            &cancelled(&g, 5, "2026-12-09"),
-        )
-        .await;
-        let operator = token("op", REGION, &["operator"]);
-        let failed = eventually("a failed delivery", Duration::from_secs(30), || {
-            let mut c = client.clone();
-            let operator = operator.clone();
-            async move {
-                let req = pb::ListDeliveriesRequest {
-                    status: pb::DeliveryStatus::Failed as i32,
-                    all: true,
-                    ..Default::default()
-                };
-                let list = c
-                    .list_deliveries(with_token(req, &operator))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                list.deliveries
-                    .into_iter()
-                    .find(|d| d.recipient_id == "flaky-org")
-            }
-        })
-        .await;
-        assert_eq!(failed.attempts, 3, "{backend:?}");
-        assert_eq!(failed.last_error, "HTTP 500");
-        // Retries ran out: the webhook is off and its owner told.
-        let notice = kinds(&inbox(&mut client, "flaky-org").await);
-        assert!(
-            notice.contains(&pb::NotificationKind::WebhookDisabled),
-            "{notice:?}"
-        );
-        let hooks = client
-            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks;
-        assert!(!hooks[0].active && hooks[0].disabled_reason.contains("3 times"));
-        // Only operators see everyone's log and replay.
-        let denied = client
-            .list_deliveries(with_token(
-                pb::ListDeliveriesRequest {
-                    all: true,
-                    ..Default::default()
-                },
-                &tok("flaky-org"),
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(denied.code(), Code::PermissionDenied);
-        let denied = client
-            .replay_delivery(with_token(
-                pb::ReplayDeliveryRequest {
-                    delivery_id: failed.id.clone(),
-                },
-                &tok("flaky-org"),
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(denied.code(), Code::PermissionDenied);
-
-        // The receiver is fixed; the operator replays; it arrives, once.
-        receiver.set(StatusCode::OK);
-        let replayed = client
-            .replay_delivery(with_token(
-                pb::ReplayDeliveryRequest {
-                    delivery_id: failed.id.clone(),
-                },
-                &operator,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(replayed.status, pb::DeliveryStatus::Pending as i32);
-        let got = eventually("the replayed delivery", Duration::from_secs(20), || {
-            let got = receiver.verified(&flaky.secret);
-            async move { (!got.is_empty()).then_some(got) }
-        })
-        .await;
-        assert_eq!(got.len(), 1);
-        assert!(
-            got.contains_key(&failed.id),
-            "the webhook-id is the delivery's id"
-        );
-        let hooks = client
-            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks;
-        assert!(hooks[0].active, "the replay turned it back on");
-        let again = client
-            .replay_delivery(with_token(
-                pb::ReplayDeliveryRequest {
-                    delivery_id: failed.id.clone(),
-                },
-                &operator,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            again.code(),
-            Code::FailedPrecondition,
-            "only failed ones replay"
-        );
-        svc.stop().await.unwrap();
+async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_failures(
+    backend: Backend,
+) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let mut config = config(&db, &nats);
+    config.webhooks.allow_private_addresses = true;
+    config.delivery.max_attempts = 3;
+    let svc = start_with(config).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let receiver = Receiver::default();
+    let (listener, port) = receiver_port().await;
+    receiver.serve(listener);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let g = uuid::Uuid::now_v7().to_string();
+    for who in ["gone-org", "flaky-org"] {
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: who.into(),
+            following: true,
+            occurred_at: None,
+        };
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
     }
+    settle(&nats).await;
+
+    // 410 Gone: turned off at once.
+    receiver.set(StatusCode::GONE);
+    let gone = register(&mut client, "gone-org", &url, vec![])
+        .await
+        .unwrap();
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 4, "2030-12-02"),
+    )
+    .await;
+    let told = eventually("the owner told", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move {
+            let inbox = inbox(&mut c, "gone-org").await;
+            inbox
+                .notifications
+                .into_iter()
+                .find(|n| n.kind == pb::NotificationKind::WebhookDisabled as i32)
+        }
+    })
+    .await;
+    assert!(told.body.contains("410"), "{}", told.body);
+    let hooks = client
+        .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("gone-org")))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks;
+    assert!(!hooks[0].active && hooks[0].disabled_reason.contains("410"));
+    let _ = gone;
+
+    // A receiver failing every attempt: the delivery fails after three.
+    receiver.set(StatusCode::INTERNAL_SERVER_ERROR);
+    let flaky = register(&mut client, "flaky-org", &url, vec![])
+        .await
+        .unwrap();
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 5, "2030-12-09"),
+    )
+    .await;
+    let operator = token("op", REGION, &["operator"]);
+    let failed = eventually("a failed delivery", Duration::from_secs(30), || {
+        let mut c = client.clone();
+        let operator = operator.clone();
+        async move {
+            let req = pb::ListDeliveriesRequest {
+                status: pb::DeliveryStatus::Failed as i32,
+                all: true,
+                ..Default::default()
+            };
+            let list = c
+                .list_deliveries(with_token(req, &operator))
+                .await
+                .unwrap()
+                .into_inner();
+            list.deliveries
+                .into_iter()
+                .find(|d| d.recipient_id == "flaky-org")
+        }
+    })
+    .await;
+    assert_eq!(failed.attempts, 3, "{backend:?}");
+    assert_eq!(failed.last_error, "HTTP 500");
+    // Retries ran out: the webhook is off and its owner told.
+    let notice = kinds(&inbox(&mut client, "flaky-org").await);
+    assert!(
+        notice.contains(&pb::NotificationKind::WebhookDisabled),
+        "{notice:?}"
+    );
+    let hooks = client
+        .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks;
+    assert!(!hooks[0].active && hooks[0].disabled_reason.contains("3 times"));
+    // Only operators see everyone's log and replay.
+    let denied = client
+        .list_deliveries(with_token(
+            pb::ListDeliveriesRequest {
+                all: true,
+                ..Default::default()
+            },
+            &tok("flaky-org"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = client
+        .replay_delivery(with_token(
+            pb::ReplayDeliveryRequest {
+                delivery_id: failed.id.clone(),
+            },
+            &tok("flaky-org"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // The receiver is fixed; the operator replays; it arrives, once.
+    receiver.set(StatusCode::OK);
+    let replayed = client
+        .replay_delivery(with_token(
+            pb::ReplayDeliveryRequest {
+                delivery_id: failed.id.clone(),
+            },
+            &operator,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.status, pb::DeliveryStatus::Pending as i32);
+    let got = eventually("the replayed delivery", Duration::from_secs(20), || {
+        let got = receiver.verified(&flaky.secret);
+        async move { (!got.is_empty()).then_some(got) }
+    })
+    .await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        got.contains_key(&failed.id),
+        "the webhook-id is the delivery's id"
+    );
+    let hooks = client
+        .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("flaky-org")))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks;
+    assert!(hooks[0].active, "the replay turned it back on");
+    let again = client
+        .replay_delivery(with_token(
+            pb::ReplayDeliveryRequest {
+                delivery_id: failed.id.clone(),
+            },
+            &operator,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.code(),
+        Code::FailedPrecondition,
+        "only failed ones replay"
+    );
+    svc.stop().await.unwrap();
 }
+
+per_backend!(a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_failures);
 
 #[tokio::test]
 async fn webhook_endpoints_must_be_public_unless_allowed() {
@@ -1157,437 +1175,433 @@ async fn webhook_endpoints_must_be_public_unless_allowed() {
     svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let alert = |topics: &[&str], radius_km: f64| pb::CreateAlertRequest {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            // Nottingham city centre.
-            latitude: 52.9548,
-            longitude: -1.1581,
-            radius_km,
-            label: "near home".into(),
-        };
-        let create = |person: &str, req: pb::CreateAlertRequest| {
-            let mut c = client.clone();
-            let t = tok(person);
-            async move { c.create_alert(with_token(req, &t)).await }
-        };
-        let ann = create("ann", alert(&["bereavement"], 30.0))
-            .await
-            .unwrap()
-            .into_inner();
-        create("ben", alert(&["bereavement"], 5.0)).await.unwrap(); // too far
-        create("cal", alert(&["anxiety"], 30.0)).await.unwrap(); // other topic
-        create("dee", alert(&[], 30.0)).await.unwrap(); // any topic
-        let err = create(
-            "eve",
-            pb::CreateAlertRequest {
-                radius_km: 0.0,
-                latitude: 91.0,
-                topics: vec!["no spaces please".into()],
-                ..alert(&[], 1.0)
-            },
-        )
+async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let alert = |topics: &[&str], radius_km: f64| pb::CreateAlertRequest {
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        // Nottingham city centre.
+        latitude: 52.9548,
+        longitude: -1.1581,
+        radius_km,
+        label: "near home".into(),
+    };
+    let create = |person: &str, req: pb::CreateAlertRequest| {
+        let mut c = client.clone();
+        let t = tok(person);
+        async move { c.create_alert(with_token(req, &t)).await }
+    };
+    let ann = create("ann", alert(&["bereavement"], 30.0))
         .await
-        .unwrap_err();
-        let mut fields = violated_fields(&err);
-        fields.sort();
-        assert_eq!(fields, ["latitude", "radius_km", "topics[0]"]);
-        let listed = client
-            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(listed.alerts, vec![ann.clone()]);
+        .unwrap()
+        .into_inner();
+    create("ben", alert(&["bereavement"], 5.0)).await.unwrap(); // too far
+    create("cal", alert(&["anxiety"], 30.0)).await.unwrap(); // other topic
+    create("dee", alert(&[], 30.0)).await.unwrap(); // any topic
+    let err = create(
+        "eve",
+        pb::CreateAlertRequest {
+            radius_km: 0.0,
+            latitude: 91.0,
+            topics: vec!["no spaces please".into()],
+            ..alert(&[], 1.0)
+        },
+    )
+    .await
+    .unwrap_err();
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(fields, ["latitude", "radius_km", "topics[0]"]);
+    let listed = client
+        .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.alerts, vec![ann.clone()]);
 
-        // A proposal nearby is listed as being started: its organiser is told,
-        // but it is not the new group that alerts wait for.
-        let p = uuid::Uuid::now_v7().to_string();
-        let mut proposal = snapshot(&p, &["pat"], 3).unwrap();
-        proposal.status = "PROPOSAL_LISTED".into();
-        proposal.places = vec![ev::GeoPoint {
-            latitude: 52.9548,
-            longitude: -1.1581,
-        }];
-        let listed_proposal = ev::GroupStatusChanged {
-            group: Some(proposal),
-            ..Default::default()
-        };
-        publish(
-            &nats,
-            LISTINGS,
-            "group.proposal_listed",
-            &p,
-            &listed_proposal,
-        )
-        .await;
-        settle(&nats).await;
-        let pat = inbox(&mut client, "pat").await;
-        assert_eq!(
-            kinds(&pat),
-            [pb::NotificationKind::GroupListed],
-            "{backend:?}"
-        );
-        assert_eq!(pat.notifications[0].title, "Your proposal is now listed");
-        for person in ["ann", "ben", "cal", "dee"] {
-            assert!(inbox(&mut client, person).await.notifications.is_empty());
-        }
+    // A proposal nearby is listed as being started: its organiser is told,
+    // but it is not the new group that alerts wait for.
+    let p = uuid::Uuid::now_v7().to_string();
+    let mut proposal = snapshot(&p, &["pat"], 3).unwrap();
+    proposal.status = "PROPOSAL_LISTED".into();
+    proposal.places = vec![ev::GeoPoint {
+        latitude: 52.9548,
+        longitude: -1.1581,
+    }];
+    let listed_proposal = ev::GroupStatusChanged {
+        group: Some(proposal),
+        ..Default::default()
+    };
+    publish(
+        &nats,
+        LISTINGS,
+        "group.proposal_listed",
+        &p,
+        &listed_proposal,
+    )
+    .await;
+    settle(&nats).await;
+    let pat = inbox(&mut client, "pat").await;
+    assert_eq!(
+        kinds(&pat),
+        [pb::NotificationKind::GroupListed],
+        "{backend:?}"
+    );
+    assert_eq!(pat.notifications[0].title, "Your proposal is now listed");
+    for person in ["ann", "ben", "cal", "dee"] {
+        assert!(inbox(&mut client, person).await.notifications.is_empty());
+    }
 
-        // A bereavement group in Derby (about 21 km away) is listed.
-        let g = uuid::Uuid::now_v7().to_string();
-        let mut group = snapshot(&g, &["olive"], 3).unwrap();
-        group.places = vec![ev::GeoPoint {
-            latitude: 52.9225,
-            longitude: -1.4746,
-        }];
-        let published = ev::GroupPublished {
-            group: Some(group),
+    // A bereavement group in Derby (about 21 km away) is listed.
+    let g = uuid::Uuid::now_v7().to_string();
+    let mut group = snapshot(&g, &["olive"], 3).unwrap();
+    group.places = vec![ev::GeoPoint {
+        latitude: 52.9225,
+        longitude: -1.4746,
+    }];
+    let published = ev::GroupPublished {
+        group: Some(group),
+        occurred_at: None,
+    };
+    // Fay and Ann followed it while it was being started: they hear that
+    // it has started instead (Ann once, though her alert matches too).
+    for person in ["fay", "ann"] {
+        let follow = ev::FollowChanged {
+            group_id: g.clone(),
+            person_id: person.into(),
+            following: true,
             occurred_at: None,
         };
-        // Fay and Ann followed it while it was being started: they hear that
-        // it has started instead (Ann once, though her alert matches too).
-        for person in ["fay", "ann"] {
-            let follow = ev::FollowChanged {
-                group_id: g.clone(),
-                person_id: person.into(),
-                following: true,
-                occurred_at: None,
-            };
-            publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
-        }
-        settle(&nats).await;
-        publish(&nats, LISTINGS, "group.published", &g, &published).await;
-        settle(&nats).await;
-        use pb::NotificationKind as K;
-        for (person, told) in [
-            ("ann", true),
-            ("ben", false),
-            ("cal", false),
-            ("dee", true),
-            ("fay", true),
-        ] {
-            let got = kinds(&inbox(&mut client, person).await);
-            assert_eq!(
-                got == [K::NewGroupAlert],
-                told,
-                "{backend:?} {person}: {got:?}"
-            );
-        }
-        for (person, title) in [
-            ("ann", "A group you follow has started"),
-            ("fay", "A group you follow has started"),
-            ("dee", "A new group matches your alert"),
-        ] {
-            let got = inbox(&mut client, person).await;
-            assert_eq!(got.notifications[0].title, title, "{backend:?} {person}");
-        }
-        assert_eq!(kinds(&inbox(&mut client, "olive").await), [K::GroupListed]);
-        // Listed again (after a suspension, say): not news to those told once.
-        let mut again = published.clone();
-        again.group.as_mut().unwrap().version = 5;
-        publish(&nats, LISTINGS, "group.published", &g, &again).await;
-        settle(&nats).await;
-        assert_eq!(kinds(&inbox(&mut client, "ann").await), [K::NewGroupAlert]);
-        assert_eq!(kinds(&inbox(&mut client, "fay").await), [K::NewGroupAlert]);
-        assert_eq!(kinds(&inbox(&mut client, "olive").await).len(), 2);
+        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+    }
+    settle(&nats).await;
+    publish(&nats, LISTINGS, "group.published", &g, &published).await;
+    settle(&nats).await;
+    use pb::NotificationKind as K;
+    for (person, told) in [
+        ("ann", true),
+        ("ben", false),
+        ("cal", false),
+        ("dee", true),
+        ("fay", true),
+    ] {
+        let got = kinds(&inbox(&mut client, person).await);
+        assert_eq!(
+            got == [K::NewGroupAlert],
+            told,
+            "{backend:?} {person}: {got:?}"
+        );
+    }
+    for (person, title) in [
+        ("ann", "A group you follow has started"),
+        ("fay", "A group you follow has started"),
+        ("dee", "A new group matches your alert"),
+    ] {
+        let got = inbox(&mut client, person).await;
+        assert_eq!(got.notifications[0].title, title, "{backend:?} {person}");
+    }
+    assert_eq!(kinds(&inbox(&mut client, "olive").await), [K::GroupListed]);
+    // Listed again (after a suspension, say): not news to those told once.
+    let mut again = published.clone();
+    again.group.as_mut().unwrap().version = 5;
+    publish(&nats, LISTINGS, "group.published", &g, &again).await;
+    settle(&nats).await;
+    assert_eq!(kinds(&inbox(&mut client, "ann").await), [K::NewGroupAlert]);
+    assert_eq!(kinds(&inbox(&mut client, "fay").await), [K::NewGroupAlert]);
+    assert_eq!(kinds(&inbox(&mut client, "olive").await).len(), 2);
 
-        // Deleting: only one's own.
-        let err = client
-            .delete_alert(with_token(
-                pb::DeleteAlertRequest {
-                    alert_id: ann.id.clone(),
+    // Deleting: only one's own.
+    let err = client
+        .delete_alert(with_token(
+            pb::DeleteAlertRequest {
+                alert_id: ann.id.clone(),
+            },
+            &tok("ben"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    client
+        .delete_alert(with_token(
+            pb::DeleteAlertRequest { alert_id: ann.id },
+            &tok("ann"),
+        ))
+        .await
+        .unwrap();
+    let listed = client
+        .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.alerts.is_empty());
+    svc.stop().await.unwrap();
+}
+
+per_backend!(saved_alerts_tell_about_new_groups_nearby_on_the_topic);
+
+async fn caps_hold_when_many_requests_arrive_at_once(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let mut config = config(&db, &nats);
+    config.webhooks.allow_private_addresses = true;
+    config.webhooks.max_per_owner = 4;
+    // On PostgreSQL two replicas on one database: the caps must hold
+    // across them too (SQLite serves a single replica).
+    let mut replicas = vec![start_with(config.clone()).await];
+    if backend == selfhelp_testkit::Backend::Postgres {
+        replicas.push(start_with(config).await);
+    }
+    let mut clients = Vec::new();
+    for r in &replicas {
+        clients.push(NotificationsServiceClient::new(r.channel().await));
+    }
+    let clients = &clients;
+    let alerts = (0..30).map(|i| {
+        let mut c = clients[i % clients.len()].clone();
+        async move {
+            c.create_alert(with_token(
+                pb::CreateAlertRequest {
+                    topics: vec!["bereavement".into()],
+                    latitude: 52.9548,
+                    longitude: -1.1581,
+                    radius_km: 5.0,
+                    label: format!("alert {i}"),
                 },
-                &tok("ben"),
+                &tok("keen"),
             ))
             .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::NotFound);
-        client
-            .delete_alert(with_token(
-                pb::DeleteAlertRequest { alert_id: ann.id },
-                &tok("ann"),
-            ))
+        }
+    });
+    let hooks = (0..12).map(|i| {
+        let mut c = clients[i % clients.len()].clone();
+        async move {
+            register(
+                &mut c,
+                "keen",
+                &format!("http://127.0.0.1:9/hook{i}"),
+                vec![],
+            )
             .await
-            .unwrap();
-        let listed = client
-            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(listed.alerts.is_empty());
-        svc.stop().await.unwrap();
+        }
+    });
+    let (alerts, hooks) = futures::future::join(
+        futures::future::join_all(alerts),
+        futures::future::join_all(hooks),
+    )
+    .await;
+    for refused in alerts.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    }
+    let mut c = clients[0].clone();
+    let held = c
+        .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("keen")))
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts
+        .len();
+    assert_eq!(held, 20, "{backend:?}: alerts capped at 20");
+    assert_eq!(alerts.iter().filter(|r| r.is_ok()).count(), 20);
+    assert_eq!(hooks.iter().filter(|r| r.is_ok()).count(), 4, "{backend:?}");
+    let listed = c
+        .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("keen")))
+        .await
+        .unwrap()
+        .into_inner()
+        .webhooks
+        .len();
+    assert_eq!(listed, 4, "{backend:?}: webhooks capped at 4");
+    for r in replicas {
+        r.stop().await.unwrap();
     }
 }
 
-#[tokio::test]
-async fn caps_hold_when_many_requests_arrive_at_once() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let mut config = config(&db, &nats);
-        config.webhooks.allow_private_addresses = true;
-        config.webhooks.max_per_owner = 4;
-        // On PostgreSQL two replicas on one database: the caps must hold
-        // across them too (SQLite serves a single replica).
-        let mut replicas = vec![start_with(config.clone()).await];
-        if backend == selfhelp_testkit::Backend::Postgres {
-            replicas.push(start_with(config).await);
-        }
-        let mut clients = Vec::new();
-        for r in &replicas {
-            clients.push(NotificationsServiceClient::new(r.channel().await));
-        }
-        let clients = &clients;
-        let alerts = (0..30).map(|i| {
-            let mut c = clients[i % clients.len()].clone();
-            async move {
-                c.create_alert(with_token(
-                    pb::CreateAlertRequest {
-                        topics: vec!["bereavement".into()],
-                        latitude: 52.9548,
-                        longitude: -1.1581,
-                        radius_km: 5.0,
-                        label: format!("alert {i}"),
-                    },
-                    &tok("keen"),
-                ))
-                .await
-            }
-        });
-        let hooks = (0..12).map(|i| {
-            let mut c = clients[i % clients.len()].clone();
-            async move {
-                register(
-                    &mut c,
-                    "keen",
-                    &format!("http://127.0.0.1:9/hook{i}"),
-                    vec![],
-                )
-                .await
-            }
-        });
-        let (alerts, hooks) = futures::future::join(
-            futures::future::join_all(alerts),
-            futures::future::join_all(hooks),
-        )
-        .await;
-        for refused in alerts.iter().filter_map(|r| r.as_ref().err()) {
-            assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-        }
-        let mut c = clients[0].clone();
-        let held = c
-            .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("keen")))
-            .await
-            .unwrap()
-            .into_inner()
-            .alerts
-            .len();
-        assert_eq!(held, 20, "{backend:?}: alerts capped at 20");
-        assert_eq!(alerts.iter().filter(|r| r.is_ok()).count(), 20);
-        assert_eq!(hooks.iter().filter(|r| r.is_ok()).count(), 4, "{backend:?}");
-        let listed = c
-            .list_webhooks(with_token(pb::ListWebhooksRequest {}, &tok("keen")))
-            .await
-            .unwrap()
-            .into_inner()
-            .webhooks
-            .len();
-        assert_eq!(listed, 4, "{backend:?}: webhooks capped at 4");
-        for r in replicas {
-            r.stop().await.unwrap();
-        }
-    }
-}
+per_backend!(caps_hold_when_many_requests_arrive_at_once);
 
-#[tokio::test]
-async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over() {
+async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over(backend: Backend) {
     use selfhelp_notifications::store::{Migrator, delivery};
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        let cfg = selfhelp_platform::config::DatabaseConfig {
-            url: tdb.url.clone(),
-            max_connections: 2,
-            ..Default::default()
-        };
-        let db = selfhelp_platform::service::open_database::<Migrator>(
-            &cfg,
-            &selfhelp_platform::Shutdown::new().1,
-        )
+    let tdb = TestDb::new(backend).await;
+    let cfg = selfhelp_platform::config::DatabaseConfig {
+        url: tdb.url.clone(),
+        max_connections: 2,
+        ..Default::default()
+    };
+    let db = selfhelp_platform::service::open_database::<Migrator>(
+        &cfg,
+        &selfhelp_platform::Shutdown::new().1,
+    )
+    .await
+    .unwrap();
+    let row = delivery::NewDelivery {
+        notification_id: uuid::Uuid::now_v7().to_string(),
+        is_digest: false,
+        recipient_id: "p".into(),
+        channel: "WEBHOOK",
+        webhook_id: "w".into(),
+        status: delivery::PENDING,
+        next_attempt_at_ms: 1_000,
+    };
+    // The same delivery twice (a redelivered event) is stored once.
+    delivery::insert_all(&db, &[row.clone(), row.clone()], 1_000)
         .await
         .unwrap();
-        let row = delivery::NewDelivery {
-            notification_id: uuid::Uuid::now_v7().to_string(),
-            is_digest: false,
-            recipient_id: "p".into(),
-            channel: "WEBHOOK",
-            webhook_id: "w".into(),
-            status: delivery::PENDING,
-            next_attempt_at_ms: 1_000,
-        };
-        // The same delivery twice (a redelivered event) is stored once.
-        delivery::insert_all(&db, &[row.clone(), row.clone()], 1_000)
+    delivery::insert_all(&db, &[row], 1_000).await.unwrap();
+    let a = delivery::claim_due(&db, "a", 2_000, 1_000, 8)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1, "{backend:?}");
+    // Held by A: B gets nothing until the lease lapses.
+    assert!(
+        delivery::claim_due(&db, "b", 2_500, 1_000, 8)
             .await
-            .unwrap();
-        delivery::insert_all(&db, &[row], 1_000).await.unwrap();
-        let a = delivery::claim_due(&db, "a", 2_000, 1_000, 8)
+            .unwrap()
+            .is_empty()
+    );
+    let b = delivery::claim_due(&db, "b", 3_500, 1_000, 8)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    // A comes back late: its outcome does not count; B's does.
+    let sent = delivery::Outcome::Sent;
+    assert!(
+        !delivery::record(&db, &a[0].id, "a", 1, &sent, 3_600)
             .await
-            .unwrap();
-        assert_eq!(a.len(), 1, "{backend:?}");
-        // Held by A: B gets nothing until the lease lapses.
-        assert!(
-            delivery::claim_due(&db, "b", 2_500, 1_000, 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let b = delivery::claim_due(&db, "b", 3_500, 1_000, 8)
+            .unwrap()
+    );
+    assert!(
+        delivery::record(&db, &b[0].id, "b", 1, &sent, 3_700)
             .await
-            .unwrap();
-        assert_eq!(b.len(), 1);
-        // A comes back late: its outcome does not count; B's does.
-        let sent = delivery::Outcome::Sent;
-        assert!(
-            !delivery::record(&db, &a[0].id, "a", 1, &sent, 3_600)
-                .await
-                .unwrap()
-        );
-        assert!(
-            delivery::record(&db, &b[0].id, "b", 1, &sent, 3_700)
-                .await
-                .unwrap()
-        );
-        let stored = delivery::find(&db, &a[0].id).await.unwrap().unwrap();
-        assert_eq!(
-            (stored.status.as_str(), stored.attempts),
-            (delivery::SENT, 1)
-        );
-        assert!(
-            delivery::claim_due(&db, "c", 10_000, 1_000, 8)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
+            .unwrap()
+    );
+    let stored = delivery::find(&db, &a[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.attempts),
+        (delivery::SENT, 1)
+    );
+    assert!(
+        delivery::claim_due(&db, "c", 10_000, 1_000, 8)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
-#[tokio::test]
-async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept() {
+per_backend!(a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over);
+
+async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept(backend: Backend) {
     use selfhelp_notifications::store::{Migrator, delivery, digest};
-    for backend in backends() {
-        let tdb = TestDb::new(backend).await;
-        let cfg = selfhelp_platform::config::DatabaseConfig {
-            url: tdb.url.clone(),
-            max_connections: 2,
-            ..Default::default()
-        };
-        let db = selfhelp_platform::service::open_database::<Migrator>(
-            &cfg,
-            &selfhelp_platform::Shutdown::new().1,
-        )
+    let tdb = TestDb::new(backend).await;
+    let cfg = selfhelp_platform::config::DatabaseConfig {
+        url: tdb.url.clone(),
+        max_connections: 2,
+        ..Default::default()
+    };
+    let db = selfhelp_platform::service::open_database::<Migrator>(
+        &cfg,
+        &selfhelp_platform::Shutdown::new().1,
+    )
+    .await
+    .unwrap();
+    let new = |n: u32| delivery::NewDelivery {
+        notification_id: format!("n-{n}"),
+        is_digest: false,
+        recipient_id: "p".into(),
+        channel: "EMAIL",
+        webhook_id: String::new(),
+        status: delivery::PENDING,
+        next_attempt_at_ms: 0,
+    };
+    delivery::insert_all(&db, &[new(1), new(2), new(3)], 1_000)
         .await
         .unwrap();
-        let new = |n: u32| delivery::NewDelivery {
-            notification_id: format!("n-{n}"),
-            is_digest: false,
-            recipient_id: "p".into(),
-            channel: "EMAIL",
-            webhook_id: String::new(),
-            status: delivery::PENDING,
-            next_attempt_at_ms: 0,
-        };
-        delivery::insert_all(&db, &[new(1), new(2), new(3)], 1_000)
-            .await
-            .unwrap();
-        let claimed = delivery::claim_due(&db, "c", 1_000, 60_000, 8)
-            .await
-            .unwrap();
-        let outcomes = [
-            delivery::Outcome::Sent,
-            delivery::Outcome::Failed {
-                error: "HTTP 500".into(),
-            },
-            delivery::Outcome::Cancelled {
-                why: "turned off".into(),
-            },
-        ];
-        for (d, outcome) in claimed.iter().zip(&outcomes) {
-            assert!(
-                delivery::record(&db, &d.id, "c", 1, outcome, 2_000)
-                    .await
-                    .unwrap()
-            );
-        }
-        digest::create_once(&db, "p", "daily:2026-01-01", 1, 2_000)
-            .await
-            .unwrap();
-        // A digest whose email failed keeps itself and its items for a replay.
-        let failed_digest = digest::create_once(&db, "p", "daily:2026-01-02", 1, 2_000)
-            .await
-            .unwrap()
-            .unwrap();
-        let email = delivery::NewDelivery {
-            notification_id: failed_digest.clone(),
-            is_digest: true,
-            ..new(9)
-        };
-        let item = delivery::NewDelivery {
-            status: delivery::HELD_FOR_DIGEST,
-            ..new(10)
-        };
-        delivery::insert_all(&db, &[email, item], 1_000)
-            .await
-            .unwrap();
-        let held = delivery::held_before(&db, "p", 5_000, 10).await.unwrap();
-        delivery::move_into_digest(&db, &[held[0].id.clone()], &failed_digest, 2_000)
-            .await
-            .unwrap();
-        let email = delivery::claim_due(&db, "d", 2_000, 60_000, 8)
-            .await
-            .unwrap();
-        let failed = delivery::Outcome::Failed {
-            error: "SMTP 451".into(),
-        };
+    let claimed = delivery::claim_due(&db, "c", 1_000, 60_000, 8)
+        .await
+        .unwrap();
+    let outcomes = [
+        delivery::Outcome::Sent,
+        delivery::Outcome::Failed {
+            error: "HTTP 500".into(),
+        },
+        delivery::Outcome::Cancelled {
+            why: "turned off".into(),
+        },
+    ];
+    for (d, outcome) in claimed.iter().zip(&outcomes) {
         assert!(
-            delivery::record(&db, &email[0].id, "d", 1, &failed, 2_000)
+            delivery::record(&db, &d.id, "c", 1, outcome, 2_000)
                 .await
                 .unwrap()
         );
-        let keep = delivery::unfinished_digests(&db).await.unwrap();
-        assert_eq!(keep, std::slice::from_ref(&failed_digest));
-        // Nothing is old enough yet.
-        assert_eq!(
-            delivery::delete_finished_before(&db, 2_000, &keep)
-                .await
-                .unwrap(),
-            0
-        );
-        assert_eq!(
-            delivery::delete_finished_before(&db, 3_000, &keep)
-                .await
-                .unwrap(),
-            2,
-            "{backend:?}: the sent and the cancelled one"
-        );
-        assert_eq!(digest::delete_before(&db, 3_000, &keep).await.unwrap(), 1);
-        let mut left: Vec<String> = delivery::all_for(&db, "p")
+    }
+    digest::create_once(&db, "p", "daily:2026-01-01", 1, 2_000)
+        .await
+        .unwrap();
+    // A digest whose email failed keeps itself and its items for a replay.
+    let failed_digest = digest::create_once(&db, "p", "daily:2026-01-02", 1, 2_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let email = delivery::NewDelivery {
+        notification_id: failed_digest.clone(),
+        is_digest: true,
+        ..new(9)
+    };
+    let item = delivery::NewDelivery {
+        status: delivery::HELD_FOR_DIGEST,
+        ..new(10)
+    };
+    delivery::insert_all(&db, &[email, item], 1_000)
+        .await
+        .unwrap();
+    let held = delivery::held_before(&db, "p", 5_000, 10).await.unwrap();
+    delivery::move_into_digest(&db, &[held[0].id.clone()], &failed_digest, 2_000)
+        .await
+        .unwrap();
+    let email = delivery::claim_due(&db, "d", 2_000, 60_000, 8)
+        .await
+        .unwrap();
+    let failed = delivery::Outcome::Failed {
+        error: "SMTP 451".into(),
+    };
+    assert!(
+        delivery::record(&db, &email[0].id, "d", 1, &failed, 2_000)
             .await
             .unwrap()
-            .into_iter()
-            .map(|d| d.status)
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [delivery::FAILED, delivery::FAILED, delivery::IN_DIGEST]
-        );
-        assert!(digest::find(&db, &failed_digest).await.unwrap().is_some());
-    }
+    );
+    let keep = delivery::unfinished_digests(&db).await.unwrap();
+    assert_eq!(keep, std::slice::from_ref(&failed_digest));
+    // Nothing is old enough yet.
+    assert_eq!(
+        delivery::delete_finished_before(&db, 2_000, &keep)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        delivery::delete_finished_before(&db, 3_000, &keep)
+            .await
+            .unwrap(),
+        2,
+        "{backend:?}: the sent and the cancelled one"
+    );
+    assert_eq!(digest::delete_before(&db, 3_000, &keep).await.unwrap(), 1);
+    let mut left: Vec<String> = delivery::all_for(&db, "p")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.status)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [delivery::FAILED, delivery::FAILED, delivery::IN_DIGEST]
+    );
+    assert!(digest::find(&db, &failed_digest).await.unwrap().is_some());
 }
+
+per_backend!(finished_deliveries_and_old_digests_are_pruned_failed_ones_kept);
 
 /// Calls every RPC with a well-formed request as the holder of `auth` (none
 /// for anonymous); returns each RPC's status code.

@@ -12,7 +12,7 @@ use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use selfhelp_testkit::{
-    Nats, RunningService, TestDb, backends, eventually, publish_event, token,
+    Backend, Nats, RunningService, TestDb, eventually, per_backend, publish_event, token,
     wait_consumer_caught_up, wait_consumer_delivered, with_token,
 };
 use tonic::Code;
@@ -158,107 +158,105 @@ async fn inbox(
         .into_inner()
 }
 
-#[tokio::test]
-async fn a_join_tells_organiser_and_member_once_even_when_redelivered() {
-    for backend in backends() {
-        // A NATS of its own per backend: the durable consumer must not carry
-        // positions from one database over to the other.
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let group = uuid::Uuid::now_v7().to_string();
+async fn a_join_tells_organiser_and_member_once_even_when_redelivered(backend: Backend) {
+    // A NATS of its own per backend: the durable consumer must not carry
+    // positions from one database over to the other.
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let group = uuid::Uuid::now_v7().to_string();
 
-        // The join arrives before listings' event about the group: it is retried
-        // until the group is known, not dropped.
-        let ce_id = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-1")).await;
-        let membership = format!("notifications-{REGION}-membership");
-        wait_consumer_delivered(&nats.url(), "MEMBERSHIP", &membership).await;
-        group_known(&nats, &group, "Diabetes support Nottingham", &["alice"]).await;
-        // The same event again, past JetStream's de-duplication window.
-        member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-2")).await;
+    // The join arrives before listings' event about the group: it is retried
+    // until the group is known, not dropped.
+    let ce_id = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-1")).await;
+    let membership = format!("notifications-{REGION}-membership");
+    wait_consumer_delivered(&nats.url(), "MEMBERSHIP", &membership).await;
+    group_known(&nats, &group, "Diabetes support Nottingham", &["alice"]).await;
+    // The same event again, past JetStream's de-duplication window.
+    member_joined(&nats, &group, "bob", &ce_id, &format!("{ce_id}-2")).await;
 
-        let alice_inbox = eventually("alice's notification", Duration::from_secs(20), || {
-            let mut c = client.clone();
-            async move { Some(inbox(&mut c, "alice").await).filter(|r| !r.notifications.is_empty()) }
-        })
-        .await;
-        let bob_inbox = eventually("bob's welcome", Duration::from_secs(20), || {
-            let mut c = client.clone();
-            async move { Some(inbox(&mut c, "bob").await).filter(|r| !r.notifications.is_empty()) }
-        })
-        .await;
-        // Once every delivery has been handled, there is still one of each.
-        let durable = format!("notifications-{REGION}-membership");
-        wait_consumer_caught_up(&nats.url(), "MEMBERSHIP", &durable).await;
-        assert_eq!(inbox(&mut client, "bob").await.notifications.len(), 1);
-        let alice_inbox_later = inbox(&mut client, "alice").await;
-        assert_eq!(
-            alice_inbox_later.notifications.len(),
-            1,
-            "{backend:?}: one notification for two deliveries"
-        );
-        assert_eq!(alice_inbox.unread_count, 1);
-        let n = &alice_inbox.notifications[0];
-        assert_eq!(n.kind(), pb::NotificationKind::MemberJoined);
-        assert!(
-            !n.title.contains("Diabetes"),
-            "title names the group: {}",
-            n.title
-        );
-        assert!(n.body.contains("Diabetes support Nottingham"));
-        assert_eq!(bob_inbox.notifications.len(), 1);
-        assert_eq!(
-            bob_inbox.notifications[0].kind(),
-            pb::NotificationKind::Welcome
-        );
-        assert!(
-            inbox(&mut client, "carol").await.notifications.is_empty(),
-            "nobody else is told"
-        );
+    let alice_inbox = eventually("alice's notification", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move { Some(inbox(&mut c, "alice").await).filter(|r| !r.notifications.is_empty()) }
+    })
+    .await;
+    let bob_inbox = eventually("bob's welcome", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move { Some(inbox(&mut c, "bob").await).filter(|r| !r.notifications.is_empty()) }
+    })
+    .await;
+    // Once every delivery has been handled, there is still one of each.
+    let durable = format!("notifications-{REGION}-membership");
+    wait_consumer_caught_up(&nats.url(), "MEMBERSHIP", &durable).await;
+    assert_eq!(inbox(&mut client, "bob").await.notifications.len(), 1);
+    let alice_inbox_later = inbox(&mut client, "alice").await;
+    assert_eq!(
+        alice_inbox_later.notifications.len(),
+        1,
+        "{backend:?}: one notification for two deliveries"
+    );
+    assert_eq!(alice_inbox.unread_count, 1);
+    let n = &alice_inbox.notifications[0];
+    assert_eq!(n.kind(), pb::NotificationKind::MemberJoined);
+    assert!(
+        !n.title.contains("Diabetes"),
+        "title names the group: {}",
+        n.title
+    );
+    assert!(n.body.contains("Diabetes support Nottingham"));
+    assert_eq!(bob_inbox.notifications.len(), 1);
+    assert_eq!(
+        bob_inbox.notifications[0].kind(),
+        pb::NotificationKind::Welcome
+    );
+    assert!(
+        inbox(&mut client, "carol").await.notifications.is_empty(),
+        "nobody else is told"
+    );
 
-        // Marking read: only one's own.
-        let alice = token("alice", REGION, &[]);
-        let bob = token("bob", REGION, &[]);
-        let id = n.id.clone();
-        let err = client
-            .mark_read(with_token(
-                pb::MarkReadRequest {
-                    notification_ids: vec![id.clone()],
-                    all: false,
-                },
-                &bob,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::NotFound);
-        let resp = client
-            .mark_read(with_token(
-                pb::MarkReadRequest {
-                    notification_ids: vec![id],
-                    all: false,
-                },
-                &alice,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(resp.unread_count, 0);
-        let after = inbox(&mut client, "alice").await;
-        assert!(after.notifications[0].read_at.is_some());
-        svc.stop().await.unwrap();
-    }
+    // Marking read: only one's own.
+    let alice = token("alice", REGION, &[]);
+    let bob = token("bob", REGION, &[]);
+    let id = n.id.clone();
+    let err = client
+        .mark_read(with_token(
+            pb::MarkReadRequest {
+                notification_ids: vec![id.clone()],
+                all: false,
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let resp = client
+        .mark_read(with_token(
+            pb::MarkReadRequest {
+                notification_ids: vec![id],
+                all: false,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.unread_count, 0);
+    let after = inbox(&mut client, "alice").await;
+    assert!(after.notifications[0].read_at.is_some());
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn inbox_is_newest_first_paginated_and_private() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        inbox_scenario(&db, &nats).await;
-    }
+per_backend!(a_join_tells_organiser_and_member_once_even_when_redelivered);
+
+async fn inbox_is_newest_first_paginated_and_private(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    inbox_scenario(&db, &nats).await;
 }
+
+per_backend!(inbox_is_newest_first_paginated_and_private);
 
 async fn inbox_scenario(db: &TestDb, nats: &Nats) {
     let svc = start(db, nats).await;
@@ -473,203 +471,204 @@ fn kinds(inbox: &pb::ListNotificationsResponse) -> Vec<pb::NotificationKind> {
     inbox.notifications.iter().map(|n| n.kind()).collect()
 }
 
-#[tokio::test]
-async fn organisers_hear_about_their_listing_and_members_and_followers_about_meetings() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let g = uuid::Uuid::now_v7().to_string();
+async fn organisers_hear_about_their_listing_and_members_and_followers_about_meetings(
+    backend: Backend,
+) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
 
-        let published = ev::GroupPublished {
-            group: snapshot(&g, &["olive"], 3),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "group.published", &g, &published).await;
-        // Bob is a member, Zoe follows, Carol joined and left, Dan only asked.
-        let joined = |person: &str| ev::MemberJoined {
-            membership_id: format!("m-{person}"),
-            group_id: g.clone(),
-            person_id: person.into(),
-            version: 1,
-            occurred_at: None,
-        };
-        publish(&nats, MEMBERSHIP, "member.joined", "m-bob", &joined("bob")).await;
-        publish(
-            &nats,
-            MEMBERSHIP,
-            "member.joined",
-            "m-carol",
-            &joined("carol"),
-        )
-        .await;
-        publish(
-            &nats,
-            MEMBERSHIP,
-            "member.left",
-            "m-carol",
-            &changed(&g, "carol", "LEFT", 2),
-        )
-        .await;
-        publish(
-            &nats,
-            MEMBERSHIP,
-            "member.requested",
-            "m-dan",
-            &changed(&g, "dan", "REQUESTED", 1),
-        )
-        .await;
-        let follow = ev::FollowChanged {
-            group_id: g.clone(),
-            person_id: "zoe".into(),
-            following: true,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: 1_790_000_000,
-                nanos: 0,
-            }),
-        };
-        publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
-        settle(&nats).await;
+    let published = ev::GroupPublished {
+        group: snapshot(&g, &["olive"], 3),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "group.published", &g, &published).await;
+    // Bob is a member, Zoe follows, Carol joined and left, Dan only asked.
+    let joined = |person: &str| ev::MemberJoined {
+        membership_id: format!("m-{person}"),
+        group_id: g.clone(),
+        person_id: person.into(),
+        version: 1,
+        occurred_at: None,
+    };
+    publish(&nats, MEMBERSHIP, "member.joined", "m-bob", &joined("bob")).await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "member.joined",
+        "m-carol",
+        &joined("carol"),
+    )
+    .await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "member.left",
+        "m-carol",
+        &changed(&g, "carol", "LEFT", 2),
+    )
+    .await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "member.requested",
+        "m-dan",
+        &changed(&g, "dan", "REQUESTED", 1),
+    )
+    .await;
+    let follow = ev::FollowChanged {
+        group_id: g.clone(),
+        person_id: "zoe".into(),
+        following: true,
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: 1_790_000_000,
+            nanos: 0,
+        }),
+    };
+    publish(&nats, MEMBERSHIP, "follow.started", &g, &follow).await;
+    settle(&nats).await;
 
-        let cancelled = ev::OccurrenceCancelled {
-            group: snapshot(&g, &["olive"], 4),
-            date: "2026-12-09".into(),
-            note: "The hall is closed.".into(),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
-        let moved = ev::OccurrenceMoved {
-            group: snapshot(&g, &["olive"], 5),
-            original_date: "2026-12-16".into(),
-            // 2026-12-17 18:00 UTC is 18:00 in London in winter.
-            new_starts_at: Some(prost_types::Timestamp {
-                seconds: 1_797_530_400,
-                nanos: 0,
-            }),
-            new_ends_at: None,
-            note: String::new(),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "occurrence.moved", &g, &moved).await;
-        let rejected = ev::GroupRejected {
-            group: snapshot(&g, &["olive"], 6),
-            note: "Please add a contact".into(),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "group.rejected", &g, &rejected).await;
-        settle(&nats).await;
+    let cancelled = ev::OccurrenceCancelled {
+        group: snapshot(&g, &["olive"], 4),
+        date: "2030-12-09".into(),
+        note: "The hall is closed.".into(),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+    let moved = ev::OccurrenceMoved {
+        group: snapshot(&g, &["olive"], 5),
+        original_date: "2030-12-16".into(),
+        // 2030-12-17 18:00 UTC is 18:00 in London in winter. (Dates far ahead:
+        // they stay meetings to come whenever the tests run.)
+        new_starts_at: Some(prost_types::Timestamp {
+            seconds: 1_923_760_800,
+            nanos: 0,
+        }),
+        new_ends_at: None,
+        note: String::new(),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "occurrence.moved", &g, &moved).await;
+    let rejected = ev::GroupRejected {
+        group: snapshot(&g, &["olive"], 6),
+        note: "Please add a contact".into(),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "group.rejected", &g, &rejected).await;
+    settle(&nats).await;
 
-        use pb::NotificationKind::{GroupListed, GroupRejected, MeetingChanged, Welcome};
-        let bob = inbox(&mut client, "bob").await;
-        assert_eq!(
-            kinds(&bob),
-            vec![MeetingChanged, MeetingChanged, Welcome],
-            "{backend:?}"
-        );
-        assert!(
-            bob.notifications[1]
-                .body
-                .contains("2026-12-09 is cancelled. The hall is closed.")
-        );
-        assert!(
-            bob.notifications[0]
-                .body
-                .contains("moved to Thu 17 Dec 2026, 18:00"),
-            "{}",
-            bob.notifications[0].body
-        );
-        assert!(bob.notifications.iter().all(|n| !n.title.contains("Grief")));
-        let zoe = inbox(&mut client, "zoe").await;
-        assert_eq!(
-            kinds(&zoe),
-            vec![MeetingChanged, MeetingChanged],
-            "followers hear too"
-        );
-        let carol = inbox(&mut client, "carol").await;
-        assert!(
-            !kinds(&carol).contains(&MeetingChanged),
-            "carol left before the change"
-        );
-        assert!(inbox(&mut client, "dan").await.notifications.is_empty());
-        let olive = inbox(&mut client, "olive").await;
-        assert!(kinds(&olive).starts_with(&[GroupRejected]));
-        assert!(kinds(&olive).contains(&GroupListed));
-        assert!(olive.notifications[0].body.contains("Please add a contact"));
-        svc.stop().await.unwrap();
-    }
+    use pb::NotificationKind::{GroupListed, GroupRejected, MeetingChanged, Welcome};
+    let bob = inbox(&mut client, "bob").await;
+    assert_eq!(
+        kinds(&bob),
+        vec![MeetingChanged, MeetingChanged, Welcome],
+        "{backend:?}"
+    );
+    assert!(
+        bob.notifications[1]
+            .body
+            .contains("2030-12-09 is cancelled. The hall is closed.")
+    );
+    assert!(
+        bob.notifications[0]
+            .body
+            .contains("moved to Tue 17 Dec 2030, 18:00"),
+        "{}",
+        bob.notifications[0].body
+    );
+    assert!(bob.notifications.iter().all(|n| !n.title.contains("Grief")));
+    let zoe = inbox(&mut client, "zoe").await;
+    assert_eq!(
+        kinds(&zoe),
+        vec![MeetingChanged, MeetingChanged],
+        "followers hear too"
+    );
+    let carol = inbox(&mut client, "carol").await;
+    assert!(
+        !kinds(&carol).contains(&MeetingChanged),
+        "carol left before the change"
+    );
+    assert!(inbox(&mut client, "dan").await.notifications.is_empty());
+    let olive = inbox(&mut client, "olive").await;
+    assert!(kinds(&olive).starts_with(&[GroupRejected]));
+    assert!(kinds(&olive).contains(&GroupListed));
+    assert!(olive.notifications[0].body.contains("Please add a contact"));
+    svc.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn watching_delivers_live_and_resumes_after_a_reconnect() {
+per_backend!(organisers_hear_about_their_listing_and_members_and_followers_about_meetings);
+
+async fn watching_delivers_live_and_resumes_after_a_reconnect(backend: Backend) {
     use futures::StreamExt;
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let g = uuid::Uuid::now_v7().to_string();
-        group_known(&nats, &g, "Men's shed", &["olive"]).await;
-        let bob = token("bob", REGION, &[]);
-        let watch = |after: &str| {
-            with_token(
-                pb::WatchNotificationsRequest {
-                    after_id: after.into(),
-                },
-                &bob,
-            )
-        };
-        let bad = client
-            .watch_notifications(watch("not-an-id"))
-            .await
-            .unwrap_err();
-        assert_eq!(violated_fields(&bad), vec!["after_id"]);
-        let mut live = client
-            .watch_notifications(watch(""))
-            .await
-            .unwrap()
-            .into_inner();
-        let ce = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, "bob", &ce, &ce).await;
-        let first = tokio::time::timeout(Duration::from_secs(20), live.next())
-            .await
-            .expect("a live notification")
-            .unwrap()
-            .unwrap();
-        assert_eq!(first.kind(), pb::NotificationKind::Welcome, "{backend:?}");
-        drop(live);
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Men's shed", &["olive"]).await;
+    let bob = token("bob", REGION, &[]);
+    let watch = |after: &str| {
+        with_token(
+            pb::WatchNotificationsRequest {
+                after_id: after.into(),
+            },
+            &bob,
+        )
+    };
+    let bad = client
+        .watch_notifications(watch("not-an-id"))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), vec!["after_id"]);
+    let mut live = client
+        .watch_notifications(watch(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, "bob", &ce, &ce).await;
+    let first = tokio::time::timeout(Duration::from_secs(20), live.next())
+        .await
+        .expect("a live notification")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.kind(), pb::NotificationKind::Welcome, "{backend:?}");
+    drop(live);
 
-        // While Bob is away, a meeting changes; reconnecting after the one he has
-        // brings it first.
-        let cancelled = ev::OccurrenceCancelled {
-            group: snapshot(&g, &["olive"], 9),
-            date: "2026-12-09".into(),
-            note: String::new(),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
-        settle(&nats).await;
-        let mut again = client
-            .watch_notifications(watch(&first.id))
-            .await
-            .unwrap()
-            .into_inner();
-        let missed = tokio::time::timeout(Duration::from_secs(20), again.next())
-            .await
-            .expect("the missed notification")
-            .unwrap()
-            .unwrap();
-        assert_eq!(missed.kind(), pb::NotificationKind::MeetingChanged);
-        let anon = client
-            .watch_notifications(pb::WatchNotificationsRequest {
-                after_id: String::new(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(anon.code(), Code::Unauthenticated);
-        svc.stop().await.unwrap();
-    }
+    // While Bob is away, a meeting changes; reconnecting after the one he has
+    // brings it first.
+    let cancelled = ev::OccurrenceCancelled {
+        group: snapshot(&g, &["olive"], 9),
+        date: "2030-12-09".into(),
+        note: String::new(),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+    settle(&nats).await;
+    let mut again = client
+        .watch_notifications(watch(&first.id))
+        .await
+        .unwrap()
+        .into_inner();
+    let missed = tokio::time::timeout(Duration::from_secs(20), again.next())
+        .await
+        .expect("the missed notification")
+        .unwrap()
+        .unwrap();
+    assert_eq!(missed.kind(), pb::NotificationKind::MeetingChanged);
+    let anon = client
+        .watch_notifications(pb::WatchNotificationsRequest {
+            after_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anon.code(), Code::Unauthenticated);
+    svc.stop().await.unwrap();
 }
+
+per_backend!(watching_delivers_live_and_resumes_after_a_reconnect);
 
 /// Stream limits live in the replica's memory, the same on either database:
 /// SQLite only.
@@ -744,179 +743,177 @@ async fn live_streams_are_capped_per_person_and_end_with_the_token() {
 
 /// Live streams are woken, not polled: one look for everyone watching wakes
 /// only the streams of people with something new, once per change.
-#[tokio::test]
-async fn one_look_wakes_only_the_streams_with_news() {
+async fn one_look_wakes_only_the_streams_with_news(backend: Backend) {
     use selfhelp_notifications::config::WatchConfig;
     use selfhelp_notifications::domain::messages::{Kind, Message};
     use selfhelp_notifications::live::LiveInbox;
     use selfhelp_notifications::store::{Migrator, notification};
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let cfg = selfhelp_platform::config::DatabaseConfig {
-            url: db.url.clone(),
-            ..Default::default()
-        };
-        let conn = selfhelp_platform::service::open_database::<Migrator>(
-            &cfg,
-            &selfhelp_platform::Shutdown::new().1,
-        )
+    let db = TestDb::new(backend).await;
+    let cfg = selfhelp_platform::config::DatabaseConfig {
+        url: db.url.clone(),
+        ..Default::default()
+    };
+    let conn = selfhelp_platform::service::open_database::<Migrator>(
+        &cfg,
+        &selfhelp_platform::Shutdown::new().1,
+    )
+    .await
+    .unwrap();
+    let live = std::sync::Arc::new(LiveInbox::default());
+    let watch = WatchConfig::default();
+    let (ann, ben) = (
+        live.open("ann", &watch).unwrap(),
+        live.open("ben", &watch).unwrap(),
+    );
+    assert!(
+        live.look(&conn).await.unwrap().is_empty(),
+        "{backend:?}: nothing new"
+    );
+
+    let wake = ben.wake();
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let welcome = Message {
+        recipient_id: "ben".into(),
+        kind: Kind::Welcome,
+        title: "Welcome".into(),
+        body: "You joined a group".into(),
+    };
+    notification::insert_all(&conn, &[welcome], "g", "e1", 1)
         .await
         .unwrap();
-        let live = std::sync::Arc::new(LiveInbox::default());
-        let watch = WatchConfig::default();
-        let (ann, ben) = (
-            live.open("ann", &watch).unwrap(),
-            live.open("ben", &watch).unwrap(),
-        );
-        assert!(
-            live.look(&conn).await.unwrap().is_empty(),
-            "{backend:?}: nothing new"
-        );
-
-        let wake = ben.wake();
-        let woken = wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        let welcome = Message {
-            recipient_id: "ben".into(),
-            kind: Kind::Welcome,
-            title: "Welcome".into(),
-            body: "You joined a group".into(),
-        };
-        notification::insert_all(&conn, &[welcome], "g", "e1", 1)
-            .await
-            .unwrap();
-        assert_eq!(
-            live.look(&conn).await.unwrap(),
-            vec!["ben".to_string()],
-            "{backend:?}"
-        );
-        tokio::time::timeout(Duration::from_millis(100), woken)
-            .await
-            .expect("ben's stream is woken");
-        assert!(
-            live.look(&conn).await.unwrap().is_empty(),
-            "once per change"
-        );
-        drop((ann, ben));
-        assert!(
-            live.look(&conn).await.unwrap().is_empty(),
-            "nobody watching"
-        );
-    }
+    assert_eq!(
+        live.look(&conn).await.unwrap(),
+        vec!["ben".to_string()],
+        "{backend:?}"
+    );
+    tokio::time::timeout(Duration::from_millis(100), woken)
+        .await
+        .expect("ben's stream is woken");
+    assert!(
+        live.look(&conn).await.unwrap().is_empty(),
+        "once per change"
+    );
+    drop((ann, ben));
+    assert!(
+        live.look(&conn).await.unwrap().is_empty(),
+        "nobody watching"
+    );
 }
 
-#[tokio::test]
-async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty() {
-    for backend in backends() {
-        let nats = Nats::start();
-        let db = TestDb::new(backend).await;
-        let svc = start(&db, &nats).await;
-        let mut client = NotificationsServiceClient::new(svc.channel().await);
-        let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
-        let g = uuid::Uuid::now_v7().to_string();
-        group_known(&nats, &g, "Men's shed", &["olive"]).await;
-        // Bob's settings: an email address, an alert, a webhook.
-        let bob = token("bob", REGION, &[]);
-        set_prefs(&mut client, "bob", |p| p.email = "bob@example.org".into()).await;
-        let alert = pb::CreateAlertRequest {
-            latitude: 52.95,
-            longitude: -1.15,
-            radius_km: 10.0,
-            ..Default::default()
-        };
-        client.create_alert(with_token(alert, &bob)).await.unwrap();
-        let hook = pb::RegisterWebhookRequest {
-            url: "https://hooks.example.org/bob".into(),
-            kinds: vec![],
-        };
-        client
-            .register_webhook(with_token(hook, &bob))
-            .await
-            .unwrap();
-        let ce = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, "bob", &ce, &ce).await;
-        settle(&nats).await;
-        let export = client
-            .export_my_data(with_token(
-                pb::ExportMyDataRequest {},
-                &token("bob", REGION, &[]),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
-        assert_eq!(
-            doc["notifications"].as_array().unwrap().len(),
-            1,
-            "{backend:?}"
-        );
-        assert_eq!(doc["group_updates"][0]["group_id"], g.as_str());
-        assert_eq!(doc["email"], "bob@example.org");
-        assert_eq!(doc["alerts"].as_array().unwrap().len(), 1);
-        assert_eq!(doc["webhooks"].as_array().unwrap().len(), 1);
-        assert!(doc["webhooks"][0].get("secret").is_none(), "never exported");
-        // The welcome went to his email and his webhook.
-        assert_eq!(doc["deliveries"].as_array().unwrap().len(), 2, "{doc}");
+per_backend!(one_look_wakes_only_the_streams_with_news);
 
-        let request = ev::ErasureRequested {
-            request_id: "r-1".into(),
-            person_id: "bob".into(),
-            requested_at: None,
-        };
-        publish(
-            &nats,
-            selfhelp_platform::bus::PRIVACY,
-            "erasure.requested",
-            "r-1",
-            &request,
-        )
+async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let mut outside = selfhelp_testkit::OutsideSubscriber::connect(&nats.url()).await;
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Men's shed", &["olive"]).await;
+    // Bob's settings: an email address, an alert, a webhook.
+    let bob = token("bob", REGION, &[]);
+    set_prefs(&mut client, "bob", |p| p.email = "bob@example.org".into()).await;
+    let alert = pb::CreateAlertRequest {
+        latitude: 52.95,
+        longitude: -1.15,
+        radius_km: 10.0,
+        ..Default::default()
+    };
+    client.create_alert(with_token(alert, &bob)).await.unwrap();
+    let hook = pb::RegisterWebhookRequest {
+        url: "https://hooks.example.org/bob".into(),
+        kinds: vec![],
+    };
+    client
+        .register_webhook(with_token(hook, &bob))
+        .await
+        .unwrap();
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, "bob", &ce, &ce).await;
+    settle(&nats).await;
+    let export = client
+        .export_my_data(with_token(
+            pb::ExportMyDataRequest {},
+            &token("bob", REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
+    assert_eq!(
+        doc["notifications"].as_array().unwrap().len(),
+        1,
+        "{backend:?}"
+    );
+    assert_eq!(doc["group_updates"][0]["group_id"], g.as_str());
+    assert_eq!(doc["email"], "bob@example.org");
+    assert_eq!(doc["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["webhooks"].as_array().unwrap().len(), 1);
+    assert!(doc["webhooks"][0].get("secret").is_none(), "never exported");
+    // The welcome went to his email and his webhook.
+    assert_eq!(doc["deliveries"].as_array().unwrap().len(), 2, "{doc}");
+
+    let request = ev::ErasureRequested {
+        request_id: "r-1".into(),
+        person_id: "bob".into(),
+        requested_at: None,
+    };
+    publish(
+        &nats,
+        selfhelp_platform::bus::PRIVACY,
+        "erasure.requested",
+        "r-1",
+        &request,
+    )
+    .await;
+    let done = outside
+        .expect(&format!("selfhelp.{REGION}.privacy.erasure.completed"))
         .await;
-        let done = outside
-            .expect(&format!("selfhelp.{REGION}.privacy.erasure.completed"))
-            .await;
-        let done: ev::ErasureCompleted = prost::Message::decode(done.payload.clone()).unwrap();
-        assert_eq!(
-            (done.request_id.as_str(), done.service.as_str()),
-            ("r-1", "notifications")
-        );
-        assert!(inbox(&mut client, "bob").await.notifications.is_empty());
+    let done: ev::ErasureCompleted = prost::Message::decode(done.payload.clone()).unwrap();
+    assert_eq!(
+        (done.request_id.as_str(), done.service.as_str()),
+        ("r-1", "notifications")
+    );
+    assert!(inbox(&mut client, "bob").await.notifications.is_empty());
 
-        // An event about Bob still in flight brings nothing back.
-        let cancelled = ev::OccurrenceCancelled {
-            group: snapshot(&g, &["olive"], 9),
-            date: "2026-12-09".into(),
-            note: String::new(),
-            occurred_at: None,
-        };
-        publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
-        let late = uuid::Uuid::now_v7().to_string();
-        member_joined(&nats, &g, "bob", &late, &late).await;
-        settle(&nats).await;
-        assert!(inbox(&mut client, "bob").await.notifications.is_empty());
-        let export = client
-            .export_my_data(with_token(
-                pb::ExportMyDataRequest {},
-                &token("bob", REGION, &[]),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
-        assert_eq!(
-            doc["group_updates"],
-            serde_json::json!([]),
-            "not stored again"
-        );
-        for (what, empty) in [
-            ("email", serde_json::json!("")),
-            ("alerts", serde_json::json!([])),
-            ("webhooks", serde_json::json!([])),
-            ("deliveries", serde_json::json!([])),
-            ("digests", serde_json::json!([])),
-        ] {
-            assert_eq!(doc[what], empty, "{what} erased");
-        }
-        svc.stop().await.unwrap();
+    // An event about Bob still in flight brings nothing back.
+    let cancelled = ev::OccurrenceCancelled {
+        group: snapshot(&g, &["olive"], 9),
+        date: "2030-12-09".into(),
+        note: String::new(),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "occurrence.cancelled", &g, &cancelled).await;
+    let late = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, "bob", &late, &late).await;
+    settle(&nats).await;
+    assert!(inbox(&mut client, "bob").await.notifications.is_empty());
+    let export = client
+        .export_my_data(with_token(
+            pb::ExportMyDataRequest {},
+            &token("bob", REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let doc: serde_json::Value = serde_json::from_str(&export.json).unwrap();
+    assert_eq!(
+        doc["group_updates"],
+        serde_json::json!([]),
+        "not stored again"
+    );
+    for (what, empty) in [
+        ("email", serde_json::json!("")),
+        ("alerts", serde_json::json!([])),
+        ("webhooks", serde_json::json!([])),
+        ("deliveries", serde_json::json!([])),
+        ("digests", serde_json::json!([])),
+    ] {
+        assert_eq!(doc[what], empty, "{what} erased");
     }
+    svc.stop().await.unwrap();
 }
+
+per_backend!(erasure_empties_the_inbox_confirms_and_keeps_it_empty);
