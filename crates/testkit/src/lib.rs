@@ -114,7 +114,11 @@ pub fn backends() -> Vec<Backend> {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        eprintln!("testkit: TEST_DATABASE_URL not set: PostgreSQL variant NOT run (SQLite only)");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "testkit: TEST_DATABASE_URL not set: PostgreSQL variant NOT run (SQLite only)"
+        );
         vec![Backend::Sqlite]
     }
 }
@@ -124,7 +128,13 @@ pub fn backends() -> Vec<Backend> {
 pub fn postgres_available(test: &str) -> bool {
     let set = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
     if !set {
-        eprintln!("testkit: TEST_DATABASE_URL not set: {test} on PostgreSQL NOT run");
+        // Written to stderr itself, not through eprintln!: the test harness
+        // hides what passing tests print, and this must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "testkit: TEST_DATABASE_URL not set: {test} on PostgreSQL NOT run"
+        );
     }
     set
 }
