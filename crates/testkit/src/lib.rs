@@ -570,21 +570,9 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
 /// Waits (up to 20 s) until durable consumer `durable` on `stream` has acked
 /// everything in the stream: every event so far has been handled (or parked).
 pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str) {
-    let client = async_nats::connect(nats_url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
-    eventually(&format!("consumer {durable} to catch up on {stream}"), Duration::from_secs(20), || {
-        let js = js.clone();
-        async move {
-            let mut s = js.get_stream(stream).await.ok()?;
-            let last = s.info().await.ok()?.state.last_sequence;
-            let mut c = js
-                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(durable, stream)
-                .await
-                .ok()?;
-            let info = c.info().await.ok()?;
-            (info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 && info.num_pending == 0)
-                .then_some(())
-        }
+    let what = format!("consumer {durable} to catch up on {stream}");
+    wait_consumer(nats_url, stream, durable, &what, |info, last| {
+        info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 && info.num_pending == 0
     })
     .await
 }
@@ -592,19 +580,37 @@ pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str
 /// Waits until `durable` has handed out the last message of `stream` at least
 /// once (handled or not): the message reached the service.
 pub async fn wait_consumer_delivered(nats_url: &str, stream: &str, durable: &str) {
+    let what = format!("consumer {durable} to deliver the last of {stream}");
+    wait_consumer(nats_url, stream, durable, &what, |info, last| {
+        last > 0 && info.delivered.stream_sequence >= last
+    })
+    .await
+}
+
+/// Waits (up to 20 s) until `done(consumer info, last sequence of the stream)`.
+async fn wait_consumer(
+    nats_url: &str,
+    stream: &str,
+    durable: &str,
+    what: &str,
+    done: impl Fn(&async_nats::jetstream::consumer::Info, u64) -> bool,
+) {
     let client = async_nats::connect(nats_url).await.expect("connect");
     let js = async_nats::jetstream::new(client);
-    eventually(&format!("consumer {durable} to deliver the last of {stream}"), Duration::from_secs(20), || {
+    let done = &done;
+    eventually(what, Duration::from_secs(20), || {
         let js = js.clone();
         async move {
             let mut s = js.get_stream(stream).await.ok()?;
             let last = s.info().await.ok()?.state.last_sequence;
             let mut c = js
-                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(durable, stream)
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    durable, stream,
+                )
                 .await
                 .ok()?;
             let info = c.info().await.ok()?;
-            (last > 0 && info.delivered.stream_sequence >= last).then_some(())
+            done(info, last).then_some(())
         }
     })
     .await
