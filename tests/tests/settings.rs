@@ -5,9 +5,16 @@ use std::process::{Command, Stdio};
 
 use selfhelp_e2e::binary;
 
+/// A binary, the variables it is started with, and what its error must name.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn bad_settings_stop_each_service_with_every_bad_key_named() {
-    let cases: [(&str, &[(&str, &str)], &[&str]); 3] = [
+    let cases: [Case; 3] = [
         (
             "selfhelp-listings",
             &[
