@@ -116,7 +116,7 @@ impl NotificationsApi {
         }
         let id = id.map(|u| u.to_string()).unwrap_or_default();
         let Some(row) = delivery::find(&self.db, &id).await? else {
-            return Err(NotificationsError::NotFound("delivery"));
+            return Err(NotificationsError::NotFound("delivery not found"));
         };
         if row.status != delivery::FAILED {
             return Err(NotificationsError::FailedPrecondition(format!(
@@ -127,7 +127,7 @@ impl NotificationsApi {
         self.workflow.replay(&row).await?;
         let row = delivery::find(&self.db, &id)
             .await?
-            .ok_or(NotificationsError::NotFound("delivery"))?;
+            .ok_or(NotificationsError::NotFound("delivery not found"))?;
         Ok(to_wire(&row))
     }
 }

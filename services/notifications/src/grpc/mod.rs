@@ -157,7 +157,7 @@ impl NotificationsService for NotificationsApi {
                 // Someone else's notification is indistinguishable from a missing one.
                 let owned = notification::count_owned(&self.db, &caller.person_id, &ids).await?;
                 if owned != ids.len() as u64 {
-                    return Err(NotificationsError::NotFound("notification"));
+                    return Err(NotificationsError::NotFound("notification not found"));
                 }
             }
             let selection = (!req.all).then_some(ids.as_slice());

@@ -297,7 +297,7 @@ impl NotificationsApi {
         if alert::delete_own(&self.db, &caller.person_id, &id).await? {
             Ok(())
         } else {
-            Err(NotificationsError::NotFound("alert"))
+            Err(NotificationsError::NotFound("alert not found"))
         }
     }
 
@@ -367,7 +367,7 @@ impl NotificationsApi {
             .await?
             .filter(|h| h.owner_id == caller.person_id);
         if owned.is_none() {
-            return Err(NotificationsError::NotFound("webhook"));
+            return Err(NotificationsError::NotFound("webhook not found"));
         }
         self.workflow.remove_webhook(&id).await
     }
