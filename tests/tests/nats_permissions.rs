@@ -5,14 +5,16 @@
 //! service binaries run with their own users and a join goes all the way to
 //! the member's welcome, so the permissions are also enough.
 
+use selfhelp_proto::streams;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use sea_orm::Database;
 use selfhelp_e2e::{Trio, count, published_group, service_env};
-use selfhelp_platform::bus::{self, LISTINGS, MEMBERSHIP, PRIVACY};
+use selfhelp_platform::bus;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP, PRIVACY};
 use selfhelp_testkit::{Backend, TestDb, channel, eventually, join_request, token, with_token};
 
 const REGION: &str = "notts";
@@ -218,7 +220,7 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
     // Consumers: each on the streams it reads, none on others, and no user
     // may delete a stream or another's consumer.
     let durable =
-        |service: &str, stream: bus::StreamSpec| selfhelp_platform::consumer::ConsumerRunner {
+        |service: &str, stream: streams::StreamSpec| selfhelp_platform::consumer::ConsumerRunner {
             durable: selfhelp_platform::consumer::ConsumerRunner::durable_name(
                 service, REGION, stream,
             ),

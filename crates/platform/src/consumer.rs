@@ -12,12 +12,13 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrai
 use tracing::Instrument;
 
 use crate::Shutdown;
-use crate::bus::{IncomingEvent, StreamLimits, StreamSpec, ensure_stream};
+use crate::bus::{IncomingEvent, StreamLimits, ensure_stream};
 use crate::config::ConsumerConfig;
 use crate::inbox::{EventHandler, HandlerError, Outcome, apply_in, process_once};
 use crate::migrations::entities::dead_letter;
 use crate::time::now_ms;
 use crate::trace::TraceParent;
+use selfhelp_proto::streams::StreamSpec;
 
 /// How long one pull request waits for messages on the server.
 const FETCH_EXPIRY: Duration = Duration::from_secs(2);

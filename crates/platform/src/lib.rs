@@ -11,7 +11,6 @@ pub mod db;
 pub mod error;
 pub mod fair_share;
 pub mod geo;
-pub mod group_view;
 pub mod grpc;
 pub mod inbox;
 pub mod migrations;

@@ -44,14 +44,6 @@ impl MigrationTrait for ServiceSecrets {
     }
 }
 
-/// The `group_view` read model, for services that consume LISTINGS.
-pub fn group_view_migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![
-        Box::new(crate::group_view::migration::CreateGroupView),
-        Box::new(crate::group_view::migration::AddGroupViewCapacity),
-    ]
-}
-
 struct PlatformTables;
 
 impl MigrationName for PlatformTables {

@@ -16,11 +16,12 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::Shutdown;
-use crate::bus::{Envelope, StreamLimits, StreamSpec, ensure_stream};
+use crate::bus::{Envelope, StreamLimits, ensure_stream};
 use crate::config::OutboxConfig;
 use crate::migrations::entities::outbox;
 use crate::time::{now_ms, to_rfc3339};
 use crate::trace::TraceParent;
+use selfhelp_proto::streams::StreamSpec;
 
 /// Writes events into the outbox of one service. Clone freely.
 #[derive(Clone)]

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use sea_orm::{DatabaseTransaction, DbErr};
 use selfhelp_proto::events::{types, v1 as ev};
 
-use crate::bus::{IncomingEvent, PRIVACY};
+use crate::bus::IncomingEvent;
 use crate::inbox::{EventHandler, HandlerError};
 use crate::outbox::Outbox;
 use crate::time::{now_ms, to_timestamp};
 use crate::trace::TraceParent;
+use selfhelp_proto::streams::PRIVACY;
 
 pub const ERASURE_REQUESTED: &str = "erasure.requested";
 pub const ERASURE_COMPLETED: &str = "erasure.completed";

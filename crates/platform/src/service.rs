@@ -11,13 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Shutdown;
-use crate::bus::{self, StreamSpec};
+use crate::bus;
 use crate::config::CommonConfig;
 use crate::consumer::ConsumerRunner;
 use crate::grpc::Readiness;
 use crate::inbox::EventHandler;
 use crate::outbox::{Outbox, Relay};
 use crate::supervise::Supervisor;
+use selfhelp_proto::streams::StreamSpec;
 
 /// Command line of every service binary.
 #[derive(Debug, clap::Parser)]

@@ -10,7 +10,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
 };
 use sea_orm_migration::prelude::*;
-use selfhelp_platform::bus::{self, Envelope, IncomingEvent, LISTINGS};
+use selfhelp_platform::bus::{self, Envelope, IncomingEvent};
 use selfhelp_platform::config::{ConsumerConfig, OutboxConfig};
 use selfhelp_platform::consumer::ConsumerRunner;
 use selfhelp_platform::inbox::{EventHandler, HandlerError, Outcome, process_once};
@@ -18,6 +18,7 @@ use selfhelp_platform::outbox::{Outbox, Relay};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::{Shutdown, db};
 use selfhelp_proto::events::v1::{GroupCreated, GroupSnapshot};
+use selfhelp_proto::streams::LISTINGS;
 use selfhelp_testkit::{Backend, Nats, TestDb, eventually, per_backend};
 
 struct TestMigrator;

@@ -527,7 +527,7 @@ fn chrono_like(s: &str) -> bool {
 #[allow(clippy::too_many_arguments)]
 pub async fn publish_event<M: prost::Message + prost::Name>(
     nats_url: &str,
-    stream: selfhelp_platform::bus::StreamSpec,
+    stream: selfhelp_proto::streams::StreamSpec,
     region: &str,
     event: &str,
     aggregate_id: &str,

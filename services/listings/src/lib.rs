@@ -20,8 +20,9 @@ use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::time::Clock;
-use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
+use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
+use selfhelp_proto::streams;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -122,17 +123,17 @@ pub async fn run_with_clock(
         common: common.clone(),
         db,
         outbox: Some(outbox.clone()),
-        produces: vec![bus::LISTINGS, bus::PRIVACY],
+        produces: vec![streams::LISTINGS, streams::PRIVACY],
         consumes: vec![
             (
-                bus::MEMBERSHIP,
+                streams::MEMBERSHIP,
                 std::sync::Arc::new(events::MembershipRoles {
                     outbox: event_log.clone(),
                     region: common.region.clone(),
                 }),
             ),
             (
-                bus::PRIVACY,
+                streams::PRIVACY,
                 std::sync::Arc::new(selfhelp_platform::privacy::ErasureRequests {
                     service: "listings",
                     outbox: outbox.clone(),

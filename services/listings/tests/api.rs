@@ -2386,8 +2386,8 @@ async fn search_stems_filters_by_place_and_time_and_stays_current_on_every_repli
 per_backend!(search_stems_filters_by_place_and_time_and_stays_current_on_every_replica);
 
 async fn co_organisers_learned_from_membership_may_manage_the_listing(backend: Backend) {
-    use selfhelp_platform::bus::MEMBERSHIP;
     use selfhelp_proto::events::v1::MemberRoleChanged;
+    use selfhelp_proto::streams::MEMBERSHIP;
     let nats = Nats::start();
     let db = TestDb::new(backend).await;
     let svc = start(&db, &nats).await;

@@ -4,13 +4,14 @@
 
 use chrono::{NaiveDate, NaiveTime};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
-use selfhelp_platform::bus::{IncomingEvent, MEMBERSHIP};
-use selfhelp_platform::group_view;
+use selfhelp_group_view as group_view;
+use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{Clock, now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::{types, v1 as ev};
+use selfhelp_proto::streams::MEMBERSHIP;
 use selfhelp_schedule::{Exception, Schedule};
 
 use crate::domain::membership::State;

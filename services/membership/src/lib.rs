@@ -14,6 +14,7 @@ pub mod reminders;
 pub mod store;
 pub mod workflow;
 
+use selfhelp_proto::streams;
 use std::sync::Arc;
 
 use selfhelp_platform::Shutdown;
@@ -21,7 +22,7 @@ use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::time::Clock;
-use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
+use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::membership::v1::membership_service_server::MembershipServiceServer;
 use tokio::net::TcpListener;
 
@@ -78,10 +79,10 @@ pub async fn run_with_clock(
         common: common.clone(),
         db,
         outbox: Some(outbox.clone()),
-        produces: vec![bus::MEMBERSHIP, bus::PRIVACY],
+        produces: vec![streams::MEMBERSHIP, streams::PRIVACY],
         consumes: vec![
             (
-                bus::LISTINGS,
+                streams::LISTINGS,
                 Arc::new(events::ListingsGroups {
                     outbox: outbox.clone(),
                     clock: clock.clone(),
@@ -89,7 +90,7 @@ pub async fn run_with_clock(
                 }),
             ),
             (
-                bus::PRIVACY,
+                streams::PRIVACY,
                 Arc::new(privacy::PrivacyEvents::new(
                     outbox.clone(),
                     config.privacy.expected_services.clone(),

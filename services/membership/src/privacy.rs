@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
-use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::{Eraser, ErasureRequests};

@@ -14,8 +14,8 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use selfhelp_notifications::domain::messages::{Kind, Message};
 use selfhelp_notifications::store::{audience, notification, preference};
 use selfhelp_notifications::{Config, SERVICE_NAME, run};
-use selfhelp_platform::bus::LISTINGS;
 use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::streams::LISTINGS;
 use selfhelp_testkit::{
     Nats, RunningService, TestDb, backends, publish_event, wait_consumer_caught_up,
 };

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use selfhelp_platform::group_view;
+use selfhelp_group_view as group_view;
 use selfhelp_platform::time::Clock;
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 //! changed.
 
 use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
-use selfhelp_platform::group_view;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::privacy::{Eraser, Pseudonyms};
 use selfhelp_platform::time::{Clock, now_ms};

@@ -18,6 +18,7 @@ pub mod store;
 pub mod unsubscribe;
 pub mod workflow;
 
+use selfhelp_proto::streams;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::time::Clock;
-use selfhelp_platform::{auth::Authenticator, bus, grpc as platform_grpc};
+use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use tokio::net::TcpListener;
 
@@ -167,10 +168,10 @@ pub async fn run_with_clock(
         db,
         outbox: Some(outbox.clone()),
         // Only erasure confirmations.
-        produces: vec![bus::PRIVACY],
+        produces: vec![streams::PRIVACY],
         consumes: vec![
             (
-                bus::LISTINGS,
+                streams::LISTINGS,
                 Arc::new(events::ListingsEvents {
                     clock: clock.clone(),
                     timezone,
@@ -178,7 +179,7 @@ pub async fn run_with_clock(
                 }),
             ),
             (
-                bus::MEMBERSHIP,
+                streams::MEMBERSHIP,
                 Arc::new(events::MembershipEvents {
                     clock: clock.clone(),
                     timezone,
@@ -186,7 +187,7 @@ pub async fn run_with_clock(
                 }),
             ),
             (
-                bus::PRIVACY,
+                streams::PRIVACY,
                 Arc::new(ErasureRequests {
                     service: "notifications",
                     outbox,

@@ -11,8 +11,9 @@ use chrono::{Timelike, Utc};
 use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::bus::{self, LISTINGS};
+use selfhelp_platform::bus;
 use selfhelp_platform::supervise::Supervisor;
+use selfhelp_proto::streams::LISTINGS;
 
 use super::cards::{Card, Cards, Render};
 use super::postcodes::PostcodeTable;

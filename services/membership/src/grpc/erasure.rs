@@ -2,12 +2,12 @@
 //! some service has not confirmed in time.
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::bus::PRIVACY;
 use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser};
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::validation::Violations;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::membership::v1 as pb;
+use selfhelp_proto::streams::PRIVACY;
 use tonic::Request;
 
 use super::{MembershipApi, paging, trace_of};

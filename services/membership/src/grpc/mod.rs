@@ -12,8 +12,8 @@ mod rota;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use selfhelp_group_view as group_view;
 use selfhelp_platform::auth::Caller;
-use selfhelp_platform::group_view;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::trace::TraceParent;

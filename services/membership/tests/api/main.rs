@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use selfhelp_membership::{Config, SERVICE_NAME, run};
-use selfhelp_platform::bus::LISTINGS;
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::membership::v1 as pb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_proto::streams::LISTINGS;
 use selfhelp_testkit::{
     Backend, Nats, OutsideSubscriber, RunningService, TestDb, assert_cloudevent, eventually,
     join_request, per_backend, publish_event, token, wait_consumer_caught_up, with_token,

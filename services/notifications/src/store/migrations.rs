@@ -7,7 +7,7 @@ pub struct Migrator;
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = selfhelp_platform::migrations::migrations();
-        all.extend(selfhelp_platform::migrations::group_view_migrations());
+        all.extend(selfhelp_group_view::migrations());
         all.push(Box::new(CreateNotifications));
         all.push(Box::new(ErasedSubjects));
         all.push(Box::new(Audiences));

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use selfhelp_notifications::{Config, SERVICE_NAME, run, run_with_clock};
-use selfhelp_platform::bus::{LISTINGS, MEMBERSHIP};
 use selfhelp_platform::time::Clock;
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP};
 use selfhelp_testkit::{
     Backend, Nats, RunningService, TestDb, eventually, per_backend, publish_event, token,
     wait_consumer_caught_up, wait_consumer_delivered, with_token,
@@ -420,7 +420,7 @@ async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
 /// Publishes `msg` as `event` on `stream`, with fresh ids.
 async fn publish<M: prost::Message + prost::Name>(
     nats: &Nats,
-    stream: selfhelp_platform::bus::StreamSpec,
+    stream: selfhelp_proto::streams::StreamSpec,
     event: &str,
     aggregate: &str,
     msg: &M,
@@ -862,7 +862,7 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty(backend: Backend)
     };
     publish(
         &nats,
-        selfhelp_platform::bus::PRIVACY,
+        selfhelp_proto::streams::PRIVACY,
         "erasure.requested",
         "r-1",
         &request,

@@ -1,6 +1,8 @@
-//! `group_view`: a consumer's read model of listings' groups, fed by LISTINGS
-//! events. Services that need to know groups (membership, notifications) each keep
-//! this table in their own database.
+//! `group_view`: a consumer's read model of listings' groups, fed by the group
+//! snapshots in LISTINGS events. Services that need to know groups (membership,
+//! notifications) each keep this table in their own database; listings, which
+//! owns groups, does not. Kept out of the platform so that the shared code
+//! knows no context's data.
 
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
@@ -70,8 +72,15 @@ pub async fn apply<C: ConnectionTrait>(
     }
 }
 
-/// The table, for the migrations of services that keep it.
-pub(crate) mod migration {
+/// The table's migrations, for the services that keep it.
+pub fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+    vec![
+        Box::new(migration::CreateGroupView),
+        Box::new(migration::AddGroupViewCapacity),
+    ]
+}
+
+mod migration {
     use sea_orm_migration::prelude::*;
 
     #[derive(DeriveIden)]
