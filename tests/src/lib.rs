@@ -364,12 +364,16 @@ pub fn urls(dbs: &[selfhelp_testkit::TestDb; 3]) -> [&str; 3] {
 }
 
 /// After `joins` joins of `group_id` (organised by `organiser`): waits until the
-/// welcomes and the organiser's notes are in and every outbox has drained, then
-/// checks that each count (of that group) is exactly `joins` and nothing is
-/// dead-lettered. `database_urls` are listings', membership's and
-/// notifications' databases.
+/// welcomes and the organiser's notes are in, every outbox has drained and
+/// notifications has acknowledged every membership event (so no redelivery is
+/// still to come), then checks that each count (of that group) is exactly
+/// `joins` and nothing is dead-lettered. `database_urls` are listings',
+/// membership's and notifications' databases; `notifications_js` may ask about
+/// notifications' consumer of `region`.
 pub async fn assert_every_join_counted_once(
     database_urls: [&str; 3],
+    notifications_js: &async_nats::jetstream::Context,
+    region: &str,
     group_id: &str,
     organiser: &str,
     joins: usize,
@@ -418,8 +422,19 @@ pub async fn assert_every_join_counted_once(
         Some(())
     })
     .await;
-    // Give a straggling duplicate the time a redelivery would take.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A handled event whose ack was lost comes again after the ack wait (30 s
+    // by default): wait until nothing is left unacknowledged.
+    selfhelp_testkit::wait_caught_up(
+        notifications_js,
+        "MEMBERSHIP",
+        &selfhelp_platform::consumer::ConsumerRunner::durable_name(
+            "notifications",
+            region,
+            selfhelp_proto::streams::MEMBERSHIP,
+        ),
+        Duration::from_secs(120),
+    )
+    .await;
     let counts = [
         (
             "active memberships",

@@ -163,7 +163,16 @@ async fn nothing_lost_or_doubled_when_processes_nats_and_connections_die() {
     let retried = burst.finish().await;
     eprintln!("chaos: {JOINS} joins answered ({retried} calls retried)");
 
-    assert_every_join_counted_once(urls(&dbs), &group_id, "alice", JOINS, "chaos").await;
+    assert_every_join_counted_once(
+        urls(&dbs),
+        &async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap()),
+        REGION,
+        &group_id,
+        "alice",
+        JOINS,
+        "chaos",
+    )
+    .await;
     for p in listings
         .processes
         .iter_mut()

@@ -140,6 +140,7 @@ struct Stack {
     env: Vec<(&'static str, String)>,
     postgres_password: String,
     outside_password: String,
+    notifications_nats_password: String,
 }
 
 impl Stack {
@@ -183,6 +184,7 @@ impl Stack {
             env,
             postgres_password: password("postgres"),
             outside_password: password("outside"),
+            notifications_nats_password: password("notifications"),
         }
     }
 
@@ -276,8 +278,20 @@ impl Stack {
 
     async fn assert_counted_once(&self, group_id: &str, label: &str) {
         let urls = self.database_urls();
+        // Logged in as notifications, which may ask about its own consumers.
+        let notifications = async_nats::ConnectOptions::new()
+            .user_and_password(
+                "notifications".into(),
+                self.notifications_nats_password.clone(),
+            )
+            .custom_inbox_prefix("_INBOX_notifications")
+            .connect(self.addr("nats", 4222, 1).to_string())
+            .await
+            .expect("logging in to NATS as notifications");
         assert_every_join_counted_once(
             [&urls[0], &urls[1], &urls[2]],
+            &async_nats::jetstream::new(notifications),
+            REGION,
             group_id,
             "alice",
             JOINS,

@@ -121,7 +121,20 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
     let retried = burst.finish().await;
     eprintln!("cluster: {JOINS} joins answered ({retried} calls retried)");
 
-    assert_every_join_counted_once(urls(&dbs), &group_id, "alice", JOINS, "cluster").await;
+    assert_every_join_counted_once(
+        urls(&dbs),
+        &async_nats::jetstream::new(
+            async_nats::connect(cluster.url().split(',').collect::<Vec<_>>())
+                .await
+                .unwrap(),
+        ),
+        REGION,
+        &group_id,
+        "alice",
+        JOINS,
+        "cluster",
+    )
+    .await;
     // Carried on without a restart.
     trio.assert_all_running();
 }

@@ -41,12 +41,12 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let store = tempfile::tempdir().unwrap();
-        let port = selfhelp_testkit::nats_server::free_port().unwrap();
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
         let original = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
         let data = store.path().join("js");
+        // Port -1: the server picks one and reports it in a ports file.
         let conf = original
-            .replace("port: 4222", &format!("port: {port}"))
+            .replace("port: 4222", "port: -1")
             .replace("http_port: 8222", "")
             .replace(
                 "store_dir: \"/data\"",
@@ -59,26 +59,36 @@ impl Server {
             store.path().join("accounts.conf"),
         )
         .unwrap();
+        let ports_dir = store.path().join("ports");
+        std::fs::create_dir(&ports_dir).unwrap();
         let mut cmd = Command::new(selfhelp_testkit::nats_binary());
         cmd.arg("-c")
             .arg(store.path().join("nats.conf"))
             .args(["-a", "127.0.0.1"])
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (user, var) in USERS {
             cmd.env(var, password(user));
         }
-        let child = cmd.spawn().unwrap();
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut child = cmd.spawn().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !selfhelp_testkit::nats_server::is_listening(&addr) {
+        let port = loop {
+            if let Some(port) = selfhelp_testkit::nats_server::reported_port(&ports_dir, child.id())
+            {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nats-server refused deploy/nats/nats.conf: {status}");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "nats-server did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
         Server {
             child,
             port,

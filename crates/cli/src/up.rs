@@ -9,6 +9,7 @@ use std::time::Duration;
 use selfhelp_nats_dev::{self as nats_server, NatsProcess};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::config::{self, CommonConfig};
+use selfhelp_platform::time::Clock;
 use tokio::net::TcpListener;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -99,9 +100,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if notifications.email.transport == "file" && notifications.email.file_dir.is_relative() {
         notifications.email.file_dir = data_dir.join("mail");
     }
-    let unsubscribe_addr = bind_addr(&args.host, args.unsubscribe_port)?;
-    notifications.http.listen = unsubscribe_addr.to_string();
-    notifications.http.public_url = format!("http://{unsubscribe_addr}");
     let mail_note = match notifications.email.transport.as_str() {
         "file" => format!(
             "emails written as .eml files to {}",
@@ -123,8 +121,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     )
     .await?;
     let w = listen(bind_addr(&args.host, args.web_port)?, "web").await?;
+    let u = listen(bind_addr(&args.host, args.unsubscribe_port)?, "unsubscribe").await?;
     let (listings_addr, membership_addr) = (l.local_addr()?, m.local_addr()?);
     let (notifications_addr, web_addr) = (n.local_addr()?, w.local_addr()?);
+    let unsubscribe_addr = u.local_addr()?;
+    notifications.http.public_url = format!("http://{unsubscribe_addr}");
     membership.listings.url = format!("http://{listings_addr}");
     // The gateway's own settings (e.g. SELFHELP_AREA_NAME) may come from the environment.
     let mut gateway: selfhelp_gateway::Config = config::load(None)?;
@@ -146,7 +147,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     ));
     tasks.spawn(named(
         "notifications",
-        selfhelp_notifications::run(notifications, n, shutdown.clone()),
+        selfhelp_notifications::run_with_listeners(
+            notifications,
+            Clock::system(),
+            n,
+            Some(u),
+            shutdown.clone(),
+        ),
     ));
     tasks.spawn(named(
         "gateway",

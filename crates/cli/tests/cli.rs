@@ -167,10 +167,7 @@ fn printed_port(output: &str, label: &str) -> u16 {
 #[test]
 fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    // Every gRPC and web port is picked by the system (0) and read back from
-    // what `up` prints; the unsubscribe page's port goes into links, so it is
-    // fixed beforehand.
-    let unsubscribe_port = selfhelp_nats_dev::free_port().unwrap();
+    // Every port is picked by the system (0) and read back from what `up` prints.
     let child = selfhelp()
         .arg("up")
         .arg("--data-dir")
@@ -179,7 +176,7 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         .args(["--membership-port", "0"])
         .args(["--notifications-port", "0"])
         .args(["--web-port", "0"])
-        .args(["--unsubscribe-port", &unsubscribe_port.to_string()])
+        .args(["--unsubscribe-port", "0"])
         .args(["--demo", "--demo-groups", "3"])
         .env_remove("SELFHELP_NATS__URL")
         .env("SELFHELP_LOG__LEVEL", "warn")
@@ -217,9 +214,21 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
         .map(|name| endpoint(name, "grpc://"))
         .collect();
     let web_port = endpoint("web", "http://");
+    let unsubscribe_port = endpoint("email", "http://");
     assert!(
-        ports.iter().chain([&web_port]).all(|p| *p != 0),
+        ports
+            .iter()
+            .chain([&web_port, &unsubscribe_port])
+            .all(|p| *p != 0),
         "{ports:?}"
+    );
+    // The unsubscribe page answers where it was said to be (a bad token: 400).
+    assert!(
+        http_get(unsubscribe_port, "/unsubscribe?token=x.y")
+            .lines()
+            .next()
+            .is_some_and(|status| status.contains(" 400 ")),
+        "the unsubscribe page at the printed port"
     );
     assert!(all.contains("demo data: 3 of 3 groups listed"), "{all}");
     // The web directory and the ORUK API answer at the printed address.

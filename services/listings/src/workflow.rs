@@ -203,7 +203,8 @@ impl Workflow {
     /// another replica, or an edit, got there first.
     pub async fn remind_review_due(&self, group: &Model) -> Result<bool, ListingsError> {
         let txn = self.db.begin().await?;
-        if !store::claim_review_due(&txn, group, self.clock.now_ms()).await? {
+        let now = self.clock.now_ms();
+        if !store::claim_review_due(&txn, group, now).await? {
             txn.rollback().await?;
             return Ok(false);
         }
@@ -211,7 +212,7 @@ impl Workflow {
             txn.rollback().await?;
             return Ok(false);
         };
-        events::record_review_due(&txn, &self.outbox, &updated).await?;
+        events::record_review_due(&txn, &self.outbox, &updated, now).await?;
         txn.commit().await?;
         // The caller wakes the outbox once for a whole round.
         Ok(true)

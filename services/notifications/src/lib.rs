@@ -49,6 +49,28 @@ pub async fn run_with_clock(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let unsubscribe_listener = if config.http.listen.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&config.http.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?,
+        )
+    };
+    run_with_listeners(config, clock, listener, unsubscribe_listener, shutdown).await
+}
+
+/// [`run_with_clock`] serving the unsubscribe page on a listener the caller
+/// bound (`None`: no page), so that it may be on a port the system picked;
+/// `http.listen` is not read, and `http.public_url` must lead to the listener.
+pub async fn run_with_listeners(
+    config: Config,
+    clock: Clock,
+    listener: TcpListener,
+    unsubscribe_listener: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let common = &config.common;
     let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
@@ -71,10 +93,7 @@ pub async fn run_with_clock(
         shutdown.clone(),
         common.workers.clone(),
     );
-    if !config.http.listen.is_empty() {
-        let http = TcpListener::bind(&config.http.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
+    if let Some(http) = unsubscribe_listener {
         tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
         let workflow = workflow::Workflow {
             db: db.clone(),

@@ -259,12 +259,16 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
         "{{ group_name }}: {{ title }}",
     )
     .unwrap();
-    let port = selfhelp_testkit::nats_server::free_port().unwrap();
+    // The page's port is picked by the system and handed to the service.
+    let page = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = page.local_addr().unwrap().port();
     let mut config = with_smtp(config(&db, &nats), &smtp);
     config.email.templates_dir = Some(templates.path().to_path_buf());
-    config.http.listen = format!("127.0.0.1:{port}");
     config.http.public_url = format!("http://127.0.0.1:{port}");
-    let svc = start_with(config).await;
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| {
+        selfhelp_notifications::run_with_listeners(config, Clock::system(), l, Some(page), s)
+    })
+    .await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
 
     let g = uuid::Uuid::now_v7().to_string();

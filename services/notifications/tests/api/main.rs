@@ -377,7 +377,6 @@ async fn the_consumer_recovers_from_a_nats_restart_and_from_deletion() {
     wait_consumer_caught_up(&nats.url(), "LISTINGS", &listings).await;
 
     nats.stop();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     nats.restart();
     let first = uuid::Uuid::now_v7().to_string();
     member_joined(&nats, &group, "bob", &first, &first).await;
