@@ -453,8 +453,9 @@ pub struct ReplayReport {
     pub still_parked: usize,
 }
 
+/// The pause before setting up a consumer again after `failures` failures.
 fn retry_pause(failures: u32) -> Duration {
-    Duration::from_millis((250u64 << failures.min(5)).min(5_000))
+    crate::time::Backoff::new(Duration::from_millis(500), Duration::from_secs(5)).after(failures)
 }
 
 /// Sleeps for `d`; true when shutdown came first.
