@@ -12,6 +12,27 @@ pub struct Config {
     pub common: CommonConfig,
     pub freshness: FreshnessConfig,
     pub search: SearchConfig,
+    pub edits: EditsConfig,
+}
+
+/// What happens to an organiser's significant edit (name, summary,
+/// description, contact) of a listing the public sees.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EditsConfig {
+    pub significant: SignificantEdits,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignificantEdits {
+    /// Held as the group's pending edit until an operator approves it; the
+    /// public keeps seeing the listing as it was.
+    #[default]
+    Approval,
+    /// Applied, and the listing goes back to review: off the directory until
+    /// an operator approves it again.
+    Review,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +85,7 @@ impl Default for Config {
             common,
             freshness: FreshnessConfig::default(),
             search: SearchConfig::default(),
+            edits: EditsConfig::default(),
         }
     }
 }

@@ -100,6 +100,7 @@ pub async fn run_with_clock(
             region: common.region.clone(),
             tz,
             freshness: config.freshness.clone(),
+            significant_edits: config.edits.significant,
             clock: clock.clone(),
         },
     );

@@ -10,7 +10,7 @@ use selfhelp_platform::time::now_ms;
 use selfhelp_platform::trace::TraceParent;
 
 use crate::events;
-use crate::store::{group, history, roles};
+use crate::store::{group, history, pending_edit, roles};
 
 /// Stands where an erased person's id was: no token has an empty subject, so it
 /// cannot grant anyone anything.
@@ -25,6 +25,7 @@ impl Eraser for ListingsEraser {
     async fn erase(&self, txn: &DatabaseTransaction, person: &str) -> Result<(), DbErr> {
         roles::forget(txn, person).await?;
         history::forget(txn, person, NOBODY).await?;
+        pending_edit::forget(txn, person).await?;
         let trace = TraceParent::new_root();
         for g in group::naming(txn, person).await? {
             let roles: Vec<(String, String)> = roles::for_group(txn, &g.id)

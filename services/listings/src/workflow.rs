@@ -15,7 +15,12 @@ use crate::events::{self, EventLog, GroupEvent, MeetingEvent};
 use crate::search::maintain::Indexer;
 use crate::store::exception as exception_store;
 use crate::store::group::{self as store, Model};
-use crate::store::{history, topic as topic_store};
+use crate::store::{history, pending_edit, topic as topic_store};
+
+/// Another operator decided on the held edit first.
+fn edit_decided() -> ListingsError {
+    ListingsError::FailedPrecondition("the edit was approved or rejected meanwhile".into())
+}
 
 /// Cancelled, moved and one-off meetings to come, per group: each one is work
 /// on every read of the group.
@@ -101,14 +106,118 @@ impl Workflow {
     ) -> Result<Model, ListingsError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
-        if !store::update_card(&txn, group, card, now).await? {
+        let updated = self
+            .apply_card(&txn, group, card, changes, editor, now, trace)
+            .await?;
+        self.finish(txn, updated).await
+    }
+
+    /// [`Workflow::update_card`], then the listing goes back to review (to
+    /// `back_to`): a significant edit when `edits.significant` is "review".
+    pub async fn update_card_for_review(
+        &self,
+        group: &Model,
+        card: &NewGroup,
+        changes: &[FieldChange],
+        editor: &str,
+        back_to: Status,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        let edited = self
+            .apply_card(&txn, group, card, changes, editor, now, trace)
+            .await?;
+        if !store::set_status(&txn, &edited, back_to, None, None, now).await? {
             return Err(GROUP_CHANGED);
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        history::record(&txn, &group.id, changes, editor, updated.version, now).await?;
-        let fields = changes.iter().map(|c| c.field.to_string()).collect();
-        events::record_updated(&txn, &self.outbox, &updated, fields, trace).await?;
+        events::record(&txn, &self.outbox, GroupEvent::Submitted, &updated, trace).await?;
         self.finish(txn, updated).await
+    }
+
+    /// Holds `request` (which would make `changes` to `group`) until an
+    /// operator decides, replacing an edit already waiting; the listing stays
+    /// as it is meanwhile.
+    pub async fn hold_edit(
+        &self,
+        group: &Model,
+        request: Vec<u8>,
+        changes: &[FieldChange],
+        editor: &str,
+    ) -> Result<(), ListingsError> {
+        let now = self.clock.now_ms();
+        pending_edit::hold(
+            &self.db,
+            &group.id,
+            request,
+            changes,
+            editor,
+            group.version,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Applies the held edit (its `card`, `changes` against the card now, by
+    /// its `editor`) and lets it go.
+    pub async fn approve_edit(
+        &self,
+        group: &Model,
+        card: &NewGroup,
+        changes: &[FieldChange],
+        editor: &str,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        if !pending_edit::drop_for(&txn, &group.id).await? {
+            return Err(edit_decided());
+        }
+        let updated = if changes.is_empty() {
+            group.clone()
+        } else {
+            self.apply_card(&txn, group, card, changes, editor, now, trace)
+                .await?
+        };
+        self.finish(txn, updated).await
+    }
+
+    /// Drops the held edit of `group`, telling its organisers why (`note`).
+    pub async fn reject_edit(&self, group: &Model, note: String) -> Result<Model, ListingsError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        if !pending_edit::drop_for(&txn, &group.id).await? {
+            return Err(edit_decided());
+        }
+        if !store::set_status(&txn, group, group.status(), Some(note), None, now).await? {
+            return Err(GROUP_CHANGED);
+        }
+        let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        self.finish(txn, updated).await
+    }
+
+    /// Writes `card` over `group` with its history and `group.updated`, in `txn`.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_card(
+        &self,
+        txn: &DatabaseTransaction,
+        group: &Model,
+        card: &NewGroup,
+        changes: &[FieldChange],
+        editor: &str,
+        now: i64,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
+        if !store::update_card(txn, group, card, now).await? {
+            return Err(GROUP_CHANGED);
+        }
+        let updated = store::find(txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        history::record(txn, &group.id, changes, editor, updated.version, now).await?;
+        let fields = changes.iter().map(|c| c.field.to_string()).collect();
+        events::record_updated(txn, &self.outbox, &updated, fields, trace).await?;
+        Ok(updated)
     }
 
     /// Records that `by` checked the details of `group` now.

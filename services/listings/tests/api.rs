@@ -934,6 +934,356 @@ async fn each_caller_gets_a_fair_share_and_a_retry_hint_beyond_it() {
         .expect("served again after the wait");
 }
 
+/// An organiser's whole card as an edit of `g` at `version`, with `change` applied.
+fn card_edit(
+    g: &pb::Group,
+    version: i64,
+    change: impl FnOnce(&mut pb::UpdateGroupRequest),
+) -> pb::UpdateGroupRequest {
+    let mut req = pb::UpdateGroupRequest {
+        group_id: g.id.clone(),
+        expected_version: version,
+        name: g.name.clone(),
+        summary: g.summary.clone(),
+        description: g.description.clone(),
+        topics: g.topics.clone(),
+        format: g.format,
+        join_policy: g.join_policy,
+        venues: g.venues.clone(),
+        eligibility: g.eligibility.clone(),
+        area_served: g.area_served.clone(),
+        contact: g.contact.clone(),
+        cost: g.cost.clone(),
+        languages: g.languages.clone(),
+        capacity: g.capacity,
+        joining_details: g.joining_details.clone(),
+    };
+    change(&mut req);
+    req
+}
+
+/// With `edits.significant` = "approval" (the default): an organiser's
+/// significant edit of a published group waits, the public sees the listing as
+/// it was, other edits apply at once, and an operator's decision either drops
+/// the edit with a note or applies what it changed and nothing else.
+async fn significant_edits_wait_for_an_operator(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let (alice, bob) = (token("alice", REGION, &[]), token("bob", REGION, &[]));
+    let op = token("op", REGION, &["operator"]);
+    let g = publish(&mut client, "alice", new_group("Carers' cuppa", "", &[])).await;
+    let reader = client.clone();
+    let read = |t: Option<&str>| {
+        let mut client = reader.clone();
+        let req = pb::GetGroupRequest {
+            group_id: g.id.clone(),
+        };
+        let req = match t {
+            Some(t) => with_token(req, t),
+            None => tonic::Request::new(req),
+        };
+        async move { client.get_group(req).await.unwrap().into_inner() }
+    };
+    let review = |decision: pb::ReviewDecision, note: &str| {
+        with_token(
+            pb::ReviewGroupRequest {
+                group_id: g.id.clone(),
+                decision: decision.into(),
+                note: note.into(),
+            },
+            &op,
+        )
+    };
+
+    // Languages are not significant: applied at once.
+    let g1 = client
+        .update_group(with_token(
+            card_edit(&g, g.version, |r| r.languages = vec!["pl".into()]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (g1.version, g1.languages.clone()),
+        (g.version + 1, vec!["pl".to_string()]),
+        "{backend:?}"
+    );
+
+    // A new name and website wait.
+    let rename = |r: &mut pb::UpdateGroupRequest| {
+        r.name = "Carers' cuppa and chat".into();
+        r.contact = Some(pb::Contact {
+            website: "https://cuppa.example.org".into(),
+            ..Default::default()
+        });
+    };
+    let held = client
+        .update_group(with_token(card_edit(&g1, g1.version, rename), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (held.name.as_str(), held.version),
+        ("Carers' cuppa", g1.version)
+    );
+    let fields = |e: &Option<pb::PendingEdit>| -> Vec<String> {
+        e.as_ref()
+            .map(|e| e.changes.iter().map(|c| c.field.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(fields(&held.pending_edit), vec!["name", "contact"]);
+    let public = read(None).await;
+    assert_eq!(
+        public.name, "Carers' cuppa",
+        "the public sees the listing as it was"
+    );
+    assert!(public.pending_edit.is_none());
+    assert!(
+        read(Some(&bob)).await.pending_edit.is_none(),
+        "only its managers see it"
+    );
+    assert_eq!(
+        fields(&read(Some(&alice)).await.pending_edit),
+        vec!["name", "contact"]
+    );
+    let queue = client
+        .list_review_queue(with_token(pb::ListReviewQueueRequest { page: None }, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(queue.groups.len(), 1);
+    assert_eq!(
+        fields(&queue.groups[0].pending_edit),
+        vec!["name", "contact"]
+    );
+
+    // Rejected with a reason: dropped, and the organisers see why.
+    let no_note = client
+        .review_group(review(pb::ReviewDecision::Reject, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&no_note), vec!["note"]);
+    let rejected = client
+        .review_group(review(
+            pb::ReviewDecision::Reject,
+            "Please keep the registered name",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rejected.pending_edit.is_none());
+    assert_eq!(rejected.review_note, "Please keep the registered name");
+    assert_eq!(rejected.status(), pb::GroupStatus::Published);
+    assert_eq!(rejected.name, "Carers' cuppa");
+
+    // Asked again, then languages change directly while it waits: approving
+    // applies the name and website, and keeps the newer languages.
+    let again = client
+        .update_group(with_token(
+            card_edit(&rejected, rejected.version, rename),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fields(&again.pending_edit), vec!["name", "contact"]);
+    let g2 = client
+        .update_group(with_token(
+            card_edit(&again, again.version, |r| {
+                r.languages = vec!["pl".into(), "cy".into()]
+            }),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g2.name, "Carers' cuppa", "not the held name");
+    let approved = client
+        .review_group(review(pb::ReviewDecision::Approve, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.name, "Carers' cuppa and chat");
+    assert_eq!(
+        approved.contact.as_ref().unwrap().website,
+        "https://cuppa.example.org"
+    );
+    assert_eq!(approved.languages, vec!["pl", "cy"]);
+    assert!(approved.pending_edit.is_none());
+    assert_eq!(read(None).await.name, "Carers' cuppa and chat");
+    let history = client
+        .get_group_history(with_token(
+            pb::GetGroupHistoryRequest {
+                group_id: g.id.clone(),
+                page: None,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(
+        history
+            .iter()
+            .take(2)
+            .map(|c| (c.field.as_str(), c.changed_by.as_str()))
+            .collect::<std::collections::BTreeSet<_>>(),
+        [("contact", "alice"), ("name", "alice")].into(),
+        "the organiser's words, approved"
+    );
+    // Nothing left to decide: the published group cannot be approved again.
+    let twice = client
+        .review_group(review(pb::ReviewDecision::Approve, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+
+    // An operator's own edit applies at once.
+    let by_op = client
+        .update_group(with_token(
+            card_edit(&approved, approved.version, |r| {
+                r.name = "Carers' cafe".into()
+            }),
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_op.name, "Carers' cafe");
+
+    // Erasing the organiser drops the edit she asked for that still waits.
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let waiting = client
+        .update_group(with_token(
+            card_edit(&by_op, by_op.version, |r| r.name = "Alice's cafe".into()),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fields(&waiting.pending_edit), vec!["name"]);
+    let request = selfhelp_proto::events::v1::ErasureRequested {
+        request_id: "r-1".into(),
+        person_id: "alice".into(),
+        requested_at: None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    selfhelp_testkit::publish_event(
+        &nats.url(),
+        selfhelp_proto::streams::PRIVACY,
+        REGION,
+        "erasure.requested",
+        "r-1",
+        &request,
+        &id,
+        &id,
+    )
+    .await;
+    outside
+        .expect_matching(
+            &format!("selfhelp.{REGION}.privacy.erasure.completed"),
+            |m| ce_subject_of(m) == Some("r-1"),
+        )
+        .await;
+    assert!(
+        read(Some(&op)).await.pending_edit.is_none(),
+        "erased with her"
+    );
+    svc.stop().await.unwrap();
+}
+
+per_backend!(significant_edits_wait_for_an_operator);
+
+/// With `edits.significant` = "review": an organiser's significant edit is
+/// applied and the listing leaves the directory until an operator approves it
+/// again.
+async fn significant_edits_send_a_listing_back_to_review(backend: Backend) {
+    use selfhelp_listings::config::{EditsConfig, SignificantEdits};
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        edits: EditsConfig {
+            significant: SignificantEdits::Review,
+        },
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let (alice, op) = (
+        token("alice", REGION, &[]),
+        token("op", REGION, &["operator"]),
+    );
+    let g = publish(&mut client, "alice", new_group("Grief walk", "", &[])).await;
+    let public_get = || pb::GetGroupRequest {
+        group_id: g.id.clone(),
+    };
+
+    let g1 = client
+        .update_group(with_token(
+            card_edit(&g, g.version, |r| r.languages = vec!["pl".into()]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        g1.status(),
+        pb::GroupStatus::Published,
+        "{backend:?}: not significant"
+    );
+
+    let edited = client
+        .update_group(with_token(
+            card_edit(&g1, g1.version, |r| {
+                r.description = "Walks, and whatever else".into()
+            }),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(edited.status(), pb::GroupStatus::PendingReview);
+    assert_eq!(edited.description, "Walks, and whatever else");
+    assert!(edited.pending_edit.is_none());
+    let gone = client.get_group(public_get()).await.unwrap_err();
+    assert_eq!(
+        gone.code(),
+        Code::NotFound,
+        "off the directory while in review"
+    );
+    outside
+        .expect_matching(
+            &format!("selfhelp.{REGION}.listings.group.submitted"),
+            |m| ce_subject_of(m) == Some(&g.id),
+        )
+        .await;
+
+    let approved = client
+        .review_group(with_token(
+            pb::ReviewGroupRequest {
+                group_id: g.id.clone(),
+                decision: pb::ReviewDecision::Approve.into(),
+                note: String::new(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status(), pb::GroupStatus::Published);
+    let back = client.get_group(public_get()).await.unwrap().into_inner();
+    assert_eq!(back.description, "Walks, and whatever else");
+    svc.stop().await.unwrap();
+}
+
+per_backend!(significant_edits_send_a_listing_back_to_review);
+
 /// Freshness at the time it matters, on the service's clock moved forward: a
 /// reminder the day a review falls due (day 335 by default) and not a day
 /// before, one per confirmation however often the check runs, "not recently
@@ -1799,7 +2149,9 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
             ..Default::default()
         }
     };
-    let renamed = client
+    // An organiser's rename of a listed group waits for an operator (the
+    // default `edits.significant`); the public keeps the old name meanwhile.
+    let held = client
         .update_group(with_token(
             edit(published.version, "Men's walk and talk", &published.summary),
             &alice,
@@ -1808,9 +2160,33 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(
+        (held.name.as_str(), held.version),
+        (published.name.as_str(), published.version)
+    );
+    let waiting_edit = held.pending_edit.expect("the edit waits");
+    assert_eq!(
+        waiting_edit
+            .changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.changed_by.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("name", "alice")]
+    );
+    let approve_edit = pb::ReviewGroupRequest {
+        group_id: g.id.clone(),
+        decision: pb::ReviewDecision::Approve.into(),
+        note: String::new(),
+    };
+    let renamed = client
+        .review_group(with_token(approve_edit, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
         (renamed.name.as_str(), renamed.version),
         ("Men's walk and talk", published.version + 1)
     );
+    assert!(renamed.pending_edit.is_none());
     let stale = client
         .update_group(with_token(
             edit(published.version, "Again", &published.summary),
@@ -2552,7 +2928,9 @@ async fn the_public_card_follows_every_change_on_every_replica(backend: Backend)
     );
     let first = public.next_occurrences[0].local_date.clone();
 
-    // Renamed and the next meeting cancelled on A.
+    // Renamed (by an operator: an organiser's rename waits for one) and the
+    // next meeting cancelled on A.
+    let operator = token("olu", REGION, &["operator"]);
     let card = new_group("Carers' coffee morning", "", &["carers"]);
     client_a
         .update_group(with_token(
@@ -2568,7 +2946,7 @@ async fn the_public_card_follows_every_change_on_every_replica(backend: Backend)
                 venues: card.venues,
                 ..Default::default()
             },
-            &alice,
+            &operator,
         ))
         .await
         .unwrap();

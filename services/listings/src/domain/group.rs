@@ -564,6 +564,64 @@ pub fn next_status(from: Status, transition: Transition) -> Result<Status, Strin
     }
 }
 
+/// What the public reads first about a group: an organiser's change to any of
+/// these, on a listing the public sees, is checked by an operator.
+pub const SIGNIFICANT_FIELDS: [&str; 4] = ["name", "summary", "description", "contact"];
+
+/// True when `changes` touch a [`SIGNIFICANT_FIELDS`] field.
+pub fn is_significant(changes: &[FieldChange]) -> bool {
+    changes
+        .iter()
+        .any(|c| SIGNIFICANT_FIELDS.contains(&c.field))
+}
+
+/// Where a listing the public sees goes when a significant edit sends it back
+/// to review; `None` for one the public does not see.
+pub fn back_to_review(from: Status) -> Option<Status> {
+    match from {
+        Status::Published => Some(Status::PendingReview),
+        Status::ProposalListed => Some(Status::ProposalPendingReview),
+        _ => None,
+    }
+}
+
+/// `current` with the `fields` (as [`changed_fields`] names them) of `edit`:
+/// a held edit approved later changes what it changed, not what others
+/// changed meanwhile.
+pub fn with_fields_of(current: &NewGroup, edit: &NewGroup, fields: &[&str]) -> NewGroup {
+    let mut out = current.clone();
+    let (to, from) = (&mut out.details, &edit.details);
+    for field in fields {
+        match *field {
+            "name" => out.name = edit.name.clone(),
+            "summary" => out.summary = edit.summary.clone(),
+            "description" => out.description = edit.description.clone(),
+            "topics" => out.topics = edit.topics.clone(),
+            "format" => out.format = edit.format,
+            "join_policy" => out.join_policy = edit.join_policy,
+            "venues" => out.venues = edit.venues.clone(),
+            "eligibility" => {
+                to.eligibility = from.eligibility.clone();
+                to.minimum_age = from.minimum_age;
+                to.maximum_age = from.maximum_age;
+                to.carers_welcome = from.carers_welcome;
+                to.family_welcome = from.family_welcome;
+            }
+            "area_served" => to.area_served = from.area_served.clone(),
+            "contact" => to.contact = from.contact.clone(),
+            "cost" => {
+                to.cost = from.cost;
+                to.cost_description = from.cost_description.clone();
+            }
+            "languages" => to.languages = from.languages.clone(),
+            "capacity" => to.capacity = from.capacity,
+            "joining_details" => out.joining_details = edit.joining_details.clone(),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The editable fields of a card, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldChange {
@@ -869,6 +927,73 @@ mod tests {
         assert_eq!(fields, vec!["name", "format"]);
         assert_eq!(changes[1].old_json, "\"IN_PERSON\"");
         assert!(changed_fields(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn name_text_and_contact_are_significant_the_rest_is_not() {
+        let old = validate(draft(), &taxonomy()).unwrap();
+        let mut new = old.clone();
+        new.details.languages = vec!["pl".into()];
+        new.format = Format::Hybrid;
+        assert!(!is_significant(&changed_fields(&old, &new)));
+        new.details.contact.website = "https://elsewhere.example".into();
+        assert!(is_significant(&changed_fields(&old, &new)));
+        let mut renamed = old.clone();
+        renamed.summary = "Something else entirely".into();
+        assert!(is_significant(&changed_fields(&old, &renamed)));
+        assert_eq!(
+            back_to_review(Status::Published),
+            Some(Status::PendingReview)
+        );
+        assert_eq!(
+            back_to_review(Status::ProposalListed),
+            Some(Status::ProposalPendingReview)
+        );
+        assert_eq!(
+            back_to_review(Status::Draft),
+            None,
+            "not public: edits apply"
+        );
+    }
+
+    #[test]
+    fn a_held_edit_changes_only_its_own_fields() {
+        let original = validate(draft(), &taxonomy()).unwrap();
+        let mut held = original.clone();
+        held.name = "Renamed circle".into();
+        held.details.contact.phone = "0115 000 0000".into();
+        let fields: Vec<&str> = changed_fields(&original, &held)
+            .iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["name", "contact"]);
+        // Meanwhile the languages changed, directly.
+        let mut current = original.clone();
+        current.details.languages = vec!["pl".into()];
+        let merged = with_fields_of(&current, &held, &fields);
+        assert_eq!(merged.name, "Renamed circle");
+        assert_eq!(merged.details.contact.phone, "0115 000 0000");
+        assert_eq!(merged.details.languages, vec!["pl".to_string()], "kept");
+        // Every field `changed_fields` names is one `with_fields_of` carries.
+        let mut everything = held.clone();
+        everything.summary = "s".into();
+        everything.description = "d".into();
+        everything.topics = vec![];
+        everything.format = Format::Online;
+        everything.venues = vec![];
+        everything.details.eligibility = "Over 18s".into();
+        everything.details.area_served = "Gedling".into();
+        everything.details.cost_description = "£2".into();
+        everything.details.languages = vec!["cy".into()];
+        everything.details.capacity = Some(9);
+        everything.joining_details = "room 2".into();
+        let all: Vec<&str> = changed_fields(&original, &everything)
+            .iter()
+            .map(|c| c.field)
+            .collect();
+        assert!(
+            changed_fields(&with_fields_of(&original, &everything, &all), &everything).is_empty()
+        );
     }
 
     #[test]

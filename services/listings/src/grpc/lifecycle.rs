@@ -10,11 +10,12 @@ use super::{
     ListingsApi, details_from_wire, format_from_wire, group_id, join_policy_from_wire,
     venue_from_wire,
 };
+use crate::config::SignificantEdits;
 use crate::domain::group::{self as domain, Transition};
 use crate::error::GROUP_CHANGED;
 use crate::error::ListingsError;
 use crate::store::group::{self as store, Model};
-use crate::store::history;
+use crate::store::{history, pending_edit};
 
 /// Longest reason accepted for a suspension or archiving.
 const MAX_REASON: usize = 2_000;
@@ -53,6 +54,8 @@ impl ListingsApi {
         }
         v.into_result()?;
         let (group_id, expected_version) = (req.group_id.clone(), req.expected_version);
+        // Kept as sent, should the edit wait for an operator.
+        let as_sent = prost::Message::encode_to_vec(&req);
         let taxonomy = self.taxonomy().await?;
         let card = domain::validate(card_draft!(req), &taxonomy)?;
         let group = self.manageable(caller, &group_id).await?;
@@ -66,13 +69,124 @@ impl ListingsApi {
         }
         let changes = domain::changed_fields(&group.card(), &card);
         if changes.is_empty() {
-            return Ok(self.to_wire(&group, Some(caller)));
+            return self.managed_view(&group, caller).await;
         }
-        let updated = self
-            .workflow
-            .update_card(&group, &card, &changes, &caller.person_id, trace)
-            .await?;
-        Ok(self.to_wire(&updated, Some(caller)))
+        let back_to = domain::back_to_review(group.status());
+        let checked_first = !caller.is_operator_of(&self.region)
+            && domain::is_significant(&changes)
+            && back_to.is_some();
+        let updated = match (checked_first, self.significant_edits, back_to) {
+            (true, SignificantEdits::Approval, _) => {
+                // The whole edit waits; the listing stays as it is.
+                self.workflow
+                    .hold_edit(&group, as_sent, &changes, &caller.person_id)
+                    .await?;
+                tracing::info!(group_id = %group.id, "significant edit held for approval");
+                group
+            }
+            (true, SignificantEdits::Review, Some(back_to)) => {
+                let updated = self
+                    .workflow
+                    .update_card_for_review(
+                        &group,
+                        &card,
+                        &changes,
+                        &caller.person_id,
+                        back_to,
+                        trace,
+                    )
+                    .await?;
+                tracing::info!(group_id = %updated.id, status = %updated.status, "significant edit sent the listing back to review");
+                updated
+            }
+            _ => {
+                self.workflow
+                    .update_card(&group, &card, &changes, &caller.person_id, trace)
+                    .await?
+            }
+        };
+        self.managed_view(&updated, caller).await
+    }
+
+    /// The group as its organisers and operators see it, with an edit waiting
+    /// for approval if there is one.
+    pub(super) async fn managed_view(
+        &self,
+        group: &Model,
+        caller: &Caller,
+    ) -> Result<pb::Group, ListingsError> {
+        let mut wire = self.to_wire(group, Some(caller));
+        wire.pending_edit = self.pending_edit_of(group, caller).await?;
+        Ok(wire)
+    }
+
+    /// The edit of `group` waiting for approval, for those who manage it.
+    pub(super) async fn pending_edit_of(
+        &self,
+        group: &Model,
+        caller: &Caller,
+    ) -> Result<Option<pb::PendingEdit>, ListingsError> {
+        if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
+            return Ok(None);
+        }
+        let Some(held) = pending_edit::find(&self.db, &group.id).await? else {
+            return Ok(None);
+        };
+        let changes = held
+            .changes()
+            .into_iter()
+            .map(|(field, old_value, new_value)| pb::FieldChange {
+                field,
+                old_value,
+                new_value,
+                changed_by: held.edited_by.clone(),
+                changed_at: Some(to_timestamp(held.edited_at_ms)),
+                version: held.base_version,
+            })
+            .collect();
+        Ok(Some(pb::PendingEdit { changes }))
+    }
+
+    /// An operator's decision on the edit held for `group`: approving applies
+    /// what it changed (as its organiser asked), rejecting drops it with `note`.
+    pub(super) async fn decide_held_edit(
+        &self,
+        group: Model,
+        held: pending_edit::Model,
+        transition: Transition,
+        note: Option<String>,
+        caller: &Caller,
+        trace: &TraceParent,
+    ) -> Result<pb::Group, ListingsError> {
+        let decided = if transition == Transition::Approve {
+            let req: pb::UpdateGroupRequest = prost::Message::decode(held.request.as_slice())
+                .map_err(|e| {
+                    ListingsError::FailedPrecondition(format!(
+                        "the held edit cannot be read ({e}); reject it"
+                    ))
+                })?;
+            let taxonomy = self.taxonomy().await?;
+            let edit = domain::validate(card_draft!(req), &taxonomy).map_err(|v| {
+                let problems: Vec<String> = v.iter().map(|(f, d)| format!("{f}: {d}")).collect();
+                ListingsError::FailedPrecondition(format!(
+                    "the held edit no longer passes the checks ({}); reject it",
+                    problems.join("; ")
+                ))
+            })?;
+            let fields: Vec<String> = held.changes().into_iter().map(|(f, _, _)| f).collect();
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let current = group.card();
+            let card = domain::with_fields_of(&current, &edit, &fields);
+            let changes = domain::changed_fields(&current, &card);
+            self.workflow
+                .approve_edit(&group, &card, &changes, &held.edited_by, trace)
+                .await?
+        } else {
+            let note = note.unwrap_or_default();
+            self.workflow.reject_edit(&group, note).await?
+        };
+        tracing::info!(group_id = %decided.id, approved = transition == Transition::Approve, "held edit decided");
+        self.managed_view(&decided, caller).await
     }
 
     pub(super) async fn group_history(
@@ -155,8 +269,12 @@ impl ListingsApi {
         }
         let (rows, total) =
             store::review_queue(&self.db, &self.region, page.offset, page.limit).await?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for g in &rows {
+            groups.push(self.managed_view(g, caller).await?);
+        }
         Ok(pb::ListReviewQueueResponse {
-            groups: rows.iter().map(|g| self.to_wire(g, Some(caller))).collect(),
+            groups,
             page: Some(page.answer(rows.len(), total)),
         })
     }

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
-use crate::config::FreshnessConfig;
+use crate::config::{FreshnessConfig, SignificantEdits};
 use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
 use crate::error::ListingsError;
@@ -22,7 +22,7 @@ use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
 use crate::search::postcodes::PostcodeTable;
 use crate::store::group::{self as store, Model};
-use crate::store::topic as topic_store;
+use crate::store::{pending_edit, topic as topic_store};
 use crate::workflow::Workflow;
 
 /// Builds the domain draft from CreateGroupRequest or UpdateGroupRequest: both
@@ -65,6 +65,8 @@ pub struct ListingsApi {
     region: String,
     tz: chrono_tz::Tz,
     freshness: FreshnessConfig,
+    /// What an organiser's significant edit of a listed group waits for.
+    significant_edits: SignificantEdits,
     search: Indexer,
     postcodes: Arc<PostcodeTable>,
     /// Decides what is overdue and which meetings are next.
@@ -76,6 +78,7 @@ pub struct Settings {
     pub region: String,
     pub tz: chrono_tz::Tz,
     pub freshness: FreshnessConfig,
+    pub significant_edits: SignificantEdits,
     pub clock: Clock,
 }
 
@@ -91,6 +94,7 @@ impl ListingsApi {
             region,
             tz,
             freshness,
+            significant_edits,
             clock,
         } = settings;
         Self {
@@ -100,6 +104,7 @@ impl ListingsApi {
             region,
             tz,
             freshness,
+            significant_edits,
             search,
             postcodes,
             clock,
@@ -278,11 +283,19 @@ impl ListingsService for ListingsApi {
             }
             let group = self.visible_group(&id, Some(&caller)).await?;
             let note = (transition == Transition::Reject).then(|| req.note.trim().to_string());
+            // A listed group is reviewed for the edit it holds, if any.
+            if group.status().is_public()
+                && let Some(held) = pending_edit::find(&self.db, &group.id).await?
+            {
+                return self
+                    .decide_held_edit(group, held, transition, note, &caller, &trace)
+                    .await;
+            }
             let group = self
                 .transition(group, transition, note, &caller, &trace)
                 .await?;
             tracing::info!(group_id = %group.id, status = %group.status, "group reviewed");
-            Ok(self.to_wire(&group, Some(&caller)))
+            self.managed_view(&group, &caller).await
         })
         .await
     }
@@ -924,6 +937,8 @@ fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::
         } else {
             String::new()
         },
+        // Read separately, for those who manage the group (`managed_view`).
+        pending_edit: None,
     }
 }
 

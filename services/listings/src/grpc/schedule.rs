@@ -51,6 +51,9 @@ impl ListingsApi {
         .map(occurrence_to_wire)
         .collect();
         wire.exceptions = rows.iter().map(exception_to_wire).collect();
+        if let Some(caller) = caller {
+            wire.pending_edit = self.pending_edit_of(g, caller).await?;
+        }
         Ok(wire)
     }
 

@@ -293,16 +293,24 @@ pub async fn published_page<C: ConnectionTrait>(
     selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
-/// Groups of `region` waiting for review, oldest submission first.
+/// Groups of `region` waiting for review, and listed groups with an edit
+/// waiting for approval; the longest unchanged first.
 pub async fn review_queue<C: ConnectionTrait>(
     conn: &C,
     region: &str,
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<Model>, u64), DbErr> {
-    let query = Entity::find()
-        .filter(Column::Region.eq(region))
-        .filter(Column::Status.is_in(Status::AWAITING_REVIEW.map(Status::as_str)));
+    use sea_orm::sea_query::Query;
+    let with_pending_edit = Query::select()
+        .column(super::pending_edit::Column::GroupId)
+        .from(super::pending_edit::Entity)
+        .to_owned();
+    let query = Entity::find().filter(Column::Region.eq(region)).filter(
+        Condition::any()
+            .add(Column::Status.is_in(Status::AWAITING_REVIEW.map(Status::as_str)))
+            .add(Column::Id.in_subquery(with_pending_edit)),
+    );
     let query = query
         .order_by_asc(Column::UpdatedAtMs)
         .order_by_asc(Column::Id);

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(AddHistoryAndFreshness));
         all.push(Box::new(AddCardDetails));
         all.push(Box::new(CreateOrganiserRoles));
+        all.push(Box::new(CreatePendingEdits));
         all
     }
 }
@@ -403,6 +404,57 @@ impl MigrationTrait for CreateOrganiserRoles {
                     Index::create()
                         .col(OrganiserRole::GroupId)
                         .col(OrganiserRole::PersonId),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct CreatePendingEdits;
+
+impl MigrationName for CreatePendingEdits {
+    fn name(&self) -> &str {
+        "m0106_listings_pending_edits"
+    }
+}
+
+#[derive(DeriveIden)]
+enum PendingEdit {
+    Table,
+    GroupId,
+    Request,
+    ChangesJson,
+    EditedBy,
+    EditedAtMs,
+    BaseVersion,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePendingEdits {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(PendingEdit::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(PendingEdit::GroupId)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(PendingEdit::Request).blob().not_null())
+                .col(ColumnDef::new(PendingEdit::ChangesJson).text().not_null())
+                .col(ColumnDef::new(PendingEdit::EditedBy).string().not_null())
+                .col(
+                    ColumnDef::new(PendingEdit::EditedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(PendingEdit::BaseVersion)
+                        .big_integer()
+                        .not_null(),
                 )
                 .to_owned(),
         )

@@ -4,6 +4,7 @@ pub mod exception;
 pub mod group;
 pub mod history;
 mod migrations;
+pub mod pending_edit;
 pub mod roles;
 pub mod topic;
 
