@@ -177,23 +177,25 @@ fn chrono_like_now() -> String {
 /// The running `selfhelp up`, stopped (SIGTERM) when dropped.
 struct Up {
     child: Child,
-    ports: [u16; 3],
+    /// listings', membership's and notifications' gRPC ports, then the web port.
+    ports: [u16; 4],
 }
 
 impl Up {
-    /// Starts `selfhelp up` and returns once it printed `ready:`, with how long that took.
-    fn start(data_dir: &Path, ports: [u16; 5], databases: &[Option<String>; 3]) -> (Up, Duration) {
+    /// Starts `selfhelp up` on ports the system picks and returns once it
+    /// printed `ready:` (with the ports it printed), with how long that took.
+    fn start(data_dir: &Path, databases: &[Option<String>; 3]) -> (Up, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_selfhelp"));
         cmd.arg("up")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--region", REGION])
-            .args(["--listings-port", &ports[0].to_string()])
-            .args(["--membership-port", &ports[1].to_string()])
-            .args(["--notifications-port", &ports[2].to_string()])
-            .args(["--unsubscribe-port", &ports[3].to_string()])
-            .args(["--web-port", &ports[4].to_string()])
+            .args(["--listings-port", "0"])
+            .args(["--membership-port", "0"])
+            .args(["--notifications-port", "0"])
+            .args(["--unsubscribe-port", "0"])
+            .args(["--web-port", "0"])
             .env("SELFHELP_LOG__LEVEL", "warn")
             // One client making thousands of calls a second is the point here.
             .env("SELFHELP_GRPC__RATE_PER_ADDRESS", "0")
@@ -218,21 +220,40 @@ impl Up {
         let mut child = cmd.spawn().expect("starting selfhelp up");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut printed = Vec::new();
         loop {
             match lines.next() {
                 Some(Ok(line)) if line.starts_with("ready:") => break,
-                Some(Ok(_)) => {}
+                Some(Ok(line)) => printed.push(line),
                 _ => panic!("selfhelp up ended before it was ready"),
             }
         }
+        let port = |name: &str, scheme: &str| -> u16 {
+            let prefix = format!("{scheme}127.0.0.1:");
+            printed
+                .iter()
+                .filter(|l| l.trim_start().starts_with(name))
+                .find_map(|l| l.split_once(&prefix))
+                .and_then(|(_, rest)| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("{name}'s address in {printed:#?}"))
+        };
+        let ports = [
+            port("listings", "grpc://"),
+            port("membership", "grpc://"),
+            port("notifications", "grpc://"),
+            port("web", "http://"),
+        ];
         let elapsed = started.elapsed();
         // Keep reading so `up` never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         (
-            Up {
-                child,
-                ports: [ports[0], ports[1], ports[2]],
-            },
+            Up { child, ports },
             elapsed,
         )
     }
@@ -274,18 +295,6 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_ports() -> [u16; 5] {
-    // Held together until all are known, so they differ.
-    let held: Vec<std::net::TcpListener> = (0..5)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect();
-    [ports[0], ports[1], ports[2], ports[3], ports[4]]
 }
 
 /// Three fresh PostgreSQL databases on the server at TEST_DATABASE_URL, dropped at the end.
@@ -358,10 +367,9 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
     } else {
         (None, [None, None, None])
     };
-    let ports = free_ports();
     let mut rows = Vec::new();
 
-    let (up, first_start) = Up::start(&data_dir, ports, &databases);
+    let (up, first_start) = Up::start(&data_dir, &databases);
     println!(
         "started (empty) in {first_start:.2?}; listing {} groups…",
         opts.groups
@@ -370,7 +378,7 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
     let ids = seed(&up, &tokens, opts.groups).await;
     up.stop();
 
-    let (up, restart) = Up::start(&data_dir, ports, &databases);
+    let (up, restart) = Up::start(&data_dir, &databases);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = up.rss_mib();
     rows.push((
@@ -433,7 +441,7 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
 
     // The front door, as a browser or an ORUK reader meets it: HTTP/1.1 with
     // keep-alive, one request at a time.
-    let web = format!("http://127.0.0.1:{}", ports[4]);
+    let web = up.url(3);
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()
