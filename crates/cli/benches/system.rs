@@ -252,10 +252,7 @@ impl Up {
         let elapsed = started.elapsed();
         // Keep reading so `up` never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (
-            Up { child, ports },
-            elapsed,
-        )
+        (Up { child, ports }, elapsed)
     }
 
     fn url(&self, i: usize) -> String {

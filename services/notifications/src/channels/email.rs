@@ -191,13 +191,16 @@ impl Templates {
 /// The subject to send: the rendered one when it is a single short line that
 /// names none of `forbidden` (group names), else `fallback`.
 pub fn safe_subject(rendered: Option<String>, fallback: &str, forbidden: &[&str]) -> String {
-    let fallback = if fallback.trim().is_empty() {
-        FALLBACK_SUBJECT
+    // The fallback (a title) is held to one short line too: a title carrying
+    // line breaks or control characters must not reach a mail header as they are.
+    let fallback = one_short_line(fallback);
+    let fallback = if fallback.is_empty() {
+        FALLBACK_SUBJECT.to_string()
     } else {
         fallback
     };
     let Some(subject) = rendered.map(|s| s.trim().to_string()) else {
-        return fallback.to_string();
+        return fallback;
     };
     let lower = subject.to_lowercase();
     let names_a_group = forbidden
@@ -205,14 +208,30 @@ pub fn safe_subject(rendered: Option<String>, fallback: &str, forbidden: &[&str]
         .map(|n| n.trim().to_lowercase())
         .any(|n| !n.is_empty() && lower.contains(&n));
     if subject.is_empty()
-        || subject.contains(['\n', '\r'])
+        || subject.contains(char::is_control)
         || subject.chars().count() > MAX_SUBJECT_CHARS
         || names_a_group
     {
-        fallback.to_string()
+        fallback
     } else {
         subject
     }
+}
+
+/// `text` on one line: control characters and runs of white space become one
+/// space, and it is cut (with "…") to the subject's length.
+fn one_short_line(text: &str) -> String {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let line = words.join(" ");
+    if line.chars().count() <= MAX_SUBJECT_CHARS {
+        return line;
+    }
+    let mut cut: String = line.chars().take(MAX_SUBJECT_CHARS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// `(name, path)` of every template file under `dir`, one level of region
@@ -396,6 +415,19 @@ mod tests {
         assert_eq!(safe_subject(Some("two\nlines".into()), "T", &[]), "T");
         assert_eq!(safe_subject(None, "", &[]), FALLBACK_SUBJECT);
         assert_eq!(safe_subject(Some("Fine".into()), "T", &["g"]), "Fine");
+    }
+
+    /// Found by the `email_templates` fuzz target: a title with a carriage
+    /// return went into the subject as it was when the template's subject was
+    /// refused.
+    #[test]
+    fn the_fallback_title_is_one_short_line_too() {
+        assert_eq!(safe_subject(None, "J\r*J\u{c}", &[]), "J *J");
+        assert_eq!(safe_subject(Some("a\tb".into()), "x\n\ny", &[]), "x y");
+        assert_eq!(safe_subject(None, " \r\n ", &[]), FALLBACK_SUBJECT);
+        let long = safe_subject(None, &"word ".repeat(100), &[]);
+        assert_eq!(long.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(long.ends_with('…'));
     }
 
     #[test]
