@@ -97,10 +97,12 @@ async fn main() {
             audience::set(&txn, &group, &person, audience::FOLLOWER, true, 1)
                 .await
                 .unwrap();
-            // One in ten gave an email address: their email is queued too.
+            // One in ten gave (and confirmed) an email address: their email
+            // is queued too.
             if i % 10 == 0 {
                 let held = preference::Held {
                     email: format!("{person}@example.org"),
+                    email_confirmed_at_ms: Some(0),
                     ..Default::default()
                 };
                 preference::put(&txn, &person, &held, 0).await.unwrap();

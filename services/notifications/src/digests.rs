@@ -123,6 +123,7 @@ impl Digests {
             webhook_id: String::new(),
             status: delivery::PENDING,
             next_attempt_at_ms: prefs.send_at(now, self.timezone).timestamp_millis(),
+            is_confirmation: false,
         };
         delivery::insert_all(&txn, &[email], stamp).await?;
         txn.commit().await?;

@@ -16,15 +16,15 @@ use selfhelp_group_view as group_view;
 use selfhelp_platform::time::Clock;
 use serde_json::json;
 
-use crate::channels::email::{Item, Mailer, Templates};
+use crate::channels::email::{Item, Mailer, Rendered, Templates};
 use crate::channels::webhook::{Posted, WebhookSender};
 use crate::config::DeliveryConfig;
 use crate::domain::messages::{self, Kind};
 use crate::domain::preferences::Channel;
+use crate::links::{CONFIRM_VALID_MS, LinkKey, Scope};
 use crate::routing;
 use crate::store::delivery::{self, Outcome};
 use crate::store::{digest, notification, preference, webhook};
-use crate::unsubscribe::{Scope, UnsubscribeKey};
 
 /// Deliveries claimed and sent together by one replica. Claims are taken this
 /// many at a time, so none waits out its lease behind others.
@@ -35,7 +35,8 @@ pub struct Dispatcher {
     pub mailer: Arc<Mailer>,
     pub templates: Arc<Templates>,
     pub webhooks: WebhookSender,
-    pub unsubscribe: UnsubscribeKey,
+    /// Signs the links in emails (unsubscribe, confirm an address).
+    pub links: LinkKey,
     pub config: DeliveryConfig,
     pub region: String,
     /// The region's zone, for people who set none.
@@ -203,6 +204,13 @@ impl Dispatcher {
             return Ok(Attempt::Cancel("no email address any more".into()));
         }
         let tz = held.preferences.tz(self.timezone);
+        if d.is_confirmation {
+            return self.confirmation(d, &held, tz).await;
+        }
+        // Queued before the address changed: the new one is not confirmed.
+        if held.confirmed_email().is_none() {
+            return Ok(Attempt::Cancel("email address not confirmed".into()));
+        }
         // Quiet hours may have begun since it was queued (or a retry fell in them).
         let now = self.clock.now();
         let due = held.preferences.send_at(now, self.timezone);
@@ -252,7 +260,7 @@ impl Dispatcher {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let url = self.unsubscribe.url(&d.recipient_id, Scope::AllEmail);
+            let url = self.links.url(&d.recipient_id, Scope::AllEmail);
             match self
                 .templates
                 .digest(&self.region, cadence, &items, &names, &url)
@@ -276,7 +284,7 @@ impl Dispatcher {
                 .map(|g| g.name)
                 .unwrap_or_default();
             let scope = kind.category().map_or(Scope::AllEmail, Scope::Category);
-            let url = self.unsubscribe.url(&d.recipient_id, scope);
+            let url = self.links.url(&d.recipient_id, scope);
             let item = Item {
                 kind,
                 title: row.title,
@@ -291,14 +299,46 @@ impl Dispatcher {
                 Err(e) => return Ok(Attempt::GiveUp(format!("{e:#}"))),
             }
         };
-        let url = self.unsubscribe.url(&d.recipient_id, scope);
+        let url = self.links.url(&d.recipient_id, scope);
+        Ok(self.send(&held.email, &rendered, &url).await)
+    }
+
+    /// The link that confirms the person's address — at once (they are
+    /// waiting for it, quiet hours or not), and only while it is unconfirmed.
+    async fn confirmation(
+        &self,
+        d: &delivery::Model,
+        held: &preference::Held,
+        tz: Tz,
+    ) -> Result<Attempt, DbErr> {
+        if held.confirmed_email().is_some() {
+            return Ok(Attempt::Cancel("email address already confirmed".into()));
+        }
+        let expires = self.clock.now_ms() + CONFIRM_VALID_MS;
+        let confirm_url = self
+            .links
+            .confirm_url(&d.recipient_id, &held.email, expires);
+        let unsubscribe_url = self.links.url(&d.recipient_id, Scope::AllEmail);
+        let rendered = match self.templates.confirmation(
+            &self.region,
+            &confirm_url,
+            &local_time(expires, tz),
+            &unsubscribe_url,
+        ) {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::GiveUp(format!("{e:#}"))),
+        };
+        Ok(self.send(&held.email, &rendered, &unsubscribe_url).await)
+    }
+
+    async fn send(&self, to: &str, rendered: &Rendered, unsubscribe_url: &str) -> Attempt {
         // Servers quote the address in errors; the log keeps it out.
-        let redact = |m: String| m.replace(&held.email, "<recipient>");
-        Ok(match self.mailer.send(&held.email, &rendered, &url).await {
+        let redact = |m: String| m.replace(to, "<recipient>");
+        match self.mailer.send(to, rendered, unsubscribe_url).await {
             Ok(()) => Attempt::Done,
             Err(e) if e.permanent => Attempt::GiveUp(redact(e.message)),
             Err(e) => Attempt::Retry(redact(e.message)),
-        })
+        }
     }
 
     async fn webhook(&self, d: &delivery::Model) -> Result<Attempt, DbErr> {

@@ -2,7 +2,8 @@
 //! on the channel they chose. Events from listings and membership become inbox
 //! items (`events`, `routing`); the delivery log is worked off by the
 //! dispatcher (`dispatch`) over email and webhooks (`channels`); digests are
-//! gathered by `digests`; `unsubscribe` serves one-click email opt-outs.
+//! gathered by `digests`; `links` serves the links in emails (one-click
+//! unsubscribe, confirming an address).
 
 pub mod channels;
 pub mod config;
@@ -12,10 +13,10 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod links;
 pub mod live;
 pub mod routing;
 pub mod store;
-pub mod unsubscribe;
 pub mod workflow;
 
 use selfhelp_proto::streams;
@@ -49,7 +50,7 @@ pub async fn run_with_clock(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let unsubscribe_listener = if config.http.listen.is_empty() {
+    let links_listener = if config.http.listen.is_empty() {
         None
     } else {
         Some(
@@ -58,17 +59,17 @@ pub async fn run_with_clock(
                 .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?,
         )
     };
-    run_with_listeners(config, clock, listener, unsubscribe_listener, shutdown).await
+    run_with_listeners(config, clock, listener, links_listener, shutdown).await
 }
 
-/// [`run_with_clock`] serving the unsubscribe page on a listener the caller
+/// [`run_with_clock`] serving the email links' pages on a listener the caller
 /// bound (`None`: no page), so that it may be on a port the system picked;
 /// `http.listen` is not read, and `http.public_url` must lead to the listener.
 pub async fn run_with_listeners(
     config: Config,
     clock: Clock,
     listener: TcpListener,
-    unsubscribe_listener: Option<TcpListener>,
+    links_listener: Option<TcpListener>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let common = &config.common;
@@ -85,7 +86,7 @@ pub async fn run_with_listeners(
     )?);
     let mailer = Arc::new(channels::email::Mailer::from_config(&config.email)?);
     let webhooks = channels::webhook::WebhookSender::new(&config.webhooks)?;
-    let unsubscribe = unsubscribe::UnsubscribeKey::load(&db, &config.http.public_url).await?;
+    let links = links::LinkKey::load(&db, &config.http.public_url).await?;
     let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let workers = Supervisor::new(
@@ -93,23 +94,27 @@ pub async fn run_with_listeners(
         shutdown.clone(),
         common.workers.clone(),
     );
-    if let Some(http) = unsubscribe_listener {
-        tracing::info!(addr = %http.local_addr()?, "unsubscribe links served");
+    if let Some(http) = links_listener {
+        tracing::info!(addr = %http.local_addr()?, "email links (unsubscribe, confirm an address) served");
         let workflow = workflow::Workflow {
             db: db.clone(),
             clock: clock.clone(),
         };
-        let router = unsubscribe::router(workflow, unsubscribe.clone(), names.clone());
+        let router = links::router(workflow, links.clone(), names.clone());
         // axum's server only returns at shutdown (it rides out accept errors),
         // so it is owned and joined but has nothing to restart.
-        workers.spawn_once(unsubscribe::serve(http, router, shutdown.clone()));
+        workers.spawn_once(links::serve(http, router, shutdown.clone()));
+    } else {
+        tracing::warn!(
+            "http.listen is empty: the links in emails lead nowhere here, so new email addresses cannot be confirmed unless another replica serves them"
+        );
     }
     let dispatcher = Arc::new(dispatch::Dispatcher {
         db: db.clone(),
         mailer,
         templates,
         webhooks,
-        unsubscribe,
+        links,
         config: config.delivery.clone(),
         region: common.region.clone(),
         timezone,

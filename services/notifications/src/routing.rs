@@ -70,7 +70,8 @@ pub async fn deliver<C: ConnectionTrait>(
         };
         let held = settings_of(&row.recipient_id);
         let prefs = &held.preferences;
-        if !held.email.is_empty() && prefs.wants_on(kind, Channel::Email) {
+        // Only to an address its owner confirmed.
+        if held.confirmed_email().is_some() && prefs.wants_on(kind, Channel::Email) {
             let digest = prefs.digests(kind);
             deliveries.push(NewDelivery {
                 notification_id: row.id.clone(),
@@ -84,6 +85,7 @@ pub async fn deliver<C: ConnectionTrait>(
                     delivery::PENDING
                 },
                 next_attempt_at_ms: prefs.send_at(now_utc, tz).timestamp_millis(),
+                is_confirmation: false,
             });
         }
         if prefs.wants_on(kind, Channel::Webhook) {
@@ -97,6 +99,7 @@ pub async fn deliver<C: ConnectionTrait>(
                         webhook_id: hook.id.clone(),
                         status: delivery::PENDING,
                         next_attempt_at_ms: now,
+                        is_confirmation: false,
                     });
                 }
             }

@@ -10,12 +10,38 @@ use selfhelp_platform::time::Clock;
 use crate::channels::webhook::generate_secret;
 use crate::domain::preferences::Channel;
 use crate::error::NotificationsError;
+use crate::links::{self, Confirmation, Scope};
+use crate::store::delivery::NewDelivery;
 use crate::store::{alert, delivery, erased, preference, webhook};
-use crate::unsubscribe::Scope;
 use selfhelp_platform::privacy::Pseudonyms;
 
 /// Saved alerts one person may keep.
 pub const MAX_ALERTS: u64 = 20;
+
+/// Confirmation emails one person may have sent in a day: enough for typos,
+/// too few to use us against someone else's inbox.
+pub const MAX_CONFIRMATIONS_PER_DAY: usize = 5;
+/// Saving an unconfirmed address again sends a new link after this long.
+pub const CONFIRMATION_RESEND_AFTER_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// What a confirmation link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    Now,
+    Already,
+    Expired,
+    /// The person's address is another one now (or none).
+    NotTheAddress,
+    /// The person was erased: nothing may be stored for them again.
+    Erased,
+}
+
+/// Addresses differing only in case are one address (mail servers treat
+/// them so in practice).
+fn same_address(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
 
 #[derive(Clone)]
 pub struct Workflow {
@@ -33,21 +59,91 @@ pub struct NewAlert {
 }
 
 impl Workflow {
-    /// Stores `person`'s preferences; with no email address any more, nothing
-    /// waiting may go to the old one.
+    /// Stores `person`'s preferences as `wanted` says and returns them as
+    /// stored. A new email address starts unconfirmed, gets a confirmation
+    /// link and nothing else; what waited for the old address is cancelled.
+    /// Saving an unconfirmed address again sends a new link (at most once an
+    /// hour). A new address beyond the day's confirmation emails is refused.
     pub async fn set_preferences(
         &self,
         person: &str,
-        held: &preference::Held,
-    ) -> Result<(), NotificationsError> {
+        wanted: &preference::Held,
+    ) -> Result<preference::Held, NotificationsError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
-        preference::put(&txn, person, held, now).await?;
+        // One change at a time per person, so the confirmations' cap counts right.
+        selfhelp_platform::db::take_turns(&txn, &format!("preferences:{person}")).await?;
+        let before = preference::get(&txn, person).await?;
+        let mut held = wanted.clone();
+        let kept = !held.email.is_empty() && same_address(&before.email, &held.email);
+        held.email_confirmed_at_ms = if kept {
+            before.email_confirmed_at_ms
+        } else {
+            None
+        };
         if held.email.is_empty() {
             delivery::cancel_emails_for(&txn, person, "email address removed", now).await?;
+        } else if !kept && !before.email.is_empty() {
+            delivery::cancel_emails_for(&txn, person, "email address changed", now).await?;
         }
+        if !held.email.is_empty() && held.email_confirmed_at_ms.is_none() {
+            let sent = delivery::confirmations_since(&txn, person, now - DAY_MS).await?;
+            let recent = sent
+                .first()
+                .is_some_and(|at| now - at < CONFIRMATION_RESEND_AFTER_MS);
+            if !kept && sent.len() >= MAX_CONFIRMATIONS_PER_DAY {
+                return Err(NotificationsError::Exhausted(format!(
+                    "{MAX_CONFIRMATIONS_PER_DAY} confirmation emails went out for you today; try a new address tomorrow"
+                )));
+            }
+            // A new address always gets its link; the same one again only
+            // when the last link is an hour old and the day's cap allows.
+            if !kept || (!recent && sent.len() < MAX_CONFIRMATIONS_PER_DAY) {
+                let email = NewDelivery {
+                    notification_id: uuid::Uuid::now_v7().to_string(),
+                    is_digest: false,
+                    recipient_id: person.to_string(),
+                    channel: Channel::Email.as_str(),
+                    webhook_id: String::new(),
+                    status: delivery::PENDING,
+                    next_attempt_at_ms: now,
+                    is_confirmation: true,
+                };
+                delivery::insert_all(&txn, &[email], now).await?;
+            }
+        }
+        preference::put(&txn, person, &held, now).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(held)
+    }
+
+    /// Confirms the address a confirmation link names, when it is still
+    /// `link.person`'s address and the link has not expired.
+    pub async fn confirm_email(
+        &self,
+        names: &Pseudonyms,
+        link: &Confirmation,
+    ) -> Result<Confirmed, NotificationsError> {
+        let now = self.clock.now_ms();
+        if now > link.expires_at_ms {
+            return Ok(Confirmed::Expired);
+        }
+        let txn = self.db.begin().await?;
+        if erased::contains(&txn, names, &link.person).await? {
+            return Ok(Confirmed::Erased);
+        }
+        let mut held = preference::get(&txn, &link.person).await?;
+        if held.email.is_empty() || links::address_digest(&held.email) != link.address {
+            return Ok(Confirmed::NotTheAddress);
+        }
+        if held.email_confirmed_at_ms.is_some() {
+            return Ok(Confirmed::Already);
+        }
+        held.email_confirmed_at_ms = Some(now);
+        preference::put(&txn, &link.person, &held, now).await?;
+        txn.commit().await?;
+        tracing::info!("an email address was confirmed");
+        Ok(Confirmed::Now)
     }
 
     /// Saves an alert for `person`, at most [`MAX_ALERTS`] of them.

@@ -21,7 +21,7 @@ use crate::config::EmailConfig;
 use crate::domain::messages::Kind;
 
 /// The built-in templates; operators override any of them by name.
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 10] = [
     (
         "default.subject",
         include_str!("../../templates/default.subject"),
@@ -38,6 +38,18 @@ const BUILT_IN: [(&str, &str); 7] = [
     ),
     ("digest.txt", include_str!("../../templates/digest.txt")),
     ("digest.html", include_str!("../../templates/digest.html")),
+    (
+        "confirm_email.subject",
+        include_str!("../../templates/confirm_email.subject"),
+    ),
+    (
+        "confirm_email.txt",
+        include_str!("../../templates/confirm_email.txt"),
+    ),
+    (
+        "confirm_email.html",
+        include_str!("../../templates/confirm_email.html"),
+    ),
 ];
 
 /// The subject used when a template gives nothing usable.
@@ -158,6 +170,27 @@ impl Templates {
             subject: safe_subject(subject, &fallback, &names),
             text: self.body(region, "digest", "txt", &ctx)?,
             html: self.body(region, "digest", "html", &ctx)?,
+        })
+    }
+
+    /// The email asking the person to confirm their address with `confirm_url`.
+    pub fn confirmation(
+        &self,
+        region: &str,
+        confirm_url: &str,
+        valid_until: &str,
+        unsubscribe_url: &str,
+    ) -> anyhow::Result<Rendered> {
+        let ctx = context! {
+            confirm_url => confirm_url.to_string(),
+            valid_until => valid_until.to_string(),
+            unsubscribe_url => unsubscribe_url.to_string(),
+        };
+        let subject = self.subject(region, "confirm_email", ctx.clone());
+        Ok(Rendered {
+            subject: safe_subject(subject, "Please confirm your email address", &[]),
+            text: self.body(region, "confirm_email", "txt", &ctx)?,
+            html: self.body(region, "confirm_email", "html", &ctx)?,
         })
     }
 

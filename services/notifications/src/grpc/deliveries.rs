@@ -19,7 +19,7 @@ fn status_to_wire(status: &str) -> pb::DeliveryStatus {
 fn to_wire(d: &delivery::Model) -> pb::Delivery {
     pb::Delivery {
         id: d.id.clone(),
-        notification_id: if d.is_digest {
+        notification_id: if d.is_digest || d.is_confirmation {
             String::new()
         } else {
             d.notification_id.clone()
@@ -41,6 +41,7 @@ fn to_wire(d: &delivery::Model) -> pb::Delivery {
         } else {
             d.digest_id.clone()
         },
+        confirms_email: d.is_confirmation,
     }
 }
 

@@ -333,6 +333,7 @@ impl NotificationsService for NotificationsApi {
                 "notifications": inbox,
                 "group_updates": updates,
                 "email": held.email,
+                "email_confirmed_at": held.email_confirmed_at_ms.map(rfc3339),
                 "preferences": held.preferences,
                 "alerts": alerts,
                 "webhooks": hooks,

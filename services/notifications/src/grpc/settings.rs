@@ -63,6 +63,7 @@ pub(super) fn to_wire(held: &preference::Held) -> pb::Preferences {
         muted_group_ids: p.muted_groups.clone(),
         member_joined: p.member_joined,
         member_left: p.member_left,
+        email_confirmed: held.confirmed_email().is_some(),
     }
 }
 
@@ -158,6 +159,8 @@ fn from_wire(wire: pb::Preferences) -> Result<preference::Held, NotificationsErr
     v.into_result()?;
     Ok(preference::Held {
         email,
+        // Decided against what is stored (`Workflow::set_preferences`).
+        email_confirmed_at_ms: None,
         preferences: Preferences {
             off,
             cadence,
@@ -217,9 +220,10 @@ impl NotificationsApi {
             v.add("preferences", "required");
             return Err(v.into());
         };
-        let held = from_wire(wire)?;
-        self.workflow
-            .set_preferences(&caller.person_id, &held)
+        let wanted = from_wire(wire)?;
+        let held = self
+            .workflow
+            .set_preferences(&caller.person_id, &wanted)
             .await?;
         Ok(to_wire(&held))
     }

@@ -1,7 +1,9 @@
 //! `delivery`: the delivery log. One row per notification, channel (email,
 //! webhook) and endpoint, created with the notification; a dispatcher on any
 //! replica claims due rows with a lease, sends, and records the outcome.
-//! Digest emails are rows of their own (`is_digest`, id = the digest's id).
+//! Digest emails are rows of their own (`is_digest`, id = the digest's id), and
+//! so are emails asking to confirm an address (`is_confirmation`, with a
+//! notification id of their own that names no notification).
 
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
@@ -34,6 +36,8 @@ pub struct Model {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub sent_at_ms: Option<i64>,
+    /// The email with the link that confirms the person's address.
+    pub is_confirmation: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -58,6 +62,7 @@ pub struct NewDelivery {
     pub webhook_id: String,
     pub status: &'static str,
     pub next_attempt_at_ms: i64,
+    pub is_confirmation: bool,
 }
 
 /// Stores `rows`; one already held for the same notification, channel and
@@ -85,6 +90,7 @@ pub async fn insert_all<C: ConnectionTrait>(
             created_at_ms: Set(now),
             updated_at_ms: Set(now),
             sent_at_ms: Set(None),
+            is_confirmation: Set(d.is_confirmation),
         });
         Entity::insert_many(models)
             .on_conflict_do_nothing_on([Column::NotificationId, Column::Channel, Column::WebhookId])
@@ -360,6 +366,24 @@ pub async fn cancel_emails_for<C: ConnectionTrait>(
         .exec(conn)
         .await?
         .rows_affected)
+}
+
+/// The person's confirmation emails queued since `since_ms`, newest first.
+pub async fn confirmations_since<C: ConnectionTrait>(
+    conn: &C,
+    person: &str,
+    since_ms: i64,
+) -> Result<Vec<i64>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::CreatedAtMs)
+        .filter(Column::RecipientId.eq(person))
+        .filter(Column::IsConfirmation.eq(true))
+        .filter(Column::CreatedAtMs.gte(since_ms))
+        .order_by_desc(Column::CreatedAtMs)
+        .into_tuple::<i64>()
+        .all(conn)
+        .await
 }
 
 /// Digests whose email has not finished (waiting, or failed and replayable):

@@ -18,6 +18,8 @@ pub struct Model {
     pub email: String,
     pub doc: String,
     pub updated_at_ms: i64,
+    /// When `email` was confirmed through its link; `None` until then.
+    pub email_confirmed_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -29,13 +31,25 @@ impl ActiveModelBehavior for ActiveModel {}
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Held {
     pub email: String,
+    /// When `email` was confirmed; nothing but the confirmation link goes to
+    /// an address that is not.
+    pub email_confirmed_at_ms: Option<i64>,
     pub preferences: Preferences,
+}
+
+impl Held {
+    /// An address that may be sent notifications.
+    pub fn confirmed_email(&self) -> Option<&str> {
+        (!self.email.is_empty() && self.email_confirmed_at_ms.is_some())
+            .then_some(self.email.as_str())
+    }
 }
 
 impl From<Model> for Held {
     fn from(row: Model) -> Held {
         Held {
             email: row.email,
+            email_confirmed_at_ms: row.email_confirmed_at_ms,
             // A document this version cannot read falls back to the defaults
             // rather than silencing the person.
             preferences: serde_json::from_str(&row.doc).unwrap_or_default(),
@@ -62,11 +76,17 @@ pub async fn put<C: ConnectionTrait>(
         email: Set(held.email.clone()),
         doc: Set(serde_json::to_string(&held.preferences).expect("preferences serialise")),
         updated_at_ms: Set(now),
+        email_confirmed_at_ms: Set(held.email_confirmed_at_ms),
     };
     Entity::insert(row)
         .on_conflict(
             OnConflict::column(Column::PersonId)
-                .update_columns([Column::Email, Column::Doc, Column::UpdatedAtMs])
+                .update_columns([
+                    Column::Email,
+                    Column::Doc,
+                    Column::UpdatedAtMs,
+                    Column::EmailConfirmedAtMs,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(conn)

@@ -34,7 +34,7 @@ fn with_smtp(mut config: Config, smtp: &SmtpServer) -> Config {
     config
 }
 
-async fn deliveries(
+async fn all_deliveries(
     client: &mut NotificationsServiceClient<Channel>,
     person: &str,
 ) -> Vec<pb::Delivery> {
@@ -55,15 +55,76 @@ async fn deliveries(
         .deliveries
 }
 
-/// The received emails addressed to `to`, parsed.
+/// The person's delivery log but for the emails confirming their address.
+async fn deliveries(
+    client: &mut NotificationsServiceClient<Channel>,
+    person: &str,
+) -> Vec<pb::Delivery> {
+    let mut log = all_deliveries(client, person).await;
+    log.retain(|d| !d.confirms_email);
+    log
+}
+
+/// The service on `clock` with its email links served on a port the system
+/// picked (returned), which the links in its emails lead to.
+async fn start_with_links(mut config: Config, clock: Clock) -> (RunningService, u16) {
+    let page = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = page.local_addr().unwrap().port();
+    config.http.public_url = format!("http://127.0.0.1:{port}");
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| {
+        selfhelp_notifications::run_with_listeners(config, clock, l, Some(page), s)
+    })
+    .await;
+    (svc, port)
+}
+
+const CONFIRM_SUBJECT: &str = "Please confirm your email address";
+
+fn addressed_to(raw: &[u8], to: &str) -> bool {
+    let mail = mailparse::parse_mail(raw).unwrap();
+    mail.headers
+        .iter()
+        .any(|h| h.get_key_ref().eq_ignore_ascii_case("to") && h.get_value().contains(to))
+}
+
+/// The links in the confirmation emails sent to `to`, oldest first.
+fn confirmation_links(smtp: &SmtpServer, to: &str) -> Vec<String> {
+    smtp.messages()
+        .into_iter()
+        .filter(|raw| addressed_to(raw, to))
+        .filter_map(|raw| {
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            if header(&mail, "Subject") != CONFIRM_SUBJECT {
+                return None;
+            }
+            let text = part(&mail, "text/plain");
+            let at = text.find("http")?;
+            let link = text[at..].split_whitespace().next()?.to_string();
+            link.contains("/confirm-email?token=").then_some(link)
+        })
+        .collect()
+}
+
+/// Confirms `to` as its owner would: waits for its confirmation email and
+/// presses the button the link leads to. The link.
+async fn confirm_address(smtp: &SmtpServer, to: &str) -> String {
+    let link = eventually("the confirmation email", Duration::from_secs(20), || {
+        let found = confirmation_links(smtp, to);
+        async move { found.last().cloned() }
+    })
+    .await;
+    let done = reqwest::Client::new().post(&link).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK, "{link}");
+    link
+}
+
+/// The emails sent to `to` but those asking to confirm the address.
 fn mails_to(smtp: &SmtpServer, to: &str) -> Vec<Vec<u8>> {
     smtp.messages()
         .into_iter()
         .filter(|raw| {
-            let mail = mailparse::parse_mail(raw).unwrap();
-            mail.headers
-                .iter()
-                .any(|h| h.get_key_ref().eq_ignore_ascii_case("to") && h.get_value().contains(to))
+            addressed_to(raw, to)
+                && header(&mailparse::parse_mail(raw).unwrap(), "Subject") != CONFIRM_SUBJECT
         })
         .collect()
 }
@@ -259,16 +320,9 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
         "{{ group_name }}: {{ title }}",
     )
     .unwrap();
-    // The page's port is picked by the system and handed to the service.
-    let page = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = page.local_addr().unwrap().port();
     let mut config = with_smtp(config(&db, &nats), &smtp);
     config.email.templates_dir = Some(templates.path().to_path_buf());
-    config.http.public_url = format!("http://127.0.0.1:{port}");
-    let svc = RunningService::start(SERVICE_NAME, move |l, s| {
-        selfhelp_notifications::run_with_listeners(config, Clock::system(), l, Some(page), s)
-    })
-    .await;
+    let (svc, port) = start_with_links(config, Clock::system()).await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
 
     let g = uuid::Uuid::now_v7().to_string();
@@ -287,6 +341,7 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
     )
     .await;
     set_prefs(&mut client, &bob, |p| p.email = address.clone()).await;
+    confirm_address(&smtp, &address).await;
     let ce = uuid::Uuid::now_v7().to_string();
     member_joined(&nats, &g, &bob, &ce, &ce).await;
     settle(&nats).await;
@@ -407,13 +462,146 @@ per_backend!(
     email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscribes_in_one_click
 );
 
+async fn a_new_address_gets_only_its_confirmation_link_until_it_is_confirmed(backend: Backend) {
+    let smtp = SmtpServer::start();
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let clock = Clock::system();
+    let (svc, port) = start_with_links(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let http = reqwest::Client::new();
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Walk and talk", &["olive"]).await;
+    let ann = format!("ann-{backend:?}");
+    let first = format!("{ann}@example.org");
+
+    let prefs = set_prefs(&mut client, &ann, |p| p.email = first.clone()).await;
+    assert!(!prefs.email_confirmed);
+    let first_link = eventually("the first link", Duration::from_secs(20), || {
+        let found = confirmation_links(&smtp, &first);
+        async move { found.first().cloned() }
+    })
+    .await;
+    assert!(
+        first_link.starts_with(&format!("http://127.0.0.1:{port}/confirm-email?token=")),
+        "{first_link}"
+    );
+    assert!(
+        !first_link.contains("example.org"),
+        "no address in the link"
+    );
+    // Following the link (what mail scanners do too) only asks.
+    let page = http.get(&first_link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    assert!(!get_prefs(&mut client, &ann).await.email_confirmed);
+
+    // Meanwhile news reaches the inbox, and nothing but the link the address.
+    let ce = uuid::Uuid::now_v7().to_string();
+    member_joined(&nats, &g, &ann, &ce, &ce).await;
+    settle(&nats).await;
+    assert_eq!(inbox(&mut client, &ann).await.notifications.len(), 1);
+    // Saving the same address again within the hour sends no second link.
+    set_prefs(&mut client, &ann, |p| p.member_left = true).await;
+    let log = all_deliveries(&mut client, &ann).await;
+    assert_eq!(log.len(), 1, "{backend:?}: {log:?}");
+    assert!(log[0].confirms_email && log[0].notification_id.is_empty());
+
+    // Another address: the first one's link confirms nothing now.
+    let second = format!("{ann}.new@example.org");
+    set_prefs(&mut client, &ann, |p| p.email = second.clone()).await;
+    let stale = http.post(&first_link).send().await.unwrap();
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    let forged = http
+        .post(format!("http://127.0.0.1:{port}/confirm-email?token=x.y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(!get_prefs(&mut client, &ann).await.email_confirmed);
+    let second_link = confirm_address(&smtp, &second).await;
+    assert!(get_prefs(&mut client, &ann).await.email_confirmed);
+    let again = http.post(&second_link).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK, "a second press is harmless");
+
+    // Now news goes by email, to the confirmed address only.
+    publish(
+        &nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        &g,
+        &cancelled(&g, 4, "2030-12-09"),
+    )
+    .await;
+    eventually("the news by email", Duration::from_secs(20), || {
+        let found = mails_to(&smtp, &second);
+        async move { (found.len() == 1).then_some(()) }
+    })
+    .await;
+    assert!(mails_to(&smtp, &first).is_empty());
+    // Saving the confirmed address again keeps it confirmed and sends no link.
+    let prefs = set_prefs(&mut client, &ann, |p| p.email = second.to_uppercase()).await;
+    assert!(prefs.email_confirmed);
+
+    // Five links a day: three more new addresses, then the next is refused.
+    for n in 3..=5 {
+        let prefs = set_prefs(&mut client, &ann, |p| {
+            p.email = format!("{ann}.{n}@example.org")
+        })
+        .await;
+        assert!(!prefs.email_confirmed);
+    }
+    let mut sixth = get_prefs(&mut client, &ann).await;
+    sixth.email = format!("{ann}.6@example.org");
+    let refused = client
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest {
+                preferences: Some(sixth.clone()),
+            },
+            &tok(&ann),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        get_prefs(&mut client, &ann).await.email,
+        format!("{ann}.5@example.org")
+    );
+    let log = all_deliveries(&mut client, &ann).await;
+    assert_eq!(log.iter().filter(|d| d.confirms_email).count(), 5);
+
+    // A week later the fifth address's link has expired; a day's cap is over.
+    let fifth = format!("{ann}.5@example.org");
+    let fifth_link = eventually("the fifth link", Duration::from_secs(20), || {
+        let found = confirmation_links(&smtp, &fifth);
+        async move { found.first().cloned() }
+    })
+    .await;
+    clock.advance(Duration::from_secs(8 * 86_400));
+    let expired = http.post(&fifth_link).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::GONE);
+    assert!(!get_prefs(&mut client, &ann).await.email_confirmed);
+    client
+        .update_preferences(with_token(
+            pb::UpdatePreferencesRequest {
+                preferences: Some(sixth),
+            },
+            &tok(&ann),
+        ))
+        .await
+        .expect("a new day, a new link");
+    svc.stop().await.unwrap();
+}
+
+per_backend!(a_new_address_gets_only_its_confirmation_link_until_it_is_confirmed);
+
 async fn quiet_hours_hold_email_until_they_end_then_send_it(backend: Backend) {
     use chrono::Timelike;
     let smtp = SmtpServer::start();
     let nats = Nats::start();
     let db = TestDb::new(backend).await;
     let clock = Clock::system();
-    let svc = start_on(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
+    let (svc, _) = start_with_links(with_smtp(config(&db, &nats), &smtp), clock.clone()).await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let g = uuid::Uuid::now_v7().to_string();
     group_known(&nats, &g, "Carers' coffee", &["olive"]).await;
@@ -438,6 +626,8 @@ async fn quiet_hours_hold_email_until_they_end_then_send_it(backend: Backend) {
         });
     })
     .await;
+    // The confirmation link goes at once, quiet hours or not: they wait for it.
+    confirm_address(&smtp, &address).await;
     let ce = uuid::Uuid::now_v7().to_string();
     member_joined(&nats, &g, "bob", &ce, &ce).await;
     settle(&nats).await;
@@ -491,7 +681,7 @@ async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replic
         .to_string();
     let mut config = with_smtp(config(&db, &nats), &smtp);
     config.digests.send_at = earlier;
-    let svc = start_with(config.clone()).await;
+    let (svc, _) = start_with_links(config.clone(), Clock::system()).await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let olive = format!("olive-{backend:?}");
     let address = format!("{olive}@example.org");
@@ -501,6 +691,7 @@ async fn a_daily_digest_gathers_several_events_and_goes_out_once_with_two_replic
         p.cadence = pb::Cadence::DailyDigest as i32;
     })
     .await;
+    confirm_address(&smtp, &address).await;
     let g = uuid::Uuid::now_v7().to_string();
     let organisers = [olive.as_str()];
     let published = ev::GroupPublished {
@@ -1424,6 +1615,33 @@ async fn caps_hold_when_many_requests_arrive_at_once(backend: Backend) {
 
 per_backend!(caps_hold_when_many_requests_arrive_at_once);
 
+async fn addresses_stored_before_confirmation_existed_count_as_confirmed(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    use selfhelp_notifications::store::{Migrator, preference};
+    let tdb = TestDb::new(backend).await;
+    let db = selfhelp_platform::db::connect(&tdb.url, 2).await.unwrap();
+    // The schema as it was before confirmation, with two people's settings.
+    let before = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m0103_notifications_channels")
+        .expect("the migration before confirmation");
+    Migrator::up(&db, Some(before as u32 + 1)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO preference (person_id, email, doc, updated_at_ms) \
+         VALUES ('kept', 'kept@example.org', '{}', 5), ('none', '', '{}', 6)",
+    )
+    .await
+    .unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let kept = preference::get(&db, "kept").await.unwrap();
+    assert_eq!(kept.confirmed_email(), Some("kept@example.org"));
+    let none = preference::get(&db, "none").await.unwrap();
+    assert_eq!(none.email_confirmed_at_ms, None);
+}
+
+per_backend!(addresses_stored_before_confirmation_existed_count_as_confirmed);
+
 async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over(backend: Backend) {
     use selfhelp_notifications::store::{Migrator, delivery};
     let tdb = TestDb::new(backend).await;
@@ -1446,6 +1664,7 @@ async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over(backend:
         webhook_id: "w".into(),
         status: delivery::PENDING,
         next_attempt_at_ms: 1_000,
+        is_confirmation: false,
     };
     // The same delivery twice (a redelivered event) is stored once.
     delivery::insert_all(&db, &[row.clone(), row.clone()], 1_000)
@@ -1516,6 +1735,7 @@ async fn finished_deliveries_and_old_digests_are_pruned_failed_ones_kept(backend
         webhook_id: String::new(),
         status: delivery::PENDING,
         next_attempt_at_ms: 0,
+        is_confirmation: false,
     };
     delivery::insert_all(&db, &[new(1), new(2), new(3)], 1_000)
         .await
