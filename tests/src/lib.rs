@@ -168,10 +168,19 @@ impl Drop for ServiceProcess {
 /// Creates an open, in-person group as `organiser` through listings at `addr`,
 /// submits it and has an operator of `region` approve it; returns its id.
 pub async fn published_group(addr: std::net::SocketAddr, region: &str, organiser: &str) -> String {
+    published_group_on(selfhelp_testkit::channel(addr).await, region, organiser).await
+}
+
+/// [`published_group`] through `channel` to listings (e.g. one over TLS).
+pub async fn published_group_on(
+    channel: tonic::transport::Channel,
+    region: &str,
+    organiser: &str,
+) -> String {
     use selfhelp_proto::listings::v1 as lpb;
     use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
-    use selfhelp_testkit::{channel, token, with_token};
-    let mut lc = ListingsServiceClient::new(channel(addr).await);
+    use selfhelp_testkit::{token, with_token};
+    let mut lc = ListingsServiceClient::new(channel);
     let organiser = token(organiser, region, &[]);
     let group = lc
         .create_group(with_token(

@@ -82,6 +82,8 @@ pub struct NatsProcess {
     port: u16,
     store_dir: PathBuf,
     log_file: Option<PathBuf>,
+    /// More arguments on every start (e.g. TLS settings).
+    extra_args: Vec<std::ffi::OsString>,
     child: Option<Child>,
 }
 
@@ -100,6 +102,26 @@ impl NatsProcess {
             port,
             store_dir: store_dir.to_path_buf(),
             log_file: log_file.map(Path::to_path_buf),
+            extra_args: Vec::new(),
+            child: None,
+        };
+        process.restart()?;
+        Ok(process)
+    }
+
+    /// Like [`NatsProcess::start_on_any_port`], with `extra_args` given to
+    /// the server on every start (e.g. `--tls --tlscert FILE …`).
+    pub fn start_with_args(
+        binary: &Path,
+        store_dir: &Path,
+        extra_args: Vec<std::ffi::OsString>,
+    ) -> anyhow::Result<Self> {
+        let mut process = Self {
+            binary: binary.to_path_buf(),
+            port: 0,
+            store_dir: store_dir.to_path_buf(),
+            log_file: None,
+            extra_args,
             child: None,
         };
         process.restart()?;
@@ -151,6 +173,7 @@ impl NatsProcess {
         if self.port == 0 {
             cmd.arg("--ports_file_dir").arg(&ports_dir);
         }
+        cmd.args(&self.extra_args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -188,7 +211,7 @@ impl NatsProcess {
     }
 }
 
-/// The client port in the ports file (`{"nats":["nats://127.0.0.1:PORT"]}`)
+/// The client port in the ports file (`{"nats":["nats://127.0.0.1:PORT"]}`, `tls://` with TLS)
 /// that nats-server `pid`, started with `--ports_file_dir dir`, writes once it
 /// listens; `None` until then.
 pub fn reported_port(dir: &Path, pid: u32) -> Option<u16> {
@@ -198,7 +221,10 @@ pub fn reported_port(dir: &Path, pid: u32) -> Option<u16> {
         .filter_map(Result::ok)
         .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
     let text = std::fs::read_to_string(file.path()).ok()?;
-    let url = text.split('"').find(|part| part.starts_with("nats://"))?;
+    // `tls://` when the server requires TLS.
+    let url = text
+        .split('"')
+        .find(|part| part.starts_with("nats://") || part.starts_with("tls://"))?;
     url.rsplit(':').next()?.parse().ok()
 }
 

@@ -28,12 +28,15 @@ pub const CONTENT_TYPE: &str = "application/protobuf";
 /// The streams themselves are part of the contracts (`selfhelp_proto::streams`).
 pub use selfhelp_proto::streams::StreamSpec;
 
-/// Connects to NATS; the client reconnects on its own after outages, and a
-/// server that is down at start-up is retried in the background.
+/// Connects to NATS as `nats` says (its `url`, and `tls`); the client
+/// reconnects on its own after outages, and a server that is down at start-up
+/// is retried in the background. A TLS file that cannot be read is an error
+/// at once.
 pub async fn connect(
-    url: &str,
+    nats: &crate::config::NatsConfig,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let url = nats.url.as_str();
     // Several servers (a cluster) are given comma-separated; the client also
     // learns the cluster's other members from the one it reaches.
     let servers: Vec<async_nats::ServerAddr> = url
@@ -64,7 +67,15 @@ pub async fn connect(
     // own, `_INBOX_<service>`, which its NATS user alone may subscribe to
     // (deploy/nats/accounts.conf): no service can listen to another's.
     let service = name.split('-').next().unwrap_or(name);
-    let mut options = async_nats::ConnectOptions::new();
+    let tls_required = servers.iter().any(|s| s.as_url_str().starts_with("tls://"));
+    let mut options =
+        crate::tls::nats_options(async_nats::ConnectOptions::new(), &nats.tls, tls_required)
+            .map_err(|e| {
+                async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::Tls,
+                    format!("{e:#}"),
+                )
+            })?;
     options = match login {
         Some((Some(user), password)) => options.user_and_password(user, password),
         Some((None, token)) => options.token(token),

@@ -64,6 +64,8 @@ impl CommonConfig {
         if self.nats.stream_replicas > 5 {
             v.add("nats.stream_replicas", "must be at most 5");
         }
+        self.nats.tls.check("nats.tls", v);
+        self.grpc.tls.check("grpc.tls", v);
         at_least(
             v,
             "grpc.max_concurrent_streams",
@@ -191,6 +193,9 @@ pub struct NatsConfig {
     pub stream_replicas: usize,
     /// Largest size of one stream in bytes; beyond it the oldest events go.
     pub stream_max_bytes: i64,
+    /// TLS to the servers (`tls://` addresses require it): the CA that signs
+    /// their certificates, and this service's certificate when they ask for one.
+    pub tls: ClientTlsConfig,
 }
 
 impl Default for NatsConfig {
@@ -201,6 +206,7 @@ impl Default for NatsConfig {
             restricted_max_age_hours: 72,
             stream_replicas: 1,
             stream_max_bytes: 2 * 1024 * 1024 * 1024,
+            tls: ClientTlsConfig::default(),
         }
     }
 }
@@ -231,6 +237,99 @@ pub struct GrpcConfig {
     /// Anonymous calls per second from one peer address (bursts of twice
     /// that); 0: no limit. Behind a proxy every caller shares its address.
     pub rate_per_address: u32,
+    /// TLS on this server; off unless a certificate is given.
+    pub tls: ServerTlsConfig,
+}
+
+/// TLS a gRPC server speaks: on when `cert_file` and `key_file` are set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerTlsConfig {
+    /// PEM certificate (chain) the server shows.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must show a certificate it signed.
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: clients without a certificate are served too
+    /// (public callers with tokens); one that shows a certificate must show a
+    /// valid one.
+    pub client_auth_optional: bool,
+}
+
+impl ServerTlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+
+    fn check(&self, key: &str, v: &mut Violations) {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            v.add(
+                format!("{key}.key_file"),
+                "cert_file and key_file go together",
+            );
+        }
+        for (name, file) in [
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+            ("client_ca_file", &self.client_ca_file),
+        ] {
+            readable(v, &format!("{key}.{name}"), file.as_deref());
+        }
+        if self.client_ca_file.is_some() && self.cert_file.is_none() {
+            v.add(
+                format!("{key}.client_ca_file"),
+                "client certificates need the server's own (cert_file)",
+            );
+        }
+    }
+}
+
+/// TLS for a connection this service makes (to NATS, or to another service at
+/// an `https://` address).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientTlsConfig {
+    /// PEM CA certificate(s) that sign the server's certificate; unset: the
+    /// public web's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate shown to servers that ask for client certificates.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl ClientTlsConfig {
+    /// Anything set: the connection should be TLS even if its address does
+    /// not say so.
+    pub fn configured(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some()
+    }
+
+    pub fn check(&self, key: &str, v: &mut Violations) {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            v.add(
+                format!("{key}.key_file"),
+                "cert_file and key_file go together",
+            );
+        }
+        for (name, file) in [
+            ("ca_file", &self.ca_file),
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+        ] {
+            readable(v, &format!("{key}.{name}"), file.as_deref());
+        }
+    }
+}
+
+/// Adds "cannot be read" for `key` when `file` is set and is no readable file.
+fn readable(v: &mut Violations, key: &str, file: Option<&Path>) {
+    if let Some(file) = file
+        && std::fs::File::open(file).is_err()
+    {
+        v.add(key, format!("{} cannot be read", file.display()));
+    }
 }
 
 impl Default for GrpcConfig {
@@ -246,6 +345,7 @@ impl Default for GrpcConfig {
             max_concurrent_streams: 100,
             rate_per_person: 50,
             rate_per_address: 200,
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -492,7 +592,9 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "svc.toml",
-                "timezone = \"Mars/Olympus\"\n[consumer]\npullers = 0\n[grpc]\nmax_concurrent_streams = 0\n",
+                "timezone = \"Mars/Olympus\"\n[consumer]\npullers = 0\n[grpc]\nmax_concurrent_streams = 0\n\
+                 [grpc.tls]\ncert_file = \"/nonexistent/cert.pem\"\n\
+                 [nats.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
             )?;
             let err = load_checked::<Sample>(Some(Path::new("svc.toml")))
                 .unwrap_err()
@@ -501,6 +603,9 @@ mod tests {
                 "timezone",
                 "consumer.pullers must be at least 1",
                 "grpc.max_concurrent_streams",
+                "grpc.tls.key_file cert_file and key_file go together",
+                "grpc.tls.cert_file /nonexistent/cert.pem cannot be read",
+                "nats.tls.ca_file /nonexistent/ca.pem cannot be read",
             ] {
                 assert!(err.contains(key), "{key} in {err}");
             }

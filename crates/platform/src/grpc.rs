@@ -161,7 +161,11 @@ pub async fn serve(
         .into_inner();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = crate::tls::server_config("grpc.tls", &cfg.tls)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .timeout(cfg.request_timeout())
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .layer(layers)

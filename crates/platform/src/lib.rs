@@ -23,6 +23,7 @@ pub mod shutdown;
 pub mod supervise;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod trace;
 pub mod validation;
 

@@ -144,7 +144,7 @@ impl Eventing {
         supervisor.spawn_once(async move {
             let shutdown = workers.shutdown().clone();
             let client = loop {
-                match bus::connect(&self.common.nats.url, self.service).await {
+                match bus::connect(&self.common.nats, self.service).await {
                     Ok(c) => break c,
                     Err(e) => {
                         tracing::warn!(error = %e, url = %bus::redact(&self.common.nats.url), "NATS not reachable; retrying");

@@ -116,7 +116,15 @@ fn fast_outbox() -> OutboxConfig {
 }
 
 async fn jetstream_for(nats: &Nats) -> jetstream::Context {
-    let client = bus::connect(&nats.url(), "test").await.unwrap();
+    let client = bus::connect(
+        &selfhelp_platform::config::NatsConfig {
+            url: nats.url(),
+            ..Default::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
     let js = jetstream::new(client);
     bus::ensure_stream(&js, LISTINGS, Default::default())
         .await

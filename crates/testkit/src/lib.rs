@@ -14,6 +14,7 @@ mod cluster;
 pub mod oruk;
 pub mod python;
 mod smtp;
+pub mod tls;
 pub use cluster::NatsCluster;
 pub use smtp::SmtpServer;
 
@@ -72,6 +73,8 @@ fn install_dir() -> PathBuf {
 pub struct Nats {
     process: NatsProcess,
     _store: tempfile::TempDir,
+    /// `nats` or `tls`.
+    scheme: &'static str,
 }
 
 impl Nats {
@@ -85,11 +88,38 @@ impl Nats {
         Nats {
             process,
             _store: store,
+            scheme: "nats",
+        }
+    }
+
+    /// A server that speaks TLS only, with a certificate `ca` signed, and
+    /// lets in only clients showing a certificate `ca` signed. Its
+    /// [`Nats::url`] is `tls://…`.
+    pub fn start_tls(ca: &tls::TestCa) -> Nats {
+        let binary = nats_binary();
+        let store = tempfile::tempdir().expect("temp dir");
+        let server = ca.issue("nats-server");
+        let args = vec![
+            "--tls".into(),
+            "--tlscert".into(),
+            server.cert_file.into_os_string(),
+            "--tlskey".into(),
+            server.key_file.into_os_string(),
+            "--tlscacert".into(),
+            ca.ca_file().into_os_string(),
+            "--tlsverify".into(),
+        ];
+        let process = NatsProcess::start_with_args(&binary, &store.path().join("js"), args)
+            .expect("starting nats-server with TLS");
+        Nats {
+            process,
+            _store: store,
+            scheme: "tls",
         }
     }
 
     pub fn url(&self) -> String {
-        self.process.url()
+        format!("{}://127.0.0.1:{}", self.scheme, self.process.port())
     }
 
     pub fn stop(&mut self) {
@@ -370,14 +400,25 @@ pub async fn wait_serving(addr: std::net::SocketAddr, service_name: &str) {
 
 /// Waits (up to `limit`) until `addr` reports SERVING for `service_name`.
 pub async fn wait_serving_within(addr: std::net::SocketAddr, service_name: &str, limit: Duration) {
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("an http address");
+    wait_serving_on(endpoint, service_name, limit).await
+}
+
+/// Waits until `service_name` answers SERVING at `endpoint` (e.g. one that
+/// speaks TLS), within `limit`.
+pub async fn wait_serving_on(
+    endpoint: tonic::transport::Endpoint,
+    service_name: &str,
+    limit: Duration,
+) {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     eventually(
-        &format!("{service_name} at {addr} to be SERVING"),
+        &format!("{service_name} at {} to be SERVING", endpoint.uri()),
         limit,
         || async {
-            let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
-            let ch = ep.connect().await.ok()?;
+            let ch = endpoint.connect().await.ok()?;
             let resp = HealthClient::new(ch)
                 .check(HealthCheckRequest {
                     service: service_name.to_string(),

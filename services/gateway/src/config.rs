@@ -2,7 +2,7 @@
 //! environment variables (`SELFHELP_LISTINGS_URL`, `SELFHELP_HTTP__LISTEN`, …),
 //! checked once at load so a bad value stops the start with its key named.
 
-use selfhelp_platform::config::LogConfig;
+use selfhelp_platform::config::{ClientTlsConfig, LogConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -13,6 +13,9 @@ pub struct Config {
     pub listings_url: String,
     /// Deadline of each call to listings.
     pub listings_timeout_ms: u64,
+    /// For an `https://` listings address: the CA that signs its certificate,
+    /// and the gateway's own certificate when listings asks for one.
+    pub listings_tls: ClientTlsConfig,
     /// Shown in page titles and headings, e.g. "Nottinghamshire".
     pub area_name: String,
     pub log: LogConfig,
@@ -58,6 +61,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             listings_url: "http://127.0.0.1:50051".into(),
             listings_timeout_ms: 5_000,
+            listings_tls: ClientTlsConfig::default(),
             area_name: "your area".into(),
             log: LogConfig::default(),
         }
@@ -77,6 +81,11 @@ impl Config {
         if !(self.listings_url.starts_with("http://") || self.listings_url.starts_with("https://"))
         {
             return Err("listings_url must be an http:// or https:// address".into());
+        }
+        let mut v = selfhelp_platform::validation::Violations::new();
+        self.listings_tls.check("listings_tls", &mut v);
+        if let Some((key, why)) = v.iter().next() {
+            return Err(format!("{key} {why}"));
         }
         if self.listings_timeout_ms == 0 {
             return Err("listings_timeout_ms must be more than 0".into());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -49,11 +49,15 @@ impl Listings {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.listings_timeout_ms);
         // Lazy: the gateway may start before listings; each call has a deadline.
-        let channel = Endpoint::from_shared(config.listings_url.clone())?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = selfhelp_platform::tls::endpoint(
+            "listings",
+            &config.listings_url,
+            &config.listings_tls,
+        )?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy();
         Ok(Self {
             // A region's calendar feed can be a few megabytes.
             client: ListingsServiceClient::new(channel.clone())

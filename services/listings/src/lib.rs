@@ -75,7 +75,7 @@ pub async fn run_with_clock(
         common.workers.clone(),
     );
     indexer.clone().spawn(
-        common.nats.url.clone(),
+        common.nats.clone(),
         std::time::Duration::from_secs(config.search.rebuild_interval_secs),
         &workers,
     );

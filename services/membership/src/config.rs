@@ -1,6 +1,6 @@
 //! Membership configuration (see `CommonConfig` for the shared settings).
 
-use selfhelp_platform::config::{Checked, CommonConfig, at_least};
+use selfhelp_platform::config::{Checked, ClientTlsConfig, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
 use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,9 @@ pub struct ListingsClientConfig {
     /// e.g. `http://127.0.0.1:50051`; empty disables the fallback.
     pub url: String,
     pub timeout_ms: u64,
+    /// For an `https://` address: the CA that signs listings' certificate,
+    /// and membership's own certificate when listings asks for one.
+    pub tls: ClientTlsConfig,
 }
 
 impl Default for ListingsClientConfig {
@@ -69,6 +72,7 @@ impl Default for ListingsClientConfig {
         Self {
             url: "http://127.0.0.1:50051".into(),
             timeout_ms: 2_000,
+            tls: ClientTlsConfig::default(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl Checked for Config {
             1,
         );
         at_least(v, "listings.timeout_ms", self.listings.timeout_ms, 1);
+        self.listings.tls.check("listings.tls", v);
         at_least(
             v,
             "privacy.confirm_within_hours",

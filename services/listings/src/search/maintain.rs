@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::bus;
+use selfhelp_platform::config::NatsConfig;
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_proto::streams::LISTINGS;
 
@@ -169,11 +170,11 @@ impl Indexer {
     /// Follows LISTINGS events from every replica (a plain subscription: a missed
     /// event is caught by the next periodic rebuild) and rebuilds on a timer, as
     /// two supervised workers.
-    pub fn spawn(self, nats_url: String, rebuild_every: Duration, workers: &Supervisor) {
+    pub fn spawn(self, nats: NatsConfig, rebuild_every: Duration, workers: &Supervisor) {
         let follower = self.clone();
         let stop = workers.shutdown().clone();
         workers.spawn("search follower", move || {
-            follower.clone().follow(nats_url.clone(), stop.clone())
+            follower.clone().follow(nats.clone(), stop.clone())
         });
         let stop = workers.shutdown().clone();
         workers.spawn("search rebuild", move || {
@@ -185,12 +186,12 @@ impl Indexer {
     /// `stop`. Never gives up: a replica that stopped following would show stale
     /// cards until the next full rebuild. After any gap it rebuilds, to catch up
     /// on what was missed meanwhile (a restart counts as a gap too).
-    async fn follow(self, nats_url: String, stop: Shutdown) {
+    async fn follow(self, nats: NatsConfig, stop: Shutdown) {
         let mut pause = Duration::from_millis(500);
         let mut gap = false;
         loop {
             let subscribed = async {
-                let client = bus::connect(&nats_url, "listings-search")
+                let client = bus::connect(&nats, "listings-search")
                     .await
                     .map_err(|e| e.to_string())?;
                 client

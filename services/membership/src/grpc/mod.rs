@@ -176,7 +176,7 @@ impl MembershipApi {
         } else {
             // Lazy: listings may start after us; each call has its own deadline.
             let timeout = Duration::from_millis(config.listings.timeout_ms);
-            let channel = Channel::from_shared(url.clone())?
+            let channel = selfhelp_platform::tls::endpoint("listings", url, &config.listings.tls)?
                 .connect_timeout(timeout)
                 .timeout(timeout)
                 .connect_lazy();
