@@ -525,7 +525,7 @@ pub fn service_env(
         ("SELFHELP_NATS__URL", nats_url.to_string()),
         (
             "SELFHELP_AUTH__HS256_SECRET",
-            selfhelp_testkit::SECRET.to_string(),
+            selfhelp_testkit::secret().to_string(),
         ),
         ("SELFHELP_OUTBOX__POLL_INTERVAL_MS", "100".to_string()),
         ("SELFHELP_CONSUMER__RETRY_BASE_MS", "100".to_string()),

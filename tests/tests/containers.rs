@@ -39,9 +39,7 @@ use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
-use selfhelp_testkit::{
-    SECRET, channel, eventually, join_request, token, wait_serving_within, with_token,
-};
+use selfhelp_testkit::{channel, eventually, join_request, token, wait_serving_within, with_token};
 
 /// The region compose's services serve by default.
 const REGION: &str = "notts";
@@ -150,7 +148,7 @@ impl Stack {
         // The services check tokens the test kit signs; the container's user
         // (uid 10001) must be able to read the file compose mounts.
         let secret = files.path().join("hs256-secret");
-        std::fs::write(&secret, SECRET).unwrap();
+        std::fs::write(&secret, selfhelp_testkit::secret()).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(files.path().join("test.yaml"), TEST_OVERRIDE).unwrap();

@@ -64,6 +64,10 @@ pub enum AuthError {
         "auth.hs256_secret is {0} characters: it must be at least {MIN_HS256_SECRET} (for example `openssl rand -base64 32`)"
     )]
     WeakSecret(usize),
+    #[error(
+        "auth.hs256_secret is one published in the selfhelp repository: anyone could sign tokens with it; make one of your own (for example `openssl rand -base64 32`)"
+    )]
+    PublishedSecret,
     #[error("reading {what}: {source}")]
     Io {
         what: String,
@@ -274,6 +278,23 @@ async fn refresh_jwks(keys: &Keys) -> Result<(), AuthError> {
 /// any token it signed (RFC 7518 asks for a key at least as long as the hash).
 pub const MIN_HS256_SECRET: usize = 32;
 
+/// SHA-256 digests of HS256 secrets that were ever published with selfhelp
+/// (a development secret once committed for compose, the test kit's and the
+/// unit tests' secrets): anyone can mint tokens with them, so no service
+/// takes one. `selfhelp up` makes its own secret, so it needs none of them.
+const PUBLISHED_SECRETS: [&str; 3] = [
+    "019f1d1d83b4c29826ebd4bfdfd82764ee1fc981679d1381843f7c5262373a8a",
+    "b7e839c9f400967b0e01e5529a61b42279af1764362b3b88bceebbb15c4dc900",
+    "34537f2af8d6e478a6d801e552fbfe08427188cd5095c36afc55c03bd80d17ce",
+];
+
+fn is_published(secret: &str) -> bool {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    PUBLISHED_SECRETS.contains(&hex.as_str())
+}
+
 fn resolve_secret(cfg: &AuthConfig) -> Result<Option<String>, AuthError> {
     let secret = if let Some(secret) = cfg.hs256_secret.as_ref().filter(|s| !s.is_empty()) {
         Some(secret.clone())
@@ -294,6 +315,7 @@ fn resolve_secret(cfg: &AuthConfig) -> Result<Option<String>, AuthError> {
         Some(s) if s.chars().count() < MIN_HS256_SECRET => {
             Err(AuthError::WeakSecret(s.chars().count()))
         }
+        Some(s) if is_published(&s) => Err(AuthError::PublishedSecret),
         other => Ok(other),
     }
 }
@@ -333,7 +355,40 @@ pub fn generate_secret() -> String {
 mod tests {
     use super::*;
 
-    const TEST_SECRET: &str = "a-test-secret-of-thirty-two-chars-or-more";
+    /// Made for this run: every secret written in this repository is refused.
+    static TEST_SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(generate_secret);
+
+    #[tokio::test]
+    async fn a_published_hs256_secret_is_refused() {
+        for published in [
+            "e2uhTFQAbipzIdcAGyplIEdDbF579rApU5syfnFgR9RvmtI2",
+            "selfhelp-test-secret-for-tests-only-0123",
+            "a-test-secret-of-thirty-two-chars-or-more",
+        ] {
+            let err = Authenticator::from_config(&hs_config(published))
+                .await
+                .err()
+                .expect("refused");
+            assert!(matches!(err, AuthError::PublishedSecret), "{err}");
+        }
+        // From a file too, with the line end an editor leaves.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "e2uhTFQAbipzIdcAGyplIEdDbF579rApU5syfnFgR9RvmtI2\n").unwrap();
+        let cfg = AuthConfig {
+            hs256_secret_file: Some(file),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Authenticator::from_config(&cfg).await.err(),
+            Some(AuthError::PublishedSecret)
+        ));
+        assert!(
+            Authenticator::from_config(&hs_config(&TEST_SECRET))
+                .await
+                .is_ok()
+        );
+    }
 
     #[tokio::test]
     async fn a_short_hs256_secret_is_refused_naming_the_setting() {
@@ -367,11 +422,11 @@ mod tests {
 
     #[tokio::test]
     async fn hs256_round_trip() {
-        let auth = Authenticator::from_config(&hs_config(TEST_SECRET))
+        let auth = Authenticator::from_config(&hs_config(&TEST_SECRET))
             .await
             .unwrap();
         let token = mint_hs256(
-            TEST_SECRET,
+            &TEST_SECRET,
             "p1",
             "notts",
             &["operator".into()],
@@ -386,7 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_wrong_secret_expired_and_garbage() {
-        let auth = Authenticator::from_config(&hs_config(TEST_SECRET))
+        let auth = Authenticator::from_config(&hs_config(&TEST_SECRET))
             .await
             .unwrap();
         let wrong = mint_hs256("other", "p1", "notts", &[], Duration::from_secs(60)).unwrap();
@@ -412,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn issuer_and_audience_are_checked_when_configured() {
         let cfg = AuthConfig {
-            hs256_secret: Some(TEST_SECRET.into()),
+            hs256_secret: Some(TEST_SECRET.clone()),
             issuer: Some("https://id.example".into()),
             audience: Some("selfhelp".into()),
             ..Default::default()

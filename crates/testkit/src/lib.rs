@@ -5,7 +5,7 @@
 //! - [`NatsCluster`]: three `nats-server` nodes as one JetStream cluster.
 //! - [`TestDb`]: a fresh database per test: a SQLite file always, and a fresh
 //!   PostgreSQL database when `TEST_DATABASE_URL` is set (dropped afterwards).
-//! - [`token`]: development bearer tokens signed with [`SECRET`].
+//! - [`token`]: development bearer tokens signed with [`secret`].
 //! - [`SmtpServer`]: a real SMTP server (aiosmtpd) keeping what it receives.
 //! - [`oruk`]: the official Open Referral UK schemas as validators.
 //! - [`python`]: Python packages installed with pip for the tests that need them.
@@ -26,13 +26,22 @@ use sea_orm::{ConnectionTrait, Database};
 pub use selfhelp_nats_dev as nats_server;
 use selfhelp_nats_dev::NatsProcess;
 
-/// The HS256 secret test services are configured with.
-pub const SECRET: &str = "selfhelp-test-secret-for-tests-only-0123";
+/// The HS256 secret test services are configured with: made fresh for each
+/// test process (services refuse any secret written in the repository).
+pub fn secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(selfhelp_platform::auth::generate_secret)
+}
 
-/// A bearer token for `sub` in `region` with `roles`.
+/// A bearer token for `sub` in `region` with `roles`, signed with [`secret`].
 pub fn token(sub: &str, region: &str, roles: &[&str]) -> String {
+    token_signed(secret(), sub, region, roles)
+}
+
+/// A bearer token for `sub` in `region` with `roles`, signed with `secret`.
+pub fn token_signed(secret: &str, sub: &str, region: &str, roles: &[&str]) -> String {
     let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    selfhelp_platform::auth::mint_hs256(SECRET, sub, region, &roles, Duration::from_secs(3600))
+    selfhelp_platform::auth::mint_hs256(secret, sub, region, &roles, Duration::from_secs(3600))
         .expect("minting a test token")
 }
 
@@ -315,7 +324,7 @@ pub fn common_config(
     c.database.url = db_url.to_string();
     c.database.max_connections = 5;
     c.nats.url = nats_url.to_string();
-    c.auth.hs256_secret = Some(SECRET.to_string());
+    c.auth.hs256_secret = Some(secret().to_string());
     // Tests call fast from one address; the limits have tests of their own.
     c.grpc.rate_per_person = 0;
     c.grpc.rate_per_address = 0;

@@ -719,7 +719,7 @@ async fn live_streams_are_capped_per_person_and_end_with_the_token() {
 
     // A stream opened with a token that expires in two seconds ends then.
     let short = selfhelp_platform::auth::mint_hs256(
-        selfhelp_testkit::SECRET,
+        selfhelp_testkit::secret(),
         "dora",
         REGION,
         &[],
