@@ -32,7 +32,7 @@ SELFHELP_IMAGE=selfhelp:local
 NATS_IMAGE=selfhelp-nats:local
 POSTGRES_IMAGE=selfhelp-postgres:local
 BINARIES=(selfhelp selfhelp-listings selfhelp-membership selfhelp-notifications selfhelp-gateway)
-# The NATS the compose file's default image runs (nats:2.10).
+# The NATS the compose file's default image runs (nats:2.10-alpine).
 NATS_VERSION=2.10.26
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Entrypoint of the local PostgreSQL image (deploy/local/postgres.Dockerfile).
 # On an empty data folder: a cluster whose superuser is POSTGRES_USER with
-# POSTGRES_PASSWORD (password logins over TCP, scram-sha-256), the database
+# POSTGRES_PASSWORD, or the contents of the file POSTGRES_PASSWORD_FILE names
+# (password logins over TCP, scram-sha-256), the database
 # POSTGRES_DB, then the scripts in /docker-entrypoint-initdb.d (*.sql, *.sh) once.
 # Then the server, listening on every address; extra arguments go to it.
 set -eu
@@ -18,7 +19,11 @@ if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$done_marker" ]; then
   exit 1
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set for a new cluster}"
+  # As the official image: the password may come from a file (a secret).
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+  fi
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set for a new cluster}"
   echo "postgres-entrypoint: new cluster in $PGDATA (superuser $user, database $db)"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"

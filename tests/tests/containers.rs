@@ -136,6 +136,7 @@ struct Stack {
     project: String,
     files: tempfile::TempDir,
     env: Vec<(&'static str, String)>,
+    /// The secrets the stack made at its first start, read once it serves.
     postgres_password: String,
     outside_password: String,
     notifications_nats_password: String,
@@ -145,23 +146,10 @@ impl Stack {
     fn new() -> Stack {
         remove_stacks_left_behind();
         let files = tempfile::tempdir().expect("temp dir");
-        // The services check tokens the test kit signs; the container's user
-        // (uid 10001) must be able to read the file compose mounts.
-        let secret = files.path().join("hs256-secret");
-        std::fs::write(&secret, selfhelp_testkit::secret()).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(files.path().join("test.yaml"), TEST_OVERRIDE).unwrap();
         let run = format!("{:08x}", rand::random::<u32>());
-        let password = |who: &str| format!("{who}-{run}");
-        let mut env = vec![
-            ("SELFHELP_HS256_SECRET_FILE", secret.display().to_string()),
-            ("POSTGRES_PASSWORD", password("postgres")),
-            ("LISTINGS_NATS_PASSWORD", password("listings")),
-            ("MEMBERSHIP_NATS_PASSWORD", password("membership")),
-            ("NOTIFICATIONS_NATS_PASSWORD", password("notifications")),
-            ("OUTSIDE_NATS_PASSWORD", password("outside")),
-        ];
+        // Nothing secret is given: the stack makes its own at the first start.
+        let mut env = Vec::new();
         // Every published port on a free one, so nothing clashes with a stack
         // already running here and replicas can each publish theirs.
         for publish in [
@@ -180,10 +168,40 @@ impl Stack {
             project: format!("selfhelp-ct-{run}"),
             files,
             env,
-            postgres_password: password("postgres"),
-            outside_password: password("outside"),
-            notifications_nats_password: password("notifications"),
+            postgres_password: String::new(),
+            outside_password: String::new(),
+            notifications_nats_password: String::new(),
         }
+    }
+
+    /// The secret `name` the stack made, as its containers read it.
+    fn made_secret(&self, name: &str) -> String {
+        let path = format!("/run/selfhelp-secrets/{name}");
+        let secret = self.compose(&["exec", "-T", "listings", "cat", &path]);
+        let secret = secret.trim().to_string();
+        assert!(
+            secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name} was not made at the first start: {} characters",
+            secret.len()
+        );
+        secret
+    }
+
+    /// Reads the secrets the stack made; tokens are signed with its HS256 secret.
+    fn learn_secrets(&mut self) {
+        selfhelp_testkit::use_secret(&self.made_secret("hs256-secret"));
+        self.postgres_password = self.made_secret("postgres-password");
+        self.outside_password = self.made_secret("outside-nats-password");
+        self.notifications_nats_password = self.made_secret("notifications-nats-password");
+        let listings = self.made_secret("listings-nats-password");
+        let distinct: std::collections::BTreeSet<&str> = [
+            self.postgres_password.as_str(),
+            &self.outside_password,
+            &self.notifications_nats_password,
+            &listings,
+        ]
+        .into();
+        assert_eq!(distinct.len(), 4, "each secret is made on its own");
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -316,7 +334,7 @@ impl Drop for Stack {
 #[ignore = "needs a Docker engine and the images deploy/local-images.sh makes; .ci/run runs it"]
 async fn the_compose_stack_journey_scaling_faults_and_a_graceful_stop() {
     let started = Instant::now();
-    let stack = Stack::new();
+    let mut stack = Stack::new();
     stack.compose(&[
         "up",
         "-d",
@@ -327,8 +345,9 @@ async fn the_compose_stack_journey_scaling_faults_and_a_graceful_stop() {
         "notifications=2",
     ]);
     stack.wait_serving([1, 2, 2]).await;
+    stack.learn_secrets();
     eprintln!(
-        "containers: NATS, PostgreSQL, listings, 2 × membership, 2 × notifications serving after {:.1} s",
+        "containers: NATS, PostgreSQL, listings, 2 × membership, 2 × notifications serving (with the secrets they made at the first start) after {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -700,4 +719,57 @@ async fn graceful_stop(stack: &Stack) {
         active >= outcome.accepted.len() as i64,
         "every accepted join is there"
     );
+}
+
+/// No deployment file carries a secret: every password and secret compose
+/// hands a container is a file in the volume `selfhelp secrets init` fills at
+/// the first start, and none has a default written in the file. (Runs without
+/// Docker.)
+#[test]
+fn compose_reads_every_secret_from_the_volume_made_at_first_start() {
+    let compose = std::fs::read_to_string(repo().join("deploy/compose.yaml")).unwrap();
+    let mut seen = 0;
+    for (n, line) in compose.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !(key.contains("PASSWORD") || key.contains("SECRET")) || key.contains(' ') {
+            continue;
+        }
+        seen += 1;
+        assert!(
+            key.ends_with("_FILE") && value.trim().starts_with("/run/selfhelp-secrets/"),
+            "line {}: {line}: secrets come from the generated volume",
+            n + 1
+        );
+    }
+    assert!(
+        seen >= 5,
+        "the services, NATS and PostgreSQL read their secrets"
+    );
+    for url in compose
+        .lines()
+        .filter(|l| l.contains("://") && !l.trim().starts_with('#'))
+    {
+        assert!(
+            !url.contains(":${") && !url.contains("-password"),
+            "a password in a URL: {url}"
+        );
+    }
+    assert!(
+        !repo().join("deploy/secrets").exists(),
+        "deploy/secrets held a committed development secret"
+    );
+    let nats =
+        std::fs::read_to_string(repo().join("deploy/nats/with-generated-passwords.sh")).unwrap();
+    for user in ["LISTINGS", "MEMBERSHIP", "NOTIFICATIONS", "OUTSIDE"] {
+        assert!(
+            nats.contains(&format!("{user}_NATS_PASSWORD=$(read_secret")),
+            "{user}"
+        );
+    }
 }

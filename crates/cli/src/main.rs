@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod secrets;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ enum Command {
     Token(TokenArgs),
     /// Call an RPC with a JSON request and print the JSON response.
     Call(call::CallArgs),
+    /// A deployment's secrets: `secrets init DIR` makes them at first start.
+    Secrets(secrets::SecretsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +60,7 @@ pub struct SigningArgs {
     #[arg(long, default_value = up::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Sign with the secret in this file instead, the one the services were
-    /// given (e.g. deploy/secrets/dev-hs256-secret for the compose stack).
+    /// given (for the compose stack, `hs256-secret` in its secrets volume).
     #[arg(long, env = "SELFHELP_AUTH__HS256_SECRET_FILE")]
     secret_file: Option<PathBuf>,
 }
@@ -137,6 +140,13 @@ fn main() -> ExitCode {
         },
         Command::Up(args) => run_async("up", up::up(args)),
         Command::Call(args) => run_async("call", call::call(args)),
+        Command::Secrets(args) => match secrets::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("selfhelp secrets: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

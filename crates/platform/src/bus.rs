@@ -51,18 +51,27 @@ pub async fn connect(
     // The client does not log in with credentials written in a URL by itself:
     // take them from the first server that has them (all share one login):
     // `user:password@host`, or NATS's token form `token@host`.
-    let login = servers.iter().find_map(|s| {
-        let decode = |v: &str| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
+    let decode = |v: &str| {
+        percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let in_url = servers.iter().find_map(|s| {
         let user = decode(s.username()?);
         Some(match s.password() {
             Some(password) => (Some(user), decode(password)),
             None => (None, user),
         })
     });
+    // A password given on its own (e.g. read from a file) goes with the
+    // URL's user, or is a token when the URL names none.
+    let login = match nats.password.as_deref().filter(|p| !p.is_empty()) {
+        Some(password) => {
+            let user = servers.iter().find_map(|s| s.username().map(decode));
+            Some((user, password.to_string()))
+        }
+        None => in_url,
+    };
     // Replies (publish acks, pulled messages) come to an inbox of the service's
     // own, `_INBOX_<service>`, which its NATS user alone may subscribe to
     // (deploy/nats/accounts.conf): no service can listen to another's.

@@ -136,6 +136,9 @@ impl Default for CommonConfig {
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db?mode=rwc` (embedded default) or `postgres://…`.
     pub url: String,
+    /// PostgreSQL: the password, when it is not in `url` (e.g. from a file,
+    /// `SELFHELP_DATABASE__PASSWORD_FILE`); it takes the place of one there.
+    pub password: Option<String>,
     /// Pool size for PostgreSQL; SQLite always uses one connection (one writer).
     pub max_connections: u32,
     /// SQLite only: read-only connections beside the writer for plain reads.
@@ -150,10 +153,29 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
+            password: None,
             max_connections: 10,
             sqlite_readers: 4,
             migrate_on_start: true,
         }
+    }
+}
+
+impl DatabaseConfig {
+    /// `url` with `password` in it, when one is set.
+    pub fn connect_url(&self) -> anyhow::Result<String> {
+        let Some(password) = self.password.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(self.url.clone());
+        };
+        let mut url = reqwest::Url::parse(&self.url)
+            .map_err(|e| anyhow::anyhow!("database.url is not a URL: {e}"))?;
+        anyhow::ensure!(
+            !url.username().is_empty(),
+            "database.password is set but database.url names no user"
+        );
+        url.set_password(Some(password))
+            .map_err(|()| anyhow::anyhow!("database.url cannot carry a password"))?;
+        Ok(url.to_string())
     }
 }
 
@@ -196,6 +218,9 @@ pub struct NatsConfig {
     /// TLS to the servers (`tls://` addresses require it): the CA that signs
     /// their certificates, and this service's certificate when they ask for one.
     pub tls: ClientTlsConfig,
+    /// The password (or token, when `url` names no user), when it is not in
+    /// `url` (e.g. from a file, `SELFHELP_NATS__PASSWORD_FILE`).
+    pub password: Option<String>,
 }
 
 impl Default for NatsConfig {
@@ -207,6 +232,7 @@ impl Default for NatsConfig {
             stream_replicas: 1,
             stream_max_bytes: 2 * 1024 * 1024 * 1024,
             tls: ClientTlsConfig::default(),
+            password: None,
         }
     }
 }
@@ -578,6 +604,45 @@ mod tests {
             Some("auth.hs256_secret")
         );
         assert_eq!(secret_file_var("SELFHELP_REGION"), None);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn passwords_from_files_join_the_urls_without_being_written_in_them() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pg-password", "p@ss/word:1\n")?;
+            jail.create_file("nats-password", "n4ts\n")?;
+            jail.set_env(
+                "SELFHELP_DATABASE__URL",
+                "postgres://selfhelp@db:5432/listings",
+            );
+            jail.set_env(
+                "SELFHELP_DATABASE__PASSWORD_FILE",
+                jail.directory().join("pg-password").display(),
+            );
+            jail.set_env(
+                "SELFHELP_NATS__PASSWORD_FILE",
+                jail.directory().join("nats-password").display(),
+            );
+            let cfg: Sample = load(None).map_err(|e| *e)?;
+            assert_eq!(
+                cfg.common.database.connect_url().unwrap(),
+                "postgres://selfhelp:p%40ss%2Fword%3A1@db:5432/listings"
+            );
+            assert_eq!(cfg.common.nats.password.as_deref(), Some("n4ts"));
+            Ok(())
+        });
+        let no_user = DatabaseConfig {
+            url: "postgres://db/listings".into(),
+            password: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(no_user.connect_url().is_err());
+        let plain = DatabaseConfig {
+            url: "sqlite://a.db?mode=rwc".into(),
+            ..Default::default()
+        };
+        assert_eq!(plain.connect_url().unwrap(), "sqlite://a.db?mode=rwc");
     }
 
     impl Checked for Sample {

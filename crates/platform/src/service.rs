@@ -103,8 +103,9 @@ async fn migrate_and_exit<C: ServiceConfig>(
     cfg: &crate::config::DatabaseConfig,
 ) -> std::process::ExitCode {
     let result = async {
-        let db = crate::db::connect(&cfg.url, 1).await?;
-        let applied = crate::schema::migrate::<C::Migrator>(&cfg.url, &db).await?;
+        let url = cfg.connect_url()?;
+        let db = crate::db::connect(&url, 1).await?;
+        let applied = crate::schema::migrate::<C::Migrator>(&url, &db).await?;
         db.close().await.ok();
         anyhow::Ok(applied)
     }
@@ -247,9 +248,10 @@ pub async fn open_database<M: sea_orm_migration::MigratorTrait>(
     cfg: &crate::config::DatabaseConfig,
     shutdown: &Shutdown,
 ) -> anyhow::Result<DatabaseConnection> {
-    let db = crate::db::connect(&cfg.url, cfg.max_connections).await?;
+    let url = cfg.connect_url()?;
+    let db = crate::db::connect(&url, cfg.max_connections).await?;
     if cfg.migrate_on_start {
-        let applied = crate::schema::migrate::<M>(&cfg.url, &db).await?;
+        let applied = crate::schema::migrate::<M>(&url, &db).await?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
@@ -266,7 +268,7 @@ pub async fn open_databases<M: sea_orm_migration::MigratorTrait>(
     shutdown: &Shutdown,
 ) -> anyhow::Result<crate::db::Databases> {
     let write = open_database::<M>(cfg, shutdown).await?;
-    let read = crate::db::connect_readers(&cfg.url, &write, cfg.sqlite_readers).await?;
+    let read = crate::db::connect_readers(&cfg.connect_url()?, &write, cfg.sqlite_readers).await?;
     Ok(crate::db::Databases { write, read })
 }
 

@@ -26,11 +26,23 @@ use sea_orm::{ConnectionTrait, Database};
 pub use selfhelp_nats_dev as nats_server;
 use selfhelp_nats_dev::NatsProcess;
 
+static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The HS256 secret test services are configured with: made fresh for each
 /// test process (services refuse any secret written in the repository).
 pub fn secret() -> &'static str {
-    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SECRET.get_or_init(selfhelp_platform::auth::generate_secret)
+}
+
+/// Makes `secret` the one [`token`] signs with, for a test against services
+/// that made their own (e.g. containers at their first start). Call it before
+/// any token is made.
+pub fn use_secret(secret: &str) {
+    let held = SECRET.get_or_init(|| secret.to_string());
+    assert_eq!(
+        held, secret,
+        "tokens were signed with another secret already"
+    );
 }
 
 /// A bearer token for `sub` in `region` with `roles`, signed with [`secret`].
