@@ -55,6 +55,8 @@ pub mod events {
         pub const ROTA_DUTY_DUE: &str = "org.selfhelp.membership.rota.duty_due.v1";
         pub const ERASURE_REQUESTED: &str = "org.selfhelp.privacy.erasure.requested.v1";
         pub const ERASURE_COMPLETED: &str = "org.selfhelp.privacy.erasure.completed.v1";
+        pub const PUBLIC_GROUP_CHANGED: &str = "org.selfhelp.public.group.changed.v1";
+        pub const PUBLIC_GROUP_WITHDRAWN: &str = "org.selfhelp.public.group.withdrawn.v1";
     }
 
     /// The group snapshot carried by any listings group event; `Ok(None)` for

@@ -27,6 +27,15 @@ pub const MEMBERSHIP: StreamSpec = StreamSpec {
     speakers: &["membership"],
     restricted: true,
 };
+/// The directory as the public sees it, for partners: listed groups only, no
+/// person ids, notes or drafts (`events.v1.PublicGroupChanged`, `…Withdrawn`).
+/// No service consumes it; partners pull from consumers listings makes for them.
+pub const PUBLIC: StreamSpec = StreamSpec {
+    name: "PUBLIC",
+    context: "public",
+    speakers: &["listings"],
+    restricted: false,
+};
 /// Erasure requests (from membership) and every service's confirmations.
 pub const PRIVACY: StreamSpec = StreamSpec {
     name: "PRIVACY",

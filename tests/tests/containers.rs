@@ -7,8 +7,9 @@
 //!
 //! 1. the journey: a group created, submitted, approved, found anonymously,
 //!    joined, and the organiser told; a partner logged in to NATS as
-//!    `outside-subscriber` reads the listings events and is refused the
-//!    membership and privacy ones;
+//!    `outside-subscriber` reads the public events through the consumer
+//!    listings made for it and is refused a consumer of its own and the
+//!    listings, membership and privacy ones;
 //! 2. scaling: 1,000 joins over both membership replicas give exactly 1,000
 //!    memberships and welcomes, and both notifications replicas did work;
 //! 3. faults, each in the middle of a burst of joins: one replica of each
@@ -447,11 +448,11 @@ async fn journey(stack: &Stack) {
         "containers: journey done: created, approved, found anonymously (gRPC, web page, ORUK), joined, organiser told"
     );
 
-    partner_reads_listings_only(stack, &group_id).await;
+    partner_reads_the_public_stream_only(stack, &group_id).await;
 }
 
 /// A partner's system logged in to the published NATS port as `outside-subscriber`.
-async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
+async fn partner_reads_the_public_stream_only(stack: &Stack, group_id: &str) {
     let violations = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = violations.clone();
     let client = async_nats::ConnectOptions::new()
@@ -471,23 +472,17 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
         .expect("the partner logs in to NATS");
     let js = async_nats::jetstream::new(client.clone());
 
-    // The public listings events, through the durable the partner may own.
+    // The directory as the public sees it, through the pull consumer
+    // listings made for the partner (it may not make one).
     let stream = js
-        .get_stream("LISTINGS")
+        .get_stream("PUBLIC")
         .await
-        .expect("the partner sees LISTINGS");
-    let consumer = stream
-        .get_or_create_consumer(
-            "outside-subscriber",
-            async_nats::jetstream::consumer::pull::Config {
-                durable_name: Some("outside-subscriber".into()),
-                filter_subject: format!("selfhelp.{REGION}.listings.>"),
-                ..Default::default()
-            },
-        )
+        .expect("the partner sees PUBLIC");
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer("outside-subscriber")
         .await
-        .expect("the partner makes its durable on LISTINGS");
-    let published = format!("selfhelp.{REGION}.listings.group.published");
+        .expect("listings made the partner's consumer");
+    let listed = format!("selfhelp.{REGION}.public.group.changed");
     let mut messages = consumer
         .fetch()
         .max_messages(100)
@@ -495,21 +490,30 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
         .messages()
         .await
         .expect("the partner fetches");
-    let mut saw_published = false;
+    let mut saw_listed = false;
     while let Some(message) = messages.next().await {
-        let message = message.expect("a listings event");
+        let message = message.expect("a public event");
         let about_it = message
             .headers
             .as_ref()
             .and_then(|h| h.get("ce-subject"))
             .is_some_and(|s| s.as_str() == group_id);
-        saw_published |= message.subject.as_str() == published && about_it;
+        saw_listed |= message.subject.as_str() == listed && about_it;
         message.ack().await.expect("ack");
     }
-    assert!(saw_published, "the partner read {published} for the group");
+    assert!(saw_listed, "the partner read {listed} for the group");
+    let own = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("outside-subscriber-own".into()),
+        ..Default::default()
+    };
+    assert!(
+        stream.create_consumer(own).await.is_err(),
+        "the partner made a consumer"
+    );
 
-    // Membership and privacy: neither the streams nor the subjects.
-    for stream in ["MEMBERSHIP", "PRIVACY"] {
+    // Listings (person ids, drafts, notes), membership and privacy: neither
+    // the streams nor the subjects.
+    for stream in ["LISTINGS", "MEMBERSHIP", "PRIVACY"] {
         assert!(
             js.get_stream(stream).await.is_err(),
             "the partner may not look at {stream}"
@@ -517,6 +521,7 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
         refused_to_partner(&violations, &format!("$JS.API.STREAM.INFO.{stream}")).await;
     }
     for subject in [
+        format!("selfhelp.{REGION}.listings.>"),
         format!("selfhelp.{REGION}.membership.>"),
         format!("selfhelp.{REGION}.privacy.>"),
     ] {
@@ -527,7 +532,7 @@ async fn partner_reads_listings_only(stack: &Stack, group_id: &str) {
         refused_to_partner(&violations, &subject).await;
     }
     eprintln!(
-        "containers: the partner read {published} and was refused MEMBERSHIP, PRIVACY and their subjects"
+        "containers: the partner read {listed} and was refused a consumer of its own, LISTINGS, MEMBERSHIP, PRIVACY and their subjects"
     );
 }
 

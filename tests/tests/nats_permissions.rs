@@ -14,7 +14,7 @@ use sea_orm::Database;
 use selfhelp_e2e::{Trio, count, published_group, service_env};
 use selfhelp_platform::bus;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
-use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP, PRIVACY};
+use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP, PRIVACY, PUBLIC};
 use selfhelp_testkit::{Backend, TestDb, channel, eventually, join_request, token, with_token};
 
 const REGION: &str = "notts";
@@ -163,6 +163,12 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
     bus::ensure_stream(&membership, PRIVACY, limits)
         .await
         .unwrap();
+    assert!(
+        bus::ensure_stream(&membership, PUBLIC, limits)
+            .await
+            .is_err()
+    );
+    bus::ensure_stream(&listings, PUBLIC, limits).await.unwrap();
 
     let s = |rest: &str| format!("selfhelp.{REGION}.{rest}");
     let cases = [
@@ -170,6 +176,20 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
         (&listings, "listings", s("membership.member.joined"), false),
         (&listings, "listings", s("privacy.erasure.requested"), false),
         (&listings, "listings", s("privacy.erasure.completed"), true),
+        (&listings, "listings", s("public.group.changed"), true),
+        (&membership, "membership", s("public.group.changed"), false),
+        (
+            &notifications,
+            "notifications",
+            s("public.group.changed"),
+            false,
+        ),
+        (
+            &outside,
+            "outside-subscriber",
+            s("public.group.changed"),
+            false,
+        ),
         (
             &membership,
             "membership",
@@ -279,10 +299,70 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
             "{user} deleted notifications' consumer"
         );
     }
-    // The partner: no way into MEMBERSHIP.
-    assert!(outside.get_stream("MEMBERSHIP").await.is_err());
-    let partner = outside.get_stream("LISTINGS").await;
-    assert!(partner.is_ok(), "the partner may look at LISTINGS");
+    // The partner reads PUBLIC through the one consumer listings makes for
+    // it, and nothing else: no way into LISTINGS (person ids, drafts, notes),
+    // MEMBERSHIP or PRIVACY, and no consumer of its own making.
+    for stream in ["LISTINGS", "MEMBERSHIP", "PRIVACY"] {
+        assert!(
+            outside.get_stream(stream).await.is_err(),
+            "the partner looked at {stream}"
+        );
+    }
+    assert!(
+        bus::ensure_partner_consumer(&membership, PUBLIC, "outside-subscriber", REGION)
+            .await
+            .is_err(),
+        "only listings makes partners' consumers"
+    );
+    bus::ensure_partner_consumer(&listings, PUBLIC, "outside-subscriber", REGION)
+        .await
+        .expect("listings makes the partner's consumer");
+    for name in ["partner-own", "listings-notts-public"] {
+        assert!(
+            bus::ensure_partner_consumer(&outside, PUBLIC, name, REGION)
+                .await
+                .is_err(),
+            "the partner made a consumer {name}"
+        );
+    }
+    let public = outside
+        .get_stream("PUBLIC")
+        .await
+        .expect("the partner may look at PUBLIC");
+    // A push consumer would let it copy events to any subject: refused.
+    let push = jetstream::consumer::push::Config {
+        durable_name: Some("outside-subscriber-push".into()),
+        deliver_subject: s("membership.member.joined"),
+        ..Default::default()
+    };
+    assert!(public.create_consumer(push).await.is_err());
+    let published = listings
+        .publish(s("public.group.changed"), "{}".into())
+        .await
+        .unwrap();
+    published.await.expect("stored in PUBLIC");
+    let consumer: jetstream::consumer::PullConsumer = public
+        .get_consumer("outside-subscriber")
+        .await
+        .expect("the partner's own consumer");
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .expect("the partner pulls");
+    use futures::StreamExt;
+    let message = batch.next().await.expect("an event").expect("readable");
+    assert_eq!(message.subject.as_str(), s("public.group.changed"));
+    message.ack().await.expect("the partner acknowledges");
+    assert!(
+        outside
+            .delete_consumer_from_stream("outside-subscriber", "PUBLIC")
+            .await
+            .is_err(),
+        "the partner deleted its consumer"
+    );
 }
 
 struct Nothing;

@@ -84,7 +84,13 @@ impl SigningArgs {
 
 /// The development HS256 secret kept in the data folder, created on first use.
 pub fn dev_secret(data_dir: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let path = data_dir.join("dev-secret");
+    kept_secret(data_dir, "dev-secret")
+}
+
+/// The secret kept in file `name` of the data folder (its owner's alone),
+/// made on first use.
+pub fn kept_secret(data_dir: &Path, name: &str) -> anyhow::Result<(PathBuf, String)> {
+    let path = data_dir.join(name);
     if let Ok(secret) = std::fs::read_to_string(&path)
         && !secret.trim().is_empty()
     {

@@ -68,10 +68,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     selfhelp_platform::telemetry::init(&common.log);
     let (secret_file, _) = crate::dev_secret(&data_dir)?;
 
-    let (nats_url, _nats_process) = start_nats(&data_dir).await?;
+    let (nats_url, nats_password, _nats_process) = start_nats(&data_dir).await?;
 
     common.region = args.region.clone();
     common.nats.url = nats_url.clone();
+    common.nats.password = nats_password;
     common.auth = Default::default();
     common.auth.hs256_secret_file = Some(secret_file);
 
@@ -192,7 +193,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     for (name, addr, service) in &services {
         println!("  {name:<14} grpc://{addr}  ({service})");
     }
-    println!("  {:<14} {nats_url}", "nats");
+    println!(
+        "  {:<14} {}",
+        "nats",
+        selfhelp_platform::bus::redact(&nats_url)
+    );
     println!("  {:<14} {}", "data", data_dir.display());
     println!(
         "  {:<14} {mail_note}; unsubscribe page http://{unsubscribe_addr}",
@@ -220,16 +225,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The user `up`'s own nats-server lets in (with the password kept in the data
+/// folder's `nats-password`); nobody else gets in.
+const NATS_USER: &str = "selfhelp";
+
 /// Uses the NATS at `SELFHELP_NATS__URL` if it answers; otherwise starts one in
-/// the data folder (installing `nats-server` with pip when it is missing).
-async fn start_nats(data_dir: &std::path::Path) -> anyhow::Result<(String, Option<NatsProcess>)> {
+/// the data folder (installing `nats-server` with pip when it is missing) that
+/// lets in only [`NATS_USER`] with a password made for this data folder. The
+/// URL, the password (for a server of our own), and the server.
+async fn start_nats(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<String>, Option<NatsProcess>)> {
     if let Ok(url) = std::env::var("SELFHELP_NATS__URL") {
         if reachable(&url) {
-            println!("using NATS at {url}");
-            return Ok((url, None));
+            println!("using NATS at {}", selfhelp_platform::bus::redact(&url));
+            let password = std::env::var("SELFHELP_NATS__PASSWORD").ok();
+            return Ok((url, password, None));
         }
-        println!("NATS at {url} is not reachable; starting a local nats-server instead");
+        println!(
+            "NATS at {} is not reachable; starting a local nats-server instead",
+            selfhelp_platform::bus::redact(&url)
+        );
     }
+    // The login lives in a configuration file of the data folder (its
+    // owner's alone), not on the command line, which every local user can read.
+    let (_, password) = crate::kept_secret(data_dir, "nats-password")?;
+    let conf = data_dir.join("nats-auth.conf");
+    crate::write_private(
+        &conf,
+        &format!("authorization {{\n  user: \"{NATS_USER}\"\n  password: \"{password}\"\n}}\n"),
+    )?;
     let binary = nats_server::find_or_install(&data_dir.join("nats-bin"), |msg| println!("{msg}"))?;
     // The usual port when it is free, else one the server picks itself.
     let port = if nats_server::is_listening(&([127, 0, 0, 1], 4222).into()) {
@@ -240,21 +265,23 @@ async fn start_nats(data_dir: &std::path::Path) -> anyhow::Result<(String, Optio
     let process = tokio::task::spawn_blocking({
         let (binary, data_dir) = (binary.clone(), data_dir.to_path_buf());
         move || {
-            NatsProcess::start(
+            NatsProcess::start_with_args(
                 &binary,
                 port,
                 &data_dir.join("nats"),
                 Some(&data_dir.join("nats.log")),
+                vec!["-c".into(), conf.into_os_string()],
             )
         }
     })
     .await??;
+    let url = format!("nats://{NATS_USER}@127.0.0.1:{}", process.port());
     println!(
-        "started nats-server ({}) on {}",
+        "started nats-server ({}) on {url} (password in {})",
         binary.display(),
-        process.url()
+        data_dir.join("nats-password").display()
     );
-    Ok((process.url(), Some(process)))
+    Ok((url, Some(password), Some(process)))
 }
 
 fn reachable(url: &str) -> bool {

@@ -103,6 +103,27 @@ async fn token_can_be_signed_with_the_secret_file_the_services_were_given() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
 }
 
+/// What a NATS server at `port` answers a client that logs in with the
+/// `CONNECT` options `options` (JSON) and then pings: `PONG`, or an error.
+fn nats_says(port: u16, options: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    // The server speaks first (INFO); then our login and a ping.
+    let n = conn.read(&mut buf).unwrap();
+    answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    write!(conn, "CONNECT {options}\r\nPING\r\n").unwrap();
+    while !(answer.contains("PONG") || answer.contains("-ERR")) {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    answer
+}
+
 /// One HTTP/1.0 GET over a plain socket: the answer's head and body as text.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
@@ -249,6 +270,45 @@ fn up_starts_everything_reports_ready_and_stops_on_ctrl_c() {
     assert!(http_get(web_port, "/").contains("<form"));
     assert!(dir.path().join("listings.db").is_file());
     assert!(dir.path().join("dev-secret").is_file());
+
+    // Its NATS lets in only the user `up` made, with the password kept in the
+    // data folder (its owner's alone).
+    let nats_line = seen
+        .iter()
+        .find(|l| l.trim_start().starts_with("nats") && l.contains("nats://"))
+        .unwrap_or_else(|| panic!("NATS printed: {all}"));
+    assert!(
+        nats_line.contains("nats://selfhelp@127.0.0.1:"),
+        "{nats_line}"
+    );
+    let nats_port = printed_port(nats_line, "@127.0.0.1:");
+    let password_file = dir.path().join("nats-password");
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert_eq!(password.trim().len(), 64);
+    assert!(
+        !all.contains(password.trim()),
+        "the password is never printed"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&password_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "nats-password is its owner's alone: {mode:o}"
+        );
+    }
+    assert!(
+        nats_says(nats_port, "{}").contains("Authorization Violation"),
+        "a client without the login is refused"
+    );
+    let wrong = r#"{"user":"selfhelp","pass":"guess"}"#;
+    assert!(nats_says(nats_port, wrong).contains("Authorization Violation"));
+    let login = format!(r#"{{"user":"selfhelp","pass":"{}"}}"#, password.trim());
+    assert!(nats_says(nats_port, &login).contains("PONG"));
 
     // `selfhelp call` talks to it with JSON, minting a token from the same secret.
     let call = |args: &[&str]| {

@@ -109,18 +109,20 @@ impl NatsProcess {
         Ok(process)
     }
 
-    /// Like [`NatsProcess::start_on_any_port`], with `extra_args` given to
-    /// the server on every start (e.g. `--tls --tlscert FILE …`).
+    /// Like [`NatsProcess::start`], with `extra_args` given to the server on
+    /// every start (e.g. `--tls --tlscert FILE …`, or `-c FILE`).
     pub fn start_with_args(
         binary: &Path,
+        port: u16,
         store_dir: &Path,
+        log_file: Option<&Path>,
         extra_args: Vec<std::ffi::OsString>,
     ) -> anyhow::Result<Self> {
         let mut process = Self {
             binary: binary.to_path_buf(),
-            port: 0,
+            port,
             store_dir: store_dir.to_path_buf(),
-            log_file: None,
+            log_file: log_file.map(Path::to_path_buf),
             extra_args,
             child: None,
         };

@@ -180,6 +180,30 @@ pub async fn ensure_stream(
     Ok(js.get_or_create_stream(config).await?)
 }
 
+/// Makes (or keeps) the durable pull consumer `name` on `spec`'s stream for a
+/// partner, reading `region`'s events from the start: partners may pull from
+/// and acknowledge on it but neither create nor delete consumers
+/// (deploy/nats/accounts.conf), so the service that writes the stream makes
+/// theirs. An existing one is left as it is (with where its reader got to).
+pub async fn ensure_partner_consumer(
+    js: &jetstream::Context,
+    spec: StreamSpec,
+    name: &str,
+    region: &str,
+) -> Result<(), anyhow::Error> {
+    let stream = js.get_stream(spec.name).await?;
+    let config = jetstream::consumer::pull::Config {
+        durable_name: Some(name.to_string()),
+        description: Some(format!("for the partner {name}, made by selfhelp")),
+        filter_subject: spec.region_filter(region),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        deliver_policy: jetstream::consumer::DeliverPolicy::All,
+        ..Default::default()
+    };
+    stream.get_or_create_consumer(name, config).await?;
+    Ok(())
+}
+
 /// An event as a consumer receives it.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent {

@@ -133,6 +133,9 @@ pub struct Eventing {
     pub produces: Vec<StreamSpec>,
     /// Streams this service reads, each with the handler for its events.
     pub consumes: Vec<(StreamSpec, Arc<dyn EventHandler>)>,
+    /// Durable pull consumers made for partners on a stream this service
+    /// writes (partners may not make their own).
+    pub partner_consumers: Vec<(StreamSpec, String)>,
 }
 
 impl Eventing {
@@ -164,6 +167,21 @@ impl Eventing {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(stream = spec.name, error = %e, "stream not ready; retrying");
+                            tokio::select! {
+                                _ = shutdown.wait() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+            for (spec, name) in &self.partner_consumers {
+                loop {
+                    match bus::ensure_partner_consumer(&js, *spec, name, &self.common.region).await
+                    {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(stream = spec.name, consumer = %name, error = %e, "partner consumer not ready; retrying");
                             tokio::select! {
                                 _ = shutdown.wait() => return,
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -130,8 +130,9 @@ impl Nats {
             ca.ca_file().into_os_string(),
             "--tlsverify".into(),
         ];
-        let process = NatsProcess::start_with_args(&binary, &store.path().join("js"), args)
-            .expect("starting nats-server with TLS");
+        let process =
+            NatsProcess::start_with_args(&binary, 0, &store.path().join("js"), None, args)
+                .expect("starting nats-server with TLS");
         Nats {
             process,
             _store: store,

@@ -13,6 +13,26 @@ pub struct Config {
     pub freshness: FreshnessConfig,
     pub search: SearchConfig,
     pub edits: EditsConfig,
+    pub partners: PartnersConfig,
+}
+
+/// Partners reading the directory from the PUBLIC stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartnersConfig {
+    /// The durable pull consumers listings makes on PUBLIC, one per partner,
+    /// named as the partner's NATS user may pull from (deploy/nats/accounts.conf):
+    /// partners may neither create nor delete consumers themselves.
+    pub consumers: Vec<String>,
+}
+
+impl Default for PartnersConfig {
+    fn default() -> Self {
+        Self {
+            // The partner template in deploy/nats/accounts.conf.
+            consumers: vec!["outside-subscriber".into()],
+        }
+    }
 }
 
 /// What happens to an organiser's significant edit (name, summary,
@@ -86,6 +106,7 @@ impl Default for Config {
             freshness: FreshnessConfig::default(),
             search: SearchConfig::default(),
             edits: EditsConfig::default(),
+            partners: PartnersConfig::default(),
         }
     }
 }
@@ -130,6 +151,20 @@ impl Checked for Config {
             fresh.check_interval_secs,
             1,
         );
+        for (i, name) in self.partners.consumers.iter().enumerate() {
+            // A NATS consumer name: no dots, wildcards or spaces.
+            let fits = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !fits {
+                v.add(
+                    format!("partners.consumers[{i}]"),
+                    "must be 1 to 64 letters, digits, - or _",
+                );
+            }
+        }
     }
 }
 

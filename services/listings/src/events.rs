@@ -5,9 +5,11 @@ use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::v1 as ev;
-use selfhelp_proto::streams::LISTINGS;
+use selfhelp_proto::streams::{LISTINGS, PUBLIC};
 
+use crate::search::cards::Render;
 use crate::search::postcodes::PostcodeTable;
+use crate::store::exception;
 use crate::store::group::Model;
 
 /// The group events listings emits (`selfhelp.<region>.listings.<name>`).
@@ -42,11 +44,13 @@ impl GroupEvent {
 }
 
 /// Listings' outbox with what its events need besides the group: postcode
-/// centroids, for venues given without coordinates.
+/// centroids, for venues given without coordinates, and the public card (what
+/// a stranger's `GetGroup` shows) for the PUBLIC stream.
 #[derive(Clone)]
 pub struct EventLog {
     pub outbox: Outbox,
     pub postcodes: std::sync::Arc<PostcodeTable>,
+    pub render: Render,
 }
 
 impl std::ops::Deref for EventLog {
@@ -141,6 +145,48 @@ pub async fn record<C: ConnectionTrait>(
             outbox.enqueue(conn, LISTINGS, name, id, &msg, trace).await
         }
     }
+}
+
+/// Tells partners (the PUBLIC stream) how `group` looks to the public now, in
+/// `conn`'s transaction: `public.group.changed` with its public card while it
+/// is listed, `public.group.withdrawn` when it was (`was_public`) and is not
+/// any more, nothing for a group the public never saw (drafts, reviews).
+pub async fn record_public<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &EventLog,
+    was_public: bool,
+    group: &Model,
+    trace: &TraceParent,
+) -> Result<(), DbErr> {
+    let occurred_at = Some(to_timestamp(now_ms()));
+    if group.status().is_public() {
+        let exceptions = exception::list(conn, &group.id).await?;
+        let msg = ev::PublicGroupChanged {
+            group: Some((outbox.render)(group, &exceptions)),
+            occurred_at,
+        };
+        outbox
+            .enqueue(conn, PUBLIC, "group.changed", &group.id, &msg, Some(trace))
+            .await?;
+    } else if was_public {
+        let msg = ev::PublicGroupWithdrawn {
+            group_id: group.id.clone(),
+            region: group.region.clone(),
+            version: group.version,
+            occurred_at,
+        };
+        outbox
+            .enqueue(
+                conn,
+                PUBLIC,
+                "group.withdrawn",
+                &group.id,
+                &msg,
+                Some(trace),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// A change to a group's meetings, with what consumers need to tell people.

@@ -83,6 +83,7 @@ pub async fn run_with_clock(
     let event_log = events::EventLog {
         outbox: outbox.clone(),
         postcodes: postcodes.clone(),
+        render: grpc::public_card_render(tz),
     };
 
     let workflow = workflow::Workflow {
@@ -124,7 +125,7 @@ pub async fn run_with_clock(
         common: common.clone(),
         db,
         outbox: Some(outbox.clone()),
-        produces: vec![streams::LISTINGS, streams::PRIVACY],
+        produces: vec![streams::LISTINGS, streams::PRIVACY, streams::PUBLIC],
         consumes: vec![
             (
                 streams::MEMBERSHIP,
@@ -144,6 +145,12 @@ pub async fn run_with_clock(
                 }),
             ),
         ],
+        partner_consumers: config
+            .partners
+            .consumers
+            .iter()
+            .map(|name| (streams::PUBLIC, name.clone()))
+            .collect(),
     }
     .spawn(parts.readiness.clone(), &workers);
     service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await

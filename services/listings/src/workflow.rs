@@ -57,7 +57,7 @@ impl Workflow {
         )
         .await?;
         events::record(&txn, &self.outbox, GroupEvent::Created, &group, trace).await?;
-        self.finish(txn, group).await
+        self.finish(txn, None, group, trace).await
     }
 
     /// Takes `group` one lifecycle step. `note` is the reason shown to
@@ -91,7 +91,7 @@ impl Workflow {
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record(&txn, &self.outbox, event, &updated, trace).await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Replaces the card of `group` by `card`, with its history (`changes`,
@@ -109,7 +109,7 @@ impl Workflow {
         let updated = self
             .apply_card(&txn, group, card, changes, editor, now, trace)
             .await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// [`Workflow::update_card`], then the listing goes back to review (to
@@ -133,7 +133,7 @@ impl Workflow {
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record(&txn, &self.outbox, GroupEvent::Submitted, &updated, trace).await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Holds `request` (which would make `changes` to `group`) until an
@@ -181,11 +181,16 @@ impl Workflow {
             self.apply_card(&txn, group, card, changes, editor, now, trace)
                 .await?
         };
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Drops the held edit of `group`, telling its organisers why (`note`).
-    pub async fn reject_edit(&self, group: &Model, note: String) -> Result<Model, ListingsError> {
+    pub async fn reject_edit(
+        &self,
+        group: &Model,
+        note: String,
+        trace: &TraceParent,
+    ) -> Result<Model, ListingsError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if !pending_edit::drop_for(&txn, &group.id).await? {
@@ -195,7 +200,7 @@ impl Workflow {
             return Err(GROUP_CHANGED);
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Writes `card` over `group` with its history and `group.updated`, in `txn`.
@@ -233,7 +238,7 @@ impl Workflow {
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Stores a cancelled, moved or one-off meeting of `group`, at most
@@ -261,7 +266,7 @@ impl Workflow {
         exception_store::insert(&txn, &group.id, exception, self.clock.now_ms()).await?;
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Sets (or, with `None`, removes) the regular meetings of `group`.
@@ -280,7 +285,7 @@ impl Workflow {
         exception_store::clear_regular_changes(&txn, &group.id).await?;
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
         events::record_meeting(&txn, &self.outbox, event, &updated, trace).await?;
-        self.finish(txn, updated).await
+        self.finish(txn, Some(group), updated, trace).await
     }
 
     /// Stores a topic (new for `change` "created") with its event.
@@ -327,13 +332,18 @@ impl Workflow {
         Ok(true)
     }
 
-    /// Commits the change that made `updated`: the outbox woken, this
-    /// replica's search index refreshed.
+    /// Commits the change that made `updated` from `before` (`None`: a new
+    /// group), with what partners are told of it (the PUBLIC stream): the
+    /// outbox woken, this replica's search index refreshed.
     async fn finish(
         &self,
         txn: DatabaseTransaction,
+        before: Option<&Model>,
         updated: Model,
+        trace: &TraceParent,
     ) -> Result<Model, ListingsError> {
+        let was_public = before.is_some_and(|g| g.status().is_public());
+        events::record_public(&txn, &self.outbox, was_public, &updated, trace).await?;
         txn.commit().await?;
         self.outbox.wake();
         if let Err(e) = self.search.refresh(&updated.id).await {

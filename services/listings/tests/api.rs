@@ -3044,3 +3044,116 @@ async fn the_public_card_follows_every_change_on_every_replica(backend: Backend)
 }
 
 per_backend!(the_public_card_follows_every_change_on_every_replica);
+
+/// Partners' view (the PUBLIC stream): a group appears when it is listed, as
+/// a stranger sees it, and is withdrawn when it is not any more; drafts,
+/// rejections, organisers and notes never appear. Their consumer is made for
+/// them, since they may not make one.
+#[tokio::test]
+async fn partners_see_listed_groups_only_on_the_public_stream() {
+    let nats = Nats::start();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let (alice, op) = (
+        token("alice", REGION, &[]),
+        token("op", REGION, &["operator"]),
+    );
+    let changed = format!("selfhelp.{REGION}.public.group.changed");
+    let withdrawn = format!("selfhelp.{REGION}.public.group.withdrawn");
+
+    // A draft submitted and rejected with a note: nothing for partners.
+    let rejected = client
+        .create_group(with_token(
+            new_group("Never listed", "A draft", &["bereavement"]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let submit = pb::SubmitGroupRequest {
+        group_id: rejected.id.clone(),
+    };
+    client
+        .submit_group(with_token(submit, &alice))
+        .await
+        .unwrap();
+    let reject = pb::ReviewGroupRequest {
+        group_id: rejected.id.clone(),
+        decision: pb::ReviewDecision::Reject.into(),
+        note: "private-rejection-note".into(),
+    };
+    client.review_group(with_token(reject, &op)).await.unwrap();
+
+    // Listed: the public card, without organisers or notes.
+    let g = publish(
+        &mut client,
+        "alice",
+        new_group("Walk and talk", "We walk", &["bereavement"]),
+    )
+    .await;
+    let listed = outside
+        .expect_matching(&changed, |m| ce_subject_of(m) == Some(g.id.as_str()))
+        .await;
+    assert_cloudevent(
+        &listed,
+        "org.selfhelp.public.group.changed.v1",
+        &format!("urn:selfhelp:{REGION}:listings"),
+        "selfhelp.events.v1.PublicGroupChanged",
+    );
+    let card: selfhelp_proto::events::v1::PublicGroupChanged =
+        prost::Message::decode(listed.payload.clone()).unwrap();
+    let card = card.group.expect("the card");
+    assert_eq!(
+        (card.id.as_str(), card.name.as_str()),
+        (g.id.as_str(), "Walk and talk")
+    );
+    assert_eq!(card.status(), pb::GroupStatus::Published);
+    assert!(card.organiser_ids.is_empty(), "{card:?}");
+    let bytes = String::from_utf8_lossy(&listed.payload).to_string();
+    assert!(!bytes.contains("alice"), "no person id: {bytes}");
+
+    // Suspended with a reason: withdrawn, and the reason not said.
+    let suspend = pb::SuspendGroupRequest {
+        group_id: g.id.clone(),
+        reason: "private-suspension-reason".into(),
+    };
+    client
+        .suspend_group(with_token(suspend, &op))
+        .await
+        .unwrap();
+    let gone = outside
+        .expect_matching(&withdrawn, |m| ce_subject_of(m) == Some(g.id.as_str()))
+        .await;
+    let gone: selfhelp_proto::events::v1::PublicGroupWithdrawn =
+        prost::Message::decode(gone.payload.clone()).unwrap();
+    assert_eq!(gone.group_id, g.id);
+
+    // Everything on PUBLIC so far (the relay keeps the outbox's order, so the
+    // rejected draft's events would have come before these).
+    let public: Vec<&async_nats::Message> = outside
+        .seen(&changed)
+        .chain(outside.seen(&withdrawn))
+        .collect();
+    assert_eq!(public.len(), 2, "{:?}", outside.subjects());
+    for m in public {
+        assert_eq!(ce_subject_of(m), Some(g.id.as_str()));
+        let text = String::from_utf8_lossy(&m.payload);
+        assert!(
+            !text.contains("private-"),
+            "a note reached partners: {text}"
+        );
+    }
+
+    // The partner's pull consumer, made by listings, reads this region.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js.get_stream("PUBLIC").await.unwrap();
+    let info = stream.consumer_info("outside-subscriber").await.unwrap();
+    assert_eq!(
+        info.config.filter_subject,
+        format!("selfhelp.{REGION}.public.>")
+    );
+    assert!(info.config.deliver_subject.is_none(), "a pull consumer");
+    svc.stop().await.unwrap();
+}

@@ -219,6 +219,7 @@ pub async fn run_with_listeners(
                 }),
             ),
         ],
+        partner_consumers: Vec::new(),
     }
     .spawn(parts.readiness.clone(), &workers);
     service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await

@@ -183,7 +183,7 @@ impl ListingsApi {
                 .await?
         } else {
             let note = note.unwrap_or_default();
-            self.workflow.reject_edit(&group, note).await?
+            self.workflow.reject_edit(&group, note, trace).await?
         };
         tracing::info!(group_id = %decided.id, approved = transition == Transition::Approve, "held edit decided");
         self.managed_view(&decided, caller).await
