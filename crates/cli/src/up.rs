@@ -68,7 +68,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     selfhelp_platform::telemetry::init(&common.log);
     let (secret_file, _) = crate::dev_secret(&data_dir)?;
 
-    let (nats_url, nats_password, _nats_process) = start_nats(&data_dir).await?;
+    let (nats_url, nats_password, nats_process) = start_nats(&data_dir).await?;
 
     common.region = args.region.clone();
     common.nats.url = nats_url.clone();
@@ -193,11 +193,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     for (name, addr, service) in &services {
         println!("  {name:<14} grpc://{addr}  ({service})");
     }
-    println!(
-        "  {:<14} {}",
-        "nats",
+    // Ours names only the user (its password is in a file); one given in
+    // SELFHELP_NATS__URL may hold a password.
+    let shown = if nats_process.is_some() {
+        nats_url.clone()
+    } else {
         selfhelp_platform::bus::redact(&nats_url)
-    );
+    };
+    println!("  {:<14} {shown}", "nats");
     println!("  {:<14} {}", "data", data_dir.display());
     println!(
         "  {:<14} {mail_note}; unsubscribe page http://{unsubscribe_addr}",
