@@ -97,16 +97,7 @@ impl NatsProcess {
         store_dir: &Path,
         log_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let mut process = Self {
-            binary: binary.to_path_buf(),
-            port,
-            store_dir: store_dir.to_path_buf(),
-            log_file: log_file.map(Path::to_path_buf),
-            extra_args: Vec::new(),
-            child: None,
-        };
-        process.restart()?;
-        Ok(process)
+        Self::start_with_args(binary, port, store_dir, log_file, Vec::new())
     }
 
     /// Like [`NatsProcess::start`], with `extra_args` given to the server on

@@ -142,6 +142,18 @@ fn part(mail: &mailparse::ParsedMail, mime: &str) -> String {
         .unwrap_or_else(|| panic!("no {mime} part"))
 }
 
+/// Listings' word that group `g`'s meeting on `date` is cancelled (at `version`).
+async fn meeting_cancelled(nats: &Nats, g: &str, version: i64, date: &str) {
+    publish(
+        nats,
+        LISTINGS,
+        "occurrence.cancelled",
+        g,
+        &cancelled(g, version, date),
+    )
+    .await;
+}
+
 fn cancelled(g: &str, version: i64, date: &str) -> ev::OccurrenceCancelled {
     ev::OccurrenceCancelled {
         group: snapshot(g, &["olive"], version),
@@ -272,14 +284,7 @@ async fn organisers_opt_in_to_joins_and_leaves_and_a_muted_group_stays_quiet(bac
     )
     .await;
     settle(&nats).await;
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 5, "2030-12-09"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 5, "2030-12-09").await;
     settle(&nats).await;
 
     use pb::NotificationKind as K;
@@ -345,14 +350,7 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
     let ce = uuid::Uuid::now_v7().to_string();
     member_joined(&nats, &g, &bob, &ce, &ce).await;
     settle(&nats).await;
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 4, "2030-12-09"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 4, "2030-12-09").await;
 
     // The welcome and the cancelled meeting, each by email.
     let mails = eventually("two emails", Duration::from_secs(30), || {
@@ -432,14 +430,7 @@ async fn email_goes_through_smtp_without_the_group_in_the_subject_and_unsubscrib
     ));
 
     // The next change reaches the inbox but no email is queued.
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 5, "2030-12-16"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 5, "2030-12-16").await;
     settle(&nats).await;
     assert_eq!(inbox(&mut client, &bob).await.notifications.len(), 3);
     // The two earlier emails are marked sent once out; no third is queued.
@@ -525,14 +516,7 @@ async fn a_new_address_gets_only_its_confirmation_link_until_it_is_confirmed(bac
     assert_eq!(again.status(), StatusCode::OK, "a second press is harmless");
 
     // Now news goes by email, to the confirmed address only.
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 4, "2030-12-09"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 4, "2030-12-09").await;
     eventually("the news by email", Duration::from_secs(20), || {
         let found = mails_to(&smtp, &second);
         async move { (found.len() == 1).then_some(()) }
@@ -1167,14 +1151,7 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
     let gone = register(&mut client, "gone-org", &url, vec![])
         .await
         .unwrap();
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 4, "2030-12-02"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 4, "2030-12-02").await;
     let told = eventually("the owner told", Duration::from_secs(20), || {
         let mut c = client.clone();
         async move {
@@ -1201,14 +1178,7 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
     let flaky = register(&mut client, "flaky-org", &url, vec![])
         .await
         .unwrap();
-    publish(
-        &nats,
-        LISTINGS,
-        "occurrence.cancelled",
-        &g,
-        &cancelled(&g, 5, "2030-12-09"),
-    )
-    .await;
+    meeting_cancelled(&nats, &g, 5, "2030-12-09").await;
     let operator = token("op", REGION, &["operator"]);
     let failed = eventually("a failed delivery", Duration::from_secs(30), || {
         let mut c = client.clone();
