@@ -63,6 +63,8 @@ impl ServiceProcess {
         let mut cmd = Command::new(binary(name));
         cmd.current_dir(work.path())
             .env("SELFHELP_GRPC__LISTEN", "127.0.0.1:0")
+            // Metrics too on any free port, so tests can run side by side.
+            .env("SELFHELP_METRICS__LISTEN", "127.0.0.1:0")
             .env("SELFHELP_GRPC__WRITE_ADDRESS_TO", &address_file)
             // Notifications' unsubscribe page: any free port, so tests can run side by side.
             .env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")

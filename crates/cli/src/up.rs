@@ -74,6 +74,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     common.nats.url = nats_url.clone();
     common.nats.password = nats_password;
     common.auth = Default::default();
+    // Three services in one process would share one metrics port: none here.
+    common.metrics = Default::default();
     common.auth.hs256_secret_file = Some(secret_file);
 
     let database = |name: &str, given: &Option<String>| {

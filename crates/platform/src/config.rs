@@ -27,6 +27,17 @@ pub struct CommonConfig {
     pub outbox: OutboxConfig,
     pub consumer: ConsumerConfig,
     pub workers: WorkersConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics over HTTP (`GET /metrics`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Address to serve them on, e.g. `0.0.0.0:9151`; empty: not served.
+    pub listen: String,
+    /// Like `grpc.write_address_to`, for the metrics port.
+    pub write_address_to: Option<PathBuf>,
 }
 
 impl CommonConfig {
@@ -127,6 +138,7 @@ impl Default for CommonConfig {
             outbox: OutboxConfig::default(),
             consumer: ConsumerConfig::default(),
             workers: WorkersConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -157,6 +157,9 @@ impl ConsumerRunner {
     /// with alone (redelivered later or dead-lettered); if the commit itself fails,
     /// every message of the batch is redelivered and the inbox drops any repeat.
     async fn handle_batch(&self, messages: Vec<jetstream::Message>) {
+        if let Some(info) = messages.last().and_then(|m| m.info().ok()) {
+            crate::metrics::metrics().pending(&self.durable, info.pending);
+        }
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
@@ -254,6 +257,7 @@ impl ConsumerRunner {
                 if outcome == Outcome::Duplicate {
                     tracing::debug!(ce_id = %event.id, "duplicate delivery ignored");
                 }
+                crate::metrics::metrics().handled(&self.durable, delivered);
                 // If this ack is lost the event is redelivered and the inbox skips it.
                 if let Err(e) = message.ack().await {
                     tracing::warn!(error = %e, "ack failed");
@@ -396,6 +400,7 @@ impl ConsumerRunner {
         delivered: i64,
     ) {
         tracing::error!(consumer = %self.durable, subject = %message.subject, %error, "event dead-lettered");
+        crate::metrics::metrics().dead_lettered(&self.durable);
         let headers: serde_json::Map<String, serde_json::Value> = message
             .headers
             .iter()

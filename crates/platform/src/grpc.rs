@@ -149,8 +149,10 @@ pub async fn serve(
         .build_v1()?;
     let routes: Routes = parts.routes.routes().add_service(reflection);
 
-    // Outermost first: trace context and auth, then shedding beyond the limit.
+    // Outermost first: metrics, trace context and auth, then shedding beyond the limit.
     let layers = tower::ServiceBuilder::new()
+        // Outermost: every call is counted, those shed or refused included.
+        .layer(crate::metrics::MetricsLayer)
         .layer(AuthLayer { auth })
         .layer(crate::fair_share::FairShareLayer::new(Arc::new(
             crate::fair_share::FairShare::new(cfg),

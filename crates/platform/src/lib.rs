@@ -13,6 +13,7 @@ pub mod fair_share;
 pub mod geo;
 pub mod grpc;
 pub mod inbox;
+pub mod metrics;
 pub mod migrations;
 pub mod outbox;
 pub mod privacy;

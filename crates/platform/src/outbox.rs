@@ -23,6 +23,9 @@ use crate::time::{now_ms, to_rfc3339};
 use crate::trace::TraceParent;
 use selfhelp_proto::streams::StreamSpec;
 
+/// How often the relay measures what waits, for the metrics.
+const METRICS_EVERY_MS: i64 = 5_000;
+
 /// Writes events into the outbox of one service. Clone freely.
 #[derive(Clone)]
 pub struct Outbox {
@@ -103,6 +106,8 @@ pub struct Relay {
     /// Streams this outbox writes to, recreated if a publish fails.
     streams: Vec<StreamSpec>,
     stream_limits: StreamLimits,
+    /// The service whose outbox it is, for its metrics.
+    service: String,
 }
 
 /// What one relay round did.
@@ -127,6 +132,12 @@ impl Relay {
             wake: outbox.wake.clone(),
             streams: Vec::new(),
             stream_limits: StreamLimits::default(),
+            service: outbox
+                .source
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -141,10 +152,23 @@ impl Relay {
     pub async fn run(self, shutdown: Shutdown) {
         let poll = Duration::from_millis(self.cfg.poll_interval_ms);
         let mut last_cleanup = 0i64;
+        let mut last_sample = 0i64;
         let mut failures = 0u32;
         loop {
             if shutdown.is_triggered() {
                 break;
+            }
+            // What waits, for the metrics: a few times a minute is enough.
+            if now_ms() - last_sample >= METRICS_EVERY_MS {
+                last_sample = now_ms();
+                match self.waiting().await {
+                    Ok((count, oldest_ms)) => {
+                        let age =
+                            oldest_ms.map_or(0.0, |t| Ord::max(now_ms() - t, 0) as f64 / 1000.0);
+                        crate::metrics::metrics().outbox(&self.service, count, age);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "outbox not measured"),
+                }
             }
             let pause = match self.round().await {
                 Ok(report) if report.failed == 0 => {
@@ -323,6 +347,21 @@ impl Relay {
             .order_by_asc(outbox::Column::Seq)
             .all(&self.db)
             .await
+    }
+
+    /// Events not yet published, and when the oldest of them was written.
+    pub async fn waiting(&self) -> Result<(u64, Option<i64>), DbErr> {
+        use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+        let unpublished = || outbox::Entity::find().filter(outbox::Column::PublishedAtMs.is_null());
+        let count = unpublished().count(&self.db).await?;
+        let oldest = unpublished()
+            .select_only()
+            .column(outbox::Column::CreatedAtMs)
+            .order_by_asc(outbox::Column::CreatedAtMs)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?;
+        Ok((count, oldest))
     }
 
     async fn delete_published_before(&self, cutoff_ms: i64) -> Result<u64, DbErr> {

@@ -236,18 +236,25 @@ impl Eventing {
             }
             tracing::info!(service = self.service, "eventing ready");
             let stop = shutdown.clone();
+            let service = self.service;
             workers.spawn("NATS connection watch", move || {
-                follow_connection(client.clone(), readiness.clone(), stop.clone())
+                follow_connection(client.clone(), readiness.clone(), service, stop.clone())
             });
         });
     }
 }
 
 /// Keeps readiness in step with the NATS connection.
-async fn follow_connection(client: async_nats::Client, readiness: Readiness, shutdown: Shutdown) {
+async fn follow_connection(
+    client: async_nats::Client,
+    readiness: Readiness,
+    service: &'static str,
+    shutdown: Shutdown,
+) {
     let mut ready = None;
     loop {
         let connected = client.connection_state() == async_nats::connection::State::Connected;
+        crate::metrics::metrics().nats_connected(service, connected);
         if ready != Some(connected) {
             readiness.set(connected).await;
             ready = Some(connected);
@@ -306,6 +313,16 @@ pub async fn serve_until_shutdown(
         region = %common.region,
         "serving"
     );
+    if !common.metrics.listen.is_empty() {
+        let metrics = tokio::net::TcpListener::bind(&common.metrics.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics.listen {}: {e}", common.metrics.listen))?;
+        if let Some(path) = &common.metrics.write_address_to {
+            write_address_file(path, &metrics)?;
+        }
+        tracing::info!(addr = %metrics.local_addr()?, "metrics served at /metrics");
+        workers.spawn_once(crate::metrics::serve(metrics, shutdown.clone()));
+    }
     let served = crate::grpc::serve(&common.grpc, auth, listener, parts, shutdown).await;
     if !workers.join(common.grpc.shutdown_grace()).await {
         tracing::warn!("background workers did not stop within the shutdown grace period");

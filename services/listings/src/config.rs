@@ -100,6 +100,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut common = CommonConfig::default();
         common.grpc.listen = "0.0.0.0:50051".into();
+        common.metrics.listen = "0.0.0.0:9151".into();
         common.database.url = "sqlite://listings.db?mode=rwc".into();
         Self {
             common,

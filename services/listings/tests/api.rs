@@ -3157,3 +3157,95 @@ async fn partners_see_listed_groups_only_on_the_public_stream() {
     assert!(info.config.deliver_subject.is_none(), "a pull consumer");
     svc.stop().await.unwrap();
 }
+
+/// Prometheus metrics over TCP: calls by method and code move with real calls,
+/// and the outbox and NATS gauges are there. (The registry is the process's,
+/// shared with tests running beside this one, so counts are compared before
+/// and after.)
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
+    let nats = Nats::start();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let address_file = dir.path().join("metrics-address");
+    let mut config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        ..Default::default()
+    };
+    config.common.metrics.listen = "127.0.0.1:0".into();
+    config.common.metrics.write_address_to = Some(address_file.clone());
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let addr = std::fs::read_to_string(&address_file).expect("the metrics address written");
+    let scrape = || {
+        let url = format!("http://{addr}/metrics");
+        async move {
+            let answer = reqwest::get(url).await.expect("metrics answer");
+            assert!(answer.status().is_success());
+            let kind = answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+            answer.text().await.unwrap()
+        }
+    };
+    let count = |text: &str, method: &str, code: &str| {
+        selfhelp_platform::metrics::value_of(
+            text,
+            &format!(
+                r#"grpc_server_handled_total{{grpc_service="selfhelp.listings.v1.ListingsService",grpc_method="{method}",grpc_code="{code}"}}"#
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    let before = scrape().await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    for _ in 0..3 {
+        let missing = pb::GetGroupRequest {
+            group_id: uuid::Uuid::now_v7().to_string(),
+        };
+        assert_eq!(
+            client.get_group(missing).await.unwrap_err().code(),
+            Code::NotFound
+        );
+    }
+    let alice = token("alice", REGION, &[]);
+    client
+        .create_group(with_token(
+            new_group("Counted", "A group to count", &["bereavement"]),
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let after = scrape().await;
+    assert!(
+        count(&after, "GetGroup", "NotFound") - count(&before, "GetGroup", "NotFound") >= 3.0,
+        "{after}"
+    );
+    assert!(count(&after, "CreateGroup", "OK") - count(&before, "CreateGroup", "OK") >= 1.0);
+    assert!(after.contains(
+        r#"grpc_server_handling_seconds_count{grpc_service="selfhelp.listings.v1.ListingsService",grpc_method="GetGroup"}"#
+    ));
+    // The relay measures the outbox every few seconds; NATS is connected.
+    selfhelp_testkit::eventually(
+        "the outbox and NATS measured",
+        std::time::Duration::from_secs(20),
+        || {
+            let scrape = scrape();
+            async move {
+                let text = scrape.await;
+                let waiting = selfhelp_platform::metrics::value_of(
+                    &text,
+                    r#"selfhelp_outbox_waiting{service="listings"}"#,
+                )?;
+                let connected = selfhelp_platform::metrics::value_of(
+                    &text,
+                    r#"selfhelp_nats_connected{service="listings"}"#,
+                )?;
+                (waiting == 0.0 && connected == 1.0).then_some(())
+            }
+        },
+    )
+    .await;
+    svc.stop().await.unwrap();
+}

@@ -81,6 +81,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut common = CommonConfig::default();
         common.grpc.listen = "0.0.0.0:50052".into();
+        common.metrics.listen = "0.0.0.0:9152".into();
         common.database.url = "sqlite://membership.db?mode=rwc".into();
         Self {
             common,

@@ -25,6 +25,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut common = CommonConfig::default();
         common.grpc.listen = "0.0.0.0:50053".into();
+        common.metrics.listen = "0.0.0.0:9153".into();
         common.database.url = "sqlite://notifications.db?mode=rwc".into();
         Self {
             common,

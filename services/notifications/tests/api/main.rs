@@ -916,3 +916,45 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty(backend: Backend)
 }
 
 per_backend!(erasure_empties_the_inbox_confirms_and_keeps_it_empty);
+
+/// The consumers' metrics move with the events they handle, scraped over TCP.
+#[tokio::test]
+async fn metrics_count_the_events_each_consumer_handles() {
+    let nats = Nats::start();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let address_file = dir.path().join("metrics-address");
+    let mut config = config(&db, &nats);
+    config.common.metrics.listen = "127.0.0.1:0".into();
+    config.common.metrics.write_address_to = Some(address_file.clone());
+    let svc = start_with(config).await;
+    let addr = std::fs::read_to_string(&address_file).expect("the metrics address written");
+    let handled = |durable: &'static str| {
+        let url = format!("http://{addr}/metrics");
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            selfhelp_platform::metrics::value_of(
+                &text,
+                &format!(r#"selfhelp_events_handled_total{{durable="{durable}"}}"#),
+            )
+            .unwrap_or(0.0)
+        }
+    };
+    let (listings, membership) = (
+        "notifications-notts-listings",
+        "notifications-notts-membership",
+    );
+    let before = (handled(listings).await, handled(membership).await);
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Counted group", &["olive"]).await;
+    for person in ["ann", "ben"] {
+        let ce = uuid::Uuid::now_v7().to_string();
+        member_joined(&nats, &g, person, &ce, &ce).await;
+    }
+    eventually("the events counted", Duration::from_secs(20), || async {
+        let now = (handled(listings).await, handled(membership).await);
+        (now.0 - before.0 >= 1.0 && now.1 - before.1 >= 2.0).then_some(())
+    })
+    .await;
+    svc.stop().await.unwrap();
+}
