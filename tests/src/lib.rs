@@ -601,8 +601,8 @@ pub struct JoinsUntilRefused {
     stop: std::sync::Arc<StopTimes>,
     accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     answered_after_stop: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// The code of each refused call, and whether it was sent before the stop began.
-    refused: std::sync::Arc<std::sync::Mutex<Vec<(tonic::Code, bool)>>>,
+    /// Each refused call, and whether it was sent before the stop began.
+    refused: std::sync::Arc<std::sync::Mutex<Vec<(Refusal, bool)>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -621,8 +621,8 @@ pub struct StopOutcome {
     pub accepted: Vec<String>,
     /// Calls sent before the stop began and answered OK after it was sent.
     pub answered_after_stop: usize,
-    /// The code each worker's last call was refused with.
-    pub refused: Vec<tonic::Code>,
+    /// What each worker's last call was refused with.
+    pub refused: Vec<Refusal>,
     /// Refused calls that had been sent before the stop began: cut off.
     pub cut_off: usize,
 }
@@ -677,7 +677,11 @@ impl JoinsUntilRefused {
                                 accepted.lock().unwrap().push(person);
                             }
                             Err(e) => {
-                                refused.lock().unwrap().push((e.code(), sent_before_stop));
+                                let refusal = Refusal {
+                                    code: e.code(),
+                                    message: e.message().to_string(),
+                                };
+                                refused.lock().unwrap().push((refusal, sent_before_stop));
                                 return;
                             }
                         }
@@ -722,7 +726,7 @@ impl JoinsUntilRefused {
                 .answered_after_stop
                 .load(std::sync::atomic::Ordering::SeqCst),
             cut_off: refused.iter().filter(|(_, before)| *before).count(),
-            refused: refused.into_iter().map(|(code, _)| code).collect(),
+            refused: refused.into_iter().map(|(refusal, _)| refusal).collect(),
         }
     }
 }
@@ -748,14 +752,37 @@ impl StopOutcome {
             workers,
             "each caller was refused once, then stopped"
         );
-        for code in &self.refused {
+        for refusal in &self.refused {
             assert!(
-                matches!(
-                    code,
-                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-                ),
-                "a call refused at stop gets a code to retry on, not {code:?}"
+                refusal.is_retryable(),
+                "a call refused at stop gets a code to retry on, not {refusal:?}"
             );
+        }
+    }
+}
+
+/// The code and message a call was refused with.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl Refusal {
+    /// Whether a client may send the call again: the server never ran it.
+    ///
+    /// A call that races the server's GOAWAY (graceful stop) is refused by
+    /// HTTP/2 with NO_ERROR for a stream the server never started (RFC 9113
+    /// §6.8: safe to retry), but tonic's client reports an h2 NO_ERROR as
+    /// INTERNAL. Only that exact refusal is let through as INTERNAL.
+    pub fn is_retryable(&self) -> bool {
+        match self.code {
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => true,
+            tonic::Code::Internal => {
+                self.message.contains("connection error received")
+                    && self.message.contains("not a result of an error")
+            }
+            _ => false,
         }
     }
 }
