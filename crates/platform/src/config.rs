@@ -31,13 +31,32 @@ pub struct CommonConfig {
 }
 
 /// Prometheus metrics over HTTP (`GET /metrics`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MetricsConfig {
     /// Address to serve them on, e.g. `0.0.0.0:9151`; empty: not served.
     pub listen: String,
     /// Like `grpc.write_address_to`, for the metrics port.
     pub write_address_to: Option<PathBuf>,
+    /// How often the gauges read from the database (pools, backlogs, counts
+    /// by status) are sampled.
+    pub sample_interval_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            write_address_to: None,
+            sample_interval_ms: 15_000,
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.sample_interval_ms)
+    }
 }
 
 impl CommonConfig {
@@ -59,6 +78,12 @@ impl CommonConfig {
             "database.max_connections",
             self.database.max_connections.into(),
             1,
+        );
+        at_least(
+            v,
+            "metrics.sample_interval_ms",
+            self.metrics.sample_interval_ms,
+            100,
         );
         at_least(
             v,

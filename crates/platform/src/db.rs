@@ -39,6 +39,58 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 pub struct Databases {
     pub write: DatabaseConnection,
     pub read: DatabaseConnection,
+    /// Whether `read` is a pool of its own (SQLite files), not `write`'s.
+    pub read_apart: bool,
+}
+
+impl Databases {
+    /// Each pool once, named `write` or `read`.
+    pub fn pools(&self) -> Vec<(&'static str, &DatabaseConnection)> {
+        let mut pools = vec![("write", &self.write)];
+        if self.read_apart {
+            pools.push(("read", &self.read));
+        }
+        pools
+    }
+}
+
+/// A connection pool as sampled by [`pool_stats`].
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    /// Connections open.
+    pub size: u32,
+    /// Of those, not in use.
+    pub idle: usize,
+    /// The most it may open.
+    pub max: u32,
+    /// How long getting a connection took just after.
+    pub acquire: Duration,
+}
+
+/// Samples `db`'s pool (`None` when none could be had within the acquire
+/// timeout, or for a backend selfhelp does not use).
+pub async fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
+    async fn sample<D: sea_orm::sqlx::Database>(
+        pool: &sea_orm::sqlx::Pool<D>,
+    ) -> Option<PoolStats> {
+        // Counted before the probe takes its own connection.
+        let (size, idle) = (pool.size(), pool.num_idle());
+        let started = std::time::Instant::now();
+        let probe = pool.acquire().await.ok()?;
+        let acquire = started.elapsed();
+        drop(probe);
+        Some(PoolStats {
+            size,
+            idle,
+            max: pool.options().get_max_connections(),
+            acquire,
+        })
+    }
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => sample(db.get_postgres_connection_pool()).await,
+        sea_orm::DbBackend::Sqlite => sample(db.get_sqlite_connection_pool()).await,
+        _ => None,
+    }
 }
 
 /// Connections for reads that need no transaction (the hot read paths: a group
@@ -52,7 +104,7 @@ pub async fn connect_readers(
     writer: &DatabaseConnection,
     readers: u32,
 ) -> Result<DatabaseConnection, DbErr> {
-    if !is_sqlite(url) || url.contains(":memory:") || url.contains("mode=memory") {
+    if !readers_apart(url) {
         return Ok(writer.clone());
     }
     let mut opts = ConnectOptions::new(url.to_string());
@@ -67,6 +119,11 @@ pub async fn connect_readers(
             .busy_timeout(Duration::from_secs(10))
     });
     Database::connect(opts).await
+}
+
+/// Whether [`connect_readers`] opens a pool of its own for `url`.
+pub fn readers_apart(url: &str) -> bool {
+    is_sqlite(url) && !url.contains(":memory:") && !url.contains("mode=memory")
 }
 
 pub fn is_sqlite(url: &str) -> bool {

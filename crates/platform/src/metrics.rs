@@ -48,9 +48,23 @@ struct ConsumerLabels {
 
 type Seconds = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    service: String,
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    service: String,
+    pool: String,
+    state: String,
+}
+
 /// The process's metrics; [`metrics`] gives them.
 pub struct Metrics {
-    registry: Registry,
+    /// Services add their own metrics with [`Metrics::register`].
+    registry: std::sync::Mutex<Registry>,
     calls: Family<CallLabels, Counter>,
     call_seconds: Seconds,
     outbox_waiting: Family<ServiceLabels, Gauge>,
@@ -60,6 +74,9 @@ pub struct Metrics {
     dead_lettered: Family<ConsumerLabels, Counter>,
     pending: Family<ConsumerLabels, Gauge>,
     nats_connected: Family<ServiceLabels, Gauge>,
+    db_connections: Family<ConnectionLabels, Gauge>,
+    db_connections_max: Family<PoolLabels, Gauge>,
+    db_acquire: Family<PoolLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn call_buckets() -> Histogram {
@@ -126,8 +143,26 @@ pub fn metrics() -> &'static Metrics {
             "1 while the service is connected to NATS, else 0",
             nats_connected.clone(),
         );
+        let db_connections = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "selfhelp_db_connections",
+            "Database connections of a pool, by state (in_use, idle), as last sampled",
+            db_connections.clone(),
+        );
+        let db_connections_max = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "selfhelp_db_connections_max",
+            "The most connections a pool may open",
+            db_connections_max.clone(),
+        );
+        let db_acquire = Family::<PoolLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "selfhelp_db_acquire_seconds",
+            "How long the last sample waited for a connection of the pool (calls queue when it grows)",
+            db_acquire.clone(),
+        );
         Metrics {
-            registry,
+            registry: std::sync::Mutex::new(registry),
             calls,
             call_seconds,
             outbox_waiting,
@@ -137,6 +172,9 @@ pub fn metrics() -> &'static Metrics {
             dead_lettered,
             pending,
             nats_connected,
+            db_connections,
+            db_connections_max,
+            db_acquire,
         }
     })
 }
@@ -145,9 +183,55 @@ impl Metrics {
     /// The metrics in the Prometheus (OpenMetrics) text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+        let registry = self.registry.lock().expect("metrics registry lock");
+        prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// Adds a service's own metric (call once per process, e.g. from a
+    /// `OnceLock`): it is served with the rest.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .expect("metrics registry lock")
+            .register(name, help, metric);
+    }
+
+    /// Samples the connection pools of `service`'s databases: how many
+    /// connections are in use and idle, and how long one took to get.
+    pub async fn sample_pools(&self, service: &str, dbs: &crate::db::Databases) {
+        for (pool, db) in dbs.pools() {
+            let Some(stats) = crate::db::pool_stats(db).await else {
+                continue;
+            };
+            let labels = |state: &str| ConnectionLabels {
+                service: service.to_string(),
+                pool: pool.to_string(),
+                state: state.to_string(),
+            };
+            self.db_connections
+                .get_or_create(&labels("in_use"))
+                .set(i64::from(stats.size) - stats.idle as i64);
+            self.db_connections
+                .get_or_create(&labels("idle"))
+                .set(stats.idle as i64);
+            let labels = PoolLabels {
+                service: service.to_string(),
+                pool: pool.to_string(),
+            };
+            self.db_connections_max
+                .get_or_create(&labels)
+                .set(i64::from(stats.max));
+            self.db_acquire
+                .get_or_create(&labels)
+                .set(stats.acquire.as_secs_f64());
+        }
     }
 
     fn call(&self, path: &str, code: &str, seconds: f64) {

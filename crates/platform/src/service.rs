@@ -293,8 +293,13 @@ pub async fn open_databases<M: sea_orm_migration::MigratorTrait>(
     shutdown: &Shutdown,
 ) -> anyhow::Result<crate::db::Databases> {
     let write = open_database::<M>(cfg, shutdown).await?;
-    let read = crate::db::connect_readers(&cfg.connect_url()?, &write, cfg.sqlite_readers).await?;
-    Ok(crate::db::Databases { write, read })
+    let url = cfg.connect_url()?;
+    let read = crate::db::connect_readers(&url, &write, cfg.sqlite_readers).await?;
+    Ok(crate::db::Databases {
+        write,
+        read,
+        read_apart: crate::db::readers_apart(&url),
+    })
 }
 
 /// Serves the service's gRPC API until `shutdown`, then waits for its background
@@ -328,6 +333,31 @@ pub async fn serve_until_shutdown(
         tracing::warn!("background workers did not stop within the shutdown grace period");
     }
     served
+}
+
+/// Samples `service`'s database pools, then its own gauges with `more`, every
+/// `metrics.sample_interval_ms` until shutdown, as a supervised worker.
+pub fn sample_metrics<F, Fut>(
+    workers: &Supervisor,
+    common: &CommonConfig,
+    service: &'static str,
+    dbs: crate::db::Databases,
+    more: F,
+) where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), sea_orm::DbErr>> + Send + 'static,
+{
+    let (stop, interval) = (workers.shutdown().clone(), common.metrics.sample_interval());
+    workers.spawn("metrics sampling", move || {
+        let (dbs, more) = (dbs.clone(), more.clone());
+        repeat("metrics sampling", interval, stop.clone(), move || {
+            let (dbs, more) = (dbs.clone(), more.clone());
+            async move {
+                crate::metrics::metrics().sample_pools(service, &dbs).await;
+                more().await.map(|()| 0)
+            }
+        })
+    });
 }
 
 /// Runs `round` now and then every `interval` until `shutdown`: housekeeping

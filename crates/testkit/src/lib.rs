@@ -11,6 +11,7 @@
 //! - [`python`]: Python packages installed with pip for the tests that need them.
 
 mod cluster;
+pub mod metrics;
 pub mod oruk;
 pub mod python;
 mod smtp;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod freshness;
 pub mod grpc;
+pub mod metrics;
 pub mod oruk;
 pub mod privacy;
 pub mod search;
@@ -92,6 +93,23 @@ pub async fn run_with_clock(
         search: indexer.clone(),
         clock: clock.clone(),
     };
+    service::sample_metrics(&workers, common, "listings", dbs.clone(), {
+        let (db, region, freshness) = (
+            dbs.read.clone(),
+            common.region.clone(),
+            config.freshness.clone(),
+        );
+        let clock = clock.clone();
+        move || {
+            let (db, region, freshness) = (db.clone(), region.clone(), freshness.clone());
+            let now = clock.now_ms();
+            async move {
+                metrics::metrics()
+                    .sample(&db, &region, &freshness, now)
+                    .await
+            }
+        }
+    });
     let api = grpc::ListingsApi::new(
         dbs,
         workflow.clone(),

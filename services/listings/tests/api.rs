@@ -65,7 +65,16 @@ async fn publish(
     organiser: &str,
     req: pb::CreateGroupRequest,
 ) -> pb::Group {
-    let t = token(organiser, REGION, &[]);
+    publish_in(client, REGION, organiser, req).await
+}
+
+async fn publish_in(
+    client: &mut ListingsServiceClient<Channel>,
+    region: &str,
+    organiser: &str,
+    req: pb::CreateGroupRequest,
+) -> pb::Group {
+    let t = token(organiser, region, &[]);
     let g = client
         .create_group(with_token(req, &t))
         .await
@@ -80,7 +89,7 @@ async fn publish(
         ))
         .await
         .unwrap();
-    let op = token("operator-1", REGION, &["operator"]);
+    let op = token("operator-1", region, &["operator"]);
     let approve = pb::ReviewGroupRequest {
         group_id: g.id,
         decision: pb::ReviewDecision::Approve.into(),
@@ -3158,37 +3167,22 @@ async fn partners_see_listed_groups_only_on_the_public_stream() {
     svc.stop().await.unwrap();
 }
 
-/// Prometheus metrics over TCP: calls by method and code move with real calls,
-/// and the outbox and NATS gauges are there. (The registry is the process's,
-/// shared with tests running beside this one, so counts are compared before
-/// and after.)
+/// Prometheus metrics over TCP: calls by method and code move with real calls;
+/// the outbox, NATS, the database pools, the search index and the groups by
+/// status are measured. (The registry is the process's, shared with tests
+/// running beside this one: counts are compared before and after, and this
+/// test's region is its own.)
 #[tokio::test]
 async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
+    const HERE: &str = "metrics-region";
     let nats = Nats::start();
     let db = TestDb::new(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let address_file = dir.path().join("metrics-address");
     let mut config = Config {
-        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), HERE),
         ..Default::default()
     };
-    config.common.metrics.listen = "127.0.0.1:0".into();
-    config.common.metrics.write_address_to = Some(address_file.clone());
+    let scrape = selfhelp_testkit::metrics::Scrape::configure(&mut config.common.metrics);
     let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
-    let addr = std::fs::read_to_string(&address_file).expect("the metrics address written");
-    let scrape = || {
-        let url = format!("http://{addr}/metrics");
-        async move {
-            let answer = reqwest::get(url).await.expect("metrics answer");
-            assert!(answer.status().is_success());
-            let kind = answer.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .to_string();
-            assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
-            answer.text().await.unwrap()
-        }
-    };
     let count = |text: &str, method: &str, code: &str| {
         selfhelp_platform::metrics::value_of(
             text,
@@ -3198,7 +3192,7 @@ async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
         )
         .unwrap_or(0.0)
     };
-    let before = scrape().await;
+    let before = scrape.text().await;
     let mut client = ListingsServiceClient::new(svc.channel().await);
     for _ in 0..3 {
         let missing = pb::GetGroupRequest {
@@ -3209,7 +3203,7 @@ async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
             Code::NotFound
         );
     }
-    let alice = token("alice", REGION, &[]);
+    let alice = token("alice", HERE, &[]);
     client
         .create_group(with_token(
             new_group("Counted", "A group to count", &["bereavement"]),
@@ -3217,35 +3211,45 @@ async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
         ))
         .await
         .unwrap();
-    let after = scrape().await;
+    publish_in(
+        &mut client,
+        HERE,
+        "bob",
+        new_group("Listed", "A listed group to count", &["bereavement"]),
+    )
+    .await;
+    let after = scrape.text().await;
     assert!(
         count(&after, "GetGroup", "NotFound") - count(&before, "GetGroup", "NotFound") >= 3.0,
         "{after}"
     );
-    assert!(count(&after, "CreateGroup", "OK") - count(&before, "CreateGroup", "OK") >= 1.0);
+    assert!(count(&after, "CreateGroup", "OK") - count(&before, "CreateGroup", "OK") >= 2.0);
     assert!(after.contains(
         r#"grpc_server_handling_seconds_count{grpc_service="selfhelp.listings.v1.ListingsService",grpc_method="GetGroup"}"#
     ));
     // The relay measures the outbox every few seconds; NATS is connected.
-    selfhelp_testkit::eventually(
-        "the outbox and NATS measured",
-        std::time::Duration::from_secs(20),
-        || {
-            let scrape = scrape();
-            async move {
-                let text = scrape.await;
-                let waiting = selfhelp_platform::metrics::value_of(
-                    &text,
-                    r#"selfhelp_outbox_waiting{service="listings"}"#,
-                )?;
-                let connected = selfhelp_platform::metrics::value_of(
-                    &text,
-                    r#"selfhelp_nats_connected{service="listings"}"#,
-                )?;
-                (waiting == 0.0 && connected == 1.0).then_some(())
-            }
-        },
-    )
-    .await;
+    scrape
+        .until(r#"selfhelp_outbox_waiting{service="listings"}"#, |v| {
+            v == 0.0
+        })
+        .await;
+    scrape
+        .until(r#"selfhelp_nats_connected{service="listings"}"#, |v| {
+            v == 1.0
+        })
+        .await;
+    // Sampled from the database: one draft, one published, in the index.
+    for status in ["draft", "published"] {
+        let sample = format!(r#"selfhelp_groups{{region="{HERE}",status="{status}"}}"#);
+        scrape.until(&sample, |v| v == 1.0).await;
+    }
+    let archived = format!(r#"selfhelp_groups{{region="{HERE}",status="archived"}}"#);
+    assert_eq!(scrape.value(&archived).await, Some(0.0));
+    let indexed = format!(r#"selfhelp_search_index_groups{{region="{HERE}"}}"#);
+    scrape.until(&indexed, |v| v == 1.0).await;
+    let due = format!(r#"selfhelp_groups_review_due{{region="{HERE}"}}"#);
+    assert_eq!(scrape.value(&due).await, Some(0.0), "confirmed just now");
+    let pool = r#"selfhelp_db_connections_max{service="listings",pool="write"}"#;
+    scrape.until(pool, |v| v >= 1.0).await;
     svc.stop().await.unwrap();
 }

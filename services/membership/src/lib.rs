@@ -51,6 +51,7 @@ pub async fn run_with_clock(
 
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
+    let pools = dbs.clone();
     let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config, names, clock.clone())?;
     parts.add_service(
         MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
@@ -60,6 +61,7 @@ pub async fn run_with_clock(
         shutdown.clone(),
         common.workers.clone(),
     );
+    service::sample_metrics(&workers, common, "membership", pools, || async { Ok(()) });
     workers.spawn("rota reminders", {
         let (db, outbox) = (db.clone(), outbox.clone());
         let (rota, stop) = (config.rota.clone(), shutdown.clone());

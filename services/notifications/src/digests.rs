@@ -69,6 +69,7 @@ impl Digests {
                 Err(e) => tracing::warn!(error = %e, "making a digest failed; will retry"),
             }
         }
+        crate::metrics::metrics().digests_made(made);
         Ok(made)
     }
 

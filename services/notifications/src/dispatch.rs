@@ -22,6 +22,7 @@ use crate::config::DeliveryConfig;
 use crate::domain::messages::{self, Kind};
 use crate::domain::preferences::Channel;
 use crate::links::{CONFIRM_VALID_MS, LinkKey, Scope};
+use crate::metrics::metrics;
 use crate::routing;
 use crate::store::delivery::{self, Outcome};
 use crate::store::{digest, notification, preference, webhook};
@@ -144,12 +145,19 @@ impl Dispatcher {
             tracing::warn!(delivery = %d.id, "claim lapsed while sending; another dispatcher took it over");
             return Ok(());
         }
-        if channel == Some(Channel::Webhook)
-            && let Some(why) = disable_because
-        {
-            self.disable_webhook(&txn, &d.webhook_id, &why).await?;
+        let turned_off = match disable_because {
+            Some(why) if channel == Some(Channel::Webhook) => {
+                self.disable_webhook(&txn, &d.webhook_id, &why).await?
+            }
+            _ => false,
+        };
+        txn.commit().await?;
+        let counted = metrics();
+        counted.delivery(&d, outcome_name(&outcome));
+        if turned_off {
+            counted.webhook_turned_off();
         }
-        txn.commit().await
+        Ok(())
     }
 
     /// `retry_base_ms` × 2^(attempts − 1), at most `retry_max_ms`, plus up to a
@@ -166,17 +174,18 @@ impl Dispatcher {
         (wait + jitter) as i64
     }
 
+    /// Turns the webhook off and tells its owner; `false` when it already was.
     async fn disable_webhook(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         webhook_id: &str,
         why: &str,
-    ) -> Result<(), DbErr> {
+    ) -> Result<bool, DbErr> {
         let Some(hook) = webhook::find(txn, webhook_id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if !webhook::disable(txn, webhook_id, why).await? {
-            return Ok(()); // already off: the owner was told then
+            return Ok(false); // already off: the owner was told then
         }
         // What still waits fails with it: replayable once the endpoint works.
         let now = self.clock.now_ms();
@@ -195,7 +204,7 @@ impl Dispatcher {
             self.clock.now(),
         )
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn email(&self, d: &delivery::Model) -> Result<Attempt, DbErr> {
@@ -390,6 +399,17 @@ impl Dispatcher {
                 Posted::Busy => Attempt::Later(self.clock.now_ms() + 1_000),
             },
         )
+    }
+}
+
+/// The `outcome` label of `selfhelp_deliveries_total`.
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Sent => "sent",
+        Outcome::RetryAt { .. } => "retry",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Cancelled { .. } => "cancelled",
+        Outcome::Later { .. } => "postponed",
     }
 }
 

@@ -15,6 +15,7 @@ pub mod events;
 pub mod grpc;
 pub mod links;
 pub mod live;
+pub mod metrics;
 pub mod routing;
 pub mod store;
 pub mod workflow;
@@ -173,6 +174,13 @@ pub async fn run_with_listeners(
         move || live.clone().run(db.clone(), stop.clone())
     });
 
+    service::sample_metrics(&workers, common, "notifications", dbs.clone(), {
+        let (db, region, clock) = (dbs.read.clone(), common.region.clone(), clock.clone());
+        move || {
+            let (db, region, now) = (db.clone(), region.clone(), clock.now_ms());
+            async move { metrics::metrics().sample(&db, &region, now).await }
+        }
+    });
     let api = grpc::NotificationsApi::new(
         dbs,
         common.region.clone(),

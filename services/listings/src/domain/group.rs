@@ -42,19 +42,19 @@ impl Status {
         }
     }
 
+    pub const ALL: [Status; 8] = [
+        Status::Proposed,
+        Status::ProposalPendingReview,
+        Status::ProposalListed,
+        Status::Draft,
+        Status::PendingReview,
+        Status::Published,
+        Status::Suspended,
+        Status::Archived,
+    ];
+
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Proposed,
-            Status::ProposalPendingReview,
-            Status::ProposalListed,
-            Status::Draft,
-            Status::PendingReview,
-            Status::Published,
-            Status::Suspended,
-            Status::Archived,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// Statuses anyone may see: a published group, and a reviewed proposal.

@@ -105,6 +105,7 @@ pub fn doc_from(
 impl Indexer {
     /// Builds a fresh index and cards of every published group and swaps them in.
     pub async fn rebuild(&self) -> Result<usize, DbErr> {
+        let started = std::time::Instant::now();
         let topics = topic::list(&self.db, &self.region).await?;
         let mut exceptions = exception::all_by_group(&self.db).await?;
         let mut fresh = SearchIndex::default();
@@ -133,6 +134,7 @@ impl Indexer {
         let count = fresh.len();
         *self.index.write().expect("index lock") = fresh;
         *self.cards.write().expect("cards lock") = cards;
+        crate::metrics::metrics().index_built(&self.region, count, started.elapsed());
         Ok(count)
     }
 
@@ -155,6 +157,8 @@ impl Indexer {
                 self.cards.write().expect("cards lock").remove(group_id);
             }
         }
+        let size = self.index.read().expect("index lock").len();
+        crate::metrics::metrics().index_size(&self.region, size);
         Ok(())
     }
 

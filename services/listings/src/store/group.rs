@@ -389,3 +389,34 @@ pub async fn forget_person<C: ConnectionTrait>(
     })
     .await
 }
+
+/// How many groups of the region are in each status (statuses with none left out).
+pub async fn count_by_status<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+) -> Result<Vec<(String, i64)>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "groups")
+        .filter(Column::Region.eq(region))
+        .group_by(Column::Status)
+        .into_tuple::<(String, i64)>()
+        .all(conn)
+        .await
+}
+
+/// How many published groups of the region were last confirmed before `cutoff_ms`.
+pub async fn published_confirmed_before<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    cutoff_ms: i64,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::Published.as_str()))
+        .filter(Column::AssuredAtMs.lt(cutoff_ms))
+        .count(conn)
+        .await
+}

@@ -432,3 +432,22 @@ pub async fn delete_for<C: ConnectionTrait>(conn: &C, person: &str) -> Result<()
         .await?;
     Ok(())
 }
+
+/// Deliveries due by `now` and not yet sent, by channel, with when the
+/// longest-waiting of each became due (for the metrics).
+pub async fn due_by_channel<C: ConnectionTrait>(
+    conn: &C,
+    now: i64,
+) -> Result<Vec<(String, i64, i64)>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::Channel)
+        .column_as(Column::Id.count(), "due")
+        .column_as(Column::NextAttemptAtMs.min(), "oldest")
+        .filter(Column::Status.eq(PENDING))
+        .filter(Column::NextAttemptAtMs.lte(now))
+        .group_by(Column::Channel)
+        .into_tuple::<(String, i64, i64)>()
+        .all(conn)
+        .await
+}

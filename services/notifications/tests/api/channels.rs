@@ -1128,7 +1128,9 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
     let mut config = config(&db, &nats);
     config.webhooks.allow_private_addresses = true;
     config.delivery.max_attempts = 3;
+    let scrape = selfhelp_testkit::metrics::Scrape::configure(&mut config.common.metrics);
     let svc = start_with(config).await;
+    let before = scrape.text().await;
     let mut client = NotificationsServiceClient::new(svc.channel().await);
     let receiver = Receiver::default();
     let (listener, port) = receiver_port().await;
@@ -1215,6 +1217,23 @@ async fn a_gone_webhook_is_turned_off_its_owner_told_and_an_operator_replays_fai
         .into_inner()
         .webhooks;
     assert!(!hooks[0].active && hooks[0].disabled_reason.contains("3 times"));
+    // Counted (other tests in this process may add to the counts, never take).
+    let after = scrape.text().await;
+    let moved = |sample: &str| {
+        let at = |text: &str| selfhelp_platform::metrics::value_of(text, sample).unwrap_or(0.0);
+        at(&after) - at(&before)
+    };
+    let webhook = |outcome: &str| {
+        format!(
+            r#"selfhelp_deliveries_total{{channel="webhook",kind="notification",outcome="{outcome}"}}"#
+        )
+    };
+    assert!(
+        moved("selfhelp_webhooks_turned_off_total") >= 2.0,
+        "{after}"
+    );
+    assert!(moved(&webhook("retry")) >= 2.0, "{after}");
+    assert!(moved(&webhook("failed")) >= 2.0, "{after}");
     // Only operators see everyone's log and replay.
     let denied = client
         .list_deliveries(with_token(

@@ -917,28 +917,19 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty(backend: Backend)
 
 per_backend!(erasure_empties_the_inbox_confirms_and_keeps_it_empty);
 
-/// The consumers' metrics move with the events they handle, scraped over TCP.
+/// The consumers' metrics move with the events they handle, scraped over TCP;
+/// the delivery log's backlog and the database pools are sampled.
 #[tokio::test]
 async fn metrics_count_the_events_each_consumer_handles() {
     let nats = Nats::start();
     let db = TestDb::new(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let address_file = dir.path().join("metrics-address");
     let mut config = config(&db, &nats);
-    config.common.metrics.listen = "127.0.0.1:0".into();
-    config.common.metrics.write_address_to = Some(address_file.clone());
+    let scrape = selfhelp_testkit::metrics::Scrape::configure(&mut config.common.metrics);
     let svc = start_with(config).await;
-    let addr = std::fs::read_to_string(&address_file).expect("the metrics address written");
     let handled = |durable: &'static str| {
-        let url = format!("http://{addr}/metrics");
-        async move {
-            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-            selfhelp_platform::metrics::value_of(
-                &text,
-                &format!(r#"selfhelp_events_handled_total{{durable="{durable}"}}"#),
-            )
-            .unwrap_or(0.0)
-        }
+        let sample = format!(r#"selfhelp_events_handled_total{{durable="{durable}"}}"#);
+        let scrape = &scrape;
+        async move { scrape.value(&sample).await.unwrap_or(0.0) }
     };
     let (listings, membership) = (
         "notifications-notts-listings",
@@ -956,5 +947,11 @@ async fn metrics_count_the_events_each_consumer_handles() {
         (now.0 - before.0 >= 1.0 && now.1 - before.1 >= 2.0).then_some(())
     })
     .await;
+    let due = format!(r#"selfhelp_deliveries_due{{region="{REGION}",channel="email"}}"#);
+    scrape.until(&due, |v| v >= 0.0).await;
+    let pool = r#"selfhelp_db_connections{service="notifications",pool="read",state="idle"}"#;
+    scrape.until(pool, |v| v >= 0.0).await;
+    let max = r#"selfhelp_db_connections_max{service="notifications",pool="write"}"#;
+    scrape.until(max, |v| v >= 1.0).await;
     svc.stop().await.unwrap();
 }
