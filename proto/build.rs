@@ -9,6 +9,7 @@ const FILES: &[&str] = &[
     "selfhelp/listings/v1/listings.proto",
     "selfhelp/membership/v1/membership.proto",
     "selfhelp/notifications/v1/notifications.proto",
+    "selfhelp/operations/v1/operations.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

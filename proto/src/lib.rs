@@ -9,6 +9,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod streams;
 
+pub mod operations {
+    pub mod v1 {
+        tonic::include_proto!("selfhelp.operations.v1");
+    }
+}
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("selfhelp.common.v1");

@@ -146,7 +146,7 @@ fn bearer(args: &CallArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// The status as a person reads it, with any field violations.
-fn describe(status: &Status) -> anyhow::Error {
+pub(crate) fn describe(status: &Status) -> anyhow::Error {
     if status.code() == Code::InvalidArgument
         && let Some(bad) = status.get_details_bad_request()
     {

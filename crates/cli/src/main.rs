@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod ops;
 mod secrets;
 mod up;
 
@@ -33,6 +34,11 @@ enum Command {
     Call(call::CallArgs),
     /// A deployment's secrets: `secrets init DIR` makes them at first start.
     Secrets(secrets::SecretsArgs),
+    /// Every service's readiness, version, outbox, consumers and dead letters,
+    /// in one table; fails when one is unreachable or not ready.
+    Status(ops::StatusArgs),
+    /// Events a service could not apply: `list`, and `replay` once fixed.
+    DeadLetters(ops::DeadLettersArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,6 +152,8 @@ fn main() -> ExitCode {
         },
         Command::Up(args) => run_async("up", up::up(args)),
         Command::Call(args) => run_async("call", call::call(args)),
+        Command::Status(args) => run_async("status", ops::status(args)),
+        Command::DeadLetters(args) => run_async("dead-letters", ops::dead_letters(args)),
         Command::Secrets(args) => match secrets::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -303,77 +303,24 @@ impl ConsumerRunner {
         }
     }
 
-    /// Only the stream's speakers may speak on it: anything else was injected
-    /// (e.g. by a consumer delivering into our subjects) and is parked, not applied.
     fn check_origin(&self, event: &IncomingEvent) -> Result<(), String> {
-        // selfhelp.<region>.<context>.… must come from urn:selfhelp:<region>:<speaker>.
-        let mut parts = event.subject.split('.');
-        let region = parts.nth(1).unwrap_or_default();
-        let from_speaker = self
-            .stream
-            .speakers
-            .iter()
-            .any(|s| event.source == format!("urn:selfhelp:{region}:{s}"));
-        let expected_type = format!("org.selfhelp.{}.", self.stream.context);
-        if from_speaker && event.ce_type.starts_with(&expected_type) {
-            Ok(())
-        } else {
-            Err(format!(
-                "event type {} from {} does not belong on {} (stream {})",
-                event.ce_type, event.source, event.subject, self.stream.name
-            ))
-        }
+        check_origin(self.stream, event)
     }
 
     /// Re-runs the handler for this consumer's dead letters (after a fix), once
     /// each. Letters that still cannot apply stay parked.
     pub async fn replay_dead_letters(&self) -> anyhow::Result<ReplayReport> {
-        use sea_orm::{ColumnTrait, QueryFilter};
-        let rows = dead_letter::Entity::find()
-            .filter(dead_letter::Column::Consumer.eq(self.durable.clone()))
-            .filter(dead_letter::Column::ReplayedAtMs.is_null())
-            .all(&self.db)
-            .await?;
-        let mut report = ReplayReport::default();
-        for row in rows {
-            let headers: std::collections::HashMap<String, String> =
-                serde_json::from_str(&row.headers_json).unwrap_or_default();
-            let mut map = async_nats::HeaderMap::new();
-            for (k, v) in &headers {
-                map.insert(k.as_str(), v.as_str());
-            }
-            let event =
-                IncomingEvent::from_message(&row.subject, Some(&map), row.payload.clone().into())
-                    .and_then(|e| self.check_origin(&e).map(|()| e));
-            let event = match event {
-                Ok(e) => e,
-                Err(reason) => {
-                    tracing::warn!(id = row.id, %reason, "dead letter cannot be replayed");
-                    report.still_parked += 1;
-                    continue;
-                }
-            };
-            match process_once(&self.db, &self.durable, &event, self.handler.as_ref()).await {
-                Ok(_) => {
-                    // Not an update of the row itself: the handler may have
-                    // deleted it (an erasure purges letters naming the person).
-                    dead_letter::Entity::update_many()
-                        .col_expr(
-                            dead_letter::Column::ReplayedAtMs,
-                            sea_orm::sea_query::Expr::value(now_ms()),
-                        )
-                        .filter(dead_letter::Column::Id.eq(row.id))
-                        .exec(&self.db)
-                        .await?;
-                    report.replayed += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(id = row.id, error = %e, "dead letter still fails");
-                    report.still_parked += 1;
-                }
-            }
+        Ok(self.dead_letters().replay(None).await?)
+    }
+
+    /// This consumer's parked events.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters {
+            durable: self.durable.clone(),
+            stream: self.stream,
+            db: self.db.clone(),
+            handler: self.handler.clone(),
         }
-        Ok(report)
     }
 
     /// How long a message delivered `delivered` times has waited in retries:
@@ -448,6 +395,102 @@ impl ConsumerRunner {
                 }
             }
         }
+    }
+}
+
+/// Only the stream's speakers may speak on it: anything else was injected
+/// (e.g. by a consumer delivering into our subjects) and is parked, not applied.
+fn check_origin(stream: StreamSpec, event: &IncomingEvent) -> Result<(), String> {
+    // selfhelp.<region>.<context>.… must come from urn:selfhelp:<region>:<speaker>.
+    let mut parts = event.subject.split('.');
+    let region = parts.nth(1).unwrap_or_default();
+    let from_speaker = stream
+        .speakers
+        .iter()
+        .any(|s| event.source == format!("urn:selfhelp:{region}:{s}"));
+    let expected_type = format!("org.selfhelp.{}.", stream.context);
+    if from_speaker && event.ce_type.starts_with(&expected_type) {
+        Ok(())
+    } else {
+        Err(format!(
+            "event type {} from {} does not belong on {} (stream {})",
+            event.ce_type, event.source, event.subject, stream.name
+        ))
+    }
+}
+
+/// One durable consumer's parked events: what [`ConsumerRunner`] could not
+/// apply, kept in the service's `dead_letter` table for an operator.
+#[derive(Clone)]
+pub struct DeadLetters {
+    pub durable: String,
+    pub stream: StreamSpec,
+    pub db: DatabaseConnection,
+    pub handler: Arc<dyn EventHandler>,
+}
+
+impl DeadLetters {
+    /// Applies the letters not yet replayed (only `ids` of them, when given)
+    /// again, once each, in the order they were parked. One that still fails
+    /// stays parked with its new error.
+    pub async fn replay(&self, ids: Option<&[i64]>) -> Result<ReplayReport, sea_orm::DbErr> {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        let mut query = dead_letter::Entity::find()
+            .filter(dead_letter::Column::Consumer.eq(self.durable.clone()))
+            .filter(dead_letter::Column::ReplayedAtMs.is_null());
+        if let Some(ids) = ids {
+            query = query.filter(dead_letter::Column::Id.is_in(ids.iter().copied()));
+        }
+        let rows = query
+            .order_by_asc(dead_letter::Column::Id)
+            .all(&self.db)
+            .await?;
+        let mut report = ReplayReport::default();
+        for row in rows {
+            let headers: std::collections::HashMap<String, String> =
+                serde_json::from_str(&row.headers_json).unwrap_or_default();
+            let mut map = async_nats::HeaderMap::new();
+            for (k, v) in &headers {
+                map.insert(k.as_str(), v.as_str());
+            }
+            let event =
+                IncomingEvent::from_message(&row.subject, Some(&map), row.payload.clone().into())
+                    .and_then(|e| check_origin(self.stream, &e).map(|()| e));
+            let outcome = match event {
+                Ok(event) => process_once(&self.db, &self.durable, &event, self.handler.as_ref())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            // Updates, not the row itself: the handler may have deleted it
+            // (an erasure purges letters naming the person).
+            let update =
+                dead_letter::Entity::update_many().filter(dead_letter::Column::Id.eq(row.id));
+            match outcome {
+                Ok(_) => {
+                    update
+                        .col_expr(
+                            dead_letter::Column::ReplayedAtMs,
+                            sea_orm::sea_query::Expr::value(now_ms()),
+                        )
+                        .exec(&self.db)
+                        .await?;
+                    report.replayed += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(id = row.id, %error, "dead letter still fails");
+                    update
+                        .col_expr(
+                            dead_letter::Column::Error,
+                            sea_orm::sea_query::Expr::value(error),
+                        )
+                        .exec(&self.db)
+                        .await?;
+                    report.still_parked += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod inbox;
 pub mod metrics;
 pub mod migrations;
+pub mod operations;
 pub mod outbox;
 pub mod privacy;
 pub mod schema;

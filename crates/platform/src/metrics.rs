@@ -296,6 +296,15 @@ impl Metrics {
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
+    /// What [`Metrics::pending`] last recorded for `durable`.
+    pub fn pending_of(&self, durable: &str) -> Option<u64> {
+        let labels = ConsumerLabels {
+            durable: durable.to_string(),
+        };
+        let pending = self.pending.get(&labels)?.get();
+        u64::try_from(pending).ok()
+    }
+
     pub fn nats_connected(&self, service: &str, connected: bool) {
         self.nats_connected
             .get_or_create(&ServiceLabels {

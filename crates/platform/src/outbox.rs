@@ -351,17 +351,7 @@ impl Relay {
 
     /// Events not yet published, and when the oldest of them was written.
     pub async fn waiting(&self) -> Result<(u64, Option<i64>), DbErr> {
-        use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
-        let unpublished = || outbox::Entity::find().filter(outbox::Column::PublishedAtMs.is_null());
-        let count = unpublished().count(&self.db).await?;
-        let oldest = unpublished()
-            .select_only()
-            .column(outbox::Column::CreatedAtMs)
-            .order_by_asc(outbox::Column::CreatedAtMs)
-            .into_tuple::<i64>()
-            .one(&self.db)
-            .await?;
-        Ok((count, oldest))
+        waiting(&self.db).await
     }
 
     async fn delete_published_before(&self, cutoff_ms: i64) -> Result<u64, DbErr> {
@@ -386,4 +376,20 @@ pub async fn backlog(db: &DatabaseConnection) -> Result<u64, DbErr> {
 fn backoff(failures: u32) -> Duration {
     crate::time::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
         .after(failures.saturating_add(1))
+}
+
+/// Events in `db`'s outbox not yet published, and when the oldest of them was
+/// written.
+pub async fn waiting(db: &DatabaseConnection) -> Result<(u64, Option<i64>), DbErr> {
+    use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+    let unpublished = || outbox::Entity::find().filter(outbox::Column::PublishedAtMs.is_null());
+    let count = unpublished().count(db).await?;
+    let oldest = unpublished()
+        .select_only()
+        .column(outbox::Column::CreatedAtMs)
+        .order_by_asc(outbox::Column::CreatedAtMs)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok((count, oldest))
 }

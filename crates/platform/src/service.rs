@@ -139,11 +139,19 @@ pub struct Eventing {
 }
 
 impl Eventing {
-    /// Connects to NATS and creates streams (retrying until shutdown), then
+    /// Adds the operators' service (status, dead letters) to `parts`, then
+    /// connects to NATS and creates streams (retrying until shutdown), then
     /// starts the relay, the consumers and a watch on the connection as
     /// supervised workers; readiness turns on once they run and afterwards
     /// follows the NATS connection.
-    pub fn spawn(self, readiness: Readiness, supervisor: &Supervisor) {
+    pub fn spawn(self, parts: &mut crate::grpc::ServerParts, supervisor: &Supervisor) {
+        let readiness = parts.readiness.clone();
+        parts.add_service(
+            selfhelp_proto::operations::v1::operations_service_server::OperationsServiceServer::new(
+                self.operations(readiness.clone()),
+            )
+            .max_decoding_message_size(self.common.grpc.max_message_bytes),
+        );
         let workers = supervisor.clone();
         supervisor.spawn_once(async move {
             let shutdown = workers.shutdown().clone();
@@ -241,6 +249,32 @@ impl Eventing {
                 follow_connection(client.clone(), readiness.clone(), service, stop.clone())
             });
         });
+    }
+}
+
+impl Eventing {
+    fn operations(&self, readiness: Readiness) -> crate::operations::OperationsApi {
+        crate::operations::OperationsApi {
+            service: self.service,
+            region: self.common.region.clone(),
+            db: self.db.clone(),
+            readiness,
+            has_outbox: self.outbox.is_some(),
+            consumers: self
+                .consumes
+                .iter()
+                .map(|(stream, handler)| crate::consumer::DeadLetters {
+                    durable: ConsumerRunner::durable_name(
+                        self.service,
+                        &self.common.region,
+                        *stream,
+                    ),
+                    stream: *stream,
+                    db: self.db.clone(),
+                    handler: handler.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -170,6 +170,6 @@ pub async fn run_with_clock(
             .map(|name| (streams::PUBLIC, name.clone()))
             .collect(),
     }
-    .spawn(parts.readiness.clone(), &workers);
+    .spawn(&mut parts, &workers);
     service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await
 }

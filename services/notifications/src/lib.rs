@@ -229,6 +229,6 @@ pub async fn run_with_listeners(
         ],
         partner_consumers: Vec::new(),
     }
-    .spawn(parts.readiness.clone(), &workers);
+    .spawn(&mut parts, &workers);
     service::serve_until_shutdown(common, auth, listener, parts, workers, shutdown).await
 }

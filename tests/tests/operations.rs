@@ -1,0 +1,328 @@
+//! The operators' toolbox against the three service binaries, over real gRPC
+//! and a real nats-server: `selfhelp status`, `selfhelp dead-letters list` and
+//! `replay` (the `selfhelp` binary, as an operator runs it), and the
+//! OperationsService they use: operators of the region only, bad input named.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use selfhelp_e2e::{Trio, binary, service_env};
+use selfhelp_platform::validation::violated_fields;
+use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::operations::v1 as pb;
+use selfhelp_proto::operations::v1::operations_service_client::OperationsServiceClient;
+use selfhelp_proto::streams::MEMBERSHIP;
+use selfhelp_testkit::{Backend, Nats, TestDb, channel, eventually, token, with_token};
+use tonic::Code;
+
+const REGION: &str = "notts";
+
+/// Runs `selfhelp ARGS` against `trio` as `bearer`.
+fn selfhelp(trio: &Trio, bearer: &str, args: &[&str]) -> Output {
+    Command::new(binary("selfhelp"))
+        .args(args)
+        .env("SELFHELP_LISTINGS_URL", trio.listings.url())
+        .env("SELFHELP_MEMBERSHIP_URL", trio.membership.url())
+        .env("SELFHELP_NOTIFICATIONS_URL", trio.notifications.url())
+        .env("SELFHELP_REGION", REGION)
+        .env("SELFHELP_TOKEN", bearer)
+        .output()
+        .expect("running selfhelp")
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// An event on MEMBERSHIP that claims to come from listings: every consumer
+/// of the stream must park it, not apply it.
+async fn publish_forged(nats_url: &str, id: &str) {
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    selfhelp_platform::bus::ensure_stream(&js, MEMBERSHIP, Default::default())
+        .await
+        .unwrap();
+    let follow = ev::FollowChanged {
+        group_id: uuid::Uuid::now_v7().to_string(),
+        person_id: "someone".into(),
+        following: true,
+        occurred_at: None,
+    };
+    let ce_type = MEMBERSHIP.ce_type("follow.started");
+    let schema = <ev::FollowChanged as prost::Name>::full_name();
+    let headers = selfhelp_platform::bus::Envelope {
+        id,
+        source: &format!("urn:selfhelp:{REGION}:listings"),
+        ce_type: &ce_type,
+        time: "2026-11-29T00:00:00.000Z",
+        aggregate_id: &follow.group_id,
+        data_schema: &schema,
+        traceparent: None,
+        stream: MEMBERSHIP.name,
+    }
+    .headers();
+    js.publish_with_headers(
+        MEMBERSHIP.subject(REGION, "follow.started"),
+        headers,
+        prost::Message::encode_to_vec(&follow).into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Parks a well-formed event in `db_url`'s dead letters directly, as if an
+/// earlier version had failed on it: a replay must apply it.
+async fn park_valid_event(db_url: &str, consumer: &str) -> i64 {
+    let follow = ev::FollowChanged {
+        group_id: uuid::Uuid::now_v7().to_string(),
+        person_id: "parked-person".into(),
+        following: true,
+        occurred_at: None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let ce_type = MEMBERSHIP.ce_type("follow.started");
+    let schema = <ev::FollowChanged as prost::Name>::full_name();
+    let headers = selfhelp_platform::bus::Envelope {
+        id: &id,
+        source: &format!("urn:selfhelp:{REGION}:membership"),
+        ce_type: &ce_type,
+        time: "2026-11-29T00:00:00.000Z",
+        aggregate_id: &follow.group_id,
+        data_schema: &schema,
+        traceparent: None,
+        stream: MEMBERSHIP.name,
+    }
+    .headers();
+    let headers: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v[0].as_str().into()))
+        .collect();
+    let db = Database::connect(db_url).await.unwrap();
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO dead_letter (consumer, event_id, subject, headers_json, payload, error, \
+         deliveries, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            consumer.into(),
+            id.into(),
+            MEMBERSHIP.subject(REGION, "follow.started").into(),
+            serde_json::Value::Object(headers).to_string().into(),
+            prost::Message::encode_to_vec(&follow).into(),
+            "a bug since fixed".into(),
+            5i64.into(),
+            selfhelp_platform::time::now_ms().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT MAX(id) AS id FROM dead_letter WHERE consumer = ?",
+            [consumer.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "id").unwrap()
+}
+
+#[tokio::test]
+async fn operators_see_status_and_list_and_replay_dead_letters() {
+    let nats = Nats::start();
+    let dbs = [
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+    ];
+    let trio = Trio::start(&dbs, |_, db, listings_url| {
+        service_env(REGION, &db.url, &nats.url(), listings_url)
+    })
+    .await;
+    let operator = token("ops", REGION, &["operator"]);
+
+    // All well: one line per consumer, everything ready, nothing parked.
+    let out = selfhelp(&trio, &operator, &["status"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for service in ["listings", "membership", "notifications"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(service))
+            .unwrap_or_else(|| panic!("{service} in\n{stdout}"));
+        assert!(line.contains(" yes "), "{line}");
+        assert!(line.contains(env!("CARGO_PKG_VERSION")), "{line}");
+    }
+    assert!(
+        stdout.contains("notifications-notts-membership"),
+        "{stdout}"
+    );
+
+    // A forged event: both consumers of MEMBERSHIP park it.
+    let forged = uuid::Uuid::now_v7().to_string();
+    publish_forged(&nats.url(), &forged).await;
+    let parked = eventually(
+        "the forged event parked",
+        Duration::from_secs(20),
+        || async {
+            let out = selfhelp(&trio, &operator, &["status"]);
+            let (stdout, _) = text(&out);
+            let parked = |durable: &str| {
+                stdout
+                    .lines()
+                    .find(|l| l.contains(durable))
+                    .and_then(|l| l.split_whitespace().last())
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            (parked("notifications-notts-membership") == Some(1)
+                && parked("listings-notts-membership") == Some(1))
+            .then_some(stdout)
+        },
+    )
+    .await;
+    assert!(parked.contains("membership-notts-listings"), "{parked}");
+    eprintln!("selfhelp status:\n{parked}");
+
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &["dead-letters", "list", "--service", "notifications"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("notifications-notts-membership"))
+        .unwrap_or_else(|| panic!("the letter listed:\n{stdout}"));
+    assert!(
+        line.contains("org.selfhelp.membership.follow.started.v1"),
+        "{line}"
+    );
+    assert!(line.contains("does not belong"), "{line}");
+    assert!(!stdout.contains("someone"), "no payload shown: {stdout}");
+
+    // Replaying what still cannot apply leaves it parked, and says so.
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &[
+            "dead-letters",
+            "replay",
+            "--service",
+            "notifications",
+            "--all",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("0 replayed, 1 still parked"), "{stdout}");
+    assert!(stderr.contains("still fail"), "{stderr}");
+
+    // A letter whose cause is gone is applied by id, once.
+    let id = park_valid_event(&dbs[2].url, "notifications-notts-membership").await;
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &[
+            "dead-letters",
+            "replay",
+            "--service",
+            "notifications",
+            &id.to_string(),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 replayed, 0 still parked"), "{stdout}");
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &[
+            "dead-letters",
+            "list",
+            "--service",
+            "notifications",
+            "--include-replayed",
+        ],
+    );
+    let (stdout, _) = text(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&format!(" {id} ")))
+        .unwrap_or_else(|| panic!("letter {id} listed:\n{stdout}"));
+    assert!(!line.contains(" - "), "a replay time: {line}");
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &[
+            "dead-letters",
+            "replay",
+            "--service",
+            "notifications",
+            &id.to_string(),
+        ],
+    );
+    assert!(
+        text(&out).0.contains("0 replayed, 0 still parked"),
+        "replayed once only"
+    );
+
+    // Only the region's operators; bad input is named.
+    let out = selfhelp(&trio, &token("mo", REGION, &[]), &["status"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stdout.contains("PermissionDenied"), "{stdout}\n{stderr}");
+    let mut ops = OperationsServiceClient::new(channel(trio.notifications.addr).await);
+    for bearer in [
+        token("mo", REGION, &[]),
+        token("lee", "leeds", &["operator"]),
+    ] {
+        let denied = ops
+            .list_dead_letters(with_token(pb::ListDeadLettersRequest::default(), &bearer))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    }
+    let anonymous = ops.get_status(pb::GetStatusRequest {}).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let bad = ops
+        .list_dead_letters(with_token(
+            pb::ListDeadLettersRequest {
+                consumer: "listings-notts-membership".into(),
+                include_replayed: false,
+                limit: 501,
+            },
+            &operator,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), ["consumer", "limit"]);
+    let bad = ops
+        .replay_dead_letters(with_token(
+            pb::ReplayDeadLettersRequest {
+                ids: vec![0, 3],
+                all: true,
+                consumer: String::new(),
+            },
+            &operator,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), ["ids", "ids[0]"]);
+    let bad = ops
+        .replay_dead_letters(with_token(
+            pb::ReplayDeadLettersRequest::default(),
+            &operator,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), ["ids"]);
+}
