@@ -30,7 +30,8 @@ fn the_deployment_nats_configurations_load() {
             .env("LISTINGS_NATS_PASSWORD", "a-password")
             .env("MEMBERSHIP_NATS_PASSWORD", "b-password")
             .env("NOTIFICATIONS_NATS_PASSWORD", "c-password")
-            .env("OUTSIDE_NATS_PASSWORD", "another-password");
+            .env("OUTSIDE_NATS_PASSWORD", "another-password")
+            .env("OPERATOR_NATS_PASSWORD", "a-fifth-password");
         if let Some(node) = node {
             check.env("NATS_SERVER_NAME", node);
         }

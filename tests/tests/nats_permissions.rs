@@ -18,11 +18,12 @@ use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP, PRIVACY, PUBLIC};
 use selfhelp_testkit::{Backend, TestDb, channel, eventually, join_request, token, with_token};
 
 const REGION: &str = "notts";
-const USERS: [(&str, &str); 4] = [
+const USERS: [(&str, &str); 5] = [
     ("listings", "LISTINGS_NATS_PASSWORD"),
     ("membership", "MEMBERSHIP_NATS_PASSWORD"),
     ("notifications", "NOTIFICATIONS_NATS_PASSWORD"),
     ("outside-subscriber", "OUTSIDE_NATS_PASSWORD"),
+    ("operator", "OPERATOR_NATS_PASSWORD"),
 ];
 
 fn password(user: &str) -> String {
@@ -363,6 +364,98 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
             .is_err(),
         "the partner deleted its consumer"
     );
+}
+
+/// The operators' user follows events with `selfhelp events tail` (the real
+/// binary, decoding them) and can do nothing else: no publishing, no
+/// JetStream API.
+#[tokio::test]
+async fn the_operator_user_watches_events_and_does_nothing_else() {
+    use std::io::{BufRead, BufReader};
+    let server = Server::start();
+    let listings = connect(&server, "listings").await;
+    bus::ensure_stream(&listings, LISTINGS, bus::StreamLimits::default())
+        .await
+        .unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("operator-nats-password");
+    std::fs::write(&password_file, password("operator")).unwrap();
+    let mut tail = Command::new(selfhelp_e2e::binary("selfhelp"))
+        .args(["events", "tail", "--count", "1", "selfhelp.notts.>"])
+        .env(
+            "SELFHELP_NATS__URL",
+            format!("nats://operator@127.0.0.1:{}", server.port),
+        )
+        .env("SELFHELP_NATS__PASSWORD_FILE", &password_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(tail.stderr.take().unwrap());
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    assert!(line.starts_with("following selfhelp.notts.>"), "{line}");
+    assert!(!line.contains(&password("operator")), "{line}");
+
+    let created = selfhelp_proto::events::v1::GroupCreated {
+        group: Some(selfhelp_proto::events::v1::GroupSnapshot {
+            group_id: "g-tail".into(),
+            name: "Tailed group".into(),
+            ..Default::default()
+        }),
+        occurred_at: None,
+    };
+    let ce_type = LISTINGS.ce_type("group.created");
+    let schema = <selfhelp_proto::events::v1::GroupCreated as prost::Name>::full_name();
+    let headers = bus::Envelope {
+        id: "tail-1",
+        source: &format!("urn:selfhelp:{REGION}:listings"),
+        ce_type: &ce_type,
+        time: "2026-11-29T00:00:00.000Z",
+        aggregate_id: "g-tail",
+        data_schema: &schema,
+        traceparent: None,
+        stream: LISTINGS.name,
+    }
+    .headers();
+    listings
+        .publish_with_headers(
+            LISTINGS.subject(REGION, "group.created"),
+            headers,
+            prost::Message::encode_to_vec(&created).into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tail.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = tail.kill();
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut said, &mut rest);
+            panic!("the event never reached `selfhelp events tail`; it said: {rest}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = tail.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON line per event");
+    assert_eq!(printed["type"], ce_type);
+    assert_eq!(printed["id"], "tail-1");
+    assert_eq!(printed["data"]["group"]["name"], "Tailed group");
+
+    let operator = connect(&server, "operator").await;
+    let s = |rest: &str| format!("selfhelp.{REGION}.{rest}");
+    for subject in [s("listings.group.created"), s("membership.member.joined")] {
+        assert!(
+            !may_publish(&operator, &subject).await,
+            "the operator published on {subject}"
+        );
+    }
+    assert!(operator.get_stream("LISTINGS").await.is_err());
+    assert!(operator.delete_stream("LISTINGS").await.is_err());
 }
 
 struct Nothing;

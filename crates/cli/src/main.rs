@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod events;
 mod ops;
 mod secrets;
 mod up;
@@ -39,6 +40,8 @@ enum Command {
     Status(ops::StatusArgs),
     /// Events a service could not apply: `list`, and `replay` once fixed.
     DeadLetters(ops::DeadLettersArgs),
+    /// Events on NATS: `tail` follows them as decoded CloudEvents.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
         Command::Call(args) => run_async("call", call::call(args)),
         Command::Status(args) => run_async("status", ops::status(args)),
         Command::DeadLetters(args) => run_async("dead-letters", ops::dead_letters(args)),
+        Command::Events(args) => run_async("events", events::events(args)),
         Command::Secrets(args) => match secrets::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The files made, and what each is for.
-pub const SECRETS: [(&str, &str); 6] = [
+pub const SECRETS: [(&str, &str); 7] = [
     ("hs256-secret", "the HS256 secret tokens are signed with"),
     ("postgres-password", "the PostgreSQL superuser's password"),
     ("listings-nats-password", "listings' NATS password"),
@@ -19,6 +19,10 @@ pub const SECRETS: [(&str, &str); 6] = [
     (
         "outside-nats-password",
         "the partner (outside-subscriber) NATS password",
+    ),
+    (
+        "operator-nats-password",
+        "the operators' read-only NATS password (selfhelp events tail)",
     ),
 ];
 

@@ -17,6 +17,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 pub const DEFAULT_REGION: &str = "local";
 pub const DEFAULT_DATA_DIR: &str = "selfhelp-data";
+/// The file in the data folder holding the password of `up`'s NATS user.
+pub const NATS_PASSWORD_FILE: &str = "nats-password";
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -254,7 +256,7 @@ async fn start_nats(
     }
     // The login lives in a configuration file of the data folder (its
     // owner's alone), not on the command line, which every local user can read.
-    let (_, password) = crate::kept_secret(data_dir, "nats-password")?;
+    let (_, password) = crate::kept_secret(data_dir, NATS_PASSWORD_FILE)?;
     let conf = data_dir.join("nats-auth.conf");
     crate::write_private(
         &conf,
@@ -284,7 +286,7 @@ async fn start_nats(
     println!(
         "started nats-server ({}) on {url} (password in {})",
         binary.display(),
-        data_dir.join("nats-password").display()
+        data_dir.join(NATS_PASSWORD_FILE).display()
     );
     Ok((url, Some(password), Some(process)))
 }
