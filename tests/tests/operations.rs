@@ -2,21 +2,27 @@
 //! and a real nats-server: `selfhelp status`, `selfhelp dead-letters list` and
 //! `replay` (the `selfhelp` binary, as an operator runs it), and the
 //! OperationsService they use: operators of the region only, bad input named.
+//! Then `selfhelp export` and `selfhelp import` between two deployments.
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, Statement};
-use selfhelp_e2e::{Trio, binary, service_env};
+use selfhelp_e2e::{ServiceProcess, Trio, binary, service_env};
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
+use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::operations::v1 as pb;
 use selfhelp_proto::operations::v1::operations_service_client::OperationsServiceClient;
 use selfhelp_proto::streams::MEMBERSHIP;
-use selfhelp_testkit::{Backend, Nats, TestDb, channel, eventually, token, with_token};
+use selfhelp_testkit::{
+    Backend, Nats, TestDb, channel, eventually, token, wait_serving, with_token,
+};
 use tonic::Code;
 
 const REGION: &str = "notts";
+const LISTINGS_SERVICE: &str = "selfhelp.listings.v1.ListingsService";
 
 /// Runs `selfhelp ARGS` against `trio` as `bearer`.
 fn selfhelp(trio: &Trio, bearer: &str, args: &[&str]) -> Output {
@@ -325,4 +331,265 @@ async fn operators_see_status_and_list_and_replay_dead_letters() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&bad), ["ids"]);
+}
+
+/// A published group with every field ORUK carries, and a schedule.
+async fn rich_group(
+    listings: &mut ListingsServiceClient<tonic::transport::Channel>,
+    name: &str,
+    schedule: lpb::Schedule,
+) -> String {
+    let organiser = token("olive", REGION, &[]);
+    let group = listings
+        .create_group(with_token(
+            lpb::CreateGroupRequest {
+                name: name.into(),
+                summary: format!("{name}, in short"),
+                description: format!("All about {name}"),
+                topics: vec!["bereavement".into()],
+                format: lpb::MeetingFormat::Hybrid.into(),
+                join_policy: lpb::JoinPolicy::Open.into(),
+                venues: vec![lpb::Venue {
+                    name: "Friends Meeting House".into(),
+                    address: "Clarendon Street".into(),
+                    town: "Nottingham".into(),
+                    postcode: "NG1 5JD".into(),
+                    latitude: Some(52.955),
+                    longitude: Some(-1.158),
+                    accessibility: "Step-free access".into(),
+                    travel_notes: "Tram to Royal Centre".into(),
+                }],
+                eligibility: Some(lpb::Eligibility {
+                    minimum_age: 18,
+                    maximum_age: 99,
+                    ..Default::default()
+                }),
+                area_served: "Nottingham".into(),
+                contact: Some(lpb::Contact {
+                    name: "Coordinator".into(),
+                    email: "hello@example.org".into(),
+                    phone: "0115 496 0000".into(),
+                    website: "https://example.org/group".into(),
+                }),
+                cost: Some(lpb::Cost {
+                    kind: lpb::CostKind::Donation.into(),
+                    description: "£2 for tea".into(),
+                }),
+                languages: vec!["en".into(), "pl".into()],
+                ..Default::default()
+            },
+            &organiser,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    listings
+        .set_schedule(with_token(
+            lpb::SetScheduleRequest {
+                group_id: group.id.clone(),
+                schedule: Some(schedule),
+            },
+            &organiser,
+        ))
+        .await
+        .unwrap();
+    listings
+        .submit_group(with_token(
+            lpb::SubmitGroupRequest {
+                group_id: group.id.clone(),
+            },
+            &organiser,
+        ))
+        .await
+        .unwrap();
+    listings
+        .review_group(with_token(
+            lpb::ReviewGroupRequest {
+                group_id: group.id.clone(),
+                decision: lpb::ReviewDecision::Approve.into(),
+                note: String::new(),
+            },
+            &token("olu", REGION, &["operator"]),
+        ))
+        .await
+        .unwrap();
+    group.id
+}
+
+/// An export's services, by id, without what differs between two
+/// deployments by nature: when each row was last written, and the ids the
+/// taxonomy's terms got in each database (the terms' codes stay).
+fn comparable(export: &serde_json::Value) -> std::collections::BTreeMap<String, serde_json::Value> {
+    export["contents"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            let obj = s.as_object_mut().unwrap();
+            obj.remove("last_modified");
+            let codes: Vec<_> = obj["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["taxonomy_term"]["code"].clone())
+                .collect();
+            obj.insert("attributes".into(), codes.into());
+            (obj["id"].as_str().unwrap().to_string(), s)
+        })
+        .collect()
+}
+
+/// `selfhelp export` of one deployment, `selfhelp import` into an empty one
+/// (dry run, then for real, then again), and the second's export is the first's.
+#[tokio::test]
+async fn an_exported_directory_imported_into_an_empty_region_is_the_same_directory() {
+    let nats = Nats::start();
+    let (first_db, second_db) = (
+        TestDb::new(Backend::Sqlite).await,
+        TestDb::new(Backend::Sqlite).await,
+    );
+    let first = ServiceProcess::spawn(
+        "selfhelp-listings",
+        &service_env(REGION, &first_db.url, &nats.url(), ""),
+    );
+    wait_serving(first.addr, LISTINGS_SERVICE).await;
+    let mut listings = ListingsServiceClient::new(channel(first.addr).await);
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    rich_group(
+        &mut listings,
+        "Wednesday carers' circle",
+        lpb::Schedule {
+            frequency: lpb::Frequency::Weekly.into(),
+            interval: 2,
+            weekday: lpb::Weekday::Wednesday.into(),
+            valid_from: today.clone(),
+            start_time: "19:00".into(),
+            end_time: "21:00".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    rich_group(
+        &mut listings,
+        "Last Friday bereavement café",
+        lpb::Schedule {
+            frequency: lpb::Frequency::Monthly.into(),
+            interval: 1,
+            weekday: lpb::Weekday::Friday.into(),
+            week_of_month: -1,
+            valid_from: today,
+            start_time: "10:30".into(),
+            end_time: "12:00".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let operator = token("ops", REGION, &["operator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("directory.json");
+    let run = |listings: &ServiceProcess, args: &[&str]| {
+        Command::new(binary("selfhelp"))
+            .args(args)
+            .env("SELFHELP_LISTINGS_URL", listings.url())
+            .env("SELFHELP_REGION", REGION)
+            .env("SELFHELP_TOKEN", &operator)
+            .output()
+            .expect("running selfhelp")
+    };
+    let out = run(&first, &["export", "--out", exported.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).unwrap()).unwrap();
+    assert_eq!(original["total_items"], 2);
+
+    let second = ServiceProcess::spawn(
+        "selfhelp-listings",
+        &service_env(REGION, &second_db.url, &nats.url(), ""),
+    );
+    wait_serving(second.addr, LISTINGS_SERVICE).await;
+    let file = exported.to_str().unwrap();
+    let out = run(&second, &["import", "--dry-run", file]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 would be imported, 0 already there, 0 refused"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("2/2:"), "a progress line: {stderr}");
+    let out = run(&second, &["import", file]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 imported, 0 already there, 0 refused"),
+        "{stdout}"
+    );
+    let out = run(&second, &["import", file]);
+    assert!(
+        text(&out)
+            .0
+            .contains("0 imported, 2 already there, 0 refused"),
+        "a re-run adds nothing: {}",
+        text(&out).0
+    );
+
+    let again = dir.path().join("again.json");
+    let out = run(&second, &["export", "--out", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let copy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    assert_eq!(comparable(&copy), comparable(&original));
+
+    // A document that cannot be a group is refused with its reasons; the
+    // others are not held up by it.
+    let mut mixed = original["contents"].as_array().unwrap().clone();
+    mixed.push(serde_json::json!({
+        "id": "elsewhere-7",
+        "name": "",
+        "schedules": [{"freq": "DAILY", "opens_at": "10:00", "closes_at": "11:00"}],
+    }));
+    mixed.push(serde_json::json!({
+        "id": "elsewhere-8",
+        "name": "Group on an unknown topic",
+        "attributes": [{"taxonomy_term": {"code": "no-such-topic"}}],
+    }));
+    let mixed_file = dir.path().join("mixed.json");
+    std::fs::write(&mixed_file, serde_json::Value::from(mixed).to_string()).unwrap();
+    let out = run(&second, &["import", mixed_file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stdout.contains("refused \"elsewhere-7\""), "{stdout}");
+    assert!(stdout.contains("DAILY"), "{stdout}");
+    assert!(stdout.contains("refused \"elsewhere-8\""), "{stdout}");
+    assert!(stdout.contains("topics"), "{stdout}");
+    assert!(
+        stdout.contains("0 imported, 2 already there, 2 refused"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("2 of 4 documents refused"), "{stderr}");
+
+    // Only operators import.
+    let mut client = ListingsServiceClient::new(channel(second.addr).await);
+    let denied = client
+        .import_open_referral(with_token(
+            lpb::ImportOpenReferralRequest {
+                services_json: vec!["{}".into()],
+                dry_run: true,
+            },
+            &token("olive", REGION, &[]),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let empty = client
+        .import_open_referral(with_token(
+            lpb::ImportOpenReferralRequest::default(),
+            &operator,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&empty), ["services_json"]);
 }

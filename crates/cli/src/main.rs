@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod directory;
 mod events;
 mod ops;
 mod secrets;
@@ -42,6 +43,12 @@ enum Command {
     DeadLetters(ops::DeadLettersArgs),
     /// Events on NATS: `tail` follows them as decoded CloudEvents.
     Events(events::EventsArgs),
+    /// Writes the region's published directory as Open Referral UK JSON.
+    Export(directory::ExportArgs),
+    /// Adds groups from an Open Referral UK JSON file (as `export` writes, or
+    /// another directory's `/services`), published at once; a re-run adds
+    /// nothing twice. `--dry-run` checks and reports only.
+    Import(directory::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +165,8 @@ fn main() -> ExitCode {
         Command::Status(args) => run_async("status", ops::status(args)),
         Command::DeadLetters(args) => run_async("dead-letters", ops::dead_letters(args)),
         Command::Events(args) => run_async("events", events::events(args)),
+        Command::Export(args) => run_async("export", directory::export(args)),
+        Command::Import(args) => run_async("import", directory::import(args)),
         Command::Secrets(args) => match secrets::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

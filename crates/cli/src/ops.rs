@@ -55,7 +55,7 @@ impl Deployment {
         }
     }
 
-    fn bearer(&self) -> anyhow::Result<String> {
+    pub(crate) fn bearer(&self) -> anyhow::Result<String> {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }
@@ -69,18 +69,27 @@ impl Deployment {
         )?)
     }
 
-    async fn client(&self, service: &str) -> anyhow::Result<Operations> {
+    /// A connection to `service` (listings, membership, notifications).
+    pub(crate) async fn channel(&self, service: &str) -> anyhow::Result<Channel> {
         let addr = self.address(service);
-        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
+        tonic::transport::Endpoint::from_shared(addr.to_string())?
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(120))
             .connect()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach {service} at {addr}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot reach {service} at {addr}: {e}"))
+    }
+
+    async fn client(&self, service: &str) -> anyhow::Result<Operations> {
         Ok(Operations {
-            client: OperationsServiceClient::new(channel),
+            client: OperationsServiceClient::new(self.channel(service).await?),
             bearer: self.bearer()?,
         })
+    }
+
+    /// `message` with this deployment's operator token.
+    pub(crate) fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
+        with_bearer(message, &self.bearer()?)
     }
 }
 
@@ -91,12 +100,16 @@ struct Operations {
 
 impl Operations {
     fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", self.bearer).parse()?);
-        Ok(request)
+        with_bearer(message, &self.bearer)
     }
+}
+
+fn with_bearer<T>(message: T, bearer: &str) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {bearer}").parse()?);
+    Ok(request)
 }
 
 /// One service's name, or all of them.
@@ -336,7 +349,7 @@ fn when(t: prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
-fn describe(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn describe(status: tonic::Status) -> anyhow::Error {
     crate::call::describe(&status)
 }
 

@@ -11,6 +11,7 @@ pub mod freshness;
 pub mod grpc;
 pub mod metrics;
 pub mod oruk;
+pub mod oruk_import;
 pub mod privacy;
 pub mod search;
 pub mod store;

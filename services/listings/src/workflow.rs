@@ -60,6 +60,36 @@ impl Workflow {
         self.finish(txn, None, group, trace).await
     }
 
+    /// Adds a group from another directory's document, published at once by
+    /// `operator`, with `id`; `None` when a group with that id is already
+    /// here (imported before), which is left as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_group(
+        &self,
+        region: &str,
+        operator: &str,
+        id: &str,
+        new: &NewGroup,
+        schedule: Option<(&Schedule, MeetingEvent)>,
+        assured_at_ms: i64,
+        trace: &TraceParent,
+    ) -> Result<Option<Model>, ListingsError> {
+        let txn = self.db.begin().await?;
+        if store::find(&txn, id).await?.is_some() {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        store::insert(&txn, id, region, operator, new, Status::Published, now).await?;
+        let (schedule, meeting) = schedule.unzip();
+        let group = store::mark_imported(&txn, id, schedule, assured_at_ms).await?;
+        events::record(&txn, &self.outbox, GroupEvent::Created, &group, trace).await?;
+        events::record(&txn, &self.outbox, GroupEvent::Published, &group, trace).await?;
+        if let Some(meeting) = meeting {
+            events::record_meeting(&txn, &self.outbox, meeting, &group, trace).await?;
+        }
+        self.finish(txn, None, group, trace).await.map(Some)
+    }
+
     /// Takes `group` one lifecycle step. `note` is the reason shown to
     /// organisers (rejection, suspension, archiving); `by` is who made the step.
     pub async fn transition(

@@ -543,6 +543,19 @@ impl ListingsService for ListingsApi {
         ))
     }
 
+    async fn import_open_referral(
+        &self,
+        request: Request<pb::ImportOpenReferralRequest>,
+    ) -> Result<Response<pb::ImportOpenReferralResponse>, Status> {
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let trace = trace_parent(&request);
+            self.import_open_referral(&caller, request.into_inner(), &trace)
+                .await
+        })
+        .await
+    }
+
     async fn get_open_referral_service(
         &self,
         request: Request<pb::GetOpenReferralServiceRequest>,

@@ -10,7 +10,9 @@ use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::listings::v1 as pb;
 use serde_json::{Value, json};
 
-use super::ListingsApi;
+use super::{
+    ListingsApi, details_from_wire, format_from_wire, join_policy_from_wire, venue_from_wire,
+};
 use crate::domain::group::Status as GroupStatus;
 use crate::domain::topic as topics;
 use crate::error::GROUP_NOT_FOUND;
@@ -348,5 +350,144 @@ fn parse_time(v: &mut Violations, field: &str, value: &str) -> Option<u16> {
             v.add(field, "must be a local time such as 18:00");
             None
         }
+    }
+}
+
+/// Documents one import may carry.
+const MAX_IMPORTED: usize = 100;
+
+impl ListingsApi {
+    pub(super) async fn import_open_referral(
+        &self,
+        caller: &selfhelp_platform::auth::Caller,
+        req: pb::ImportOpenReferralRequest,
+        trace: &selfhelp_platform::trace::TraceParent,
+    ) -> Result<pb::ImportOpenReferralResponse, ListingsError> {
+        if !caller.is_operator_of(&self.region) {
+            return Err(ListingsError::PermissionDenied(
+                "only the region's operators import groups",
+            ));
+        }
+        let mut v = Violations::new();
+        match req.services_json.len() {
+            0 => v.add("services_json", "give at least one service document"),
+            n if n > MAX_IMPORTED => v.add(
+                "services_json",
+                format!("at most {MAX_IMPORTED} documents at once"),
+            ),
+            _ => {}
+        }
+        v.into_result()?;
+        let taxonomy = self.taxonomy().await?;
+        let today = self.today();
+        let mut results = Vec::with_capacity(req.services_json.len());
+        for json in &req.services_json {
+            results.push(
+                self.import_one(caller, json, &taxonomy, today, req.dry_run, trace)
+                    .await?,
+            );
+        }
+        Ok(pb::ImportOpenReferralResponse { results })
+    }
+
+    /// One document: refused with its problems, or imported (or, in a dry
+    /// run, found importable), or found already here.
+    async fn import_one(
+        &self,
+        caller: &selfhelp_platform::auth::Caller,
+        json: &str,
+        taxonomy: &[topics::TopicNode],
+        today: chrono::NaiveDate,
+        dry_run: bool,
+        trace: &selfhelp_platform::trace::TraceParent,
+    ) -> Result<pb::ImportResult, ListingsError> {
+        let refused = |source_id: String, name: String, problems: Vec<String>| pb::ImportResult {
+            source_id,
+            name,
+            group_id: String::new(),
+            outcome: pb::ImportOutcome::Refused as i32,
+            problems,
+        };
+        let doc: Value = match serde_json::from_str(json) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let problem = format!("document: not JSON ({e})");
+                return Ok(refused(String::new(), String::new(), vec![problem]));
+            }
+        };
+        let source = |key: &str| {
+            doc.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let draft = match crate::oruk_import::draft(&doc, &self.region, today) {
+            Ok(draft) => draft,
+            Err(problems) => return Ok(refused(source("id"), source("name"), problems)),
+        };
+        let mut problems: Vec<String> = Vec::new();
+        let card = crate::domain::group::validate(card_draft!(draft.card.clone()), taxonomy);
+        let schedule = draft.schedule.as_ref().map(|s| {
+            crate::domain::schedule::validate(&super::schedule::draft_from_wire(s), today)
+        });
+        if let Err(violations) = &card {
+            problems.extend(violations.iter().map(|(f, d)| format!("{f}: {d}")));
+        }
+        if let Some(Err(violations)) = &schedule {
+            problems.extend(
+                violations
+                    .iter()
+                    .map(|(f, d)| format!("schedules.{f}: {d}")),
+            );
+        }
+        let (Ok(card), Some(Ok(_)) | None) = (card, &schedule) else {
+            return Ok(refused(draft.source_id, draft.name, problems));
+        };
+        let result = |outcome: pb::ImportOutcome| pb::ImportResult {
+            source_id: draft.source_id.clone(),
+            name: draft.name.clone(),
+            group_id: draft.group_id.clone(),
+            outcome: outcome as i32,
+            problems: Vec::new(),
+        };
+        let schedule = schedule.and_then(Result::ok);
+        if dry_run {
+            let here = store::find(&self.read, &draft.group_id).await?.is_some();
+            return Ok(result(if here {
+                pb::ImportOutcome::AlreadyPresent
+            } else {
+                pb::ImportOutcome::WouldImport
+            }));
+        }
+        let assured_at_ms = draft
+            .assured_date
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map_or_else(
+                || self.clock.now_ms(),
+                |noon| noon.and_utc().timestamp_millis(),
+            );
+        let meeting = schedule
+            .as_ref()
+            .map(|s| (s, super::schedule::schedule_changed(Some(s), &self.tz)));
+        let imported = self
+            .workflow
+            .import_group(
+                &self.region,
+                &caller.person_id,
+                &draft.group_id,
+                &card,
+                meeting,
+                assured_at_ms,
+                trace,
+            )
+            .await?;
+        if imported.is_some() {
+            tracing::info!(group_id = %draft.group_id, source_id = %draft.source_id, "group imported");
+        }
+        Ok(result(if imported.is_some() {
+            pb::ImportOutcome::Imported
+        } else {
+            pb::ImportOutcome::AlreadyPresent
+        }))
     }
 }

@@ -92,7 +92,7 @@ impl ListingsApi {
         Ok(group)
     }
 
-    fn today(&self) -> NaiveDate {
+    pub(super) fn today(&self) -> NaiveDate {
         self.clock.now().with_timezone(&self.tz).date_naive()
     }
 
@@ -209,19 +209,7 @@ impl ListingsApi {
             None => None,
         };
         let group = self.managed_group(caller, &req.group_id).await?;
-        let wire = schedule
-            .as_ref()
-            .map(|s| schedule_to_wire(s, &self.tz))
-            .unwrap_or_default();
-        let event = MeetingEvent::ScheduleChanged {
-            rrule: wire.rrule,
-            description: wire.description,
-            timezone: self.tz.name().to_string(),
-            valid_from: wire.valid_from,
-            valid_until: wire.valid_until,
-            start_time: wire.start_time,
-            end_time: wire.end_time,
-        };
+        let event = schedule_changed(schedule.as_ref(), &self.tz);
         let updated = self
             .workflow
             .set_schedule(&group, schedule.as_ref(), event, trace)
@@ -485,7 +473,24 @@ fn weekday_to_wire(d: Weekday) -> pb::Weekday {
     }
 }
 
-fn draft_from_wire(s: &pb::Schedule) -> ScheduleDraft {
+/// The `schedule.changed` event for a group's new regular meetings (`None`:
+/// it has none any more).
+pub(super) fn schedule_changed(schedule: Option<&Schedule>, tz: &chrono_tz::Tz) -> MeetingEvent {
+    let wire = schedule
+        .map(|s| schedule_to_wire(s, tz))
+        .unwrap_or_default();
+    MeetingEvent::ScheduleChanged {
+        rrule: wire.rrule,
+        description: wire.description,
+        timezone: tz.name().to_string(),
+        valid_from: wire.valid_from,
+        valid_until: wire.valid_until,
+        start_time: wire.start_time,
+        end_time: wire.end_time,
+    }
+}
+
+pub(super) fn draft_from_wire(s: &pb::Schedule) -> ScheduleDraft {
     ScheduleDraft {
         weekly: match pb::Frequency::try_from(s.frequency).ok() {
             Some(pb::Frequency::Weekly) => Some(true),

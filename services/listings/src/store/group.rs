@@ -122,6 +122,32 @@ pub async fn insert<C: ConnectionTrait>(
         .ok_or(DbErr::RecordNotFound(id.to_string()))
 }
 
+/// Makes a group just inserted by an import what the document said: its
+/// schedule, no organisers (the region's operators manage it until an
+/// organiser takes it on) and its last check.
+pub async fn mark_imported<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    schedule: Option<&Schedule>,
+    assured_at_ms: i64,
+) -> Result<Model, DbErr> {
+    let json = schedule.map(|s| serde_json::to_string(s).expect("schedules serialise"));
+    let no_one: [&str; 0] = [];
+    Entity::update_many()
+        .col_expr(Column::ScheduleJson, Expr::value(json))
+        .col_expr(
+            Column::OrganiserIdsJson,
+            Expr::value(serde_json::to_string(&no_one).expect("strings serialise")),
+        )
+        .col_expr(Column::AssuredAtMs, Expr::value(Some(assured_at_ms)))
+        .filter(Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    find(conn, id)
+        .await?
+        .ok_or(DbErr::RecordNotFound(id.to_string()))
+}
+
 /// The groups with these ids (those that exist), in no particular order.
 pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
