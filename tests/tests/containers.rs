@@ -778,3 +778,111 @@ fn compose_reads_every_secret_from_the_volume_made_at_first_start() {
         );
     }
 }
+
+/// The observability profile's Prometheus configuration and alert rules load,
+/// and every alert fires when it should and only then (`alerts.test.yml`), by
+/// Prometheus's own `promtool`. CI installs it (Debian's `prometheus`); without
+/// it this says so loudly, and fails where SELFHELP_REQUIRE_PROMTOOL is set.
+#[test]
+fn prometheus_configuration_and_alerts_pass_promtool() {
+    let dir = repo().join("deploy/prometheus");
+    let promtool = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
+    let found = Command::new(&promtool).arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("SELFHELP_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required here (apt-get install prometheus)"
+        );
+        eprintln!(
+            "!! promtool NOT FOUND: deploy/prometheus was NOT checked (apt-get install prometheus)"
+        );
+        return;
+    }
+    for args in [
+        &["check", "config", "prometheus.yml"][..],
+        &["check", "rules", "alerts.yml"],
+        &["test", "rules", "alerts.test.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Metric names (`selfhelp_…`, `grpc_server_…`) written in `text`, without the
+/// suffixes Prometheus adds to histograms.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    for prefix in ["selfhelp_", "grpc_server_"] {
+        for (at, _) in text.match_indices(prefix) {
+            let before = at.checked_sub(1).map(|i| bytes[i]);
+            if before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                continue;
+            }
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let name = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_string();
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// What the alerts and the dashboard use is what the services serve: each
+/// metric is registered in the code and explained in docs/operations.md.
+#[test]
+fn the_alerts_and_the_dashboard_use_metrics_that_exist_and_are_documented() {
+    let read = |path: &str| std::fs::read_to_string(repo().join(path)).unwrap();
+    let docs = read("docs/operations.md");
+    let mut code = String::new();
+    for path in [
+        "crates/platform/src/metrics.rs",
+        "services/listings/src/metrics.rs",
+        "services/notifications/src/metrics.rs",
+    ] {
+        code.push_str(&read(path));
+    }
+    let used: Vec<(String, &str)> = [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/dashboards/selfhelp.json",
+    ]
+    .into_iter()
+    .flat_map(|file| {
+        metric_names(&read(file))
+            .into_iter()
+            .map(move |n| (n, file))
+    })
+    .collect();
+    assert!(used.len() > 15, "{used:?}");
+    for (name, file) in used {
+        // Counters are registered without `_total`, which the encoder adds.
+        let registered = name.strip_suffix("_total").unwrap_or(&name);
+        assert!(
+            code.contains(&format!("\"{registered}\"")),
+            "{file} uses {name}, which no service registers"
+        );
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "{file} uses {name}, which docs/operations.md does not explain"
+        );
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/selfhelp.json")).unwrap();
+    assert_eq!(dashboard["uid"], "selfhelp-overview");
+}

@@ -60,6 +60,7 @@ impl Readiness {
             conditions.insert(name.to_string(), holds);
             conditions.values().all(|ok| *ok)
         };
+        crate::metrics::metrics().ready(self.service_name, serving);
         let status = if serving {
             ServingStatus::Serving
         } else {

@@ -49,6 +49,11 @@ struct ConsumerLabels {
 type Seconds = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcServiceLabels {
+    grpc_service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     service: String,
     pool: String,
@@ -77,6 +82,10 @@ pub struct Metrics {
     db_connections: Family<ConnectionLabels, Gauge>,
     db_connections_max: Family<PoolLabels, Gauge>,
     db_acquire: Family<PoolLabels, Gauge<f64, AtomicU64>>,
+    ready: Family<GrpcServiceLabels, Gauge>,
+    dead_letters: Family<ConsumerLabels, Gauge>,
+    /// The durable consumers this process runs.
+    durables: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn call_buckets() -> Histogram {
@@ -161,6 +170,18 @@ pub fn metrics() -> &'static Metrics {
             "How long the last sample waited for a connection of the pool (calls queue when it grows)",
             db_acquire.clone(),
         );
+        let ready = Family::<GrpcServiceLabels, Gauge>::default();
+        registry.register(
+            "selfhelp_ready",
+            "1 while the service reports SERVING on its health check, else 0",
+            ready.clone(),
+        );
+        let dead_letters = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "selfhelp_dead_letters_waiting",
+            "Dead letters of a durable consumer not yet replayed, as last sampled",
+            dead_letters.clone(),
+        );
         Metrics {
             registry: std::sync::Mutex::new(registry),
             calls,
@@ -175,6 +196,9 @@ pub fn metrics() -> &'static Metrics {
             db_connections,
             db_connections_max,
             db_acquire,
+            ready,
+            dead_letters,
+            durables: Default::default(),
         }
     })
 }
@@ -294,6 +318,64 @@ impl Metrics {
                 durable: durable.to_string(),
             })
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    pub fn ready(&self, grpc_service: &str, ready: bool) {
+        self.ready
+            .get_or_create(&GrpcServiceLabels {
+                grpc_service: grpc_service.to_string(),
+            })
+            .set(i64::from(ready));
+    }
+
+    /// A durable consumer this process runs (its dead letters show 0 until
+    /// there are some).
+    pub fn consumer_started(&self, durable: &str) {
+        self.durables
+            .lock()
+            .expect("durables lock")
+            .insert(durable.to_string());
+    }
+
+    /// Counts the dead letters not yet replayed in `service`'s database `db`,
+    /// per durable.
+    pub async fn sample_dead_letters(
+        &self,
+        service: &str,
+        db: &sea_orm::DatabaseConnection,
+    ) -> Result<(), sea_orm::DbErr> {
+        use crate::migrations::entities::dead_letter;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+        let waiting: Vec<(String, i64)> = dead_letter::Entity::find()
+            .select_only()
+            .column(dead_letter::Column::Consumer)
+            .column_as(dead_letter::Column::Id.count(), "waiting")
+            .filter(dead_letter::Column::ReplayedAtMs.is_null())
+            .group_by(dead_letter::Column::Consumer)
+            .into_tuple()
+            .all(db)
+            .await?;
+        // The service's durables without letters (any more) show 0.
+        let prefix = format!("{service}-");
+        let known: Vec<String> = self
+            .durables
+            .lock()
+            .expect("durables lock")
+            .iter()
+            .filter(|d| d.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for durable in known {
+            self.dead_letters
+                .get_or_create(&ConsumerLabels { durable })
+                .set(0);
+        }
+        for (durable, count) in waiting {
+            self.dead_letters
+                .get_or_create(&ConsumerLabels { durable })
+                .set(count);
+        }
+        Ok(())
     }
 
     /// What [`Metrics::pending`] last recorded for `durable`.

@@ -237,6 +237,7 @@ impl Eventing {
                         }
                     }
                 }
+                crate::metrics::metrics().consumer_started(&runner.durable);
                 let stop = shutdown.clone();
                 workers.spawn(format!("consumer {}", runner.durable), move || {
                     runner.clone().run(stop.clone())
@@ -387,7 +388,9 @@ pub fn sample_metrics<F, Fut>(
         repeat("metrics sampling", interval, stop.clone(), move || {
             let (dbs, more) = (dbs.clone(), more.clone());
             async move {
-                crate::metrics::metrics().sample_pools(service, &dbs).await;
+                let metrics = crate::metrics::metrics();
+                metrics.sample_pools(service, &dbs).await;
+                metrics.sample_dead_letters(service, &dbs.read).await?;
                 more().await.map(|()| 0)
             }
         })

@@ -3251,5 +3251,35 @@ async fn metrics_count_calls_by_method_and_code_and_show_the_outbox() {
     assert_eq!(scrape.value(&due).await, Some(0.0), "confirmed just now");
     let pool = r#"selfhelp_db_connections_max{service="listings",pool="write"}"#;
     scrape.until(pool, |v| v >= 1.0).await;
+    scrape
+        .until(
+            r#"selfhelp_ready{grpc_service="selfhelp.listings.v1.ListingsService"}"#,
+            |v| v == 1.0,
+        )
+        .await;
+    // A forged event on MEMBERSHIP is parked: one dead letter waiting.
+    let parked =
+        format!(r#"selfhelp_dead_letters_waiting{{durable="listings-{HERE}-membership"}}"#);
+    scrape.until(&parked, |v| v == 0.0).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = selfhelp_proto::streams::MEMBERSHIP;
+    let headers = selfhelp_platform::bus::Envelope {
+        id: &uuid::Uuid::now_v7().to_string(),
+        source: &format!("urn:selfhelp:{HERE}:listings"),
+        ce_type: &stream.ce_type("follow.started"),
+        time: "2026-11-29T00:00:00.000Z",
+        aggregate_id: "g",
+        data_schema: "selfhelp.events.v1.FollowChanged",
+        traceparent: None,
+        stream: stream.name,
+    }
+    .headers();
+    js.publish_with_headers(stream.subject(HERE, "follow.started"), headers, "".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    scrape.until(&parked, |v| v == 1.0).await;
     svc.stop().await.unwrap();
 }
