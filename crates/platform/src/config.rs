@@ -28,6 +28,17 @@ pub struct CommonConfig {
     pub consumer: ConsumerConfig,
     pub workers: WorkersConfig,
     pub metrics: MetricsConfig,
+    pub traces: TracesConfig,
+}
+
+/// OpenTelemetry traces: a span for every RPC, every event published and
+/// every event handled, sent over OTLP/gRPC.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TracesConfig {
+    /// The OTLP/gRPC endpoint to send spans to, e.g. `http://otel-collector:4317`;
+    /// empty: no spans are made or sent.
+    pub otlp_endpoint: String,
 }
 
 /// Prometheus metrics over HTTP (`GET /metrics`).
@@ -164,6 +175,7 @@ impl Default for CommonConfig {
             consumer: ConsumerConfig::default(),
             workers: WorkersConfig::default(),
             metrics: MetricsConfig::default(),
+            traces: TracesConfig::default(),
         }
     }
 }

@@ -161,6 +161,7 @@ impl ConsumerRunner {
             crate::metrics::metrics().pending(&self.durable, info.pending);
         }
         let mut events = Vec::with_capacity(messages.len());
+        let mut hops = Vec::with_capacity(messages.len());
         for message in messages {
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
             let event = match IncomingEvent::from_message(
@@ -175,7 +176,12 @@ impl ConsumerRunner {
                 }
             };
             match self.check_origin(&event) {
-                Ok(()) => events.push((message, event, delivered)),
+                Ok(()) => {
+                    let mut event = event;
+                    let hop = self.hop(&mut event);
+                    hops.push(hop);
+                    events.push((message, event, delivered))
+                }
                 Err(reason) => {
                     self.dead_letter(&message, &event.id, &reason, delivered)
                         .await
@@ -203,7 +209,12 @@ impl ConsumerRunner {
                 outcomes
             }
         };
-        for ((message, event, delivered), outcome) in events.iter().zip(outcomes) {
+        for (((message, event, delivered), outcome), hop) in
+            events.iter().zip(outcomes).zip(hops.iter_mut())
+        {
+            if let Err(e) = &outcome {
+                hop.fail(e.to_string());
+            }
             self.settle(message, event, *delivered, outcome).await;
         }
         // Which replica handled what (the container test counts these per replica).
@@ -233,8 +244,31 @@ impl ConsumerRunner {
         Ok(outcomes)
     }
 
+    /// Starts the span of handling `event` under the one that published it,
+    /// and gives the event its `traceparent`, so what the handler writes
+    /// continues the trace from here.
+    fn hop(&self, event: &mut IncomingEvent) -> crate::otel::Hop {
+        use opentelemetry::KeyValue;
+        let parent = event.traceparent.as_deref().and_then(TraceParent::parse);
+        let (trace, hop) = crate::otel::hop(
+            format!("process {}", event.ce_type),
+            opentelemetry::trace::SpanKind::Consumer,
+            parent.as_ref(),
+            vec![
+                KeyValue::new("messaging.system", "nats"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.destination.name", event.subject.clone()),
+                KeyValue::new("messaging.consumer.group.name", self.durable.clone()),
+                KeyValue::new("messaging.message.id", event.id.clone()),
+                KeyValue::new("cloudevents.event_type", event.ce_type.clone()),
+            ],
+        );
+        event.traceparent = Some(trace.to_string());
+        hop
+    }
+
     fn span(&self, event: &IncomingEvent) -> tracing::Span {
-        let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
+        let trace = TraceParent::of_event(event.traceparent.as_deref());
         tracing::info_span!(
             "event",
             consumer = %self.durable,

@@ -299,10 +299,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
-            let traceparent = TraceParent::continue_or_start(
-                req.headers()
-                    .get(trace::HEADER)
-                    .and_then(|v| v.to_str().ok()),
+            let incoming = req
+                .headers()
+                .get(trace::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceParent::parse);
+            let (traceparent, mut hop) = crate::otel::hop(
+                req.uri().path().trim_start_matches('/').to_string(),
+                opentelemetry::trace::SpanKind::Server,
+                incoming.as_ref(),
+                crate::otel::rpc_attributes(req.uri().path()),
             );
             let span = tracing::info_span!(
                 "rpc",
@@ -328,7 +334,23 @@ where
                     }
                 },
             }
-            inner.call(req).instrument(span).await
+            let answer = inner.call(req).instrument(span).await;
+            match &answer {
+                Ok(response) => {
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    hop.attribute("rpc.grpc.status_code", i64::from(code));
+                    if code != 0 {
+                        hop.fail(format!("{:?}", tonic::Code::from_i32(code)));
+                    }
+                }
+                Err(_) => hop.fail("the call failed before an answer"),
+            }
+            answer
         })
     }
 }

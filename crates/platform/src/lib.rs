@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod migrations;
 pub mod operations;
+pub mod otel;
 pub mod outbox;
 pub mod privacy;
 pub mod schema;

@@ -215,7 +215,31 @@ impl Relay {
         // Publishing in order on one connection keeps the stream in outbox order;
         // awaiting the acks together avoids one round trip per event.
         let mut pending = Vec::with_capacity(rows.len());
+        let mut hops = std::collections::HashMap::new();
         for row in &rows {
+            // With traces on, publishing is a span of its own, under the
+            // request (or event) that wrote the row; consumers continue it.
+            let traceparent = if crate::otel::enabled() {
+                let parent = row.traceparent.as_deref().and_then(TraceParent::parse);
+                let (trace, hop) = crate::otel::hop(
+                    format!("publish {}", row.ce_type),
+                    opentelemetry::trace::SpanKind::Producer,
+                    parent.as_ref(),
+                    vec![
+                        opentelemetry::KeyValue::new("messaging.system", "nats"),
+                        opentelemetry::KeyValue::new("messaging.operation.type", "send"),
+                        opentelemetry::KeyValue::new(
+                            "messaging.destination.name",
+                            row.subject.clone(),
+                        ),
+                        opentelemetry::KeyValue::new("messaging.message.id", row.event_id.clone()),
+                    ],
+                );
+                hops.insert(row.seq, hop);
+                Some(trace.to_string())
+            } else {
+                row.traceparent.clone()
+            };
             let envelope = Envelope {
                 id: &row.event_id,
                 source: &row.ce_source,
@@ -223,7 +247,7 @@ impl Relay {
                 time: &row.ce_time,
                 aggregate_id: &row.ce_subject,
                 data_schema: &row.data_schema,
-                traceparent: row.traceparent.as_deref(),
+                traceparent: traceparent.as_deref(),
                 stream: &row.stream,
             };
             let sent = self
@@ -252,7 +276,12 @@ impl Relay {
         for (seq, outcome) in outcomes {
             match outcome {
                 Ok(()) => published.push(seq),
-                Err(e) => failed.push((seq, e)),
+                Err(e) => {
+                    if let Some(hop) = hops.get_mut(&seq) {
+                        hop.fail(e.clone());
+                    }
+                    failed.push((seq, e))
+                }
             }
         }
         let now = now_ms();

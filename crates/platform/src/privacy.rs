@@ -67,7 +67,7 @@ impl EventHandler for ErasureRequests {
             service: self.service.to_string(),
             completed_at: Some(to_timestamp(now_ms())),
         };
-        let trace = TraceParent::continue_or_start(event.traceparent.as_deref()).child();
+        let trace = TraceParent::of_event(event.traceparent.as_deref());
         self.outbox
             .enqueue(
                 txn,

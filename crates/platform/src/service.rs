@@ -59,6 +59,15 @@ where
         }
     };
     crate::telemetry::init(&config.common().log);
+    // Spans are named after the binary (`selfhelp-listings`, …).
+    let service_name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "selfhelp".into());
+    if let Err(e) = crate::otel::init(&config.common().traces, &service_name) {
+        tracing::error!(error = %format!("{e:#}"), "cannot send traces");
+        return std::process::ExitCode::from(2);
+    }
     if args.migrate {
         return migrate_and_exit::<C>(&config.common().database).await;
     }
@@ -77,7 +86,10 @@ where
         return std::process::ExitCode::FAILURE;
     }
     let shutdown = Shutdown::from_future(crate::shutdown::os_signal());
-    match run(config, listener, shutdown).await {
+    let outcome = run(config, listener, shutdown).await;
+    // The last spans go out before the process ends.
+    let _ = tokio::task::spawn_blocking(crate::otel::shutdown).await;
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "service stopped with an error");

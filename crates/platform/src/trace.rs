@@ -67,6 +67,13 @@ impl TraceParent {
         encode_hex(&self.trace_id)
     }
 
+    /// The trace of handling an event whose `traceparent` is `value`: the
+    /// consumer gives each event the span of its handling before the handler
+    /// sees it, so what the handler writes is caused by that span.
+    pub fn of_event(value: Option<&str>) -> Self {
+        value.and_then(Self::parse).unwrap_or_else(Self::new_root)
+    }
+
     /// Continues the trace found in `value`, or starts a new one.
     pub fn continue_or_start(value: Option<&str>) -> Self {
         value

@@ -400,7 +400,7 @@ impl selfhelp_platform::inbox::EventHandler for MembershipRoles {
         if organisers == group.organiser_ids() {
             return Ok(());
         }
-        let trace = TraceParent::continue_or_start(event.traceparent.as_deref());
+        let trace = TraceParent::of_event(event.traceparent.as_deref());
         let changed = crate::workflow::set_organisers(
             txn,
             &self.outbox,

@@ -214,7 +214,7 @@ impl EventHandler for ListingsGroups {
         }
         self.follow_meetings(txn, event, &snapshot).await?;
         // The events this causes continue the listings change's trace.
-        let trace = TraceParent::continue_or_start(event.traceparent.as_deref()).child();
+        let trace = TraceParent::of_event(event.traceparent.as_deref());
         let ctx = Ctx {
             outbox: &self.outbox,
             trace: Some(&trace),

@@ -235,13 +235,26 @@ impl MembershipApi {
         if let Some(auth) = request.metadata().get("authorization") {
             ask.metadata_mut().insert("authorization", auth.clone());
         }
-        // Same trace across the hop, so the logs of both services line up.
-        let trace = selfhelp_platform::grpc::trace_parent(request);
-        if let Ok(value) = trace.child().to_string().parse() {
+        // Same trace across the hop (a client span of its own), so the logs
+        // and traces of both services line up.
+        let (trace, mut hop) = selfhelp_platform::otel::hop(
+            "selfhelp.listings.v1.ListingsService/GetGroup",
+            opentelemetry::trace::SpanKind::Client,
+            Some(&selfhelp_platform::grpc::trace_parent(request)),
+            selfhelp_platform::otel::rpc_attributes(
+                "/selfhelp.listings.v1.ListingsService/GetGroup",
+            ),
+        );
+        if let Ok(value) = trace.to_string().parse() {
             ask.metadata_mut()
                 .insert(selfhelp_platform::trace::HEADER, value);
         }
-        let facts = match client.get_group(ask).await {
+        let answer = client.get_group(ask).await;
+        if let Err(status) = &answer {
+            hop.fail(format!("{:?}", status.code()));
+        }
+        drop(hop);
+        let facts = match answer {
             Ok(resp) => {
                 let g = resp.into_inner();
                 let organiser_ids = match (&view, g.organiser_ids.is_empty()) {
