@@ -593,3 +593,123 @@ async fn an_exported_directory_imported_into_an_empty_region_is_the_same_directo
         .unwrap_err();
     assert_eq!(violated_fields(&empty), ["services_json"]);
 }
+
+/// Runs a command to its end; panics with its output when it fails.
+fn run_ok(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many events JetStream holds in `stream`, and whether `durable` is there.
+async fn jetstream_state(nats_url: &str, stream: &str, durable: &str) -> (u64, bool) {
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
+    let mut stream = js.get_stream(stream).await.expect("the stream");
+    let messages = stream.info().await.unwrap().state.messages;
+    let consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable)
+        .await
+        .is_ok();
+    (messages, consumer)
+}
+
+/// The backup docs/operations.md describes, done: `pg_dump` of a running
+/// service's PostgreSQL database and a copy of JetStream's store taken with
+/// NATS stopped, restored into an empty database and a new server: listings
+/// serves the same directory and the streams and durables are there.
+#[tokio::test]
+async fn a_backup_of_the_database_and_jetstream_restores_the_directory() {
+    if !selfhelp_testkit::postgres_available(module_path!()) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (store, copy) = (work.path().join("js"), work.path().join("js-restored"));
+    let nats_binary = selfhelp_testkit::nats_binary();
+    let mut nats =
+        selfhelp_testkit::nats_server::NatsProcess::start_on_any_port(&nats_binary, &store, None)
+            .unwrap();
+    let db = TestDb::new(Backend::Postgres).await;
+    let listings = ServiceProcess::spawn(
+        "selfhelp-listings",
+        &service_env(REGION, &db.url, &nats.url(), ""),
+    );
+    wait_serving(listings.addr, LISTINGS_SERVICE).await;
+    let mut client = ListingsServiceClient::new(channel(listings.addr).await);
+    rich_group(
+        &mut client,
+        "Backed-up group",
+        lpb::Schedule {
+            frequency: lpb::Frequency::Weekly.into(),
+            interval: 1,
+            weekday: lpb::Weekday::Tuesday.into(),
+            valid_from: chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string(),
+            start_time: "18:00".into(),
+            end_time: "19:30".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let export = |addr| async move {
+        let mut client = ListingsServiceClient::new(channel(addr).await);
+        let page = client
+            .export_open_referral(lpb::ExportOpenReferralRequest {
+                page: 1,
+                per_page: 100,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .page_json;
+        serde_json::from_str::<serde_json::Value>(&page).unwrap()
+    };
+    let before = export(listings.addr).await;
+    assert_eq!(before["total_items"], 1);
+    // Everything written is in JetStream before the backup.
+    let events = eventually("the outbox drained", Duration::from_secs(20), || {
+        let url = nats.url();
+        async move {
+            let (messages, _) = jetstream_state(&url, "LISTINGS", "").await;
+            (messages >= 4).then_some(messages)
+        }
+    })
+    .await;
+
+    // The backup: the database online, JetStream's store with NATS stopped.
+    let dump = work.path().join("listings.dump");
+    run_ok(
+        "pg_dump",
+        &["--format=custom", "--file", dump.to_str().unwrap(), &db.url],
+    );
+    drop(listings);
+    nats.stop();
+    run_ok("cp", &["-a", store.to_str().unwrap(), copy.to_str().unwrap()]);
+    std::fs::remove_dir_all(&store).unwrap();
+
+    // The restore, into an empty database and a new server.
+    let restored = TestDb::new(Backend::Postgres).await;
+    run_ok(
+        "pg_restore",
+        &["--no-owner", "--dbname", &restored.url, dump.to_str().unwrap()],
+    );
+    let nats =
+        selfhelp_testkit::nats_server::NatsProcess::start_on_any_port(&nats_binary, &copy, None)
+            .unwrap();
+    let (messages, _) = jetstream_state(&nats.url(), "LISTINGS", "").await;
+    assert!(messages >= events, "{messages} < {events} events after the restore");
+    let (_, durable) =
+        jetstream_state(&nats.url(), "MEMBERSHIP", "listings-notts-membership").await;
+    assert!(durable, "listings' durable consumer came back");
+    let listings = ServiceProcess::spawn(
+        "selfhelp-listings",
+        &service_env(REGION, &restored.url, &nats.url(), ""),
+    );
+    wait_serving(listings.addr, LISTINGS_SERVICE).await;
+    assert_eq!(export(listings.addr).await, before, "the same directory");
+}
