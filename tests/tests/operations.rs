@@ -571,6 +571,29 @@ async fn an_exported_directory_imported_into_an_empty_region_is_the_same_directo
     );
     assert!(stderr.contains("2 of 4 documents refused"), "{stderr}");
 
+    // A directory kept in a spreadsheet comes in as CSV.
+    let csv_file = dir.path().join("groups.csv");
+    std::fs::write(
+        &csv_file,
+        "id,name,summary,topics,venue_name,town,postcode,frequency,weekday,start_time,end_time,valid_from,format\n\
+         sheet-1,Men's shed chat,Tea and tools,bereavement,Shed,Beeston,NG9 1GA,weekly,Thursday,10:00,12:00,"
+            .to_string()
+            + &chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string()
+            + ",In person\n",
+    )
+    .unwrap();
+    let out = run(&second, &["import", csv_file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 imported, 0 already there, 0 refused"),
+        "{stdout}"
+    );
+    let out = run(&second, &["export"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["total_items"], 3);
+    assert!(text(&out).0.contains("Men's shed chat"));
+
     // Only operators import.
     let mut client = ListingsServiceClient::new(channel(second.addr).await);
     let denied = client
@@ -649,7 +672,10 @@ async fn a_backup_of_the_database_and_jetstream_restores_the_directory() {
             frequency: lpb::Frequency::Weekly.into(),
             interval: 1,
             weekday: lpb::Weekday::Tuesday.into(),
-            valid_from: chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string(),
+            valid_from: chrono::Utc::now()
+                .date_naive()
+                .format("%Y-%m-%d")
+                .to_string(),
             start_time: "18:00".into(),
             end_time: "19:30".into(),
             ..Default::default()
@@ -689,20 +715,31 @@ async fn a_backup_of_the_database_and_jetstream_restores_the_directory() {
     );
     drop(listings);
     nats.stop();
-    run_ok("cp", &["-a", store.to_str().unwrap(), copy.to_str().unwrap()]);
+    run_ok(
+        "cp",
+        &["-a", store.to_str().unwrap(), copy.to_str().unwrap()],
+    );
     std::fs::remove_dir_all(&store).unwrap();
 
     // The restore, into an empty database and a new server.
     let restored = TestDb::new(Backend::Postgres).await;
     run_ok(
         "pg_restore",
-        &["--no-owner", "--dbname", &restored.url, dump.to_str().unwrap()],
+        &[
+            "--no-owner",
+            "--dbname",
+            &restored.url,
+            dump.to_str().unwrap(),
+        ],
     );
     let nats =
         selfhelp_testkit::nats_server::NatsProcess::start_on_any_port(&nats_binary, &copy, None)
             .unwrap();
     let (messages, _) = jetstream_state(&nats.url(), "LISTINGS", "").await;
-    assert!(messages >= events, "{messages} < {events} events after the restore");
+    assert!(
+        messages >= events,
+        "{messages} < {events} events after the restore"
+    );
     let (_, durable) =
         jetstream_state(&nats.url(), "MEMBERSHIP", "listings-notts-membership").await;
     assert!(durable, "listings' durable consumer came back");
