@@ -205,21 +205,38 @@ pub async fn published_group_on(
         .await
         .expect("creating a group")
         .into_inner();
+    submit_and_approve(&mut lc, region, &group.id, &organiser).await;
+    group.id
+}
+
+/// `organiser` (a token) submits group `group_id` and an operator of `region`
+/// approves it: it is published.
+pub async fn submit_and_approve(
+    listings: &mut selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient<
+        tonic::transport::Channel,
+    >,
+    region: &str,
+    group_id: &str,
+    organiser: &str,
+) {
+    use selfhelp_proto::listings::v1 as lpb;
+    use selfhelp_testkit::{token, with_token};
     let submit = lpb::SubmitGroupRequest {
-        group_id: group.id.clone(),
+        group_id: group_id.to_string(),
     };
-    lc.submit_group(with_token(submit, &organiser))
+    listings
+        .submit_group(with_token(submit, organiser))
         .await
         .expect("submitting it");
     let approve = lpb::ReviewGroupRequest {
-        group_id: group.id.clone(),
+        group_id: group_id.to_string(),
         decision: lpb::ReviewDecision::Approve.into(),
         note: String::new(),
     };
-    lc.review_group(with_token(approve, &token("olu", region, &["operator"])))
+    listings
+        .review_group(with_token(approve, &token("olu", region, &["operator"])))
         .await
         .expect("approving it");
-    group.id
 }
 
 /// Joins of `joins` different people to one group, `in_flight` at a time, over

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, Statement};
-use selfhelp_e2e::{ServiceProcess, Trio, binary, service_env};
+use selfhelp_e2e::{ServiceProcess, Trio, binary, service_env, submit_and_approve};
 use selfhelp_platform::validation::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
@@ -44,6 +44,28 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// A `follow.started` event as `speaker` sends it: its headers and payload.
+fn follow_started(id: &str, speaker: &str, person: &str) -> (async_nats::HeaderMap, Vec<u8>) {
+    let follow = ev::FollowChanged {
+        group_id: uuid::Uuid::now_v7().to_string(),
+        person_id: person.into(),
+        following: true,
+        occurred_at: None,
+    };
+    let headers = selfhelp_platform::bus::Envelope {
+        id,
+        source: &format!("urn:selfhelp:{REGION}:{speaker}"),
+        ce_type: &MEMBERSHIP.ce_type("follow.started"),
+        time: "2026-11-29T00:00:00.000Z",
+        aggregate_id: &follow.group_id,
+        data_schema: &<ev::FollowChanged as prost::Name>::full_name(),
+        traceparent: None,
+        stream: MEMBERSHIP.name,
+    }
+    .headers();
+    (headers, prost::Message::encode_to_vec(&follow))
+}
+
 /// An event on MEMBERSHIP that claims to come from listings: every consumer
 /// of the stream must park it, not apply it.
 async fn publish_forged(nats_url: &str, id: &str) {
@@ -52,29 +74,11 @@ async fn publish_forged(nats_url: &str, id: &str) {
     selfhelp_platform::bus::ensure_stream(&js, MEMBERSHIP, Default::default())
         .await
         .unwrap();
-    let follow = ev::FollowChanged {
-        group_id: uuid::Uuid::now_v7().to_string(),
-        person_id: "someone".into(),
-        following: true,
-        occurred_at: None,
-    };
-    let ce_type = MEMBERSHIP.ce_type("follow.started");
-    let schema = <ev::FollowChanged as prost::Name>::full_name();
-    let headers = selfhelp_platform::bus::Envelope {
-        id,
-        source: &format!("urn:selfhelp:{REGION}:listings"),
-        ce_type: &ce_type,
-        time: "2026-11-29T00:00:00.000Z",
-        aggregate_id: &follow.group_id,
-        data_schema: &schema,
-        traceparent: None,
-        stream: MEMBERSHIP.name,
-    }
-    .headers();
+    let (headers, payload) = follow_started(id, "listings", "someone");
     js.publish_with_headers(
         MEMBERSHIP.subject(REGION, "follow.started"),
         headers,
-        prost::Message::encode_to_vec(&follow).into(),
+        payload.into(),
     )
     .await
     .unwrap()
@@ -85,26 +89,8 @@ async fn publish_forged(nats_url: &str, id: &str) {
 /// Parks a well-formed event in `db_url`'s dead letters directly, as if an
 /// earlier version had failed on it: a replay must apply it.
 async fn park_valid_event(db_url: &str, consumer: &str) -> i64 {
-    let follow = ev::FollowChanged {
-        group_id: uuid::Uuid::now_v7().to_string(),
-        person_id: "parked-person".into(),
-        following: true,
-        occurred_at: None,
-    };
     let id = uuid::Uuid::now_v7().to_string();
-    let ce_type = MEMBERSHIP.ce_type("follow.started");
-    let schema = <ev::FollowChanged as prost::Name>::full_name();
-    let headers = selfhelp_platform::bus::Envelope {
-        id: &id,
-        source: &format!("urn:selfhelp:{REGION}:membership"),
-        ce_type: &ce_type,
-        time: "2026-11-29T00:00:00.000Z",
-        aggregate_id: &follow.group_id,
-        data_schema: &schema,
-        traceparent: None,
-        stream: MEMBERSHIP.name,
-    }
-    .headers();
+    let (headers, payload) = follow_started(&id, "membership", "parked-person");
     let headers: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v[0].as_str().into()))
@@ -120,7 +106,7 @@ async fn park_valid_event(db_url: &str, consumer: &str) -> i64 {
             id.into(),
             MEMBERSHIP.subject(REGION, "follow.started").into(),
             serde_json::Value::Object(headers).to_string().into(),
-            prost::Message::encode_to_vec(&follow).into(),
+            payload.into(),
             "a bug since fixed".into(),
             5i64.into(),
             selfhelp_platform::time::now_ms().into(),
@@ -275,9 +261,33 @@ async fn operators_see_status_and_list_and_replay_dead_letters() {
             &id.to_string(),
         ],
     );
+    let (stdout, stderr) = text(&out);
     assert!(
-        text(&out).0.contains("0 replayed, 0 still parked"),
+        stdout.contains("0 replayed, 0 still parked"),
         "replayed once only"
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("1 of the ids are no letter waiting"),
+        "{stderr}"
+    );
+    // A consumer's name says which service to ask.
+    let out = selfhelp(
+        &trio,
+        &operator,
+        &[
+            "dead-letters",
+            "list",
+            "--consumer",
+            "listings-notts-membership",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("listings-notts-membership"), "{stdout}");
+    assert!(
+        !stdout.contains("notifications-notts-membership"),
+        "{stdout}"
     );
 
     // Only the region's operators; bad input is named.
@@ -393,26 +403,7 @@ async fn rich_group(
         ))
         .await
         .unwrap();
-    listings
-        .submit_group(with_token(
-            lpb::SubmitGroupRequest {
-                group_id: group.id.clone(),
-            },
-            &organiser,
-        ))
-        .await
-        .unwrap();
-    listings
-        .review_group(with_token(
-            lpb::ReviewGroupRequest {
-                group_id: group.id.clone(),
-                decision: lpb::ReviewDecision::Approve.into(),
-                note: String::new(),
-            },
-            &token("olu", REGION, &["operator"]),
-        ))
-        .await
-        .unwrap();
+    submit_and_approve(listings, REGION, &group.id, &organiser).await;
     group.id
 }
 

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use selfhelp_e2e::{Trio, notified, service_env};
+use selfhelp_e2e::{Trio, notified, service_env, submit_and_approve};
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
 use selfhelp_proto::notifications::v1::NotificationKind;
@@ -130,27 +130,8 @@ async fn an_approval_its_event_and_the_notifications_it_causes_are_one_trace() {
         .await
         .unwrap()
         .into_inner();
-    listings
-        .submit_group(with_token(
-            lpb::SubmitGroupRequest {
-                group_id: group.id.clone(),
-            },
-            &olive,
-        ))
-        .await
-        .unwrap();
     // The approval comes with no traceparent: its trace starts at listings.
-    listings
-        .review_group(with_token(
-            lpb::ReviewGroupRequest {
-                group_id: group.id.clone(),
-                decision: lpb::ReviewDecision::Approve.into(),
-                note: String::new(),
-            },
-            &token("olu", REGION, &["operator"]),
-        ))
-        .await
-        .unwrap();
+    submit_and_approve(&mut listings, REGION, &group.id, &olive).await;
     let notifications = NotificationsServiceClient::new(channel(trio.notifications.addr).await);
     notified(
         &notifications,
@@ -180,8 +161,16 @@ async fn an_approval_its_event_and_the_notifications_it_causes_are_one_trace() {
                         .iter()
                         .any(|s| s.service == service && s.name == format!("process {published}"))
                 };
-                (processed_by("selfhelp-membership") && processed_by("selfhelp-notifications"))
-                    .then_some(trace)
+                // Each service sends on its own timer: wait for every span a
+                // parent names.
+                let whole = trace.iter().all(|s| {
+                    s.parent_span_id.is_empty()
+                        || trace.iter().any(|p| p.span_id == s.parent_span_id)
+                });
+                (whole
+                    && processed_by("selfhelp-membership")
+                    && processed_by("selfhelp-notifications"))
+                .then_some(trace)
             }
         },
     )

@@ -315,10 +315,15 @@ fn service_from_row(cell: &dyn Fn(&str) -> String) -> Value {
     }
     if !cell("frequency").is_empty() || !cell("weekday").is_empty() {
         let day = weekday_code(&cell("weekday"));
-        let monthly = cell("frequency").eq_ignore_ascii_case("monthly");
+        // Passed on as written: the import refuses what it cannot read, by name.
+        let freq = match cell("frequency").to_ascii_uppercase() {
+            f if f.is_empty() => "WEEKLY".to_string(),
+            f => f,
+        };
+        let monthly = freq == "MONTHLY";
         let mut schedule = json!({
-            "freq": if monthly { "MONTHLY" } else { "WEEKLY" },
-            "interval": cell("interval").parse::<i64>().unwrap_or(1),
+            "freq": freq,
+            "interval": cell("interval"),
             "opens_at": cell("start_time"),
             "closes_at": cell("end_time"),
             "valid_from": cell("valid_from"),
@@ -340,9 +345,7 @@ fn service_from_row(cell: &dyn Fn(&str) -> String) -> Value {
         );
     }
     for age in ["minimum_age", "maximum_age"] {
-        if let Ok(n) = cell(age).parse::<i64>() {
-            obj.insert(age.into(), n.into());
-        }
+        obj.insert(age.into(), cell(age).into());
     }
     if !cell("cost").is_empty() {
         obj.insert(

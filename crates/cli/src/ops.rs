@@ -128,6 +128,22 @@ fn services(only: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
     }
 }
 
+/// The services to ask: `only`, or the one a durable consumer's name
+/// (`<service>-<region>-<stream>`) says, or all.
+fn services_for(only: Option<&str>, consumer: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
+    match (only, consumer) {
+        (None, Some(durable)) => {
+            let owner = durable.split('-').next().unwrap_or_default();
+            services(Some(owner)).map_err(|_| {
+                anyhow::anyhow!(
+                    "{durable:?} is no consumer name (they are <service>-<region>-<stream>)"
+                )
+            })
+        }
+        _ => services(only),
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -270,7 +286,7 @@ pub async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<()> {
                 .map(String::from)
                 .to_vec(),
             ];
-            for name in services(service.as_deref())? {
+            for name in services_for(service.as_deref(), consumer.as_deref())? {
                 let mut ops = args.deployment.client(name).await?;
                 let request = ops.request(pb::ListDeadLettersRequest {
                     consumer: consumer.clone().unwrap_or_default(),
@@ -313,8 +329,8 @@ pub async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<()> {
                 all || service.is_some(),
                 "ids are per service: say which with --service"
             );
-            let (mut replayed, mut parked) = (0, 0);
-            for name in services(service.as_deref())? {
+            let (mut replayed, mut parked, mut not_found) = (0, 0, 0);
+            for name in services_for(service.as_deref(), consumer.as_deref())? {
                 let mut ops = args.deployment.client(name).await?;
                 let request = ops.request(pb::ReplayDeadLettersRequest {
                     ids: ids.clone(),
@@ -333,7 +349,12 @@ pub async fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<()> {
                 );
                 replayed += answer.replayed;
                 parked += answer.still_parked;
+                not_found += answer.not_found;
             }
+            anyhow::ensure!(
+                not_found == 0,
+                "{not_found} of the ids are no letter waiting there (replayed already, or another service's)"
+            );
             anyhow::ensure!(
                 parked == 0,
                 "{parked} letters still fail (replayed {replayed}); see their errors with `selfhelp dead-letters list`"
@@ -402,5 +423,14 @@ mod tests {
         assert_eq!(services(None).unwrap().len(), 3);
         assert_eq!(services(Some("membership")).unwrap(), ["membership"]);
         assert!(services(Some("gateway")).is_err());
+        assert_eq!(
+            services_for(None, Some("notifications-notts-membership")).unwrap(),
+            ["notifications"]
+        );
+        assert_eq!(
+            services_for(Some("listings"), Some("x")).unwrap(),
+            ["listings"]
+        );
+        assert!(services_for(None, Some("nonsense")).is_err());
     }
 }

@@ -67,8 +67,8 @@ pub struct PoolStats {
     pub acquire: Duration,
 }
 
-/// Samples `db`'s pool (`None` when none could be had within the acquire
-/// timeout, or for a backend selfhelp does not use).
+/// Samples `db`'s pool (`None` for a backend selfhelp does not use). When no
+/// connection comes within the acquire timeout, `acquire` is that whole wait.
 pub async fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
     async fn sample<D: sea_orm::sqlx::Database>(
         pool: &sea_orm::sqlx::Pool<D>,
@@ -76,9 +76,9 @@ pub async fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
         // Counted before the probe takes its own connection.
         let (size, idle) = (pool.size(), pool.num_idle());
         let started = std::time::Instant::now();
-        let probe = pool.acquire().await.ok()?;
+        // A full pool is what this is for: a failed wait is measured too.
+        drop(pool.acquire().await);
         let acquire = started.elapsed();
-        drop(probe);
         Some(PoolStats {
             size,
             idle,

@@ -319,6 +319,7 @@ where
             match bearer_token(req.headers()) {
                 BearerToken::Absent => {}
                 BearerToken::Malformed => {
+                    hop.fail("Unauthenticated");
                     return Ok(
                         Status::unauthenticated("authorization must be `Bearer <token>`")
                             .into_http(),
@@ -330,6 +331,7 @@ where
                     }
                     Err(e) => {
                         tracing::debug!(parent: &span, error = %e, "token refused");
+                        hop.fail("Unauthenticated");
                         return Ok(Status::unauthenticated("invalid or expired token").into_http());
                     }
                 },

@@ -337,11 +337,12 @@ impl Metrics {
             .insert(durable.to_string());
     }
 
-    /// Counts the dead letters not yet replayed in `service`'s database `db`,
-    /// per durable.
+    /// Counts the dead letters not yet replayed in the database `db` of
+    /// `service` for `region`, per durable.
     pub async fn sample_dead_letters(
         &self,
         service: &str,
+        region: &str,
         db: &sea_orm::DatabaseConnection,
     ) -> Result<(), sea_orm::DbErr> {
         use crate::migrations::entities::dead_letter;
@@ -355,8 +356,9 @@ impl Metrics {
             .into_tuple()
             .all(db)
             .await?;
-        // The service's durables without letters (any more) show 0.
-        let prefix = format!("{service}-");
+        // This service's durables for this region (`<service>-<region>-<stream>`)
+        // without letters (any more) show 0.
+        let prefix = format!("{service}-{region}-");
         let known: Vec<String> = self
             .durables
             .lock()

@@ -162,6 +162,12 @@ impl OperationsApi {
             answer.replayed += u32::try_from(report.replayed).unwrap_or(u32::MAX);
             answer.still_parked += u32::try_from(report.still_parked).unwrap_or(u32::MAX);
         }
+        if let Some(ids) = ids {
+            let found = answer.replayed.saturating_add(answer.still_parked);
+            answer.not_found = u32::try_from(ids.len())
+                .unwrap_or(u32::MAX)
+                .saturating_sub(found);
+        }
         tracing::info!(
             replayed = answer.replayed,
             still_parked = answer.still_parked,

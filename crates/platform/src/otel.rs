@@ -100,7 +100,9 @@ pub fn hop(
     parent: Option<&TraceParent>,
     attributes: Vec<KeyValue>,
 ) -> (TraceParent, Hop) {
-    let Some((_, tracer)) = TRACER.get() else {
+    let name = name.into();
+    let tracer = TRACER.get().map(|(_, tracer)| tracer);
+    let Some(tracer) = tracer.filter(|_| !name_is_noise(&name)) else {
         let here = parent.map_or_else(TraceParent::new_root, TraceParent::child);
         return (here, Hop { span: None });
     };
@@ -130,6 +132,11 @@ pub fn hop(
         sampled: here.is_sampled(),
     };
     (traceparent, Hop { span: Some(span) })
+}
+
+/// Health checks and reflection: every probe would be a trace of its own.
+fn name_is_noise(name: &str) -> bool {
+    name.starts_with("grpc.health.") || name.starts_with("grpc.reflection.")
 }
 
 /// The attributes of an RPC's span, from its path (`/package.Service/Method`).

@@ -395,14 +395,17 @@ pub fn sample_metrics<F, Fut>(
     Fut: std::future::Future<Output = Result<(), sea_orm::DbErr>> + Send + 'static,
 {
     let (stop, interval) = (workers.shutdown().clone(), common.metrics.sample_interval());
+    let region = common.region.clone();
     workers.spawn("metrics sampling", move || {
-        let (dbs, more) = (dbs.clone(), more.clone());
+        let (dbs, more, region) = (dbs.clone(), more.clone(), region.clone());
         repeat("metrics sampling", interval, stop.clone(), move || {
-            let (dbs, more) = (dbs.clone(), more.clone());
+            let (dbs, more, region) = (dbs.clone(), more.clone(), region.clone());
             async move {
                 let metrics = crate::metrics::metrics();
                 metrics.sample_pools(service, &dbs).await;
-                metrics.sample_dead_letters(service, &dbs.read).await?;
+                metrics
+                    .sample_dead_letters(service, &region, &dbs.read)
+                    .await?;
                 more().await.map(|()| 0)
             }
         })

@@ -41,11 +41,18 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
-fn int(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(|n| {
-        n.as_i64()
+/// A whole number, given as a JSON number or as text; absent or empty is
+/// `Ok(None)`, anything else that is not one is a problem naming `key`.
+fn int(v: &Value, key: &str) -> Result<Option<i64>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(n) => n
+            .as_i64()
             .or_else(|| n.as_str().and_then(|s| s.trim().parse().ok()))
-    })
+            .map(Some)
+            .ok_or_else(|| format!("{key}: {n} is not a whole number")),
+    }
 }
 
 /// Reads one ORUK `service` document. `Err` lists what makes it unusable
@@ -120,11 +127,14 @@ pub fn draft(doc: &Value, region: &str, today: NaiveDate) -> Result<ImportDraft,
         } as i32,
         description: text(c, "amount_description"),
     });
-    let age = |key: &str| {
-        int(doc, key)
-            .and_then(|n| i32::try_from(n).ok())
-            .unwrap_or(0)
+    let mut age = |key: &str| match int(doc, key) {
+        Ok(n) => i32::try_from(n.unwrap_or(0)).unwrap_or(-1),
+        Err(why) => {
+            problems.push(why);
+            0
+        }
     };
+    let (minimum_age, maximum_age) = (age("minimum_age"), age("maximum_age"));
     let assured_date = match text(doc, "assured_date") {
         d if d.is_empty() => None,
         d => match NaiveDate::parse_from_str(&d, "%Y-%m-%d") {
@@ -152,8 +162,8 @@ pub fn draft(doc: &Value, region: &str, today: NaiveDate) -> Result<ImportDraft,
             join_policy: pb::JoinPolicy::Approval as i32,
             venues,
             eligibility: Some(pb::Eligibility {
-                minimum_age: age("minimum_age"),
-                maximum_age: age("maximum_age"),
+                minimum_age,
+                maximum_age,
                 ..Default::default()
             }),
             area_served: list(doc, "service_areas")
@@ -233,8 +243,15 @@ fn weekday(code: &str) -> Option<pb::Weekday> {
 /// accepts.
 fn schedule(s: &Value, today: NaiveDate) -> Result<pb::Schedule, String> {
     let freq = text(s, "freq").to_ascii_uppercase();
-    let interval = int(s, "interval").unwrap_or(1).max(1);
-    let interval = i32::try_from(interval).map_err(|_| "interval is too large".to_string())?;
+    // The schedule's own check allows 1 to 12; more is refused here, before
+    // it is used to move the start.
+    let interval = int(s, "interval")?.unwrap_or(1);
+    if !(1..=12).contains(&interval) {
+        return Err(format!(
+            "interval {interval}: every 1 to 12 weeks or months"
+        ));
+    }
+    let interval = interval as i32;
     let byday = text(s, "byday").to_ascii_uppercase();
     let mut wire = pb::Schedule {
         interval,
@@ -252,7 +269,9 @@ fn schedule(s: &Value, today: NaiveDate) -> Result<pb::Schedule, String> {
         }
         "MONTHLY" if !byday.is_empty() => {
             wire.frequency = pb::Frequency::Monthly as i32;
-            let (nth, day) = byday.split_at(byday.len().saturating_sub(2));
+            // The last two characters are the day; what is before, which one.
+            let cut = byday.char_indices().rev().nth(1).map_or(0, |(at, _)| at);
+            let (nth, day) = byday.split_at(cut);
             wire.weekday = weekday(day)
                 .ok_or_else(|| format!("monthly with byday {byday:?}: e.g. 2WE or -1FR"))?
                 as i32;
@@ -263,7 +282,7 @@ fn schedule(s: &Value, today: NaiveDate) -> Result<pb::Schedule, String> {
         }
         "MONTHLY" => {
             wire.frequency = pb::Frequency::Monthly as i32;
-            wire.day_of_month = int(s, "bymonthday")
+            wire.day_of_month = int(s, "bymonthday")?
                 .and_then(|d| i32::try_from(d).ok())
                 .ok_or("monthly needs byday or bymonthday")?;
         }
@@ -290,10 +309,14 @@ fn recent_start(from: NaiveDate, freq: &str, interval: i32, today: NaiveDate) ->
     if from >= oldest {
         return from;
     }
+    // `interval` is 1 to 12 and `from` a real date, so these cannot overflow;
+    // checked all the same, leaving `from` (refused later as too old) if so.
     if freq == "WEEKLY" {
         let period = 7 * i64::from(interval);
         let periods = (oldest - from).num_days().div_euclid(period) + 1;
-        return from + chrono::Duration::days(periods * period);
+        return chrono::Duration::try_days(periods * period)
+            .and_then(|d| from.checked_add_signed(d))
+            .unwrap_or(from);
     }
     let months = (oldest.year() - from.year()) * 12 + oldest.month() as i32 - from.month() as i32;
     let periods = months.div_euclid(interval) + 1;
@@ -383,5 +406,25 @@ mod tests {
         assert!(moved >= today() - chrono::Duration::days(300));
         let recent = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
         assert_eq!(recent_start(recent, "WEEKLY", 1, today()), recent);
+    }
+
+    #[test]
+    fn hostile_schedules_are_refused_not_panicked_on() {
+        for schedule in [
+            json!({"freq": "MONTHLY", "byday": "éW", "opens_at": "10:00", "closes_at": "11:00", "valid_from": "2020-01-01"}),
+            json!({"freq": "MONTHLY", "byday": "ü", "valid_from": "2020-01-01"}),
+            json!({"freq": "WEEKLY", "byday": "WE", "interval": 2147483647, "valid_from": "1900-01-03"}),
+            json!({"freq": "WEEKLY", "byday": "WE", "interval": "fortnightly", "valid_from": "2020-01-01"}),
+            json!({"freq": "MONTHLY", "bymonthday": "x", "valid_from": "2020-01-01"}),
+        ] {
+            let doc = json!({"id": "x", "name": "X", "schedules": [schedule]});
+            let problems = draft(&doc, "notts", today()).unwrap_err();
+            assert!(problems[0].starts_with("schedules:"), "{problems:?}");
+        }
+        let doc = json!({"id": "x", "name": "X", "minimum_age": "adults"});
+        assert!(draft(&doc, "notts", today()).unwrap_err()[0].starts_with("minimum_age:"));
+        // A start in the far past is moved without overflowing.
+        let far = NaiveDate::from_ymd_opt(1, 1, 3).unwrap();
+        assert!(recent_start(far, "WEEKLY", 12, today()) > today() - chrono::Duration::days(301));
     }
 }

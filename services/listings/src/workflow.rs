@@ -79,7 +79,11 @@ impl Workflow {
             return Ok(None);
         }
         let now = self.clock.now_ms();
-        store::insert(&txn, id, region, operator, new, Status::Published, now).await?;
+        match store::insert(&txn, id, region, operator, new, Status::Published, now).await {
+            // Another replica (or import) added it meanwhile.
+            Err(e) if selfhelp_platform::db::is_unique_violation(&e) => return Ok(None),
+            other => other?,
+        };
         let (schedule, meeting) = schedule.unzip();
         let group = store::mark_imported(&txn, id, schedule, assured_at_ms).await?;
         events::record(&txn, &self.outbox, GroupEvent::Created, &group, trace).await?;

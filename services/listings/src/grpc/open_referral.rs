@@ -451,9 +451,16 @@ impl ListingsApi {
             problems: Vec::new(),
         };
         let schedule = schedule.and_then(Result::ok);
-        if dry_run {
-            let here = store::find(&self.read, &draft.group_id).await?.is_some();
-            return Ok(result(if here {
+        let here = store::find(&self.read, &draft.group_id).await?;
+        if let Some(other) = here.as_ref().filter(|g| g.region != self.region) {
+            let problem = format!(
+                "id: {} is a group of another region ({})",
+                draft.group_id, other.region
+            );
+            return Ok(refused(draft.source_id, draft.name, vec![problem]));
+        }
+        if dry_run || here.is_some() {
+            return Ok(result(if here.is_some() {
                 pb::ImportOutcome::AlreadyPresent
             } else {
                 pb::ImportOutcome::WouldImport
