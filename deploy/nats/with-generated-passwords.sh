@@ -11,7 +11,17 @@ read_secret() {
     echo "with-generated-passwords: $dir/$1 is missing or empty" >&2
     exit 1
   fi
-  cat "$dir/$1"
+  value=$(cat "$dir/$1")
+  case "$value" in
+    *'"'* | *'\'*)
+      echo "with-generated-passwords: $dir/$1 may not hold a \" or a \\" >&2
+      exit 1
+      ;;
+  esac
+  # NATS reads a variable's value as configuration: quoted, it is always the
+  # string itself (unquoted, a password such as 6e12ab… reads as a number and
+  # the server refuses to start).
+  printf '"%s"' "$value"
 }
 LISTINGS_NATS_PASSWORD=$(read_secret listings-nats-password)
 MEMBERSHIP_NATS_PASSWORD=$(read_secret membership-nats-password)

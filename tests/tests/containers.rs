@@ -40,7 +40,7 @@ use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
-use selfhelp_testkit::{channel, eventually, join_request, token, wait_serving_within, with_token};
+use selfhelp_testkit::{channel, eventually, join_request, token, with_token};
 
 /// The region compose's services serve by default.
 const REGION: &str = "notts";
@@ -96,6 +96,28 @@ fn run(cmd: &mut Command) -> Output {
 
 fn docker(args: &[&str]) -> String {
     String::from_utf8(run(Command::new("docker").args(args)).stdout).expect("utf-8")
+}
+
+/// Whether `name` answers SERVING at `addr` now (within a few seconds).
+async fn serving(addr: SocketAddr, name: &str) -> bool {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let check = async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
+        let channel = endpoint.connect().await.ok()?;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: name.to_string(),
+            })
+            .await
+            .ok()?;
+        Some(answer.into_inner().status == ServingStatus::Serving as i32)
+    };
+    tokio::time::timeout(Duration::from_secs(5), check)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Projects of earlier runs whose process was killed before it could take
@@ -255,14 +277,54 @@ impl Stack {
         id
     }
 
-    /// Waits until every replica of every service answers SERVING on its published port.
+    /// Waits until every replica of every service answers SERVING on its
+    /// published port. The port is looked up again on every try: a container
+    /// that restarted (e.g. started before its database was up) publishes on
+    /// a new one. On a timeout the stack's state and the replica's log are
+    /// shown.
     async fn wait_serving(&self, replicas: [usize; 3]) {
+        let deadline = Instant::now() + Duration::from_secs(180);
         for ((service, port, name), n) in SERVICES.into_iter().zip(replicas) {
             for index in 1..=n {
-                let addr = self.addr(service, port, index);
-                wait_serving_within(addr, name, Duration::from_secs(180)).await;
+                loop {
+                    if let Some(addr) = self.published(service, port, index)
+                        && serving(addr, name).await
+                    {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        let state = self.command(&["ps"]).output().unwrap();
+                        // Every service's last lines: the cause may be another's.
+                        let log = self
+                            .command(&["logs", "--no-color", "--tail", "25"])
+                            .output()
+                            .unwrap();
+                        panic!(
+                            "{service} #{index} not SERVING after 180 s\n{}\n{}",
+                            String::from_utf8_lossy(&state.stdout),
+                            String::from_utf8_lossy(&log.stdout)
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         }
+    }
+
+    /// [`Stack::addr`], or `None` while the replica publishes no port.
+    fn published(&self, service: &str, port: u16, index: usize) -> Option<SocketAddr> {
+        let out = tokio::task::block_in_place(|| {
+            self.command(&[
+                "port",
+                "--index",
+                &index.to_string(),
+                service,
+                &port.to_string(),
+            ])
+            .output()
+        })
+        .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
     /// A lazily connecting channel to each replica of membership.

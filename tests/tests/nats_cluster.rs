@@ -139,3 +139,79 @@ async fn the_services_carry_on_when_the_stream_leader_node_dies() {
     // Carried on without a restart.
     trio.assert_all_running();
 }
+
+/// The NATS container's entrypoint hands each password over quoted: NATS
+/// reads a variable's value as configuration, and unquoted a generated
+/// password such as `6e12ab…` reads as a number (nats-server 2.10 then refuses
+/// to start: about one deployment in four). A password holding a quote is
+/// refused by name.
+#[test]
+fn the_nats_entrypoint_hands_passwords_over_as_strings() {
+    use std::os::unix::fs::PermissionsExt;
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+    let work = tempfile::tempdir().unwrap();
+    let (secrets, bin) = (work.path().join("secrets"), work.path().join("bin"));
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    let seen = work.path().join("env");
+    // Stands in for nats-server: notes its environment, then has the real one
+    // check the deployment's configuration with it.
+    let fake = bin.join("nats-server");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nenv > '{}'\nexec '{}' -t -c '{}'\n",
+            seen.display(),
+            selfhelp_testkit::nats_binary().display(),
+            deploy.join("nats.conf").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let users = [
+        "listings",
+        "membership",
+        "notifications",
+        "outside",
+        "operator",
+    ];
+    let run = |listings_password: &str| {
+        for user in users {
+            let password = if user == "listings" {
+                listings_password.to_string()
+            } else {
+                format!("{user}0123456789abcdef")
+            };
+            std::fs::write(secrets.join(format!("{user}-nats-password")), password).unwrap();
+        }
+        std::process::Command::new("sh")
+            .arg(deploy.join("with-generated-passwords.sh"))
+            .env("SELFHELP_SECRETS_DIR", &secrets)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = run("6e12abcdef0123456789");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == "LISTINGS_NATS_PASSWORD=\"6e12abcdef0123456789\""),
+        "{env}"
+    );
+    assert!(env.contains("OPERATOR_NATS_PASSWORD=\"operator0123456789abcdef\""));
+    let out = run("with\"quote");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listings-nats-password may not hold"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
