@@ -219,17 +219,15 @@ async fn operators_see_status_and_list_and_replay_dead_letters() {
 
     // A letter whose cause is gone is applied by id, once.
     let id = park_valid_event(&dbs[2].url, "notifications-notts-membership").await;
-    let out = selfhelp(
-        &trio,
-        &operator,
-        &[
-            "dead-letters",
-            "replay",
-            "--service",
-            "notifications",
-            &id.to_string(),
-        ],
-    );
+    let id_text = id.to_string();
+    let replay_it = [
+        "dead-letters",
+        "replay",
+        "--service",
+        "notifications",
+        &id_text,
+    ];
+    let out = selfhelp(&trio, &operator, &replay_it);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("1 replayed, 0 still parked"), "{stdout}");
@@ -250,17 +248,8 @@ async fn operators_see_status_and_list_and_replay_dead_letters() {
         .find(|l| l.contains(&format!(" {id} ")))
         .unwrap_or_else(|| panic!("letter {id} listed:\n{stdout}"));
     assert!(!line.contains(" - "), "a replay time: {line}");
-    let out = selfhelp(
-        &trio,
-        &operator,
-        &[
-            "dead-letters",
-            "replay",
-            "--service",
-            "notifications",
-            &id.to_string(),
-        ],
-    );
+    // The same again: it was applied once, and only once.
+    let out = selfhelp(&trio, &operator, &replay_it);
     let (stdout, stderr) = text(&out);
     assert!(
         stdout.contains("0 replayed, 0 still parked"),
