@@ -146,6 +146,7 @@ impl CommonConfig {
         at_least(v, "outbox.batch_size", self.outbox.batch_size, 1);
         at_least(v, "consumer.pullers", self.consumer.pullers as u64, 1);
         at_least(v, "consumer.batch", self.consumer.batch as u64, 1);
+        at_least(v, "consumer.lanes", self.consumer.lanes as u64, 1);
         at_least(v, "consumer.ack_wait_ms", self.consumer.ack_wait_ms, 1);
         at_least(v, "workers.restart_max_ms", self.workers.restart_max_ms, 1);
     }
@@ -525,6 +526,14 @@ pub struct ConsumerConfig {
     /// round, as they may across replicas. State is safe either way: events
     /// carry versions.
     pub pullers: usize,
+    /// Transactions each fetched batch is split into, applied side by side
+    /// (PostgreSQL only: SQLite has one writer). The events of one aggregate —
+    /// one membership, one group — always share a lane, so they apply in the
+    /// order they were published; events of different aggregates published
+    /// moments apart may land the other way round, as they may across replicas.
+    /// More lanes keep up with more events on PostgreSQL, where each event
+    /// waits on many round trips and its commit on the disk.
+    pub lanes: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -537,6 +546,7 @@ impl Default for ConsumerConfig {
             wait_max_secs: 6 * 3_600,
             batch: 32,
             pullers: 1,
+            lanes: 4,
         }
     }
 }

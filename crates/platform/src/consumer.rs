@@ -152,16 +152,20 @@ impl ConsumerRunner {
         }
     }
 
-    /// Applies the events of `messages` in one transaction, each in a savepoint of
-    /// its own, then acknowledges what was applied. A message that fails is dealt
-    /// with alone (redelivered later or dead-lettered); if the commit itself fails,
-    /// every message of the batch is redelivered and the inbox drops any repeat.
+    /// Applies the events of `messages` and acknowledges what was applied. The
+    /// batch is split into lanes by aggregate (see `ConsumerConfig::lanes`), and
+    /// each lane is one transaction, the lanes side by side. A message that
+    /// fails is dealt with alone (redelivered later or dead-lettered); if a
+    /// commit fails, its lane's messages are redelivered and the inbox drops
+    /// any repeat.
     async fn handle_batch(&self, messages: Vec<jetstream::Message>) {
+        let started = std::time::Instant::now();
         if let Some(info) = messages.last().and_then(|m| m.info().ok()) {
             crate::metrics::metrics().pending(&self.durable, info.pending);
         }
-        let mut events = Vec::with_capacity(messages.len());
-        let mut hops = Vec::with_capacity(messages.len());
+        let lanes = self.lanes();
+        let mut lane_events: Vec<Vec<Fetched>> = (0..lanes).map(|_| Vec::new()).collect();
+        let mut count = 0;
         for message in messages {
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
             let event = match IncomingEvent::from_message(
@@ -179,8 +183,14 @@ impl ConsumerRunner {
                 Ok(()) => {
                     let mut event = event;
                     let hop = self.hop(&mut event);
-                    hops.push(hop);
-                    events.push((message, event, delivered))
+                    let lane = lane_of(&event.aggregate_id, lanes);
+                    lane_events[lane].push(Fetched {
+                        message,
+                        event,
+                        delivered,
+                        hop,
+                    });
+                    count += 1;
                 }
                 Err(reason) => {
                     self.dead_letter(&message, &event.id, &reason, delivered)
@@ -188,47 +198,74 @@ impl ConsumerRunner {
                 }
             }
         }
-        if events.is_empty() {
-            return;
+        // Each lane a task of its own: side by side on every core, and each
+        // with its own turn on a busy runtime rather than one turn for all.
+        let lanes: Vec<_> = lane_events
+            .into_iter()
+            .filter(|lane| !lane.is_empty())
+            .map(|lane| {
+                let runner = self.clone();
+                tokio::spawn(async move { runner.handle_lane(lane).await })
+            })
+            .collect();
+        for lane in lanes {
+            if let Err(e) = lane.await {
+                // Unacknowledged messages come back after ack_wait.
+                tracing::error!(consumer = %self.durable, error = %e, "a lane of events stopped");
+            }
         }
-        let outcomes: Vec<Result<Outcome, HandlerError>> = match self.apply_together(&events).await
-        {
+        // Which replica handled what (the container test counts these per replica).
+        tracing::debug!(consumer = %self.durable, events = count, took = ?started.elapsed(), "batch handled");
+    }
+
+    /// How many transactions a batch is split into. SQLite has one writer, so
+    /// there a batch stays one transaction.
+    fn lanes(&self) -> usize {
+        if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            1
+        } else {
+            self.cfg.lanes.max(1)
+        }
+    }
+
+    /// Applies one lane's events in one transaction, each in a savepoint of its
+    /// own, then settles each.
+    async fn handle_lane(&self, mut lane: Vec<Fetched>) {
+        let outcomes: Vec<Result<Outcome, HandlerError>> = match self.apply_together(&lane).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if events.len() == 1 => vec![Err(e)],
+            Err(e) if lane.len() == 1 => vec![Err(e)],
             // One of them failed: each goes alone, so the others are not held back.
             Err(e) => {
                 tracing::debug!(consumer = %self.durable, error = %e, "batch not applied whole; applying its events one by one");
-                let mut outcomes = Vec::with_capacity(events.len());
-                for (_, event, _) in &events {
-                    let outcome =
-                        process_once(&self.db, &self.durable, event, self.handler.as_ref())
-                            .instrument(self.span(event))
-                            .await;
+                let mut outcomes = Vec::with_capacity(lane.len());
+                for fetched in &lane {
+                    let outcome = process_once(
+                        &self.db,
+                        &self.durable,
+                        &fetched.event,
+                        self.handler.as_ref(),
+                    )
+                    .instrument(self.span(&fetched.event))
+                    .await;
                     outcomes.push(outcome);
                 }
                 outcomes
             }
         };
-        for (((message, event, delivered), outcome), hop) in
-            events.iter().zip(outcomes).zip(hops.iter_mut())
-        {
+        for (fetched, outcome) in lane.iter_mut().zip(outcomes) {
             if let Err(e) = &outcome {
-                hop.fail(e.to_string());
+                fetched.hop.fail(e.to_string());
             }
-            self.settle(message, event, *delivered, outcome).await;
+            self.settle(&fetched.message, &fetched.event, fetched.delivered, outcome)
+                .await;
         }
-        // Which replica handled what (the container test counts these per replica).
-        tracing::debug!(consumer = %self.durable, events = events.len(), "batch handled");
     }
 
     /// Applies every event in one transaction; the first failure undoes them all.
-    async fn apply_together(
-        &self,
-        events: &[(jetstream::Message, IncomingEvent, i64)],
-    ) -> Result<Vec<Outcome>, HandlerError> {
+    async fn apply_together(&self, events: &[Fetched]) -> Result<Vec<Outcome>, HandlerError> {
         let txn = self.db.begin().await?;
         let mut outcomes = Vec::with_capacity(events.len());
-        for (_, event, _) in events {
+        for Fetched { event, .. } in events {
             match apply_in(&txn, &self.durable, event, self.handler.as_ref())
                 .instrument(self.span(event))
                 .await
@@ -430,6 +467,29 @@ impl ConsumerRunner {
             }
         }
     }
+}
+
+/// A message fetched, read and let through, waiting to be applied.
+struct Fetched {
+    message: jetstream::Message,
+    event: IncomingEvent,
+    delivered: i64,
+    /// The span of handling it (traces).
+    hop: crate::otel::Hop,
+}
+
+/// The lane of an aggregate's events: the same for every event of it, so they
+/// are applied one after another in the order they were published.
+fn lane_of(aggregate_id: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if lanes <= 1 {
+        return 0;
+    }
+    // Any stable spread will do; DefaultHasher with no keys is the same
+    // within a process, which is all a lane needs.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    aggregate_id.hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
 }
 
 /// Only the stream's speakers may speak on it: anything else was injected

@@ -286,6 +286,9 @@ impl Relay {
         }
         let now = now_ms();
         if !published.is_empty() {
+            // A mark lost in a crash only means a repeat publish, which
+            // JetStream and the inboxes drop: no need to wait for the disk.
+            let txn = crate::db::begin_lightly(&self.db).await?;
             outbox::Entity::update_many()
                 .col_expr(outbox::Column::PublishedAtMs, Expr::value(now))
                 .col_expr(
@@ -297,8 +300,9 @@ impl Relay {
                     Expr::value(Option::<i64>::None),
                 )
                 .filter(outbox::Column::Seq.is_in(published.clone()))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
+            txn.commit().await?;
         }
         for (seq, error) in &failed {
             // Release the claim but keep everyone off the row for a moment, so a
@@ -356,6 +360,9 @@ impl Relay {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
+        // A lease lost in a crash is taken again by the next relay; a repeat
+        // publish is dropped downstream. So its commit need not wait for the disk.
+        let txn = crate::db::begin_lightly(&self.db).await?;
         outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::LeaseOwner,
@@ -367,15 +374,17 @@ impl Relay {
             )
             .filter(outbox::Column::Seq.is_in(candidates))
             .filter(free)
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        outbox::Entity::find()
+        let held = outbox::Entity::find()
             .filter(outbox::Column::LeaseOwner.eq(self.owner.clone()))
             .filter(outbox::Column::PublishedAtMs.is_null())
             .filter(outbox::Column::LeaseUntilMs.gte(now))
             .order_by_asc(outbox::Column::Seq)
-            .all(&self.db)
-            .await
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(held)
     }
 
     /// Events not yet published, and when the oldest of them was written.

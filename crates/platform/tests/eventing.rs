@@ -250,12 +250,22 @@ fn runner(
 /// Publishes a CloudEvent directly; `nats_msg_id` lets a test send the same
 /// event twice past JetStream's de-duplication, as a late redelivery would.
 async fn publish_raw(js: &jetstream::Context, ce_id: &str, nats_msg_id: &str) {
+    publish_about(js, ce_id, nats_msg_id, "g").await
+}
+
+/// [`publish_raw`] about the aggregate `aggregate_id`.
+async fn publish_about(
+    js: &jetstream::Context,
+    ce_id: &str,
+    nats_msg_id: &str,
+    aggregate_id: &str,
+) {
     let env = Envelope {
         id: ce_id,
         source: "urn:selfhelp:notts:listings",
         ce_type: "org.selfhelp.listings.group.created.v1",
         time: "2026-11-26T00:00:00.000Z",
-        aggregate_id: "g",
+        aggregate_id,
         data_schema: "selfhelp.events.v1.GroupCreated",
         traceparent: None,
         stream: LISTINGS.name,
@@ -562,6 +572,92 @@ async fn several_fetch_loops_apply_a_backlog_once(backend: Backend) {
 }
 
 per_backend!(several_fetch_loops_apply_a_backlog_once);
+
+/// Records the order events are applied in, and how many were being applied
+/// at once at most.
+#[derive(Default)]
+struct RecordOrder {
+    applied: std::sync::Mutex<Vec<(String, String)>>,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for RecordOrder {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let at_once = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(at_once, SeqCst);
+        self.applied
+            .lock()
+            .unwrap()
+            .push((event.aggregate_id.clone(), event.id.clone()));
+        let handled = RecordEffect.handle(txn, event).await;
+        // A moment's work, so that lanes side by side overlap.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.now.fetch_sub(1, SeqCst);
+        handled
+    }
+}
+
+async fn lanes_apply_each_aggregates_events_in_order_side_by_side(backend: Backend) {
+    let nats = Nats::start();
+    let (_db, conn) = database(backend).await;
+    let js = jetstream_for(&nats).await;
+    // 240 events about six aggregates, interleaved; ids (UUIDv7) rise in
+    // publishing order.
+    let mut published = Vec::new();
+    for i in 0..240 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let aggregate = format!("group-{}", i % 6);
+        publish_about(&js, &id, &id, &aggregate).await;
+        published.push(id);
+    }
+    let recorder = Arc::new(RecordOrder::default());
+    let cfg = ConsumerConfig {
+        batch: 32,
+        lanes: 4,
+        ..Default::default()
+    };
+    let mut r = runner(&conn, &js, "lanes-test", cfg);
+    r.handler = recorder.clone();
+    let (trigger, _) = start(r);
+    settled(&js, "lanes-test", 240).await;
+    trigger.trigger();
+    assert_eq!(effects(&conn).await, 240, "{backend:?}: each event once");
+
+    let applied = recorder.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 240, "{backend:?}: no event applied twice");
+    for aggregate in (0..6).map(|i| format!("group-{i}")) {
+        let order: Vec<&String> = applied
+            .iter()
+            .filter(|(a, _)| *a == aggregate)
+            .map(|(_, id)| id)
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(
+            order, sorted,
+            "{backend:?}: {aggregate}'s events applied in publishing order"
+        );
+    }
+    let most = recorder.most.load(std::sync::atomic::Ordering::SeqCst);
+    match backend {
+        // One writer: a batch is one transaction.
+        Backend::Sqlite => assert_eq!(most, 1, "SQLite applies one event at a time"),
+        Backend::Postgres => assert!(
+            most > 1,
+            "PostgreSQL lanes apply side by side (at most {most} at once)"
+        ),
+    }
+    js.delete_stream(LISTINGS.name).await.unwrap();
+}
+
+per_backend!(lanes_apply_each_aggregates_events_in_order_side_by_side);
 
 /// Applies every event but one, on which it panics (a bug meeting an odd event).
 struct PanicOnOne {
