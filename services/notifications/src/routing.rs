@@ -50,11 +50,9 @@ pub async fn deliver<C: ConnectionTrait>(
     }
     let now_utc = now;
     let now = now.timestamp_millis();
-    notification::insert_all(conn, &keep, group_id, event_id, now).await?;
-
     // The rows as stored (a redelivered event finds the earlier ones).
+    let stored = notification::insert_all(conn, &keep, group_id, event_id, now).await?;
     let kept_people: Vec<&str> = keep.iter().map(|m| m.recipient_id.as_str()).collect();
-    let stored = notification::of_event(conn, event_id).await?;
     let mut hooks: HashMap<&str, Vec<webhook::Model>> = HashMap::new();
     let active_hooks = webhook::active_of(conn, &kept_people).await?;
     for hook in &active_hooks {

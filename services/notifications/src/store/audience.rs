@@ -3,8 +3,8 @@
 //! relation, so a late event cannot undo a newer one.
 
 use sea_orm::entity::prelude::*;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Alias, OnConflict};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, ExprTrait, QueryOrder, QuerySelect};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audience")]
@@ -38,16 +38,6 @@ pub async fn set<C: ConnectionTrait>(
     active: bool,
     version: i64,
 ) -> Result<(), DbErr> {
-    let held = Entity::find_by_id((
-        group_id.to_string(),
-        person_id.to_string(),
-        relation.to_string(),
-    ))
-    .one(conn)
-    .await?;
-    if held.is_some_and(|h| h.version >= version) {
-        return Ok(());
-    }
     let row = ActiveModel {
         group_id: Set(group_id.to_string()),
         person_id: Set(person_id.to_string()),
@@ -57,8 +47,13 @@ pub async fn set<C: ConnectionTrait>(
     };
     Entity::insert(row)
         .on_conflict(
+            // One statement: the held row changes only for a newer version.
             OnConflict::columns([Column::GroupId, Column::PersonId, Column::Relation])
                 .update_columns([Column::Active, Column::Version])
+                .action_and_where(
+                    Expr::col((Entity, Column::Version))
+                        .lt(Expr::col((Alias::new("excluded"), Column::Version))),
+                )
                 .to_owned(),
         )
         .exec_without_returning(conn)

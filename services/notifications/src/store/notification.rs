@@ -1,7 +1,7 @@
 //! The `notification` table: the in-app inbox.
 
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
+use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
 
 use crate::domain::messages::Message;
 
@@ -37,25 +37,40 @@ pub async fn insert_all<C: ConnectionTrait>(
     group_id: &str,
     event_id: &str,
     now: i64,
-) -> Result<(), DbErr> {
-    for chunk in messages.chunks(CHUNK) {
-        let rows = chunk.iter().map(|message| ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
-            recipient_id: Set(message.recipient_id.clone()),
-            kind: Set(message.kind.as_str().to_string()),
-            title: Set(message.title.clone()),
-            body: Set(message.body.clone()),
-            group_id: Set(group_id.to_string()),
-            event_id: Set(event_id.to_string()),
-            created_at_ms: Set(now),
-            read_at_ms: Set(None),
-        });
-        Entity::insert_many(rows)
+) -> Result<Vec<Model>, DbErr> {
+    let rows: Vec<Model> = messages
+        .iter()
+        .map(|message| Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            recipient_id: message.recipient_id.clone(),
+            kind: message.kind.as_str().to_string(),
+            title: message.title.clone(),
+            body: message.body.clone(),
+            group_id: group_id.to_string(),
+            event_id: event_id.to_string(),
+            created_at_ms: now,
+            read_at_ms: None,
+        })
+        .collect();
+    let mut inserted = 0;
+    for chunk in rows.chunks(CHUNK) {
+        inserted += match Entity::insert_many(chunk.iter().cloned().map(ActiveModel::from))
             .on_conflict_do_nothing_on([Column::EventId, Column::RecipientId, Column::Kind])
             .exec_without_returning(conn)
-            .await?;
+            .await?
+        {
+            sea_orm::TryInsertResult::Inserted(n) => n,
+            sea_orm::TryInsertResult::Empty | sea_orm::TryInsertResult::Conflicted => 0,
+        };
     }
-    Ok(())
+    // Every row went in as made: they are the rows stored, without reading them
+    // back. Otherwise some were there already (the same message twice, or an
+    // event applied again) and the stored ones are read.
+    if inserted == rows.len() as u64 {
+        Ok(rows)
+    } else {
+        of_event(conn, event_id).await
+    }
 }
 
 /// A recipient's notifications, newest first, starting after `before_id` if given.

@@ -955,3 +955,33 @@ async fn metrics_count_the_events_each_consumer_handles() {
     scrape.until(max, |v| v >= 1.0).await;
     svc.stop().await.unwrap();
 }
+
+/// A late change to someone's place in a group's audience cannot undo a newer
+/// one: the held row changes only for a newer version (one upsert, no read).
+async fn the_audience_keeps_the_newest_change(backend: Backend) {
+    use sea_orm_migration::MigratorTrait;
+    use selfhelp_notifications::store::{Migrator, audience};
+    let db = TestDb::new(backend).await;
+    let conn = selfhelp_platform::db::connect(&db.url, 2).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    let members = |conn| async move { audience::of_group(conn, "g1").await.unwrap() };
+
+    audience::set(&conn, "g1", "p1", audience::MEMBER, true, 2)
+        .await
+        .unwrap();
+    // Older (version 1) and equal (version 2) changes are ignored.
+    audience::set(&conn, "g1", "p1", audience::MEMBER, false, 1)
+        .await
+        .unwrap();
+    audience::set(&conn, "g1", "p1", audience::MEMBER, false, 2)
+        .await
+        .unwrap();
+    assert_eq!(members(&conn).await, vec!["p1".to_string()], "{backend:?}");
+    // A newer one applies.
+    audience::set(&conn, "g1", "p1", audience::MEMBER, false, 3)
+        .await
+        .unwrap();
+    assert!(members(&conn).await.is_empty(), "{backend:?}");
+}
+
+per_backend!(the_audience_keeps_the_newest_change);
