@@ -144,8 +144,9 @@ struct Indexed {
     doc: SearchDoc,
     /// The name as results sort it, made once here rather than per match per query.
     name_key: String,
-    /// (term, weighted frequency), sorted by term for lookups while scoring.
-    terms: Vec<(String, f32)>,
+    /// (term id, weighted frequency), sorted by id for lookups while scoring:
+    /// comparing numbers, not words, for every candidate of every query.
+    terms: Vec<(u32, f32)>,
     length: f32,
     cells: Vec<(i32, i32)>,
 }
@@ -176,12 +177,22 @@ const STOP_WORDS: &[&str] = &[
 
 pub struct SearchIndex {
     slots: Vec<Option<Indexed>>,
+    /// Per slot, the box around the group's venues (south, north, west, east
+    /// in degrees; empty without venues), side by side in one array: a search
+    /// near a place rules most candidates out here, without reaching for each
+    /// group's entry — a cache miss apiece, which on a busy server cost more
+    /// than the rest of the search.
+    venue_boxes: Vec<[f32; 4]>,
     by_id: HashMap<String, usize>,
     free: Vec<usize>,
     /// service_at_location id -> (group id, venue index)
     locations: HashMap<String, (String, usize)>,
     /// term -> (slot, weighted term frequency)
     postings: HashMap<String, Vec<(u32, f32)>>,
+    /// Every term seen, numbered (see `Indexed::terms`), and the terms by number.
+    /// Numbers are never reused; the vocabulary of a region stays small.
+    term_ids: HashMap<String, u32>,
+    term_names: Vec<String>,
     /// topic code -> slots
     topics: HashMap<String, Vec<u32>>,
     /// grid cell -> slots with a venue in it
@@ -199,10 +210,13 @@ impl Default for SearchIndex {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
+            venue_boxes: Vec::new(),
             by_id: HashMap::new(),
             free: Vec::new(),
             locations: HashMap::new(),
             postings: HashMap::new(),
+            term_ids: HashMap::new(),
+            term_names: Vec::new(),
             topics: HashMap::new(),
             grid: HashMap::new(),
             by_name: BTreeSet::new(),
@@ -254,6 +268,7 @@ impl SearchIndex {
         }
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
+            self.venue_boxes.push(NO_VENUES);
             self.slots.len() - 1
         });
         for (term, weight) in &weights {
@@ -285,8 +300,12 @@ impl SearchIndex {
             .entry(doc.format.as_str())
             .or_insert((doc.format, 0))
             .1 += 1;
-        let mut terms: Vec<(String, f32)> = weights.into_iter().collect();
-        terms.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut terms: Vec<(u32, f32)> = weights
+            .into_iter()
+            .map(|(term, weight)| (self.term_id(term), weight))
+            .collect();
+        terms.sort_by_key(|(id, _)| *id);
+        self.venue_boxes[slot] = venue_box(&doc.points);
         self.slots[slot] = Some(Indexed {
             terms,
             length,
@@ -300,9 +319,11 @@ impl SearchIndex {
         let Some(slot) = self.by_id.remove(id) else {
             return;
         };
+        self.venue_boxes[slot] = NO_VENUES;
         if let Some(old) = self.slots[slot].take() {
             let slot32 = slot as u32;
-            for (term, _) in &old.terms {
+            for (term_id, _) in &old.terms {
+                let term = &self.term_names[*term_id as usize];
                 if let Some(list) = self.postings.get_mut(term) {
                     list.retain(|(s, _)| *s != slot32);
                     if list.is_empty() {
@@ -332,6 +353,17 @@ impl SearchIndex {
         self.free.push(slot);
     }
 
+    /// The number of `term`, given one if it has none yet.
+    fn term_id(&mut self, term: String) -> u32 {
+        if let Some(id) = self.term_ids.get(&term) {
+            return *id;
+        }
+        let id = self.term_names.len() as u32;
+        self.term_names.push(term.clone());
+        self.term_ids.insert(term, id);
+        id
+    }
+
     /// The group and venue index behind a `service_at_location` id.
     pub fn service_at_location(&self, id: &str) -> Option<(&str, usize)> {
         self.locations
@@ -359,23 +391,31 @@ impl SearchIndex {
     /// Every group that passes the filters and has all of `terms` (stems),
     /// ordered, counted and cut to the page.
     fn matching(&self, q: &Query, terms: &[String]) -> Results {
-        // Document frequencies; a word no group has means no results.
-        let mut dfs = Vec::with_capacity(terms.len());
+        // Each word's number and document frequency; a word no group has
+        // means no results.
+        let mut words = Vec::with_capacity(terms.len());
         for term in terms {
-            match self.postings.get(term) {
-                Some(list) => dfs.push(list.len()),
-                None => return Results::default(),
+            match (self.term_ids.get(term), self.postings.get(term)) {
+                (Some(id), Some(list)) => words.push((*id, list.len())),
+                _ => return Results::default(),
             }
         }
+        let near = q.near.map(Near::new);
         let mut matches: Vec<(usize, f32, Option<f64>)> = Vec::new();
         for slot in self.candidates(q, terms) {
+            if near
+                .as_ref()
+                .is_some_and(|near| !near.may_meet(&self.venue_boxes[slot as usize]))
+            {
+                continue;
+            }
             let Some(indexed) = self.slots[slot as usize].as_ref() else {
                 continue;
             };
-            let Some(distance) = self.filter(&indexed.doc, q) else {
+            let Some(distance) = self.filter(&indexed.doc, q, near.as_ref()) else {
                 continue;
             };
-            let Some(score) = self.score(indexed, terms, &dfs) else {
+            let Some(score) = self.score(indexed, &words) else {
                 continue;
             };
             matches.push((slot as usize, score, distance));
@@ -530,63 +570,72 @@ impl SearchIndex {
     /// point, with one of the topics, or containing the rarest word — whichever is
     /// smallest; every group when the query has none of these.
     fn candidates(&self, q: &Query, terms: &[String]) -> Vec<u32> {
-        let mut best: Option<Vec<u32>> = None;
-        let mut consider = |mut slots: Vec<u32>| {
-            if best.as_ref().is_none_or(|b| slots.len() < b.len()) {
-                slots.sort_unstable();
-                slots.dedup();
-                best = Some(slots);
-            }
-        };
-        if let Some((centre, radius)) = q.near {
-            // Cells overlapping the bounding box of the circle.
-            let dlat = radius / 111.0;
-            let dlon = radius / (111.0 * centre.0.to_radians().cos().abs().max(0.01));
-            let lo = cell_of((centre.0 - dlat, centre.1 - dlon));
-            let hi = cell_of((centre.0 + dlat, centre.1 + dlon));
-            let mut slots = Vec::new();
+        // Each way in is a set of slot lists; they are only counted until the
+        // smallest is chosen, and only that one is copied out.
+        let mut ways: Vec<Vec<&[u32]>> = Vec::new();
+        if let Some(near) = q.near.map(Near::new) {
+            // Cells overlapping the box around the circle.
+            let lo = cell_of((near.lat.0, near.lon.0));
+            let hi = cell_of((near.lat.1, near.lon.1));
+            let mut cells = Vec::new();
             for x in lo.0..=hi.0 {
                 for y in lo.1..=hi.1 {
                     if let Some(list) = self.grid.get(&(x, y)) {
-                        slots.extend_from_slice(list);
+                        cells.push(list.as_slice());
                     }
                 }
             }
-            consider(slots);
+            ways.push(cells);
         }
         if !q.topics.is_empty() {
-            let slots = q
-                .topics
-                .iter()
-                .filter_map(|t| self.topics.get(t))
-                .flatten()
-                .copied()
-                .collect();
-            consider(slots);
+            ways.push(
+                q.topics
+                    .iter()
+                    .filter_map(|t| self.topics.get(t))
+                    .map(Vec::as_slice)
+                    .collect(),
+            );
         }
-        if let Some(rarest) = terms
+        let rarest = terms
             .iter()
             .filter_map(|t| self.postings.get(t))
-            .min_by_key(|l| l.len())
-        {
-            consider(rarest.iter().map(|(slot, _)| *slot).collect());
+            .min_by_key(|l| l.len());
+        let size = |lists: &[&[u32]]| lists.iter().map(|l| l.len()).sum::<usize>();
+        let smallest = ways.into_iter().min_by_key(|lists| size(lists));
+        match (smallest, rarest) {
+            // A word's postings hold each group once: no sorting needed.
+            (smallest, Some(rarest))
+                if smallest
+                    .as_ref()
+                    .is_none_or(|lists| rarest.len() <= size(lists)) =>
+            {
+                rarest.iter().map(|(slot, _)| *slot).collect()
+            }
+            (Some(lists), _) => {
+                let mut slots: Vec<u32> = lists.concat();
+                // A group with venues in two cells, or two of the topics, is
+                // in two lists.
+                if lists.len() > 1 {
+                    slots.sort_unstable();
+                    slots.dedup();
+                }
+                slots
+            }
+            (None, _) => self.by_id.values().map(|s| *s as u32).collect(),
         }
-        best.unwrap_or_else(|| self.by_id.values().map(|s| *s as u32).collect())
     }
 
-    /// BM25 of a group for `terms`; `None` unless it has every one of them.
-    fn score(&self, indexed: &Indexed, terms: &[String], dfs: &[usize]) -> Option<f32> {
-        if terms.is_empty() {
+    /// BM25 of a group for `words` (term number, document frequency); `None`
+    /// unless it has every one of them.
+    fn score(&self, indexed: &Indexed, words: &[(u32, usize)]) -> Option<f32> {
+        if words.is_empty() {
             return Some(0.0);
         }
         let n = self.by_id.len().max(1) as f32;
         let average = ((self.total_length / self.by_id.len().max(1) as f64) as f32).max(1.0);
         let mut score = 0.0;
-        for (term, df) in terms.iter().zip(dfs) {
-            let at = indexed
-                .terms
-                .binary_search_by(|(t, _)| t.as_str().cmp(term))
-                .ok()?;
+        for (term, df) in words {
+            let at = indexed.terms.binary_search_by_key(term, |(t, _)| *t).ok()?;
             let tf = indexed.terms[at].1;
             let idf = ((n - *df as f32 + 0.5) / (*df as f32 + 0.5) + 1.0).ln();
             score += idf * tf * (BM25_K1 + 1.0)
@@ -596,7 +645,7 @@ impl SearchIndex {
     }
 
     /// `None` when `doc` fails a filter; otherwise its distance when a point was given.
-    fn filter(&self, doc: &SearchDoc, q: &Query) -> Option<Option<f64>> {
+    fn filter(&self, doc: &SearchDoc, q: &Query, near: Option<&Near>) -> Option<Option<f64>> {
         if !q.topics.is_empty() && !doc.topics.iter().any(|t| q.topics.contains(t)) {
             return None;
         }
@@ -635,17 +684,86 @@ impl SearchIndex {
                 _ => return None,
             }
         }
-        match q.near {
+        match near {
             None => Some(None),
-            Some((centre, radius)) => {
+            Some(near) => {
                 let nearest = doc
                     .points
                     .iter()
-                    .map(|p| haversine_km(centre, *p))
+                    .filter(|p| near.may_hold(**p))
+                    .map(|p| haversine_km(near.centre, *p))
                     .min_by(f64::total_cmp)?;
-                (nearest <= radius).then_some(Some(nearest))
+                (nearest <= near.radius).then_some(Some(nearest))
             }
         }
+    }
+}
+
+/// The box of a slot with no group or a group without venues.
+const NO_VENUES: [f32; 4] = [f32::INFINITY, f32::NEG_INFINITY, 0.0, 0.0];
+
+/// The box around `points`: [south, north, west, east].
+fn venue_box(points: &[(f64, f64)]) -> [f32; 4] {
+    points.iter().fold(NO_VENUES, |[s, n, w, e], (lat, lon)| {
+        let (lat, lon) = (*lat as f32, *lon as f32);
+        if s > n {
+            [lat, lat, lon, lon]
+        } else {
+            [s.min(lat), n.max(lat), w.min(lon), e.max(lon)]
+        }
+    })
+}
+
+/// A circle to search in, with a box around it: a point outside the box is
+/// out without working out its distance (most of a national directory is).
+struct Near {
+    centre: (f64, f64),
+    radius: f64,
+    lat: (f64, f64),
+    lon: (f64, f64),
+}
+
+impl Near {
+    fn new((centre, radius): ((f64, f64), f64)) -> Near {
+        // A little wider than the circle (a degree of latitude is 111.2 km,
+        // and longitude degrees shrink towards the pole), so the box never
+        // cuts the circle; the distance decides.
+        let dlat = radius / 111.0 * 1.01;
+        let widest = (centre.0.abs() + dlat).min(89.9).to_radians().cos();
+        let dlon = (radius / (111.0 * widest.max(0.001)) * 1.01).min(360.0);
+        Near {
+            centre,
+            radius,
+            lat: (centre.0 - dlat, centre.0 + dlat),
+            lon: (centre.1 - dlon, centre.1 + dlon),
+        }
+    }
+
+    /// Whether a group whose venues lie in `venues` (see `venue_box`) may
+    /// have one in the circle.
+    fn may_meet(&self, venues: &[f32; 4]) -> bool {
+        // f32 rounds a degree to well under a metre; the margin covers it.
+        const MARGIN: f64 = 1e-4;
+        let [south, north, west, east] = venues.map(f64::from);
+        if south > north {
+            return false; // no venues
+        }
+        if north < self.lat.0 - MARGIN || south > self.lat.1 + MARGIN {
+            return false;
+        }
+        // Across the antimeridian the boxes wrap round.
+        let overlaps =
+            |shift: f64| west + shift <= self.lon.1 + MARGIN && east + shift >= self.lon.0 - MARGIN;
+        overlaps(0.0) || overlaps(360.0) || overlaps(-360.0)
+    }
+
+    fn may_hold(&self, (lat, lon): (f64, f64)) -> bool {
+        if lat < self.lat.0 || lat > self.lat.1 {
+            return false;
+        }
+        // Across the antimeridian the box wraps round.
+        let lon_in = |lon: f64| lon >= self.lon.0 && lon <= self.lon.1;
+        lon_in(lon) || lon_in(lon + 360.0) || lon_in(lon - 360.0)
     }
 }
 
@@ -906,5 +1024,48 @@ mod tests {
         sorted.dedup();
         assert_eq!(seen.len(), 25);
         assert_eq!(sorted.len(), 25);
+    }
+
+    #[test]
+    fn the_box_around_a_circle_never_cuts_it() {
+        // Points on and just inside the circle all round, at home, far north
+        // and across the antimeridian: every one passes the box.
+        for (centre, radius) in [
+            (NOTTINGHAM, 10.0),
+            ((58.6, -3.5), 50.0),
+            ((70.0, 25.0), 100.0),
+            ((-41.0, 179.95), 30.0),
+        ] {
+            let near = Near::new((centre, radius));
+            for step in 0..360 {
+                let bearing = f64::from(step).to_radians();
+                for fraction in [0.5, 0.999] {
+                    let p = destination(centre, radius * fraction, bearing);
+                    assert!(haversine_km(centre, p) <= radius);
+                    assert!(near.may_hold(p), "{p:?} within {radius} km of {centre:?}");
+                    let far_too = (centre.0 - 20.0, centre.1);
+                    assert!(near.may_meet(&venue_box(&[p])), "{p:?}'s venue box");
+                    assert!(
+                        near.may_meet(&venue_box(&[far_too, p])),
+                        "{p:?} with another"
+                    );
+                    assert!(!near.may_meet(&venue_box(&[far_too])));
+                }
+            }
+            assert!(!near.may_meet(&NO_VENUES), "a group without venues");
+            // And it does keep far places out.
+            assert!(!near.may_hold((centre.0 + 5.0, centre.1)));
+        }
+    }
+
+    /// The point `km` from `from` on `bearing` (radians), on a sphere.
+    fn destination(from: (f64, f64), km: f64, bearing: f64) -> (f64, f64) {
+        let d = km / 6371.0088;
+        let (lat, lon) = (from.0.to_radians(), from.1.to_radians());
+        let lat2 = (lat.sin() * d.cos() + lat.cos() * d.sin() * bearing.cos()).asin();
+        let lon2 =
+            lon + (bearing.sin() * d.sin() * lat.cos()).atan2(d.cos() - lat.sin() * lat2.sin());
+        let lon2 = (lon2.to_degrees() + 540.0) % 360.0 - 180.0;
+        (lat2.to_degrees(), lon2)
     }
 }
