@@ -189,10 +189,13 @@ pub struct SearchIndex {
     locations: HashMap<String, (String, usize)>,
     /// term -> (slot, weighted term frequency)
     postings: HashMap<String, Vec<(u32, f32)>>,
-    /// Every term seen, numbered (see `Indexed::terms`), and the terms by number.
-    /// Numbers are never reused; the vocabulary of a region stays small.
+    /// Every term some group has, numbered (see `Indexed::terms`), and the
+    /// terms by number.
     term_ids: HashMap<String, u32>,
     term_names: Vec<String>,
+    /// Numbers of terms no group has any more, for the next new term: the list
+    /// does not grow with every word ever written and edited away.
+    free_terms: Vec<u32>,
     /// topic code -> slots
     topics: HashMap<String, Vec<u32>>,
     /// grid cell -> slots with a venue in it
@@ -217,6 +220,7 @@ impl Default for SearchIndex {
             postings: HashMap::new(),
             term_ids: HashMap::new(),
             term_names: Vec::new(),
+            free_terms: Vec::new(),
             topics: HashMap::new(),
             grid: HashMap::new(),
             by_name: BTreeSet::new(),
@@ -328,6 +332,8 @@ impl SearchIndex {
                     list.retain(|(s, _)| *s != slot32);
                     if list.is_empty() {
                         self.postings.remove(term);
+                        self.term_ids.remove(term);
+                        self.free_terms.push(*term_id);
                     }
                 }
             }
@@ -358,8 +364,16 @@ impl SearchIndex {
         if let Some(id) = self.term_ids.get(&term) {
             return *id;
         }
-        let id = self.term_names.len() as u32;
-        self.term_names.push(term.clone());
+        let id = match self.free_terms.pop() {
+            Some(id) => {
+                self.term_names[id as usize] = term.clone();
+                id
+            }
+            None => {
+                self.term_names.push(term.clone());
+                (self.term_names.len() - 1) as u32
+            }
+        };
         self.term_ids.insert(term, id);
         id
     }
@@ -573,15 +587,28 @@ impl SearchIndex {
         // Each way in is a set of slot lists; they are only counted until the
         // smallest is chosen, and only that one is copied out.
         let mut ways: Vec<Vec<&[u32]>> = Vec::new();
-        if let Some(near) = q.near.map(Near::new) {
-            // Cells overlapping the box around the circle.
-            let lo = cell_of((near.lat.0, near.lon.0));
-            let hi = cell_of((near.lat.1, near.lon.1));
+        // Cells overlapping the box around the circle; a box that crosses the
+        // antimeridian in two parts. (One spanning every longitude is no way in.)
+        if let Some(near) = q.near.map(Near::new)
+            && near.lon.1 - near.lon.0 < 360.0
+        {
+            let (west, east) = near.lon;
+            let parts = if west < -180.0 {
+                vec![(west + 360.0, 180.0), (-180.0, east)]
+            } else if east > 180.0 {
+                vec![(west, 180.0), (-180.0, east - 360.0)]
+            } else {
+                vec![(west, east)]
+            };
             let mut cells = Vec::new();
-            for x in lo.0..=hi.0 {
-                for y in lo.1..=hi.1 {
-                    if let Some(list) = self.grid.get(&(x, y)) {
-                        cells.push(list.as_slice());
+            for (west, east) in parts {
+                let lo = cell_of((near.lat.0, west));
+                let hi = cell_of((near.lat.1, east));
+                for x in lo.0..=hi.0 {
+                    for y in lo.1..=hi.1 {
+                        if let Some(list) = self.grid.get(&(x, y)) {
+                            cells.push(list.as_slice());
+                        }
                     }
                 }
             }
@@ -729,8 +756,13 @@ impl Near {
         // and longitude degrees shrink towards the pole), so the box never
         // cuts the circle; the distance decides.
         let dlat = radius / 111.0 * 1.01;
-        let widest = (centre.0.abs() + dlat).min(89.9).to_radians().cos();
-        let dlon = (radius / (111.0 * widest.max(0.001)) * 1.01).min(360.0);
+        // A circle that reaches a pole spans every longitude.
+        let dlon = if centre.0.abs() + dlat >= 89.0 {
+            360.0
+        } else {
+            let widest = (centre.0.abs() + dlat).to_radians().cos();
+            (radius / (111.0 * widest) * 1.01).min(360.0)
+        };
         Near {
             centre,
             radius,
@@ -1067,5 +1099,49 @@ mod tests {
             lon + (bearing.sin() * d.sin() * lat.cos()).atan2(d.cos() - lat.sin() * lat2.sin());
         let lon2 = (lon2.to_degrees() + 540.0) % 360.0 - 180.0;
         (lat2.to_degrees(), lon2)
+    }
+
+    #[test]
+    fn a_circle_across_the_antimeridian_or_round_a_pole_finds_its_groups() {
+        let mut ix = SearchIndex::default();
+        ix.upsert(doc("east", "Chatham east", &[], (-44.0, 179.9)));
+        ix.upsert(doc("west", "Chatham west", &[], (-44.0, -179.9)));
+        ix.upsert(doc("pole", "Station", &[], (89.95, 120.0)));
+        ix.upsert(doc("far", "Elsewhere", &[], (-44.0, 170.0)));
+        let near = |centre: (f64, f64), radius: f64| {
+            let mut ids: Vec<String> = ix
+                .search(&Query {
+                    near: Some((centre, radius)),
+                    limit: 20,
+                    ..Default::default()
+                })
+                .hits
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(near((-44.0, 179.99), 30.0), ["east", "west"]);
+        assert_eq!(near((-44.0, -179.99), 30.0), ["east", "west"]);
+        assert_eq!(near((89.99, -60.0), 20.0), ["pole"]);
+    }
+
+    #[test]
+    fn words_no_group_has_any_more_free_their_numbers_safely() {
+        let mut ix = SearchIndex::default();
+        ix.upsert(doc("a", "Zebra crossing club", &[], NOTTINGHAM));
+        ix.upsert(doc("b", "Yak wool knitters", &[], NOTTINGHAM));
+        // "a" renamed: zebra and crossing go, their numbers are reused.
+        ix.upsert(doc("a", "Otter watchers", &[], NOTTINGHAM));
+        ix.upsert(doc("c", "Heron hides", &[], NOTTINGHAM));
+        let found = |text: &str| -> Vec<String> {
+            ix.search(&q(text)).hits.into_iter().map(|h| h.id).collect()
+        };
+        assert!(found("zebra").is_empty());
+        assert_eq!(found("otter"), ["a"]);
+        assert_eq!(found("yak wool"), ["b"]);
+        assert_eq!(found("heron"), ["c"]);
+        assert!(ix.term_names.len() <= 9, "{} numbers", ix.term_names.len());
     }
 }
