@@ -532,7 +532,11 @@ pub struct ConsumerConfig {
     /// order they were published; events of different aggregates published
     /// moments apart may land the other way round, as they may across replicas.
     /// More lanes keep up with more events on PostgreSQL, where each event
-    /// waits on many round trips and its commit on the disk.
+    /// waits on many round trips and its commit on the disk. Off (1) by
+    /// default: notifications of different aggregates to one person (an
+    /// organiser's "new member" notices) may then be listed out of order, and
+    /// a live inbox stream resuming after the newest id it saw can miss one
+    /// committed a moment late (see ADR 22).
     pub lanes: usize,
 }
 
@@ -546,7 +550,7 @@ impl Default for ConsumerConfig {
             wait_max_secs: 6 * 3_600,
             batch: 32,
             pullers: 1,
-            lanes: 4,
+            lanes: 1,
         }
     }
 }
