@@ -39,6 +39,22 @@ pub async fn find<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Option
     Entity::find_by_id(group_id.to_string()).one(conn).await
 }
 
+/// The groups with these ids that are known, by id.
+pub async fn find_many<C: ConnectionTrait>(
+    conn: &C,
+    group_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Model>, DbErr> {
+    let mut found = std::collections::HashMap::with_capacity(group_ids.len());
+    for chunk in group_ids.chunks(500) {
+        let rows = Entity::find()
+            .filter(Column::GroupId.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?;
+        found.extend(rows.into_iter().map(|g| (g.group_id.clone(), g)));
+    }
+    Ok(found)
+}
+
 /// Stores `snapshot` unless a newer (or the same) version is already held:
 /// events may arrive twice or out of order.
 pub async fn apply<C: ConnectionTrait>(

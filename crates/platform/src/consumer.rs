@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::Shutdown;
 use crate::bus::{IncomingEvent, StreamLimits, ensure_stream};
 use crate::config::ConsumerConfig;
-use crate::inbox::{EventHandler, HandlerError, Outcome, apply_in, process_once};
+use crate::inbox::{EventHandler, HandlerError, Outcome, apply_all_in, process_once};
 use crate::migrations::entities::dead_letter;
 use crate::time::now_ms;
 use crate::trace::TraceParent;
@@ -261,24 +261,28 @@ impl ConsumerRunner {
         }
     }
 
-    /// Applies every event in one transaction; the first failure undoes them all.
+    /// Applies every event in one transaction, with statements covering them
+    /// all where the handler can; the first failure undoes them all.
     async fn apply_together(&self, events: &[Fetched]) -> Result<Vec<Outcome>, HandlerError> {
+        let span = match events {
+            [one] => self.span(&one.event),
+            _ => tracing::info_span!("events", consumer = %self.durable, count = events.len()),
+        };
         let txn = self.db.begin().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for Fetched { event, .. } in events {
-            match apply_in(&txn, &self.durable, event, self.handler.as_ref())
-                .instrument(self.span(event))
-                .await
-            {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) => {
-                    let _ = txn.rollback().await;
-                    return Err(e);
-                }
+        let all: Vec<&IncomingEvent> = events.iter().map(|f| &f.event).collect();
+        match apply_all_in(&txn, &self.durable, &all, self.handler.as_ref())
+            .instrument(span)
+            .await
+        {
+            Ok(outcomes) => {
+                txn.commit().await?;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
             }
         }
-        txn.commit().await?;
-        Ok(outcomes)
     }
 
     /// Starts the span of handling `event` under the one that published it,

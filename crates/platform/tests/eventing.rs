@@ -13,7 +13,7 @@ use sea_orm_migration::prelude::*;
 use selfhelp_platform::bus::{self, Envelope, IncomingEvent};
 use selfhelp_platform::config::{ConsumerConfig, OutboxConfig};
 use selfhelp_platform::consumer::ConsumerRunner;
-use selfhelp_platform::inbox::{EventHandler, HandlerError, Outcome, process_once};
+use selfhelp_platform::inbox::{EventHandler, HandlerError, Outcome, apply_all_in, process_once};
 use selfhelp_platform::outbox::{Outbox, Relay};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::{Shutdown, db};
@@ -572,6 +572,107 @@ async fn several_fetch_loops_apply_a_backlog_once(backend: Backend) {
 }
 
 per_backend!(several_fetch_loops_apply_a_backlog_once);
+
+/// Takes events in batches: records each call's ids, then applies them one by one.
+#[derive(Default)]
+struct RecordCalls {
+    calls: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for RecordCalls {
+    async fn handle(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &IncomingEvent,
+    ) -> Result<(), HandlerError> {
+        self.handle_all(txn, &[event]).await
+    }
+
+    async fn handle_all(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&IncomingEvent],
+    ) -> Result<(), HandlerError> {
+        let ids = events.iter().map(|e| e.id.clone()).collect();
+        self.calls.lock().unwrap().push(ids);
+        for event in events {
+            RecordEffect.handle(txn, event).await?;
+        }
+        Ok(())
+    }
+}
+
+fn incoming(id: &str) -> IncomingEvent {
+    IncomingEvent {
+        id: id.into(),
+        ce_type: "test.v1.thing_happened".into(),
+        source: "test".into(),
+        subject: "test".into(),
+        aggregate_id: "a".into(),
+        time: String::new(),
+        data_schema: String::new(),
+        traceparent: None,
+        payload: Default::default(),
+    }
+}
+
+async fn events_applied_together_are_recorded_in_one_go_and_each_once(backend: Backend) {
+    let (_db, conn) = database(backend).await;
+    let [seen, a, b, c] = [(); 4].map(|_| uuid::Uuid::now_v7().to_string());
+    let recorder = RecordCalls::default();
+    assert_eq!(
+        process_once(&conn, "together", &incoming(&seen), &recorder)
+            .await
+            .unwrap(),
+        Outcome::Applied
+    );
+    // One seen before, one given twice, two new.
+    let batch = [
+        incoming(&a),
+        incoming(&seen),
+        incoming(&b),
+        incoming(&a),
+        incoming(&c),
+    ];
+    let refs: Vec<&IncomingEvent> = batch.iter().collect();
+    let txn = conn.begin().await.unwrap();
+    let outcomes = apply_all_in(&txn, "together", &refs, &recorder)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    use Outcome::{Applied, Duplicate};
+    assert_eq!(
+        outcomes,
+        vec![Applied, Duplicate, Applied, Duplicate, Applied],
+        "{backend:?}"
+    );
+    let calls = recorder.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![vec![seen.clone()], vec![a.clone(), b.clone(), c.clone()]],
+        "{backend:?}: the new events reach the handler in one call, in order"
+    );
+    assert_eq!(effects(&conn).await, 4, "{backend:?}");
+
+    // The same batch again: all recorded, nothing reaches the handler.
+    let txn = conn.begin().await.unwrap();
+    let again = apply_all_in(&txn, "together", &refs, &recorder)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert!(again.iter().all(|o| *o == Duplicate), "{backend:?}");
+    assert_eq!(recorder.calls.lock().unwrap().len(), 2, "{backend:?}");
+    // Another consumer has an inbox of its own.
+    let txn = conn.begin().await.unwrap();
+    let other = apply_all_in(&txn, "another", &refs[..1], &recorder)
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(other, vec![Applied], "{backend:?}");
+}
+
+per_backend!(events_applied_together_are_recorded_in_one_go_and_each_once);
 
 /// Records the order events are applied in, and how many were being applied
 /// at once at most.

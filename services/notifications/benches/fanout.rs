@@ -163,9 +163,15 @@ async fn main() {
         let baseline_event = uuid::Uuid::now_v7().to_string();
         let started = Instant::now();
         let txn = db.begin().await.unwrap();
-        notification::insert_all(&txn, &messages, &group, &baseline_event, 0)
-            .await
-            .unwrap();
+        let outgoing: Vec<notification::Outgoing> = messages
+            .iter()
+            .map(|message| notification::Outgoing {
+                message,
+                group_id: &group,
+                event_id: &baseline_event,
+            })
+            .collect();
+        notification::insert_all(&txn, &outgoing, 0).await.unwrap();
         txn.commit().await.unwrap();
         let floor = started.elapsed();
 

@@ -105,41 +105,61 @@ impl EventHandler for MembershipEvents {
         txn: &DatabaseTransaction,
         event: &IncomingEvent,
     ) -> Result<(), HandlerError> {
-        update_audience(txn, &self.names, event).await?;
-        let Some(told) = Told::decode(event)? else {
-            return Ok(()); // not something anyone is told about
-        };
+        self.handle_all(txn, &[event]).await
+    }
+
+    /// A fetch's worth of joins and other changes with a few statements in
+    /// all, not a few per event: this is the busiest stream notifications reads.
+    async fn handle_all(
+        &self,
+        txn: &DatabaseTransaction,
+        events: &[&IncomingEvent],
+    ) -> Result<(), HandlerError> {
+        let mut changes = Vec::new();
+        let mut told = Vec::new();
+        for event in events {
+            changes.extend(audience_change(event)?);
+            if let Some(t) = Told::decode(event)? {
+                told.push((*event, t));
+            }
+        }
+        update_audience(txn, &self.names, changes).await?;
+        if told.is_empty() {
+            return Ok(()); // nothing anyone is told about
+        }
         // The group's name and organisers come from LISTINGS, a different stream:
         // if it is behind, wait for it (for hours if need be) rather than tell
         // people less.
-        let Some(group) = group_view::find(txn, told.group_id()).await? else {
+        let mut group_ids: Vec<&str> = told.iter().map(|(_, t)| t.group_id()).collect();
+        group_ids.sort_unstable();
+        group_ids.dedup();
+        let groups = group_view::find_many(txn, &group_ids).await?;
+        if let Some(missing) = group_ids.iter().find(|id| !groups.contains_key(**id)) {
             return Err(HandlerError::Waiting(format!(
-                "group {} not known yet",
-                told.group_id()
+                "group {missing} not known yet"
             )));
-        };
-        let messages = told.messages(&group);
-        routing::deliver(
-            txn,
-            &self.names,
-            &messages,
-            told.group_id(),
-            &event.id,
-            self.timezone,
-            self.clock.now(),
-        )
-        .await?;
+        }
+        let messages: Vec<Vec<Message>> = told
+            .iter()
+            .map(|(_, t)| t.messages(&groups[t.group_id()]))
+            .collect();
+        let by_event: Vec<routing::EventMessages> = told
+            .iter()
+            .zip(&messages)
+            .map(|((event, t), messages)| routing::EventMessages {
+                messages,
+                group_id: t.group_id(),
+                event_id: &event.id,
+            })
+            .collect();
+        routing::deliver_all(txn, &self.names, &by_event, self.timezone, self.clock.now()).await?;
         Ok(())
     }
 }
 
-/// Keeps the group's audience from membership's events: active members and
-/// followers hear about meeting changes.
-async fn update_audience(
-    txn: &DatabaseTransaction,
-    names: &Pseudonyms,
-    event: &IncomingEvent,
-) -> Result<(), HandlerError> {
+/// The change to a group's audience (active members and followers, who hear
+/// about meeting changes) that a membership event makes, if any.
+fn audience_change(event: &IncomingEvent) -> Result<Option<audience::Change>, HandlerError> {
     let poison = |e: prost::DecodeError| HandlerError::Poison(format!("{}: {e}", event.ce_type));
     // (group, person, relation, active, version)
     let change = match event.ce_type.as_str() {
@@ -168,18 +188,36 @@ async fn update_audience(
             let active = match e.state.as_str() {
                 "ACTIVE" => true,
                 "LEFT" | "REMOVED" | "BANNED" | "DECLINED" => false,
-                _ => return Ok(()), // not (yet) a member either way
+                _ => return Ok(None), // not (yet) a member either way
             };
             (e.group_id, e.person_id, audience::MEMBER, active, e.version)
         }
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
-    let (group, person, relation, active, version) = change;
-    // An event about someone erased meanwhile must not store them again.
-    if erased::contains(txn, names, &person).await? {
+    let (group_id, person_id, relation, active, version) = change;
+    Ok(Some(audience::Change {
+        group_id,
+        person_id,
+        relation,
+        active,
+        version,
+    }))
+}
+
+/// Records audience changes, except those about someone erased meanwhile:
+/// an event about them must not store them again.
+async fn update_audience(
+    txn: &DatabaseTransaction,
+    names: &Pseudonyms,
+    mut changes: Vec<audience::Change>,
+) -> Result<(), HandlerError> {
+    if changes.is_empty() {
         return Ok(());
     }
-    audience::set(txn, &group, &person, relation, active, version).await?;
+    let people: Vec<&str> = changes.iter().map(|c| c.person_id.as_str()).collect();
+    let erased = erased::among(txn, names, &people).await?;
+    changes.retain(|c| !erased.contains(&c.person_id));
+    audience::set_all(txn, &changes).await?;
     Ok(())
 }
 

@@ -12,7 +12,15 @@ use sea_orm::{ConnectionTrait, DbErr};
 use crate::domain::messages::{Kind, Message};
 use crate::domain::preferences::Channel;
 use crate::store::delivery::{self, NewDelivery};
+use crate::store::notification::Outgoing;
 use crate::store::{erased, notification, preference, webhook};
+
+/// The messages one event caused, about one group.
+pub struct EventMessages<'a> {
+    pub messages: &'a [Message],
+    pub group_id: &'a str,
+    pub event_id: &'a str,
+}
 
 /// Stores `messages` (caused by `event_id`, about `group_id`) and queues their
 /// emails and webhook calls. People erased meanwhile get nothing. `tz` is the
@@ -27,23 +35,54 @@ pub async fn deliver<C: ConnectionTrait>(
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    if messages.is_empty() {
+    let one = EventMessages {
+        messages,
+        group_id,
+        event_id,
+    };
+    deliver_all(conn, names, &[one], tz, now).await
+}
+
+/// [`deliver`] for the messages of several events, in their order, with
+/// statements covering them all.
+pub async fn deliver_all<C: ConnectionTrait>(
+    conn: &C,
+    names: &selfhelp_platform::privacy::Pseudonyms,
+    events: &[EventMessages<'_>],
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let outgoing: Vec<Outgoing> = events
+        .iter()
+        .flat_map(|e| {
+            e.messages.iter().map(|message| Outgoing {
+                message,
+                group_id: e.group_id,
+                event_id: e.event_id,
+            })
+        })
+        .collect();
+    if outgoing.is_empty() {
         return Ok(0);
     }
-    let people: Vec<&str> = messages.iter().map(|m| m.recipient_id.as_str()).collect();
+    let mut people: Vec<&str> = outgoing
+        .iter()
+        .map(|o| o.message.recipient_id.as_str())
+        .collect();
+    people.sort_unstable();
+    people.dedup();
     let erased = erased::among(conn, names, &people).await?;
     let settings = preference::of_people(conn, &people).await?;
     let default = preference::Held::default();
     let settings_of = |person: &str| settings.get(person).unwrap_or(&default);
-    let keep: Vec<Message> = messages
-        .iter()
-        .filter(|m| !erased.contains(&m.recipient_id))
-        .filter(|m| {
-            settings_of(&m.recipient_id)
+    let keep: Vec<Outgoing> = outgoing
+        .into_iter()
+        .filter(|o| !erased.contains(&o.message.recipient_id))
+        .filter(|o| {
+            settings_of(&o.message.recipient_id)
                 .preferences
-                .wants(m.kind, group_id)
+                .wants(o.message.kind, o.group_id)
         })
-        .cloned()
         .collect();
     if keep.is_empty() {
         return Ok(0);
@@ -51,8 +90,13 @@ pub async fn deliver<C: ConnectionTrait>(
     let now_utc = now;
     let now = now.timestamp_millis();
     // The rows as stored (a redelivered event finds the earlier ones).
-    let stored = notification::insert_all(conn, &keep, group_id, event_id, now).await?;
-    let kept_people: Vec<&str> = keep.iter().map(|m| m.recipient_id.as_str()).collect();
+    let stored = notification::insert_all(conn, &keep, now).await?;
+    let mut kept_people: Vec<&str> = keep
+        .iter()
+        .map(|o| o.message.recipient_id.as_str())
+        .collect();
+    kept_people.sort_unstable();
+    kept_people.dedup();
     let mut hooks: HashMap<&str, Vec<webhook::Model>> = HashMap::new();
     let active_hooks = webhook::active_of(conn, &kept_people).await?;
     for hook in &active_hooks {

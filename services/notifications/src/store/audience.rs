@@ -28,36 +28,82 @@ impl ActiveModelBehavior for ActiveModel {}
 pub const MEMBER: &str = "MEMBER";
 pub const FOLLOWER: &str = "FOLLOWER";
 
+/// A person's joining or leaving a group's audience, as of `version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub group_id: String,
+    pub person_id: String,
+    /// [`MEMBER`] or [`FOLLOWER`].
+    pub relation: &'static str,
+    pub active: bool,
+    pub version: i64,
+}
+
 /// Records that `person` is (or no longer is) in the group's audience as
 /// `relation`, unless a newer change is held.
 pub async fn set<C: ConnectionTrait>(
     conn: &C,
     group_id: &str,
     person_id: &str,
-    relation: &str,
+    relation: &'static str,
     active: bool,
     version: i64,
 ) -> Result<(), DbErr> {
-    let row = ActiveModel {
-        group_id: Set(group_id.to_string()),
-        person_id: Set(person_id.to_string()),
-        relation: Set(relation.to_string()),
-        active: Set(active),
-        version: Set(version),
+    let change = Change {
+        group_id: group_id.to_string(),
+        person_id: person_id.to_string(),
+        relation,
+        active,
+        version,
     };
-    Entity::insert(row)
-        .on_conflict(
-            // One statement: the held row changes only for a newer version.
-            OnConflict::columns([Column::GroupId, Column::PersonId, Column::Relation])
-                .update_columns([Column::Active, Column::Version])
-                .action_and_where(
-                    Expr::col((Entity, Column::Version))
-                        .lt(Expr::col((Alias::new("excluded"), Column::Version))),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
+    set_all(conn, &[change]).await
+}
+
+/// Records each change, in one statement per few hundred, unless a newer
+/// change of the same person, group and relation is held or comes later in
+/// `changes` (the first of equal versions counts, as if applied in turn).
+pub async fn set_all<C: ConnectionTrait>(conn: &C, changes: &[Change]) -> Result<(), DbErr> {
+    // One statement may not touch a row twice: keep the newest change of each.
+    let mut newest: Vec<&Change> = Vec::with_capacity(changes.len());
+    let mut at: std::collections::HashMap<(&str, &str, &str), usize> =
+        std::collections::HashMap::new();
+    for change in changes {
+        let key = (
+            change.group_id.as_str(),
+            change.person_id.as_str(),
+            change.relation,
+        );
+        match at.get(&key) {
+            Some(&i) if newest[i].version < change.version => newest[i] = change,
+            Some(_) => {}
+            None => {
+                at.insert(key, newest.len());
+                newest.push(change);
+            }
+        }
+    }
+    for chunk in newest.chunks(500) {
+        let rows = chunk.iter().map(|c| ActiveModel {
+            group_id: Set(c.group_id.clone()),
+            person_id: Set(c.person_id.clone()),
+            relation: Set(c.relation.to_string()),
+            active: Set(c.active),
+            version: Set(c.version),
+        });
+        Entity::insert_many(rows)
+            .on_conflict(
+                // The held row changes only for a newer version.
+                OnConflict::columns([Column::GroupId, Column::PersonId, Column::Relation])
+                    .update_columns([Column::Active, Column::Version])
+                    .action_and_where(
+                        Expr::col((Entity, Column::Version))
+                            .lt(Expr::col((Alias::new("excluded"), Column::Version))),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

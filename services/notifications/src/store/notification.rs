@@ -29,25 +29,31 @@ impl ActiveModelBehavior for ActiveModel {}
 /// Rows per INSERT: well inside SQLite's and PostgreSQL's bind-parameter limits.
 const CHUNK: usize = 500;
 
-/// Stores `messages` for `event_id`, a few hundred rows per statement; a message
-/// already stored for the same event, recipient and kind is skipped (redelivery).
+/// A message about to be stored: for whom, about which group, caused by which event.
+pub struct Outgoing<'a> {
+    pub message: &'a Message,
+    pub group_id: &'a str,
+    pub event_id: &'a str,
+}
+
+/// Stores the messages, a few hundred rows per statement, with ids in the
+/// order given; a message already stored for the same event, recipient and
+/// kind is skipped (redelivery). Returns the rows stored for these events.
 pub async fn insert_all<C: ConnectionTrait>(
     conn: &C,
-    messages: &[Message],
-    group_id: &str,
-    event_id: &str,
+    outgoing: &[Outgoing<'_>],
     now: i64,
 ) -> Result<Vec<Model>, DbErr> {
-    let rows: Vec<Model> = messages
+    let rows: Vec<Model> = outgoing
         .iter()
-        .map(|message| Model {
+        .map(|o| Model {
             id: uuid::Uuid::now_v7().to_string(),
-            recipient_id: message.recipient_id.clone(),
-            kind: message.kind.as_str().to_string(),
-            title: message.title.clone(),
-            body: message.body.clone(),
-            group_id: group_id.to_string(),
-            event_id: event_id.to_string(),
+            recipient_id: o.message.recipient_id.clone(),
+            kind: o.message.kind.as_str().to_string(),
+            title: o.message.title.clone(),
+            body: o.message.body.clone(),
+            group_id: o.group_id.to_string(),
+            event_id: o.event_id.to_string(),
             created_at_ms: now,
             read_at_ms: None,
         })
@@ -67,10 +73,21 @@ pub async fn insert_all<C: ConnectionTrait>(
     // back. Otherwise some were there already (the same message twice, or an
     // event applied again) and the stored ones are read.
     if inserted == rows.len() as u64 {
-        Ok(rows)
-    } else {
-        of_event(conn, event_id).await
+        return Ok(rows);
     }
+    let mut events: Vec<&str> = outgoing.iter().map(|o| o.event_id).collect();
+    events.dedup();
+    let mut stored = Vec::new();
+    for chunk in events.chunks(CHUNK) {
+        stored.extend(
+            Entity::find()
+                .filter(Column::EventId.is_in(chunk.iter().copied()))
+                .order_by_asc(Column::Id)
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(stored)
 }
 
 /// A recipient's notifications, newest first, starting after `before_id` if given.
@@ -212,14 +229,6 @@ pub async fn recipients_of_kind<C: ConnectionTrait>(
         out.extend(people);
     }
     Ok(out)
-}
-
-/// Every notification stored for `event_id`.
-pub async fn of_event<C: ConnectionTrait>(conn: &C, event_id: &str) -> Result<Vec<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::EventId.eq(event_id))
-        .all(conn)
-        .await
 }
 
 pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model>, DbErr> {

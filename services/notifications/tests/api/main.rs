@@ -779,7 +779,12 @@ async fn one_look_wakes_only_the_streams_with_news(backend: Backend) {
         title: "Welcome".into(),
         body: "You joined a group".into(),
     };
-    notification::insert_all(&conn, &[welcome], "g", "e1", 1)
+    let outgoing = notification::Outgoing {
+        message: &welcome,
+        group_id: "g",
+        event_id: "e1",
+    };
+    notification::insert_all(&conn, &[outgoing], 1)
         .await
         .unwrap();
     assert_eq!(
@@ -982,6 +987,189 @@ async fn the_audience_keeps_the_newest_change(backend: Backend) {
         .await
         .unwrap();
     assert!(members(&conn).await.is_empty(), "{backend:?}");
+
+    // Several changes in one statement: the newest of each person counts, the
+    // first of equal versions, as if applied one after another.
+    let change = |person: &str, active: bool, version: i64| audience::Change {
+        group_id: "g2".into(),
+        person_id: person.into(),
+        relation: audience::MEMBER,
+        active,
+        version,
+    };
+    audience::set_all(
+        &conn,
+        &[
+            change("p1", true, 1),
+            change("p2", true, 1),
+            change("p1", false, 3),
+            change("p1", true, 2),
+            change("p2", false, 1),
+        ],
+    )
+    .await
+    .unwrap();
+    let members = audience::of_group(&conn, "g2").await.unwrap();
+    assert_eq!(members, vec!["p2".to_string()], "{backend:?}");
 }
 
 per_backend!(the_audience_keeps_the_newest_change);
+
+/// A membership event as the consumer hands it to the handler.
+fn membership_event<M: prost::Message>(
+    ce_type: &str,
+    aggregate: &str,
+    payload: &M,
+) -> selfhelp_platform::bus::IncomingEvent {
+    selfhelp_platform::bus::IncomingEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        ce_type: ce_type.into(),
+        source: format!("urn:selfhelp:{REGION}:membership"),
+        subject: String::new(),
+        aggregate_id: aggregate.into(),
+        time: String::new(),
+        data_schema: String::new(),
+        traceparent: None,
+        payload: payload.encode_to_vec().into(),
+    }
+}
+
+/// What a run of membership events left: every inbox item (recipient, kind,
+/// title, event), in the order stored, and each group's audience.
+async fn told_and_audience(
+    events: &[selfhelp_platform::bus::IncomingEvent],
+    groups: &[String],
+    backend: Backend,
+    together: bool,
+) -> (Vec<(String, String, String, String)>, Vec<Vec<String>>) {
+    use sea_orm::{EntityTrait, QueryOrder, TransactionTrait};
+    use sea_orm_migration::MigratorTrait;
+    use selfhelp_notifications::events::MembershipEvents;
+    use selfhelp_notifications::store::{Migrator, audience, notification};
+    use selfhelp_platform::inbox::{Outcome, apply_all_in, process_once};
+
+    let db = TestDb::new(backend).await;
+    let conn = selfhelp_platform::db::connect(&db.url, 2).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    for (i, g) in groups.iter().enumerate() {
+        let snapshot = ev::GroupSnapshot {
+            group_id: g.clone(),
+            region: REGION.into(),
+            name: format!("Group {i}"),
+            status: "PUBLISHED".into(),
+            organiser_ids: vec!["alice".into()],
+            version: 1,
+            ..Default::default()
+        };
+        selfhelp_group_view::apply(&conn, &snapshot, 0)
+            .await
+            .unwrap();
+    }
+    let handler = MembershipEvents {
+        clock: Clock::system(),
+        timezone: chrono_tz::Europe::London,
+        names: selfhelp_platform::privacy::Pseudonyms::from_key(b"test key"),
+    };
+    if together {
+        let all: Vec<_> = events.iter().collect();
+        let txn = conn.begin().await.unwrap();
+        let outcomes = apply_all_in(&txn, "membership", &all, &handler)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == Outcome::Applied));
+    } else {
+        for event in events {
+            let outcome = process_once(&conn, "membership", event, &handler)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Outcome::Applied);
+        }
+    }
+    let told = notification::Entity::find()
+        .order_by_asc(notification::Column::Id)
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.recipient_id, n.kind, n.title, n.event_id))
+        .collect();
+    let mut audiences = Vec::new();
+    for g in groups {
+        audiences.push(audience::of_group(&conn, g).await.unwrap());
+    }
+    (told, audiences)
+}
+
+/// A fetch's worth of membership events applied together (a few statements
+/// for the whole batch) leaves exactly what applying them one at a time does:
+/// the same people told the same things in the same order, and the audience
+/// as the last change of each person left it — even someone who joined and
+/// left within the batch.
+async fn a_batch_of_membership_events_leaves_what_one_at_a_time_does(backend: Backend) {
+    use selfhelp_proto::events::types;
+    let groups: Vec<String> = (0..2).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let mut events = Vec::new();
+    for i in 0..6 {
+        let joined = ev::MemberJoined {
+            membership_id: format!("m{i}"),
+            group_id: groups[i % 2].clone(),
+            person_id: format!("member-{i}"),
+            version: 1,
+            occurred_at: None,
+        };
+        events.push(membership_event(
+            types::MEMBER_JOINED,
+            &joined.membership_id,
+            &joined,
+        ));
+    }
+    let left = ev::MembershipChanged {
+        membership_id: "m0".into(),
+        group_id: groups[0].clone(),
+        person_id: "member-0".into(),
+        state: "LEFT".into(),
+        previous_state: "ACTIVE".into(),
+        version: 2,
+        ..Default::default()
+    };
+    events.push(membership_event(types::MEMBER_LEFT, "m0", &left));
+    // The same person in the other group: a second row of the audience.
+    let joined = ev::MemberJoined {
+        membership_id: "m6".into(),
+        group_id: groups[1].clone(),
+        person_id: "member-0".into(),
+        version: 1,
+        occurred_at: None,
+    };
+    events.push(membership_event(types::MEMBER_JOINED, "m6", &joined));
+
+    let together = told_and_audience(&events, &groups, backend, true).await;
+    let in_turn = told_and_audience(&events, &groups, backend, false).await;
+    assert_eq!(together, in_turn, "{backend:?}");
+    let (told, audiences) = together;
+    // Seven joins: a welcome and an organiser's notice each.
+    assert_eq!(told.len(), 14, "{backend:?}: {told:?}");
+    let alice: Vec<&String> = told
+        .iter()
+        .filter(|t| t.0 == "alice")
+        .map(|t| &t.3)
+        .collect();
+    let joins: Vec<&String> = events
+        .iter()
+        .filter(|e| e.ce_type == types::MEMBER_JOINED)
+        .map(|e| &e.id)
+        .collect();
+    assert_eq!(
+        alice, joins,
+        "{backend:?}: alice told of each join, in order"
+    );
+    assert_eq!(audiences[0], vec!["member-2", "member-4"], "{backend:?}");
+    assert_eq!(
+        audiences[1],
+        vec!["member-0", "member-1", "member-3", "member-5"],
+        "{backend:?}"
+    );
+}
+
+per_backend!(a_batch_of_membership_events_leaves_what_one_at_a_time_does);
