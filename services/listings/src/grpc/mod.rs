@@ -220,7 +220,9 @@ impl ListingsService for ListingsApi {
         if let Some(card) = self.search.card(&id)
             && !caller.is_some_and(|c| domain::can_manage(&card.region, &card.organisers, c))
         {
-            return Ok(Response::new(self.public_card(&card)));
+            return Ok(Response::new(
+                self.public_card(&card, schedule::NEXT_MEETINGS),
+            ));
         }
         let group = self.visible_group(&id, caller).await?;
         Ok(Response::new(self.with_meetings(&group, caller).await?))

@@ -24,7 +24,7 @@ use crate::store::group::Model;
 use crate::store::topic as topic_store;
 
 /// How many upcoming meetings a group shows.
-const NEXT_MEETINGS: usize = 5;
+pub(super) const NEXT_MEETINGS: usize = 5;
 const MAX_NOTE: usize = 500;
 
 impl ListingsApi {
@@ -57,11 +57,12 @@ impl ListingsApi {
         Ok(wire)
     }
 
-    /// A published group's public card with its next meetings, from memory.
-    pub(super) fn public_card(&self, card: &Card) -> pb::Group {
+    /// A published group's public card with its next `meetings` (at most
+    /// [`NEXT_MEETINGS`]), from memory.
+    pub(super) fn public_card(&self, card: &Card, meetings: usize) -> pb::Group {
         let now = self.clock.now();
         let mut wire = card.wire.clone();
-        wire.next_occurrences = card.next_meetings(now.timestamp_millis(), || {
+        wire.next_occurrences = card.next_meetings(now.timestamp_millis(), meetings, || {
             let next = schedule::next_occurrences(
                 card.schedule.as_ref(),
                 &card.exceptions,

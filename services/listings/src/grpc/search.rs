@@ -121,8 +121,7 @@ impl ListingsApi {
                 self.search.card(&hit.id).map(|card| {
                     // A results page shows the card and the next meeting (kept
                     // with the card), not every exception.
-                    let mut wire = self.public_card(&card);
-                    wire.next_occurrences.truncate(1);
+                    let mut wire = self.public_card(&card, 1);
                     wire.exceptions = Vec::new();
                     wire
                 })

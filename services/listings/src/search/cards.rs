@@ -55,26 +55,28 @@ impl Card {
         }
     }
 
-    /// The next meetings at `now_ms`: kept from the last time unless the first of
-    /// them has started since (or an hour has passed); otherwise `work_out` gives
-    /// them afresh with the start (ms) of the first.
+    /// The first `limit` next meetings at `now_ms`: kept from the last time
+    /// unless the first of them has started since (or an hour has passed);
+    /// otherwise `work_out` gives them afresh with the start (ms) of the first.
     pub fn next_meetings(
         &self,
         now_ms: i64,
+        limit: usize,
         work_out: impl FnOnce() -> (Vec<pb::Occurrence>, Option<i64>),
     ) -> Vec<pb::Occurrence> {
         let mut kept = self.meetings.lock().expect("meetings lock");
         if let Some((until, meetings)) = kept.as_ref()
             && now_ms < *until
         {
-            return meetings.clone();
+            return meetings.iter().take(limit).cloned().collect();
         }
         let (meetings, first_starts_ms) = work_out();
         let until = first_starts_ms
             .unwrap_or(i64::MAX)
             .min(now_ms + MEETINGS_AT_MOST_MS);
-        *kept = Some((until, meetings.clone()));
-        meetings
+        let wanted = meetings.iter().take(limit).cloned().collect();
+        *kept = Some((until, meetings));
+        wanted
     }
 }
 
@@ -106,7 +108,7 @@ mod tests {
         let c = card();
         let asked = std::cell::Cell::new(0);
         let ask = |now: i64, first: i64| {
-            c.next_meetings(now, || {
+            c.next_meetings(now, 5, || {
                 asked.set(asked.get() + 1);
                 (vec![meeting(&format!("d{first}"))], Some(first))
             })
@@ -124,7 +126,7 @@ mod tests {
         let c = card();
         let asked = std::cell::Cell::new(0);
         let ask = |now: i64| {
-            c.next_meetings(now, || {
+            c.next_meetings(now, 5, || {
                 asked.set(asked.get() + 1);
                 (Vec::new(), None)
             })
