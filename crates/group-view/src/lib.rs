@@ -45,7 +45,11 @@ pub async fn find_many<C: ConnectionTrait>(
     group_ids: &[&str],
 ) -> Result<std::collections::HashMap<String, Model>, DbErr> {
     let mut found = std::collections::HashMap::with_capacity(group_ids.len());
-    for chunk in group_ids.chunks(500) {
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), group_ids, |id| {
+            id.len()
+        })
+    {
         let rows = Entity::find()
             .filter(Column::GroupId.is_in(chunk.iter().copied()))
             .all(conn)

@@ -33,6 +33,53 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     Database::connect(opts).await
 }
 
+/// About how many bytes of values and SQL one statement should carry. sqlx
+/// 0.9.0 leaves Nagle's algorithm on for PostgreSQL (upstream issue
+/// transact-rs/sqlx#4335, fixed after that release): over TLS, a statement
+/// longer than one TLS record (16 KiB) is written in pieces and the last waits
+/// for the server's delayed acknowledgement, 40 ms. Multi-row statements are
+/// split below that.
+pub const STATEMENT_BYTES: usize = 8 * 1024;
+
+/// Rows one statement takes at most, whatever their size.
+const STATEMENT_ROWS: usize = 500;
+
+/// `items` in runs for multi-row statements (an INSERT of many rows, an IN
+/// list): on PostgreSQL each at most [`STATEMENT_BYTES`] by `size` (bytes of
+/// an item's values) plus a little SQL per value; on SQLite, in-process, only
+/// the row limit applies. Each run has at least one item.
+pub fn statement_chunks<'a, T>(
+    backend: sea_orm::DbBackend,
+    items: &'a [T],
+    size: impl Fn(&T) -> usize + 'a,
+) -> impl Iterator<Item = &'a [T]> + 'a {
+    // Its placeholder and bind framing, about.
+    const PER_ITEM: usize = 16;
+    let budget = match backend {
+        sea_orm::DbBackend::Sqlite => usize::MAX,
+        _ => STATEMENT_BYTES,
+    };
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes: usize = 0;
+        let mut n = 0;
+        for item in rest.iter().take(STATEMENT_ROWS) {
+            let next = size(item) + PER_ITEM;
+            if n > 0 && bytes.saturating_add(next) > budget {
+                break;
+            }
+            bytes += next;
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// A service's database connections: `write` for transactions and every write,
 /// `read` for plain reads on the hot paths (see [`connect_readers`]).
 #[derive(Clone)]
@@ -215,4 +262,46 @@ where
     let total = query.clone().count(conn).await?;
     let rows = query.offset(offset).limit(limit).all(conn).await?;
     Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_split_by_size_and_by_rows() {
+        let small = vec!["x".repeat(20); 1_200];
+        let pg = sea_orm::DbBackend::Postgres;
+        let sizes: Vec<usize> = statement_chunks(pg, &small, |s| s.len())
+            .map(<[String]>::len)
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 1_200, "every item once");
+        assert!(
+            sizes.iter().all(|n| *n * 36 <= STATEMENT_BYTES),
+            "{sizes:?}"
+        );
+
+        let tiny = vec![0u8; 1_200];
+        let sizes: Vec<usize> = statement_chunks(pg, &tiny, |_| 0)
+            .map(<[u8]>::len)
+            .collect();
+        assert_eq!(sizes, vec![STATEMENT_ROWS, STATEMENT_ROWS, 200]);
+
+        // One item larger than the budget still goes, alone.
+        let big = vec!["y".repeat(STATEMENT_BYTES * 2), "z".into()];
+        let sizes: Vec<usize> = statement_chunks(pg, &big, |s| s.len())
+            .map(<[String]>::len)
+            .collect();
+        assert_eq!(sizes, vec![1, 1]);
+        assert_eq!(
+            statement_chunks(pg, &[] as &[String], |s| s.len()).count(),
+            0
+        );
+        // SQLite is in-process: only the row limit.
+        let sqlite = sea_orm::DbBackend::Sqlite;
+        let sizes: Vec<usize> = statement_chunks(sqlite, &small, |s| s.len())
+            .map(<[String]>::len)
+            .collect();
+        assert_eq!(sizes, vec![STATEMENT_ROWS, STATEMENT_ROWS, 200]);
+    }
 }

@@ -133,8 +133,8 @@ async fn record_all(
 
     let now = now_ms();
     let mut new_ids = std::collections::HashSet::with_capacity(events.len());
-    // Three values a row, far inside every backend's bind-parameter limit.
-    for chunk in events.chunks(1_000) {
+    let size = |e: &&IncomingEvent| consumer.len() + e.id.len() + 8;
+    for chunk in crate::db::statement_chunks(txn.get_database_backend(), events, size) {
         let mut insert = Query::insert();
         insert
             .into_table(inbox::Entity)

@@ -82,7 +82,9 @@ pub async fn set_all<C: ConnectionTrait>(conn: &C, changes: &[Change]) -> Result
             }
         }
     }
-    for chunk in newest.chunks(500) {
+    let size = |c: &&Change| c.group_id.len() + c.person_id.len() + 20;
+    for chunk in selfhelp_platform::db::statement_chunks(conn.get_database_backend(), &newest, size)
+    {
         let rows = chunk.iter().map(|c| ActiveModel {
             group_id: Set(c.group_id.clone()),
             person_id: Set(c.person_id.clone()),

@@ -72,7 +72,10 @@ pub async fn insert_all<C: ConnectionTrait>(
     rows: &[NewDelivery],
     now: i64,
 ) -> Result<(), DbErr> {
-    for chunk in rows.chunks(500) {
+    // An id, three fixed strings and numbers besides these.
+    let size =
+        |d: &NewDelivery| 100 + d.notification_id.len() + d.recipient_id.len() + d.webhook_id.len();
+    for chunk in selfhelp_platform::db::statement_chunks(conn.get_database_backend(), rows, size) {
         let models = chunk.iter().map(|d| ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             notification_id: Set(d.notification_id.clone()),

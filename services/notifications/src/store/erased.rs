@@ -47,7 +47,10 @@ pub async fn among<C: ConnectionTrait>(
     people: &[&str],
 ) -> Result<std::collections::HashSet<String>, DbErr> {
     let mut erased = std::collections::HashSet::new();
-    for chunk in people.chunks(250) {
+    // Two keys a person.
+    for chunk in selfhelp_platform::db::statement_chunks(conn.get_database_backend(), people, |p| {
+        2 * p.len().max(64)
+    }) {
         let keys: std::collections::HashMap<String, &str> = chunk
             .iter()
             .flat_map(|p| names.all_of(p).map(|key| (key, *p)))

@@ -3,6 +3,8 @@
 use sea_orm::entity::prelude::*;
 use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
 
+use selfhelp_platform::db::statement_chunks;
+
 use crate::domain::messages::Message;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -59,7 +61,16 @@ pub async fn insert_all<C: ConnectionTrait>(
         })
         .collect();
     let mut inserted = 0;
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in statement_chunks(conn.get_database_backend(), &rows, |r| {
+        r.id.len()
+            + r.recipient_id.len()
+            + r.kind.len()
+            + r.title.len()
+            + r.body.len()
+            + r.group_id.len()
+            + r.event_id.len()
+            + 24
+    }) {
         inserted += match Entity::insert_many(chunk.iter().cloned().map(ActiveModel::from))
             .on_conflict_do_nothing_on([Column::EventId, Column::RecipientId, Column::Kind])
             .exec_without_returning(conn)
@@ -78,7 +89,7 @@ pub async fn insert_all<C: ConnectionTrait>(
     let mut events: Vec<&str> = outgoing.iter().map(|o| o.event_id).collect();
     events.dedup();
     let mut stored = Vec::new();
-    for chunk in events.chunks(CHUNK) {
+    for chunk in statement_chunks(conn.get_database_backend(), &events, |e| e.len()) {
         stored.extend(
             Entity::find()
                 .filter(Column::EventId.is_in(chunk.iter().copied()))

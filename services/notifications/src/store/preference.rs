@@ -100,7 +100,9 @@ pub async fn of_people<C: ConnectionTrait>(
     people: &[&str],
 ) -> Result<HashMap<String, Held>, DbErr> {
     let mut out = HashMap::new();
-    for chunk in people.chunks(500) {
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), people, |p| p.len())
+    {
         let rows = Entity::find()
             .filter(Column::PersonId.is_in(chunk.iter().copied()))
             .all(conn)

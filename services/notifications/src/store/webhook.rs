@@ -59,7 +59,9 @@ pub async fn of_owner<C: ConnectionTrait>(conn: &C, owner: &str) -> Result<Vec<M
 /// Active endpoints of any of `owners`.
 pub async fn active_of<C: ConnectionTrait>(conn: &C, owners: &[&str]) -> Result<Vec<Model>, DbErr> {
     let mut out = Vec::new();
-    for chunk in owners.chunks(500) {
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), owners, |o| o.len())
+    {
         out.extend(
             Entity::find()
                 .filter(Column::OwnerId.is_in(chunk.iter().copied()))
