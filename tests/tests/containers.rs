@@ -100,23 +100,12 @@ fn docker(args: &[&str]) -> String {
 
 /// Whether `name` answers SERVING at `addr` now (within a few seconds).
 async fn serving(addr: SocketAddr, name: &str) -> bool {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    let check = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?;
-        let channel = endpoint.connect().await.ok()?;
-        let answer = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: name.to_string(),
-            })
-            .await
-            .ok()?;
-        Some(answer.into_inner().status == ServingStatus::Serving as i32)
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
+        return false;
     };
+    let check = selfhelp_testkit::is_serving(&endpoint, name);
     tokio::time::timeout(Duration::from_secs(5), check)
         .await
-        .ok()
-        .flatten()
         .unwrap_or(false)
 }
 

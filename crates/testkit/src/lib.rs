@@ -435,23 +435,29 @@ pub async fn wait_serving_on(
     service_name: &str,
     limit: Duration,
 ) {
-    use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     eventually(
         &format!("{service_name} at {} to be SERVING", endpoint.uri()),
         limit,
-        || async {
-            let ch = endpoint.connect().await.ok()?;
-            let resp = HealthClient::new(ch)
-                .check(HealthCheckRequest {
-                    service: service_name.to_string(),
-                })
-                .await
-                .ok()?;
-            (resp.into_inner().status == ServingStatus::Serving as i32).then_some(())
-        },
+        || async { is_serving(&endpoint, service_name).await.then_some(()) },
     )
     .await
+}
+
+/// Whether `service_name` answers SERVING at `endpoint` now: one health check,
+/// false if it cannot be reached or answers anything else.
+pub async fn is_serving(endpoint: &tonic::transport::Endpoint, service_name: &str) -> bool {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    let request = HealthCheckRequest {
+        service: service_name.to_string(),
+    };
+    match HealthClient::new(channel).check(request).await {
+        Ok(answer) => answer.into_inner().status == ServingStatus::Serving as i32,
+        Err(_) => false,
+    }
 }
 
 /// The `ce-subject` header of an event (the object it is about).

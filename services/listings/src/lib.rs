@@ -63,11 +63,14 @@ pub async fn run_with_clock(
         postcodes: postcodes.clone(),
         cards: Default::default(),
         render: grpc::public_card_render(tz),
+        refreshes: Default::default(),
     };
+    let building = std::time::Instant::now();
     let indexed = indexer.rebuild().await?;
     tracing::info!(
         groups = indexed,
         postcodes = postcodes.len(),
+        took_ms = building.elapsed().as_millis() as u64,
         "search index built"
     );
     let mut parts = platform_grpc::health(SERVICE_NAME).await;

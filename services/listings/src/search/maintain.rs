@@ -18,7 +18,7 @@ use selfhelp_proto::streams::LISTINGS;
 
 use super::cards::{Card, Cards, Render};
 use super::postcodes::PostcodeTable;
-use super::{SearchDoc, SearchIndex};
+use super::{Prepared, SearchDoc, SearchIndex};
 use crate::domain::group::{Format, JoinPolicy, Status};
 use crate::domain::schedule::{self, Exception, Pattern};
 use crate::store::group::{self as store, Model};
@@ -39,6 +39,22 @@ pub struct Indexer {
     /// The published groups' public cards, kept with the index.
     pub cards: Cards,
     pub render: Render,
+    /// Refreshes one at a time (see [`Refreshes`]).
+    pub refreshes: Arc<tokio::sync::Mutex<Refreshes>>,
+}
+
+/// Keeps a group's refresh whole: two refreshes of it at once (this replica's
+/// change and another replica's event) could otherwise store what the first
+/// read before a commit after the second stored what came of it, and a full
+/// build reading the directory while a group changes would swap in what it
+/// read before. So refreshes take turns, and the groups refreshed while a
+/// build was reading are refreshed again when it swaps in.
+#[derive(Default)]
+pub struct Refreshes {
+    /// Full builds reading or building now.
+    building: usize,
+    /// Groups refreshed since the first of them began.
+    during_build: std::collections::HashSet<String>,
 }
 
 /// What the index keeps of `group`.
@@ -105,41 +121,105 @@ pub fn doc_from(
 impl Indexer {
     /// Builds a fresh index and cards of every published group and swaps them in.
     pub async fn rebuild(&self) -> Result<usize, DbErr> {
-        let started = std::time::Instant::now();
-        let topics = topic::list(&self.db, &self.region).await?;
-        let mut exceptions = exception::all_by_group(&self.db).await?;
-        let mut fresh = SearchIndex::default();
-        let mut cards = HashMap::new();
-        let mut offset = 0;
-        const PAGE: u64 = 2_000;
-        loop {
-            let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
-            for g in &rows {
-                let rows = exceptions.remove(&g.id).unwrap_or_default();
-                let card = Card::new(g, &rows, &self.render);
-                fresh.upsert(doc_from(
-                    g,
-                    &topics,
-                    &card.exceptions,
-                    self.tz,
-                    &self.postcodes,
-                ));
-                cards.insert(g.id.clone(), Arc::new(card));
-            }
-            if (rows.len() as u64) < PAGE {
-                break;
-            }
-            offset += PAGE;
+        self.refreshes.lock().await.building += 1;
+        let built = self.read_and_build().await;
+        let mut refreshes = self.refreshes.lock().await;
+        let again: Vec<String> = refreshes.during_build.iter().cloned().collect();
+        refreshes.building -= 1;
+        if refreshes.building == 0 {
+            refreshes.during_build.clear();
         }
+        let (fresh, cards, started) = built?;
         let count = fresh.len();
         *self.index.write().expect("index lock") = fresh;
         *self.cards.write().expect("cards lock") = cards;
+        // What changed while the build was reading, as it is now.
+        for id in again {
+            self.refresh_now(&id).await?;
+        }
         crate::metrics::metrics().index_built(&self.region, count, started.elapsed());
         Ok(count)
     }
 
+    /// A fresh index and cards of every published group, and when reading began.
+    async fn read_and_build(
+        &self,
+    ) -> Result<(SearchIndex, HashMap<String, Arc<Card>>, std::time::Instant), DbErr> {
+        let started = std::time::Instant::now();
+        let topics = topic::list(&self.db, &self.region).await?;
+        let mut exceptions = exception::all_by_group(&self.db).await?;
+        let mut groups = Vec::new();
+        let mut offset = 0;
+        const PAGE: u64 = 2_000;
+        loop {
+            let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
+            let last = (rows.len() as u64) < PAGE;
+            for g in rows {
+                let rows = exceptions.remove(&g.id).unwrap_or_default();
+                groups.push((g, rows));
+            }
+            if last {
+                break;
+            }
+            offset += PAGE;
+        }
+        // Seconds of CPU with tens of thousands of groups: off the runtime's
+        // threads, which go on answering calls meanwhile.
+        let indexer = self.clone();
+        let (fresh, cards) = tokio::task::spawn_blocking(move || indexer.build(&groups, &topics))
+            .await
+            .map_err(|e| DbErr::Custom(format!("building the search index stopped: {e}")))?;
+        Ok((fresh, cards, started))
+    }
+
+    /// The index and cards of `groups`: each group's card, document and
+    /// weighed words prepared on every core, then added to the index in turn.
+    fn build(
+        &self,
+        groups: &[(Model, Vec<exception::Model>)],
+        topics: &[topic::Model],
+    ) -> (SearchIndex, HashMap<String, Arc<Card>>) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = groups.len().div_ceil(threads).max(1);
+        let prepare = |part: &[(Model, Vec<exception::Model>)]| -> Vec<(Card, Prepared)> {
+            part.iter()
+                .map(|(g, rows)| {
+                    let card = Card::new(g, rows, &self.render);
+                    let doc = doc_from(g, topics, &card.exceptions, self.tz, &self.postcodes);
+                    (card, Prepared::new(doc))
+                })
+                .collect()
+        };
+        let prepared: Vec<Vec<(Card, Prepared)>> = std::thread::scope(|scope| {
+            let parts: Vec<_> = groups
+                .chunks(per_thread)
+                .map(|part| scope.spawn(move || prepare(part)))
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| part.join().expect("preparing groups for the index"))
+                .collect()
+        });
+        let mut fresh = SearchIndex::default();
+        let mut cards = HashMap::with_capacity(groups.len());
+        for ((g, _), (card, doc)) in groups.iter().zip(prepared.into_iter().flatten()) {
+            fresh.insert(doc);
+            cards.insert(g.id.clone(), Arc::new(card));
+        }
+        (fresh, cards)
+    }
+
     /// Re-reads one group: indexed and carded while published, removed otherwise.
     pub async fn refresh(&self, group_id: &str) -> Result<(), DbErr> {
+        let mut refreshes = self.refreshes.lock().await;
+        if refreshes.building > 0 {
+            refreshes.during_build.insert(group_id.to_string());
+        }
+        self.refresh_now(group_id).await
+    }
+
+    /// [`Indexer::refresh`] for a caller holding the turn.
+    async fn refresh_now(&self, group_id: &str) -> Result<(), DbErr> {
         match store::find(&self.db, group_id).await? {
             Some(g) if g.region == self.region && g.status() == Status::Published => {
                 let topics = topic::list(&self.db, &self.region).await?;

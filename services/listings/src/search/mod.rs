@@ -209,6 +209,54 @@ pub struct SearchIndex {
     stemmer: Stemmer,
 }
 
+/// Stems of the searchable words in `text`.
+fn analyse(stemmer: &Stemmer, text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .map(|w| stemmer.stem(&w).into_owned())
+        .collect()
+}
+
+/// A group's document with its words stemmed and weighed: the part of adding
+/// a group that needs no index, so a full build prepares many side by side.
+pub struct Prepared {
+    doc: SearchDoc,
+    /// term -> weighted frequency
+    weights: HashMap<String, f32>,
+    /// Words counted, for the length normalisation of scores.
+    length: f32,
+}
+
+impl Prepared {
+    pub fn new(doc: SearchDoc) -> Prepared {
+        let stemmer = Stemmer::create(Algorithm::English);
+        let mut weights: HashMap<String, f32> = HashMap::new();
+        let mut length = 0.0;
+        let fields = [
+            (doc.name.as_str(), NAME_WEIGHT),
+            (doc.summary.as_str(), SUMMARY_WEIGHT),
+            (doc.description.as_str(), DESCRIPTION_WEIGHT),
+        ];
+        let topic_text = doc.topic_names.join(" ");
+        for (text, weight) in fields
+            .into_iter()
+            .chain([(topic_text.as_str(), TOPIC_WEIGHT)])
+        {
+            for term in analyse(&stemmer, text) {
+                *weights.entry(term).or_default() += weight;
+                length += 1.0;
+            }
+        }
+        Prepared {
+            doc,
+            weights,
+            length,
+        }
+    }
+}
+
 impl Default for SearchIndex {
     fn default() -> Self {
         Self {
@@ -242,34 +290,22 @@ impl SearchIndex {
 
     /// Stems of the searchable words in `text`.
     pub fn analyse(&self, text: &str) -> Vec<String> {
-        text.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-            .map(|w| self.stemmer.stem(&w).into_owned())
-            .collect()
+        analyse(&self.stemmer, text)
     }
 
     /// Adds or replaces a group.
     pub fn upsert(&mut self, doc: SearchDoc) {
+        self.insert(Prepared::new(doc));
+    }
+
+    /// Adds or replaces a group whose words are weighed already.
+    pub fn insert(&mut self, prepared: Prepared) {
+        let Prepared {
+            doc,
+            weights,
+            length,
+        } = prepared;
         self.remove(&doc.id);
-        let mut weights: HashMap<String, f32> = HashMap::new();
-        let mut length = 0.0;
-        let fields = [
-            (doc.name.as_str(), NAME_WEIGHT),
-            (doc.summary.as_str(), SUMMARY_WEIGHT),
-            (doc.description.as_str(), DESCRIPTION_WEIGHT),
-        ];
-        let topic_text = doc.topic_names.join(" ");
-        for (text, weight) in fields
-            .into_iter()
-            .chain([(topic_text.as_str(), TOPIC_WEIGHT)])
-        {
-            for term in self.analyse(text) {
-                *weights.entry(term).or_default() += weight;
-                length += 1.0;
-            }
-        }
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.venue_boxes.push(NO_VENUES);
