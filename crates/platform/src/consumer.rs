@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::Shutdown;
 use crate::bus::{IncomingEvent, StreamLimits, ensure_stream};
 use crate::config::ConsumerConfig;
-use crate::inbox::{EventHandler, HandlerError, Outcome, apply_all_in, process_once};
+use crate::inbox::{EventHandler, HandlerError, Outcome, apply_all_in, event_span, process_once};
 use crate::migrations::entities::dead_letter;
 use crate::time::now_ms;
 use crate::trace::TraceParent;
@@ -228,8 +228,7 @@ impl ConsumerRunner {
         }
     }
 
-    /// Applies one lane's events in one transaction, each in a savepoint of its
-    /// own, then settles each.
+    /// Applies one lane's events in one transaction, then settles each.
     async fn handle_lane(&self, mut lane: Vec<Fetched>) {
         let outcomes: Vec<Result<Outcome, HandlerError>> = match self.apply_together(&lane).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
@@ -264,10 +263,8 @@ impl ConsumerRunner {
     /// Applies every event in one transaction, with statements covering them
     /// all where the handler can; the first failure undoes them all.
     async fn apply_together(&self, events: &[Fetched]) -> Result<Vec<Outcome>, HandlerError> {
-        let span = match events {
-            [one] => self.span(&one.event),
-            _ => tracing::info_span!("events", consumer = %self.durable, count = events.len()),
-        };
+        // Handlers that take events one by one give each its own span within.
+        let span = tracing::info_span!("events", consumer = %self.durable, count = events.len());
         let txn = self.db.begin().await?;
         let all: Vec<&IncomingEvent> = events.iter().map(|f| &f.event).collect();
         match apply_all_in(&txn, &self.durable, &all, self.handler.as_ref())
@@ -309,14 +306,7 @@ impl ConsumerRunner {
     }
 
     fn span(&self, event: &IncomingEvent) -> tracing::Span {
-        let trace = TraceParent::of_event(event.traceparent.as_deref());
-        tracing::info_span!(
-            "event",
-            consumer = %self.durable,
-            ce_type = %event.ce_type,
-            ce_id = %event.id,
-            trace_id = %trace.trace_id_hex(),
-        )
+        tracing::info_span!("consumer", consumer = %self.durable).in_scope(|| event_span(event))
     }
 
     /// Acknowledges, redelivers later or dead-letters one message after its outcome.

@@ -46,7 +46,7 @@ const STATEMENT_ROWS: usize = 500;
 
 /// `items` in runs for multi-row statements (an INSERT of many rows, an IN
 /// list): on PostgreSQL each at most [`STATEMENT_BYTES`] by `size` (bytes of
-/// an item's values) plus a little SQL per value; on SQLite, in-process, only
+/// an item's values, and of its SQL if many columns) plus a little per item; on SQLite, in-process, only
 /// the row limit applies. Each run has at least one item.
 pub fn statement_chunks<'a, T>(
     backend: sea_orm::DbBackend,

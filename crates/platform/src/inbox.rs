@@ -48,11 +48,26 @@ pub trait EventHandler: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         events: &[&IncomingEvent],
     ) -> Result<(), HandlerError> {
+        use tracing::Instrument;
         for event in events {
-            self.handle(txn, event).await?;
+            // Each event's log lines name it, within the batch's span.
+            self.handle(txn, event)
+                .instrument(event_span(event))
+                .await?;
         }
         Ok(())
     }
+}
+
+/// The span of handling `event`: its type, id and trace on every log line.
+pub fn event_span(event: &IncomingEvent) -> tracing::Span {
+    let trace = crate::trace::TraceParent::of_event(event.traceparent.as_deref());
+    tracing::info_span!(
+        "event",
+        ce_type = %event.ce_type,
+        ce_id = %event.id,
+        trace_id = %trace.trace_id_hex(),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

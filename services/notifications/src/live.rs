@@ -21,8 +21,6 @@ use crate::store::notification;
 pub const WAKE_EVERY: Duration = Duration::from_millis(200);
 /// How often a stream looks by itself, wake-up or not.
 pub const SAFETY_LOOK: Duration = Duration::from_secs(10);
-/// People per query.
-const CHUNK: usize = 500;
 
 #[derive(Default)]
 struct Watched {
@@ -75,7 +73,8 @@ impl LiveInbox {
             people.keys().cloned().collect()
         };
         let mut newest = HashMap::new();
-        for chunk in watched.chunks(CHUNK) {
+        let backend = db.get_database_backend();
+        for chunk in selfhelp_platform::db::statement_chunks(backend, &watched, |p| p.len()) {
             newest.extend(notification::newest_ids(db, chunk).await?);
         }
         let mut woken = Vec::new();

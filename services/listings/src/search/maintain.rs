@@ -133,61 +133,73 @@ impl Indexer {
         let count = fresh.len();
         *self.index.write().expect("index lock") = fresh;
         *self.cards.write().expect("cards lock") = cards;
-        // What changed while the build was reading, as it is now.
+        // What changed while the build was reading, as it is now; a group that
+        // cannot be read again leaves the directory until the next refresh
+        // rather than stay as the build read it.
         for id in again {
-            self.refresh_now(&id).await?;
+            if let Err(e) = self.refresh_now(&id).await {
+                tracing::warn!(error = %e, group_id = %id, "search refresh after a rebuild failed; the group is left out until its next change or rebuild");
+                self.index.write().expect("index lock").remove(&id);
+                self.cards.write().expect("cards lock").remove(&id);
+            }
         }
         crate::metrics::metrics().index_built(&self.region, count, started.elapsed());
         Ok(count)
     }
 
     /// A fresh index and cards of every published group, and when reading began.
+    /// Each page of groups is prepared on every core as it is read, so only a
+    /// page of rows is held at a time.
     async fn read_and_build(
         &self,
     ) -> Result<(SearchIndex, HashMap<String, Arc<Card>>, std::time::Instant), DbErr> {
         let started = std::time::Instant::now();
-        let topics = topic::list(&self.db, &self.region).await?;
+        let topics = Arc::new(topic::list(&self.db, &self.region).await?);
         let mut exceptions = exception::all_by_group(&self.db).await?;
-        let mut groups = Vec::new();
+        let mut built = (SearchIndex::default(), HashMap::new());
         let mut offset = 0;
         const PAGE: u64 = 2_000;
         loop {
             let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
             let last = (rows.len() as u64) < PAGE;
-            for g in rows {
-                let rows = exceptions.remove(&g.id).unwrap_or_default();
-                groups.push((g, rows));
-            }
+            let page: Vec<(Model, Vec<exception::Model>)> = rows
+                .into_iter()
+                .map(|g| {
+                    let rows = exceptions.remove(&g.id).unwrap_or_default();
+                    (g, rows)
+                })
+                .collect();
+            // CPU work: off the runtime's threads, which go on answering calls.
+            let (indexer, topics) = (self.clone(), topics.clone());
+            built = tokio::task::spawn_blocking(move || {
+                let (mut fresh, mut cards) = built;
+                indexer.add_page(&mut fresh, &mut cards, &page, &topics);
+                (fresh, cards)
+            })
+            .await
+            .map_err(|e| DbErr::Custom(format!("building the search index stopped: {e}")))?;
             if last {
                 break;
             }
             offset += PAGE;
         }
-        // Seconds of CPU with tens of thousands of groups: off the runtime's
-        // threads, which go on answering calls meanwhile.
-        let indexer = self.clone();
-        let (fresh, cards) = tokio::task::spawn_blocking(move || indexer.build(&groups, &topics))
-            .await
-            .map_err(|e| DbErr::Custom(format!("building the search index stopped: {e}")))?;
-        Ok((fresh, cards, started))
+        Ok((built.0, built.1, started))
     }
 
-    /// The index and cards of `groups`: each group's card, document and
-    /// weighed words prepared on every core, then added to the index in turn.
-    fn build(
+    /// Adds `groups` to an index and cards being built: each group's card,
+    /// document and weighed words prepared on every core, then added in turn.
+    fn add_page(
         &self,
+        fresh: &mut SearchIndex,
+        cards: &mut HashMap<String, Arc<Card>>,
         groups: &[(Model, Vec<exception::Model>)],
         topics: &[topic::Model],
-    ) -> (SearchIndex, HashMap<String, Arc<Card>>) {
+    ) {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per_thread = groups.len().div_ceil(threads).max(1);
         let prepare = |part: &[(Model, Vec<exception::Model>)]| -> Vec<(Card, Prepared)> {
             part.iter()
-                .map(|(g, rows)| {
-                    let card = Card::new(g, rows, &self.render);
-                    let doc = doc_from(g, topics, &card.exceptions, self.tz, &self.postcodes);
-                    (card, Prepared::new(doc))
-                })
+                .map(|(g, rows)| self.prepare(g, rows, topics))
                 .collect()
         };
         let prepared: Vec<Vec<(Card, Prepared)>> = std::thread::scope(|scope| {
@@ -200,13 +212,22 @@ impl Indexer {
                 .map(|part| part.join().expect("preparing groups for the index"))
                 .collect()
         });
-        let mut fresh = SearchIndex::default();
-        let mut cards = HashMap::with_capacity(groups.len());
         for ((g, _), (card, doc)) in groups.iter().zip(prepared.into_iter().flatten()) {
             fresh.insert(doc);
             cards.insert(g.id.clone(), Arc::new(card));
         }
-        (fresh, cards)
+    }
+
+    /// A published group's card and its document with the words weighed.
+    fn prepare(
+        &self,
+        group: &Model,
+        exceptions: &[exception::Model],
+        topics: &[topic::Model],
+    ) -> (Card, Prepared) {
+        let card = Card::new(group, exceptions, &self.render);
+        let doc = doc_from(group, topics, &card.exceptions, self.tz, &self.postcodes);
+        (card, Prepared::new(doc))
     }
 
     /// Re-reads one group: indexed and carded while published, removed otherwise.
@@ -224,9 +245,8 @@ impl Indexer {
             Some(g) if g.region == self.region && g.status() == Status::Published => {
                 let topics = topic::list(&self.db, &self.region).await?;
                 let rows = exception::list(&self.db, &g.id).await?;
-                let card = Card::new(&g, &rows, &self.render);
-                let doc = doc_from(&g, &topics, &card.exceptions, self.tz, &self.postcodes);
-                self.index.write().expect("index lock").upsert(doc);
+                let (card, doc) = self.prepare(&g, &rows, &topics);
+                self.index.write().expect("index lock").insert(doc);
                 self.cards
                     .write()
                     .expect("cards lock")

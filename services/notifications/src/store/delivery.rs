@@ -259,7 +259,8 @@ pub async fn move_into_digest<C: ConnectionTrait>(
     now: i64,
 ) -> Result<u64, DbErr> {
     let mut moved = 0;
-    for chunk in ids.chunks(500) {
+    let backend = conn.get_database_backend();
+    for chunk in selfhelp_platform::db::statement_chunks(backend, ids, |id| id.len()) {
         moved += Entity::update_many()
             .col_expr(Column::Status, Expr::value(IN_DIGEST))
             .col_expr(Column::DigestId, Expr::value(digest_id))

@@ -28,9 +28,6 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Rows per INSERT: well inside SQLite's and PostgreSQL's bind-parameter limits.
-const CHUNK: usize = 500;
-
 /// A message about to be stored: for whom, about which group, caused by which event.
 pub struct Outgoing<'a> {
     pub message: &'a Message,
@@ -87,6 +84,7 @@ pub async fn insert_all<C: ConnectionTrait>(
         return Ok(rows);
     }
     let mut events: Vec<&str> = outgoing.iter().map(|o| o.event_id).collect();
+    events.sort_unstable();
     events.dedup();
     let mut stored = Vec::new();
     for chunk in statement_chunks(conn.get_database_backend(), &events, |e| e.len()) {
@@ -227,7 +225,8 @@ pub async fn recipients_of_kind<C: ConnectionTrait>(
     among: &[String],
 ) -> Result<std::collections::HashSet<String>, DbErr> {
     let mut out = std::collections::HashSet::new();
-    for chunk in among.chunks(CHUNK) {
+    let backend = conn.get_database_backend();
+    for chunk in statement_chunks(backend, among, |p| p.len()) {
         let people: Vec<String> = Entity::find()
             .select_only()
             .column(Column::RecipientId)
@@ -249,7 +248,7 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model
 /// The notifications with these ids, oldest first (missing ones are skipped).
 pub async fn find_many<C: ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<Model>, DbErr> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in statement_chunks(conn.get_database_backend(), ids, |id| id.len()) {
         out.extend(
             Entity::find()
                 .filter(Column::Id.is_in(chunk.iter().cloned()))

@@ -1045,7 +1045,7 @@ async fn told_and_audience(
     use sea_orm::{EntityTrait, QueryOrder, TransactionTrait};
     use sea_orm_migration::MigratorTrait;
     use selfhelp_notifications::events::MembershipEvents;
-    use selfhelp_notifications::store::{Migrator, audience, notification};
+    use selfhelp_notifications::store::{Migrator, audience, erased, notification};
     use selfhelp_platform::inbox::{Outcome, apply_all_in, process_once};
 
     let db = TestDb::new(backend).await;
@@ -1070,6 +1070,10 @@ async fn told_and_audience(
         timezone: chrono_tz::Europe::London,
         names: selfhelp_platform::privacy::Pseudonyms::from_key(b"test key"),
     };
+    // Someone erased before their join arrives is neither told nor stored.
+    erased::mark(&conn, &handler.names, "member-5", 0)
+        .await
+        .unwrap();
     if together {
         let all: Vec<_> = events.iter().collect();
         let txn = conn.begin().await.unwrap();
@@ -1103,9 +1107,9 @@ async fn told_and_audience(
 
 /// A fetch's worth of membership events applied together (a few statements
 /// for the whole batch) leaves exactly what applying them one at a time does:
-/// the same people told the same things in the same order, and the audience
-/// as the last change of each person left it — even someone who joined and
-/// left within the batch.
+/// the same people told the same things in the same order, the audience as
+/// the last change of each person left it — even someone who joined and left
+/// within the batch — and nothing for or about someone erased.
 async fn a_batch_of_membership_events_leaves_what_one_at_a_time_does(backend: Backend) {
     use selfhelp_proto::events::types;
     let groups: Vec<String> = (0..2).map(|_| uuid::Uuid::now_v7().to_string()).collect();
@@ -1148,8 +1152,10 @@ async fn a_batch_of_membership_events_leaves_what_one_at_a_time_does(backend: Ba
     let in_turn = told_and_audience(&events, &groups, backend, false).await;
     assert_eq!(together, in_turn, "{backend:?}");
     let (told, audiences) = together;
-    // Seven joins: a welcome and an organiser's notice each.
-    assert_eq!(told.len(), 14, "{backend:?}: {told:?}");
+    // Seven joins: a welcome and an organiser's notice each, but no welcome
+    // for member-5, who was erased.
+    assert_eq!(told.len(), 13, "{backend:?}: {told:?}");
+    assert!(!told.iter().any(|t| t.0 == "member-5"), "{backend:?}");
     let alice: Vec<&String> = told
         .iter()
         .filter(|t| t.0 == "alice")
@@ -1167,7 +1173,7 @@ async fn a_batch_of_membership_events_leaves_what_one_at_a_time_does(backend: Ba
     assert_eq!(audiences[0], vec!["member-2", "member-4"], "{backend:?}");
     assert_eq!(
         audiences[1],
-        vec!["member-0", "member-1", "member-3", "member-5"],
+        vec!["member-0", "member-1", "member-3"],
         "{backend:?}"
     );
 }
