@@ -65,12 +65,7 @@ pub async fn deliver_all<C: ConnectionTrait>(
     if outgoing.is_empty() {
         return Ok(0);
     }
-    let mut people: Vec<&str> = outgoing
-        .iter()
-        .map(|o| o.message.recipient_id.as_str())
-        .collect();
-    people.sort_unstable();
-    people.dedup();
+    let people = recipients(&outgoing);
     let erased = erased::among(conn, names, &people).await?;
     let settings = preference::of_people(conn, &people).await?;
     let default = preference::Held::default();
@@ -91,12 +86,7 @@ pub async fn deliver_all<C: ConnectionTrait>(
     let now = now.timestamp_millis();
     // The rows as stored (a redelivered event finds the earlier ones).
     let stored = notification::insert_all(conn, &keep, now).await?;
-    let mut kept_people: Vec<&str> = keep
-        .iter()
-        .map(|o| o.message.recipient_id.as_str())
-        .collect();
-    kept_people.sort_unstable();
-    kept_people.dedup();
+    let kept_people = recipients(&keep);
     let mut hooks: HashMap<&str, Vec<webhook::Model>> = HashMap::new();
     let active_hooks = webhook::active_of(conn, &kept_people).await?;
     for hook in &active_hooks {
@@ -149,4 +139,15 @@ pub async fn deliver_all<C: ConnectionTrait>(
     }
     delivery::insert_all(conn, &deliveries, now).await?;
     Ok(keep.len())
+}
+
+/// Everyone the messages are for, each once.
+fn recipients<'a>(outgoing: &[Outgoing<'a>]) -> Vec<&'a str> {
+    let mut people: Vec<&str> = outgoing
+        .iter()
+        .map(|o| o.message.recipient_id.as_str())
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    people
 }
