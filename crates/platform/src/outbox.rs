@@ -62,18 +62,40 @@ impl Outbox {
         C: ConnectionTrait,
         M: prost::Message + prost::Name,
     {
+        let queued = self.event(stream, event, aggregate_id, payload, traceparent);
+        let id = queued.id.clone();
+        self.enqueue_all(conn, vec![queued]).await?;
+        Ok(id)
+    }
+
+    /// The event row for [`Outbox::enqueue_all`], which writes many in one
+    /// statement (a batch of changes made in one transaction).
+    pub fn event<M>(
+        &self,
+        stream: StreamSpec,
+        event: &str,
+        aggregate_id: &str,
+        payload: &M,
+        traceparent: Option<&TraceParent>,
+    ) -> QueuedEvent
+    where
+        M: prost::Message + prost::Name,
+    {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
+        let payload = payload.encode_to_vec();
+        let subject = stream.subject(&self.region, event);
+        let bytes = payload.len() + subject.len() + aggregate_id.len() + 200;
         let row = outbox::ActiveModel {
             event_id: Set(id.clone()),
             stream: Set(stream.name.to_string()),
-            subject: Set(stream.subject(&self.region, event)),
+            subject: Set(subject),
             ce_type: Set(stream.ce_type(event)),
             ce_source: Set(self.source.clone()),
             ce_subject: Set(aggregate_id.to_string()),
             ce_time: Set(to_rfc3339(now)),
             data_schema: Set(M::full_name()),
-            payload: Set(payload.encode_to_vec()),
+            payload: Set(payload),
             traceparent: Set(traceparent.map(|t| t.to_string())),
             created_at_ms: Set(now),
             published_at_ms: Set(None),
@@ -83,16 +105,39 @@ impl Outbox {
             last_error: Set(None),
             ..Default::default()
         };
-        outbox::Entity::insert(row)
-            .exec_without_returning(conn)
-            .await?;
-        Ok(id)
+        QueuedEvent { id, row, bytes }
+    }
+
+    /// Adds `events` (from [`Outbox::event`]) using `conn`, in as few statements
+    /// as [`crate::db::statement_chunks`] allows, in their order.
+    pub async fn enqueue_all<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        events: Vec<QueuedEvent>,
+    ) -> Result<(), DbErr> {
+        for chunk in crate::db::statement_chunks(conn.get_database_backend(), &events, |e| e.bytes)
+        {
+            outbox::Entity::insert_many(chunk.iter().map(|e| e.row.clone()))
+                .exec_without_returning(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Wakes the relay now instead of at its next poll; call after commit.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+}
+
+/// An event row made by [`Outbox::event`], not yet written.
+#[derive(Clone, Debug)]
+pub struct QueuedEvent {
+    /// The event's id (UUIDv7).
+    pub id: String,
+    row: outbox::ActiveModel,
+    /// About how many bytes it adds to a statement.
+    bytes: usize,
 }
 
 /// Publishes outbox rows. One per replica; replicas coordinate through leases.

@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
-use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::outbox::{Outbox, QueuedEvent};
 use selfhelp_platform::time::{Clock, now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::{types, v1 as ev};
@@ -56,13 +56,8 @@ impl Change {
     }
 }
 
-/// Records `member.joined` for `m` in `conn`'s transaction.
-pub async fn record_joined<C: ConnectionTrait>(
-    conn: &C,
-    outbox: &Outbox,
-    m: &membership::Model,
-    trace: &TraceParent,
-) -> Result<String, DbErr> {
+/// `member.joined` for `m`.
+fn joined(outbox: &Outbox, m: &membership::Model, trace: &TraceParent) -> QueuedEvent {
     let msg = ev::MemberJoined {
         membership_id: m.id.clone(),
         group_id: m.group_id.clone(),
@@ -70,9 +65,54 @@ pub async fn record_joined<C: ConnectionTrait>(
         version: m.version,
         occurred_at: Some(to_timestamp(now_ms())),
     };
-    outbox
-        .enqueue(conn, MEMBERSHIP, MEMBER_JOINED, &m.id, &msg, Some(trace))
-        .await
+    outbox.event(MEMBERSHIP, MEMBER_JOINED, &m.id, &msg, Some(trace))
+}
+
+/// The events of a join that took effect: `m` is in its new state, `previous`
+/// its state before. Active: `member.joined`, and the role when it is more
+/// than member (a group's creator); otherwise the request or waitlist place.
+pub fn of_join(
+    outbox: &Outbox,
+    m: &membership::Model,
+    previous: Option<State>,
+    trace: &TraceParent,
+) -> Vec<QueuedEvent> {
+    match m.state() {
+        State::Active if m.role() == crate::domain::membership::Role::Member => {
+            vec![joined(outbox, m, trace)]
+        }
+        State::Active => vec![
+            joined(outbox, m, trace),
+            role_changed(outbox, m, Some(trace)),
+        ],
+        State::Requested => vec![change(
+            outbox,
+            Change::Requested,
+            m,
+            previous,
+            Note::default(),
+            Some(trace),
+        )],
+        State::Waitlisted => vec![change(
+            outbox,
+            Change::Waitlisted,
+            m,
+            previous,
+            Note::default(),
+            Some(trace),
+        )],
+        other => unreachable!("a join leads to active, requested or waitlisted, not {other:?}"),
+    }
+}
+
+async fn write<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    event: QueuedEvent,
+) -> Result<String, DbErr> {
+    let id = event.id.clone();
+    outbox.enqueue_all(conn, vec![event]).await?;
+    Ok(id)
 }
 
 /// What a state change says beyond the membership itself.
@@ -86,12 +126,28 @@ pub struct Note<'a> {
 pub async fn record_change<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
-    change: Change,
+    change_: Change,
     m: &membership::Model,
     previous: Option<State>,
     note: Note<'_>,
     trace: Option<&TraceParent>,
 ) -> Result<String, DbErr> {
+    write(
+        conn,
+        outbox,
+        change(outbox, change_, m, previous, note, trace),
+    )
+    .await
+}
+
+fn change(
+    outbox: &Outbox,
+    change: Change,
+    m: &membership::Model,
+    previous: Option<State>,
+    note: Note<'_>,
+    trace: Option<&TraceParent>,
+) -> QueuedEvent {
     let msg = ev::MembershipChanged {
         membership_id: m.id.clone(),
         group_id: m.group_id.clone(),
@@ -103,9 +159,7 @@ pub async fn record_change<C: ConnectionTrait>(
         version: m.version,
         occurred_at: Some(to_timestamp(now_ms())),
     };
-    outbox
-        .enqueue(conn, MEMBERSHIP, change.name(), &m.id, &msg, trace)
-        .await
+    outbox.event(MEMBERSHIP, change.name(), &m.id, &msg, trace)
 }
 
 /// Records `member.role_changed`: the role `m` now has, or `NONE` when it no
@@ -116,6 +170,14 @@ pub async fn record_role_changed<C: ConnectionTrait>(
     m: &membership::Model,
     trace: Option<&TraceParent>,
 ) -> Result<String, DbErr> {
+    write(conn, outbox, role_changed(outbox, m, trace)).await
+}
+
+fn role_changed(
+    outbox: &Outbox,
+    m: &membership::Model,
+    trace: Option<&TraceParent>,
+) -> QueuedEvent {
     let role = if m.state() == State::Active {
         m.role.clone()
     } else {
@@ -129,9 +191,7 @@ pub async fn record_role_changed<C: ConnectionTrait>(
         version: m.version,
         occurred_at: Some(to_timestamp(now_ms())),
     };
-    outbox
-        .enqueue(conn, MEMBERSHIP, MEMBER_ROLE_CHANGED, &m.id, &msg, trace)
-        .await
+    outbox.event(MEMBERSHIP, MEMBER_ROLE_CHANGED, &m.id, &msg, trace)
 }
 
 /// Records `follow.started` / `follow.stopped`.

@@ -132,6 +132,8 @@ pub fn may(role: Role, permission: Permission, members_see_list: bool) -> bool {
 /// What membership knows about a group (from listings events, or asked directly).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupFacts {
+    /// The group's name, for answers; decides nothing.
+    pub name: String,
     pub region: String,
     /// Listings' status name, e.g. `PUBLISHED`.
     pub status: String,
@@ -213,6 +215,7 @@ mod tests {
 
     fn group(status: &str, policy: &str) -> GroupFacts {
         GroupFacts {
+            name: String::new(),
             region: "notts".into(),
             status: status.into(),
             join_policy: policy.into(),

@@ -6,13 +6,12 @@ use selfhelp_platform::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
+use super::joins::NewJoin;
 use super::{MembershipApi, paging, uuid_field};
-use crate::domain::membership::{
-    JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
-};
+use crate::domain::membership::{Role, State};
 use crate::error::MembershipError;
 use crate::error::NOT_A_MEMBER;
-use crate::events::{self, Change, Note};
+use crate::events::{Change, Note};
 use crate::store::{consent, group_settings, invitation, membership};
 use crate::workflow::{self, Ctx};
 
@@ -44,113 +43,20 @@ impl MembershipApi {
         v.into_result()?;
         let facts = self.current_group(&request, &group_id).await?;
         let consent_given = req.consent.clone().expect("validated");
-        let code = req.invitation_code.trim();
-
-        let now = self.clock.now_ms();
-        let result: Result<membership::Model, MembershipError> = async {
-            let txn = self.db.begin().await?;
-            group_settings::lock(&txn, &group_id, now).await?;
-            let existing = membership::find_for(&txn, &group_id, &caller.person_id).await?;
-            let used_code = if code.is_empty() {
-                None
-            } else {
-                Some(valid_code(&txn, code, &group_id, now).await?)
-            };
-            let full = facts.capacity > 0
-                && membership::count_active(&txn, &group_id).await? >= facts.capacity as u64;
-            let attempt = JoinAttempt {
-                valid_code: used_code.is_some(),
-                full,
-            };
-            let previous = existing.as_ref().map(|m| m.state());
-            let decision = decide_join(&facts, &caller.person_id, previous, attempt)
-                .map_err(MembershipError::FailedPrecondition)?;
-            let JoinDecision::Become(state, role) = decision else {
-                return Ok(existing.expect("unchanged implies a row"));
-            };
-            if let Some(from) = previous {
-                check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
-            }
-            if previous == Some(State::Invited) {
-                // Accepting a personal invitation: it must still stand, and is used up.
-                let personal = invitation::personal_for(&txn, &group_id, &caller.person_id)
-                    .await?
-                    .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses)
-                    .ok_or_else(|| {
-                        MembershipError::FailedPrecondition(
-                            "your invitation has expired: ask the group's organisers for a new one"
-                                .into(),
-                        )
-                    })?;
-                invitation::use_once(&txn, &personal).await?;
-            } else if let Some(inv) = &used_code
-                && facts.join_policy == "INVITE_ONLY"
-                // A code counts a use only where it is what let the person in.
-                && !invitation::use_once(&txn, inv).await?
-            {
-                return Err(code_violation("has been used up"));
-            }
-            let entry = membership::Entry {
-                group_id: &group_id,
-                person_id: &caller.person_id,
-                state,
-                role,
-                answer: req.answer.trim(),
-                display_name: req.display_name.trim(),
-            };
-            let m = membership::enter(&txn, existing, entry, now).await?;
-            consent::record(
-                &txn,
-                &m.id,
-                &group_id,
-                &caller.person_id,
-                consent_given.version.trim(),
-                &consent_given.text,
-                now,
-            )
-            .await?;
-            match state {
-                State::Active => {
-                    events::record_joined(&txn, &self.outbox, &m, &trace).await?;
-                    if role != Role::Member {
-                        events::record_role_changed(&txn, &self.outbox, &m, Some(&trace)).await?;
-                    }
-                }
-                State::Requested | State::Waitlisted => {
-                    let change = if state == State::Requested {
-                        Change::Requested
-                    } else {
-                        Change::Waitlisted
-                    };
-                    let note = Note::default();
-                    events::record_change(
-                        &txn,
-                        &self.outbox,
-                        change,
-                        &m,
-                        previous,
-                        note,
-                        Some(&trace),
-                    )
-                    .await?;
-                }
-                _ => unreachable!("decide_join leads to active, requested or waitlisted"),
-            }
-            txn.commit().await?;
-            Ok(m)
-        }
-        .await;
-        let m = match result {
-            // A simultaneous join by the same person won the race: answer with it.
-            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
-                membership::find_for(&self.db, &group_id, &caller.person_id)
-                    .await?
-                    .ok_or(MembershipError::Db(e))?
-            }
-            other => other?,
+        let name = facts.name.clone();
+        let join = NewJoin {
+            group_id,
+            person_id: caller.person_id,
+            facts,
+            consent_version: consent_given.version,
+            consent_text: consent_given.text,
+            answer: req.answer.clone(),
+            display_name: req.display_name.clone(),
+            code: req.invitation_code.trim().to_string(),
+            trace,
         };
-        self.outbox.wake();
-        self.wire(&self.read, &m).await
+        let m = self.joins.write(join).await?;
+        self.wire_named(&self.read, &m, name).await
     }
 
     pub(super) async fn my_memberships(
@@ -245,7 +151,7 @@ impl MembershipApi {
 }
 
 /// The invitation behind `code`, if it is for this group and still usable.
-async fn valid_code<C: sea_orm::ConnectionTrait>(
+pub(super) async fn valid_code<C: sea_orm::ConnectionTrait>(
     conn: &C,
     code: &str,
     group_id: &str,
@@ -264,7 +170,7 @@ async fn valid_code<C: sea_orm::ConnectionTrait>(
     Ok(inv)
 }
 
-fn code_violation(why: &str) -> MembershipError {
+pub(super) fn code_violation(why: &str) -> MembershipError {
     let mut v = Violations::new();
     v.add("invitation_code", why);
     MembershipError::Invalid(v)

@@ -5,6 +5,7 @@
 
 mod erasure;
 mod joining;
+mod joins;
 mod managing;
 mod personal;
 mod rota;
@@ -39,6 +40,8 @@ pub struct MembershipApi {
     /// never behind a write.
     read: DatabaseConnection,
     outbox: Outbox,
+    /// Writes joins, many in one transaction when they come together.
+    joins: joins::Joins,
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
     privacy: PrivacyConfig,
@@ -183,6 +186,7 @@ impl MembershipApi {
             Some(ListingsServiceClient::new(channel))
         };
         Ok(Self {
+            joins: joins::Joins::start(db.write.clone(), outbox.clone(), clock.clone()),
             db: db.write,
             read: db.read,
             outbox,
@@ -263,6 +267,7 @@ impl MembershipApi {
                     _ => g.organiser_ids,
                 };
                 GroupFacts {
+                    name: g.name,
                     region: g.region,
                     status: status_name(g.status),
                     join_policy: join_policy_name(g.join_policy),
@@ -332,6 +337,16 @@ impl MembershipApi {
         m: &membership::Model,
     ) -> Result<pb::Membership, MembershipError> {
         let name = self.group_name(&m.group_id).await?;
+        self.wire_named(conn, m, name).await
+    }
+
+    /// [`MembershipApi::wire`] when the group's name is known.
+    async fn wire_named<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        m: &membership::Model,
+        name: String,
+    ) -> Result<pb::Membership, MembershipError> {
         let position = membership::waitlist_position(conn, m).await?;
         Ok(membership_to_wire(m, name, position))
     }
@@ -340,6 +355,7 @@ impl MembershipApi {
 fn facts_of(v: group_view::Model) -> GroupFacts {
     GroupFacts {
         organiser_ids: v.organiser_ids(),
+        name: v.name,
         region: v.region,
         status: v.status,
         join_policy: v.join_policy,

@@ -24,27 +24,45 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub async fn record<C: ConnectionTrait>(
+/// A consent given on joining, about to be recorded.
+pub struct Given<'a> {
+    pub membership_id: &'a str,
+    pub group_id: &'a str,
+    pub person_id: &'a str,
+    pub version: &'a str,
+    pub text: &'a str,
+}
+
+/// Records every consent in `given`, as few statements as
+/// [`selfhelp_platform::db::statement_chunks`] allows.
+pub async fn record_all<C: ConnectionTrait>(
     conn: &C,
-    membership_id: &str,
-    group_id: &str,
-    person_id: &str,
-    version: &str,
-    text: &str,
+    given: &[Given<'_>],
     now: i64,
 ) -> Result<(), DbErr> {
-    ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        membership_id: Set(membership_id.to_string()),
-        group_id: Set(group_id.to_string()),
-        person_id: Set(person_id.to_string()),
-        version: Set(version.to_string()),
-        text: Set(text.to_string()),
-        given_at_ms: Set(now),
-        withdrawn_at_ms: Set(None),
+    let size = |g: &Given| {
+        g.membership_id.len()
+            + g.group_id.len()
+            + g.person_id.len()
+            + g.version.len()
+            + g.text.len()
+            + 80
+    };
+    for chunk in selfhelp_platform::db::statement_chunks(conn.get_database_backend(), given, size) {
+        let rows = chunk.iter().map(|g| ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            membership_id: Set(g.membership_id.to_string()),
+            group_id: Set(g.group_id.to_string()),
+            person_id: Set(g.person_id.to_string()),
+            version: Set(g.version.to_string()),
+            text: Set(g.text.to_string()),
+            given_at_ms: Set(now),
+            withdrawn_at_ms: Set(None),
+        });
+        Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
     }
-    .insert(conn)
-    .await?;
     Ok(())
 }
 

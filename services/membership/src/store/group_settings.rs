@@ -50,20 +50,35 @@ pub async fn get<C: ConnectionTrait>(conn: &C, group_id: &str, now: i64) -> Resu
         .unwrap_or_else(|| defaults(group_id, now)))
 }
 
-/// Serialises changes to one group's places: the update takes the row's lock
+/// Serialises changes to one group's places: the upsert takes the row's lock
 /// (PostgreSQL) or the database's write lock (SQLite) until the transaction ends,
 /// so two joins cannot both take the last place.
 pub async fn lock<C: ConnectionTrait>(conn: &C, group_id: &str, now: i64) -> Result<(), DbErr> {
-    let row: ActiveModel = defaults(group_id, now).into();
-    Entity::insert(row)
-        .on_conflict(OnConflict::column(Column::GroupId).do_nothing().to_owned())
-        .exec_without_returning(conn)
-        .await?;
-    Entity::update_many()
-        .col_expr(Column::Seq, Expr::col(Column::Seq).add(1))
-        .filter(Column::GroupId.eq(group_id))
-        .exec(conn)
-        .await?;
+    lock_all(conn, &[group_id], now).await
+}
+
+/// [`lock`] for every group in `group_ids`, one statement a run. Pass them
+/// sorted and without repeats: transactions that lock in the same order cannot
+/// deadlock, and one statement cannot update a row twice.
+pub async fn lock_all<C: ConnectionTrait>(
+    conn: &C,
+    group_ids: &[&str],
+    now: i64,
+) -> Result<(), DbErr> {
+    let size = |g: &&str| g.len() + 64;
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), group_ids, size)
+    {
+        let rows = chunk.iter().map(|g| ActiveModel::from(defaults(g, now)));
+        Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(Column::GroupId)
+                    .value(Column::Seq, Expr::col((Entity, Column::Seq)).add(1))
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -94,26 +94,92 @@ pub async fn enter<C: ConnectionTrait>(
             row.waitlisted_at_ms = Set(waitlisted_at);
             row.update(conn).await
         }
-        None => {
-            ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
-                group_id: Set(entry.group_id.to_string()),
-                person_id: Set(entry.person_id.to_string()),
-                state: Set(entry.state.as_str().into()),
-                role: Set(entry.role.as_str().into()),
-                joined_at_ms: Set(now),
-                updated_at_ms: Set(now),
-                version: Set(1),
-                display_name: Set(entry.display_name.to_string()),
-                hidden: Set(false),
-                duties_json: Set("[]".into()),
-                answer: Set(entry.answer.to_string()),
-                waitlisted_at_ms: Set(waitlisted_at),
-            }
-            .insert(conn)
-            .await
-        }
+        None => fresh(entry, now).insert(conn).await,
     }
+}
+
+/// A new membership row for `entry`, not yet written.
+pub fn fresh(entry: Entry<'_>, now: i64) -> ActiveModel {
+    ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        group_id: Set(entry.group_id.to_string()),
+        person_id: Set(entry.person_id.to_string()),
+        state: Set(entry.state.as_str().into()),
+        role: Set(entry.role.as_str().into()),
+        joined_at_ms: Set(now),
+        updated_at_ms: Set(now),
+        version: Set(1),
+        display_name: Set(entry.display_name.to_string()),
+        hidden: Set(false),
+        duties_json: Set("[]".into()),
+        answer: Set(entry.answer.to_string()),
+        waitlisted_at_ms: Set((entry.state == State::Waitlisted).then_some(now)),
+    }
+}
+
+/// Writes new memberships (from [`fresh`]), as few statements as
+/// [`selfhelp_platform::db::statement_chunks`] allows.
+pub async fn insert_all<C: ConnectionTrait>(conn: &C, rows: &[Model]) -> Result<(), DbErr> {
+    let size = |m: &Model| {
+        m.id.len()
+            + m.group_id.len()
+            + m.person_id.len()
+            + m.display_name.len()
+            + m.answer.len()
+            + 160
+    };
+    for chunk in selfhelp_platform::db::statement_chunks(conn.get_database_backend(), rows, size) {
+        Entity::insert_many(chunk.iter().map(|m| ActiveModel::from(m.clone())))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every membership, in any state, of the people in `person_ids`.
+pub async fn of_people<C: ConnectionTrait>(
+    conn: &C,
+    person_ids: &[&str],
+) -> Result<Vec<Model>, DbErr> {
+    let mut found = Vec::new();
+    let size = |p: &&str| p.len();
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), person_ids, size)
+    {
+        found.extend(
+            Entity::find()
+                .filter(Column::PersonId.is_in(chunk.iter().copied()))
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// Active members of each group in `group_ids` that has any.
+pub async fn count_active_in<C: ConnectionTrait>(
+    conn: &C,
+    group_ids: &[&str],
+) -> Result<std::collections::HashMap<String, u64>, DbErr> {
+    use sea_orm::QuerySelect;
+    let mut counts = std::collections::HashMap::new();
+    let size = |g: &&str| g.len();
+    for chunk in
+        selfhelp_platform::db::statement_chunks(conn.get_database_backend(), group_ids, size)
+    {
+        let rows: Vec<(String, i64)> = Entity::find()
+            .select_only()
+            .column(Column::GroupId)
+            .column_as(Column::Id.count(), "active")
+            .filter(Column::GroupId.is_in(chunk.iter().copied()))
+            .filter(Column::State.eq(State::Active.as_str()))
+            .group_by(Column::GroupId)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        counts.extend(rows.into_iter().map(|(g, n)| (g, n as u64)));
+    }
+    Ok(counts)
 }
 
 /// Moves `m` to `to` (checked by the caller). Leaving the group drops its role

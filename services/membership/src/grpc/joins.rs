@@ -1,0 +1,510 @@
+//! Writing joins. Joins arriving together are written together: one
+//! transaction, and one statement per table for all of them, instead of about
+//! nine statements and a commit each — the database's round trips, not the
+//! decisions, are what a join costs. A join waits for no timer: the writer
+//! takes whatever has queued while the previous batch was being written, so
+//! one join alone is written at once. A join with an invitation, one by someone
+//! invited, or one repeated within a batch is written on its own, as is every
+//! join of a batch that could not be written together.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait, TryIntoModel};
+use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::time::Clock;
+use selfhelp_platform::trace::TraceParent;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::membership::{
+    GroupFacts, JoinAttempt, JoinDecision, State, check_transition, decide_join,
+};
+use crate::error::MembershipError;
+use crate::events;
+use crate::store::{consent, group_settings, invitation, membership};
+
+/// Joins written together at most; more wait for the next batch.
+const BATCH: usize = 64;
+/// Joins waiting to be written at most before callers wait to queue theirs.
+const QUEUE: usize = 1024;
+
+/// A join that passed validation, with the group as it was checked.
+pub(super) struct NewJoin {
+    pub group_id: String,
+    pub person_id: String,
+    pub facts: GroupFacts,
+    pub consent_version: String,
+    pub consent_text: String,
+    pub answer: String,
+    pub display_name: String,
+    /// An invitation code, trimmed; empty for none.
+    pub code: String,
+    pub trace: TraceParent,
+}
+
+type Written = Result<membership::Model, MembershipError>;
+
+/// Takes joins and writes them; clone freely. The writer task ends when the
+/// last clone is dropped, after writing what was queued.
+#[derive(Clone)]
+pub(super) struct Joins {
+    queue: mpsc::Sender<(NewJoin, oneshot::Sender<Written>)>,
+    writer: Writer,
+}
+
+#[derive(Clone)]
+struct Writer {
+    db: DatabaseConnection,
+    outbox: Outbox,
+    clock: Clock,
+}
+
+impl Joins {
+    /// Starts the writer task; call within the runtime.
+    pub fn start(db: DatabaseConnection, outbox: Outbox, clock: Clock) -> Self {
+        let writer = Writer { db, outbox, clock };
+        let (queue, mut waiting) = mpsc::channel(QUEUE);
+        let task = writer.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while waiting.recv_many(&mut batch, BATCH).await > 0 {
+                // Its own task, so a panic fails this batch's callers only.
+                let (task, joins) = (task.clone(), std::mem::take(&mut batch));
+                if let Err(e) = tokio::spawn(async move { task.write(joins).await }).await {
+                    tracing::error!(error = %e, "a batch of joins failed");
+                }
+            }
+        });
+        Self { queue, writer }
+    }
+
+    /// Writes `join`, with others queued at the same time where it can.
+    pub async fn write(&self, join: NewJoin) -> Written {
+        if !join.code.is_empty() {
+            return self.writer.alone(&join).await;
+        }
+        let (done, written) = oneshot::channel();
+        if self.queue.send((join, done)).await.is_err() {
+            return Err(STOPPING);
+        }
+        written.await.unwrap_or(Err(STOPPING))
+    }
+}
+
+const STOPPING: MembershipError =
+    MembershipError::Unavailable("joins are not being written now; retry shortly");
+
+/// What became of one join of a batch written together.
+#[allow(clippy::large_enum_variant)] // a batch's worth, briefly
+enum Outcome {
+    Done(Written),
+    /// Written on its own after the batch.
+    Alone,
+}
+
+impl Writer {
+    async fn write(&self, joins: Vec<(NewJoin, oneshot::Sender<Written>)>) {
+        let (joins, replies): (Vec<NewJoin>, Vec<_>) = joins.into_iter().unzip();
+        let outcomes = if joins.len() == 1 {
+            vec![Outcome::Alone]
+        } else {
+            match self.together(&joins).await {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    tracing::warn!(error = %e, joins = joins.len(), "joins written together failed; writing each alone");
+                    joins.iter().map(|_| Outcome::Alone).collect()
+                }
+            }
+        };
+        self.outbox.wake();
+        for ((join, reply), outcome) in joins.iter().zip(replies).zip(outcomes) {
+            let written = match outcome {
+                Outcome::Done(written) => written,
+                Outcome::Alone => self.alone(join).await,
+            };
+            // The caller may have gone (a cancelled call): the join stands.
+            let _ = reply.send(written);
+        }
+    }
+
+    /// Writes `joins` in one transaction, deciding each as [`Writer::alone`]
+    /// would in turn. Nothing is written if any statement fails.
+    async fn together(&self, joins: &[NewJoin]) -> Result<Vec<Outcome>, DbErr> {
+        let now = self.clock.now_ms();
+        let mut groups: Vec<&str> = joins.iter().map(|j| j.group_id.as_str()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut people: Vec<&str> = joins.iter().map(|j| j.person_id.as_str()).collect();
+        people.sort_unstable();
+        people.dedup();
+        let limited: Vec<&str> = groups
+            .iter()
+            .copied()
+            .filter(|g| {
+                joins
+                    .iter()
+                    .any(|j| j.group_id == *g && j.facts.capacity > 0)
+            })
+            .collect();
+
+        let txn = self.db.begin().await?;
+        group_settings::lock_all(&txn, &groups, now).await?;
+        let mut existing: HashMap<(String, String), membership::Model> =
+            membership::of_people(&txn, &people)
+                .await?
+                .into_iter()
+                .map(|m| ((m.group_id.clone(), m.person_id.clone()), m))
+                .collect();
+        let mut active = if limited.is_empty() {
+            HashMap::new()
+        } else {
+            membership::count_active_in(&txn, &limited).await?
+        };
+
+        let mut seen = HashSet::new();
+        let mut outcomes = Vec::with_capacity(joins.len());
+        // Outcomes that wrote something, by index, for their consents.
+        let (mut created, mut wrote, mut queued) = (Vec::new(), Vec::new(), Vec::new());
+        for j in joins {
+            let key = (j.group_id.clone(), j.person_id.clone());
+            if !seen.insert(key.clone()) {
+                outcomes.push(Outcome::Alone);
+                continue;
+            }
+            let earlier = existing.remove(&key);
+            let previous = earlier.as_ref().map(|m| m.state());
+            if previous == Some(State::Invited) {
+                // Accepting an invitation uses it up: the single path does that.
+                outcomes.push(Outcome::Alone);
+                continue;
+            }
+            let taken = active.get(&j.group_id).copied().unwrap_or(0);
+            let attempt = JoinAttempt {
+                valid_code: false,
+                full: j.facts.capacity > 0 && taken >= j.facts.capacity as u64,
+            };
+            let decided = decide_join(&j.facts, &j.person_id, previous, attempt).and_then(|d| {
+                if let (JoinDecision::Become(state, _), Some(from)) = (d, previous) {
+                    check_transition(from, state)?;
+                }
+                Ok(d)
+            });
+            let (state, role) = match decided {
+                Err(refusal) => {
+                    outcomes.push(Outcome::Done(Err(MembershipError::FailedPrecondition(
+                        refusal,
+                    ))));
+                    continue;
+                }
+                Ok(JoinDecision::Unchanged) => {
+                    let m = earlier.expect("unchanged implies a row");
+                    outcomes.push(Outcome::Done(Ok(m)));
+                    continue;
+                }
+                Ok(JoinDecision::Become(state, role)) => (state, role),
+            };
+            let entry = membership::Entry {
+                group_id: &j.group_id,
+                person_id: &j.person_id,
+                state,
+                role,
+                answer: j.answer.trim(),
+                display_name: j.display_name.trim(),
+            };
+            let m = match earlier {
+                // Someone coming back: their row changes (rare enough to write alone).
+                Some(old) => membership::enter(&txn, Some(old), entry, now).await?,
+                None => {
+                    let m = membership::fresh(entry, now).try_into_model()?;
+                    created.push(m.clone());
+                    m
+                }
+            };
+            if state == State::Active {
+                *active.entry(j.group_id.clone()).or_default() += 1;
+            }
+            queued.extend(events::of_join(&self.outbox, &m, previous, &j.trace));
+            wrote.push(outcomes.len());
+            outcomes.push(Outcome::Done(Ok(m)));
+        }
+        let given: Vec<consent::Given> = wrote
+            .iter()
+            .filter_map(|&i| match &outcomes[i] {
+                Outcome::Done(Ok(m)) => Some(consent_of(m, &joins[i])),
+                _ => None,
+            })
+            .collect();
+        membership::insert_all(&txn, &created).await?;
+        consent::record_all(&txn, &given, now).await?;
+        self.outbox.enqueue_all(&txn, queued).await?;
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Writes one join in a transaction of its own.
+    async fn alone(&self, j: &NewJoin) -> Written {
+        let result = self.alone_once(j).await;
+        match result {
+            // A simultaneous join by the same person won the race: answer with it.
+            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
+                membership::find_for(&self.db, &j.group_id, &j.person_id)
+                    .await?
+                    .ok_or(MembershipError::Db(e))
+            }
+            other => other,
+        }
+    }
+
+    async fn alone_once(&self, j: &NewJoin) -> Written {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        group_settings::lock(&txn, &j.group_id, now).await?;
+        let existing = membership::find_for(&txn, &j.group_id, &j.person_id).await?;
+        let used_code = if j.code.is_empty() {
+            None
+        } else {
+            Some(super::joining::valid_code(&txn, &j.code, &j.group_id, now).await?)
+        };
+        let full = j.facts.capacity > 0
+            && membership::count_active(&txn, &j.group_id).await? >= j.facts.capacity as u64;
+        let attempt = JoinAttempt {
+            valid_code: used_code.is_some(),
+            full,
+        };
+        let previous = existing.as_ref().map(|m| m.state());
+        let decision = decide_join(&j.facts, &j.person_id, previous, attempt)
+            .map_err(MembershipError::FailedPrecondition)?;
+        let JoinDecision::Become(state, role) = decision else {
+            return Ok(existing.expect("unchanged implies a row"));
+        };
+        if let Some(from) = previous {
+            check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
+        }
+        if previous == Some(State::Invited) {
+            // Accepting a personal invitation: it must still stand, and is used up.
+            let personal = invitation::personal_for(&txn, &j.group_id, &j.person_id)
+                .await?
+                .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses)
+                .ok_or_else(|| {
+                    MembershipError::FailedPrecondition(
+                        "your invitation has expired: ask the group's organisers for a new one"
+                            .into(),
+                    )
+                })?;
+            invitation::use_once(&txn, &personal).await?;
+        } else if let Some(inv) = &used_code
+            && j.facts.join_policy == "INVITE_ONLY"
+            // A code counts a use only where it is what let the person in.
+            && !invitation::use_once(&txn, inv).await?
+        {
+            return Err(super::joining::code_violation("has been used up"));
+        }
+        let entry = membership::Entry {
+            group_id: &j.group_id,
+            person_id: &j.person_id,
+            state,
+            role,
+            answer: j.answer.trim(),
+            display_name: j.display_name.trim(),
+        };
+        let m = membership::enter(&txn, existing, entry, now).await?;
+        consent::record_all(&txn, &[consent_of(&m, j)], now).await?;
+        let queued = events::of_join(&self.outbox, &m, previous, &j.trace);
+        self.outbox.enqueue_all(&txn, queued).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(m)
+    }
+}
+
+/// The consent `j` gave, for its membership `m`.
+fn consent_of<'a>(m: &'a membership::Model, j: &'a NewJoin) -> consent::Given<'a> {
+    consent::Given {
+        membership_id: &m.id,
+        group_id: &j.group_id,
+        person_id: &j.person_id,
+        version: j.consent_version.trim(),
+        text: &j.consent_text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::membership::Role;
+    use crate::store;
+    use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder};
+    use sea_orm_migration::MigratorTrait;
+    use selfhelp_platform::migrations::entities::outbox;
+    use selfhelp_testkit::{Backend, TestDb, per_backend};
+
+    const CAPPED: &str = "00000000-0000-4000-8000-000000000001";
+    const APPROVAL: &str = "00000000-0000-4000-8000-000000000002";
+    const DRAFT: &str = "00000000-0000-4000-8000-000000000003";
+
+    fn facts(status: &str, policy: &str, capacity: i32) -> GroupFacts {
+        GroupFacts {
+            name: "A group".into(),
+            region: "test".into(),
+            status: status.into(),
+            join_policy: policy.into(),
+            organiser_ids: vec!["olga".into()],
+            capacity,
+        }
+    }
+
+    fn join(group_id: &str, person: &str) -> NewJoin {
+        let facts = match group_id {
+            CAPPED => facts("PUBLISHED", "OPEN", 2),
+            APPROVAL => facts("PUBLISHED", "APPROVAL", 0),
+            _ => facts("DRAFT", "OPEN", 0),
+        };
+        NewJoin {
+            group_id: group_id.into(),
+            person_id: person.into(),
+            facts,
+            consent_version: "v1".into(),
+            consent_text: format!("{person} agrees"),
+            answer: String::new(),
+            display_name: String::new(),
+            code: String::new(),
+            trace: TraceParent::new_root(),
+        }
+    }
+
+    /// Joins that each take a different path: a place, the organiser, a full
+    /// group, the same join twice, someone banned, someone coming back, a
+    /// request, a group not open.
+    fn joins() -> Vec<NewJoin> {
+        vec![
+            join(CAPPED, "p1"),
+            join(CAPPED, "olga"),
+            join(CAPPED, "p2"),
+            join(CAPPED, "p1"),
+            join(CAPPED, "bea"),
+            join(CAPPED, "leo"),
+            join(APPROVAL, "p3"),
+            join(DRAFT, "p4"),
+        ]
+    }
+
+    async fn writer(db: &TestDb) -> Writer {
+        let conn = selfhelp_platform::db::connect(&db.url, 4).await.unwrap();
+        store::Migrator::up(&conn, None).await.unwrap();
+        let now = 1;
+        for (person, state) in [("bea", State::Banned), ("leo", State::Left)] {
+            let entry = membership::Entry {
+                group_id: CAPPED,
+                person_id: person,
+                state,
+                role: Role::Member,
+                answer: "",
+                display_name: "",
+            };
+            membership::fresh(entry, now).insert(&conn).await.unwrap();
+        }
+        Writer {
+            db: conn,
+            outbox: Outbox::new("test", "membership"),
+            clock: Clock::system(),
+        }
+    }
+
+    type Answer = Result<(String, String, String), String>;
+
+    fn answer(written: &Written) -> Answer {
+        match written {
+            Ok(m) => Ok((m.person_id.clone(), m.state.clone(), m.role.clone())),
+            Err(e) => Err(format!("{e}")),
+        }
+    }
+
+    /// What the database holds afterwards: memberships, consents, events.
+    async fn held(
+        w: &Writer,
+    ) -> (
+        Vec<(String, String, String, String, i64)>,
+        Vec<String>,
+        Vec<String>,
+    ) {
+        let memberships = membership::Entity::find()
+            .order_by_asc(membership::Column::GroupId)
+            .order_by_asc(membership::Column::PersonId)
+            .all(&w.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.group_id, m.person_id, m.state, m.role, m.version))
+            .collect();
+        let mut consents: Vec<String> = consent::Entity::find()
+            .all(&w.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("{} {} {}", c.group_id, c.person_id, c.text))
+            .collect();
+        consents.sort();
+        let mut events: Vec<String> = outbox::Entity::find()
+            .all(&w.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.subject, e.ce_subject.len()))
+            .collect();
+        events.sort();
+        (memberships, consents, events)
+    }
+
+    async fn a_batch_leaves_what_one_at_a_time_does(backend: Backend) {
+        // One at a time, each in its own transaction.
+        let (db, mut alone) = (TestDb::new(backend).await, Vec::new());
+        let one_by_one = writer(&db).await;
+        for j in joins() {
+            alone.push(answer(&one_by_one.alone(&j).await));
+        }
+
+        // Together: one transaction for all but the repeat.
+        let db2 = TestDb::new(backend).await;
+        let batch = writer(&db2).await;
+        let outcomes = batch.together(&joins()).await.unwrap();
+        let alone_after: Vec<bool> = outcomes
+            .iter()
+            .map(|o| matches!(o, Outcome::Alone))
+            .collect();
+        assert_eq!(
+            alone_after,
+            [false, false, false, true, false, false, false, false],
+            "only the repeated join is left to write alone"
+        );
+        let mut together = Vec::new();
+        for (j, o) in joins().iter().zip(outcomes) {
+            together.push(match o {
+                Outcome::Done(written) => answer(&written),
+                Outcome::Alone => answer(&batch.alone(j).await),
+            });
+        }
+
+        assert_eq!(together, alone, "{backend:?}: the answers");
+        assert_eq!(
+            together
+                .iter()
+                .filter(|a| a.as_ref().is_ok_and(|(_, s, _)| s == "ACTIVE"))
+                .count(),
+            3,
+            "{backend:?}: p1 twice and the organiser: {together:?}"
+        );
+        assert_eq!(
+            held(&batch).await,
+            held(&one_by_one).await,
+            "{backend:?}: what is held"
+        );
+        let (_, consents, events) = held(&batch).await;
+        assert_eq!(
+            consents.len(),
+            5,
+            "{backend:?}: p1, olga, p2, leo, p3: {consents:?}"
+        );
+        assert_eq!(events.len(), 6, "{backend:?}: {events:?}");
+    }
+
+    per_backend!(a_batch_leaves_what_one_at_a_time_does);
+}
