@@ -35,8 +35,14 @@ impl Eraser for MembershipEraser {
             trace: None,
             now,
         };
-        for m in membership::all_for_person(txn, person).await? {
-            group_settings::lock(txn, &m.group_id, now).await?;
+        let memberships = membership::all_for_person(txn, person).await?;
+        // Every group at once, in the order joins written together lock them,
+        // so the two cannot wait for each other.
+        let mut groups: Vec<&str> = memberships.iter().map(|m| m.group_id.as_str()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        group_settings::lock_all(txn, &groups, now).await?;
+        for m in &memberships {
             membership::delete(txn, &m.id).await?;
             if m.state() == State::Active {
                 let capacity = group_view::find(txn, &m.group_id)

@@ -172,11 +172,6 @@ impl Writer {
             }
             let earlier = existing.remove(&key);
             let previous = earlier.as_ref().map(|m| m.state());
-            if previous == Some(State::Invited) {
-                // Accepting an invitation uses it up: the single path does that.
-                outcomes.push(Outcome::Alone);
-                continue;
-            }
             let taken = active.get(&j.group_id).copied().unwrap_or(0);
             let attempt = JoinAttempt {
                 valid_code: false,
@@ -202,6 +197,15 @@ impl Writer {
                 }
                 Ok(JoinDecision::Become(state, role)) => (state, role),
             };
+            if previous == Some(State::Invited) {
+                match accept_invitation(&txn, j, now).await? {
+                    Ok(()) => {}
+                    Err(refusal) => {
+                        outcomes.push(Outcome::Done(Err(refusal)));
+                        continue;
+                    }
+                }
+            }
             let entry = membership::Entry {
                 group_id: &j.group_id,
                 person_id: &j.person_id,
@@ -280,17 +284,7 @@ impl Writer {
             check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
         }
         if previous == Some(State::Invited) {
-            // Accepting a personal invitation: it must still stand, and is used up.
-            let personal = invitation::personal_for(&txn, &j.group_id, &j.person_id)
-                .await?
-                .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses)
-                .ok_or_else(|| {
-                    MembershipError::FailedPrecondition(
-                        "your invitation has expired: ask the group's organisers for a new one"
-                            .into(),
-                    )
-                })?;
-            invitation::use_once(&txn, &personal).await?;
+            accept_invitation(&txn, j, now).await??;
         } else if let Some(inv) = &used_code
             && j.facts.join_policy == "INVITE_ONLY"
             // A code counts a use only where it is what let the person in.
@@ -314,6 +308,25 @@ impl Writer {
         self.outbox.wake();
         Ok(m)
     }
+}
+
+/// Uses up the personal invitation of someone invited who joins; refused
+/// (the inner error) when it has expired or been used.
+async fn accept_invitation(
+    txn: &sea_orm::DatabaseTransaction,
+    j: &NewJoin,
+    now: i64,
+) -> Result<Result<(), MembershipError>, DbErr> {
+    let standing = invitation::personal_for(txn, &j.group_id, &j.person_id)
+        .await?
+        .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses);
+    let Some(personal) = standing else {
+        return Ok(Err(MembershipError::FailedPrecondition(
+            "your invitation has expired: ask the group's organisers for a new one".into(),
+        )));
+    };
+    invitation::use_once(txn, &personal).await?;
+    Ok(Ok(()))
 }
 
 /// The consent `j` gave, for its membership `m`.
@@ -371,12 +384,15 @@ mod tests {
         }
     }
 
-    /// Joins that each take a different path: a place, the organiser, a full
-    /// group, the same join twice, someone banned, someone coming back, a
-    /// request, a group not open.
+    /// Joins that each take a different path: a place, someone invited (who
+    /// takes the last place in turn), someone whose invitation expired, the
+    /// organiser of a full group, the full group, the same join twice, someone
+    /// banned, someone coming back, a request, a group not open.
     fn joins() -> Vec<NewJoin> {
         vec![
             join(CAPPED, "p1"),
+            join(CAPPED, "ivy"),
+            join(CAPPED, "ian"),
             join(CAPPED, "olga"),
             join(CAPPED, "p2"),
             join(CAPPED, "p1"),
@@ -391,7 +407,13 @@ mod tests {
         let conn = selfhelp_platform::db::connect(&db.url, 4).await.unwrap();
         store::Migrator::up(&conn, None).await.unwrap();
         let now = 1;
-        for (person, state) in [("bea", State::Banned), ("leo", State::Left)] {
+        let people = [
+            ("bea", State::Banned),
+            ("leo", State::Left),
+            ("ivy", State::Invited),
+            ("ian", State::Invited),
+        ];
+        for (person, state) in people {
             let entry = membership::Entry {
                 group_id: CAPPED,
                 person_id: person,
@@ -401,6 +423,17 @@ mod tests {
                 display_name: "",
             };
             membership::fresh(entry, now).insert(&conn).await.unwrap();
+        }
+        for (person, expires_at_ms) in [("ivy", i64::MAX), ("ian", 2)] {
+            let personal = invitation::NewInvitation {
+                group_id: CAPPED,
+                code: None,
+                person_id: Some(person),
+                created_by: "olga",
+                max_uses: 1,
+                expires_at_ms,
+            };
+            invitation::insert(&conn, personal, now).await.unwrap();
         }
         Writer {
             db: conn,
@@ -472,7 +505,9 @@ mod tests {
             .collect();
         assert_eq!(
             alone_after,
-            [false, false, false, true, false, false, false, false],
+            [
+                false, false, false, false, false, true, false, false, false, false
+            ],
             "only the repeated join is left to write alone"
         );
         let mut together = Vec::new();
@@ -489,8 +524,12 @@ mod tests {
                 .iter()
                 .filter(|a| a.as_ref().is_ok_and(|(_, s, _)| s == "ACTIVE"))
                 .count(),
-            3,
-            "{backend:?}: p1 twice and the organiser: {together:?}"
+            4,
+            "{backend:?}: p1 twice, ivy and the organiser: {together:?}"
+        );
+        assert!(
+            together[2].as_ref().is_err_and(|e| e.contains("expired")),
+            "{backend:?}: {together:?}"
         );
         assert_eq!(
             held(&batch).await,
@@ -500,10 +539,10 @@ mod tests {
         let (_, consents, events) = held(&batch).await;
         assert_eq!(
             consents.len(),
-            5,
-            "{backend:?}: p1, olga, p2, leo, p3: {consents:?}"
+            6,
+            "{backend:?}: p1, ivy, olga, p2, leo, p3: {consents:?}"
         );
-        assert_eq!(events.len(), 6, "{backend:?}: {events:?}");
+        assert_eq!(events.len(), 7, "{backend:?}: {events:?}");
     }
 
     per_backend!(a_batch_leaves_what_one_at_a_time_does);
