@@ -24,6 +24,8 @@ use crate::store::{consent, group_settings, invitation, membership};
 
 /// Joins written together at most; more wait for the next batch.
 const BATCH: usize = 64;
+/// Batches written at the same time on PostgreSQL.
+const WRITERS: usize = 2;
 /// Joins waiting to be written at most before callers wait to queue theirs.
 const QUEUE: usize = 1024;
 
@@ -59,21 +61,31 @@ struct Writer {
 }
 
 impl Joins {
-    /// Starts the writer task; call within the runtime.
+    /// Starts the writer tasks; call within the runtime. PostgreSQL gets two,
+    /// so one batch forms while another waits for its commit; SQLite has one
+    /// connection that writes, so one.
     pub fn start(db: DatabaseConnection, outbox: Outbox, clock: Clock) -> Self {
+        let writers = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => 1,
+            _ => WRITERS,
+        };
         let writer = Writer { db, outbox, clock };
-        let (queue, mut waiting) = mpsc::channel(QUEUE);
-        let task = writer.clone();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while waiting.recv_many(&mut batch, BATCH).await > 0 {
-                // Its own task, so a panic fails this batch's callers only.
-                let (task, joins) = (task.clone(), std::mem::take(&mut batch));
-                if let Err(e) = tokio::spawn(async move { task.write(joins).await }).await {
-                    tracing::error!(error = %e, "a batch of joins failed");
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        let waiting = std::sync::Arc::new(tokio::sync::Mutex::new(waiting));
+        for _ in 0..writers {
+            let (task, waiting) = (writer.clone(), waiting.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(BATCH);
+                // The queue is held only while taking a batch, not while writing it.
+                while waiting.lock().await.recv_many(&mut batch, BATCH).await > 0 {
+                    // Its own task, so a panic fails this batch's callers only.
+                    let (task, joins) = (task.clone(), std::mem::take(&mut batch));
+                    if let Err(e) = tokio::spawn(async move { task.write(joins).await }).await {
+                        tracing::error!(error = %e, "a batch of joins failed");
+                    }
                 }
-            }
-        });
+            });
+        }
         Self { queue, writer }
     }
 
@@ -104,6 +116,7 @@ enum Outcome {
 impl Writer {
     async fn write(&self, joins: Vec<(NewJoin, oneshot::Sender<Written>)>) {
         let (joins, replies): (Vec<NewJoin>, Vec<_>) = joins.into_iter().unzip();
+        let started = std::time::Instant::now();
         let outcomes = if joins.len() == 1 {
             vec![Outcome::Alone]
         } else {
@@ -124,6 +137,11 @@ impl Writer {
             // The caller may have gone (a cancelled call): the join stands.
             let _ = reply.send(written);
         }
+        tracing::debug!(
+            joins = joins.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "joins written"
+        );
     }
 
     /// Writes `joins` in one transaction, deciding each as [`Writer::alone`]
