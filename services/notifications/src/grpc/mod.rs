@@ -110,7 +110,13 @@ impl NotificationsService for NotificationsApi {
             .await?;
             let has_more = rows.len() as u64 > limit;
             let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
-            let unread = notification::unread_count(&self.read, &caller.person_id).await?;
+            // A first page that holds everything (most inboxes) counts its own
+            // unread: one statement instead of two for each look at the inbox.
+            let unread = if before.is_none() && !has_more {
+                rows.iter().filter(|r| r.read_at_ms.is_none()).count() as u64
+            } else {
+                notification::unread_count(&self.read, &caller.person_id).await?
+            };
             Ok(pb::ListNotificationsResponse {
                 notifications: rows.iter().map(to_wire).collect(),
                 unread_count: unread as i64,

@@ -303,6 +303,39 @@ async fn inbox_scenario(db: &TestDb, nats: &Nats) {
     assert_eq!(second.notifications.len(), 1);
     assert_eq!(second.notifications[0].group_id, groups[0]);
     assert!(second.page.unwrap().next_page_token.is_empty());
+    assert_eq!((first.unread_count, second.unread_count), (3, 3));
+
+    // The unread count is the same whether a page holds everything or not.
+    client
+        .mark_read(with_token(
+            pb::MarkReadRequest {
+                notification_ids: vec![first.notifications[0].id.clone()],
+                all: false,
+            },
+            &alice,
+        ))
+        .await
+        .unwrap();
+    for (page_size, unread_only) in [(20, false), (20, true), (1, false), (1, true)] {
+        let listed = client
+            .list_notifications(with_token(
+                pb::ListNotificationsRequest {
+                    page: Some(PageRequest {
+                        page_size,
+                        page_token: String::new(),
+                    }),
+                    unread_only,
+                },
+                &alice,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            listed.unread_count, 2,
+            "{page_size} a page, unread only: {unread_only}"
+        );
+    }
 
     let all = client
         .mark_read(with_token(
