@@ -126,18 +126,14 @@ pub struct Note<'a> {
 pub async fn record_change<C: ConnectionTrait>(
     conn: &C,
     outbox: &Outbox,
-    change_: Change,
+    what: Change,
     m: &membership::Model,
     previous: Option<State>,
     note: Note<'_>,
     trace: Option<&TraceParent>,
 ) -> Result<String, DbErr> {
-    write(
-        conn,
-        outbox,
-        change(outbox, change_, m, previous, note, trace),
-    )
-    .await
+    let event = change(outbox, what, m, previous, note, trace);
+    write(conn, outbox, event).await
 }
 
 fn change(

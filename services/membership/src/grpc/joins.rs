@@ -16,7 +16,7 @@ use selfhelp_platform::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::membership::{
-    GroupFacts, JoinAttempt, JoinDecision, State, check_transition, decide_join,
+    GroupFacts, JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
 };
 use crate::error::MembershipError;
 use crate::events;
@@ -41,6 +41,20 @@ pub(super) struct NewJoin {
     /// An invitation code, trimmed; empty for none.
     pub code: String,
     pub trace: TraceParent,
+}
+
+impl NewJoin {
+    /// The membership this join makes, in `state` with `role`.
+    fn entry(&self, state: State, role: Role) -> membership::Entry<'_> {
+        membership::Entry {
+            group_id: &self.group_id,
+            person_id: &self.person_id,
+            state,
+            role,
+            answer: self.answer.trim(),
+            display_name: self.display_name.trim(),
+        }
+    }
 }
 
 type Written = Result<membership::Model, MembershipError>;
@@ -224,14 +238,7 @@ impl Writer {
                     }
                 }
             }
-            let entry = membership::Entry {
-                group_id: &j.group_id,
-                person_id: &j.person_id,
-                state,
-                role,
-                answer: j.answer.trim(),
-                display_name: j.display_name.trim(),
-            };
+            let entry = j.entry(state, role);
             let m = match earlier {
                 // Someone coming back: their row changes (rare enough to write alone).
                 Some(old) => membership::enter(&txn, Some(old), entry, now).await?,
@@ -310,15 +317,7 @@ impl Writer {
         {
             return Err(super::joining::code_violation("has been used up"));
         }
-        let entry = membership::Entry {
-            group_id: &j.group_id,
-            person_id: &j.person_id,
-            state,
-            role,
-            answer: j.answer.trim(),
-            display_name: j.display_name.trim(),
-        };
-        let m = membership::enter(&txn, existing, entry, now).await?;
+        let m = membership::enter(&txn, existing, j.entry(state, role), now).await?;
         consent::record_all(&txn, &[consent_of(&m, j)], now).await?;
         let queued = events::of_join(&self.outbox, &m, previous, &j.trace);
         self.outbox.enqueue_all(&txn, queued).await?;
@@ -361,7 +360,6 @@ fn consent_of<'a>(m: &'a membership::Model, j: &'a NewJoin) -> consent::Given<'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::membership::Role;
     use crate::store;
     use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder};
     use sea_orm_migration::MigratorTrait;
