@@ -753,12 +753,21 @@ impl StopOutcome {
     /// each worker was refused once, with a code a client retries on.
     pub fn assert_drained(&self, workers: usize) {
         assert!(
-            self.in_flight_at_stop > 0,
-            "calls were in flight when the stop came"
-        );
-        assert!(
             self.answered_after_stop > 0,
             "calls in flight at the stop were answered after it was sent"
+        );
+        self.assert_none_cut_off(workers);
+    }
+
+    /// [`StopOutcome::assert_drained`] without requiring an answer after the
+    /// stop was sent: for a stop sent through `docker kill`, whose round trip
+    /// (tens of milliseconds) can outlast every call in flight now that joins
+    /// arriving together are written together. A call cut off still fails it;
+    /// `graceful.rs` signals the process directly and requires the answers.
+    pub fn assert_none_cut_off(&self, workers: usize) {
+        assert!(
+            self.in_flight_at_stop > 0,
+            "calls were in flight when the stop came"
         );
         assert_eq!(
             self.cut_off, 0,
