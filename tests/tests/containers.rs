@@ -375,6 +375,26 @@ impl Drop for Stack {
             let _ = self
                 .command(&["logs", "--no-color", "--tail", "60"])
                 .status();
+            // The warnings and errors of the whole run, last: what went wrong
+            // is seldom in the tail of every log.
+            if let Ok(all) = self.command(&["logs", "--no-color"]).output() {
+                let all = String::from_utf8_lossy(&all.stdout);
+                let troubles: Vec<&str> = all
+                    .lines()
+                    .filter(|l| {
+                        [" WARN ", " ERROR ", "\"WARN\"", "\"ERROR\""]
+                            .iter()
+                            .any(|mark| l.contains(mark))
+                    })
+                    .collect();
+                eprintln!(
+                    "containers: the last warnings and errors of {} in all:",
+                    troubles.len()
+                );
+                for line in &troubles[troubles.len().saturating_sub(60)..] {
+                    eprintln!("{line}");
+                }
+            }
         }
         let _ = self
             .command(&["down", "--volumes", "--remove-orphans", "--timeout", "5"])

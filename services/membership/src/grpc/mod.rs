@@ -220,7 +220,8 @@ impl MembershipApi {
     /// The group as the read model knows it, unless that is behind: a group not
     /// (yet) known or not (yet) published there is checked with listings directly,
     /// so a join right after publishing works. The caller's own token is passed on,
-    /// so listings shows them exactly what it would show them.
+    /// so listings shows them exactly what it would show them. When listings
+    /// cannot be asked, the answer is UNAVAILABLE (retry), never a refusal.
     async fn current_group<T>(
         &self,
         request: &Request<T>,
@@ -277,9 +278,12 @@ impl MembershipApi {
             }
             // Not visible to this caller in listings: the read model's answer stands.
             Err(s) if s.code() == Code::NotFound => view.ok_or(GROUP_NOT_FOUND)?,
+            // The read model does not show the group published, and it may only
+            // be behind (its event still on the way, or held by a replica that
+            // died): refusing on it would turn a passing outage into a final no.
             Err(s) => {
                 tracing::warn!(status = %s, "listings fallback failed");
-                view.ok_or(LISTINGS_UNAVAILABLE)?
+                return Err(LISTINGS_UNAVAILABLE);
             }
         };
         if facts.region != self.region {
