@@ -377,9 +377,16 @@ impl Drop for Stack {
                 .status();
             // The warnings and errors of the whole run, last: what went wrong
             // is seldom in the tail of every log.
-            if let Ok(all) = self.command(&["logs", "--no-color"]).output() {
-                let all = String::from_utf8_lossy(&all.stdout);
-                let troubles: Vec<&str> = all
+            // Services log to stderr, which newer docker-compose keeps apart;
+            // the logs come container by container, so they are put in time order.
+            if let Ok(all) = self
+                .command(&["logs", "--no-color", "--timestamps"])
+                .output()
+            {
+                let all = [all.stdout, all.stderr]
+                    .map(|out| String::from_utf8_lossy(&out).into_owned())
+                    .join("\n");
+                let mut troubles: Vec<&str> = all
                     .lines()
                     .filter(|l| {
                         [" WARN ", " ERROR ", "\"WARN\"", "\"ERROR\""]
@@ -387,6 +394,8 @@ impl Drop for Stack {
                             .any(|mark| l.contains(mark))
                     })
                     .collect();
+                // "name | TIMESTAMP message": by the timestamp docker added.
+                troubles.sort_by_key(|l| l.split_once("| ").map_or(*l, |(_, rest)| rest));
                 eprintln!(
                     "containers: the last warnings and errors of {} in all:",
                     troubles.len()

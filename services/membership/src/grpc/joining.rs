@@ -41,7 +41,9 @@ impl MembershipApi {
         v.line("invitation_code", &req.invitation_code, false, MAX_CODE);
         v.line("display_name", &req.display_name, false, MAX_DISPLAY_NAME);
         v.into_result()?;
-        let facts = self.current_group(&request, &group_id).await?;
+        let facts = self
+            .current_group(&request, &group_id, &["PUBLISHED"])
+            .await?;
         let consent_given = req.consent.clone().expect("validated");
         let name = facts.name.clone();
         let join = NewJoin {

@@ -218,17 +218,23 @@ impl MembershipApi {
     }
 
     /// The group as the read model knows it, unless that is behind: a group not
-    /// (yet) known or not (yet) published there is checked with listings directly,
-    /// so a join right after publishing works. The caller's own token is passed on,
-    /// so listings shows them exactly what it would show them. When listings
-    /// cannot be asked, the answer is UNAVAILABLE (retry), never a refusal.
+    /// (yet) known there, or not (yet) in one of the `open` statuses the call
+    /// needs, is checked with listings directly, so a join right after
+    /// publishing works. The caller's own token is passed on, so listings shows
+    /// them exactly what it would show them. When listings cannot be asked, a
+    /// read model that does not show the group open is no answer: UNAVAILABLE
+    /// (retry), never a refusal.
     async fn current_group<T>(
         &self,
         request: &Request<T>,
         group_id: &str,
+        open: &[&str],
     ) -> Result<GroupFacts, MembershipError> {
         let view = group_view::find(&self.read, group_id).await?.map(facts_of);
-        if view.as_ref().is_some_and(|v| v.status == "PUBLISHED") {
+        if view
+            .as_ref()
+            .is_some_and(|v| open.contains(&v.status.as_str()))
+        {
             return Ok(view.expect("checked"));
         }
         let Some(mut client) = self.listings.clone() else {
@@ -278,9 +284,11 @@ impl MembershipApi {
             }
             // Not visible to this caller in listings: the read model's answer stands.
             Err(s) if s.code() == Code::NotFound => view.ok_or(GROUP_NOT_FOUND)?,
-            // The read model does not show the group published, and it may only
-            // be behind (its event still on the way, or held by a replica that
+            // The read model does not show the group open, and it may only be
+            // behind (its event still on the way, or held by a replica that
             // died): refusing on it would turn a passing outage into a final no.
+            // Any failure counts: one that is not a lost connection (a token
+            // listings refuses, say) is in the warning for operators to see.
             Err(s) => {
                 tracing::warn!(status = %s, "listings fallback failed");
                 return Err(LISTINGS_UNAVAILABLE);

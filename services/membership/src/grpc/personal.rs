@@ -12,6 +12,15 @@ use super::joining::MAX_DISPLAY_NAME;
 use super::{MembershipApi, paging, trace_of, uuid_field};
 use crate::error::MembershipError;
 use crate::error::NOT_A_MEMBER;
+
+/// The statuses of a group that can be followed: a proposed group collects
+/// interest through its followers.
+const FOLLOWABLE: [&str; 4] = [
+    "PUBLISHED",
+    "PROPOSED",
+    "PROPOSAL_PENDING_REVIEW",
+    "PROPOSAL_LISTED",
+];
 use crate::events;
 use crate::store::{consent, follow, invitation, membership, rota};
 
@@ -49,12 +58,8 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
-        let facts = self.current_group(&request, &group_id).await?;
-        // A proposed group collects interest through its followers.
-        if !matches!(
-            facts.status.as_str(),
-            "PUBLISHED" | "PROPOSED" | "PROPOSAL_PENDING_REVIEW" | "PROPOSAL_LISTED"
-        ) {
+        let facts = self.current_group(&request, &group_id, &FOLLOWABLE).await?;
+        if !FOLLOWABLE.contains(&facts.status.as_str()) {
             return Err(MembershipError::FailedPrecondition(
                 "only published or proposed groups can be followed".into(),
             ));

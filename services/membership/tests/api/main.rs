@@ -446,9 +446,54 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
         "the organiser joins as organiser"
     );
 
+    // A proposal the read model knows, for following without listings.
+    let proposal_id = uuid::Uuid::now_v7().to_string();
+    let proposed = ev::GroupCreated {
+        group: Some(ev::GroupSnapshot {
+            group_id: proposal_id.clone(),
+            region: REGION.into(),
+            name: "A proposed group".into(),
+            status: "PROPOSED".into(),
+            join_policy: "OPEN".into(),
+            organiser_ids: vec!["alice".into()],
+            topics: vec![],
+            version: 1,
+            capacity: 0,
+            places: vec![],
+        }),
+        occurred_at: None,
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    publish_event(
+        &membership_nats.url(),
+        LISTINGS,
+        REGION,
+        "group.created",
+        &proposal_id,
+        &proposed,
+        &id,
+        &id,
+    )
+    .await;
+    wait_consumer_caught_up(
+        &membership_nats.url(),
+        "LISTINGS",
+        &format!("membership-{REGION}-listings"),
+    )
+    .await;
+
     // Listings gone while the read model still says DRAFT: that may only be
-    // behind, so the join is to be retried, not refused.
+    // behind, so joining or following is to be retried, not refused.
     listings.stop().await.unwrap();
+    let carol = token("carol", REGION, &[]);
+    let follow = |group_id: &str| {
+        with_token(
+            pb::FollowGroupRequest {
+                group_id: group_id.to_string(),
+            },
+            &carol,
+        )
+    };
     let refused = mc.join_group(join(&draft.id, "carol")).await.unwrap_err();
     assert_eq!(
         refused.code(),
@@ -459,6 +504,16 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
         refused.message().contains("listings cannot be reached"),
         "{refused:?}"
     );
+    let refused = mc.follow_group(follow(&draft.id)).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::Unavailable,
+        "{backend:?}: {refused:?}"
+    );
+    // What the read model shows open needs no listings.
+    mc.follow_group(follow(&proposal_id))
+        .await
+        .expect("following a proposal the read model knows, listings away");
     membership.stop().await.unwrap();
 }
 
