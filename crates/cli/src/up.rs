@@ -358,7 +358,8 @@ async fn wait_ready(services: &[(&str, SocketAddr, &str)]) -> anyhow::Result<()>
             if tokio::time::Instant::now() > deadline {
                 anyhow::bail!("{name} did not become ready within 60 s (see the log above)");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Often: the moment a service turns ready is the start-up people wait for.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     Ok(())

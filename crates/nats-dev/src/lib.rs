@@ -197,7 +197,8 @@ impl NatsProcess {
                 let _ = child.kill();
                 anyhow::bail!("nats-server did not accept connections within 15 s");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // `selfhelp up` waits on this before starting anything.
+            std::thread::sleep(Duration::from_millis(10));
         }
         self.child = Some(child);
         Ok(())

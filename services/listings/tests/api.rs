@@ -598,6 +598,73 @@ async fn search_scenario(db: &TestDb, nats: &Nats) {
     assert_eq!(underscore.into_inner().groups.len(), 0);
 }
 
+async fn the_index_is_read_again_from_the_database_at_start(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let mut published = Vec::new();
+    for i in 0..5 {
+        let g = publish(
+            &mut client,
+            "org",
+            new_group(&format!("Walkers {i}"), "walking together", &[]),
+        )
+        .await;
+        published.push(g.id);
+    }
+    let t = token("org", REGION, &[]);
+    client
+        .create_group(with_token(
+            new_group("Walkers in draft", "walking together", &[]),
+            &t,
+        ))
+        .await
+        .unwrap();
+    published.sort();
+
+    // Pages after a group, as the build reads them: each published group once,
+    // in id order, and no draft.
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let mut read = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page =
+            selfhelp_listings::store::group::published_after(&conn, REGION, after.as_deref(), 2)
+                .await
+                .unwrap();
+        assert!(page.len() <= 2, "{backend:?}");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        read.extend(page.into_iter().map(|g| g.id));
+    }
+    assert_eq!(read, published, "{backend:?}");
+    assert!(
+        selfhelp_listings::store::group::published_after(&conn, "elsewhere", None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another region's groups are not read"
+    );
+
+    // A new start builds its index from the database.
+    svc.stop().await.unwrap();
+    let svc = start(&db, &nats).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let found = client
+        .search_groups(pb::SearchGroupsRequest {
+            query: "walkers".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.page.unwrap().total_size, 5, "{backend:?}");
+    svc.stop().await.unwrap();
+}
+
+per_backend!(the_index_is_read_again_from_the_database_at_start);
+
 #[tokio::test]
 async fn bad_requests_get_the_right_codes_and_name_the_field() {
     let nats = Nats::start();

@@ -157,11 +157,13 @@ impl Indexer {
         let topics = Arc::new(topic::list(&self.db, &self.region).await?);
         let mut exceptions = exception::all_by_group(&self.db).await?;
         let mut built = (SearchIndex::default(), HashMap::new());
-        let mut offset = 0;
+        let mut after: Option<String> = None;
         const PAGE: u64 = 2_000;
         loop {
-            let (rows, _) = store::published_page(&self.db, &self.region, offset, PAGE).await?;
+            let rows =
+                store::published_after(&self.db, &self.region, after.as_deref(), PAGE).await?;
             let last = (rows.len() as u64) < PAGE;
+            after = rows.last().map(|g| g.id.clone());
             let page: Vec<(Model, Vec<exception::Model>)> = rows
                 .into_iter()
                 .map(|g| {
@@ -181,7 +183,6 @@ impl Indexer {
             if last {
                 break;
             }
-            offset += PAGE;
         }
         Ok((built.0, built.1, started))
     }

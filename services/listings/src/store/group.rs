@@ -319,6 +319,24 @@ pub async fn published_page<C: ConnectionTrait>(
     selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
+/// Up to `limit` published groups of `region` in id order, after the group
+/// `after` (from the first when `None`): pages that cost the same however deep
+/// they go, for reading every group.
+pub async fn published_after<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut query = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::Published.as_str()));
+    if let Some(after) = after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    query.order_by_asc(Column::Id).limit(limit).all(conn).await
+}
+
 /// Groups of `region` waiting for review, and listed groups with an edit
 /// waiting for approval; the longest unchanged first.
 pub async fn review_queue<C: ConnectionTrait>(
