@@ -471,7 +471,7 @@ pub async fn assert_every_join_counted_once(
                 selfhelp_proto::streams::MEMBERSHIP,
             );
             let consumer = match notifications_js.get_stream("MEMBERSHIP").await {
-                Ok(mut stream) => match stream.consumer_info(&durable).await {
+                Ok(stream) => match stream.consumer_info(&durable).await {
                     Ok(info) => format!(
                         "{} not yet delivered, {} delivered and not acknowledged, {} redelivered",
                         info.num_pending, info.num_ack_pending, info.num_redelivered
