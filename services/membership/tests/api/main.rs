@@ -355,23 +355,15 @@ async fn joins_that_must_fail(backend: Backend) {
 
 per_backend!(joins_that_must_fail);
 
-async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backend: Backend) {
-    // Membership hears only what the test tells it, on its own NATS.
-    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
-    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-    let listings = start_listings(&ldb, &listings_nats).await;
-    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
-    let mut lc = ListingsServiceClient::new(listings.channel().await);
-    let mut mc = MembershipServiceClient::new(membership.channel().await);
-
-    let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
-    // Membership learns of the draft, and then nothing more.
+/// Tells membership (on its own NATS) that alice's group `group_id` was created
+/// in `status`, as listings would, and waits until it has taken it in.
+async fn created_in_read_model(nats: &Nats, group_id: &str, name: &str, status: &str) {
     let created = ev::GroupCreated {
         group: Some(ev::GroupSnapshot {
-            group_id: draft.id.clone(),
+            group_id: group_id.to_string(),
             region: REGION.into(),
-            name: draft.name.clone(),
-            status: "DRAFT".into(),
+            name: name.to_string(),
+            status: status.into(),
             join_policy: "OPEN".into(),
             organiser_ids: vec!["alice".into()],
             topics: vec![],
@@ -383,22 +375,36 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
     };
     let id = uuid::Uuid::now_v7().to_string();
     publish_event(
-        &membership_nats.url(),
+        &nats.url(),
         LISTINGS,
         REGION,
         "group.created",
-        &draft.id,
+        group_id,
         &created,
         &id,
         &id,
     )
     .await;
     wait_consumer_caught_up(
-        &membership_nats.url(),
+        &nats.url(),
         "LISTINGS",
         &format!("membership-{REGION}-listings"),
     )
     .await;
+}
+
+async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backend: Backend) {
+    // Membership hears only what the test tells it, on its own NATS.
+    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let listings = start_listings(&ldb, &listings_nats).await;
+    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let mut lc = ListingsServiceClient::new(listings.channel().await);
+    let mut mc = MembershipServiceClient::new(membership.channel().await);
+
+    let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+    // Membership learns of the draft, and then nothing more.
+    created_in_read_model(&membership_nats, &draft.id, &draft.name, "DRAFT").await;
     assert_eq!(
         mc.join_group(join(&draft.id, "bob"))
             .await
@@ -448,37 +454,11 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
 
     // A proposal the read model knows, for following without listings.
     let proposal_id = uuid::Uuid::now_v7().to_string();
-    let proposed = ev::GroupCreated {
-        group: Some(ev::GroupSnapshot {
-            group_id: proposal_id.clone(),
-            region: REGION.into(),
-            name: "A proposed group".into(),
-            status: "PROPOSED".into(),
-            join_policy: "OPEN".into(),
-            organiser_ids: vec!["alice".into()],
-            topics: vec![],
-            version: 1,
-            capacity: 0,
-            places: vec![],
-        }),
-        occurred_at: None,
-    };
-    let id = uuid::Uuid::now_v7().to_string();
-    publish_event(
-        &membership_nats.url(),
-        LISTINGS,
-        REGION,
-        "group.created",
+    created_in_read_model(
+        &membership_nats,
         &proposal_id,
-        &proposed,
-        &id,
-        &id,
-    )
-    .await;
-    wait_consumer_caught_up(
-        &membership_nats.url(),
-        "LISTINGS",
-        &format!("membership-{REGION}-listings"),
+        "A proposed group",
+        "PROPOSED",
     )
     .await;
 
