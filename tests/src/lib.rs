@@ -311,10 +311,7 @@ impl JoinBurst {
                                     // A repeat after a lost answer is answered with the
                                     // membership, so any other refusal (a group said to
                                     // be closed, INTERNAL) is a fault of the service.
-                                    let refusal = Refusal {
-                                        code: e.code(),
-                                        message: e.message().to_string(),
-                                    };
+                                    let refusal = Refusal::of(&e);
                                     assert!(
                                         refusal.is_passing_fault(),
                                         "join {i} refused for good: {e:?}"
@@ -743,10 +740,7 @@ impl JoinsUntilRefused {
                                 accepted.lock().unwrap().push(person);
                             }
                             Err(e) => {
-                                let refusal = Refusal {
-                                    code: e.code(),
-                                    message: e.message().to_string(),
-                                };
+                                let refusal = Refusal::of(&e);
                                 refused.lock().unwrap().push((refusal, sent_before_stop));
                                 return;
                             }
@@ -815,7 +809,8 @@ impl StopOutcome {
     ///   arriving together are written together;
     /// - a call sent after the stop may also fail as the connection is torn
     ///   down between Docker's proxy and the client (INTERNAL "h2 protocol
-    ///   error", seen once in CI), which a client of an idempotent call retries.
+    ///   error" whose cause may not be a GOAWAY, seen once in CI), which a
+    ///   client of an idempotent call retries.
     ///
     /// A call cut off still fails it; `graceful.rs` signals the process
     /// directly and holds it to [`StopOutcome::assert_drained`].
@@ -854,22 +849,33 @@ impl StopOutcome {
 pub struct Refusal {
     pub code: tonic::Code,
     pub message: String,
+    /// HTTP/2 refused the call's stream: a GOAWAY with NO_ERROR (the server's
+    /// graceful stop) or a REFUSED_STREAM reset.
+    pub refused_by_http2: bool,
 }
 
 impl Refusal {
+    pub fn of(status: &tonic::Status) -> Refusal {
+        Refusal {
+            code: status.code(),
+            message: status.message().to_string(),
+            refused_by_http2: refused_by_http2(status),
+        }
+    }
+
     /// Whether a client may send the call again: the server never ran it.
     ///
     /// A call that races the server's GOAWAY (graceful stop) is refused by
     /// HTTP/2 with NO_ERROR for a stream the server never started (RFC 9113
     /// §6.8: safe to retry), but tonic's client reports an h2 NO_ERROR as
-    /// INTERNAL. Only that exact refusal is let through as INTERNAL.
+    /// INTERNAL, with a message that depends on where the connection noticed
+    /// it ("connection error received: not a result of an error", or "h2
+    /// protocol error: http2 error" through hyper). So INTERNAL is let through
+    /// only when the h2 error behind it says so.
     pub fn is_retryable(&self) -> bool {
         match self.code {
             tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => true,
-            tonic::Code::Internal => {
-                self.message.contains("connection error received")
-                    && self.message.contains("not a result of an error")
-            }
+            tonic::Code::Internal => self.refused_by_http2,
             _ => false,
         }
     }
@@ -886,6 +892,23 @@ impl Refusal {
                     | tonic::Code::ResourceExhausted
             )
     }
+}
+
+/// Whether the h2 error behind `status`, if any, is a GOAWAY with NO_ERROR or
+/// a REFUSED_STREAM reset.
+fn refused_by_http2(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return match h2.reason() {
+                Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                Some(h2::Reason::REFUSED_STREAM) => true,
+                _ => false,
+            };
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Waits (up to 30 s) until `person` of `region` has a notification of `kind`.
@@ -920,4 +943,46 @@ pub async fn notified(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Refusal;
+
+    /// A call that reaches a server as it goes away (GOAWAY with NO_ERROR,
+    /// naming no call it took, as a graceful stop does for calls that raced
+    /// it): tonic's client says INTERNAL, and the refusal still reads as one to
+    /// send again.
+    #[tokio::test]
+    async fn a_call_the_server_went_away_from_may_be_sent_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut connection = h2::server::handshake(socket).await.unwrap();
+            // The call arrives while the server is not reading; it goes away
+            // before it reads it.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+            while connection.accept().await.is_some() {}
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let status = tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .unwrap_err();
+        let refusal = Refusal::of(&status);
+        assert_eq!(refusal.code, tonic::Code::Internal, "{status:?}");
+        assert!(refusal.refused_by_http2, "{status:?}");
+        assert!(refusal.is_retryable(), "{refusal:?}");
+        // Any other reason for an h2 error is not such a refusal.
+        let refusal = Refusal::of(&tonic::Status::from(h2::Error::from(
+            h2::Reason::PROTOCOL_ERROR,
+        )));
+        assert!(!refusal.is_retryable(), "{refusal:?}");
+    }
 }
