@@ -30,6 +30,7 @@ use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const REGION: &str = "bench";
@@ -116,6 +117,10 @@ fn options() -> Options {
 }
 
 fn main() {
+    // Started again by `services_alone` as one service: the body of its binary.
+    if let Ok(service) = std::env::var(SERVE_ALONE_ENV) {
+        std::process::exit(serve_alone(&service));
+    }
     let opts = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -261,14 +266,7 @@ impl Up {
 
     /// Resident memory of the process, in MiB.
     fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
+        rss_mib(self.child.id())
     }
 
     fn stop(mut self) {
@@ -365,6 +363,13 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         (None, [None, None, None])
     };
     let mut rows = Vec::new();
+
+    println!("each service in a process of its own, on an empty directory…");
+    let alone = services_alone(&data_dir, &databases).await;
+    rows.push((
+        "memory (anonymous), idle, each service alone, empty: listings / membership / notifications".into(),
+        alone_memory(alone),
+    ));
 
     let (up, first_start) = Up::start(&data_dir, &databases);
     println!(
@@ -573,6 +578,15 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         format!("{:.0} MiB", up.rss_mib()),
     ));
     up.stop();
+    println!("each service in a process of its own, on this data…");
+    let alone = services_alone(&data_dir, &databases).await;
+    rows.push((
+        format!(
+            "memory (anonymous), idle, each service alone, {} groups: listings / membership / notifications",
+            opts.groups
+        ),
+        alone_memory(alone),
+    ));
     if let Some(pg) = pg {
         pg.drop_all().await;
     }
@@ -580,6 +594,167 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         backend: backend.to_string(),
         rows,
     }
+}
+
+/// Set when this program is started again as one service (`services_alone`).
+const SERVE_ALONE_ENV: &str = "SELFHELP_BENCH_SERVE_ALONE";
+const SERVICES: [&str; 3] = ["listings", "membership", "notifications"];
+
+/// Runs `service` the way its own binary does (`selfhelp_platform::service::main`
+/// on tokio's default runtime), configured from the environment.
+fn serve_alone(service: &str) -> i32 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let code = runtime.block_on(async {
+        match service {
+            "listings" => selfhelp_platform::service::main(selfhelp_listings::run).await,
+            "membership" => selfhelp_platform::service::main(selfhelp_membership::run).await,
+            "notifications" => selfhelp_platform::service::main(selfhelp_notifications::run).await,
+            other => panic!("no service {other}"),
+        }
+    });
+    if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    }
+}
+
+/// Resident memory of process `pid`, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A size from `/proc/<pid>/status` (e.g. `RssAnon:`), in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Each service's resident memory with its anonymous part in brackets.
+fn alone_memory(alone: [(f64, f64); 3]) -> String {
+    alone
+        .map(|(rss, anon)| format!("{rss:.0} ({anon:.0})"))
+        .join(" / ")
+        + " MiB"
+}
+
+/// A process killed when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts listings, membership and notifications each in a process of its own,
+/// as a deployment runs them, on the data `up` left (and a nats-server of their
+/// own), waits until each is ready and then 2 s more, and returns each one's
+/// resident memory and the anonymous part of it (the heap and stacks, not the
+/// program's pages), in MiB. The processes are this program started again
+/// (`serve_alone`), which runs what the service's binary runs.
+async fn services_alone(data_dir: &Path, databases: &[Option<String>; 3]) -> [(f64, f64); 3] {
+    let nats_binary =
+        selfhelp_nats_dev::find_or_install(&data_dir.join("nats-bin"), |m| println!("{m}"))
+            .expect("nats-server");
+    let nats = selfhelp_nats_dev::NatsProcess::start_on_any_port(
+        &nats_binary,
+        &data_dir.join("nats-alone"),
+        None,
+    )
+    .expect("starting nats-server");
+    let mut processes = Vec::new();
+    let mut listings_url = String::new();
+    for ((name, database), service) in SERVICES.iter().zip(databases).zip([
+        selfhelp_listings::SERVICE_NAME,
+        selfhelp_membership::SERVICE_NAME,
+        selfhelp_notifications::SERVICE_NAME,
+    ]) {
+        let database = database.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join(format!("{name}.db")).display()
+            )
+        });
+        let address_file = data_dir.join(format!("{name}-alone.address"));
+        let _ = std::fs::remove_file(&address_file);
+        let mut cmd = Command::new(std::env::current_exe().expect("this program"));
+        cmd.env(SERVE_ALONE_ENV, name)
+            .env("SELFHELP_REGION", REGION)
+            .env("SELFHELP_DATABASE__URL", database)
+            .env("SELFHELP_NATS__URL", nats.url())
+            .env_remove("SELFHELP_NATS__PASSWORD")
+            .env("SELFHELP_GRPC__LISTEN", "127.0.0.1:0")
+            .env("SELFHELP_GRPC__WRITE_ADDRESS_TO", &address_file)
+            .env(
+                "SELFHELP_AUTH__HS256_SECRET_FILE",
+                data_dir.join("dev-secret"),
+            )
+            .env("SELFHELP_LOG__LEVEL", "warn")
+            // As the container image runs them (deploy/Dockerfile).
+            .env("MALLOC_ARENA_MAX", "2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        match *name {
+            "membership" => {
+                cmd.env("SELFHELP_LISTINGS__URL", &listings_url);
+            }
+            "notifications" => {
+                cmd.env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")
+                    .env("SELFHELP_EMAIL__FILE_DIR", data_dir.join("mail"));
+            }
+            _ => {}
+        }
+        let process = KillOnDrop(cmd.spawn().expect("starting a service alone"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            match std::fs::read_to_string(&address_file) {
+                Ok(a) if !a.trim().is_empty() => break a.trim().to_string(),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "{name} alone never listened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let url = format!("http://{address}");
+        loop {
+            let health = HealthClient::new(channel(&url).await)
+                .check(HealthCheckRequest {
+                    service: service.to_string(),
+                })
+                .await;
+            if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} alone never became ready");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if *name == "listings" {
+            listings_url = url;
+        }
+        processes.push(process);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let memory = [0, 1, 2].map(|i| {
+        let pid = processes[i].0.id();
+        (rss_mib(pid), status_mib(pid, "RssAnon:"))
+    });
+    for process in &mut processes {
+        let _ = Command::new("kill")
+            .args(["-TERM", &process.0.id().to_string()])
+            .status();
+        let _ = process.0.wait();
+    }
+    memory
 }
 
 /// An anonymous GetGroup of one of `ids`, picked by `i`.

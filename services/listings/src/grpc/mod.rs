@@ -877,6 +877,11 @@ pub fn public_card_render(tz: chrono_tz::Tz) -> Render {
             let mut wire = group_to_wire(g, None, &tz);
             wire.assured_date = assured_date(g, &tz);
             wire.exceptions = exceptions.iter().map(schedule::exception_to_wire).collect();
+            // A card lives as long as its group is listed: no room left spare
+            // from parsing (venues are collected into the buffer the JSON was
+            // read into, four places for one venue).
+            wire.venues.shrink_to_fit();
+            wire.topics.shrink_to_fit();
             wire
         },
     )

@@ -184,6 +184,7 @@ impl Indexer {
                 break;
             }
         }
+        built.0.shrink_to_fit();
         Ok((built.0, built.1, started))
     }
 

@@ -301,10 +301,15 @@ impl SearchIndex {
     /// Adds or replaces a group whose words are weighed already.
     pub fn insert(&mut self, prepared: Prepared) {
         let Prepared {
-            doc,
+            mut doc,
             weights,
             length,
         } = prepared;
+        // Weighed now, these texts are not read again (the group's card shows
+        // them), and every listed group would carry a copy.
+        doc.summary = String::new();
+        doc.description = String::new();
+        doc.topic_names = Vec::new();
         self.remove(&doc.id);
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
@@ -353,6 +358,22 @@ impl SearchIndex {
             name_key,
             doc,
         });
+    }
+
+    /// Gives back the room the lists grew into while the index was built
+    /// (each doubles as it fills): called once the whole directory is in.
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.venue_boxes.shrink_to_fit();
+        for list in self.postings.values_mut() {
+            list.shrink_to_fit();
+        }
+        for list in self.topics.values_mut() {
+            list.shrink_to_fit();
+        }
+        for list in self.grid.values_mut() {
+            list.shrink_to_fit();
+        }
     }
 
     pub fn remove(&mut self, id: &str) {
@@ -421,6 +442,8 @@ impl SearchIndex {
             .map(|(group, index)| (group.as_str(), *index))
     }
 
+    /// The group's document as kept: without its texts (summary,
+    /// description, topic names), which are weighed at insert and let go.
     pub fn get(&self, id: &str) -> Option<&SearchDoc> {
         self.by_id
             .get(id)
@@ -884,6 +907,28 @@ mod tests {
             limit: 20,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_description_is_searched_though_not_kept_and_a_shrunk_index_takes_more() {
+        let mut ix = index();
+        ix.upsert(SearchDoc {
+            description: "We meet for a gentle walk by the river".into(),
+            ..doc("d", "Tuesday group", &[], DERBY)
+        });
+        ix.shrink_to_fit();
+        ix.upsert(doc("e", "Walk and talk", &[], NOTTINGHAM));
+        let ids = |ix: &SearchIndex, text: &str| -> Vec<String> {
+            let mut ids: Vec<String> = ix.search(&q(text)).hits.into_iter().map(|h| h.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&ix, "river"), ["d"]);
+        assert_eq!(ids(&ix, "walk"), ["d", "e"]);
+        assert_eq!(ids(&ix, "bereavement"), ["a", "c"]);
+        assert_eq!(ix.get("d").map(|d| d.description.as_str()), Some(""));
+        ix.remove("d");
+        assert!(ids(&ix, "river").is_empty());
     }
 
     #[test]
