@@ -7,6 +7,8 @@
 //! `grpc.health.v1.Health/Check` on the same server, is measured in the same
 //! run, and every figure is printed with its ratio to it. The gateway's pages
 //! and ORUK API are timed over HTTP the same way, beside the gRPC calls they wrap.
+//! Memory is measured for `up` and, on an empty directory and again after the
+//! load, for each service in a process of its own (see `services_alone`).
 //!
 //! ```text
 //! cargo bench -p selfhelp --bench system                      # 10,000 groups, 2,000 joins
