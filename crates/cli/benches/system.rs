@@ -8,12 +8,15 @@
 //! run, and every figure is printed with its ratio to it. The gateway's pages
 //! and ORUK API are timed over HTTP the same way, beside the gRPC calls they wrap.
 //! Memory is measured for `up` and, on an empty directory and again after the
-//! load, for each service in a process of its own (see `services_alone`).
+//! load, for each service in a process of its own (see `services_alone`); on
+//! SQLite also for listings alone on the directory copied ten times (100,000
+//! groups by default, see `listings_on_copies`).
 //!
 //! ```text
 //! cargo bench -p selfhelp --bench system                      # 10,000 groups, 2,000 joins
 //! cargo bench -p selfhelp --bench system -- --groups 2000 --joins 500 --seconds 3
 //! cargo bench -p selfhelp --bench system -- --backend sqlite  # skip PostgreSQL
+//! cargo bench -p selfhelp --bench system -- --directory-copies 0  # skip the 100,000 groups
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -78,6 +81,8 @@ const WORDS: &[&str] = &[
 
 struct Options {
     groups: usize,
+    /// Listings alone on the listed directory copied this many times (SQLite; 0: not measured).
+    directory_copies: usize,
     joins: usize,
     seconds: u64,
     backends: Vec<String>,
@@ -86,6 +91,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         groups: 10_000,
+        directory_copies: 10,
         joins: 2_000,
         seconds: 5,
         backends: vec!["sqlite".into()],
@@ -104,6 +110,11 @@ fn options() -> Options {
             "--bench" => {}
             "--groups" => o.groups = value("--groups").parse().expect("--groups N"),
             "--joins" => o.joins = value("--joins").parse().expect("--joins N"),
+            "--directory-copies" => {
+                o.directory_copies = value("--directory-copies")
+                    .parse()
+                    .expect("--directory-copies N")
+            }
             "--seconds" => o.seconds = value("--seconds").parse().expect("--seconds S"),
             "--backend" => o.backends = vec![value("--backend")],
             other => panic!("unknown argument {other}"),
@@ -162,10 +173,16 @@ fn print_table(reports: &[Report]) {
         print!("---|");
     }
     println!();
-    for (i, label) in labels.iter().enumerate() {
+    for label in &labels {
         print!("| {label:width$} |", width = width);
         for r in reports {
-            print!(" {} |", r.rows[i].1);
+            // A row only one backend measures (the copied directory) is "—" for the other.
+            let value = r
+                .rows
+                .iter()
+                .find(|(l, _)| l == *label)
+                .map_or("—", |(_, v)| v);
+            print!(" {value} |");
         }
         println!();
     }
@@ -589,6 +606,18 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         ),
         alone_memory(alone),
     ));
+    if backend == "sqlite" && opts.directory_copies > 1 {
+        println!(
+            "listings alone on the directory copied {}×…",
+            opts.directory_copies
+        );
+        let (groups, ready, (rss, anon)) =
+            listings_on_copies(&data_dir, opts.directory_copies).await;
+        rows.push((
+            format!("listings alone, {groups} groups (copies, longer descriptions): to ready; memory (anonymous)"),
+            format!("{:.1} s; {rss:.0} ({anon:.0}) MiB", ready.as_secs_f64()),
+        ));
+    }
     if let Some(pg) = pg {
         pg.drop_all().await;
     }
@@ -658,105 +687,199 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts listings, membership and notifications each in a process of its own,
-/// as a deployment runs them, on the data `up` left (and a nats-server of their
-/// own), waits until each is ready and then 2 s more, and returns each one's
-/// resident memory and the anonymous part of it (the heap and stacks, not the
-/// program's pages), in MiB. The processes are this program started again
-/// (`serve_alone`), which runs what the service's binary runs.
-async fn services_alone(data_dir: &Path, databases: &[Option<String>; 3]) -> [(f64, f64); 3] {
-    let nats_binary =
+/// A nats-server of their own for services started alone, in `data_dir`.
+fn nats_for_alone(data_dir: &Path) -> selfhelp_nats_dev::NatsProcess {
+    let binary =
         selfhelp_nats_dev::find_or_install(&data_dir.join("nats-bin"), |m| println!("{m}"))
             .expect("nats-server");
-    let nats = selfhelp_nats_dev::NatsProcess::start_on_any_port(
-        &nats_binary,
-        &data_dir.join("nats-alone"),
-        None,
-    )
-    .expect("starting nats-server");
-    let mut processes = Vec::new();
-    let mut listings_url = String::new();
-    for ((name, database), service) in SERVICES.iter().zip(databases).zip([
-        selfhelp_listings::SERVICE_NAME,
-        selfhelp_membership::SERVICE_NAME,
-        selfhelp_notifications::SERVICE_NAME,
-    ]) {
-        let database = database.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join(format!("{name}.db")).display()
-            )
-        });
-        let address_file = data_dir.join(format!("{name}-alone.address"));
-        let _ = std::fs::remove_file(&address_file);
-        let mut cmd = Command::new(std::env::current_exe().expect("this program"));
-        cmd.env(SERVE_ALONE_ENV, name)
-            .env("SELFHELP_REGION", REGION)
-            .env("SELFHELP_DATABASE__URL", database)
-            .env("SELFHELP_NATS__URL", nats.url())
-            .env_remove("SELFHELP_NATS__PASSWORD")
-            .env("SELFHELP_GRPC__LISTEN", "127.0.0.1:0")
-            .env("SELFHELP_GRPC__WRITE_ADDRESS_TO", &address_file)
-            .env(
-                "SELFHELP_AUTH__HS256_SECRET_FILE",
-                data_dir.join("dev-secret"),
-            )
-            .env("SELFHELP_LOG__LEVEL", "warn")
-            // As the container image runs them (deploy/Dockerfile).
-            .env("MALLOC_ARENA_MAX", "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        match *name {
-            "membership" => {
-                cmd.env("SELFHELP_LISTINGS__URL", &listings_url);
-            }
-            "notifications" => {
-                cmd.env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")
-                    .env("SELFHELP_EMAIL__FILE_DIR", data_dir.join("mail"));
-            }
+    selfhelp_nats_dev::NatsProcess::start_on_any_port(&binary, &data_dir.join("nats-alone"), None)
+        .expect("starting nats-server")
+}
+
+/// Starts `name` in a process of its own on `database` (this program started
+/// again: `serve_alone`), as the container image runs it, and returns it with
+/// its URL once its health check says SERVING.
+async fn start_alone(
+    name: &str,
+    database: &str,
+    nats: &selfhelp_nats_dev::NatsProcess,
+    listings_url: &str,
+    data_dir: &Path,
+) -> (KillOnDrop, String) {
+    let service = match name {
+        "listings" => selfhelp_listings::SERVICE_NAME,
+        "membership" => selfhelp_membership::SERVICE_NAME,
+        _ => selfhelp_notifications::SERVICE_NAME,
+    };
+    let address_file = data_dir.join(format!("{name}-alone.address"));
+    let _ = std::fs::remove_file(&address_file);
+    let mut cmd = Command::new(std::env::current_exe().expect("this program"));
+    cmd.env(SERVE_ALONE_ENV, name)
+        .env("SELFHELP_REGION", REGION)
+        .env("SELFHELP_DATABASE__URL", database)
+        .env("SELFHELP_NATS__URL", nats.url())
+        .env_remove("SELFHELP_NATS__PASSWORD")
+        .env("SELFHELP_GRPC__LISTEN", "127.0.0.1:0")
+        .env("SELFHELP_GRPC__WRITE_ADDRESS_TO", &address_file)
+        .env(
+            "SELFHELP_AUTH__HS256_SECRET_FILE",
+            data_dir.join("dev-secret"),
+        )
+        .env("SELFHELP_LOG__LEVEL", "warn")
+        // As the container image runs them (deploy/Dockerfile).
+        .env("MALLOC_ARENA_MAX", "2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    match name {
+        "membership" => {
+            cmd.env("SELFHELP_LISTINGS__URL", listings_url);
+        }
+        "notifications" => {
+            cmd.env("SELFHELP_HTTP__LISTEN", "127.0.0.1:0")
+                .env("SELFHELP_EMAIL__FILE_DIR", data_dir.join("mail"));
+        }
+        _ => {}
+    }
+    let process = KillOnDrop(cmd.spawn().expect("starting a service alone"));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let address = loop {
+        match std::fs::read_to_string(&address_file) {
+            Ok(a) if !a.trim().is_empty() => break a.trim().to_string(),
             _ => {}
         }
-        let process = KillOnDrop(cmd.spawn().expect("starting a service alone"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let address = loop {
-            match std::fs::read_to_string(&address_file) {
-                Ok(a) if !a.trim().is_empty() => break a.trim().to_string(),
-                _ => {}
-            }
-            assert!(Instant::now() < deadline, "{name} alone never listened");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        let url = format!("http://{address}");
-        loop {
-            let health = HealthClient::new(channel(&url).await)
-                .check(HealthCheckRequest {
-                    service: service.to_string(),
-                })
-                .await;
-            if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{name} alone never became ready");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(Instant::now() < deadline, "{name} alone never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let url = format!("http://{address}");
+    loop {
+        let health = HealthClient::new(channel(&url).await)
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await;
+        if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
+            break;
         }
+        assert!(Instant::now() < deadline, "{name} alone never became ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (process, url)
+}
+
+/// Resident memory of `process` and the anonymous part of it, in MiB.
+fn memory_of(process: &KillOnDrop) -> (f64, f64) {
+    let pid = process.0.id();
+    (rss_mib(pid), status_mib(pid, "RssAnon:"))
+}
+
+/// Stops `process` (SIGTERM) and waits for it.
+fn stop_alone(mut process: KillOnDrop) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status();
+    let _ = process.0.wait();
+}
+
+/// SQLite URL of `name`'s database in `data_dir`, as `up` names it.
+fn sqlite_url(data_dir: &Path, name: &str) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(format!("{name}.db")).display()
+    )
+}
+
+/// Starts listings, membership and notifications each in a process of its own
+/// on the data `up` left (and a nats-server of their own), waits until each is
+/// ready and then 2 s more, and returns each one's resident memory and the
+/// anonymous part of it (the heap and stacks, not the program's pages), in MiB.
+async fn services_alone(data_dir: &Path, databases: &[Option<String>; 3]) -> [(f64, f64); 3] {
+    let nats = nats_for_alone(data_dir);
+    let mut processes = Vec::new();
+    let mut listings_url = String::new();
+    for (name, database) in SERVICES.iter().zip(databases) {
+        let database = database
+            .clone()
+            .unwrap_or_else(|| sqlite_url(data_dir, name));
+        let (process, url) = start_alone(name, &database, &nats, &listings_url, data_dir).await;
         if *name == "listings" {
             listings_url = url;
         }
         processes.push(process);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let memory = [0, 1, 2].map(|i| {
-        let pid = processes[i].0.id();
-        (rss_mib(pid), status_mib(pid, "RssAnon:"))
-    });
-    for process in &mut processes {
-        let _ = Command::new("kill")
-            .args(["-TERM", &process.0.id().to_string()])
-            .status();
-        let _ = process.0.wait();
-    }
+    let memory = [0, 1, 2].map(|i| memory_of(&processes[i]));
+    processes.into_iter().for_each(stop_alone);
     memory
+}
+
+/// Words a real group's description has beyond the benchmark's short one, so a
+/// directory made of copies weighs what a real one does (about 340 characters).
+const LONGER_DESCRIPTION: &str = " We meet in a friendly, relaxed setting where you can \
+    share your experience, listen to others who understand, and find practical \
+    information. Newcomers are always welcome; you do not need to book. Tea, coffee \
+    and biscuits are provided, and volunteers are on hand to help.";
+
+/// Listings alone on a directory `copies` times the listed one (SQLite only):
+/// a copy of its database where every group is there `copies` times under new
+/// ids and names, each description lengthened to a real one's length. Listing
+/// 100,000 groups through the API would take a quarter of an hour; starting on
+/// them is what this measures. Returns the groups, the time to ready and the
+/// memory as [`services_alone`] gives it.
+async fn listings_on_copies(data_dir: &Path, copies: usize) -> (u64, Duration, (f64, f64)) {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let copy = data_dir.join("listings-copies.db");
+    let _ = std::fs::remove_file(&copy);
+    let db = Database::connect(sqlite_url(data_dir, "listings"))
+        .await
+        .expect("listings' database");
+    db.execute_unprepared(&format!("VACUUM INTO '{}'", copy.display()))
+        .await
+        .expect("copying listings' database");
+    db.close().await.expect("closing");
+    let url = format!("sqlite://{}?mode=rwc", copy.display());
+    let db = Database::connect(&url).await.expect("the copy");
+    let backend = db.get_database_backend();
+    // New ids keep the id's first 24 characters (a UUID's time and version)
+    // and number the rest; names get the copy's number.
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ?) \
+         INSERT INTO listing_group SELECT substr(id, 1, 24) || printf('%012d', k * 1000000 + rowid), \
+         region, name || ' ' || k, summary, description, topics_json, format, join_policy, \
+         venues_json, status, organiser_ids_json, created_by, review_note, version, \
+         created_at_ms, updated_at_ms, schedule_json, assured_at_ms, assured_by, \
+         review_due_for_ms, details_json, joining_details FROM listing_group, n",
+        [(copies as i64 - 1).into()],
+    ))
+    .await
+    .expect("copying the groups");
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE listing_group SET description = description || ?",
+        [LONGER_DESCRIPTION.into()],
+    ))
+    .await
+    .expect("lengthening descriptions");
+    let groups = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT count(*) AS n FROM listing_group WHERE status = 'PUBLISHED'",
+        ))
+        .await
+        .expect("counting")
+        .and_then(|row| row.try_get::<i64>("", "n").ok())
+        .unwrap_or(0) as u64;
+    db.close().await.expect("closing");
+    let nats = nats_for_alone(data_dir);
+    let started = Instant::now();
+    let (process, _) = start_alone("listings", &url, &nats, "", data_dir).await;
+    let ready = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let memory = memory_of(&process);
+    stop_alone(process);
+    let _ = std::fs::remove_file(&copy);
+    (groups, ready, memory)
 }
 
 /// An anonymous GetGroup of one of `ids`, picked by `i`.
