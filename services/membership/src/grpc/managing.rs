@@ -26,8 +26,9 @@ const MAX_DUTY_CHARS: usize = 40;
 
 impl MembershipApi {
     /// The membership `id` names and its group, if the caller may `permission` there.
-    async fn managed_membership(
+    async fn managed_membership<T>(
         &self,
+        request: &Request<T>,
         person: &str,
         id: &str,
         permission: Permission,
@@ -36,7 +37,7 @@ impl MembershipApi {
             .await?
             .ok_or(MEMBERSHIP_NOT_FOUND)?;
         let facts = self
-            .known_group(&self.db, &m.group_id)
+            .known_group(request, &m.group_id)
             .await
             .map_err(|_| MEMBERSHIP_NOT_FOUND)?;
         let role = self
@@ -58,7 +59,7 @@ impl MembershipApi {
         v.text("message", &req.message, false, MAX_MESSAGE);
         v.into_result()?;
         let (seen, facts, _) = self
-            .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
+            .managed_membership(&request, &caller.person_id, &id, Permission::ManageMembers)
             .await?;
 
         let now = self.clock.now_ms();
@@ -152,7 +153,7 @@ impl MembershipApi {
             }
         };
         v.into_result()?;
-        let facts = self.known_group(&self.db, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         self.require(
             &self.db,
             &facts,
@@ -238,7 +239,7 @@ impl MembershipApi {
         v.text("message", &req.message, false, MAX_MESSAGE);
         v.into_result()?;
         let (target, facts, my_role) = self
-            .managed_membership(&caller.person_id, &id, Permission::ManageMembers)
+            .managed_membership(&request, &caller.person_id, &id, Permission::ManageMembers)
             .await?;
         if target.person_id == caller.person_id {
             return Err(MembershipError::FailedPrecondition(
@@ -311,7 +312,7 @@ impl MembershipApi {
         v.into_result()?;
         let role = role.expect("validated");
         let (seen, _, _) = self
-            .managed_membership(&caller.person_id, &id, Permission::AssignRoles)
+            .managed_membership(&request, &caller.person_id, &id, Permission::AssignRoles)
             .await?;
 
         let now = self.clock.now_ms();
@@ -348,7 +349,7 @@ impl MembershipApi {
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Result<pb::ListGroupMembersResponse, MembershipError> {
         let caller = self.caller(&request)?;
-        let req = request.into_inner();
+        let req = request.get_ref();
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
         // Each state once: there are eight, so a longer list only repeats them
@@ -368,12 +369,12 @@ impl MembershipApi {
                 }
             }
         }
-        let page = paging(&mut v, req.page);
+        let page = paging(&mut v, req.page.clone());
         v.into_result()?;
         if states.is_empty() {
             states.push(State::Active);
         }
-        let facts = self.known_group(&self.db, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         let settings = group_settings::get(&self.db, &group_id, 0).await?;
         let role = self
             .role_in(&self.db, &facts, &group_id, &caller.person_id)
@@ -421,7 +422,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
-        self.known_group(&self.db, &group_id).await?;
+        self.known_group(&request, &group_id).await?;
         let s = group_settings::get(&self.db, &group_id, 0).await?;
         Ok(settings_to_wire(&s))
     }
@@ -445,7 +446,7 @@ impl MembershipApi {
             }
         };
         v.into_result()?;
-        let facts = self.known_group(&self.db, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         self.require(
             &self.db,
             &facts,

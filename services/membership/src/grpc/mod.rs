@@ -204,17 +204,17 @@ impl MembershipApi {
         selfhelp_platform::grpc::caller_in_region(request, &self.region)
     }
 
-    /// The group as the read model knows it; NOT_FOUND when unknown or of
-    /// another region. For everything but joining and following.
-    async fn known_group<C: ConnectionTrait>(
+    /// The group as the read model knows it, in any status; for everything but
+    /// joining and following. A group the read model does not know (yet: its
+    /// event may still be on the way) is asked of listings as
+    /// [`current_group`](Self::current_group) does, so an organiser who acts on
+    /// a group at once is not told it does not exist.
+    async fn known_group<T>(
         &self,
-        conn: &C,
+        request: &Request<T>,
         group_id: &str,
     ) -> Result<GroupFacts, MembershipError> {
-        match group_view::find(conn, group_id).await? {
-            Some(v) if v.region == self.region => Ok(facts_of(v)),
-            _ => Err(GROUP_NOT_FOUND),
-        }
+        self.group_as_listed(request, group_id, |_| true).await
     }
 
     /// The group as the read model knows it, unless that is behind: a group not
@@ -230,11 +230,23 @@ impl MembershipApi {
         group_id: &str,
         open: &[&str],
     ) -> Result<GroupFacts, MembershipError> {
+        self.group_as_listed(request, group_id, |status| open.contains(&status))
+            .await
+    }
+
+    /// The read model's view of the group when `enough` says its status will
+    /// do, else listings' (see [`current_group`](Self::current_group)).
+    async fn group_as_listed<T>(
+        &self,
+        request: &Request<T>,
+        group_id: &str,
+        enough: impl Fn(&str) -> bool,
+    ) -> Result<GroupFacts, MembershipError> {
         let view = group_view::find(&self.read, group_id).await?.map(facts_of);
-        if view
-            .as_ref()
-            .is_some_and(|v| open.contains(&v.status.as_str()))
-        {
+        if let Some(v) = view.as_ref().filter(|v| enough(&v.status)) {
+            if v.region != self.region {
+                return Err(GROUP_NOT_FOUND);
+            }
             return Ok(view.expect("checked"));
         }
         let Some(mut client) = self.listings.clone() else {

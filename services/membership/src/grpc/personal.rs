@@ -148,7 +148,7 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
-        let facts = self.known_group(&self.db, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         let held = membership::find_for(&self.db, &group_id, &caller.person_id)
             .await?
             .ok_or(NOT_A_MEMBER)?;

@@ -60,7 +60,7 @@ impl MembershipApi {
             }
         }
         v.into_result()?;
-        let facts = self.known_group(&self.db, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         self.require(
             &self.db,
             &facts,
@@ -121,7 +121,9 @@ impl MembershipApi {
             }
         };
         v.into_result()?;
-        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let (_, role) = self
+            .member_of(&request, &group_id, &caller.person_id)
+            .await?;
         let manager = may(role, Permission::ManageGroup, false);
         let mut rotas = Vec::new();
         for r in store::for_group(&self.db, &group_id).await? {
@@ -149,7 +151,9 @@ impl MembershipApi {
         let duty = duty_name(&mut v, &req.duty);
         v.line("meeting_key", req.meeting_key.trim(), true, 40);
         v.into_result()?;
-        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let (_, role) = self
+            .member_of(&request, &group_id, &caller.person_id)
+            .await?;
         let r = store::find(&self.db, &group_id, &duty)
             .await?
             .ok_or(ROTA_NOT_FOUND)?;
@@ -199,7 +203,9 @@ impl MembershipApi {
             v.add("other_meeting_key", "must be a different meeting");
         }
         v.into_result()?;
-        let (_, role) = self.member_of(&group_id, &caller.person_id).await?;
+        let (_, role) = self
+            .member_of(&request, &group_id, &caller.person_id)
+            .await?;
         let manager = may(role, Permission::ManageGroup, false);
         let r = store::find(&self.db, &group_id, &duty)
             .await?
@@ -256,12 +262,13 @@ impl MembershipApi {
 
     /// The group and the caller's role in it, if they are an active member (or
     /// its creator); PERMISSION_DENIED otherwise: rotas name members.
-    async fn member_of(
+    async fn member_of<T>(
         &self,
+        request: &Request<T>,
         group_id: &str,
         person: &str,
     ) -> Result<(GroupFacts, Role), MembershipError> {
-        let facts = self.known_group(&self.db, group_id).await?;
+        let facts = self.known_group(request, group_id).await?;
         match self.role_in(&self.db, &facts, group_id, person).await? {
             Some(role) => Ok((facts, role)),
             None => Err(MembershipError::PermissionDenied(

@@ -287,6 +287,68 @@ async fn join_works_right_after_publishing_even_before_the_event_arrives(backend
 
 per_backend!(join_works_right_after_publishing_even_before_the_event_arrives);
 
+async fn a_group_the_read_model_has_not_heard_of_is_asked_of_listings(backend: Backend) {
+    // Membership never hears of the groups: it has a NATS of its own.
+    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
+    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let listings = start_listings(&ldb, &listings_nats).await;
+    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let mut lc = ListingsServiceClient::new(listings.channel().await);
+    let mut mc = MembershipServiceClient::new(membership.channel().await);
+    let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
+    let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
+    mc.join_group(join(&group.id, "bob")).await.unwrap();
+    let members = |group_id: &str, person: &str| {
+        as_person(
+            pb::ListGroupMembersRequest {
+                group_id: group_id.to_string(),
+                states: vec![],
+                page: None,
+            },
+            person,
+        )
+    };
+
+    // Its organiser manages it at once, as listings names her organiser.
+    let listed = mc
+        .list_group_members(members(&group.id, "alice"))
+        .await
+        .expect("the organiser lists the members of a group just published")
+        .into_inner();
+    assert_eq!(
+        listed
+            .members
+            .iter()
+            .map(|m| m.person_id.as_str())
+            .collect::<Vec<_>>(),
+        ["bob"],
+        "{backend:?}"
+    );
+    // Anyone else is told no as before; a draft listings hides stays unknown.
+    let refused = mc
+        .list_group_members(members(&group.id, "carol"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = mc
+        .list_group_members(members(&draft.id, "carol"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+
+    // With listings away, a group the read model does not know is to be asked
+    // again, not said not to exist.
+    listings.stop().await.unwrap();
+    let refused = mc
+        .list_group_members(members(&group.id, "alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    membership.stop().await.unwrap();
+}
+
+per_backend!(a_group_the_read_model_has_not_heard_of_is_asked_of_listings);
+
 async fn joins_that_must_fail(backend: Backend) {
     let nats = Nats::start();
     let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
