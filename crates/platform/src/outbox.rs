@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use sea_orm::ExprTrait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -384,8 +384,13 @@ impl Relay {
     }
 
     /// Takes a lease on up to `batch_size` unpublished rows whose lease is free or
-    /// expired, and returns the rows this relay now holds. Plain UPDATE … WHERE with
-    /// a re-check of the lease works on SQLite and PostgreSQL alike (no SKIP LOCKED).
+    /// expired, and returns the rows this relay now holds: the free rows are
+    /// picked and locked, then leased with a re-check that they are still free.
+    ///
+    /// On PostgreSQL the pick locks its rows in order and skips rows another
+    /// relay has locked (`FOR UPDATE SKIP LOCKED`): two relays whose UPDATEs met
+    /// the same rows in different orders deadlocked, and one's round failed.
+    /// SQLite has one writer and no row locks; there the clause is left out.
     async fn claim(&self) -> Result<Vec<outbox::Model>, DbErr> {
         let now = now_ms();
         let free = outbox::Column::PublishedAtMs.is_null().and(
@@ -393,21 +398,23 @@ impl Relay {
                 .is_null()
                 .or(outbox::Column::LeaseUntilMs.lt(now)),
         );
+        // A lease lost in a crash is taken again by the next relay; a repeat
+        // publish is dropped downstream. So its commit need not wait for the disk.
+        let txn = crate::db::begin_lightly(&self.db).await?;
         let candidates: Vec<i64> = outbox::Entity::find()
             .select_only()
             .column(outbox::Column::Seq)
             .filter(free.clone())
             .order_by_asc(outbox::Column::Seq)
             .limit(self.cfg.batch_size)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .into_tuple()
-            .all(&self.db)
+            .all(&txn)
             .await?;
         if candidates.is_empty() {
+            txn.commit().await?;
             return Ok(Vec::new());
         }
-        // A lease lost in a crash is taken again by the next relay; a repeat
-        // publish is dropped downstream. So its commit need not wait for the disk.
-        let txn = crate::db::begin_lightly(&self.db).await?;
         outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::LeaseOwner,
