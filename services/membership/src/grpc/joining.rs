@@ -41,8 +41,18 @@ impl MembershipApi {
         v.line("invitation_code", &req.invitation_code, false, MAX_CODE);
         v.line("display_name", &req.display_name, false, MAX_DISPLAY_NAME);
         v.into_result()?;
+        // Published, and open to this join: a group the read model still
+        // shows invitation-only may have opened since (its event on the way),
+        // so without an invitation (or being its organiser) that is checked
+        // with listings first.
+        let has_code = !req.invitation_code.trim().is_empty();
         let facts = self
-            .current_group(&request, &group_id, &["PUBLISHED"])
+            .group_as_listed(&request, &group_id, |g| {
+                g.status == "PUBLISHED"
+                    && (has_code
+                        || g.join_policy != "INVITE_ONLY"
+                        || g.organiser_ids.contains(&caller.person_id))
+            })
             .await?;
         let consent_given = req.consent.clone().expect("validated");
         let name = facts.name.clone();

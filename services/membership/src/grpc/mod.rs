@@ -230,20 +230,22 @@ impl MembershipApi {
         group_id: &str,
         open: &[&str],
     ) -> Result<GroupFacts, MembershipError> {
-        self.group_as_listed(request, group_id, |status| open.contains(&status))
+        self.group_as_listed(request, group_id, |g| open.contains(&g.status.as_str()))
             .await
     }
 
-    /// The read model's view of the group when `enough` says its status will
-    /// do, else listings' (see [`current_group`](Self::current_group)).
-    async fn group_as_listed<T>(
+    /// The read model's view of the group when `enough` says it will do, else
+    /// listings' (see [`current_group`](Self::current_group)): a call that the
+    /// read model's view would refuse passes `enough` false for it, so it is
+    /// never refused on a view that may only be behind.
+    pub(super) async fn group_as_listed<T>(
         &self,
         request: &Request<T>,
         group_id: &str,
-        enough: impl Fn(&str) -> bool,
+        enough: impl Fn(&GroupFacts) -> bool,
     ) -> Result<GroupFacts, MembershipError> {
         let view = group_view::find(&self.read, group_id).await?.map(facts_of);
-        if let Some(v) = view.as_ref().filter(|v| enough(&v.status)) {
+        if let Some(v) = view.as_ref().filter(|v| enough(v)) {
             if v.region != self.region {
                 return Err(GROUP_NOT_FOUND);
             }

@@ -418,15 +418,22 @@ async fn joins_that_must_fail(backend: Backend) {
 per_backend!(joins_that_must_fail);
 
 /// Tells membership (on its own NATS) that alice's group `group_id` was created
-/// in `status`, as listings would, and waits until it has taken it in.
-async fn created_in_read_model(nats: &Nats, group_id: &str, name: &str, status: &str) {
+/// in `status` with `join_policy`, as listings would, and waits until it has
+/// taken it in.
+async fn created_in_read_model(
+    nats: &Nats,
+    group_id: &str,
+    name: &str,
+    status: &str,
+    join_policy: &str,
+) {
     let created = ev::GroupCreated {
         group: Some(ev::GroupSnapshot {
             group_id: group_id.to_string(),
             region: REGION.into(),
             name: name.to_string(),
             status: status.into(),
-            join_policy: "OPEN".into(),
+            join_policy: join_policy.into(),
             organiser_ids: vec!["alice".into()],
             topics: vec![],
             version: 1,
@@ -466,7 +473,7 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
 
     let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
     // Membership learns of the draft, and then nothing more.
-    created_in_read_model(&membership_nats, &draft.id, &draft.name, "DRAFT").await;
+    created_in_read_model(&membership_nats, &draft.id, &draft.name, "DRAFT", "OPEN").await;
     assert_eq!(
         mc.join_group(join(&draft.id, "bob"))
             .await
@@ -521,8 +528,26 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
         &proposal_id,
         "A proposed group",
         "PROPOSED",
+        "OPEN",
     )
     .await;
+    // A group the read model still shows invitation-only, which listings now
+    // shows open (its change on the way): a join is not refused on the old word.
+    let opened = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
+    created_in_read_model(
+        &membership_nats,
+        &opened.id,
+        &opened.name,
+        "PUBLISHED",
+        "INVITE_ONLY",
+    )
+    .await;
+    let erin = mc
+        .join_group(join(&opened.id, "erin"))
+        .await
+        .expect("a join checked with listings, which shows the group open")
+        .into_inner();
+    assert_eq!(erin.state(), pb::MembershipState::Active, "{backend:?}");
 
     // Listings gone while the read model still says DRAFT: that may only be
     // behind, so joining or following is to be retried, not refused.
@@ -551,6 +576,12 @@ async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backe
         refused.code(),
         Code::Unavailable,
         "{backend:?}: {refused:?}"
+    );
+    let refused = mc.join_group(join(&opened.id, "frank")).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::Unavailable,
+        "{backend:?}: invitation-only on the read model's word alone: {refused:?}"
     );
     // What the read model shows open needs no listings.
     mc.follow_group(follow(&proposal_id))
