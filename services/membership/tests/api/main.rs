@@ -212,16 +212,36 @@ fn join(group_id: &str, person: &str) -> tonic::Request<pb::JoinGroupRequest> {
     with_token(join_request(group_id), &token(person, REGION, &[]))
 }
 
-async fn join_works_right_after_publishing_even_before_the_event_arrives(backend: Backend) {
-    // Listings and membership on different NATS servers: membership never hears
-    // of the group through events, so it must ask listings.
+/// What [`apart`] starts: listings, membership, membership's NATS, what to
+/// keep for as long as they run (their databases, listings' NATS), and a
+/// client of each.
+type Apart = (
+    RunningService,
+    RunningService,
+    Nats,
+    (TestDb, TestDb, Nats),
+    ListingsServiceClient<Channel>,
+    MembershipServiceClient<Channel>,
+);
+
+/// Listings and membership on NATS servers of their own: membership hears of a
+/// group only when a test tells it (`created_in_read_model`), so it must ask
+/// listings.
+async fn apart(backend: Backend) -> Apart {
     let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
     let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
     let listings = start_listings(&ldb, &listings_nats).await;
     let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let lc = ListingsServiceClient::new(listings.channel().await);
+    let mc = MembershipServiceClient::new(membership.channel().await);
+    let keep = (ldb, mdb, listings_nats);
+    (listings, membership, membership_nats, keep, lc, mc)
+}
+
+async fn join_works_right_after_publishing_even_before_the_event_arrives(backend: Backend) {
+    // Membership never hears of the group through events, so it must ask listings.
+    let (listings, membership, membership_nats, _keep, mut lc, mut mc) = apart(backend).await;
     let mut outside = OutsideSubscriber::connect(&membership_nats.url()).await;
-    let mut lc = ListingsServiceClient::new(listings.channel().await);
-    let mut mc = MembershipServiceClient::new(membership.channel().await);
 
     let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
     let m = mc
@@ -288,13 +308,7 @@ async fn join_works_right_after_publishing_even_before_the_event_arrives(backend
 per_backend!(join_works_right_after_publishing_even_before_the_event_arrives);
 
 async fn a_group_the_read_model_has_not_heard_of_is_asked_of_listings(backend: Backend) {
-    // Membership never hears of the groups: it has a NATS of its own.
-    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
-    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-    let listings = start_listings(&ldb, &listings_nats).await;
-    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
-    let mut lc = ListingsServiceClient::new(listings.channel().await);
-    let mut mc = MembershipServiceClient::new(membership.channel().await);
+    let (listings, membership, _membership_nats, _keep, mut lc, mut mc) = apart(backend).await;
     let group = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, true).await;
     let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
     mc.join_group(join(&group.id, "bob")).await.unwrap();
@@ -324,26 +338,18 @@ async fn a_group_the_read_model_has_not_heard_of_is_asked_of_listings(backend: B
         ["bob"],
         "{backend:?}"
     );
+    let refused = |group_id: &str, person: &str| {
+        let (mut mc, ask) = (mc.clone(), members(group_id, person));
+        async move { mc.list_group_members(ask).await.unwrap_err().code() }
+    };
     // Anyone else is told no as before; a draft listings hides stays unknown.
-    let refused = mc
-        .list_group_members(members(&group.id, "carol"))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    let refused = mc
-        .list_group_members(members(&draft.id, "carol"))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    assert_eq!(refused(&group.id, "carol").await, Code::PermissionDenied);
+    assert_eq!(refused(&draft.id, "carol").await, Code::NotFound);
 
     // With listings away, a group the read model does not know is to be asked
     // again, not said not to exist.
     listings.stop().await.unwrap();
-    let refused = mc
-        .list_group_members(members(&group.id, "alice"))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(refused(&group.id, "alice").await, Code::Unavailable);
     membership.stop().await.unwrap();
 }
 
@@ -463,13 +469,7 @@ async fn created_in_read_model(
 }
 
 async fn a_read_model_that_lags_behind_publishing_is_checked_with_listings(backend: Backend) {
-    // Membership hears only what the test tells it, on its own NATS.
-    let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
-    let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
-    let listings = start_listings(&ldb, &listings_nats).await;
-    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
-    let mut lc = ListingsServiceClient::new(listings.channel().await);
-    let mut mc = MembershipServiceClient::new(membership.channel().await);
+    let (listings, membership, membership_nats, _keep, mut lc, mut mc) = apart(backend).await;
 
     let draft = create_group(&mut lc, "alice", lpb::JoinPolicy::Open, false).await;
     // Membership learns of the draft, and then nothing more.
