@@ -107,6 +107,8 @@ pub mod listings {
     pub mod v1 {
         tonic::include_proto!("selfhelp.listings.v1");
     }
+
+    pub mod served;
 }
 
 pub mod membership {

@@ -23,7 +23,7 @@ use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
-use selfhelp_proto::listings::v1::listings_service_server::ListingsServiceServer;
+use selfhelp_proto::listings::served::listings_service_server::ListingsServiceServer;
 use selfhelp_proto::streams;
 use tokio::net::TcpListener;
 

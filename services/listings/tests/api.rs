@@ -3047,6 +3047,19 @@ async fn the_public_card_follows_every_change_on_every_replica(backend: Backend)
         shows_change(&now_a),
         "{backend:?}: A shows its own change at once"
     );
+    // The card is sent as bytes kept encoded with the meetings appended (ADR
+    // 25): read with the published type it is what the database path gives an
+    // organiser, less what only managers see.
+    let mut typed = client_a
+        .get_group(with_token(get(), &alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(typed.organiser_ids, ["alice"]);
+    typed.organiser_ids.clear();
+    typed.joining_details.clear();
+    typed.pending_edit = None;
+    assert_eq!(now_a, typed, "{backend:?}");
     // B follows through the LISTINGS events: its search results show the new
     // card (its GetGroup would answer from the database until B has a card).
     selfhelp_testkit::eventually(

@@ -4,6 +4,7 @@ use selfhelp_platform::auth::Caller;
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::{OffsetPage, Violations};
+use selfhelp_proto::listings::served;
 use selfhelp_proto::listings::v1 as pb;
 
 use super::{
@@ -258,7 +259,7 @@ impl ListingsApi {
         &self,
         caller: &Caller,
         req: pb::ListReviewQueueRequest,
-    ) -> Result<pb::ListReviewQueueResponse, ListingsError> {
+    ) -> Result<served::ListReviewQueueResponse, ListingsError> {
         let mut v = Violations::new();
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
@@ -271,9 +272,9 @@ impl ListingsApi {
             store::review_queue(&self.db, &self.region, page.offset, page.limit).await?;
         let mut groups = Vec::with_capacity(rows.len());
         for g in &rows {
-            groups.push(self.managed_view(g, caller).await?);
+            groups.push(self.managed_view(g, caller).await?.into());
         }
-        Ok(pb::ListReviewQueueResponse {
+        Ok(served::ListReviewQueueResponse {
             groups,
             page: Some(page.answer(rows.len(), total)),
         })
@@ -283,14 +284,14 @@ impl ListingsApi {
     pub(super) async fn proposed_groups(
         &self,
         req: pb::ListProposedGroupsRequest,
-    ) -> Result<pb::ListProposedGroupsResponse, ListingsError> {
+    ) -> Result<served::ListProposedGroupsResponse, ListingsError> {
         let mut v = Violations::new();
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
         let (rows, total) =
             store::listed_proposals(&self.read, &self.region, page.offset, page.limit).await?;
-        Ok(pb::ListProposedGroupsResponse {
-            groups: rows.iter().map(|g| self.to_wire(g, None)).collect(),
+        Ok(served::ListProposedGroupsResponse {
+            groups: rows.iter().map(|g| self.to_wire(g, None).into()).collect(),
             page: Some(page.answer(rows.len(), total)),
         })
     }

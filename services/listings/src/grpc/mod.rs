@@ -7,8 +7,10 @@ use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{answer, caller, caller_in_region, require_caller, trace_parent};
 use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::validation::Violations;
+use selfhelp_proto::listings::served::{
+    self, EncodedGroup, listings_service_server::ListingsService,
+};
 use selfhelp_proto::listings::v1 as pb;
-use selfhelp_proto::listings::v1::listings_service_server::ListingsService;
 use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
@@ -175,6 +177,11 @@ impl ListingsApi {
     }
 }
 
+/// A group answer, encoded once for the server (ADR 25).
+fn sent(group: pb::Group) -> Response<EncodedGroup> {
+    Response::new(group.into())
+}
+
 fn group_id(field: &str, value: &str) -> Result<String, ListingsError> {
     let mut v = Violations::new();
     let id = v.uuid(field, value);
@@ -187,7 +194,7 @@ impl ListingsService for ListingsApi {
     async fn create_group(
         &self,
         request: Request<pb::CreateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         answer(async {
             let caller = caller_in_region(&request, &self.region)?;
             let trace = trace_parent(&request);
@@ -207,12 +214,13 @@ impl ListingsService for ListingsApi {
             Ok(self.to_wire(&group, Some(&caller)))
         })
         .await
+        .map(|answered| answered.map(EncodedGroup::from))
     }
 
     async fn get_group(
         &self,
         request: Request<pb::GetGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let id = group_id("group_id", &request.get_ref().group_id)?;
         let caller = caller(&request);
         // The public (anyone who does not manage the group) reads a published
@@ -220,18 +228,20 @@ impl ListingsService for ListingsApi {
         if let Some(card) = self.search.card(&id)
             && !caller.is_some_and(|c| domain::can_manage(&card.region, &card.organisers, c))
         {
-            return Ok(Response::new(
-                self.public_card(&card, schedule::NEXT_MEETINGS),
-            ));
+            return Ok(Response::new(self.public_answer(
+                &card,
+                schedule::NEXT_MEETINGS,
+                true,
+            )));
         }
         let group = self.visible_group(&id, caller).await?;
-        Ok(Response::new(self.with_meetings(&group, caller).await?))
+        Ok(sent(self.with_meetings(&group, caller).await?))
     }
 
     async fn submit_group(
         &self,
         request: Request<pb::SubmitGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let id = group_id("group_id", &request.get_ref().group_id)?;
@@ -245,13 +255,13 @@ impl ListingsService for ListingsApi {
         let group = self
             .transition(group, Transition::Submit, None, &caller, &trace)
             .await?;
-        Ok(Response::new(self.to_wire(&group, Some(&caller))))
+        Ok(sent(self.to_wire(&group, Some(&caller))))
     }
 
     async fn review_group(
         &self,
         request: Request<pb::ReviewGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         answer(async {
             let caller = require_caller(&request)?;
             let trace = trace_parent(&request);
@@ -300,12 +310,13 @@ impl ListingsService for ListingsApi {
             self.managed_view(&group, &caller).await
         })
         .await
+        .map(|answered| answered.map(EncodedGroup::from))
     }
 
     async fn search_groups(
         &self,
         request: Request<pb::SearchGroupsRequest>,
-    ) -> Result<Response<pb::SearchGroupsResponse>, Status> {
+    ) -> Result<Response<served::SearchGroupsResponse>, Status> {
         Ok(Response::new(
             self.search_groups(request.into_inner()).await?,
         ))
@@ -314,10 +325,10 @@ impl ListingsService for ListingsApi {
     async fn set_schedule(
         &self,
         request: Request<pb::SetScheduleRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.set_schedule(&caller, request.into_inner(), &trace)
                 .await?,
         ))
@@ -326,10 +337,10 @@ impl ListingsService for ListingsApi {
     async fn cancel_occurrence(
         &self,
         request: Request<pb::CancelOccurrenceRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.cancel_occurrence(&caller, request.into_inner(), &trace)
                 .await?,
         ))
@@ -338,10 +349,10 @@ impl ListingsService for ListingsApi {
     async fn move_occurrence(
         &self,
         request: Request<pb::MoveOccurrenceRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.move_occurrence(&caller, request.into_inner(), &trace)
                 .await?,
         ))
@@ -350,10 +361,10 @@ impl ListingsService for ListingsApi {
     async fn add_one_off_meeting(
         &self,
         request: Request<pb::AddOneOffMeetingRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.add_one_off(&caller, request.into_inner(), &trace)
                 .await?,
         ))
@@ -371,10 +382,10 @@ impl ListingsService for ListingsApi {
     async fn update_group(
         &self,
         request: Request<pb::UpdateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.update_group(&caller, request.into_inner(), &trace)
                 .await?,
         ))
@@ -393,11 +404,11 @@ impl ListingsService for ListingsApi {
     async fn start_group(
         &self,
         request: Request<pb::StartGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let id = request.into_inner().group_id;
-        Ok(Response::new(
+        Ok(sent(
             self.lifecycle_step(&caller, &id, Transition::Start, "", &trace)
                 .await?,
         ))
@@ -406,11 +417,11 @@ impl ListingsService for ListingsApi {
     async fn suspend_group(
         &self,
         request: Request<pb::SuspendGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let req = request.into_inner();
-        Ok(Response::new(
+        Ok(sent(
             self.lifecycle_step(
                 &caller,
                 &req.group_id,
@@ -425,11 +436,11 @@ impl ListingsService for ListingsApi {
     async fn reinstate_group(
         &self,
         request: Request<pb::ReinstateGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let id = request.into_inner().group_id;
-        Ok(Response::new(
+        Ok(sent(
             self.lifecycle_step(&caller, &id, Transition::Reinstate, "", &trace)
                 .await?,
         ))
@@ -438,11 +449,11 @@ impl ListingsService for ListingsApi {
     async fn archive_group(
         &self,
         request: Request<pb::ArchiveGroupRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let req = request.into_inner();
-        Ok(Response::new(
+        Ok(sent(
             self.lifecycle_step(
                 &caller,
                 &req.group_id,
@@ -457,7 +468,7 @@ impl ListingsService for ListingsApi {
     async fn list_review_queue(
         &self,
         request: Request<pb::ListReviewQueueRequest>,
-    ) -> Result<Response<pb::ListReviewQueueResponse>, Status> {
+    ) -> Result<Response<served::ListReviewQueueResponse>, Status> {
         let caller = require_caller(&request)?;
         Ok(Response::new(
             self.review_queue(&caller, request.into_inner()).await?,
@@ -467,7 +478,7 @@ impl ListingsService for ListingsApi {
     async fn list_proposed_groups(
         &self,
         request: Request<pb::ListProposedGroupsRequest>,
-    ) -> Result<Response<pb::ListProposedGroupsResponse>, Status> {
+    ) -> Result<Response<served::ListProposedGroupsResponse>, Status> {
         Ok(Response::new(
             self.proposed_groups(request.into_inner()).await?,
         ))
@@ -476,10 +487,10 @@ impl ListingsService for ListingsApi {
     async fn confirm_group_details(
         &self,
         request: Request<pb::ConfirmGroupDetailsRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
-        Ok(Response::new(
+        Ok(sent(
             self.confirm_details(&caller, &request.into_inner().group_id, &trace)
                 .await?,
         ))
@@ -877,11 +888,6 @@ pub fn public_card_render(tz: chrono_tz::Tz) -> Render {
             let mut wire = group_to_wire(g, None, &tz);
             wire.assured_date = assured_date(g, &tz);
             wire.exceptions = exceptions.iter().map(schedule::exception_to_wire).collect();
-            // A card lives as long as its group is listed: no room left spare
-            // from parsing (venues are collected into the buffer the JSON was
-            // read into, four places for one venue).
-            wire.venues.shrink_to_fit();
-            wire.topics.shrink_to_fit();
             wire
         },
     )

@@ -204,7 +204,7 @@ impl ListingsApi {
             match self.search.card(id) {
                 Some(card) => {
                     let doc = crate::oruk::service_doc(
-                        &card.wire,
+                        &card.public_view(),
                         card.schedule.as_ref(),
                         all_topics,
                         &self.tz,

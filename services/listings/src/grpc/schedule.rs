@@ -1,12 +1,15 @@
 //! Meeting schedules over the wire: set, cancel, move, add one-offs, export.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{NaiveDate, NaiveTime, TimeZone, Weekday};
+use prost::Message;
+use prost::bytes::Bytes;
 use selfhelp_platform::auth::Caller;
 use selfhelp_platform::time::to_timestamp;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_platform::validation::Violations;
+use selfhelp_proto::listings::served::EncodedGroup;
 use selfhelp_proto::listings::v1 as pb;
 
 use super::ListingsApi;
@@ -26,6 +29,16 @@ use crate::store::topic as topic_store;
 /// How many upcoming meetings a group shows.
 pub(super) const NEXT_MEETINGS: usize = 5;
 const MAX_NOTE: usize = 500;
+
+/// `recently_checked: true` as an encoded `Group` field, sent after a card.
+static RECENTLY_CHECKED: LazyLock<Bytes> = LazyLock::new(|| {
+    pb::Group {
+        recently_checked: true,
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into()
+});
 
 impl ListingsApi {
     /// The group as a client sees it, with its next meetings and exceptions.
@@ -58,11 +71,16 @@ impl ListingsApi {
     }
 
     /// A published group's public card with its next `meetings` (at most
-    /// [`NEXT_MEETINGS`]), from memory.
-    pub(super) fn public_card(&self, card: &Card, meetings: usize) -> pb::Group {
+    /// [`NEXT_MEETINGS`]) and, for a group page, its exceptions, from memory:
+    /// the card's bytes with the rest appended (ADR 25).
+    pub(super) fn public_answer(
+        &self,
+        card: &Card,
+        meetings: usize,
+        with_exceptions: bool,
+    ) -> EncodedGroup {
         let now = self.clock.now();
-        let mut wire = card.wire.clone();
-        wire.next_occurrences = card.next_meetings(now.timestamp_millis(), meetings, || {
+        let meetings = card.next_meetings(now.timestamp_millis(), meetings, || {
             let next = schedule::next_occurrences(
                 card.schedule.as_ref(),
                 &card.exceptions,
@@ -73,12 +91,25 @@ impl ListingsApi {
             let first = next.first().map(|o| o.starts_at.timestamp_millis());
             (next.iter().map(occurrence_to_wire).collect(), first)
         });
-        wire.recently_checked = crate::domain::group::recently_checked(
+        let checked = crate::domain::group::recently_checked(
             card.assured_at_ms,
             now.timestamp_millis(),
             self.freshness.max_age_days,
         );
-        wire
+        EncodedGroup::from_runs([
+            card.encoded().clone(),
+            if with_exceptions {
+                card.encoded_exceptions().clone()
+            } else {
+                Bytes::new()
+            },
+            meetings,
+            if checked {
+                RECENTLY_CHECKED.clone()
+            } else {
+                Bytes::new()
+            },
+        ])
     }
 
     /// A group whose meetings the caller may change: its organisers and the
@@ -398,30 +429,30 @@ impl ListingsApi {
                 crate::domain::topic::search_codes(&taxonomy, &topic),
             )
         };
-        let cards: Vec<Arc<Card>> = {
+        let cards: Vec<(Arc<Card>, pb::Group)> = {
             let all = self.search.cards.read().expect("cards lock");
-            let mut chosen: Vec<Arc<Card>> = all
+            let mut chosen: Vec<(Arc<Card>, pb::Group)> = all
                 .values()
                 .filter(|c| c.schedule.is_some() || !c.exceptions.is_empty())
-                .filter(|c| codes.is_empty() || c.wire.topics.iter().any(|t| codes.contains(t)))
-                .cloned()
+                .map(|c| (c.clone(), c.public_view()))
+                .filter(|(_, g)| codes.is_empty() || g.topics.iter().any(|t| codes.contains(t)))
                 .collect();
             // The same file for the same directory: groups in a fixed order.
-            chosen.sort_by(|a, b| a.wire.id.cmp(&b.wire.id));
+            chosen.sort_by(|(_, a), (_, b)| a.id.cmp(&b.id));
             chosen
         };
         let venues: Vec<Vec<String>> = cards
             .iter()
-            .map(|c| c.wire.venues.iter().map(venue_line).collect())
+            .map(|(_, g)| g.venues.iter().map(venue_line).collect())
             .collect();
         let meetings: Vec<GroupMeetings<'_>> = cards
             .iter()
             .zip(&venues)
-            .map(|(c, venues)| GroupMeetings {
+            .map(|((c, g), venues)| GroupMeetings {
                 group: CalendarGroup {
-                    id: &c.wire.id,
-                    name: &c.wire.name,
-                    summary: &c.wire.summary,
+                    id: &g.id,
+                    name: &g.name,
+                    summary: &g.summary,
                     venues,
                 },
                 schedule: c.schedule.as_ref(),

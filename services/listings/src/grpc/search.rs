@@ -4,6 +4,7 @@
 use chrono::NaiveTime;
 use selfhelp_platform::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
+use selfhelp_proto::listings::served::{self, EncodedGroup};
 use selfhelp_proto::listings::v1 as pb;
 
 use super::{ListingsApi, format_from_wire};
@@ -19,7 +20,7 @@ impl ListingsApi {
     pub(super) async fn search_groups(
         &self,
         req: pb::SearchGroupsRequest,
-    ) -> Result<pb::SearchGroupsResponse, ListingsError> {
+    ) -> Result<served::SearchGroupsResponse, ListingsError> {
         let page = req.page.clone().unwrap_or_default();
         let mut v = Violations::new();
         v.text("query", &req.query, false, 200);
@@ -114,17 +115,15 @@ impl ListingsApi {
 
         // The page's groups from their public cards, in the index's order; a group
         // indexed a moment before its card was made comes from the database.
-        let mut cards: Vec<Option<pb::Group>> = results
+        // A results page shows the card and the next meeting (kept with the
+        // card), not every exception.
+        let mut cards: Vec<Option<EncodedGroup>> = results
             .hits
             .iter()
             .map(|hit| {
-                self.search.card(&hit.id).map(|card| {
-                    // A results page shows the card and the next meeting (kept
-                    // with the card), not every exception.
-                    let mut wire = self.public_card(&card, 1);
-                    wire.exceptions = Vec::new();
-                    wire
-                })
+                self.search
+                    .card(&hit.id)
+                    .map(|card| self.public_answer(&card, 1, false))
             })
             .collect();
         let missing: Vec<String> = results
@@ -141,7 +140,7 @@ impl ListingsApi {
                     *card = rows
                         .iter()
                         .find(|g| g.id == hit.id)
-                        .map(|g| self.to_wire(g, None));
+                        .map(|g| self.to_wire(g, None).into());
                 }
             }
         }
@@ -153,7 +152,7 @@ impl ListingsApi {
                 distances.push(hit.distance_km.unwrap_or(0.0));
             }
         }
-        Ok(pb::SearchGroupsResponse {
+        Ok(served::SearchGroupsResponse {
             groups,
             page: Some(PageResponse {
                 next_page_token: results.next.as_ref().map(encode_cursor).unwrap_or_default(),
