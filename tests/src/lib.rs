@@ -859,7 +859,7 @@ impl Refusal {
         Refusal {
             code: status.code(),
             message: status.message().to_string(),
-            refused_by_http2: refused_by_http2(status),
+            refused_by_http2: selfhelp_platform::grpc::never_started(status),
         }
     }
 
@@ -892,23 +892,6 @@ impl Refusal {
                     | tonic::Code::ResourceExhausted
             )
     }
-}
-
-/// Whether the h2 error behind `status`, if any, is a GOAWAY with NO_ERROR or
-/// a REFUSED_STREAM reset.
-fn refused_by_http2(status: &tonic::Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(error) = cause {
-        if let Some(h2) = error.downcast_ref::<h2::Error>() {
-            return match h2.reason() {
-                Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
-                Some(h2::Reason::REFUSED_STREAM) => true,
-                _ => false,
-            };
-        }
-        cause = error.source();
-    }
-    false
 }
 
 /// Waits (up to 30 s) until `person` of `region` has a notification of `kind`.

@@ -246,6 +246,26 @@ pub async fn answer<T>(
     body.await.map(tonic::Response::new).map_err(Status::from)
 }
 
+/// Whether HTTP/2 refused the call before the server started it: a GOAWAY
+/// with NO_ERROR (the server's graceful stop; RFC 9113 §6.8 says such a
+/// stream may be sent again) or a REFUSED_STREAM reset. tonic reports the
+/// first as INTERNAL with a message that depends on where the connection
+/// noticed it, so this reads the h2 error behind the status, not its text.
+pub fn never_started(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return match h2.reason() {
+                Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                Some(h2::Reason::REFUSED_STREAM) => true,
+                _ => false,
+            };
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// The request's trace context (set by [`AuthLayer`] for every call).
 pub fn trace_parent<T>(request: &Request<T>) -> TraceParent {
     request
@@ -447,6 +467,20 @@ mod tests {
         let (raw, _) = plain.accept().await.unwrap();
         assert!(!raw.nodelay().unwrap());
         drop(client);
+    }
+
+    #[test]
+    fn only_a_call_http2_refused_before_it_started_counts_as_never_started() {
+        let h2_status = |reason| Status::from(h2::Error::from(reason));
+        assert!(never_started(&h2_status(h2::Reason::REFUSED_STREAM)));
+        // A reset for any other reason may come after the server ran the call.
+        assert!(!never_started(&h2_status(h2::Reason::CANCEL)));
+        assert!(!never_started(&h2_status(h2::Reason::PROTOCOL_ERROR)));
+        // A status with nothing behind it is the service's own answer.
+        assert!(!never_started(&Status::unavailable("listings is away")));
+        assert!(!never_started(&Status::internal(
+            "h2 protocol error: http2 error"
+        )));
     }
 
     #[test]

@@ -28,6 +28,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::{Config, PrivacyConfig};
+
+/// How long a call to listings refused before it started waits to be sent again.
+const LISTINGS_RETRY_AFTER: Duration = Duration::from_millis(100);
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
 use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
@@ -254,12 +257,6 @@ impl MembershipApi {
         let Some(mut client) = self.listings.clone() else {
             return view.ok_or(GROUP_NOT_FOUND);
         };
-        let mut ask = Request::new(listings_pb::GetGroupRequest {
-            group_id: group_id.to_string(),
-        });
-        if let Some(auth) = request.metadata().get("authorization") {
-            ask.metadata_mut().insert("authorization", auth.clone());
-        }
         // Same trace across the hop (a client span of its own), so the logs
         // and traces of both services line up.
         let (trace, mut hop) = selfhelp_platform::otel::hop(
@@ -270,11 +267,30 @@ impl MembershipApi {
                 "/selfhelp.listings.v1.ListingsService/GetGroup",
             ),
         );
-        if let Ok(value) = trace.to_string().parse() {
-            ask.metadata_mut()
-                .insert(selfhelp_platform::trace::HEADER, value);
+        let ask = || {
+            let mut ask = Request::new(listings_pb::GetGroupRequest {
+                group_id: group_id.to_string(),
+            });
+            if let Some(auth) = request.metadata().get("authorization") {
+                ask.metadata_mut().insert("authorization", auth.clone());
+            }
+            if let Ok(value) = trace.to_string().parse() {
+                ask.metadata_mut()
+                    .insert(selfhelp_platform::trace::HEADER, value);
+            }
+            ask
+        };
+        let mut answer = client.get_group(ask()).await;
+        // A listings replica that is stopping refuses calls it never started,
+        // and one that is restarting refuses connections; the next replica (or
+        // the same one, back) answers a moment later. A read is safe to repeat.
+        if let Err(status) = &answer
+            && (status.code() == Code::Unavailable
+                || selfhelp_platform::grpc::never_started(status))
+        {
+            tokio::time::sleep(LISTINGS_RETRY_AFTER).await;
+            answer = client.get_group(ask()).await;
         }
-        let answer = client.get_group(ask).await;
         if let Err(status) = &answer {
             hop.fail(format!("{:?}", status.code()));
         }
