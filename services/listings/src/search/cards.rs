@@ -5,10 +5,10 @@
 //! expanding its schedule on every call cost more than the call itself.
 //!
 //! A card holds the group as the public sees it, rendered once by the gRPC layer
-//! (see [`Render`]), plus what changes with the clock: the next meetings are
-//! worked out again only once the first of them has started.
+//! (see [`Render`]) and kept encoded, plus what changes with the clock: the next
+//! meetings, also kept encoded, are worked out again only once the first of them
+//! has started. An answer is those bytes one after another (ADR 25).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
@@ -22,8 +22,9 @@ use crate::store::group::Model;
 /// Renders a group as the public sees it (no next meetings; they depend on the time).
 pub type Render = Arc<dyn Fn(&Model, &[exception::Model]) -> pb::Group + Send + Sync>;
 
-/// Cards by group id.
-pub type Cards = Arc<RwLock<HashMap<String, Arc<Card>>>>;
+/// Cards by group id (ids are ours: a quick hash, looked up for every hit).
+pub type CardMap = foldhash::HashMap<String, Arc<Card>>;
+pub type Cards = Arc<RwLock<CardMap>>;
 
 /// Next meetings are worked out again at least this often, whatever the schedule.
 const MEETINGS_AT_MOST_MS: i64 = 3_600_000;

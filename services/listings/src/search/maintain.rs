@@ -3,7 +3,6 @@
 //! away), a refresh of a single group after this replica changes it, and a
 //! refresh whenever any replica's LISTINGS event about a group arrives.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use selfhelp_platform::config::NatsConfig;
 use selfhelp_platform::supervise::Supervisor;
 use selfhelp_proto::streams::LISTINGS;
 
-use super::cards::{Card, Cards, Render};
+use super::cards::{Card, CardMap, Cards, Render};
 use super::postcodes::PostcodeTable;
 use super::{Prepared, SearchDoc, SearchIndex};
 use crate::domain::group::{Format, JoinPolicy, Status};
@@ -150,13 +149,11 @@ impl Indexer {
     /// A fresh index and cards of every published group, and when reading began.
     /// Each page of groups is prepared on every core as it is read, so only a
     /// page of rows is held at a time.
-    async fn read_and_build(
-        &self,
-    ) -> Result<(SearchIndex, HashMap<String, Arc<Card>>, std::time::Instant), DbErr> {
+    async fn read_and_build(&self) -> Result<(SearchIndex, CardMap, std::time::Instant), DbErr> {
         let started = std::time::Instant::now();
         let topics = Arc::new(topic::list(&self.db, &self.region).await?);
         let mut exceptions = exception::all_by_group(&self.db).await?;
-        let mut built = (SearchIndex::default(), HashMap::new());
+        let mut built = (SearchIndex::default(), CardMap::default());
         let mut after: Option<String> = None;
         const PAGE: u64 = 2_000;
         loop {
@@ -193,7 +190,7 @@ impl Indexer {
     fn add_page(
         &self,
         fresh: &mut SearchIndex,
-        cards: &mut HashMap<String, Arc<Card>>,
+        cards: &mut CardMap,
         groups: &[(Model, Vec<exception::Model>)],
         topics: &[topic::Model],
     ) {

@@ -149,6 +149,11 @@ struct Indexed {
     terms: Vec<(u32, f32)>,
     length: f32,
     cells: Vec<(i32, i32)>,
+    /// The venues' points on the unit sphere, in `doc.points`' order: a
+    /// distance from them takes no trigonometry.
+    spots: Vec<OnSphere>,
+    /// `doc.topics` numbered: the facets of every match are counted by number.
+    topic_numbers: Box<[u32]>,
 }
 
 /// Grid cells of 0.1° latitude by 0.1° longitude (about 11 km by 7 km in the UK)
@@ -198,6 +203,10 @@ pub struct SearchIndex {
     free_terms: Vec<u32>,
     /// topic code -> slots
     topics: HashMap<String, Vec<u32>>,
+    /// Every topic code a group has had, numbered (see `Indexed::topic_numbers`;
+    /// a region's taxonomy is small, so numbers are never freed), and by number.
+    topic_numbers: HashMap<String, u32>,
+    topic_codes: Vec<String>,
     /// grid cell -> slots with a venue in it
     grid: HashMap<(i32, i32), Vec<u32>>,
     /// (lower-case name, id) of every group: the whole directory in name order,
@@ -270,6 +279,8 @@ impl Default for SearchIndex {
             term_names: Vec::new(),
             free_terms: Vec::new(),
             topics: HashMap::new(),
+            topic_numbers: HashMap::new(),
+            topic_codes: Vec::new(),
             grid: HashMap::new(),
             by_name: BTreeSet::new(),
             formats: HashMap::new(),
@@ -328,6 +339,7 @@ impl SearchIndex {
                 .or_default()
                 .push(slot as u32);
         }
+        let topic_numbers = doc.topics.iter().map(|t| self.topic_number(t)).collect();
         let mut cells: Vec<(i32, i32)> = doc.points.iter().map(|p| cell_of(*p)).collect();
         cells.sort_unstable();
         cells.dedup();
@@ -355,6 +367,8 @@ impl SearchIndex {
             terms,
             length,
             cells,
+            spots: doc.points.iter().map(|p| OnSphere::of(*p)).collect(),
+            topic_numbers,
             name_key,
             doc,
         });
@@ -417,6 +431,17 @@ impl SearchIndex {
     }
 
     /// The number of `term`, given one if it has none yet.
+    /// The number of a topic code, given one the first time it is seen.
+    fn topic_number(&mut self, code: &str) -> u32 {
+        if let Some(n) = self.topic_numbers.get(code) {
+            return *n;
+        }
+        let n = u32::try_from(self.topic_codes.len()).expect("a taxonomy is small");
+        self.topic_codes.push(code.to_string());
+        self.topic_numbers.insert(code.to_string(), n);
+        n
+    }
+
     fn term_id(&mut self, term: String) -> u32 {
         if let Some(id) = self.term_ids.get(&term) {
             return *id;
@@ -485,7 +510,8 @@ impl SearchIndex {
             let Some(indexed) = self.slots[slot as usize].as_ref() else {
                 continue;
             };
-            let Some(distance) = self.filter(&indexed.doc, q, near.as_ref()) else {
+            // The haversine of the distance: turned into km only where needed.
+            let Some(distance) = self.filter(indexed, q, near.as_ref()) else {
                 continue;
             };
             let Some(score) = self.score(indexed, &words) else {
@@ -494,17 +520,21 @@ impl SearchIndex {
             matches.push((slot as usize, score, distance));
         }
 
-        let mut topic_counts: HashMap<&str, usize> = HashMap::new();
-        let mut format_counts: HashMap<&'static str, (Format, usize)> = HashMap::new();
+        // Counted for every match of every query: by number, not by code.
+        let mut topic_counts = vec![0usize; self.topic_codes.len()];
+        let mut format_counts: Vec<(Format, usize)> = Vec::new();
         for (slot, _, _) in &matches {
-            let doc = &self.slots[*slot].as_ref().expect("matched").doc;
-            for t in &doc.topics {
-                *topic_counts.entry(t.as_str()).or_default() += 1;
+            let indexed = self.slots[*slot].as_ref().expect("matched");
+            for n in &indexed.topic_numbers {
+                topic_counts[*n as usize] += 1;
             }
-            format_counts
-                .entry(doc.format.as_str())
-                .or_insert((doc.format, 0))
-                .1 += 1;
+            match format_counts
+                .iter_mut()
+                .find(|(f, _)| *f == indexed.doc.format)
+            {
+                Some((_, count)) => *count += 1,
+                None => format_counts.push((indexed.doc.format, 1)),
+            }
         }
 
         let sort = match q.sort {
@@ -515,7 +545,7 @@ impl SearchIndex {
         let key = |doc: &SearchDoc, score: f32, distance: Option<f64>| -> f64 {
             match sort {
                 Sort::Relevance => -f64::from(score),
-                Sort::Distance => distance.unwrap_or(f64::MAX),
+                Sort::Distance => distance.map_or(f64::MAX, km_of_haversine),
                 Sort::NextMeeting => doc.next_meeting_ms.map(|m| m as f64).unwrap_or(f64::MAX),
                 Sort::Name => 0.0,
             }
@@ -568,7 +598,7 @@ impl SearchIndex {
             .map(|(_, _, id, score, distance)| Hit {
                 id: id.to_string(),
                 score: *score,
-                distance_km: *distance,
+                distance_km: distance.map(km_of_haversine),
             })
             .collect();
         let next = (end < rest && end > start).then(|| {
@@ -586,11 +616,13 @@ impl SearchIndex {
             topic_counts: sorted_counts(
                 topic_counts
                     .into_iter()
-                    .map(|(t, n)| (t.to_string(), n))
+                    .zip(&self.topic_codes)
+                    .filter(|(n, _)| *n > 0)
+                    .map(|(n, code)| (code.clone(), n))
                     .collect(),
                 String::as_str,
             ),
-            format_counts: sorted_counts(format_counts.into_values().collect(), |f| f.as_str()),
+            format_counts: sorted_counts(format_counts, |f| f.as_str()),
             next,
         }
     }
@@ -730,8 +762,10 @@ impl SearchIndex {
         Some(score)
     }
 
-    /// `None` when `doc` fails a filter; otherwise its distance when a point was given.
-    fn filter(&self, doc: &SearchDoc, q: &Query, near: Option<&Near>) -> Option<Option<f64>> {
+    /// `None` when `doc` fails a filter; otherwise the haversine of its distance
+    /// when a point was given (see `OnSphere`).
+    fn filter(&self, indexed: &Indexed, q: &Query, near: Option<&Near>) -> Option<Option<f64>> {
+        let doc = &indexed.doc;
         if !q.topics.is_empty() && !doc.topics.iter().any(|t| q.topics.contains(t)) {
             return None;
         }
@@ -776,10 +810,11 @@ impl SearchIndex {
                 let nearest = doc
                     .points
                     .iter()
-                    .filter(|p| near.may_hold(**p))
-                    .map(|p| haversine_km(near.centre, *p))
+                    .zip(&indexed.spots)
+                    .filter(|(p, _)| near.may_hold(**p))
+                    .map(|(_, spot)| near.spot.haversine(spot))
                     .min_by(f64::total_cmp)?;
-                (nearest <= near.radius).then_some(Some(nearest))
+                (nearest <= near.within).then_some(Some(nearest))
             }
         }
     }
@@ -803,8 +838,9 @@ fn venue_box(points: &[(f64, f64)]) -> [f32; 4] {
 /// A circle to search in, with a box around it: a point outside the box is
 /// out without working out its distance (most of a national directory is).
 struct Near {
-    centre: (f64, f64),
-    radius: f64,
+    /// The centre, and the haversine of the radius to compare distances with.
+    spot: OnSphere,
+    within: f64,
     lat: (f64, f64),
     lon: (f64, f64),
 }
@@ -823,8 +859,8 @@ impl Near {
             (radius / (111.0 * widest) * 1.01).min(360.0)
         };
         Near {
-            centre,
-            radius,
+            spot: OnSphere::of(centre),
+            within: haversine_of_km(radius),
             lat: (centre.0 - dlat, centre.0 + dlat),
             lon: (centre.1 - dlon, centre.1 + dlon),
         }
@@ -859,6 +895,7 @@ impl Near {
 }
 
 pub use selfhelp_platform::geo::haversine_km;
+use selfhelp_platform::geo::{OnSphere, haversine_of_km, km_of_haversine};
 
 #[cfg(test)]
 mod tests {
