@@ -41,12 +41,15 @@ fn served_listings(
     fds: &FileDescriptorSet,
     out_dir: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let listings = fds
+    let listings: Vec<&FileDescriptorProto> = fds
         .file
         .iter()
-        .find(|f| f.package() == "selfhelp.listings.v1")
-        .ok_or("listings.proto is not in the descriptor set")?;
-    let carrying = messages_carrying_group(listings);
+        .filter(|f| f.package() == "selfhelp.listings.v1")
+        .collect();
+    if listings.is_empty() {
+        return Err("listings.proto is not in the descriptor set".into());
+    }
+    let carrying = messages_carrying_group(&listings);
     let mut builder = tonic_prost_build::configure()
         .build_server(true)
         .build_client(false)
@@ -58,19 +61,20 @@ fn served_listings(
         .map(|f| f.package())
         .filter(|p| p.starts_with("selfhelp.") && *p != "selfhelp.listings.v1")
         .collect();
+    others.sort_unstable();
     others.dedup();
     for package in others {
         let module = package.trim_start_matches("selfhelp.").replace('.', "::");
         builder = builder.extern_path(format!(".{package}"), format!("crate::{module}"));
     }
     let published = "crate::listings::v1";
-    for message in &listings.message_type {
+    for message in listings.iter().flat_map(|f| &f.message_type) {
         let name = format!(".selfhelp.listings.v1.{}", message.name());
         if name != GROUP && !carrying.contains(&name) {
             builder = builder.extern_path(&name, format!("{published}::{}", message.name()));
         }
     }
-    for e in &listings.enum_type {
+    for e in listings.iter().flat_map(|f| &f.enum_type) {
         builder = builder.extern_path(
             format!(".selfhelp.listings.v1.{}", e.name()),
             format!("{published}::{}", e.name()),
@@ -82,7 +86,7 @@ fn served_listings(
 }
 
 /// The listings messages with a `Group` in them, however deep.
-fn messages_carrying_group(listings: &FileDescriptorProto) -> Vec<String> {
+fn messages_carrying_group(listings: &[&FileDescriptorProto]) -> Vec<String> {
     fn fields(message: &DescriptorProto) -> Vec<String> {
         let mut names: Vec<String> = message
             .field
@@ -95,8 +99,8 @@ fn messages_carrying_group(listings: &FileDescriptorProto) -> Vec<String> {
         names
     }
     let all: Vec<(String, Vec<String>)> = listings
-        .message_type
         .iter()
+        .flat_map(|f| &f.message_type)
         .map(|m| (format!(".selfhelp.listings.v1.{}", m.name()), fields(m)))
         .collect();
     let mut carrying = vec![GROUP.to_string()];

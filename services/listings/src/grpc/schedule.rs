@@ -429,31 +429,53 @@ impl ListingsApi {
                 crate::domain::topic::search_codes(&taxonomy, &topic),
             )
         };
-        let cards: Vec<(Arc<Card>, pb::Group)> = {
-            let all = self.search.cards.read().expect("cards lock");
-            let mut chosen: Vec<(Arc<Card>, pb::Group)> = all
-                .values()
-                .filter(|c| c.schedule.is_some() || !c.exceptions.is_empty())
-                .map(|c| (c.clone(), c.public_view()))
-                .filter(|(_, g)| codes.is_empty() || g.topics.iter().any(|t| codes.contains(t)))
-                .collect();
-            // The same file for the same directory: groups in a fixed order.
-            chosen.sort_by(|(_, a), (_, b)| a.id.cmp(&b.id));
-            chosen
-        };
-        let venues: Vec<Vec<String>> = cards
-            .iter()
-            .map(|(_, g)| g.venues.iter().map(venue_line).collect())
+        // Only pointers are copied under the lock: a card refresh (and every
+        // read behind it) does not wait for the decoding below.
+        let with_meetings: Vec<Arc<Card>> = self
+            .search
+            .cards
+            .read()
+            .expect("cards lock")
+            .values()
+            .filter(|c| c.schedule.is_some() || !c.exceptions.is_empty())
+            .cloned()
             .collect();
-        let meetings: Vec<GroupMeetings<'_>> = cards
+        // Each card decoded in turn, keeping only what the calendar shows.
+        let mut chosen: Vec<(Arc<Card>, CalendarCard)> = with_meetings
+            .into_iter()
+            .filter_map(|card| {
+                let pb::Group {
+                    id,
+                    name,
+                    summary,
+                    topics,
+                    venues,
+                    ..
+                } = card.public_view();
+                (codes.is_empty() || topics.iter().any(|t| codes.contains(t))).then(|| {
+                    let venues = venues.iter().map(venue_line).collect();
+                    (
+                        card,
+                        CalendarCard {
+                            id,
+                            name,
+                            summary,
+                            venues,
+                        },
+                    )
+                })
+            })
+            .collect();
+        // The same file for the same directory: groups in a fixed order.
+        chosen.sort_by(|(_, a), (_, b)| a.id.cmp(&b.id));
+        let meetings: Vec<GroupMeetings<'_>> = chosen
             .iter()
-            .zip(&venues)
-            .map(|((c, g), venues)| GroupMeetings {
+            .map(|(c, g)| GroupMeetings {
                 group: CalendarGroup {
                     id: &g.id,
                     name: &g.name,
                     summary: &g.summary,
-                    venues,
+                    venues: &g.venues,
                 },
                 schedule: c.schedule.as_ref(),
                 exceptions: &c.exceptions,
@@ -464,6 +486,14 @@ impl ListingsApi {
             ics: calendar::export_many(&name, &meetings, self.tz, self.clock.now()),
         })
     }
+}
+
+/// What a directory calendar shows of a group besides its meetings.
+struct CalendarCard {
+    id: String,
+    name: String,
+    summary: String,
+    venues: Vec<String>,
 }
 
 /// A venue as one line of a calendar's LOCATION.

@@ -430,7 +430,6 @@ impl SearchIndex {
         self.free.push(slot);
     }
 
-    /// The number of `term`, given one if it has none yet.
     /// The number of a topic code, given one the first time it is seen.
     fn topic_number(&mut self, code: &str) -> u32 {
         if let Some(n) = self.topic_numbers.get(code) {
@@ -442,6 +441,7 @@ impl SearchIndex {
         n
     }
 
+    /// The number of `term`, given one if it has none yet.
     fn term_id(&mut self, term: String) -> u32 {
         if let Some(id) = self.term_ids.get(&term) {
             return *id;

@@ -28,14 +28,17 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use crate::config::{Config, PrivacyConfig};
-
-/// How long a call to listings refused before it started waits to be sent again.
-const LISTINGS_RETRY_AFTER: Duration = Duration::from_millis(100);
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MembershipError;
 use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
 use crate::store::{group_settings, membership};
 use selfhelp_platform::db::Databases;
+
+/// How long a call to listings refused before it started waits to be sent again.
+const LISTINGS_RETRY_AFTER: Duration = Duration::from_millis(100);
+/// Only a refusal this quick is retried: a listings that does not answer at all
+/// (a connection timing out) is not waited for twice.
+const LISTINGS_QUICK_REFUSAL: Duration = Duration::from_millis(500);
 
 pub struct MembershipApi {
     db: DatabaseConnection,
@@ -180,7 +183,8 @@ impl MembershipApi {
         let listings = if url.is_empty() {
             None
         } else {
-            // Lazy: listings may start after us; each call has its own deadline.
+            // Lazy: listings may start after us; each call has its own deadline
+            // (a quick refusal is asked once more: see `group_as_listed`).
             let timeout = Duration::from_millis(config.listings.timeout_ms);
             let channel = selfhelp_platform::tls::endpoint("listings", url, &config.listings.tls)?
                 .connect_timeout(timeout)
@@ -280,11 +284,13 @@ impl MembershipApi {
             }
             ask
         };
+        let asked = std::time::Instant::now();
         let mut answer = client.get_group(ask()).await;
         // A listings replica that is stopping refuses calls it never started,
         // and one that is restarting refuses connections; the next replica (or
         // the same one, back) answers a moment later. A read is safe to repeat.
         if let Err(status) = &answer
+            && asked.elapsed() < LISTINGS_QUICK_REFUSAL
             && (status.code() == Code::Unavailable
                 || selfhelp_platform::grpc::never_started(status))
         {
