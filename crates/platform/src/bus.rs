@@ -100,6 +100,20 @@ pub async fn connect(
         .await
 }
 
+/// JetStream over `client`, through the API prefix the deployment gives this
+/// service (`nats.jetstream_api_prefix`: `JS.API` under deploy/nats/accounts.conf,
+/// where the streams live in accounts of their own).
+pub fn jetstream(
+    client: async_nats::Client,
+    nats: &crate::config::NatsConfig,
+) -> jetstream::Context {
+    if nats.jetstream_api_prefix == "$JS.API" {
+        jetstream::new(client)
+    } else {
+        jetstream::with_prefix(client, &nats.jetstream_api_prefix)
+    }
+}
+
 /// `url` (one or several NATS servers) with any password replaced by `***`,
 /// for logs and messages.
 pub fn redact(url: &str) -> String {
@@ -135,7 +149,8 @@ pub struct StreamLimits {
     /// Copies kept in a JetStream cluster (1 on a single server; 3 on a cluster
     /// of three, to survive the loss of one node).
     pub replicas: usize,
-    /// Largest size of one stream; beyond it the oldest events go first.
+    /// Largest size of one stream; once it is reached, new events are refused
+    /// (the outbox keeps them and retries) rather than unread ones dropped.
     pub max_bytes: i64,
 }
 
@@ -162,7 +177,42 @@ pub async fn ensure_stream(
     spec: StreamSpec,
     limits: StreamLimits,
 ) -> Result<stream::Stream, anyhow::Error> {
-    let config = stream::Config {
+    Ok(js.get_or_create_stream(stream_config(spec, limits)).await?)
+}
+
+/// Like [`ensure_stream`], for the services that write the stream: a stream
+/// made before streams refused new events when full (it dropped the oldest,
+/// read or not) is changed to refuse them. Other limits apply when a stream is
+/// made, so that services with different settings do not undo each other.
+pub async fn ensure_written_stream(
+    js: &jetstream::Context,
+    spec: StreamSpec,
+    limits: StreamLimits,
+) -> Result<stream::Stream, anyhow::Error> {
+    let mut stream = ensure_stream(js, spec, limits).await?;
+    let config = stream.info().await?.config.clone();
+    if config.discard != stream::DiscardPolicy::New {
+        tracing::info!(
+            stream = spec.name,
+            "stream now refuses new events when full instead of dropping the oldest"
+        );
+        js.update_stream(stream::Config {
+            discard: stream::DiscardPolicy::New,
+            ..config
+        })
+        .await?;
+        stream = js.get_stream(spec.name).await?;
+    }
+    Ok(stream)
+}
+
+/// How a stream is made. Limits retention (late subscribers can replay), each
+/// event kept for the stream's maximum age; when the stream is full, new events
+/// are refused (`DiscardPolicy::New`): a publisher that floods it cannot push
+/// out events consumers have not read yet, and the outbox holds what was
+/// refused until there is room.
+pub fn stream_config(spec: StreamSpec, limits: StreamLimits) -> stream::Config {
+    stream::Config {
         name: spec.name.to_string(),
         subjects: vec![spec.subjects()],
         retention: stream::RetentionPolicy::Limits,
@@ -173,11 +223,11 @@ pub async fn ensure_stream(
             limits.max_age
         },
         max_bytes: limits.max_bytes,
+        discard: stream::DiscardPolicy::New,
         num_replicas: limits.replicas,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
-    };
-    Ok(js.get_or_create_stream(config).await?)
+    }
 }
 
 /// Makes (or keeps) the durable pull consumer `name` on `spec`'s stream for a

@@ -111,6 +111,16 @@ impl CommonConfig {
         if self.nats.stream_replicas > 5 {
             v.add("nats.stream_replicas", "must be at most 5");
         }
+        let prefix = &self.nats.jetstream_api_prefix;
+        if prefix.is_empty()
+            || prefix.split('.').any(str::is_empty)
+            || prefix.contains(|c: char| c.is_whitespace() || c == '*' || c == '>')
+        {
+            v.add(
+                "nats.jetstream_api_prefix",
+                "must be a subject without wildcards, such as $JS.API or JS.API",
+            );
+        }
         self.nats.tls.check("nats.tls", v);
         self.grpc.tls.check("grpc.tls", v);
         at_least(
@@ -263,7 +273,8 @@ pub struct NatsConfig {
     /// a three-node cluster (survives one node lost). Applies when a stream is
     /// created.
     pub stream_replicas: usize,
-    /// Largest size of one stream in bytes; beyond it the oldest events go.
+    /// Largest size of one stream in bytes; once reached, the stream refuses new
+    /// events (the outbox keeps and retries them) instead of dropping old ones.
     pub stream_max_bytes: i64,
     /// TLS to the servers (`tls://` addresses require it): the CA that signs
     /// their certificates, and this service's certificate when they ask for one.
@@ -271,6 +282,10 @@ pub struct NatsConfig {
     /// The password (or token, when `url` names no user), when it is not in
     /// `url` (e.g. from a file, `SELFHELP_NATS__PASSWORD_FILE`).
     pub password: Option<String>,
+    /// Where JetStream's API answers for this service: `$JS.API` on a server
+    /// without accounts; `JS.API` with deploy/nats/accounts.conf, where each
+    /// service reaches the streams' accounts through imports under that prefix.
+    pub jetstream_api_prefix: String,
 }
 
 impl Default for NatsConfig {
@@ -283,6 +298,7 @@ impl Default for NatsConfig {
             stream_max_bytes: 2 * 1024 * 1024 * 1024,
             tls: ClientTlsConfig::default(),
             password: None,
+            jetstream_api_prefix: "$JS.API".into(),
         }
     }
 }

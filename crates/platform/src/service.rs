@@ -179,11 +179,11 @@ impl Eventing {
                     }
                 }
             };
-            let js = async_nats::jetstream::new(client.clone());
+            let js = bus::jetstream(client.clone(), &self.common.nats);
             let limits = bus::StreamLimits::from_config(&self.common.nats);
             for spec in &self.produces {
                 loop {
-                    match bus::ensure_stream(&js, *spec, limits).await {
+                    match bus::ensure_written_stream(&js, *spec, limits).await {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::warn!(stream = spec.name, error = %e, "stream not ready; retrying");

@@ -229,6 +229,80 @@ async fn events_written_while_nats_is_down_arrive_after_it_returns(backend: Back
 
 per_backend!(events_written_while_nats_is_down_arrive_after_it_returns);
 
+/// A full stream refuses new events instead of dropping old ones that a
+/// consumer may not have read; the outbox keeps the refused event and
+/// publishes it once there is room. A stream made before streams refused new
+/// events is changed by the service that writes it.
+async fn a_full_stream_refuses_new_events_and_the_outbox_keeps_them(backend: Backend) {
+    use async_nats::jetstream::stream::DiscardPolicy;
+    let nats = Nats::start();
+    let (_db, conn) = database(backend).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    let limits = bus::StreamLimits::default();
+    let config = bus::stream_config(LISTINGS, limits);
+    assert_eq!(config.discard, DiscardPolicy::New);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        discard: DiscardPolicy::Old,
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    let mut stream = bus::ensure_written_stream(&js, LISTINGS, limits)
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().config.discard,
+        DiscardPolicy::New
+    );
+
+    // Room for one event.
+    js.update_stream(async_nats::jetstream::stream::Config {
+        max_messages: 1,
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    let outbox = Outbox::new("notts", "listings");
+    let relay = Relay::new(conn.clone(), js.clone(), fast_outbox(), &outbox);
+    let first = enqueue(&conn, &outbox, "the first").await;
+    assert_eq!(relay.round().await.unwrap().published, 1);
+    enqueue(&conn, &outbox, "the second").await;
+    let round = relay.round().await.unwrap();
+    assert_eq!(
+        (round.published, round.failed),
+        (0, 1),
+        "{backend:?}: {round:?}"
+    );
+    assert_eq!(selfhelp_platform::outbox::backlog(&conn).await.unwrap(), 1);
+    let kept = js
+        .get_stream(LISTINGS.name)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .expect("the first event is still there");
+    assert_eq!(
+        kept.headers.get(bus::headers::ID).map(|v| v.as_str()),
+        Some(first.as_str())
+    );
+
+    // Room again: the kept event goes out.
+    js.update_stream(config).await.unwrap();
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(relay.clone().run(shutdown));
+    eventually(
+        "the refused event published",
+        Duration::from_secs(10),
+        || async { (selfhelp_platform::outbox::backlog(&conn).await.ok()? == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(stream_messages(&js).await, 2);
+    trigger.trigger();
+}
+
+per_backend!(a_full_stream_refuses_new_events_and_the_outbox_keeps_them);
+
 async fn relays_side_by_side_publish_a_backlog_without_a_failed_round(backend: Backend) {
     // Replicas each run a relay on the one outbox table. Their claims met on
     // PostgreSQL once and deadlocked; a failed round is retried, but should
@@ -732,12 +806,16 @@ async fn events_applied_together_are_recorded_in_one_go_and_each_once(backend: B
 per_backend!(events_applied_together_are_recorded_in_one_go_and_each_once);
 
 /// Records the order events are applied in, and how many were being applied
-/// at once at most.
+/// at once at most. With `meet`, an event waits (up to 10 s) in its handler
+/// until another is being applied beside it, until that has happened once: lanes
+/// that work side by side are then seen to, whatever the machine's pace.
 #[derive(Default)]
 struct RecordOrder {
     applied: std::sync::Mutex<Vec<(String, String)>>,
     now: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
+    meet: bool,
+    company: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
@@ -750,13 +828,26 @@ impl EventHandler for RecordOrder {
         use std::sync::atomic::Ordering::SeqCst;
         let at_once = self.now.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(at_once, SeqCst);
+        self.company.notify_waiters();
         self.applied
             .lock()
             .unwrap()
             .push((event.aggregate_id.clone(), event.id.clone()));
         let handled = RecordEffect.handle(txn, event).await;
-        // A moment's work, so that lanes side by side overlap.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        if self.meet {
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    let company = self.company.notified();
+                    tokio::pin!(company);
+                    company.as_mut().enable();
+                    if self.most.load(SeqCst) > 1 {
+                        return;
+                    }
+                    company.await;
+                }
+            })
+            .await;
+        }
         self.now.fetch_sub(1, SeqCst);
         handled
     }
@@ -775,7 +866,11 @@ async fn lanes_apply_each_aggregates_events_in_order_side_by_side(backend: Backe
         publish_about(&js, &id, &id, &aggregate).await;
         published.push(id);
     }
-    let recorder = Arc::new(RecordOrder::default());
+    // On PostgreSQL lanes must meet; on SQLite (one writer) none may wait.
+    let recorder = Arc::new(RecordOrder {
+        meet: backend == Backend::Postgres,
+        ..Default::default()
+    });
     let cfg = ConsumerConfig {
         batch: 32,
         lanes: 4,

