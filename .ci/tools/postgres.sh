@@ -32,6 +32,26 @@ for _ in $(seq 1 60); do
 done
 pg_isready -h 127.0.0.1 -p 5432 >&2
 
+# TLS, which the tests of connections over TLS require (tests/tests/tls.rs): on
+# by default in Debian's clusters with the machine's self-signed certificate;
+# turned on here when an older cluster has it off.
+ssl=$(cd / && su postgres -c "psql -Atq -c 'SHOW ssl'")
+if [ "$ssl" != on ]; then
+  say "turning TLS on for cluster $version/main"
+  [ -r /etc/ssl/certs/ssl-cert-snakeoil.pem ] || make-ssl-cert generate-default-snakeoil --force-overwrite >&2
+  pg_conftool "$version" main set ssl on >&2
+  pg_conftool "$version" main set ssl_cert_file /etc/ssl/certs/ssl-cert-snakeoil.pem >&2
+  pg_conftool "$version" main set ssl_key_file /etc/ssl/private/ssl-cert-snakeoil.key >&2
+  pg_ctlcluster --skip-systemctl-redirect "$version" main restart >&2
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 0.5
+  done
+fi
+cert=$(cd / && su postgres -c "psql -Atq -c 'SHOW ssl_cert_file'")
+[ -r "$cert" ] || { say "the server's certificate $cert cannot be read"; exit 1; }
+say "TLS on, certificate $cert"
+
 # A password made for this run: nothing committed opens the database. Local peer
 # authentication (as the postgres system user) sets it.
 password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')

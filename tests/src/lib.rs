@@ -39,8 +39,7 @@ pub fn run_to_end(name: &str, args: &[&str], env: &[(&str, String)]) -> std::pro
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.status()
-        .unwrap_or_else(|e| panic!("running {name}: {e}"))
+    selfhelp_testkit::output_within(&mut cmd, std::time::Duration::from_secs(120)).status
 }
 
 /// A service process, killed when dropped.
@@ -931,6 +930,63 @@ pub async fn notified(
 #[cfg(test)]
 mod tests {
     use super::Refusal;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A socket that keeps a copy of everything read from it.
+    struct Recorded {
+        inner: tokio::net::TcpStream,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl tokio::io::AsyncRead for Recorded {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            let read = buf.filled()[before..].to_vec();
+            self.seen.lock().unwrap().extend_from_slice(&read);
+            polled
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Recorded {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Whether the bytes a client sent (the connection preface, then frames)
+    /// hold a HEADERS frame: a call.
+    fn carries_headers(sent: &[u8]) -> bool {
+        let mut at = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        while at + 9 <= sent.len() {
+            let length = usize::from(sent[at]) << 16
+                | usize::from(sent[at + 1]) << 8
+                | usize::from(sent[at + 2]);
+            if sent[at + 3] == 0x1 {
+                return true;
+            }
+            at += 9 + length;
+        }
+        false
+    }
 
     /// A call that reaches a server as it goes away (GOAWAY with NO_ERROR,
     /// naming no call it took, as a graceful stop does for calls that raced
@@ -942,10 +998,29 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
+            // What HTTP/2 has read, and a second handle on the socket to see
+            // what waits unread: together, everything the client sent.
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let std_socket = socket.into_std().unwrap();
+            let peeker = std_socket.try_clone().unwrap();
+            let socket = Recorded {
+                inner: tokio::net::TcpStream::from_std(std_socket).unwrap(),
+                seen: seen.clone(),
+            };
             let mut connection = h2::server::handshake(socket).await.unwrap();
             // The call arrives while the server is not reading; it goes away
             // before it reads it.
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            loop {
+                let mut sent = seen.lock().unwrap().clone();
+                let mut waiting = [0u8; 16 * 1024];
+                if let Ok(n) = peeker.peek(&mut waiting) {
+                    sent.extend_from_slice(&waiting[..n]);
+                }
+                if carries_headers(&sent) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             connection.abrupt_shutdown(h2::Reason::NO_ERROR);
             while connection.accept().await.is_some() {}
         });

@@ -245,6 +245,9 @@ struct Target {
     channel: Channel,
 }
 
+/// A call slower than this, twice over, is a problem (the deadline is 5 s).
+const SLOW: Duration = Duration::from_secs(1);
+
 /// One call; its status code (OK for an answer) and how long it took.
 async fn call(target: &Target, body: Vec<u8>, bearer: Option<&str>) -> (Code, String, Duration) {
     let mut request = tonic::Request::new(body);
@@ -260,10 +263,11 @@ async fn call(target: &Target, body: Vec<u8>, bearer: Option<&str>) -> (Code, St
     ))
     .unwrap();
     let mut grpc = tonic::client::Grpc::new(target.channel.clone());
-    let started = Instant::now();
     if let Err(e) = grpc.ready().await {
-        return (Code::Unavailable, e.to_string(), started.elapsed());
+        return (Code::Unavailable, e.to_string(), Duration::ZERO);
     }
+    // The call itself, not waiting for the connection.
+    let started = Instant::now();
     let answer = if target.streaming {
         // The stream opening (or being refused) is the answer; it may then
         // wait for news forever.
@@ -371,7 +375,12 @@ async fn every_rpc_survives_random_and_hostile_requests_from_every_kind_of_calle
                         false,
                     )
                 };
-                let (code, text, took) = call(target, body, bearer.as_deref()).await;
+                let (code, text, mut took) = call(target, body.clone(), bearer.as_deref()).await;
+                if took > SLOW {
+                    // A busy machine can hold up any one call: an input is slow
+                    // only if the same bytes are slow again.
+                    took = took.min(call(target, body, bearer.as_deref()).await.2);
+                }
                 calls += 1;
                 *codes.entry(format!("{code:?}")).or_default() += 1;
                 let what = format!(
@@ -382,8 +391,8 @@ async fn every_rpc_survives_random_and_hostile_requests_from_every_kind_of_calle
                 if matches!(code, Code::Internal | Code::Unknown) && !undecodable {
                     problems.push(format!("{what}: {code:?} {text}"));
                 }
-                if took > Duration::from_secs(1) {
-                    problems.push(format!("{what}: took {took:?}"));
+                if took > SLOW {
+                    problems.push(format!("{what}: took {took:?}, twice"));
                 }
             }
         }

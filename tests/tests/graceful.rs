@@ -103,8 +103,7 @@ async fn a_stop_under_load_finishes_its_calls_and_loses_no_event_sqlite() {
 
 #[tokio::test]
 async fn a_stop_under_load_finishes_its_calls_and_loses_no_event_postgres() {
-    if std::env::var("TEST_DATABASE_URL").is_err() {
-        eprintln!("graceful: TEST_DATABASE_URL not set: the PostgreSQL variant NOT run");
+    if !selfhelp_testkit::postgres_available("a stop under load") {
         return;
     }
     stop_while_joins_are_in_flight(Backend::Postgres).await;

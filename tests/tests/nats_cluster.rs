@@ -35,7 +35,7 @@ fn the_deployment_nats_configurations_load() {
         if let Some(node) = node {
             check.env("NATS_SERVER_NAME", node);
         }
-        let out = check.output().unwrap();
+        let out = selfhelp_testkit::output_within(&mut check, std::time::Duration::from_secs(30));
         assert!(
             out.status.success(),
             "{file}: {}",

@@ -26,15 +26,20 @@ const LISTINGS_SERVICE: &str = "selfhelp.listings.v1.ListingsService";
 
 /// Runs `selfhelp ARGS` against `trio` as `bearer`.
 fn selfhelp(trio: &Trio, bearer: &str, args: &[&str]) -> Output {
-    Command::new(binary("selfhelp"))
-        .args(args)
-        .env("SELFHELP_LISTINGS_URL", trio.listings.url())
-        .env("SELFHELP_MEMBERSHIP_URL", trio.membership.url())
-        .env("SELFHELP_NOTIFICATIONS_URL", trio.notifications.url())
-        .env("SELFHELP_REGION", REGION)
-        .env("SELFHELP_TOKEN", bearer)
-        .output()
-        .expect("running selfhelp")
+    within_a_minute(
+        Command::new(binary("selfhelp"))
+            .args(args)
+            .env("SELFHELP_LISTINGS_URL", trio.listings.url())
+            .env("SELFHELP_MEMBERSHIP_URL", trio.membership.url())
+            .env("SELFHELP_NOTIFICATIONS_URL", trio.notifications.url())
+            .env("SELFHELP_REGION", REGION)
+            .env("SELFHELP_TOKEN", bearer),
+    )
+}
+
+/// Runs `cmd` to its end; a command still running after a minute fails the test.
+fn within_a_minute(cmd: &mut Command) -> Output {
+    selfhelp_testkit::output_within(cmd, std::time::Duration::from_secs(60))
 }
 
 fn text(output: &Output) -> (String, String) {
@@ -472,13 +477,13 @@ async fn an_exported_directory_imported_into_an_empty_region_is_the_same_directo
     let dir = tempfile::tempdir().unwrap();
     let exported = dir.path().join("directory.json");
     let run = |listings: &ServiceProcess, args: &[&str]| {
-        Command::new(binary("selfhelp"))
-            .args(args)
-            .env("SELFHELP_LISTINGS_URL", listings.url())
-            .env("SELFHELP_REGION", REGION)
-            .env("SELFHELP_TOKEN", &operator)
-            .output()
-            .expect("running selfhelp")
+        within_a_minute(
+            Command::new(binary("selfhelp"))
+                .args(args)
+                .env("SELFHELP_LISTINGS_URL", listings.url())
+                .env("SELFHELP_REGION", REGION)
+                .env("SELFHELP_TOKEN", &operator),
+        )
     };
     let out = run(&first, &["export", "--out", exported.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out).1);
@@ -599,10 +604,7 @@ async fn an_exported_directory_imported_into_an_empty_region_is_the_same_directo
 
 /// Runs a command to its end; panics with its output when it fails.
 fn run_ok(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let out = within_a_minute(Command::new(program).args(args));
     assert!(
         out.status.success(),
         "{program} {args:?}: {}{}",

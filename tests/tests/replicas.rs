@@ -20,13 +20,7 @@ fn env(db: &TestDb, nats: &Nats) -> Vec<(&'static str, String)> {
 
 /// Only PostgreSQL: SQLite is one process's file, not shared between replicas.
 fn postgres() -> bool {
-    let there = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty());
-    if !there {
-        eprintln!(
-            "replicas: TEST_DATABASE_URL not set: concurrent-start tests on PostgreSQL NOT run"
-        );
-    }
-    there
+    selfhelp_testkit::postgres_available("the concurrent-start tests")
 }
 
 #[tokio::test]

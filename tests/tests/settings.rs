@@ -59,7 +59,7 @@ fn bad_settings_stop_each_service_with_every_bad_key_named() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
+        let out = selfhelp_testkit::output_within(&mut cmd, std::time::Duration::from_secs(30));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         for key in keys {

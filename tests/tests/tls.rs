@@ -46,24 +46,36 @@ fn tls_endpoint(port: u16, ca: &TestCa, shown: Option<&Issued>) -> Endpoint {
 
 /// The PostgreSQL server's own certificate when it speaks TLS and the file
 /// can be read here (Debian's cluster: its self-signed "snakeoil"
-/// certificate, which then serves as the CA to check it against).
-async fn postgres_server_cert() -> Option<std::path::PathBuf> {
+/// certificate, which then serves as the CA to check it against); otherwise
+/// why not. Only called with `TEST_DATABASE_URL` set.
+async fn postgres_server_cert() -> Result<std::path::PathBuf, String> {
     use sea_orm::{ConnectionTrait, Statement};
-    let admin = std::env::var("TEST_DATABASE_URL").ok()?;
-    let db = selfhelp_platform::db::connect(&admin, 1).await.ok()?;
+    let admin = std::env::var("TEST_DATABASE_URL").map_err(|e| e.to_string())?;
+    let db = selfhelp_platform::db::connect(&admin, 1)
+        .await
+        .map_err(|e| format!("cannot connect to TEST_DATABASE_URL: {e}"))?;
     let show = |sql: &'static str| {
         let db = db.clone();
         async move {
-            let row = db
-                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
                 .await
-                .ok()??;
-            row.try_get_by_index::<String>(0).ok()
+                .map_err(|e| format!("{sql}: {e}"))?
+                .ok_or(format!("{sql}: no row"))?
+                .try_get_by_index::<String>(0)
+                .map_err(|e| format!("{sql}: {e}"))
         }
     };
-    let ssl = show("SHOW ssl").await?;
+    if show("SHOW ssl").await? != "on" {
+        return Err("the PostgreSQL server does not speak TLS (ssl is off)".into());
+    }
     let cert = std::path::PathBuf::from(show("SHOW ssl_cert_file").await?);
-    (ssl == "on" && cert.is_absolute() && std::fs::read(&cert).is_ok()).then_some(cert)
+    if !cert.is_absolute() || std::fs::read(&cert).is_err() {
+        return Err(format!(
+            "the server's certificate {} cannot be read here",
+            cert.display()
+        ));
+    }
+    Ok(cert)
 }
 
 fn with_tls(url: &str, root: &std::path::Path) -> String {
@@ -83,16 +95,16 @@ async fn services_speak_tls_to_nats_to_each_other_and_to_postgres() {
     ];
 
     // PostgreSQL over TLS when there is one whose certificate can be checked.
+    // Without one, the rest runs on SQLite and says so (fails under
+    // SELFHELP_NO_SKIPS, as in CI).
     let pg_root = if postgres_available("services over TLS to PostgreSQL") {
-        let cert = postgres_server_cert().await;
-        if cert.is_none() {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "tls: the PostgreSQL server does not speak TLS or its certificate cannot be read here: services on PostgreSQL over TLS NOT run (SQLite instead)"
-            );
+        match postgres_server_cert().await {
+            Ok(cert) => Some(cert),
+            Err(why) => {
+                selfhelp_testkit::not_run("services on PostgreSQL over TLS (SQLite instead)", &why);
+                None
+            }
         }
-        cert
     } else {
         None
     };
@@ -271,13 +283,12 @@ async fn postgres_connections_check_the_server_certificate() {
     if !postgres_available("PostgreSQL over TLS") {
         return;
     }
-    let Some(root) = postgres_server_cert().await else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "tls: the PostgreSQL server does not speak TLS or its certificate cannot be read here: PostgreSQL over TLS NOT tested"
-        );
-        return;
+    let root = match postgres_server_cert().await {
+        Ok(root) => root,
+        Err(why) => {
+            selfhelp_testkit::not_run("PostgreSQL connections over TLS", &why);
+            return;
+        }
     };
     use sea_orm::{ConnectionTrait, Statement};
     let db = TestDb::new(Backend::Postgres).await;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use futures::StreamExt;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use selfhelp_group_view as group_view;
 use selfhelp_platform::time::Clock;
@@ -64,32 +63,50 @@ enum Attempt {
 }
 
 impl Dispatcher {
-    /// One look: claims what is due, a few at a time, and sends it (up to
-    /// `delivery.batch`). Returns how many were tried.
-    pub async fn round(&self) -> Result<usize, DbErr> {
+    /// One look: claims what is due and sends it, up to [`IN_FLIGHT`] at once,
+    /// claiming more as each send ends (up to `delivery.batch` a round). A
+    /// slow receiver holds only the places its own calls take: while any call
+    /// is still open, the round goes on claiming what falls due for the
+    /// others, and ends once nothing is open and nothing more may be claimed.
+    /// Returns how many were tried.
+    pub async fn round(self: &Arc<Self>) -> Result<usize, DbErr> {
         let lease_ms = (self.config.lease_secs * 1_000) as i64;
         let claim = uuid::Uuid::now_v7().to_string();
+        let pause = Duration::from_millis(self.config.interval_ms.max(1));
         let mut tried = 0;
-        while (tried as u64) < self.config.batch {
-            let due = delivery::claim_due(
-                &self.db,
-                &claim,
-                self.clock.now_ms(),
-                lease_ms,
-                IN_FLIGHT as u64,
-            )
-            .await?;
-            if due.is_empty() {
+        // Each send a task of its own, so that sends go on (and finish their
+        // writes) while this claims more.
+        let mut sends = tokio::task::JoinSet::new();
+        loop {
+            let room = IN_FLIGHT - sends.len();
+            if room > 0 && ((tried as u64) < self.config.batch || !sends.is_empty()) {
+                let due = delivery::claim_due(
+                    &self.db,
+                    &claim,
+                    self.clock.now_ms(),
+                    lease_ms,
+                    room as u64,
+                )
+                .await?;
+                tried += due.len();
+                for d in due {
+                    let me = self.clone();
+                    sends.spawn(async move { me.deliver(d).await });
+                }
+            }
+            if sends.is_empty() {
                 break;
             }
-            tried += due.len();
-            let mut sends = futures::stream::iter(due.into_iter().map(|d| self.deliver(d)))
-                .buffer_unordered(IN_FLIGHT);
-            while let Some(result) = sends.next().await {
-                if let Err(e) = result {
+            // The next send to end, or, while all that are open take their
+            // time, a look for more that has fallen due.
+            tokio::select! {
+                Some(ended) = sends.join_next() => match ended {
+                    Ok(Ok(())) => {}
                     // The claim lapses and another round retries it.
-                    tracing::warn!(error = %e, "recording a delivery failed");
-                }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "recording a delivery failed"),
+                    Err(e) => tracing::error!(error = %e, "a delivery's task failed"),
+                },
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         Ok(tried)

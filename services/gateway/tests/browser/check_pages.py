@@ -28,6 +28,9 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 # page out in 640 CSS pixels.
 VIEWS = [("desktop", 1280, 1), ("narrow-360", 360, 2), ("zoom-200", 640, 2)]
 
+# What only the gateway's error pages say.
+ERROR_SIGNS = ["Sorry, something went wrong", "not available just now"]
+
 
 def driver(chromium, chromedriver):
     options = Options()
@@ -93,7 +96,17 @@ def check_pages(browser, base, pages, shots):
             overflow = sideways_scroll(browser)
             shot = shots / f"{page['name']}-{label}.png"
             browser.save_screenshot(str(shot))
-            checked.append({"page": page["name"], "view": label, "title": title, "screenshot": str(shot)})
+            heading = [h.text for h in browser.find_elements("tag name", "h1")]
+            text = browser.find_element("tag name", "body").text
+            checked.append({"page": page["name"], "view": label, "title": title, "h1": heading, "screenshot": str(shot)})
+            # The page's real content, not an error page that looks just as tidy.
+            if heading != [page["h1"]]:
+                failures.append({"page": page["name"], "view": label, "h1": heading, "expected": page["h1"]})
+            if page["shows"].lower() not in text.lower():
+                failures.append({"page": page["name"], "view": label, "missing_text": page["shows"]})
+            for sign in ERROR_SIGNS:
+                if sign in text and page["name"] != "not-found":
+                    failures.append({"page": page["name"], "view": label, "error_page": sign})
             if violations:
                 failures.append({"page": page["name"], "view": label, "axe": violations})
             if label != "desktop" and overflow > 1:

@@ -956,9 +956,13 @@ async fn erasure_empties_the_inbox_confirms_and_keeps_it_empty(backend: Backend)
 per_backend!(erasure_empties_the_inbox_confirms_and_keeps_it_empty);
 
 /// The consumers' metrics move with the events they handle, scraped over TCP;
-/// the delivery log's backlog and the database pools are sampled.
+/// the delivery log's backlog and the database pools are sampled. Alone in its
+/// process, so the counts are this test's only.
 #[tokio::test]
 async fn metrics_count_the_events_each_consumer_handles() {
+    if !selfhelp_testkit::alone_in_process("metrics_count_the_events_each_consumer_handles") {
+        return;
+    }
     let nats = Nats::start();
     let db = TestDb::new(Backend::Sqlite).await;
     let mut config = config(&db, &nats);
@@ -980,17 +984,26 @@ async fn metrics_count_the_events_each_consumer_handles() {
         let ce = uuid::Uuid::now_v7().to_string();
         member_joined(&nats, &g, person, &ce, &ce).await;
     }
-    eventually("the events counted", Duration::from_secs(20), || async {
+    let counted = eventually("the events counted", Duration::from_secs(20), || async {
         let now = (handled(listings).await, handled(membership).await);
-        (now.0 - before.0 >= 1.0 && now.1 - before.1 >= 2.0).then_some(())
+        (now.0 - before.0 >= 1.0 && now.1 - before.1 >= 2.0).then_some(now)
     })
     .await;
+    assert_eq!(
+        (counted.0 - before.0, counted.1 - before.1),
+        (1.0, 2.0),
+        "one group event, two joins, each counted once"
+    );
+    // Nobody has an email address: no email is due.
     let due = format!(r#"selfhelp_deliveries_due{{region="{REGION}",channel="email"}}"#);
-    scrape.until(&due, |v| v >= 0.0).await;
-    let pool = r#"selfhelp_db_connections{service="notifications",pool="read",state="idle"}"#;
-    scrape.until(pool, |v| v >= 0.0).await;
-    let max = r#"selfhelp_db_connections_max{service="notifications",pool="write"}"#;
-    scrape.until(max, |v| v >= 1.0).await;
+    scrape.until(&due, |v| v == 0.0).await;
+    // SQLite: one writer; the readers as configured.
+    let max = |pool: &str| {
+        format!(r#"selfhelp_db_connections_max{{service="notifications",pool="{pool}"}}"#)
+    };
+    scrape.until(&max("write"), |v| v == 1.0).await;
+    let readers = f64::from(selfhelp_platform::config::DatabaseConfig::default().sqlite_readers);
+    scrape.until(&max("read"), |v| v == readers).await;
     svc.stop().await.unwrap();
 }
 
