@@ -136,8 +136,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut gateway: selfhelp_gateway::Config = config::load(None)?;
     gateway.listings_url = format!("http://{listings_addr}");
     gateway.log = common.log.clone();
+    // As for the services, `up` serves no metrics.
+    gateway.metrics.listen = String::new();
     gateway
-        .validate()
+        .problems()
         .map_err(|e| anyhow::anyhow!("gateway configuration: {e}"))?;
 
     let (trigger, shutdown) = Shutdown::new();

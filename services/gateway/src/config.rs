@@ -2,7 +2,10 @@
 //! environment variables (`SELFHELP_LISTINGS_URL`, `SELFHELP_HTTP__LISTEN`, …),
 //! checked once at load so a bad value stops the start with its key named.
 
-use selfhelp_platform::config::{ClientTlsConfig, LogConfig};
+use selfhelp_platform::config::{
+    Checked, ClientTlsConfig, LogConfig, MetricsConfig, TracesConfig, at_least,
+};
+use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,6 +22,10 @@ pub struct Config {
     /// Shown in page titles and headings, e.g. "Nottinghamshire".
     pub area_name: String,
     pub log: LogConfig,
+    /// Prometheus metrics (`GET /metrics` on `metrics.listen`; empty: none).
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry spans, one per request (`traces.otlp_endpoint`).
+    pub traces: TracesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,38 +71,50 @@ impl Default for Config {
             listings_tls: ClientTlsConfig::default(),
             area_name: "your area".into(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            traces: TracesConfig::default(),
+        }
+    }
+}
+
+/// Every value the gateway cannot run with, each named by its key.
+impl Checked for Config {
+    fn check(&self, v: &mut Violations) {
+        let public = self.http.public_url.trim();
+        if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {
+            v.add("http.public_url", "must start with https:// or http://");
+        }
+        if public.ends_with('/') {
+            v.add("http.public_url", "must not end with /");
+        }
+        if !(self.listings_url.starts_with("http://") || self.listings_url.starts_with("https://"))
+        {
+            v.add("listings_url", "must be an http:// or https:// address");
+        }
+        self.listings_tls.check("listings_tls", v);
+        at_least(v, "listings_timeout_ms", self.listings_timeout_ms, 1);
+        if self.http.trusted_proxies > 10 {
+            v.add("http.trusted_proxies", "must be 10 or fewer");
+        }
+        if self.area_name.trim().is_empty() || self.area_name.len() > 80 {
+            v.add("area_name", "must be 1 to 80 characters");
         }
     }
 }
 
 impl Config {
-    /// Refuses values the gateway cannot run with, naming the key.
-    pub fn validate(&self) -> Result<(), String> {
-        let public = self.http.public_url.trim();
-        if !(public.is_empty() || public.starts_with("https://") || public.starts_with("http://")) {
-            return Err("http.public_url must start with https:// or http://".into());
+    /// What [`Checked::check`] finds, in one message (for callers that build
+    /// the configuration themselves, like `selfhelp up`).
+    pub fn problems(&self) -> Result<(), String> {
+        let mut v = Violations::new();
+        self.check(&mut v);
+        if v.is_empty() {
+            return Ok(());
         }
-        if public.ends_with('/') {
-            return Err("http.public_url must not end with /".into());
-        }
-        if !(self.listings_url.starts_with("http://") || self.listings_url.starts_with("https://"))
-        {
-            return Err("listings_url must be an http:// or https:// address".into());
-        }
-        let mut v = selfhelp_platform::validation::Violations::new();
-        self.listings_tls.check("listings_tls", &mut v);
-        if let Some((key, why)) = v.iter().next() {
-            return Err(format!("{key} {why}"));
-        }
-        if self.listings_timeout_ms == 0 {
-            return Err("listings_timeout_ms must be more than 0".into());
-        }
-        if self.http.trusted_proxies > 10 {
-            return Err("http.trusted_proxies must be 10 or fewer".into());
-        }
-        if self.area_name.trim().is_empty() || self.area_name.len() > 80 {
-            return Err("area_name must be 1 to 80 characters".into());
-        }
-        Ok(())
+        Err(v
+            .iter()
+            .map(|(key, why)| format!("{key} {why}"))
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 }

@@ -20,6 +20,10 @@ pub enum GatewayError {
     /// Anything else listings said; logged, not shown.
     #[error("listings answered {0}")]
     Upstream(tonic::Status),
+    /// A page's template did not render: the gateway's own fault, logged, not
+    /// shown.
+    #[error("a template did not render: {0}")]
+    Template(String),
 }
 
 impl GatewayError {
@@ -37,13 +41,16 @@ impl GatewayError {
             GatewayError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// What the person or program is told (never an internal detail).
     pub fn public_message(&self) -> String {
         match self {
-            GatewayError::Upstream(_) => "something went wrong on our side".into(),
+            GatewayError::Upstream(_) | GatewayError::Template(_) => {
+                "something went wrong on our side".into()
+            }
             other => other.to_string(),
         }
     }

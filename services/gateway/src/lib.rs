@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 mod http;
 mod listings;
+mod observe;
 mod oruk;
 mod web;
 
@@ -65,16 +66,28 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            http::fair_share,
+            http::rate_limit,
         ))
         .layer(cors)
+        // Outermost: every request counted and traced, refused ones included.
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state))
 }
 
 /// Serves until `shutdown`, then lets requests in flight finish (up to
-/// `http.shutdown_grace_ms`).
+/// `http.shutdown_grace_ms`); serves metrics too when `metrics.listen` is set.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
+    if !config.metrics.listen.is_empty() {
+        let metrics = TcpListener::bind(&config.metrics.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics.listen {}: {e}", config.metrics.listen))?;
+        if let Some(path) = &config.metrics.write_address_to {
+            std::fs::write(path, metrics.local_addr()?.to_string())
+                .map_err(|e| anyhow::anyhow!("metrics.write_address_to {}: {e}", path.display()))?;
+        }
+        tracing::info!(addr = %metrics.local_addr()?, "metrics served at /metrics");
+        tokio::spawn(selfhelp_platform::metrics::serve(metrics, shutdown.clone()));
+    }
     let grace = Duration::from_millis(config.http.shutdown_grace_ms);
     let app = router(config)?;
     let addr = listener.local_addr()?;

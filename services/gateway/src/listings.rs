@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -35,9 +36,27 @@ fn nothing_by_that_name(status: tonic::Status) -> GatewayError {
 /// pages within this (browsers keep pages for 60 s anyway).
 const TOPICS_KEPT_FOR: Duration = Duration::from_secs(30);
 
+/// Puts the `traceparent` of the request being answered on each call, so that
+/// listings' logs and spans join the gateway's.
+fn with_trace(mut call: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(value) = crate::observe::current_trace().and_then(|t| t.to_string().parse().ok()) {
+        call.metadata_mut()
+            .insert(selfhelp_platform::trace::HEADER, value);
+    }
+    Ok(call)
+}
+
+type Traced = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// What [`with_trace`] makes of a call here and now (for tests).
+#[cfg(test)]
+pub(crate) fn traced_call() -> tonic::Request<()> {
+    with_trace(tonic::Request::new(())).expect("never refuses")
+}
+
 #[derive(Clone)]
 pub(crate) struct Listings {
-    client: ListingsServiceClient<Channel>,
+    client: ListingsServiceClient<InterceptedService<Channel, Traced>>,
     health: HealthClient<Channel>,
     topics: Arc<Mutex<Option<KeptTopics>>>,
 }
@@ -60,7 +79,7 @@ impl Listings {
         .connect_lazy();
         Ok(Self {
             // A region's calendar feed can be a few megabytes.
-            client: ListingsServiceClient::new(channel.clone())
+            client: ListingsServiceClient::with_interceptor(channel.clone(), with_trace as Traced)
                 .max_decoding_message_size(MAX_ANSWER_BYTES),
             health: HealthClient::new(channel),
             topics: Arc::default(),

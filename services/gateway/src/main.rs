@@ -14,18 +14,18 @@ async fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = Args::parse();
     let config: selfhelp_gateway::Config =
-        match selfhelp_platform::config::load(args.config.as_deref()) {
+        match selfhelp_platform::config::load_checked(args.config.as_deref()) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("configuration error: {e}");
+                eprintln!("configuration error: {e:#}");
                 return std::process::ExitCode::from(2);
             }
         };
-    if let Err(e) = config.validate() {
-        eprintln!("configuration error: {e}");
+    selfhelp_platform::telemetry::init(&config.log);
+    if let Err(e) = selfhelp_platform::otel::init(&config.traces, "selfhelp-gateway") {
+        tracing::error!(error = %format!("{e:#}"), "cannot send traces");
         return std::process::ExitCode::from(2);
     }
-    selfhelp_platform::telemetry::init(&config.log);
     let listener = match tokio::net::TcpListener::bind(&config.http.listen).await {
         Ok(l) => l,
         Err(e) => {

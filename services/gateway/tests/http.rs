@@ -664,6 +664,49 @@ async fn strangers_get_a_fair_share_and_proxies_are_believed_only_when_trusted()
     let body = unescape_slashes(page.text().await.unwrap());
     assert!(body.contains("href=\"https://groups.example.net/topics\""));
 
+    // A client cannot pass for another behind the trusted proxy by adding
+    // addresses of its own in front: only the proxy's entry counts.
+    let spoofed = http
+        .get(limited.url("/oruk/"))
+        .header("x-forwarded-for", "10.9.9.1, 203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        spoofed.status().as_u16(),
+        429,
+        "entries in front of the proxy's are the client's own words"
+    );
+
+    // Without a trusted proxy, X-Forwarded-For is the client's own word: a
+    // new address on every request changes nothing, the peer is limited.
+    let untrusting = Gateway::start(&sys.listings.url(), |c| {
+        c.http.rate_limit_per_second = 2;
+        c.http.trusted_proxies = 0;
+    })
+    .await;
+    let mut refused_after = None;
+    for i in 0..20 {
+        let answer = http
+            .get(untrusting.url("/oruk/"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        if answer.status().as_u16() == 429 {
+            refused_after = Some(i);
+            break;
+        }
+    }
+    let refused_after = refused_after.expect("made-up addresses do not escape the limit");
+    // The burst is twice the rate: four, then the fifth is refused (a sixth
+    // if a token came back while the loop ran).
+    assert!(
+        (4..=5).contains(&refused_after),
+        "refused after {refused_after} requests"
+    );
+    drop(untrusting.task);
+
     // Without trust the same headers change nothing.
     let plain = Gateway::start(&sys.listings.url(), |_| {}).await;
     let page = http
@@ -704,4 +747,78 @@ async fn readiness_follows_listings_and_a_stop_is_graceful() {
         .expect("the gateway stops promptly")
         .unwrap()
         .unwrap();
+}
+
+/// A stop while a page is being made: the page is finished and sent, new
+/// connections are refused, and the gateway ends within its grace period.
+/// Listings' answers reach the gateway through a relay that holds them back,
+/// so the page is surely in flight when the stop comes.
+#[tokio::test]
+async fn a_stop_finishes_the_pages_in_flight() {
+    let mut sys = system().await;
+    let dir = directory(&mut sys.client).await;
+    let relay = common::SlowRelay::start(sys.listings.addr, Duration::from_millis(700)).await;
+    let gateway = Gateway::start(&relay.url(), |c| c.http.shutdown_grace_ms = 10_000).await;
+    let http = reqwest::Client::new();
+    let path = format!("/groups/{}", dir.young.id);
+    assert_eq!(get(&http, &gateway.url(&path)).await.status, 200, "warm");
+
+    let asked = relay.forwarded();
+    let page = tokio::spawn({
+        let (http, url) = (http.clone(), gateway.url(&path));
+        async move { get(&http, &url).await }
+    });
+    // The gateway has asked listings; the answer is held back by the relay.
+    relay.wait_forwarded_beyond(asked).await;
+    let Gateway {
+        _stop, task, addr, ..
+    } = gateway;
+    _stop.trigger();
+    eventually(
+        "new connections refused",
+        Duration::from_secs(5),
+        || async {
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    let page = page.await.unwrap();
+    assert_eq!(page.status, 200, "the page in flight is finished");
+    assert!(page.body.contains("Young bereaved"));
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the gateway ends within its grace period")
+        .unwrap()
+        .unwrap();
+}
+
+/// The gateway's own metrics, scraped over TCP: every request counted by
+/// route, method and status. Alone in its process, so the counts are its own.
+#[tokio::test]
+async fn the_gateway_counts_its_requests_by_route() {
+    if !selfhelp_testkit::alone_in_process("the_gateway_counts_its_requests_by_route") {
+        return;
+    }
+    let sys = system().await;
+    let mut scrape = None;
+    let gateway = Gateway::start(&sys.listings.url(), |c| {
+        scrape = Some(selfhelp_testkit::metrics::Scrape::configure(&mut c.metrics));
+    })
+    .await;
+    let scrape = scrape.unwrap();
+    let http = reqwest::Client::new();
+    for path in ["/topics", "/topics", "/no/such/page"] {
+        get(&http, &gateway.url(path)).await;
+    }
+    let sample = |route: &str, code: u16| {
+        format!(r#"selfhelp_http_requests_total{{route="{route}",method="GET",code="{code}"}}"#)
+    };
+    scrape.until(&sample("/topics", 200), |v| v == 2.0).await;
+    scrape.until(&sample("unmatched", 404), |v| v == 1.0).await;
+    let timed = r#"selfhelp_http_request_seconds_count{route="/topics"}"#;
+    scrape.until(timed, |v| v == 2.0).await;
+    drop(gateway.task);
 }

@@ -45,6 +45,90 @@ impl Gateway {
     }
 }
 
+/// A TCP relay in front of `target` that passes what it is sent at once and
+/// holds each piece of the answer back for `delay`: calls through it are
+/// surely in flight for that long. Counts the bytes it passed on.
+pub struct SlowRelay {
+    addr: SocketAddr,
+    forwarded: std::sync::Arc<(std::sync::atomic::AtomicU64, tokio::sync::Notify)>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowRelay {
+    pub async fn start(target: SocketAddr, delay: std::time::Duration) -> SlowRelay {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = std::sync::Arc::new((
+            std::sync::atomic::AtomicU64::new(0),
+            tokio::sync::Notify::new(),
+        ));
+        let counts = forwarded.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_client.read(&mut buf).await {
+                        if n == 0 || to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        counts.0.fetch_add(n as u64, Ordering::SeqCst);
+                        counts.1.notify_waiters();
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_server.read(&mut buf).await {
+                        tokio::time::sleep(delay).await;
+                        if n == 0 || to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        SlowRelay {
+            addr,
+            forwarded,
+            _task: task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Bytes passed on towards the target so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until more than `bytes` have been passed on towards the target.
+    pub async fn wait_forwarded_beyond(&self, bytes: u64) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                let notified = self.forwarded.1.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a count in between wakes it.
+                notified.as_mut().enable();
+                if self.forwarded() > bytes {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("nothing passed through the relay within 10 s");
+    }
+}
+
 pub struct System {
     pub _nats: Nats,
     pub _db: TestDb,

@@ -1,0 +1,167 @@
+//! The page templates, the layout every page shares, and the error page.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::GatewayError;
+
+/// The page templates, parsed once.
+pub(crate) struct Pages {
+    env: Environment<'static>,
+}
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("../../templates/base.html")),
+            ("search.html", include_str!("../../templates/search.html")),
+            ("group.html", include_str!("../../templates/group.html")),
+            ("topics.html", include_str!("../../templates/topics.html")),
+            (
+                "proposed.html",
+                include_str!("../../templates/proposed.html"),
+            ),
+            ("error.html", include_str!("../../templates/error.html")),
+            ("sitemap.xml", include_str!("../../templates/sitemap.xml")),
+        ] {
+            env.add_template(name, source)
+                .expect("the gateway's templates parse");
+        }
+        Pages { env }
+    }
+
+    /// `template` filled in from `view`; a template that does not render is
+    /// the gateway's own fault, told as such.
+    pub fn render(&self, template: &str, view: &impl Serialize) -> Result<String, GatewayError> {
+        self.env
+            .get_template(template)
+            .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(view))))
+            .map_err(|e| GatewayError::Template(format!("{template}: {e:#}")))
+    }
+}
+
+/// What every page's layout (base.html) shows.
+#[derive(Serialize)]
+pub(crate) struct Layout {
+    pub area_name: String,
+    pub page_title: String,
+    pub page_description: String,
+    /// The page's one address, for search engines; none for a search's results.
+    pub canonical: Option<String>,
+}
+
+impl Layout {
+    /// `title` empty: the site's own title.
+    pub fn new(
+        state: &AppState,
+        title: &str,
+        description: &str,
+        canonical: Option<String>,
+    ) -> Layout {
+        let area = &state.config.area_name;
+        Layout {
+            area_name: area.clone(),
+            page_title: if title.is_empty() {
+                format!("{area} self-help groups")
+            } else {
+                format!("{title} – {area} self-help groups")
+            },
+            page_description: description.to_string(),
+            canonical,
+        }
+    }
+}
+
+/// A page's view: its own fields beside the layout's.
+#[derive(Serialize)]
+pub(crate) struct Page<'a, V: Serialize> {
+    #[serde(flatten)]
+    pub layout: Layout,
+    #[serde(flatten)]
+    pub view: &'a V,
+}
+
+/// An HTML page: `view` rendered into `template` within the layout.
+pub(crate) fn html(
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    layout: Layout,
+    view: &impl Serialize,
+) -> Response {
+    match state.pages.render(template, &Page { layout, view }) {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => error_page(state, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The page for an error: what happened in plain words, and where to go next.
+pub(crate) fn error_page(state: &AppState, error: &GatewayError) -> Response {
+    let (title, message) = match error {
+        GatewayError::NotFound => (
+            "Page not found",
+            "We could not find that page. The group may have closed or moved, or the address may be mistyped.".to_string(),
+        ),
+        GatewayError::BadRequest { message, .. } => ("Something in the address is not right", message.clone()),
+        GatewayError::TooManyRequests { .. } => (
+            "Too many requests",
+            "Too many pages were asked for from your connection in a short time. Please wait a few seconds and try again.".to_string(),
+        ),
+        GatewayError::Unavailable => (
+            "The directory is not available just now",
+            "Please try again in a minute.".to_string(),
+        ),
+        GatewayError::Upstream(status) => {
+            tracing::error!(code = ?status.code(), message = status.message(), "listings failed a page's call");
+            ("Sorry, something went wrong", "Please try again in a minute.".to_string())
+        }
+        GatewayError::Template(e) => {
+            tracing::error!(error = %e, "a page's template did not render");
+            ("Sorry, something went wrong", "Please try again in a minute.".to_string())
+        }
+    };
+    let page = Page {
+        layout: Layout {
+            area_name: state.config.area_name.clone(),
+            page_title: format!("{title} – {} self-help groups", state.config.area_name),
+            page_description: message.clone(),
+            canonical: None,
+        },
+        view: &ErrorView {
+            title,
+            message: &message,
+        },
+    };
+    let html = state.pages.render("error.html", &page).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the error page's template did not render");
+        format!("<!doctype html><html lang=\"en\"><title>{title}</title><h1>{title}</h1></html>")
+    });
+    let mut response = (
+        error.status(),
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    if let GatewayError::TooManyRequests { retry_after_secs } = error {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(*retry_after_secs),
+        );
+    }
+    response
+}
