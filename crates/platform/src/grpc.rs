@@ -155,8 +155,8 @@ pub async fn serve(
         // Outermost: every call is counted, those shed or refused included.
         .layer(crate::metrics::MetricsLayer)
         .layer(AuthLayer { auth })
-        .layer(crate::fair_share::FairShareLayer::new(Arc::new(
-            crate::fair_share::FairShare::new(cfg),
+        .layer(crate::rate_limit::RateLimitLayer::new(Arc::new(
+            crate::rate_limit::RateLimits::new(cfg),
         )))
         .layer(ShedAsStatusLayer)
         .load_shed()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use selfhelp_platform::Shutdown;
 
 use crate::config::FreshnessConfig;
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::store::group as store;
 use crate::workflow::Workflow;
 
@@ -30,7 +30,7 @@ pub async fn check_once(
     workflow: &Workflow,
     region: &str,
     cfg: &FreshnessConfig,
-) -> Result<usize, ListingsError> {
+) -> Result<usize, ServiceError> {
     let cutoff = workflow.clock.now_ms() - cfg.warn_after_days * DAY_MS;
     let mut sent = 0;
     for group in store::due_for_review(&workflow.db, region, cutoff, BATCH).await? {

@@ -11,7 +11,6 @@ pub mod freshness;
 pub mod grpc;
 pub mod metrics;
 pub mod oruk;
-pub mod oruk_import;
 pub mod privacy;
 pub mod search;
 pub mod store;

@@ -10,7 +10,7 @@ use selfhelp_platform::trace::TraceParent;
 
 use crate::domain::group::{self as domain, FieldChange, NewGroup, Status, Transition};
 use crate::domain::schedule::{Exception, Schedule};
-use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND, ListingsError};
+use crate::error::{GROUP_CHANGED, GROUP_NOT_FOUND, ServiceError};
 use crate::events::{self, EventLog, GroupEvent, MeetingEvent};
 use crate::search::maintain::Indexer;
 use crate::store::exception as exception_store;
@@ -18,8 +18,8 @@ use crate::store::group::{self as store, Model};
 use crate::store::{history, pending_edit, topic as topic_store};
 
 /// Another operator decided on the held edit first.
-fn edit_decided() -> ListingsError {
-    ListingsError::FailedPrecondition("the edit was approved or rejected meanwhile".into())
+fn edit_decided() -> ServiceError {
+    ServiceError::FailedPrecondition("the edit was approved or rejected meanwhile".into())
 }
 
 /// Cancelled, moved and one-off meetings to come, per group: each one is work
@@ -43,7 +43,7 @@ impl Workflow {
         new: &NewGroup,
         initial: Status,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let id = uuid::Uuid::now_v7().to_string();
         let txn = self.db.begin().await?;
         let group = store::insert(
@@ -73,7 +73,7 @@ impl Workflow {
         schedule: Option<(&Schedule, MeetingEvent)>,
         assured_at_ms: i64,
         trace: &TraceParent,
-    ) -> Result<Option<Model>, ListingsError> {
+    ) -> Result<Option<Model>, ServiceError> {
         let txn = self.db.begin().await?;
         if store::find(&txn, id).await?.is_some() {
             return Ok(None);
@@ -103,9 +103,9 @@ impl Workflow {
         note: Option<String>,
         by: &str,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let next = domain::next_status(group.status(), transition)
-            .map_err(ListingsError::FailedPrecondition)?;
+            .map_err(ServiceError::FailedPrecondition)?;
         let event = match transition {
             Transition::Start => GroupEvent::Started,
             Transition::Submit => GroupEvent::Submitted,
@@ -137,7 +137,7 @@ impl Workflow {
         changes: &[FieldChange],
         editor: &str,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         let updated = self
@@ -156,7 +156,7 @@ impl Workflow {
         editor: &str,
         back_to: Status,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         let edited = self
@@ -179,7 +179,7 @@ impl Workflow {
         request: Vec<u8>,
         changes: &[FieldChange],
         editor: &str,
-    ) -> Result<(), ListingsError> {
+    ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         pending_edit::hold(
             &self.db,
@@ -203,7 +203,7 @@ impl Workflow {
         changes: &[FieldChange],
         editor: &str,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if !pending_edit::drop_for(&txn, &group.id).await? {
@@ -224,7 +224,7 @@ impl Workflow {
         group: &Model,
         note: String,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if !pending_edit::drop_for(&txn, &group.id).await? {
@@ -248,7 +248,7 @@ impl Workflow {
         editor: &str,
         now: i64,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         if !store::update_card(txn, group, card, now).await? {
             return Err(GROUP_CHANGED);
         }
@@ -265,7 +265,7 @@ impl Workflow {
         group: &Model,
         by: &str,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let txn = self.db.begin().await?;
         if !store::confirm(&txn, group, by, self.clock.now_ms()).await? {
             return Err(GROUP_CHANGED);
@@ -284,7 +284,7 @@ impl Workflow {
         event: MeetingEvent,
         today: &str,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let txn = self.db.begin().await?;
         // Touching the group row first makes changes to one group take turns,
         // so the count below cannot be raced past.
@@ -292,7 +292,7 @@ impl Workflow {
             return Err(GROUP_CHANGED);
         }
         if exception_store::count_from(&txn, &group.id, today).await? >= MAX_CHANGED_MEETINGS {
-            return Err(ListingsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "a group may have at most {MAX_CHANGED_MEETINGS} cancelled, moved and one-off \
                  meetings to come; remove one first"
             )));
@@ -310,7 +310,7 @@ impl Workflow {
         schedule: Option<&Schedule>,
         event: MeetingEvent,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let txn = self.db.begin().await?;
         if !store::set_schedule(&txn, group, schedule, self.clock.now_ms()).await? {
             return Err(GROUP_CHANGED);
@@ -328,14 +328,14 @@ impl Workflow {
         row: topic_store::Model,
         change: &'static str,
         trace: &TraceParent,
-    ) -> Result<topic_store::Model, ListingsError> {
+    ) -> Result<topic_store::Model, ServiceError> {
         let txn = self.db.begin().await?;
         let saved = if change == "created" {
             topic_store::insert(&txn, row).await.map_err(|e| {
                 if selfhelp_platform::db::is_unique_violation(&e) {
-                    ListingsError::AlreadyExists("topic code is taken".into())
+                    ServiceError::AlreadyExists("topic code is taken".into())
                 } else {
-                    ListingsError::from(e)
+                    ServiceError::from(e)
                 }
             })?
         } else {
@@ -349,7 +349,7 @@ impl Workflow {
 
     /// Sends `group.review_due` for `group` once per confirmation; false when
     /// another replica, or an edit, got there first.
-    pub async fn remind_review_due(&self, group: &Model) -> Result<bool, ListingsError> {
+    pub async fn remind_review_due(&self, group: &Model) -> Result<bool, ServiceError> {
         let txn = self.db.begin().await?;
         let now = self.clock.now_ms();
         if !store::claim_review_due(&txn, group, now).await? {
@@ -375,7 +375,7 @@ impl Workflow {
         before: Option<&Model>,
         updated: Model,
         trace: &TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let was_public = before.is_some_and(|g| g.status().is_public());
         events::record_public(&txn, &self.outbox, was_public, &updated, trace).await?;
         txn.commit().await?;

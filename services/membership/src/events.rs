@@ -15,7 +15,7 @@ use selfhelp_proto::streams::MEMBERSHIP;
 use selfhelp_schedule::{Exception, Schedule};
 
 use crate::domain::membership::State;
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::store::{group_settings, meetings, membership};
 use crate::workflow::{self, Ctx};
 
@@ -290,7 +290,7 @@ impl EventHandler for ListingsGroups {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(MembershipError::Db(e)) => Err(HandlerError::Db(e)),
+            Err(ServiceError::Db(e)) => Err(HandlerError::Db(e)),
             Err(other) => Err(HandlerError::Poison(other.to_string())),
         }
     }

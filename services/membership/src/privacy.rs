@@ -13,7 +13,7 @@ use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::membership::State;
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::store::{consent, erasure, follow, group_settings, invitation, membership, rota};
 use crate::workflow::{self, Ctx};
 
@@ -52,7 +52,7 @@ impl Eraser for MembershipEraser {
                 workflow::fill_places(txn, ctx, &m.group_id, capacity)
                     .await
                     .map_err(|e| match e {
-                        MembershipError::Db(e) => e,
+                        ServiceError::Db(e) => e,
                         other => DbErr::Custom(other.to_string()),
                     })?;
             }

@@ -11,7 +11,7 @@ use selfhelp_platform::time::Clock;
 
 use crate::config::RotaConfig;
 use crate::domain::rota;
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::events;
 use crate::store::{meetings, rota as rota_store};
 
@@ -37,7 +37,7 @@ pub async fn send_due(
     outbox: &Outbox,
     lead: chrono::Duration,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, MembershipError> {
+) -> Result<usize, ServiceError> {
     let mut sent = 0;
     for r in rota_store::all(db).await? {
         let Some(m) = meetings::load(db, &r.group_id).await? else {

@@ -9,7 +9,7 @@ use selfhelp_platform::trace::TraceParent;
 
 use crate::domain::membership::{Role, State, check_transition};
 use crate::domain::rota as rota_rules;
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::events::{self, Change, Note};
 use crate::store::{group_settings, meetings, membership, rota};
 
@@ -32,9 +32,9 @@ pub async fn end(
     change: Change,
     note: Note<'_>,
     capacity: i32,
-) -> Result<membership::Model, MembershipError> {
+) -> Result<membership::Model, ServiceError> {
     let from = m.state();
-    check_transition(from, to).map_err(MembershipError::FailedPrecondition)?;
+    check_transition(from, to).map_err(ServiceError::FailedPrecondition)?;
     let had_role = from == State::Active && m.role() != Role::Member;
     let ended = membership::move_to(txn, m, to, ctx.now).await?;
     events::record_change(txn, ctx.outbox, change, &ended, Some(from), note, ctx.trace).await?;
@@ -96,7 +96,7 @@ pub async fn fill_places(
     ctx: Ctx<'_>,
     group_id: &str,
     capacity: i32,
-) -> Result<Vec<membership::Model>, MembershipError> {
+) -> Result<Vec<membership::Model>, ServiceError> {
     let mut promoted = Vec::new();
     loop {
         if capacity > 0 && membership::count_active(txn, group_id).await? >= capacity as u64 {
@@ -128,7 +128,7 @@ pub async fn end_all(
     ctx: Ctx<'_>,
     group_id: &str,
     reason: &str,
-) -> Result<usize, MembershipError> {
+) -> Result<usize, ServiceError> {
     group_settings::lock(txn, group_id, ctx.now).await?;
     let open = membership::all_in_states(
         txn,

@@ -1,4 +1,4 @@
 //! The notifications service's errors: the platform's one error type, mapped
 //! to gRPC status there.
 
-pub use selfhelp_platform::error::ServiceError as NotificationsError;
+pub use selfhelp_platform::error::ServiceError;

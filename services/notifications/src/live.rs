@@ -14,7 +14,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 
 use crate::config::WatchConfig;
-use crate::error::NotificationsError;
+use crate::error::ServiceError;
 use crate::store::notification;
 
 /// How often the replica looks for news for the people watching.
@@ -42,17 +42,17 @@ impl LiveInbox {
         self: &Arc<Self>,
         person: &str,
         cfg: &WatchConfig,
-    ) -> Result<LiveStream, NotificationsError> {
+    ) -> Result<LiveStream, ServiceError> {
         let mut people = self.people.lock().expect("live inbox lock");
         let total: usize = people.values().map(|w| w.streams).sum();
         if total >= cfg.max_total {
-            return Err(NotificationsError::Exhausted(
+            return Err(ServiceError::Exhausted(
                 "too many live streams on this server; try again shortly".into(),
             ));
         }
         let watched = people.entry(person.to_string()).or_default();
         if watched.streams >= cfg.max_per_person {
-            return Err(NotificationsError::Exhausted(format!(
+            return Err(ServiceError::Exhausted(format!(
                 "at most {} live streams per person; close one first",
                 cfg.max_per_person
             )));

@@ -9,7 +9,7 @@ use selfhelp_platform::time::Clock;
 
 use crate::channels::webhook::generate_secret;
 use crate::domain::preferences::Channel;
-use crate::error::NotificationsError;
+use crate::error::ServiceError;
 use crate::links::{self, Confirmation, Scope};
 use crate::store::delivery::NewDelivery;
 use crate::store::{alert, delivery, erased, preference, webhook};
@@ -68,7 +68,7 @@ impl Workflow {
         &self,
         person: &str,
         wanted: &preference::Held,
-    ) -> Result<preference::Held, NotificationsError> {
+    ) -> Result<preference::Held, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         // One change at a time per person, so the confirmations' cap counts right.
@@ -92,7 +92,7 @@ impl Workflow {
                 .first()
                 .is_some_and(|at| now - at < CONFIRMATION_RESEND_AFTER_MS);
             if !kept && sent.len() >= MAX_CONFIRMATIONS_PER_DAY {
-                return Err(NotificationsError::Exhausted(format!(
+                return Err(ServiceError::Exhausted(format!(
                     "{MAX_CONFIRMATIONS_PER_DAY} confirmation emails went out for you today; try a new address tomorrow"
                 )));
             }
@@ -123,7 +123,7 @@ impl Workflow {
         &self,
         names: &Pseudonyms,
         link: &Confirmation,
-    ) -> Result<Confirmed, NotificationsError> {
+    ) -> Result<Confirmed, ServiceError> {
         let now = self.clock.now_ms();
         if now > link.expires_at_ms {
             return Ok(Confirmed::Expired);
@@ -151,11 +151,11 @@ impl Workflow {
         &self,
         person: &str,
         new: NewAlert,
-    ) -> Result<alert::Model, NotificationsError> {
+    ) -> Result<alert::Model, ServiceError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("alerts:{person}")).await?;
         if alert::count_of(&txn, person).await? >= MAX_ALERTS {
-            return Err(NotificationsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "you have {MAX_ALERTS} alerts already; delete one first"
             )));
         }
@@ -182,12 +182,12 @@ impl Workflow {
         url: &str,
         kinds: &[&str],
         max_per_owner: u32,
-    ) -> Result<(webhook::Model, String), NotificationsError> {
+    ) -> Result<(webhook::Model, String), ServiceError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("webhooks:{owner}")).await?;
         let held = webhook::of_owner(&txn, owner).await?;
         if held.len() >= max_per_owner as usize {
-            return Err(NotificationsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "you have {} webhooks already; delete one first",
                 held.len()
             )));
@@ -209,7 +209,7 @@ impl Workflow {
     }
 
     /// Removes webhook `id`; what still waits for it is cancelled.
-    pub async fn remove_webhook(&self, id: &str) -> Result<(), NotificationsError> {
+    pub async fn remove_webhook(&self, id: &str) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         let now = self.clock.now_ms();
         delivery::end_for_webhook(&txn, id, delivery::CANCELLED, "webhook removed", now).await?;
@@ -225,7 +225,7 @@ impl Workflow {
         names: &Pseudonyms,
         person: &str,
         scope: Scope,
-    ) -> Result<(), NotificationsError> {
+    ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         if erased::contains(&txn, names, person).await? {
@@ -244,10 +244,10 @@ impl Workflow {
 
     /// Sends failed delivery `row` again now. Its webhook, turned off by these
     /// failures, comes back on: replaying says the endpoint works again.
-    pub async fn replay(&self, row: &delivery::Model) -> Result<(), NotificationsError> {
+    pub async fn replay(&self, row: &delivery::Model) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         if !delivery::replay(&txn, &row.id, self.clock.now_ms()).await? {
-            return Err(NotificationsError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "it was replayed meanwhile".into(),
             ));
         }

@@ -14,7 +14,7 @@ use super::{
 use crate::config::SignificantEdits;
 use crate::domain::group::{self as domain, Transition};
 use crate::error::GROUP_CHANGED;
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::store::group::{self as store, Model};
 use crate::store::{history, pending_edit};
 
@@ -28,11 +28,11 @@ impl ListingsApi {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let id = group_id("group_id", id)?;
         let group = self.visible_group(&id, Some(caller)).await?;
         if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the group's organisers or the region's operators can do this",
             ));
         }
@@ -44,7 +44,7 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::UpdateGroupRequest,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let mut v = Violations::new();
         v.uuid("group_id", &req.group_id);
         if req.expected_version <= 0 {
@@ -64,7 +64,7 @@ impl ListingsApi {
             return Err(GROUP_CHANGED);
         }
         if group.status() == domain::Status::Archived {
-            return Err(ListingsError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "an archived group can't be edited".into(),
             ));
         }
@@ -115,7 +115,7 @@ impl ListingsApi {
         &self,
         group: &Model,
         caller: &Caller,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let mut wire = self.to_wire(group, Some(caller));
         wire.pending_edit = self.pending_edit_of(group, caller).await?;
         Ok(wire)
@@ -126,7 +126,7 @@ impl ListingsApi {
         &self,
         group: &Model,
         caller: &Caller,
-    ) -> Result<Option<pb::PendingEdit>, ListingsError> {
+    ) -> Result<Option<pb::PendingEdit>, ServiceError> {
         if !domain::can_manage(&group.region, &group.organiser_ids(), caller) {
             return Ok(None);
         }
@@ -158,18 +158,18 @@ impl ListingsApi {
         note: Option<String>,
         caller: &Caller,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let decided = if transition == Transition::Approve {
             let req: pb::UpdateGroupRequest = prost::Message::decode(held.request.as_slice())
                 .map_err(|e| {
-                    ListingsError::FailedPrecondition(format!(
+                    ServiceError::FailedPrecondition(format!(
                         "the held edit cannot be read ({e}); reject it"
                     ))
                 })?;
             let taxonomy = self.taxonomy().await?;
             let edit = domain::validate(card_draft!(req), &taxonomy).map_err(|v| {
                 let problems: Vec<String> = v.iter().map(|(f, d)| format!("{f}: {d}")).collect();
-                ListingsError::FailedPrecondition(format!(
+                ServiceError::FailedPrecondition(format!(
                     "the held edit no longer passes the checks ({}); reject it",
                     problems.join("; ")
                 ))
@@ -194,7 +194,7 @@ impl ListingsApi {
         &self,
         caller: &Caller,
         req: pb::GetGroupHistoryRequest,
-    ) -> Result<pb::GetGroupHistoryResponse, ListingsError> {
+    ) -> Result<pb::GetGroupHistoryResponse, ServiceError> {
         let mut v = Violations::new();
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 50, 200);
         v.into_result()?;
@@ -225,7 +225,7 @@ impl ListingsApi {
         transition: Transition,
         reason: &str,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let mut v = Violations::new();
         v.uuid("group_id", id);
         v.text(
@@ -237,13 +237,13 @@ impl ListingsApi {
         v.into_result()?;
         let operator_only = matches!(transition, Transition::Suspend | Transition::Reinstate);
         if operator_only && !caller.is_operator_of(&self.region) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only operators of this region can do this",
             ));
         }
         let group = self.manageable(caller, id).await?;
         if transition == Transition::Start && !group.organiser_ids().contains(&caller.person_id) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the group's organisers can start it",
             ));
         }
@@ -259,12 +259,12 @@ impl ListingsApi {
         &self,
         caller: &Caller,
         req: pb::ListReviewQueueRequest,
-    ) -> Result<served::ListReviewQueueResponse, ListingsError> {
+    ) -> Result<served::ListReviewQueueResponse, ServiceError> {
         let mut v = Violations::new();
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
         if !caller.is_operator_of(&self.region) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only operators of this region see the review queue",
             ));
         }
@@ -284,7 +284,7 @@ impl ListingsApi {
     pub(super) async fn proposed_groups(
         &self,
         req: pb::ListProposedGroupsRequest,
-    ) -> Result<served::ListProposedGroupsResponse, ListingsError> {
+    ) -> Result<served::ListProposedGroupsResponse, ServiceError> {
         let mut v = Violations::new();
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
@@ -301,10 +301,10 @@ impl ListingsApi {
         caller: &Caller,
         id: &str,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let group = self.manageable(caller, id).await?;
         if group.status() == domain::Status::Archived {
-            return Err(ListingsError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "an archived group can't be confirmed".into(),
             ));
         }
@@ -316,7 +316,7 @@ impl ListingsApi {
             self.freshness.max_age_days,
         );
         if overdue && !caller.is_operator_of(&self.region) {
-            return Err(ListingsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "this listing was last checked over {} days ago: an operator of the region checks it now",
                 self.freshness.max_age_days
             )));

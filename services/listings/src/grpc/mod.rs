@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::config::{FreshnessConfig, SignificantEdits};
 use crate::domain::group::{self as domain, Status as GroupStatus, Transition};
 use crate::domain::topic as topics;
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::error::{GROUP_NOT_FOUND, TOPIC_NOT_FOUND};
 use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
@@ -54,7 +54,7 @@ macro_rules! card_draft {
 }
 
 mod lifecycle;
-mod open_referral;
+mod oruk;
 mod schedule;
 mod search;
 
@@ -114,7 +114,7 @@ impl ListingsApi {
     }
 
     /// The region's taxonomy, as the domain rules see it.
-    async fn taxonomy(&self) -> Result<Vec<topics::TopicNode>, ListingsError> {
+    async fn taxonomy(&self) -> Result<Vec<topics::TopicNode>, ServiceError> {
         Ok(topic_store::list(&self.read, &self.region)
             .await?
             .iter()
@@ -123,18 +123,18 @@ impl ListingsApi {
     }
 
     /// Only operators of this region manage the taxonomy.
-    fn require_operator(&self, request_caller: &Caller) -> Result<(), ListingsError> {
+    fn require_operator(&self, request_caller: &Caller) -> Result<(), ServiceError> {
         if request_caller.is_operator_of(&self.region) {
             Ok(())
         } else {
-            Err(ListingsError::PermissionDenied(
+            Err(ServiceError::PermissionDenied(
                 "only operators of this region can manage topics",
             ))
         }
     }
 
     /// Loads a topic of this region, or NOT_FOUND naming what was missing.
-    async fn topic(&self, field: &str, id: &str) -> Result<topic_store::Model, ListingsError> {
+    async fn topic(&self, field: &str, id: &str) -> Result<topic_store::Model, ServiceError> {
         let mut v = Violations::new();
         let id = v.uuid(field, id);
         v.into_result()?;
@@ -148,7 +148,7 @@ impl ListingsApi {
         &self,
         id: &str,
         caller: Option<&Caller>,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         let group = store::find(&self.read, id).await?.ok_or(GROUP_NOT_FOUND)?;
         if domain::can_view(
             group.status(),
@@ -170,7 +170,7 @@ impl ListingsApi {
         note: Option<String>,
         caller: &Caller,
         trace: &selfhelp_platform::trace::TraceParent,
-    ) -> Result<Model, ListingsError> {
+    ) -> Result<Model, ServiceError> {
         self.workflow
             .transition(&group, transition, note, &caller.person_id, trace)
             .await
@@ -182,7 +182,7 @@ fn sent(group: pb::Group) -> Response<EncodedGroup> {
     Response::new(group.into())
 }
 
-fn group_id(field: &str, value: &str) -> Result<String, ListingsError> {
+fn group_id(field: &str, value: &str) -> Result<String, ServiceError> {
     let mut v = Violations::new();
     let id = v.uuid(field, value);
     v.into_result()?;
@@ -247,7 +247,7 @@ impl ListingsService for ListingsApi {
         let id = group_id("group_id", &request.get_ref().group_id)?;
         let group = self.visible_group(&id, Some(&caller)).await?;
         if !group.organiser_ids().contains(&caller.person_id) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the group's organisers can submit it",
             )
             .into());
@@ -289,7 +289,7 @@ impl ListingsService for ListingsApi {
                 transition.expect("checked"),
             );
             if !caller.is_operator_of(&self.region) {
-                return Err(ListingsError::PermissionDenied(
+                return Err(ServiceError::PermissionDenied(
                     "only operators of this region can review groups",
                 ));
             }
@@ -503,7 +503,7 @@ impl ListingsService for ListingsApi {
         answer(async {
             let req = request.into_inner();
             let mut v = Violations::new();
-            let (page, per_page) = open_referral::numbered_page(&mut v, req.page, req.per_page);
+            let (page, per_page) = oruk::numbered_page(&mut v, req.page, req.per_page);
             v.into_result()?;
             let (rows, total) =
                 store::published_page(&self.db, &self.region, (page - 1) * per_page, per_page)
@@ -627,13 +627,13 @@ impl ListingsService for ListingsApi {
                 Some(self.topic("parent_id", &req.parent_id).await?)
             };
             if parent.as_ref().is_some_and(|p| p.retired_at_ms.is_some()) {
-                return Err(ListingsError::FailedPrecondition(
+                return Err(ServiceError::FailedPrecondition(
                     "the parent topic is retired".into(),
                 ));
             }
             let taxonomy = self.taxonomy().await?;
             if taxonomy.iter().any(|t| t.code == code) {
-                return Err(ListingsError::AlreadyExists(format!(
+                return Err(ServiceError::AlreadyExists(format!(
                     "topic code {code} is taken"
                 )));
             }
@@ -687,7 +687,7 @@ impl ListingsService for ListingsApi {
                 if topics::would_cycle(&self.taxonomy().await?, &topic.id, &parent.id) {
                     let mut v = Violations::new();
                     v.add("parent_id", "would put the topic below itself");
-                    return Err(ListingsError::from(v));
+                    return Err(ServiceError::from(v));
                 }
                 Some(parent.id)
             };
@@ -720,12 +720,12 @@ impl ListingsService for ListingsApi {
             let mut topic = self.topic("topic_id", &req.topic_id).await?;
             let replacement = self.topic("replacement_id", &req.replacement_id).await?;
             if topic.retired_at_ms.is_some() {
-                return Err(ListingsError::FailedPrecondition(
+                return Err(ServiceError::FailedPrecondition(
                     "the topic is already retired".into(),
                 ));
             }
             if replacement.retired_at_ms.is_some() {
-                return Err(ListingsError::FailedPrecondition(
+                return Err(ServiceError::FailedPrecondition(
                     "the replacement is retired too".into(),
                 ));
             }
@@ -734,7 +734,7 @@ impl ListingsService for ListingsApi {
                 .iter()
                 .any(|t| t.parent_id.as_deref() == Some(topic.id.as_str()) && !t.retired);
             if has_live_children {
-                return Err(ListingsError::FailedPrecondition(
+                return Err(ServiceError::FailedPrecondition(
                     "move or retire the topics below it first".into(),
                 ));
             }

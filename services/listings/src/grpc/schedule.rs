@@ -19,7 +19,7 @@ use crate::domain::schedule::{
     self, Exception, Occurrence, OccurrenceKind, Pattern, Schedule, ScheduleDraft, check_times,
     parse_date,
 };
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::events::MeetingEvent;
 use crate::search::cards::Card;
 use crate::store::exception as exception_store;
@@ -46,7 +46,7 @@ impl ListingsApi {
         &self,
         g: &Model,
         caller: Option<&Caller>,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let mut wire = self.to_wire(g, caller);
         let rows = exception_store::list(&self.read, &g.id).await?;
         let exceptions: Vec<Exception> = rows
@@ -114,10 +114,10 @@ impl ListingsApi {
 
     /// A group whose meetings the caller may change: its organisers and the
     /// region's operators, while it is not archived.
-    async fn managed_group(&self, caller: &Caller, id: &str) -> Result<Model, ListingsError> {
+    async fn managed_group(&self, caller: &Caller, id: &str) -> Result<Model, ServiceError> {
         let group = self.manageable(caller, id).await?;
         if group.status() == GroupStatus::Archived {
-            return Err(ListingsError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "the group is archived".into(),
             ));
         }
@@ -221,7 +221,7 @@ impl ListingsApi {
         exception: &Exception,
         event: MeetingEvent,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let today = self.today().format("%Y-%m-%d").to_string();
         let updated = self
             .workflow
@@ -235,7 +235,7 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::SetScheduleRequest,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let schedule = match &req.schedule {
             Some(s) => Some(schedule::validate(&draft_from_wire(s), self.today())?),
             None => None,
@@ -254,7 +254,7 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::CancelOccurrenceRequest,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let group = self.managed_group(caller, &req.group_id).await?;
         let mut v = Violations::new();
         let date = self.regular_date(&mut v, &group, "date", &req.date);
@@ -280,7 +280,7 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::MoveOccurrenceRequest,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let group = self.managed_group(caller, &req.group_id).await?;
         let mut v = Violations::new();
         let date = self.regular_date(&mut v, &group, "date", &req.date);
@@ -320,7 +320,7 @@ impl ListingsApi {
         caller: &Caller,
         req: pb::AddOneOffMeetingRequest,
         trace: &TraceParent,
-    ) -> Result<pb::Group, ListingsError> {
+    ) -> Result<pb::Group, ServiceError> {
         let group = self.managed_group(caller, &req.group_id).await?;
         let mut v = Violations::new();
         let date = self.future_date(&mut v, "date", &req.date);
@@ -348,13 +348,13 @@ impl ListingsApi {
     }
 
     /// A meeting already cancelled or moved can't be changed again this way.
-    async fn ensure_unchanged(&self, group: &Model, date: NaiveDate) -> Result<(), ListingsError> {
+    async fn ensure_unchanged(&self, group: &Model, date: NaiveDate) -> Result<(), ServiceError> {
         let rows = exception_store::list(&self.db, &group.id).await?;
         let taken = rows.iter().filter_map(exception_store::Model::exception).any(|e| {
             matches!(e, Exception::Cancelled { date: d, .. } | Exception::Moved { date: d, .. } if d == date)
         });
         if taken {
-            return Err(ListingsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "the meeting on {date} is already cancelled or moved"
             )));
         }
@@ -364,7 +364,7 @@ impl ListingsApi {
     pub(super) async fn export_calendar(
         &self,
         group: &Model,
-    ) -> Result<pb::ExportGroupCalendarResponse, ListingsError> {
+    ) -> Result<pb::ExportGroupCalendarResponse, ServiceError> {
         let rows = exception_store::list(&self.db, &group.id).await?;
         let exceptions: Vec<Exception> = rows
             .iter()
@@ -408,7 +408,7 @@ impl ListingsApi {
     pub(super) async fn export_directory_calendar(
         &self,
         req: pb::ExportDirectoryCalendarRequest,
-    ) -> Result<pb::ExportGroupCalendarResponse, ListingsError> {
+    ) -> Result<pb::ExportGroupCalendarResponse, ServiceError> {
         let topic = req.topic.trim().to_ascii_lowercase();
         let (name, codes) = if topic.is_empty() {
             (format!("Self-help groups in {}", self.region), Vec::new())

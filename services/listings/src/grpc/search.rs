@@ -9,7 +9,7 @@ use selfhelp_proto::listings::v1 as pb;
 
 use super::{ListingsApi, format_from_wire};
 use crate::domain::topic as topics;
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::search::{Cursor, Query, Sort};
 use crate::store::group as store;
 
@@ -20,7 +20,7 @@ impl ListingsApi {
     pub(super) async fn search_groups(
         &self,
         req: pb::SearchGroupsRequest,
-    ) -> Result<served::SearchGroupsResponse, ListingsError> {
+    ) -> Result<served::SearchGroupsResponse, ServiceError> {
         let page = req.page.clone().unwrap_or_default();
         let mut v = Violations::new();
         v.text("query", &req.query, false, 200);
@@ -187,7 +187,7 @@ impl ListingsApi {
         &self,
         v: &mut Violations,
         topic: &str,
-    ) -> Result<Vec<String>, ListingsError> {
+    ) -> Result<Vec<String>, ServiceError> {
         let topic = topic.trim().to_ascii_lowercase();
         if topic.is_empty() {
             return Ok(Vec::new());

@@ -11,8 +11,8 @@ use selfhelp_proto::streams::PRIVACY;
 use tonic::Request;
 
 use super::{MembershipApi, paging, trace_of};
-use crate::error::MembershipError;
 use crate::error::NO_ERASURE_REQUEST;
+use crate::error::ServiceError;
 use crate::privacy::MembershipEraser;
 use crate::store::erasure;
 
@@ -20,7 +20,7 @@ impl MembershipApi {
     pub(super) async fn erase(
         &self,
         request: Request<pb::EraseMeRequest>,
-    ) -> Result<pb::ErasureStatus, MembershipError> {
+    ) -> Result<pb::ErasureStatus, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         if !request.get_ref().confirm {
@@ -62,7 +62,7 @@ impl MembershipApi {
     pub(super) async fn erasure_status(
         &self,
         request: Request<pb::GetErasureStatusRequest>,
-    ) -> Result<pb::ErasureStatus, MembershipError> {
+    ) -> Result<pb::ErasureStatus, ServiceError> {
         let caller = self.caller(&request)?;
         let req = erasure::latest_for(&self.db, &self.names.all_of(&caller.person_id))
             .await?
@@ -73,10 +73,10 @@ impl MembershipApi {
     pub(super) async fn overdue_erasures(
         &self,
         request: Request<pb::ListOverdueErasuresRequest>,
-    ) -> Result<pb::ListOverdueErasuresResponse, MembershipError> {
+    ) -> Result<pb::ListOverdueErasuresResponse, ServiceError> {
         let caller = self.caller(&request)?;
         if !caller.is_operator_of(&self.region) {
-            return Err(MembershipError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only operators of this region see erasure requests",
             ));
         }
@@ -95,7 +95,7 @@ impl MembershipApi {
         })
     }
 
-    async fn status_of(&self, req: &erasure::Model) -> Result<pb::ErasureStatus, MembershipError> {
+    async fn status_of(&self, req: &erasure::Model) -> Result<pb::ErasureStatus, ServiceError> {
         let confirmed = erasure::confirmations(&self.db, &req.id).await?;
         let waiting_for: Vec<String> = self
             .privacy

@@ -9,8 +9,8 @@ use tonic::Request;
 use super::joins::NewJoin;
 use super::{MembershipApi, paging, uuid_field};
 use crate::domain::membership::{Role, State};
-use crate::error::MembershipError;
 use crate::error::NOT_A_MEMBER;
+use crate::error::ServiceError;
 use crate::events::{Change, Note};
 use crate::store::{consent, group_settings, invitation, membership};
 use crate::workflow::{self, Ctx};
@@ -24,7 +24,7 @@ impl MembershipApi {
     pub(super) async fn join(
         &self,
         request: Request<pb::JoinGroupRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = super::trace_of(&request);
         let req = request.get_ref();
@@ -74,7 +74,7 @@ impl MembershipApi {
     pub(super) async fn my_memberships(
         &self,
         request: Request<pb::ListMyMembershipsRequest>,
-    ) -> Result<pb::ListMyMembershipsResponse, MembershipError> {
+    ) -> Result<pb::ListMyMembershipsResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let mut v = Violations::new();
         let page = paging(&mut v, request.into_inner().page);
@@ -95,7 +95,7 @@ impl MembershipApi {
     pub(super) async fn leave(
         &self,
         request: Request<pb::LeaveGroupRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = super::trace_of(&request);
         let mut v = Violations::new();
@@ -118,7 +118,7 @@ impl MembershipApi {
         capacity: i32,
         trace: &selfhelp_platform::trace::TraceParent,
         reason: Option<&str>,
-    ) -> Result<membership::Model, MembershipError> {
+    ) -> Result<membership::Model, ServiceError> {
         let now = self.clock.now_ms();
         let txn = self.db.begin().await?;
         group_settings::lock(&txn, group_id, now).await?;
@@ -132,7 +132,7 @@ impl MembershipApi {
             && m.role() == Role::Organiser
             && membership::count_active_with_role(&txn, group_id, Role::Organiser).await? <= 1
         {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "you are the group's only organiser: give the organiser role to someone else first"
                     .into(),
             ));
@@ -168,7 +168,7 @@ pub(super) async fn valid_code<C: sea_orm::ConnectionTrait>(
     code: &str,
     group_id: &str,
     now: i64,
-) -> Result<invitation::Model, MembershipError> {
+) -> Result<invitation::Model, ServiceError> {
     let inv = invitation::find_by_code(conn, code)
         .await?
         .filter(|i| i.group_id == group_id)
@@ -182,8 +182,8 @@ pub(super) async fn valid_code<C: sea_orm::ConnectionTrait>(
     Ok(inv)
 }
 
-pub(super) fn code_violation(why: &str) -> MembershipError {
+pub(super) fn code_violation(why: &str) -> ServiceError {
     let mut v = Violations::new();
     v.add("invitation_code", why);
-    MembershipError::Invalid(v)
+    ServiceError::Invalid(v)
 }

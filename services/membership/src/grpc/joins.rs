@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::membership::{
     GroupFacts, JoinAttempt, JoinDecision, Role, State, check_transition, decide_join,
 };
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::events;
 use crate::store::{consent, group_settings, invitation, membership};
 
@@ -57,7 +57,7 @@ impl NewJoin {
     }
 }
 
-type Written = Result<membership::Model, MembershipError>;
+type Written = Result<membership::Model, ServiceError>;
 
 /// Takes joins and writes them; clone freely. The writer task ends when the
 /// last clone is dropped, after writing what was queued.
@@ -116,8 +116,8 @@ impl Joins {
     }
 }
 
-const STOPPING: MembershipError =
-    MembershipError::Unavailable("joins are not being written now; retry shortly");
+const STOPPING: ServiceError =
+    ServiceError::Unavailable("joins are not being written now; retry shortly");
 
 /// What became of one join of a batch written together.
 #[allow(clippy::large_enum_variant)] // a batch's worth, briefly
@@ -217,7 +217,7 @@ impl Writer {
             });
             let (state, role) = match decided {
                 Err(refusal) => {
-                    outcomes.push(Outcome::Done(Err(MembershipError::FailedPrecondition(
+                    outcomes.push(Outcome::Done(Err(ServiceError::FailedPrecondition(
                         refusal,
                     ))));
                     continue;
@@ -274,10 +274,10 @@ impl Writer {
         let result = self.alone_once(j).await;
         match result {
             // A simultaneous join by the same person won the race: answer with it.
-            Err(MembershipError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
+            Err(ServiceError::Db(e)) if selfhelp_platform::db::is_unique_violation(&e) => {
                 membership::find_for(&self.db, &j.group_id, &j.person_id)
                     .await?
-                    .ok_or(MembershipError::Db(e))
+                    .ok_or(ServiceError::Db(e))
             }
             other => other,
         }
@@ -301,12 +301,12 @@ impl Writer {
         };
         let previous = existing.as_ref().map(|m| m.state());
         let decision = decide_join(&j.facts, &j.person_id, previous, attempt)
-            .map_err(MembershipError::FailedPrecondition)?;
+            .map_err(ServiceError::FailedPrecondition)?;
         let JoinDecision::Become(state, role) = decision else {
             return Ok(existing.expect("unchanged implies a row"));
         };
         if let Some(from) = previous {
-            check_transition(from, state).map_err(MembershipError::FailedPrecondition)?;
+            check_transition(from, state).map_err(ServiceError::FailedPrecondition)?;
         }
         if previous == Some(State::Invited) {
             accept_invitation(&txn, j, now).await??;
@@ -333,12 +333,12 @@ async fn accept_invitation(
     txn: &sea_orm::DatabaseTransaction,
     j: &NewJoin,
     now: i64,
-) -> Result<Result<(), MembershipError>, DbErr> {
+) -> Result<Result<(), ServiceError>, DbErr> {
     let standing = invitation::personal_for(txn, &j.group_id, &j.person_id)
         .await?
         .filter(|i| i.expires_at_ms > now && i.uses < i.max_uses);
     let Some(personal) = standing else {
-        return Ok(Err(MembershipError::FailedPrecondition(
+        return Ok(Err(ServiceError::FailedPrecondition(
             "your invitation has expired: ask the group's organisers for a new one".into(),
         )));
     };

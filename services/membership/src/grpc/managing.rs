@@ -12,7 +12,7 @@ use tonic::Request;
 use super::{MembershipApi, membership_to_wire, paging, state_from_wire, trace_of, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, check_transition, may};
 use crate::error::MEMBERSHIP_NOT_FOUND;
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::events::{self, Change, Note};
 use crate::store::{group_settings, invitation, membership};
 use crate::workflow::{self, Ctx};
@@ -32,7 +32,7 @@ impl MembershipApi {
         person: &str,
         id: &str,
         permission: Permission,
-    ) -> Result<(membership::Model, GroupFacts, Role), MembershipError> {
+    ) -> Result<(membership::Model, GroupFacts, Role), ServiceError> {
         let m = membership::find(&self.db, id)
             .await?
             .ok_or(MEMBERSHIP_NOT_FOUND)?;
@@ -50,7 +50,7 @@ impl MembershipApi {
         &self,
         request: Request<pb::DecideRequestRequest>,
         approve: bool,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let req = request.get_ref();
@@ -70,7 +70,7 @@ impl MembershipApi {
             .await?
             .ok_or(MEMBERSHIP_NOT_FOUND)?;
         if m.state() != State::Requested {
-            return Err(MembershipError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "there is no open request: the membership is {}",
                 m.state().as_str().to_lowercase()
             )));
@@ -87,7 +87,7 @@ impl MembershipApi {
             } else {
                 State::Active
             };
-            check_transition(State::Requested, to).map_err(MembershipError::FailedPrecondition)?;
+            check_transition(State::Requested, to).map_err(ServiceError::FailedPrecondition)?;
             let decided = membership::move_to(&txn, m, to, now).await?;
             events::record_change(
                 &txn,
@@ -125,7 +125,7 @@ impl MembershipApi {
     pub(super) async fn invite(
         &self,
         request: Request<pb::CreateInvitationRequest>,
-    ) -> Result<pb::Invitation, MembershipError> {
+    ) -> Result<pb::Invitation, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let req = request.get_ref();
@@ -163,7 +163,7 @@ impl MembershipApi {
         )
         .await?;
         if facts.status != "PUBLISHED" {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "only a published group can invite people".into(),
             ));
         }
@@ -183,7 +183,7 @@ impl MembershipApi {
                 (existing, _) => {
                     if let Some(from) = previous {
                         check_transition(from, State::Invited)
-                            .map_err(MembershipError::FailedPrecondition)?;
+                            .map_err(ServiceError::FailedPrecondition)?;
                     }
                     let entry = membership::Entry {
                         group_id: &group_id,
@@ -230,7 +230,7 @@ impl MembershipApi {
     pub(super) async fn remove(
         &self,
         request: Request<pb::RemoveMemberRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let req = request.get_ref();
@@ -242,7 +242,7 @@ impl MembershipApi {
             .managed_membership(&request, &caller.person_id, &id, Permission::ManageMembers)
             .await?;
         if target.person_id == caller.person_id {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "use LeaveGroup to leave a group yourself".into(),
             ));
         }
@@ -259,7 +259,7 @@ impl MembershipApi {
             .ok_or(MEMBERSHIP_NOT_FOUND)?;
         // A co-organiser cannot remove an organiser or another co-organiser.
         if m.state() == State::Active && m.role() >= my_role && my_role != Role::Organiser {
-            return Err(MembershipError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only an organiser can remove someone with that role",
             ));
         }
@@ -267,7 +267,7 @@ impl MembershipApi {
             && m.role() == Role::Organiser
             && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
         {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "the group's only organiser cannot be removed".into(),
             ));
         }
@@ -289,7 +289,7 @@ impl MembershipApi {
     pub(super) async fn set_role(
         &self,
         request: Request<pb::AssignRoleRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let req = request.get_ref();
@@ -322,7 +322,7 @@ impl MembershipApi {
             .await?
             .ok_or(MEMBERSHIP_NOT_FOUND)?;
         if m.state() != State::Active {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "roles are for active members only".into(),
             ));
         }
@@ -330,7 +330,7 @@ impl MembershipApi {
             && role != Role::Organiser
             && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
         {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "make someone else organiser before changing the only organiser's role".into(),
             ));
         }
@@ -347,7 +347,7 @@ impl MembershipApi {
     pub(super) async fn members(
         &self,
         request: Request<pb::ListGroupMembersRequest>,
-    ) -> Result<pb::ListGroupMembersResponse, MembershipError> {
+    ) -> Result<pb::ListGroupMembersResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -383,7 +383,7 @@ impl MembershipApi {
         let may_see =
             role.is_some_and(|r| may(r, Permission::SeeMemberList, settings.members_see_list()));
         if !may_see || (!manager && states.iter().any(|s| *s != State::Active)) {
-            return Err(MembershipError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "this group's member list is visible to its organisers only",
             ));
         }
@@ -417,7 +417,7 @@ impl MembershipApi {
     pub(super) async fn settings(
         &self,
         request: Request<pb::GetGroupSettingsRequest>,
-    ) -> Result<pb::GroupSettings, MembershipError> {
+    ) -> Result<pb::GroupSettings, ServiceError> {
         self.caller(&request)?;
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
@@ -430,7 +430,7 @@ impl MembershipApi {
     pub(super) async fn update_settings(
         &self,
         request: Request<pb::UpdateGroupSettingsRequest>,
-    ) -> Result<pb::GroupSettings, MembershipError> {
+    ) -> Result<pb::GroupSettings, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();

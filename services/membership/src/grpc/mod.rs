@@ -29,7 +29,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::config::{Config, PrivacyConfig};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
-use crate::error::MembershipError;
+use crate::error::ServiceError;
 use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
 use crate::store::{group_settings, membership};
 use selfhelp_platform::db::Databases;
@@ -207,7 +207,7 @@ impl MembershipApi {
 
     /// The signed-in caller, if their token is for this region. Operators of other
     /// regions see nothing here.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, MembershipError> {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
         selfhelp_platform::grpc::caller_in_region(request, &self.region)
     }
 
@@ -220,7 +220,7 @@ impl MembershipApi {
         &self,
         request: &Request<T>,
         group_id: &str,
-    ) -> Result<GroupFacts, MembershipError> {
+    ) -> Result<GroupFacts, ServiceError> {
         self.group_as_listed(request, group_id, |_| true).await
     }
 
@@ -236,7 +236,7 @@ impl MembershipApi {
         request: &Request<T>,
         group_id: &str,
         open: &[&str],
-    ) -> Result<GroupFacts, MembershipError> {
+    ) -> Result<GroupFacts, ServiceError> {
         self.group_as_listed(request, group_id, |g| open.contains(&g.status.as_str()))
             .await
     }
@@ -250,7 +250,7 @@ impl MembershipApi {
         request: &Request<T>,
         group_id: &str,
         enough: impl Fn(&GroupFacts) -> bool,
-    ) -> Result<GroupFacts, MembershipError> {
+    ) -> Result<GroupFacts, ServiceError> {
         let view = group_view::find(&self.read, group_id).await?.map(facts_of);
         if let Some(v) = view.as_ref().filter(|v| enough(v)) {
             if v.region != self.region {
@@ -344,7 +344,7 @@ impl MembershipApi {
         group: &GroupFacts,
         group_id: &str,
         person: &str,
-    ) -> Result<Option<Role>, MembershipError> {
+    ) -> Result<Option<Role>, ServiceError> {
         Ok(match membership::find_for(conn, group_id, person).await? {
             Some(m) if m.state() == State::Active => Some(m.role()),
             Some(_) => None,
@@ -361,17 +361,17 @@ impl MembershipApi {
         group_id: &str,
         person: &str,
         permission: Permission,
-    ) -> Result<Role, MembershipError> {
+    ) -> Result<Role, ServiceError> {
         let settings = group_settings::get(conn, group_id, 0).await?;
         match self.role_in(conn, group, group_id, person).await? {
             Some(role) if may(role, permission, settings.members_see_list()) => Ok(role),
-            _ => Err(MembershipError::PermissionDenied(
+            _ => Err(ServiceError::PermissionDenied(
                 "your role in this group does not allow that",
             )),
         }
     }
 
-    async fn group_name(&self, group_id: &str) -> Result<String, MembershipError> {
+    async fn group_name(&self, group_id: &str) -> Result<String, ServiceError> {
         Ok(group_view::find(&self.read, group_id)
             .await?
             .map(|g| g.name)
@@ -383,7 +383,7 @@ impl MembershipApi {
         &self,
         conn: &C,
         m: &membership::Model,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let name = self.group_name(&m.group_id).await?;
         self.wire_named(conn, m, name).await
     }
@@ -394,7 +394,7 @@ impl MembershipApi {
         conn: &C,
         m: &membership::Model,
         name: String,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let position = membership::waitlist_position(conn, m).await?;
         Ok(membership_to_wire(m, name, position))
     }

@@ -10,8 +10,8 @@ use tonic::Request;
 
 use super::joining::MAX_DISPLAY_NAME;
 use super::{MembershipApi, paging, trace_of, uuid_field};
-use crate::error::MembershipError;
 use crate::error::NOT_A_MEMBER;
+use crate::error::ServiceError;
 
 /// The statuses of a group that can be followed: a proposed group collects
 /// interest through its followers.
@@ -28,7 +28,7 @@ impl MembershipApi {
     pub(super) async fn update_mine(
         &self,
         request: Request<pb::UpdateMyMembershipRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -52,7 +52,7 @@ impl MembershipApi {
     pub(super) async fn follow(
         &self,
         request: Request<pb::FollowGroupRequest>,
-    ) -> Result<pb::Follow, MembershipError> {
+    ) -> Result<pb::Follow, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let mut v = Violations::new();
@@ -60,7 +60,7 @@ impl MembershipApi {
         v.into_result()?;
         let facts = self.current_group(&request, &group_id, &FOLLOWABLE).await?;
         if !FOLLOWABLE.contains(&facts.status.as_str()) {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "only published or proposed groups can be followed".into(),
             ));
         }
@@ -92,7 +92,7 @@ impl MembershipApi {
     pub(super) async fn unfollow(
         &self,
         request: Request<pb::FollowGroupRequest>,
-    ) -> Result<pb::UnfollowGroupResponse, MembershipError> {
+    ) -> Result<pb::UnfollowGroupResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let mut v = Violations::new();
@@ -118,7 +118,7 @@ impl MembershipApi {
     pub(super) async fn my_follows(
         &self,
         request: Request<pb::ListMyFollowsRequest>,
-    ) -> Result<pb::ListMyFollowsResponse, MembershipError> {
+    ) -> Result<pb::ListMyFollowsResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let mut v = Violations::new();
         let page = paging(&mut v, request.into_inner().page);
@@ -142,7 +142,7 @@ impl MembershipApi {
     pub(super) async fn withdraw(
         &self,
         request: Request<pb::WithdrawConsentRequest>,
-    ) -> Result<pb::Membership, MembershipError> {
+    ) -> Result<pb::Membership, ServiceError> {
         let caller = self.caller(&request)?;
         let trace = trace_of(&request);
         let mut v = Violations::new();
@@ -172,7 +172,7 @@ impl MembershipApi {
     pub(super) async fn export(
         &self,
         request: Request<pb::ExportMyDataRequest>,
-    ) -> Result<pb::ExportMyDataResponse, MembershipError> {
+    ) -> Result<pb::ExportMyDataResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let person = caller.person_id.as_str();
         let mut memberships = Vec::new();

@@ -12,8 +12,8 @@ use tonic::Request;
 use super::{MembershipApi, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::domain::rota::{self, Turn, TurnChange};
-use crate::error::MembershipError;
 use crate::error::ROTA_NOT_FOUND;
+use crate::error::ServiceError;
 use crate::store::{group_settings, meetings, membership, rota as store};
 
 const MAX_VOLUNTEERS: usize = 50;
@@ -33,7 +33,7 @@ impl MembershipApi {
     pub(super) async fn set_rota(
         &self,
         request: Request<pb::SetRotaRequest>,
-    ) -> Result<pb::DutyRota, MembershipError> {
+    ) -> Result<pb::DutyRota, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -102,7 +102,7 @@ impl MembershipApi {
     pub(super) async fn rotas(
         &self,
         request: Request<pb::GetRotaRequest>,
-    ) -> Result<pb::GetRotaResponse, MembershipError> {
+    ) -> Result<pb::GetRotaResponse, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -143,7 +143,7 @@ impl MembershipApi {
     pub(super) async fn skip_turn(
         &self,
         request: Request<pb::SkipMyTurnRequest>,
-    ) -> Result<pb::DutyRota, MembershipError> {
+    ) -> Result<pb::DutyRota, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -165,7 +165,7 @@ impl MembershipApi {
                 .any(|t| t.meeting.key == key && t.person.as_deref() == Some(&caller.person_id))
         };
         if !holds(&turns) {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "you are not on duty at that meeting".into(),
             ));
         }
@@ -173,7 +173,7 @@ impl MembershipApi {
         // handed on by swapping again.
         let unswapped = self.upcoming_turns_without_swaps(&r, MAX_MEETINGS).await?;
         if !holds(&unswapped) {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "this turn came to you in a swap: swap it again instead".into(),
             ));
         }
@@ -190,7 +190,7 @@ impl MembershipApi {
     pub(super) async fn swap(
         &self,
         request: Request<pb::SwapTurnsRequest>,
-    ) -> Result<pb::DutyRota, MembershipError> {
+    ) -> Result<pb::DutyRota, ServiceError> {
         let caller = self.caller(&request)?;
         let req = request.get_ref();
         let mut v = Violations::new();
@@ -218,7 +218,7 @@ impl MembershipApi {
                 .map(|t| t.person.clone())
         };
         let (Some(first), Some(second)) = (holder(a), holder(b)) else {
-            return Err(MembershipError::FailedPrecondition(
+            return Err(ServiceError::FailedPrecondition(
                 "both meetings must be among the rota's coming meetings".into(),
             ));
         };
@@ -226,7 +226,7 @@ impl MembershipApi {
             .iter()
             .any(|p| p.as_deref() == Some(&caller.person_id));
         if !involved && !manager {
-            return Err(MembershipError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the two people on duty or an organiser can swap these turns",
             ));
         }
@@ -246,12 +246,12 @@ impl MembershipApi {
         group_id: &str,
         duty: &str,
         change: &TurnChange,
-    ) -> Result<(), MembershipError> {
+    ) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
         let today = self.clock.now().date_naive().to_string();
         if store::count_changes_from(&txn, group_id, duty, &today).await? >= MAX_CHANGES {
-            return Err(MembershipError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "this rota has {MAX_CHANGES} skips and swaps to come already"
             )));
         }
@@ -267,11 +267,11 @@ impl MembershipApi {
         request: &Request<T>,
         group_id: &str,
         person: &str,
-    ) -> Result<(GroupFacts, Role), MembershipError> {
+    ) -> Result<(GroupFacts, Role), ServiceError> {
         let facts = self.known_group(request, group_id).await?;
         match self.role_in(&self.db, &facts, group_id, person).await? {
             Some(role) => Ok((facts, role)),
-            None => Err(MembershipError::PermissionDenied(
+            None => Err(ServiceError::PermissionDenied(
                 "rotas are for the group's members",
             )),
         }
@@ -282,7 +282,7 @@ impl MembershipApi {
         &self,
         r: &store::Model,
         count: usize,
-    ) -> Result<Vec<Turn>, MembershipError> {
+    ) -> Result<Vec<Turn>, ServiceError> {
         self.turns_of(r, count, true).await
     }
 
@@ -290,7 +290,7 @@ impl MembershipApi {
         &self,
         r: &store::Model,
         count: usize,
-    ) -> Result<Vec<Turn>, MembershipError> {
+    ) -> Result<Vec<Turn>, ServiceError> {
         self.turns_of(r, count, false).await
     }
 
@@ -299,7 +299,7 @@ impl MembershipApi {
         r: &store::Model,
         count: usize,
         with_swaps: bool,
-    ) -> Result<Vec<Turn>, MembershipError> {
+    ) -> Result<Vec<Turn>, ServiceError> {
         let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
             return Ok(Vec::new()); // no meetings known yet
         };
@@ -322,7 +322,7 @@ impl MembershipApi {
         caller: &str,
         manager: bool,
         count: usize,
-    ) -> Result<pb::DutyRota, MembershipError> {
+    ) -> Result<pb::DutyRota, ServiceError> {
         let volunteers = r.volunteers();
         // Names as the member list would show them: fellow members see a
         // volunteer's name only where the group lets members see the list and

@@ -8,7 +8,7 @@ use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 
 use super::NotificationsApi;
-use crate::error::NotificationsError;
+use crate::error::ServiceError;
 use crate::store::delivery;
 
 fn status_to_wire(status: &str) -> pb::DeliveryStatus {
@@ -50,7 +50,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         req: pb::ListDeliveriesRequest,
-    ) -> Result<pb::ListDeliveriesResponse, NotificationsError> {
+    ) -> Result<pb::ListDeliveriesResponse, ServiceError> {
         let page = req.page.unwrap_or_default();
         let mut v = Violations::new();
         let limit = validation::page_size(&mut v, "page.page_size", page.page_size, 20, 100);
@@ -74,7 +74,7 @@ impl NotificationsApi {
         let others =
             req.all || (!req.recipient_id.is_empty() && req.recipient_id != caller.person_id);
         if others && !caller.is_operator_of(&self.region) {
-            return Err(NotificationsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the region's operators see other people's deliveries",
             ));
         }
@@ -106,21 +106,21 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<pb::Delivery, NotificationsError> {
+    ) -> Result<pb::Delivery, ServiceError> {
         let mut v = Violations::new();
         let id = v.uuid("delivery_id", id);
         v.into_result()?;
         if !caller.is_operator_of(&self.region) {
-            return Err(NotificationsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the region's operators replay deliveries",
             ));
         }
         let id = id.map(|u| u.to_string()).unwrap_or_default();
         let Some(row) = delivery::find(&self.db, &id).await? else {
-            return Err(NotificationsError::NotFound("delivery not found"));
+            return Err(ServiceError::NotFound("delivery not found"));
         };
         if row.status != delivery::FAILED {
-            return Err(NotificationsError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "only failed deliveries are replayed; this one is {}",
                 row.status.to_lowercase()
             )));
@@ -128,7 +128,7 @@ impl NotificationsApi {
         self.workflow.replay(&row).await?;
         let row = delivery::find(&self.db, &id)
             .await?
-            .ok_or(NotificationsError::NotFound("delivery not found"))?;
+            .ok_or(ServiceError::NotFound("delivery not found"))?;
         Ok(to_wire(&row))
     }
 }

@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::{WatchConfig, WebhookConfig};
 use crate::domain::messages::Kind;
-use crate::error::NotificationsError;
+use crate::error::ServiceError;
 use crate::live::LiveInbox;
 use crate::store::{alert, audience, delivery, digest, notification, preference, webhook};
 
@@ -74,7 +74,7 @@ impl NotificationsApi {
     }
 
     /// The signed-in caller, of this region.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, NotificationsError> {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, ServiceError> {
         caller_in_region(request, &self.region)
     }
 }
@@ -163,7 +163,7 @@ impl NotificationsService for NotificationsApi {
                 // Someone else's notification is indistinguishable from a missing one.
                 let owned = notification::count_owned(&self.db, &caller.person_id, &ids).await?;
                 if owned != ids.len() as u64 {
-                    return Err(NotificationsError::NotFound("notification not found"));
+                    return Err(ServiceError::NotFound("notification not found"));
                 }
             }
             let selection = (!req.all).then_some(ids.as_slice());
@@ -232,7 +232,7 @@ impl NotificationsService for NotificationsApi {
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "watching notifications failed");
-                            let _ = tx.send(Err(NotificationsError::from(e).into())).await;
+                            let _ = tx.send(Err(ServiceError::from(e).into())).await;
                             return;
                         }
                     }

@@ -11,7 +11,7 @@ use crate::channels::webhook::check_url;
 use crate::domain::preferences::{
     ALL_CATEGORIES, Cadence, Category, Channel, Preferences, QuietHours,
 };
-use crate::error::NotificationsError;
+use crate::error::ServiceError;
 use crate::store::{alert, preference, webhook};
 use crate::workflow::NewAlert;
 
@@ -68,7 +68,7 @@ pub(super) fn to_wire(held: &preference::Held) -> pb::Preferences {
 }
 
 /// Checks the wire form; the preferences it stands for, or what is wrong.
-fn from_wire(wire: pb::Preferences) -> Result<preference::Held, NotificationsError> {
+fn from_wire(wire: pb::Preferences) -> Result<preference::Held, ServiceError> {
     let mut v = Violations::new();
     let email = wire.email.trim().to_string();
     if !email.is_empty() {
@@ -204,7 +204,7 @@ impl NotificationsApi {
     pub(super) async fn preferences_of(
         &self,
         caller: &Caller,
-    ) -> Result<pb::Preferences, NotificationsError> {
+    ) -> Result<pb::Preferences, ServiceError> {
         Ok(to_wire(
             &preference::get(&self.db, &caller.person_id).await?,
         ))
@@ -214,7 +214,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         req: pb::UpdatePreferencesRequest,
-    ) -> Result<pb::Preferences, NotificationsError> {
+    ) -> Result<pb::Preferences, ServiceError> {
         let Some(wire) = req.preferences else {
             let mut v = Violations::new();
             v.add("preferences", "required");
@@ -232,7 +232,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         req: pb::CreateAlertRequest,
-    ) -> Result<pb::Alert, NotificationsError> {
+    ) -> Result<pb::Alert, ServiceError> {
         let mut v = Violations::new();
         if !(-90.0..=90.0).contains(&req.latitude) {
             v.add("latitude", "must be between -90 and 90");
@@ -281,7 +281,7 @@ impl NotificationsApi {
     pub(super) async fn alerts_of(
         &self,
         caller: &Caller,
-    ) -> Result<pb::ListAlertsResponse, NotificationsError> {
+    ) -> Result<pb::ListAlertsResponse, ServiceError> {
         let alerts = alert::of_person(&self.db, &caller.person_id).await?;
         Ok(pb::ListAlertsResponse {
             alerts: alerts.iter().map(alert_to_wire).collect(),
@@ -292,7 +292,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<(), NotificationsError> {
+    ) -> Result<(), ServiceError> {
         let mut v = Violations::new();
         let id = v.uuid("alert_id", id);
         v.into_result()?;
@@ -301,7 +301,7 @@ impl NotificationsApi {
         if alert::delete_own(&self.db, &caller.person_id, &id).await? {
             Ok(())
         } else {
-            Err(NotificationsError::NotFound("alert not found"))
+            Err(ServiceError::NotFound("alert not found"))
         }
     }
 
@@ -309,7 +309,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         req: pb::RegisterWebhookRequest,
-    ) -> Result<pb::RegisterWebhookResponse, NotificationsError> {
+    ) -> Result<pb::RegisterWebhookResponse, ServiceError> {
         let mut v = Violations::new();
         let url = req.url.trim();
         v.line("url", url, true, 2_000);
@@ -351,7 +351,7 @@ impl NotificationsApi {
     pub(super) async fn webhooks_of(
         &self,
         caller: &Caller,
-    ) -> Result<pb::ListWebhooksResponse, NotificationsError> {
+    ) -> Result<pb::ListWebhooksResponse, ServiceError> {
         let hooks = webhook::of_owner(&self.db, &caller.person_id).await?;
         Ok(pb::ListWebhooksResponse {
             webhooks: hooks.iter().map(webhook_to_wire).collect(),
@@ -362,7 +362,7 @@ impl NotificationsApi {
         &self,
         caller: &Caller,
         id: &str,
-    ) -> Result<(), NotificationsError> {
+    ) -> Result<(), ServiceError> {
         let mut v = Violations::new();
         let id = v.uuid("webhook_id", id);
         v.into_result()?;
@@ -371,7 +371,7 @@ impl NotificationsApi {
             .await?
             .filter(|h| h.owner_id == caller.person_id);
         if owned.is_none() {
-            return Err(NotificationsError::NotFound("webhook not found"));
+            return Err(ServiceError::NotFound("webhook not found"));
         }
         self.workflow.remove_webhook(&id).await
     }

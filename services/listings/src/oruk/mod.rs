@@ -7,6 +7,8 @@
 //! nothing member-only can reach it, and the published groups' cards kept in
 //! memory serve the API without reading the database.
 
+pub mod import;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 

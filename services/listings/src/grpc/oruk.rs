@@ -16,7 +16,7 @@ use super::{
 use crate::domain::group::Status as GroupStatus;
 use crate::domain::topic as topics;
 use crate::error::GROUP_NOT_FOUND;
-use crate::error::ListingsError;
+use crate::error::ServiceError;
 use crate::search::{Query, Sort};
 use crate::store::group::{self as store, Model};
 use crate::store::topic as topic_store;
@@ -28,7 +28,7 @@ impl ListingsApi {
     pub(super) async fn search_open_referral(
         &self,
         req: pb::SearchOpenReferralRequest,
-    ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
+    ) -> Result<pb::SearchOpenReferralResponse, ServiceError> {
         let mut v = Violations::new();
         v.text("search", &req.search, false, 200);
         let (page, per_page) = numbered_page(&mut v, req.page, req.per_page);
@@ -110,7 +110,7 @@ impl ListingsApi {
         page: u64,
         per_page: u64,
         all_topics: &[topic_store::Model],
-    ) -> Result<pb::SearchOpenReferralResponse, ListingsError> {
+    ) -> Result<pb::SearchOpenReferralResponse, ServiceError> {
         let (offset, limit) = (query.offset, query.limit);
         query.offset = 0;
         query.limit = usize::MAX;
@@ -147,7 +147,7 @@ impl ListingsApi {
     pub(super) async fn get_open_referral_service(
         &self,
         req: pb::GetOpenReferralServiceRequest,
-    ) -> Result<pb::GetOpenReferralServiceResponse, ListingsError> {
+    ) -> Result<pb::GetOpenReferralServiceResponse, ServiceError> {
         let (service_id, location_id) = (req.service_id.trim(), req.service_at_location_id.trim());
         let mut v = Violations::new();
         match (service_id.is_empty(), location_id.is_empty()) {
@@ -197,7 +197,7 @@ impl ListingsApi {
         &self,
         ids: &[String],
         all_topics: &[topic_store::Model],
-    ) -> Result<HashMap<String, Value>, ListingsError> {
+    ) -> Result<HashMap<String, Value>, ServiceError> {
         let mut docs = HashMap::with_capacity(ids.len());
         let mut not_carded = Vec::new();
         for id in ids {
@@ -362,9 +362,9 @@ impl ListingsApi {
         caller: &selfhelp_platform::auth::Caller,
         req: pb::ImportOpenReferralRequest,
         trace: &selfhelp_platform::trace::TraceParent,
-    ) -> Result<pb::ImportOpenReferralResponse, ListingsError> {
+    ) -> Result<pb::ImportOpenReferralResponse, ServiceError> {
         if !caller.is_operator_of(&self.region) {
-            return Err(ListingsError::PermissionDenied(
+            return Err(ServiceError::PermissionDenied(
                 "only the region's operators import groups",
             ));
         }
@@ -400,7 +400,7 @@ impl ListingsApi {
         today: chrono::NaiveDate,
         dry_run: bool,
         trace: &selfhelp_platform::trace::TraceParent,
-    ) -> Result<pb::ImportResult, ListingsError> {
+    ) -> Result<pb::ImportResult, ServiceError> {
         let refused = |source_id: String, name: String, problems: Vec<String>| pb::ImportResult {
             source_id,
             name,
@@ -421,7 +421,7 @@ impl ListingsApi {
                 .unwrap_or_default()
                 .to_string()
         };
-        let draft = match crate::oruk_import::draft(&doc, &self.region, today) {
+        let draft = match crate::oruk::import::draft(&doc, &self.region, today) {
             Ok(draft) => draft,
             Err(problems) => return Ok(refused(source("id"), source("name"), problems)),
         };

@@ -1,4 +1,4 @@
-//! Fair share: a rate limit per signed-in person, and per peer address for
+//! Rate limits: one per signed-in person, and per peer address for
 //! anonymous calls, as a tower layer in front of every service. A call over the
 //! limit is answered `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` saying
 //! when to try again. Health checks are never limited (orchestrators probe
@@ -25,7 +25,7 @@ use crate::config::GrpcConfig;
 const SWEEP_EVERY: u64 = 4_096;
 
 /// The limits and the state of every key seen lately.
-pub struct FairShare {
+pub struct RateLimits {
     per_person: Option<DefaultKeyedRateLimiter<String>>,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     calls: AtomicU64,
@@ -41,10 +41,10 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKe
     ))
 }
 
-impl FairShare {
+impl RateLimits {
     /// `grpc.rate_per_person` and `grpc.rate_per_address` (calls per second; 0: no limit).
-    pub fn new(cfg: &GrpcConfig) -> FairShare {
-        FairShare {
+    pub fn new(cfg: &GrpcConfig) -> RateLimits {
+        RateLimits {
             per_person: limiter(cfg.rate_per_person),
             per_address: limiter(cfg.rate_per_address),
             calls: AtomicU64::new(0),
@@ -85,20 +85,20 @@ fn over_share(wait: Duration) -> Status {
 }
 
 #[derive(Clone)]
-pub struct FairShareLayer {
-    share: Arc<FairShare>,
+pub struct RateLimitLayer {
+    share: Arc<RateLimits>,
 }
 
-impl FairShareLayer {
-    pub fn new(share: Arc<FairShare>) -> Self {
-        FairShareLayer { share }
+impl RateLimitLayer {
+    pub fn new(share: Arc<RateLimits>) -> Self {
+        RateLimitLayer { share }
     }
 }
 
-impl<S> Layer<S> for FairShareLayer {
-    type Service = FairShareService<S>;
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        FairShareService {
+        RateLimited {
             inner,
             share: self.share.clone(),
         }
@@ -106,12 +106,12 @@ impl<S> Layer<S> for FairShareLayer {
 }
 
 #[derive(Clone)]
-pub struct FairShareService<S> {
+pub struct RateLimited<S> {
     inner: S,
-    share: Arc<FairShare>,
+    share: Arc<RateLimits>,
 }
 
-impl<S, B> Service<http::Request<B>> for FairShareService<S>
+impl<S, B> Service<http::Request<B>> for RateLimited<S>
 where
     S: Service<http::Request<B>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
@@ -163,7 +163,7 @@ mod tests {
             rate_per_address: 3,
             ..Default::default()
         };
-        let share = FairShare::new(&cfg);
+        let share = RateLimits::new(&cfg);
         let (alice, bob) = (person("alice"), person("bob"));
         let (here, there): (IpAddr, IpAddr) =
             ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
@@ -191,7 +191,7 @@ mod tests {
             rate_per_address: 0,
             ..Default::default()
         };
-        let share = FairShare::new(&cfg);
+        let share = RateLimits::new(&cfg);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!((0..10_000).all(|_| share.check(Some(&person("a")), Some(ip)).is_none()));
         assert!((0..10_000).all(|_| share.check(None, Some(ip)).is_none()));
