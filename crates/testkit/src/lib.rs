@@ -762,27 +762,6 @@ pub fn rpc_names(service: &str) -> Vec<String> {
     found.method.iter().map(|m| m.name().to_string()).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_database_names() {
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432/postgres?sslmode=disable", "x"),
-            "postgres://u@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(
-            replace_db_name("postgres://u@h:5432", "x"),
-            "postgres://u@h:5432/x"
-        );
-    }
-}
-
 /// Runs `cmd` to its end and returns what it printed, or panics naming it
 /// when it is still running after `limit` (it is killed): a program that
 /// hangs fails its test instead of stalling the suite.
@@ -866,5 +845,26 @@ pub fn test_path(module: &str, name: &str) -> String {
     match module.split_once("::") {
         Some((_, inner)) => format!("{inner}::{name}"),
         None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }
