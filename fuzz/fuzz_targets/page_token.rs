@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use selfhelp_validation::{Violations, encode_page_offset, page_offset};
+use selfhelp_core::validation::{Violations, encode_page_offset, page_offset};
 
 fuzz_target!(|input: (&str, u64)| {
     let (token, offset) = input;

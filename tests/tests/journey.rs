@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use selfhelp_e2e::{ServiceProcess, notified, service_env};
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;

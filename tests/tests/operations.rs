@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, Statement};
 use selfhelp_e2e::{ServiceProcess, Trio, binary, service_env, submit_and_approve};
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
@@ -114,7 +114,7 @@ async fn park_valid_event(db_url: &str, consumer: &str) -> i64 {
             payload.into(),
             "a bug since fixed".into(),
             5i64.into(),
-            selfhelp_platform::time::now_ms().into(),
+            selfhelp_core::time::now_ms().into(),
         ],
     ))
     .await

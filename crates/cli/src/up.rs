@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use selfhelp_core::time::Clock;
 use selfhelp_nats_dev::{self as nats_server, NatsProcess};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::config::{self, CommonConfig};
-use selfhelp_platform::time::Clock;
 use tokio::net::TcpListener;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

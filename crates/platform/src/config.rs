@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::validation::Violations;
+use selfhelp_core::validation::Violations;
 
 /// Settings every service has. Services embed it with `#[serde(flatten)]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use crate::bus::{IncomingEvent, StreamLimits, ensure_stream};
 use crate::config::ConsumerConfig;
 use crate::inbox::{EventHandler, HandlerError, Outcome, apply_all_in, event_span, process_once};
 use crate::migrations::entities::dead_letter;
-use crate::time::now_ms;
 use crate::trace::TraceParent;
+use selfhelp_core::time::now_ms;
 use selfhelp_proto::streams::StreamSpec;
 
 /// How long one pull request waits for messages on the server.
@@ -396,7 +396,7 @@ impl ConsumerRunner {
     }
 
     fn retry_delay(&self, delivered: i64) -> Duration {
-        let backoff = crate::time::Backoff::new(
+        let backoff = selfhelp_core::time::Backoff::new(
             Duration::from_millis(self.cfg.retry_base_ms),
             Duration::from_millis(self.cfg.retry_max_ms),
         );
@@ -591,7 +591,8 @@ pub struct ReplayReport {
 
 /// The pause before setting up a consumer again after `failures` failures.
 fn retry_pause(failures: u32) -> Duration {
-    crate::time::Backoff::new(Duration::from_millis(500), Duration::from_secs(5)).after(failures)
+    selfhelp_core::time::Backoff::new(Duration::from_millis(500), Duration::from_secs(5))
+        .after(failures)
 }
 
 /// Sleeps for `d`; true when shutdown came first.

@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use sea_orm::DbErr;
 use tonic::Status;
 
-use crate::validation::{self, Violations};
+use crate::bad_request;
+use selfhelp_core::validation::Violations;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -47,7 +48,7 @@ impl From<Violations> for ServiceError {
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Status {
         match err {
-            ServiceError::Invalid(v) => validation::status(&v),
+            ServiceError::Invalid(v) => bad_request::status(&v),
             ServiceError::Unauthenticated(why) => Status::unauthenticated(why),
             ServiceError::PermissionDenied(why) => Status::permission_denied(why),
             ServiceError::NotFound(what) => Status::not_found(what),

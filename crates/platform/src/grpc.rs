@@ -17,10 +17,11 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::Shutdown;
-use crate::auth::{Authenticator, Caller};
+use crate::auth::Authenticator;
 use crate::config::GrpcConfig;
 use crate::error::ServiceError;
 use crate::trace::{self, TraceParent};
+use selfhelp_core::caller::Caller;
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 

@@ -10,7 +10,7 @@ use sea_orm::{
 use crate::bus::IncomingEvent;
 use crate::db::is_unique_violation;
 use crate::migrations::entities::inbox;
-use crate::time::now_ms;
+use selfhelp_core::time::now_ms;
 
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]

@@ -4,12 +4,12 @@
 //! transactional outbox, the idempotent inbox and the consumer runner.
 
 pub mod auth;
+pub mod bad_request;
 pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod error;
-pub mod geo;
 pub mod grpc;
 pub mod inbox;
 pub mod metrics;
@@ -25,9 +25,7 @@ pub mod service;
 pub mod shutdown;
 pub mod supervise;
 pub mod telemetry;
-pub mod time;
 pub mod tls;
 pub mod trace;
-pub mod validation;
 
 pub use shutdown::Shutdown;

@@ -13,8 +13,8 @@ use crate::consumer::DeadLetters;
 use crate::error::ServiceError;
 use crate::grpc::{Readiness, answer, caller_in_region};
 use crate::migrations::entities::dead_letter;
-use crate::time::{now_ms, to_timestamp};
-use crate::validation::Violations;
+use selfhelp_core::time::{now_ms, to_timestamp};
+use selfhelp_core::validation::Violations;
 
 const DEFAULT_LIST: u32 = 50;
 const MAX_LIST: u32 = 500;

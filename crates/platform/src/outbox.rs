@@ -19,8 +19,8 @@ use crate::Shutdown;
 use crate::bus::{Envelope, StreamLimits, ensure_stream};
 use crate::config::OutboxConfig;
 use crate::migrations::entities::outbox;
-use crate::time::{now_ms, to_rfc3339};
 use crate::trace::TraceParent;
+use selfhelp_core::time::{now_ms, to_rfc3339};
 use selfhelp_proto::streams::StreamSpec;
 
 /// How often the relay measures what waits, for the metrics.
@@ -464,7 +464,7 @@ pub async fn backlog(db: &DatabaseConnection) -> Result<u64, DbErr> {
 
 /// The relay's pause after `failures` failed rounds in a row (0: the first).
 fn backoff(failures: u32) -> Duration {
-    crate::time::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
+    selfhelp_core::time::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
         .after(failures.saturating_add(1))
 }
 

@@ -13,8 +13,8 @@ use selfhelp_proto::events::{types, v1 as ev};
 use crate::bus::IncomingEvent;
 use crate::inbox::{EventHandler, HandlerError};
 use crate::outbox::Outbox;
-use crate::time::{now_ms, to_timestamp};
 use crate::trace::TraceParent;
+use selfhelp_core::time::{now_ms, to_timestamp};
 use selfhelp_proto::streams::PRIVACY;
 
 pub const ERASURE_REQUESTED: &str = "erasure.requested";

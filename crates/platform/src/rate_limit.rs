@@ -18,8 +18,8 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::auth::Caller;
 use crate::config::GrpcConfig;
+use selfhelp_core::caller::Caller;
 
 /// Calls between two sweeps of keys that have been quiet long enough to forget.
 const SWEEP_EVERY: u64 = 4_096;

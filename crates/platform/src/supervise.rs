@@ -140,7 +140,7 @@ impl Worker {
             let now = Instant::now();
             let since = *down_since.get_or_insert(now);
             failures = failures.saturating_add(1);
-            let pause = crate::time::Backoff::new(FIRST_PAUSE, restart_max).after(failures);
+            let pause = selfhelp_core::time::Backoff::new(FIRST_PAUSE, restart_max).after(failures);
             let restart_at = now + pause;
             loop {
                 let unhealthy_at = since + unhealthy_after;

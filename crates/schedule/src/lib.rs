@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use rrule::{Frequency, NWeekday, RRule, RRuleSet, Tz};
-use selfhelp_validation::Violations;
+use selfhelp_core::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 /// How a schedule repeats.

@@ -2,10 +2,10 @@
 //! environment variables (`SELFHELP_LISTINGS_URL`, `SELFHELP_HTTP__LISTEN`, …),
 //! checked once at load so a bad value stops the start with its key named.
 
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{
     Checked, ClientTlsConfig, LogConfig, MetricsConfig, TracesConfig, at_least,
 };
-use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

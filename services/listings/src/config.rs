@@ -1,8 +1,8 @@
 //! Listings configuration (see `CommonConfig` for the shared settings).
 
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{Checked, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
-use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,8 +1,8 @@
 //! What listings tells the other services, through the outbox.
 
 use sea_orm::{ConnectionTrait, DbErr};
+use selfhelp_core::time::{now_ms, to_timestamp};
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::{now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::streams::{LISTINGS, PUBLIC};

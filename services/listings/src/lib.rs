@@ -16,11 +16,11 @@ pub mod search;
 pub mod store;
 pub mod workflow;
 
+use selfhelp_core::time::Clock;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
-use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::listings::served::listings_service_server::ListingsServiceServer;
 use selfhelp_proto::streams;
@@ -48,7 +48,7 @@ pub async fn run_with_clock(
     let dbs = service::open_databases::<store::Migrator>(&common.database, &shutdown).await?;
     let db = dbs.write.clone();
     let seeded =
-        store::topic::seed_defaults(&db, &common.region, selfhelp_platform::time::now_ms()).await?;
+        store::topic::seed_defaults(&db, &common.region, selfhelp_core::time::now_ms()).await?;
     if seeded > 0 {
         tracing::info!(topics = seeded, "seeded the default topic taxonomy");
     }

@@ -5,8 +5,8 @@
 
 use crate::events::EventLog;
 use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_core::time::now_ms;
 use selfhelp_platform::privacy::Eraser;
-use selfhelp_platform::time::now_ms;
 use selfhelp_platform::trace::TraceParent;
 
 use crate::events;

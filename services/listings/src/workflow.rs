@@ -5,7 +5,7 @@
 //! the caller may make the change; the review reminders use it too.
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
-use selfhelp_platform::time::Clock;
+use selfhelp_core::time::Clock;
 use selfhelp_platform::trace::TraceParent;
 
 use crate::domain::group::{self as domain, FieldChange, NewGroup, Status, Transition};

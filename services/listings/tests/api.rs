@@ -1,9 +1,9 @@
 //! The listings service in-process over real gRPC/TCP, with a real nats-server and
 //! real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
 
+use selfhelp_core::time::Clock;
 use selfhelp_listings::{Config, SERVICE_NAME, run, run_with_clock};
-use selfhelp_platform::time::Clock;
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;

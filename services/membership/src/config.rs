@@ -1,8 +1,8 @@
 //! Membership configuration (see `CommonConfig` for the shared settings).
 
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{Checked, ClientTlsConfig, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
-use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 
 use chrono::{NaiveDate, NaiveTime};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use selfhelp_core::time::{Clock, now_ms, to_timestamp};
 use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::{Outbox, QueuedEvent};
-use selfhelp_platform::time::{Clock, now_ms, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::{types, v1 as ev};
 use selfhelp_proto::streams::MEMBERSHIP;

@@ -17,11 +17,11 @@ pub mod workflow;
 use selfhelp_proto::streams;
 use std::sync::Arc;
 
+use selfhelp_core::time::Clock;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
-use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::membership::v1::membership_service_server::MembershipServiceServer;
 use tokio::net::TcpListener;

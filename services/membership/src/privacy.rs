@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_core::time::now_ms;
 use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::{Eraser, ErasureRequests};
-use selfhelp_platform::time::now_ms;
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::membership::State;

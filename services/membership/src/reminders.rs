@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
+use selfhelp_core::time::Clock;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::Clock;
 
 use crate::config::RotaConfig;
 use crate::domain::rota;

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{Checked, CommonConfig, at_least};
 use selfhelp_platform::service::ServiceConfig;
-use selfhelp_platform::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use chrono::{NaiveTime, Weekday};
 use chrono_tz::Tz;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use selfhelp_platform::time::Clock;
+use selfhelp_core::time::Clock;
 
 use crate::config::DigestConfig;
 use crate::domain::digest::{DigestTimes, latest_period};

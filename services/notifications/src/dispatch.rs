@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use selfhelp_core::time::Clock;
 use selfhelp_group_view as group_view;
-use selfhelp_platform::time::Clock;
 use serde_json::json;
 
 use crate::channels::email::{Item, Mailer, Rendered, Templates};
@@ -180,7 +180,7 @@ impl Dispatcher {
     /// `retry_base_ms` × 2^(attempts − 1), at most `retry_max_ms`, plus up to a
     /// tenth more so endpoints coming back are not hit all at once.
     fn backoff_ms(&self, attempts: i32) -> i64 {
-        let backoff = selfhelp_platform::time::Backoff::new(
+        let backoff = selfhelp_core::time::Backoff::new(
             Duration::from_millis(self.config.retry_base_ms),
             Duration::from_millis(self.config.retry_max_ms),
         );

@@ -4,11 +4,11 @@
 //! changed.
 
 use sea_orm::{DatabaseTransaction, DbErr};
+use selfhelp_core::time::{Clock, now_ms};
 use selfhelp_group_view as group_view;
 use selfhelp_platform::bus::IncomingEvent;
 use selfhelp_platform::inbox::{EventHandler, HandlerError};
 use selfhelp_platform::privacy::{Eraser, Pseudonyms};
-use selfhelp_platform::time::{Clock, now_ms};
 use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::messages::{self, Change, GroupNews, MeetingNews, Message};

@@ -24,12 +24,12 @@ use selfhelp_proto::streams;
 use std::sync::Arc;
 use std::time::Duration;
 
+use selfhelp_core::time::Clock;
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::privacy::ErasureRequests;
 use selfhelp_platform::service::{self, Eventing};
 use selfhelp_platform::supervise::Supervisor;
-use selfhelp_platform::time::Clock;
 use selfhelp_platform::{auth::Authenticator, grpc as platform_grpc};
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsServiceServer;
 use tokio::net::TcpListener;

@@ -5,7 +5,7 @@
 //! deliveries in `dispatch` and `digests`.
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
-use selfhelp_platform::time::Clock;
+use selfhelp_core::time::Clock;
 
 use crate::channels::webhook::generate_secret;
 use crate::domain::preferences::Channel;

@@ -1,7 +1,7 @@
 //! The group card, its lifecycle and who may see or change it.
 
-use selfhelp_platform::auth::Caller;
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::validation::Violations;
 use serde::{Deserialize, Serialize};
 
 use super::postcode;

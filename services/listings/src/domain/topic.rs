@@ -1,6 +1,6 @@
 //! The region's topic taxonomy: a tree of terms groups are tagged with.
 
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::validation::Violations;
 
 /// Namespace for topic ids: `uuid_v5(namespace, "<region>/<code>")`, so every
 /// replica seeds the same ids and a code keeps its id for good.

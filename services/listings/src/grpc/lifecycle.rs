@@ -1,9 +1,10 @@
 //! Editing, moderation and freshness of group cards over the wire.
 
-use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::to_timestamp;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
+use selfhelp_platform::bad_request::OffsetPage;
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_platform::validation::{OffsetPage, Violations};
 use selfhelp_proto::listings::served;
 use selfhelp_proto::listings::v1 as pb;
 

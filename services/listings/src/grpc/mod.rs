@@ -2,11 +2,11 @@
 //! change with its event in the outbox.
 
 use sea_orm::DatabaseConnection;
-use selfhelp_platform::auth::Caller;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::{Clock, to_timestamp};
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{answer, caller, caller_in_region, require_caller, trace_parent};
-use selfhelp_platform::time::{Clock, to_timestamp};
-use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::served::{
     self, EncodedGroup, listings_service_server::ListingsService,
 };

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveTime, Timelike, Weekday};
-use selfhelp_platform::validation::{self, Violations};
+use selfhelp_core::validation::{self, Violations};
 use selfhelp_proto::listings::v1 as pb;
 use serde_json::{Value, json};
 
@@ -359,7 +359,7 @@ const MAX_IMPORTED: usize = 100;
 impl ListingsApi {
     pub(super) async fn import_open_referral(
         &self,
-        caller: &selfhelp_platform::auth::Caller,
+        caller: &selfhelp_core::caller::Caller,
         req: pb::ImportOpenReferralRequest,
         trace: &selfhelp_platform::trace::TraceParent,
     ) -> Result<pb::ImportOpenReferralResponse, ServiceError> {
@@ -394,7 +394,7 @@ impl ListingsApi {
     /// run, found importable), or found already here.
     async fn import_one(
         &self,
-        caller: &selfhelp_platform::auth::Caller,
+        caller: &selfhelp_core::caller::Caller,
         json: &str,
         taxonomy: &[topics::TopicNode],
         today: chrono::NaiveDate,

@@ -5,10 +5,10 @@ use std::sync::{Arc, LazyLock};
 use chrono::{NaiveDate, NaiveTime, TimeZone, Weekday};
 use prost::Message;
 use prost::bytes::Bytes;
-use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::to_timestamp;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_platform::validation::Violations;
 use selfhelp_proto::listings::served::EncodedGroup;
 use selfhelp_proto::listings::v1 as pb;
 

@@ -2,7 +2,7 @@
 //! index, show the page's groups from their public cards.
 
 use chrono::NaiveTime;
-use selfhelp_platform::validation::{self, Violations};
+use selfhelp_core::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::listings::served::{self, EncodedGroup};
 use selfhelp_proto::listings::v1 as pb;

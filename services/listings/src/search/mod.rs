@@ -894,8 +894,8 @@ impl Near {
     }
 }
 
-pub use selfhelp_platform::geo::haversine_km;
-use selfhelp_platform::geo::{OnSphere, haversine_of_km, km_of_haversine};
+pub use selfhelp_core::geo::haversine_km;
+use selfhelp_core::geo::{OnSphere, haversine_of_km, km_of_haversine};
 
 #[cfg(test)]
 mod tests {

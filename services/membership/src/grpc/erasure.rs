@@ -2,9 +2,9 @@
 //! some service has not confirmed in time.
 
 use sea_orm::TransactionTrait;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser};
-use selfhelp_platform::time::to_timestamp;
-use selfhelp_platform::validation::Violations;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::membership::v1 as pb;
 use selfhelp_proto::streams::PRIVACY;

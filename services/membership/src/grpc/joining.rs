@@ -2,7 +2,7 @@
 //! memberships, leave.
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 

@@ -10,8 +10,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait, TryIntoModel};
+use selfhelp_core::time::Clock;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::Clock;
 use selfhelp_platform::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot};
 

@@ -13,12 +13,13 @@ mod rota;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::{Clock, to_timestamp};
+use selfhelp_core::validation::Violations;
 use selfhelp_group_view as group_view;
-use selfhelp_platform::auth::Caller;
+use selfhelp_platform::bad_request::OffsetPage;
 use selfhelp_platform::outbox::Outbox;
-use selfhelp_platform::time::{Clock, to_timestamp};
 use selfhelp_platform::trace::TraceParent;
-use selfhelp_platform::validation::{OffsetPage, Violations};
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as listings_pb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;

@@ -2,8 +2,8 @@
 //! consent, and a copy of everything held about them.
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::to_timestamp;
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use serde_json::json;
 use tonic::Request;

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::TransactionTrait;
-use selfhelp_platform::time::to_timestamp;
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 

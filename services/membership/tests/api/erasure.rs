@@ -1,7 +1,7 @@
 //! Erasure with listings running beside membership: membership forgets at once,
 //! listings confirms through NATS, and the missing service shows as overdue.
 
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;
 use selfhelp_testkit::{Backend, eventually, join_request, per_backend, token, with_token};

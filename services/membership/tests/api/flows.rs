@@ -2,7 +2,7 @@
 //! follows and archiving — each over real gRPC with listings beside membership.
 
 use prost::Message;
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;
@@ -123,7 +123,7 @@ async fn approval_flow_with_a_question_a_yes_and_a_no(backend: Backend) {
         .unwrap_err();
     assert_eq!(too_many.code(), Code::InvalidArgument);
     assert_eq!(
-        selfhelp_platform::validation::violated_fields(&too_many),
+        selfhelp_platform::bad_request::violated_fields(&too_many),
         vec!["states"]
     );
     assert_eq!(queue.members[0].person_id, "bob");

@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, Duration, Utc};
 use prost::Message;
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;

@@ -1,6 +1,6 @@
 //! Saved alerts: "tell me when a group about X is listed within N km of Y".
 
-use selfhelp_platform::geo::haversine_km;
+use selfhelp_core::geo::haversine_km;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRule {

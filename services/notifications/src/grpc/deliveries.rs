@@ -1,9 +1,9 @@
 //! The delivery log: people see their own deliveries; the region's operators
 //! see everyone's and replay failed ones.
 
-use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::to_timestamp;
-use selfhelp_platform::validation::{self, Violations};
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 

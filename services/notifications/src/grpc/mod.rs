@@ -5,14 +5,14 @@ mod deliveries;
 mod settings;
 
 use sea_orm::DatabaseConnection;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::{Clock, to_timestamp};
 use selfhelp_platform::Shutdown;
-use selfhelp_platform::auth::Caller;
 use selfhelp_platform::db::Databases;
 use selfhelp_platform::grpc::{answer, caller_in_region};
-use selfhelp_platform::time::{Clock, to_timestamp};
 
 use crate::workflow::Workflow;
-use selfhelp_platform::validation::{self, Violations};
+use selfhelp_core::validation::{self, Violations};
 use selfhelp_proto::common::v1::PageResponse;
 use selfhelp_proto::notifications::v1 as pb;
 use selfhelp_proto::notifications::v1::notifications_service_server::NotificationsService;

@@ -1,9 +1,9 @@
 //! A person's own settings: preferences, saved alerts and webhooks.
 
 use chrono::NaiveTime;
-use selfhelp_platform::auth::Caller;
-use selfhelp_platform::time::to_timestamp;
-use selfhelp_platform::validation::Violations;
+use selfhelp_core::caller::Caller;
+use selfhelp_core::time::to_timestamp;
+use selfhelp_core::validation::Violations;
 use selfhelp_proto::notifications::v1 as pb;
 
 use super::{NotificationsApi, kind_from_wire, kind_to_wire};

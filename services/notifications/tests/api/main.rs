@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use selfhelp_core::time::Clock;
 use selfhelp_notifications::{Config, SERVICE_NAME, run, run_with_clock};
-use selfhelp_platform::time::Clock;
-use selfhelp_platform::validation::violated_fields;
+use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::notifications::v1 as pb;

@@ -1,9 +1,10 @@
-//! Request validation: collect every field violation (the pure
-//! [`selfhelp_validation`] crate), then answer `INVALID_ARGUMENT` with a
-//! `google.rpc.BadRequest` detail naming the fields.
+//! Bad requests on the wire: the violations a request collected
+//! ([`selfhelp_core::validation`]) answered as `INVALID_ARGUMENT` with a
+//! `google.rpc.BadRequest` detail naming the fields, and offset pages read from
+//! a `PageRequest`.
 
+use selfhelp_core::validation::*;
 use selfhelp_proto::common::v1::{PageRequest, PageResponse};
-pub use selfhelp_validation::*;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
