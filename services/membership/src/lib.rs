@@ -52,14 +52,15 @@ pub async fn run_with_clock(
     let mut parts = platform_grpc::health(SERVICE_NAME).await;
     let names = selfhelp_platform::privacy::Pseudonyms::load(&db).await?;
     let pools = dbs.clone();
-    let api = grpc::MembershipApi::new(dbs, outbox.clone(), &config, names, clock.clone())?;
-    parts.add_service(
-        MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
-    );
     let workers = Supervisor::new(
         parts.readiness.clone(),
         shutdown.clone(),
         common.workers.clone(),
+    );
+    let api =
+        grpc::MembershipApi::new(dbs, outbox.clone(), &config, names, clock.clone(), &workers)?;
+    parts.add_service(
+        MembershipServiceServer::new(api).max_decoding_message_size(common.grpc.max_message_bytes),
     );
     service::sample_metrics(&workers, common, "membership", pools, || async { Ok(()) });
     workers.spawn("rota reminders", {

@@ -1,19 +1,14 @@
 //! The right to erasure: a person erases themselves; operators see requests that
 //! some service has not confirmed in time.
 
-use sea_orm::TransactionTrait;
 use selfhelp_core::time::to_timestamp;
 use selfhelp_core::validation::Violations;
-use selfhelp_platform::privacy::{ERASURE_REQUESTED, Eraser};
-use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::membership::v1 as pb;
-use selfhelp_proto::streams::PRIVACY;
 use tonic::Request;
 
 use super::{MembershipApi, paging, trace_of};
 use crate::error::NO_ERASURE_REQUEST;
 use crate::error::ServiceError;
-use crate::privacy::MembershipEraser;
 use crate::store::erasure;
 
 impl MembershipApi {
@@ -28,34 +23,15 @@ impl MembershipApi {
             v.add("confirm", "must be true: erasure cannot be undone");
             return Err(v.into());
         }
-        let person = caller.person_id.as_str();
-        let now = self.clock.now_ms();
-        let due = now + i64::from(self.privacy.confirm_within_hours) * 3_600_000;
-        let txn = self.db.begin().await?;
-        // Membership's own part happens now; the event asks everyone (this
-        // service too, which then confirms like the others).
-        let eraser = MembershipEraser {
-            outbox: self.outbox.clone(),
-        };
-        eraser.erase(&txn, person).await?;
-        let req = erasure::insert(&txn, &self.names.of(person), now, due).await?;
-        let msg = ev::ErasureRequested {
-            request_id: req.id.clone(),
-            person_id: person.to_string(),
-            requested_at: Some(to_timestamp(now)),
-        };
-        self.outbox
-            .enqueue(
-                &txn,
-                PRIVACY,
-                ERASURE_REQUESTED,
-                &req.id,
-                &msg,
-                Some(&trace),
+        let req = self
+            .workflow
+            .erase(
+                &caller.person_id,
+                &self.names,
+                self.privacy.confirm_within_hours,
+                &trace,
             )
             .await?;
-        txn.commit().await?;
-        self.outbox.wake();
         self.status_of(&req).await
     }
 

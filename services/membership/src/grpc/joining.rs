@@ -1,19 +1,14 @@
 //! How people come and go: join (by policy, invitation or waitlist), list their
 //! memberships, leave.
 
-use sea_orm::TransactionTrait;
 use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
-use super::joins::NewJoin;
 use super::{MembershipApi, paging, uuid_field};
-use crate::domain::membership::{Role, State};
-use crate::error::NOT_A_MEMBER;
 use crate::error::ServiceError;
-use crate::events::{Change, Note};
-use crate::store::{consent, group_settings, invitation, membership};
-use crate::workflow::{self, Ctx};
+use crate::store::membership;
+use crate::workflow::join_writer::NewJoin;
 
 pub(super) const MAX_DISPLAY_NAME: usize = 60;
 const MAX_ANSWER: usize = 2_000;
@@ -103,87 +98,9 @@ impl MembershipApi {
         v.into_result()?;
         let facts = self.known_group(&request, &group_id).await?;
         let m = self
+            .workflow
             .end_own(&caller.person_id, &group_id, facts.capacity, &trace, None)
             .await?;
         self.wire(&self.db, &m).await
     }
-
-    /// The caller leaves `group_id` (or withdraws a request, an invitation, a
-    /// waitlist place); `reason` set means it ends for that reason instead (consent
-    /// withdrawn). The last organiser must hand over first.
-    pub(super) async fn end_own(
-        &self,
-        person: &str,
-        group_id: &str,
-        capacity: i32,
-        trace: &selfhelp_platform::trace::TraceParent,
-        reason: Option<&str>,
-    ) -> Result<membership::Model, ServiceError> {
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        group_settings::lock(&txn, group_id, now).await?;
-        let m = membership::find_for(&txn, group_id, person)
-            .await?
-            .ok_or(NOT_A_MEMBER)?;
-        // Withdrawn consent ends even the last organiser's membership: the group
-        // is then left to the region's operators.
-        if reason.is_none()
-            && m.state() == State::Active
-            && m.role() == Role::Organiser
-            && membership::count_active_with_role(&txn, group_id, Role::Organiser).await? <= 1
-        {
-            return Err(ServiceError::FailedPrecondition(
-                "you are the group's only organiser: give the organiser role to someone else first"
-                    .into(),
-            ));
-        }
-        let ctx = Ctx {
-            outbox: &self.outbox,
-            trace: Some(trace),
-            now,
-        };
-        let (change, note) = match reason {
-            None => (Change::Left, Note::default()),
-            Some(reason) => (
-                Change::Ended,
-                Note {
-                    reason,
-                    message: "",
-                },
-            ),
-        };
-        if reason.is_some() {
-            consent::withdraw(&txn, &m.id, now).await?;
-        }
-        let ended = workflow::end(&txn, ctx, m, State::Left, change, note, capacity).await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        Ok(ended)
-    }
-}
-
-/// The invitation behind `code`, if it is for this group and still usable.
-pub(super) async fn valid_code<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    code: &str,
-    group_id: &str,
-    now: i64,
-) -> Result<invitation::Model, ServiceError> {
-    let inv = invitation::find_by_code(conn, code)
-        .await?
-        .filter(|i| i.group_id == group_id)
-        .ok_or_else(|| code_violation("is not an invitation to this group"))?;
-    if inv.expires_at_ms <= now {
-        return Err(code_violation("has expired"));
-    }
-    if inv.uses >= inv.max_uses {
-        return Err(code_violation("has been used up"));
-    }
-    Ok(inv)
-}
-
-pub(super) fn code_violation(why: &str) -> ServiceError {
-    let mut v = Violations::new();
-    v.add("invitation_code", why);
-    ServiceError::Invalid(v)
 }

@@ -3,19 +3,17 @@
 
 use std::collections::HashSet;
 
-use sea_orm::TransactionTrait;
 use selfhelp_core::time::to_timestamp;
 use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
 use super::{MembershipApi, membership_to_wire, paging, state_from_wire, trace_of, uuid_field};
-use crate::domain::membership::{GroupFacts, Permission, Role, State, check_transition, may};
+use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MEMBERSHIP_NOT_FOUND;
 use crate::error::ServiceError;
-use crate::events::{self, Change, Note};
 use crate::store::{group_settings, invitation, membership};
-use crate::workflow::{self, Ctx};
+use crate::workflow::Invite;
 
 const MAX_MESSAGE: usize = 1_000;
 /// `ListGroupMembers.states`: one of each of the eight, at most.
@@ -58,67 +56,13 @@ impl MembershipApi {
         let id = uuid_field(&mut v, "membership_id", &req.membership_id);
         v.text("message", &req.message, false, MAX_MESSAGE);
         v.into_result()?;
-        let (seen, facts, _) = self
+        let (_, facts, _) = self
             .managed_membership(&request, &caller.person_id, &id, Permission::ManageMembers)
             .await?;
-
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        // Lock the group, then re-read: the request may have been withdrawn meanwhile.
-        group_settings::lock(&txn, &seen.group_id, now).await?;
-        let m = membership::find(&txn, &id)
-            .await?
-            .ok_or(MEMBERSHIP_NOT_FOUND)?;
-        if m.state() != State::Requested {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "there is no open request: the membership is {}",
-                m.state().as_str().to_lowercase()
-            )));
-        }
-        let note = Note {
-            reason: "",
-            message: req.message.trim(),
-        };
-        let decided = if approve {
-            let full = facts.capacity > 0
-                && membership::count_active(&txn, &m.group_id).await? >= facts.capacity as u64;
-            let to = if full {
-                State::Waitlisted
-            } else {
-                State::Active
-            };
-            check_transition(State::Requested, to).map_err(ServiceError::FailedPrecondition)?;
-            let decided = membership::move_to(&txn, m, to, now).await?;
-            events::record_change(
-                &txn,
-                &self.outbox,
-                Change::Approved,
-                &decided,
-                Some(State::Requested),
-                note,
-                Some(&trace),
-            )
+        let decided = self
+            .workflow
+            .decide(&id, approve, req.message.trim(), facts.capacity, &trace)
             .await?;
-            decided
-        } else {
-            let ctx = Ctx {
-                outbox: &self.outbox,
-                trace: Some(&trace),
-                now,
-            };
-            workflow::end(
-                &txn,
-                ctx,
-                m,
-                State::Declined,
-                Change::Declined,
-                note,
-                facts.capacity,
-            )
-            .await?
-        };
-        txn.commit().await?;
-        self.outbox.wake();
         self.wire(&self.db, &decided).await
     }
 
@@ -168,62 +112,15 @@ impl MembershipApi {
             ));
         }
 
-        let now = self.clock.now_ms();
-        let expires_at_ms = now + i64::from(hours) * 3_600_000;
-        let txn = self.db.begin().await?;
-        group_settings::lock(&txn, &group_id, now).await?;
-        let code = if person.is_empty() {
-            Some(new_code())
-        } else {
-            let existing = membership::find_for(&txn, &group_id, person).await?;
-            let previous = existing.as_ref().map(|m| m.state());
-            let m = match (existing, previous) {
-                // Inviting again renews the invitation (a new expiry below).
-                (Some(m), Some(State::Invited)) => m,
-                (existing, _) => {
-                    if let Some(from) = previous {
-                        check_transition(from, State::Invited)
-                            .map_err(ServiceError::FailedPrecondition)?;
-                    }
-                    let entry = membership::Entry {
-                        group_id: &group_id,
-                        person_id: person,
-                        state: State::Invited,
-                        role: Role::Member,
-                        answer: "",
-                        display_name: "",
-                    };
-                    membership::enter(&txn, existing, entry, now).await?
-                }
-            };
-            let note = Note::default();
-            events::record_change(
-                &txn,
-                &self.outbox,
-                Change::Invited,
-                &m,
-                previous,
-                note,
-                Some(&trace),
-            )
-            .await?;
-            None
+        let invite = Invite {
+            group_id: &group_id,
+            person,
+            created_by: &caller.person_id,
+            max_uses,
+            valid_hours: hours,
         };
-        let inv = invitation::insert(
-            &txn,
-            invitation::NewInvitation {
-                group_id: &group_id,
-                code,
-                person_id: (!person.is_empty()).then_some(person),
-                created_by: &caller.person_id,
-                max_uses,
-                expires_at_ms,
-            },
-            now,
-        )
-        .await?;
-        txn.commit().await?;
-        self.outbox.wake();
+        let code = person.is_empty().then(new_code);
+        let inv = self.workflow.invite(invite, code, &trace).await?;
         Ok(invitation_to_wire(&inv))
     }
 
@@ -246,43 +143,17 @@ impl MembershipApi {
                 "use LeaveGroup to leave a group yourself".into(),
             ));
         }
-        let (to, change) = if req.ban {
-            (State::Banned, Change::Banned)
-        } else {
-            (State::Removed, Change::Removed)
-        };
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        group_settings::lock(&txn, &target.group_id, now).await?;
-        let m = membership::find(&txn, &id)
-            .await?
-            .ok_or(MEMBERSHIP_NOT_FOUND)?;
-        // A co-organiser cannot remove an organiser or another co-organiser.
-        if m.state() == State::Active && m.role() >= my_role && my_role != Role::Organiser {
-            return Err(ServiceError::PermissionDenied(
-                "only an organiser can remove someone with that role",
-            ));
-        }
-        if m.state() == State::Active
-            && m.role() == Role::Organiser
-            && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
-        {
-            return Err(ServiceError::FailedPrecondition(
-                "the group's only organiser cannot be removed".into(),
-            ));
-        }
-        let ctx = Ctx {
-            outbox: &self.outbox,
-            trace: Some(&trace),
-            now,
-        };
-        let note = Note {
-            reason: "",
-            message: req.message.trim(),
-        };
-        let ended = workflow::end(&txn, ctx, m, to, change, note, facts.capacity).await?;
-        txn.commit().await?;
-        self.outbox.wake();
+        let ended = self
+            .workflow
+            .remove(
+                &id,
+                req.ban,
+                my_role,
+                req.message.trim(),
+                facts.capacity,
+                &trace,
+            )
+            .await?;
         self.wire(&self.db, &ended).await
     }
 
@@ -311,36 +182,9 @@ impl MembershipApi {
         let duties = clean_duties(&mut v, &req.duties);
         v.into_result()?;
         let role = role.expect("validated");
-        let (seen, _, _) = self
-            .managed_membership(&request, &caller.person_id, &id, Permission::AssignRoles)
+        self.managed_membership(&request, &caller.person_id, &id, Permission::AssignRoles)
             .await?;
-
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        group_settings::lock(&txn, &seen.group_id, now).await?;
-        let m = membership::find(&txn, &id)
-            .await?
-            .ok_or(MEMBERSHIP_NOT_FOUND)?;
-        if m.state() != State::Active {
-            return Err(ServiceError::FailedPrecondition(
-                "roles are for active members only".into(),
-            ));
-        }
-        if m.role() == Role::Organiser
-            && role != Role::Organiser
-            && membership::count_active_with_role(&txn, &m.group_id, Role::Organiser).await? <= 1
-        {
-            return Err(ServiceError::FailedPrecondition(
-                "make someone else organiser before changing the only organiser's role".into(),
-            ));
-        }
-        let role_changed = m.role() != role;
-        let updated = membership::set_role(&txn, m, role, &duties, now).await?;
-        if role_changed {
-            events::record_role_changed(&txn, &self.outbox, &updated, Some(&trace)).await?;
-        }
-        txn.commit().await?;
-        self.outbox.wake();
+        let updated = self.workflow.set_role(&id, role, &duties, &trace).await?;
         self.wire(&self.db, &updated).await
     }
 
@@ -455,14 +299,10 @@ impl MembershipApi {
             Permission::ManageGroup,
         )
         .await?;
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        let current = group_settings::get(&txn, &group_id, now).await?;
-        let visibility = visibility.unwrap_or(current.member_list_visibility.as_str());
-        let saved =
-            group_settings::save(&txn, &group_id, visibility, req.join_question.trim(), now)
-                .await?;
-        txn.commit().await?;
+        let saved = self
+            .workflow
+            .save_settings(&group_id, visibility, req.join_question.trim())
+            .await?;
         Ok(settings_to_wire(&saved))
     }
 }

@@ -1,11 +1,11 @@
-//! The MembershipService RPCs: wire ↔ domain, authorisation, one transaction per
-//! change with its events in the outbox. `joining` holds how people come and go,
-//! `managing` what organisers do, `personal` what a person does about their own
-//! data, `rota` the shared duties.
+//! The MembershipService RPCs: wire ↔ domain and who may ask; each change is
+//! one call to the application layer (`crate::workflow`), which owns its
+//! transaction and events. `joining` holds how people come and go, `managing`
+//! what organisers do, `personal` what a person does about their own data,
+//! `rota` the shared duties.
 
 mod erasure;
 mod joining;
-mod joins;
 mod managing;
 mod personal;
 mod rota;
@@ -19,6 +19,7 @@ use selfhelp_core::validation::Violations;
 use selfhelp_group_view as group_view;
 use selfhelp_platform::bad_request::OffsetPage;
 use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as listings_pb;
@@ -33,6 +34,8 @@ use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::ServiceError;
 use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
 use crate::store::{group_settings, membership};
+use crate::workflow::Workflow;
+use crate::workflow::join_writer::JoinWriter;
 use selfhelp_platform::db::Databases;
 
 /// How long a call to listings refused before it started waits to be sent again.
@@ -46,9 +49,10 @@ pub struct MembershipApi {
     /// Plain reads on the hot paths (the group's facts, a membership's card):
     /// never behind a write.
     read: DatabaseConnection,
-    outbox: Outbox,
+    /// Every change, each in its transaction with its events.
+    workflow: Workflow,
     /// Writes joins, many in one transaction when they come together.
-    joins: joins::Joins,
+    joins: JoinWriter,
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
     privacy: PrivacyConfig,
@@ -179,6 +183,7 @@ impl MembershipApi {
         config: &Config,
         names: selfhelp_platform::privacy::Pseudonyms,
         clock: Clock,
+        workers: &Supervisor,
     ) -> anyhow::Result<Self> {
         let url = &config.listings.url;
         let listings = if url.is_empty() {
@@ -194,10 +199,14 @@ impl MembershipApi {
             Some(ListingsServiceClient::new(channel))
         };
         Ok(Self {
-            joins: joins::Joins::start(db.write.clone(), outbox.clone(), clock.clone()),
+            joins: JoinWriter::start(db.write.clone(), outbox.clone(), clock.clone(), workers),
+            workflow: Workflow {
+                db: db.write.clone(),
+                outbox,
+                clock: clock.clone(),
+            },
             db: db.write,
             read: db.read,
-            outbox,
             region: config.common.region.clone(),
             listings,
             privacy: config.privacy.clone(),

@@ -1,7 +1,6 @@
 //! What a person does about their own data: how they appear in a group, follows,
 //! consent, and a copy of everything held about them.
 
-use sea_orm::TransactionTrait;
 use selfhelp_core::time::to_timestamp;
 use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
@@ -21,7 +20,6 @@ const FOLLOWABLE: [&str; 4] = [
     "PROPOSAL_PENDING_REVIEW",
     "PROPOSAL_LISTED",
 ];
-use crate::events;
 use crate::store::{consent, follow, invitation, membership, rota};
 
 impl MembershipApi {
@@ -37,15 +35,11 @@ impl MembershipApi {
             v.line("display_name", name, false, MAX_DISPLAY_NAME);
         }
         v.into_result()?;
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        let m = membership::find_for(&txn, &group_id, &caller.person_id)
-            .await?
-            .filter(|m| m.state().is_open())
-            .ok_or(NOT_A_MEMBER)?;
         let display_name = req.display_name.as_ref().map(|n| n.trim().to_string());
-        let m = membership::set_presentation(&txn, m, display_name, req.hidden, now).await?;
-        txn.commit().await?;
+        let m = self
+            .workflow
+            .present(&group_id, &caller.person_id, display_name, req.hidden)
+            .await?;
         self.wire(&self.db, &m).await
     }
 
@@ -64,24 +58,10 @@ impl MembershipApi {
                 "only published or proposed groups can be followed".into(),
             ));
         }
-        let now = self.clock.now_ms();
-        let txn = self.db.begin().await?;
-        if follow::add(&txn, &group_id, &caller.person_id, now).await? {
-            events::record_follow(
-                &txn,
-                &self.outbox,
-                &group_id,
-                &caller.person_id,
-                true,
-                &trace,
-            )
+        let row = self
+            .workflow
+            .follow(&group_id, &caller.person_id, &trace)
             .await?;
-        }
-        let row = follow::find(&txn, &group_id, &caller.person_id)
-            .await?
-            .expect("just added");
-        txn.commit().await?;
-        self.outbox.wake();
         Ok(pb::Follow {
             group_name: self.group_name(&group_id).await?,
             group_id,
@@ -98,20 +78,9 @@ impl MembershipApi {
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
-        let txn = self.db.begin().await?;
-        if follow::remove(&txn, &group_id, &caller.person_id).await? {
-            events::record_follow(
-                &txn,
-                &self.outbox,
-                &group_id,
-                &caller.person_id,
-                false,
-                &trace,
-            )
+        self.workflow
+            .unfollow(&group_id, &caller.person_id, &trace)
             .await?;
-        }
-        txn.commit().await?;
-        self.outbox.wake();
         Ok(pb::UnfollowGroupResponse {})
     }
 
@@ -154,10 +123,11 @@ impl MembershipApi {
             .ok_or(NOT_A_MEMBER)?;
         if !held.state().is_open() {
             // Already out of the group: the consent is withdrawn, nothing else changes.
-            consent::withdraw(&self.db, &held.id, self.clock.now_ms()).await?;
+            self.workflow.withdraw_consent(&held.id).await?;
             return self.wire(&self.db, &held).await;
         }
         let m = self
+            .workflow
             .end_own(
                 &caller.person_id,
                 &group_id,

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::TransactionTrait;
 use selfhelp_core::time::to_timestamp;
 use selfhelp_core::validation::Violations;
 use selfhelp_proto::membership::v1 as pb;
@@ -20,8 +19,6 @@ const MAX_VOLUNTEERS: usize = 50;
 const DEFAULT_MEETINGS: usize = 6;
 /// How far ahead a skip or swap may reach.
 const MAX_MEETINGS: usize = 52;
-/// Skips and swaps to come per rota.
-const MAX_CHANGES: u64 = 200;
 
 /// Duty names compare without case or surrounding space: "Chair" is "chair".
 fn duty_name(v: &mut Violations, duty: &str) -> String {
@@ -83,20 +80,21 @@ impl MembershipApi {
         }
         not_members.into_result()?;
 
-        let txn = self.db.begin().await?;
-        if volunteers.is_empty() {
-            store::delete(&txn, &group_id, &duty).await?;
-            txn.commit().await?;
-            return Ok(pb::DutyRota {
+        match self
+            .workflow
+            .set_rota(&group_id, &duty, &volunteers)
+            .await?
+        {
+            Some(saved) => {
+                self.duty_rota(&saved, &caller.person_id, true, DEFAULT_MEETINGS)
+                    .await
+            }
+            None => Ok(pb::DutyRota {
                 group_id,
                 duty,
                 ..Default::default()
-            });
+            }),
         }
-        let saved = store::set(&txn, &group_id, &duty, &volunteers, self.clock.now_ms()).await?;
-        txn.commit().await?;
-        self.duty_rota(&saved, &caller.person_id, true, DEFAULT_MEETINGS)
-            .await
     }
 
     pub(super) async fn rotas(
@@ -181,7 +179,9 @@ impl MembershipApi {
             meeting: key.to_string(),
             person: caller.person_id.clone(),
         };
-        self.record_change(&group_id, &duty, &change).await?;
+        self.workflow
+            .record_turn_change(&group_id, &duty, &change)
+            .await?;
         let manager = may(role, Permission::ManageGroup, false);
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
@@ -234,30 +234,11 @@ impl MembershipApi {
             meeting: a.to_string(),
             other: b.to_string(),
         };
-        self.record_change(&group_id, &duty, &change).await?;
+        self.workflow
+            .record_turn_change(&group_id, &duty, &change)
+            .await?;
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
-    }
-
-    /// Records a skip or a swap, unless the rota already has its fill of them
-    /// for meetings to come (each is applied on every read of the rota).
-    async fn record_change(
-        &self,
-        group_id: &str,
-        duty: &str,
-        change: &TurnChange,
-    ) -> Result<(), ServiceError> {
-        let txn = self.db.begin().await?;
-        selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
-        let today = self.clock.now().date_naive().to_string();
-        if store::count_changes_from(&txn, group_id, duty, &today).await? >= MAX_CHANGES {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "this rota has {MAX_CHANGES} skips and swaps to come already"
-            )));
-        }
-        store::add_change(&txn, group_id, duty, change, self.clock.now_ms()).await?;
-        txn.commit().await?;
-        Ok(())
     }
 
     /// The group and the caller's role in it, if they are an active member (or

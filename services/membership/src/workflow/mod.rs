@@ -1,9 +1,28 @@
-//! Changes that touch several rows and emit events, each inside the caller's
-//! transaction: ending a membership, filling free places from the waitlist, and
-//! ending every membership of an archived group. Used by the RPCs and by the
-//! listings consumer alike, so a place freed either way is filled the same way.
+//! The application layer: every change membership makes, each in one
+//! transaction with its events written to the outbox in it (then the relay is
+//! woken). The gRPC layer validates, checks who may ask, calls one of these and
+//! maps the answer back to the wire; the event handlers use the same pieces
+//! (`end`, `fill_places`, `end_all`, `leave_rotas`) inside their own
+//! transactions, so a place freed either way is filled the same way.
+//!
+//! - [`Workflow`]'s methods, by area: `organising` (decide a request, invite,
+//!   remove, give roles, the group's settings), `personal` (how a person shows
+//!   in a group, following), `leaving`, `rota` (set a rota, record a skip or a
+//!   swap), `erasure`;
+//! - [`join_writer`]: joins, written together when they arrive together.
 
+mod erasure;
+pub mod join_writer;
+mod leaving;
+mod organising;
+mod personal;
+mod rota_changes;
+
+pub use organising::Invite;
+
+use sea_orm::DatabaseConnection;
 use sea_orm::DatabaseTransaction;
+use selfhelp_core::time::Clock;
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::trace::TraceParent;
 
@@ -12,6 +31,25 @@ use crate::domain::rota as rota_rules;
 use crate::error::ServiceError;
 use crate::events::{self, Change, Note};
 use crate::store::{group_settings, meetings, membership, rota};
+
+/// Where the changes are written, and the clock that dates them.
+#[derive(Clone)]
+pub struct Workflow {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub clock: Clock,
+}
+
+impl Workflow {
+    /// What a change made now under `trace` needs besides its transaction.
+    fn ctx<'a>(&'a self, trace: &'a TraceParent, now: i64) -> Ctx<'a> {
+        Ctx {
+            outbox: &self.outbox,
+            trace: Some(trace),
+            now,
+        }
+    }
+}
 
 /// What every change needs besides the transaction.
 #[derive(Clone, Copy)]

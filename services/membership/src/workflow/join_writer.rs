@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait, TryIntoModel};
 use selfhelp_core::time::Clock;
+use selfhelp_core::validation::Violations;
 use selfhelp_platform::outbox::Outbox;
+use selfhelp_platform::supervise::Supervisor;
 use selfhelp_platform::trace::TraceParent;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,7 +32,7 @@ const WRITERS: usize = 2;
 const QUEUE: usize = 1024;
 
 /// A join that passed validation, with the group as it was checked.
-pub(super) struct NewJoin {
+pub struct NewJoin {
     pub group_id: String,
     pub person_id: String,
     pub facts: GroupFacts,
@@ -59,10 +61,11 @@ impl NewJoin {
 
 type Written = Result<membership::Model, ServiceError>;
 
-/// Takes joins and writes them; clone freely. The writer task ends when the
-/// last clone is dropped, after writing what was queued.
+/// Takes joins and writes them; clone freely. Its writers are supervised
+/// workers; each ends once the last clone is dropped, after writing what was
+/// queued (the gRPC server, which holds them, has drained its calls by then).
 #[derive(Clone)]
-pub(super) struct Joins {
+pub struct JoinWriter {
     queue: mpsc::Sender<(NewJoin, oneshot::Sender<Written>)>,
     writer: Writer,
 }
@@ -74,11 +77,16 @@ struct Writer {
     clock: Clock,
 }
 
-impl Joins {
-    /// Starts the writer tasks; call within the runtime. PostgreSQL gets two,
-    /// so one batch forms while another waits for its commit; SQLite has one
+impl JoinWriter {
+    /// Starts the writers as workers of `workers`. PostgreSQL gets two, so one
+    /// batch forms while another waits for its commit; SQLite has one
     /// connection that writes, so one.
-    pub fn start(db: DatabaseConnection, outbox: Outbox, clock: Clock) -> Self {
+    pub fn start(
+        db: DatabaseConnection,
+        outbox: Outbox,
+        clock: Clock,
+        workers: &Supervisor,
+    ) -> Self {
         let writers = match db.get_database_backend() {
             sea_orm::DbBackend::Sqlite => 1,
             _ => WRITERS,
@@ -86,16 +94,21 @@ impl Joins {
         let writer = Writer { db, outbox, clock };
         let (queue, waiting) = mpsc::channel(QUEUE);
         let waiting = std::sync::Arc::new(tokio::sync::Mutex::new(waiting));
-        for _ in 0..writers {
+        for n in 1..=writers {
             let (task, waiting) = (writer.clone(), waiting.clone());
-            tokio::spawn(async move {
-                let mut batch = Vec::with_capacity(BATCH);
-                // The queue is held only while taking a batch, not while writing it.
-                while waiting.lock().await.recv_many(&mut batch, BATCH).await > 0 {
-                    // Its own task, so a panic fails this batch's callers only.
-                    let (task, joins) = (task.clone(), std::mem::take(&mut batch));
-                    if let Err(e) = tokio::spawn(async move { task.write(joins).await }).await {
-                        tracing::error!(error = %e, "a batch of joins failed");
+            workers.spawn(format!("join writer {n}"), move || {
+                let (task, waiting) = (task.clone(), waiting.clone());
+                async move {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    // The queue is held only while taking a batch, not while
+                    // writing it.
+                    while waiting.lock().await.recv_many(&mut batch, BATCH).await > 0 {
+                        // Its own task, so a panic fails this batch's callers
+                        // only (their answers are dropped: they hear STOPPING).
+                        let (task, joins) = (task.clone(), std::mem::take(&mut batch));
+                        if let Err(e) = tokio::spawn(async move { task.write(joins).await }).await {
+                            tracing::error!(error = %e, "a batch of joins failed");
+                        }
                     }
                 }
             });
@@ -291,7 +304,7 @@ impl Writer {
         let used_code = if j.code.is_empty() {
             None
         } else {
-            Some(super::joining::valid_code(&txn, &j.code, &j.group_id, now).await?)
+            Some(valid_code(&txn, &j.code, &j.group_id, now).await?)
         };
         let full = j.facts.capacity > 0
             && membership::count_active(&txn, &j.group_id).await? >= j.facts.capacity as u64;
@@ -315,7 +328,7 @@ impl Writer {
             // A code counts a use only where it is what let the person in.
             && !invitation::use_once(&txn, inv).await?
         {
-            return Err(super::joining::code_violation("has been used up"));
+            return Err(code_violation("has been used up"));
         }
         let m = membership::enter(&txn, existing, j.entry(state, role), now).await?;
         consent::record_all(&txn, &[consent_of(&m, j)], now).await?;
@@ -355,6 +368,32 @@ fn consent_of<'a>(m: &'a membership::Model, j: &'a NewJoin) -> consent::Given<'a
         version: j.consent_version.trim(),
         text: &j.consent_text,
     }
+}
+
+/// The invitation behind `code`, if it is for this group and still usable.
+pub async fn valid_code<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    code: &str,
+    group_id: &str,
+    now: i64,
+) -> Result<invitation::Model, ServiceError> {
+    let inv = invitation::find_by_code(conn, code)
+        .await?
+        .filter(|i| i.group_id == group_id)
+        .ok_or_else(|| code_violation("is not an invitation to this group"))?;
+    if inv.expires_at_ms <= now {
+        return Err(code_violation("has expired"));
+    }
+    if inv.uses >= inv.max_uses {
+        return Err(code_violation("has been used up"));
+    }
+    Ok(inv)
+}
+
+fn code_violation(why: &str) -> ServiceError {
+    let mut v = Violations::new();
+    v.add("invitation_code", why);
+    ServiceError::Invalid(v)
 }
 
 #[cfg(test)]
