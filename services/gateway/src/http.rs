@@ -149,9 +149,9 @@ pub(crate) async fn rate_limit(
     next.run(request).await
 }
 
-/// Security headers on everything; on successful reads an ETag (answered with
-/// 304 when the client already has it) and how long it may be kept.
-pub(crate) async fn cache_and_security_headers(
+/// On successful reads an ETag (answered with 304 when the client already has
+/// it) and how long it may be kept; HSTS when the site is reached over HTTPS.
+pub(crate) async fn cache_headers(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -167,26 +167,10 @@ pub(crate) async fn cache_and_security_headers(
     let health = matches!(request.uri().path(), "/healthz" | "/readyz");
     let mut response = next.run(request).await;
 
-    let headers = response.headers_mut();
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert(
-        "referrer-policy",
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        "permissions-policy",
-        HeaderValue::from_static("geolocation=(), camera=(), microphone=()"),
-    );
+    // The fixed security headers are layers (`security_headers`); HSTS depends
+    // on how the request came.
     if over_https {
-        headers.insert(
+        response.headers_mut().insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
         );
@@ -219,7 +203,6 @@ pub(crate) async fn cache_and_security_headers(
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let cache = format!("public, max-age={}", state.config.http.cache_max_age_secs);
     parts.headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_str(&cache).expect("ascii"),
@@ -230,7 +213,7 @@ pub(crate) async fn cache_and_security_headers(
     let matches = if_none_match
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| none_match(v, &etag));
     if matches {
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers.remove(header::CONTENT_LENGTH);
@@ -252,9 +235,59 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The security headers every answer carries, as tower-http layers.
+pub(crate) fn security_headers<S>(router: axum::Router<S>) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let fixed = [
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("geolocation=(), camera=(), microphone=()"),
+        ),
+    ];
+    fixed.into_iter().fold(router, |router, (name, value)| {
+        router.layer(SetResponseHeaderLayer::overriding(name, value))
+    })
+}
+
+/// Whether `If-None-Match: header` matches `etag`: `*`, or any listed tag
+/// by the weak comparison RFC 9110 asks for here (`W/"x"` matches `"x"`).
+fn none_match(header: &str, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || opaque(t) == opaque(etag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let etag = "\"abc\"";
+        assert!(none_match("\"abc\"", etag));
+        assert!(none_match("W/\"abc\"", etag), "a weak tag matches");
+        assert!(none_match("\"x\", W/\"abc\"", etag));
+        assert!(none_match("*", etag));
+        assert!(!none_match("\"abd\"", etag));
+        assert!(!none_match("W/\"ab\"", etag));
+    }
 
     fn forwarded(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -52,7 +52,7 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD]);
-    Ok(Router::new()
+    let router = Router::new()
         .merge(web::routes())
         .nest("/oruk", oruk::routes())
         // The API's root with its trailing slash too (`/oruk` is the nested "/").
@@ -62,14 +62,15 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            http::cache_and_security_headers,
+            http::cache_headers,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::rate_limit,
         ))
-        .layer(cors)
-        // Outermost: every request counted and traced, refused ones included.
+        .layer(cors);
+    // Outermost: every request counted and traced, refused ones included.
+    Ok(http::security_headers(router)
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state))
 }

@@ -349,7 +349,23 @@ async fn web_pages_search_groups_and_calendars() {
     );
     assert_eq!(home.header("x-frame-options"), "DENY");
     assert_eq!(home.header("x-content-type-options"), "nosniff");
+    assert_eq!(
+        home.header("referrer-policy"),
+        "strict-origin-when-cross-origin"
+    );
+    assert!(home.header("permissions-policy").contains("geolocation=()"));
     assert_eq!(home.header("strict-transport-security"), "max-age=31536000");
+    // Answers that are not pages carry them too, errors included.
+    let missing = get(&http, &gateway.url("/oruk/services/not-a-service")).await;
+    assert_eq!(missing.header("x-content-type-options"), "nosniff");
+    // A cached page asked for with its weak tag is not sent again.
+    let weak = http
+        .get(gateway.url("/"))
+        .header("if-none-match", format!("W/{}", home.header("etag")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status().as_u16(), 304);
 
     // Search near a postcode: distance shown, the far group left out.
     let near = get(&http, &gateway.url("/?postcode=NG1+5FS&distance=5")).await;

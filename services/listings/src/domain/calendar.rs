@@ -2,7 +2,15 @@
 //! its rule, cancelled meetings as EXDATE, moved ones as overrides with
 //! RECURRENCE-ID, and one-off meetings as their own events.
 
+mod timezone;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use ics::components::Property;
+use ics::parameters::TzIDParam;
+use ics::properties::{
+    CalScale, Description, DtEnd, DtStart, ExDate, Location, Method, RRule, RecurrenceID, Summary,
+};
+use ics::{Event, ICalendar, escape_text};
 
 use super::schedule::{Exception, Schedule};
 
@@ -39,36 +47,56 @@ pub fn export(
 }
 
 /// A calendar named `name` holding the meetings of every group given (a
-/// region's or a topic's feed).
+/// region's or a topic's feed), written by the `ics` crate (escaping, folding)
+/// with a VTIMEZONE for `tz` made from the time zone database.
 pub fn export_many(
     name: &str,
     groups: &[GroupMeetings<'_>],
     tz: chrono_tz::Tz,
     now: DateTime<Utc>,
 ) -> String {
-    let mut lines = vec![
-        "BEGIN:VCALENDAR".to_string(),
-        "VERSION:2.0".to_string(),
-        "PRODID:-//selfhelp//listings//EN".to_string(),
-        "CALSCALE:GREGORIAN".to_string(),
-        "METHOD:PUBLISH".to_string(),
-        format!("X-WR-CALNAME:{}", escape(name)),
-    ];
-    if tz == chrono_tz::Europe::London {
-        lines.extend(EUROPE_LONDON.iter().map(|l| l.to_string()));
-    }
+    let mut calendar = ICalendar::new("2.0", "-//selfhelp//listings//EN");
+    calendar.push(CalScale::new("GREGORIAN"));
+    calendar.push(Method::new("PUBLISH"));
+    calendar.push(Property::new("X-WR-CALNAME", text(name)));
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut events = Vec::new();
     for g in groups {
-        group_events(&mut lines, g, tz, &stamp);
+        group_events(&mut events, g, tz, &stamp);
     }
-    lines.push("END:VCALENDAR".into());
-    lines.iter().map(|l| fold(l)).collect::<Vec<_>>().join("")
+    // The zone's rules over every date used here, and the next years of the
+    // series that go on (a subscribed feed is read again long before then).
+    let first = events.iter().map(|e| e.first_day).min();
+    let from = first.unwrap_or(now.date_naive()).min(now.date_naive()) - chrono::Days::new(1);
+    let until = now.date_naive() + chrono::Days::new(5 * 366);
+    calendar.add_timezone(timezone::vtimezone(tz, from, until));
+    for e in events {
+        calendar.add_event(e.event);
+    }
+    calendar.to_string()
+}
+
+/// An event, and the first day it touches (for the time zone's range).
+struct Dated {
+    event: Event<'static>,
+    first_day: NaiveDate,
+}
+
+/// TEXT as RFC 5545 writes it: control characters other than line breaks
+/// dropped (none may start a property of its own), then escaped by `ics`
+/// (`\`, `;`, `,` and every line break as `\n`).
+fn text(value: &str) -> String {
+    let kept: String = value
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\r')
+        .collect();
+    escape_text(kept).into_owned()
 }
 
 /// The VEVENTs of one group: the series with its rule and cancellations, moved
 /// meetings as overrides, one-off meetings.
 fn group_events(
-    lines: &mut Vec<String>,
+    out: &mut Vec<Dated>,
     meetings: &GroupMeetings<'_>,
     tz: chrono_tz::Tz,
     stamp: &str,
@@ -78,6 +106,10 @@ fn group_events(
     let local = |date: NaiveDate, time: NaiveTime| {
         format!("{}T{}", date.format("%Y%m%d"), time.format("%H%M%S"))
     };
+    let in_zone = |mut property: Property<'static>| {
+        property.add(TzIDParam::new(tzid.to_string()));
+        property
+    };
     let venue = |index: Option<u32>| {
         group
             .venues
@@ -85,50 +117,53 @@ fn group_events(
             .cloned()
             .unwrap_or_default()
     };
-    let event = |lines: &mut Vec<String>,
-                 uid: String,
-                 start: String,
-                 end: String,
+    let event = |uid: String,
+                 date: NaiveDate,
+                 start: NaiveTime,
+                 end: NaiveTime,
                  location: String,
                  description: &str| {
-        lines.push("BEGIN:VEVENT".into());
-        lines.push(format!("UID:{uid}"));
-        lines.push(format!("DTSTAMP:{stamp}"));
-        lines.push(format!("DTSTART;TZID={tzid}:{start}"));
-        lines.push(format!("DTEND;TZID={tzid}:{end}"));
-        lines.push(format!("SUMMARY:{}", escape(group.name)));
+        let mut e = Event::new(uid, stamp.to_string());
+        e.push(in_zone(DtStart::new(local(date, start)).into()));
+        e.push(in_zone(DtEnd::new(local(date, end)).into()));
+        e.push(Summary::new(text(group.name)));
         if !description.is_empty() {
-            lines.push(format!("DESCRIPTION:{}", escape(description)));
+            e.push(Description::new(text(description)));
         }
         if !location.is_empty() {
-            lines.push(format!("LOCATION:{}", escape(&location)));
+            e.push(Location::new(text(&location)));
         }
+        e
     };
     let series_uid = format!("{}@selfhelp", group.id);
     if let Some(s) = schedule {
         // DTSTART must be the first meeting of the series.
-        let before_start = tz
-            .from_local_datetime(&s.valid_from.and_hms_opt(0, 0, 0).expect("midnight"))
-            .earliest()
+        let before_start = s
+            .valid_from
+            .and_hms_opt(0, 0, 0)
+            .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
             .map(|d| d.with_timezone(&Utc) - chrono::Duration::seconds(1));
         let first = before_start.and_then(|b| s.regular_starts(tz, b, 1).into_iter().next());
         if let Some(first) = first {
-            let date = first.date_naive();
-            event(
-                lines,
+            let date = first.with_timezone(&tz).date_naive();
+            let mut series = event(
                 series_uid.clone(),
-                local(date, s.start),
-                local(date, s.end),
+                date,
+                s.start,
+                s.end,
                 venue(None),
                 group.summary,
             );
-            lines.push(format!("RRULE:{}", s.rrule_text(&tz)));
+            series.push(RRule::new(s.rrule_text(&tz)));
             for e in exceptions {
                 if let Exception::Cancelled { date, .. } = e {
-                    lines.push(format!("EXDATE;TZID={tzid}:{}", local(*date, s.start)));
+                    series.push(in_zone(ExDate::new(local(*date, s.start)).into()));
                 }
             }
-            lines.push("END:VEVENT".into());
+            out.push(Dated {
+                event: series,
+                first_day: date,
+            });
             for e in exceptions {
                 if let Exception::Moved {
                     date,
@@ -139,19 +174,19 @@ fn group_events(
                     note,
                 } = e
                 {
-                    event(
-                        lines,
+                    let mut moved = event(
                         series_uid.clone(),
-                        local(*new_date, *start),
-                        local(*new_date, *end),
+                        *new_date,
+                        *start,
+                        *end,
                         venue(*venue_index),
                         note,
                     );
-                    lines.push(format!(
-                        "RECURRENCE-ID;TZID={tzid}:{}",
-                        local(*date, s.start)
-                    ));
-                    lines.push("END:VEVENT".into());
+                    moved.push(in_zone(RecurrenceID::new(local(*date, s.start)).into()));
+                    out.push(Dated {
+                        event: moved,
+                        first_day: (*date).min(*new_date),
+                    });
                 }
             }
         }
@@ -166,71 +201,13 @@ fn group_events(
         } = e
         {
             let uid = format!("{}-{}@selfhelp", group.id, local(*date, *start));
-            event(
-                lines,
-                uid,
-                local(*date, *start),
-                local(*date, *end),
-                venue(*venue_index),
-                note,
-            );
-            lines.push("END:VEVENT".into());
+            out.push(Dated {
+                event: event(uid, *date, *start, *end, venue(*venue_index), note),
+                first_day: *date,
+            });
         }
     }
 }
-
-/// TEXT escaping (RFC 5545 §3.3.11). Every line break (CRLF, LF or a lone CR,
-/// which some readers take as the end of a line) becomes `\n`, and any other
-/// control character is dropped, so no text can start a property of its own.
-fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
-        .replace("\r\n", "\\n")
-        .replace(['\r', '\n'], "\\n")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
-}
-
-/// Folds a content line at 75 octets (never inside a UTF-8 character) and ends it with CRLF.
-fn fold(line: &str) -> String {
-    let mut out = String::with_capacity(line.len() + 8);
-    let mut width = 0;
-    for ch in line.chars() {
-        let len = ch.len_utf8();
-        if width + len > 75 {
-            out.push_str("\r\n ");
-            width = 1;
-        }
-        out.push(ch);
-        width += len;
-    }
-    out.push_str("\r\n");
-    out
-}
-
-/// Europe/London's rules since 1996: GMT, and BST from the last Sunday of March
-/// at 01:00 UTC to the last Sunday of October.
-const EUROPE_LONDON: &[&str] = &[
-    "BEGIN:VTIMEZONE",
-    "TZID:Europe/London",
-    "BEGIN:DAYLIGHT",
-    "TZOFFSETFROM:+0000",
-    "TZOFFSETTO:+0100",
-    "TZNAME:BST",
-    "DTSTART:19810329T010000",
-    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-    "END:DAYLIGHT",
-    "BEGIN:STANDARD",
-    "TZOFFSETFROM:+0100",
-    "TZOFFSETTO:+0000",
-    "TZNAME:GMT",
-    "DTSTART:19961027T020000",
-    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-    "END:STANDARD",
-    "END:VTIMEZONE",
-];
 
 #[cfg(test)]
 mod tests {
@@ -239,22 +216,14 @@ mod tests {
     use chrono::Weekday;
 
     #[test]
-    fn lines_are_folded_escaped_and_crlf_terminated() {
-        let long = format!("SUMMARY:{}", "é".repeat(60));
-        let folded = fold(&long);
-        assert!(folded.split("\r\n").all(|l| l.len() <= 75));
-        assert_eq!(folded.replace("\r\n ", ""), format!("{long}\r\n"));
-        assert_eq!(escape("Tea, talk; and\nmore"), "Tea\\, talk\\; and\\nmore");
+    fn text_is_escaped_and_no_control_character_starts_a_property() {
+        assert_eq!(text("Tea, talk; and\nmore"), "Tea\\, talk\\; and\\nmore");
         // A lone CR cannot end the line and start a property of its own.
         assert_eq!(
-            escape("Hall\rDTSTART:19700101T000000\u{7}"),
+            text("Hall\rDTSTART:19700101T000000\u{7}"),
             "Hall\\nDTSTART:19700101T000000"
         );
-        assert!(
-            !fold(&format!("SUMMARY:{}", escape("a\rb\r\nc")))
-                .trim_end()
-                .contains('\r')
-        );
+        assert!(!text("a\rb\r\nc").contains('\r'));
     }
 
     #[test]

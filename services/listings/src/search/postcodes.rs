@@ -16,33 +16,37 @@ pub struct PostcodeTable {
 }
 
 impl PostcodeTable {
-    /// Parses `postcode,latitude,longitude` lines (a header line is allowed);
-    /// the first column may be a full postcode or an outward code such as `NG1`.
-    pub fn parse(csv: &str) -> Result<Self, String> {
+    /// Parses `postcode,latitude,longitude` records (CSV: quoting as the csv
+    /// crate reads it; a header record and `#` comment lines are allowed); the
+    /// first column may be a full postcode or an outward code such as `NG1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
         let mut table = Self::default();
-        for (n, line) in csv.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty()
-                || line.starts_with('#')
-                || (n == 0 && line.to_ascii_lowercase().starts_with("postcode"))
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for (n, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| format!("record {}: {e}", n + 1))?;
+            let line = record.position().map_or(n as u64 + 1, |p| p.line());
+            let cols: Vec<&str> = record.iter().collect();
+            if cols.iter().all(|c| c.is_empty())
+                || (n == 0 && cols[0].eq_ignore_ascii_case("postcode"))
             {
                 continue;
             }
-            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
             let [code, lat, lon] = cols[..] else {
-                return Err(format!(
-                    "line {}: expected postcode,latitude,longitude",
-                    n + 1
-                ));
+                return Err(format!("line {line}: expected postcode,latitude,longitude"));
             };
             let lat: f64 = lat
                 .parse()
-                .map_err(|_| format!("line {}: bad latitude", n + 1))?;
+                .map_err(|_| format!("line {line}: bad latitude"))?;
             let lon: f64 = lon
                 .parse()
-                .map_err(|_| format!("line {}: bad longitude", n + 1))?;
+                .map_err(|_| format!("line {line}: bad longitude"))?;
             if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                return Err(format!("line {}: coordinates out of range", n + 1));
+                return Err(format!("line {line}: coordinates out of range"));
             }
             match postcode::normalise(code) {
                 Some(full) => table.full.insert(full, (lat, lon)),
@@ -96,6 +100,11 @@ mod tests {
         assert_eq!(t.lookup("ng1"), Some((52.95, -1.15)));
         assert_eq!(t.lookup("LS1 4AP"), None);
         assert!(PostcodeTable::parse("NG1,north,-1").is_err());
+        let wrong = PostcodeTable::parse("# comment\nNG1,52.95,-1.15\nNG2,52.9\n").unwrap_err();
+        assert!(wrong.contains("line 3"), "{wrong}");
+        // Quoted fields, as spreadsheets write them.
+        let quoted = PostcodeTable::parse("\"NG7 2RD\",\"52.94\",\"-1.19\"\r\n").unwrap();
+        assert_eq!(quoted.lookup("NG7 2RD"), Some((52.94, -1.19)));
         assert!(!PostcodeTable::parse(SAMPLE_CSV).unwrap().is_empty());
     }
 }
