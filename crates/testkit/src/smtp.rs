@@ -100,20 +100,23 @@ impl SmtpServer {
         self.port
     }
 
-    /// Every message received so far, raw, in no particular order.
+    /// Every message received so far, raw, oldest first (a maildir lists its
+    /// files in no order: they are sorted by when each was written).
     pub fn messages(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for sub in ["new", "cur"] {
             let Ok(entries) = std::fs::read_dir(self.store.path().join("maildir").join(sub)) else {
                 continue;
             };
             for entry in entries.flatten() {
+                let written = entry.metadata().and_then(|m| m.modified()).ok();
                 if let Ok(bytes) = std::fs::read(entry.path()) {
-                    out.push(bytes);
+                    found.push((written, entry.file_name(), bytes));
                 }
             }
         }
-        out
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        found.into_iter().map(|(_, _, bytes)| bytes).collect()
     }
 }
 
