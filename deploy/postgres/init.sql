@@ -12,3 +12,5 @@
 CREATE DATABASE listings;
 CREATE DATABASE membership;
 CREATE DATABASE notifications;
+-- The website's sign-in state (addresses, sessions, signing keys).
+CREATE DATABASE gateway;

@@ -20,7 +20,7 @@ struct Input {
 
 fn templates() -> &'static Templates {
     static T: OnceLock<Templates> = OnceLock::new();
-    T.get_or_init(|| Templates::load(None).expect("the built-in templates"))
+    T.get_or_init(|| Templates::load(None, "https://groups.example.org").expect("the built-in templates"))
 }
 
 fuzz_target!(|input: Input| {

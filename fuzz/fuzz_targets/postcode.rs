@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use selfhelp_listings::domain::postcode::normalise;
+use selfhelp_core::postcode::normalise;
 
 fuzz_target!(|input: &str| {
     let Some(postcode) = normalise(input) else {

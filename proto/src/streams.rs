@@ -40,7 +40,7 @@ pub const PUBLIC: StreamSpec = StreamSpec {
 pub const PRIVACY: StreamSpec = StreamSpec {
     name: "PRIVACY",
     context: "privacy",
-    speakers: &["membership", "listings", "notifications"],
+    speakers: &["membership", "listings", "notifications", "gateway"],
     restricted: true,
 };
 

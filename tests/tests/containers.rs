@@ -37,6 +37,7 @@ use selfhelp_e2e::{
 };
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::listings::v1::listings_service_client::ListingsServiceClient;
+use selfhelp_proto::membership::v1 as mpb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
@@ -346,7 +347,8 @@ impl Stack {
 
     async fn assert_counted_once(&self, group_id: &str, label: &str) {
         let urls = self.database_urls();
-        // Logged in as notifications, which may ask about its own consumers.
+        // Logged in as notifications, which may ask about its own consumers
+        // through its account's JetStream imports (deploy/nats/accounts.conf).
         let notifications = async_nats::ConnectOptions::new()
             .user_and_password(
                 "notifications".into(),
@@ -358,7 +360,7 @@ impl Stack {
             .expect("logging in to NATS as notifications");
         assert_every_join_counted_once(
             [&urls[0], &urls[1], &urls[2]],
-            &async_nats::jetstream::new(notifications),
+            &async_nats::jetstream::with_prefix(notifications, "JS.API"),
             REGION,
             group_id,
             "alice",
@@ -511,6 +513,7 @@ async fn journey(stack: &Stack) {
         .await
         .expect("ORUK JSON");
     assert_eq!(service["id"], group_id.as_str());
+    web_sign_in_and_erasure(stack, &web).await;
 
     // Bob joins; the organiser is told, bob welcomed.
     let mut mc = MembershipServiceClient::new(channel(stack.addr("membership", 50052, 1)).await);
@@ -853,7 +856,13 @@ fn compose_reads_every_secret_from_the_volume_made_at_first_start() {
     );
     let nats =
         std::fs::read_to_string(repo().join("deploy/nats/with-generated-passwords.sh")).unwrap();
-    for user in ["LISTINGS", "MEMBERSHIP", "NOTIFICATIONS", "OUTSIDE"] {
+    for user in [
+        "LISTINGS",
+        "MEMBERSHIP",
+        "NOTIFICATIONS",
+        "GATEWAY",
+        "OUTSIDE",
+    ] {
         assert!(
             nats.contains(&format!("{user}_NATS_PASSWORD=$(read_secret")),
             "{user}"
@@ -964,4 +973,147 @@ fn the_alerts_and_the_dashboard_use_metrics_that_exist_and_are_documented() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&read("deploy/grafana/dashboards/selfhelp.json")).unwrap();
     assert_eq!(dashboard["uid"], "selfhelp-overview");
+}
+
+/// The website as the stack runs it: a sign-in link (written to the mail
+/// volume, as `deploy/compose.yaml` sends email unless SMTP is set), a
+/// signed-in page that calls membership with the gateway's token (the
+/// services trust its keys), and an erasure every service confirms through
+/// NATS (the gateway as its own NATS user).
+async fn web_sign_in_and_erasure(stack: &Stack, web: &str) {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let hidden = |page: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let rest = &page[page
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {page}"))
+            + marker.len()..];
+        rest[..rest.find('"').unwrap()].replace("&#x2f;", "/")
+    };
+    let form = browser
+        .get(format!("{web}/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let asked = browser
+        .post(format!("{web}/sign-in"))
+        .form(&[
+            ("csrf", hidden(&form, "csrf")),
+            ("email", "web-person@example.org".into()),
+            ("next", "/my/groups".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 303, "the sign-in form");
+    let link_token = eventually(
+        "the sign-in email in the mail volume",
+        Duration::from_secs(30),
+        || {
+            let mail = stack.compose(&[
+                "exec",
+                "-T",
+                "gateway",
+                "sh",
+                "-c",
+                "cat /var/lib/selfhelp/mail/*.eml 2>/dev/null || true",
+            ]);
+            async move {
+                let unfolded = mail.replace("=\r\n", "").replace("=\n", "");
+                let at = unfolded.find("/sign-in/link/")? + "/sign-in/link/".len();
+                Some(
+                    unfolded[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect::<String>(),
+                )
+            }
+        },
+    )
+    .await;
+    let page = browser
+        .get(format!("{web}/sign-in/link/{link_token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let signed = browser
+        .post(format!("{web}/sign-in/link"))
+        .form(&[("csrf", hidden(&page, "csrf")), ("token", link_token.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status().as_u16(), 303, "signed in");
+    // The gateway's token, checked by membership against the gateway's keys.
+    let mine = browser
+        .get(format!("{web}/my/groups"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.status().as_u16(),
+        200,
+        "a signed-in page calling membership"
+    );
+    let download: serde_json::Value = browser
+        .get(format!("{web}/my/data/download"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .expect("the download");
+    let person = download["person_id"].as_str().unwrap().to_string();
+    let data = browser
+        .get(format!("{web}/my/data"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let erased = browser
+        .post(format!("{web}/my/data/erase"))
+        .form(&[("csrf", hidden(&data, "csrf")), ("confirm", "1".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status().as_u16(), 200);
+    let erased = erased.text().await.unwrap();
+    assert!(erased.contains("erased</h1>"), "{erased}");
+    // Every service confirms, the gateway among them.
+    let mut mc = MembershipServiceClient::new(channel(stack.addr("membership", 50052, 1)).await);
+    let status = eventually(
+        "every service to confirm the erasure",
+        Duration::from_secs(60),
+        || {
+            let request = with_token(
+                mpb::GetErasureStatusRequest {},
+                &token(&person, REGION, &[]),
+            );
+            let mut mc = mc.clone();
+            async move {
+                let status = mc.get_erasure_status(request).await.ok()?.into_inner();
+                status.complete.then_some(status)
+            }
+        },
+    )
+    .await;
+    assert!(
+        status.confirmations.iter().any(|c| c.service == "gateway"),
+        "{status:?}"
+    );
+    let _ = &mut mc;
+    eprintln!(
+        "containers: signed in on the web by the emailed link, read a page as the person, erased everywhere"
+    );
 }

@@ -30,6 +30,7 @@ fn the_deployment_nats_configurations_load() {
             .env("LISTINGS_NATS_PASSWORD", "a-password")
             .env("MEMBERSHIP_NATS_PASSWORD", "b-password")
             .env("NOTIFICATIONS_NATS_PASSWORD", "c-password")
+            .env("GATEWAY_NATS_PASSWORD", "d-password")
             .env("OUTSIDE_NATS_PASSWORD", "another-password")
             .env("OPERATOR_NATS_PASSWORD", "a-fifth-password");
         if let Some(node) = node {
@@ -172,6 +173,7 @@ fn the_nats_entrypoint_hands_passwords_over_as_strings() {
         "listings",
         "membership",
         "notifications",
+        "gateway",
         "outside",
         "operator",
     ];

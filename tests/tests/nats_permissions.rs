@@ -20,10 +20,11 @@ use selfhelp_proto::streams::{LISTINGS, MEMBERSHIP, PRIVACY, PUBLIC};
 use selfhelp_testkit::{Backend, TestDb, channel, eventually, join_request, token, with_token};
 
 const REGION: &str = "notts";
-const USERS: [(&str, &str); 5] = [
+const USERS: [(&str, &str); 6] = [
     ("listings", "LISTINGS_NATS_PASSWORD"),
     ("membership", "MEMBERSHIP_NATS_PASSWORD"),
     ("notifications", "NOTIFICATIONS_NATS_PASSWORD"),
+    ("gateway", "GATEWAY_NATS_PASSWORD"),
     ("outside-subscriber", "OUTSIDE_NATS_PASSWORD"),
     ("operator", "OPERATOR_NATS_PASSWORD"),
 ];
@@ -153,10 +154,11 @@ async fn may_publish(js: &jetstream::Context, subject: &str) -> bool {
 async fn each_nats_user_may_do_its_part_and_nothing_more() {
     let server = Server::start();
     let limits = bus::StreamLimits::default();
-    let (listings, membership, notifications, outside) = (
+    let (listings, membership, notifications, gateway, outside) = (
         connect(&server, "listings").await,
         connect(&server, "membership").await,
         connect(&server, "notifications").await,
+        connect(&server, "gateway").await,
         connect(&server, "outside-subscriber").await,
     );
     // Each creates the streams it writes; none may create another's.
@@ -254,6 +256,12 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
             s("listings.group.created"),
             false,
         ),
+        // The gateway confirms erasures and says nothing else.
+        (&gateway, "gateway", s("privacy.erasure.completed"), true),
+        (&gateway, "gateway", s("privacy.erasure.requested"), false),
+        (&gateway, "gateway", s("membership.member.joined"), false),
+        (&gateway, "gateway", s("listings.group.created"), false),
+        (&gateway, "gateway", s("public.group.changed"), false),
     ];
     // Side by side: each refusal shows only as a request left unanswered.
     let answers = futures::future::join_all(
@@ -272,6 +280,7 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
         let js = match service {
             "listings" => &listings,
             "membership" => &membership,
+            "gateway" => &gateway,
             _ => &notifications,
         };
         runner(service, stream, js.clone())
@@ -292,10 +301,22 @@ async fn each_nats_user_may_do_its_part_and_nothing_more() {
         durable("membership", MEMBERSHIP).ensure().await.is_err(),
         "membership has no consumer on its own stream"
     );
+    durable("gateway", PRIVACY)
+        .ensure()
+        .await
+        .expect("the gateway reads PRIVACY");
+    for stream in [LISTINGS, MEMBERSHIP] {
+        assert!(
+            durable("gateway", stream).ensure().await.is_err(),
+            "the gateway reads {}",
+            stream.name
+        );
+    }
     for (js, user) in [
         (&listings, "listings"),
         (&membership, "membership"),
         (&notifications, "notifications"),
+        (&gateway, "gateway"),
         (&outside, "outside-subscriber"),
     ] {
         assert!(
@@ -537,6 +558,7 @@ fn consumers_of(user: &str) -> Vec<(&'static str, String)> {
             durable("notifications", MEMBERSHIP),
             durable("notifications", PRIVACY),
         ],
+        "gateway" => vec![durable("gateway", PRIVACY)],
         _ => vec![("PUBLIC", "outside-subscriber".to_string())],
     }
 }
@@ -554,7 +576,7 @@ fn plain_request(user: &str, api: &str) -> (String, Option<async_nats::HeaderMap
     match user {
         "listings" => event(LISTINGS, "group.created"),
         "membership" => event(MEMBERSHIP, "member.joined"),
-        "notifications" => event(PRIVACY, "erasure.completed"),
+        "notifications" | "gateway" => event(PRIVACY, "erasure.completed"),
         _ => (format!("{api}.STREAM.INFO.PUBLIC"), None),
     }
 }
@@ -760,10 +782,11 @@ async fn streams_and_consumers(server: &Server, api: &str) {
     let limits = bus::StreamLimits::default();
     let js =
         |user: &'static str| async move { jetstream::with_prefix(client(server, user).await, api) };
-    let (listings, membership, notifications) = (
+    let (listings, membership, notifications, gateway) = (
         js("listings").await,
         js("membership").await,
         js("notifications").await,
+        js("gateway").await,
     );
     for (writer, stream) in [
         (&listings, LISTINGS),
@@ -780,6 +803,7 @@ async fn streams_and_consumers(server: &Server, api: &str) {
         ("listings", &listings),
         ("membership", &membership),
         ("notifications", &notifications),
+        ("gateway", &gateway),
     ] {
         for (stream, _) in consumers_of(service) {
             let stream = [LISTINGS, MEMBERSHIP, PRIVACY]

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The files made, and what each is for.
-pub const SECRETS: [(&str, &str); 7] = [
+pub const SECRETS: [(&str, &str); 8] = [
     ("hs256-secret", "the HS256 secret tokens are signed with"),
     ("postgres-password", "the PostgreSQL superuser's password"),
     ("listings-nats-password", "listings' NATS password"),
@@ -16,6 +16,7 @@ pub const SECRETS: [(&str, &str); 7] = [
         "notifications-nats-password",
         "notifications' NATS password",
     ),
+    ("gateway-nats-password", "the gateway's NATS password"),
     (
         "outside-nats-password",
         "the partner (outside-subscriber) NATS password",

@@ -131,11 +131,36 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let (notifications_addr, web_addr) = (n.local_addr()?, w.local_addr()?);
     let unsubscribe_addr = u.local_addr()?;
     notifications.http.public_url = format!("http://{unsubscribe_addr}");
+    // Emails link to people's pages on the web.
+    notifications.http.web_url = format!("http://{web_addr}");
     membership.listings.url = format!("http://{listings_addr}");
     // The gateway's own settings (e.g. SELFHELP_AREA_NAME) may come from the environment.
     let mut gateway: selfhelp_gateway::Config = config::load(None)?;
     gateway.listings_url = format!("http://{listings_addr}");
+    gateway.membership_url = format!("http://{membership_addr}");
+    gateway.notifications_url = format!("http://{notifications_addr}");
     gateway.log = common.log.clone();
+    gateway.region = args.region.clone();
+    gateway.timezone = common.timezone.clone();
+    // NATS as the services have it: the gateway takes part in erasure.
+    gateway.nats = common.nats.clone();
+    gateway.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("gateway.db").display()
+    );
+    // Sign-in links go out the way notifications' emails do.
+    gateway.email = notifications.email.clone();
+    // The services take development tokens (HS256, `selfhelp token`) and the
+    // ones the gateway signs for people signed in on the web (its JWKS).
+    for auth in [
+        &mut listings.common.auth,
+        &mut membership.common.auth,
+        &mut notifications.common.auth,
+    ] {
+        auth.jwks_url = Some(format!("http://{web_addr}/.well-known/jwks.json"));
+        auth.issuer = Some(gateway.tokens.issuer.clone());
+        auth.audience = Some(gateway.tokens.audience.clone());
+    }
     // As for the services, `up` serves no metrics.
     gateway.metrics.listen = String::new();
     gateway
@@ -195,6 +220,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!(
         "  {:<14} http://{web_addr}/  (the public directory; Open Referral UK API at /oruk/services)",
         "web"
+    );
+    println!(
+        "  {:<14} sign in at http://{web_addr}/sign-in (the link arrives as an email)",
+        ""
     );
     for (name, addr, service) in &services {
         println!("  {name:<14} grpc://{addr}  ({service})");

@@ -1,10 +1,11 @@
 //! The pure building blocks the services' rules are written with: who is
 //! calling ([`caller`]), what time it is ([`time`]), every field a request got
-//! wrong and how lists are paged ([`validation`]), and distances on the earth
-//! ([`geo`]). Nothing here knows of gRPC, the database or NATS, so the
+//! wrong and how lists are paged ([`validation`]), distances on the earth
+//! ([`geo`]) and UK postcodes ([`postcode`]). Nothing here knows of gRPC, the database or NATS, so the
 //! services' `domain/` modules compile without them.
 
 pub mod caller;
 pub mod geo;
+pub mod postcode;
 pub mod time;
 pub mod validation;

@@ -22,6 +22,8 @@ pub struct Model {
     pub updated_at_ms: i64,
     /// Places for members; 0 means no limit.
     pub capacity: i32,
+    /// Member-only joining details (an online meeting link, the exact room).
+    pub joining_details: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -78,6 +80,7 @@ pub async fn apply<C: ConnectionTrait>(
         version: Set(snapshot.version),
         updated_at_ms: Set(now),
         capacity: Set(snapshot.capacity),
+        joining_details: Set(snapshot.joining_details.clone()),
     };
     match find(conn, &snapshot.group_id).await? {
         None => {
@@ -97,6 +100,7 @@ pub fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
     vec![
         Box::new(migration::CreateGroupView),
         Box::new(migration::AddGroupViewCapacity),
+        Box::new(migration::AddGroupViewJoiningDetails),
     ]
 }
 
@@ -115,6 +119,7 @@ mod migration {
         Version,
         UpdatedAtMs,
         Capacity,
+        JoiningDetails,
     }
 
     pub struct CreateGroupView;
@@ -179,6 +184,33 @@ mod migration {
                             .integer()
                             .not_null()
                             .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await
+        }
+    }
+
+    /// Joining details came with the signed-in web (members see them).
+    pub struct AddGroupViewJoiningDetails;
+
+    impl MigrationName for AddGroupViewJoiningDetails {
+        fn name(&self) -> &str {
+            "m0004_platform_group_view_joining_details"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for AddGroupViewJoiningDetails {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(GroupView::Table)
+                    .add_column(
+                        ColumnDef::new(GroupView::JoiningDetails)
+                            .text()
+                            .not_null()
+                            .default(""),
                     )
                     .to_owned(),
             )

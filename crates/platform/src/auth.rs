@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, TrustedIssuer};
 use selfhelp_core::caller::Caller;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,19 +61,27 @@ pub enum AuthError {
     IssuerAndAudienceRequired,
 }
 
-enum Keys {
-    Hs256(DecodingKey),
-    Jwks {
-        set: RwLock<JwkSet>,
-        url: Option<String>,
-        last_fetch: RwLock<Option<Instant>>,
-        http: reqwest::Client,
-    },
+/// Asymmetric keys from an identity provider (or the gateway's, which
+/// publishes its own JWKS for the tokens it mints for signed-in people).
+struct Jwks {
+    set: RwLock<JwkSet>,
+    url: Option<String>,
+    /// When the set was last fetched, and last tried.
+    fetched: RwLock<(Option<Instant>, Option<Instant>)>,
+    http: reqwest::Client,
+    /// What its tokens must say of who issued them and for whom.
+    issuer: String,
+    audience: String,
 }
 
 /// Verifies bearer tokens. Cheap to share behind an `Arc`.
 pub struct Authenticator {
-    keys: Keys,
+    /// Development tokens (`selfhelp token`, `selfhelp up`).
+    hs256: Option<DecodingKey>,
+    /// Every issuer trusted: `auth.jwks_*` first, then `auth.also_trust`. A
+    /// token's key id names the set (and so the issuer) it is checked with.
+    jwks: Vec<Jwks>,
+    /// Checked on development tokens when they carry them.
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -88,52 +96,39 @@ const JWKS_ALGORITHMS: &[Algorithm] = &[
     Algorithm::ES384,
 ];
 
-/// A key-id miss refetches the JWKS at most this often.
+/// A key-id miss refetches the JWKS at most this often once it has been
+/// fetched, and a failed fetch is tried again after [`JWKS_RETRY_INTERVAL`]
+/// (a provider that started after this service is found quickly).
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const JWKS_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Authenticator {
+    /// HS256 development tokens when a secret is configured, and tokens signed
+    /// by the keys of a JWKS (file or URL) when one is: either or both.
     pub async fn from_config(cfg: &AuthConfig) -> Result<Arc<Self>, AuthError> {
-        let keys = if let Some(secret) = resolve_secret(cfg)? {
-            Keys::Hs256(DecodingKey::from_secret(secret.as_bytes()))
-        } else if cfg.jwks_file.is_some() || cfg.jwks_url.is_some() {
-            // Without both, a token the provider issued to another application
-            // (or for another region's deployment) would be taken as ours.
-            let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
-            if !set(&cfg.issuer) || !set(&cfg.audience) {
-                return Err(AuthError::IssuerAndAudienceRequired);
-            }
-            let set = match &cfg.jwks_file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
-                        what: path.display().to_string(),
-                        source,
-                    })?;
-                    serde_json::from_str(&text).map_err(|e| AuthError::Jwks(e.to_string()))?
-                }
-                None => JwkSet { keys: Vec::new() },
-            };
-            let keys = Keys::Jwks {
-                set: RwLock::new(set),
-                url: cfg.jwks_url.clone(),
-                last_fetch: RwLock::new(None),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .map_err(|e| AuthError::Fetch(e.to_string()))?,
-            };
-            if let Keys::Jwks { url: Some(_), .. } = &keys {
-                // Fail fast on a wrong URL, but a provider that is briefly down must not
-                // stop the service from starting: misses refetch later.
-                if let Err(e) = refresh_jwks(&keys).await {
-                    tracing::warn!(error = %e, "JWKS not fetched at start-up; will retry on first use");
-                }
-            }
-            keys
-        } else {
-            return Err(AuthError::NotConfigured);
+        let hs256 = resolve_secret(cfg)?.map(|secret| DecodingKey::from_secret(secret.as_bytes()));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| AuthError::Fetch(e.to_string()))?;
+        let primary = TrustedIssuer {
+            jwks_file: cfg.jwks_file.clone(),
+            jwks_url: cfg.jwks_url.clone(),
+            issuer: cfg.issuer.clone().unwrap_or_default(),
+            audience: cfg.audience.clone().unwrap_or_default(),
         };
+        let mut jwks = Vec::new();
+        for trusted in std::iter::once(&primary).chain(&cfg.also_trust) {
+            if trusted.jwks_file.is_some() || trusted.jwks_url.is_some() {
+                jwks.push(Jwks::load(trusted, http.clone()).await?);
+            }
+        }
+        if hs256.is_none() && jwks.is_empty() {
+            return Err(AuthError::NotConfigured);
+        }
         Ok(Arc::new(Self {
-            keys,
+            hs256,
+            jwks,
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
         }))
@@ -143,26 +138,57 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
-        let claims = match &self.keys {
-            Keys::Hs256(key) => self.decode(token, key, Algorithm::HS256)?,
-            Keys::Jwks { .. } => {
-                if !JWKS_ALGORITHMS.contains(&header.alg) {
-                    return Err(AuthError::InvalidToken(format!(
-                        "algorithm {:?} not accepted",
-                        header.alg
-                    )));
-                }
-                let key = match self.find_jwk(header.kid.as_deref()).await? {
-                    Some(key) => key,
-                    None => {
-                        refresh_jwks(&self.keys).await?;
-                        self.find_jwk(header.kid.as_deref())
-                            .await?
-                            .ok_or_else(|| AuthError::InvalidToken("unknown key id".into()))?
-                    }
-                };
-                self.decode(token, &key, header.alg)?
+        let claims = if header.alg == Algorithm::HS256 {
+            let key = self.hs256.as_ref().ok_or_else(|| {
+                AuthError::InvalidToken("development (HS256) tokens are not accepted here".into())
+            })?;
+            // A development token: issuer and audience are checked when it
+            // carries them (`selfhelp token` writes none).
+            decode(
+                token,
+                key,
+                Algorithm::HS256,
+                self.issuer.as_deref(),
+                self.audience.as_deref(),
+                false,
+            )?
+        } else {
+            if self.jwks.is_empty() || !JWKS_ALGORITHMS.contains(&header.alg) {
+                return Err(AuthError::InvalidToken(format!(
+                    "algorithm {:?} not accepted",
+                    header.alg
+                )));
             }
+            let kid = header.kid.as_deref();
+            let (jwks, key) = match self.find_jwk(kid).await? {
+                Some(found) => found,
+                None => {
+                    // An unknown key: a rotation, or an issuer that started
+                    // after us. Each set is fetched again (at most so often).
+                    let mut failure = None;
+                    for jwks in &self.jwks {
+                        if let Err(e) = refresh_jwks(jwks).await {
+                            failure = Some(e);
+                        }
+                    }
+                    match self.find_jwk(kid).await? {
+                        Some(found) => found,
+                        None => {
+                            return Err(failure.unwrap_or_else(|| {
+                                AuthError::InvalidToken("unknown key id".into())
+                            }));
+                        }
+                    }
+                }
+            };
+            decode(
+                token,
+                &key,
+                header.alg,
+                Some(&jwks.issuer),
+                Some(&jwks.audience),
+                true,
+            )?
         };
         if claims.sub.trim().is_empty() {
             return Err(AuthError::InvalidToken("empty sub".into()));
@@ -178,66 +204,116 @@ impl Authenticator {
         })
     }
 
-    fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Claims, AuthError> {
-        let mut validation = Validation::new(alg);
-        // A configured issuer or audience must be present, not merely match if present.
-        let mut required = vec!["exp", "sub"];
-        if self.issuer.is_some() {
-            required.push("iss");
+    /// The trusted set holding the key `kid` names, and the key.
+    async fn find_jwk(&self, kid: Option<&str>) -> Result<Option<(&Jwks, DecodingKey)>, AuthError> {
+        for jwks in &self.jwks {
+            if let Some(key) = find_jwk(jwks, kid).await? {
+                return Ok(Some((jwks, key)));
+            }
         }
-        if self.audience.is_some() {
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-        validation.leeway = 30;
-        validation.validate_nbf = true;
-        match &self.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => validation.iss = None,
-        }
-        match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))
-    }
-
-    async fn find_jwk(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, AuthError> {
-        let Keys::Jwks { set, .. } = &self.keys else {
-            return Ok(None);
-        };
-        let set = set.read().await;
-        let jwk = match kid {
-            Some(kid) => set.find(kid),
-            // Without a key id, only an unambiguous set can be used.
-            None if set.keys.len() == 1 => set.keys.first(),
-            None => None,
-        };
-        jwk.map(|jwk| DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Jwks(e.to_string())))
-            .transpose()
+        Ok(None)
     }
 }
 
-async fn refresh_jwks(keys: &Keys) -> Result<(), AuthError> {
-    let Keys::Jwks {
-        set,
-        url: Some(url),
-        last_fetch,
-        http,
-    } = keys
-    else {
+impl Jwks {
+    /// The set of `trusted` (its file, and its URL fetched now if it
+    /// answers), which must name the issuer and audience of its tokens.
+    async fn load(trusted: &TrustedIssuer, http: reqwest::Client) -> Result<Jwks, AuthError> {
+        // Without both, a token the provider issued to another application
+        // (or for another region's deployment) would be taken as ours.
+        if trusted.issuer.trim().is_empty() || trusted.audience.trim().is_empty() {
+            return Err(AuthError::IssuerAndAudienceRequired);
+        }
+        let set = match &trusted.jwks_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
+                    what: path.display().to_string(),
+                    source,
+                })?;
+                serde_json::from_str(&text).map_err(|e| AuthError::Jwks(e.to_string()))?
+            }
+            None => JwkSet { keys: Vec::new() },
+        };
+        let jwks = Jwks {
+            set: RwLock::new(set),
+            url: trusted.jwks_url.clone(),
+            fetched: RwLock::new((None, None)),
+            http,
+            issuer: trusted.issuer.clone(),
+            audience: trusted.audience.clone(),
+        };
+        if jwks.url.is_some() {
+            // Fail fast on a wrong URL, but a provider that is briefly down must not
+            // stop the service from starting: misses refetch later.
+            if let Err(e) = refresh_jwks(&jwks).await {
+                tracing::warn!(error = %e, issuer = %jwks.issuer, "JWKS not fetched at start-up; will retry on first use");
+            }
+        }
+        Ok(jwks)
+    }
+}
+
+/// `strict`: `issuer` and `audience` (when given) must be present, not merely
+/// match when present.
+fn decode(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    strict: bool,
+) -> Result<Claims, AuthError> {
+    let mut validation = Validation::new(alg);
+    let mut required = vec!["exp", "sub"];
+    if strict && issuer.is_some() {
+        required.push("iss");
+    }
+    if strict && audience.is_some() {
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation.leeway = 30;
+    validation.validate_nbf = true;
+    match issuer {
+        Some(iss) => validation.set_issuer(&[iss]),
+        None => validation.iss = None,
+    }
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    jsonwebtoken::decode::<Claims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| AuthError::InvalidToken(e.to_string()))
+}
+
+async fn find_jwk(jwks: &Jwks, kid: Option<&str>) -> Result<Option<DecodingKey>, AuthError> {
+    let set = jwks.set.read().await;
+    let jwk = match kid {
+        Some(kid) => set.find(kid),
+        // Without a key id, only an unambiguous set can be used.
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    };
+    jwk.map(|jwk| DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Jwks(e.to_string())))
+        .transpose()
+}
+
+async fn refresh_jwks(jwks: &Jwks) -> Result<(), AuthError> {
+    let Some(url) = &jwks.url else {
         return Ok(());
     };
     {
-        let mut last = last_fetch.write().await;
-        if last.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+        let mut fetched = jwks.fetched.write().await;
+        let (succeeded, tried) = *fetched;
+        let recent = |at: Option<Instant>, within| at.is_some_and(|at| at.elapsed() < within);
+        if recent(succeeded, JWKS_REFETCH_INTERVAL) || recent(tried, JWKS_RETRY_INTERVAL) {
             return Ok(());
         }
-        *last = Some(Instant::now());
+        fetched.1 = Some(Instant::now());
     }
-    let fetched: JwkSet = http
+    let fetched: JwkSet = jwks
+        .http
         .get(url)
         .send()
         .await
@@ -246,7 +322,8 @@ async fn refresh_jwks(keys: &Keys) -> Result<(), AuthError> {
         .json()
         .await
         .map_err(|e| AuthError::Jwks(e.to_string()))?;
-    *set.write().await = fetched;
+    *jwks.set.write().await = fetched;
+    jwks.fetched.write().await.0 = Some(Instant::now());
     Ok(())
 }
 
@@ -480,7 +557,10 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert!(auth.authenticate(&sign(None, None)).await.is_err());
+        // A development token names no issuer or audience (`selfhelp token`):
+        // HS256's shared secret is all that vouches for it. (Tokens from a
+        // JWKS must name both: `tokens_of_both_kinds_side_by_side`.)
+        assert!(auth.authenticate(&sign(None, None)).await.is_ok());
         // An audience list is accepted when it contains ours.
         let claims = serde_json::json!({
             "sub": "p", "region": "r", "exp": chrono::Utc::now().timestamp() + 60,
@@ -653,5 +733,109 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// `selfhelp up`: development tokens (HS256) beside the gateway's signed
+    /// ones (ES256 from its JWKS), each checked by its own rules.
+    #[tokio::test]
+    async fn tokens_of_both_kinds_side_by_side() {
+        let idp = IdentityProvider::new("gw-1");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, idp.jwks.to_string()).unwrap();
+        let auth = Authenticator::from_config(&AuthConfig {
+            hs256_secret: Some(TEST_SECRET.clone()),
+            jwks_file: Some(path),
+            issuer: Some(IDP_ISSUER.into()),
+            audience: Some(IDP_AUDIENCE.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let hs = mint_hs256(&TEST_SECRET, "dev", "notts", &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(auth.authenticate(&hs).await.unwrap().person_id, "dev");
+        assert_eq!(
+            auth.authenticate(&idp.sign("gw-1", "p1"))
+                .await
+                .unwrap()
+                .person_id,
+            "p1"
+        );
+        // An ES256 token must name the issuer and the audience.
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("gw-1".into());
+        let bare = Claims {
+            sub: "p1".into(),
+            region: "notts".into(),
+            roles: vec![],
+            exp: chrono::Utc::now().timestamp() + 60,
+            iss: None,
+            aud: None,
+        };
+        let bare = jsonwebtoken::encode(&header, &bare, &idp.key).unwrap();
+        assert!(auth.authenticate(&bare).await.is_err());
+    }
+
+    /// A deployment trusting the gateway (the website's tokens) and the
+    /// region's identity provider (staff tools): each token is checked with
+    /// the keys, issuer and audience of the one whose key signed it.
+    #[tokio::test]
+    async fn two_issuers_each_with_its_own_rules() {
+        let gateway = IdentityProvider::new("gw-1");
+        let idp = IdentityProvider::new("idp-1");
+        let dir = tempfile::tempdir().unwrap();
+        let (gw_path, idp_path) = (dir.path().join("gw.json"), dir.path().join("idp.json"));
+        std::fs::write(&gw_path, gateway.jwks.to_string()).unwrap();
+        std::fs::write(&idp_path, idp.jwks.to_string()).unwrap();
+        let auth = Authenticator::from_config(&AuthConfig {
+            jwks_file: Some(gw_path),
+            issuer: Some("selfhelp-gateway".into()),
+            audience: Some("selfhelp".into()),
+            also_trust: vec![TrustedIssuer {
+                jwks_file: Some(idp_path),
+                issuer: IDP_ISSUER.into(),
+                audience: IDP_AUDIENCE.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let token = |signer: &IdentityProvider, kid: &str, iss: &str, aud: &str| {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(kid.into());
+            let claims = Claims {
+                sub: "p1".into(),
+                region: "notts".into(),
+                roles: vec![],
+                exp: chrono::Utc::now().timestamp() + 60,
+                iss: Some(iss.into()),
+                aud: Some(aud.into()),
+            };
+            jsonwebtoken::encode(&header, &claims, &signer.key).unwrap()
+        };
+        let ok = |t: String| {
+            let auth = auth.clone();
+            async move { auth.authenticate(&t).await.is_ok() }
+        };
+        assert!(ok(token(&gateway, "gw-1", "selfhelp-gateway", "selfhelp")).await);
+        assert!(ok(token(&idp, "idp-1", IDP_ISSUER, IDP_AUDIENCE)).await);
+        // One issuer's key cannot speak with the other's name or audience.
+        assert!(!ok(token(&gateway, "gw-1", IDP_ISSUER, IDP_AUDIENCE)).await);
+        assert!(!ok(token(&idp, "idp-1", "selfhelp-gateway", "selfhelp")).await);
+        // Nor sign as the other's key.
+        assert!(!ok(token(&idp, "gw-1", "selfhelp-gateway", "selfhelp")).await);
+        // An issuer without its audience is refused at the start.
+        let refused = Authenticator::from_config(&AuthConfig {
+            hs256_secret: Some(TEST_SECRET.clone()),
+            also_trust: vec![TrustedIssuer {
+                jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
+                issuer: IDP_ISSUER.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await;
+        assert!(matches!(refused, Err(AuthError::IssuerAndAudienceRequired)));
     }
 }

@@ -466,6 +466,22 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     /// When set, tokens must carry this `aud`.
     pub audience: Option<String>,
+    /// Further issuers whose tokens are accepted, each with its own keys,
+    /// issuer and audience: e.g. the gateway's keys above (the website's
+    /// tokens) and the region's identity provider here (staff tools). In
+    /// the environment, `SELFHELP_AUTH__ALSO_TRUST='[{jwks_url = "…",
+    /// issuer = "…", audience = "…"}]'`.
+    pub also_trust: Vec<TrustedIssuer>,
+}
+
+/// An issuer of tokens and where its public keys are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrustedIssuer {
+    pub jwks_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+    pub issuer: String,
+    pub audience: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

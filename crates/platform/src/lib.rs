@@ -9,6 +9,7 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod grpc;
 pub mod inbox;

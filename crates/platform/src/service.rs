@@ -164,6 +164,13 @@ impl Eventing {
             )
             .max_decoding_message_size(self.common.grpc.max_message_bytes),
         );
+        self.start(readiness, supervisor);
+    }
+
+    /// [`spawn`](Self::spawn) without the operators' service, for a process
+    /// that serves no gRPC (the gateway): connects, creates streams, starts
+    /// the relay and the consumers; `readiness` follows the NATS connection.
+    pub fn start(self, readiness: Readiness, supervisor: &Supervisor) {
         let workers = supervisor.clone();
         supervisor.spawn_once(async move {
             let shutdown = workers.shutdown().clone();

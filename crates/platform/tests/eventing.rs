@@ -84,6 +84,7 @@ fn group_created(name: &str) -> GroupCreated {
             version: 1,
             capacity: 0,
             places: vec![],
+            ..Default::default()
         }),
         occurred_at: None,
     }

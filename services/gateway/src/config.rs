@@ -4,8 +4,10 @@
 
 use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{
-    Checked, ClientTlsConfig, LogConfig, MetricsConfig, TracesConfig, at_least,
+    Checked, ClientTlsConfig, CommonConfig, ConsumerConfig, DatabaseConfig, LogConfig,
+    MetricsConfig, NatsConfig, OutboxConfig, TracesConfig, WorkersConfig, at_least,
 };
+pub use selfhelp_platform::email::EmailConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +28,110 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// OpenTelemetry spans, one per request (`traces.otlp_endpoint`).
     pub traces: TracesConfig,
+    /// The region this gateway signs people in for (the `region` of the
+    /// tokens it gives the services).
+    pub region: String,
+    /// The region's time zone (IANA name): times on people's own pages (rota
+    /// turns, notifications) read in it.
+    pub timezone: String,
+    /// Where sign-in state lives (people's sign-in addresses, sign-in links,
+    /// sessions, the region's signing keys): SQLite by default, PostgreSQL
+    /// shared by every replica in production (ADR 27).
+    pub database: DatabaseConfig,
+    /// How sign-in links are sent.
+    pub email: EmailConfig,
+    pub sign_in: SignInConfig,
+    pub sessions: SessionConfig,
+    pub tokens: TokenConfig,
+    /// The membership and notifications services, which the gateway calls as
+    /// the signed-in person.
+    pub membership_url: String,
+    pub notifications_url: String,
+    /// NATS, for the one event the gateway takes part in: erasure. It forgets
+    /// a person's sign-in address and sessions when membership asks every
+    /// service to, and confirms it. Empty `nats.url`: no eventing (a gateway
+    /// for the public directory only; membership must then not wait for
+    /// the gateway's confirmation, see `privacy.expected_services`).
+    pub nats: NatsConfig,
+    pub outbox: OutboxConfig,
+    pub consumer: ConsumerConfig,
+    pub workers: WorkersConfig,
+}
+
+/// Signing in by a link sent by email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignInConfig {
+    /// How long a link (and its code) can be used, once.
+    pub link_valid_minutes: u64,
+    /// Links one address may be sent in an hour.
+    pub links_per_address_per_hour: u64,
+    /// Sign-in requests one client address may make in an hour (each replica).
+    pub requests_per_client_per_hour: u32,
+    /// Wrong codes before a link is spent.
+    pub code_attempts: i32,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            link_valid_minutes: 15,
+            links_per_address_per_hour: 5,
+            requests_per_client_per_hour: 30,
+            code_attempts: 5,
+        }
+    }
+}
+
+/// How long people stay signed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionConfig {
+    /// A session unused this long ends.
+    pub idle_hours: u64,
+    /// A session ends this long after sign-in, however used.
+    pub absolute_hours: u64,
+    /// The same for staff signed in through the region's identity provider.
+    pub staff_idle_hours: u64,
+    pub staff_absolute_hours: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_hours: 24 * 7,
+            absolute_hours: 24 * 30,
+            staff_idle_hours: 8,
+            staff_absolute_hours: 12,
+        }
+    }
+}
+
+/// The tokens the gateway gives the services on a signed-in person's behalf:
+/// ES256, signed by the region's keys (kept in the database, rotated), which
+/// it publishes at `/.well-known/jwks.json` for the services to trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenConfig {
+    /// The `iss` of the tokens: what the services' `auth.issuer` is set to.
+    pub issuer: String,
+    /// The `aud` of the tokens: what the services' `auth.audience` is set to.
+    pub audience: String,
+    /// How long a token lives.
+    pub ttl_secs: u64,
+    /// How long a key signs before a new one takes over.
+    pub rotate_after_days: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "selfhelp-gateway".into(),
+            audience: "selfhelp".into(),
+            ttl_secs: 300,
+            rotate_after_days: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +179,22 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             traces: TracesConfig::default(),
+            region: "notts".into(),
+            timezone: "Europe/London".into(),
+            database: DatabaseConfig {
+                url: "sqlite://gateway.db?mode=rwc".into(),
+                ..Default::default()
+            },
+            email: EmailConfig::default(),
+            sign_in: SignInConfig::default(),
+            sessions: SessionConfig::default(),
+            tokens: TokenConfig::default(),
+            membership_url: "http://127.0.0.1:50052".into(),
+            notifications_url: "http://127.0.0.1:50053".into(),
+            nats: NatsConfig::default(),
+            outbox: OutboxConfig::default(),
+            consumer: ConsumerConfig::default(),
+            workers: WorkersConfig::default(),
         }
     }
 }
@@ -92,6 +214,8 @@ impl Checked for Config {
             v.add("listings_url", "must be an http:// or https:// address");
         }
         self.listings_tls.check("listings_tls", v);
+        // Region, time zone, database and NATS, as the services check them.
+        self.eventing().check(v);
         at_least(v, "listings_timeout_ms", self.listings_timeout_ms, 1);
         if self.http.trusted_proxies > 10 {
             v.add("http.trusted_proxies", "must be 10 or fewer");
@@ -99,10 +223,94 @@ impl Checked for Config {
         if self.area_name.trim().is_empty() || self.area_name.len() > 80 {
             v.add("area_name", "must be 1 to 80 characters");
         }
+        for (key, url) in [
+            ("membership_url", &self.membership_url),
+            ("notifications_url", &self.notifications_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                v.add(key, "must be an http:// or https:// address");
+            }
+        }
+        at_least(
+            v,
+            "sign_in.link_valid_minutes",
+            self.sign_in.link_valid_minutes,
+            1,
+        );
+        at_least(
+            v,
+            "sign_in.links_per_address_per_hour",
+            self.sign_in.links_per_address_per_hour,
+            1,
+        );
+        at_least(
+            v,
+            "sign_in.requests_per_client_per_hour",
+            self.sign_in.requests_per_client_per_hour.into(),
+            1,
+        );
+        at_least(
+            v,
+            "sign_in.code_attempts",
+            self.sign_in.code_attempts.max(0) as u64,
+            1,
+        );
+        at_least(v, "sessions.idle_hours", self.sessions.idle_hours, 1);
+        at_least(
+            v,
+            "sessions.staff_idle_hours",
+            self.sessions.staff_idle_hours,
+            1,
+        );
+        if self.sessions.absolute_hours < self.sessions.idle_hours {
+            v.add(
+                "sessions.absolute_hours",
+                "must be at least sessions.idle_hours",
+            );
+        }
+        if self.sessions.staff_absolute_hours < self.sessions.staff_idle_hours {
+            v.add(
+                "sessions.staff_absolute_hours",
+                "must be at least sessions.staff_idle_hours",
+            );
+        }
+        if self.tokens.issuer.trim().is_empty() {
+            v.add("tokens.issuer", "must not be empty");
+        }
+        if self.tokens.audience.trim().is_empty() {
+            v.add("tokens.audience", "must not be empty");
+        }
+        at_least(v, "tokens.ttl_secs", self.tokens.ttl_secs, 30);
+        if self.tokens.ttl_secs > 3_600 {
+            v.add("tokens.ttl_secs", "must be at most 3600");
+        }
+        at_least(
+            v,
+            "tokens.rotate_after_days",
+            self.tokens.rotate_after_days,
+            1,
+        );
     }
 }
 
 impl Config {
+    /// What eventing needs, in the shape the services share.
+    pub fn eventing(&self) -> CommonConfig {
+        CommonConfig {
+            region: self.region.clone(),
+            timezone: self.timezone.clone(),
+            database: self.database.clone(),
+            nats: self.nats.clone(),
+            outbox: self.outbox.clone(),
+            consumer: self.consumer.clone(),
+            workers: self.workers.clone(),
+            log: self.log.clone(),
+            metrics: self.metrics.clone(),
+            traces: self.traces.clone(),
+            ..CommonConfig::default()
+        }
+    }
+
     /// What [`Checked::check`] finds, in one message (for callers that build
     /// the configuration themselves, like `selfhelp up`).
     pub fn problems(&self) -> Result<(), String> {

@@ -12,18 +12,29 @@ pub enum GatewayError {
     BadRequest { field: String, message: String },
     #[error("not found")]
     NotFound,
+    /// Something that was usable once and is no more (a spent sign-in link),
+    /// with what to do now.
+    #[error("{0}")]
+    Gone(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     /// Listings did not answer (down, starting, or over its deadline).
     #[error("the directory is not available just now")]
     Unavailable,
-    /// Anything else listings said; logged, not shown.
-    #[error("listings answered {0}")]
+    /// A service refused the signed-in person (not theirs to see or change).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A service would not do it in the object's present state (a full group,
+    /// a request already decided), in words the person can act on.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else a service said; logged, not shown.
+    #[error("a service answered {0}")]
     Upstream(tonic::Status),
-    /// A page's template did not render: the gateway's own fault, logged, not
-    /// shown.
-    #[error("a template did not render: {0}")]
-    Template(String),
+    /// The gateway's own fault (a template that did not render, a token it
+    /// could not sign, its database): logged, not shown.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl GatewayError {
@@ -38,17 +49,20 @@ impl GatewayError {
         match self {
             GatewayError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::Gone(_) => StatusCode::GONE,
             GatewayError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            GatewayError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// What the person or program is told (never an internal detail).
     pub fn public_message(&self) -> String {
         match self {
-            GatewayError::Upstream(_) | GatewayError::Template(_) => {
+            GatewayError::Upstream(_) | GatewayError::Internal(_) => {
                 "something went wrong on our side".into()
             }
             other => other.to_string(),
@@ -56,8 +70,9 @@ impl GatewayError {
     }
 }
 
-/// A listings answer: bad input keeps the field listings named (the gateway
-/// passes query parameters through under the same names).
+/// A service's answer: bad input keeps the field the service named (the
+/// gateway passes query parameters and form fields through under the same
+/// names).
 impl From<tonic::Status> for GatewayError {
     fn from(status: tonic::Status) -> Self {
         match status.code() {
@@ -70,6 +85,12 @@ impl From<tonic::Status> for GatewayError {
                 GatewayError::BadRequest { field, message }
             }
             Code::NotFound => GatewayError::NotFound,
+            Code::PermissionDenied | Code::Unauthenticated => {
+                GatewayError::Forbidden(status.message().to_string())
+            }
+            Code::FailedPrecondition | Code::AlreadyExists => {
+                GatewayError::Conflict(status.message().to_string())
+            }
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                 GatewayError::Unavailable
             }
@@ -78,5 +99,11 @@ impl From<tonic::Status> for GatewayError {
             },
             _ => GatewayError::Upstream(status),
         }
+    }
+}
+
+impl From<sea_orm::DbErr> for GatewayError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        GatewayError::Internal(format!("the gateway's database: {e}"))
     }
 }

@@ -25,7 +25,8 @@ const MAX_URI_BYTES: usize = 2048;
 const ETAG_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+     script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
 
 pub(crate) struct AddressLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
@@ -74,6 +75,43 @@ pub(crate) fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: usize) 
         .checked_sub(trusted)
         .and_then(|i| forwarded.get(i).copied())
         .unwrap_or(peer)
+}
+
+/// Whether the visitor reached the site over HTTPS: the configured public
+/// address says so, or a trusted proxy does.
+pub(crate) fn over_https(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.http.public_url.starts_with("https://")
+        || (state.config.http.trusted_proxies > 0
+            && headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().starts_with(b"https")))
+}
+
+/// Sign-in requests per client address per hour (each replica).
+pub(crate) struct HourlyLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl HourlyLimiter {
+    pub fn new(per_hour: u32) -> Self {
+        let per_hour = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_hour(per_hour).allow_burst(per_hour)),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `address` has asked too often.
+    pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&address).map_err(|not_until| {
+            not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
+    }
 }
 
 /// The site's address as the visitor sees it, for absolute links.
@@ -158,12 +196,9 @@ pub(crate) async fn cache_headers(
 ) -> Response {
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
     let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
-    let over_https = state.config.http.public_url.starts_with("https://")
-        || (state.config.http.trusted_proxies > 0
-            && request
-                .headers()
-                .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes().starts_with(b"https")));
+    let over_https = over_https(&state, request.headers());
+    // What a signed-in person sees is theirs: never kept by a shared cache.
+    let personal = crate::sessions::current().is_some();
     let health = matches!(request.uri().path(), "/healthz" | "/readyz");
     let mut response = next.run(request).await;
 
@@ -175,7 +210,12 @@ pub(crate) async fn cache_headers(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    if !is_read || health || response.status() != StatusCode::OK {
+    // A handler that said how its answer may be kept (a private feed) is
+    // taken at its word.
+    if response.headers().contains_key(header::CACHE_CONTROL) {
+        return response;
+    }
+    if !is_read || health || personal || response.status() != StatusCode::OK {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -261,7 +301,13 @@ where
         ),
     ];
     fixed.into_iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::overriding(name, value))
+        // A page may ask for less to be sent on (the sign-in link's page
+        // sends no referrer at all); the rest are always these.
+        if name == header::REFERRER_POLICY {
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        }
     })
 }
 

@@ -184,6 +184,7 @@ impl Listings {
             .clone()
             .export_directory_calendar(pb::ExportDirectoryCalendarRequest {
                 topic: topic.to_string(),
+                group_ids: Vec::new(),
             })
             .await
             .map_err(nothing_by_that_name)?

@@ -114,16 +114,12 @@ impl Default for Config {
 
 impl Config {
     /// The postcode table: the configured file, or the shipped sample.
-    pub fn postcodes(&self) -> anyhow::Result<crate::search::postcodes::PostcodeTable> {
-        use crate::search::postcodes::{PostcodeTable, SAMPLE_CSV};
-        let text = if self.search.postcodes_file.is_empty() {
-            SAMPLE_CSV.to_string()
-        } else {
-            std::fs::read_to_string(&self.search.postcodes_file).map_err(|e| {
-                anyhow::anyhow!("search.postcodes_file {}: {e}", self.search.postcodes_file)
-            })?
-        };
-        PostcodeTable::parse(&text).map_err(|e| anyhow::anyhow!("search.postcodes_file: {e}"))
+    pub fn postcodes(&self) -> anyhow::Result<selfhelp_core::postcode::PostcodeTable> {
+        selfhelp_core::postcode::PostcodeTable::load(
+            &self.search.postcodes_file,
+            "search.postcodes_file",
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 

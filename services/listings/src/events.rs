@@ -1,14 +1,15 @@
 //! What listings tells the other services, through the outbox.
 
 use sea_orm::{ConnectionTrait, DbErr};
+use selfhelp_core::postcode::PostcodeTable;
 use selfhelp_core::time::{now_ms, to_timestamp};
 use selfhelp_platform::outbox::Outbox;
 use selfhelp_platform::trace::TraceParent;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::streams::{LISTINGS, PUBLIC};
 
+use crate::domain::group::Format;
 use crate::search::cards::Render;
-use crate::search::postcodes::PostcodeTable;
 use crate::store::exception;
 use crate::store::group::Model;
 
@@ -62,18 +63,36 @@ impl std::ops::Deref for EventLog {
 }
 
 /// Public directory data plus the organisers, which consumers need to authorise
-/// and to notify, and where the group meets (for "near me" alerts).
-pub fn snapshot(group: &Model, postcodes: &PostcodeTable) -> ev::GroupSnapshot {
-    ev::GroupSnapshot {
+/// and to notify, and where and how the group meets and its topics' broader
+/// topics (for alerts about new groups). Read in `conn`'s transaction, so the
+/// taxonomy is the one the change was made against.
+pub async fn snapshot<C: ConnectionTrait>(
+    conn: &C,
+    group: &Model,
+    postcodes: &PostcodeTable,
+) -> Result<ev::GroupSnapshot, DbErr> {
+    let taxonomy: Vec<_> = crate::store::topic::list(conn, &group.region)
+        .await?
+        .iter()
+        .map(crate::store::topic::Model::node)
+        .collect();
+    let topics = group.topics();
+    Ok(ev::GroupSnapshot {
+        broader_topics: crate::domain::topic::broader_codes(&taxonomy, &topics),
+        meets_online: matches!(
+            Format::parse(&group.format),
+            Some(Format::Online | Format::Phone | Format::Hybrid)
+        ),
         group_id: group.id.clone(),
         region: group.region.clone(),
         name: group.name.clone(),
         status: group.status.clone(),
         join_policy: group.join_policy.clone(),
         organiser_ids: group.organiser_ids(),
-        topics: group.topics(),
+        topics,
         version: group.version,
         capacity: group.details().capacity.map(|c| c as i32).unwrap_or(0),
+        joining_details: group.joining_details.clone().unwrap_or_default(),
         places: group
             .venues()
             .iter()
@@ -86,7 +105,7 @@ pub fn snapshot(group: &Model, postcodes: &PostcodeTable) -> ev::GroupSnapshot {
                 longitude,
             })
             .collect(),
-    }
+    })
 }
 
 /// Adds the event for `group`'s latest change to the outbox, in `conn`'s transaction.
@@ -98,7 +117,7 @@ pub async fn record<C: ConnectionTrait>(
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let occurred_at = Some(to_timestamp(now_ms()));
-    let group_snapshot = Some(snapshot(group, &outbox.postcodes));
+    let group_snapshot = Some(snapshot(conn, group, &outbox.postcodes).await?);
     let (id, name, trace) = (&group.id, event.name(), Some(trace));
     match event {
         GroupEvent::Created => {
@@ -228,7 +247,7 @@ pub async fn record_meeting<C: ConnectionTrait>(
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let occurred_at = Some(to_timestamp(now_ms()));
-    let g = Some(snapshot(group, &outbox.postcodes));
+    let g = Some(snapshot(conn, group, &outbox.postcodes).await?);
     let (id, trace) = (&group.id, Some(trace));
     match event {
         MeetingEvent::ScheduleChanged {
@@ -312,7 +331,7 @@ pub async fn record_updated<C: ConnectionTrait>(
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupUpdated {
-        group: Some(snapshot(group, &outbox.postcodes)),
+        group: Some(snapshot(conn, group, &outbox.postcodes).await?),
         changed_fields,
         occurred_at: Some(to_timestamp(now_ms())),
     };
@@ -337,7 +356,7 @@ pub async fn record_review_due<C: ConnectionTrait>(
     now: i64,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupReviewDue {
-        group: Some(snapshot(group, &outbox.postcodes)),
+        group: Some(snapshot(conn, group, &outbox.postcodes).await?),
         assured_at: group.assured_at_ms.map(to_timestamp),
         occurred_at: Some(to_timestamp(now)),
     };
@@ -426,7 +445,7 @@ pub async fn record_confirmed<C: ConnectionTrait>(
     trace: &TraceParent,
 ) -> Result<String, DbErr> {
     let msg = ev::GroupConfirmed {
-        group: Some(snapshot(group, &outbox.postcodes)),
+        group: Some(snapshot(conn, group, &outbox.postcodes).await?),
         assured_at: group.assured_at_ms.map(to_timestamp),
         occurred_at: Some(to_timestamp(now_ms())),
     };

@@ -1242,6 +1242,44 @@ async fn significant_edits_wait_for_an_operator(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(fields(&waiting.pending_edit), vec!["name"]);
+    // What listings holds about her, in her download: the group she made,
+    // the changes she made, the edit that waits.
+    let export = |who: &str| {
+        let mut c = client.clone();
+        let t = token(who, REGION, &[]);
+        async move {
+            let json = c
+                .export_my_data(with_token(pb::ExportMyDataRequest {}, &t))
+                .await
+                .unwrap()
+                .into_inner()
+                .json;
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()
+        }
+    };
+    let hers = export("alice").await;
+    assert_eq!(hers["person_id"], "alice");
+    assert_eq!(hers["groups"][0]["group_id"], by_op.id.as_str());
+    assert_eq!(hers["groups"][0]["created"], true);
+    assert!(
+        hers["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["field"] == "name")
+    );
+    assert_eq!(hers["edits_waiting"][0]["group_id"], by_op.id.as_str());
+    let nobodys = export("nobody-here").await;
+    assert!(
+        nobodys["groups"].as_array().unwrap().is_empty(),
+        "only one's own"
+    );
+    let unsigned = client
+        .clone()
+        .export_my_data(pb::ExportMyDataRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(unsigned.code(), Code::Unauthenticated);
     let request = selfhelp_proto::events::v1::ErasureRequested {
         request_id: "r-1".into(),
         person_id: "alice".into(),
@@ -1269,6 +1307,13 @@ async fn significant_edits_wait_for_an_operator(backend: Backend) {
         read(Some(&op)).await.pending_edit.is_none(),
         "erased with her"
     );
+    let after = export("alice").await;
+    for part in ["groups", "changes", "edits_waiting", "roles"] {
+        assert!(
+            after[part].as_array().unwrap().is_empty(),
+            "{part} still names her: {after}"
+        );
+    }
     svc.stop().await.unwrap();
 }
 
@@ -2080,6 +2125,43 @@ async fn schedules_exceptions_events_and_calendar_export(backend: Backend) {
     );
     assert_eq!(prop(moved, "UID"), prop(series, "UID"));
     assert!(calendar.components.iter().any(|c| c.name == "VTIMEZONE"));
+
+    // A calendar of chosen groups (a person's own): theirs only; ids checked.
+    let chosen = |ids: Vec<String>| {
+        let mut c = client.clone();
+        async move {
+            c.export_directory_calendar(pb::ExportDirectoryCalendarRequest {
+                topic: String::new(),
+                group_ids: ids,
+            })
+            .await
+        }
+    };
+    let mine = selfhelp_testkit::eventually(
+        "the chosen calendar",
+        std::time::Duration::from_secs(10),
+        || {
+            let answer = chosen(vec![group.id.clone()]);
+            async move {
+                let ics = answer.await.ok()?.into_inner().ics;
+                ics.contains("Wednesday circle").then_some(ics)
+            }
+        },
+    )
+    .await;
+    assert_eq!(mine.matches("BEGIN:VEVENT").count(), 3, "{mine}");
+    let none = chosen(vec![uuid::Uuid::now_v7().to_string()])
+        .await
+        .unwrap()
+        .into_inner()
+        .ics;
+    assert_eq!(
+        none.matches("BEGIN:VEVENT").count(),
+        0,
+        "another group's: nothing"
+    );
+    let bad = chosen(vec!["not-an-id".into()]).await.unwrap_err();
+    assert_eq!(violated_fields(&bad), ["group_ids[0]"]);
 
     // Clearing the schedule keeps the one-off.
     let cleared = client

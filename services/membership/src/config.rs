@@ -19,7 +19,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PrivacyConfig {
-    /// Services that must confirm an erasure (every service of the deployment).
+    /// Services that must confirm an erasure (every service of the deployment
+    /// that holds personal data, the gateway included: it holds sign-in
+    /// addresses).
     pub expected_services: Vec<String>,
     /// After this long, a request some service has not confirmed is overdue.
     pub confirm_within_hours: u32,
@@ -28,7 +30,7 @@ pub struct PrivacyConfig {
 impl Default for PrivacyConfig {
     fn default() -> Self {
         Self {
-            expected_services: ["listings", "membership", "notifications"]
+            expected_services: ["gateway", "listings", "membership", "notifications"]
                 .map(String::from)
                 .to_vec(),
             confirm_within_hours: 72,

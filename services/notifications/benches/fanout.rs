@@ -34,6 +34,7 @@ fn snapshot(group_id: &str, version: i64) -> Option<ev::GroupSnapshot> {
         version,
         capacity: 0,
         places: vec![],
+        ..Default::default()
     })
 }
 

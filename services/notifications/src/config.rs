@@ -1,10 +1,9 @@
 //! Notifications configuration (see `CommonConfig` for the shared settings).
 //! Every field can be set in the TOML file or as `SELFHELP_<SECTION>__<FIELD>`.
 
-use std::path::PathBuf;
-
 use selfhelp_core::validation::Violations;
 use selfhelp_platform::config::{Checked, CommonConfig, at_least};
+pub use selfhelp_platform::email::EmailConfig;
 use selfhelp_platform::service::ServiceConfig;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +18,28 @@ pub struct Config {
     pub digests: DigestConfig,
     pub http: HttpConfig,
     pub watch: WatchConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// Alerts about new groups.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertsConfig {
+    /// CSV of `postcode,latitude,longitude` that places alerts given by
+    /// postcode: the same file as listings' `search.postcodes_file`. Empty
+    /// uses the small sample that ships with selfhelp.
+    pub postcodes_file: String,
+}
+
+impl Config {
+    /// The postcode table alerts are placed with.
+    pub fn postcodes(&self) -> anyhow::Result<selfhelp_core::postcode::PostcodeTable> {
+        selfhelp_core::postcode::PostcodeTable::load(
+            &self.alerts.postcodes_file,
+            "alerts.postcodes_file",
+        )
+        .map_err(anyhow::Error::msg)
+    }
 }
 
 impl Default for Config {
@@ -35,6 +56,7 @@ impl Default for Config {
             digests: DigestConfig::default(),
             http: HttpConfig::default(),
             watch: WatchConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -94,60 +116,6 @@ impl Default for WatchConfig {
         Self {
             max_per_person: 3,
             max_total: 2_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EmailConfig {
-    /// `file` (the embedded default: each email becomes an `.eml` file in
-    /// `file_dir`) or `smtp`.
-    pub transport: String,
-    pub file_dir: PathBuf,
-    /// Sender, e.g. `Selfhelp Nottinghamshire <no-reply@example.org>`.
-    pub from: String,
-    pub smtp: SmtpConfig,
-    /// Operator templates: `<kind>.subject|txt|html` for every region,
-    /// `<region>/<kind>.…` for one; the built-in ones fill the gaps.
-    pub templates_dir: Option<PathBuf>,
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        Self {
-            transport: "file".into(),
-            file_dir: PathBuf::from("mail"),
-            from: "selfhelp <no-reply@localhost>".into(),
-            smtp: SmtpConfig::default(),
-            templates_dir: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    /// `starttls` (default), `tls` (implicit, usually port 465) or `none`
-    /// (only for a relay on the same host).
-    pub tls: String,
-    pub username: String,
-    /// A file holding the password (kept out of the config and environment).
-    pub password_file: Option<PathBuf>,
-    pub timeout_secs: u64,
-}
-
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        Self {
-            host: "localhost".into(),
-            port: 587,
-            tls: "starttls".into(),
-            username: String::new(),
-            password_file: None,
-            timeout_secs: 30,
         }
     }
 }
@@ -243,6 +211,10 @@ pub struct HttpConfig {
     pub listen: String,
     /// How emails link to it, e.g. `https://notify.example.org`.
     pub public_url: String,
+    /// The web's address (the gateway's `http.public_url`), e.g.
+    /// `https://groups.example.org`: emails and these pages link to people's
+    /// inbox and settings there. Empty: no such links.
+    pub web_url: String,
 }
 
 impl Default for HttpConfig {
@@ -250,6 +222,7 @@ impl Default for HttpConfig {
         Self {
             listen: "0.0.0.0:8053".into(),
             public_url: "http://localhost:8053".into(),
+            web_url: String::new(),
         }
     }
 }

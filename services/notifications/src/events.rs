@@ -372,9 +372,12 @@ async fn alerted(
         .iter()
         .map(|p| (p.latitude, p.longitude))
         .collect();
-    if places.is_empty() {
-        return Ok(Vec::new());
-    }
+    let listed = crate::domain::alerts::NewGroup {
+        topics: &group.topics,
+        broader_topics: &group.broader_topics,
+        places: &places,
+        meets_online: group.meets_online,
+    };
     let mut people = std::collections::BTreeSet::new();
     let mut after = String::new();
     loop {
@@ -384,9 +387,7 @@ async fn alerted(
         };
         after = last.id.clone();
         for a in &page {
-            if !group.organiser_ids.contains(&a.person_id)
-                && a.rule().matches(&group.topics, &places)
-            {
+            if !group.organiser_ids.contains(&a.person_id) && a.rule().matches(&listed) {
                 people.insert(a.person_id.clone());
             }
         }

@@ -84,6 +84,7 @@ pub async fn run_with_listeners(
     // Channels: a bad template, address or TLS mode stops the start-up here.
     let templates = Arc::new(channels::email::Templates::load(
         config.email.templates_dir.as_deref(),
+        &config.http.web_url,
     )?);
     let mailer = Arc::new(channels::email::Mailer::from_config(&config.email)?);
     let webhooks = channels::webhook::WebhookSender::new(&config.webhooks)?;
@@ -101,7 +102,7 @@ pub async fn run_with_listeners(
             db: db.clone(),
             clock: clock.clone(),
         };
-        let router = links::router(workflow, links.clone(), names.clone());
+        let router = links::router(workflow, links.clone(), names.clone(), &config.http.web_url);
         // axum's server only returns at shutdown (it rides out accept errors),
         // so it is owned and joined but has nothing to restart.
         workers.spawn_once(links::serve(http, router, shutdown.clone()));
@@ -183,12 +184,15 @@ pub async fn run_with_listeners(
     });
     let api = grpc::NotificationsApi::new(
         dbs,
-        common.region.clone(),
+        grpc::Settings {
+            region: common.region.clone(),
+            webhooks: config.webhooks.clone(),
+            watch: config.watch.clone(),
+            postcodes: std::sync::Arc::new(config.postcodes()?),
+            clock: clock.clone(),
+        },
         shutdown.clone(),
-        config.webhooks.clone(),
-        config.watch.clone(),
         live.clone(),
-        clock.clone(),
     );
     parts.add_service(
         NotificationsServiceServer::new(api)

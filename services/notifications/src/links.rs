@@ -189,6 +189,8 @@ struct AppState {
     workflow: Workflow,
     key: LinkKey,
     names: selfhelp_platform::privacy::Pseudonyms,
+    /// The person's settings on the web (`http.web_url`), empty for none.
+    settings_url: String,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +199,7 @@ struct TokenQuery {
     token: String,
 }
 
-const NOT_VALID: &str = "This link is not valid. Please use the link from the email as it is, or change your settings in the app.";
+const NOT_VALID: &str = "This link is not valid. Please use the link from the email as it is, or change your settings on the website.";
 
 fn what(scope: Scope) -> String {
     match scope {
@@ -213,14 +215,14 @@ async fn confirm(
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
     let Some((person, scope)) = state.key.verify(&q.token) else {
-        return (StatusCode::BAD_REQUEST, page(NOT_VALID));
+        return (StatusCode::BAD_REQUEST, state.page(NOT_VALID));
     };
     let action = state.key.url(&person, scope);
     let text = format!(
-        "Stop {}? Your in-app notifications carry on.</p><form method=\"post\" action=\"{action}\"><button type=\"submit\">Stop these emails</button></form><p>",
+        "Stop {}? Your notifications on the website carry on.</p><form method=\"post\" action=\"{action}\"><button type=\"submit\">Stop these emails</button></form><p>",
         what(scope)
     );
-    (StatusCode::OK, page(&text))
+    (StatusCode::OK, state.page(&text))
 }
 
 /// The button, or a mail client's one-click POST: switches the email off.
@@ -230,7 +232,7 @@ async fn unsubscribe(
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
     let Some((person, scope)) = state.key.verify(&q.token) else {
-        return (StatusCode::BAD_REQUEST, page(NOT_VALID));
+        return (StatusCode::BAD_REQUEST, state.page(NOT_VALID));
     };
     match state
         .workflow
@@ -239,21 +241,21 @@ async fn unsubscribe(
     {
         Ok(()) => {
             let text = format!(
-                "Done: you will not get {} any more. Your in-app notifications carry on; you can change this in the app at any time.",
+                "Done: you will not get {} any more. Your notifications on the website carry on; you can change this in your settings there at any time.",
                 what(scope)
             );
-            (StatusCode::OK, page(&text))
+            (StatusCode::OK, state.page(&text))
         }
         Err(e) => {
             tracing::warn!(error = %e, "unsubscribe failed");
             let text =
                 "Sorry, that did not work just now. Please try the link again in a few minutes.";
-            (StatusCode::SERVICE_UNAVAILABLE, page(text))
+            (StatusCode::SERVICE_UNAVAILABLE, state.page(text))
         }
     }
 }
 
-const CONFIRM_NOT_VALID: &str = "This link is not valid. Please use the link from the email as it is, or save your email address again in the app for a new one.";
+const CONFIRM_NOT_VALID: &str = "This link is not valid. Please use the link from the email as it is, or save your email address again in your settings for a new one.";
 
 /// The confirmation link from the email: one button to confirm.
 async fn confirm_page(
@@ -262,13 +264,13 @@ async fn confirm_page(
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
     if state.key.verify_confirmation(&q.token).is_none() {
-        return (StatusCode::BAD_REQUEST, page(CONFIRM_NOT_VALID));
+        return (StatusCode::BAD_REQUEST, state.page(CONFIRM_NOT_VALID));
     }
     let action = format!("/confirm-email?token={}", q.token);
     let text = format!(
         "Confirm this email address for your notifications?</p><form method=\"post\" action=\"{action}\"><button type=\"submit\">Confirm my address</button></form><p>If you did not ask for this, close this page: nothing will be sent to you."
     );
-    (StatusCode::OK, page(&text))
+    (StatusCode::OK, state.page(&text))
 }
 
 /// The button: confirms the address, if it is still the person's.
@@ -278,47 +280,60 @@ async fn confirm_email(
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
     let Some(link) = state.key.verify_confirmation(&q.token) else {
-        return (StatusCode::BAD_REQUEST, page(CONFIRM_NOT_VALID));
+        return (StatusCode::BAD_REQUEST, state.page(CONFIRM_NOT_VALID));
     };
     match state.workflow.confirm_email(&state.names, &link).await {
         Ok(Confirmed::Now | Confirmed::Already) => (
             StatusCode::OK,
-            page(
+            state.page(
                 "Thank you: your email address is confirmed. Your notifications will come to it as your settings say.",
             ),
         ),
         Ok(Confirmed::Expired) => (
             StatusCode::GONE,
-            page(
-                "This link has expired. Save your email address again in the app and we will send a new one.",
+            state.page(
+                "This link has expired. Save your email address again in your settings and we will send a new one.",
             ),
         ),
         Ok(Confirmed::NotTheAddress) => (
             StatusCode::CONFLICT,
-            page(
+            state.page(
                 "This link is for an email address that is no longer the one in your settings. Use the link in the latest email we sent.",
             ),
         ),
-        Ok(Confirmed::Erased) => (StatusCode::BAD_REQUEST, page(CONFIRM_NOT_VALID)),
+        Ok(Confirmed::Erased) => (StatusCode::BAD_REQUEST, state.page(CONFIRM_NOT_VALID)),
         Err(e) => {
             tracing::warn!(error = %e, "confirming an email address failed");
             let text =
                 "Sorry, that did not work just now. Please try the link again in a few minutes.";
-            (StatusCode::SERVICE_UNAVAILABLE, page(text))
+            (StatusCode::SERVICE_UNAVAILABLE, state.page(text))
         }
     }
 }
 
-fn page(text: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Email settings</title></head><body style=\"font-family: sans-serif; max-width: 36em;\"><p>{text}</p></body></html>"
-    ))
+impl AppState {
+    /// A page of `text` (trusted HTML of ours), with a link to the person's
+    /// settings on the web when there is one.
+    fn page(&self, text: &str) -> Html<String> {
+        let settings = if self.settings_url.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<p><a href=\"{}\">All your notification settings</a></p>",
+                self.settings_url
+            )
+        };
+        Html(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Email settings</title></head><body style=\"font-family: sans-serif; line-height: 1.5; max-width: 36em; margin: 1rem auto; padding: 0 1rem;\"><main><h1 style=\"font-size: 1.4rem;\">Email settings</h1><p>{text}</p>{settings}</main></body></html>"
+        ))
+    }
 }
 
 pub fn router(
     workflow: Workflow,
     key: LinkKey,
     names: selfhelp_platform::privacy::Pseudonyms,
+    web_url: &str,
 ) -> Router {
     Router::new()
         .route("/unsubscribe", get(confirm).post(unsubscribe))
@@ -327,6 +342,11 @@ pub fn router(
             workflow,
             key,
             names,
+            settings_url: if web_url.is_empty() {
+                String::new()
+            } else {
+                format!("{}/my/settings", web_url.trim_end_matches('/'))
+            },
         })
 }
 

@@ -52,9 +52,11 @@ pub struct Workflow {
 /// A saved alert as asked for, checked.
 pub struct NewAlert {
     pub topics: Vec<String>,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub radius_km: f64,
+    /// Centre and radius (km); none for anywhere in the region.
+    pub area: Option<((f64, f64), f64)>,
+    /// The postcode the area was given by, normalised (empty for none).
+    pub postcode: String,
+    pub include_online: bool,
     pub label: String,
 }
 
@@ -64,6 +66,28 @@ impl Workflow {
     /// link and nothing else; what waited for the old address is cancelled.
     /// Saving an unconfirmed address again sends a new link (at most once an
     /// hour). A new address beyond the day's confirmation emails is refused.
+    /// `person` has just signed in with a link sent to `email`: the address is
+    /// theirs. With no address yet, or this one unconfirmed, it becomes their
+    /// confirmed address; another address they chose is kept as it is.
+    pub async fn confirm_sign_in_address(
+        &self,
+        person: &str,
+        email: &str,
+    ) -> Result<preference::Held, ServiceError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin().await?;
+        selfhelp_platform::db::take_turns(&txn, &format!("preferences:{person}")).await?;
+        let mut held = preference::get(&txn, person).await?;
+        let theirs = held.email.is_empty() || same_address(&held.email, email);
+        if theirs && held.email_confirmed_at_ms.is_none() {
+            held.email = email.to_string();
+            held.email_confirmed_at_ms = Some(now);
+            preference::put(&txn, person, &held, now).await?;
+        }
+        txn.commit().await?;
+        Ok(held)
+    }
+
     pub async fn set_preferences(
         &self,
         person: &str,
@@ -163,11 +187,13 @@ impl Workflow {
             id: uuid::Uuid::now_v7().to_string(),
             person_id: person.to_string(),
             topics: new.topics.join(","),
-            latitude: new.latitude,
-            longitude: new.longitude,
-            radius_km: new.radius_km,
+            latitude: new.area.map_or(0.0, |((lat, _), _)| lat),
+            longitude: new.area.map_or(0.0, |((_, lon), _)| lon),
+            radius_km: new.area.map_or(0.0, |(_, r)| r),
             label: new.label,
             created_at_ms: self.clock.now_ms(),
+            postcode: new.postcode,
+            include_online: new.include_online,
         };
         alert::insert(&txn, row.clone()).await?;
         txn.commit().await?;

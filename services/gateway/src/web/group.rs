@@ -18,6 +18,13 @@ struct GroupPage {
     g: GroupView,
     /// schema.org events for search engines (none for a proposal).
     json_ld: Option<Vec<json_ld::Event>>,
+    /// The signed-in person's place in the group; none for strangers.
+    place: Option<super::joining::Place>,
+    /// Fields of the join form to correct, by name.
+    errors: Vec<super::forms::FieldError>,
+    field_errors: std::collections::HashMap<String, String>,
+    /// What was typed, kept when the form comes back with an error.
+    typed: super::joining::Typed,
 }
 
 #[derive(Serialize)]
@@ -88,15 +95,40 @@ pub(crate) async fn group_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let group = match state.listings.group(&id).await {
+    render(
+        &state,
+        &headers,
+        &id,
+        StatusCode::OK,
+        Vec::new(),
+        Default::default(),
+    )
+    .await
+}
+
+/// The group's page, for whoever asks (with their place in it when signed
+/// in), with `errors` in the join form and what was `typed` there.
+pub(crate) async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    status: StatusCode,
+    errors: Vec<super::forms::FieldError>,
+    typed: super::joining::Typed,
+) -> Response {
+    let group = match state.listings.group(id).await {
         Ok(g) => g,
-        Err(e) => return error_page(&state, &e),
+        Err(e) => return error_page(state, &e),
     };
     let topics = match state.listings.topics().await {
         Ok(t) => t,
-        Err(e) => return error_page(&state, &e),
+        Err(e) => return error_page(state, &e),
     };
-    let base = base_url(&state, &headers);
+    let place = match super::joining::place(state, &group).await {
+        Ok(p) => p,
+        Err(e) => return error_page(state, &e),
+    };
+    let base = base_url(state, headers);
     let url = format!("{base}/groups/{}", group.id);
     // A proposal does not meet yet: no events for search engines to list.
     let json_ld =
@@ -104,12 +136,19 @@ pub(crate) async fn group_page(
     let view = GroupPage {
         g: group_view(&group, &topics, &base),
         json_ld,
+        place,
+        field_errors: errors
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect(),
+        errors,
+        typed,
     };
     html(
-        &state,
-        StatusCode::OK,
+        state,
+        status,
         "group.html",
-        Layout::new(&state, &group.name, &group.summary, Some(url)),
+        Layout::new(state, &group.name, &group.summary, Some(url)),
         &view,
     )
 }

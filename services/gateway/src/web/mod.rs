@@ -1,27 +1,37 @@
-//! The public web directory: server-rendered pages that work without
-//! JavaScript — search (words, postcode and distance, topic, day, time of day,
+//! The web: server-rendered pages that work without JavaScript. The public
+//! directory — search (words, postcode and distance, topic, day, time of day,
 //! format, age, open to new members), a page per group with its next meetings
-//! and changes, topics, calendar feeds, the sitemap. Nothing personal appears:
-//! pages are built from listings' public view of published groups.
+//! and changes, topics, calendar feeds, the sitemap — is built from listings'
+//! public view of published groups. Signed in (`account`), a person joins,
+//! leaves and follows groups (`joining`) and has pages of their own: their
+//! groups, notifications and data (`mine`), their private calendar
+//! (`my_calendar`), how they are told and their alerts (`told`).
 //!
 //! One module per area; each page has a typed view (a `Serialize` struct)
 //! that its template reads, within the layout of `pages`.
 
+mod account;
 mod calendar;
 mod format;
+mod forms;
 mod group;
+mod joining;
 mod json_ld;
+mod live;
+mod mine;
+mod my_calendar;
 mod pages;
 mod proposed;
 mod search;
 mod sitemap;
+mod told;
 mod topics;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub(crate) use pages::{Pages, error_page};
 
@@ -32,6 +42,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(search::home))
         .route("/groups/{id}", get(group::group_page))
+        .route("/groups/{id}/join", post(joining::join))
+        .route("/groups/{id}/leave", post(joining::leave))
+        .route("/groups/{id}/follow", post(joining::follow))
+        .route("/groups/{id}/unfollow", post(joining::unfollow))
         .route("/groups/{id}/calendar.ics", get(calendar::group_calendar))
         .route("/proposed", get(proposed::proposed_page))
         .route("/topics", get(topics::topics_page))
@@ -41,10 +55,51 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/sitemap.xml", get(sitemap::sitemap))
         .route("/robots.txt", get(sitemap::robots))
         .route("/static/site.css", get(stylesheet))
+        .route("/static/inbox.js", get(inbox_script))
+        .route(
+            "/sign-in",
+            get(account::sign_in_page).post(account::ask_for_link),
+        )
+        .route("/sign-in/sent", get(account::link_sent))
+        .route("/sign-in/code", post(account::sign_in_with_code))
+        .route("/sign-in/link/{token}", get(account::link_page))
+        .route("/sign-in/link", post(account::sign_in_with_link))
+        .route("/sign-out", post(account::sign_out))
+        .route("/sign-out/everywhere", post(account::sign_out_everywhere))
+        .route("/account", get(account::account_page))
+        .route("/.well-known/jwks.json", get(account::jwks))
+        .route("/my/groups", get(mine::my_groups))
+        .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))
+        .route("/my/notifications", get(mine::notifications))
+        .route("/my/notifications/read", post(mine::mark_read))
+        .route("/my/notifications/live", get(live::inbox_events))
+        .route(
+            "/my/calendar",
+            get(my_calendar::my_calendar).post(my_calendar::renew),
+        )
+        .route("/calendars/{file}", get(my_calendar::feed))
+        .route(
+            "/my/settings",
+            get(told::settings).post(told::save_settings),
+        )
+        .route("/my/alerts", get(told::alerts).post(told::add_alert))
+        .route("/my/alerts/delete", post(told::delete_alert))
+        .route("/my/data", get(mine::my_data))
+        .route("/my/data/download", get(mine::download))
+        .route("/my/data/erase", post(mine::erase))
 }
 
 pub(crate) async fn not_found(State(state): State<AppState>) -> Response {
     error_page(&state, &GatewayError::NotFound)
+}
+
+/// The inbox's live updates (the page works without it).
+async fn inbox_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/inbox.js"),
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -79,6 +134,7 @@ mod tests {
                 page_title: "A group".into(),
                 page_description: String::new(),
                 canonical: None,
+                signed_in: None,
             },
             view: &view,
         };

@@ -27,6 +27,39 @@ impl Pages {
             ),
             ("error.html", include_str!("../../templates/error.html")),
             ("sitemap.xml", include_str!("../../templates/sitemap.xml")),
+            ("sign_in.html", include_str!("../../templates/sign_in.html")),
+            (
+                "sign_in_sent.html",
+                include_str!("../../templates/sign_in_sent.html"),
+            ),
+            (
+                "sign_in_link.html",
+                include_str!("../../templates/sign_in_link.html"),
+            ),
+            ("account.html", include_str!("../../templates/account.html")),
+            (
+                "my_groups.html",
+                include_str!("../../templates/my_groups.html"),
+            ),
+            (
+                "notifications.html",
+                include_str!("../../templates/notifications.html"),
+            ),
+            (
+                "my_calendar.html",
+                include_str!("../../templates/my_calendar.html"),
+            ),
+            ("my_data.html", include_str!("../../templates/my_data.html")),
+            ("erased.html", include_str!("../../templates/erased.html")),
+            (
+                "form_errors.html",
+                include_str!("../../templates/form_errors.html"),
+            ),
+            (
+                "settings.html",
+                include_str!("../../templates/settings.html"),
+            ),
+            ("alerts.html", include_str!("../../templates/alerts.html")),
         ] {
             env.add_template(name, source)
                 .expect("the gateway's templates parse");
@@ -40,7 +73,7 @@ impl Pages {
         self.env
             .get_template(template)
             .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(view))))
-            .map_err(|e| GatewayError::Template(format!("{template}: {e:#}")))
+            .map_err(|e| GatewayError::Internal(format!("{template}: {e:#}")))
     }
 }
 
@@ -52,6 +85,18 @@ pub(crate) struct Layout {
     pub page_description: String,
     /// The page's one address, for search engines; none for a search's results.
     pub canonical: Option<String>,
+    /// Someone is signed in (the header links to their account).
+    pub signed_in: Option<SignedIn>,
+}
+
+/// What the layout knows of who is signed in: the token their forms carry.
+#[derive(Serialize)]
+pub(crate) struct SignedIn {
+    pub csrf: String,
+}
+
+fn signed_in() -> Option<SignedIn> {
+    crate::sessions::current().map(|s| SignedIn { csrf: s.csrf_token })
 }
 
 impl Layout {
@@ -72,6 +117,7 @@ impl Layout {
             },
             page_description: description.to_string(),
             canonical,
+            signed_in: signed_in(),
         }
     }
 }
@@ -113,6 +159,7 @@ struct ErrorView<'a> {
 /// The page for an error: what happened in plain words, and where to go next.
 pub(crate) fn error_page(state: &AppState, error: &GatewayError) -> Response {
     let (title, message) = match error {
+        GatewayError::Gone(message) => ("This has expired", message.clone()),
         GatewayError::NotFound => (
             "Page not found",
             "We could not find that page. The group may have closed or moved, or the address may be mistyped.".to_string(),
@@ -126,12 +173,17 @@ pub(crate) fn error_page(state: &AppState, error: &GatewayError) -> Response {
             "The directory is not available just now",
             "Please try again in a minute.".to_string(),
         ),
+        GatewayError::Forbidden(_) => (
+            "This is not yours to see",
+            "This page belongs to someone else, or to a group's organisers. If you think it should be yours, sign out and sign in again with the address you used before.".to_string(),
+        ),
+        GatewayError::Conflict(message) => ("That cannot be done just now", message.clone()),
         GatewayError::Upstream(status) => {
-            tracing::error!(code = ?status.code(), message = status.message(), "listings failed a page's call");
+            tracing::error!(code = ?status.code(), message = status.message(), "a service failed a page's call");
             ("Sorry, something went wrong", "Please try again in a minute.".to_string())
         }
-        GatewayError::Template(e) => {
-            tracing::error!(error = %e, "a page's template did not render");
+        GatewayError::Internal(e) => {
+            tracing::error!(error = %e, "a page failed on the gateway's side");
             ("Sorry, something went wrong", "Please try again in a minute.".to_string())
         }
     };
@@ -141,6 +193,7 @@ pub(crate) fn error_page(state: &AppState, error: &GatewayError) -> Response {
             page_title: format!("{title} – {} self-help groups", state.config.area_name),
             page_description: message.clone(),
             canonical: None,
+            signed_in: signed_in(),
         },
         view: &ErrorView {
             title,

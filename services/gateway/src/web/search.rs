@@ -10,6 +10,7 @@ use selfhelp_proto::listings::v1 as pb;
 use serde::Serialize;
 
 use super::format::{encode, format_label, meeting_date};
+use super::forms::FieldError;
 use super::pages::{Layout, error_page, html};
 use crate::AppState;
 use crate::error::GatewayError;
@@ -189,22 +190,6 @@ impl SearchForm {
             .map(|(k, v)| format!("{k}={}", encode(&v)))
             .collect::<Vec<_>>()
             .join("&")
-    }
-}
-
-/// A field the person must correct, named as the form names it.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        }
     }
 }
 

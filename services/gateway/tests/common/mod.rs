@@ -2,6 +2,8 @@
 //! nats-server) with a small directory in it, and the gateway in front of it.
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::net::SocketAddr;
 
 use selfhelp_gateway::Config as GatewayConfig;
@@ -18,25 +20,72 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub _stop: selfhelp_platform::shutdown::ShutdownTrigger,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its database and mail folder, unless the test gave its own.
+    pub _dir: tempfile::TempDir,
 }
 
 impl Gateway {
+    /// A gateway in front of `listings_url`, its sign-in state in a SQLite
+    /// file of its own and its emails written as files, as `tweak` changes it.
     pub async fn start(listings_url: &str, tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
         let mut config = GatewayConfig {
             listings_url: listings_url.to_string(),
             area_name: "Nottinghamshire".into(),
             ..Default::default()
         };
+        config.region = REGION.into();
+        config.database.url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gateway.db").display()
+        );
+        config.email.file_dir = dir.path().join("mail");
         config.http.rate_limit_per_second = 0;
+        // No NATS unless the test gives one (erasure only).
+        config.nats.url = String::new();
         tweak(&mut config);
+        Self::start_with(config, selfhelp_core::time::Clock::system(), dir).await
+    }
+
+    pub async fn start_with(
+        config: GatewayConfig,
+        clock: selfhelp_core::time::Clock,
+        dir: tempfile::TempDir,
+    ) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, config, clock, dir).await
+    }
+
+    /// On a listener bound already (its address given to the services first).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: GatewayConfig,
+        clock: selfhelp_core::time::Clock,
+        dir: tempfile::TempDir,
+    ) -> Gateway {
         let addr = listener.local_addr().unwrap();
         let (trigger, shutdown) = Shutdown::new();
-        let task = tokio::spawn(selfhelp_gateway::run(config, listener, shutdown));
+        let task = tokio::spawn(selfhelp_gateway::run_with_clock(
+            config, clock, listener, shutdown,
+        ));
+        // Serving once the health check answers.
+        let http = reqwest::Client::new();
+        let mut tries = 0;
+        while http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            tries += 1;
+            assert!(tries < 500, "the gateway did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         Gateway {
             addr,
             _stop: trigger,
             task,
+            _dir: dir,
         }
     }
 
@@ -317,5 +366,107 @@ pub async fn directory(client: &mut ListingsServiceClient<Channel>) -> Directory
         draft,
         proposal,
         unreviewed_proposal,
+    }
+}
+
+/// Everything, for real: NATS, the three services (each on its own database
+/// of `backend`) trusting the gateway's keys, an SMTP server, and the
+/// gateway in front of them taking part in erasure.
+pub struct WholeSystem {
+    pub nats: Nats,
+    pub smtp: selfhelp_testkit::SmtpServer,
+    pub dbs: [TestDb; 4],
+    pub listings: RunningService,
+    pub membership: RunningService,
+    pub notifications: RunningService,
+    pub gateway: Gateway,
+    pub client: ListingsServiceClient<Channel>,
+}
+
+impl WholeSystem {
+    pub async fn start(backend: Backend) -> WholeSystem {
+        let nats = Nats::start();
+        let smtp = selfhelp_testkit::SmtpServer::start();
+        let dbs = [
+            TestDb::new(backend).await,
+            TestDb::new(backend).await,
+            TestDb::new(backend).await,
+            TestDb::new(backend).await,
+        ];
+        // Every address first: the gateway (whose clients connect lazily)
+        // starts before the services, which fetch its keys as they start.
+        let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let (web, l, m, n) = (bind().await, bind().await, bind().await, bind().await);
+        let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
+        let web_url = url(&web);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = GatewayConfig {
+            listings_url: url(&l),
+            membership_url: url(&m),
+            notifications_url: url(&n),
+            area_name: "Nottinghamshire".into(),
+            region: REGION.into(),
+            ..Default::default()
+        };
+        config.database.url = dbs[3].url.clone();
+        config.http.rate_limit_per_second = 0;
+        config.nats.url = nats.url();
+        config.outbox.poll_interval_ms = 100;
+        web::smtp_config(&smtp, &mut config);
+        let gateway =
+            Gateway::start_on(web, config, selfhelp_core::time::Clock::system(), dir).await;
+        let common = |db: &TestDb| {
+            let mut c = selfhelp_testkit::common_config(&db.url, &nats.url(), REGION);
+            c.auth.jwks_url = Some(format!("{web_url}/.well-known/jwks.json"));
+            c.auth.issuer = Some("selfhelp-gateway".into());
+            c.auth.audience = Some("selfhelp".into());
+            c
+        };
+        let listings_config = ListingsConfig {
+            common: common(&dbs[0]),
+            ..Default::default()
+        };
+        let listings = RunningService::start_on(l, SERVICE_NAME, move |l, s| {
+            run_listings(listings_config, l, s)
+        })
+        .await;
+        let mut membership_config = selfhelp_membership::Config {
+            common: common(&dbs[1]),
+            ..Default::default()
+        };
+        membership_config.listings.url = listings.url();
+        let membership =
+            RunningService::start_on(m, selfhelp_membership::SERVICE_NAME, move |l, s| {
+                selfhelp_membership::run(membership_config, l, s)
+            })
+            .await;
+        let mut notifications_config = selfhelp_notifications::Config {
+            common: common(&dbs[2]),
+            ..Default::default()
+        };
+        notifications_config.email.transport = "smtp".into();
+        notifications_config.email.smtp.host = "127.0.0.1".into();
+        notifications_config.email.smtp.port = smtp.port();
+        notifications_config.email.smtp.tls = "none".into();
+        notifications_config.email.from = "Selfhelp Notts <no-reply@selfhelp.test>".into();
+        notifications_config.http.listen = String::new();
+        notifications_config.http.web_url = web_url.clone();
+        notifications_config.delivery.interval_ms = 100;
+        let notifications =
+            RunningService::start_on(n, selfhelp_notifications::SERVICE_NAME, move |l, s| {
+                selfhelp_notifications::run(notifications_config, l, s)
+            })
+            .await;
+        let client = ListingsServiceClient::new(listings.channel().await);
+        WholeSystem {
+            nats,
+            smtp,
+            dbs,
+            listings,
+            membership,
+            notifications,
+            gateway,
+            client,
+        }
     }
 }

@@ -4,8 +4,8 @@ use selfhelp_core::caller::Caller;
 use selfhelp_core::validation::Violations;
 use serde::{Deserialize, Serialize};
 
-use super::postcode;
 use super::topic::TopicNode;
+use selfhelp_core::postcode;
 
 pub const MAX_NAME: usize = 120;
 pub const MAX_SUMMARY: usize = 300;

@@ -2,7 +2,6 @@
 
 pub mod calendar;
 pub mod group;
-pub mod postcode;
 pub mod topic;
 
 /// Recurring meetings, shared with membership (its rota follows the meetings).

@@ -115,6 +115,36 @@ pub fn search_codes(topics: &[TopicNode], code: &str) -> Vec<String> {
         .collect()
 }
 
+/// The broader topics of `codes`: each one's parent, its parent's parent, up
+/// to the top, and for a retired topic its replacement's (so a subscription
+/// to a broad topic, or to a topic that replaced an old one, covers it). The
+/// codes themselves are not included; each broader code appears once.
+pub fn broader_codes(topics: &[TopicNode], codes: &[String]) -> Vec<String> {
+    let by_id = |id: &str| topics.iter().find(|t| t.id == id);
+    let mut found: Vec<String> = Vec::new();
+    let mut todo: Vec<&TopicNode> = topics.iter().filter(|t| codes.contains(&t.code)).collect();
+    // Each topic is visited once, so a cycle in bad data cannot loop.
+    let mut seen: Vec<&str> = todo.iter().map(|t| t.id.as_str()).collect();
+    while let Some(t) = todo.pop() {
+        for up in [t.parent_id.as_deref(), t.replaced_by.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(next) = by_id(up)
+                && !seen.contains(&next.id.as_str())
+            {
+                seen.push(&next.id);
+                if !codes.contains(&next.code) && !found.contains(&next.code) {
+                    found.push(next.code.clone());
+                }
+                todo.push(next);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// True when putting `id` under `new_parent` would make it its own ancestor.
 pub fn would_cycle(topics: &[TopicNode], id: &str, new_parent: &str) -> bool {
     let mut current = Some(new_parent.to_string());
@@ -158,6 +188,42 @@ pub fn parents_first(mut topics: Vec<TopicNode>) -> Vec<TopicNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn coded(id: &str, code: &str, parent: Option<&str>) -> TopicNode {
+        TopicNode {
+            id: id.into(),
+            code: code.into(),
+            parent_id: parent.map(str::to_string),
+            retired: false,
+            replaced_by: None,
+        }
+    }
+
+    #[test]
+    fn broader_codes_climb_to_the_top_and_through_replacements() {
+        let mut old = coded("4", "low-mood", Some("1"));
+        old.retired = true;
+        old.replaced_by = Some("3".into());
+        let topics = vec![
+            coded("1", "mental-health", None),
+            coded("2", "anxiety", Some("1")),
+            coded("3", "depression", Some("1")),
+            old,
+            coded("5", "carers", None),
+        ];
+        let codes = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            broader_codes(&topics, &codes(&["anxiety"])),
+            codes(&["mental-health"])
+        );
+        assert_eq!(
+            broader_codes(&topics, &codes(&["low-mood"])),
+            codes(&["depression", "mental-health"])
+        );
+        assert!(broader_codes(&topics, &codes(&["carers"])).is_empty());
+        assert!(broader_codes(&topics, &codes(&["mental-health", "anxiety"])).is_empty());
+        assert!(broader_codes(&topics, &codes(&["unknown"])).is_empty());
+    }
 
     fn node(id: &str, parent: Option<&str>) -> TopicNode {
         TopicNode {

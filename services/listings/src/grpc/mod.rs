@@ -22,10 +22,10 @@ use crate::error::ServiceError;
 use crate::error::{GROUP_NOT_FOUND, TOPIC_NOT_FOUND};
 use crate::search::cards::Render;
 use crate::search::maintain::Indexer;
-use crate::search::postcodes::PostcodeTable;
 use crate::store::group::{self as store, Model};
 use crate::store::{pending_edit, topic as topic_store};
 use crate::workflow::Workflow;
+use selfhelp_core::postcode::PostcodeTable;
 
 /// Builds the domain draft from CreateGroupRequest or UpdateGroupRequest: both
 /// carry the whole card under the same field names.
@@ -55,6 +55,7 @@ macro_rules! card_draft {
 
 mod lifecycle;
 mod oruk;
+mod privacy;
 mod schedule;
 mod search;
 
@@ -389,6 +390,14 @@ impl ListingsService for ListingsApi {
             self.update_group(&caller, request.into_inner(), &trace)
                 .await?,
         ))
+    }
+
+    async fn export_my_data(
+        &self,
+        request: Request<pb::ExportMyDataRequest>,
+    ) -> Result<Response<pb::ExportMyDataResponse>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(self.export_my_data(&caller).await?))
     }
 
     async fn get_group_history(

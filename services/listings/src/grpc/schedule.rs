@@ -402,6 +402,9 @@ impl ListingsApi {
     }
 }
 
+/// The most groups one calendar of chosen groups may name.
+const MAX_CALENDAR_GROUPS: usize = 500;
+
 impl ListingsApi {
     /// The published groups' meetings (those of `topic` and below, when given)
     /// from the cards kept with the search index, as one calendar.
@@ -410,7 +413,25 @@ impl ListingsApi {
         req: pb::ExportDirectoryCalendarRequest,
     ) -> Result<pb::ExportGroupCalendarResponse, ServiceError> {
         let topic = req.topic.trim().to_ascii_lowercase();
-        let (name, codes) = if topic.is_empty() {
+        let only: std::collections::HashSet<&str> = {
+            let mut v = Violations::new();
+            if req.group_ids.len() > MAX_CALENDAR_GROUPS {
+                v.add("group_ids", format!("at most {MAX_CALENDAR_GROUPS} groups"));
+            }
+            for (i, id) in req.group_ids.iter().enumerate() {
+                if uuid::Uuid::parse_str(id).is_err() {
+                    v.add(format!("group_ids[{i}]"), "must be a group id (a UUID)");
+                }
+            }
+            v.into_result()?;
+            req.group_ids.iter().map(String::as_str).collect()
+        };
+        let (name, codes) = if !only.is_empty() && topic.is_empty() {
+            (
+                format!("My self-help groups in {}", self.region),
+                Vec::new(),
+            )
+        } else if topic.is_empty() {
             (format!("Self-help groups in {}", self.region), Vec::new())
         } else {
             let rows = topic_store::list(&self.read, &self.region).await?;
@@ -436,7 +457,9 @@ impl ListingsApi {
             .cards
             .read()
             .expect("cards lock")
-            .values()
+            .iter()
+            .filter(|(id, _)| only.is_empty() || only.contains(id.as_str()))
+            .map(|(_, card)| card)
             .filter(|c| c.schedule.is_some() || !c.exceptions.is_empty())
             .cloned()
             .collect();

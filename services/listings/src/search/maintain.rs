@@ -16,12 +16,12 @@ use selfhelp_platform::supervise::Supervisor;
 use selfhelp_proto::streams::LISTINGS;
 
 use super::cards::{Card, CardMap, Cards, Render};
-use super::postcodes::PostcodeTable;
 use super::{Prepared, SearchDoc, SearchIndex};
 use crate::domain::group::{Format, JoinPolicy, Status};
 use crate::domain::schedule::{self, Exception, Pattern};
 use crate::store::group::{self as store, Model};
 use crate::store::{exception, topic};
+use selfhelp_core::postcode::PostcodeTable;
 
 /// The index shared by a replica's handlers (searches are short and CPU-bound).
 pub type SharedIndex = Arc<RwLock<SearchIndex>>;

@@ -6,7 +6,6 @@
 
 pub mod cards;
 pub mod maintain;
-pub mod postcodes;
 
 use std::collections::{BTreeSet, HashMap};
 

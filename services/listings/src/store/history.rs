@@ -73,3 +73,12 @@ pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str, nobody: &str) ->
         .await?;
     Ok(())
 }
+
+/// Every change `person` made, oldest first (their data's download).
+pub async fn by_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::ChangedBy.eq(person))
+        .order_by_asc(Column::Id)
+        .all(conn)
+        .await
+}

@@ -102,3 +102,11 @@ pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), Db
         .await?;
     Ok(())
 }
+
+/// The edits `person` asked for that wait for review (their data's download).
+pub async fn by_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::EditedBy.eq(person))
+        .all(conn)
+        .await
+}

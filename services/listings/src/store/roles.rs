@@ -65,3 +65,11 @@ pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), Db
         .await?;
     Ok(())
 }
+
+/// Every role `person` holds (their data's download).
+pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::PersonId.eq(person))
+        .all(conn)
+        .await
+}

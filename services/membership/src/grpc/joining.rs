@@ -6,8 +6,9 @@ use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
 use super::{MembershipApi, paging, uuid_field};
+use crate::domain::membership::State;
 use crate::error::ServiceError;
-use crate::store::membership;
+use crate::store::{follow, group_settings, membership};
 use crate::workflow::join_writer::NewJoin;
 
 pub(super) const MAX_DISPLAY_NAME: usize = 60;
@@ -59,6 +60,7 @@ impl MembershipApi {
             consent_text: consent_given.text,
             answer: req.answer.clone(),
             display_name: req.display_name.clone(),
+            hidden: req.hidden,
             code: req.invitation_code.trim().to_string(),
             trace,
         };
@@ -79,7 +81,9 @@ impl MembershipApi {
                 .await?;
         let mut memberships = Vec::with_capacity(rows.len());
         for m in &rows {
-            memberships.push(self.wire(&self.db, m).await?);
+            let mut wire = self.wire(&self.db, m).await?;
+            wire.joining_details = self.joining_details_for(m).await?;
+            memberships.push(wire);
         }
         Ok(pb::ListMyMembershipsResponse {
             page: Some(page.answer(rows.len(), total)),
@@ -102,5 +106,48 @@ impl MembershipApi {
             .end_own(&caller.person_id, &group_id, facts.capacity, &trace, None)
             .await?;
         self.wire(&self.db, &m).await
+    }
+
+    /// The caller's place in one group (see `GetMyPlace`).
+    pub(super) async fn my_place(
+        &self,
+        request: Request<pb::GetMyPlaceRequest>,
+    ) -> Result<pb::MyPlace, ServiceError> {
+        let caller = self.caller(&request)?;
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
+        v.into_result()?;
+        self.known_group(&request, &group_id).await?;
+        let membership =
+            match membership::find_for(&self.read, &group_id, &caller.person_id).await? {
+                Some(m) => {
+                    let mut wire = self.wire(&self.read, &m).await?;
+                    wire.joining_details = self.joining_details_for(&m).await?;
+                    Some(wire)
+                }
+                None => None,
+            };
+        let following = follow::find(&self.read, &group_id, &caller.person_id)
+            .await?
+            .is_some();
+        let join_question = group_settings::get(&self.read, &group_id, 0)
+            .await?
+            .join_question;
+        Ok(pb::MyPlace {
+            membership,
+            following,
+            join_question,
+        })
+    }
+
+    /// The group's joining details when `m` is an active membership.
+    async fn joining_details_for(&self, m: &membership::Model) -> Result<String, ServiceError> {
+        if m.state() != State::Active {
+            return Ok(String::new());
+        }
+        Ok(selfhelp_group_view::find(&self.read, &m.group_id)
+            .await?
+            .map(|g| g.joining_details)
+            .unwrap_or_default())
     }
 }

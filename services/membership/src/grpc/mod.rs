@@ -75,6 +75,9 @@ impl MembershipService for MembershipApi {
     ) -> Reply<pb::ListMyMembershipsResponse> {
         Ok(Response::new(self.my_memberships(r).await?))
     }
+    async fn get_my_place(&self, r: Request<pb::GetMyPlaceRequest>) -> Reply<pb::MyPlace> {
+        Ok(Response::new(self.my_place(r).await?))
+    }
     async fn approve_request(&self, r: Request<pb::DecideRequestRequest>) -> Reply<pb::Membership> {
         Ok(Response::new(self.decide(r, true).await?))
     }
@@ -504,6 +507,7 @@ fn membership_to_wire(m: &membership::Model, group_name: String, position: i32) 
         duties: m.duties(),
         waitlist_position: position,
         answer: m.answer.clone(),
+        joining_details: String::new(),
     }
 }
 

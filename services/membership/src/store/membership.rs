@@ -51,6 +51,8 @@ pub struct Entry<'a> {
     pub role: Role,
     pub answer: &'a str,
     pub display_name: &'a str,
+    /// Hidden from other members (organisers still see them).
+    pub hidden: bool,
 }
 
 pub async fn find<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Model>, DbErr> {
@@ -91,6 +93,7 @@ pub async fn enter<C: ConnectionTrait>(
             if !entry.display_name.is_empty() {
                 row.display_name = Set(entry.display_name.to_string());
             }
+            row.hidden = Set(entry.hidden);
             row.waitlisted_at_ms = Set(waitlisted_at);
             row.update(conn).await
         }
@@ -110,7 +113,7 @@ pub fn fresh(entry: Entry<'_>, now: i64) -> ActiveModel {
         updated_at_ms: Set(now),
         version: Set(1),
         display_name: Set(entry.display_name.to_string()),
-        hidden: Set(false),
+        hidden: Set(entry.hidden),
         duties_json: Set("[]".into()),
         answer: Set(entry.answer.to_string()),
         waitlisted_at_ms: Set((entry.state == State::Waitlisted).then_some(now)),

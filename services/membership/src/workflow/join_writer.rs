@@ -40,6 +40,7 @@ pub struct NewJoin {
     pub consent_text: String,
     pub answer: String,
     pub display_name: String,
+    pub hidden: bool,
     /// An invitation code, trimmed; empty for none.
     pub code: String,
     pub trace: TraceParent,
@@ -55,6 +56,7 @@ impl NewJoin {
             role,
             answer: self.answer.trim(),
             display_name: self.display_name.trim(),
+            hidden: self.hidden,
         }
     }
 }
@@ -434,6 +436,7 @@ mod tests {
             consent_text: format!("{person} agrees"),
             answer: String::new(),
             display_name: String::new(),
+            hidden: false,
             code: String::new(),
             trace: TraceParent::new_root(),
         }
@@ -476,6 +479,7 @@ mod tests {
                 role: Role::Member,
                 answer: "",
                 display_name: "",
+                hidden: false,
             };
             membership::fresh(entry, now).insert(&conn).await.unwrap();
         }

@@ -128,6 +128,7 @@ impl Workflow {
                         role: Role::Member,
                         answer: "",
                         display_name: "",
+                        hidden: false,
                     };
                     membership::enter(&txn, existing, entry, now).await?
                 }

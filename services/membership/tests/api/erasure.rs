@@ -97,7 +97,8 @@ async fn erasure_forgets_at_once_and_records_each_service(backend: Backend) {
         .all(|m| m.id != bob.id)
     );
 
-    // Membership and listings confirm through NATS; notifications is not here.
+    // Membership and listings confirm through NATS; notifications and the
+    // gateway are not here.
     let status = eventually(
         "listings and membership to confirm",
         Duration::from_secs(30),
@@ -109,7 +110,7 @@ async fn erasure_forgets_at_once_and_records_each_service(backend: Backend) {
                     .await
                     .ok()?
                     .into_inner();
-                (s.waiting_for == ["notifications"]).then_some(s)
+                (s.waiting_for == ["gateway", "notifications"]).then_some(s)
             }
         },
     )
@@ -135,7 +136,10 @@ async fn erasure_forgets_at_once_and_records_each_service(backend: Backend) {
         .into_inner();
     assert_eq!(overdue.requests.len(), 1);
     assert_eq!(overdue.requests[0].request_id, status.request_id);
-    assert_eq!(overdue.requests[0].waiting_for, vec!["notifications"]);
+    assert_eq!(
+        overdue.requests[0].waiting_for,
+        vec!["gateway", "notifications"]
+    );
     for who in [
         token("bob", REGION, &[]),
         token("op2", "leeds", &["operator"]),

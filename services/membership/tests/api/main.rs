@@ -451,6 +451,7 @@ async fn created_in_read_model(
             version: 1,
             capacity: 0,
             places: vec![],
+            ..Default::default()
         }),
         occurred_at: None,
     };

@@ -344,6 +344,11 @@ async fn every_rpc(
         list_my_memberships,
         pb::ListMyMembershipsRequest { page: None }
     );
+    call!(
+        "GetMyPlace",
+        get_my_place,
+        pb::GetMyPlaceRequest { group_id: group() }
+    );
     let decide = || pb::DecideRequestRequest {
         membership_id: membership(),
         message: String::new(),

@@ -7,13 +7,11 @@
 //! the title.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
@@ -82,10 +80,23 @@ pub struct Templates {
 impl Templates {
     /// The built-in templates plus the operator's from `dir` (`<name>` for all
     /// regions, `<region>/<name>` for one). A template that does not parse
-    /// stops the start-up with its file named.
-    pub fn load(dir: Option<&Path>) -> anyhow::Result<Templates> {
+    /// stops the start-up with its file named. Every template may link to the
+    /// person's pages on the web at `web_url` (`inbox_url`, `settings_url`;
+    /// empty when there is no web).
+    pub fn load(dir: Option<&Path>, web_url: &str) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        let web = web_url.trim_end_matches('/');
+        let page = |path: &str| {
+            if web.is_empty() {
+                String::new()
+            } else {
+                format!("{web}{path}")
+            }
+        };
+        env.add_global("web_url", web.to_string());
+        env.add_global("inbox_url", page("/my/notifications"));
+        env.add_global("settings_url", page("/my/settings"));
         for (name, source) in BUILT_IN {
             env.add_template(name, source)
                 .with_context(|| format!("built-in template {name}"))?;
@@ -292,61 +303,16 @@ fn template_files(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)
     Ok(out)
 }
 
-enum Transport {
-    File(AsyncFileTransport<Tokio1Executor>),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-}
-
 /// Sends rendered emails the configured way.
 pub struct Mailer {
-    transport: Transport,
-    from: Mailbox,
+    sender: selfhelp_platform::email::Sender,
 }
 
 impl Mailer {
     pub fn from_config(cfg: &EmailConfig) -> anyhow::Result<Mailer> {
-        let from: Mailbox = cfg
-            .from
-            .parse()
-            .with_context(|| format!("email.from {:?} is not an address", cfg.from))?;
-        let transport = match cfg.transport.as_str() {
-            "file" => {
-                std::fs::create_dir_all(&cfg.file_dir).with_context(|| {
-                    format!("creating email.file_dir {}", cfg.file_dir.display())
-                })?;
-                Transport::File(AsyncFileTransport::new(&cfg.file_dir))
-            }
-            "smtp" => {
-                let smtp = &cfg.smtp;
-                let builder = match smtp.tls.as_str() {
-                    "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
-                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
-                    "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-                    other => {
-                        anyhow::bail!("email.smtp.tls must be starttls, tls or none, not {other:?}")
-                    }
-                };
-                let mut builder = builder
-                    .port(smtp.port)
-                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
-                if !smtp.username.is_empty() {
-                    let password = match &smtp.password_file {
-                        Some(file) => std::fs::read_to_string(file)
-                            .with_context(|| {
-                                format!("email.smtp.password_file {}", file.display())
-                            })?
-                            .trim()
-                            .to_string(),
-                        None => String::new(),
-                    };
-                    builder =
-                        builder.credentials(Credentials::new(smtp.username.clone(), password));
-                }
-                Transport::Smtp(builder.build())
-            }
-            other => anyhow::bail!("email.transport must be file or smtp, not {other:?}"),
-        };
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            sender: selfhelp_platform::email::Sender::from_config(cfg)?,
+        })
     }
 
     /// Sends `email` to `to`, with a one-click unsubscribe link (RFC 8058).
@@ -361,7 +327,7 @@ impl Mailer {
             message: format!("recipient address: {e}"),
         })?;
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(self.sender.from().clone())
             .to(to)
             .subject(email.subject.clone())
             .raw_header(HeaderValue::new(
@@ -380,17 +346,10 @@ impl Mailer {
                 permanent: true,
                 message: format!("building the email: {e}"),
             })?;
-        match &self.transport {
-            Transport::File(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError {
-                permanent: false,
-                message: e.to_string(),
-            }),
-            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| MailError {
-                // A 5xx reply (no such mailbox): trying again will not help.
-                permanent: e.is_permanent(),
-                message: e.to_string(),
-            }),
-        }
+        self.sender.send(message).await.map_err(|e| MailError {
+            permanent: e.permanent,
+            message: e.message,
+        })
     }
 }
 
@@ -415,7 +374,7 @@ mod tests {
 
     #[test]
     fn built_in_templates_render_text_and_html_with_the_link() {
-        let t = Templates::load(None).unwrap();
+        let t = Templates::load(None, "https://groups.example.org").unwrap();
         let e = t
             .notification(
                 "notts",
@@ -432,6 +391,51 @@ mod tests {
                 .contains("<p>The Riverside Bereavement Circle meeting"),
             "{}",
             e.html
+        );
+        // The person's pages on the web, not "the app".
+        assert!(
+            e.text
+                .contains("https://groups.example.org/my/notifications"),
+            "{}",
+            e.text
+        );
+        let other = t
+            .notification(
+                "notts",
+                &item(Kind::Welcome),
+                "Riverside",
+                "https://x/u?t=1",
+            )
+            .unwrap();
+        assert!(
+            other
+                .text
+                .contains("https://groups.example.org/my/settings"),
+            "{}",
+            other.text
+        );
+        // (HTML writes the slashes as entities, which browsers read back.)
+        assert!(
+            other
+                .html
+                .contains("groups.example.org&#x2f;my&#x2f;settings"),
+            "{}",
+            other.html
+        );
+        assert!(!other.text.contains("the app"), "{}", other.text);
+        let no_web = Templates::load(None, "").unwrap();
+        let e = no_web
+            .notification(
+                "notts",
+                &item(Kind::Welcome),
+                "Riverside",
+                "https://x/u?t=1",
+            )
+            .unwrap();
+        assert!(
+            !e.text.contains("/my/"),
+            "no links without a web: {}",
+            e.text
         );
     }
 
@@ -478,7 +482,7 @@ mod tests {
             "{{ group_name }}",
         )
         .unwrap();
-        let t = Templates::load(Some(dir.path())).unwrap();
+        let t = Templates::load(Some(dir.path()), "").unwrap();
         let mut it = item(Kind::MeetingChanged);
         it.body = "Tea & <cake>".into();
         let notts = t.notification("notts", &it, "G", "u").unwrap();

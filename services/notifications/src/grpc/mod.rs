@@ -6,6 +6,7 @@ mod settings;
 
 use sea_orm::DatabaseConnection;
 use selfhelp_core::caller::Caller;
+use selfhelp_core::postcode::PostcodeTable;
 use selfhelp_core::time::{Clock, to_timestamp};
 use selfhelp_platform::Shutdown;
 use selfhelp_platform::db::Databases;
@@ -42,21 +43,36 @@ pub struct NotificationsApi {
     clock: Clock,
     /// What people change themselves, each in its transaction.
     workflow: Workflow,
+    /// Places alerts given by postcode.
+    postcodes: Arc<PostcodeTable>,
 }
 
 /// Notifications sent per look; the next look sends the rest.
 const WATCH_BATCH: u64 = 100;
 
+/// What the region's settings give the API.
+pub struct Settings {
+    pub region: String,
+    pub webhooks: WebhookConfig,
+    pub watch: WatchConfig,
+    pub postcodes: Arc<PostcodeTable>,
+    pub clock: Clock,
+}
+
 impl NotificationsApi {
     pub fn new(
         db: Databases,
-        region: String,
+        settings: Settings,
         shutdown: Shutdown,
-        webhooks: WebhookConfig,
-        watch: WatchConfig,
         live: Arc<LiveInbox>,
-        clock: Clock,
     ) -> Self {
+        let Settings {
+            region,
+            webhooks,
+            watch,
+            postcodes,
+            clock,
+        } = settings;
         Self {
             db: db.write.clone(),
             read: db.read,
@@ -69,6 +85,7 @@ impl NotificationsApi {
                 db: db.write.clone(),
                 clock: clock.clone(),
             },
+            postcodes,
             clock,
         }
     }
@@ -369,6 +386,17 @@ impl NotificationsService for NotificationsApi {
         let req = request.into_inner();
         Ok(Response::new(
             self.update_preferences_of(&caller, req).await?,
+        ))
+    }
+
+    async fn confirm_sign_in_address(
+        &self,
+        request: Request<pb::ConfirmSignInAddressRequest>,
+    ) -> Result<Response<pb::Preferences>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(
+            self.confirm_sign_in_address_of(&caller, request.into_inner())
+                .await?,
         ))
     }
 

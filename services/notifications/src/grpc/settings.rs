@@ -16,6 +16,8 @@ use crate::store::{alert, preference, webhook};
 use crate::workflow::NewAlert;
 
 const MAX_MUTED: usize = 500;
+/// The role of the token the web gateway sends with `ConfirmSignInAddress`.
+const ROLE_SIGNED_IN_BY_EMAIL: &str = "signed-in-by-email";
 const MAX_ALERT_TOPICS: usize = 20;
 const MAX_KINDS: usize = 50;
 
@@ -182,6 +184,8 @@ fn alert_to_wire(a: &alert::Model) -> pb::Alert {
         radius_km: a.radius_km,
         label: a.label.clone(),
         created_at: Some(to_timestamp(a.created_at_ms)),
+        postcode: a.postcode.clone(),
+        include_online: a.include_online,
     }
 }
 
@@ -228,20 +232,74 @@ impl NotificationsApi {
         Ok(to_wire(&held))
     }
 
+    pub(super) async fn confirm_sign_in_address_of(
+        &self,
+        caller: &Caller,
+        req: pb::ConfirmSignInAddressRequest,
+    ) -> Result<pb::Preferences, ServiceError> {
+        // Only the web gateway, just after the person signed in by a link to
+        // this address, vouches for it like this.
+        if !caller.has_role(ROLE_SIGNED_IN_BY_EMAIL) {
+            return Err(ServiceError::PermissionDenied(
+                "only a sign-in by email confirms an address this way",
+            ));
+        }
+        let email = req.email.trim().to_lowercase();
+        let mut v = Violations::new();
+        v.line("email", &email, true, 254);
+        if !email.is_empty() && email.parse::<lettre::Address>().is_err() {
+            v.add("email", "is not an email address");
+        }
+        v.into_result()?;
+        let held = self
+            .workflow
+            .confirm_sign_in_address(&caller.person_id, &email)
+            .await?;
+        Ok(to_wire(&held))
+    }
+
     pub(super) async fn create_alert_for(
         &self,
         caller: &Caller,
         req: pb::CreateAlertRequest,
     ) -> Result<pb::Alert, ServiceError> {
         let mut v = Violations::new();
+        let postcode = req.postcode.trim();
+        let has_point = req.latitude != 0.0 || req.longitude != 0.0;
         if !(-90.0..=90.0).contains(&req.latitude) {
             v.add("latitude", "must be between -90 and 90");
         }
         if !(-180.0..=180.0).contains(&req.longitude) {
             v.add("longitude", "must be between -180 and 180");
         }
-        if !(1.0..=200.0).contains(&req.radius_km) {
+        v.line("postcode", postcode, false, 10);
+        let centre = match (postcode.is_empty(), has_point) {
+            (false, true) => {
+                v.add("postcode", "give a postcode or a point, not both");
+                None
+            }
+            (false, false) => {
+                let found = self.postcodes.lookup(postcode);
+                if found.is_none() {
+                    v.add(
+                        "postcode",
+                        "is not a postcode we know: give a full UK postcode such as NG1 5FS, or its first part such as NG1",
+                    );
+                }
+                found
+            }
+            (true, true) => Some((req.latitude, req.longitude)),
+            (true, false) => None,
+        };
+        let area_given = !postcode.is_empty() || has_point;
+        if area_given && !(1.0..=200.0).contains(&req.radius_km) {
             v.add("radius_km", "must be between 1 and 200");
+        }
+        if !area_given && req.radius_km != 0.0 {
+            v.add(
+                "radius_km",
+                "needs a postcode or a point to be a distance from",
+            );
         }
         if req.topics.len() > MAX_ALERT_TOPICS {
             v.add("topics", format!("at most {MAX_ALERT_TOPICS}"));
@@ -269,9 +327,14 @@ impl NotificationsApi {
         v.into_result()?;
         let new = NewAlert {
             topics,
-            latitude: req.latitude,
-            longitude: req.longitude,
-            radius_km: req.radius_km,
+            area: centre.map(|c| (c, req.radius_km)),
+            postcode: if postcode.is_empty() {
+                String::new()
+            } else {
+                selfhelp_core::postcode::normalise(postcode)
+                    .unwrap_or_else(|| postcode.to_ascii_uppercase())
+            },
+            include_online: req.include_online,
             label: req.label.trim().to_string(),
         };
         let row = self.workflow.add_alert(&caller.person_id, new).await?;

@@ -13,11 +13,18 @@ pub struct Model {
     pub person_id: String,
     /// Comma-separated topic codes; empty for any.
     pub topics: String,
+    /// The centre of the alert's area; with `radius_km` 0 the alert has no
+    /// area (groups anywhere in the region).
     pub latitude: f64,
     pub longitude: f64,
     pub radius_km: f64,
     pub label: String,
     pub created_at_ms: i64,
+    /// The postcode the area was given by (normalised), empty when given by
+    /// coordinates or without an area.
+    pub postcode: String,
+    /// Groups meeting online or by phone match wherever they are.
+    pub include_online: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -37,8 +44,9 @@ impl Model {
     pub fn rule(&self) -> AlertRule {
         AlertRule {
             topics: self.topics(),
-            centre: (self.latitude, self.longitude),
-            radius_km: self.radius_km,
+            area: (self.radius_km > 0.0)
+                .then_some(((self.latitude, self.longitude), self.radius_km)),
+            include_online: self.include_online,
         }
     }
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(Audiences));
         all.push(Box::new(Channels));
         all.push(Box::new(EmailConfirmation));
+        all.push(Box::new(AlertPlaces));
         all
     }
 }
@@ -496,5 +497,45 @@ impl MigrationTrait for EmailConfirmation {
             .and_where(Expr::col(Preference::Email).ne(""))
             .to_owned();
         m.exec_stmt(grandfather).await
+    }
+}
+
+/// Alerts by postcode, and alerts that take in groups meeting online.
+struct AlertPlaces;
+
+impl MigrationName for AlertPlaces {
+    fn name(&self) -> &str {
+        "m0105_notifications_alert_places"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AlertPlaces {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column per ALTER TABLE.
+        m.alter_table(
+            Table::alter()
+                .table(Alias::new("alert"))
+                .add_column(
+                    ColumnDef::new(Alias::new("postcode"))
+                        .string()
+                        .not_null()
+                        .default(""),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Alias::new("alert"))
+                .add_column(
+                    ColumnDef::new(Alias::new("include_online"))
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .to_owned(),
+        )
+        .await
     }
 }

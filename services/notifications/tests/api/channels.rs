@@ -1404,6 +1404,7 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic(backend: Backend
         longitude: -1.1581,
         radius_km,
         label: "near home".into(),
+        ..Default::default()
     };
     let create = |person: &str, req: pb::CreateAlertRequest| {
         let mut c = client.clone();
@@ -1431,6 +1432,57 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic(backend: Backend
     let mut fields = violated_fields(&err);
     fields.sort();
     assert_eq!(fields, ["latitude", "radius_km", "topics[0]"]);
+    // By postcode, as people give it: known, and not beside a point.
+    let by_postcode = |postcode: &str, topics: &[&str], radius_km: f64, include_online: bool| {
+        pb::CreateAlertRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            postcode: postcode.into(),
+            radius_km,
+            include_online,
+            label: "by postcode".into(),
+            ..Default::default()
+        }
+    };
+    for (wrong, field) in [
+        (by_postcode("ZZ99 9ZZ", &[], 10.0, false), "postcode"),
+        (
+            pb::CreateAlertRequest {
+                latitude: 52.9,
+                longitude: -1.1,
+                ..by_postcode("NG1", &[], 10.0, false)
+            },
+            "postcode",
+        ),
+        (by_postcode("NG1", &[], 0.0, false), "radius_km"),
+        (by_postcode("", &[], 10.0, false), "radius_km"),
+    ] {
+        let err = create("eve", wrong).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&err), [field]);
+    }
+    let gil = create("gil", by_postcode("ng1 5fs", &["bereavement"], 30.0, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (gil.postcode.as_str(), gil.include_online),
+        ("NG1 5FS", false)
+    );
+    assert!(
+        (gil.latitude - 52.954).abs() < 0.01,
+        "placed by its outward code"
+    );
+    // A broad topic, near Nottingham, online groups included or not.
+    create("jo", by_postcode("NG7", &["mental-health"], 5.0, true))
+        .await
+        .unwrap();
+    create("kit", by_postcode("NG7", &["mental-health"], 5.0, false))
+        .await
+        .unwrap();
+    // No area: anywhere in the region, any topic.
+    create("lou", by_postcode("", &[], 0.0, false))
+        .await
+        .unwrap();
     let listed = client
         .list_alerts(with_token(pb::ListAlertsRequest {}, &tok("ann")))
         .await
@@ -1503,6 +1555,10 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic(backend: Backend
         ("cal", false),
         ("dee", true),
         ("fay", true),
+        ("gil", true),
+        ("jo", false),
+        ("kit", false),
+        ("lou", true),
     ] {
         let got = kinds(&inbox(&mut client, person).await);
         assert_eq!(
@@ -1528,6 +1584,24 @@ async fn saved_alerts_tell_about_new_groups_nearby_on_the_topic(backend: Backend
     assert_eq!(kinds(&inbox(&mut client, "ann").await), [K::NewGroupAlert]);
     assert_eq!(kinds(&inbox(&mut client, "fay").await), [K::NewGroupAlert]);
     assert_eq!(kinds(&inbox(&mut client, "olive").await).len(), 2);
+
+    // An anxiety group meeting only online: those asking for mental health
+    // and online groups hear of it, wherever they are; the others do not.
+    let online = uuid::Uuid::now_v7().to_string();
+    let mut group = snapshot(&online, &["olive"], 3).unwrap();
+    group.topics = vec!["anxiety".into()];
+    group.broader_topics = vec!["mental-health".into()];
+    group.meets_online = true;
+    let published = ev::GroupPublished {
+        group: Some(group),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "group.published", &online, &published).await;
+    settle(&nats).await;
+    for (person, alerts) in [("jo", 1), ("kit", 0), ("gil", 1), ("lou", 2), ("dee", 1)] {
+        let got = kinds(&inbox(&mut client, person).await);
+        assert_eq!(got, vec![K::NewGroupAlert; alerts], "{backend:?} {person}");
+    }
 
     // Deleting: only one's own.
     let err = client
@@ -1585,6 +1659,7 @@ async fn caps_hold_when_many_requests_arrive_at_once(backend: Backend) {
                     longitude: -1.1581,
                     radius_km: 5.0,
                     label: format!("alert {i}"),
+                    ..Default::default()
                 },
                 &tok("keen"),
             ))
@@ -1663,6 +1738,67 @@ async fn addresses_stored_before_confirmation_existed_count_as_confirmed(backend
 }
 
 per_backend!(addresses_stored_before_confirmation_existed_count_as_confirmed);
+
+/// The web's word that someone signed in with an address: it counts as
+/// confirmed, but only from a token for that purpose, only for an address
+/// that is theirs (none yet, or the same), and never replaces another.
+async fn an_address_used_to_sign_in_counts_as_confirmed(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut c = NotificationsServiceClient::new(svc.channel().await);
+    let confirm = |email: &str| pb::ConfirmSignInAddressRequest {
+        email: email.into(),
+    };
+    let by_web = |who: &str| token(who, REGION, &["signed-in-by-email"]);
+    let refused = c
+        .confirm_sign_in_address(with_token(confirm("ann@example.org"), &tok("ann")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::PermissionDenied,
+        "not from a plain token"
+    );
+    let bad = c
+        .confirm_sign_in_address(with_token(confirm("not an address"), &by_web("ann")))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), ["email"]);
+    let held = c
+        .confirm_sign_in_address(with_token(confirm("Ann@Example.org"), &by_web("ann")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (held.email.as_str(), held.email_confirmed),
+        ("ann@example.org", true)
+    );
+    // Someone whose settings name another address keeps it, unconfirmed.
+    c.update_preferences(with_token(
+        pb::UpdatePreferencesRequest {
+            preferences: Some(pb::Preferences {
+                email: "bo@work.example".into(),
+                ..Default::default()
+            }),
+        },
+        &tok("bo"),
+    ))
+    .await
+    .unwrap();
+    let held = c
+        .confirm_sign_in_address(with_token(confirm("bo@home.example"), &by_web("bo")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (held.email.as_str(), held.email_confirmed),
+        ("bo@work.example", false)
+    );
+    svc.stop().await.unwrap();
+}
+
+per_backend!(an_address_used_to_sign_in_counts_as_confirmed);
 
 async fn a_lapsed_claim_cannot_record_and_another_dispatcher_takes_over(backend: Backend) {
     use selfhelp_notifications::store::{Migrator, delivery};
@@ -1896,6 +2032,13 @@ async fn every_rpc(
         update_preferences,
         pb::UpdatePreferencesRequest {
             preferences: Some(Default::default()),
+        }
+    );
+    call!(
+        "ConfirmSignInAddress",
+        confirm_sign_in_address,
+        pb::ConfirmSignInAddressRequest {
+            email: "op2@example.org".into(),
         }
     );
     call!(

@@ -71,6 +71,7 @@ async fn group_known(nats: &Nats, group_id: &str, name: &str, organisers: &[&str
             version: 3,
             capacity: 0,
             places: vec![],
+            ..Default::default()
         }),
         occurred_at: None,
     };
@@ -473,6 +474,7 @@ fn snapshot(group_id: &str, organisers: &[&str], version: i64) -> Option<ev::Gro
         version,
         capacity: 0,
         places: vec![],
+        ..Default::default()
     })
 }
 
