@@ -1048,7 +1048,10 @@ async fn web_sign_in_and_erasure(stack: &Stack, web: &str) {
         .unwrap();
     let signed = browser
         .post(format!("{web}/sign-in/link"))
-        .form(&[("csrf", hidden(&page, "csrf")), ("token", link_token.clone())])
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("token", link_token.clone()),
+        ])
         .send()
         .await
         .unwrap();

@@ -41,6 +41,8 @@ pub struct Config {
     /// How sign-in links are sent.
     pub email: EmailConfig,
     pub sign_in: SignInConfig,
+    /// Staff signing in through the region's identity provider.
+    pub staff: StaffConfig,
     pub sessions: SessionConfig,
     pub tokens: TokenConfig,
     /// The membership and notifications services, which the gateway calls as
@@ -80,6 +82,47 @@ impl Default for SignInConfig {
             requests_per_client_per_hour: 30,
             code_attempts: 5,
         }
+    }
+}
+
+/// Staff sign in through the region's own identity provider (OpenID
+/// Connect, authorization code with PKCE); people do not. Which of the
+/// provider's claims make someone an operator of this region is set here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StaffConfig {
+    /// The provider's issuer URL (its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`); empty: no staff sign-in.
+    pub issuer_url: String,
+    pub client_id: String,
+    /// `SELFHELP_STAFF__CLIENT_SECRET_FILE` reads it from a file.
+    pub client_secret: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim (from the provider's userinfo answer) that lists a person's
+    /// groups or roles, e.g. `groups` or `roles`.
+    pub operator_claim: String,
+    /// Values of that claim that make someone an operator of this region;
+    /// anyone else the provider signs in is an ordinary person here.
+    pub operator_values: Vec<String>,
+}
+
+impl Default for StaffConfig {
+    fn default() -> Self {
+        Self {
+            issuer_url: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            scopes: vec!["email".into(), "groups".into()],
+            operator_claim: "groups".into(),
+            operator_values: Vec::new(),
+        }
+    }
+}
+
+impl StaffConfig {
+    pub fn enabled(&self) -> bool {
+        !self.issuer_url.trim().is_empty()
     }
 }
 
@@ -187,6 +230,7 @@ impl Default for Config {
             },
             email: EmailConfig::default(),
             sign_in: SignInConfig::default(),
+            staff: StaffConfig::default(),
             sessions: SessionConfig::default(),
             tokens: TokenConfig::default(),
             membership_url: "http://127.0.0.1:50052".into(),
@@ -237,6 +281,27 @@ impl Checked for Config {
             self.sign_in.link_valid_minutes,
             1,
         );
+        if self.staff.enabled() {
+            let s = &self.staff;
+            if !(s.issuer_url.starts_with("https://") || s.issuer_url.starts_with("http://")) {
+                v.add("staff.issuer_url", "must be an https:// address");
+            }
+            if s.client_id.trim().is_empty() {
+                v.add("staff.client_id", "must be set for staff sign-in");
+            }
+            if s.client_secret.trim().is_empty() {
+                v.add("staff.client_secret", "must be set for staff sign-in");
+            }
+            if s.operator_claim.trim().is_empty() {
+                v.add("staff.operator_claim", "must name a claim");
+            }
+            if s.operator_values.is_empty() {
+                v.add(
+                    "staff.operator_values",
+                    "must list the values that make an operator",
+                );
+            }
+        }
         at_least(
             v,
             "sign_in.links_per_address_per_hour",

@@ -222,6 +222,18 @@ pub(crate) async fn cache_headers(
         return response;
     }
     let cache = format!("public, max-age={}", state.config.http.cache_max_age_secs);
+    // A page shows who is signed in: the copy a browser kept while signed
+    // out must not stand in for the page once they sign in.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if is_page {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Cookie"));
+    }
     let size = http_body::Body::size_hint(response.body()).exact();
     if size.is_none_or(|n| n > ETAG_MAX_BYTES as u64) {
         // Streamed or large: cacheable, but not held in memory to hash it.

@@ -18,6 +18,7 @@ mod privacy;
 mod services;
 mod sessions;
 mod signin;
+mod staff;
 pub mod store;
 mod web;
 
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub keys: keys::Keys,
     /// The services, called as the signed-in person.
     pub services: services::Services,
+    /// Staff sign-in through the region's identity provider, when set.
+    pub staff: Option<staff::Staff>,
 }
 
 impl std::ops::Deref for AppState {
@@ -146,6 +149,15 @@ pub async fn run_with_clock(
         ),
         sign_in_limiter: http::HourlyLimiter::new(config.sign_in.requests_per_client_per_hour),
         services: services::Services::new(&config, keys.clone())?,
+        staff: if config.staff.enabled() {
+            Some(staff::Staff::new(
+                config.staff.clone(),
+                db.clone(),
+                clock.clone(),
+            )?)
+        } else {
+            None
+        },
         keys,
         db,
         tz: config.timezone.parse().unwrap_or(chrono_tz::Europe::London),
@@ -184,8 +196,8 @@ pub async fn run_with_clock(
     Ok(())
 }
 
-/// Every minute: the signing keys rotated in time, ended sessions and spent
-/// sign-in links forgotten.
+/// Every minute: the signing keys rotated in time, ended sessions, spent
+/// sign-in links and unfinished staff sign-ins forgotten.
 async fn upkeep(state: AppState, shutdown: Shutdown) {
     loop {
         tokio::select! {
@@ -200,6 +212,11 @@ async fn upkeep(state: AppState, shutdown: Shutdown) {
         }
         if let Err(e) = state.sign_in.forget_expired().await {
             tracing::warn!(error = %e, "expired sign-in links not forgotten");
+        }
+        if let Some(staff) = &state.staff
+            && let Err(e) = staff.forget_expired().await
+        {
+            tracing::warn!(error = %e, "unfinished staff sign-ins not forgotten");
         }
     }
 }

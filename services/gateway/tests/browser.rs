@@ -4,7 +4,14 @@
 //! desktop width, 360 px and 200 % zoom, no sideways scrolling, search with the
 //! keyboard alone, and a screenshot of each view to look at.
 //!
-//! Without Chromium this test says loudly that it did not run; with
+//! `browser/walk.py` walks a person through taking part (issue 32) against
+//! the whole system, on SQLite and on PostgreSQL: search, sign in by the
+//! link read from a real SMTP server, join with consent, their groups, the
+//! welcome, settings, an alert by postcode, their calendar, the download of
+//! everything and erasure, each page checked the same way, and the same
+//! pages as someone else sees theirs.
+//!
+//! Without Chromium these tests say loudly that they did not run; with
 //! `SELFHELP_NO_SKIPS=1` (CI sets it) a missing browser is a failure.
 
 mod common;
@@ -13,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Gateway, directory, system};
-use selfhelp_testkit::eventually;
+use common::web::mails_to;
+use common::{Gateway, WholeSystem, create, directory, group_request, system, weekly};
+use selfhelp_testkit::{Backend, eventually, per_backend};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -35,17 +43,24 @@ fn python_packages() -> PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
+/// Whether Chromium and its driver are here; says loudly when not.
+fn browser_installed(what: &str) -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
     if !missing.is_empty() {
         selfhelp_testkit::not_run(
-            "the browser checks of the web directory",
+            what,
             &format!("{missing:?} not installed (apt-get install chromium chromium-driver)"),
         );
+    }
+    missing.is_empty()
+}
+
+#[tokio::test]
+async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
+    if !browser_installed("the browser checks of the web directory") {
         return;
     }
     let packages = tokio::task::spawn_blocking(python_packages).await.unwrap();
@@ -140,3 +155,142 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
     );
     drop(gateway.task);
 }
+
+/// The sign-in link of the next sign-in email to `email`: the first after the
+/// `seen` such emails it had.
+async fn next_sign_in_link(sys: &WholeSystem, email: &str, seen: usize) -> String {
+    let mail = eventually("a sign-in email", Duration::from_secs(30), || {
+        let found = mails_to(&sys.smtp, email)
+            .into_iter()
+            .filter(|m| m.contains("/sign-in/link/"))
+            .nth(seen);
+        async move { found }
+    })
+    .await;
+    mail.split_whitespace()
+        .find(|w| w.contains("/sign-in/link/"))
+        .expect("a link")
+        .to_string()
+}
+
+async fn a_person_walks_the_web_in_a_browser(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if !browser_installed("the browser walk of a person taking part") {
+        return;
+    }
+    let packages = tokio::task::spawn_blocking(python_packages).await.unwrap();
+    let sys = WholeSystem::start(backend).await;
+    let mut client = sys.client.clone();
+    let details = "Room 4 at the back; ring the bell";
+    let mut req = group_request("Riverside bereavement circle", &["bereavement"], "NG1 5FS");
+    req.joining_details = details.into();
+    let group = create(&mut client, req, true).await;
+    weekly(
+        &mut client,
+        &group.id,
+        selfhelp_proto::listings::v1::Weekday::Wednesday,
+        "19:00",
+        "20:30",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    eventually("the group searchable", Duration::from_secs(20), || {
+        let (http, url) = (http.clone(), sys.gateway.url("/?q=bereavement"));
+        async move {
+            let body = http.get(url).send().await.ok()?.text().await.ok()?;
+            body.contains("Riverside bereavement circle").then_some(())
+        }
+    })
+    .await;
+
+    let screenshots =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-walk-{backend:?}"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/walk.py");
+    let mut walk = tokio::process::Command::new(selfhelp_testkit::python::python())
+        .arg(script)
+        .args(["--base", &sys.gateway.url("")])
+        .arg("--screenshots")
+        .arg(&screenshots)
+        .args(["--group-name", "Riverside bereavement circle"])
+        .args(["--details", details])
+        .args(["--email", "ann@example.org"])
+        .args(["--search-words", "bereavement"])
+        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
+        .env("PYTHONPATH", &packages)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut to_walk = walk.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(walk.stdout.take().unwrap()).lines();
+    let mut links_sent: std::collections::HashMap<String, usize> = Default::default();
+    let mut report = String::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+        .await
+        .expect("the walk said nothing for 5 minutes")
+        .unwrap()
+    {
+        let said: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if said["need"] == "link" {
+            let email = said["email"].as_str().unwrap().to_string();
+            let seen = links_sent.entry(email.clone()).or_default();
+            let link = next_sign_in_link(&sys, &email, *seen).await;
+            *seen += 1;
+            to_walk
+                .write_all(format!("{link}\n").as_bytes())
+                .await
+                .unwrap();
+            to_walk.flush().await.unwrap();
+        } else {
+            report = line;
+        }
+    }
+    let status = walk.wait().await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).expect("the walk's report");
+    assert!(
+        status.success(),
+        "{backend:?}: the walk failed: {:#}",
+        report["failures"]
+    );
+    // Every page of the walk in three views, the owner's and someone else's.
+    let pages: std::collections::BTreeSet<&str> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["page"].as_str())
+        .collect();
+    for page in [
+        "sign-in",
+        "sign-in-link",
+        "group-signed-in",
+        "my-groups",
+        "notifications",
+        "settings",
+        "alerts",
+        "calendar",
+        "my-data",
+        "erased",
+    ] {
+        assert!(pages.contains(page), "{page} not checked: {pages:?}");
+    }
+    // Nothing of her is left on the web's side.
+    let web = sea_orm::Database::connect(&sys.dbs[3].url).await.unwrap();
+    use sea_orm::{ConnectionTrait, Statement};
+    let left = web
+        .query_one_raw(Statement::from_string(
+            web.get_database_backend(),
+            "SELECT COUNT(*) FROM account WHERE email = 'ann@example.org'".to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0, "{backend:?}: her account is gone");
+    println!(
+        "browser walk passed on {backend:?}; screenshots in {}",
+        screenshots.display()
+    );
+}
+
+per_backend!(a_person_walks_the_web_in_a_browser);

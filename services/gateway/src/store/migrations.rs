@@ -7,6 +7,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = selfhelp_platform::migrations::migrations();
         all.push(Box::new(SignIn));
+        all.push(Box::new(StaffSignIn));
         all
     }
 }
@@ -221,6 +222,45 @@ impl MigrationTrait for SignIn {
                 .col(CalendarFeed::TokenDigest)
                 .unique()
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Staff signing in through the region's identity provider: what each
+/// sign-in begun waits for when the provider sends the person back.
+struct StaffSignIn;
+
+impl MigrationName for StaffSignIn {
+    fn name(&self) -> &str {
+        "m0101_gateway_staff_sign_in"
+    }
+}
+
+#[derive(DeriveIden)]
+enum StaffSignInState {
+    #[sea_orm(iden = "staff_sign_in")]
+    Table,
+    StateDigest,
+    PkceVerifier,
+    Nonce,
+    NextPath,
+    ExpiresAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for StaffSignIn {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(StaffSignInState::Table)
+                .if_not_exists()
+                .col(key(StaffSignInState::StateDigest))
+                .col(text(StaffSignInState::PkceVerifier))
+                .col(text(StaffSignInState::Nonce))
+                .col(long_text(StaffSignInState::NextPath))
+                .col(ms(StaffSignInState::ExpiresAtMs))
                 .to_owned(),
         )
         .await

@@ -9,6 +9,7 @@ pub mod migrations;
 pub mod session;
 pub mod sign_in_link;
 pub mod signing_key;
+pub mod staff_sign_in;
 
 pub use migrations::Migrator;
 

@@ -32,6 +32,8 @@ struct SignInPage<'a> {
     next: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// Staff may sign in through the region's identity provider.
+    staff: bool,
 }
 
 pub(crate) async fn sign_in_page(
@@ -46,6 +48,7 @@ pub(crate) async fn sign_in_page(
         next,
         email: "",
         error: None,
+        staff: state.staff.is_some(),
     };
     let layout = Layout::new(
         &state,
@@ -95,6 +98,7 @@ pub(crate) async fn ask_for_link(
                 next: &next,
                 email: form.email.trim(),
                 error: Some("Enter an email address, like name@example.org"),
+                staff: state.staff.is_some(),
             };
             let layout = Layout::new(&state, "Sign in", "", None);
             html(

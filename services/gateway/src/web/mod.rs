@@ -24,6 +24,7 @@ mod pages;
 mod proposed;
 mod search;
 mod sitemap;
+mod staff;
 mod told;
 mod topics;
 
@@ -68,6 +69,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/sign-out/everywhere", post(account::sign_out_everywhere))
         .route("/account", get(account::account_page))
         .route("/.well-known/jwks.json", get(account::jwks))
+        .route("/staff", get(staff::staff_page))
+        .route("/staff/sign-in", get(staff::begin))
+        .route("/staff/callback", get(staff::finish))
         .route("/my/groups", get(mine::my_groups))
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))
         .route("/my/notifications", get(mine::notifications))

@@ -60,6 +60,7 @@ impl Pages {
                 include_str!("../../templates/settings.html"),
             ),
             ("alerts.html", include_str!("../../templates/alerts.html")),
+            ("staff.html", include_str!("../../templates/staff.html")),
         ] {
             env.add_template(name, source)
                 .expect("the gateway's templates parse");

@@ -186,12 +186,23 @@ pub struct System {
 }
 
 pub async fn system() -> System {
+    system_trusting(None).await
+}
+
+/// [`system`] with listings also taking the tokens of the gateway that will
+/// serve at `web_url` (its keys fetched when first needed).
+pub async fn system_trusting(web_url: Option<&str>) -> System {
     let nats = Nats::start();
     let db = TestDb::new(Backend::Sqlite).await;
-    let config = ListingsConfig {
+    let mut config = ListingsConfig {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
         ..Default::default()
     };
+    if let Some(web) = web_url {
+        config.common.auth.jwks_url = Some(format!("{web}/.well-known/jwks.json"));
+        config.common.auth.issuer = Some("selfhelp-gateway".into());
+        config.common.auth.audience = Some("selfhelp".into());
+    }
     let listings =
         RunningService::start(SERVICE_NAME, move |l, s| run_listings(config, l, s)).await;
     let client = ListingsServiceClient::new(listings.channel().await);
