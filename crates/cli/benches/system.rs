@@ -10,13 +10,17 @@
 //! Memory is measured for `up` and, on an empty directory and again after the
 //! load, for each service in a process of its own (see `services_alone`); on
 //! SQLite also for listings alone on the directory copied ten times (100,000
-//! groups by default, see `listings_on_copies`).
+//! groups by default, see `listings_on_copies`). A person's own pages (my
+//! groups, the inbox) are timed signed in on the web, with 100,000
+//! memberships in the system, beside the calls to the services they make
+//! (see `signed_in_pages`).
 //!
 //! ```text
 //! cargo bench -p selfhelp --bench system                      # 10,000 groups, 2,000 joins
 //! cargo bench -p selfhelp --bench system -- --groups 2000 --joins 500 --seconds 3
 //! cargo bench -p selfhelp --bench system -- --backend sqlite  # skip PostgreSQL
 //! cargo bench -p selfhelp --bench system -- --directory-copies 0  # skip the 100,000 groups
+//! cargo bench -p selfhelp --bench system -- --memberships 0       # skip the signed-in pages
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -84,6 +88,8 @@ struct Options {
     /// Listings alone on the listed directory copied this many times (SQLite; 0: not measured).
     directory_copies: usize,
     joins: usize,
+    /// Memberships in all before a person's own pages are timed (0: not timed).
+    memberships: usize,
     seconds: u64,
     backends: Vec<String>,
 }
@@ -93,6 +99,7 @@ fn options() -> Options {
         groups: 10_000,
         directory_copies: 10,
         joins: 2_000,
+        memberships: 100_000,
         seconds: 5,
         backends: vec!["sqlite".into()],
     };
@@ -110,6 +117,9 @@ fn options() -> Options {
             "--bench" => {}
             "--groups" => o.groups = value("--groups").parse().expect("--groups N"),
             "--joins" => o.joins = value("--joins").parse().expect("--joins N"),
+            "--memberships" => {
+                o.memberships = value("--memberships").parse().expect("--memberships N")
+            }
             "--directory-copies" => {
                 o.directory_copies = value("--directory-copies")
                     .parse()
@@ -208,7 +218,11 @@ struct Up {
 impl Up {
     /// Starts `selfhelp up` on ports the system picks and returns once it
     /// printed `ready:` (with the ports it printed), with how long that took.
-    fn start(data_dir: &Path, databases: &[Option<String>; 3]) -> (Up, Duration) {
+    fn start(
+        data_dir: &Path,
+        databases: &[Option<String>; 3],
+        gateway_database: Option<&str>,
+    ) -> (Up, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_selfhelp"));
         cmd.arg("up")
@@ -240,6 +254,9 @@ impl Up {
             if let Some(url) = db {
                 cmd.arg(flag).arg(url);
             }
+        }
+        if let Some(url) = gateway_database {
+            cmd.arg("--gateway-database").arg(url);
         }
         let mut child = cmd.spawn().expect("starting selfhelp up");
         let stdout = child.stdout.take().expect("stdout");
@@ -318,13 +335,14 @@ struct PgDatabases {
 }
 
 impl PgDatabases {
-    async fn create() -> (PgDatabases, [Option<String>; 3]) {
+    /// The three services' databases, and the gateway's.
+    async fn create() -> (PgDatabases, [Option<String>; 3], Option<String>) {
         let admin = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
         let conn = selfhelp_platform::db::connect(&admin, 1)
             .await
             .expect("connecting to TEST_DATABASE_URL");
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let names: Vec<String> = ["listings", "membership", "notifications"]
+        let names: Vec<String> = ["listings", "membership", "notifications", "gateway"]
             .iter()
             .map(|s| format!("selfhelp_bench_{s}_{suffix}"))
             .collect();
@@ -340,6 +358,7 @@ impl PgDatabases {
         (
             PgDatabases { admin, names },
             [urls[0].clone(), urls[1].clone(), urls[2].clone()],
+            urls[3].clone(),
         )
     }
 
@@ -375,11 +394,11 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
     let data_dir = data.path().to_path_buf();
     let secret = selfhelp_platform::auth::generate_secret();
     std::fs::write(data_dir.join("dev-secret"), &secret).expect("writing the secret");
-    let (pg, databases) = if backend == "postgres" {
-        let (pg, urls) = PgDatabases::create().await;
-        (Some(pg), urls)
+    let (pg, databases, gateway_database) = if backend == "postgres" {
+        let (pg, urls, gateway) = PgDatabases::create().await;
+        (Some(pg), urls, gateway)
     } else {
-        (None, [None, None, None])
+        (None, [None, None, None], None)
     };
     let mut rows = Vec::new();
 
@@ -390,7 +409,7 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         alone_memory(alone),
     ));
 
-    let (up, first_start) = Up::start(&data_dir, &databases);
+    let (up, first_start) = Up::start(&data_dir, &databases, gateway_database.as_deref());
     println!(
         "started (empty) in {first_start:.2?}; listing {} groups…",
         opts.groups
@@ -399,7 +418,7 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
     let ids = seed(&up, &tokens, opts.groups).await;
     up.stop();
 
-    let (up, restart) = Up::start(&data_dir, &databases);
+    let (up, restart) = Up::start(&data_dir, &databases, gateway_database.as_deref());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = up.rss_mib();
     rows.push((
@@ -592,6 +611,9 @@ async fn run_backend(backend: &str, opts: &Options) -> Report {
         "JoinGroup → welcome in ListNotifications at 200 joins/s: p50 / p99".into(),
         welcome_lat.p50_p99(),
     ));
+    if opts.memberships > 0 {
+        rows.extend(signed_in_pages(&up, &tokens, &ids, opts.memberships, &data_dir).await);
+    }
     rows.push((
         "resident memory after the load".into(),
         format!("{:.0} MiB", up.rss_mib()),
@@ -1395,4 +1417,324 @@ async fn join_latency(
         );
     }
     Latencies(out)
+}
+
+/// A person's own pages, as they meet them: signed in on the web (by the link
+/// `up` writes to its mail folder), a member of five groups, with `total`
+/// memberships in the system. "My groups" and the inbox are timed over HTTP
+/// one at a time, beside the same calls to the services made directly from
+/// here (as the pages make them: the lists together, then each group's
+/// meetings and rota together); the difference is the gateway's own share.
+async fn signed_in_pages(
+    up: &Up,
+    tokens: &Tokens,
+    ids: &Arc<Vec<String>>,
+    total: usize,
+    data_dir: &Path,
+) -> Vec<(String, String)> {
+    println!("{total} memberships (people in four groups each, 64 in flight)…");
+    let per_person = 4;
+    let people = total.div_ceil(per_person);
+    let members = channels(&up.url(1)).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let minted: Arc<Vec<String>> = Arc::new(
+        (0..people)
+            .map(|i| tokens.mint(&format!("member-{i}"), &[]))
+            .collect(),
+    );
+    for w in 0..CONNECTIONS * IN_FLIGHT_PER_CONNECTION {
+        let (ch, minted, ids, next) = (
+            members[w % members.len()].clone(),
+            minted.clone(),
+            ids.clone(),
+            next.clone(),
+        );
+        tasks.spawn(async move {
+            let mut c = MembershipServiceClient::new(ch);
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= people * per_person {
+                    return;
+                }
+                let (person, k) = (n / per_person, n % per_person);
+                let group = ids[(person * 7 + k * 2_003) % ids.len()].clone();
+                let request = authed(
+                    mpb::JoinGroupRequest {
+                        group_id: group,
+                        consent: consent(),
+                        ..Default::default()
+                    },
+                    &minted[person],
+                );
+                c.join_group(request).await.expect("a join");
+                if (n + 1) % 20_000 == 0 {
+                    println!(
+                        "  {} joined ({:.0}/s)",
+                        n + 1,
+                        (n + 1) as f64 / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    // The last welcomes told before anything is timed: nothing else runs.
+    let mut inbox = NotificationsServiceClient::new(channel(&up.url(2)).await);
+    let last = tokens.mint(&format!("member-{}", people - 1), &[]);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while !has_welcome(&mut inbox, &last).await {
+        assert!(
+            Instant::now() < deadline,
+            "welcomes still coming after 15 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // (Welcomes are told in lanes, not in order: a moment for the others.)
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "  {total} memberships and their welcomes in {:.0} s; signing in on the web…",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Signed in on the web, by the emailed link.
+    let web = up.url(3);
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .build()
+        .expect("HTTP client");
+    let page = |path: &str| {
+        let (browser, url) = (browser.clone(), format!("{web}{path}"));
+        async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let form = page("/sign-in").await;
+    let email = "bench-person@example.org";
+    let asked = browser
+        .post(format!("{web}/sign-in"))
+        .form(&[
+            ("csrf", hidden(&form, "csrf")),
+            ("email", email.into()),
+            ("next", "/".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        asked.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "asking for a link"
+    );
+    let link = emailed_link(&data_dir.join("mail")).await;
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let form = page(&format!("/sign-in/link/{token}")).await;
+    let signed = browser
+        .post(format!("{web}/sign-in/link"))
+        .form(&[("csrf", hidden(&form, "csrf")), ("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "signing in"
+    );
+    // A member of five groups, joined on their pages.
+    let mine: Vec<String> = (0..5)
+        .map(|k| ids[(k * 1_009 + 3) % ids.len()].clone())
+        .collect();
+    for group in &mine {
+        let form = page(&format!("/groups/{group}")).await;
+        let joined = browser
+            .post(format!("{web}/groups/{group}/join"))
+            .form(&[("csrf", hidden(&form, "csrf")), ("agree", "1".into())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            joined.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "joining {group}"
+        );
+    }
+    let download: serde_json::Value =
+        serde_json::from_str(&page("/my/data/download").await).expect("the download");
+    let person = download["person_id"]
+        .as_str()
+        .expect("a person id")
+        .to_string();
+    let as_them = Arc::new(tokens.mint(&person, &[]));
+
+    let my_groups = latency(500, {
+        let (browser, url) = (browser.clone(), format!("{web}/my/groups"));
+        move |_| http_get(browser.clone(), url.clone())
+    })
+    .await;
+    let inbox_page = latency(500, {
+        let (browser, url) = (browser.clone(), format!("{web}/my/notifications"));
+        move |_| http_get(browser.clone(), url.clone())
+    })
+    .await;
+    let (listings, membership, notifications) = (
+        channel(&up.url(0)).await,
+        channel(&up.url(1)).await,
+        channel(&up.url(2)).await,
+    );
+    let direct_groups = latency(500, {
+        let (listings, membership, mine, as_them) = (
+            listings.clone(),
+            membership.clone(),
+            mine.clone(),
+            as_them.clone(),
+        );
+        move |_| {
+            let (listings, membership, mine, as_them) = (
+                listings.clone(),
+                membership.clone(),
+                mine.clone(),
+                as_them.clone(),
+            );
+            async move {
+                let page = || {
+                    Some(selfhelp_proto::common::v1::PageRequest {
+                        page_size: 100,
+                        page_token: String::new(),
+                    })
+                };
+                let (mut m1, mut m2) = (
+                    MembershipServiceClient::new(membership.clone()),
+                    MembershipServiceClient::new(membership.clone()),
+                );
+                let (a, b) = tokio::join!(
+                    m1.list_my_memberships(authed(
+                        mpb::ListMyMembershipsRequest { page: page() },
+                        &as_them
+                    )),
+                    m2.list_my_follows(authed(
+                        mpb::ListMyFollowsRequest { page: page() },
+                        &as_them
+                    )),
+                );
+                a?;
+                b?;
+                let each = mine.iter().map(|group| {
+                    let (mut l, mut m) = (
+                        ListingsServiceClient::new(listings.clone()),
+                        MembershipServiceClient::new(membership.clone()),
+                    );
+                    let as_them = as_them.clone();
+                    let group = group.clone();
+                    async move {
+                        let (g, r) = tokio::join!(
+                            l.get_group(lpb::GetGroupRequest {
+                                group_id: group.clone()
+                            }),
+                            m.get_rota(authed(
+                                mpb::GetRotaRequest {
+                                    group_id: group,
+                                    duty: String::new(),
+                                    meetings: 6
+                                },
+                                &as_them,
+                            )),
+                        );
+                        g.map(|_| ())?;
+                        r.map(|_| ())
+                    }
+                });
+                futures::future::try_join_all(each).await.map(|_| ())
+            }
+        }
+    })
+    .await;
+    let direct_inbox = latency(500, {
+        let (notifications, as_them) = (notifications.clone(), as_them.clone());
+        move |_| {
+            let mut c = NotificationsServiceClient::new(notifications.clone());
+            let request = authed(
+                npb::ListNotificationsRequest {
+                    page: Some(selfhelp_proto::common::v1::PageRequest {
+                        page_size: 100,
+                        page_token: String::new(),
+                    }),
+                    unread_only: false,
+                },
+                &as_them,
+            );
+            async move { c.list_notifications(request).await.map(|_| ()) }
+        }
+    })
+    .await;
+    vec![
+        (
+            format!(
+                "signed in, 5 groups of {total} memberships: web \"my groups\", one at a time: p50 / p99"
+            ),
+            my_groups.p50_p99(),
+        ),
+        (
+            "  the same calls to the services, made directly: p50 / p99".into(),
+            direct_groups.p50_p99(),
+        ),
+        (
+            "  gateway's own time (page − calls, p50)".into(),
+            format!("{:.2} ms", my_groups.pct(0.50) - direct_groups.pct(0.50)),
+        ),
+        (
+            "signed in: web inbox, one at a time: p50 / p99".into(),
+            inbox_page.p50_p99(),
+        ),
+        (
+            "  ListNotifications, made directly: p50 / p99".into(),
+            direct_inbox.p50_p99(),
+        ),
+        (
+            "  gateway's own time (page − call, p50)".into(),
+            format!("{:.2} ms", inbox_page.pct(0.50) - direct_inbox.pct(0.50)),
+        ),
+    ]
+}
+
+/// A hidden field's value in a page's form.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    page[at..page[at..].find('"').map(|e| at + e).unwrap()].replace("&#x2f;", "/")
+}
+
+/// The sign-in link of the newest email in `up`'s mail folder.
+async fn emailed_link(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let newest = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let at = e.metadata().ok()?.modified().ok()?;
+                let text = std::fs::read_to_string(e.path()).ok()?;
+                let text = text.replace("=\r\n", "").replace("=\n", "");
+                text.contains("/sign-in/link/").then_some((at, text))
+            })
+            .max_by_key(|(at, _)| *at);
+        if let Some((_, text)) = newest {
+            let at = text.find("/sign-in/link/").unwrap();
+            let start = text[..at].rfind("http").unwrap();
+            return text[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sign-in email in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

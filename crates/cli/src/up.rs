@@ -61,6 +61,9 @@ pub struct UpArgs {
     /// Keep notifications' data in this database instead of `notifications.db`.
     #[arg(long, value_name = "URL")]
     notifications_database: Option<String>,
+    /// Keep the website's sign-in state in this database instead of `gateway.db`.
+    #[arg(long, value_name = "URL")]
+    gateway_database: Option<String>,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -144,10 +147,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     gateway.timezone = common.timezone.clone();
     // NATS as the services have it: the gateway takes part in erasure.
     gateway.nats = common.nats.clone();
-    gateway.database.url = format!(
-        "sqlite://{}?mode=rwc",
-        data_dir.join("gateway.db").display()
-    );
+    gateway.database.url = args.gateway_database.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("gateway.db").display()
+        )
+    });
     // Sign-in links go out the way notifications' emails do.
     gateway.email = notifications.email.clone();
     // The services take development tokens (HS256, `selfhelp token`) and the

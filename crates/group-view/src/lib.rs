@@ -24,6 +24,8 @@ pub struct Model {
     pub capacity: i32,
     /// Member-only joining details (an online meeting link, the exact room).
     pub joining_details: String,
+    /// The organisers give the joining details in each new member's welcome.
+    pub welcome_with_joining_details: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -81,6 +83,7 @@ pub async fn apply<C: ConnectionTrait>(
         updated_at_ms: Set(now),
         capacity: Set(snapshot.capacity),
         joining_details: Set(snapshot.joining_details.clone()),
+        welcome_with_joining_details: Set(snapshot.welcome_with_joining_details),
     };
     match find(conn, &snapshot.group_id).await? {
         None => {
@@ -101,6 +104,7 @@ pub fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
         Box::new(migration::CreateGroupView),
         Box::new(migration::AddGroupViewCapacity),
         Box::new(migration::AddGroupViewJoiningDetails),
+        Box::new(migration::AddGroupViewWelcomeChoice),
     ]
 }
 
@@ -120,6 +124,7 @@ mod migration {
         UpdatedAtMs,
         Capacity,
         JoiningDetails,
+        WelcomeWithJoiningDetails,
     }
 
     pub struct CreateGroupView;
@@ -211,6 +216,33 @@ mod migration {
                             .text()
                             .not_null()
                             .default(""),
+                    )
+                    .to_owned(),
+            )
+            .await
+        }
+    }
+
+    /// Whether the welcome carries the joining details (the organisers' choice).
+    pub struct AddGroupViewWelcomeChoice;
+
+    impl MigrationName for AddGroupViewWelcomeChoice {
+        fn name(&self) -> &str {
+            "m0005_platform_group_view_welcome_choice"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for AddGroupViewWelcomeChoice {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(GroupView::Table)
+                    .add_column(
+                        ColumnDef::new(GroupView::WelcomeWithJoiningDetails)
+                            .boolean()
+                            .not_null()
+                            .default(false),
                     )
                     .to_owned(),
             )

@@ -130,7 +130,8 @@ const MOST_LISTED: usize = 500;
 
 impl AsPerson {
     /// Every membership of the person, in any state, page after page.
-    pub async fn my_memberships(&mut self) -> Result<Vec<mpb::Membership>, GatewayError> {
+    pub async fn my_memberships(&self) -> Result<Vec<mpb::Membership>, GatewayError> {
+        let mut membership = self.membership.clone();
         let mut all = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -140,11 +141,7 @@ impl AsPerson {
                     page_token,
                 }),
             });
-            let answer = self
-                .membership
-                .list_my_memberships(request)
-                .await?
-                .into_inner();
+            let answer = membership.list_my_memberships(request).await?.into_inner();
             all.extend(answer.memberships);
             page_token = answer.page.map(|p| p.next_page_token).unwrap_or_default();
             if page_token.is_empty() || all.len() >= MOST_LISTED {
@@ -154,7 +151,8 @@ impl AsPerson {
     }
 
     /// Every group the person follows, page after page.
-    pub async fn my_follows(&mut self) -> Result<Vec<mpb::Follow>, GatewayError> {
+    pub async fn my_follows(&self) -> Result<Vec<mpb::Follow>, GatewayError> {
+        let mut membership = self.membership.clone();
         let mut all = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -164,7 +162,7 @@ impl AsPerson {
                     page_token,
                 }),
             });
-            let answer = self.membership.list_my_follows(request).await?.into_inner();
+            let answer = membership.list_my_follows(request).await?.into_inner();
             all.extend(answer.follows);
             page_token = answer.page.map(|p| p.next_page_token).unwrap_or_default();
             if page_token.is_empty() || all.len() >= MOST_LISTED {

@@ -42,6 +42,8 @@ async fn a_person_takes_part_on_the_web(backend: Backend) {
     let mut client = sys.client.clone();
     let mut req = group_request("Riverside bereavement circle", &["bereavement"], "NG1 5FS");
     req.joining_details = DETAILS.into();
+    // The organisers give the details in the welcome too.
+    req.welcome_with_joining_details = true;
     let group = create(&mut client, req, true).await;
     weekly(
         &mut client,
@@ -259,12 +261,23 @@ async fn a_person_takes_part_on_the_web(backend: Backend) {
         inbox.contains("href=\"/groups/"),
         "it links to the group: {inbox}"
     );
+    // The organisers chose to give the joining details in the welcome; the
+    // walking group did not.
+    assert_eq!(inbox.matches(DETAILS).count(), 1, "{inbox}");
     let welcome = eventually("the welcome email", Duration::from_secs(30), || {
         let mails = mails_to(&sys.smtp, "ann@example.org");
-        async move { mails.into_iter().find(|m| m.contains("/my/notifications")) }
+        async move {
+            mails
+                .into_iter()
+                .find(|m| m.contains("Riverside bereavement circle"))
+        }
     })
     .await;
     assert!(welcome.contains(&gw.url("/my/notifications")), "{welcome}");
+    assert!(
+        welcome.contains(DETAILS),
+        "and so does its email: {welcome}"
+    );
     let (status, to, _) = post(
         &ann,
         gw,

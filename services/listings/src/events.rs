@@ -93,6 +93,7 @@ pub async fn snapshot<C: ConnectionTrait>(
         version: group.version,
         capacity: group.details().capacity.map(|c| c as i32).unwrap_or(0),
         joining_details: group.joining_details.clone().unwrap_or_default(),
+        welcome_with_joining_details: group.details().welcome_with_joining_details,
         places: group
             .venues()
             .iter()

@@ -1033,6 +1033,7 @@ fn card_edit(
         languages: g.languages.clone(),
         capacity: g.capacity,
         joining_details: g.joining_details.clone(),
+        welcome_with_joining_details: g.welcome_with_joining_details,
     };
     change(&mut req);
     req
@@ -2588,9 +2589,12 @@ async fn open_referral_export_validates_against_the_official_schemas(backend: Ba
     with_venues.languages = vec!["en".into(), "pl".into()];
     with_venues.area_served = "Nottingham".into();
     with_venues.joining_details = "SECRET-VIDEO-LINK".into();
+    with_venues.welcome_with_joining_details = true;
     let first = publish(&mut client, "alice", with_venues).await;
-    // Joining details are for the group's managers, never public.
+    // Joining details are for the group's managers, never public; so is
+    // their choice to give them in the welcome.
     assert_eq!(first.joining_details, "SECRET-VIDEO-LINK");
+    assert!(first.welcome_with_joining_details);
     let public = client
         .get_group(pb::GetGroupRequest {
             group_id: first.id.clone(),
@@ -2599,6 +2603,7 @@ async fn open_referral_export_validates_against_the_official_schemas(backend: Ba
         .unwrap()
         .into_inner();
     assert_eq!(public.joining_details, "");
+    assert!(!public.welcome_with_joining_details);
     assert_eq!(public.contact.as_ref().unwrap().email, "cafe@example.org");
     assert_eq!(public.eligibility.as_ref().unwrap().minimum_age, 18);
     let searched = client

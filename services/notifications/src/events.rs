@@ -78,7 +78,14 @@ impl Told {
     fn messages(&self, group: &group_view::Model) -> Vec<Message> {
         let organisers = group.organiser_ids();
         match self {
-            Told::Joined(e) => messages::member_joined(&e.person_id, &group.name, &organisers),
+            Told::Joined(e) => messages::member_joined(
+                &e.person_id,
+                &group.name,
+                &organisers,
+                group
+                    .welcome_with_joining_details
+                    .then_some(group.joining_details.as_str()),
+            ),
             Told::Left(e) => messages::member_left(&e.person_id, &group.name, &organisers),
             Told::Changed(change, e) => messages::membership_changed(
                 *change,

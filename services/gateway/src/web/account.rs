@@ -72,21 +72,38 @@ pub(crate) struct SignInForm {
     next: String,
 }
 
+/// A sign-in form's checks: its token (double submit), and the client
+/// address's hourly cap on sign-in requests.
+fn anonymous_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    csrf: &str,
+) -> Result<(), Box<Response>> {
+    if !forms::token_ok(headers, csrf, None) {
+        return Err(Box::new(error_page(
+            state,
+            &GatewayError::bad("csrf", "the form has expired: please try again"),
+        )));
+    }
+    let client = client_address(headers, peer.ip(), state.config.http.trusted_proxies);
+    if let Err(retry_after_secs) = state.sign_in_limiter.check(client) {
+        return Err(Box::new(error_page(
+            state,
+            &GatewayError::TooManyRequests { retry_after_secs },
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) async fn ask_for_link(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    if !forms::token_ok(&headers, &form.csrf, None) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
-    let client = client_address(&headers, peer.ip(), state.config.http.trusted_proxies);
-    if let Err(retry_after_secs) = state.sign_in_limiter.check(client) {
-        return error_page(&state, &GatewayError::TooManyRequests { retry_after_secs });
+    if let Err(refused) = anonymous_form(&state, &headers, peer, &form.csrf) {
+        return *refused;
     }
     let next = safe_next(&form.next).to_string();
     let base = base_url(&state, &headers);
@@ -157,15 +174,8 @@ pub(crate) async fn sign_in_with_code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if !forms::token_ok(&headers, &form.csrf, None) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
-    let client = client_address(&headers, peer.ip(), state.config.http.trusted_proxies);
-    if let Err(retry_after_secs) = state.sign_in_limiter.check(client) {
-        return error_page(&state, &GatewayError::TooManyRequests { retry_after_secs });
+    if let Err(refused) = anonymous_form(&state, &headers, peer, &form.csrf) {
+        return *refused;
     }
     match state.sign_in.with_code(form.link.trim(), &form.code).await {
         Ok(Ok(signed_in)) => start_session(&state, &headers, signed_in).await,

@@ -249,15 +249,18 @@ pub(crate) struct PlainForm {
     csrf: String,
 }
 
-/// Leaves the group, follows or unfollows it: `what` names the call.
-async fn simple(
-    state: AppState,
+/// Leaves the group (`/groups/{id}/leave`), follows or unfollows it
+/// (`…/follow`, `…/unfollow`); back to its page.
+pub(crate) async fn place_change(
+    State(state): State<AppState>,
     headers: HeaderMap,
-    id: String,
+    Path((id, what)): Path<(String, String)>,
     signed: Option<axum::Extension<Signed>>,
-    form: PlainForm,
-    what: &'static str,
+    Form(form): Form<PlainForm>,
 ) -> Response {
+    if !matches!(what.as_str(), "leave" | "follow" | "unfollow") {
+        return error_page(&state, &GatewayError::NotFound);
+    }
     let page = format!("/groups/{id}");
     let signed = match forms::signed_form(&state, &headers, signed, &form.csrf, &page) {
         Ok(s) => s,
@@ -266,7 +269,7 @@ async fn simple(
     let done = async {
         let mut call = state.services.as_signed(&signed).await?;
         let group_id = id.clone();
-        match what {
+        match what.as_str() {
             "leave" => {
                 let request = call.ask(mpb::LeaveGroupRequest { group_id });
                 call.membership.leave_group(request).await.map(|_| ())
@@ -299,34 +302,4 @@ async fn simple(
         }
         Err(e) => error_page(&state, &e),
     }
-}
-
-pub(crate) async fn leave(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<PlainForm>,
-) -> Response {
-    simple(state, headers, id, signed, form, "leave").await
-}
-
-pub(crate) async fn follow(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<PlainForm>,
-) -> Response {
-    simple(state, headers, id, signed, form, "follow").await
-}
-
-pub(crate) async fn unfollow(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<PlainForm>,
-) -> Response {
-    simple(state, headers, id, signed, form, "unfollow").await
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::format::{long_date, time_range};
 use super::forms::{self, FieldError, SignedPage};
-use super::pages::{Layout, error_page, html};
+use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::http::over_https;
@@ -115,7 +115,7 @@ fn is_open(state: mpb::MembershipState) -> bool {
 /// The person's turns on the group's rotas, with the turns they could swap to.
 async fn my_turns(
     state: &AppState,
-    call: &mut AsPerson,
+    call: &AsPerson,
     group_id: &str,
 ) -> Result<Vec<MyTurn>, GatewayError> {
     let request = call.ask(mpb::GetRotaRequest {
@@ -123,7 +123,13 @@ async fn my_turns(
         duty: String::new(),
         meetings: ROTA_MEETINGS,
     });
-    let rotas = call.membership.get_rota(request).await?.into_inner().rotas;
+    let rotas = call
+        .membership
+        .clone()
+        .get_rota(request)
+        .await?
+        .into_inner()
+        .rotas;
     let mut turns = Vec::new();
     for rota in &rotas {
         for turn in rota.turns.iter().filter(|t| t.mine) {
@@ -160,48 +166,18 @@ async fn my_groups_view(
     signed: &Signed,
     errors: Vec<FieldError>,
 ) -> Result<MyGroupsPage, GatewayError> {
-    let mut call = state.services.as_signed(signed).await?;
-    let memberships = call.my_memberships().await?;
-    let follows = call.my_follows().await?;
-    let mut groups = Vec::new();
-    for m in memberships.into_iter().filter(|m| is_open(m.state())) {
-        // The group's next meetings, as anyone may see them.
-        let next_meetings = match state.listings.group(&m.group_id).await {
-            Ok(g) => g
-                .next_occurrences
-                .iter()
-                .take(3)
-                .map(|o| {
-                    let time = time_range(&o.local_start_time, &o.local_end_time)
-                        .map(|t| format!(", {t}"))
-                        .unwrap_or_default();
-                    format!("{}{time}", long_date(&o.local_date))
-                })
-                .collect(),
-            Err(GatewayError::NotFound) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let turns = if m.state() == mpb::MembershipState::Active {
-            my_turns(state, &mut call, &m.group_id).await?
-        } else {
-            Vec::new()
-        };
-        groups.push(MyGroup {
-            status: status_words(&m),
-            role: match m.role() {
-                mpb::GroupRole::Organiser => "Organiser",
-                mpb::GroupRole::CoOrganiser => "Co-organiser",
-                _ => "",
-            }
-            .to_string(),
-            duties: m.duties.join(", "),
-            joining_details: m.joining_details.clone(),
-            id: m.group_id,
-            name: m.group_name,
-            next_meetings,
-            turns,
-        });
-    }
+    let call = state.services.as_signed(signed).await?;
+    let (memberships, follows) = tokio::try_join!(call.my_memberships(), call.my_follows())?;
+    // Each group's meetings and turns asked for at once: the page waits for
+    // the slowest, not for them all in turn.
+    let call = &call;
+    let groups = futures::future::try_join_all(
+        memberships
+            .into_iter()
+            .filter(|m| is_open(m.state()))
+            .map(|m| my_group(state, call, m)),
+    )
+    .await?;
     Ok(MyGroupsPage {
         csrf: signed.csrf_token.clone(),
         groups,
@@ -216,14 +192,57 @@ async fn my_groups_view(
     })
 }
 
+/// One of the person's groups as "My groups" shows it.
+async fn my_group(
+    state: &AppState,
+    call: &AsPerson,
+    m: mpb::Membership,
+) -> Result<MyGroup, GatewayError> {
+    // The group's next meetings, as anyone may see them.
+    let meetings = async {
+        match state.listings.group(&m.group_id).await {
+            Ok(g) => Ok(g
+                .next_occurrences
+                .iter()
+                .take(3)
+                .map(|o| {
+                    let time = time_range(&o.local_start_time, &o.local_end_time)
+                        .map(|t| format!(", {t}"))
+                        .unwrap_or_default();
+                    format!("{}{time}", long_date(&o.local_date))
+                })
+                .collect()),
+            Err(GatewayError::NotFound) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    let turns = async {
+        if m.state() == mpb::MembershipState::Active {
+            my_turns(state, call, &m.group_id).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let (next_meetings, turns) = tokio::try_join!(meetings, turns)?;
+    Ok(MyGroup {
+        status: status_words(&m),
+        role: match m.role() {
+            mpb::GroupRole::Organiser => "Organiser",
+            mpb::GroupRole::CoOrganiser => "Co-organiser",
+            _ => "",
+        }
+        .to_string(),
+        duties: m.duties.join(", "),
+        joining_details: m.joining_details.clone(),
+        id: m.group_id,
+        name: m.group_name,
+        next_meetings,
+        turns,
+    })
+}
+
 fn my_groups_page(state: &AppState, status: StatusCode, view: &MyGroupsPage) -> Response {
-    html(
-        state,
-        status,
-        "my_groups.html",
-        Layout::new(state, "My groups", "", None),
-        view,
-    )
+    own_page(state, status, "my_groups.html", "My groups", view)
 }
 
 pub(crate) async fn my_groups(
@@ -387,13 +406,7 @@ pub(crate) async fn notifications(
     } else {
         "Notifications".to_string()
     };
-    html(
-        &state,
-        StatusCode::OK,
-        "notifications.html",
-        Layout::new(&state, &title, "", None),
-        &view,
-    )
+    own_page(&state, StatusCode::OK, "notifications.html", &title, &view)
 }
 
 #[derive(Deserialize)]
@@ -452,13 +465,7 @@ fn data_page(
         csrf: signed.csrf_token.clone(),
         errors,
     };
-    html(
-        state,
-        status,
-        "my_data.html",
-        Layout::new(state, "My data", "", None),
-        &view,
-    )
+    own_page(state, status, "my_data.html", "My data", &view)
 }
 
 pub(crate) async fn my_data(
@@ -618,11 +625,11 @@ pub(crate) async fn erase(
     // Signed out: the session went with the rest; the layout shows no one.
     let cleared = state.sessions.clear_cookie(over_https(&state, &headers));
     let mut response = crate::sessions::without_session(|| {
-        html(
+        own_page(
             &state,
             StatusCode::OK,
             "erased.html",
-            Layout::new(&state, "Your data is erased", "", None),
+            "Your data is erased",
             &view,
         )
     });

@@ -13,7 +13,7 @@ use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
 use super::forms::{self, SignedPage};
-use super::pages::{Layout, error_page, html};
+use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::sessions::Signed;
@@ -49,11 +49,11 @@ fn page(
         made_on,
         address,
     };
-    html(
+    own_page(
         state,
         StatusCode::OK,
         "my_calendar.html",
-        Layout::new(state, "My calendar", "", None),
+        "My calendar",
         &view,
     )
 }

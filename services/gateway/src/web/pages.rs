@@ -151,6 +151,24 @@ pub(crate) fn html(
     }
 }
 
+/// One of a person's own pages (no description, no canonical address: it is
+/// theirs, not for search engines).
+pub(crate) fn own_page(
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    title: &str,
+    view: &impl Serialize,
+) -> Response {
+    html(
+        state,
+        status,
+        template,
+        Layout::new(state, title, "", None),
+        view,
+    )
+}
+
 #[derive(Serialize)]
 struct ErrorView<'a> {
     title: &'a str,

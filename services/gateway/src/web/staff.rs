@@ -10,7 +10,7 @@ use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as lpb;
 use serde::{Deserialize, Serialize};
 
-use super::pages::{Layout, error_page, html};
+use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::http::{base_url, over_https};
@@ -177,13 +177,7 @@ pub(crate) async fn staff_page(
                     })
                     .collect(),
             };
-            html(
-                &state,
-                StatusCode::OK,
-                "staff.html",
-                Layout::new(&state, "Staff", "", None),
-                &view,
-            )
+            own_page(&state, StatusCode::OK, "staff.html", "Staff", &view)
         }
         Err(e) => error_page(&state, &e),
     }

@@ -12,7 +12,7 @@ use selfhelp_proto::notifications::v1 as npb;
 use serde::{Deserialize, Serialize};
 
 use super::forms::{self, FieldError, SignedPage};
-use super::pages::{Layout, error_page, html};
+use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::services::AsPerson;
@@ -162,13 +162,7 @@ async fn settings_view(
 }
 
 fn settings_page(state: &AppState, status: StatusCode, view: &SettingsPage) -> Response {
-    html(
-        state,
-        status,
-        "settings.html",
-        Layout::new(state, "How you are told", "", None),
-        view,
-    )
+    own_page(state, status, "settings.html", "How you are told", view)
 }
 
 pub(crate) async fn settings(
@@ -420,11 +414,11 @@ async fn alerts_view(
 }
 
 fn alerts_page(state: &AppState, status: StatusCode, view: &AlertsPage) -> Response {
-    html(
+    own_page(
         state,
         status,
         "alerts.html",
-        Layout::new(state, "Alerts about new groups", "", None),
+        "Alerts about new groups",
         view,
     )
 }

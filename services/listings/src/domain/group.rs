@@ -175,6 +175,8 @@ pub struct Details {
     pub cost_description: String,
     pub languages: Vec<String>,
     pub capacity: Option<u32>,
+    /// The welcome a new member gets carries the joining details.
+    pub welcome_with_joining_details: bool,
 }
 
 /// The details as a client sent them (numbers not yet checked).
@@ -193,6 +195,7 @@ pub struct DetailsDraft {
     pub cost_description: String,
     pub languages: Vec<String>,
     pub capacity: i32,
+    pub welcome_with_joining_details: bool,
 }
 
 pub const MAX_AGE: i32 = 120;
@@ -495,6 +498,7 @@ fn validate_details(v: &mut Violations, d: &DetailsDraft) -> Details {
         cost_description: d.cost_description.trim().to_string(),
         languages,
         capacity,
+        welcome_with_joining_details: d.welcome_with_joining_details,
     }
 }
 
@@ -615,7 +619,10 @@ pub fn with_fields_of(current: &NewGroup, edit: &NewGroup, fields: &[&str]) -> N
             }
             "languages" => to.languages = from.languages.clone(),
             "capacity" => to.capacity = from.capacity,
-            "joining_details" => out.joining_details = edit.joining_details.clone(),
+            "joining_details" => {
+                out.joining_details = edit.joining_details.clone();
+                to.welcome_with_joining_details = from.welcome_with_joining_details;
+            }
             _ => {}
         }
     }
@@ -686,8 +693,8 @@ pub fn changed_fields(old: &NewGroup, new: &NewGroup) -> Vec<FieldChange> {
     check("capacity", json(&a.capacity), json(&b.capacity));
     check(
         "joining_details",
-        json(&old.joining_details),
-        json(&new.joining_details),
+        json(&(&old.joining_details, a.welcome_with_joining_details)),
+        json(&(&new.joining_details, b.welcome_with_joining_details)),
     );
     out
 }

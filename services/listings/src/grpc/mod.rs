@@ -47,6 +47,7 @@ macro_rules! card_draft {
                 req.cost,
                 req.languages,
                 req.capacity,
+                req.welcome_with_joining_details,
             ),
             joining_details: req.joining_details,
         }
@@ -843,6 +844,7 @@ fn details_from_wire(
     cost: Option<pb::Cost>,
     languages: Vec<String>,
     capacity: i32,
+    welcome_with_joining_details: bool,
 ) -> domain::DetailsDraft {
     let eligibility = eligibility.unwrap_or_default();
     let contact = contact.unwrap_or_default();
@@ -872,6 +874,7 @@ fn details_from_wire(
         cost_description: cost.description,
         languages,
         capacity,
+        welcome_with_joining_details,
     }
 }
 
@@ -972,6 +975,7 @@ fn group_to_wire(g: &Model, caller: Option<&Caller>, tz: &chrono_tz::Tz) -> pb::
         } else {
             String::new()
         },
+        welcome_with_joining_details: show_organisers && details.welcome_with_joining_details,
         // Read separately, for those who manage the group (`managed_view`).
         pending_edit: None,
     }

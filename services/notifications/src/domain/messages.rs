@@ -127,15 +127,26 @@ pub struct Message {
     pub body: String,
 }
 
-/// The messages for "`person` joined `group_name`": a welcome for the person, and
-/// a note for each organiser other than the person.
-pub fn member_joined(person: &str, group_name: &str, organisers: &[String]) -> Vec<Message> {
+/// The messages for "`person` joined `group_name`": a welcome for the person
+/// (with the joining details when the organisers chose to give them), and a
+/// note for each organiser other than the person.
+pub fn member_joined(
+    person: &str,
+    group_name: &str,
+    organisers: &[String],
+    joining_details: Option<&str>,
+) -> Vec<Message> {
+    let details = joining_details
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("\n\nHow to join the meetings: {d}"))
+        .unwrap_or_default();
     let mut out = vec![Message {
         recipient_id: person.to_string(),
         kind: Kind::Welcome,
         title: "Welcome to your new group".into(),
         body: format!(
-            "You are now a member of {group_name}. You can see when it meets and leave at any time."
+            "You are now a member of {group_name}. You can see when it meets and leave at any time.{details}"
         ),
     }];
     for organiser in organisers.iter().filter(|o| o.as_str() != person) {
@@ -458,8 +469,10 @@ mod tests {
             "p",
             "Diabetes support Nottingham",
             &["org".into(), "p".into()],
+            None,
         );
         assert_eq!(msgs.len(), 2);
+        assert!(!msgs[0].body.contains("How to join"));
         assert_eq!(
             (msgs[0].recipient_id.as_str(), msgs[0].kind),
             ("p", Kind::Welcome)
@@ -472,10 +485,31 @@ mod tests {
 
     #[test]
     fn titles_never_carry_the_group_name() {
-        for m in member_joined("p", "Diabetes support Nottingham", &["org".into()]) {
+        for m in member_joined("p", "Diabetes support Nottingham", &["org".into()], None) {
             assert!(!m.title.contains("Diabetes"), "{}", m.title);
             assert!(m.body.contains("Diabetes support Nottingham"));
         }
+    }
+
+    #[test]
+    fn the_welcome_carries_the_joining_details_only_to_the_member() {
+        let msgs = member_joined(
+            "p",
+            "Grief café",
+            &["org".into()],
+            Some("Room 4, ring the bell"),
+        );
+        assert!(
+            msgs[0]
+                .body
+                .ends_with("How to join the meetings: Room 4, ring the bell")
+        );
+        assert!(
+            !msgs[1].body.contains("Room 4"),
+            "not in the organisers' note"
+        );
+        let blank = member_joined("p", "Grief café", &[], Some("  "));
+        assert!(!blank[0].body.contains("How to join"));
     }
 
     #[test]
