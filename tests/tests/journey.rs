@@ -46,6 +46,12 @@ async fn start_system(backend: Backend, nats: &Nats) -> System {
     // Rota reminders four days ahead, looked for every second.
     membership_env.push(("SELFHELP_ROTA__REMINDER_LEAD_HOURS", "96".to_string()));
     membership_env.push(("SELFHELP_ROTA__CHECK_INTERVAL_SECS", "1".to_string()));
+    // No gateway runs here, so erasures wait only for the three services that do
+    // (the gateway's confirmation is covered by the gateway's taking_part test).
+    membership_env.push((
+        "SELFHELP_PRIVACY__EXPECTED_SERVICES",
+        "[listings, membership, notifications]".to_string(),
+    ));
     let membership = ServiceProcess::spawn("selfhelp-membership", &membership_env);
     let notifications = ServiceProcess::spawn("selfhelp-notifications", &env(&dbs[2]));
     wait_serving(listings.addr, "selfhelp.listings.v1.ListingsService").await;
