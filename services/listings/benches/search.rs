@@ -4,6 +4,9 @@
 //! database LIKE query does). Prints p50/p99 for both, the ratio and the RSS.
 //!
 //! `cargo bench -p selfhelp-listings --bench search` (add `-- 20000` for fewer groups).
+//! With `--min-ratio R` it exits with a failure when the index is less than R times
+//! faster than the scan at p50: CI's check that search has not regressed, a ratio
+//! of two figures from one run rather than a time that depends on the machine.
 
 use std::time::{Duration, Instant};
 
@@ -165,11 +168,29 @@ fn rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `[GROUPS] [--min-ratio R]`.
+fn arguments() -> (usize, Option<f64>) {
+    let (mut groups, mut min_ratio) = (100_000, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--min-ratio" => {
+                let value = args.next().and_then(|v| v.parse().ok());
+                min_ratio = Some(value.expect("--min-ratio needs a number"));
+            }
+            // cargo bench passes --bench to every bench program.
+            "--bench" => {}
+            other => match other.parse() {
+                Ok(n) => groups = n,
+                Err(_) => panic!("unknown argument {other:?}: expected [GROUPS] [--min-ratio R]"),
+            },
+        }
+    }
+    (groups, min_ratio)
+}
+
 fn main() {
-    let n: usize = std::env::args()
-        .filter_map(|a| a.parse().ok())
-        .next()
-        .unwrap_or(100_000);
+    let (n, min_ratio) = arguments();
     let rss_before = rss_mib();
     let docs = generate(n);
     let started = Instant::now();
@@ -239,9 +260,9 @@ fn main() {
         "  full scan    : p50 {b50:>10.2?}  p99 {b99:>10.2?}  ({} runs)",
         base.len()
     );
+    let ratio_p50 = b50.as_secs_f64() / o50.as_secs_f64();
     println!(
-        "  ratio (scan / index): p50 {:.1}x  p99 {:.1}x",
-        b50.as_secs_f64() / o50.as_secs_f64(),
+        "  ratio (scan / index): p50 {ratio_p50:.1}x  p99 {:.1}x",
         b99.as_secs_f64() / o99.as_secs_f64()
     );
     let target = Duration::from_millis(5);
@@ -305,4 +326,14 @@ fn main() {
         percentile(&crawl, 0.5),
         percentile(&crawl, 0.99)
     );
+
+    if let Some(min) = min_ratio {
+        if ratio_p50 < min {
+            eprintln!(
+                "REGRESSION: the index is {ratio_p50:.1}x faster than the scan at p50; at least {min}x expected"
+            );
+            std::process::exit(1);
+        }
+        println!("ratio check: {ratio_p50:.1}x ≥ {min}x");
+    }
 }

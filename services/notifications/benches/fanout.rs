@@ -7,6 +7,9 @@
 //! the ratio, on SQLite and, when `TEST_DATABASE_URL` is set, PostgreSQL.
 //!
 //! `cargo bench -p selfhelp-notifications --bench fanout` (add `-- 2000` for fewer followers).
+//! With `--max-ratio R` it exits with a failure when, on any backend, the fan-out
+//! takes more than R times the direct write: CI's regression check, a ratio of two
+//! figures from one run rather than a time that depends on the machine.
 
 use std::time::{Duration, Instant};
 
@@ -47,12 +50,33 @@ async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     row.try_get::<i64>("", "n").unwrap()
 }
 
+/// `[FOLLOWERS] [--max-ratio R]`.
+fn arguments() -> (usize, Option<f64>) {
+    let (mut followers, mut max_ratio) = (10_000, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--max-ratio" => {
+                let value = args.next().and_then(|v| v.parse().ok());
+                max_ratio = Some(value.expect("--max-ratio needs a number"));
+            }
+            // cargo bench passes --bench to every bench program.
+            "--bench" => {}
+            other => match other.parse() {
+                Ok(n) => followers = n,
+                Err(_) => {
+                    panic!("unknown argument {other:?}: expected [FOLLOWERS] [--max-ratio R]")
+                }
+            },
+        }
+    }
+    (followers, max_ratio)
+}
+
 #[tokio::main]
 async fn main() {
-    let followers: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let (followers, max_ratio) = arguments();
+    let mut worst_ratio: f64 = 0.0;
     for backend in backends() {
         let nats = Nats::start();
         let tdb = TestDb::new(backend).await;
@@ -176,13 +200,23 @@ async fn main() {
         txn.commit().await.unwrap();
         let floor = started.elapsed();
 
+        let ratio = fanout.as_secs_f64() / floor.as_secs_f64();
+        worst_ratio = worst_ratio.max(ratio);
         println!(
             "{backend:?}: {followers} followers ({emails} emails queued with them) — \
-             event to every inbox {:.0} ms; rows written directly {:.0} ms; ratio {:.1}×",
+             event to every inbox {:.0} ms; rows written directly {:.0} ms; ratio {ratio:.1}×",
             fanout.as_secs_f64() * 1e3,
             floor.as_secs_f64() * 1e3,
-            fanout.as_secs_f64() / floor.as_secs_f64()
         );
         db.close().await.unwrap();
+    }
+    if let Some(max) = max_ratio {
+        if worst_ratio > max {
+            eprintln!(
+                "REGRESSION: the fan-out took {worst_ratio:.1}x the direct write; at most {max}x expected"
+            );
+            std::process::exit(1);
+        }
+        println!("ratio check: {worst_ratio:.1}x ≤ {max}x");
     }
 }
