@@ -75,6 +75,7 @@ impl Services {
             .map_err(|e| GatewayError::Internal(format!("a token as a header: {e}")))?;
         let trace = crate::observe::current_trace().and_then(|t| t.to_string().parse().ok());
         Ok(AsPerson {
+            person_id: person.to_string(),
             authorization,
             trace,
             membership: self.membership.clone(),
@@ -104,6 +105,8 @@ impl Services {
 
 /// The services, called as one person.
 pub struct AsPerson {
+    /// Whom the calls are made as.
+    pub person_id: String,
     authorization: MetadataValue<Ascii>,
     trace: Option<MetadataValue<Ascii>>,
     pub membership: MembershipServiceClient<Channel>,

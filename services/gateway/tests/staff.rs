@@ -5,102 +5,15 @@
 //! is in the gateway's token); anyone else the provider signs in is an
 //! ordinary person. Used, forged and declined returns sign no one in.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
 mod common;
 
+use common::oidc::{
+    CLIENT_ID, CLIENT_SECRET, Provider, python_packages, staff_config, through_provider,
+};
 use common::web::{browser, get};
 use common::{Gateway, REGION, create, group_request, system_trusting};
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_testkit::{token, with_token};
-
-const CLIENT_ID: &str = "selfhelp-gateway";
-const CLIENT_SECRET: &str = "a-client-secret-for-tests-only";
-const OPERATORS: &str = "selfhelp-notts-operators";
-
-/// Authlib and Flask, installed with pip into the target folder once.
-fn python_packages() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oidc-authlib-1.9.10-flask-3.1.3");
-    selfhelp_testkit::python::pip_install_into(&dir, &[&["authlib==1.9.10", "flask==3.1.3"]]);
-    dir
-}
-
-/// The provider, killed when dropped.
-struct Provider {
-    child: Child,
-    url: String,
-}
-
-impl Provider {
-    fn start(packages: &Path, redirect_uri: &str) -> Provider {
-        let users = serde_json::json!({
-            "sam": {"email": "sam@council.example", "groups": [OPERATORS, "everyone"]},
-            "pat": {"email": "pat@council.example", "groups": ["everyone"]},
-        });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/provider.py");
-        let mut child = Command::new(selfhelp_testkit::python::python())
-            .arg(script)
-            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-            .args(["--redirect-uri", redirect_uri])
-            .args(["--users", &users.to_string()])
-            .env("PYTHONPATH", packages)
-            // Plain HTTP on loopback, for the test only.
-            .env("AUTHLIB_INSECURE_TRANSPORT", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the OpenID Connect provider");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().expect("the provider's port");
-        Provider {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Signs `sub` in at the provider for `b`, from the gateway's staff sign-in
-/// to the provider's answer: the gateway's callback address it sends back.
-async fn through_provider(b: &reqwest::Client, gateway: &Gateway, sub: &str) -> String {
-    let begun = b
-        .get(gateway.url("/staff/sign-in?next=/staff"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(begun.status().as_u16(), 303);
-    let authorize = begun.headers()["location"].to_str().unwrap().to_string();
-    for part in [
-        "code_challenge_method=S256",
-        "code_challenge=",
-        "nonce=",
-        "state=",
-        "scope=openid",
-    ] {
-        assert!(authorize.contains(part), "{part} in {authorize}");
-    }
-    let form = b.get(&authorize).send().await.unwrap();
-    assert_eq!(form.status().as_u16(), 200, "the provider's sign-in form");
-    let answered = b
-        .post(&authorize)
-        .form(&[("sub", sub)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answered.status().as_u16(), 302);
-    answered.headers()["location"].to_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn staff_sign_in_through_the_regions_provider_and_only_operators_see_staff_pages() {
@@ -142,11 +55,7 @@ async fn staff_sign_in_through_the_regions_provider_and_only_operators_see_staff
     config.email.file_dir = dir.path().join("mail");
     config.nats.url = String::new();
     config.http.rate_limit_per_second = 0;
-    config.staff.issuer_url = provider.url.clone();
-    config.staff.client_id = CLIENT_ID.into();
-    config.staff.client_secret = CLIENT_SECRET.into();
-    config.staff.operator_claim = "groups".into();
-    config.staff.operator_values = vec![OPERATORS.into()];
+    staff_config(&provider, &mut config);
     let gateway = Gateway::start_on(web, config, selfhelp_core::time::Clock::system(), dir).await;
 
     // Not signed in: the staff page sends to the staff sign-in.

@@ -2284,6 +2284,65 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
             .is_empty()
     );
     assert!(published.recently_checked);
+
+    // An organiser's own groups, whatever their status; nobody else's, even
+    // for an id that would match hers as a text pattern.
+    let alices_draft = client
+        .create_group(with_token(
+            new_group("Alice's second group", "", &["mens-groups"]),
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let managed = |t: &str| {
+        let mut client = client.clone();
+        let t = t.to_string();
+        async move {
+            client
+                .list_managed_groups(with_token(pb::ListManagedGroupsRequest { page: None }, &t))
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .groups
+                        .into_iter()
+                        .map(|g| (g.status(), g.name))
+                        .collect::<Vec<_>>()
+                })
+        }
+    };
+    assert_eq!(
+        managed(&alice).await.unwrap(),
+        vec![
+            (pb::GroupStatus::Draft, alices_draft.name.clone()),
+            (pb::GroupStatus::Published, published.name.clone()),
+        ],
+        "newest first"
+    );
+    for someone_else in [&bob, &op, &token("al_ce", REGION, &[])] {
+        assert!(managed(someone_else).await.unwrap().is_empty());
+    }
+    let elsewhere = managed(&token("alice", "elsewhere", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), Code::PermissionDenied);
+    let one_page = client
+        .list_managed_groups(with_token(
+            pb::ListManagedGroupsRequest {
+                page: Some(selfhelp_proto::common::v1::PageRequest {
+                    page_size: 1,
+                    page_token: String::new(),
+                }),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one_page.groups.len(), 1);
+    let page = one_page.page.unwrap();
+    assert_eq!(page.total_size, 2);
+    assert!(!page.next_page_token.is_empty());
     assert_eq!(
         published.assured_date,
         chrono::Utc::now()

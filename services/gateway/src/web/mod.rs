@@ -5,13 +5,16 @@
 //! public view of published groups. Signed in (`account`), a person joins,
 //! leaves and follows groups (`joining`) and has pages of their own: their
 //! groups, notifications and data (`mine`), their private calendar
-//! (`my_calendar`), how they are told and their alerts (`told`).
+//! (`my_calendar`), how they are told and their alerts (`told`). Organisers
+//! run their groups (`organise`, with the card's form in `card_form`); the
+//! region's staff review listings (`staff`).
 //!
 //! One module per area; each page has a typed view (a `Serialize` struct)
 //! that its template reads, within the layout of `pages`.
 
 mod account;
 mod calendar;
+mod card_form;
 mod format;
 mod forms;
 mod group;
@@ -20,6 +23,7 @@ mod json_ld;
 mod live;
 mod mine;
 mod my_calendar;
+mod organise;
 mod pages;
 mod proposed;
 mod search;
@@ -70,6 +74,28 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff", get(staff::staff_page))
         .route("/staff/sign-in", get(staff::begin))
         .route("/staff/callback", get(staff::finish))
+        .route("/staff/groups/{id}", get(staff::review_page))
+        .route("/staff/groups/{id}/{what}", post(staff::decide))
+        .route("/organise", get(organise::organise_home))
+        .route(
+            "/organise/new",
+            get(organise::new_group_form).post(organise::create_group),
+        )
+        .route("/organise/{id}", get(organise::group_desk))
+        .route(
+            "/organise/{id}/edit",
+            get(organise::edit_form).post(organise::save_edit),
+        )
+        .route("/organise/{id}/schedule", post(organise::schedule))
+        .route(
+            "/organise/{id}/meetings/cancel",
+            post(organise::cancel_meeting),
+        )
+        .route(
+            "/organise/{id}/requests/{membership}/{decision}",
+            post(organise::decide),
+        )
+        .route("/organise/{id}/{what}", post(organise::step))
         .route("/my/groups", get(mine::my_groups))
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))
         .route("/my/notifications", get(mine::notifications))

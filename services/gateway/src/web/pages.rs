@@ -61,6 +61,23 @@ impl Pages {
             ),
             ("alerts.html", include_str!("../../templates/alerts.html")),
             ("staff.html", include_str!("../../templates/staff.html")),
+            (
+                "staff_group.html",
+                include_str!("../../templates/staff_group.html"),
+            ),
+            ("fields.html", include_str!("../../templates/fields.html")),
+            (
+                "organise.html",
+                include_str!("../../templates/organise.html"),
+            ),
+            (
+                "group_form.html",
+                include_str!("../../templates/group_form.html"),
+            ),
+            (
+                "organise_group.html",
+                include_str!("../../templates/organise_group.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the gateway's templates parse");

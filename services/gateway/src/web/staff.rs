@@ -1,15 +1,21 @@
-//! Staff of the region: signing in through its identity provider, and the
-//! staff page (for now, the listings waiting for review), which only an
-//! operator of this region sees. The organisers' and staff pages proper
-//! build on this (issue 33).
+//! Staff of the region: signing in through its identity provider; the staff
+//! page with the listings waiting for review; and a listing's review page
+//! (a new listing's whole card, or a listed group's held edit as a difference
+//! against the public card) to approve or reject with a note, and to suspend
+//! or reinstate with a reason. Only operators of this region see these
+//! pages, and listings checks the operator role again on every call.
 
-use axum::extract::{Query, State};
+use axum::Form;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as lpb;
 use serde::{Deserialize, Serialize};
 
+use super::format::{format_label, language_name, venue_line};
+use super::forms::{self, FieldError};
+use super::organise::{ChangeView, change_views, status_words};
 use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
@@ -134,6 +140,8 @@ struct StaffPage {
 
 #[derive(Serialize)]
 struct Waiting {
+    /// A held edit of a listed group, rather than a new listing.
+    edit: bool,
     id: String,
     name: String,
     summary: String,
@@ -171,6 +179,7 @@ pub(crate) async fn staff_page(
                     .groups
                     .into_iter()
                     .map(|g| Waiting {
+                        edit: g.pending_edit.is_some(),
                         id: g.id,
                         name: g.name,
                         summary: g.summary,
@@ -180,5 +189,285 @@ pub(crate) async fn staff_page(
             own_page(&state, StatusCode::OK, "staff.html", "Staff", &view)
         }
         Err(e) => error_page(&state, &e),
+    }
+}
+
+/// The signed-in operator of this region, or the page to answer instead.
+fn operator(
+    state: &AppState,
+    signed: Option<axum::Extension<Signed>>,
+    here: &str,
+) -> Result<Signed, Box<Response>> {
+    let Some(axum::Extension(signed)) = signed else {
+        return Err(Box::new(
+            Redirect::to(&format!(
+                "/staff/sign-in?next={}",
+                super::format::encode(here)
+            ))
+            .into_response(),
+        ));
+    };
+    if !signed.is_staff() {
+        return Err(Box::new(error_page(
+            state,
+            &GatewayError::Forbidden("Only the region's staff see this page.".into()),
+        )));
+    }
+    Ok(signed)
+}
+
+/// staff_group.html
+#[derive(Serialize)]
+struct ReviewPage {
+    csrf: String,
+    errors: Vec<FieldError>,
+    id: String,
+    name: String,
+    status: &'static str,
+    /// What is waiting: a new listing, a held edit, or nothing.
+    waiting: &'static str,
+    changes: Vec<ChangeView>,
+    card: Vec<CardLine>,
+    can_suspend: bool,
+    can_reinstate: bool,
+    review_note: String,
+}
+
+#[derive(Serialize)]
+struct CardLine {
+    label: &'static str,
+    value: String,
+}
+
+/// The card as the public would read it, line by line.
+fn card_lines(g: &lpb::Group) -> Vec<CardLine> {
+    let contact = g.contact.clone().unwrap_or_default();
+    let who = g.eligibility.clone().unwrap_or_default();
+    let cost = g.cost.clone().unwrap_or_default();
+    let lines = [
+        ("Name", g.name.clone()),
+        ("Summary", g.summary.clone()),
+        ("Description", g.description.clone()),
+        ("Topics", g.topics.join(", ")),
+        ("How it meets", format_label(g.format).to_string()),
+        (
+            "Where",
+            g.venues
+                .iter()
+                .map(venue_line)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        (
+            "Access",
+            g.venues
+                .iter()
+                .flat_map(|v| [v.accessibility.clone(), v.travel_notes.clone()])
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        ("Who it is for", who.description),
+        ("Area served", g.area_served.clone()),
+        (
+            "Contact",
+            [contact.name, contact.email, contact.phone, contact.website]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "Cost",
+            match (cost.kind(), cost.description.is_empty()) {
+                (_, false) => cost.description.clone(),
+                (lpb::CostKind::Free, true) => "Free".into(),
+                (lpb::CostKind::Donation, true) => "A donation".into(),
+                (lpb::CostKind::Fee, true) => "A fee".into(),
+                _ => String::new(),
+            },
+        ),
+        (
+            "Joining",
+            match g.join_policy() {
+                lpb::JoinPolicy::Open => "Anyone may join",
+                lpb::JoinPolicy::Approval => "An organiser says yes to each person",
+                lpb::JoinPolicy::InviteOnly => "By invitation only",
+                lpb::JoinPolicy::Unspecified => "",
+            }
+            .to_string(),
+        ),
+        (
+            "Languages",
+            g.languages
+                .iter()
+                .map(|l| language_name(l))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ];
+    lines
+        .into_iter()
+        .chain([("Joining details, for members", g.joining_details.clone())])
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(label, value)| CardLine { label, value })
+        .collect()
+}
+
+async fn review_view(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    errors: Vec<FieldError>,
+) -> Result<ReviewPage, GatewayError> {
+    let mut call = state.services.as_signed(signed).await?;
+    let request = call.ask(lpb::GetGroupRequest {
+        group_id: id.to_string(),
+    });
+    let g = call.listings.get_group(request).await?.into_inner();
+    let status = g.status();
+    let new_listing = matches!(
+        status,
+        lpb::GroupStatus::PendingReview | lpb::GroupStatus::ProposalPendingReview
+    );
+    let waiting = if g.pending_edit.is_some() {
+        "edit"
+    } else if new_listing {
+        "listing"
+    } else {
+        ""
+    };
+    Ok(ReviewPage {
+        csrf: signed.csrf_token.clone(),
+        errors,
+        id: g.id.clone(),
+        name: g.name.clone(),
+        status: status_words(status),
+        waiting,
+        changes: change_views(g.pending_edit.as_ref()),
+        card: card_lines(&g),
+        can_suspend: status == lpb::GroupStatus::Published,
+        can_reinstate: status == lpb::GroupStatus::Suspended,
+        review_note: g.review_note.clone(),
+    })
+}
+
+async fn review_answer(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    status: StatusCode,
+    errors: Vec<FieldError>,
+) -> Response {
+    match review_view(state, signed, id, errors).await {
+        Ok(view) => {
+            let title = format!("Review: {}", view.name);
+            own_page(state, status, "staff_group.html", &title, &view)
+        }
+        Err(e) => error_page(state, &e),
+    }
+}
+
+/// A listing's review page.
+pub(crate) async fn review_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    signed: Option<axum::Extension<Signed>>,
+) -> Response {
+    let signed = match operator(&state, signed, &format!("/staff/groups/{id}")) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    review_answer(&state, &signed, &id, StatusCode::OK, Vec::new()).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    /// "approve" or "reject" (review).
+    #[serde(default)]
+    decision: String,
+    /// To the organisers with a review.
+    #[serde(default)]
+    note: String,
+    /// Why a listing is suspended (the organisers see it).
+    #[serde(default)]
+    reason: String,
+}
+
+/// An operator's decision on a listing: "review" (approve or reject, with a
+/// note the organisers see), "suspend" (with a reason) or "reinstate".
+pub(crate) async fn decide(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, what)): Path<(String, String)>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let here = format!("/staff/groups/{id}");
+    let signed = match operator(&state, signed, &here) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
+        return error_page(
+            &state,
+            &GatewayError::bad("csrf", "the form has expired: please try again"),
+        );
+    }
+    let note = form.note.trim().to_string();
+    let done = async {
+        let mut call = state.services.as_signed(&signed).await?;
+        let answer = match what.as_str() {
+            "review" => {
+                let decision = match form.decision.as_str() {
+                    "approve" => lpb::ReviewDecision::Approve,
+                    "reject" => lpb::ReviewDecision::Reject,
+                    _ => lpb::ReviewDecision::Unspecified,
+                };
+                let request = call.ask(lpb::ReviewGroupRequest {
+                    group_id: id.clone(),
+                    decision: decision as i32,
+                    note,
+                });
+                call.listings.review_group(request).await.map(|_| ())
+            }
+            "suspend" => {
+                let request = call.ask(lpb::SuspendGroupRequest {
+                    group_id: id.clone(),
+                    reason: form.reason.trim().to_string(),
+                });
+                call.listings.suspend_group(request).await.map(|_| ())
+            }
+            "reinstate" => {
+                let request = call.ask(lpb::ReinstateGroupRequest {
+                    group_id: id.clone(),
+                });
+                call.listings.reinstate_group(request).await.map(|_| ())
+            }
+            _ => return Err(GatewayError::NotFound),
+        };
+        Ok::<_, GatewayError>(answer)
+    }
+    .await;
+    match done {
+        Err(own) => error_page(&state, &own),
+        Ok(Ok(())) => Redirect::to(&here).into_response(),
+        Ok(Err(status))
+            if matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+            ) =>
+        {
+            let errors = forms::violations(&status, |field| match field {
+                "decision" => Some("decision"),
+                "note" => Some("note"),
+                "reason" => Some("reason"),
+                _ => None,
+            });
+            review_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, errors).await
+        }
+        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
     }
 }

@@ -2,6 +2,7 @@
 //! nats-server) with a small directory in it, and the gateway in front of it.
 #![allow(dead_code)]
 
+pub mod oidc;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -231,7 +232,17 @@ pub async fn create(
     req: pb::CreateGroupRequest,
     publish: bool,
 ) -> pb::Group {
-    let organiser = token("olive-organiser", REGION, &[]);
+    create_as(client, req, publish, "olive-organiser").await
+}
+
+/// A group organised by `organiser` (a person id), published if asked.
+pub async fn create_as(
+    client: &mut ListingsServiceClient<Channel>,
+    req: pb::CreateGroupRequest,
+    publish: bool,
+    organiser: &str,
+) -> pb::Group {
+    let organiser = token(organiser, REGION, &[]);
     let g = client
         .create_group(with_token(req, &organiser))
         .await
@@ -396,6 +407,15 @@ pub struct WholeSystem {
 
 impl WholeSystem {
     pub async fn start(backend: Backend) -> WholeSystem {
+        WholeSystem::start_with(backend, |_, _| {}).await
+    }
+
+    /// The same, with the gateway's settings as `tweak` changes them (given
+    /// the gateway's address before it starts).
+    pub async fn start_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut GatewayConfig, &str),
+    ) -> WholeSystem {
         let nats = Nats::start();
         let smtp = selfhelp_testkit::SmtpServer::start();
         let dbs = [
@@ -424,6 +444,7 @@ impl WholeSystem {
         config.nats.url = nats.url();
         config.outbox.poll_interval_ms = 100;
         web::smtp_config(&smtp, &mut config);
+        tweak(&mut config, &web_url);
         let gateway =
             Gateway::start_on(web, config, selfhelp_core::time::Clock::system(), dir).await;
         let common = |db: &TestDb| {

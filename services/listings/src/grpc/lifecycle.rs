@@ -281,6 +281,32 @@ impl ListingsApi {
         })
     }
 
+    /// The groups `caller` organises here, newest first, as they see them.
+    pub(super) async fn managed_groups(
+        &self,
+        caller: &Caller,
+        req: pb::ListManagedGroupsRequest,
+    ) -> Result<served::ListManagedGroupsResponse, ServiceError> {
+        let mut v = Violations::new();
+        let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
+        v.into_result()?;
+        let rows = store::managed_by(&self.db, &self.region, &caller.person_id).await?;
+        let total = rows.len() as u64;
+        let mut groups = Vec::new();
+        for g in rows
+            .iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+        {
+            groups.push(self.managed_view(g, caller).await?.into());
+        }
+        let shown = groups.len();
+        Ok(served::ListManagedGroupsResponse {
+            groups,
+            page: Some(page.answer(shown, total)),
+        })
+    }
+
     /// Reviewed proposals, newest first, as the public sees them.
     pub(super) async fn proposed_groups(
         &self,

@@ -485,6 +485,16 @@ impl ListingsService for ListingsApi {
         ))
     }
 
+    async fn list_managed_groups(
+        &self,
+        request: Request<pb::ListManagedGroupsRequest>,
+    ) -> Result<Response<served::ListManagedGroupsResponse>, Status> {
+        let caller = caller_in_region(&request, &self.region)?;
+        Ok(Response::new(
+            self.managed_groups(&caller, request.into_inner()).await?,
+        ))
+    }
+
     async fn list_proposed_groups(
         &self,
         request: Request<pb::ListProposedGroupsRequest>,

@@ -361,6 +361,33 @@ pub async fn review_queue<C: ConnectionTrait>(
     selfhelp_platform::db::offset_page(conn, query, offset, limit).await
 }
 
+/// Most groups one person is expected to organise; more are not listed.
+pub const MANAGED_AT_MOST: u64 = 500;
+
+/// Groups of `region` that `person` organises, but not archived ones, newest
+/// first (ids are time-ordered UUIDv7s).
+pub async fn managed_by<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    person: &str,
+) -> Result<Vec<Model>, DbErr> {
+    let quoted = serde_json::to_string(person).expect("strings serialise");
+    let rows = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.ne(Status::Archived.as_str()))
+        .filter(Column::OrganiserIdsJson.contains(&quoted))
+        .order_by_desc(Column::Id)
+        .limit(MANAGED_AT_MOST)
+        .all(conn)
+        .await?;
+    // `contains` is a text match on the JSON list (where `_` and `%` match
+    // more): keep exact matches only.
+    Ok(rows
+        .into_iter()
+        .filter(|g| g.organiser_ids().iter().any(|o| o == person))
+        .collect())
+}
+
 /// Reviewed proposals of `region`, newest first (ids are time-ordered UUIDv7s,
 /// so pages stay stable while proposals are edited), with the total.
 pub async fn listed_proposals<C: ConnectionTrait>(

@@ -1,0 +1,498 @@
+//! Organisers and staff on the web (issue 33), against the whole system for
+//! real: NATS, the three services on their own databases (SQLite, and
+//! PostgreSQL when `TEST_DATABASE_URL` is set), a real SMTP server, a real
+//! OpenID Connect provider for staff, and the gateway. Olive proposes a group
+//! through the form; Sam, an operator, sees it and approves it; it appears in
+//! search. Olive edits it (the significant change waits, shown to both as a
+//! difference), sets when it meets after a preview, answers Ann's request to
+//! join, and cancels a meeting, which reaches Ann. Every organiser and staff
+//! page and form is tried by everyone else, and refused.
+
+use std::time::Duration;
+
+mod common;
+
+use common::oidc::{Provider, python_packages, staff_config, staff_sign_in};
+use common::web::{browser, field, get, mails_to, post, sign_in, unescape};
+use common::{WholeSystem, group_request};
+use selfhelp_testkit::{Backend, eventually, per_backend};
+
+const NAME: &str = "Lakeside carers' circle";
+
+/// The form token on `path`'s page.
+async fn csrf(b: &reqwest::Client, sys: &WholeSystem, path: &str) -> String {
+    let (status, page) = get(b, &sys.gateway, path).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    field(&page, "csrf")
+}
+
+/// The errors a page lists, to show when a form was refused.
+fn error_summary(page: &str) -> &str {
+    page.split("error-summary-title")
+        .nth(2)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or(page)
+}
+
+/// The card as Olive fills it in, with `postcode` and what to do.
+fn card<'a>(token: &'a str, postcode: &'a str, action: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", token),
+        ("action", action),
+        ("name", NAME),
+        ("summary", "Tea and talk for people caring for someone"),
+        ("description", "We meet in the library's quiet room."),
+        ("topics", "carers"),
+        ("format", "in_person"),
+        ("join_policy", "approval"),
+        ("join_question", "Who do you care for?"),
+        ("venue_name", "Lakeside library"),
+        ("venue_address", "1 Lake Street"),
+        ("venue_town", "Nottingham"),
+        ("venue_postcode", postcode),
+        ("venue_accessibility", "Step-free, hearing loop"),
+        ("cost_kind", "free"),
+        ("languages", "en"),
+        ("contact_name", "Group coordinator"),
+        ("joining_details", "Ring the bell at the side door"),
+        // A bot fills every field; the card has no such one.
+        ("website_url", ""),
+    ]
+}
+
+async fn organisers_and_staff_on_the_web(backend: Backend) {
+    let packages = tokio::task::spawn_blocking(python_packages).await.unwrap();
+    let mut provider: Option<Provider> = None;
+    let sys = WholeSystem::start_with(backend, |config, web_url| {
+        let p = Provider::start(&packages, &format!("{web_url}/staff/callback"));
+        staff_config(&p, config);
+        provider = Some(p);
+    })
+    .await;
+    let gw = &sys.gateway;
+    let (olive, sam, ann, bea) = (browser(), browser(), browser(), browser());
+    sign_in(&olive, gw, &sys.smtp, "olive@example.org", 0).await;
+    sign_in(&ann, gw, &sys.smtp, "ann@example.org", 0).await;
+    sign_in(&bea, gw, &sys.smtp, "bea@example.org", 0).await;
+    staff_sign_in(&sam, gw, "sam").await;
+    // Bea runs a group of her own (made over gRPC as her person id).
+    let (_, bea_data) = get(&bea, gw, "/my/data/download").await;
+    let bea_id = serde_json::from_str::<serde_json::Value>(&bea_data).unwrap()["person_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut client = sys.client.clone();
+    let beas_group = common::create_as(
+        &mut client,
+        group_request("Bea's walking group", &["carers"], "NG7 2RD"),
+        true,
+        &bea_id,
+    )
+    .await;
+
+    // Olive runs nothing yet; the form names a postcode listings refuses.
+    let (status, page) = get(&olive, gw, "/organise").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("You do not run a group here yet"), "{page}");
+    let token = csrf(&olive, &sys, "/organise/new").await;
+    let (status, _, refused) = post(
+        &olive,
+        gw,
+        "/organise/new",
+        &card(&token, "NOT A POSTCODE", "submit"),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.contains("id=\"venue_postcode-error\""), "{refused}");
+    assert!(
+        refused.contains(&format!("value=\"{}\"", "Lakeside library")),
+        "what she typed is kept"
+    );
+    let (status, to, page) = post(
+        &olive,
+        gw,
+        "/organise/new",
+        &card(&token, "NG1 5FS", "submit"),
+    )
+    .await;
+    assert_eq!(status, 303, "{}", error_summary(&page));
+    let desk = to.clone();
+    let id = desk.trim_start_matches("/organise/").to_string();
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("Waiting for the region&#x27;s staff to check it"),
+        "{page}"
+    );
+    let (_, page) = get(&olive, gw, "/organise").await;
+    assert!(
+        page.contains(&format!("href=\"/organise/{id}\"")),
+        "listed as hers"
+    );
+    // Nobody finds it yet.
+    let (_, found) = get(&ann, gw, "/?q=Lakeside").await;
+    assert!(
+        !found.contains(&format!("/groups/{id}\"")),
+        "not before review"
+    );
+
+    // Sam sees it waiting, the whole card, and must choose a decision.
+    let (status, staff) = get(&sam, gw, "/staff").await;
+    assert_eq!(status, 200);
+    assert!(
+        staff.contains(&format!("href=\"/staff/groups/{id}\"")),
+        "{staff}"
+    );
+    let review = format!("/staff/groups/{id}");
+    let (status, page) = get(&sam, gw, &review).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("A new listing") && page.contains("Step-free, hearing loop"),
+        "{page}"
+    );
+    let sam_token = field(&page, "csrf");
+    let (status, _, refused) = post(
+        &sam,
+        gw,
+        &format!("{review}/review"),
+        &[("csrf", &sam_token)],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(refused.contains("id=\"decision-error\""), "{refused}");
+    let (status, _, refused) = post(
+        &sam,
+        gw,
+        &format!("{review}/review"),
+        &[("csrf", &sam_token), ("decision", "reject")],
+    )
+    .await;
+    assert_eq!(status, 400, "a rejection needs a note");
+    assert!(refused.contains("id=\"note-error\""), "{refused}");
+    let (status, _, _) = post(
+        &sam,
+        gw,
+        &format!("{review}/review"),
+        &[("csrf", &sam_token), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let found = eventually("the group in search", Duration::from_secs(20), || async {
+        let (_, found) = get(&ann, gw, "/?q=Lakeside").await;
+        found.contains(&format!("/groups/{id}\"")).then_some(found)
+    })
+    .await;
+    assert!(found.contains(NAME) || found.contains("Lakeside carers&#x27; circle"));
+
+    // A significant edit waits, shown as a difference to Olive and to Sam.
+    let edit = format!("/organise/{id}/edit");
+    let (status, page) = get(&olive, gw, &edit).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("wait for the region's staff"),
+        "said before saving: {page}"
+    );
+    let version = field(&page, "version");
+    let token = field(&page, "csrf");
+    let mut changed = card(&token, "NG1 5FS", "save");
+    changed.retain(|(k, _)| *k != "summary");
+    changed.push(("summary", "Tea, talk and a walk for carers"));
+    changed.push(("version", &version));
+    let (status, to, page) = post(&olive, gw, &edit, &changed).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("/organise/{id}?saved=1").as_str()),
+        "{page}"
+    );
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("Tea, talk and a walk for carers"),
+        "her change is shown: {page}"
+    );
+    let (_, public) = get(&ann, gw, &format!("/groups/{id}")).await;
+    assert!(
+        !public.contains("Tea, talk and a walk"),
+        "not public before review"
+    );
+    let (_, page) = get(&sam, gw, &review).await;
+    assert!(
+        page.contains("Public now") && page.contains("Tea, talk and a walk for carers"),
+        "{page}"
+    );
+    // An edit of a version long gone: someone else's edit came in between;
+    // said so, and what she typed is kept.
+    let mut stale = changed.clone();
+    stale.retain(|(k, _)| *k != "version");
+    stale.push(("version", "1"));
+    let (status, _, page) = post(&olive, gw, &edit, &stale).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("Someone else changed this group"), "{page}");
+    assert!(page.contains("Tea, talk and a walk for carers"), "kept");
+    let (status, _, _) = post(
+        &sam,
+        gw,
+        &format!("{review}/review"),
+        &[("csrf", &sam_token), ("decision", "approve")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, public) = get(&ann, gw, &format!("/groups/{id}")).await;
+    assert!(
+        public.contains("Tea, talk and a walk for carers"),
+        "approved"
+    );
+
+    // When it meets: a preview names a wrong field, then shows the rule and
+    // the meetings without saving; saving keeps it.
+    let token = csrf(&olive, &sys, &desk).await;
+    let schedule = format!("/organise/{id}/schedule");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let rule = |action: &'static str, start: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("action", action.to_string()),
+            ("pattern", "weekly".to_string()),
+            ("interval", "1".to_string()),
+            ("weekday", "wednesday".to_string()),
+            ("start_time", start.to_string()),
+            ("end_time", "20:30".to_string()),
+            ("valid_from", today.clone()),
+        ]
+    };
+    let posted = |b: &reqwest::Client, path: String, form: Vec<(&'static str, String)>| {
+        let b = b.clone();
+        let url = gw.url(&path);
+        async move {
+            let answer = b.post(url).form(&form).send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.text().await.unwrap())
+        }
+    };
+    let (status, page) = posted(&olive, schedule.clone(), rule("preview", "25:00")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("id=\"start_time-error\""), "{page}");
+    let (status, page) = posted(&olive, schedule.clone(), rule("preview", "19:00")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Every Wednesday") && page.contains("Nothing is saved yet"),
+        "{page}"
+    );
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("No regular meetings are set"),
+        "a preview saves nothing"
+    );
+    let (status, _) = posted(&olive, schedule.clone(), rule("save", "19:00")).await;
+    assert_eq!(status, 303);
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(page.contains("Now: <strong>Every Wednesday"), "{page}");
+    let first_meeting = field(&page, "date");
+
+    // Ann asks to join with her answer; Olive sees it and says yes.
+    let group_page = format!("/groups/{id}");
+    let ann_token = csrf(&ann, &sys, &group_page).await;
+    let (status, _, _) = post(
+        &ann,
+        gw,
+        &format!("{group_page}/join"),
+        &[
+            ("csrf", &ann_token),
+            ("agree", "1"),
+            ("display_name", "Ann"),
+            ("answer", "My mother"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let page = eventually(
+        "Ann's request on Olive's desk",
+        Duration::from_secs(20),
+        || async {
+            let (_, page) = get(&olive, gw, &desk).await;
+            page.contains("My mother").then_some(page)
+        },
+    )
+    .await;
+    let approve = page
+        .split("action=\"")
+        .find(|a| a.contains("/approve\""))
+        .and_then(|a| a.split('"').next())
+        .unwrap()
+        .to_string();
+    let membership_id = approve.split('/').nth(4).unwrap().to_string();
+
+    // Everyone else is refused every organiser and staff page and form, and
+    // nothing changes: anonymous, a member, the organiser of another group,
+    // an operator (on organisers' pages), and the organiser on staff pages.
+    let stranger = browser();
+    let callers: [(&str, &reqwest::Client); 5] = [
+        ("anonymous", &stranger),
+        ("member", &ann),
+        ("other organiser", &bea),
+        ("operator", &sam),
+        ("organiser", &olive),
+    ];
+    let organisers_pages = [format!("/organise/{id}"), format!("/organise/{id}/edit")];
+    let organisers_forms = [
+        format!("/organise/{id}/edit"),
+        format!("/organise/{id}/schedule"),
+        format!("/organise/{id}/meetings/cancel"),
+        format!("/organise/{id}/submit"),
+        approve.clone(),
+        format!("/organise/{id}/requests/{membership_id}/decline"),
+    ];
+    let staff_forms = [
+        format!("/staff/groups/{id}/review"),
+        format!("/staff/groups/{id}/suspend"),
+    ];
+    for (who, b) in callers {
+        let organiser = who == "organiser";
+        let operator = who == "operator";
+        for path in &organisers_pages {
+            let (status, page) = get(b, gw, path).await;
+            let expected = match who {
+                "anonymous" => 303,
+                "organiser" => 200,
+                _ => 403,
+            };
+            assert_eq!(status, expected, "{who} GET {path}");
+            if !organiser {
+                assert!(!page.contains("My mother"), "{who} sees no request");
+            }
+        }
+        // Their own session's token, so only the permission can refuse them.
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        if !organiser {
+            for path in &organisers_forms {
+                let form = [
+                    ("csrf", token.as_str()),
+                    ("date", first_meeting.as_str()),
+                    ("note", "closed"),
+                    ("pattern", "weekly"),
+                    ("weekday", "friday"),
+                    ("start_time", "10:00"),
+                    ("end_time", "11:00"),
+                    ("valid_from", today.as_str()),
+                    ("action", "save"),
+                    ("name", "Taken over"),
+                ];
+                let (status, to, _) = post(b, gw, path, &form).await;
+                if who == "anonymous" {
+                    assert_eq!(status, 303, "{who} POST {path}");
+                    assert!(to.starts_with("/sign-in"), "{who} POST {path}: {to}");
+                } else {
+                    assert_eq!(status, 403, "{who} POST {path}");
+                }
+            }
+        }
+        let (status, page) = get(b, gw, &review).await;
+        let expected = match who {
+            "anonymous" => 303,
+            "operator" => 200,
+            _ => 403,
+        };
+        assert_eq!(status, expected, "{who} GET {review}");
+        if !operator {
+            assert!(!page.contains("Public now"));
+            for path in &staff_forms {
+                let form = [
+                    ("csrf", token.as_str()),
+                    ("decision", "reject"),
+                    ("note", "no"),
+                    ("reason", "no"),
+                ];
+                let (status, to, _) = post(b, gw, path, &form).await;
+                if who == "anonymous" {
+                    assert_eq!(status, 303, "{who} POST {path}");
+                    assert!(to.starts_with("/staff/sign-in"), "{who} POST {path}: {to}");
+                } else {
+                    assert_eq!(status, 403, "{who} POST {path}");
+                }
+            }
+        }
+    }
+    // Bea's own desk is hers, not Olive's.
+    let (status, _) = get(&olive, gw, &format!("/organise/{}", beas_group.id)).await;
+    assert_eq!(status, 403);
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("Now: <strong>Every Wednesday"),
+        "the schedule stands"
+    );
+    assert!(page.contains("My mother"), "the request stands");
+    assert!(
+        page.contains(&format!("value=\"{first_meeting}\"")),
+        "no meeting was cancelled"
+    );
+    let (_, public) = get(&ann, gw, &format!("/groups/{id}")).await;
+    assert!(!public.contains("Taken over"), "nobody else renamed it");
+
+    // Olive says yes with a note; Ann is a member and told.
+    let token = csrf(&olive, &sys, &desk).await;
+    let (status, _, _) = post(
+        &olive,
+        gw,
+        &approve,
+        &[("csrf", &token), ("note", "See you Wednesday")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, mine) = get(&ann, gw, "/my/groups").await;
+    assert!(
+        mine.contains(&format!("href=\"/groups/{id}\"")) && mine.contains("Member"),
+        "{mine}"
+    );
+
+    // Olive cancels the first meeting with a note; Ann is told, in her inbox
+    // and by email.
+    let (status, _, _) = post(
+        &olive,
+        gw,
+        &format!("/organise/{id}/meetings/cancel"),
+        &[
+            ("csrf", &token),
+            ("date", &first_meeting),
+            ("note", "The library is closed"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        !page.contains(&format!("value=\"{first_meeting}\"")),
+        "cancelled: {page}"
+    );
+    eventually(
+        "the cancellation in Ann's inbox",
+        Duration::from_secs(30),
+        || async {
+            let (_, inbox) = get(&ann, gw, "/my/notifications").await;
+            unescape(&inbox)
+                .contains("The library is closed")
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the cancellation in Ann's email",
+        Duration::from_secs(30),
+        || async {
+            mails_to(&sys.smtp, "ann@example.org")
+                .iter()
+                .any(|m| m.contains("The library is closed"))
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, inbox) = get(&bea, gw, "/my/notifications").await;
+    assert!(
+        !unescape(&inbox).contains("The library is closed"),
+        "not to a non-member"
+    );
+    drop(provider);
+}
+
+per_backend!(organisers_and_staff_on_the_web);
