@@ -173,8 +173,71 @@ async fn next_sign_in_link(sys: &WholeSystem, email: &str, seen: usize) -> Strin
         .to_string()
 }
 
-async fn a_person_walks_the_web_in_a_browser(backend: Backend) {
+/// Runs the walk `script` (in tests/browser) in headless Chromium against
+/// `sys` with `args`, feeding it the sign-in links it asks for from the SMTP
+/// server; its report, once it has passed.
+async fn run_walk(
+    sys: &WholeSystem,
+    script: &str,
+    screenshots: &Path,
+    args: &[(&str, &str)],
+    python_path: &std::ffi::OsStr,
+) -> serde_json::Value {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let script_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let mut command = tokio::process::Command::new(selfhelp_testkit::python::python());
+    command
+        .arg(script_path)
+        .args(["--base", &sys.gateway.url("")])
+        .arg("--screenshots")
+        .arg(screenshots);
+    for (name, value) in args {
+        command.args([name, value]);
+    }
+    let mut walk = command
+        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
+        .env("PYTHONPATH", python_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut to_walk = walk.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(walk.stdout.take().unwrap()).lines();
+    let mut links_sent: std::collections::HashMap<String, usize> = Default::default();
+    let mut report = String::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+        .await
+        .expect("the walk said nothing for 5 minutes")
+        .unwrap()
+    {
+        let said: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if said["need"] == "link" {
+            let email = said["email"].as_str().unwrap().to_string();
+            let seen = links_sent.entry(email.clone()).or_default();
+            let link = next_sign_in_link(sys, &email, *seen).await;
+            *seen += 1;
+            to_walk
+                .write_all(format!("{link}\n").as_bytes())
+                .await
+                .unwrap();
+            to_walk.flush().await.unwrap();
+        } else {
+            report = line;
+        }
+    }
+    let status = walk.wait().await.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).expect("the walk's report");
+    assert!(
+        status.success(),
+        "{script}: the walk failed: {:#}",
+        report["failures"]
+    );
+    report
+}
+
+async fn a_person_walks_the_web_in_a_browser(backend: Backend) {
     if !browser_installed("the browser walk of a person taking part") {
         return;
     }
@@ -205,54 +268,19 @@ async fn a_person_walks_the_web_in_a_browser(backend: Backend) {
 
     let screenshots =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-walk-{backend:?}"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/walk.py");
-    let mut walk = tokio::process::Command::new(selfhelp_testkit::python::python())
-        .arg(script)
-        .args(["--base", &sys.gateway.url("")])
-        .arg("--screenshots")
-        .arg(&screenshots)
-        .args(["--group-name", "Riverside bereavement circle"])
-        .args(["--details", details])
-        .args(["--email", "ann@example.org"])
-        .args(["--search-words", "bereavement"])
-        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
-        .env("PYTHONPATH", &packages)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut to_walk = walk.stdin.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(walk.stdout.take().unwrap()).lines();
-    let mut links_sent: std::collections::HashMap<String, usize> = Default::default();
-    let mut report = String::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
-        .await
-        .expect("the walk said nothing for 5 minutes")
-        .unwrap()
-    {
-        let said: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if said["need"] == "link" {
-            let email = said["email"].as_str().unwrap().to_string();
-            let seen = links_sent.entry(email.clone()).or_default();
-            let link = next_sign_in_link(&sys, &email, *seen).await;
-            *seen += 1;
-            to_walk
-                .write_all(format!("{link}\n").as_bytes())
-                .await
-                .unwrap();
-            to_walk.flush().await.unwrap();
-        } else {
-            report = line;
-        }
-    }
-    let status = walk.wait().await.unwrap();
-    let report: serde_json::Value = serde_json::from_str(&report).expect("the walk's report");
-    assert!(
-        status.success(),
-        "{backend:?}: the walk failed: {:#}",
-        report["failures"]
-    );
-    // Every page of the walk in three views, the owner's and someone else's.
+    let report = run_walk(
+        &sys,
+        "walk.py",
+        &screenshots,
+        &[
+            ("--group-name", "Riverside bereavement circle"),
+            ("--details", details),
+            ("--email", "ann@example.org"),
+            ("--search-words", "bereavement"),
+        ],
+        packages.as_os_str(),
+    )
+    .await;
     let pages: std::collections::BTreeSet<&str> = report["checked"]
         .as_array()
         .unwrap()
@@ -294,3 +322,64 @@ async fn a_person_walks_the_web_in_a_browser(backend: Backend) {
 }
 
 per_backend!(a_person_walks_the_web_in_a_browser);
+
+/// Organisers and staff in a browser (issue 33): `browser/organise.py`.
+async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
+    if !browser_installed("the browser walk of organisers and staff") {
+        return;
+    }
+    let packages = tokio::task::spawn_blocking(python_packages).await.unwrap();
+    let oidc = tokio::task::spawn_blocking(common::oidc::python_packages)
+        .await
+        .unwrap();
+    let mut provider = None;
+    let sys = WholeSystem::start_with(backend, |config, web_url| {
+        let p = common::oidc::Provider::start(&oidc, &format!("{web_url}/staff/callback"));
+        common::oidc::staff_config(&p, config);
+        provider = Some(p);
+    })
+    .await;
+    let screenshots =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-organise-{backend:?}"));
+    let python_path = std::env::join_paths([&packages, &oidc]).unwrap();
+    let report = run_walk(
+        &sys,
+        "organise.py",
+        &screenshots,
+        &[
+            ("--group-name", "Lakeside carers circle"),
+            ("--email", "olive@example.org"),
+        ],
+        &python_path,
+    )
+    .await;
+    let pages: std::collections::BTreeSet<(&str, &str)> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| Some((c["page"].as_str()?, c["who"].as_str()?)))
+        .collect();
+    for page in [
+        ("organise", "owner"),
+        ("group-form", "owner"),
+        ("group-form-error", "owner"),
+        ("organise-group", "owner"),
+        ("staff", "owner"),
+        ("staff-review", "operator"),
+        ("staff-reviewed", "operator"),
+        ("organise-preview", "owner"),
+        ("organise-saved", "owner"),
+        ("group-edit", "owner"),
+        ("organise-group", "someone-else"),
+        ("staff-review", "someone-else"),
+    ] {
+        assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");
+    }
+    drop(provider);
+    println!(
+        "browser walk of organisers and staff passed on {backend:?}; screenshots in {}",
+        screenshots.display()
+    );
+}
+
+per_backend!(organisers_and_staff_walk_the_web_in_a_browser);

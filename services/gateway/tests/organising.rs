@@ -5,8 +5,9 @@
 //! through the form; Sam, an operator, sees it and approves it; it appears in
 //! search. Olive edits it (the significant change waits, shown to both as a
 //! difference), sets when it meets after a preview, answers Ann's request to
-//! join, and cancels a meeting, which reaches Ann. Every organiser and staff
-//! page and form is tried by everyone else, and refused.
+//! join, and cancels a meeting, which reaches Ann, and makes Ann a
+//! co-organiser, whose desk it then is too. Every organiser and staff page
+//! and form is tried by everyone else, and refused.
 
 use std::time::Duration;
 
@@ -14,8 +15,10 @@ mod common;
 
 use common::oidc::{Provider, python_packages, staff_config, staff_sign_in};
 use common::web::{browser, field, get, mails_to, post, sign_in, unescape};
-use common::{WholeSystem, group_request};
-use selfhelp_testkit::{Backend, eventually, per_backend};
+use common::{REGION, WholeSystem, group_request};
+use selfhelp_proto::membership::v1 as mpb;
+use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use selfhelp_testkit::{Backend, eventually, per_backend, with_token};
 
 const NAME: &str = "Lakeside carers' circle";
 
@@ -492,6 +495,40 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         !unescape(&inbox).contains("The library is closed"),
         "not to a non-member"
     );
+
+    // Olive shares the running of it: Ann becomes a co-organiser, and the
+    // desk is hers too once listings has membership's word of it; the staff
+    // pages stay closed to her.
+    let (_, olive_data) = get(&olive, gw, "/my/data/download").await;
+    let olive_id = serde_json::from_str::<serde_json::Value>(&olive_data).unwrap()["person_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut membership = MembershipServiceClient::new(sys.membership.channel().await);
+    membership
+        .assign_role(with_token(
+            mpb::AssignRoleRequest {
+                membership_id: membership_id.clone(),
+                role: mpb::GroupRole::CoOrganiser.into(),
+                duties: Vec::new(),
+            },
+            &selfhelp_testkit::token(&olive_id, REGION, &[]),
+        ))
+        .await
+        .unwrap();
+    eventually(
+        "Ann's desk as co-organiser",
+        Duration::from_secs(30),
+        || async {
+            let (status, _) = get(&ann, gw, &desk).await;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
+    let (_, page) = get(&ann, gw, "/organise").await;
+    assert!(page.contains(&format!("href=\"{desk}\"")), "{page}");
+    let (status, _) = get(&ann, gw, &review).await;
+    assert_eq!(status, 403, "a co-organiser is not staff");
     drop(provider);
 }
 

@@ -240,7 +240,7 @@ struct CardLine {
 }
 
 /// The card as the public would read it, line by line.
-fn card_lines(g: &lpb::Group) -> Vec<CardLine> {
+fn card_lines(g: &lpb::Group, topics: &[lpb::Topic]) -> Vec<CardLine> {
     let contact = g.contact.clone().unwrap_or_default();
     let who = g.eligibility.clone().unwrap_or_default();
     let cost = g.cost.clone().unwrap_or_default();
@@ -248,7 +248,19 @@ fn card_lines(g: &lpb::Group) -> Vec<CardLine> {
         ("Name", g.name.clone()),
         ("Summary", g.summary.clone()),
         ("Description", g.description.clone()),
-        ("Topics", g.topics.join(", ")),
+        (
+            "Topics",
+            g.topics
+                .iter()
+                .map(|code| {
+                    topics
+                        .iter()
+                        .find(|t| t.code == *code)
+                        .map_or(code.as_str(), |t| t.name.as_str())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("How it meets", format_label(g.format).to_string()),
         (
             "Where",
@@ -345,7 +357,7 @@ async fn review_view(
         status: status_words(status),
         waiting,
         changes: change_views(g.pending_edit.as_ref()),
-        card: card_lines(&g),
+        card: card_lines(&g, &state.listings.topics().await?),
         can_suspend: status == lpb::GroupStatus::Published,
         can_reinstate: status == lpb::GroupStatus::Suspended,
         review_note: g.review_note.clone(),
@@ -415,6 +427,13 @@ pub(crate) async fn decide(
             &state,
             &GatewayError::bad("csrf", "the form has expired: please try again"),
         );
+    }
+    if what == "review" && !matches!(form.decision.as_str(), "approve" | "reject") {
+        let errors = vec![FieldError::new(
+            "decision",
+            "Choose whether to approve it or send it back",
+        )];
+        return review_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, errors).await;
     }
     let note = form.note.trim().to_string();
     let done = async {

@@ -220,33 +220,31 @@ def walk_through(walk, ann, bea, args):
         walk.fail("signed-out", landed=ann.current_url)
 
 
-def main():
+def run(steps, people, extra):
+    """A walk's main: parses the arguments every walk takes and `extra` (the
+    walk's own, all required), opens a browser for each of `people`, checks
+    axe itself, runs steps(walk, *browsers, args), and prints the report."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--screenshots", required=True)
-    parser.add_argument("--group-name", required=True)
-    parser.add_argument("--details", required=True)
-    parser.add_argument("--email", required=True)
-    parser.add_argument("--search-words", required=True)
+    for name in ["--base", "--screenshots", *extra]:
+        parser.add_argument(name, required=True)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = parser.parse_args()
     shots = pathlib.Path(args.screenshots)
     shots.mkdir(parents=True, exist_ok=True)
     walk = Walk(args.base, shots)
-    ann = driver(args.chromium, args.chromedriver)
-    bea = driver(args.chromium, args.chromedriver)
+    browsers = [driver(args.chromium, args.chromedriver) for _ in range(people)]
     try:
-        walk.failures += check_axe_finds_problems(ann)
-        walk_through(walk, ann, bea, args)
+        walk.failures += check_axe_finds_problems(browsers[0])
+        steps(walk, *browsers, args)
     except Exception as error:  # a step that could not be taken
-        walk.fail("walk", error=repr(error), url=ann.current_url)
+        walk.fail("walk", error=repr(error), url=browsers[0].current_url)
     finally:
-        ann.quit()
-        bea.quit()
+        for browser in browsers:
+            browser.quit()
     print(json.dumps({"checked": walk.checked, "failures": walk.failures}), flush=True)
     sys.exit(1 if walk.failures else 0)
 
 
 if __name__ == "__main__":
-    main()
+    run(walk_through, 2, ["--group-name", "--details", "--email", "--search-words"])

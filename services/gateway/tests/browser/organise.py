@@ -1,0 +1,118 @@
+"""Organisers and staff walk the web in headless Chromium (issue 33): Olive
+signs in, proposes a group through the form (a missing town is named, then
+given) and sends it for review; Sam signs in at the region's identity
+provider and approves it from the review page; Olive previews when it meets,
+saves it, and opens the edit form. Bea, signed in too, is refused Olive's
+desk and Sam's review page. Every page met is checked as in walk.py: axe-core
+at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
+and its heading and text. Driven by services/gateway/tests/browser.rs, which
+feeds the sign-in links; the last line printed is the JSON report.
+"""
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from check_pages import set_view
+from walk import keyboard_submit, run, sign_in, tick
+
+
+def set_value(browser, field, value):
+    """Date and time fields are typed differently in each locale: set them."""
+    browser.execute_script("arguments[0].value = arguments[1];", browser.find_element(By.ID, field), value)
+
+
+def type_into(browser, field, value):
+    box = browser.find_element(By.ID, field)
+    box.clear()
+    box.send_keys(value)
+
+
+def staff_sign_in(walk, browser, sub):
+    """Through the region's identity provider's own form, back to /staff."""
+    browser.get(walk.base + "/staff/sign-in?next=/staff")
+    box = browser.find_element(By.NAME, "sub")
+    box.send_keys(sub)
+    page = browser.find_element(By.TAG_NAME, "html")
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20).until(lambda b: "/staff" in b.current_url and "/sign-in" not in b.current_url)
+
+
+def organise(walk, olive, sam, bea, args):
+    name = args.group_name
+    set_view(olive, 1280, 1)
+    sign_in(walk, olive, args.email, check=False)
+    olive.get(walk.base + "/organise")
+    walk.check(olive, "organise", h1="Groups you run", shows="You do not run a group here yet")
+    link = olive.find_element(By.LINK_TEXT, "Propose or list a group")
+    page = olive.find_element(By.TAG_NAME, "html")
+    link.send_keys(Keys.ENTER)
+    WebDriverWait(olive, 20).until(expected_conditions.staleness_of(page))
+    walk.check(olive, "group-form", h1="Propose or list a group", shows="Who it is for")
+
+    # The card, without a town first: named, and the rest kept.
+    type_into(olive, "name", name)
+    type_into(olive, "summary", "Tea and talk for people caring for someone")
+    tick(olive, olive.find_element(By.ID, "topic-carers"))
+    type_into(olive, "venue_name", "Lakeside library")
+    type_into(olive, "venue_address", "1 Lake Street")
+    type_into(olive, "venue_postcode", "NG1 5FS")
+    type_into(olive, "venue_accessibility", "Step-free, hearing loop")
+    send = olive.find_element(By.CSS_SELECTOR, "button[value=submit]")
+    keyboard_submit(olive, send)
+    walk.check(olive, "group-form-error", shows="The town must not be empty")
+    if olive.find_element(By.ID, "name").get_attribute("value") != name:
+        walk.fail("group-form-error", kept=False)
+    type_into(olive, "venue_town", "Nottingham")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "button[value=submit]"))
+    walk.check(olive, "organise-group", h1=name, shows="Waiting for the region's staff to check it")
+    desk = olive.current_url
+
+    # Sam reviews it and approves.
+    set_view(sam, 1280, 1)
+    staff_sign_in(walk, sam, "sam")
+    walk.check(sam, "staff", h1="Staff", shows=name)
+    link = sam.find_element(By.LINK_TEXT, name)
+    page = sam.find_element(By.TAG_NAME, "html")
+    link.send_keys(Keys.ENTER)
+    WebDriverWait(sam, 20).until(expected_conditions.staleness_of(page))
+    walk.check(sam, "staff-review", h1="Review: " + name, shows="A new listing", who="operator")
+    review = sam.current_url
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
+    walk.check(sam, "staff-review-error", shows="Choose whether to approve it or send it back", who="operator")
+    tick(sam, sam.find_element(By.ID, "decision-approve"))
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
+    walk.check(sam, "staff-reviewed", shows="Listed: people can find it", who="operator")
+
+    # When it meets: a preview, then saved.
+    olive.get(desk)
+    walk.check(olive, "organise-group-listed", h1=name, shows="Listed: people can find it")
+    Select(olive.find_element(By.ID, "weekday")).select_by_value("wednesday")
+    set_value(olive, "start_time", "19:00")
+    set_value(olive, "end_time", "20:30")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "button[value=preview]"))
+    walk.check(olive, "organise-preview", shows="Nothing is saved yet")
+    if "Every Wednesday" not in olive.page_source:
+        walk.fail("organise-preview", missing="Every Wednesday")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "button[value=save]"))
+    walk.check(olive, "organise-saved", shows="Saved.")
+    if "Cancel this meeting" not in olive.page_source:
+        walk.fail("organise-saved", missing="the next meetings")
+    olive.get(desk + "/edit")
+    walk.check(olive, "group-edit", h1="Edit the group's details", shows="wait for the region's staff")
+
+    # Bea, signed in beside them, is refused both desks; her own is empty.
+    sign_in(walk, bea, "bea@example.org", check=False)
+    bea.get(walk.base + "/organise")
+    walk.check(bea, "organise", h1="Groups you run", shows="You do not run a group", who="someone-else")
+    for url, page_name in [(desk, "organise-group"), (review, "staff-review")]:
+        bea.get(url)
+        walk.check(bea, page_name, h1="This is not yours to see", who="someone-else")
+        if "Step-free" in bea.page_source or "My mother" in bea.page_source:
+            walk.fail(page_name, who="someone-else", saw="Olive's")
+
+
+if __name__ == "__main__":
+    run(organise, 3, ["--group-name", "--email"])
