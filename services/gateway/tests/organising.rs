@@ -15,10 +15,8 @@ mod common;
 
 use common::oidc::{Provider, python_packages, staff_config, staff_sign_in};
 use common::web::{browser, field, get, mails_to, post, sign_in, unescape};
-use common::{REGION, WholeSystem, group_request};
-use selfhelp_proto::membership::v1 as mpb;
-use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
-use selfhelp_testkit::{Backend, eventually, per_backend, with_token};
+use common::{WholeSystem, group_request};
+use selfhelp_testkit::{Backend, eventually, per_backend};
 
 const NAME: &str = "Lakeside carers' circle";
 
@@ -27,6 +25,15 @@ async fn csrf(b: &reqwest::Client, sys: &WholeSystem, path: &str) -> String {
     let (status, page) = get(b, &sys.gateway, path).await;
     assert_eq!(status, 200, "{path}: {page}");
     field(&page, "csrf")
+}
+
+/// Every value a page's fields named `name` hold, in order.
+fn values_of(page: &str, name: &str) -> Vec<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    page.split(&marker)
+        .skip(1)
+        .map(|rest| unescape(&rest[..rest.find('"').unwrap()]))
+        .collect()
 }
 
 /// The errors a page lists, to show when a form was refused.
@@ -288,7 +295,8 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert_eq!(status, 303);
     let (_, page) = get(&olive, gw, &desk).await;
     assert!(page.contains("Now: <strong>Every Wednesday"), "{page}");
-    let first_meeting = field(&page, "date");
+    let meeting_dates = values_of(&page, "date");
+    let first_meeting = meeting_dates[0].clone();
 
     // Ann asks to join with her answer; Olive sees it and says yes.
     let group_page = format!("/groups/{id}");
@@ -339,9 +347,14 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         format!("/organise/{id}/edit"),
         format!("/organise/{id}/schedule"),
         format!("/organise/{id}/meetings/cancel"),
+        format!("/organise/{id}/meetings/move"),
+        format!("/organise/{id}/meetings/add"),
         format!("/organise/{id}/submit"),
         approve.clone(),
         format!("/organise/{id}/requests/{membership_id}/decline"),
+        format!("/organise/{id}/members/{membership_id}/co_organiser"),
+        format!("/organise/{id}/members/{membership_id}/remove"),
+        format!("/organise/{id}/invitations"),
     ];
     let staff_forms = [
         format!("/staff/groups/{id}/review"),
@@ -496,26 +509,102 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         "not to a non-member"
     );
 
+    // A meeting moved, and a one-off added (a wrong time named first).
+    let second = meeting_dates[1].clone();
+    let moved_to = (chrono::NaiveDate::parse_from_str(&second, "%Y-%m-%d").unwrap()
+        + chrono::Duration::days(1))
+    .to_string();
+    let (status, _, _) = post(
+        &olive,
+        gw,
+        &format!("/organise/{id}/meetings/move"),
+        &[
+            ("csrf", &token),
+            ("date", &second),
+            ("new_date", &moved_to),
+            ("start_time", "18:00"),
+            ("end_time", "19:30"),
+            ("note", "Thursday this week"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let picnic = (chrono::Utc::now().date_naive() + chrono::Duration::days(20)).to_string();
+    let (status, _, page) = post(
+        &olive,
+        gw,
+        &format!("/organise/{id}/meetings/add"),
+        &[
+            ("csrf", &token),
+            ("date", &picnic),
+            ("start_time", "noon"),
+            ("end_time", "15:00"),
+            ("note", "Summer picnic"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"add_start_time-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, _, _) = post(
+        &olive,
+        gw,
+        &format!("/organise/{id}/meetings/add"),
+        &[
+            ("csrf", &token),
+            ("date", &picnic),
+            ("start_time", "12:00"),
+            ("end_time", "15:00"),
+            ("note", "Summer picnic"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, page) = get(&olive, gw, &desk).await;
+    let page = unescape(&page);
+    assert!(
+        page.contains("Thursday this week") && page.contains("6:00pm"),
+        "moved: {page}"
+    );
+    assert!(page.contains("Summer picnic"), "added");
+
+    // An invitation code: a wrong number named, then one shown once.
+    let invite = format!("/organise/{id}/invitations");
+    let (status, _, page) = post(
+        &olive,
+        gw,
+        &invite,
+        &[("csrf", &token), ("max_uses", "0"), ("valid_days", "7")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("id=\"max_uses-error\""));
+    let (status, _, page) = post(
+        &olive,
+        gw,
+        &invite,
+        &[("csrf", &token), ("max_uses", "5"), ("valid_days", "7")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("The invitation code is"), "{page}");
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(!page.contains("The invitation code is"), "shown once");
+
     // Olive shares the running of it: Ann becomes a co-organiser, and the
     // desk is hers too once listings has membership's word of it; the staff
     // pages stay closed to her.
-    let (_, olive_data) = get(&olive, gw, "/my/data/download").await;
-    let olive_id = serde_json::from_str::<serde_json::Value>(&olive_data).unwrap()["person_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut membership = MembershipServiceClient::new(sys.membership.channel().await);
-    membership
-        .assign_role(with_token(
-            mpb::AssignRoleRequest {
-                membership_id: membership_id.clone(),
-                role: mpb::GroupRole::CoOrganiser.into(),
-                duties: Vec::new(),
-            },
-            &selfhelp_testkit::token(&olive_id, REGION, &[]),
-        ))
-        .await
-        .unwrap();
+    let token = csrf(&olive, &sys, &desk).await;
+    let (_, page) = get(&olive, gw, &desk).await;
+    let make_co = format!("/organise/{id}/members/{membership_id}/co_organiser");
+    assert!(page.contains(&make_co), "Ann is among the members: {page}");
+    let (status, _, _) = post(&olive, gw, &make_co, &[("csrf", &token)]).await;
+    assert_eq!(status, 303);
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(page.contains("Co-organiser"), "{page}");
     eventually(
         "Ann's desk as co-organiser",
         Duration::from_secs(30),

@@ -88,13 +88,18 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/organise/{id}/schedule", post(organise::schedule))
         .route(
-            "/organise/{id}/meetings/cancel",
-            post(organise::cancel_meeting),
+            "/organise/{id}/meetings/{what}",
+            post(organise::change_meeting),
         )
         .route(
             "/organise/{id}/requests/{membership}/{decision}",
-            post(organise::decide),
+            post(organise::change_person),
         )
+        .route(
+            "/organise/{id}/members/{membership}/{what}",
+            post(organise::change_person),
+        )
+        .route("/organise/{id}/invitations", post(organise::invite))
         .route("/organise/{id}/{what}", post(organise::step))
         .route("/my/groups", get(mine::my_groups))
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))

@@ -10,12 +10,10 @@ feeds the sign-in links; the last line printed is the JSON report.
 """
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from check_pages import set_view
-from walk import keyboard_submit, run, sign_in, tick
+from walk import keyboard_submit, press_enter, run, sign_in, tick
 
 
 def set_value(browser, field, value):
@@ -34,9 +32,7 @@ def staff_sign_in(walk, browser, sub):
     browser.get(walk.base + "/staff/sign-in?next=/staff")
     box = browser.find_element(By.NAME, "sub")
     box.send_keys(sub)
-    page = browser.find_element(By.TAG_NAME, "html")
-    box.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    press_enter(browser, box)
     WebDriverWait(browser, 20).until(lambda b: "/staff" in b.current_url and "/sign-in" not in b.current_url)
 
 
@@ -47,9 +43,7 @@ def organise(walk, olive, sam, bea, args):
     olive.get(walk.base + "/organise")
     walk.check(olive, "organise", h1="Groups you run", shows="You do not run a group here yet")
     link = olive.find_element(By.LINK_TEXT, "Propose or list a group")
-    page = olive.find_element(By.TAG_NAME, "html")
-    link.send_keys(Keys.ENTER)
-    WebDriverWait(olive, 20).until(expected_conditions.staleness_of(page))
+    press_enter(olive, link)
     walk.check(olive, "group-form", h1="Propose or list a group", shows="Who it is for")
 
     # The card, without a town first: named, and the rest kept.
@@ -75,9 +69,7 @@ def organise(walk, olive, sam, bea, args):
     staff_sign_in(walk, sam, "sam")
     walk.check(sam, "staff", h1="Staff", shows=name)
     link = sam.find_element(By.LINK_TEXT, name)
-    page = sam.find_element(By.TAG_NAME, "html")
-    link.send_keys(Keys.ENTER)
-    WebDriverWait(sam, 20).until(expected_conditions.staleness_of(page))
+    press_enter(sam, link)
     walk.check(sam, "staff-review", h1="Review: " + name, shows="A new listing", who="operator")
     review = sam.current_url
     keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))

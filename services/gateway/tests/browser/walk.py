@@ -18,10 +18,11 @@ import json
 import pathlib
 import sys
 import time
+import traceback
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from check_pages import VIEWS, check_axe_finds_problems, driver, run_axe, set_view, sideways_scroll
@@ -68,12 +69,34 @@ def need_link(email):
     return sys.stdin.readline().strip()
 
 
+def wait_replaced(browser, page):
+    """Waits for the answer to replace `page` (the old document's root) and
+    finish loading. Chromedriver answers a question about a node of a page
+    being replaced either "stale" or, at times, with a generic error that
+    the node is not in the document: both mean it is gone."""
+
+    def replaced(b):
+        try:
+            page.is_enabled()
+            return False
+        except (StaleElementReferenceException, WebDriverException):
+            return b.execute_script("return document.readyState") == "complete"
+
+    WebDriverWait(browser, 20).until(replaced)
+
+
+def press_enter(browser, element):
+    """Enter on a link, a box or a button, as someone without a mouse, and
+    the answer waited for."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.send_keys(Keys.ENTER)
+    wait_replaced(browser, page)
+
+
 def keyboard_submit(browser, button):
     """Presses a form's button with the keyboard, as someone without a mouse,
     and waits for the answer to replace the page."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    button.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    press_enter(browser, button)
 
 
 def tick(browser, box):
@@ -87,9 +110,7 @@ def sign_in(walk, browser, email, check=True):
         walk.check(browser, "sign-in", h1="Sign in", shows="no password")
     box = browser.find_element(By.ID, "email")
     box.send_keys(email)
-    page = browser.find_element(By.TAG_NAME, "html")
-    box.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    press_enter(browser, box)
     if check:
         walk.check(browser, "sign-in-sent", h1="Check your email", shows="code")
     link = need_link(email)
@@ -112,9 +133,7 @@ def walk_through(walk, ann, bea, args):
     ann.get(walk.base + "/")
     box = ann.find_element(By.ID, "q")
     box.send_keys(args.search_words)
-    page = ann.find_element(By.TAG_NAME, "html")
-    box.send_keys(Keys.ENTER)
-    WebDriverWait(ann, 20).until(expected_conditions.staleness_of(page))
+    press_enter(ann, box)
     if args.group_name not in ann.page_source:
         walk.fail("search", missing=args.group_name)
         return
@@ -238,7 +257,12 @@ def run(steps, people, extra):
         walk.failures += check_axe_finds_problems(browsers[0])
         steps(walk, *browsers, args)
     except Exception as error:  # a step that could not be taken
-        walk.fail("walk", error=repr(error), url=browsers[0].current_url)
+        walk.fail(
+            "walk",
+            error=repr(error),
+            trace=traceback.format_exc()[-3000:],
+            urls=[b.current_url for b in browsers],
+        )
     finally:
         for browser in browsers:
             browser.quit()

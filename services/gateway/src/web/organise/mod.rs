@@ -1,9 +1,8 @@
 //! Organisers on the web (issue 33): the groups they run; proposing or listing
 //! a group with the whole card (kept as a draft or sent for review); editing
-//! it (what waits for the region's staff is said before and shown after);
-//! when it meets (the rule in plain words and the next meetings before it is
-//! saved) and single meetings cancelled with a note; and people asking to
-//! join, answered with a note. These pages are the group's organisers' only
+//! it (what waits for the region's staff is said before and shown after); and
+//! each group's desk, which also holds when it meets (`meetings`) and its
+//! people (`people`). These pages are the group's organisers' only
 //! (the region's operators act from the staff pages); listings and
 //! membership check every call again by their own rules.
 
@@ -11,23 +10,25 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as pb;
 use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
+mod meetings;
+mod people;
+
+pub(crate) use meetings::{change_meeting, schedule};
+pub(crate) use people::{change_person, invite};
+
 use super::card_form::{self, COSTS, CardForm, FORMATS, POLICIES};
-use super::format::{long_date, time_range};
 use super::forms::{self, FieldError, SignedPage};
 use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::services::AsPerson;
 use crate::sessions::Signed;
-
-/// Meetings ahead shown on a group's organiser page and in a preview.
-const MEETINGS_AHEAD: usize = 6;
 
 fn first_page(size: i32) -> Option<PageRequest> {
     Some(PageRequest {
@@ -212,14 +213,7 @@ async fn save_join_question(
     group_id: &str,
     form: &CardForm,
 ) -> Result<Result<(), tonic::Status>, GatewayError> {
-    let request = call.ask(mpb::GetGroupSettingsRequest {
-        group_id: group_id.to_string(),
-    });
-    let held = call
-        .membership
-        .get_group_settings(request)
-        .await?
-        .into_inner();
+    let held = settings_of(call, group_id).await?;
     let wanted = form.join_question.trim();
     if held.join_question == wanted {
         return Ok(Ok(()));
@@ -251,31 +245,20 @@ pub(crate) async fn create_group(
     };
     let card = match form.card() {
         Ok(card) => card,
-        Err(errors) => {
-            return card_page(
-                &state,
-                &signed,
-                StatusCode::BAD_REQUEST,
-                "",
-                false,
-                form,
-                errors,
-            )
-            .await;
-        }
+        Err(errors) => return new_card_refused(&state, &signed, form, errors).await,
     };
     let created = async {
         let mut call = state.services.as_signed(&signed).await?;
         let request = call.ask(card.into_create(form.proposed));
         let group = match call.listings.create_group(request).await {
             Ok(g) => g.into_inner(),
-            Err(status) => return Ok(Err(status)),
+            Err(status) => return Ok(Created::Refused(status)),
         };
         tracing::info!(group_id = %group.id, "a group was proposed on the web");
         if !form.join_question.trim().is_empty()
             && let Err(status) = save_join_question(&mut call, &group.id, &form).await?
         {
-            return Ok(Err(status));
+            return Ok(Created::QuestionRefused(Box::new(group), status));
         }
         if form.action == "submit" {
             let request = call.ask(pb::SubmitGroupRequest {
@@ -283,27 +266,65 @@ pub(crate) async fn create_group(
             });
             call.listings.submit_group(request).await?;
         }
-        Ok::<_, GatewayError>(Ok(group.id))
+        Ok::<_, GatewayError>(Created::Made(group.id))
     }
     .await;
     match created {
         Err(own) => error_page(&state, &own),
-        Ok(Ok(id)) => Redirect::to(&format!("/organise/{id}")).into_response(),
-        Ok(Err(status)) if correctable(&status) => {
+        Ok(Created::Made(id)) => Redirect::to(&format!("/organise/{id}")).into_response(),
+        Ok(Created::Refused(status)) if correctable(&status) => {
             let errors = card_form::refused_fields(&status);
-            card_page(
-                &state,
-                &signed,
-                StatusCode::BAD_REQUEST,
-                "",
-                false,
-                form,
-                errors,
-            )
-            .await
+            new_card_refused(&state, &signed, form, errors).await
         }
-        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
+        Ok(Created::Refused(status)) => error_page(&state, &GatewayError::from(status)),
+        // The group is made: its question is put right on its edit form, so
+        // sending again does not make a second group.
+        Ok(Created::QuestionRefused(group, status)) => match refusal(status) {
+            Ok(errors) => {
+                let mut form = form;
+                form.version = group.version.to_string();
+                let listed = listed(group.status());
+                card_page(
+                    &state,
+                    &signed,
+                    StatusCode::BAD_REQUEST,
+                    &group.id,
+                    listed,
+                    form,
+                    errors,
+                )
+                .await
+            }
+            Err(e) => error_page(&state, &e),
+        },
     }
+}
+
+/// How creating a group went, short of the gateway's own failures.
+enum Created {
+    Made(String),
+    Refused(tonic::Status),
+    /// Made, but membership refused its join question.
+    QuestionRefused(Box<pb::Group>, tonic::Status),
+}
+
+/// The new card again, with what to correct.
+async fn new_card_refused(
+    state: &AppState,
+    signed: &Signed,
+    form: CardForm,
+    errors: Vec<FieldError>,
+) -> Response {
+    card_page(
+        state,
+        signed,
+        StatusCode::BAD_REQUEST,
+        "",
+        false,
+        form,
+        errors,
+    )
+    .await
 }
 
 /// The group as its organiser sees it (NOT_FOUND and PERMISSION_DENIED from
@@ -323,6 +344,45 @@ async fn managed_group(call: &mut AsPerson, id: &str) -> Result<pb::Group, Gatew
     Ok(group)
 }
 
+/// The group's settings in membership (its join question).
+async fn settings_of(
+    call: &mut AsPerson,
+    group_id: &str,
+) -> Result<mpb::GroupSettings, GatewayError> {
+    let request = call.ask(mpb::GetGroupSettingsRequest {
+        group_id: group_id.to_string(),
+    });
+    Ok(call
+        .membership
+        .get_group_settings(request)
+        .await?
+        .into_inner())
+}
+
+/// The signed-in organiser behind a form on group `id`'s desk, and their
+/// calls: the form's token checked and the group theirs; otherwise the
+/// answer to give instead (signing in and back to the desk, or the error).
+async fn organiser_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed: Option<axum::Extension<Signed>>,
+    csrf: &str,
+    id: &str,
+) -> Result<(Signed, AsPerson), Box<Response>> {
+    let back = format!("/organise/{id}");
+    let signed = forms::signed_form(state, headers, signed, csrf, &back)?;
+    let checked = async {
+        let mut call = state.services.as_signed(&signed).await?;
+        managed_group(&mut call, id).await?;
+        Ok::<_, GatewayError>(call)
+    }
+    .await;
+    match checked {
+        Ok(call) => Ok((signed, call)),
+        Err(e) => Err(Box::new(error_page(state, &e))),
+    }
+}
+
 pub(crate) async fn edit_form(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -331,14 +391,7 @@ pub(crate) async fn edit_form(
     let loaded = async {
         let mut call = state.services.as_signed(&signed).await?;
         let group = managed_group(&mut call, &id).await?;
-        let request = call.ask(mpb::GetGroupSettingsRequest {
-            group_id: id.clone(),
-        });
-        let settings = call
-            .membership
-            .get_group_settings(request)
-            .await?
-            .into_inner();
+        let settings = settings_of(&mut call, &id).await?;
         Ok::<_, GatewayError>((group, settings))
     }
     .await;
@@ -452,10 +505,12 @@ struct DeskPage {
     public: bool,
     pending: Vec<ChangeView>,
     schedule_now: String,
-    schedule: ScheduleForm,
-    preview: Option<Preview>,
-    meetings: Vec<MeetingView>,
-    requests: Vec<RequestView>,
+    schedule: meetings::ScheduleForm,
+    preview: Option<meetings::Preview>,
+    meetings: Vec<meetings::MeetingView>,
+    people: people::People,
+    /// An invitation code just made, shown this once.
+    new_code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -491,177 +546,6 @@ fn plain_value(json: &str) -> String {
     }
 }
 
-#[derive(Serialize)]
-struct MeetingView {
-    date: String,
-    label: String,
-    /// A regular meeting (these can be cancelled from here).
-    regular: bool,
-}
-
-#[derive(Serialize)]
-struct RequestView {
-    membership_id: String,
-    name: String,
-    answer: String,
-}
-
-#[derive(Serialize)]
-struct Preview {
-    description: String,
-    meetings: Vec<String>,
-}
-
-/// The schedule as the form holds it.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub(crate) struct ScheduleForm {
-    #[serde(default)]
-    csrf: String,
-    /// "preview" or "save".
-    #[serde(default)]
-    action: String,
-    /// "weekly", "monthly_weekday" or "monthly_date".
-    #[serde(default)]
-    pattern: String,
-    #[serde(default)]
-    interval: String,
-    /// "monday" … "sunday".
-    #[serde(default)]
-    weekday: String,
-    /// "1".."4" or "-1" (last).
-    #[serde(default)]
-    week_of_month: String,
-    #[serde(default)]
-    day_of_month: String,
-    #[serde(default)]
-    start_time: String,
-    #[serde(default)]
-    end_time: String,
-    #[serde(default)]
-    valid_from: String,
-}
-
-const WEEKDAYS: [(&str, pb::Weekday, chrono::Weekday); 7] = [
-    ("monday", pb::Weekday::Monday, chrono::Weekday::Mon),
-    ("tuesday", pb::Weekday::Tuesday, chrono::Weekday::Tue),
-    ("wednesday", pb::Weekday::Wednesday, chrono::Weekday::Wed),
-    ("thursday", pb::Weekday::Thursday, chrono::Weekday::Thu),
-    ("friday", pb::Weekday::Friday, chrono::Weekday::Fri),
-    ("saturday", pb::Weekday::Saturday, chrono::Weekday::Sat),
-    ("sunday", pb::Weekday::Sunday, chrono::Weekday::Sun),
-];
-
-impl ScheduleForm {
-    fn from_schedule(s: Option<&pb::Schedule>, today: NaiveDate) -> ScheduleForm {
-        let Some(s) = s else {
-            return ScheduleForm {
-                pattern: "weekly".into(),
-                interval: "1".into(),
-                weekday: "monday".into(),
-                week_of_month: "1".into(),
-                valid_from: today.to_string(),
-                ..ScheduleForm::default()
-            };
-        };
-        let pattern = match (s.frequency(), s.day_of_month) {
-            (pb::Frequency::Weekly, _) => "weekly",
-            (_, 0) => "monthly_weekday",
-            _ => "monthly_date",
-        };
-        ScheduleForm {
-            pattern: pattern.into(),
-            interval: s.interval.max(1).to_string(),
-            weekday: WEEKDAYS
-                .iter()
-                .find(|(_, w, _)| *w == s.weekday())
-                .map_or("monday", |(name, _, _)| name)
-                .into(),
-            week_of_month: s.week_of_month.to_string(),
-            day_of_month: s.day_of_month.to_string(),
-            start_time: s.start_time.clone(),
-            end_time: s.end_time.clone(),
-            valid_from: s.valid_from.clone(),
-            ..ScheduleForm::default()
-        }
-    }
-
-    fn weekday(&self) -> Option<&(&'static str, pb::Weekday, chrono::Weekday)> {
-        WEEKDAYS.iter().find(|(name, _, _)| *name == self.weekday)
-    }
-
-    fn whole(value: &str) -> i32 {
-        value.trim().parse().unwrap_or(-100)
-    }
-
-    /// The schedule as listings takes it.
-    fn to_wire(&self) -> pb::Schedule {
-        let weekly = self.pattern == "weekly";
-        let by_date = self.pattern == "monthly_date";
-        pb::Schedule {
-            frequency: if weekly {
-                pb::Frequency::Weekly
-            } else {
-                pb::Frequency::Monthly
-            } as i32,
-            interval: Self::whole(&self.interval),
-            weekday: if by_date {
-                0
-            } else {
-                self.weekday().map_or(0, |(_, w, _)| *w as i32)
-            },
-            week_of_month: if weekly || by_date {
-                0
-            } else {
-                Self::whole(&self.week_of_month)
-            },
-            day_of_month: if by_date {
-                Self::whole(&self.day_of_month)
-            } else {
-                0
-            },
-            valid_from: self.valid_from.trim().to_string(),
-            valid_until: String::new(),
-            start_time: self.start_time.trim().to_string(),
-            end_time: self.end_time.trim().to_string(),
-            ..pb::Schedule::default()
-        }
-    }
-
-    /// The same rule checked as listings checks it, for the preview.
-    fn draft(&self) -> selfhelp_schedule::ScheduleDraft {
-        let wire = self.to_wire();
-        selfhelp_schedule::ScheduleDraft {
-            weekly: Some(self.pattern == "weekly"),
-            interval: wire.interval,
-            weekday: if wire.weekday == 0 {
-                None
-            } else {
-                self.weekday().map(|(_, _, w)| *w)
-            },
-            week_of_month: wire.week_of_month,
-            day_of_month: wire.day_of_month,
-            valid_from: wire.valid_from,
-            valid_until: String::new(),
-            start_time: wire.start_time,
-            end_time: wire.end_time,
-        }
-    }
-}
-
-/// The form's name for a schedule field listings or the preview named.
-fn schedule_field(field: &str) -> Option<&'static str> {
-    Some(match field.trim_start_matches("schedule.") {
-        "interval" => "interval",
-        "weekday" => "weekday",
-        "week_of_month" => "week_of_month",
-        "day_of_month" => "day_of_month",
-        "start_time" => "start_time",
-        "end_time" => "end_time",
-        "valid_from" => "valid_from",
-        _ => return None,
-    })
-}
-
 #[derive(Deserialize)]
 pub(crate) struct DeskQuery {
     #[serde(default)]
@@ -672,8 +556,9 @@ pub(crate) struct DeskQuery {
 /// its errors or preview), or as stored.
 #[derive(Default)]
 struct Shown {
-    schedule: Option<ScheduleForm>,
-    preview: Option<Preview>,
+    schedule: Option<meetings::ScheduleForm>,
+    preview: Option<meetings::Preview>,
+    new_code: Option<String>,
     errors: Vec<FieldError>,
     saved: bool,
 }
@@ -686,17 +571,7 @@ async fn desk_view(
 ) -> Result<DeskPage, GatewayError> {
     let mut call = state.services.as_signed(signed).await?;
     let group = managed_group(&mut call, id).await?;
-    let request = call.ask(mpb::ListGroupMembersRequest {
-        group_id: id.to_string(),
-        states: vec![mpb::MembershipState::Requested as i32],
-        page: first_page(100),
-    });
-    let requests = call
-        .membership
-        .list_group_members(request)
-        .await?
-        .into_inner()
-        .members;
+    let people = people::people_of(&mut call, id).await?;
     let status = group.status();
     let today = Utc::now().with_timezone(&state.tz).date_naive();
     Ok(DeskPage {
@@ -719,43 +594,18 @@ async fn desk_view(
             .as_ref()
             .map(|s| s.description.clone())
             .unwrap_or_default(),
-        schedule: shown
-            .schedule
-            .unwrap_or_else(|| ScheduleForm::from_schedule(group.schedule.as_ref(), today)),
+        schedule: shown.schedule.unwrap_or_else(|| {
+            meetings::ScheduleForm::from_schedule(group.schedule.as_ref(), today)
+        }),
         preview: shown.preview,
         meetings: group
             .next_occurrences
             .iter()
-            .map(|o| MeetingView {
-                label: meeting_label(o),
-                regular: o.kind() == pb::OccurrenceKind::Regular,
-                date: o.local_date.clone(),
-            })
+            .map(meetings::MeetingView::of)
             .collect(),
-        requests: requests
-            .into_iter()
-            .map(|m| RequestView {
-                membership_id: m.id,
-                name: if m.display_name.is_empty() {
-                    "Someone".into()
-                } else {
-                    m.display_name
-                },
-                answer: m.answer,
-            })
-            .collect(),
+        people,
+        new_code: shown.new_code,
     })
-}
-
-fn meeting_label(o: &pb::Occurrence) -> String {
-    let mut label = long_date(&o.local_date);
-    if let Some(times) = time_range(&o.local_start_time, &o.local_end_time) {
-        label = format!("{label}, {times}");
-    }
-    if !o.note.is_empty() {
-        label = format!("{label} ({})", o.note);
-    }
-    label
 }
 
 fn desk_page(state: &AppState, status: StatusCode, view: &DeskPage) -> Response {
@@ -804,14 +654,11 @@ pub(crate) async fn step(
     signed: Option<axum::Extension<Signed>>,
     Form(form): Form<StepForm>,
 ) -> Response {
-    let back = format!("/organise/{id}");
-    let signed = match forms::signed_form(&state, &headers, signed, &form.csrf, &back) {
-        Ok(s) => s,
+    let (signed, mut call) = match organiser_form(&state, &headers, signed, &form.csrf, &id).await {
+        Ok(both) => both,
         Err(answer) => return *answer,
     };
     let done = async {
-        let mut call = state.services.as_signed(&signed).await?;
-        managed_group(&mut call, &id).await?;
         let answer = match what.as_str() {
             "submit" => {
                 let request = call.ask(pb::SubmitGroupRequest {
@@ -846,233 +693,11 @@ async fn after_step(
         Ok(Ok(())) => Redirect::to(&format!("/organise/{id}")).into_response(),
         Ok(Err(status)) if correctable(&status) => {
             let shown = Shown {
-                errors: forms::violations(&status, schedule_field),
+                errors: forms::violations(&status, |_| None),
                 ..Shown::default()
             };
             desk_answer(state, signed, id, StatusCode::BAD_REQUEST, shown).await
         }
         Ok(Err(status)) => error_page(state, &GatewayError::from(status)),
-    }
-}
-
-/// The schedule: previewed (the rule in words and the next meetings, nothing
-/// saved) or saved.
-pub(crate) async fn schedule(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<ScheduleForm>,
-) -> Response {
-    let back = format!("/organise/{id}");
-    let signed = match forms::signed_form(&state, &headers, signed, &form.csrf, &back) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    if form.action == "preview" {
-        let now = Utc::now();
-        let today = now.with_timezone(&state.tz).date_naive();
-        let shown = match selfhelp_schedule::validate(&form.draft(), today) {
-            Ok(rule) => Shown {
-                preview: Some(Preview {
-                    description: rule.describe(),
-                    meetings: selfhelp_schedule::next_occurrences(
-                        Some(&rule),
-                        &[],
-                        state.tz,
-                        now,
-                        MEETINGS_AHEAD,
-                    )
-                    .iter()
-                    .map(|o| o.starts_at.format("%A %-d %B %Y, %-I:%M%P").to_string())
-                    .collect(),
-                }),
-                schedule: Some(form),
-                ..Shown::default()
-            },
-            Err(violations) => Shown {
-                errors: violations
-                    .iter()
-                    .map(|(field, message)| {
-                        FieldError::new(schedule_field(field).unwrap_or("form"), message)
-                    })
-                    .collect(),
-                schedule: Some(form),
-                ..Shown::default()
-            },
-        };
-        let status = if shown.errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        return desk_answer(&state, &signed, &id, status, shown).await;
-    }
-    let saved = async {
-        let mut call = state.services.as_signed(&signed).await?;
-        managed_group(&mut call, &id).await?;
-        let request = call.ask(pb::SetScheduleRequest {
-            group_id: id.clone(),
-            schedule: Some(form.to_wire()),
-        });
-        Ok::<_, GatewayError>(call.listings.set_schedule(request).await)
-    }
-    .await;
-    match saved {
-        Err(own) => error_page(&state, &own),
-        Ok(Ok(_)) => Redirect::to(&format!("/organise/{id}?saved=1")).into_response(),
-        Ok(Err(status)) if correctable(&status) => {
-            let shown = Shown {
-                errors: forms::violations(&status, schedule_field),
-                schedule: Some(form),
-                ..Shown::default()
-            };
-            desk_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, shown).await
-        }
-        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
-    }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CancelForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    date: String,
-    #[serde(default)]
-    note: String,
-}
-
-/// One regular meeting cancelled, with a note for members and followers.
-pub(crate) async fn cancel_meeting(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<CancelForm>,
-) -> Response {
-    let back = format!("/organise/{id}");
-    let signed = match forms::signed_form(&state, &headers, signed, &form.csrf, &back) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let done = async {
-        let mut call = state.services.as_signed(&signed).await?;
-        managed_group(&mut call, &id).await?;
-        let request = call.ask(pb::CancelOccurrenceRequest {
-            group_id: id.clone(),
-            date: form.date.trim().to_string(),
-            note: form.note.trim().to_string(),
-        });
-        Ok::<_, GatewayError>(call.listings.cancel_occurrence(request).await.map(|_| ()))
-    }
-    .await;
-    after_step(&state, &signed, &id, done).await
-}
-
-#[derive(Deserialize)]
-pub(crate) struct DecisionForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    note: String,
-}
-
-/// A request to join approved or declined, with a note to the person.
-pub(crate) async fn decide(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, membership_id, decision)): Path<(String, String, String)>,
-    signed: Option<axum::Extension<Signed>>,
-    Form(form): Form<DecisionForm>,
-) -> Response {
-    let back = format!("/organise/{id}");
-    let signed = match forms::signed_form(&state, &headers, signed, &form.csrf, &back) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let done = async {
-        let mut call = state.services.as_signed(&signed).await?;
-        managed_group(&mut call, &id).await?;
-        let request = call.ask(mpb::DecideRequestRequest {
-            membership_id,
-            message: form.note.trim().to_string(),
-        });
-        let answer = match decision.as_str() {
-            "approve" => call.membership.approve_request(request).await,
-            "decline" => call.membership.decline_request(request).await,
-            _ => return Err(GatewayError::NotFound),
-        };
-        Ok(answer.map(|_| ()))
-    }
-    .await;
-    after_step(&state, &signed, &id, done).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_schedule_form_says_what_listings_is_asked_for() {
-        let form = ScheduleForm {
-            pattern: "monthly_weekday".into(),
-            interval: "1".into(),
-            weekday: "wednesday".into(),
-            week_of_month: "-1".into(),
-            day_of_month: "9".into(),
-            start_time: "19:00".into(),
-            end_time: "21:00".into(),
-            valid_from: "2026-12-01".into(),
-            ..ScheduleForm::default()
-        };
-        let wire = form.to_wire();
-        assert_eq!(wire.frequency(), pb::Frequency::Monthly);
-        assert_eq!(wire.weekday(), pb::Weekday::Wednesday);
-        assert_eq!((wire.week_of_month, wire.day_of_month), (-1, 0));
-        let rule = selfhelp_schedule::validate(
-            &form.draft(),
-            NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            ScheduleForm::from_schedule(
-                Some(&pb::Schedule {
-                    description: rule.describe(),
-                    ..wire
-                }),
-                NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()
-            )
-            .pattern,
-            "monthly_weekday"
-        );
-        assert!(
-            rule.describe().contains("last Wednesday"),
-            "{}",
-            rule.describe()
-        );
-    }
-
-    #[test]
-    fn a_preview_names_the_field_that_is_wrong() {
-        let form = ScheduleForm {
-            pattern: "weekly".into(),
-            weekday: "someday".into(),
-            start_time: "25:00".into(),
-            end_time: "21:00".into(),
-            valid_from: "2026-12-01".into(),
-            ..ScheduleForm::default()
-        };
-        let wrong = selfhelp_schedule::validate(
-            &form.draft(),
-            NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
-        )
-        .unwrap_err();
-        let named: Vec<Option<&str>> = wrong
-            .iter()
-            .map(|(field, _)| schedule_field(field))
-            .collect();
-        assert!(named.contains(&Some("weekday")), "{named:?}");
-        assert!(named.contains(&Some("start_time")), "{named:?}");
     }
 }

@@ -1,0 +1,262 @@
+//! The people of a group, on its desk: requests to join answered with a note;
+//! the members (under membership's privacy rules: organisers see everyone)
+//! with their roles, made co-organiser or member again, or removed with a
+//! note; the waiting list in order; and invitation codes.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use selfhelp_proto::membership::v1 as mpb;
+use serde::{Deserialize, Serialize};
+
+use super::{Shown, after_step, desk_answer, first_page, organiser_form};
+use crate::AppState;
+use crate::error::GatewayError;
+use crate::services::AsPerson;
+use crate::sessions::Signed;
+use crate::web::forms::FieldError;
+use crate::web::pages::error_page;
+
+#[derive(Serialize)]
+pub(super) struct RequestView {
+    membership_id: String,
+    name: String,
+    answer: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct MemberView {
+    membership_id: String,
+    name: String,
+    role: &'static str,
+    duties: String,
+    /// Someone the organisers may make co-organiser (or member again).
+    co_organiser: bool,
+    /// The group's organiser: not removed or demoted from here.
+    organiser: bool,
+}
+
+/// The people on the desk.
+#[derive(Serialize, Default)]
+pub(super) struct People {
+    pub requests: Vec<RequestView>,
+    pub members: Vec<MemberView>,
+    /// Names in waiting-list order.
+    pub waiting: Vec<String>,
+}
+
+fn shown_name(m: &mpb::Membership) -> String {
+    if m.display_name.is_empty() {
+        "A member who gave no name".into()
+    } else {
+        m.display_name.clone()
+    }
+}
+
+fn role_words(role: mpb::GroupRole) -> &'static str {
+    match role {
+        mpb::GroupRole::Organiser => "Organiser",
+        mpb::GroupRole::CoOrganiser => "Co-organiser",
+        _ => "Member",
+    }
+}
+
+/// Everyone asking, belonging or waiting, in one call.
+pub(super) async fn people_of(call: &mut AsPerson, id: &str) -> Result<People, GatewayError> {
+    let request = call.ask(mpb::ListGroupMembersRequest {
+        group_id: id.to_string(),
+        states: [
+            mpb::MembershipState::Requested,
+            mpb::MembershipState::Active,
+            mpb::MembershipState::Waitlisted,
+        ]
+        .map(i32::from)
+        .to_vec(),
+        page: first_page(100),
+    });
+    let mut all = call
+        .membership
+        .list_group_members(request)
+        .await?
+        .into_inner()
+        .members;
+    all.sort_by_key(|m| m.waitlist_position);
+    let mut people = People::default();
+    for m in all {
+        match m.state() {
+            mpb::MembershipState::Requested => people.requests.push(RequestView {
+                name: shown_name(&m),
+                membership_id: m.id,
+                answer: m.answer,
+            }),
+            mpb::MembershipState::Waitlisted => people.waiting.push(shown_name(&m)),
+            _ => people.members.push(MemberView {
+                name: shown_name(&m),
+                role: role_words(m.role()),
+                duties: m.duties.join(", "),
+                co_organiser: m.role() == mpb::GroupRole::CoOrganiser,
+                organiser: m.role() == mpb::GroupRole::Organiser,
+                membership_id: m.id,
+            }),
+        }
+    }
+    Ok(people)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NoteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// A change to one person's place: a request to join approved or declined
+/// ("approve", "decline") with a note to them; a member made co-organiser
+/// ("co_organiser") or member again ("member"), or removed with a note
+/// ("remove").
+pub(crate) async fn change_person(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, membership_id, what)): Path<(String, String, String)>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let (signed, mut call) = match organiser_form(&state, &headers, signed, &form.csrf, &id).await {
+        Ok(both) => both,
+        Err(answer) => return *answer,
+    };
+    let note = form.note.trim().to_string();
+    let done = async {
+        let answer = match what.as_str() {
+            "approve" | "decline" => {
+                let request = call.ask(mpb::DecideRequestRequest {
+                    membership_id,
+                    message: note,
+                });
+                if what == "approve" {
+                    call.membership.approve_request(request).await
+                } else {
+                    call.membership.decline_request(request).await
+                }
+            }
+            "co_organiser" | "member" => {
+                let role = if what == "member" {
+                    mpb::GroupRole::Member
+                } else {
+                    mpb::GroupRole::CoOrganiser
+                };
+                // The member's duties stay as they are.
+                let request = call.ask(mpb::ListGroupMembersRequest {
+                    group_id: id.clone(),
+                    states: vec![mpb::MembershipState::Active.into()],
+                    page: first_page(100),
+                });
+                let duties = call
+                    .membership
+                    .list_group_members(request)
+                    .await?
+                    .into_inner()
+                    .members
+                    .into_iter()
+                    .find(|m| m.id == membership_id)
+                    .map(|m| m.duties)
+                    .ok_or(GatewayError::NotFound)?;
+                let request = call.ask(mpb::AssignRoleRequest {
+                    membership_id,
+                    role: role.into(),
+                    duties,
+                });
+                call.membership.assign_role(request).await
+            }
+            "remove" => {
+                let request = call.ask(mpb::RemoveMemberRequest {
+                    membership_id,
+                    ban: false,
+                    message: note,
+                });
+                call.membership.remove_member(request).await
+            }
+            _ => return Err(GatewayError::NotFound),
+        };
+        Ok(answer.map(|_| ()))
+    }
+    .await;
+    after_step(&state, &signed, &id, done).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InvitationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    max_uses: String,
+    #[serde(default)]
+    valid_days: String,
+}
+
+/// A whole number typed in `field`, or what to tell the person.
+fn whole(field: &str, typed: &str, min: i32, max: i32) -> Result<i32, FieldError> {
+    match typed.trim().parse::<i32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(FieldError::new(
+            field,
+            format!("Enter a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+/// An invitation code, shown once on the desk (never put in an address,
+/// where logs would keep it).
+pub(crate) async fn invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<InvitationForm>,
+) -> Response {
+    let (signed, mut call) = match organiser_form(&state, &headers, signed, &form.csrf, &id).await {
+        Ok(both) => both,
+        Err(answer) => return *answer,
+    };
+    let asked = (
+        whole("max_uses", &form.max_uses, 1, 1_000),
+        whole("valid_days", &form.valid_days, 1, 90),
+    );
+    let (max_uses, valid_days) = match asked {
+        (Ok(uses), Ok(days)) => (uses, days),
+        (uses, days) => {
+            let shown = Shown {
+                errors: [uses.err(), days.err()].into_iter().flatten().collect(),
+                ..Shown::default()
+            };
+            return desk_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, shown).await;
+        }
+    };
+    let made = async {
+        let request = call.ask(mpb::CreateInvitationRequest {
+            group_id: id.clone(),
+            person_id: String::new(),
+            max_uses,
+            valid_hours: valid_days * 24,
+        });
+        Ok::<_, GatewayError>(
+            call.membership
+                .create_invitation(request)
+                .await?
+                .into_inner(),
+        )
+    }
+    .await;
+    match made {
+        Ok(invitation) => {
+            let shown = Shown {
+                new_code: Some(invitation.code),
+                ..Shown::default()
+            };
+            desk_answer(&state, &signed, &id, StatusCode::OK, shown).await
+        }
+        Err(e) => error_page(&state, &e),
+    }
+}
