@@ -355,6 +355,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         format!("/organise/{id}/members/{membership_id}/co_organiser"),
         format!("/organise/{id}/members/{membership_id}/remove"),
         format!("/organise/{id}/invitations"),
+        format!("/organise/{id}/announce"),
     ];
     let staff_forms = [
         format!("/staff/groups/{id}/review"),
@@ -462,6 +463,71 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         "{mine}"
     );
 
+    // Olive messages the members: an empty message is named; then it reaches
+    // Ann (inbox and email) and not Bea, who follows the group but was not
+    // included, nor anyone's address.
+    let bea_token = csrf(&bea, &sys, &group_page).await;
+    let (status, _, _) = post(
+        &bea,
+        gw,
+        &format!("{group_page}/follow"),
+        &[("csrf", &bea_token)],
+    )
+    .await;
+    assert_eq!(status, 303, "Bea follows");
+    let announce = format!("/organise/{id}/announce");
+    let (status, _, page) = post(
+        &olive,
+        gw,
+        &announce,
+        &[("csrf", &token), ("title", "Christmas"), ("body", "")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"announce_body-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    assert!(page.contains("value=\"Christmas\""), "the subject is kept");
+    let (status, to, _) = post(
+        &olive,
+        gw,
+        &announce,
+        &[
+            ("csrf", &token),
+            ("title", "Christmas"),
+            ("body", "Mince pies at the next meeting"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("/organise/{id}?sent=1").as_str())
+    );
+    eventually(
+        "the message in Ann's inbox",
+        Duration::from_secs(30),
+        || async {
+            let (_, inbox) = get(&ann, gw, "/my/notifications").await;
+            unescape(&inbox)
+                .contains("Mince pies at the next meeting")
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the message in Ann's email",
+        Duration::from_secs(30),
+        || async {
+            mails_to(&sys.smtp, "ann@example.org")
+                .iter()
+                .find(|m| m.contains("Mince pies at the next meeting"))
+                .map(|m| assert!(!m.contains("olive@example.org"), "no address: {m}"))
+        },
+    )
+    .await;
+
     // Olive cancels the first meeting with a note; Ann is told, in her inbox
     // and by email.
     let (status, _, _) = post(
@@ -503,10 +569,12 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         },
     )
     .await;
+    // Bea follows the group, so she hears of the cancellation (meeting
+    // changes go to followers), but not of the members' message.
     let (_, inbox) = get(&bea, gw, "/my/notifications").await;
     assert!(
-        !unescape(&inbox).contains("The library is closed"),
-        "not to a non-member"
+        !unescape(&inbox).contains("Mince pies"),
+        "the message went to members only"
     );
 
     // A meeting moved, and a one-off added (a wrong time named first).

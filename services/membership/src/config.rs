@@ -13,6 +13,24 @@ pub struct Config {
     pub listings: ListingsClientConfig,
     pub rota: RotaConfig,
     pub privacy: PrivacyConfig,
+    pub announcements: AnnouncementsConfig,
+}
+
+/// Organisers' messages to their members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnnouncementsConfig {
+    /// Most messages one group sends in any 24 hours (members are people, not
+    /// a mailing list).
+    pub per_group_per_day: u32,
+}
+
+impl Default for AnnouncementsConfig {
+    fn default() -> Self {
+        Self {
+            per_group_per_day: 3,
+        }
+    }
 }
 
 /// Erasure requests.
@@ -90,6 +108,7 @@ impl Default for Config {
             listings: ListingsClientConfig::default(),
             rota: RotaConfig::default(),
             privacy: PrivacyConfig::default(),
+            announcements: AnnouncementsConfig::default(),
         }
     }
 }
@@ -104,6 +123,12 @@ impl Checked for Config {
             1,
         );
         at_least(v, "listings.timeout_ms", self.listings.timeout_ms, 1);
+        at_least(
+            v,
+            "announcements.per_group_per_day",
+            u64::from(self.announcements.per_group_per_day),
+            1,
+        );
         self.listings.tls.check("listings.tls", v);
         at_least(
             v,

@@ -217,6 +217,37 @@ pub async fn record_follow<C: ConnectionTrait>(
         .await
 }
 
+pub const GROUP_ANNOUNCED: &str = "group.announced";
+
+/// Records `group.announced` for the message `id`.
+pub async fn record_announced<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    id: &str,
+    announce: &crate::workflow::Announce<'_>,
+    now: i64,
+    trace: &TraceParent,
+) -> Result<String, DbErr> {
+    let msg = ev::GroupAnnounced {
+        announcement_id: id.to_string(),
+        group_id: announce.group_id.to_string(),
+        title: announce.title.to_string(),
+        body: announce.body.to_string(),
+        include_followers: announce.include_followers,
+        occurred_at: Some(to_timestamp(now)),
+    };
+    outbox
+        .enqueue(
+            conn,
+            MEMBERSHIP,
+            GROUP_ANNOUNCED,
+            announce.group_id,
+            &msg,
+            Some(trace),
+        )
+        .await
+}
+
 pub const ROTA_DUTY_DUE: &str = "rota.duty_due";
 
 /// Records `rota.duty_due`: `person` is on `duty` at the meeting `key`.

@@ -46,6 +46,8 @@ enum Told {
     Left(ev::MembershipChanged),
     Changed(Change, ev::MembershipChanged),
     DutyDue(ev::RotaDutyDue),
+    /// An organiser's message; its audience is read when it is told.
+    Announced(ev::GroupAnnounced),
 }
 
 impl Told {
@@ -57,6 +59,9 @@ impl Told {
             types::MEMBER_LEFT => return Ok(Some(Told::Left(event.decode().map_err(poison)?))),
             types::ROTA_DUTY_DUE => {
                 return Ok(Some(Told::DutyDue(event.decode().map_err(poison)?)));
+            }
+            types::GROUP_ANNOUNCED => {
+                return Ok(Some(Told::Announced(event.decode().map_err(poison)?)));
             }
             _ => {}
         }
@@ -72,12 +77,16 @@ impl Told {
             Told::Left(e) => &e.group_id,
             Told::Changed(_, e) => &e.group_id,
             Told::DutyDue(e) => &e.group_id,
+            Told::Announced(e) => &e.group_id,
         }
     }
 
-    fn messages(&self, group: &group_view::Model) -> Vec<Message> {
+    /// What `audience` (for an announcement: the group's members, and
+    /// followers when asked) is told.
+    fn messages(&self, group: &group_view::Model, audience: &[String]) -> Vec<Message> {
         let organisers = group.organiser_ids();
         match self {
+            Told::Announced(e) => messages::announcement(audience, &group.name, &e.title, &e.body),
             Told::Joined(e) => messages::member_joined(
                 &e.person_id,
                 &group.name,
@@ -146,10 +155,16 @@ impl EventHandler for MembershipEvents {
                 "group {missing} not known yet"
             )));
         }
-        let messages: Vec<Vec<Message>> = told
-            .iter()
-            .map(|(_, t)| t.messages(&groups[t.group_id()]))
-            .collect();
+        let mut messages: Vec<Vec<Message>> = Vec::with_capacity(told.len());
+        for (_, t) in &told {
+            let audience = match t {
+                Told::Announced(e) => {
+                    audience::members_of_group(txn, &e.group_id, e.include_followers).await?
+                }
+                _ => Vec::new(),
+            };
+            messages.push(t.messages(&groups[t.group_id()], &audience));
+        }
         let by_event: Vec<routing::EventMessages> = told
             .iter()
             .zip(&messages)

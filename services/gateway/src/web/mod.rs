@@ -100,6 +100,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(organise::change_person),
         )
         .route("/organise/{id}/invitations", post(organise::invite))
+        .route("/organise/{id}/announce", post(organise::announce))
         .route("/organise/{id}/{what}", post(organise::step))
         .route("/my/groups", get(mine::my_groups))
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))

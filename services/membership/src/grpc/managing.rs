@@ -21,6 +21,8 @@ const MAX_STATES: usize = 8;
 const MAX_QUESTION: usize = 500;
 const MAX_DUTIES: usize = 10;
 const MAX_DUTY_CHARS: usize = 40;
+const MAX_ANNOUNCEMENT_TITLE: usize = 120;
+const MAX_ANNOUNCEMENT_BODY: usize = 4_000;
 
 impl MembershipApi {
     /// The membership `id` names and its group, if the caller may `permission` there.
@@ -122,6 +124,57 @@ impl MembershipApi {
         let code = person.is_empty().then(new_code);
         let inv = self.workflow.invite(invite, code, &trace).await?;
         Ok(invitation_to_wire(&inv))
+    }
+
+    /// An organiser's message to the group's members (and followers).
+    pub(super) async fn announce(
+        &self,
+        request: Request<pb::SendAnnouncementRequest>,
+    ) -> Result<pb::Announcement, ServiceError> {
+        let caller = self.caller(&request)?;
+        let trace = trace_of(&request);
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        v.line("title", &req.title, true, MAX_ANNOUNCEMENT_TITLE);
+        v.text("body", &req.body, true, MAX_ANNOUNCEMENT_BODY);
+        v.into_result()?;
+        let facts = self.known_group(&request, &group_id).await?;
+        self.require(
+            &self.db,
+            &facts,
+            &group_id,
+            &caller.person_id,
+            Permission::ManageGroup,
+        )
+        .await?;
+        if facts.status != "PUBLISHED" {
+            return Err(ServiceError::FailedPrecondition(
+                "only a listed group can message its members".into(),
+            ));
+        }
+        let sent = self
+            .workflow
+            .announce(
+                crate::workflow::Announce {
+                    group_id: &group_id,
+                    title: req.title.trim(),
+                    body: req.body.trim(),
+                    include_followers: req.include_followers,
+                    per_day: self.announcements.per_group_per_day,
+                },
+                &trace,
+            )
+            .await?;
+        tracing::info!(group_id = %group_id, announcement_id = %sent.id, "group announced");
+        Ok(pb::Announcement {
+            id: sent.id,
+            group_id,
+            title: req.title.trim().to_string(),
+            body: req.body.trim().to_string(),
+            include_followers: req.include_followers,
+            sent_at: Some(to_timestamp(sent.sent_at_ms)),
+        })
     }
 
     pub(super) async fn remove(

@@ -29,7 +29,7 @@ use selfhelp_proto::membership::v1::membership_service_server::MembershipService
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
-use crate::config::{Config, PrivacyConfig};
+use crate::config::{AnnouncementsConfig, Config, PrivacyConfig};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::ServiceError;
 use crate::error::{GROUP_NOT_FOUND, LISTINGS_UNAVAILABLE};
@@ -56,6 +56,7 @@ pub struct MembershipApi {
     region: String,
     listings: Option<ListingsServiceClient<Channel>>,
     privacy: PrivacyConfig,
+    announcements: AnnouncementsConfig,
     /// How erasure requests are filed without naming the person.
     names: selfhelp_platform::privacy::Pseudonyms,
     /// Decides what is overdue and which duty turn is next.
@@ -98,6 +99,12 @@ impl MembershipService for MembershipApi {
     }
     async fn assign_role(&self, r: Request<pb::AssignRoleRequest>) -> Reply<pb::Membership> {
         Ok(Response::new(self.set_role(r).await?))
+    }
+    async fn send_announcement(
+        &self,
+        r: Request<pb::SendAnnouncementRequest>,
+    ) -> Reply<pb::Announcement> {
+        Ok(Response::new(self.announce(r).await?))
     }
     async fn list_group_members(
         &self,
@@ -213,6 +220,7 @@ impl MembershipApi {
             region: config.common.region.clone(),
             listings,
             privacy: config.privacy.clone(),
+            announcements: config.announcements.clone(),
             names,
             clock,
         })

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(JoiningAndPrivacy));
         all.push(Box::new(Rotas));
         all.push(Box::new(Erasure));
+        all.push(Box::new(Announcements));
         all
     }
 }
@@ -615,6 +616,58 @@ impl MigrationTrait for Erasure {
                         .col(ErasureConfirmation::RequestId)
                         .col(ErasureConfirmation::Service),
                 )
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// When each group's messages to its members were sent (the daily limit).
+struct Announcements;
+
+impl MigrationName for Announcements {
+    fn name(&self) -> &str {
+        "m0104_membership_announcements"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Announcement {
+    Table,
+    Id,
+    GroupId,
+    SentAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Announcements {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(Announcement::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Announcement::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(Announcement::GroupId).string().not_null())
+                .col(
+                    ColumnDef::new(Announcement::SentAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_announcement_group_sent")
+                .table(Announcement::Table)
+                .col(Announcement::GroupId)
+                .col(Announcement::SentAtMs)
+                .if_not_exists()
                 .to_owned(),
         )
         .await

@@ -1,5 +1,6 @@
 //! Membership tables and queries.
 
+pub mod announcement;
 pub mod consent;
 pub mod erasure;
 pub mod follow;

@@ -18,7 +18,7 @@ mod organising;
 mod personal;
 mod rota_changes;
 
-pub use organising::Invite;
+pub use organising::{Announce, Invite};
 
 use sea_orm::DatabaseConnection;
 use sea_orm::DatabaseTransaction;

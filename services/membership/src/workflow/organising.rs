@@ -8,7 +8,7 @@ use super::{Workflow, end};
 use crate::domain::membership::{Role, State, check_transition};
 use crate::error::{MEMBERSHIP_NOT_FOUND, ServiceError};
 use crate::events::{self, Change, Note};
-use crate::store::{group_settings, invitation, membership};
+use crate::store::{announcement, group_settings, invitation, membership};
 
 /// An invitation to make: a code anyone may use (`person` empty), or one
 /// person's.
@@ -20,7 +20,55 @@ pub struct Invite<'a> {
     pub valid_hours: i32,
 }
 
+/// An organiser's message to send to a group, at most `per_day` a day.
+pub struct Announce<'a> {
+    pub group_id: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub include_followers: bool,
+    pub per_day: u32,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
 impl Workflow {
+    /// Records `announce` and its `group.announced` event together, unless
+    /// the group has sent its day's messages (counted over the last 24
+    /// hours, under the group's lock so two at once cannot both pass).
+    pub async fn announce(
+        &self,
+        announce: Announce<'_>,
+        trace: &TraceParent,
+    ) -> Result<announcement::Model, ServiceError> {
+        let now = self.clock.now_ms();
+        let since = now - DAY_MS;
+        let txn = self.db.begin().await?;
+        group_settings::lock(&txn, announce.group_id, now).await?;
+        let sent = announcement::sent_since(&txn, announce.group_id, since).await?;
+        if sent >= u64::from(announce.per_day) {
+            let oldest = announcement::oldest_since(&txn, announce.group_id, since)
+                .await?
+                .unwrap_or(now);
+            let hours = ((oldest + DAY_MS - now) as f64 / 3_600_000.0)
+                .ceil()
+                .max(1.0);
+            return Err(ServiceError::FailedPrecondition(format!(
+                "this group has sent its {} messages for the last 24 hours; the next can go in about {hours} hours",
+                announce.per_day
+            )));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        announcement::insert(&txn, &id, announce.group_id, now).await?;
+        events::record_announced(&txn, &self.outbox, &id, &announce, now, trace).await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(announcement::Model {
+            id,
+            group_id: announce.group_id.to_string(),
+            sent_at_ms: now,
+        })
+    }
+
     /// Approves (a place, or the waiting list when the group is full) or
     /// declines the open request `id` in a group of `capacity`, with the
     /// organiser's `message` for the person.

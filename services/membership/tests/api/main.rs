@@ -19,6 +19,7 @@ use selfhelp_testkit::{
 use tonic::Code;
 use tonic::transport::Channel;
 
+mod announcements;
 mod erasure;
 mod flows;
 mod matrix;

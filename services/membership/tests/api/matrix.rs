@@ -117,6 +117,24 @@ async fn permission_matrix(backend: Backend) {
     }
     expect(&organisers_only, &codes);
 
+    // Messages to the members: organisers and co-organisers only.
+    codes.clear();
+    for who in EVERYONE {
+        let r =
+            e.mc.send_announcement(request(
+                pb::SendAnnouncementRequest {
+                    group_id: g.clone(),
+                    title: "Hello".into(),
+                    body: "All welcome".into(),
+                    include_followers: false,
+                },
+                who,
+            ))
+            .await;
+        codes.push(code(r));
+    }
+    expect(&organisers_only, &codes);
+
     codes.clear();
     for who in EVERYONE {
         let r =
@@ -432,6 +450,16 @@ async fn every_rpc(
         "ListMyFollows",
         list_my_follows,
         pb::ListMyFollowsRequest { page: None }
+    );
+    call!(
+        "SendAnnouncement",
+        send_announcement,
+        pb::SendAnnouncementRequest {
+            group_id: group(),
+            title: "Hello".into(),
+            body: "All welcome".into(),
+            include_followers: false
+        }
     );
     call!(
         "WithdrawConsent",

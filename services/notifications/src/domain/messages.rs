@@ -23,9 +23,10 @@ pub enum Kind {
     MemberLeft,
     NewGroupAlert,
     WebhookDisabled,
+    GroupAnnouncement,
 }
 
-pub const ALL_KINDS: [Kind; 19] = [
+pub const ALL_KINDS: [Kind; 20] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -45,6 +46,7 @@ pub const ALL_KINDS: [Kind; 19] = [
     Kind::MemberLeft,
     Kind::NewGroupAlert,
     Kind::WebhookDisabled,
+    Kind::GroupAnnouncement,
 ];
 
 impl Kind {
@@ -69,6 +71,7 @@ impl Kind {
             Kind::MemberLeft => "MEMBER_LEFT",
             Kind::NewGroupAlert => "NEW_GROUP_ALERT",
             Kind::WebhookDisabled => "WEBHOOK_DISABLED",
+            Kind::GroupAnnouncement => "GROUP_ANNOUNCEMENT",
         }
     }
 
@@ -82,7 +85,8 @@ impl Kind {
             | Kind::GroupListed
             | Kind::GroupRejected
             | Kind::GroupSuspended
-            | Kind::MeetingChanged => Category::GroupUpdates,
+            | Kind::MeetingChanged
+            | Kind::GroupAnnouncement => Category::GroupUpdates,
             Kind::Welcome
             | Kind::JoinRequested
             | Kind::RequestApproved
@@ -108,7 +112,11 @@ impl Kind {
     pub fn mutable(self) -> bool {
         matches!(
             self,
-            Kind::MeetingChanged | Kind::MemberJoined | Kind::MemberLeft | Kind::ReviewDue
+            Kind::MeetingChanged
+                | Kind::MemberJoined
+                | Kind::MemberLeft
+                | Kind::ReviewDue
+                | Kind::GroupAnnouncement
         )
     }
 
@@ -459,6 +467,27 @@ pub fn meeting_changed(news: &MeetingNews, group_name: &str, audience: &[String]
         .collect()
 }
 
+/// An organiser's message to the group, for each of `audience`. The title is
+/// generic (it may show on a lock screen); the group and its organiser's own
+/// title are in the body.
+pub fn announcement(
+    audience: &[String],
+    group_name: &str,
+    title: &str,
+    body: &str,
+) -> Vec<Message> {
+    let body = format!("{group_name}: {title}\n\n{body}");
+    audience
+        .iter()
+        .map(|person| Message {
+            recipient_id: person.clone(),
+            kind: Kind::GroupAnnouncement,
+            title: "News from one of your groups".into(),
+            body: body.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,5 +597,24 @@ mod tests {
                 assert!(!m.title.contains("Diabetes"), "{change:?}: {}", m.title);
             }
         }
+    }
+
+    #[test]
+    fn an_announcement_names_no_group_in_its_title() {
+        let told = announcement(
+            &["ann".to_string(), "bob".to_string()],
+            "Alcohol recovery circle",
+            "Christmas",
+            "Mince pies",
+        );
+        assert_eq!(told.len(), 2);
+        assert_eq!(told[0].title, "News from one of your groups");
+        assert!(!told[0].title.contains("Alcohol"));
+        assert_eq!(
+            told[1].body,
+            "Alcohol recovery circle: Christmas\n\nMince pies"
+        );
+        assert_eq!(told[0].kind.category(), Some(Category::GroupUpdates));
+        assert!(told[0].kind.mutable() && !told[0].kind.time_critical());
     }
 }

@@ -123,6 +123,29 @@ pub async fn of_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<Ve
         .await
 }
 
+/// The group's active members, and its followers too when `followers`,
+/// each once.
+pub async fn members_of_group<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    followers: bool,
+) -> Result<Vec<String>, DbErr> {
+    if followers {
+        return of_group(conn, group_id).await;
+    }
+    Entity::find()
+        .select_only()
+        .column(Column::PersonId)
+        .distinct()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::Relation.eq(MEMBER))
+        .filter(Column::Active.eq(true))
+        .order_by_asc(Column::PersonId)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
 /// The groups a person hears about, for their data export.
 pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
     Entity::find()

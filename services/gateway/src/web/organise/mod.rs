@@ -20,7 +20,7 @@ mod meetings;
 mod people;
 
 pub(crate) use meetings::{change_meeting, schedule};
-pub(crate) use people::{change_person, invite};
+pub(crate) use people::{announce, change_person, invite};
 
 use super::card_form::{self, COSTS, CardForm, FORMATS, POLICIES};
 use super::forms::{self, FieldError, SignedPage};
@@ -511,6 +511,11 @@ struct DeskPage {
     people: people::People,
     /// An invitation code just made, shown this once.
     new_code: Option<String>,
+    /// A message just sent to the members.
+    sent: bool,
+    /// The message as typed, when it comes back to correct.
+    announcement_title: String,
+    announcement_body: String,
 }
 
 #[derive(Serialize)]
@@ -550,6 +555,8 @@ fn plain_value(json: &str) -> String {
 pub(crate) struct DeskQuery {
     #[serde(default)]
     saved: Option<String>,
+    #[serde(default)]
+    sent: Option<String>,
 }
 
 /// What the desk shows besides the group: the schedule form as typed (with
@@ -559,8 +566,11 @@ struct Shown {
     schedule: Option<meetings::ScheduleForm>,
     preview: Option<meetings::Preview>,
     new_code: Option<String>,
+    /// A message to the members as typed (subject, message), to correct.
+    announcement: Option<(String, String)>,
     errors: Vec<FieldError>,
     saved: bool,
+    sent: bool,
 }
 
 async fn desk_view(
@@ -605,6 +615,9 @@ async fn desk_view(
             .collect(),
         people,
         new_code: shown.new_code,
+        sent: shown.sent,
+        announcement_title: shown.announcement.clone().unwrap_or_default().0,
+        announcement_body: shown.announcement.unwrap_or_default().1,
     })
 }
 
@@ -634,6 +647,7 @@ pub(crate) async fn group_desk(
 ) -> Response {
     let shown = Shown {
         saved: query.saved.is_some(),
+        sent: query.sent.is_some(),
         ..Shown::default()
     };
     desk_answer(&state, &signed, &id, StatusCode::OK, shown).await

@@ -1,12 +1,13 @@
 //! The people of a group, on its desk: requests to join answered with a note;
 //! the members (under membership's privacy rules: organisers see everyone)
 //! with their roles, made co-organiser or member again, or removed with a
-//! note; the waiting list in order; and invitation codes.
+//! note; the waiting list in order; invitation codes; and messages to the
+//! members (and followers), which each hears on their own channels.
 
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +16,7 @@ use crate::AppState;
 use crate::error::GatewayError;
 use crate::services::AsPerson;
 use crate::sessions::Signed;
-use crate::web::forms::FieldError;
+use crate::web::forms::{self, FieldError};
 use crate::web::pages::error_page;
 
 #[derive(Serialize)]
@@ -258,5 +259,74 @@ pub(crate) async fn invite(
             desk_answer(&state, &signed, &id, StatusCode::OK, shown).await
         }
         Err(e) => error_page(&state, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AnnouncementForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    include_followers: Option<String>,
+}
+
+/// A message to the group's members (and followers when ticked); the desk
+/// says it went, or what to correct, with what was typed kept.
+pub(crate) async fn announce(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<AnnouncementForm>,
+) -> Response {
+    let (signed, call) = match organiser_form(&state, &headers, signed, &form.csrf, &id).await {
+        Ok(both) => both,
+        Err(answer) => return *answer,
+    };
+    let request = call.ask(mpb::SendAnnouncementRequest {
+        group_id: id.clone(),
+        title: form.title.trim().to_string(),
+        body: form.body.trim().to_string(),
+        include_followers: form.include_followers.is_some(),
+    });
+    let mut membership = call.membership.clone();
+    match membership.send_announcement(request).await {
+        Ok(_) => Redirect::to(&format!("/organise/{id}?sent=1")).into_response(),
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+            ) =>
+        {
+            let errors = forms::violations(&status, |field| match field {
+                "title" => Some("announce_title"),
+                "body" => Some("announce_body"),
+                _ => None,
+            })
+            .into_iter()
+            .map(|mut e| {
+                let label = match e.field.as_str() {
+                    "announce_title" => "The subject",
+                    "announce_body" => "The message",
+                    _ => "",
+                };
+                if !label.is_empty() {
+                    e.message = format!("{label} {}", e.message);
+                }
+                e
+            })
+            .collect();
+            let shown = Shown {
+                errors,
+                announcement: Some((form.title, form.body)),
+                ..Shown::default()
+            };
+            desk_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, shown).await
+        }
+        Err(status) => error_page(&state, &GatewayError::from(status)),
     }
 }
