@@ -41,6 +41,8 @@ pub struct Config {
     /// How sign-in links are sent.
     pub email: EmailConfig,
     pub sign_in: SignInConfig,
+    /// Visitors writing to a group's organisers from its page.
+    pub contact: ContactConfig,
     /// Staff signing in through the region's identity provider.
     pub staff: StaffConfig,
     pub sessions: SessionConfig,
@@ -72,6 +74,22 @@ pub struct SignInConfig {
     pub requests_per_client_per_hour: u32,
     /// Wrong codes before a link is spent.
     pub code_attempts: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContactConfig {
+    /// Messages to organisers one client address may send in an hour (each
+    /// replica; notifications also caps each group).
+    pub requests_per_client_per_hour: u32,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_client_per_hour: 5,
+        }
+    }
 }
 
 impl Default for SignInConfig {
@@ -230,6 +248,7 @@ impl Default for Config {
             },
             email: EmailConfig::default(),
             sign_in: SignInConfig::default(),
+            contact: ContactConfig::default(),
             staff: StaffConfig::default(),
             sessions: SessionConfig::default(),
             tokens: TokenConfig::default(),
@@ -312,6 +331,12 @@ impl Checked for Config {
             v,
             "sign_in.requests_per_client_per_hour",
             self.sign_in.requests_per_client_per_hour.into(),
+            1,
+        );
+        at_least(
+            v,
+            "contact.requests_per_client_per_hour",
+            self.contact.requests_per_client_per_hour.into(),
             1,
         );
         at_least(

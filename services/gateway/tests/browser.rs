@@ -90,6 +90,8 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
          "status": 400, "h1": home, "shows": "There is a problem"},
         {"name": "group", "path": format!("/groups/{}", dir.young.id),
          "status": 200, "h1": "Young bereaved", "shows": "Young adults who lost someone close"},
+        {"name": "contact", "path": format!("/groups/{}/contact", dir.young.id),
+         "status": 200, "h1": "Contact the organisers", "shows": "You may reply to me"},
         {"name": "group-online", "path": format!("/groups/{}", dir.online.id),
          "status": 200, "h1": "Carers online", "shows": "Online"},
         {"name": "topics", "path": "/topics", "status": 200, "h1": "Browse groups by topic",
@@ -144,7 +146,7 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
     // 10 pages × 3 views: every one loaded and checked.
     assert_eq!(
         report["checked"].as_array().unwrap().len(),
-        30,
+        33,
         "{report:#}"
     );
     println!(

@@ -662,6 +662,91 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let (_, page) = get(&olive, gw, &desk).await;
     assert!(!page.contains("The invitation code is"), "shown once");
 
+    // A visitor writes to the organisers from the group's page: a bot's
+    // hidden field sends nothing; without the box ticked the address typed
+    // stays behind; with it, Olive may reply. The visitor's address caps how
+    // many they send.
+    let contact = format!("/groups/{id}/contact");
+    let (_, public) = get(&ann, gw, &group_page).await;
+    assert!(
+        public.contains(&format!("href=\"{contact}\"")),
+        "linked from the page"
+    );
+    let visitor = browser();
+    let (status, page) = get(&visitor, gw, &contact).await;
+    assert_eq!(status, 200, "{page}");
+    let t = field(&page, "csrf");
+    let (status, _, page) = post(&visitor, gw, &contact, &[("csrf", &t), ("message", " ")]).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"message-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post(
+        &visitor,
+        gw,
+        &contact,
+        &[
+            ("csrf", &t),
+            ("message", "Cheap pills"),
+            ("website", "http://spam.example"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{contact}?sent=1").as_str())
+    );
+    for (message, tick) in [
+        ("Is it open to dads?", false),
+        ("Can I bring my son?", true),
+    ] {
+        let mut form = vec![
+            ("csrf", t.as_str()),
+            ("name", "Vic"),
+            ("message", message),
+            ("reply_to", "vic@example.org"),
+        ];
+        if tick {
+            form.push(("may_reply", "1"));
+        }
+        let (status, _, _) = post(&visitor, gw, &contact, &form).await;
+        assert_eq!(status, 303, "{message}");
+    }
+    let inbox = eventually(
+        "the visitor's messages in Olive's inbox",
+        Duration::from_secs(30),
+        || async {
+            let (_, inbox) = get(&olive, gw, "/my/notifications").await;
+            let inbox = unescape(&inbox);
+            (inbox.contains("Is it open to dads?") && inbox.contains("Can I bring my son?"))
+                .then_some(inbox)
+        },
+    )
+    .await;
+    assert!(
+        !inbox.contains("Cheap pills"),
+        "the bot's message went nowhere"
+    );
+    assert_eq!(
+        inbox.matches("vic@example.org").count(),
+        1,
+        "only where allowed: {inbox}"
+    );
+    assert!(inbox.contains("They did not give an address for a reply."));
+    let (_, annbox) = get(&ann, gw, "/my/notifications").await;
+    assert!(
+        !unescape(&annbox).contains("Is it open to dads?"),
+        "to the organisers only"
+    );
+    let (status, _, _) = post(&visitor, gw, &contact, &[("csrf", &t), ("message", "Four")]).await;
+    assert_eq!(status, 303);
+    let (status, _, _) = post(&visitor, gw, &contact, &[("csrf", &t), ("message", "Five")]).await;
+    assert_eq!(status, 303);
+    let (status, _, _) = post(&visitor, gw, &contact, &[("csrf", &t), ("message", "Six")]).await;
+    assert_eq!(status, 429, "five an hour from one address");
+
     // Olive shares the running of it: Ann becomes a co-organiser, and the
     // desk is hers too once listings has membership's word of it; the staff
     // pages stay closed to her.

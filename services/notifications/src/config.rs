@@ -19,6 +19,24 @@ pub struct Config {
     pub http: HttpConfig,
     pub watch: WatchConfig,
     pub alerts: AlertsConfig,
+    pub contact: ContactConfig,
+}
+
+/// Visitors writing to a group's organisers from its page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContactConfig {
+    /// Most messages relayed to one group's organisers in any hour (the
+    /// gateway also caps each visitor's address).
+    pub per_group_per_hour: u32,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        Self {
+            per_group_per_hour: 10,
+        }
+    }
 }
 
 /// Alerts about new groups.
@@ -57,6 +75,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             watch: WatchConfig::default(),
             alerts: AlertsConfig::default(),
+            contact: ContactConfig::default(),
         }
     }
 }
@@ -64,6 +83,12 @@ impl Default for Config {
 impl Checked for Config {
     fn check(&self, v: &mut Violations) {
         self.common.check(v);
+        at_least(
+            v,
+            "contact.per_group_per_hour",
+            u64::from(self.contact.per_group_per_hour),
+            1,
+        );
         let d = &self.delivery;
         at_least(v, "delivery.interval_ms", d.interval_ms, 50);
         at_least(v, "delivery.batch", d.batch, 1);

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::forms;
+use super::forms::{self, with_cookie};
 use super::pages::{Layout, error_page, html};
 use crate::AppState;
 use crate::error::GatewayError;
@@ -19,13 +19,6 @@ use crate::sessions::Signed;
 use crate::signin::{Asked, Refused, SignedIn, safe_next};
 
 /// A page with the anonymous form token, setting its cookie when new.
-fn with_cookie(mut response: Response, set: Option<HeaderValue>) -> Response {
-    if let Some(set) = set {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
-}
-
 #[derive(Serialize)]
 struct SignInPage<'a> {
     csrf: &'a str,

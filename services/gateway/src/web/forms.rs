@@ -97,6 +97,15 @@ pub(crate) fn violations(
     }
 }
 
+/// Whether a service's refusal is the person's to correct on the form (a
+/// field named, or something about the object's present state).
+pub(crate) fn correctable(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+    )
+}
+
 const SECURE_COOKIE: &str = "__Host-csrf";
 const PLAIN_COOKIE: &str = "csrf";
 
@@ -114,6 +123,16 @@ pub(crate) fn anonymous_token(headers: &HeaderMap, secure: bool) -> (String, Opt
     ))
     .expect("a cookie of ASCII");
     (token, Some(set))
+}
+
+/// `response` with the anonymous form's cookie set, when there is one to set.
+pub(crate) fn with_cookie(mut response: Response, set: Option<HeaderValue>) -> Response {
+    if let Some(set) = set {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, set);
+    }
+    response
 }
 
 /// Whether a posted form's `token` is the one it should carry.

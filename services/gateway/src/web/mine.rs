@@ -316,12 +316,7 @@ pub(crate) async fn change_turn(
     match done {
         Err(own) => error_page(&state, &own),
         Ok(Ok(())) => Redirect::to("/my/groups").into_response(),
-        Ok(Err(status))
-            if matches!(
-                status.code(),
-                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-            ) =>
-        {
+        Ok(Err(status)) if forms::correctable(&status) => {
             let errors = forms::violations(&status, |field| match field {
                 "other_meeting_key" => Some("other_meeting_key"),
                 _ => None,

@@ -15,6 +15,7 @@
 mod account;
 mod calendar;
 mod card_form;
+mod contact;
 mod format;
 mod forms;
 mod group;
@@ -48,6 +49,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(search::home))
         .route("/groups/{id}", get(group::group_page))
         .route("/groups/{id}/join", post(joining::join))
+        .route(
+            "/groups/{id}/contact",
+            get(contact::contact_form).post(contact::send),
+        )
         .route("/groups/{id}/{what}", post(joining::place_change))
         .route("/groups/{id}/calendar.ics", get(calendar::group_calendar))
         .route("/proposed", get(proposed::proposed_page))

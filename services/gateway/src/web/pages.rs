@@ -66,6 +66,7 @@ impl Pages {
                 include_str!("../../templates/staff_group.html"),
             ),
             ("fields.html", include_str!("../../templates/fields.html")),
+            ("contact.html", include_str!("../../templates/contact.html")),
             (
                 "organise.html",
                 include_str!("../../templates/organise.html"),

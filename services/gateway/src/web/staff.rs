@@ -473,12 +473,7 @@ pub(crate) async fn decide(
     match done {
         Err(own) => error_page(&state, &own),
         Ok(Ok(())) => Redirect::to(&here).into_response(),
-        Ok(Err(status))
-            if matches!(
-                status.code(),
-                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-            ) =>
-        {
+        Ok(Err(status)) if forms::correctable(&status) => {
             let errors = forms::violations(&status, |field| match field {
                 "decision" => Some("decision"),
                 "note" => Some("note"),

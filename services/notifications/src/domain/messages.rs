@@ -24,9 +24,10 @@ pub enum Kind {
     NewGroupAlert,
     WebhookDisabled,
     GroupAnnouncement,
+    OrganiserContact,
 }
 
-pub const ALL_KINDS: [Kind; 20] = [
+pub const ALL_KINDS: [Kind; 21] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -47,6 +48,7 @@ pub const ALL_KINDS: [Kind; 20] = [
     Kind::NewGroupAlert,
     Kind::WebhookDisabled,
     Kind::GroupAnnouncement,
+    Kind::OrganiserContact,
 ];
 
 impl Kind {
@@ -72,6 +74,7 @@ impl Kind {
             Kind::NewGroupAlert => "NEW_GROUP_ALERT",
             Kind::WebhookDisabled => "WEBHOOK_DISABLED",
             Kind::GroupAnnouncement => "GROUP_ANNOUNCEMENT",
+            Kind::OrganiserContact => "ORGANISER_CONTACT",
         }
     }
 
@@ -94,7 +97,8 @@ impl Kind {
             | Kind::Invited
             | Kind::Waitlisted
             | Kind::PromotedFromWaitlist
-            | Kind::Removed => Category::MembershipRequests,
+            | Kind::Removed
+            | Kind::OrganiserContact => Category::MembershipRequests,
             Kind::RotaReminder | Kind::ReviewDue => Category::Reminders,
             Kind::NewGroupAlert => Category::NewGroupAlerts,
             Kind::WebhookDisabled => return None,
@@ -483,6 +487,37 @@ pub fn announcement(
             recipient_id: person.clone(),
             kind: Kind::GroupAnnouncement,
             title: "News from one of your groups".into(),
+            body: body.clone(),
+        })
+        .collect()
+}
+
+/// A visitor's message to the group's `organisers`. The title names no group;
+/// the visitor's address is in the body only when they gave it for a reply.
+pub fn organiser_contact(
+    organisers: &[String],
+    group_name: &str,
+    sender_name: &str,
+    message: &str,
+    reply_to: &str,
+) -> Vec<Message> {
+    let who = if sender_name.is_empty() {
+        "Someone"
+    } else {
+        sender_name
+    };
+    let reply = if reply_to.is_empty() {
+        "They did not give an address for a reply.".to_string()
+    } else {
+        format!("They are happy for you to reply to {reply_to}")
+    };
+    let body = format!("{who} wrote to the organisers of {group_name}:\n\n{message}\n\n{reply}");
+    organisers
+        .iter()
+        .map(|person| Message {
+            recipient_id: person.clone(),
+            kind: Kind::OrganiserContact,
+            title: "Someone wrote about one of your groups".into(),
             body: body.clone(),
         })
         .collect()

@@ -1,6 +1,7 @@
 //! The NotificationsService RPCs: a person's own inbox, listed or live (here),
 //! their settings (`settings`) and the delivery log (`deliveries`).
 
+mod contact;
 mod deliveries;
 mod settings;
 
@@ -23,7 +24,7 @@ use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::config::{WatchConfig, WebhookConfig};
+use crate::config::{ContactConfig, WatchConfig, WebhookConfig};
 use crate::domain::messages::Kind;
 use crate::error::ServiceError;
 use crate::live::LiveInbox;
@@ -45,6 +46,9 @@ pub struct NotificationsApi {
     workflow: Workflow,
     /// Places alerts given by postcode.
     postcodes: Arc<PostcodeTable>,
+    names: selfhelp_platform::privacy::Pseudonyms,
+    timezone: chrono_tz::Tz,
+    contact: ContactConfig,
 }
 
 /// Notifications sent per look; the next look sends the rest.
@@ -57,6 +61,11 @@ pub struct Settings {
     pub watch: WatchConfig,
     pub postcodes: Arc<PostcodeTable>,
     pub clock: Clock,
+    /// How erased people are recorded (a relayed message skips them).
+    pub names: selfhelp_platform::privacy::Pseudonyms,
+    /// The region's time zone (quiet hours of people who set none).
+    pub timezone: chrono_tz::Tz,
+    pub contact: ContactConfig,
 }
 
 impl NotificationsApi {
@@ -72,6 +81,9 @@ impl NotificationsApi {
             watch,
             postcodes,
             clock,
+            names,
+            timezone,
+            contact,
         } = settings;
         Self {
             db: db.write.clone(),
@@ -87,6 +99,9 @@ impl NotificationsApi {
             },
             postcodes,
             clock,
+            names,
+            timezone,
+            contact,
         }
     }
 
@@ -386,6 +401,17 @@ impl NotificationsService for NotificationsApi {
         let req = request.into_inner();
         Ok(Response::new(
             self.update_preferences_of(&caller, req).await?,
+        ))
+    }
+
+    async fn contact_organisers(
+        &self,
+        request: Request<pb::ContactOrganisersRequest>,
+    ) -> Result<Response<pb::ContactOrganisersResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(
+            self.relay_to_organisers(&caller, request.into_inner())
+                .await?,
         ))
     }
 

@@ -2042,6 +2042,15 @@ async fn every_rpc(
         }
     );
     call!(
+        "ContactOrganisers",
+        contact_organisers,
+        pb::ContactOrganisersRequest {
+            group_id: id(),
+            message: "Hello".into(),
+            ..Default::default()
+        }
+    );
+    call!(
         "CreateAlert",
         create_alert,
         pb::CreateAlertRequest {
@@ -2113,6 +2122,46 @@ async fn no_rpc_answers_anonymous_callers_or_other_regions() {
         .unwrap()
         .into_inner();
     assert!(alerts.alerts.is_empty());
+    svc.stop().await.unwrap();
+}
+
+/// Only the gateway's relay token relays a visitor's message; bad fields are
+/// named; a group not listed here is not found.
+#[tokio::test]
+async fn a_visitors_message_needs_the_relay_role_and_names_bad_fields() {
+    let nats = Nats::start();
+    let db = TestDb::new(selfhelp_testkit::Backend::Sqlite).await;
+    let svc = start(&db, &nats).await;
+    let mut c = NotificationsServiceClient::new(svc.channel().await);
+    let relay = token("web-contact-relay", REGION, &["contact-relay"]);
+    let asked = |group_id: &str, message: &str, reply_to: &str| pb::ContactOrganisersRequest {
+        group_id: group_id.into(),
+        sender_name: "Vic".into(),
+        message: message.into(),
+        reply_to: reply_to.into(),
+    };
+    let group = uuid::Uuid::now_v7().to_string();
+    let refused = c
+        .contact_organisers(with_token(asked(&group, "Hello", ""), &tok("ann")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = c
+        .contact_organisers(with_token(asked("x", " ", "not an address"), &relay))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&refused);
+    fields.sort();
+    assert_eq!(fields, ["group_id", "message", "reply_to"]);
+    let refused = c
+        .contact_organisers(with_token(
+            asked(&group, "Hello", "vic@example.org"),
+            &relay,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
     svc.stop().await.unwrap();
 }
 

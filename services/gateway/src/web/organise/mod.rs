@@ -200,10 +200,7 @@ pub(crate) async fn new_group_form(
 
 /// Whether a service's refusal is the person's to correct on the form.
 fn correctable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::Aborted
-    )
+    forms::correctable(status) || status.code() == tonic::Code::Aborted
 }
 
 /// The join question is membership's (asked of people who request to

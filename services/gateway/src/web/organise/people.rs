@@ -296,12 +296,7 @@ pub(crate) async fn announce(
     let mut membership = call.membership.clone();
     match membership.send_announcement(request).await {
         Ok(_) => Redirect::to(&format!("/organise/{id}?sent=1")).into_response(),
-        Err(status)
-            if matches!(
-                status.code(),
-                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-            ) =>
-        {
+        Err(status) if forms::correctable(&status) => {
             let errors = forms::violations(&status, |field| match field {
                 "title" => Some("announce_title"),
                 "body" => Some("announce_body"),
