@@ -250,6 +250,18 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         public.contains("Tea, talk and a walk for carers"),
         "approved"
     );
+    // The staff see every decision and change, and who made it.
+    let (_, page) = get(&sam, gw, &review).await;
+    for line in [
+        "History: every change and decision",
+        "held edit",
+        "approved",
+        "PUBLISHED",
+        "an organiser",
+        "the region&#x27;s staff",
+    ] {
+        assert!(page.contains(line), "{line}: {page}");
+    }
 
     // When it meets: a preview names a wrong field, then shows the rule and
     // the meetings without saving; saving keeps it.

@@ -124,6 +124,16 @@ impl Workflow {
             return Err(GROUP_CHANGED);
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        // The decision in the history, beside the field edits.
+        let mut decided = vec![decision("status", group.status().as_str(), next.as_str())];
+        if updated.review_note != group.review_note {
+            decided.push(decision(
+                "review_note",
+                group.review_note.as_deref().unwrap_or_default(),
+                updated.review_note.as_deref().unwrap_or_default(),
+            ));
+        }
+        history::record(&txn, &group.id, &decided, by, updated.version, now).await?;
         events::record(&txn, &self.outbox, event, &updated, trace).await?;
         self.finish(txn, Some(group), updated, trace).await
     }
@@ -196,12 +206,14 @@ impl Workflow {
 
     /// Applies the held edit (its `card`, `changes` against the card now, by
     /// its `editor`) and lets it go.
+    #[allow(clippy::too_many_arguments)]
     pub async fn approve_edit(
         &self,
         group: &Model,
         card: &NewGroup,
         changes: &[FieldChange],
         editor: &str,
+        decided_by: &str,
         trace: &TraceParent,
     ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
@@ -215,6 +227,16 @@ impl Workflow {
             self.apply_card(&txn, group, card, changes, editor, now, trace)
                 .await?
         };
+        let approved = decision("held_edit", "", "approved");
+        history::record(
+            &txn,
+            &group.id,
+            &[approved],
+            decided_by,
+            updated.version,
+            now,
+        )
+        .await?;
         self.finish(txn, Some(group), updated, trace).await
     }
 
@@ -223,6 +245,7 @@ impl Workflow {
         &self,
         group: &Model,
         note: String,
+        decided_by: &str,
         trace: &TraceParent,
     ) -> Result<Model, ServiceError> {
         let now = self.clock.now_ms();
@@ -230,10 +253,19 @@ impl Workflow {
         if !pending_edit::drop_for(&txn, &group.id).await? {
             return Err(edit_decided());
         }
+        let rejected = [
+            decision("held_edit", "", "rejected"),
+            decision(
+                "review_note",
+                group.review_note.as_deref().unwrap_or_default(),
+                &note,
+            ),
+        ];
         if !store::set_status(&txn, group, group.status(), Some(note), None, now).await? {
             return Err(GROUP_CHANGED);
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        history::record(&txn, &group.id, &rejected, decided_by, updated.version, now).await?;
         self.finish(txn, Some(group), updated, trace).await
     }
 
@@ -267,10 +299,22 @@ impl Workflow {
         trace: &TraceParent,
     ) -> Result<Model, ServiceError> {
         let txn = self.db.begin().await?;
-        if !store::confirm(&txn, group, by, self.clock.now_ms()).await? {
+        let now = self.clock.now_ms();
+        if !store::confirm(&txn, group, by, now).await? {
             return Err(GROUP_CHANGED);
         }
         let updated = store::find(&txn, &group.id).await?.ok_or(GROUP_NOT_FOUND)?;
+        let checked = |ms: Option<i64>| {
+            ms.and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        let confirmed = decision(
+            "checked",
+            &checked(group.assured_at_ms),
+            &checked(updated.assured_at_ms),
+        );
+        history::record(&txn, &group.id, &[confirmed], by, updated.version, now).await?;
         events::record_confirmed(&txn, &self.outbox, &updated, trace).await?;
         self.finish(txn, Some(group), updated, trace).await
     }
@@ -404,7 +448,32 @@ pub async fn set_organisers(
     let Some(updated) = store::find(txn, &group.id).await? else {
         return Ok(false);
     };
+    let changed = FieldChange {
+        field: "organisers",
+        old_json: group.organiser_ids_json.clone(),
+        new_json: updated.organiser_ids_json.clone(),
+    };
+    // Membership's roles decided it; the person who gave the role is theirs.
+    history::record(
+        txn,
+        &group.id,
+        &[changed],
+        "membership",
+        updated.version,
+        now,
+    )
+    .await?;
     let fields = vec!["organisers".to_string()];
     events::record_updated(txn, outbox, &updated, fields, trace).await?;
     Ok(true)
+}
+
+/// A decision kept in the history as a change of `field` from `old` to `new`
+/// (each as a JSON string).
+fn decision(field: &'static str, old: &str, new: &str) -> FieldChange {
+    FieldChange {
+        field,
+        old_json: serde_json::Value::from(old).to_string(),
+        new_json: serde_json::Value::from(new).to_string(),
+    }
 }

@@ -1203,9 +1203,16 @@ async fn significant_edits_wait_for_an_operator(backend: Backend) {
         .unwrap()
         .into_inner()
         .changes;
+    // The operator's decision, newest, then the organiser's words it let in.
+    assert_eq!(
+        (history[0].field.as_str(), history[0].changed_by.as_str()),
+        ("held_edit", "op")
+    );
+    assert_eq!(history[0].new_value, "\"approved\"");
     assert_eq!(
         history
             .iter()
+            .skip(1)
             .take(2)
             .map(|c| (c.field.as_str(), c.changed_by.as_str()))
             .collect::<std::collections::BTreeSet<_>>(),
@@ -2459,8 +2466,31 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
         .iter()
         .map(|c| (c.field.as_str(), c.changed_by.as_str()))
         .collect();
-    assert_eq!(summary, vec![("summary", "op"), ("name", "alice")]);
-    assert_eq!(changes[1].new_value, "\"Men's walk and talk\"");
+    // Field edits and decisions alike, newest first, each with who made it.
+    assert_eq!(
+        summary,
+        vec![
+            ("summary", "op"),
+            ("held_edit", "op"),
+            ("name", "alice"),
+            ("status", "op"),
+            ("status", "alice"),
+            ("status", "alice"),
+        ]
+    );
+    assert_eq!(changes[2].new_value, "\"Men's walk and talk\"");
+    let statuses: Vec<(&str, &str)> = changes[3..]
+        .iter()
+        .map(|c| (c.old_value.as_str(), c.new_value.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("\"PENDING_REVIEW\"", "\"PUBLISHED\""),
+            ("\"DRAFT\"", "\"PENDING_REVIEW\""),
+            ("\"PROPOSED\"", "\"DRAFT\""),
+        ]
+    );
     assert_eq!(
         client
             .get_group_history(history(&bob))
@@ -2558,6 +2588,30 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
         "org.selfhelp.listings.group.confirmed.v1",
         &format!("urn:selfhelp:{REGION}:listings"),
         "selfhelp.events.v1.GroupConfirmed",
+    );
+    // The history keeps the suspension (with its reason), the reinstatement
+    // and the confirmation, each with who and when.
+    let recent: Vec<(String, String, String)> = client
+        .get_group_history(history(&alice))
+        .await
+        .unwrap()
+        .into_inner()
+        .changes
+        .into_iter()
+        .take_while(|c| c.field != "summary")
+        .map(|c| (c.field, c.changed_by, c.new_value))
+        .collect();
+    let fields: Vec<(&str, &str)> = recent
+        .iter()
+        .map(|(f, by, _)| (f.as_str(), by.as_str()))
+        .collect();
+    assert!(fields.first() == Some(&("checked", "alice")), "{recent:?}");
+    assert!(fields.contains(&("review_note", "op")), "{recent:?}");
+    assert!(
+        recent
+            .iter()
+            .any(|(f, by, new)| f == "status" && by == "op" && new == "\"SUSPENDED\""),
+        "{recent:?}"
     );
 
     // Archiving is final.

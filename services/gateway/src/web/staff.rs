@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::format::{format_label, language_name, venue_line};
 use super::forms::{self, FieldError};
-use super::organise::{ChangeView, change_views, status_words};
+use super::organise::{ChangeView, change_views, plain_value, status_words};
 use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
@@ -231,6 +231,29 @@ struct ReviewPage {
     can_suspend: bool,
     can_reinstate: bool,
     review_note: String,
+    /// Every change and decision, newest first.
+    history: Vec<HistoryLine>,
+}
+
+#[derive(Serialize)]
+struct HistoryLine {
+    when: String,
+    what: String,
+    from: String,
+    to: String,
+    who: &'static str,
+}
+
+/// Whom a change is by, in words: the organisers, the staff, or the roles
+/// membership reported.
+fn by_whom(changed_by: &str, organisers: &[String]) -> &'static str {
+    if changed_by == "membership" {
+        "the group's roles"
+    } else if organisers.iter().any(|o| o == changed_by) {
+        "an organiser"
+    } else {
+        "the region's staff"
+    }
 }
 
 #[derive(Serialize)]
@@ -337,6 +360,19 @@ async fn review_view(
         group_id: id.to_string(),
     });
     let g = call.listings.get_group(request).await?.into_inner();
+    let request = call.ask(lpb::GetGroupHistoryRequest {
+        group_id: id.to_string(),
+        page: Some(PageRequest {
+            page_size: 50,
+            page_token: String::new(),
+        }),
+    });
+    let changes = call
+        .listings
+        .get_group_history(request)
+        .await?
+        .into_inner()
+        .changes;
     let status = g.status();
     let new_listing = matches!(
         status,
@@ -361,6 +397,25 @@ async fn review_view(
         can_suspend: status == lpb::GroupStatus::Published,
         can_reinstate: status == lpb::GroupStatus::Suspended,
         review_note: g.review_note.clone(),
+        history: changes
+            .iter()
+            .map(|c| HistoryLine {
+                when: c
+                    .changed_at
+                    .as_ref()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                    .map(|t| {
+                        t.with_timezone(&state.tz)
+                            .format("%-d %b %Y, %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                what: c.field.replace('_', " "),
+                from: plain_value(&c.old_value),
+                to: plain_value(&c.new_value),
+                who: by_whom(&c.changed_by, &g.organiser_ids),
+            })
+            .collect(),
     })
 }
 

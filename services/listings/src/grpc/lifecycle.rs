@@ -181,11 +181,20 @@ impl ListingsApi {
             let card = domain::with_fields_of(&current, &edit, &fields);
             let changes = domain::changed_fields(&current, &card);
             self.workflow
-                .approve_edit(&group, &card, &changes, &held.edited_by, trace)
+                .approve_edit(
+                    &group,
+                    &card,
+                    &changes,
+                    &held.edited_by,
+                    &caller.person_id,
+                    trace,
+                )
                 .await?
         } else {
             let note = note.unwrap_or_default();
-            self.workflow.reject_edit(&group, note, trace).await?
+            self.workflow
+                .reject_edit(&group, note, &caller.person_id, trace)
+                .await?
         };
         tracing::info!(group_id = %decided.id, approved = transition == Transition::Approve, "held edit decided");
         self.managed_view(&decided, caller).await

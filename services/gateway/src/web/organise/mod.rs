@@ -539,7 +539,7 @@ pub(crate) fn change_views(edit: Option<&pb::PendingEdit>) -> Vec<ChangeView> {
 
 /// A field's JSON value as a person reads it: text as itself, anything else
 /// as compact JSON.
-fn plain_value(json: &str) -> String {
+pub(crate) fn plain_value(json: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(json) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(serde_json::Value::Null) => String::new(),
