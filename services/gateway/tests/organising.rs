@@ -198,7 +198,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let (status, page) = get(&olive, gw, &edit).await;
     assert_eq!(status, 200);
     assert!(
-        page.contains("wait for the region's staff"),
+        page.contains("the region's staff check your change before people see it"),
         "said before saving: {page}"
     );
     let version = field(&page, "version");
@@ -226,6 +226,11 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let (_, page) = get(&sam, gw, &review).await;
     assert!(
         page.contains("Public now") && page.contains("Tea, talk and a walk for carers"),
+        "{page}"
+    );
+    let (_, page) = get(&olive, gw, &edit).await;
+    assert!(
+        page.contains("A change of yours is already waiting for the staff"),
         "{page}"
     );
     // An edit of a version long gone: someone else's edit came in between;
@@ -258,7 +263,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         "approved",
         "PUBLISHED",
         "an organiser",
-        "the region&#x27;s staff",
+        "staff or a former organiser",
     ] {
         assert!(page.contains(line), "{line}: {page}");
     }

@@ -448,12 +448,13 @@ pub async fn set_organisers(
     let Some(updated) = store::find(txn, &group.id).await? else {
         return Ok(false);
     };
+    // How many, not who: the history outlives people's erasure. Membership's
+    // roles decided it; who gave the role is membership's to know.
     let changed = FieldChange {
         field: "organisers",
-        old_json: group.organiser_ids_json.clone(),
-        new_json: updated.organiser_ids_json.clone(),
+        old_json: group.organiser_ids().len().to_string(),
+        new_json: updated.organiser_ids().len().to_string(),
     };
-    // Membership's roles decided it; the person who gave the role is theirs.
     history::record(
         txn,
         &group.id,

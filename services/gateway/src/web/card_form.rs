@@ -265,6 +265,28 @@ pub(crate) struct Card {
 }
 
 impl Card {
+    /// Keeps what the form does not show of the card as it stands (`held`,
+    /// its venues): a second and later venue, and the first venue's position
+    /// while its postcode stays the same. An edit replaces the whole card.
+    pub fn keep_what_the_form_does_not_show(&mut self, held: &[pb::Venue]) {
+        let Some(first) = held.first() else {
+            return;
+        };
+        let same_place = |a: &str, b: &str| {
+            a.split_whitespace().collect::<String>().to_uppercase()
+                == b.split_whitespace().collect::<String>().to_uppercase()
+        };
+        if let Some(venue) = self.venues.first_mut()
+            && same_place(&venue.postcode, &first.postcode)
+        {
+            venue.latitude = first.latitude;
+            venue.longitude = first.longitude;
+        }
+        if !self.venues.is_empty() {
+            self.venues.extend(held.iter().skip(1).cloned());
+        }
+    }
+
     pub fn into_create(self, proposed: bool) -> pb::CreateGroupRequest {
         pb::CreateGroupRequest {
             proposed,
@@ -328,7 +350,6 @@ pub(crate) fn form_field(service_field: &str) -> Option<&'static str> {
         "capacity" => "capacity",
         "area_served" => "area_served",
         "joining_details" => "joining_details",
-        "expected_version" => "version",
         "venues" => match after_index {
             "name" => "venue_name",
             "address" => "venue_address",
@@ -533,6 +554,37 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_keeps_the_venues_and_position_the_form_does_not_show() {
+        let held = [
+            pb::Venue {
+                postcode: "NG1 5FS".into(),
+                latitude: Some(52.95),
+                longitude: Some(-1.15),
+                ..Default::default()
+            },
+            pb::Venue {
+                name: "Summer venue".into(),
+                ..Default::default()
+            },
+        ];
+        let mut card = CardForm::from_pairs(pairs(&[("venue_postcode", "ng15fs")]))
+            .card()
+            .unwrap();
+        card.keep_what_the_form_does_not_show(&held);
+        assert_eq!(card.venues.len(), 2);
+        assert_eq!(card.venues[0].latitude, Some(52.95));
+        assert_eq!(card.venues[1].name, "Summer venue");
+        let mut moved = CardForm::from_pairs(pairs(&[("venue_postcode", "NG7 2RD")]))
+            .card()
+            .unwrap();
+        moved.keep_what_the_form_does_not_show(&held);
+        assert_eq!(
+            moved.venues[0].latitude, None,
+            "a new postcode places it anew"
+        );
+    }
+
+    #[test]
     fn numbers_that_are_not_are_named_before_anything_is_sent() {
         let form = CardForm::from_pairs(pairs(&[("min_age", "eighteen"), ("capacity", "-3")]));
         let errors = form.card().err().unwrap();
@@ -551,7 +603,6 @@ mod tests {
             ("eligibility.maximum_age", "max_age"),
             ("contact.website", "contact_website"),
             ("cost.description", "cost_description"),
-            ("expected_version", "version"),
         ] {
             assert_eq!(form_field(service), Some(form), "{service}");
         }

@@ -91,10 +91,15 @@ pub(crate) fn violations(
         .map(|v| FieldError::new(form_name(&v.field).unwrap_or("form"), v.description))
         .collect();
     if named.is_empty() {
-        vec![FieldError::new("form", status.message().to_string())]
-    } else {
-        named
+        return vec![FieldError::new("form", status.message().to_string())];
     }
+    // One message per form field: several of the service's fields may be one
+    // of the form's (each topic, each language), and a field's error has an id.
+    let mut seen = std::collections::HashSet::new();
+    named
+        .into_iter()
+        .filter(|e| seen.insert(e.field.clone()))
+        .collect()
 }
 
 /// Whether a service's refusal is the person's to correct on the form (a

@@ -244,15 +244,18 @@ struct HistoryLine {
     who: &'static str,
 }
 
-/// Whom a change is by, in words: the organisers, the staff, or the roles
-/// membership reported.
+/// Whom a change is by, in words. The history keeps person ids; what they
+/// were then is not kept, so someone who is not an organiser now reads as
+/// "staff or a former organiser".
 fn by_whom(changed_by: &str, organisers: &[String]) -> &'static str {
     if changed_by == "membership" {
         "the group's roles"
+    } else if changed_by.is_empty() {
+        "someone since erased"
     } else if organisers.iter().any(|o| o == changed_by) {
         "an organiser"
     } else {
-        "the region's staff"
+        "staff or a former organiser"
     }
 }
 

@@ -93,7 +93,7 @@ def organise(walk, olive, sam, bea, args):
     if "Cancel this meeting" not in olive.page_source:
         walk.fail("organise-saved", missing="the next meetings")
     olive.get(desk + "/edit")
-    walk.check(olive, "group-edit", h1="Edit the group's details", shows="wait for the region's staff")
+    walk.check(olive, "group-edit", h1="Edit the group's details", shows="the region's staff check your change before people see it")
 
     # Bea, signed in beside them, is refused both desks; her own is empty.
     sign_in(walk, bea, "bea@example.org", check=False)

@@ -59,6 +59,9 @@ impl NotificationsApi {
         }
         let now = self.clock.now();
         let txn = self.db.begin().await?;
+        // One group's messages are counted one at a time, so a burst cannot
+        // all pass the cap together.
+        selfhelp_platform::db::take_turns(&txn, &format!("contact:{}", group.group_id)).await?;
         // Each relayed message is one "event" for all its organisers.
         let relayed = notification::Entity::find()
             .select_only()

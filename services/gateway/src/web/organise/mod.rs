@@ -67,7 +67,7 @@ struct ManagedGroup {
     waiting_edit: bool,
 }
 
-/// "Groups you run": every group the person organises, whatever its status.
+/// "Groups you run": every group the person organises that is not archived.
 pub(crate) async fn organise_home(
     State(state): State<AppState>,
     SignedPage(signed): SignedPage,
@@ -120,6 +120,9 @@ struct CardPage {
     group_id: String,
     /// Listed already: some changes wait for the region's staff.
     listed: bool,
+    /// A change already waits for the staff (saving a significant one again
+    /// replaces it).
+    waiting_edit: bool,
     card: CardForm,
     topics: Vec<Choice>,
     formats: Vec<Choice>,
@@ -144,15 +147,16 @@ fn choices(all: &[(&str, &str)], chosen: &str) -> Vec<Choice> {
         .collect()
 }
 
+/// The card's page: a new group's (`group` none), or `group`'s to edit.
 async fn card_page(
     state: &AppState,
     signed: &Signed,
     status: StatusCode,
-    group_id: &str,
-    listed: bool,
+    group: Option<&pb::Group>,
     card: CardForm,
     errors: Vec<FieldError>,
 ) -> Response {
+    let group_id = group.map_or("", |g| g.id.as_str());
     let topics = match state.listings.topics().await {
         Ok(t) => t,
         Err(e) => return error_page(state, &e),
@@ -161,7 +165,8 @@ async fn card_page(
         csrf: signed.csrf_token.clone(),
         errors,
         group_id: group_id.to_string(),
-        listed,
+        listed: group.is_some_and(|g| listed(g.status())),
+        waiting_edit: group.is_some_and(|g| g.pending_edit.is_some()),
         topics: topics
             .iter()
             .map(|t| Choice {
@@ -195,7 +200,7 @@ pub(crate) async fn new_group_form(
         languages: "en".into(),
         ..CardForm::default()
     };
-    card_page(&state, &signed, StatusCode::OK, "", false, card, Vec::new()).await
+    card_page(&state, &signed, StatusCode::OK, None, card, Vec::new()).await
 }
 
 /// Whether a service's refusal is the person's to correct on the form.
@@ -280,13 +285,11 @@ pub(crate) async fn create_group(
             Ok(errors) => {
                 let mut form = form;
                 form.version = group.version.to_string();
-                let listed = listed(group.status());
                 card_page(
                     &state,
                     &signed,
                     StatusCode::BAD_REQUEST,
-                    &group.id,
-                    listed,
+                    Some(&group),
                     form,
                     errors,
                 )
@@ -312,16 +315,7 @@ async fn new_card_refused(
     form: CardForm,
     errors: Vec<FieldError>,
 ) -> Response {
-    card_page(
-        state,
-        signed,
-        StatusCode::BAD_REQUEST,
-        "",
-        false,
-        form,
-        errors,
-    )
-    .await
+    card_page(state, signed, StatusCode::BAD_REQUEST, None, form, errors).await
 }
 
 /// The group as its organiser sees it (NOT_FOUND and PERMISSION_DENIED from
@@ -394,14 +388,12 @@ pub(crate) async fn edit_form(
     .await;
     match loaded {
         Ok((group, settings)) => {
-            let listed = listed(group.status());
             let card = CardForm::from_group(&group, &settings.join_question);
             card_page(
                 &state,
                 &signed,
                 StatusCode::OK,
-                &id,
-                listed,
+                Some(&group),
                 card,
                 Vec::new(),
             )
@@ -439,10 +431,11 @@ pub(crate) async fn save_edit(
     let saved = async {
         let mut call = state.services.as_signed(&signed).await?;
         let group = managed_group(&mut call, &id).await?;
-        let card = match card {
+        let mut card = match card {
             Ok(card) => card,
             Err(errors) => return Ok((group, Err(errors))),
         };
+        card.keep_what_the_form_does_not_show(&group.venues);
         let request = call.ask(card.into_update(&id, version));
         if let Err(status) = call.listings.update_group(request).await {
             return Ok((group, Err(refusal(status)?)));
@@ -461,8 +454,7 @@ pub(crate) async fn save_edit(
                 &state,
                 &signed,
                 StatusCode::BAD_REQUEST,
-                &id,
-                listed(group.status()),
+                Some(&group),
                 form,
                 errors,
             )

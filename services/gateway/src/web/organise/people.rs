@@ -8,10 +8,11 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
-use super::{Shown, after_step, desk_answer, first_page, organiser_form};
+use super::{Shown, after_step, desk_answer, organiser_form};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::services::AsPerson;
@@ -63,25 +64,52 @@ fn role_words(role: mpb::GroupRole) -> &'static str {
     }
 }
 
-/// Everyone asking, belonging or waiting, in one call.
+/// Pages of people one desk reads at most (100 each).
+const MOST_PAGES: usize = 20;
+
+/// The group's memberships in `states`, page after page.
+async fn memberships_in(
+    call: &mut AsPerson,
+    id: &str,
+    states: &[mpb::MembershipState],
+) -> Result<Vec<mpb::Membership>, GatewayError> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    for _ in 0..MOST_PAGES {
+        let request = call.ask(mpb::ListGroupMembersRequest {
+            group_id: id.to_string(),
+            states: states.iter().map(|s| i32::from(*s)).collect(),
+            page: Some(PageRequest {
+                page_size: 100,
+                page_token: token,
+            }),
+        });
+        let answer = call
+            .membership
+            .list_group_members(request)
+            .await?
+            .into_inner();
+        all.extend(answer.members);
+        token = answer.page.map(|p| p.next_page_token).unwrap_or_default();
+        if token.is_empty() {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Everyone asking, belonging or waiting.
 pub(super) async fn people_of(call: &mut AsPerson, id: &str) -> Result<People, GatewayError> {
-    let request = call.ask(mpb::ListGroupMembersRequest {
-        group_id: id.to_string(),
-        states: [
+    let mut all = memberships_in(
+        call,
+        id,
+        &[
             mpb::MembershipState::Requested,
             mpb::MembershipState::Active,
             mpb::MembershipState::Waitlisted,
-        ]
-        .map(i32::from)
-        .to_vec(),
-        page: first_page(100),
-    });
-    let mut all = call
-        .membership
-        .list_group_members(request)
-        .await?
-        .into_inner()
-        .members;
+        ],
+    )
+    .await?;
     all.sort_by_key(|m| m.waitlist_position);
     let mut people = People::default();
     for m in all {
@@ -130,6 +158,17 @@ pub(crate) async fn change_person(
     };
     let note = form.note.trim().to_string();
     let done = async {
+        // The person must be one of this group's, in the state the change is for.
+        let state_for = match what.as_str() {
+            "approve" | "decline" => mpb::MembershipState::Requested,
+            "co_organiser" | "member" | "remove" => mpb::MembershipState::Active,
+            _ => return Err(GatewayError::NotFound),
+        };
+        let person = memberships_in(&mut call, &id, &[state_for])
+            .await?
+            .into_iter()
+            .find(|m| m.id == membership_id)
+            .ok_or(GatewayError::NotFound)?;
         let answer = match what.as_str() {
             "approve" | "decline" => {
                 let request = call.ask(mpb::DecideRequestRequest {
@@ -149,29 +188,14 @@ pub(crate) async fn change_person(
                     mpb::GroupRole::CoOrganiser
                 };
                 // The member's duties stay as they are.
-                let request = call.ask(mpb::ListGroupMembersRequest {
-                    group_id: id.clone(),
-                    states: vec![mpb::MembershipState::Active.into()],
-                    page: first_page(100),
-                });
-                let duties = call
-                    .membership
-                    .list_group_members(request)
-                    .await?
-                    .into_inner()
-                    .members
-                    .into_iter()
-                    .find(|m| m.id == membership_id)
-                    .map(|m| m.duties)
-                    .ok_or(GatewayError::NotFound)?;
                 let request = call.ask(mpb::AssignRoleRequest {
                     membership_id,
                     role: role.into(),
-                    duties,
+                    duties: person.duties,
                 });
                 call.membership.assign_role(request).await
             }
-            "remove" => {
+            _ => {
                 let request = call.ask(mpb::RemoveMemberRequest {
                     membership_id,
                     ban: false,
@@ -179,7 +203,6 @@ pub(crate) async fn change_person(
                 });
                 call.membership.remove_member(request).await
             }
-            _ => return Err(GatewayError::NotFound),
         };
         Ok(answer.map(|_| ()))
     }
