@@ -109,8 +109,15 @@ impl ScheduleForm {
                 .find(|(_, w, _)| *w == s.weekday())
                 .map_or("monday", |(name, _, _)| name)
                 .into(),
-            week_of_month: s.week_of_month.to_string(),
-            day_of_month: s.day_of_month.to_string(),
+            // A weekly rule has neither: the form offers the usual choices.
+            week_of_month: match s.week_of_month {
+                0 => "1".into(),
+                n => n.to_string(),
+            },
+            day_of_month: match s.day_of_month {
+                0 => String::new(),
+                n => n.to_string(),
+            },
             start_time: s.start_time.clone(),
             end_time: s.end_time.clone(),
             valid_from: s.valid_from.clone(),
