@@ -42,7 +42,11 @@ pub struct Config {
     pub email: EmailConfig,
     pub sign_in: SignInConfig,
     /// Visitors writing to a group's organisers from its page.
-    pub contact: ContactConfig,
+    pub contact: PublicFormConfig,
+    /// Visitors reporting a problem with a listing, or telling staff about a
+    /// group (`requests_per_client_per_hour`, counted apart from messages to
+    /// organisers).
+    pub reports: PublicFormConfig,
     /// Staff signing in through the region's identity provider.
     pub staff: StaffConfig,
     pub sessions: SessionConfig,
@@ -78,13 +82,14 @@ pub struct SignInConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ContactConfig {
-    /// Messages to organisers one client address may send in an hour (each
-    /// replica; notifications also caps each group).
+pub struct PublicFormConfig {
+    /// Messages one client address may send in an hour (each replica). For
+    /// messages to organisers, notifications also caps each group; for
+    /// reports, listings caps the reports waiting in the region.
     pub requests_per_client_per_hour: u32,
 }
 
-impl Default for ContactConfig {
+impl Default for PublicFormConfig {
     fn default() -> Self {
         Self {
             requests_per_client_per_hour: 5,
@@ -248,7 +253,8 @@ impl Default for Config {
             },
             email: EmailConfig::default(),
             sign_in: SignInConfig::default(),
-            contact: ContactConfig::default(),
+            contact: PublicFormConfig::default(),
+            reports: PublicFormConfig::default(),
             staff: StaffConfig::default(),
             sessions: SessionConfig::default(),
             tokens: TokenConfig::default(),
@@ -337,6 +343,12 @@ impl Checked for Config {
             v,
             "contact.requests_per_client_per_hour",
             self.contact.requests_per_client_per_hour.into(),
+            1,
+        );
+        at_least(
+            v,
+            "reports.requests_per_client_per_hour",
+            self.reports.requests_per_client_per_hour.into(),
             1,
         );
         at_least(

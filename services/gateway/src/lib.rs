@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub sign_in_limiter: http::HourlyLimiter,
     /// Visitors' messages to organisers, per client address.
     pub contact_limiter: http::HourlyLimiter,
+    /// Reports and suggestions to staff, per client address.
+    pub reports_limiter: http::HourlyLimiter,
     pub keys: keys::Keys,
     /// The services, called as the signed-in person.
     pub services: services::Services,
@@ -151,6 +153,7 @@ pub async fn run_with_clock(
         ),
         sign_in_limiter: http::HourlyLimiter::new(config.sign_in.requests_per_client_per_hour),
         contact_limiter: http::HourlyLimiter::new(config.contact.requests_per_client_per_hour),
+        reports_limiter: http::HourlyLimiter::new(config.reports.requests_per_client_per_hour),
         services: services::Services::new(&config, keys.clone())?,
         staff: if config.staff.enabled() {
             Some(staff::Staff::new(

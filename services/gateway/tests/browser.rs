@@ -92,6 +92,10 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
          "status": 200, "h1": "Young bereaved", "shows": "Young adults who lost someone close"},
         {"name": "contact", "path": format!("/groups/{}/contact", dir.young.id),
          "status": 200, "h1": "Contact the organisers", "shows": "You may reply to me"},
+        {"name": "report", "path": format!("/groups/{}/report", dir.young.id),
+         "status": 200, "h1": "Report a problem with this listing", "shows": "What is wrong"},
+        {"name": "tell-us", "path": "/tell-us", "status": 200, "h1": "Tell us about a group",
+         "shows": "The group's name"},
         {"name": "group-online", "path": format!("/groups/{}", dir.online.id),
          "status": 200, "h1": "Carers online", "shows": "Online"},
         {"name": "topics", "path": "/topics", "status": 200, "h1": "Browse groups by topic",
@@ -143,10 +147,10 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(&report).expect("the JSON report");
-    // 10 pages × 3 views: every one loaded and checked.
+    // 13 pages × 3 views: every one loaded and checked.
     assert_eq!(
         report["checked"].as_array().unwrap().len(),
-        33,
+        39,
         "{report:#}"
     );
     println!(
@@ -371,7 +375,12 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-reviewed", "operator"),
         ("organise-preview", "owner"),
         ("organise-saved", "owner"),
+        ("organise-confirmed", "owner"),
         ("group-edit", "owner"),
+        ("tell-us-sent", "visitor"),
+        ("staff-reports", "operator"),
+        ("staff-reports-error", "operator"),
+        ("staff-reports-closed", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
     ] {

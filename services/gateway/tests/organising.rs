@@ -193,6 +193,40 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     .await;
     assert!(found.contains(NAME) || found.contains("Lakeside carers&#x27; circle"));
 
+    // Listed, it is to be confirmed once a year: from Olive's desk, or by
+    // staff from its review page; each confirmation goes into its history.
+    let desk_path = format!("/organise/{id}");
+    let (_, page) = get(&olive, gw, &desk_path).await;
+    assert!(page.contains("Details last confirmed on"), "{page}");
+    let token = field(&page, "csrf");
+    let (status, to, _) = post(
+        &olive,
+        gw,
+        &format!("{desk_path}/confirm"),
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, desk_path.as_str()));
+    let (status, to, _) = post(
+        &sam,
+        gw,
+        &format!("{review}/confirm"),
+        &[("csrf", &sam_token)],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, review.as_str()));
+    let (_, page) = get(&sam, gw, &review).await;
+    assert_eq!(
+        page.matches("<th scope=\"row\">checked</th>").count(),
+        2,
+        "{page}"
+    );
+    let (_, staff) = get(&sam, gw, "/staff").await;
+    assert!(
+        staff.contains("Every listed group has been checked within the year."),
+        "{staff}"
+    );
+
     // A significant edit waits, shown as a difference to Olive and to Sam.
     let edit = format!("/organise/{id}/edit");
     let (status, page) = get(&olive, gw, &edit).await;
@@ -367,6 +401,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         format!("/organise/{id}/meetings/move"),
         format!("/organise/{id}/meetings/add"),
         format!("/organise/{id}/submit"),
+        format!("/organise/{id}/confirm"),
         approve.clone(),
         format!("/organise/{id}/requests/{membership_id}/decline"),
         format!("/organise/{id}/members/{membership_id}/co_organiser"),
@@ -377,6 +412,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let staff_forms = [
         format!("/staff/groups/{id}/review"),
         format!("/staff/groups/{id}/suspend"),
+        format!("/staff/groups/{id}/confirm"),
     ];
     for (who, b) in callers {
         let organiser = who == "organiser";
@@ -763,6 +799,178 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert_eq!(status, 303);
     let (status, _, _) = post(&visitor, gw, &contact, &[("csrf", &t), ("message", "Six")]).await;
     assert_eq!(status, 429, "five an hour from one address");
+
+    // A visitor reports a problem with the listing, and another tells staff
+    // of a group the directory lacks; a bot's hidden field queues nothing.
+    // Sam sees both, the reply address only where allowed, and closes one
+    // with a note; nobody else may close them.
+    let report = format!("/groups/{id}/report");
+    assert!(
+        public.contains(&format!("href=\"{report}\"")),
+        "linked from the page"
+    );
+    let reporter = browser();
+    let (status, page) = get(&reporter, gw, &report).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Report a problem with this listing"));
+    let t = field(&page, "csrf");
+    let (status, _, page) = post(&reporter, gw, &report, &[("csrf", &t), ("message", "")]).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"message-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, _, page) = post(
+        &reporter,
+        gw,
+        &report,
+        &[("csrf", &t), ("message", "Moved"), ("may_reply", "1")],
+    )
+    .await;
+    assert_eq!(status, 400, "a reply needs an address");
+    assert!(
+        page.contains("id=\"reply_to-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post(
+        &reporter,
+        gw,
+        &report,
+        &[
+            ("csrf", &t),
+            ("message", "It meets in the library now"),
+            ("may_reply", "1"),
+            ("reply_to", "rae@example.org"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{report}?sent=1").as_str())
+    );
+    let (_, page) = get(&reporter, gw, &to).await;
+    assert!(
+        page.contains("the region&#x27;s staff have your message")
+            || page.contains("the region's staff have your message"),
+        "{page}"
+    );
+    let (_, home) = get(&reporter, gw, "/").await;
+    assert!(home.contains("href=\"/tell-us\""), "the footer asks");
+    let (status, page) = get(&reporter, gw, "/tell-us").await;
+    assert_eq!(status, 200);
+    let t = field(&page, "csrf");
+    let (status, _, page) = post(
+        &reporter,
+        gw,
+        "/tell-us",
+        &[
+            ("csrf", &t),
+            ("message", "Tuesdays at the chapel"),
+            ("reply_to", "rae@example.org"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"name-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    assert!(
+        page.contains("Tuesdays at the chapel"),
+        "what was typed is kept"
+    );
+    for (name, website) in [
+        ("Chapel walkers", ""),
+        ("Cheap pills", "http://spam.example"),
+    ] {
+        let (status, to, _) = post(
+            &reporter,
+            gw,
+            "/tell-us",
+            &[
+                ("csrf", &t),
+                ("name", name),
+                ("message", "Tuesdays at the chapel"),
+                ("reply_to", "rae@example.org"),
+                ("website", website),
+            ],
+        )
+        .await;
+        assert_eq!((status, to.as_str()), (303, "/tell-us?sent=1"), "{name}");
+    }
+    let (status, staff) = get(&sam, gw, "/staff").await;
+    assert_eq!(status, 200);
+    let staff = unescape(&staff);
+    assert!(staff.contains("2 waiting"), "{staff}");
+    assert!(
+        staff.contains("It meets in the library now") && staff.contains("reply to rae@example.org")
+    );
+    assert!(staff.contains("Suggested group: Chapel walkers") && staff.contains("no reply wanted"));
+    assert!(!staff.contains("Cheap pills"));
+    assert_eq!(
+        staff.matches("rae@example.org").count(),
+        1,
+        "not ticked, not kept"
+    );
+    let close = staff
+        .split("action=\"")
+        .filter_map(|a| a.split('"').next())
+        .find(|a| a.starts_with("/staff/reports/"))
+        .unwrap()
+        .to_string();
+    let report_id = close.split('/').nth(3).unwrap().to_string();
+    for (who, b) in [
+        ("anonymous", &stranger),
+        ("member", &ann),
+        ("organiser", &olive),
+    ] {
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        let (status, to, _) = post(b, gw, &close, &[("csrf", &token), ("note", "mine")]).await;
+        if who == "anonymous" {
+            assert_eq!(status, 303, "{who}");
+            assert!(to.starts_with("/staff/sign-in"), "{who}: {to}");
+        } else {
+            assert_eq!(status, 403, "{who}");
+        }
+        let (status, _) = get(b, gw, "/staff").await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} GET /staff"
+        );
+    }
+    let sam_token = csrf(&sam, &sys, "/staff").await;
+    let (status, _, page) = post(&sam, gw, &close, &[("csrf", &sam_token), ("note", " ")]).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains(&format!("id=\"note-{report_id}-error\"")),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post(
+        &sam,
+        gw,
+        &close,
+        &[
+            ("csrf", &sam_token),
+            ("note", "Venue updated with the organisers"),
+        ],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, "/staff"));
+    let (_, staff) = get(&sam, gw, "/staff").await;
+    let staff = unescape(&staff);
+    assert!(
+        staff.contains("1 waiting") && !staff.contains("It meets in the library now"),
+        "{staff}"
+    );
 
     // Olive shares the running of it: Ann becomes a co-organiser, and the
     // desk is hers too once listings has membership's word of it; the staff

@@ -14,6 +14,25 @@ pub struct Config {
     pub search: SearchConfig,
     pub edits: EditsConfig,
     pub partners: PartnersConfig,
+    pub reports: ReportsConfig,
+}
+
+/// What the public reports to staff (problems with listings, groups to list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportsConfig {
+    /// Most reports waiting at once in the region: past it, new ones are
+    /// refused (RESOURCE_EXHAUSTED) until staff close some, so a flood cannot
+    /// fill the database. The web also caps each client address.
+    pub open_per_region: u64,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            open_per_region: 1_000,
+        }
+    }
 }
 
 /// Partners reading the directory from the PUBLIC stream.
@@ -84,6 +103,17 @@ pub struct FreshnessConfig {
     pub warn_after_days: i64,
     /// How often to look for groups that are due.
     pub check_interval_secs: u64,
+    /// Days past `max_age_days` that an unchecked listing stays in search;
+    /// after that it leaves search (its page stays, labelled) until someone
+    /// confirms it. Groups never checked (imported without a date) stay.
+    pub grace_days: i64,
+}
+
+impl FreshnessConfig {
+    /// Days unchecked after which a listing leaves search.
+    pub fn out_of_search_after_days(&self) -> i64 {
+        self.max_age_days + self.grace_days
+    }
 }
 
 impl Default for FreshnessConfig {
@@ -92,6 +122,7 @@ impl Default for FreshnessConfig {
             max_age_days: 365,
             warn_after_days: 335,
             check_interval_secs: 3600,
+            grace_days: 30,
         }
     }
 }
@@ -108,6 +139,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             edits: EditsConfig::default(),
             partners: PartnersConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -141,6 +173,15 @@ impl Checked for Config {
                 "freshness.warn_after_days",
                 "must be at least 0 and less than freshness.max_age_days",
             );
+        }
+        at_least(
+            v,
+            "reports.open_per_region",
+            self.reports.open_per_region,
+            1,
+        );
+        if !(0..=3650).contains(&fresh.grace_days) {
+            v.add("freshness.grace_days", "must be from 0 to 3650");
         }
         at_least(
             v,

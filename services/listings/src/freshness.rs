@@ -8,11 +8,11 @@ use std::time::Duration;
 use selfhelp_platform::Shutdown;
 
 use crate::config::FreshnessConfig;
+use crate::domain::group::DAY_MS;
 use crate::error::ServiceError;
 use crate::store::group as store;
 use crate::workflow::Workflow;
 
-const DAY_MS: i64 = 86_400_000;
 /// Groups handled per round; the next round takes the rest.
 const BATCH: u64 = 200;
 

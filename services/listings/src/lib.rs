@@ -63,6 +63,8 @@ pub async fn run_with_clock(
         cards: Default::default(),
         render: grpc::public_card_render(tz),
         refreshes: Default::default(),
+        out_of_search_after_days: config.freshness.out_of_search_after_days(),
+        clock: clock.clone(),
     };
     let building = std::time::Instant::now();
     let indexed = indexer.rebuild().await?;
@@ -123,6 +125,7 @@ pub async fn run_with_clock(
             tz,
             freshness: config.freshness.clone(),
             significant_edits: config.edits.significant,
+            open_reports_per_region: config.reports.open_per_region,
             clock: clock.clone(),
         },
     );

@@ -1547,6 +1547,367 @@ async fn freshness_over_a_year(backend: Backend) {
     svc.stop().await.unwrap();
 }
 
+/// A listing unchecked past its year and the grace leaves search at the next
+/// full build, its page still there marked "not checked recently"; operators
+/// see every lapsed listing, the longest first, with those out of search
+/// named; a confirmation brings a listing back to search at once.
+async fn stale_listings_leave_search_after_the_grace(backend: Backend) {
+    use selfhelp_listings::config::{FreshnessConfig, SearchConfig};
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        freshness: FreshnessConfig {
+            grace_days: 30,
+            ..Default::default()
+        },
+        search: SearchConfig {
+            rebuild_interval_secs: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let clock = Clock::system();
+    let svc = RunningService::start(SERVICE_NAME, {
+        let clock = clock.clone();
+        move |l, s| run_with_clock(config, clock, l, s)
+    })
+    .await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    // Checked on day 0, day 20 and day 200; looked at on day 396 (a year is
+    // 365 days, and 30 more of grace).
+    let lapsed = publish(&mut client, "alice", new_group("Lapsed circle", "", &[])).await;
+    clock.advance(DAY * 20);
+    let in_grace = publish(&mut client, "alice", new_group("Grace circle", "", &[])).await;
+    clock.advance(DAY * 180);
+    let fresh = publish(&mut client, "alice", new_group("Fresh circle", "", &[])).await;
+    clock.advance(DAY * 196);
+
+    let found = |client: &ListingsServiceClient<Channel>| {
+        let mut client = client.clone();
+        async move {
+            let mut ids: Vec<String> = client
+                .search_groups(pb::SearchGroupsRequest {
+                    query: "circle".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .groups
+                .into_iter()
+                .map(|g| g.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut all = vec![lapsed.id.clone(), in_grace.id.clone(), fresh.id.clone()];
+    all.sort();
+    let mut left = vec![in_grace.id.clone(), fresh.id.clone()];
+    left.sort();
+    // Builds run every second of real time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = found(&client).await;
+        if now == left {
+            break;
+        }
+        assert_eq!(now, all, "only the lapsed listing leaves");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lapsed listing never left search"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let page = client
+        .get_group(pb::GetGroupRequest {
+            group_id: lapsed.id.clone(),
+        })
+        .await
+        .expect("its page stays")
+        .into_inner();
+    assert!(!page.recently_checked);
+
+    // Operators, and only they, see the lapsed listings.
+    let list = pb::ListStaleGroupsRequest { page: None };
+    for who in [
+        token("alice", REGION, &[]),
+        token("olu", "elsewhere", &["operator"]),
+    ] {
+        let refused = client
+            .list_stale_groups(with_token(list.clone(), &who))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let op = token("olu", REGION, &["operator"]);
+    let stale = client
+        .list_stale_groups(with_token(list.clone(), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = stale.groups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [lapsed.id.as_str(), in_grace.id.as_str()],
+        "longest unchecked first"
+    );
+    assert_eq!(stale.out_of_search_ids, std::slice::from_ref(&lapsed.id));
+    assert_eq!(stale.page.unwrap().total_size, 2);
+
+    // The operator confirms it: back in search at once, off the list.
+    client
+        .confirm_group_details(with_token(
+            pb::ConfirmGroupDetailsRequest {
+                group_id: lapsed.id.clone(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(found(&client).await, all);
+    let stale = client
+        .list_stale_groups(with_token(list, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = stale.groups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, [in_grace.id.as_str()]);
+    assert!(stale.out_of_search_ids.is_empty());
+    svc.stop().await.unwrap();
+}
+
+per_backend!(stale_listings_leave_search_after_the_grace);
+
+/// The public's reports reach the region's staff: only through the web's
+/// relay, checked field by field, about a listed group of the region or
+/// suggesting one; read and closed by the region's operators only (a closed
+/// report keeps no reply address); at most `reports.open_per_region` wait.
+async fn reports_reach_staff_and_only_staff(backend: Backend) {
+    use selfhelp_listings::config::ReportsConfig;
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        reports: ReportsConfig { open_per_region: 2 },
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let listed = publish(&mut client, "alice", new_group("Listed circle", "", &[])).await;
+    let draft = client
+        .create_group(with_token(
+            new_group("Draft circle", "", &[]),
+            &token("alice", REGION, &[]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let relay = token("web-report-relay", REGION, &["report-relay"]);
+    let about = |group_id: &str, message: &str| pb::ReportToStaffRequest {
+        group_id: group_id.into(),
+        message: message.into(),
+        ..Default::default()
+    };
+
+    // Only the web's relay of this region sends reports.
+    let report = about(&listed.id, "It moved to the library");
+    let anonymous = client.report_to_staff(report.clone()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    for t in [
+        token("alice", REGION, &[]),
+        token("olu", REGION, &["operator"]),
+        token("web-report-relay", "elsewhere", &["report-relay"]),
+    ] {
+        let refused = client
+            .report_to_staff(with_token(report.clone(), &t))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+
+    // Each bad field is named.
+    let bad = [
+        (about(&listed.id, "  "), "message"),
+        (about(&listed.id, &"x".repeat(2_001)), "message"),
+        (about("", "A group in Bulwell"), "suggested_name"),
+        (about("not-an-id", "Wrong"), "group_id"),
+        (
+            pb::ReportToStaffRequest {
+                suggested_name: "Both".into(),
+                ..about(&listed.id, "Wrong")
+            },
+            "suggested_name",
+        ),
+        (
+            pb::ReportToStaffRequest {
+                reply_to: "not an address".into(),
+                ..about(&listed.id, "Wrong")
+            },
+            "reply_to",
+        ),
+    ];
+    for (request, field) in bad {
+        let err = client
+            .report_to_staff(with_token(request, &relay))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert_eq!(violated_fields(&err), vec![field]);
+    }
+    // Only listed groups of the region can be reported.
+    for id in [draft.id.as_str(), "0190a0a0-0000-7000-8000-000000000000"] {
+        let err = client
+            .report_to_staff(with_token(about(id, "Wrong"), &relay))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    }
+
+    // A problem with the listing, with a reply address; a suggestion without.
+    let problem = client
+        .report_to_staff(with_token(
+            pb::ReportToStaffRequest {
+                reply_to: "visitor@example.org".into(),
+                ..about(&listed.id, "It moved to the library")
+            },
+            &relay,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let suggestion = client
+        .report_to_staff(with_token(
+            pb::ReportToStaffRequest {
+                suggested_name: "Bulwell walkers".into(),
+                ..about("", "Saturdays at the park gates")
+            },
+            &relay,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // The region's cap (2 here) holds the next one back.
+    let full = client
+        .report_to_staff(with_token(about(&listed.id, "Third"), &relay))
+        .await
+        .unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full:?}");
+
+    // Only the region's operators read and close them.
+    let list = pb::ListStaffReportsRequest { page: None };
+    let close = |id: &str, note: &str| pb::CloseStaffReportRequest {
+        report_id: id.into(),
+        note: note.into(),
+    };
+    for t in [
+        token("alice", REGION, &[]),
+        relay.clone(),
+        token("olu", "elsewhere", &["operator"]),
+    ] {
+        let refused = client
+            .list_staff_reports(with_token(list.clone(), &t))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        let refused = client
+            .close_staff_report(with_token(close(&problem.report_id, "done"), &t))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let op = token("olu", REGION, &["operator"]);
+    let waiting = client
+        .list_staff_reports(with_token(list.clone(), &op))
+        .await
+        .unwrap()
+        .into_inner();
+    let seen: Vec<(&str, &str, bool, &str, &str)> = waiting
+        .reports
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.group_name.as_str(),
+                r.suggestion,
+                r.message.as_str(),
+                r.reply_to.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                problem.report_id.as_str(),
+                "Listed circle",
+                false,
+                "It moved to the library",
+                "visitor@example.org"
+            ),
+            (
+                suggestion.report_id.as_str(),
+                "Bulwell walkers",
+                true,
+                "Saturdays at the park gates",
+                ""
+            ),
+        ],
+        "oldest first"
+    );
+    assert_eq!(waiting.reports[0].group_id, listed.id);
+
+    let err = client
+        .close_staff_report(with_token(close(&problem.report_id, " "), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), vec!["note"]);
+    let err = client
+        .close_staff_report(with_token(
+            close("0190a0a0-0000-7000-8000-000000000000", "done"),
+            &op,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let closed = client
+        .close_staff_report(with_token(
+            close(&problem.report_id, "Updated the venue"),
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(closed.closed);
+    assert_eq!(closed.closing_note, "Updated the venue");
+    assert_eq!(
+        closed.reply_to, "",
+        "the reply address goes with the closing"
+    );
+    let again = client
+        .close_staff_report(with_token(close(&problem.report_id, "again"), &op))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let waiting = client
+        .list_staff_reports(with_token(list, &op))
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = waiting.reports.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [suggestion.report_id.as_str()]);
+    // Room again under the cap.
+    client
+        .report_to_staff(with_token(about(&listed.id, "Third"), &relay))
+        .await
+        .expect("a closed report frees its place");
+    svc.stop().await.unwrap();
+}
+
+per_backend!(reports_reach_staff_and_only_staff);
+
 /// When a `group.review_due` found the group due, and when its details were
 /// last confirmed (ms since the epoch).
 fn review_due_dates(m: &async_nats::Message) -> (i64, i64) {

@@ -18,7 +18,7 @@ use super::forms::{self, FieldError, with_cookie};
 use super::pages::{Layout, error_page, html};
 use crate::AppState;
 use crate::error::GatewayError;
-use crate::http::{client_address, over_https};
+use crate::http::{HourlyLimiter, client_address, over_https};
 
 /// The role of the gateway's own token for relaying, and whom it is made as.
 pub(crate) const ROLE_CONTACT_RELAY: &str = "contact-relay";
@@ -41,7 +41,7 @@ struct ContactPage {
 #[derive(Deserialize)]
 pub(crate) struct SentQuery {
     #[serde(default)]
-    sent: Option<String>,
+    pub(crate) sent: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -95,6 +95,55 @@ pub(crate) async fn contact_form(
     contact_page(&state, &headers, StatusCode::OK, &id, view).await
 }
 
+/// What the checks every form the public sends meet first let through.
+pub(crate) enum Screened {
+    /// Go on.
+    Person,
+    /// A bot filled in the hidden field: answer as if it was sent, and send
+    /// nothing.
+    Bot,
+    /// Past this client address's cap: answer with this page.
+    Refused(Response),
+}
+
+/// Screens a public form: its hidden field, then the client address's cap
+/// on `limiter`.
+pub(crate) fn screen(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    honeypot: &str,
+    limiter: &HourlyLimiter,
+) -> Screened {
+    if !honeypot.is_empty() {
+        tracing::info!("a public form with its hidden field filled was dropped");
+        return Screened::Bot;
+    }
+    let client = client_address(headers, peer.ip(), state.config.http.trusted_proxies);
+    match limiter.check(client) {
+        Ok(()) => Screened::Person,
+        Err(retry_after_secs) => Screened::Refused(error_page(
+            state,
+            &GatewayError::TooManyRequests { retry_after_secs },
+        )),
+    }
+}
+
+/// The message and reply address of a public form, checked.
+pub(crate) fn message_errors(message: &str, may_reply: bool, reply_to: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if message.trim().is_empty() {
+        errors.push(FieldError::new("message", "Write your message"));
+    }
+    if may_reply && reply_to.trim().is_empty() {
+        errors.push(FieldError::new(
+            "reply_to",
+            "Give the email address for the reply, or untick the box",
+        ));
+    }
+    errors
+}
+
 pub(crate) async fn send(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -109,26 +158,19 @@ pub(crate) async fn send(
         );
     }
     let sent = Redirect::to(&format!("/groups/{id}/contact?sent=1")).into_response();
-    if !form.website.is_empty() {
-        // A bot: it is told what a person would be, and nothing is sent.
-        tracing::info!(group_id = %id, "a contact form with its hidden field filled was dropped");
-        return sent;
-    }
-    let client = client_address(&headers, peer.ip(), state.config.http.trusted_proxies);
-    if let Err(retry_after_secs) = state.contact_limiter.check(client) {
-        return error_page(&state, &GatewayError::TooManyRequests { retry_after_secs });
+    match screen(
+        &state,
+        &headers,
+        peer,
+        &form.website,
+        &state.contact_limiter,
+    ) {
+        Screened::Person => {}
+        Screened::Bot => return sent,
+        Screened::Refused(page) => return page,
     }
     let may_reply = form.may_reply.is_some();
-    let mut errors = Vec::new();
-    if form.message.trim().is_empty() {
-        errors.push(FieldError::new("message", "Write your message"));
-    }
-    if may_reply && form.reply_to.trim().is_empty() {
-        errors.push(FieldError::new(
-            "reply_to",
-            "Give the email address they may reply to, or untick the box",
-        ));
-    }
+    let errors = message_errors(&form.message, may_reply, &form.reply_to);
     let refused = |errors: Vec<FieldError>, form: ContactForm| ContactPage {
         errors,
         name: form.name,

@@ -105,6 +105,23 @@ pub(crate) fn language_name(code: &str) -> String {
     name.to_string()
 }
 
+/// When a listed group's details were last confirmed, in words; empty for a
+/// group not listed.
+pub(crate) fn checked_words(g: &pb::Group) -> String {
+    if g.status() != pb::GroupStatus::Published {
+        String::new()
+    } else if g.assured_date.is_empty() {
+        "Its details have never been confirmed.".into()
+    } else if g.recently_checked {
+        format!("Details last confirmed on {}.", long_date(&g.assured_date))
+    } else {
+        format!(
+            "Details last confirmed on {}: not checked recently.",
+            long_date(&g.assured_date)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,7 +249,7 @@ fn group_view(g: &pb::Group, topics: &[pb::Topic], base: &str) -> GroupView {
         format!("Details last checked on {}.", long_date(&g.assured_date))
     } else {
         format!(
-            "Details last checked on {}; they may be out of date.",
+            "Not checked recently: details last checked on {}, so they may be out of date. Contact the group before you go.",
             long_date(&g.assured_date)
         )
     };

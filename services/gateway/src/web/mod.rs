@@ -27,6 +27,7 @@ mod my_calendar;
 mod organise;
 mod pages;
 mod proposed;
+mod reports;
 mod search;
 mod sitemap;
 mod staff;
@@ -52,6 +53,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/groups/{id}/contact",
             get(contact::contact_form).post(contact::send),
+        )
+        .route(
+            "/groups/{id}/report",
+            get(reports::problem_form).post(reports::send_problem),
+        )
+        .route(
+            "/tell-us",
+            get(reports::suggestion_form).post(reports::send_suggestion),
         )
         .route("/groups/{id}/{what}", post(joining::place_change))
         .route("/groups/{id}/calendar.ics", get(calendar::group_calendar))
@@ -81,6 +90,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff/callback", get(staff::finish))
         .route("/staff/groups/{id}", get(staff::review_page))
         .route("/staff/groups/{id}/{what}", post(staff::decide))
+        .route("/staff/reports/{id}/close", post(staff::close_report))
         .route("/organise", get(organise::organise_home))
         .route(
             "/organise/new",

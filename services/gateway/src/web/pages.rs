@@ -67,6 +67,7 @@ impl Pages {
             ),
             ("fields.html", include_str!("../../templates/fields.html")),
             ("contact.html", include_str!("../../templates/contact.html")),
+            ("report.html", include_str!("../../templates/report.html")),
             (
                 "organise.html",
                 include_str!("../../templates/organise.html"),

@@ -13,7 +13,7 @@ use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as lpb;
 use serde::{Deserialize, Serialize};
 
-use super::format::{format_label, language_name, venue_line};
+use super::format::{checked_words, format_label, language_name, long_date, venue_line};
 use super::forms::{self, FieldError};
 use super::organise::{ChangeView, change_views, plain_value, status_words};
 use super::pages::{error_page, own_page};
@@ -135,7 +135,39 @@ fn refused(state: &AppState, why: StaffRefused) -> Response {
 
 #[derive(Serialize)]
 struct StaffPage {
+    csrf: String,
+    errors: Vec<FieldError>,
     waiting: Vec<Waiting>,
+    reports: Vec<ReportLine>,
+    /// How many reports wait, all pages.
+    reports_total: i64,
+    stale: Vec<Stale>,
+    /// How many listings are not checked lately, all pages.
+    stale_total: i64,
+}
+
+/// A report or suggestion from the public, waiting.
+#[derive(Serialize)]
+struct ReportLine {
+    id: String,
+    /// The listing reported (empty for a suggestion).
+    group_id: String,
+    /// The listing's name, or the suggested group's.
+    name: String,
+    suggestion: bool,
+    message: String,
+    reply_to: String,
+    received: String,
+}
+
+/// A published listing whose check lapsed.
+#[derive(Serialize)]
+struct Stale {
+    id: String,
+    name: String,
+    /// "12 March 2025", or "never".
+    checked: String,
+    out_of_search: bool,
 }
 
 #[derive(Serialize)]
@@ -152,43 +184,154 @@ pub(crate) async fn staff_page(
     State(state): State<AppState>,
     signed: Option<axum::Extension<Signed>>,
 ) -> Response {
-    let Some(axum::Extension(signed)) = signed else {
-        return Redirect::to("/staff/sign-in?next=/staff").into_response();
+    let signed = match operator(&state, signed, "/staff") {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
-    if !signed.is_staff() {
+    staff_answer(&state, &signed, StatusCode::OK, Vec::new()).await
+}
+
+async fn staff_answer(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    errors: Vec<FieldError>,
+) -> Response {
+    match staff_view(state, signed, errors).await {
+        Ok(view) => own_page(state, status, "staff.html", "Staff", &view),
+        Err(e) => error_page(state, &e),
+    }
+}
+
+async fn staff_view(
+    state: &AppState,
+    signed: &Signed,
+    errors: Vec<FieldError>,
+) -> Result<StaffPage, GatewayError> {
+    let mut call = state.services.as_signed(signed).await?;
+    let first = || {
+        Some(PageRequest {
+            page_size: 50,
+            page_token: String::new(),
+        })
+    };
+    let request = call.ask(lpb::ListReviewQueueRequest { page: first() });
+    let queue = call.listings.list_review_queue(request).await?.into_inner();
+    let request = call.ask(lpb::ListStaffReportsRequest { page: first() });
+    let reports = call
+        .listings
+        .list_staff_reports(request)
+        .await?
+        .into_inner();
+    let request = call.ask(lpb::ListStaleGroupsRequest { page: first() });
+    let stale = call.listings.list_stale_groups(request).await?.into_inner();
+    Ok(StaffPage {
+        csrf: signed.csrf_token.clone(),
+        errors,
+        waiting: queue
+            .groups
+            .into_iter()
+            .map(|g| Waiting {
+                edit: g.pending_edit.is_some(),
+                id: g.id,
+                name: g.name,
+                summary: g.summary,
+            })
+            .collect(),
+        reports_total: reports.page.map_or(0, |p| p.total_size),
+        reports: reports
+            .reports
+            .into_iter()
+            .map(|r| ReportLine {
+                received: r
+                    .received_at
+                    .as_ref()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                    .map(|t| t.with_timezone(&state.tz).format("%-d %b %Y").to_string())
+                    .unwrap_or_default(),
+                id: r.id,
+                group_id: r.group_id,
+                name: r.group_name,
+                suggestion: r.suggestion,
+                message: r.message,
+                reply_to: r.reply_to,
+            })
+            .collect(),
+        stale_total: stale.page.map_or(0, |p| p.total_size),
+        stale: stale
+            .groups
+            .into_iter()
+            .map(|g| Stale {
+                out_of_search: stale.out_of_search_ids.contains(&g.id),
+                checked: if g.assured_date.is_empty() {
+                    "never".into()
+                } else {
+                    long_date(&g.assured_date)
+                },
+                id: g.id,
+                name: g.name,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CloseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Closes a report with what was done.
+pub(crate) async fn close_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<CloseForm>,
+) -> Response {
+    let signed = match operator(&state, signed, "/staff") {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
         return error_page(
             &state,
-            &GatewayError::Forbidden("Only the region's staff see this page.".into()),
+            &GatewayError::bad("csrf", "the form has expired: please try again"),
         );
     }
-    let listed = async {
+    // Each report's note field has its own id on the page.
+    let note_field = format!("note-{id}");
+    if form.note.trim().is_empty() {
+        let errors = vec![FieldError::new(&note_field, "Say what you did about it")];
+        return staff_answer(&state, &signed, StatusCode::BAD_REQUEST, errors).await;
+    }
+    let done = async {
         let mut call = state.services.as_signed(&signed).await?;
-        let request = call.ask(lpb::ListReviewQueueRequest {
-            page: Some(PageRequest {
-                page_size: 50,
-                page_token: String::new(),
-            }),
+        let request = call.ask(lpb::CloseStaffReportRequest {
+            report_id: id.clone(),
+            note: form.note.trim().to_string(),
         });
-        Ok::<_, GatewayError>(call.listings.list_review_queue(request).await?.into_inner())
+        Ok::<_, GatewayError>(call.listings.close_staff_report(request).await)
     }
     .await;
-    match listed {
-        Ok(queue) => {
-            let view = StaffPage {
-                waiting: queue
-                    .groups
-                    .into_iter()
-                    .map(|g| Waiting {
-                        edit: g.pending_edit.is_some(),
-                        id: g.id,
-                        name: g.name,
-                        summary: g.summary,
-                    })
-                    .collect(),
-            };
-            own_page(&state, StatusCode::OK, "staff.html", "Staff", &view)
+    match done {
+        Err(own) => error_page(&state, &own),
+        Ok(Ok(_)) => Redirect::to("/staff").into_response(),
+        Ok(Err(status)) if forms::correctable(&status) => {
+            let errors = forms::violations(&status, |field| (field == "note").then_some("note"))
+                .into_iter()
+                .map(|mut e| {
+                    if e.field == "note" {
+                        e.field = note_field.clone();
+                    }
+                    e
+                })
+                .collect();
+            staff_answer(&state, &signed, StatusCode::BAD_REQUEST, errors).await
         }
-        Err(e) => error_page(&state, &e),
+        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
     }
 }
 
@@ -230,6 +373,8 @@ struct ReviewPage {
     card: Vec<CardLine>,
     can_suspend: bool,
     can_reinstate: bool,
+    /// "Last checked on …" for a listed group, empty otherwise.
+    checked: String,
     review_note: String,
     /// Every change and decision, newest first.
     history: Vec<HistoryLine>,
@@ -399,6 +544,7 @@ async fn review_view(
         card: card_lines(&g, &state.listings.topics().await?),
         can_suspend: status == lpb::GroupStatus::Published,
         can_reinstate: status == lpb::GroupStatus::Suspended,
+        checked: checked_words(&g),
         review_note: g.review_note.clone(),
         history: changes
             .iter()
@@ -467,7 +613,8 @@ pub(crate) struct DecisionForm {
 }
 
 /// An operator's decision on a listing: "review" (approve or reject, with a
-/// note the organisers see), "suspend" (with a reason) or "reinstate".
+/// note the organisers see), "suspend" (with a reason), "reinstate", or
+/// "confirm" (the details are still right).
 pub(crate) async fn decide(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -522,6 +669,15 @@ pub(crate) async fn decide(
                     group_id: id.clone(),
                 });
                 call.listings.reinstate_group(request).await.map(|_| ())
+            }
+            "confirm" => {
+                let request = call.ask(lpb::ConfirmGroupDetailsRequest {
+                    group_id: id.clone(),
+                });
+                call.listings
+                    .confirm_group_details(request)
+                    .await
+                    .map(|_| ())
             }
             _ => return Err(GatewayError::NotFound),
         };

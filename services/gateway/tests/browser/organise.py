@@ -2,8 +2,10 @@
 signs in, proposes a group through the form (a missing town is named, then
 given) and sends it for review; Sam signs in at the region's identity
 provider and approves it from the review page; Olive previews when it meets,
-saves it, and opens the edit form. Bea, signed in too, is refused Olive's
-desk and Sam's review page. Every page met is checked as in walk.py: axe-core
+saves it, confirms the details are still right, and opens the edit form.
+Bea, before signing in, tells the staff about a group; Sam closes that
+report with a note (after being asked for one). Bea, signed in too, is
+refused Olive's desk and Sam's review page. Every page met is checked as in walk.py: axe-core
 at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
 and its heading and text. Driven by services/gateway/tests/browser.rs, which
 feeds the sign-in links; the last line printed is the JSON report.
@@ -81,6 +83,8 @@ def organise(walk, olive, sam, bea, args):
     # When it meets: a preview, then saved.
     olive.get(desk)
     walk.check(olive, "organise-group-listed", h1=name, shows="Listed: people can find it")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/confirm'] button"))
+    walk.check(olive, "organise-confirmed", h1=name, shows="Details last confirmed on")
     Select(olive.find_element(By.ID, "weekday")).select_by_value("wednesday")
     set_value(olive, "start_time", "19:00")
     set_value(olive, "end_time", "20:30")
@@ -94,6 +98,23 @@ def organise(walk, olive, sam, bea, args):
         walk.fail("organise-saved", missing="the next meetings")
     olive.get(desk + "/edit")
     walk.check(olive, "group-edit", h1="Edit the group's details", shows="the region's staff check your change before people see it")
+
+    # Bea tells the staff of a group; Sam closes it with a note.
+    bea.get(walk.base + "/tell-us")
+    walk.check(bea, "tell-us", h1="Tell us about a group", shows="The group's name", who="visitor")
+    type_into(bea, "name", "Chapel walkers")
+    type_into(bea, "message", "Tuesdays at the chapel, 10am")
+    keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, "form[action='/tell-us'] button"))
+    walk.check(bea, "tell-us-sent", shows="the region's staff have your message", who="visitor")
+    sam.get(walk.base + "/staff")
+    walk.check(sam, "staff-reports", h1="Staff", shows="Suggested group: Chapel walkers", who="operator")
+    close = "form[action$='/close']"
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, close + " button"))
+    walk.check(sam, "staff-reports-error", shows="Say what you did about it", who="operator")
+    note = sam.find_element(By.CSS_SELECTOR, close + " input[name=note]").get_attribute("id")
+    type_into(sam, note, "Rang them: they will list it")
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, close + " button"))
+    walk.check(sam, "staff-reports-closed", shows="No reports or suggestions are waiting", who="operator")
 
     # Bea, signed in beside them, is refused both desks; her own is empty.
     sign_in(walk, bea, "bea@example.org", check=False)

@@ -722,9 +722,19 @@ pub fn organisers(creator: &str, roles: &[(String, String)]) -> Vec<String> {
     out
 }
 
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Whether details confirmed at `assured_at_ms` still count as checked at `now_ms`.
 pub fn recently_checked(assured_at_ms: Option<i64>, now_ms: i64, max_age_days: i64) -> bool {
-    assured_at_ms.is_some_and(|at| now_ms - at <= max_age_days * 86_400_000)
+    assured_at_ms.is_some_and(|at| now_ms - at <= max_age_days * DAY_MS)
+}
+
+/// Whether a published group confirmed at `assured_at_ms` is still found by
+/// search at `now_ms`: until `unchecked_days` (the freshness age plus its
+/// grace) have passed. A group never checked (imported without a date) stays:
+/// only a check that lapsed takes a group out.
+pub fn in_search(assured_at_ms: Option<i64>, now_ms: i64, unchecked_days: i64) -> bool {
+    assured_at_ms.is_none_or(|at| now_ms - at <= unchecked_days * DAY_MS)
 }
 
 #[cfg(test)]
@@ -1028,6 +1038,12 @@ mod tests {
         assert!(recently_checked(Some(0), 365 * day, 365));
         assert!(!recently_checked(Some(0), 366 * day, 365));
         assert!(!recently_checked(None, 0, 365));
+        assert!(in_search(Some(0), 395 * day, 395));
+        assert!(!in_search(Some(0), 396 * day, 395));
+        assert!(
+            in_search(None, 396 * day, 395),
+            "never checked is not lapsed"
+        );
     }
 
     #[test]

@@ -290,6 +290,41 @@ impl ListingsApi {
         })
     }
 
+    /// Published groups whose check lapsed, for operators to look at.
+    pub(super) async fn stale_groups(
+        &self,
+        caller: &Caller,
+        req: pb::ListStaleGroupsRequest,
+    ) -> Result<served::ListStaleGroupsResponse, ServiceError> {
+        let mut v = Violations::new();
+        let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
+        v.into_result()?;
+        if !caller.is_operator_of(&self.region) {
+            return Err(ServiceError::PermissionDenied(
+                "only operators of this region see the listings not checked lately",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let cutoff = now - self.freshness.max_age_days * domain::DAY_MS;
+        let (rows, total) =
+            store::stale(&self.db, &self.region, cutoff, page.offset, page.limit).await?;
+        let out_after = self.freshness.out_of_search_after_days();
+        let out_of_search_ids = rows
+            .iter()
+            .filter(|g| !domain::in_search(g.assured_at_ms, now, out_after))
+            .map(|g| g.id.clone())
+            .collect();
+        let mut groups = Vec::with_capacity(rows.len());
+        for g in &rows {
+            groups.push(self.managed_view(g, caller).await?.into());
+        }
+        Ok(served::ListStaleGroupsResponse {
+            groups,
+            page: Some(page.answer(rows.len(), total)),
+            out_of_search_ids,
+        })
+    }
+
     /// The groups `caller` organises here, newest first, as they see them.
     pub(super) async fn managed_groups(
         &self,

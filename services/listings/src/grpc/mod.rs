@@ -57,6 +57,7 @@ macro_rules! card_draft {
 mod lifecycle;
 mod oruk;
 mod privacy;
+mod reports;
 mod schedule;
 mod search;
 
@@ -75,6 +76,7 @@ pub struct ListingsApi {
     postcodes: Arc<PostcodeTable>,
     /// Decides what is overdue and which meetings are next.
     clock: Clock,
+    open_reports_per_region: u64,
 }
 
 /// What the region's settings give the API.
@@ -83,6 +85,7 @@ pub struct Settings {
     pub tz: chrono_tz::Tz,
     pub freshness: FreshnessConfig,
     pub significant_edits: SignificantEdits,
+    pub open_reports_per_region: u64,
     pub clock: Clock,
 }
 
@@ -99,6 +102,7 @@ impl ListingsApi {
             tz,
             freshness,
             significant_edits,
+            open_reports_per_region,
             clock,
         } = settings;
         Self {
@@ -112,6 +116,7 @@ impl ListingsApi {
             search,
             postcodes,
             clock,
+            open_reports_per_region,
         }
     }
 
@@ -482,6 +487,47 @@ impl ListingsService for ListingsApi {
         let caller = require_caller(&request)?;
         Ok(Response::new(
             self.review_queue(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_stale_groups(
+        &self,
+        request: Request<pb::ListStaleGroupsRequest>,
+    ) -> Result<Response<served::ListStaleGroupsResponse>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(
+            self.stale_groups(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn report_to_staff(
+        &self,
+        request: Request<pb::ReportToStaffRequest>,
+    ) -> Result<Response<pb::ReportToStaffResponse>, Status> {
+        let caller = caller_in_region(&request, &self.region)?;
+        Ok(Response::new(
+            self.report_to_staff(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_staff_reports(
+        &self,
+        request: Request<pb::ListStaffReportsRequest>,
+    ) -> Result<Response<pb::ListStaffReportsResponse>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(
+            self.staff_reports(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn close_staff_report(
+        &self,
+        request: Request<pb::CloseStaffReportRequest>,
+    ) -> Result<Response<pb::StaffReport>, Status> {
+        let caller = require_caller(&request)?;
+        Ok(Response::new(
+            self.close_staff_report(&caller, request.into_inner())
+                .await?,
         ))
     }
 

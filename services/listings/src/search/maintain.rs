@@ -22,6 +22,7 @@ use crate::domain::schedule::{self, Exception, Pattern};
 use crate::store::group::{self as store, Model};
 use crate::store::{exception, topic};
 use selfhelp_core::postcode::PostcodeTable;
+use selfhelp_core::time::Clock;
 
 /// The index shared by a replica's handlers (searches are short and CPU-bound).
 pub type SharedIndex = Arc<RwLock<SearchIndex>>;
@@ -40,6 +41,10 @@ pub struct Indexer {
     pub render: Render,
     /// Refreshes one at a time (see [`Refreshes`]).
     pub refreshes: Arc<tokio::sync::Mutex<Refreshes>>,
+    /// Listings unchecked for longer than this many days are left out of the
+    /// index (their cards stay): `freshness.max_age_days` plus its grace.
+    pub out_of_search_after_days: i64,
+    pub clock: Clock,
 }
 
 /// Keeps a group's refresh whole: two refreshes of it at once (this replica's
@@ -211,10 +216,20 @@ impl Indexer {
                 .map(|part| part.join().expect("preparing groups for the index"))
                 .collect()
         });
+        let now = self.clock.now_ms();
         for ((g, _), (card, doc)) in groups.iter().zip(prepared.into_iter().flatten()) {
-            fresh.insert(doc);
+            if self.searchable(g, now) {
+                fresh.insert(doc);
+            }
             cards.insert(g.id.clone(), Arc::new(card));
         }
+    }
+
+    /// Whether a published group is found by search at `now_ms`: not when its
+    /// check lapsed beyond the grace (its page stays, labelled). A group that
+    /// passes that age between changes leaves at the next full build.
+    fn searchable(&self, group: &Model, now_ms: i64) -> bool {
+        crate::domain::group::in_search(group.assured_at_ms, now_ms, self.out_of_search_after_days)
     }
 
     /// A published group's card and its document with the words weighed.
@@ -229,7 +244,8 @@ impl Indexer {
         (card, Prepared::new(doc))
     }
 
-    /// Re-reads one group: indexed and carded while published, removed otherwise.
+    /// Re-reads one group: carded while published (and indexed while its
+    /// check has not lapsed), removed otherwise.
     pub async fn refresh(&self, group_id: &str) -> Result<(), DbErr> {
         let mut refreshes = self.refreshes.lock().await;
         if refreshes.building > 0 {
@@ -245,7 +261,11 @@ impl Indexer {
                 let topics = topic::list(&self.db, &self.region).await?;
                 let rows = exception::list(&self.db, &g.id).await?;
                 let (card, doc) = self.prepare(&g, &rows, &topics);
-                self.index.write().expect("index lock").insert(doc);
+                if self.searchable(&g, self.clock.now_ms()) {
+                    self.index.write().expect("index lock").insert(doc);
+                } else {
+                    self.index.write().expect("index lock").remove(&g.id);
+                }
                 self.cards
                     .write()
                     .expect("cards lock")

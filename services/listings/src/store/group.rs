@@ -305,6 +305,31 @@ pub async fn claim_review_due<C: ConnectionTrait>(
     .await
 }
 
+/// Published groups of `region` last confirmed before `cutoff_ms`, or never,
+/// the longest unchecked first (never checked before all), with the total.
+pub async fn stale<C: ConnectionTrait>(
+    conn: &C,
+    region: &str,
+    cutoff_ms: i64,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    let query = Entity::find()
+        .filter(Column::Region.eq(region))
+        .filter(Column::Status.eq(Status::Published.as_str()))
+        .filter(
+            Condition::any()
+                .add(Column::AssuredAtMs.is_null())
+                .add(Column::AssuredAtMs.lt(cutoff_ms)),
+        )
+        // Never checked first on both backends: SQLite sorts NULL first in
+        // ascending order and PostgreSQL last, so the order says it.
+        .order_by_desc(Expr::col(Column::AssuredAtMs).is_null())
+        .order_by_asc(Column::AssuredAtMs)
+        .order_by_asc(Column::Id);
+    selfhelp_platform::db::offset_page(conn, query, offset, limit).await
+}
+
 /// Published groups of `region` in a stable order (oldest first), with the total.
 pub async fn published_page<C: ConnectionTrait>(
     conn: &C,

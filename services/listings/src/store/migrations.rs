@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateOrganiserRoles));
         all.push(Box::new(CreatePendingEdits));
         all.push(Box::new(IndexPublishedById));
+        all.push(Box::new(CreateStaffReports));
         all
     }
 }
@@ -484,6 +485,73 @@ impl MigrationTrait for IndexPublishedById {
                 .col(ListingGroup::Region)
                 .col(ListingGroup::Status)
                 .col(ListingGroup::Id)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct CreateStaffReports;
+
+impl MigrationName for CreateStaffReports {
+    fn name(&self) -> &str {
+        "m0108_listings_staff_reports"
+    }
+}
+
+#[derive(DeriveIden)]
+enum StaffReport {
+    Table,
+    Id,
+    Region,
+    GroupId,
+    SuggestedName,
+    Message,
+    ReplyTo,
+    ReceivedAtMs,
+    ClosedAtMs,
+    ClosedBy,
+    ClosingNote,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateStaffReports {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(StaffReport::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(StaffReport::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(StaffReport::Region).string().not_null())
+                .col(ColumnDef::new(StaffReport::GroupId).string().not_null())
+                .col(ColumnDef::new(StaffReport::SuggestedName).text().not_null())
+                .col(ColumnDef::new(StaffReport::Message).text().not_null())
+                .col(ColumnDef::new(StaffReport::ReplyTo).text().not_null())
+                .col(
+                    ColumnDef::new(StaffReport::ReceivedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(StaffReport::ClosedAtMs).big_integer().null())
+                .col(ColumnDef::new(StaffReport::ClosedBy).string().not_null())
+                .col(ColumnDef::new(StaffReport::ClosingNote).text().not_null())
+                .to_owned(),
+        )
+        .await?;
+        // The open reports of a region in order: the staff page's one query.
+        m.create_index(
+            Index::create()
+                .name("idx_staff_report_region_closed_id")
+                .table(StaffReport::Table)
+                .col(StaffReport::Region)
+                .col(StaffReport::ClosedAtMs)
+                .col(StaffReport::Id)
                 .if_not_exists()
                 .to_owned(),
         )

@@ -5,6 +5,7 @@ pub mod group;
 pub mod history;
 mod migrations;
 pub mod pending_edit;
+pub mod report;
 pub mod roles;
 pub mod topic;
 

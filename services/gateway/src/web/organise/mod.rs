@@ -492,6 +492,8 @@ struct DeskPage {
     can_submit: bool,
     can_start: bool,
     public: bool,
+    /// "Details last confirmed on …" for a listed group, empty otherwise.
+    checked: String,
     pending: Vec<ChangeView>,
     schedule_now: String,
     schedule: meetings::ScheduleForm,
@@ -587,6 +589,7 @@ async fn desk_view(
             pb::GroupStatus::Proposed | pb::GroupStatus::ProposalListed
         ),
         public: status == pb::GroupStatus::Published,
+        checked: super::format::checked_words(&group),
         pending: change_views(group.pending_edit.as_ref()),
         schedule_now: group
             .schedule
@@ -648,8 +651,8 @@ pub(crate) struct StepForm {
     csrf: String,
 }
 
-/// Sends a draft for review ("submit"), or starts a proposed group
-/// ("start": it becomes a draft to list).
+/// Sends a draft for review ("submit"), starts a proposed group ("start": it
+/// becomes a draft to list), or says a listing is still right ("confirm").
 pub(crate) async fn step(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -674,6 +677,15 @@ pub(crate) async fn step(
                     group_id: id.clone(),
                 });
                 call.listings.start_group(request).await.map(|_| ())
+            }
+            "confirm" => {
+                let request = call.ask(pb::ConfirmGroupDetailsRequest {
+                    group_id: id.clone(),
+                });
+                call.listings
+                    .confirm_group_details(request)
+                    .await
+                    .map(|_| ())
             }
             _ => return Err(GatewayError::NotFound),
         };
