@@ -45,6 +45,13 @@
       link.textContent = "The group's page";
       meta.appendChild(link);
     }
+    if (n.reportable) {
+      meta.appendChild(document.createTextNode(" · "));
+      var report = document.createElement("a");
+      report.href = "/my/notifications/" + encodeURIComponent(n.id) + "/report";
+      report.textContent = "Report this message";
+      meta.appendChild(report);
+    }
     item.appendChild(title);
     item.appendChild(body);
     item.appendChild(meta);

@@ -528,6 +528,11 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     )
     .await;
     assert_eq!(status, 303, "Bea follows");
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("1 person follows it for news without joining."),
+        "how many, not who"
+    );
     let announce = format!("/organise/{id}/announce");
     let (status, _, page) = post(
         &olive,
@@ -569,6 +574,76 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         },
     )
     .await;
+    // Ann reports the message to the staff: her reason is asked for, and
+    // Sam sees the message and the reason but not who sent the report. The
+    // report page is Ann's alone.
+    let (_, inbox) = get(&ann, gw, "/my/notifications").await;
+    let report_message = inbox
+        .split("href=\"")
+        .filter_map(|a| a.split('"').next())
+        .find(|a| a.starts_with("/my/notifications/") && a.ends_with("/report"))
+        .expect("a report link on the organisers' message")
+        .to_string();
+    let (status, page) = get(&ann, gw, &report_message).await;
+    assert_eq!(status, 200);
+    assert!(unescape(&page).contains("Mince pies at the next meeting"));
+    for (who, b) in [("other person", &bea), ("organiser", &olive)] {
+        let (status, page) = get(b, gw, &report_message).await;
+        assert_eq!(status, 404, "{who}: {page}");
+    }
+    let ann_token = field(&page, "csrf");
+    let (status, _, page) = post(
+        &ann,
+        gw,
+        &report_message,
+        &[("csrf", &ann_token), ("reason", "")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"reason-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post(
+        &ann,
+        gw,
+        &report_message,
+        &[("csrf", &ann_token), ("reason", "Off topic for the group")],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{report_message}?sent=1").as_str())
+    );
+    let (_, staff) = get(&sam, gw, "/staff").await;
+    let staff = unescape(&staff);
+    assert!(
+        staff.contains("A member reported a message the organisers sent")
+            && staff.contains("Why: Off topic for the group")
+            && staff.contains("Mince pies at the next meeting"),
+        "{staff}"
+    );
+    assert!(
+        !staff.contains("ann@example.org"),
+        "who reported it is not told"
+    );
+    let close = staff
+        .split("action=\"")
+        .filter_map(|a| a.split('"').next())
+        .find(|a| a.starts_with("/staff/reports/"))
+        .unwrap()
+        .to_string();
+    let sam_token = csrf(&sam, &sys, "/staff").await;
+    let (status, _, _) = post(
+        &sam,
+        gw,
+        &close,
+        &[("csrf", &sam_token), ("note", "Spoke to Olive")],
+    )
+    .await;
+    assert_eq!(status, 303);
+
     eventually(
         "the message in Ann's email",
         Duration::from_secs(30),
@@ -971,6 +1046,18 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         staff.contains("1 waiting") && !staff.contains("It meets in the library now"),
         "{staff}"
     );
+    // Five reports an hour from one address (Ann's, the problem, the
+    // suggestion: corrections and the bot's were not counted), then no more.
+    for expected in [303, 303, 429] {
+        let (status, _, _) = post(
+            &reporter,
+            gw,
+            "/tell-us",
+            &[("csrf", &t), ("name", "Another"), ("message", "Somewhere")],
+        )
+        .await;
+        assert_eq!(status, expected);
+    }
 
     // Olive shares the running of it: Ann becomes a co-organiser, and the
     // desk is hers too once listings has membership's word of it; the staff

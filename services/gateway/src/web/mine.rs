@@ -350,11 +350,14 @@ pub(crate) struct NotificationView {
     pub group_id: String,
     pub when: String,
     pub unread: bool,
+    /// An organiser's message to the members, which they may report to staff.
+    pub reportable: bool,
 }
 
 impl NotificationView {
     pub fn of(state: &AppState, n: npb::Notification) -> Self {
         NotificationView {
+            reportable: n.kind() == npb::NotificationKind::GroupAnnouncement,
             when: local(state, n.created_at.as_ref()),
             unread: n.read_at.is_none(),
             id: n.id,

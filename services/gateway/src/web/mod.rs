@@ -121,6 +121,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))
         .route("/my/notifications", get(mine::notifications))
         .route("/my/notifications/read", post(mine::mark_read))
+        .route(
+            "/my/notifications/{id}/report",
+            get(reports::message_report_form).post(reports::send_message_report),
+        )
         .route("/my/notifications/live", get(live::inbox_events))
         .route(
             "/my/calendar",

@@ -69,6 +69,10 @@ impl Pages {
             ("contact.html", include_str!("../../templates/contact.html")),
             ("report.html", include_str!("../../templates/report.html")),
             (
+                "report_message.html",
+                include_str!("../../templates/report_message.html"),
+            ),
+            (
                 "organise.html",
                 include_str!("../../templates/organise.html"),
             ),

@@ -12,7 +12,7 @@ use super::{MembershipApi, membership_to_wire, paging, state_from_wire, trace_of
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::error::MEMBERSHIP_NOT_FOUND;
 use crate::error::ServiceError;
-use crate::store::{group_settings, invitation, membership};
+use crate::store::{follow, group_settings, invitation, membership};
 use crate::workflow::Invite;
 
 const MAX_MESSAGE: usize = 1_000;
@@ -315,13 +315,29 @@ impl MembershipApi {
         &self,
         request: Request<pb::GetGroupSettingsRequest>,
     ) -> Result<pb::GroupSettings, ServiceError> {
-        self.caller(&request)?;
+        let caller = self.caller(&request)?;
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
         v.into_result()?;
-        self.known_group(&request, &group_id).await?;
+        let facts = self.known_group(&request, &group_id).await?;
         let s = group_settings::get(&self.db, &group_id, 0).await?;
-        Ok(settings_to_wire(&s))
+        let mut wire = settings_to_wire(&s);
+        // Who follows a group is not told; how many, only to those running it.
+        let runs_it = self
+            .require(
+                &self.read,
+                &facts,
+                &group_id,
+                &caller.person_id,
+                Permission::ManageGroup,
+            )
+            .await;
+        match runs_it {
+            Ok(_) => wire.followers = follow::count_for_group(&self.read, &group_id).await? as i64,
+            Err(ServiceError::PermissionDenied(_)) => {}
+            Err(other) => return Err(other),
+        }
+        Ok(wire)
     }
 
     pub(super) async fn update_settings(
@@ -411,5 +427,6 @@ fn settings_to_wire(s: &group_settings::Model) -> pb::GroupSettings {
         }
         .into(),
         join_question: s.join_question.clone(),
+        followers: 0,
     }
 }

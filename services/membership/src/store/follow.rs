@@ -19,6 +19,15 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+/// How many people follow `group_id`.
+pub async fn count_for_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Entity::find()
+        .filter(Column::GroupId.eq(group_id))
+        .count(conn)
+        .await
+}
+
 /// Adds the follow; false when it was already there.
 pub async fn add<C: ConnectionTrait>(
     conn: &C,

@@ -680,6 +680,29 @@ async fn following_without_joining_and_archiving_ends_memberships(backend: Backe
             .unwrap()
             .into_inner();
     assert_eq!(mine.follows.len(), 1);
+    // How many follow it: told to its organiser, not to the follower or anyone else.
+    let reader = e.mc.clone();
+    let followers = |person: &'static str| {
+        let mut mc = reader.clone();
+        let g = g.clone();
+        async move {
+            mc.get_group_settings(as_person(
+                pb::GetGroupSettingsRequest { group_id: g },
+                person,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .followers
+        }
+    };
+    assert_eq!(
+        followers("alice").await,
+        1,
+        "counted once however often followed"
+    );
+    assert_eq!(followers("zoe").await, 0);
+    assert_eq!(followers("mallory").await, 0);
     let memberships =
         e.mc.list_my_memberships(as_person(
             pb::ListMyMembershipsRequest { page: None },
@@ -695,6 +718,7 @@ async fn following_without_joining_and_archiving_ends_memberships(backend: Backe
     e.mc.unfollow_group(as_person(follow.clone(), "zoe"))
         .await
         .unwrap();
+    assert_eq!(followers("alice").await, 0, "an unfollow is counted off");
     // Events leave in the order they were written, so by the time the stop
     // arrives, a second start would have arrived before it.
     e.outside

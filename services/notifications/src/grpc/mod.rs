@@ -165,6 +165,24 @@ impl NotificationsService for NotificationsApi {
         .await
     }
 
+    async fn get_notification(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            let mut v = Violations::new();
+            let id = v.uuid("notification_id", &request.get_ref().notification_id);
+            v.into_result()?;
+            let id = id.expect("valid when no violation").to_string();
+            notification::find_owned(&self.read, &caller.person_id, &id)
+                .await?
+                .map(|row| to_wire(&row))
+                .ok_or(ServiceError::NotFound("notification not found"))
+        })
+        .await
+    }
+
     async fn mark_read(
         &self,
         request: Request<pb::MarkReadRequest>,

@@ -117,6 +117,18 @@ pub async fn list<C: ConnectionTrait>(
     query.order_by_desc(Column::Id).limit(limit).all(conn).await
 }
 
+/// Notification `id` if it is `recipient`'s.
+pub async fn find_owned<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    id: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id.to_string())
+        .filter(Column::RecipientId.eq(recipient))
+        .one(conn)
+        .await
+}
+
 pub async fn unread_count<C: ConnectionTrait>(conn: &C, recipient: &str) -> Result<u64, DbErr> {
     Entity::find()
         .filter(Column::RecipientId.eq(recipient))

@@ -2017,6 +2017,13 @@ async fn every_rpc(
         }
     );
     call!(
+        "GetNotification",
+        get_notification,
+        pb::GetNotificationRequest {
+            notification_id: id()
+        }
+    );
+    call!(
         "WatchNotifications",
         watch_notifications,
         Default::default()

@@ -217,10 +217,36 @@ async fn a_join_tells_organiser_and_member_once_even_when_redelivered(backend: B
         "nobody else is told"
     );
 
-    // Marking read: only one's own.
+    // Reading one and marking read: only one's own.
     let alice = token("alice", REGION, &[]);
     let bob = token("bob", REGION, &[]);
     let id = n.id.clone();
+    let get = |t: &str| {
+        with_token(
+            pb::GetNotificationRequest {
+                notification_id: id.clone(),
+            },
+            t,
+        )
+    };
+    let got = client
+        .get_notification(get(&alice))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&got, n);
+    let err = client.get_notification(get(&bob)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = client
+        .get_notification(with_token(
+            pb::GetNotificationRequest {
+                notification_id: "7".into(),
+            },
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&err), ["notification_id"]);
     let err = client
         .mark_read(with_token(
             pb::MarkReadRequest {

@@ -494,6 +494,9 @@ struct DeskPage {
     public: bool,
     /// "Details last confirmed on …" for a listed group, empty otherwise.
     checked: String,
+    /// How many follow it: for a proposal, how many are interested.
+    followers: i64,
+    proposal: bool,
     pending: Vec<ChangeView>,
     schedule_now: String,
     schedule: meetings::ScheduleForm,
@@ -573,6 +576,7 @@ async fn desk_view(
     let mut call = state.services.as_signed(signed).await?;
     let group = managed_group(&mut call, id).await?;
     let people = people::people_of(&mut call, id).await?;
+    let followers = settings_of(&mut call, id).await?.followers;
     let status = group.status();
     let today = Utc::now().with_timezone(&state.tz).date_naive();
     Ok(DeskPage {
@@ -590,6 +594,13 @@ async fn desk_view(
         ),
         public: status == pb::GroupStatus::Published,
         checked: super::format::checked_words(&group),
+        followers,
+        proposal: matches!(
+            status,
+            pb::GroupStatus::Proposed
+                | pb::GroupStatus::ProposalPendingReview
+                | pb::GroupStatus::ProposalListed
+        ),
         pending: change_views(group.pending_edit.as_ref()),
         schedule_now: group
             .schedule
