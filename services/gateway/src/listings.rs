@@ -161,6 +161,12 @@ impl Listings {
         Ok(topics)
     }
 
+    /// Drops the kept topics: staff changed them here, and their next page
+    /// shows the change.
+    pub fn forget_topics(&self) {
+        *self.topics.lock().expect("topics lock") = None;
+    }
+
     pub async fn calendar(&self, id: &str) -> Result<String, GatewayError> {
         // Only published groups meet, so only they have a feed.
         if self.group(id).await?.status != pb::GroupStatus::Published as i32 {

@@ -385,6 +385,9 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-reports", "operator"),
         ("staff-reports-error", "operator"),
         ("staff-reports-closed", "operator"),
+        ("staff-topics", "operator"),
+        ("staff-topics-error", "operator"),
+        ("staff-topic", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
     ] {

@@ -1083,6 +1083,139 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert!(page.contains(&format!("href=\"{desk}\"")), "{page}");
     let (status, _) = get(&ann, gw, &review).await;
     assert_eq!(status, 403, "a co-organiser is not staff");
+
+    // Sam keeps the topics: a bad code is named, a new topic is added (and
+    // offered to the public at once), renamed, and retired in favour of
+    // another once one is chosen; a taken code is refused on its field.
+    // Nobody else may see or change them.
+    let topics = "/staff/topics";
+    let (status, page) = get(&sam, gw, topics).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Add a topic"), "{page}");
+    let t = field(&page, "csrf");
+    let new_topic = |code: &'static str| {
+        [
+            ("csrf", t.clone()),
+            ("code", code.to_string()),
+            ("name", "Tinnitus".to_string()),
+            ("parent_id", String::new()),
+        ]
+    };
+    let post_owned = |b: &reqwest::Client, path: String, form: Vec<(&'static str, String)>| {
+        let b = b.clone();
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(&b, gw, &path, &form).await
+        }
+    };
+    let (status, _, page) = post_owned(&sam, topics.into(), new_topic("Tinnitus!").to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"code-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    assert!(
+        page.contains("value=\"Tinnitus\""),
+        "what was typed is kept"
+    );
+    let (status, to, _) = post_owned(&sam, topics.into(), new_topic("tinnitus").to_vec()).await;
+    assert_eq!((status, to.as_str()), (303, topics));
+    let (status, _, page) = post_owned(&sam, topics.into(), new_topic("tinnitus").to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("Another topic has this code"),
+        "{}",
+        error_summary(&page)
+    );
+    let (_, public) = get(&ann, gw, "/topics").await;
+    assert!(public.contains("Tinnitus"), "offered at once");
+    let (_, page) = get(&sam, gw, topics).await;
+    let topic_page = page
+        .split("href=\"")
+        .filter_map(|a| a.split('"').next())
+        .find(|a| a.starts_with("/staff/topics/") && page.contains(&format!("{a}\">Tinnitus<")))
+        .expect("the new topic's page")
+        .to_string();
+    let (status, page) = get(&sam, gw, &topic_page).await;
+    assert_eq!(status, 200);
+    let carers = page
+        .split("<option value=\"")
+        .filter_map(|o| o.split_once("\">"))
+        .find(|(_, label)| label.starts_with("Carers"))
+        .map(|(id, _)| id.to_string())
+        .expect("another topic to choose");
+    let rename = vec![
+        ("csrf", t.clone()),
+        ("name", "Tinnitus and hearing".to_string()),
+        ("description", "Living with tinnitus".to_string()),
+        ("parent_id", String::new()),
+    ];
+    let (status, to, _) = post_owned(&sam, format!("{topic_page}/save"), rename).await;
+    assert_eq!((status, to.as_str()), (303, topics));
+    let retire = |replacement: &str| {
+        vec![
+            ("csrf", t.clone()),
+            ("replacement_id", replacement.to_string()),
+        ]
+    };
+    let (status, _, page) = post_owned(&sam, format!("{topic_page}/retire"), retire("")).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"replacement_id-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post_owned(&sam, format!("{topic_page}/retire"), retire(&carers)).await;
+    assert_eq!((status, to.as_str()), (303, topics));
+    let (_, page) = get(&sam, gw, topics).await;
+    assert!(
+        page.contains("Tinnitus and hearing") && page.contains("Retired: use Carers"),
+        "{page}"
+    );
+    let (_, public) = get(&ann, gw, "/topics").await;
+    assert!(
+        !public.contains("Tinnitus"),
+        "retired topics are not offered"
+    );
+    for (who, b) in [
+        ("anonymous", &stranger),
+        ("member", &bea),
+        ("organiser", &olive),
+    ] {
+        let (status, _) = get(b, gw, topics).await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} GET {topics}"
+        );
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        for path in [
+            topics.to_string(),
+            format!("{topic_page}/save"),
+            format!("{topic_page}/retire"),
+        ] {
+            let form = vec![
+                ("csrf", token.clone()),
+                ("code", "mine".to_string()),
+                ("name", "Mine".to_string()),
+                ("replacement_id", carers.clone()),
+            ];
+            let (status, to, _) = post_owned(b, path.clone(), form).await;
+            if who == "anonymous" {
+                assert_eq!(status, 303, "{who} POST {path}");
+                assert!(to.starts_with("/staff/sign-in"), "{who} POST {path}: {to}");
+            } else {
+                assert_eq!(status, 403, "{who} POST {path}");
+            }
+        }
+    }
+    let (_, page) = get(&sam, gw, topics).await;
+    assert!(!page.contains(">Mine<"), "nothing was added by anyone else");
     drop(provider);
 }
 

@@ -31,6 +31,7 @@ mod reports;
 mod search;
 mod sitemap;
 mod staff;
+mod staff_topics;
 mod told;
 mod topics;
 
@@ -91,6 +92,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff/groups/{id}", get(staff::review_page))
         .route("/staff/groups/{id}/{what}", post(staff::decide))
         .route("/staff/reports/{id}/close", post(staff::close_report))
+        .route(
+            "/staff/topics",
+            get(staff_topics::topics_page).post(staff_topics::create),
+        )
+        .route("/staff/topics/{id}", get(staff_topics::topic_page))
+        .route("/staff/topics/{id}/{what}", post(staff_topics::update))
         .route("/organise", get(organise::organise_home))
         .route(
             "/organise/new",

@@ -69,6 +69,14 @@ impl Pages {
             ("contact.html", include_str!("../../templates/contact.html")),
             ("report.html", include_str!("../../templates/report.html")),
             (
+                "staff_topics.html",
+                include_str!("../../templates/staff_topics.html"),
+            ),
+            (
+                "staff_topic.html",
+                include_str!("../../templates/staff_topic.html"),
+            ),
+            (
                 "report_message.html",
                 include_str!("../../templates/report_message.html"),
             ),

@@ -336,7 +336,7 @@ pub(crate) async fn close_report(
 }
 
 /// The signed-in operator of this region, or the page to answer instead.
-fn operator(
+pub(crate) fn operator(
     state: &AppState,
     signed: Option<axum::Extension<Signed>>,
     here: &str,

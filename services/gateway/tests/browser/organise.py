@@ -6,7 +6,7 @@ saves it, confirms the details are still right, messages the members, and
 opens the edit form.
 Bea signs in and joins; she reports Olive's message to the members from her
 inbox and tells the staff about a group; Sam closes both reports with a note
-(after being asked for one). Bea is refused Olive's desk and Sam's review
+(after being asked for one), and opens the topics. Bea is refused Olive's desk and Sam's review
 page. Every page met is checked as in walk.py: axe-core
 at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
 and its heading and text. Driven by services/gateway/tests/browser.rs, which
@@ -148,6 +148,12 @@ def organise(walk, olive, sam, bea, args):
         type_into(sam, note, "Dealt with")
         keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, close + " button"))
     walk.check(sam, "staff-reports-closed", shows="No reports or suggestions are waiting", who="operator")
+    sam.get(walk.base + "/staff/topics")
+    walk.check(sam, "staff-topics", h1="Topics", shows="Add a topic", who="operator")
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action='/staff/topics'] button"))
+    walk.check(sam, "staff-topics-error", shows="There is a problem", who="operator")
+    press_enter(sam, sam.find_element(By.LINK_TEXT, "Carers"))
+    walk.check(sam, "staff-topic", h1="Topic: Carers", shows="Retire it", who="operator")
 
     # Bea, a member, is refused both desks; her own is empty.
     bea.get(walk.base + "/organise")
