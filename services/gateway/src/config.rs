@@ -47,6 +47,9 @@ pub struct Config {
     /// group (`requests_per_client_per_hour`, counted apart from messages to
     /// organisers).
     pub reports: PublicFormConfig,
+    /// Invitations organisers and staff send by email
+    /// (`requests_per_client_per_hour`).
+    pub invitations: PublicFormConfig,
     /// Staff signing in through the region's identity provider.
     pub staff: StaffConfig,
     pub sessions: SessionConfig,
@@ -255,6 +258,9 @@ impl Default for Config {
             sign_in: SignInConfig::default(),
             contact: PublicFormConfig::default(),
             reports: PublicFormConfig::default(),
+            invitations: PublicFormConfig {
+                requests_per_client_per_hour: 20,
+            },
             staff: StaffConfig::default(),
             sessions: SessionConfig::default(),
             tokens: TokenConfig::default(),
@@ -349,6 +355,12 @@ impl Checked for Config {
             v,
             "reports.requests_per_client_per_hour",
             self.reports.requests_per_client_per_hour.into(),
+            1,
+        );
+        at_least(
+            v,
+            "invitations.requests_per_client_per_hour",
+            self.invitations.requests_per_client_per_hour.into(),
             1,
         );
         at_least(

@@ -56,6 +56,10 @@ pub(crate) struct Inner {
     pub contact_limiter: http::HourlyLimiter,
     /// Reports and suggestions to staff, per client address.
     pub reports_limiter: http::HourlyLimiter,
+    /// Invitations sent by email, per client address.
+    pub invitations_limiter: http::HourlyLimiter,
+    /// Sign-in links and invitations go out through it.
+    pub mail: Arc<selfhelp_platform::email::Sender>,
     pub keys: keys::Keys,
     /// The services, called as the signed-in person.
     pub services: services::Services,
@@ -148,12 +152,16 @@ pub async fn run_with_clock(
             db.clone(),
             clock.clone(),
             config.sign_in.clone(),
-            mail,
+            mail.clone(),
             config.area_name.clone(),
         ),
         sign_in_limiter: http::HourlyLimiter::new(config.sign_in.requests_per_client_per_hour),
         contact_limiter: http::HourlyLimiter::new(config.contact.requests_per_client_per_hour),
         reports_limiter: http::HourlyLimiter::new(config.reports.requests_per_client_per_hour),
+        invitations_limiter: http::HourlyLimiter::new(
+            config.invitations.requests_per_client_per_hour,
+        ),
+        mail,
         services: services::Services::new(&config, keys.clone())?,
         staff: if config.staff.enabled() {
             Some(staff::Staff::new(

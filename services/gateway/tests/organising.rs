@@ -1216,6 +1216,175 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     }
     let (_, page) = get(&sam, gw, topics).await;
     assert!(!page.contains(">Mine<"), "nothing was added by anyone else");
+
+    // Olive invites Vera by email: a bad address is named; the email carries
+    // a code for her alone and the group's address, and the desk shows no
+    // code. Vera signs in and joins with it: in at once, though the group
+    // asks for approval.
+    let token = csrf(&olive, &sys, &desk).await;
+    let invite = format!("/organise/{id}/invitations");
+    let by_email = |email: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("max_uses", "1".to_string()),
+            ("valid_days", "14".to_string()),
+            ("email", email.to_string()),
+        ]
+    };
+    let (status, _, page) = post_owned(&olive, invite.clone(), by_email("not an address")).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"email-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, _, page) = post_owned(&olive, invite.clone(), by_email("vera@example.org")).await;
+    assert_eq!(status, 200, "{}", error_summary(&page));
+    assert!(
+        page.contains("The invitation has gone to that address"),
+        "{page}"
+    );
+    assert!(!page.contains("The invitation code is"), "not shown");
+    let code_in = |mail: &str| {
+        mail.lines()
+            .map(str::trim)
+            .find(|l| l.len() == 12 && l.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(str::to_string)
+    };
+    let mail = eventually("Vera's invitation", Duration::from_secs(30), || async {
+        mails_to(&sys.smtp, "vera@example.org")
+            .into_iter()
+            .find(|m| m.contains("You are invited to join"))
+    })
+    .await;
+    assert!(mail.contains(&format!("/groups/{id}")), "{mail}");
+    let vera_code = code_in(&mail).expect("a code in the email");
+    let vera = browser();
+    sign_in(&vera, gw, &sys.smtp, "vera@example.org", 1).await;
+    let vera_token = csrf(&vera, &sys, &group_page).await;
+    let join = format!("{group_page}/join");
+    let (status, _, _) = post(
+        &vera,
+        gw,
+        &join,
+        &[("csrf", &vera_token), ("agree", "1"), ("code", &vera_code)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, mine) = get(&vera, gw, "/my/groups").await;
+    assert!(
+        mine.contains(&format!("href=\"/groups/{id}\"")) && mine.contains("Member"),
+        "in without waiting: {mine}"
+    );
+
+    // A group that came in by import has nobody to answer its requests:
+    // Sam invites Rita to organise it; she joins with the code from her
+    // email and runs it. Nobody else may send such an invitation.
+    let doc = serde_json::json!({
+        "id": "svc-imported-walkers",
+        "name": "Imported walkers",
+        "description": "Walks for people living with grief",
+        "schedules": [{"freq": "WEEKLY", "byday": "SA", "opens_at": "10:00",
+            "closes_at": "12:00", "attending_type": "Online", "interval": 1,
+            "valid_from": "2026-01-03"}],
+    });
+    let imported = client
+        .import_open_referral(selfhelp_testkit::with_token(
+            selfhelp_proto::listings::v1::ImportOpenReferralRequest {
+                services_json: vec![doc.to_string()],
+                dry_run: false,
+            },
+            &selfhelp_testkit::token("sam-import", common::REGION, &["operator"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let imported_id = imported.results[0].group_id.clone();
+    let imported_review = format!("/staff/groups/{imported_id}");
+    let imported_invite = format!("{imported_review}/invite");
+    let (_, page) = get(&sam, gw, &imported_review).await;
+    assert!(page.contains("Nobody organises it"), "{page}");
+    for (who, b) in [
+        ("anonymous", &stranger),
+        ("member", &bea),
+        ("organiser", &olive),
+    ] {
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        let (status, to, _) = post(
+            b,
+            gw,
+            &imported_invite,
+            &[("csrf", &token), ("email", "mallory@example.org")],
+        )
+        .await;
+        if who == "anonymous" {
+            assert_eq!(status, 303, "{who}");
+            assert!(to.starts_with("/staff/sign-in"), "{who}: {to}");
+        } else {
+            assert_eq!(status, 403, "{who}");
+        }
+    }
+    let sam_token = csrf(&sam, &sys, &imported_review).await;
+    let (status, _, page) = post(
+        &sam,
+        gw,
+        &imported_invite,
+        &[("csrf", &sam_token), ("email", "rita")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"email-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, _) = post(
+        &sam,
+        gw,
+        &imported_invite,
+        &[("csrf", &sam_token), ("email", "rita@example.org")],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{imported_review}?invited=1").as_str())
+    );
+    let (_, page) = get(&sam, gw, &to).await;
+    assert!(page.contains("has gone to that address"), "{page}");
+    let mail = eventually("Rita's invitation", Duration::from_secs(30), || async {
+        mails_to(&sys.smtp, "rita@example.org")
+            .into_iter()
+            .find(|m| m.contains("invite you to organise Imported walkers"))
+    })
+    .await;
+    assert!(mails_to(&sys.smtp, "mallory@example.org").is_empty());
+    let rita_code = code_in(&mail).expect("a code in the email");
+    let rita = browser();
+    sign_in(&rita, gw, &sys.smtp, "rita@example.org", 1).await;
+    let imported_page = format!("/groups/{imported_id}");
+    let rita_token = csrf(&rita, &sys, &imported_page).await;
+    let (status, _, _) = post(
+        &rita,
+        gw,
+        &format!("{imported_page}/join"),
+        &[("csrf", &rita_token), ("agree", "1"), ("code", &rita_code)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    eventually("Rita's desk", Duration::from_secs(30), || async {
+        let (status, _) = get(&rita, gw, &format!("/organise/{imported_id}")).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (_, page) = get(&sam, gw, &imported_review).await;
+    assert!(
+        !page.contains("Nobody organises it"),
+        "it has an organiser now"
+    );
     drop(provider);
 }
 

@@ -44,6 +44,9 @@ pub(crate) struct Place {
     join_question: String,
     /// The group asks for an invitation code.
     needs_code: bool,
+    /// A code is optional: an organiser's yes given beforehand, or an
+    /// invitation to organise.
+    offers_code: bool,
     asks_to_join: bool,
     consent: &'static str,
     proposal: bool,
@@ -132,6 +135,8 @@ pub(crate) async fn place(
             && state_of != Some(mpb::MembershipState::Banned),
         may_leave: open,
         needs_code: policy == lpb::JoinPolicy::InviteOnly
+            && state_of != Some(mpb::MembershipState::Invited),
+        offers_code: policy != lpb::JoinPolicy::InviteOnly
             && state_of != Some(mpb::MembershipState::Invited),
         asks_to_join: policy == lpb::JoinPolicy::Approval,
         join_question: mine.join_question,

@@ -19,6 +19,7 @@ mod contact;
 mod format;
 mod forms;
 mod group;
+mod invite_mail;
 mod joining;
 mod json_ld;
 mod live;
@@ -90,6 +91,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff/sign-in", get(staff::begin))
         .route("/staff/callback", get(staff::finish))
         .route("/staff/groups/{id}", get(staff::review_page))
+        .route("/staff/groups/{id}/invite", post(staff::invite_organiser))
         .route("/staff/groups/{id}/{what}", post(staff::decide))
         .route("/staff/reports/{id}/close", post(staff::close_report))
         .route(

@@ -6,11 +6,14 @@
 //! pages, and listings checks the operator role again on every call.
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::listings::v1 as lpb;
+use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
 use super::format::{checked_words, format_label, language_name, long_date, venue_line};
@@ -19,9 +22,10 @@ use super::organise::{ChangeView, change_views, plain_value, status_words};
 use super::pages::{error_page, own_page};
 use crate::AppState;
 use crate::error::GatewayError;
-use crate::http::{base_url, over_https};
+use crate::http::{base_url, client_address, over_https};
 use crate::sessions::Signed;
 use crate::staff::{Staff, StaffRefused};
+use crate::web::invite_mail::{self, EmailInvitation};
 
 #[derive(Deserialize)]
 pub(crate) struct BeginQuery {
@@ -375,6 +379,11 @@ struct ReviewPage {
     can_reinstate: bool,
     /// "Last checked on …" for a listed group, empty otherwise.
     checked: String,
+    /// A listed group nobody organises (it came in by import): staff may
+    /// invite someone to organise it.
+    unorganised: bool,
+    /// An invitation to organise it was just sent.
+    invited: bool,
     review_note: String,
     /// Every change and decision, newest first.
     history: Vec<HistoryLine>,
@@ -545,6 +554,8 @@ async fn review_view(
         can_suspend: status == lpb::GroupStatus::Published,
         can_reinstate: status == lpb::GroupStatus::Suspended,
         checked: checked_words(&g),
+        unorganised: status == lpb::GroupStatus::Published && g.organiser_ids.is_empty(),
+        invited: false,
         review_note: g.review_note.clone(),
         history: changes
             .iter()
@@ -584,17 +595,120 @@ async fn review_answer(
     }
 }
 
+#[derive(Deserialize)]
+pub(crate) struct ReviewQuery {
+    #[serde(default)]
+    invited: Option<String>,
+}
+
 /// A listing's review page.
 pub(crate) async fn review_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<ReviewQuery>,
     signed: Option<axum::Extension<Signed>>,
 ) -> Response {
     let signed = match operator(&state, signed, &format!("/staff/groups/{id}")) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
+    if query.invited.is_some() {
+        return match review_view(&state, &signed, &id, Vec::new()).await {
+            Ok(mut view) => {
+                view.invited = true;
+                let title = format!("Review: {}", view.name);
+                own_page(&state, StatusCode::OK, "staff_group.html", &title, &view)
+            }
+            Err(e) => error_page(&state, &e),
+        };
+    }
     review_answer(&state, &signed, &id, StatusCode::OK, Vec::new()).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OrganiserInvitationForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// How long an invitation to organise a group works.
+const ORGANISER_INVITATION_DAYS: i32 = 14;
+
+/// Sends someone a single-use code to organise a listed group nobody
+/// organises; membership checks again that the caller is an operator here
+/// and that the group has no organiser.
+pub(crate) async fn invite_organiser(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    signed: Option<axum::Extension<Signed>>,
+    Form(form): Form<OrganiserInvitationForm>,
+) -> Response {
+    let here = format!("/staff/groups/{id}");
+    let signed = match operator(&state, signed, &here) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
+        return error_page(
+            &state,
+            &GatewayError::bad("csrf", "the form has expired: please try again"),
+        );
+    }
+    let Some(to) = crate::signin::normalise(form.email.trim()) else {
+        let errors = vec![FieldError::new(
+            "email",
+            "Enter an email address like name@example.org",
+        )];
+        return review_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, errors).await;
+    };
+    let client = client_address(&headers, peer.ip(), state.config.http.trusted_proxies);
+    if let Err(retry_after_secs) = state.invitations_limiter.check(client) {
+        return error_page(&state, &GatewayError::TooManyRequests { retry_after_secs });
+    }
+    let sent = async {
+        let mut call = state.services.as_signed(&signed).await?;
+        let request = call.ask(lpb::GetGroupRequest {
+            group_id: id.clone(),
+        });
+        let group = call.listings.get_group(request).await?.into_inner();
+        let request = call.ask(mpb::CreateInvitationRequest {
+            group_id: id.clone(),
+            organiser: true,
+            max_uses: 1,
+            valid_hours: ORGANISER_INVITATION_DAYS * 24,
+            ..Default::default()
+        });
+        let invitation = match call.membership.create_invitation(request).await {
+            Ok(made) => made.into_inner(),
+            Err(status) => return Ok(Err(status)),
+        };
+        let base = base_url(&state, &headers);
+        let letter = EmailInvitation {
+            to: &to,
+            base: &base,
+            group_id: &id,
+            group_name: &group.name,
+            code: &invitation.code,
+            organiser: true,
+            valid_days: ORGANISER_INVITATION_DAYS,
+        };
+        invite_mail::send(&state, letter).await?;
+        Ok::<_, GatewayError>(Ok(()))
+    }
+    .await;
+    match sent {
+        Err(own) => error_page(&state, &own),
+        Ok(Ok(())) => Redirect::to(&format!("{here}?invited=1")).into_response(),
+        Ok(Err(status)) if forms::correctable(&status) => {
+            let errors = forms::violations(&status, |_| None);
+            review_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, errors).await
+        }
+        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -198,8 +198,9 @@ pub fn decide_join(
     let target = match group.join_policy.as_str() {
         _ if is_organiser => State::Active,
         "OPEN" => place,
+        // A code is the organisers' yes, given before the asking.
+        "APPROVAL" | "INVITE_ONLY" if attempt.valid_code => place,
         "APPROVAL" => State::Requested,
-        "INVITE_ONLY" if attempt.valid_code => place,
         "INVITE_ONLY" => return Err("this group is invitation only".into()),
         other => return Err(format!("this group's join policy ({other}) is not known")),
     };
@@ -248,6 +249,11 @@ mod tests {
         assert_eq!(
             join("INVITE_ONLY", with_code),
             Ok(JoinDecision::Become(State::Active, Role::Member))
+        );
+        assert_eq!(
+            join("APPROVAL", with_code),
+            Ok(JoinDecision::Become(State::Active, Role::Member)),
+            "a code is the organisers' yes"
         );
         let full = JoinAttempt {
             valid_code: false,

@@ -90,6 +90,12 @@ impl MembershipApi {
         if !person.is_empty() && max_uses != 1 {
             v.add("max_uses", "a personal invitation is used once");
         }
+        if req.organiser && !person.is_empty() {
+            v.add("person_id", "an invitation to organise is a code");
+        }
+        if req.organiser && max_uses != 1 {
+            v.add("max_uses", "an invitation to organise is used once");
+        }
         let hours = match req.valid_hours {
             0 => 168,
             n if (1..=2_160).contains(&n) => n,
@@ -100,14 +106,28 @@ impl MembershipApi {
         };
         v.into_result()?;
         let facts = self.known_group(&request, &group_id).await?;
-        self.require(
-            &self.db,
-            &facts,
-            &group_id,
-            &caller.person_id,
-            Permission::ManageMembers,
-        )
-        .await?;
+        if req.organiser {
+            // The region's staff hand a group nobody runs to someone who will.
+            if !caller.is_operator_of(&self.region) {
+                return Err(ServiceError::PermissionDenied(
+                    "only operators of this region invite someone to organise a group",
+                ));
+            }
+            if !facts.organiser_ids.is_empty() {
+                return Err(ServiceError::FailedPrecondition(
+                    "this group has organisers: they invite co-organisers".into(),
+                ));
+            }
+        } else {
+            self.require(
+                &self.db,
+                &facts,
+                &group_id,
+                &caller.person_id,
+                Permission::ManageMembers,
+            )
+            .await?;
+        }
         if facts.status != "PUBLISHED" {
             return Err(ServiceError::FailedPrecondition(
                 "only a published group can invite people".into(),
@@ -120,6 +140,7 @@ impl MembershipApi {
             created_by: &caller.person_id,
             max_uses,
             valid_hours: hours,
+            organiser: req.organiser,
         };
         let code = person.is_empty().then(new_code);
         let inv = self.workflow.invite(invite, code, &trace).await?;
@@ -414,6 +435,7 @@ fn invitation_to_wire(inv: &invitation::Model) -> pb::Invitation {
         max_uses: inv.max_uses,
         uses: inv.uses,
         expires_at: Some(to_timestamp(inv.expires_at_ms)),
+        organiser: inv.makes_organiser(),
     }
 }
 

@@ -20,6 +20,19 @@ pub struct Model {
     pub uses: i32,
     pub expires_at_ms: i64,
     pub created_at_ms: i64,
+    /// What whoever uses it becomes: `MEMBER`, or `ORGANISER`.
+    pub role: String,
+}
+
+/// The role of an invitation to organise a group.
+pub const ORGANISER: &str = "ORGANISER";
+const MEMBER: &str = "MEMBER";
+
+impl Model {
+    /// Whoever uses it becomes the group's organiser.
+    pub fn makes_organiser(&self) -> bool {
+        self.role == ORGANISER
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -34,6 +47,8 @@ pub struct NewInvitation<'a> {
     pub created_by: &'a str,
     pub max_uses: i32,
     pub expires_at_ms: i64,
+    /// Whoever uses it becomes an organiser.
+    pub organiser: bool,
 }
 
 pub async fn insert<C: ConnectionTrait>(
@@ -51,6 +66,7 @@ pub async fn insert<C: ConnectionTrait>(
         uses: Set(0),
         expires_at_ms: Set(new.expires_at_ms),
         created_at_ms: Set(now),
+        role: Set(if new.organiser { ORGANISER } else { MEMBER }.to_string()),
     }
     .insert(conn)
     .await

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(Rotas));
         all.push(Box::new(Erasure));
         all.push(Box::new(Announcements));
+        all.push(Box::new(OrganiserInvitations));
         all
     }
 }
@@ -668,6 +669,39 @@ impl MigrationTrait for Announcements {
                 .col(Announcement::GroupId)
                 .col(Announcement::SentAtMs)
                 .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct OrganiserInvitations;
+
+impl MigrationName for OrganiserInvitations {
+    fn name(&self) -> &str {
+        "m0105_membership_organiser_invitations"
+    }
+}
+
+#[derive(DeriveIden)]
+enum InvitationRole {
+    Role,
+}
+
+/// What an invitation makes of whoever uses it: `MEMBER`, or `ORGANISER` (an
+/// operator's invitation to take on a group nobody organises).
+#[async_trait::async_trait]
+impl MigrationTrait for OrganiserInvitations {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(Invitation::Table)
+                .add_column(
+                    ColumnDef::new(InvitationRole::Role)
+                        .string()
+                        .not_null()
+                        .default("MEMBER"),
+                )
                 .to_owned(),
         )
         .await

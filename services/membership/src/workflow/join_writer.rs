@@ -308,6 +308,9 @@ impl Writer {
         } else {
             Some(valid_code(&txn, &j.code, &j.group_id, now).await?)
         };
+        if let Some(inv) = used_code.as_ref().filter(|inv| inv.makes_organiser()) {
+            return self.organiser_joins(txn, j, existing, inv, now).await;
+        }
         let full = j.facts.capacity > 0
             && membership::count_active(&txn, &j.group_id).await? >= j.facts.capacity as u64;
         let attempt = JoinAttempt {
@@ -326,7 +329,7 @@ impl Writer {
         if previous == Some(State::Invited) {
             accept_invitation(&txn, j, now).await??;
         } else if let Some(inv) = &used_code
-            && j.facts.join_policy == "INVITE_ONLY"
+            && j.facts.join_policy != "OPEN"
             // A code counts a use only where it is what let the person in.
             && !invitation::use_once(&txn, inv).await?
         {
@@ -338,6 +341,60 @@ impl Writer {
         self.outbox.enqueue_all(&txn, queued).await?;
         txn.commit().await?;
         self.outbox.wake();
+        Ok(m)
+    }
+}
+
+impl Writer {
+    /// `j` came with an invitation to organise the group: they are its
+    /// organiser from now on, an active member whatever the policy or
+    /// capacity (a member already is given the role). Listings hears of it
+    /// from the role event, as of any organiser.
+    async fn organiser_joins(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        j: &NewJoin,
+        existing: Option<membership::Model>,
+        inv: &invitation::Model,
+        now: i64,
+    ) -> Written {
+        if !invitation::use_once(&txn, inv).await? {
+            return Err(code_violation("has been used up"));
+        }
+        let previous = existing.as_ref().map(|m| m.state());
+        let m = match (existing, previous) {
+            (_, Some(State::Banned)) => {
+                return Err(ServiceError::FailedPrecondition(
+                    "you cannot join this group".into(),
+                ));
+            }
+            (Some(m), Some(State::Active)) => {
+                if m.role() != Role::Organiser {
+                    let duties = m.duties();
+                    let m = membership::set_role(&txn, m, Role::Organiser, &duties, now).await?;
+                    events::record_role_changed(&txn, &self.outbox, &m, Some(&j.trace)).await?;
+                    m
+                } else {
+                    m
+                }
+            }
+            (existing, _) => {
+                if let Some(from) = previous {
+                    check_transition(from, State::Active)
+                        .map_err(ServiceError::FailedPrecondition)?;
+                }
+                let m =
+                    membership::enter(&txn, existing, j.entry(State::Active, Role::Organiser), now)
+                        .await?;
+                consent::record_all(&txn, &[consent_of(&m, j)], now).await?;
+                let queued = events::of_join(&self.outbox, &m, previous, &j.trace);
+                self.outbox.enqueue_all(&txn, queued).await?;
+                m
+            }
+        };
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(group_id = %m.group_id, "an invitation to organise was used");
         Ok(m)
     }
 }
@@ -491,6 +548,7 @@ mod tests {
                 created_by: "olga",
                 max_uses: 1,
                 expires_at_ms,
+                organiser: false,
             };
             invitation::insert(&conn, personal, now).await.unwrap();
         }

@@ -18,6 +18,8 @@ pub struct Invite<'a> {
     pub created_by: &'a str,
     pub max_uses: i32,
     pub valid_hours: i32,
+    /// A code that makes whoever uses it the group's organiser.
+    pub organiser: bool,
 }
 
 /// An organiser's message to send to a group, at most `per_day` a day.
@@ -153,6 +155,7 @@ impl Workflow {
             created_by,
             max_uses,
             valid_hours,
+            organiser,
         } = invite;
         let now = self.clock.now_ms();
         let expires_at_ms = now + i64::from(valid_hours) * 3_600_000;
@@ -201,6 +204,7 @@ impl Workflow {
                 created_by,
                 max_uses,
                 expires_at_ms,
+                organiser,
             },
             now,
         )

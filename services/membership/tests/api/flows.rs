@@ -186,6 +186,173 @@ async fn approval_flow_with_a_question_a_yes_and_a_no(backend: Backend) {
 
 per_backend!(approval_flow_with_a_question_a_yes_and_a_no);
 
+/// A group that came in by import has nobody to decide its join requests:
+/// an operator of the region gives someone a single-use code to organise
+/// it. Joining with it makes them its organiser whatever the policy (a
+/// request waiting is answered by it; an active member is given the role),
+/// listings hears of them, and they decide the requests. Only the region's
+/// operators make such codes, only for a group nobody organises.
+async fn staff_hand_an_imported_group_to_an_organiser(backend: Backend) {
+    let mut e = Env::start(backend).await;
+    let op = token("olu", REGION, &["operator"]);
+    let doc = serde_json::json!({
+        "id": "svc-imported-walkers",
+        "name": "Imported walkers",
+        "description": "Walks for people living with grief",
+        "schedules": [{"freq": "WEEKLY", "byday": "SA", "opens_at": "10:00",
+            "closes_at": "12:00", "attending_type": "Online", "interval": 1,
+            "valid_from": "2026-01-03"}],
+    });
+    let imported =
+        e.lc.import_open_referral(with_token(
+            lpb::ImportOpenReferralRequest {
+                services_json: vec![doc.to_string()],
+                dry_run: false,
+            },
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let g = imported.results[0].group_id.clone();
+    assert_eq!(
+        imported.results[0].outcome(),
+        lpb::ImportOutcome::Imported,
+        "{backend:?}: {imported:?}"
+    );
+    e.seen_by_membership("group.published", &g).await;
+    let organise = |max_uses: i32, person_id: &str| pb::CreateInvitationRequest {
+        group_id: g.clone(),
+        person_id: person_id.into(),
+        max_uses,
+        organiser: true,
+        ..Default::default()
+    };
+
+    // Only operators of this region, and a code for one person.
+    for t in [
+        token("alice", REGION, &[]),
+        token("olu", "leeds", &["operator"]),
+    ] {
+        let refused =
+            e.mc.create_invitation(with_token(organise(1, ""), &t))
+                .await
+                .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    for (request, field) in [
+        (organise(3, ""), "max_uses"),
+        (organise(1, "bob"), "person_id"),
+    ] {
+        let refused =
+            e.mc.create_invitation(with_token(request, &op))
+                .await
+                .unwrap_err();
+        assert_eq!(violated_fields(&refused), vec![field]);
+    }
+    let for_bob =
+        e.mc.create_invitation(with_token(organise(1, ""), &op))
+            .await
+            .unwrap()
+            .into_inner();
+    let for_dan =
+        e.mc.create_invitation(with_token(organise(0, ""), &op))
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(for_bob.organiser && for_bob.code.len() == 12);
+
+    // Bob and Dan ask to join (the import asks for approval); nobody can say yes.
+    for who in ["bob", "dan"] {
+        let asked =
+            e.mc.join_group(as_person(join_request(&g), who))
+                .await
+                .unwrap()
+                .into_inner();
+        assert_eq!(asked.state(), pb::MembershipState::Requested);
+    }
+    let with_code = |code: &str| {
+        let mut r = join_request(&g);
+        r.invitation_code = code.into();
+        r
+    };
+    let bob =
+        e.mc.join_group(as_person(with_code(&for_bob.code), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        (bob.state(), bob.role()),
+        (pb::MembershipState::Active, pb::GroupRole::Organiser)
+    );
+    let used =
+        e.mc.join_group(as_person(with_code(&for_bob.code), "carol"))
+            .await
+            .unwrap_err();
+    assert_eq!(violated_fields(&used), vec!["invitation_code"], "used once");
+
+    // Listings hears of its organiser; the group now has one, so staff make
+    // no more such codes.
+    let reader = e.lc.clone();
+    eventually(
+        "listings names Bob organiser",
+        std::time::Duration::from_secs(20),
+        || {
+            let (mut lc, g) = (reader.clone(), g.clone());
+            async move {
+                let group = lc
+                    .get_group(with_token(
+                        lpb::GetGroupRequest { group_id: g },
+                        &token("bob", REGION, &[]),
+                    ))
+                    .await
+                    .ok()?
+                    .into_inner();
+                group
+                    .organiser_ids
+                    .contains(&"bob".to_string())
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let refused =
+        e.mc.create_invitation(with_token(organise(1, ""), &op))
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    // Bob says yes to Dan, who then uses his own code: the role comes to a
+    // member already there.
+    let waiting =
+        e.mc.list_group_members(as_person(
+            members(&g, &[pb::MembershipState::Requested]),
+            "bob",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let dan_request = waiting.members[0].id.clone();
+    let dan =
+        e.mc.approve_request(as_person(decide(&dan_request, "Welcome"), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(dan.state(), pb::MembershipState::Active);
+    let dan =
+        e.mc.join_group(as_person(with_code(&for_dan.code), "dan"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        (dan.state(), dan.role()),
+        (pb::MembershipState::Active, pb::GroupRole::Organiser)
+    );
+    e.stop().await;
+}
+
+per_backend!(staff_hand_an_imported_group_to_an_organiser);
+
 async fn invitations_by_code_and_in_person(backend: Backend) {
     let mut e = Env::start(backend).await;
     let g = e.group("alice", lpb::JoinPolicy::InviteOnly, 0).await;
@@ -194,6 +361,7 @@ async fn invitations_by_code_and_in_person(backend: Backend) {
         person_id: person_id.into(),
         max_uses,
         valid_hours: 0,
+        organiser: false,
     };
     let code =
         e.mc.create_invitation(as_person(invite("", 1), "alice"))

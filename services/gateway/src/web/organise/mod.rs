@@ -505,6 +505,8 @@ struct DeskPage {
     people: people::People,
     /// An invitation code just made, shown this once.
     new_code: Option<String>,
+    /// An invitation just sent by email, good for this many days.
+    invited_by_email: Option<i32>,
     /// A message just sent to the members.
     sent: bool,
     /// The message as typed, when it comes back to correct.
@@ -560,6 +562,7 @@ struct Shown {
     schedule: Option<meetings::ScheduleForm>,
     preview: Option<meetings::Preview>,
     new_code: Option<String>,
+    invited_by_email: Option<i32>,
     /// A message to the members as typed (subject, message), to correct.
     announcement: Option<(String, String)>,
     errors: Vec<FieldError>,
@@ -618,6 +621,7 @@ async fn desk_view(
             .collect(),
         people,
         new_code: shown.new_code,
+        invited_by_email: shown.invited_by_email,
         sent: shown.sent,
         announcement_title: shown.announcement.clone().unwrap_or_default().0,
         announcement_body: shown.announcement.unwrap_or_default().1,

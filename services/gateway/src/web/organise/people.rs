@@ -1,23 +1,28 @@
 //! The people of a group, on its desk: requests to join answered with a note;
 //! the members (under membership's privacy rules: organisers see everyone)
 //! with their roles, made co-organiser or member again, or removed with a
-//! note; the waiting list in order; invitation codes; and messages to the
-//! members (and followers), which each hears on their own channels.
+//! note; the waiting list in order; invitation codes, shown or sent by
+//! email; and messages to the members (and followers), which each hears on
+//! their own channels.
+
+use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use selfhelp_proto::common::v1::PageRequest;
 use selfhelp_proto::membership::v1 as mpb;
 use serde::{Deserialize, Serialize};
 
-use super::{Shown, after_step, desk_answer, organiser_form};
+use super::{Shown, after_step, desk_answer, managed_group, organiser_form};
 use crate::AppState;
 use crate::error::GatewayError;
+use crate::http::{base_url, client_address};
 use crate::services::AsPerson;
 use crate::sessions::Signed;
 use crate::web::forms::{self, FieldError};
+use crate::web::invite_mail::{self, EmailInvitation};
 use crate::web::pages::error_page;
 
 #[derive(Serialize)]
@@ -218,6 +223,9 @@ pub(crate) struct InvitationForm {
     max_uses: String,
     #[serde(default)]
     valid_days: String,
+    /// Send a single-use code to this address instead of showing one.
+    #[serde(default)]
+    email: String,
 }
 
 /// A whole number typed in `field`, or what to tell the person.
@@ -232,9 +240,11 @@ fn whole(field: &str, typed: &str, min: i32, max: i32) -> Result<i32, FieldError
 }
 
 /// An invitation code, shown once on the desk (never put in an address,
-/// where logs would keep it).
+/// where logs would keep it); or, with an email address, a single-use code
+/// sent there and not shown.
 pub(crate) async fn invite(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     signed: Option<axum::Extension<Signed>>,
@@ -244,40 +254,84 @@ pub(crate) async fn invite(
         Ok(both) => both,
         Err(answer) => return *answer,
     };
+    let email = form.email.trim();
+    let to = (!email.is_empty()).then(|| crate::signin::normalise(email));
     let asked = (
-        whole("max_uses", &form.max_uses, 1, 1_000),
+        if to.is_some() {
+            Ok(1)
+        } else {
+            whole("max_uses", &form.max_uses, 1, 1_000)
+        },
         whole("valid_days", &form.valid_days, 1, 90),
+        match &to {
+            Some(None) => Err(FieldError::new(
+                "email",
+                "Enter an email address like name@example.org",
+            )),
+            _ => Ok(()),
+        },
     );
     let (max_uses, valid_days) = match asked {
-        (Ok(uses), Ok(days)) => (uses, days),
-        (uses, days) => {
+        (Ok(uses), Ok(days), Ok(())) => (uses, days),
+        (uses, days, to) => {
             let shown = Shown {
-                errors: [uses.err(), days.err()].into_iter().flatten().collect(),
+                errors: [uses.err(), days.err(), to.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 ..Shown::default()
             };
             return desk_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, shown).await;
         }
     };
+    if to.is_some() {
+        let client = client_address(&headers, peer.ip(), state.config.http.trusted_proxies);
+        if let Err(retry_after_secs) = state.invitations_limiter.check(client) {
+            return error_page(&state, &GatewayError::TooManyRequests { retry_after_secs });
+        }
+    }
     let made = async {
         let request = call.ask(mpb::CreateInvitationRequest {
             group_id: id.clone(),
             person_id: String::new(),
             max_uses,
             valid_hours: valid_days * 24,
+            organiser: false,
         });
-        Ok::<_, GatewayError>(
-            call.membership
-                .create_invitation(request)
-                .await?
-                .into_inner(),
-        )
+        let invitation = call
+            .membership
+            .create_invitation(request)
+            .await?
+            .into_inner();
+        if let Some(Some(to)) = &to {
+            let group = managed_group(&mut call, &id).await?;
+            let base = base_url(&state, &headers);
+            let letter = EmailInvitation {
+                to,
+                base: &base,
+                group_id: &id,
+                group_name: &group.name,
+                code: &invitation.code,
+                organiser: false,
+                valid_days,
+            };
+            invite_mail::send(&state, letter).await?;
+        }
+        Ok::<_, GatewayError>(invitation)
     }
     .await;
     match made {
         Ok(invitation) => {
-            let shown = Shown {
-                new_code: Some(invitation.code),
-                ..Shown::default()
+            let shown = if to.is_some() {
+                Shown {
+                    invited_by_email: Some(valid_days),
+                    ..Shown::default()
+                }
+            } else {
+                Shown {
+                    new_code: Some(invitation.code),
+                    ..Shown::default()
+                }
             };
             desk_answer(&state, &signed, &id, StatusCode::OK, shown).await
         }
