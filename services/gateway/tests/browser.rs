@@ -388,6 +388,8 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-topics", "operator"),
         ("staff-topics-error", "operator"),
         ("staff-topic", "operator"),
+        ("staff-import", "operator"),
+        ("staff-import-checked", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
     ] {

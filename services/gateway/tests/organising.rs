@@ -1385,6 +1385,114 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         !page.contains("Nobody organises it"),
         "it has an organiser now"
     );
+
+    // Sam imports a CSV of groups: checked first (nothing changes), each
+    // group's fate said, the refused one's reasons given; then imported. A
+    // file that cannot be read is named; nobody else may import.
+    let import = "/staff/import";
+    let (status, page) = get(&sam, gw, import).await;
+    assert_eq!(status, 200);
+    let t = field(&page, "csrf");
+    let csv = "id,name,summary,topics,venue_name,town,postcode,frequency,weekday,start_time,end_time,valid_from,format\n\
+               csv-1,Beeston carers,Tea and talk,carers,Library,Beeston,NG9 1GA,weekly,Wednesday,10:00,12:00,2026-12-02,In person\n\
+               csv-2,Nowhere group,,,,,,weekly,Friday,19:00,20:00,2026-12-04,In person\n";
+    let (status, _, page) = post(
+        &sam,
+        gw,
+        import,
+        &[
+            ("csrf", &t),
+            ("documents", "colour\nred\n"),
+            ("action", "check"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"documents-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, _, page) = post(
+        &sam,
+        gw,
+        import,
+        &[("csrf", &t), ("documents", csv), ("action", "check")],
+    )
+    .await;
+    assert_eq!(status, 200, "{}", error_summary(&page));
+    let page = unescape(&page);
+    assert!(
+        page.contains("1 would be imported, 0 already here, 1 refused"),
+        "{page}"
+    );
+    assert!(
+        page.contains("needs at least one venue"),
+        "the reason: {page}"
+    );
+    let (_, found) = get(&ann, gw, "/?q=Beeston+carers").await;
+    assert!(!found.contains(">Beeston carers<"), "a check changes nothing");
+    let (status, _, page) = post(
+        &sam,
+        gw,
+        import,
+        &[("csrf", &t), ("documents", csv), ("action", "import")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        unescape(&page).contains("1 imported, 0 already here, 1 refused"),
+        "{page}"
+    );
+    eventually(
+        "the imported group in search",
+        Duration::from_secs(20),
+        || async {
+            let (_, found) = get(&ann, gw, "/?q=Beeston+carers").await;
+            found.contains(">Beeston carers<").then_some(())
+        },
+    )
+    .await;
+    let (_, _, page) = post(
+        &sam,
+        gw,
+        import,
+        &[("csrf", &t), ("documents", csv), ("action", "check")],
+    )
+    .await;
+    assert!(
+        unescape(&page).contains("0 would be imported, 1 already here, 1 refused"),
+        "{page}"
+    );
+    for (who, b) in [
+        ("anonymous", &stranger),
+        ("member", &bea),
+        ("organiser", &olive),
+    ] {
+        let (status, _) = get(b, gw, import).await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} GET"
+        );
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        let (status, _, _) = post(
+            b,
+            gw,
+            import,
+            &[("csrf", &token), ("documents", csv), ("action", "import")],
+        )
+        .await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} POST"
+        );
+    }
     drop(provider);
 }
 

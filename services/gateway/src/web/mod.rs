@@ -32,6 +32,7 @@ mod reports;
 mod search;
 mod sitemap;
 mod staff;
+mod staff_import;
 mod staff_topics;
 mod told;
 mod topics;
@@ -94,6 +95,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff/groups/{id}/invite", post(staff::invite_organiser))
         .route("/staff/groups/{id}/{what}", post(staff::decide))
         .route("/staff/reports/{id}/close", post(staff::close_report))
+        .route(
+            "/staff/import",
+            get(staff_import::import_page).post(staff_import::import),
+        )
         .route(
             "/staff/topics",
             get(staff_topics::topics_page).post(staff_topics::create),

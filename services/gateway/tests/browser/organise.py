@@ -6,7 +6,7 @@ saves it, confirms the details are still right, messages the members, and
 opens the edit form.
 Bea signs in and joins; she reports Olive's message to the members from her
 inbox and tells the staff about a group; Sam closes both reports with a note
-(after being asked for one), and opens the topics. Bea is refused Olive's desk and Sam's review
+(after being asked for one), opens the topics, and checks a file to import. Bea is refused Olive's desk and Sam's review
 page. Every page met is checked as in walk.py: axe-core
 at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
 and its heading and text. Driven by services/gateway/tests/browser.rs, which
@@ -154,6 +154,11 @@ def organise(walk, olive, sam, bea, args):
     walk.check(sam, "staff-topics-error", shows="There is a problem", who="operator")
     press_enter(sam, sam.find_element(By.LINK_TEXT, "Carers"))
     walk.check(sam, "staff-topic", h1="Topic: Carers", shows="Retire it", who="operator")
+    sam.get(walk.base + "/staff/import")
+    walk.check(sam, "staff-import", h1="Import groups", shows="Check what would happen", who="operator")
+    type_into(sam, "documents", "id,name\nwalk-1,Walkers\n")
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "button[value=check]"))
+    walk.check(sam, "staff-import-checked", shows="What would happen", who="operator")
 
     # Bea, a member, is refused both desks; her own is empty.
     bea.get(walk.base + "/organise")
