@@ -94,6 +94,8 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
          "status": 200, "h1": "Contact the organisers", "shows": "You may reply to me"},
         {"name": "report", "path": format!("/groups/{}/report", dir.young.id),
          "status": 200, "h1": "Report a problem with this listing", "shows": "What is wrong"},
+        {"name": "still-right", "path": format!("/groups/{}/still-right?token=t", dir.young.id),
+         "status": 200, "h1": "Are these details still right?", "shows": "Edit the details"},
         {"name": "tell-us", "path": "/tell-us", "status": 200, "h1": "Tell us about a group",
          "shows": "The group's name"},
         {"name": "group-online", "path": format!("/groups/{}", dir.online.id),
@@ -147,10 +149,10 @@ async fn every_page_type_passes_axe_at_every_width_and_works_by_keyboard() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(&report).expect("the JSON report");
-    // 13 pages × 3 views: every one loaded and checked.
+    // 14 pages × 3 views: every one loaded and checked.
     assert_eq!(
         report["checked"].as_array().unwrap().len(),
-        39,
+        42,
         "{report:#}"
     );
     println!(

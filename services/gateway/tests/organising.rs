@@ -1431,7 +1431,10 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         "the reason: {page}"
     );
     let (_, found) = get(&ann, gw, "/?q=Beeston+carers").await;
-    assert!(!found.contains(">Beeston carers<"), "a check changes nothing");
+    assert!(
+        !found.contains(">Beeston carers<"),
+        "a check changes nothing"
+    );
     let (status, _, page) = post(
         &sam,
         gw,
@@ -1497,3 +1500,79 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
 }
 
 per_backend!(organisers_and_staff_on_the_web);
+
+/// A review-due reminder's one-click link: Olive, not signed in, opens it
+/// from her email and says the details are still right; the link then does
+/// nothing more, and one altered does nothing at all. (Reminders fall due at
+/// once here: `freshness.warn_after_days` is 0.)
+async fn a_reminder_confirms_a_listing_in_one_click(backend: Backend) {
+    let sys = WholeSystem::start_tweaked(
+        backend,
+        |_, _| {},
+        |listings| {
+            listings.freshness.warn_after_days = 0;
+            listings.freshness.check_interval_secs = 1;
+        },
+    )
+    .await;
+    let gw = &sys.gateway;
+    let olive = browser();
+    sign_in(&olive, gw, &sys.smtp, "olive@example.org", 0).await;
+    let (_, data) = get(&olive, gw, "/my/data/download").await;
+    let olive_id = serde_json::from_str::<serde_json::Value>(&data).unwrap()["person_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut client = sys.client.clone();
+    let group = common::create_as(
+        &mut client,
+        group_request("Riverside walkers", &["carers"], "NG7 2RD"),
+        true,
+        &olive_id,
+    )
+    .await;
+    let path = format!("/groups/{}/still-right?token=", group.id);
+    let link = eventually(
+        "the reminder with its link",
+        Duration::from_secs(30),
+        || async {
+            mails_to(&sys.smtp, "olive@example.org")
+                .iter()
+                .flat_map(|m| m.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .find(|w| w.contains(&path))
+        },
+    )
+    .await;
+    let link = link
+        .split_once(&gw.url(""))
+        .map_or(link.clone(), |(_, p)| p.to_string());
+    let page_path = link.clone();
+    let stranger = browser();
+    let (status, page) = get(&stranger, gw, &page_path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("These details are still right"), "{page}");
+    let t = field(&page, "csrf");
+    let token = field(&page, "token");
+    let post_to = format!("/groups/{}/still-right", group.id);
+    let (status, _, page) = post(&stranger, gw, &post_to, &[("csrf", &t), ("token", &token)]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("the details are confirmed as still right"),
+        "{page}"
+    );
+    let (status, _, page) = post(&stranger, gw, &post_to, &[("csrf", &t), ("token", &token)]).await;
+    assert_eq!(status, 409);
+    assert!(
+        page.contains("confirmed after this link was sent"),
+        "once: {page}"
+    );
+    let forged = format!("{}x", token);
+    let (status, _, page) =
+        post(&stranger, gw, &post_to, &[("csrf", &t), ("token", &forged)]).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("not valid or has expired"), "{page}");
+    let (_, desk) = get(&olive, gw, &format!("/organise/{}", group.id)).await;
+    assert!(desk.contains("Details last confirmed on"), "{desk}");
+}
+
+per_backend!(a_reminder_confirms_a_listing_in_one_click);

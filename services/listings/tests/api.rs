@@ -1493,6 +1493,7 @@ async fn freshness_over_a_year(backend: Backend) {
     assert!(!checked(&older.id).await);
     let confirm = pb::ConfirmGroupDetailsRequest {
         group_id: older.id.clone(),
+        ..Default::default()
     };
     let refused = client
         .confirm_group_details(with_token(confirm.clone(), &token("alice", REGION, &[])))
@@ -1662,6 +1663,7 @@ async fn stale_listings_leave_search_after_the_grace(backend: Backend) {
         .confirm_group_details(with_token(
             pb::ConfirmGroupDetailsRequest {
                 group_id: lapsed.id.clone(),
+                ..Default::default()
             },
             &op,
         ))
@@ -1907,6 +1909,77 @@ async fn reports_reach_staff_and_only_staff(backend: Backend) {
 }
 
 per_backend!(reports_reach_staff_and_only_staff);
+
+/// The one-click link of a review-due reminder confirms the confirmation it
+/// was sent for, once: `checked_at` must be the group's last confirmation.
+async fn a_reminder_link_confirms_once(backend: Backend) {
+    use selfhelp_listings::config::FreshnessConfig;
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let mut outside = OutsideSubscriber::connect(&nats.url()).await;
+    let config = Config {
+        common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
+        freshness: FreshnessConfig {
+            warn_after_days: 0,
+            check_interval_secs: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let svc = RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await;
+    let mut client = ListingsServiceClient::new(svc.channel().await);
+    let g = publish(&mut client, "alice", new_group("Linked circle", "", &[])).await;
+    let due = format!("selfhelp.{REGION}.listings.group.review_due");
+    let reminder = outside
+        .expect_matching(&due, |m| ce_subject_of(m) == Some(&g.id))
+        .await;
+    let (_, checked) = review_due_dates(&reminder);
+    let at = |ms: i64| prost_types::Timestamp {
+        seconds: ms.div_euclid(1_000),
+        nanos: (ms.rem_euclid(1_000) * 1_000_000) as i32,
+    };
+    let confirm = |ms: i64| {
+        with_token(
+            pb::ConfirmGroupDetailsRequest {
+                group_id: g.id.clone(),
+                checked_at: Some(at(ms)),
+            },
+            &token("alice", REGION, &[]),
+        )
+    };
+    let stale = client
+        .confirm_group_details(confirm(checked - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale:?}");
+    client
+        .confirm_group_details(confirm(checked))
+        .await
+        .expect("the link's confirmation");
+    let again = client
+        .confirm_group_details(confirm(checked))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "once: {again:?}");
+    let other = client
+        .confirm_group_details(with_token(
+            pb::ConfirmGroupDetailsRequest {
+                group_id: g.id.clone(),
+                checked_at: Some(at(checked)),
+            },
+            &token("mallory", REGION, &[]),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other.code(),
+        Code::PermissionDenied,
+        "organisers only: {other:?}"
+    );
+    svc.stop().await.unwrap();
+}
+
+per_backend!(a_reminder_link_confirms_once);
 
 /// When a `group.review_due` found the group due, and when its details were
 /// last confirmed (ms since the epoch).
@@ -2928,6 +3001,7 @@ async fn editing_moderation_history_and_confirmation(backend: Backend) {
 
     let confirm = pb::ConfirmGroupDetailsRequest {
         group_id: g.id.clone(),
+        ..Default::default()
     };
     assert_eq!(
         client

@@ -251,6 +251,8 @@ pub struct ListingsEvents {
     pub timezone: chrono_tz::Tz,
     /// How erased people are recorded.
     pub names: Pseudonyms,
+    /// One-click links that confirm a listing, in review-due reminders.
+    pub check_links: Option<crate::links::CheckLinks>,
 }
 
 #[async_trait::async_trait]
@@ -329,6 +331,24 @@ impl EventHandler for ListingsEvents {
         let messages = match (news, meeting) {
             (Some(news), _) => {
                 let mut out = messages::group_news(&news, &snapshot.name, &snapshot.organiser_ids);
+                if news == GroupNews::ReviewDue
+                    && let Some(links) = &self.check_links
+                {
+                    let e: ev::GroupReviewDue = event.decode().map_err(poison)?;
+                    let checked_at_ms = e
+                        .assured_at
+                        .map_or(0, |t| t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000);
+                    let expires_at_ms = self.clock.now_ms() + crate::links::LISTING_CHECK_VALID_MS;
+                    for m in &mut out {
+                        let url = links.url(&crate::links::ListingCheck {
+                            person: m.recipient_id.clone(),
+                            group: snapshot.group_id.clone(),
+                            checked_at_ms,
+                            expires_at_ms,
+                        });
+                        messages::add_check_link(m, &url);
+                    }
+                }
                 if news == GroupNews::Listed {
                     let (followers, alerted) = told_of_new_group(txn, &snapshot).await?;
                     out.extend(messages::followed_group_listed(&followers, &snapshot.name));

@@ -80,6 +80,20 @@ pub fn address_digest(email: &str) -> String {
     URL_SAFE_NO_PAD.encode(&hash[..18])
 }
 
+/// How long a link to confirm a listing's details works.
+pub const LISTING_CHECK_VALID_MS: i64 = 30 * 24 * 3_600_000;
+
+/// What a genuine listing-check link names: the organiser it was sent to, the
+/// group, and the confirmation the reminder was about (so the listing
+/// confirms it once: a later confirmation makes the link stale).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingCheck {
+    pub person: String,
+    pub group: String,
+    pub checked_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
 /// The service's key for the links' tokens, shared by replicas through the
 /// database.
 #[derive(Clone)]
@@ -88,6 +102,8 @@ pub struct LinkKey {
     /// Derived from `key` for confirmation links, so that no unsubscribe
     /// token can pass for one or the other way round.
     confirm_key: Vec<u8>,
+    /// Derived likewise for links that confirm a listing is still right.
+    check_key: Vec<u8>,
     public_url: String,
 }
 
@@ -107,9 +123,14 @@ impl LinkKey {
             .finalize()
             .into_bytes()
             .to_vec();
+        let check_key = mac_with(&key, "listing still right")
+            .finalize()
+            .into_bytes()
+            .to_vec();
         LinkKey {
             key,
             confirm_key,
+            check_key,
             public_url: public_url.trim_end_matches('/').to_string(),
         }
     }
@@ -149,6 +170,42 @@ impl LinkKey {
         })
     }
 
+    /// The token of a link for `check`, which the web turns into a
+    /// confirmation by that organiser (through `OpenListingCheck`).
+    pub fn check_token(&self, check: &ListingCheck) -> String {
+        let claim = format!(
+            "{}\n{}\n{}\n{}",
+            check.person, check.group, check.checked_at_ms, check.expires_at_ms
+        );
+        let sig = mac_with(&self.check_key, &claim).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(claim),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    /// What a genuine listing-check token names (expired or not).
+    pub fn verify_check(&self, token: &str) -> Option<ListingCheck> {
+        let (claim, sig) = token.split_once('.')?;
+        let claim = String::from_utf8(URL_SAFE_NO_PAD.decode(claim).ok()?).ok()?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        mac_with(&self.check_key, &claim).verify_slice(&sig).ok()?;
+        // The person id may hold anything but a line break; the rest are
+        // an id and two numbers.
+        let mut parts = claim.rsplitn(4, '\n');
+        let expires_at_ms = parts.next()?.parse().ok()?;
+        let checked_at_ms = parts.next()?.parse().ok()?;
+        let group = parts.next()?.to_string();
+        let person = parts.next()?.to_string();
+        Some(ListingCheck {
+            person,
+            group,
+            checked_at_ms,
+            expires_at_ms,
+        })
+    }
+
     pub fn token(&self, person: &str, scope: Scope) -> String {
         let claim = format!("{person}:{}", scope.as_str());
         let sig = self.mac(&claim).finalize().into_bytes();
@@ -175,6 +232,33 @@ impl LinkKey {
         self.mac(&claim).verify_slice(&sig).ok()?;
         let (person, scope) = claim.rsplit_once(':')?;
         Some((person.to_string(), Scope::parse(scope)?))
+    }
+}
+
+/// Links to the web's page where an organiser confirms with one click that
+/// their listing is still right (`http.web_url`; none without a web).
+#[derive(Clone)]
+pub struct CheckLinks {
+    key: LinkKey,
+    web_url: String,
+}
+
+impl CheckLinks {
+    pub fn new(key: LinkKey, web_url: &str) -> Option<CheckLinks> {
+        let web_url = web_url.trim().trim_end_matches('/');
+        (!web_url.is_empty()).then(|| CheckLinks {
+            key,
+            web_url: web_url.to_string(),
+        })
+    }
+
+    pub fn url(&self, check: &ListingCheck) -> String {
+        format!(
+            "{}/groups/{}/still-right?token={}",
+            self.web_url,
+            check.group,
+            self.key.check_token(check)
+        )
     }
 }
 
@@ -431,6 +515,32 @@ mod tests {
         ] {
             let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(forged));
             assert_eq!(k.verify_confirmation(&forged), None);
+        }
+    }
+
+    #[test]
+    fn listing_check_links_round_trip_and_pass_for_no_other_kind() {
+        let k = key();
+        let check = ListingCheck {
+            person: "p-1".into(),
+            group: "g-1".into(),
+            checked_at_ms: 5_000,
+            expires_at_ms: 9_000,
+        };
+        let token = k.check_token(&check);
+        assert_eq!(k.verify_check(&token), Some(check));
+        assert_eq!(k.verify(&token), None);
+        assert_eq!(k.verify_confirmation(&token), None);
+        assert_eq!(k.verify_check(&k.token("p-1", Scope::AllEmail)), None);
+        let (claim, sig) = token.split_once('.').unwrap();
+        let claim = String::from_utf8(URL_SAFE_NO_PAD.decode(claim).unwrap()).unwrap();
+        for forged in [
+            claim.replace("\n9000", "\n99999"),
+            claim.replace("g-1", "g-2"),
+            claim.replace("p-1", "p-2"),
+        ] {
+            let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(forged));
+            assert_eq!(k.verify_check(&forged), None);
         }
     }
 }

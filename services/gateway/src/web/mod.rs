@@ -34,6 +34,7 @@ mod sitemap;
 mod staff;
 mod staff_import;
 mod staff_topics;
+mod still_right;
 mod told;
 mod topics;
 
@@ -60,6 +61,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/groups/{id}/report",
             get(reports::problem_form).post(reports::send_problem),
+        )
+        .route(
+            "/groups/{id}/still-right",
+            get(still_right::page).post(still_right::confirm),
         )
         .route(
             "/tell-us",

@@ -69,6 +69,10 @@ impl Pages {
             ("contact.html", include_str!("../../templates/contact.html")),
             ("report.html", include_str!("../../templates/report.html")),
             (
+                "still_right.html",
+                include_str!("../../templates/still_right.html"),
+            ),
+            (
                 "staff_import.html",
                 include_str!("../../templates/staff_import.html"),
             ),

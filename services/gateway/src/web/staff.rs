@@ -787,6 +787,7 @@ pub(crate) async fn decide(
             "confirm" => {
                 let request = call.ask(lpb::ConfirmGroupDetailsRequest {
                     group_id: id.clone(),
+                    ..Default::default()
                 });
                 call.listings
                     .confirm_group_details(request)

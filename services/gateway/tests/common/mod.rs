@@ -416,6 +416,16 @@ impl WholeSystem {
         backend: Backend,
         tweak: impl FnOnce(&mut GatewayConfig, &str),
     ) -> WholeSystem {
+        WholeSystem::start_tweaked(backend, tweak, |_| {}).await
+    }
+
+    /// [`WholeSystem::start_with`], with listings' settings as
+    /// `tweak_listings` changes them too.
+    pub async fn start_tweaked(
+        backend: Backend,
+        tweak: impl FnOnce(&mut GatewayConfig, &str),
+        tweak_listings: impl FnOnce(&mut ListingsConfig),
+    ) -> WholeSystem {
         let nats = Nats::start();
         let smtp = selfhelp_testkit::SmtpServer::start();
         let dbs = [
@@ -454,10 +464,11 @@ impl WholeSystem {
             c.auth.audience = Some("selfhelp".into());
             c
         };
-        let listings_config = ListingsConfig {
+        let mut listings_config = ListingsConfig {
             common: common(&dbs[0]),
             ..Default::default()
         };
+        tweak_listings(&mut listings_config);
         let listings = RunningService::start_on(l, SERVICE_NAME, move |l, s| {
             run_listings(listings_config, l, s)
         })

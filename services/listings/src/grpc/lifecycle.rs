@@ -371,9 +371,15 @@ impl ListingsApi {
         &self,
         caller: &Caller,
         id: &str,
+        checked_at_ms: Option<i64>,
         trace: &TraceParent,
     ) -> Result<pb::Group, ServiceError> {
         let group = self.manageable(caller, id).await?;
+        if checked_at_ms.is_some() && checked_at_ms != group.assured_at_ms {
+            return Err(ServiceError::FailedPrecondition(
+                "these details were confirmed after this link was sent: nothing more to do".into(),
+            ));
+        }
         if group.status() == domain::Status::Archived {
             return Err(ServiceError::FailedPrecondition(
                 "an archived group can't be confirmed".into(),

@@ -556,8 +556,12 @@ impl ListingsService for ListingsApi {
     ) -> Result<Response<EncodedGroup>, Status> {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
+        let req = request.into_inner();
+        let checked_at_ms = req
+            .checked_at
+            .map(|t| t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000);
         Ok(sent(
-            self.confirm_details(&caller, &request.into_inner().group_id, &trace)
+            self.confirm_details(&caller, &req.group_id, checked_at_ms, &trace)
                 .await?,
         ))
     }

@@ -407,6 +407,14 @@ pub fn group_news(news: &GroupNews, group_name: &str, organisers: &[String]) -> 
         .collect()
 }
 
+/// Adds to a review-due reminder the one-click link, made for its recipient,
+/// that confirms the listing is still right.
+pub fn add_check_link(message: &mut Message, url: &str) {
+    message.body.push_str(&format!(
+        "\n\nIf they are still right, say so with one click (no need to sign in): {url}\n\nIf something has changed, edit them from the same page."
+    ));
+}
+
 /// A change to a group's meetings, as people are told it (times already local).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeetingNews {

@@ -49,7 +49,12 @@ pub struct NotificationsApi {
     names: selfhelp_platform::privacy::Pseudonyms,
     timezone: chrono_tz::Tz,
     contact: ContactConfig,
+    /// Checks the one-click links of review-due reminders.
+    links: crate::links::LinkKey,
 }
+
+/// The role only the web gateway's token for opening listing-check links carries.
+pub const ROLE_LISTING_CHECK: &str = "listing-check";
 
 /// Notifications sent per look; the next look sends the rest.
 const WATCH_BATCH: u64 = 100;
@@ -66,6 +71,7 @@ pub struct Settings {
     /// The region's time zone (quiet hours of people who set none).
     pub timezone: chrono_tz::Tz,
     pub contact: ContactConfig,
+    pub links: crate::links::LinkKey,
 }
 
 impl NotificationsApi {
@@ -84,6 +90,7 @@ impl NotificationsApi {
             names,
             timezone,
             contact,
+            links,
         } = settings;
         Self {
             db: db.write.clone(),
@@ -102,6 +109,7 @@ impl NotificationsApi {
             names,
             timezone,
             contact,
+            links,
         }
     }
 
@@ -179,6 +187,39 @@ impl NotificationsService for NotificationsApi {
                 .await?
                 .map(|row| to_wire(&row))
                 .ok_or(ServiceError::NotFound("notification not found"))
+        })
+        .await
+    }
+
+    async fn open_listing_check(
+        &self,
+        request: Request<pb::OpenListingCheckRequest>,
+    ) -> Result<Response<pb::ListingCheck>, Status> {
+        answer(async {
+            let caller = caller_in_region(&request, &self.region)?;
+            if !caller.has_role(ROLE_LISTING_CHECK) {
+                return Err(ServiceError::PermissionDenied(
+                    "only the web opens listing-check links",
+                ));
+            }
+            let token = request.get_ref().token.trim();
+            let mut v = Violations::new();
+            v.line("token", token, true, 2_000);
+            v.into_result()?;
+            let check = self
+                .links
+                .verify_check(token)
+                .filter(|c| c.expires_at_ms > self.clock.now_ms())
+                .ok_or_else(|| {
+                    ServiceError::FailedPrecondition(
+                        "this link is not valid or has expired: confirm the details from your group's page instead".into(),
+                    )
+                })?;
+            Ok(pb::ListingCheck {
+                person_id: check.person,
+                group_id: check.group,
+                checked_at: Some(selfhelp_core::time::to_timestamp(check.checked_at_ms)),
+            })
         })
         .await
     }

@@ -2024,6 +2024,13 @@ async fn every_rpc(
         }
     );
     call!(
+        "OpenListingCheck",
+        open_listing_check,
+        pb::OpenListingCheckRequest {
+            token: "x.y".into()
+        }
+    );
+    call!(
         "WatchNotifications",
         watch_notifications,
         Default::default()
@@ -2262,3 +2269,85 @@ async fn bad_ids_and_filters_are_refused_with_the_field_named() {
     c.list_deliveries(with_token(others, &op)).await.unwrap();
     svc.stop().await.unwrap();
 }
+
+/// A review-due reminder carries, for each organiser, a one-click link to the
+/// web that names them, the group and the confirmation it is about; only the
+/// web (role `listing-check`) may open it, and a link altered in any way, or
+/// another kind of token, opens nothing.
+async fn a_review_due_reminder_carries_a_one_click_link_only_the_web_opens(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let mut config = config(&db, &nats);
+    config.http.web_url = "https://web.example/".into();
+    let svc = start_with(config).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
+    let organisers = ["olive", "oscar"];
+    let checked = prost_types::Timestamp {
+        seconds: 1_765_000_000,
+        nanos: 250_000_000,
+    };
+    let review = ev::GroupReviewDue {
+        group: snapshot(&g, &organisers, 4),
+        assured_at: Some(checked),
+        occurred_at: None,
+    };
+    publish(&nats, LISTINGS, "group.review_due", &g, &review).await;
+    let prefix = format!("https://web.example/groups/{g}/still-right?token=");
+    let mut tokens = Vec::new();
+    for person in organisers {
+        let body = eventually("the reminder", Duration::from_secs(20), || {
+            let mut c = client.clone();
+            async move {
+                inbox(&mut c, person)
+                    .await
+                    .notifications
+                    .into_iter()
+                    .find(|n| n.kind() == pb::NotificationKind::ReviewDue)
+                    .map(|n| n.body)
+            }
+        })
+        .await;
+        let token = body
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("a link in {body:?}"))
+            .to_string();
+        tokens.push(token);
+    }
+    let open = |token: &str| pb::OpenListingCheckRequest {
+        token: token.into(),
+    };
+    let web = token("web-listing-check", REGION, &["listing-check"]);
+    for (person, t) in organisers.iter().zip(&tokens) {
+        let check = client
+            .open_listing_check(with_token(open(t), &web))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(check.person_id, *person);
+        assert_eq!(check.group_id, g);
+        let at = check.checked_at.unwrap();
+        assert_eq!((at.seconds, at.nanos), (checked.seconds, 250_000_000));
+    }
+    let refused = client
+        .open_listing_check(with_token(open(&tokens[0]), &token("olive", REGION, &[])))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let (claim, sig) = tokens[0].split_once('.').unwrap();
+    for forged in [
+        format!("{claim}.{}", &sig[1..]),
+        format!("{}.{sig}", &claim[1..]),
+        "garbage".into(),
+    ] {
+        let refused = client
+            .open_listing_check(with_token(open(&forged), &web))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{forged}");
+    }
+    svc.stop().await.unwrap();
+}
+
+per_backend!(a_review_due_reminder_carries_a_one_click_link_only_the_web_opens);

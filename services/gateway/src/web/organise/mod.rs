@@ -696,6 +696,7 @@ pub(crate) async fn step(
             "confirm" => {
                 let request = call.ask(pb::ConfirmGroupDetailsRequest {
                     group_id: id.clone(),
+                    ..Default::default()
                 });
                 call.listings
                     .confirm_group_details(request)
