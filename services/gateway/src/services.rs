@@ -9,6 +9,7 @@ use selfhelp_proto::membership::v1 as mpb;
 use selfhelp_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use selfhelp_proto::notifications::v1 as npb;
 use selfhelp_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use selfhelp_proto::operations::v1::operations_service_client::OperationsServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -30,6 +31,9 @@ pub struct Services {
     /// Listings as a person (what they hold about them); the public pages
     /// read listings through `Listings` instead.
     pub listings: ListingsServiceClient<Channel>,
+    /// Each service's operations API (dead letters), by service name, on the
+    /// same connections.
+    pub operations: Vec<(&'static str, OperationsServiceClient<Channel>)>,
 }
 
 impl Services {
@@ -44,17 +48,25 @@ impl Services {
                     .connect_lazy(),
             )
         };
+        let listings = channel("listings", &config.listings_url)?;
+        let membership = channel("membership", &config.membership_url)?;
+        let notifications = channel("notifications", &config.notifications_url)?;
         Ok(Services {
             keys,
-            membership: MembershipServiceClient::new(channel(
-                "membership",
-                &config.membership_url,
-            )?),
-            notifications: NotificationsServiceClient::new(channel(
-                "notifications",
-                &config.notifications_url,
-            )?),
-            listings: ListingsServiceClient::new(channel("listings", &config.listings_url)?),
+            operations: vec![
+                ("listings", OperationsServiceClient::new(listings.clone())),
+                (
+                    "membership",
+                    OperationsServiceClient::new(membership.clone()),
+                ),
+                (
+                    "notifications",
+                    OperationsServiceClient::new(notifications.clone()),
+                ),
+            ],
+            membership: MembershipServiceClient::new(membership),
+            notifications: NotificationsServiceClient::new(notifications),
+            listings: ListingsServiceClient::new(listings),
         })
     }
 

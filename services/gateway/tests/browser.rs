@@ -392,6 +392,7 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-topic", "operator"),
         ("staff-import", "operator"),
         ("staff-import-checked", "operator"),
+        ("staff-dead-letters", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
     ] {

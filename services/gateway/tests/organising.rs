@@ -1496,6 +1496,95 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
             "{who} POST"
         );
     }
+
+    // An event nobody can apply (a listing's news without its group): the
+    // consumers park it. Sam sees it on the dead-letter page with its error
+    // and not what it says; replayed, it fails again and stays. Nobody else
+    // may see or replay dead letters.
+    let poison_group = uuid::Uuid::now_v7().to_string();
+    let event_id = uuid::Uuid::now_v7().to_string();
+    selfhelp_testkit::publish_event(
+        &sys.nats.url(),
+        selfhelp_proto::streams::LISTINGS,
+        common::REGION,
+        "group.published",
+        &poison_group,
+        &selfhelp_proto::events::v1::GroupPublished {
+            group: None,
+            occurred_at: None,
+        },
+        &event_id,
+        &event_id,
+    )
+    .await;
+    let letters = "/staff/dead-letters";
+    let page = eventually("the parked event", Duration::from_secs(30), || async {
+        let (_, page) = get(&sam, gw, letters).await;
+        (page
+            .matches("org.selfhelp.listings.group.published")
+            .count()
+            >= 2)
+            .then_some(page)
+    })
+    .await;
+    assert!(
+        page.contains("Nothing is parked."),
+        "listings parked nothing: {page}"
+    );
+    let t = field(&page, "csrf");
+    let (status, to, _) = post(
+        &sam,
+        gw,
+        &format!("{letters}/notifications/replay"),
+        &[("csrf", &t)],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, page) = get(&sam, gw, &to).await;
+    assert!(page.contains("0 applied, 1 still parked"), "{page}");
+    assert_eq!(
+        page.matches("<span class=\"code\">org.selfhelp.listings.group.published.v1</span>")
+            .count(),
+        2,
+        "still parked: {page}"
+    );
+    let (status, _, _) = post(
+        &sam,
+        gw,
+        &format!("{letters}/nowhere/replay"),
+        &[("csrf", &t)],
+    )
+    .await;
+    assert_eq!(status, 404);
+    for (who, b) in [
+        ("anonymous", &stranger),
+        ("member", &bea),
+        ("organiser", &olive),
+    ] {
+        let (status, _) = get(b, gw, letters).await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} GET"
+        );
+        let token = if who == "anonymous" {
+            String::new()
+        } else {
+            csrf(b, &sys, "/my/settings").await
+        };
+        let (status, _, _) = post(
+            b,
+            gw,
+            &format!("{letters}/membership/replay"),
+            &[("csrf", &token)],
+        )
+        .await;
+        assert_eq!(
+            status,
+            if who == "anonymous" { 303 } else { 403 },
+            "{who} POST"
+        );
+    }
     drop(provider);
 }
 

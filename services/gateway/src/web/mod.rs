@@ -32,6 +32,7 @@ mod reports;
 mod search;
 mod sitemap;
 mod staff;
+mod staff_dead_letters;
 mod staff_import;
 mod staff_topics;
 mod still_right;
@@ -100,6 +101,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/staff/groups/{id}/invite", post(staff::invite_organiser))
         .route("/staff/groups/{id}/{what}", post(staff::decide))
         .route("/staff/reports/{id}/close", post(staff::close_report))
+        .route("/staff/dead-letters", get(staff_dead_letters::page))
+        .route(
+            "/staff/dead-letters/{service}/replay",
+            post(staff_dead_letters::replay),
+        )
         .route(
             "/staff/import",
             get(staff_import::import_page).post(staff_import::import),

@@ -73,6 +73,10 @@ impl Pages {
                 include_str!("../../templates/still_right.html"),
             ),
             (
+                "staff_dead_letters.html",
+                include_str!("../../templates/staff_dead_letters.html"),
+            ),
+            (
                 "staff_import.html",
                 include_str!("../../templates/staff_import.html"),
             ),

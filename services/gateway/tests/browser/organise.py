@@ -6,7 +6,7 @@ saves it, confirms the details are still right, messages the members, and
 opens the edit form.
 Bea signs in and joins; she reports Olive's message to the members from her
 inbox and tells the staff about a group; Sam closes both reports with a note
-(after being asked for one), opens the topics, and checks a file to import. Bea is refused Olive's desk and Sam's review
+(after being asked for one), opens the topics, checks a file to import, and looks at the dead letters. Bea is refused Olive's desk and Sam's review
 page. Every page met is checked as in walk.py: axe-core
 at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
 and its heading and text. Driven by services/gateway/tests/browser.rs, which
@@ -159,6 +159,8 @@ def organise(walk, olive, sam, bea, args):
     type_into(sam, "documents", "id,name\nwalk-1,Walkers\n")
     keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "button[value=check]"))
     walk.check(sam, "staff-import-checked", shows="What would happen", who="operator")
+    sam.get(walk.base + "/staff/dead-letters")
+    walk.check(sam, "staff-dead-letters", h1="Dead letters", shows="Nothing is parked", who="operator")
 
     # Bea, a member, is refused both desks; her own is empty.
     bea.get(walk.base + "/organise")
