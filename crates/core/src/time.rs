@@ -72,6 +72,17 @@ impl Backoff {
     }
 }
 
+/// `t` in milliseconds since the epoch; `None` for a timestamp out of range
+/// (or with nanoseconds outside 0..1e9), as a caller may send.
+pub fn timestamp_ms(t: &prost_types::Timestamp) -> Option<i64> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return None;
+    }
+    t.seconds
+        .checked_mul(1_000)?
+        .checked_add(i64::from(t.nanos) / 1_000_000)
+}
+
 pub fn to_timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ms.div_euclid(1000),

@@ -408,6 +408,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         format!("/organise/{id}/members/{membership_id}/remove"),
         format!("/organise/{id}/invitations"),
         format!("/organise/{id}/announce"),
+        format!("/organise/{id}/rota"),
     ];
     let staff_forms = [
         format!("/staff/groups/{id}/review"),
@@ -624,10 +625,25 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
             && staff.contains("Mince pies at the next meeting"),
         "{staff}"
     );
-    assert!(
-        !staff.contains("ann@example.org"),
-        "who reported it is not told"
-    );
+    // What listings holds of it has no reply address (and a report has no
+    // field for who sent it).
+    let queued = sys
+        .client
+        .clone()
+        .list_staff_reports(selfhelp_testkit::with_token(
+            selfhelp_proto::listings::v1::ListStaffReportsRequest { page: None },
+            &selfhelp_testkit::token("olu", common::REGION, &["operator"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .reports;
+    let reported = queued
+        .iter()
+        .find(|r| r.message.contains("Off topic for the group"))
+        .expect("the report, queued");
+    assert_eq!(reported.group_id, id);
+    assert!(reported.reply_to.is_empty(), "{reported:?}");
     let close = staff
         .split("action=\"")
         .filter_map(|a| a.split('"').next())
@@ -1083,6 +1099,55 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert!(page.contains(&format!("href=\"{desk}\"")), "{page}");
     let (status, _) = get(&ann, gw, &review).await;
     assert_eq!(status, 403, "a co-organiser is not staff");
+
+    // Olive shares the chair: members numbered in turn order (a bad number
+    // and a missing duty are named), then the rota and the next turns show.
+    let token = csrf(&olive, &sys, &desk).await;
+    let (_, page) = get(&olive, gw, &desk).await;
+    let orders: Vec<String> = page
+        .split("name=\"order-")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|m| format!("order-{m}"))
+        .collect();
+    assert_eq!(orders.len(), 1, "Ann, the one member: {orders:?}");
+    let rota = format!("/organise/{id}/rota");
+    let (status, _, page) = post(
+        &olive,
+        gw,
+        &rota,
+        &[("csrf", &token), ("duty", ""), (&orders[0], "first")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"duty-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    assert!(
+        page.contains(&format!("id=\"{}-error\"", orders[0])),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, to, page) = post(
+        &olive,
+        gw,
+        &rota,
+        &[("csrf", &token), ("duty", "chair"), (&orders[0], "1")],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, desk.as_str()),
+        "{}",
+        error_summary(&page)
+    );
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(
+        page.contains("<h3>Chair</h3>") && page.contains("In turn: "),
+        "{page}"
+    );
 
     // Sam keeps the topics: a bad code is named, a new topic is added (and
     // offered to the public at once), renamed, and retired in favour of

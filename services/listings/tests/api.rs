@@ -1905,6 +1905,22 @@ async fn reports_reach_staff_and_only_staff(backend: Backend) {
         .report_to_staff(with_token(about(&listed.id, "Third"), &relay))
         .await
         .expect("a closed report frees its place");
+    // A member's report of a message the organisers sent: the group need
+    // not be listed (here a draft), only the region's.
+    client
+        .close_staff_report(with_token(close(&suggestion.report_id, "Listed it"), &op))
+        .await
+        .unwrap();
+    client
+        .report_to_staff(with_token(
+            pb::ReportToStaffRequest {
+                about_message: true,
+                ..about(&draft.id, "A message from the organisers")
+            },
+            &relay,
+        ))
+        .await
+        .expect("a message's group need not be listed");
     svc.stop().await.unwrap();
 }
 

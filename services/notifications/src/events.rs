@@ -337,7 +337,9 @@ impl EventHandler for ListingsEvents {
                     let e: ev::GroupReviewDue = event.decode().map_err(poison)?;
                     let checked_at_ms = e
                         .assured_at
-                        .map_or(0, |t| t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000);
+                        .as_ref()
+                        .and_then(selfhelp_core::time::timestamp_ms)
+                        .unwrap_or(0);
                     let expires_at_ms = self.clock.now_ms() + crate::links::LISTING_CHECK_VALID_MS;
                     for m in &mut out {
                         let url = links.url(&crate::links::ListingCheck {

@@ -64,8 +64,11 @@ pub(crate) async fn send(
         .body(text)
         .map_err(|e| GatewayError::Internal(format!("an invitation email: {e}")))?;
     state.mail.send(message).await.map_err(|e| {
-        // Without the address.
-        tracing::warn!(error = %e.message, "an invitation email could not be sent");
+        // Not the server's words: an SMTP refusal often repeats the address.
+        tracing::warn!(
+            permanent = e.permanent,
+            "an invitation email could not be sent"
+        );
         GatewayError::Unavailable
     })
 }

@@ -108,7 +108,11 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route(
             "/staff/import",
-            get(staff_import::import_page).post(staff_import::import),
+            get(staff_import::import_page)
+                .post(staff_import::import)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    staff_import::MOST_BYTES,
+                )),
         )
         .route(
             "/staff/topics",
@@ -140,6 +144,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(organise::change_person),
         )
         .route("/organise/{id}/invitations", post(organise::invite))
+        .route("/organise/{id}/rota", post(organise::set_rota))
         .route("/organise/{id}/announce", post(organise::announce))
         .route("/organise/{id}/{what}", post(organise::step))
         .route("/my/groups", get(mine::my_groups))

@@ -198,6 +198,7 @@ async fn send(
             } else {
                 String::new()
             },
+            about_message: false,
         });
         let mut listings = call.listings.clone();
         Ok::<_, GatewayError>(listings.report_to_staff(request).await)
@@ -206,6 +207,18 @@ async fn send(
     match passed_on {
         Err(own) => error_page(state, &own),
         Ok(Ok(_)) => sent,
+        Ok(Err(status)) if held_back(&status) => {
+            // The region's queue is full: said on the form, what was typed kept.
+            let view = refused(vec![FieldError::new("form", status.message())], form);
+            report_page(
+                state,
+                headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                group_id,
+                view,
+            )
+            .await
+        }
         Ok(Err(status)) if forms::correctable(&status) => {
             let errors = forms::violations(&status, |field| match field {
                 "suggested_name" => Some("name"),
@@ -362,17 +375,28 @@ pub(crate) async fn send_message_report(
         let request = call.ask(lpb::ReportToStaffRequest {
             group_id: n.group_id,
             message: at_most(&report, MAX_REPORT),
+            about_message: true,
             ..Default::default()
         });
         let mut listings = call.listings.clone();
-        listings.report_to_staff(request).await?;
-        Ok::<_, GatewayError>(())
+        Ok::<_, GatewayError>(listings.report_to_staff(request).await)
     }
     .await;
     match passed_on {
-        Ok(()) => Redirect::to(&format!("{here}?sent=1")).into_response(),
         Err(e) => error_page(&state, &e),
+        Ok(Ok(_)) => Redirect::to(&format!("{here}?sent=1")).into_response(),
+        Ok(Err(status)) if held_back(&status) => {
+            let errors = vec![FieldError::new("form", status.message())];
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            message_report_page(&state, &signed, &id, status, errors, form.reason, false).await
+        }
+        Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
     }
+}
+
+/// Listings holds no more reports until staff close some.
+fn held_back(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::ResourceExhausted
 }
 
 /// `text` cut to `max` characters, with an ellipsis when cut.

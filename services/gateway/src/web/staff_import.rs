@@ -23,7 +23,10 @@ const HERE: &str = "/staff/import";
 /// Documents per call to listings (its limit).
 const BATCH: usize = 100;
 /// Groups one form may carry.
-const MOST: usize = 2_000;
+const MOST: usize = 1_000;
+/// The largest form taken: 1,000 ORUK documents of a few kilobytes each, URL
+/// encoded (the route's own limit; others keep axum's 2 MB).
+pub(crate) const MOST_BYTES: usize = 24 * 1024 * 1024;
 
 /// staff_import.html
 #[derive(Serialize, Default)]

@@ -8,7 +8,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::notifications::v1 as npb;
@@ -69,7 +69,16 @@ async fn answer(
     view.name = group.name.clone();
     let title = format!("Are the details of {} still right?", group.name);
     let layout = Layout::new(state, &title, "", None);
-    with_cookie(html(state, status, "still_right.html", layout, &view), set)
+    let mut response = with_cookie(html(state, status, "still_right.html", layout, &view), set);
+    // The link's token is in the address and the page: it goes to no other
+    // site, and no cache keeps it.
+    let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 pub(crate) async fn page(

@@ -557,9 +557,18 @@ impl ListingsService for ListingsApi {
         let caller = require_caller(&request)?;
         let trace = trace_parent(&request);
         let req = request.into_inner();
-        let checked_at_ms = req
-            .checked_at
-            .map(|t| t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000);
+        let checked_at_ms = match &req.checked_at {
+            None => None,
+            Some(t) => {
+                let ms = selfhelp_core::time::timestamp_ms(t);
+                if ms.is_none() {
+                    let mut v = Violations::new();
+                    v.add("checked_at", "is not a time");
+                    return Err(ServiceError::from(v).into());
+                }
+                ms
+            }
+        };
         Ok(sent(
             self.confirm_details(&caller, &req.group_id, checked_at_ms, &trace)
                 .await?,

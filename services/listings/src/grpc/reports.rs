@@ -57,9 +57,9 @@ impl ListingsApi {
         }
         v.into_result()?;
         if !group_id.is_empty() {
-            let listed = group_store::find(&self.read, group_id)
-                .await?
-                .filter(|g| g.region == self.region && g.status().is_public());
+            let listed = group_store::find(&self.read, group_id).await?.filter(|g| {
+                g.region == self.region && (req.about_message || g.status().is_public())
+            });
             if listed.is_none() {
                 return Err(GROUP_NOT_FOUND);
             }
@@ -103,8 +103,9 @@ impl ListingsApi {
         let page = OffsetPage::asked(&mut v, req.page.as_ref(), 20, 100);
         v.into_result()?;
         self.operator_only(caller)?;
+        // The primary: the staff page is read right after a report is closed.
         let (rows, total) =
-            store::open_page(&self.read, &self.region, page.offset, page.limit).await?;
+            store::open_page(&self.db, &self.region, page.offset, page.limit).await?;
         let ids: Vec<String> = rows
             .iter()
             .filter(|r| !r.group_id.is_empty())

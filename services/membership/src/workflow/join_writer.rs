@@ -358,6 +358,16 @@ impl Writer {
         inv: &invitation::Model,
         now: i64,
     ) -> Written {
+        // Checked again here, under the group's lock: a second code, or one
+        // made before listings' word of an organiser arrived, hands over
+        // nothing that someone already runs.
+        if !j.facts.organiser_ids.is_empty()
+            || membership::count_active_with_role(&txn, &j.group_id, Role::Organiser).await? > 0
+        {
+            return Err(code_violation(
+                "was to organise a group that has an organiser now: ask them to invite you",
+            ));
+        }
         if !invitation::use_once(&txn, inv).await? {
             return Err(code_violation("has been used up"));
         }

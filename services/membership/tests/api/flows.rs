@@ -189,9 +189,9 @@ per_backend!(approval_flow_with_a_question_a_yes_and_a_no);
 /// A group that came in by import has nobody to decide its join requests:
 /// an operator of the region gives someone a single-use code to organise
 /// it. Joining with it makes them its organiser whatever the policy (a
-/// request waiting is answered by it; an active member is given the role),
-/// listings hears of them, and they decide the requests. Only the region's
-/// operators make such codes, only for a group nobody organises.
+/// request waiting is answered by it), listings hears of them, and they
+/// decide the requests. Only the region's operators make such codes, only
+/// for a group nobody organises, and one works only while nobody does.
 async fn staff_hand_an_imported_group_to_an_organiser(backend: Backend) {
     let mut e = Env::start(backend).await;
     let op = token("olu", REGION, &["operator"]);
@@ -322,8 +322,8 @@ async fn staff_hand_an_imported_group_to_an_organiser(backend: Backend) {
             .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
 
-    // Bob says yes to Dan, who then uses his own code: the role comes to a
-    // member already there.
+    // Bob says yes to Dan. The second code, made while nobody organised the
+    // group, hands over nothing now that Bob does.
     let waiting =
         e.mc.list_group_members(as_person(
             members(&g, &[pb::MembershipState::Requested]),
@@ -339,15 +339,24 @@ async fn staff_hand_an_imported_group_to_an_organiser(backend: Backend) {
             .unwrap()
             .into_inner();
     assert_eq!(dan.state(), pb::MembershipState::Active);
-    let dan =
+    let late =
         e.mc.join_group(as_person(with_code(&for_dan.code), "dan"))
             .await
-            .unwrap()
-            .into_inner();
-    assert_eq!(
-        (dan.state(), dan.role()),
-        (pb::MembershipState::Active, pb::GroupRole::Organiser)
-    );
+            .unwrap_err();
+    assert_eq!(violated_fields(&late), vec!["invitation_code"], "{late:?}");
+    let dan =
+        e.mc.list_my_memberships(as_person(
+            pb::ListMyMembershipsRequest { page: None },
+            "dan",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .memberships
+        .into_iter()
+        .find(|m| m.group_id == g)
+        .unwrap();
+    assert_eq!(dan.role(), pb::GroupRole::Member, "still a member");
     e.stop().await;
 }
 

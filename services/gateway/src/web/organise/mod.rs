@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 
 mod meetings;
 mod people;
+mod rota;
 
 pub(crate) use meetings::{change_meeting, schedule};
 pub(crate) use people::{announce, change_person, invite};
+pub(crate) use rota::set_rota;
 
 use super::card_form::{self, COSTS, CardForm, FORMATS, POLICIES};
 use super::forms::{self, FieldError, SignedPage};
@@ -503,6 +505,7 @@ struct DeskPage {
     preview: Option<meetings::Preview>,
     meetings: Vec<meetings::MeetingView>,
     people: people::People,
+    rotas: Vec<rota::RotaView>,
     /// An invitation code just made, shown this once.
     new_code: Option<String>,
     /// An invitation just sent by email, good for this many days.
@@ -579,6 +582,7 @@ async fn desk_view(
     let mut call = state.services.as_signed(signed).await?;
     let group = managed_group(&mut call, id).await?;
     let people = people::people_of(&mut call, id).await?;
+    let rotas = rota::rotas_of(state, &mut call, id).await?;
     let followers = settings_of(&mut call, id).await?.followers;
     let status = group.status();
     let today = Utc::now().with_timezone(&state.tz).date_naive();
@@ -620,6 +624,7 @@ async fn desk_view(
             .map(meetings::MeetingView::of)
             .collect(),
         people,
+        rotas,
         new_code: shown.new_code,
         invited_by_email: shown.invited_by_email,
         sent: shown.sent,

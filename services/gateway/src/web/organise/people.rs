@@ -73,7 +73,7 @@ fn role_words(role: mpb::GroupRole) -> &'static str {
 const MOST_PAGES: usize = 20;
 
 /// The group's memberships in `states`, page after page.
-async fn memberships_in(
+pub(super) async fn memberships_in(
     call: &mut AsPerson,
     id: &str,
     states: &[mpb::MembershipState],
@@ -291,6 +291,11 @@ pub(crate) async fn invite(
         }
     }
     let made = async {
+        // The group first: a code is made only when the email can name it.
+        let group = match &to {
+            Some(_) => Some(managed_group(&mut call, &id).await?),
+            None => None,
+        };
         let request = call.ask(mpb::CreateInvitationRequest {
             group_id: id.clone(),
             person_id: String::new(),
@@ -303,8 +308,7 @@ pub(crate) async fn invite(
             .create_invitation(request)
             .await?
             .into_inner();
-        if let Some(Some(to)) = &to {
-            let group = managed_group(&mut call, &id).await?;
+        if let (Some(Some(to)), Some(group)) = (&to, &group) {
             let base = base_url(&state, &headers);
             let letter = EmailInvitation {
                 to,
