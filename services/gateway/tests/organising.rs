@@ -20,6 +20,41 @@ use selfhelp_testkit::{Backend, eventually, per_backend};
 
 const NAME: &str = "Lakeside carers' circle";
 
+/// Staff pages and forms refuse everyone else: `others` (someone signed out,
+/// then two signed-in people who are not staff) each get GET `page` (when
+/// given) and each POST of `forms`, sent with their own session's token:
+/// signed out, sent to the staff sign-in; signed in, 403.
+async fn staff_only(
+    sys: &WholeSystem,
+    others: [&reqwest::Client; 3],
+    page: Option<&str>,
+    forms: &[(&str, &[(&str, &str)])],
+) {
+    let gw = &sys.gateway;
+    for (n, b) in others.into_iter().enumerate() {
+        let signed_out = n == 0;
+        let refused = if signed_out { 303 } else { 403 };
+        if let Some(page) = page {
+            let (status, _) = get(b, gw, page).await;
+            assert_eq!(status, refused, "caller {n}: GET {page}");
+        }
+        let token = if signed_out {
+            String::new()
+        } else {
+            csrf(b, sys, "/my/settings").await
+        };
+        for (path, fields) in forms {
+            let mut form = vec![("csrf", token.as_str())];
+            form.extend_from_slice(fields);
+            let (status, to, _) = post(b, gw, path, &form).await;
+            assert_eq!(status, refused, "caller {n}: POST {path}");
+            if signed_out {
+                assert!(to.starts_with("/staff/sign-in"), "POST {path}: {to}");
+            }
+        }
+    }
+}
+
 /// The form token on `path`'s page.
 async fn csrf(b: &reqwest::Client, sys: &WholeSystem, path: &str) -> String {
     let (status, page) = get(b, &sys.gateway, path).await;
@@ -1013,30 +1048,13 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         .unwrap()
         .to_string();
     let report_id = close.split('/').nth(3).unwrap().to_string();
-    for (who, b) in [
-        ("anonymous", &stranger),
-        ("member", &ann),
-        ("organiser", &olive),
-    ] {
-        let token = if who == "anonymous" {
-            String::new()
-        } else {
-            csrf(b, &sys, "/my/settings").await
-        };
-        let (status, to, _) = post(b, gw, &close, &[("csrf", &token), ("note", "mine")]).await;
-        if who == "anonymous" {
-            assert_eq!(status, 303, "{who}");
-            assert!(to.starts_with("/staff/sign-in"), "{who}: {to}");
-        } else {
-            assert_eq!(status, 403, "{who}");
-        }
-        let (status, _) = get(b, gw, "/staff").await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} GET /staff"
-        );
-    }
+    staff_only(
+        &sys,
+        [&stranger, &ann, &olive],
+        Some("/staff"),
+        &[(close.as_str(), &[("note", "mine")])],
+    )
+    .await;
     let sam_token = csrf(&sam, &sys, "/staff").await;
     let (status, _, page) = post(&sam, gw, &close, &[("csrf", &sam_token), ("note", " ")]).await;
     assert_eq!(status, 400);
@@ -1243,42 +1261,23 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         !public.contains("Tinnitus"),
         "retired topics are not offered"
     );
-    for (who, b) in [
-        ("anonymous", &stranger),
-        ("member", &bea),
-        ("organiser", &olive),
-    ] {
-        let (status, _) = get(b, gw, topics).await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} GET {topics}"
-        );
-        let token = if who == "anonymous" {
-            String::new()
-        } else {
-            csrf(b, &sys, "/my/settings").await
-        };
-        for path in [
-            topics.to_string(),
-            format!("{topic_page}/save"),
-            format!("{topic_page}/retire"),
-        ] {
-            let form = vec![
-                ("csrf", token.clone()),
-                ("code", "mine".to_string()),
-                ("name", "Mine".to_string()),
-                ("replacement_id", carers.clone()),
-            ];
-            let (status, to, _) = post_owned(b, path.clone(), form).await;
-            if who == "anonymous" {
-                assert_eq!(status, 303, "{who} POST {path}");
-                assert!(to.starts_with("/staff/sign-in"), "{who} POST {path}: {to}");
-            } else {
-                assert_eq!(status, 403, "{who} POST {path}");
-            }
-        }
-    }
+    let (save, retire) = (format!("{topic_page}/save"), format!("{topic_page}/retire"));
+    let mine = [
+        ("code", "mine"),
+        ("name", "Mine"),
+        ("replacement_id", carers.as_str()),
+    ];
+    staff_only(
+        &sys,
+        [&stranger, &bea, &olive],
+        Some(topics),
+        &[
+            (topics, &mine),
+            (save.as_str(), &mine),
+            (retire.as_str(), &mine),
+        ],
+    )
+    .await;
     let (_, page) = get(&sam, gw, topics).await;
     assert!(!page.contains(">Mine<"), "nothing was added by anyone else");
 
@@ -1369,30 +1368,16 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let imported_invite = format!("{imported_review}/invite");
     let (_, page) = get(&sam, gw, &imported_review).await;
     assert!(page.contains("Nobody organises it"), "{page}");
-    for (who, b) in [
-        ("anonymous", &stranger),
-        ("member", &bea),
-        ("organiser", &olive),
-    ] {
-        let token = if who == "anonymous" {
-            String::new()
-        } else {
-            csrf(b, &sys, "/my/settings").await
-        };
-        let (status, to, _) = post(
-            b,
-            gw,
-            &imported_invite,
-            &[("csrf", &token), ("email", "mallory@example.org")],
-        )
-        .await;
-        if who == "anonymous" {
-            assert_eq!(status, 303, "{who}");
-            assert!(to.starts_with("/staff/sign-in"), "{who}: {to}");
-        } else {
-            assert_eq!(status, 403, "{who}");
-        }
-    }
+    staff_only(
+        &sys,
+        [&stranger, &bea, &olive],
+        None,
+        &[(
+            imported_invite.as_str(),
+            &[("email", "mallory@example.org")],
+        )],
+    )
+    .await;
     let sam_token = csrf(&sam, &sys, &imported_review).await;
     let (status, _, page) = post(
         &sam,
@@ -1532,35 +1517,13 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         unescape(&page).contains("0 would be imported, 1 already here, 1 refused"),
         "{page}"
     );
-    for (who, b) in [
-        ("anonymous", &stranger),
-        ("member", &bea),
-        ("organiser", &olive),
-    ] {
-        let (status, _) = get(b, gw, import).await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} GET"
-        );
-        let token = if who == "anonymous" {
-            String::new()
-        } else {
-            csrf(b, &sys, "/my/settings").await
-        };
-        let (status, _, _) = post(
-            b,
-            gw,
-            import,
-            &[("csrf", &token), ("documents", csv), ("action", "import")],
-        )
-        .await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} POST"
-        );
-    }
+    staff_only(
+        &sys,
+        [&stranger, &bea, &olive],
+        Some(import),
+        &[(import, &[("documents", csv), ("action", "import")])],
+    )
+    .await;
 
     // An event nobody can apply (a listing's news without its group): the
     // consumers park it. Sam sees it on the dead-letter page with its error
@@ -1621,35 +1584,14 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
-    for (who, b) in [
-        ("anonymous", &stranger),
-        ("member", &bea),
-        ("organiser", &olive),
-    ] {
-        let (status, _) = get(b, gw, letters).await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} GET"
-        );
-        let token = if who == "anonymous" {
-            String::new()
-        } else {
-            csrf(b, &sys, "/my/settings").await
-        };
-        let (status, _, _) = post(
-            b,
-            gw,
-            &format!("{letters}/membership/replay"),
-            &[("csrf", &token)],
-        )
-        .await;
-        assert_eq!(
-            status,
-            if who == "anonymous" { 303 } else { 403 },
-            "{who} POST"
-        );
-    }
+    let replay = format!("{letters}/membership/replay");
+    staff_only(
+        &sys,
+        [&stranger, &bea, &olive],
+        Some(letters),
+        &[(replay.as_str(), &[])],
+    )
+    .await;
     drop(provider);
 }
 

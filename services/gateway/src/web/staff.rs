@@ -295,16 +295,10 @@ pub(crate) async fn close_report(
     signed: Option<axum::Extension<Signed>>,
     Form(form): Form<CloseForm>,
 ) -> Response {
-    let signed = match operator(&state, signed, "/staff") {
+    let signed = match staff_form(&state, &headers, signed, &form.csrf, "/staff") {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     // Each report's note field has its own id on the page.
     let note_field = format!("note-{id}");
     if form.note.trim().is_empty() {
@@ -337,6 +331,25 @@ pub(crate) async fn close_report(
         }
         Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),
     }
+}
+
+/// The operator behind a staff form: signed in as staff of this region, and
+/// the form's token theirs; otherwise the answer to give instead.
+pub(crate) fn staff_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed: Option<axum::Extension<Signed>>,
+    csrf: &str,
+    here: &str,
+) -> Result<Signed, Box<Response>> {
+    let signed = operator(state, signed, here)?;
+    if !forms::token_ok(headers, csrf, Some(&signed)) {
+        return Err(Box::new(error_page(
+            state,
+            &GatewayError::bad("csrf", "the form has expired: please try again"),
+        )));
+    }
+    Ok(signed)
 }
 
 /// The signed-in operator of this region, or the page to answer instead.
@@ -648,16 +661,10 @@ pub(crate) async fn invite_organiser(
     Form(form): Form<OrganiserInvitationForm>,
 ) -> Response {
     let here = format!("/staff/groups/{id}");
-    let signed = match operator(&state, signed, &here) {
+    let signed = match staff_form(&state, &headers, signed, &form.csrf, &here) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     let Some(to) = crate::signin::normalise(form.email.trim()) else {
         let errors = vec![FieldError::new(
             "email",
@@ -737,16 +744,10 @@ pub(crate) async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let here = format!("/staff/groups/{id}");
-    let signed = match operator(&state, signed, &here) {
+    let signed = match staff_form(&state, &headers, signed, &form.csrf, &here) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     if what == "review" && !matches!(form.decision.as_str(), "approve" | "reject") {
         let errors = vec![FieldError::new(
             "decision",

@@ -12,9 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use selfhelp_proto::operations::v1 as opb;
 use serde::{Deserialize, Serialize};
 
-use super::forms;
 use super::pages::{error_page, own_page};
-use super::staff::operator;
+use super::staff::{operator, staff_form};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::sessions::Signed;
@@ -159,16 +158,10 @@ pub(crate) async fn replay(
     signed: Option<axum::Extension<Signed>>,
     Form(form): Form<ReplayForm>,
 ) -> Response {
-    let signed = match operator(&state, signed, HERE) {
+    let signed = match staff_form(&state, &headers, signed, &form.csrf, HERE) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     let Some((_, client)) = state
         .services
         .operations

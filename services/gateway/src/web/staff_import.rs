@@ -12,9 +12,9 @@ use selfhelp_core::directory_file::services_in_text;
 use selfhelp_proto::listings::v1 as lpb;
 use serde::{Deserialize, Serialize};
 
-use super::forms::{self, FieldError};
+use super::forms::FieldError;
 use super::pages::{error_page, own_page};
-use super::staff::operator;
+use super::staff::{operator, staff_form};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::sessions::Signed;
@@ -86,16 +86,10 @@ pub(crate) async fn import(
     signed: Option<axum::Extension<Signed>>,
     Form(form): Form<ImportForm>,
 ) -> Response {
-    let signed = match operator(&state, signed, HERE) {
+    let signed = match staff_form(&state, &headers, signed, &form.csrf, HERE) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(&headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            &state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     let dry_run = form.action != "import";
     let refused = |message: String, documents: String| ImportPage {
         errors: vec![FieldError::new("documents", message)],

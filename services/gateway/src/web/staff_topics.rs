@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::forms::{self, FieldError};
 use super::pages::{error_page, own_page};
-use super::staff::operator;
+use super::staff::{operator, staff_form};
 use crate::AppState;
 use crate::error::GatewayError;
 use crate::sessions::Signed;
@@ -258,16 +258,10 @@ async fn change(
     } else {
         format!("{HERE}/{id}")
     };
-    let signed = match operator(state, signed, &page) {
+    let signed = match staff_form(state, headers, signed, &form.csrf, &page) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    if !forms::token_ok(headers, &form.csrf, Some(&signed)) {
-        return error_page(
-            state,
-            &GatewayError::bad("csrf", "the form has expired: please try again"),
-        );
-    }
     if what == "retire" && form.replacement_id.is_empty() {
         let errors = vec![FieldError::new(
             "replacement_id",
