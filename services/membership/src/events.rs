@@ -272,6 +272,38 @@ pub async fn record_duty_due<C: ConnectionTrait>(
         .await
 }
 
+pub const ROTA_TURNS_CHANGED: &str = "rota.turns_changed";
+
+/// Records `rota.turns_changed`: the turns of `duty` in `group_id` that
+/// `changed_by`'s skip or swap hands from one person to another.
+pub async fn record_turns_changed<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    group_id: &str,
+    duty: &str,
+    changed_by: &str,
+    handovers: &[crate::domain::rota::Handover],
+) -> Result<String, DbErr> {
+    let msg = ev::RotaTurnsChanged {
+        group_id: group_id.to_string(),
+        duty: duty.to_string(),
+        changed_by: changed_by.to_string(),
+        handovers: handovers
+            .iter()
+            .map(|h| ev::TurnHandover {
+                meeting_key: h.meeting.key.clone(),
+                starts_at: Some(to_timestamp(h.meeting.starts_at.timestamp_millis())),
+                from_person_id: h.from.clone().unwrap_or_default(),
+                to_person_id: h.to.clone().unwrap_or_default(),
+            })
+            .collect(),
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(conn, MEMBERSHIP, ROTA_TURNS_CHANGED, group_id, &msg, None)
+        .await
+}
+
 /// Consumes listings' group events: keeps the shared `group_view` read model and
 /// the meetings rotas follow, ends the memberships of an archived group, and fills
 /// places when capacity grows.

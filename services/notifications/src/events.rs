@@ -46,6 +46,8 @@ enum Told {
     Left(ev::MembershipChanged),
     Changed(Change, ev::MembershipChanged),
     DutyDue(ev::RotaDutyDue),
+    /// A skip or a swap handed turns on: the people affected are told.
+    TurnsChanged(ev::RotaTurnsChanged),
     /// An organiser's message; its audience is read when it is told.
     Announced(ev::GroupAnnounced),
 }
@@ -59,6 +61,9 @@ impl Told {
             types::MEMBER_LEFT => return Ok(Some(Told::Left(event.decode().map_err(poison)?))),
             types::ROTA_DUTY_DUE => {
                 return Ok(Some(Told::DutyDue(event.decode().map_err(poison)?)));
+            }
+            types::ROTA_TURNS_CHANGED => {
+                return Ok(Some(Told::TurnsChanged(event.decode().map_err(poison)?)));
             }
             types::GROUP_ANNOUNCED => {
                 return Ok(Some(Told::Announced(event.decode().map_err(poison)?)));
@@ -77,6 +82,7 @@ impl Told {
             Told::Left(e) => &e.group_id,
             Told::Changed(_, e) => &e.group_id,
             Told::DutyDue(e) => &e.group_id,
+            Told::TurnsChanged(e) => &e.group_id,
             Told::Announced(e) => &e.group_id,
         }
     }
@@ -110,6 +116,18 @@ impl Told {
                 &group.name,
                 &e.meeting_key,
             )],
+            Told::TurnsChanged(e) => messages::turns_changed(
+                &e.duty,
+                &group.name,
+                &e.changed_by,
+                e.handovers.iter().map(|h| {
+                    (
+                        h.meeting_key.as_str(),
+                        h.from_person_id.as_str(),
+                        h.to_person_id.as_str(),
+                    )
+                }),
+            ),
         }
     }
 }

@@ -55,6 +55,31 @@ pub struct Turn {
     pub person: Option<String>,
 }
 
+/// A meeting's turn changing hands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    pub meeting: Meeting,
+    /// On duty before, and after; `None` for nobody.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// The meetings whose person on duty differs between `before` and `after`
+/// (the same meetings' turns, before and after a change).
+pub fn handovers(before: &[Turn], after: &[Turn]) -> Vec<Handover> {
+    before
+        .iter()
+        .filter_map(|b| {
+            let a = after.iter().find(|a| a.meeting.key == b.meeting.key)?;
+            (a.person != b.person).then(|| Handover {
+                meeting: b.meeting.clone(),
+                from: b.person.clone(),
+                to: a.person.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The turns at `meetings` (in time order, from the rota's start) for
 /// `volunteers` (in rotation order), with skips and swaps applied.
 pub fn turns(volunteers: &[String], meetings: &[Meeting], changes: &[TurnChange]) -> Vec<Turn> {

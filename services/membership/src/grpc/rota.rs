@@ -179,8 +179,9 @@ impl MembershipApi {
             meeting: key.to_string(),
             person: caller.person_id.clone(),
         };
+        let handovers = self.handovers(&r, &turns, &change).await?;
         self.workflow
-            .record_turn_change(&group_id, &duty, &change)
+            .record_turn_change(&group_id, &duty, &change, &caller.person_id, &handovers)
             .await?;
         let manager = may(role, Permission::ManageGroup, false);
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
@@ -234,8 +235,9 @@ impl MembershipApi {
             meeting: a.to_string(),
             other: b.to_string(),
         };
+        let handovers = self.handovers(&r, &turns, &change).await?;
         self.workflow
-            .record_turn_change(&group_id, &duty, &change)
+            .record_turn_change(&group_id, &duty, &change, &caller.person_id, &handovers)
             .await?;
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
@@ -275,11 +277,37 @@ impl MembershipApi {
         self.turns_of(r, count, false).await
     }
 
+    /// The turns at the next few meetings (as the rota shows them) that
+    /// `change` would hand from one person to another, given the coming turns
+    /// `before` it. A skip changes the order for good, so turns further ahead
+    /// change too: those people hear of them from the rota and its reminders.
+    async fn handovers(
+        &self,
+        r: &store::Model,
+        before: &[Turn],
+        change: &TurnChange,
+    ) -> Result<Vec<rota::Handover>, ServiceError> {
+        let after = self.turns_with(r, MAX_MEETINGS, true, Some(change)).await?;
+        let near = &before[..before.len().min(DEFAULT_MEETINGS)];
+        Ok(rota::handovers(near, &after))
+    }
+
     async fn turns_of(
         &self,
         r: &store::Model,
         count: usize,
         with_swaps: bool,
+    ) -> Result<Vec<Turn>, ServiceError> {
+        self.turns_with(r, count, with_swaps, None).await
+    }
+
+    /// The coming turns, with `extra` applied after the recorded changes.
+    async fn turns_with(
+        &self,
+        r: &store::Model,
+        count: usize,
+        with_swaps: bool,
+        extra: Option<&TurnChange>,
     ) -> Result<Vec<Turn>, ServiceError> {
         let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
             return Ok(Vec::new()); // no meetings known yet
@@ -288,6 +316,7 @@ impl MembershipApi {
         let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
         let all = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
         let mut changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
+        changes.extend(extra.cloned());
         if !with_swaps {
             changes.retain(|c| !matches!(c, TurnChange::Swap { .. }));
         }

@@ -3,8 +3,9 @@
 use sea_orm::TransactionTrait;
 
 use super::Workflow;
-use crate::domain::rota::TurnChange;
+use crate::domain::rota::{Handover, TurnChange};
 use crate::error::ServiceError;
+use crate::events;
 use crate::store::rota as store;
 
 /// Skips and swaps to come per rota.
@@ -30,13 +31,17 @@ impl Workflow {
         Ok(saved)
     }
 
-    /// Records a skip or a swap, unless the rota already has its fill of them
-    /// for meetings to come (each is applied on every read of the rota).
+    /// Records a skip or a swap by `by`, unless the rota already has its fill
+    /// of them for meetings to come (each is applied on every read of the
+    /// rota), with `rota.turns_changed` naming the turns it hands on, so the
+    /// people affected are told.
     pub async fn record_turn_change(
         &self,
         group_id: &str,
         duty: &str,
         change: &TurnChange,
+        by: &str,
+        handovers: &[Handover],
     ) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
@@ -47,7 +52,11 @@ impl Workflow {
             )));
         }
         store::add_change(&txn, group_id, duty, change, self.clock.now_ms()).await?;
+        if !handovers.is_empty() {
+            events::record_turns_changed(&txn, &self.outbox, group_id, duty, by, handovers).await?;
+        }
         txn.commit().await?;
+        self.outbox.wake();
         Ok(())
     }
 }

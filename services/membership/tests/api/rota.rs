@@ -189,6 +189,37 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         who(&skipped)[1..3],
         [(day(2), "CAROL".to_string()), (day(3), "BOB".to_string())]
     );
+    // The turns it hands on at the next six meetings are told: Bob's to
+    // Carol, Carol's next one to Bob, and so on in the new order.
+    let handed = |payload: &[u8]| {
+        let e = ev::RotaTurnsChanged::decode(payload).unwrap();
+        let mut h: Vec<(String, String, String)> = e
+            .handovers
+            .into_iter()
+            .map(|h| (h.meeting_key, h.from_person_id, h.to_person_id))
+            .collect();
+        h.sort();
+        (e.duty, e.changed_by, h)
+    };
+    let changed = format!("selfhelp.{REGION}.membership.rota.turns_changed");
+    let skip_told = e.outside.expect(&changed).await;
+    let (duty, by, told) = handed(&skip_told.payload);
+    assert_eq!((duty.as_str(), by.as_str()), ("chair", "bob"));
+    assert_eq!(
+        told[..2],
+        [
+            (day(2), "bob".to_string(), "carol".to_string()),
+            (day(3), "carol".to_string(), "bob".to_string()),
+        ]
+    );
+    let next_six: Vec<String> = who(&skipped).into_iter().map(|(key, _)| key).collect();
+    assert!(
+        told.iter().all(|(key, from, to)| next_six.contains(key)
+            && [from.as_str(), to.as_str()] != ["", ""]
+            && ["bob", "carol"].contains(&from.as_str())
+            && ["bob", "carol"].contains(&to.as_str())),
+        "only Bob and Carol, only the next six meetings: {told:?}"
+    );
 
     // Carol and Alice swap: asked by Carol, who is on duty at one of them.
     let swap = |a: String, b: String| pb::SwapTurnsRequest {
@@ -211,6 +242,19 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         who(&swapped)[..2],
         [(day(0), "CAROL".to_string()), (day(2), "ALICE".to_string())]
     );
+    let swap_told = e
+        .outside
+        .expect_matching(&changed, |m| handed(&m.payload).1 == "carol")
+        .await;
+    assert_eq!(
+        handed(&swap_told.payload).2,
+        vec![
+            (day(0), "alice".to_string(), "carol".to_string()),
+            (day(2), "carol".to_string(), "alice".to_string()),
+        ]
+    );
+    // A refused change tells nobody anything.
+    assert_eq!(e.outside.seen_on(&changed), 2);
     // Carol hides herself: to Bob she is "A member" on the rota too.
     e.mc.update_my_membership(as_person(
         pb::UpdateMyMembershipRequest {

@@ -341,6 +341,73 @@ pub fn duty_due(person: &str, duty: &str, group_name: &str, meeting_key: &str) -
     }
 }
 
+/// What a skip or a swap by `changed_by` tells the others it hands turns
+/// from or to: each `(meeting key, from, to)` (empty for nobody). Each person
+/// gets one message with every meeting gained and lost; the one who asked for
+/// it is told nothing.
+pub fn turns_changed<'a>(
+    duty: &str,
+    group_name: &str,
+    changed_by: &str,
+    handovers: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<Message> {
+    // Person → (days gained, days lost), people in the order first met.
+    let mut people: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
+    let mut entry = |person: &'a str| -> usize {
+        match people.iter().position(|(p, _, _)| *p == person) {
+            Some(i) => i,
+            None => {
+                people.push((person, Vec::new(), Vec::new()));
+                people.len() - 1
+            }
+        }
+    };
+    let mut changes: Vec<(usize, bool, &str)> = Vec::new();
+    for (key, from, to) in handovers {
+        let day = key.split('T').next().unwrap_or(key);
+        if !to.is_empty() && to != changed_by {
+            changes.push((entry(to), true, day));
+        }
+        if !from.is_empty() && from != changed_by {
+            changes.push((entry(from), false, day));
+        }
+    }
+    for (i, gained, day) in changes {
+        if gained {
+            people[i].1.push(day);
+        } else {
+            people[i].2.push(day);
+        }
+    }
+    people
+        .into_iter()
+        .map(|(person, gained, lost)| {
+            let mut parts = Vec::new();
+            if !gained.is_empty() {
+                parts.push(format!(
+                    "you are now down as {duty} at the {group_name} meeting on {}",
+                    gained.join(" and ")
+                ));
+            }
+            if !lost.is_empty() {
+                parts.push(format!(
+                    "you are no longer down as {duty} on {}",
+                    lost.join(" and ")
+                ));
+            }
+            let said = parts.join("; ");
+            Message {
+                recipient_id: person.to_string(),
+                kind: Kind::RotaReminder,
+                title: "Your turns on the rota have changed".into(),
+                body: format!(
+                    "After a skip or a swap, {said}. \"My groups\" on the website shows the rota as it is now."
+                ),
+            }
+        })
+        .collect()
+}
+
 /// What listings tells organisers about their group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupNews {
@@ -659,5 +726,22 @@ mod tests {
         );
         assert_eq!(told[0].kind.category(), Some(Category::GroupUpdates));
         assert!(told[0].kind.mutable() && !told[0].kind.time_critical());
+    }
+
+    #[test]
+    fn a_swap_tells_the_other_person_once_and_the_asker_nothing() {
+        let handovers = [
+            ("2026-12-09", "ann", "bob"),
+            ("2026-12-16", "bob", "ann"),
+            ("2026-12-23", "bob", ""),
+        ];
+        let told = turns_changed("chair", "Grief café", "ann", handovers.into_iter());
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0].recipient_id, "bob");
+        assert_eq!(
+            told[0].body,
+            "After a skip or a swap, you are now down as chair at the Grief café meeting on 2026-12-09; you are no longer down as chair on 2026-12-16 and 2026-12-23. \"My groups\" on the website shows the rota as it is now."
+        );
+        assert_eq!(told[0].kind, Kind::RotaReminder);
     }
 }

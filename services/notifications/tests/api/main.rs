@@ -1253,3 +1253,62 @@ async fn a_batch_of_membership_events_leaves_what_one_at_a_time_does(backend: Ba
 }
 
 per_backend!(a_batch_of_membership_events_leaves_what_one_at_a_time_does);
+
+/// A skip or a swap tells the people it hands turns to or from, once each,
+/// and not the one who asked for it.
+async fn a_rota_change_tells_the_people_it_hands_turns_to(backend: Backend) {
+    let nats = Nats::start();
+    let db = TestDb::new(backend).await;
+    let svc = start(&db, &nats).await;
+    let mut client = NotificationsServiceClient::new(svc.channel().await);
+    let g = uuid::Uuid::now_v7().to_string();
+    group_known(&nats, &g, "Grief café Beeston", &["olive"]).await;
+    let handover = |key: &str, from: &str, to: &str| ev::TurnHandover {
+        meeting_key: key.into(),
+        starts_at: None,
+        from_person_id: from.into(),
+        to_person_id: to.into(),
+    };
+    let changed = ev::RotaTurnsChanged {
+        group_id: g.clone(),
+        duty: "chair".into(),
+        changed_by: "bob".into(),
+        handovers: vec![
+            handover("2026-12-23", "bob", "carol"),
+            handover("2026-12-30", "carol", "bob"),
+        ],
+        occurred_at: None,
+    };
+    publish(&nats, MEMBERSHIP, "rota.turns_changed", &g, &changed).await;
+    let told = eventually("Carol told", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move {
+            inbox(&mut c, "carol")
+                .await
+                .notifications
+                .into_iter()
+                .find(|n| n.kind() == pb::NotificationKind::RotaReminder)
+        }
+    })
+    .await;
+    assert!(
+        told.body
+            .contains("now down as chair at the Grief café Beeston meeting on 2026-12-23")
+            && told.body.contains("no longer down as chair on 2026-12-30"),
+        "{}",
+        told.body
+    );
+    settle(&nats).await;
+    assert_eq!(
+        inbox(&mut client, "carol").await.notifications.len(),
+        1,
+        "once"
+    );
+    assert!(
+        inbox(&mut client, "bob").await.notifications.is_empty(),
+        "the one who asked is not told"
+    );
+    svc.stop().await.unwrap();
+}
+
+per_backend!(a_rota_change_tells_the_people_it_hands_turns_to);
