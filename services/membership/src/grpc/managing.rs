@@ -113,7 +113,11 @@ impl MembershipApi {
                     "only operators of this region invite someone to organise a group",
                 ));
             }
-            if !facts.organiser_ids.is_empty() {
+            // Listings' word (which may lag) or an organiser's membership here.
+            if !facts.organiser_ids.is_empty()
+                || membership::count_active_with_role(&self.db, &group_id, Role::Organiser).await?
+                    > 0
+            {
                 return Err(ServiceError::FailedPrecondition(
                     "this group has organisers: they invite co-organisers".into(),
                 ));
