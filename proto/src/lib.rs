@@ -60,6 +60,7 @@ pub mod events {
         pub const FOLLOW_STOPPED: &str = "org.selfhelp.membership.follow.stopped.v1";
         pub const ROTA_DUTY_DUE: &str = "org.selfhelp.membership.rota.duty_due.v1";
         pub const ROTA_TURNS_CHANGED: &str = "org.selfhelp.membership.rota.turns_changed.v1";
+        pub const ROTA_SWAP_REQUEST: &str = "org.selfhelp.membership.rota.swap_request.v1";
         pub const GROUP_ANNOUNCED: &str = "org.selfhelp.membership.group.announced.v1";
         pub const ERASURE_REQUESTED: &str = "org.selfhelp.privacy.erasure.requested.v1";
         pub const ERASURE_COMPLETED: &str = "org.selfhelp.privacy.erasure.completed.v1";

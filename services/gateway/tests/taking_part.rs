@@ -248,6 +248,75 @@ async fn a_person_takes_part_on_the_web(backend: Backend) {
         "the turn she skipped went to the next volunteer"
     );
 
+    // Ann asks Bea to swap one of her turns: nothing changes until Bea
+    // agrees on her own page.
+    let (_, mine) = get(&ann, gw, "/my/groups").await;
+    let her_turn = field(&mine, "meeting_key");
+    let options = &mine[mine
+        .find("name=\"other_meeting_key\"")
+        .expect("a swap form")..];
+    let beas_turn = options
+        .split("<option value=\"")
+        .nth(1)
+        .and_then(|o| o.split('"').next())
+        .expect("a turn to swap with")
+        .to_string();
+    let (status, to, _) = post(
+        &ann,
+        gw,
+        &swap,
+        &[
+            ("csrf", &token),
+            ("duty", "chair"),
+            ("meeting_key", &her_turn),
+            ("other_meeting_key", &beas_turn),
+        ],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, "/my/groups"));
+    let (_, mine) = get(&ann, gw, "/my/groups").await;
+    assert!(mine.contains("Waiting for their answer"), "{mine}");
+    let holder = |rota: &mpb::GetRotaResponse, key: &str| {
+        rota.rotas[0]
+            .turns
+            .iter()
+            .find(|t| t.meeting_key == key)
+            .map(|t| t.mine)
+    };
+    let anns_rota = || {
+        with_token(
+            mpb::GetRotaRequest {
+                group_id: group.id.clone(),
+                duty: "chair".into(),
+                meetings: 6,
+            },
+            &token_of(&ann_id),
+        )
+    };
+    let before = mc.get_rota(anns_rota()).await.unwrap().into_inner();
+    assert_eq!(holder(&before, &her_turn), Some(true), "still hers");
+    let (_, beas) = get(&bea, gw, "/my/groups").await;
+    assert!(beas.contains("asks to swap turns as chair"), "{beas}");
+    let bea_csrf = field(&beas, "csrf");
+    let (status, to, _) = post(
+        &bea,
+        gw,
+        &format!("/my/groups/{}/rota/answer", group.id),
+        &[
+            ("csrf", &bea_csrf),
+            ("swap_id", &field(&beas, "swap_id")),
+            ("answer", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, "/my/groups"));
+    let after = mc.get_rota(anns_rota()).await.unwrap().into_inner();
+    assert_eq!(
+        (holder(&after, &her_turn), holder(&after, &beas_turn)),
+        (Some(false), Some(true)),
+        "swapped once Bea agreed"
+    );
+
     // The welcome reaches her inbox, and her email (linking to the web).
     // Both groups' welcomes, whatever else has reached her by then; the page
     // last seen is shown if they never come.

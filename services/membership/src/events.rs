@@ -304,6 +304,43 @@ pub async fn record_turns_changed<C: ConnectionTrait>(
         .await
 }
 
+pub const ROTA_SWAP_REQUEST: &str = "rota.swap_request";
+
+/// Records `rota.swap_request`: `ask` was made, declined or withdrawn (`step`),
+/// so the other person is told. `starts` are the two meetings' start times,
+/// when they are still to come.
+pub async fn record_swap_request<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    ask: &crate::store::rota::swap::Model,
+    starts: [Option<i64>; 2],
+    step: ev::SwapStep,
+) -> Result<String, DbErr> {
+    let msg = ev::RotaSwapRequest {
+        swap_id: ask.id.clone(),
+        group_id: ask.group_id.clone(),
+        duty: ask.duty.clone(),
+        asked_by: ask.asked_by.clone(),
+        asked_of: ask.asked_of.clone(),
+        meeting_key: ask.meeting_key.clone(),
+        starts_at: starts[0].map(to_timestamp),
+        other_meeting_key: ask.other_meeting_key.clone(),
+        other_starts_at: starts[1].map(to_timestamp),
+        step: step as i32,
+        occurred_at: Some(to_timestamp(now_ms())),
+    };
+    outbox
+        .enqueue(
+            conn,
+            MEMBERSHIP,
+            ROTA_SWAP_REQUEST,
+            &ask.group_id,
+            &msg,
+            None,
+        )
+        .await
+}
+
 /// Consumes listings' group events: keeps the shared `group_view` read model and
 /// the meetings rotas follow, ends the memberships of an archived group, and fills
 /// places when capacity grows.

@@ -48,6 +48,8 @@ enum Told {
     DutyDue(ev::RotaDutyDue),
     /// A skip or a swap handed turns on: the people affected are told.
     TurnsChanged(ev::RotaTurnsChanged),
+    /// A swap was asked, declined or withdrawn: the other person is told.
+    SwapRequest(ev::RotaSwapRequest),
     /// An organiser's message; its audience is read when it is told.
     Announced(ev::GroupAnnounced),
 }
@@ -64,6 +66,9 @@ impl Told {
             }
             types::ROTA_TURNS_CHANGED => {
                 return Ok(Some(Told::TurnsChanged(event.decode().map_err(poison)?)));
+            }
+            types::ROTA_SWAP_REQUEST => {
+                return Ok(Some(Told::SwapRequest(event.decode().map_err(poison)?)));
             }
             types::GROUP_ANNOUNCED => {
                 return Ok(Some(Told::Announced(event.decode().map_err(poison)?)));
@@ -83,6 +88,7 @@ impl Told {
             Told::Changed(_, e) => &e.group_id,
             Told::DutyDue(e) => &e.group_id,
             Told::TurnsChanged(e) => &e.group_id,
+            Told::SwapRequest(e) => &e.group_id,
             Told::Announced(e) => &e.group_id,
         }
     }
@@ -116,6 +122,24 @@ impl Told {
                 &group.name,
                 &e.meeting_key,
             )],
+            Told::SwapRequest(e) => {
+                let step = match e.step() {
+                    ev::SwapStep::Asked => messages::SwapStep::Asked,
+                    ev::SwapStep::Declined => messages::SwapStep::Declined,
+                    ev::SwapStep::Withdrawn => messages::SwapStep::Withdrawn,
+                    // A step this version does not know: nobody to tell.
+                    ev::SwapStep::Unspecified => return Vec::new(),
+                };
+                vec![messages::swap_request(
+                    step,
+                    &e.asked_by,
+                    &e.asked_of,
+                    &e.duty,
+                    &group.name,
+                    &e.meeting_key,
+                    &e.other_meeting_key,
+                )]
+            }
             Told::TurnsChanged(e) => messages::turns_changed(
                 &e.duty,
                 &group.name,

@@ -67,6 +67,18 @@ struct MyGroup {
     joining_details: String,
     next_meetings: Vec<String>,
     turns: Vec<MyTurn>,
+    swap_asks: Vec<MySwapAsk>,
+}
+
+/// A swap the person asked, or is asked, waiting for an answer.
+#[derive(Serialize)]
+struct MySwapAsk {
+    id: String,
+    /// What it is, in words.
+    text: String,
+    /// Asked of them: they agree or decline. Otherwise they asked it and may
+    /// withdraw it.
+    to_answer: bool,
 }
 
 /// A rota turn that is the person's, with what they may do about it.
@@ -112,12 +124,13 @@ fn is_open(state: mpb::MembershipState) -> bool {
     )
 }
 
-/// The person's turns on the group's rotas, with the turns they could swap to.
+/// The person's turns on the group's rotas, with the turns they could swap to,
+/// and the swaps waiting for their answer or the other person's.
 async fn my_turns(
     state: &AppState,
     call: &AsPerson,
     group_id: &str,
-) -> Result<Vec<MyTurn>, GatewayError> {
+) -> Result<(Vec<MyTurn>, Vec<MySwapAsk>), GatewayError> {
     let request = call.ask(mpb::GetRotaRequest {
         group_id: group_id.to_string(),
         duty: String::new(),
@@ -131,7 +144,31 @@ async fn my_turns(
         .into_inner()
         .rotas;
     let mut turns = Vec::new();
+    let mut asks = Vec::new();
     for rota in &rotas {
+        for ask in &rota.swap_asks {
+            let asker_turn = local(state, ask.starts_at.as_ref());
+            let asked_turn = local(state, ask.other_starts_at.as_ref());
+            let duty = &rota.duty;
+            let text = if ask.asked_of_me {
+                format!(
+                    "{} asks to swap turns as {duty}: you would take theirs on {asker_turn}, and they would take yours on {asked_turn}.",
+                    ask.asked_by
+                )
+            } else {
+                format!(
+                    "You asked {} to take your turn as {duty} on {asker_turn}, and to give you theirs on {asked_turn}. Waiting for their answer.",
+                    ask.asked_of
+                )
+            };
+            if ask.asked_of_me || ask.asked_by_me {
+                asks.push(MySwapAsk {
+                    id: ask.id.clone(),
+                    text,
+                    to_answer: ask.asked_of_me,
+                });
+            }
+        }
         for turn in rota.turns.iter().filter(|t| t.mine) {
             let swaps = rota
                 .turns
@@ -158,7 +195,7 @@ async fn my_turns(
             });
         }
     }
-    Ok(turns)
+    Ok((turns, asks))
 }
 
 async fn my_groups_view(
@@ -220,10 +257,10 @@ async fn my_group(
         if m.state() == mpb::MembershipState::Active {
             my_turns(state, call, &m.group_id).await
         } else {
-            Ok(Vec::new())
+            Ok((Vec::new(), Vec::new()))
         }
     };
-    let (next_meetings, turns) = tokio::try_join!(meetings, turns)?;
+    let (next_meetings, (turns, swap_asks)) = tokio::try_join!(meetings, turns)?;
     Ok(MyGroup {
         status: status_words(&m),
         role: match m.role() {
@@ -238,6 +275,7 @@ async fn my_group(
         name: m.group_name,
         next_meetings,
         turns,
+        swap_asks,
     })
 }
 
@@ -266,10 +304,17 @@ pub(crate) struct TurnForm {
     /// For a swap: the turn to take instead.
     #[serde(default)]
     other_meeting_key: String,
+    /// For an answer: the swap asked, and "yes" to agree (anything else
+    /// declines it, or withdraws one's own).
+    #[serde(default)]
+    swap_id: String,
+    #[serde(default)]
+    answer: String,
 }
 
-/// Skips the person's turn (the next volunteer takes it) or swaps it with
-/// another; back to "My groups", or there with what went wrong.
+/// Skips the person's turn (the next volunteer takes it), asks to swap it
+/// with another, or answers a swap asked; back to "My groups", or there with
+/// what went wrong.
 pub(crate) async fn change_turn(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -307,6 +352,14 @@ pub(crate) async fn change_turn(
                     other_meeting_key: form.other_meeting_key.clone(),
                 });
                 call.membership.swap_turns(request).await.map(|_| ())
+            }
+            "answer" => {
+                let request = call.ask(mpb::AnswerSwapRequest {
+                    group_id,
+                    swap_id: form.swap_id.clone(),
+                    accept: form.answer == "yes",
+                });
+                call.membership.answer_swap(request).await.map(|_| ())
             }
             _ => return Err(GatewayError::NotFound),
         };

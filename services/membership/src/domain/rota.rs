@@ -64,6 +64,23 @@ pub struct Handover {
     pub to: Option<String>,
 }
 
+/// Whether a swap asked still stands in `turns`: `meeting` is still
+/// `asked_by`'s turn and `other` still `asked_of`'s.
+pub fn swap_stands(
+    turns: &[Turn],
+    meeting: &str,
+    asked_by: &str,
+    other: &str,
+    asked_of: &str,
+) -> bool {
+    let holds = |key: &str, person: &str| {
+        turns
+            .iter()
+            .any(|t| t.meeting.key == key && t.person.as_deref() == Some(person))
+    };
+    holds(meeting, asked_by) && holds(other, asked_of)
+}
+
 /// The meetings whose person on duty differs between `before` and `after`
 /// (the same meetings' turns, before and after a change).
 pub fn handovers(before: &[Turn], after: &[Turn]) -> Vec<Handover> {

@@ -169,6 +169,10 @@ impl MembershipService for MembershipApi {
     async fn swap_turns(&self, r: Request<pb::SwapTurnsRequest>) -> Reply<pb::DutyRota> {
         Ok(Response::new(self.swap(r).await?))
     }
+
+    async fn answer_swap(&self, r: Request<pb::AnswerSwapRequest>) -> Reply<pb::DutyRota> {
+        Ok(Response::new(self.answer_swap(r).await?))
+    }
     async fn erase_me(&self, r: Request<pb::EraseMeRequest>) -> Reply<pb::ErasureStatus> {
         Ok(Response::new(self.erase(r).await?))
     }

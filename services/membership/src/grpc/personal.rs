@@ -199,6 +199,21 @@ impl MembershipApi {
             .into_iter()
             .map(|r| json!({"group_id": r.group_id, "duty": r.duty}))
             .collect();
+        // The other person of each swap is theirs to know, not in this file.
+        let swap_asks: Vec<_> = rota::swaps_of(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "group_id": a.group_id,
+                    "duty": a.duty,
+                    "asked_by_you": a.asked_by == person,
+                    "asker_turn": a.meeting_key,
+                    "asked_turn": a.other_meeting_key,
+                    "asked_at": millis_to_rfc3339(a.created_at_ms),
+                })
+            })
+            .collect();
         let doc = json!({
             "service": "membership",
             "person_id": person,
@@ -208,6 +223,7 @@ impl MembershipApi {
             "follows": follows,
             "invitations_created": invitations,
             "rotas": rotas,
+            "swap_asks": swap_asks,
         });
         Ok(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),

@@ -1,18 +1,19 @@
 //! Rotas: organisers set who volunteers for a duty; members see who does what at
-//! the next meetings, skip a turn or swap one.
+//! the next meetings, skip a turn, or swap one once the other person agrees.
 
 use std::collections::{HashMap, HashSet};
 
 use selfhelp_core::time::to_timestamp;
 use selfhelp_core::validation::Violations;
+use selfhelp_proto::events::v1::SwapStep;
 use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
 use super::{MembershipApi, uuid_field};
 use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::domain::rota::{self, Turn, TurnChange};
-use crate::error::ROTA_NOT_FOUND;
 use crate::error::ServiceError;
+use crate::error::{ROTA_NOT_FOUND, SWAP_NOT_FOUND};
 use crate::store::{group_settings, meetings, membership, rota as store};
 
 const MAX_VOLUNTEERS: usize = 50;
@@ -181,7 +182,14 @@ impl MembershipApi {
         };
         let handovers = self.handovers(&r, &turns, &change).await?;
         self.workflow
-            .record_turn_change(&group_id, &duty, &change, &caller.person_id, &handovers)
+            .record_turn_change(
+                &group_id,
+                &duty,
+                &change,
+                &caller.person_id,
+                &handovers,
+                None,
+            )
             .await?;
         let manager = may(role, Permission::ManageGroup, false);
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
@@ -223,7 +231,7 @@ impl MembershipApi {
                 "both meetings must be among the rota's coming meetings".into(),
             ));
         };
-        let involved = [first, second]
+        let involved = [&first, &second]
             .iter()
             .any(|p| p.as_deref() == Some(&caller.person_id));
         if !involved && !manager {
@@ -231,16 +239,135 @@ impl MembershipApi {
                 "only the two people on duty or an organiser can swap these turns",
             ));
         }
-        let change = TurnChange::Swap {
-            meeting: a.to_string(),
-            other: b.to_string(),
+        // One of the two people on duty asks: the other must agree first.
+        let me = Some(caller.person_id.clone());
+        let asked = if first == me && second.is_some() && second != me {
+            Some((a, b, second))
+        } else if second == me && first.is_some() && first != me {
+            Some((b, a, first))
+        } else {
+            None
         };
-        let handovers = self.handovers(&r, &turns, &change).await?;
-        self.workflow
-            .record_turn_change(&group_id, &duty, &change, &caller.person_id, &handovers)
-            .await?;
+        if let Some((mine, theirs, Some(other_person))) = asked {
+            self.forget_lapsed_asks(&r, &turns, &caller.person_id)
+                .await?;
+            let starts = starts_of(&turns, [mine, theirs]);
+            let ask = store::swap::Model {
+                id: uuid::Uuid::now_v7().to_string(),
+                group_id: group_id.clone(),
+                duty: duty.clone(),
+                meeting_key: mine.to_string(),
+                other_meeting_key: theirs.to_string(),
+                asked_by: caller.person_id.clone(),
+                asked_of: other_person,
+                created_at_ms: self.clock.now_ms(),
+            };
+            self.workflow.ask_swap(ask, starts).await?;
+        } else {
+            let change = TurnChange::Swap {
+                meeting: a.to_string(),
+                other: b.to_string(),
+            };
+            let handovers = self.handovers(&r, &turns, &change).await?;
+            self.workflow
+                .record_turn_change(
+                    &group_id,
+                    &duty,
+                    &change,
+                    &caller.person_id,
+                    &handovers,
+                    None,
+                )
+                .await?;
+        }
         self.duty_rota(&r, &caller.person_id, manager, DEFAULT_MEETINGS)
             .await
+    }
+
+    pub(super) async fn answer_swap(
+        &self,
+        request: Request<pb::AnswerSwapRequest>,
+    ) -> Result<pb::DutyRota, ServiceError> {
+        let caller = self.caller(&request)?;
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        let swap_id = uuid_field(&mut v, "swap_id", &req.swap_id);
+        v.into_result()?;
+        let (_, role) = self
+            .member_of(&request, &group_id, &caller.person_id)
+            .await?;
+        let me = caller.person_id.as_str();
+        let ask = store::find_swap(&self.db, &swap_id)
+            .await?
+            .filter(|a| a.group_id == group_id && (a.asked_by == me || a.asked_of == me))
+            .ok_or(SWAP_NOT_FOUND)?;
+        if req.accept && ask.asked_of != me {
+            return Err(ServiceError::PermissionDenied(
+                "only the person asked can agree to a swap; you may withdraw it",
+            ));
+        }
+        let r = store::find(&self.db, &group_id, &ask.duty)
+            .await?
+            .ok_or(ROTA_NOT_FOUND)?;
+        let turns = self.upcoming_turns(&r, MAX_MEETINGS).await?;
+        let stands = rota::swap_stands(
+            &turns,
+            &ask.meeting_key,
+            &ask.asked_by,
+            &ask.other_meeting_key,
+            &ask.asked_of,
+        );
+        if !stands {
+            self.workflow.forget_swap(&ask.id).await?;
+            if req.accept {
+                return Err(ServiceError::FailedPrecondition(
+                    "the turns in that swap have passed or changed hands since it was asked".into(),
+                ));
+            }
+        } else if req.accept {
+            let change = TurnChange::Swap {
+                meeting: ask.meeting_key.clone(),
+                other: ask.other_meeting_key.clone(),
+            };
+            let handovers = self.handovers(&r, &turns, &change).await?;
+            self.workflow
+                .record_turn_change(&group_id, &ask.duty, &change, me, &handovers, Some(&ask.id))
+                .await?;
+        } else {
+            let step = if ask.asked_of == me {
+                SwapStep::Declined
+            } else {
+                SwapStep::Withdrawn
+            };
+            let starts = starts_of(&turns, [&ask.meeting_key, &ask.other_meeting_key]);
+            self.workflow.drop_swap(&ask, starts, step).await?;
+        }
+        let manager = may(role, Permission::ManageGroup, false);
+        self.duty_rota(&r, me, manager, DEFAULT_MEETINGS).await
+    }
+
+    /// Drops `person`'s asks on `r` that no longer stand in `turns`, so they
+    /// do not count against the number one may have waiting.
+    async fn forget_lapsed_asks(
+        &self,
+        r: &store::Model,
+        turns: &[Turn],
+        person: &str,
+    ) -> Result<(), ServiceError> {
+        for ask in store::swap_asks(&self.db, &r.group_id, &r.duty).await? {
+            let stands = rota::swap_stands(
+                turns,
+                &ask.meeting_key,
+                &ask.asked_by,
+                &ask.other_meeting_key,
+                &ask.asked_of,
+            );
+            if ask.asked_by == person && !stands {
+                self.workflow.forget_swap(&ask.id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The group and the caller's role in it, if they are an active member (or
@@ -351,10 +478,41 @@ impl MembershipApi {
                 .unwrap_or_else(|| "A member".to_string());
             names.insert(p.clone(), name);
         }
-        let turns = self
-            .upcoming_turns(r, count)
+        let ahead = self.upcoming_turns(r, MAX_MEETINGS).await?;
+        let swap_asks = store::swap_asks(&self.db, &r.group_id, &r.duty)
             .await?
             .into_iter()
+            .filter(|a| manager || a.asked_by == caller || a.asked_of == caller)
+            .filter(|a| {
+                rota::swap_stands(
+                    &ahead,
+                    &a.meeting_key,
+                    &a.asked_by,
+                    &a.other_meeting_key,
+                    &a.asked_of,
+                )
+            })
+            .map(|a| {
+                let [starts_at, other_starts_at] =
+                    starts_of(&ahead, [&a.meeting_key, &a.other_meeting_key])
+                        .map(|t| t.map(to_timestamp));
+                let name = |p: &str| names.get(p).cloned().unwrap_or_else(|| "A member".into());
+                pb::SwapAsk {
+                    asked_by: name(&a.asked_by),
+                    asked_of: name(&a.asked_of),
+                    asked_by_me: a.asked_by == caller,
+                    asked_of_me: a.asked_of == caller,
+                    id: a.id,
+                    meeting_key: a.meeting_key,
+                    starts_at,
+                    other_meeting_key: a.other_meeting_key,
+                    other_starts_at,
+                }
+            })
+            .collect();
+        let turns = ahead
+            .into_iter()
+            .take(count)
             .map(|t| {
                 let person = t.person.unwrap_or_default();
                 pb::Turn {
@@ -372,6 +530,17 @@ impl MembershipApi {
             duty: r.duty.clone(),
             volunteers: volunteers.iter().map(|p| names[p].clone()).collect(),
             turns,
+            swap_asks,
         })
     }
+}
+
+/// When the meetings `keys` start (ms), among `turns`.
+fn starts_of(turns: &[Turn], keys: [&str; 2]) -> [Option<i64>; 2] {
+    keys.map(|key| {
+        turns
+            .iter()
+            .find(|t| t.meeting.key == key)
+            .map(|t| t.meeting.starts_at.timestamp_millis())
+    })
 }

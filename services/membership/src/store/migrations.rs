@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(Erasure));
         all.push(Box::new(Announcements));
         all.push(Box::new(OrganiserInvitations));
+        all.push(Box::new(SwapRequests));
         all
     }
 }
@@ -702,6 +703,76 @@ impl MigrationTrait for OrganiserInvitations {
                         .not_null()
                         .default("MEMBER"),
                 )
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Swaps one person on duty asked of another, until answered.
+struct SwapRequests;
+
+impl MigrationName for SwapRequests {
+    fn name(&self) -> &str {
+        "m0106_membership_swap_requests"
+    }
+}
+
+#[derive(DeriveIden)]
+enum SwapRequest {
+    Table,
+    Id,
+    GroupId,
+    Duty,
+    MeetingKey,
+    OtherMeetingKey,
+    AskedBy,
+    AskedOf,
+    CreatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SwapRequests {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(SwapRequest::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(SwapRequest::Id)
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(SwapRequest::GroupId).string().not_null())
+                .col(ColumnDef::new(SwapRequest::Duty).string().not_null())
+                .col(ColumnDef::new(SwapRequest::MeetingKey).string().not_null())
+                .col(
+                    ColumnDef::new(SwapRequest::OtherMeetingKey)
+                        .string()
+                        .not_null(),
+                )
+                .col(ColumnDef::new(SwapRequest::AskedBy).string().not_null())
+                .col(ColumnDef::new(SwapRequest::AskedOf).string().not_null())
+                .col(
+                    ColumnDef::new(SwapRequest::CreatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // One open ask per pair of turns: asking again replaces it.
+        m.create_index(
+            Index::create()
+                .name("idx_swap_request_turns")
+                .table(SwapRequest::Table)
+                .col(SwapRequest::GroupId)
+                .col(SwapRequest::Duty)
+                .col(SwapRequest::MeetingKey)
+                .col(SwapRequest::OtherMeetingKey)
+                .unique()
+                .if_not_exists()
                 .to_owned(),
         )
         .await

@@ -1,6 +1,7 @@
-//! `rota`, `rota_change` and `rota_reminder`: who volunteers for each duty, the
-//! skips and swaps they asked for, and which reminders went out (once per turn,
-//! whichever replica sends it).
+//! `rota`, `rota_change`, `swap_request` and `rota_reminder`: who volunteers
+//! for each duty, the skips and swaps they made, the swaps waiting for the
+//! other person's yes, and which reminders went out (once per turn, whichever
+//! replica sends it).
 
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::OnConflict;
@@ -47,6 +48,32 @@ pub mod change {
         pub meeting_key: String,
         /// SKIP: who skips. SWAP: the other meeting.
         pub other: String,
+        pub created_at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod swap {
+    use sea_orm::entity::prelude::*;
+
+    /// A swap one person on duty asked of another, until answered.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "swap_request")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub group_id: String,
+        pub duty: String,
+        /// The asker's turn, which `asked_of` would take.
+        pub meeting_key: String,
+        /// `asked_of`'s turn, which the asker would take.
+        pub other_meeting_key: String,
+        pub asked_by: String,
+        pub asked_of: String,
         pub created_at_ms: i64,
     }
 
@@ -146,6 +173,7 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, group_id: &str, duty: &str) ->
     Ok(())
 }
 
+/// Drops the rota's skips, swaps and swaps asked: its turns start afresh.
 async fn clear_changes<C: ConnectionTrait>(
     conn: &C,
     group_id: &str,
@@ -156,6 +184,90 @@ async fn clear_changes<C: ConnectionTrait>(
         .filter(change::Column::Duty.eq(duty))
         .exec(conn)
         .await?;
+    swap::Entity::delete_many()
+        .filter(swap::Column::GroupId.eq(group_id))
+        .filter(swap::Column::Duty.eq(duty))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that `asked_by` asks `asked_of` to take `meeting_key` in exchange
+/// for `other_meeting_key`; an earlier ask for the same two turns is replaced.
+pub async fn ask_swap<C: ConnectionTrait>(
+    conn: &C,
+    ask: swap::Model,
+) -> Result<swap::Model, DbErr> {
+    swap::Entity::delete_many()
+        .filter(swap::Column::GroupId.eq(&ask.group_id))
+        .filter(swap::Column::Duty.eq(&ask.duty))
+        .filter(swap::Column::MeetingKey.eq(&ask.meeting_key))
+        .filter(swap::Column::OtherMeetingKey.eq(&ask.other_meeting_key))
+        .exec(conn)
+        .await?;
+    swap::ActiveModel::from(ask).insert(conn).await
+}
+
+/// The swaps waiting for an answer on a rota, oldest first.
+pub async fn swap_asks<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+) -> Result<Vec<swap::Model>, DbErr> {
+    swap::Entity::find()
+        .filter(swap::Column::GroupId.eq(group_id))
+        .filter(swap::Column::Duty.eq(duty))
+        .order_by_asc(swap::Column::CreatedAtMs)
+        .order_by_asc(swap::Column::Id)
+        .all(conn)
+        .await
+}
+
+pub async fn find_swap<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+) -> Result<Option<swap::Model>, DbErr> {
+    swap::Entity::find_by_id(id.to_string()).one(conn).await
+}
+
+/// Removes a swap ask; false when it was already gone (answered meanwhile).
+pub async fn drop_swap<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool, DbErr> {
+    let gone = swap::Entity::delete_by_id(id.to_string())
+        .exec(conn)
+        .await?;
+    Ok(gone.rows_affected == 1)
+}
+
+/// The swaps waiting that `person` asked or was asked.
+pub async fn swaps_of<C: ConnectionTrait>(
+    conn: &C,
+    person: &str,
+) -> Result<Vec<swap::Model>, DbErr> {
+    swap::Entity::find()
+        .filter(involving(person))
+        .order_by_asc(swap::Column::CreatedAtMs)
+        .all(conn)
+        .await
+}
+
+fn involving(person: &str) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(swap::Column::AskedBy.eq(person))
+        .add(swap::Column::AskedOf.eq(person))
+}
+
+/// Drops the swaps `person` asked or was asked, in `group` (every group when
+/// `None`): they left its rotas, or are erased.
+pub async fn forget_swaps<C: ConnectionTrait>(
+    conn: &C,
+    person: &str,
+    group: Option<&str>,
+) -> Result<(), DbErr> {
+    let mut delete = swap::Entity::delete_many().filter(involving(person));
+    if let Some(group) = group {
+        delete = delete.filter(swap::Column::GroupId.eq(group));
+    }
+    delete.exec(conn).await?;
     Ok(())
 }
 
@@ -306,6 +418,10 @@ pub async fn restart<C: ConnectionTrait>(
 pub async fn delete_group<C: ConnectionTrait>(conn: &C, group_id: &str) -> Result<(), DbErr> {
     change::Entity::delete_many()
         .filter(change::Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    swap::Entity::delete_many()
+        .filter(swap::Column::GroupId.eq(group_id))
         .exec(conn)
         .await?;
     reminder::Entity::delete_many()

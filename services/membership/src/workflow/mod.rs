@@ -96,6 +96,7 @@ pub async fn leave_rotas(
     now: i64,
 ) -> Result<(), sea_orm::DbErr> {
     let now_at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
+    rota::forget_swaps(txn, person, group).await?;
     for r in rota::containing(txn, person).await? {
         if group.is_some_and(|g| g != r.group_id) {
             continue;

@@ -504,6 +504,15 @@ async fn every_rpc(
             other_meeting_key: "2030-01-08".into()
         }
     );
+    call!(
+        "AnswerSwap",
+        answer_swap,
+        pb::AnswerSwapRequest {
+            group_id: group(),
+            swap_id: uuid::Uuid::now_v7().to_string(),
+            accept: true
+        }
+    );
     call!("EraseMe", erase_me, pb::EraseMeRequest { confirm: true });
     call!(
         "GetErasureStatus",

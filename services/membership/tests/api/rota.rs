@@ -221,7 +221,7 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         "only Bob and Carol, only the next six meetings: {told:?}"
     );
 
-    // Carol and Alice swap: asked by Carol, who is on duty at one of them.
+    // Carol asks Alice to swap: nothing changes until Alice agrees.
     let swap = |a: String, b: String| pb::SwapTurnsRequest {
         group_id: g.clone(),
         duty: "chair".into(),
@@ -233,8 +233,75 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
             .await
             .unwrap_err();
     assert_eq!(violated_fields(&same), vec!["other_meeting_key"]);
-    let swapped =
+    let asked =
         e.mc.swap_turns(as_person(swap(day(0), day(2)), "carol"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        who(&asked)[..2],
+        [(day(0), "ALICE".to_string()), (day(2), "CAROL".to_string())]
+    );
+    assert_eq!(asked.swap_asks.len(), 1, "{asked:?}");
+    let ask = asked.swap_asks[0].clone();
+    assert!(ask.asked_by_me && !ask.asked_of_me);
+    assert_eq!(
+        (
+            ask.meeting_key.as_str(),
+            ask.other_meeting_key.as_str(),
+            ask.asked_of.as_str()
+        ),
+        (day(2).as_str(), day(0).as_str(), "ALICE")
+    );
+    let requests = format!("selfhelp.{REGION}.membership.rota.swap_request");
+    let step_of = |payload: &[u8]| ev::RotaSwapRequest::decode(payload).unwrap();
+    let told = step_of(&e.outside.expect(&requests).await.payload);
+    assert_eq!(
+        (told.asked_by.as_str(), told.asked_of.as_str(), told.step()),
+        ("carol", "alice", ev::SwapStep::Asked)
+    );
+    assert_eq!(told.meeting_key, day(2));
+    // Bob neither sees the ask nor can answer it; Carol cannot agree for Alice.
+    let bobs =
+        e.mc.get_rota(as_person(get("chair"), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(bobs.rotas[0].swap_asks.is_empty());
+    let alices =
+        e.mc.get_rota(as_person(get("chair"), "alice"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(alices.rotas[0].swap_asks[0].asked_of_me);
+    let answer = |id: &str, accept: bool| pb::AnswerSwapRequest {
+        group_id: g.clone(),
+        swap_id: id.to_string(),
+        accept,
+    };
+    let code = |r: Result<tonic::Response<pb::DutyRota>, tonic::Status>| r.unwrap_err().code();
+    assert_eq!(
+        code(
+            e.mc.answer_swap(as_person(answer(&ask.id, true), "bob"))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            e.mc.answer_swap(as_person(answer(&ask.id, true), "carol"))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    let bad =
+        e.mc.answer_swap(as_person(answer("not-an-id", true), "alice"))
+            .await
+            .unwrap_err();
+    assert_eq!(violated_fields(&bad), vec!["swap_id"]);
+    // Alice agrees: the turns change hands, and Carol is told.
+    let swapped =
+        e.mc.answer_swap(as_person(answer(&ask.id, true), "alice"))
             .await
             .unwrap()
             .into_inner();
@@ -242,9 +309,10 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         who(&swapped)[..2],
         [(day(0), "CAROL".to_string()), (day(2), "ALICE".to_string())]
     );
+    assert!(swapped.swap_asks.is_empty());
     let swap_told = e
         .outside
-        .expect_matching(&changed, |m| handed(&m.payload).1 == "carol")
+        .expect_matching(&changed, |m| handed(&m.payload).1 == "alice")
         .await;
     assert_eq!(
         handed(&swap_told.payload).2,
@@ -253,8 +321,89 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
             (day(2), "carol".to_string(), "alice".to_string()),
         ]
     );
+    assert_eq!(
+        code(
+            e.mc.answer_swap(as_person(answer(&ask.id, true), "alice"))
+                .await
+        ),
+        Code::NotFound,
+        "a swap is agreed once"
+    );
+    // Bob asks Carol; she declines, and Bob is told. He asks again and
+    // withdraws it, and Carol is told.
+    let mc = e.mc.clone();
+    let bobs_ask = async || {
+        let asked = mc
+            .clone()
+            .swap_turns(as_person(swap(day(3), day(0)), "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+        asked.swap_asks[0].id.clone()
+    };
+    let first_ask = bobs_ask().await;
+    let kept =
+        e.mc.answer_swap(as_person(answer(&first_ask, false), "carol"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(who(&kept)[0], (day(0), "CAROL".to_string()));
+    let declined = step_of(
+        &e.outside
+            .expect_matching(&requests, |m| {
+                step_of(&m.payload).step() == ev::SwapStep::Declined
+            })
+            .await
+            .payload,
+    );
+    assert_eq!(
+        (declined.asked_by.as_str(), declined.swap_id.as_str()),
+        ("bob", first_ask.as_str())
+    );
+    let second_ask = bobs_ask().await;
+    e.mc.answer_swap(as_person(answer(&second_ask, false), "bob"))
+        .await
+        .unwrap();
+    e.outside
+        .expect_matching(&requests, |m| {
+            step_of(&m.payload).step() == ev::SwapStep::Withdrawn
+        })
+        .await;
+    assert_eq!(
+        e.outside.seen_on(&requests),
+        5,
+        "asked, asked, declined, asked, withdrawn"
+    );
     // A refused change tells nobody anything.
     assert_eq!(e.outside.seen_on(&changed), 2);
+    // An organiser swaps two others' turns at once (both are told).
+    let six = pb::GetRotaRequest {
+        meetings: 6,
+        ..get("chair")
+    };
+    let rota_now =
+        e.mc.get_rota(as_person(six, "alice"))
+            .await
+            .unwrap()
+            .into_inner();
+    let carols_later = rota_now.rotas[0]
+        .turns
+        .iter()
+        .find(|t| t.display_name == "CAROL" && t.meeting_key != day(0))
+        .expect("Carol has a second turn in six meetings")
+        .meeting_key
+        .clone();
+    let arranged =
+        e.mc.swap_turns(as_person(swap(day(3), carols_later.clone()), "alice"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(arranged.swap_asks.is_empty());
+    assert!(
+        who(&arranged).contains(&(day(3), "CAROL".to_string())),
+        "{arranged:?}"
+    );
+    assert!(who(&arranged).contains(&(carols_later, "BOB".to_string())));
     // Carol hides herself: to Bob she is "A member" on the rota too.
     e.mc.update_my_membership(as_person(
         pb::UpdateMyMembershipRequest {

@@ -408,6 +408,61 @@ pub fn turns_changed<'a>(
         .collect()
 }
 
+/// A step of a swap asked on a rota, as notifications tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapStep {
+    /// Tells the person asked.
+    Asked,
+    /// Tells the one who asked.
+    Declined,
+    /// Tells the person who had been asked.
+    Withdrawn,
+}
+
+/// The message for one step of a swap: `meeting_key` is the asker's turn,
+/// `other_meeting_key` the asked person's. Names nobody: "My groups" does.
+pub fn swap_request(
+    step: SwapStep,
+    asked_by: &str,
+    asked_of: &str,
+    duty: &str,
+    group_name: &str,
+    meeting_key: &str,
+    other_meeting_key: &str,
+) -> Message {
+    let day = |key: &str| key.split('T').next().unwrap_or(key).to_string();
+    let (mine, theirs) = (day(meeting_key), day(other_meeting_key));
+    let (recipient, title, body) = match step {
+        SwapStep::Asked => (
+            asked_of,
+            "A swap of turns is asked of you",
+            format!(
+                "Another volunteer on the {duty} rota of {group_name} asks to swap: you would take their turn on {mine}, and they would take yours on {theirs}. Nothing changes unless you agree. Agree or decline under \"My groups\" on the website."
+            ),
+        ),
+        SwapStep::Declined => (
+            asked_by,
+            "Your swap of turns was declined",
+            format!(
+                "The swap you asked on the {duty} rota of {group_name} was declined: you are still down as {duty} on {mine}. You can skip that turn instead, or ask someone else under \"My groups\" on the website."
+            ),
+        ),
+        SwapStep::Withdrawn => (
+            asked_of,
+            "A swap of turns was withdrawn",
+            format!(
+                "The swap you were asked about on the {duty} rota of {group_name} was withdrawn: you are still down as {duty} on {theirs}."
+            ),
+        ),
+    };
+    Message {
+        recipient_id: recipient.to_string(),
+        kind: Kind::RotaReminder,
+        title: title.into(),
+        body,
+    }
+}
+
 /// What listings tells organisers about their group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupNews {
@@ -726,6 +781,47 @@ mod tests {
         );
         assert_eq!(told[0].kind.category(), Some(Category::GroupUpdates));
         assert!(told[0].kind.mutable() && !told[0].kind.time_critical());
+    }
+
+    #[test]
+    fn each_step_of_a_swap_tells_the_other_person() {
+        let step = |s| {
+            swap_request(
+                s,
+                "ann",
+                "bob",
+                "chair",
+                "Grief café",
+                "2026-12-09",
+                "2026-12-16T18:00",
+            )
+        };
+        let asked = step(SwapStep::Asked);
+        assert_eq!(asked.recipient_id, "bob");
+        assert!(
+            asked.body.contains(
+                "you would take their turn on 2026-12-09, and they would take yours on 2026-12-16"
+            ),
+            "{}",
+            asked.body
+        );
+        let declined = step(SwapStep::Declined);
+        assert_eq!(declined.recipient_id, "ann");
+        assert!(declined.body.contains("still down as chair on 2026-12-09"));
+        let withdrawn = step(SwapStep::Withdrawn);
+        assert_eq!(withdrawn.recipient_id, "bob");
+        assert!(
+            withdrawn
+                .body
+                .contains("still down as chair on 2026-12-16.")
+        );
+        assert!(
+            [asked, declined, withdrawn]
+                .iter()
+                .all(|m| m.kind == Kind::RotaReminder
+                    && !m.body.contains("ann")
+                    && !m.body.contains("bob"))
+        );
     }
 
     #[test]

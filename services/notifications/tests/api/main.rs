@@ -1308,6 +1308,56 @@ async fn a_rota_change_tells_the_people_it_hands_turns_to(backend: Backend) {
         inbox(&mut client, "bob").await.notifications.is_empty(),
         "the one who asked is not told"
     );
+
+    // A swap Bob asks of Carol tells her; her no tells him.
+    let swap = |step: ev::SwapStep| ev::RotaSwapRequest {
+        swap_id: "s1".into(),
+        group_id: g.clone(),
+        duty: "chair".into(),
+        asked_by: "bob".into(),
+        asked_of: "carol".into(),
+        meeting_key: "2027-01-06".into(),
+        other_meeting_key: "2027-01-13".into(),
+        step: step as i32,
+        ..Default::default()
+    };
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "rota.swap_request",
+        &g,
+        &swap(ev::SwapStep::Asked),
+    )
+    .await;
+    publish(
+        &nats,
+        MEMBERSHIP,
+        "rota.swap_request",
+        &g,
+        &swap(ev::SwapStep::Declined),
+    )
+    .await;
+    let declined = eventually("Bob told of the no", Duration::from_secs(20), || {
+        let mut c = client.clone();
+        async move { inbox(&mut c, "bob").await.notifications.into_iter().next() }
+    })
+    .await;
+    assert!(
+        declined
+            .body
+            .contains("was declined: you are still down as chair on 2027-01-06"),
+        "{}",
+        declined.body
+    );
+    settle(&nats).await;
+    let carols = inbox(&mut client, "carol").await.notifications;
+    assert_eq!(carols.len(), 2, "the change and the ask");
+    assert!(
+        carols
+            .iter()
+            .any(|n| n.body.contains("you would take their turn on 2027-01-06")),
+        "{carols:?}"
+    );
     svc.stop().await.unwrap();
 }
 
