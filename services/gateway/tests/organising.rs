@@ -79,6 +79,14 @@ fn error_summary(page: &str) -> &str {
         .unwrap_or(page)
 }
 
+/// Owned form pairs as `post` takes them.
+fn pairs_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// The card as Olive fills it in, with `postcode` and what to do.
 fn card<'a>(token: &'a str, postcode: &'a str, action: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -91,11 +99,11 @@ fn card<'a>(token: &'a str, postcode: &'a str, action: &'a str) -> Vec<(&'a str,
         ("format", "in_person"),
         ("join_policy", "approval"),
         ("join_question", "Who do you care for?"),
-        ("venue_name", "Lakeside library"),
-        ("venue_address", "1 Lake Street"),
-        ("venue_town", "Nottingham"),
-        ("venue_postcode", postcode),
-        ("venue_accessibility", "Step-free, hearing loop"),
+        ("venue-0-name", "Lakeside library"),
+        ("venue-0-address", "1 Lake Street"),
+        ("venue-0-town", "Nottingham"),
+        ("venue-0-postcode", postcode),
+        ("venue-0-accessibility", "Step-free, hearing loop"),
         ("cost_kind", "free"),
         ("languages", "en"),
         ("contact_name", "Group coordinator"),
@@ -148,7 +156,10 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400, "{refused}");
-    assert!(refused.contains("id=\"venue_postcode-error\""), "{refused}");
+    assert!(
+        refused.contains("id=\"venue-0-postcode-error\""),
+        "{refused}"
+    );
     assert!(
         refused.contains(&format!("value=\"{}\"", "Lakeside library")),
         "what she typed is kept"
@@ -323,6 +334,69 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert!(
         public.contains("Tea, talk and a walk for carers"),
         "approved"
+    );
+    // A second place: the form shows each place and one blank to add
+    // another; a place whose fields are emptied is removed. Places are not
+    // a change the staff check, so each applies at once.
+    let edit_with = |page: &str, places: &[(&'static str, &'static str)]| {
+        let mut pairs: Vec<(String, String)> = card("", "", "save")
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("venue-") && *k != "csrf" && *k != "summary")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pairs.push(("summary".into(), "Tea, talk and a walk for carers".into()));
+        pairs.push(("csrf".into(), field(page, "csrf")));
+        pairs.push(("version".into(), field(page, "version")));
+        pairs.extend(places.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        pairs
+    };
+    let (_, page) = get(&olive, gw, &edit).await;
+    assert!(
+        page.contains("Place 1") && page.contains("Another place (optional)"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"venue-1-name\""), "a blank place to add");
+    let two = edit_with(
+        &page,
+        &[
+            ("venue-0-name", "Lakeside library"),
+            ("venue-0-town", "Nottingham"),
+            ("venue-0-postcode", "NG1 5FS"),
+            ("venue-1-name", "Riverside room"),
+            ("venue-1-town", ""),
+            ("venue-1-postcode", "NG1 5FS"),
+        ],
+    );
+    let (status, _, page) = post(&olive, gw, &edit, &pairs_of(&two)).await;
+    assert_eq!(status, 400, "the second place's town is named: {page}");
+    assert!(page.contains("id=\"venue-1-town-error\""), "{page}");
+    assert!(page.contains("The town (place 2)"), "{page}");
+    let mut two = two;
+    two.retain(|(k, _)| k != "venue-1-town");
+    two.push(("venue-1-town".into(), "Nottingham".into()));
+    let (status, _, page) = post(&olive, gw, &edit, &pairs_of(&two)).await;
+    assert_eq!(status, 303, "{page}");
+    let (_, public) = get(&ann, gw, &format!("/groups/{id}")).await;
+    assert!(
+        public.contains("Lakeside library") && public.contains("Riverside room"),
+        "both places: {public}"
+    );
+    let (_, page) = get(&olive, gw, &edit).await;
+    assert!(page.contains("Place 2") && page.contains("value=\"Riverside room\""));
+    let one = edit_with(
+        &page,
+        &[
+            ("venue-1-name", "Riverside room"),
+            ("venue-1-town", "Nottingham"),
+            ("venue-1-postcode", "NG1 5FS"),
+        ],
+    );
+    let (status, _, page) = post(&olive, gw, &edit, &pairs_of(&one)).await;
+    assert_eq!(status, 303, "{page}");
+    let (_, public) = get(&ann, gw, &format!("/groups/{id}")).await;
+    assert!(
+        !public.contains("Lakeside library") && public.contains("Riverside room"),
+        "the emptied place is gone: {public}"
     );
     // The staff see every decision and change, and who made it.
     let (_, page) = get(&sam, gw, &review).await;

@@ -25,12 +25,9 @@ pub(crate) struct CardForm {
     pub format: String,
     pub join_policy: String,
     pub join_question: String,
-    pub venue_name: String,
-    pub venue_address: String,
-    pub venue_town: String,
-    pub venue_postcode: String,
-    pub venue_accessibility: String,
-    pub venue_travel_notes: String,
+    /// The places it meets, in order, none of them blank: the form posts
+    /// `venue-{i}-{part}` for each, and one blank more to add a place.
+    pub venues: Vec<VenueForm>,
     pub who_for: String,
     pub min_age: String,
     pub max_age: String,
@@ -48,6 +45,71 @@ pub(crate) struct CardForm {
     pub capacity: String,
     pub joining_details: String,
     pub welcome_with_joining_details: bool,
+}
+
+/// One place a group meets, as typed.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct VenueForm {
+    pub name: String,
+    pub address: String,
+    pub town: String,
+    pub postcode: String,
+    pub accessibility: String,
+    pub travel_notes: String,
+}
+
+/// Listings keeps at most this many venues per group.
+pub(crate) const MAX_VENUES: usize = 10;
+
+impl VenueForm {
+    fn part(&mut self, part: &str) -> Option<&mut String> {
+        Some(match part {
+            "name" => &mut self.name,
+            "address" => &mut self.address,
+            "town" => &mut self.town,
+            "postcode" => &mut self.postcode,
+            "accessibility" => &mut self.accessibility,
+            "travel_notes" => &mut self.travel_notes,
+            _ => return None,
+        })
+    }
+
+    fn is_blank(&self) -> bool {
+        [
+            &self.name,
+            &self.address,
+            &self.town,
+            &self.postcode,
+            &self.accessibility,
+            &self.travel_notes,
+        ]
+        .iter()
+        .all(|v| v.trim().is_empty())
+    }
+
+    fn from_venue(v: &pb::Venue) -> VenueForm {
+        VenueForm {
+            name: v.name.clone(),
+            address: v.address.clone(),
+            town: v.town.clone(),
+            postcode: v.postcode.clone(),
+            accessibility: v.accessibility.clone(),
+            travel_notes: v.travel_notes.clone(),
+        }
+    }
+
+    fn to_venue(&self) -> pb::Venue {
+        pb::Venue {
+            name: self.name.trim().into(),
+            address: self.address.trim().into(),
+            town: self.town.trim().into(),
+            postcode: self.postcode.trim().into(),
+            latitude: None,
+            longitude: None,
+            accessibility: self.accessibility.trim().into(),
+            travel_notes: self.travel_notes.trim().into(),
+        }
+    }
 }
 
 /// A number field: empty is 0 (no limit); anything else must be a whole
@@ -74,7 +136,25 @@ impl CardForm {
     /// cannot take).
     pub fn from_pairs(pairs: Vec<(String, String)>) -> CardForm {
         let mut f = CardForm::default();
+        let mut venues: Vec<VenueForm> = Vec::new();
         for (name, value) in pairs {
+            if let Some((i, part)) = name
+                .strip_prefix("venue-")
+                .and_then(|rest| rest.split_once('-'))
+            {
+                // One blank place more than listings keeps may be posted.
+                if let Ok(i) = i.parse::<usize>()
+                    && i <= MAX_VENUES
+                {
+                    if venues.len() <= i {
+                        venues.resize_with(i + 1, VenueForm::default);
+                    }
+                    if let Some(slot) = venues[i].part(part) {
+                        *slot = value;
+                    }
+                }
+                continue;
+            }
             let slot = match name.as_str() {
                 "topics" => {
                     f.topics.push(value);
@@ -105,12 +185,6 @@ impl CardForm {
                 "format" => &mut f.format,
                 "join_policy" => &mut f.join_policy,
                 "join_question" => &mut f.join_question,
-                "venue_name" => &mut f.venue_name,
-                "venue_address" => &mut f.venue_address,
-                "venue_town" => &mut f.venue_town,
-                "venue_postcode" => &mut f.venue_postcode,
-                "venue_accessibility" => &mut f.venue_accessibility,
-                "venue_travel_notes" => &mut f.venue_travel_notes,
                 "who_for" => &mut f.who_for,
                 "min_age" => &mut f.min_age,
                 "max_age" => &mut f.max_age,
@@ -129,12 +203,14 @@ impl CardForm {
             };
             *slot = value;
         }
+        // A place left blank is no place: emptying one removes it, and the
+        // places keep listings' numbering.
+        f.venues = venues.into_iter().filter(|v| !v.is_blank()).collect();
         f
     }
 
     /// The card as it stands in listings, to edit.
     pub fn from_group(g: &pb::Group, join_question: &str) -> CardForm {
-        let venue = g.venues.first().cloned().unwrap_or_default();
         let who = g.eligibility.clone().unwrap_or_default();
         let contact = g.contact.clone().unwrap_or_default();
         let cost = g.cost.clone().unwrap_or_default();
@@ -149,12 +225,7 @@ impl CardForm {
             format: format_name(g.format()).into(),
             join_policy: policy_name(g.join_policy()).into(),
             join_question: join_question.to_string(),
-            venue_name: venue.name,
-            venue_address: venue.address,
-            venue_town: venue.town,
-            venue_postcode: venue.postcode,
-            venue_accessibility: venue.accessibility,
-            venue_travel_notes: venue.travel_notes,
+            venues: g.venues.iter().map(VenueForm::from_venue).collect(),
             who_for: who.description,
             min_age: shown(who.minimum_age),
             max_age: shown(who.maximum_age),
@@ -185,26 +256,6 @@ impl CardForm {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let venue = pb::Venue {
-            name: self.venue_name.trim().into(),
-            address: self.venue_address.trim().into(),
-            town: self.venue_town.trim().into(),
-            postcode: self.venue_postcode.trim().into(),
-            latitude: None,
-            longitude: None,
-            accessibility: self.venue_accessibility.trim().into(),
-            travel_notes: self.venue_travel_notes.trim().into(),
-        };
-        let has_venue = [
-            &venue.name,
-            &venue.address,
-            &venue.town,
-            &venue.postcode,
-            &venue.accessibility,
-            &venue.travel_notes,
-        ]
-        .iter()
-        .any(|v| !v.is_empty());
         Ok(Card {
             name: self.name.trim().into(),
             summary: self.summary.trim().into(),
@@ -212,7 +263,7 @@ impl CardForm {
             topics: self.topics.clone(),
             format: format_from_name(&self.format) as i32,
             join_policy: policy_from_name(&self.join_policy) as i32,
-            venues: if has_venue { vec![venue] } else { Vec::new() },
+            venues: self.venues.iter().map(VenueForm::to_venue).collect(),
             eligibility: Some(pb::Eligibility {
                 description: self.who_for.trim().into(),
                 minimum_age,
@@ -266,24 +317,28 @@ pub(crate) struct Card {
 
 impl Card {
     /// Keeps what the form does not show of the card as it stands (`held`,
-    /// its venues): a second and later venue, and the first venue's position
-    /// while its postcode stays the same. An edit replaces the whole card.
+    /// its venues): each venue's position while its postcode stays the same
+    /// (the same place first, else another venue with that postcode). An edit
+    /// replaces the whole card.
     pub fn keep_what_the_form_does_not_show(&mut self, held: &[pb::Venue]) {
-        let Some(first) = held.first() else {
-            return;
-        };
         let same_place = |a: &str, b: &str| {
             a.split_whitespace().collect::<String>().to_uppercase()
                 == b.split_whitespace().collect::<String>().to_uppercase()
         };
-        if let Some(venue) = self.venues.first_mut()
-            && same_place(&venue.postcode, &first.postcode)
-        {
-            venue.latitude = first.latitude;
-            venue.longitude = first.longitude;
-        }
-        if !self.venues.is_empty() {
-            self.venues.extend(held.iter().skip(1).cloned());
+        for (i, venue) in self.venues.iter_mut().enumerate() {
+            let was = held
+                .get(i)
+                .filter(|h| same_place(&h.postcode, &venue.postcode))
+                .or_else(|| {
+                    held.iter().find(|h| {
+                        !venue.postcode.trim().is_empty()
+                            && same_place(&h.postcode, &venue.postcode)
+                    })
+                });
+            if let Some(was) = was {
+                venue.latitude = was.latitude;
+                venue.longitude = was.longitude;
+            }
         }
     }
 
@@ -333,13 +388,28 @@ impl Card {
 
 /// The form's name for a field listings named (`None`: no such field on the
 /// form; the message then stands for the whole form).
-pub(crate) fn form_field(service_field: &str) -> Option<&'static str> {
+pub(crate) fn form_field(service_field: &str) -> Option<String> {
     let base = service_field.split('[').next().unwrap_or(service_field);
     let after_index = service_field
         .split_once("].")
         .map(|(_, rest)| rest)
         .unwrap_or("");
-    Some(match base {
+    if base == "venues" {
+        // "venues[2].town": the third place's town.
+        let i: usize = service_field
+            .strip_prefix("venues[")?
+            .split(']')
+            .next()?
+            .parse()
+            .ok()?;
+        let part = match after_index {
+            "name" | "address" | "town" | "accessibility" | "travel_notes" => after_index,
+            // Postcode, and a position the postcode did not give.
+            _ => "postcode",
+        };
+        return Some(format!("venue-{i}-{part}"));
+    }
+    Some(String::from(match base {
         "name" => "name",
         "summary" => "summary",
         "description" => "description",
@@ -350,15 +420,6 @@ pub(crate) fn form_field(service_field: &str) -> Option<&'static str> {
         "capacity" => "capacity",
         "area_served" => "area_served",
         "joining_details" => "joining_details",
-        "venues" => match after_index {
-            "name" => "venue_name",
-            "address" => "venue_address",
-            "town" => "venue_town",
-            "accessibility" => "venue_accessibility",
-            "travel_notes" => "venue_travel_notes",
-            // Postcode, and a position the postcode did not give.
-            _ => "venue_postcode",
-        },
         "eligibility.description" => "who_for",
         "eligibility.minimum_age" => "min_age",
         "eligibility.maximum_age" => "max_age",
@@ -370,12 +431,27 @@ pub(crate) fn form_field(service_field: &str) -> Option<&'static str> {
         "cost.description" => "cost_description",
         "join_question" => "join_question",
         _ => return None,
-    })
+    }))
 }
 
 /// What a person reads for a form field in a message about it.
-fn label_of(field: &str) -> &'static str {
-    match field {
+fn label_of(field: &str) -> String {
+    if let Some((i, part)) = field
+        .strip_prefix("venue-")
+        .and_then(|rest| rest.split_once('-'))
+    {
+        let what = match part {
+            "name" => "The place",
+            "address" => "The address",
+            "town" => "The town",
+            "postcode" => "The postcode",
+            "accessibility" => "Access",
+            _ => "Getting there",
+        };
+        let n = i.parse::<usize>().unwrap_or(0) + 1;
+        return format!("{what} (place {n})");
+    }
+    String::from(match field {
         "name" => "The name",
         "summary" => "The one-line summary",
         "description" => "About the group",
@@ -387,12 +463,6 @@ fn label_of(field: &str) -> &'static str {
         "capacity" => "Most members",
         "area_served" => "Area served",
         "joining_details" => "Joining details",
-        "venue_name" => "The place",
-        "venue_address" => "The address",
-        "venue_town" => "The town",
-        "venue_postcode" => "The postcode",
-        "venue_accessibility" => "Access",
-        "venue_travel_notes" => "Getting there",
         "who_for" => "Who it is for",
         "min_age" => "Youngest age",
         "max_age" => "Oldest age",
@@ -403,7 +473,7 @@ fn label_of(field: &str) -> &'static str {
         "cost_kind" => "Cost",
         "cost_description" => "About the cost",
         _ => "",
-    }
+    })
 }
 
 /// The fields a service refused, named as the form names them, each message
@@ -515,7 +585,10 @@ mod tests {
             ("topics", "carers"),
             ("format", "hybrid"),
             ("join_policy", "approval"),
-            ("venue_postcode", "ng1 5fs"),
+            ("venue-0-postcode", "ng1 5fs"),
+            ("venue-1-name", ""),
+            ("venue-2-town", "Beeston"),
+            ("venue-11-town", "past the last place, ignored"),
             ("min_age", "18"),
             ("carers_welcome", "1"),
             ("cost_kind", "donation"),
@@ -528,6 +601,8 @@ mod tests {
         assert_eq!(card.topics, ["bereavement", "carers"]);
         assert_eq!(card.languages, ["en", "pl", "cy"]);
         assert_eq!(card.capacity, 0);
+        let towns: Vec<&str> = card.venues.iter().map(|v| v.town.as_str()).collect();
+        assert_eq!(towns, ["", "Beeston"], "the blank place is dropped");
         let request = card.into_create(false);
         let group = pb::Group {
             name: request.name.clone(),
@@ -544,7 +619,8 @@ mod tests {
         let back = CardForm::from_group(&group, "Why this group?");
         assert_eq!(back.format, "hybrid");
         assert_eq!(back.join_policy, "approval");
-        assert_eq!(back.venue_postcode, "ng1 5fs");
+        assert_eq!(back.venues[0].postcode, "ng1 5fs");
+        assert_eq!(back.venues[1].town, "Beeston");
         assert_eq!(back.min_age, "18");
         assert!(back.carers_welcome && !back.family_welcome);
         assert_eq!(back.cost_kind, "donation");
@@ -554,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_keeps_the_venues_and_position_the_form_does_not_show() {
+    fn an_edit_keeps_each_venues_position_while_its_postcode_stays() {
         let held = [
             pb::Venue {
                 postcode: "NG1 5FS".into(),
@@ -564,22 +640,25 @@ mod tests {
             },
             pb::Venue {
                 name: "Summer venue".into(),
+                postcode: "NG9 1AA".into(),
+                latitude: Some(52.92),
+                longitude: Some(-1.21),
                 ..Default::default()
             },
         ];
-        let mut card = CardForm::from_pairs(pairs(&[("venue_postcode", "ng15fs")]))
-            .card()
-            .unwrap();
+        // The first place removed: the second keeps its position.
+        let mut card = CardForm::from_pairs(pairs(&[
+            ("venue-0-postcode", ""),
+            ("venue-1-postcode", "ng9 1aa"),
+            ("venue-2-postcode", "NG7 2RD"),
+        ]))
+        .card()
+        .unwrap();
         card.keep_what_the_form_does_not_show(&held);
         assert_eq!(card.venues.len(), 2);
-        assert_eq!(card.venues[0].latitude, Some(52.95));
-        assert_eq!(card.venues[1].name, "Summer venue");
-        let mut moved = CardForm::from_pairs(pairs(&[("venue_postcode", "NG7 2RD")]))
-            .card()
-            .unwrap();
-        moved.keep_what_the_form_does_not_show(&held);
+        assert_eq!(card.venues[0].latitude, Some(52.92));
         assert_eq!(
-            moved.venues[0].latitude, None,
+            card.venues[1].latitude, None,
             "a new postcode places it anew"
         );
     }
@@ -595,17 +674,19 @@ mod tests {
     #[test]
     fn every_field_listings_names_has_its_place_on_the_form() {
         for (service, form) in [
-            ("venues[0].postcode", "venue_postcode"),
-            ("venues[0].latitude", "venue_postcode"),
-            ("venues[0].travel_notes", "venue_travel_notes"),
+            ("venues[0].postcode", "venue-0-postcode"),
+            ("venues[0].latitude", "venue-0-postcode"),
+            ("venues[3].travel_notes", "venue-3-travel_notes"),
             ("topics[1]", "topics"),
             ("languages[0]", "languages"),
             ("eligibility.maximum_age", "max_age"),
             ("contact.website", "contact_website"),
             ("cost.description", "cost_description"),
         ] {
-            assert_eq!(form_field(service), Some(form), "{service}");
+            assert_eq!(form_field(service).as_deref(), Some(form), "{service}");
         }
         assert_eq!(form_field("something_else"), None);
+        assert_eq!(form_field("venues"), None, "at most ten: the whole form's");
+        assert_eq!(label_of("venue-1-town"), "The town (place 2)");
     }
 }

@@ -79,16 +79,19 @@ impl FieldError {
 /// Every field a service named in an `INVALID_ARGUMENT` answer, renamed with
 /// `form_name` to the form's own names (`None`: the form has no such field,
 /// so the message stands for the whole form under `form`).
-pub(crate) fn violations(
+pub(crate) fn violations<N: Into<String>>(
     status: &tonic::Status,
-    form_name: impl Fn(&str) -> Option<&'static str>,
+    form_name: impl Fn(&str) -> Option<N>,
 ) -> Vec<FieldError> {
     let named: Vec<FieldError> = status
         .get_details_bad_request()
         .map(|br| br.field_violations)
         .unwrap_or_default()
         .into_iter()
-        .map(|v| FieldError::new(form_name(&v.field).unwrap_or("form"), v.description))
+        .map(|v| FieldError {
+            field: form_name(&v.field).map_or_else(|| "form".to_string(), Into::into),
+            message: v.description,
+        })
         .collect();
     if named.is_empty() {
         return vec![FieldError::new("form", status.message().to_string())];

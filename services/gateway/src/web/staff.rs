@@ -711,7 +711,7 @@ pub(crate) async fn invite_organiser(
         Err(own) => error_page(&state, &own),
         Ok(Ok(())) => Redirect::to(&format!("{here}?invited=1")).into_response(),
         Ok(Err(status)) if forms::correctable(&status) => {
-            let errors = forms::violations(&status, |_| None);
+            let errors = forms::violations(&status, |_| None::<&str>);
             review_answer(&state, &signed, &id, StatusCode::BAD_REQUEST, errors).await
         }
         Ok(Err(status)) => error_page(&state, &GatewayError::from(status)),

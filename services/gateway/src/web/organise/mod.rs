@@ -24,7 +24,7 @@ pub(crate) use meetings::{change_meeting, schedule};
 pub(crate) use people::{announce, change_person, invite};
 pub(crate) use rota::set_rota;
 
-use super::card_form::{self, COSTS, CardForm, FORMATS, POLICIES};
+use super::card_form::{self, COSTS, CardForm, FORMATS, MAX_VENUES, POLICIES, VenueForm};
 use super::forms::{self, FieldError, SignedPage};
 use super::pages::{error_page, own_page};
 use crate::AppState;
@@ -126,10 +126,48 @@ struct CardPage {
     /// replaces it).
     waiting_edit: bool,
     card: CardForm,
+    /// The card's places, and one blank to add another (while there is room).
+    places: Vec<Place>,
     topics: Vec<Choice>,
     formats: Vec<Choice>,
     policies: Vec<Choice>,
     costs: Vec<Choice>,
+}
+
+/// One place's fields on the card form.
+#[derive(Serialize)]
+struct Place {
+    /// Numbers its fields: `venue-{index}-town`.
+    index: usize,
+    legend: String,
+    venue: VenueForm,
+}
+
+/// The places of `card` for the form, with a blank one to add a place.
+fn places(card: &CardForm) -> Vec<Place> {
+    let held = card.venues.len();
+    let mut places: Vec<Place> = card
+        .venues
+        .iter()
+        .enumerate()
+        .map(|(index, v)| Place {
+            index,
+            legend: format!("Place {}", index + 1),
+            venue: v.clone(),
+        })
+        .collect();
+    if held < MAX_VENUES {
+        places.push(Place {
+            index: held,
+            legend: if held == 0 {
+                "The place".into()
+            } else {
+                "Another place (optional)".into()
+            },
+            venue: VenueForm::default(),
+        });
+    }
+    places
 }
 
 #[derive(Serialize)]
@@ -180,6 +218,7 @@ async fn card_page(
         formats: choices(&FORMATS, &card.format),
         policies: choices(&POLICIES, &card.join_policy),
         costs: choices(&COSTS, &card.cost_kind),
+        places: places(&card),
         card,
     };
     let title = if group_id.is_empty() {
@@ -729,7 +768,7 @@ async fn after_step(
         Ok(Ok(())) => Redirect::to(&format!("/organise/{id}")).into_response(),
         Ok(Err(status)) if correctable(&status) => {
             let shown = Shown {
-                errors: forms::violations(&status, |_| None),
+                errors: forms::violations(&status, |_| None::<&str>),
                 ..Shown::default()
             };
             desk_answer(state, signed, id, StatusCode::BAD_REQUEST, shown).await
