@@ -395,6 +395,10 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-dead-letters", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
+        ("my-groups-swap-asked", "member"),
+        ("organise-swap-waiting", "owner"),
+        ("my-groups-swap-to-answer", "member"),
+        ("my-groups-swap-agreed", "member"),
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");
     }

@@ -68,7 +68,7 @@ def organise(walk, olive, sam, bea, args):
     type_into(olive, "venue-0-accessibility", "Step-free, hearing loop")
     send = olive.find_element(By.CSS_SELECTOR, "button[value=submit]")
     keyboard_submit(olive, send)
-    walk.check(olive, "group-form-error", shows="The town must not be empty")
+    walk.check(olive, "group-form-error", shows="The town (place 1) must not be empty")
     if olive.find_element(By.ID, "name").get_attribute("value") != name:
         walk.fail("group-form-error", kept=False)
     type_into(olive, "venue-0-town", "Nottingham")
@@ -170,6 +170,31 @@ def organise(walk, olive, sam, bea, args):
         walk.check(bea, page_name, h1="This is not yours to see", who="someone-else")
         if "Step-free" in bea.page_source or "My mother" in bea.page_source:
             walk.fail(page_name, who="someone-else", saw="Olive's")
+
+    # A rota of Bea and Ann (Sam's browser, now signed in as Ann, who joins
+    # too); Ann asks Bea to swap a turn, and Bea agrees on her own page.
+    ann = sam
+    sign_in(walk, ann, "ann@example.org", check=False)
+    ann.get(desk.replace("/organise/", "/groups/"))
+    tick(ann, ann.find_element(By.ID, "agree"))
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "section.place form.panel button"))
+    olive.get(desk)
+    type_into(olive, "duty", "chair")
+    boxes = [b.get_attribute("id") for b in olive.find_elements(By.CSS_SELECTOR, "input[name^='order-']")]
+    for n, box in enumerate(boxes, start=1):
+        type_into(olive, box, str(n))
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/rota'] button"))
+    ann.get(walk.base + "/my/groups")
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "form[action$='/rota/swap'] button"))
+    walk.check(ann, "my-groups-swap-asked", h1="My groups", shows="Waiting for their answer", who="member")
+    olive.get(desk)
+    walk.check(olive, "organise-swap-waiting", h1=name, shows="Swaps waiting for the other person's yes")
+    bea.get(walk.base + "/my/groups")
+    walk.check(bea, "my-groups-swap-to-answer", h1="My groups", shows="asks to swap turns as chair", who="member")
+    keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, "button[name=answer][value=yes]"))
+    walk.check(bea, "my-groups-swap-agreed", h1="My groups", who="member")
+    if "asks to swap" in bea.page_source:
+        walk.fail("my-groups-swap-agreed", still="the ask")
 
 
 if __name__ == "__main__":

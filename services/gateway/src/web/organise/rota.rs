@@ -29,6 +29,8 @@ pub(crate) struct RotaView {
     volunteers: String,
     /// "Wed 9 Dec: Ann", the next meetings.
     turns: Vec<String>,
+    /// "Ann asked Bea to swap Wed 9 Dec for Wed 16 Dec", waiting for an answer.
+    swap_asks: Vec<String>,
 }
 
 /// The group's rotas over the next six meetings.
@@ -43,21 +45,34 @@ pub(super) async fn rotas_of(
         meetings: 6,
     });
     let rotas = call.membership.get_rota(request).await?.into_inner().rotas;
+    let day = |at: Option<&prost_types::Timestamp>| {
+        at.and_then(|s| chrono::DateTime::from_timestamp(s.seconds, 0))
+            .map(|d| d.with_timezone(&state.tz).format("%a %-d %b").to_string())
+            .unwrap_or_else(|| at.map(rfc3339).unwrap_or_default())
+    };
     Ok(rotas
         .into_iter()
         .map(|r| RotaView {
             duty: r.duty,
             volunteers: r.volunteers.join(", "),
+            swap_asks: r
+                .swap_asks
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} asked {} to swap {} for {}",
+                        a.asked_by,
+                        a.asked_of,
+                        day(a.starts_at.as_ref()),
+                        day(a.other_starts_at.as_ref())
+                    )
+                })
+                .collect(),
             turns: r
                 .turns
                 .iter()
                 .map(|t| {
-                    let day = t
-                        .starts_at
-                        .as_ref()
-                        .and_then(|s| chrono::DateTime::from_timestamp(s.seconds, 0))
-                        .map(|d| d.with_timezone(&state.tz).format("%a %-d %b").to_string())
-                        .unwrap_or_else(|| t.starts_at.as_ref().map(rfc3339).unwrap_or_default());
+                    let day = day(t.starts_at.as_ref());
                     let who = if t.display_name.is_empty() {
                         "nobody (everyone skipped)"
                     } else {
