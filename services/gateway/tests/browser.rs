@@ -347,6 +347,34 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         provider = Some(p);
     })
     .await;
+    // An imported group nobody organises, last checked long ago: on the
+    // staff page's stale list, with the form to invite an organiser.
+    let doc = serde_json::json!({
+        "id": "svc-imported-walkers",
+        "name": "Imported walkers",
+        "description": "Walks for people living with grief",
+        "schedules": [{"freq": "WEEKLY", "byday": "SA", "opens_at": "10:00",
+            "closes_at": "12:00", "attending_type": "Online", "interval": 1,
+            "valid_from": "2026-01-03"}],
+        "assured_date": "2024-06-01",
+    });
+    let imported = sys
+        .client
+        .clone()
+        .import_open_referral(selfhelp_testkit::with_token(
+            selfhelp_proto::listings::v1::ImportOpenReferralRequest {
+                services_json: vec![doc.to_string()],
+                dry_run: false,
+            },
+            &selfhelp_testkit::token("sam-import", common::REGION, &["operator"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !imported.results[0].group_id.is_empty(),
+        "imported: {imported:?}"
+    );
     let screenshots =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-organise-{backend:?}"));
     let python_path = std::env::join_paths([&packages, &oidc]).unwrap();
@@ -393,6 +421,10 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-import", "operator"),
         ("staff-import-checked", "operator"),
         ("staff-dead-letters", "operator"),
+        ("staff-stale", "operator"),
+        ("staff-review-unorganised", "operator"),
+        ("staff-invite-error", "operator"),
+        ("staff-invited", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
         ("my-groups-swap-asked", "member"),

@@ -161,6 +161,19 @@ def organise(walk, olive, sam, bea, args):
     walk.check(sam, "staff-import-checked", shows="What would happen", who="operator")
     sam.get(walk.base + "/staff/dead-letters")
     walk.check(sam, "staff-dead-letters", h1="Dead letters", shows="Nothing is parked", who="operator")
+    # A group imported long ago and never confirmed since: on the stale
+    # list; nobody organises it, so Sam invites someone by email.
+    sam.get(walk.base + "/staff")
+    walk.check(sam, "staff-stale", h1="Staff", shows="not been confirmed as still right for over a year", who="operator")
+    press_enter(sam, sam.find_element(By.LINK_TEXT, "Imported walkers"))
+    walk.check(sam, "staff-review-unorganised", h1="Review: Imported walkers", shows="Nobody organises it", who="operator")
+    invite = "form[action$='/invite']"
+    # Sent empty first: named on the field.
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, invite + " button"))
+    walk.check(sam, "staff-invite-error", shows="Enter an email address like name@example.org", who="operator")
+    type_into(sam, "email", "rita@example.org")
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, invite + " button"))
+    walk.check(sam, "staff-invited", shows="The invitation to organise it has gone to that address", who="operator")
 
     # Bea, a member, is refused both desks; her own is empty.
     bea.get(walk.base + "/organise")
