@@ -427,6 +427,13 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("staff-invited", "operator"),
         ("organise-group", "someone-else"),
         ("staff-review", "someone-else"),
+        ("search-listed", "visitor"),
+        ("contact-sent", "visitor"),
+        ("organise-cancelled", "owner"),
+        ("organise-approved", "owner"),
+        ("organise-edit-waiting", "owner"),
+        ("staff-review-edit", "operator"),
+        ("staff-edit-approved", "operator"),
         ("my-groups-swap-asked", "member"),
         ("organise-swap-waiting", "owner"),
         ("my-groups-swap-to-answer", "member"),
@@ -434,6 +441,39 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");
     }
+    // The message reached Bea, a member, by email, and not Ann, who joined
+    // later; the visitor's message reached Olive without the address typed.
+    eventually(
+        "the message in Bea's email",
+        Duration::from_secs(30),
+        || async {
+            mails_to(&sys.smtp, "bea@example.org")
+                .iter()
+                .any(|m| m.contains("Mince pies at the next meeting"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !mails_to(&sys.smtp, "ann@example.org")
+            .iter()
+            .any(|m| m.contains("Mince pies")),
+        "{backend:?}: not to someone who was not a member"
+    );
+    let asked = eventually(
+        "the visitor's message to Olive",
+        Duration::from_secs(30),
+        || async {
+            mails_to(&sys.smtp, "olive@example.org")
+                .into_iter()
+                .find(|m| m.contains("Is there parking near the library?"))
+        },
+    )
+    .await;
+    assert!(
+        !asked.contains("visitor@example.org"),
+        "{backend:?}: the address stays behind unless allowed: {asked}"
+    );
     drop(provider);
     println!(
         "browser walk of organisers and staff passed on {backend:?}; screenshots in {}",

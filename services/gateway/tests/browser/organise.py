@@ -39,6 +39,15 @@ def reload_until(browser, text):
     return False
 
 
+def approve_all(olive, desk):
+    """Says yes to everyone asking to join, one form at a time."""
+    olive.get(desk)
+    approve = "form[action*='/requests/'][action$='/approve'] button"
+    while olive.find_elements(By.CSS_SELECTOR, approve):
+        keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, approve))
+        olive.get(desk)
+
+
 def staff_sign_in(walk, browser, sub):
     """Through the region's identity provider's own form, back to /staff."""
     browser.get(walk.base + "/staff/sign-in?next=/staff")
@@ -66,6 +75,7 @@ def organise(walk, olive, sam, bea, args):
     type_into(olive, "venue-0-address", "1 Lake Street")
     type_into(olive, "venue-0-postcode", "NG1 5FS")
     type_into(olive, "venue-0-accessibility", "Step-free, hearing loop")
+    tick(olive, olive.find_element(By.ID, "join_policy-approval"))
     send = olive.find_element(By.CSS_SELECTOR, "button[value=submit]")
     keyboard_submit(olive, send)
     walk.check(olive, "group-form-error", shows="The town (place 1) must not be empty")
@@ -90,6 +100,19 @@ def organise(walk, olive, sam, bea, args):
     keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
     walk.check(sam, "staff-reviewed", shows="Listed: people can find it", who="operator")
 
+    # A visitor finds it in search and writes to the organisers, giving an
+    # address without ticking the box: it stays behind (the test reads
+    # Olive's email).
+    bea.get(walk.base + "/?q=carers")
+    WebDriverWait(bea, 30).until(lambda b: reload_until(b, name))
+    walk.check(bea, "search-listed", shows=name, who="visitor")
+    press_enter(bea, bea.find_element(By.LINK_TEXT, name))
+    press_enter(bea, bea.find_element(By.LINK_TEXT, "Write to the organisers"))
+    type_into(bea, "message", "Is there parking near the library?")
+    type_into(bea, "reply_to", "visitor@example.org")
+    keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, "main form button"))
+    walk.check(bea, "contact-sent", shows="Your message has gone to the organisers", who="visitor")
+
     # When it meets: a preview, then saved.
     olive.get(desk)
     walk.check(olive, "organise-group-listed", h1=name, shows="Listed: people can find it")
@@ -112,6 +135,12 @@ def organise(walk, olive, sam, bea, args):
     walk.check(olive, "organise-saved", shows="Saved.")
     if "Cancel this meeting" not in olive.page_source:
         walk.fail("organise-saved", missing="the next meetings")
+    # She cancels the first meeting with a note, and says yes to Bea.
+    type_into(olive, "note-1", "The library is closed")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/meetings/cancel'] button"))
+    walk.check(olive, "organise-cancelled", h1=name, shows="People asking to join")
+    approve_all(olive, desk)
+    walk.check(olive, "organise-approved", h1=name, shows="Nobody is waiting for an answer")
     # Olive messages the members; Bea, a member, reports it to the staff
     # from her inbox.
     type_into(olive, "announce_title", "Christmas")
@@ -129,6 +158,16 @@ def organise(walk, olive, sam, bea, args):
     walk.check(bea, "report-message-sent", shows="the region's staff will look at it", who="member")
     olive.get(desk + "/edit")
     walk.check(olive, "group-edit", h1="Edit the group's details", shows="the region's staff check your change before people see it")
+    # A new summary waits for the staff, who see it against the public card
+    # and approve it.
+    type_into(olive, "summary", "Tea, talk and a walk for carers")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "button[value=save]"))
+    walk.check(olive, "organise-edit-waiting", h1=name, shows="Tea, talk and a walk for carers")
+    sam.get(review)
+    walk.check(sam, "staff-review-edit", shows="Public now", who="operator")
+    tick(sam, sam.find_element(By.ID, "decision-approve"))
+    keyboard_submit(sam, sam.find_element(By.CSS_SELECTOR, "form[action$='/review'] button"))
+    walk.check(sam, "staff-edit-approved", shows="Tea, talk and a walk for carers", who="operator")
 
     # Bea tells the staff of a group; Sam closes her report of the message,
     # then this, each with a note.
@@ -191,7 +230,7 @@ def organise(walk, olive, sam, bea, args):
     ann.get(desk.replace("/organise/", "/groups/"))
     tick(ann, ann.find_element(By.ID, "agree"))
     keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "section.place form.panel button"))
-    olive.get(desk)
+    approve_all(olive, desk)
     type_into(olive, "duty", "chair")
     boxes = [b.get_attribute("id") for b in olive.find_elements(By.CSS_SELECTOR, "input[name^='order-']")]
     for n, box in enumerate(boxes, start=1):
