@@ -26,7 +26,7 @@ const NAME: &str = "Lakeside carers' circle";
 /// signed out, sent to the staff sign-in; signed in, 403.
 async fn staff_only(
     sys: &WholeSystem,
-    others: [&reqwest::Client; 3],
+    others: [&reqwest::Client; 4],
     page: Option<&str>,
     forms: &[(&str, &[(&str, &str)])],
 ) {
@@ -124,10 +124,13 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     .await;
     let gw = &sys.gateway;
     let (olive, sam, ann, bea) = (browser(), browser(), browser(), browser());
+    // Dora is an operator of another region: staff here, but not of here.
+    let dora = browser();
     sign_in(&olive, gw, &sys.smtp, "olive@example.org", 0).await;
     sign_in(&ann, gw, &sys.smtp, "ann@example.org", 0).await;
     sign_in(&bea, gw, &sys.smtp, "bea@example.org", 0).await;
     staff_sign_in(&sam, gw, "sam").await;
+    staff_sign_in(&dora, gw, "dora").await;
     // Bea runs a group of her own (made over gRPC as her person id).
     let (_, bea_data) = get(&bea, gw, "/my/data/download").await;
     let bea_id = serde_json::from_str::<serde_json::Value>(&bea_data).unwrap()["person_id"]
@@ -493,14 +496,16 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
 
     // Everyone else is refused every organiser and staff page and form, and
     // nothing changes: anonymous, a member, the organiser of another group,
-    // an operator (on organisers' pages), and the organiser on staff pages.
+    // an operator (on organisers' pages), the organiser on staff pages, and
+    // an operator of another region on both.
     let stranger = browser();
-    let callers: [(&str, &reqwest::Client); 5] = [
+    let callers: [(&str, &reqwest::Client); 6] = [
         ("anonymous", &stranger),
         ("member", &ann),
         ("other organiser", &bea),
         ("operator", &sam),
         ("organiser", &olive),
+        ("operator of another region", &dora),
     ];
     let organisers_pages = [format!("/organise/{id}"), format!("/organise/{id}/edit")];
     let organisers_forms = [
@@ -1124,7 +1129,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let report_id = close.split('/').nth(3).unwrap().to_string();
     staff_only(
         &sys,
-        [&stranger, &ann, &olive],
+        [&stranger, &ann, &olive, &dora],
         Some("/staff"),
         &[(close.as_str(), &[("note", "mine")])],
     )
@@ -1343,7 +1348,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     ];
     staff_only(
         &sys,
-        [&stranger, &bea, &olive],
+        [&stranger, &bea, &olive, &dora],
         Some(topics),
         &[
             (topics, &mine),
@@ -1444,7 +1449,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     assert!(page.contains("Nobody organises it"), "{page}");
     staff_only(
         &sys,
-        [&stranger, &bea, &olive],
+        [&stranger, &bea, &olive, &dora],
         None,
         &[(
             imported_invite.as_str(),
@@ -1593,7 +1598,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     );
     staff_only(
         &sys,
-        [&stranger, &bea, &olive],
+        [&stranger, &bea, &olive, &dora],
         Some(import),
         &[(import, &[("documents", csv), ("action", "import")])],
     )
@@ -1661,7 +1666,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
     let replay = format!("{letters}/membership/replay");
     staff_only(
         &sys,
-        [&stranger, &bea, &olive],
+        [&stranger, &bea, &olive, &dora],
         Some(letters),
         &[(replay.as_str(), &[])],
     )

@@ -29,6 +29,8 @@ impl Provider {
         let users = serde_json::json!({
             "sam": {"email": "sam@council.example", "groups": [OPERATORS, "everyone"]},
             "pat": {"email": "pat@council.example", "groups": ["everyone"]},
+            // An operator of another region, whose provider staff share.
+            "dora": {"email": "dora@derby.example", "groups": ["selfhelp-derby-operators", "everyone"]},
         });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/provider.py");
         let mut child = Command::new(selfhelp_testkit::python::python())
