@@ -434,6 +434,51 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
             },
         )
         .await;
+
+    // A swap Bob asked of Carol is in both their data, and goes with Bob's
+    // erasure.
+    let asks_of = |json: &str| -> usize {
+        serde_json::from_str::<serde_json::Value>(json).unwrap()["swap_asks"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let carols_data = |mc: &mut pb::membership_service_client::MembershipServiceClient<_>| {
+        let mut mc = mc.clone();
+        async move {
+            mc.export_my_data(as_person(pb::ExportMyDataRequest {}, "carol"))
+                .await
+                .unwrap()
+                .into_inner()
+                .json
+        }
+    };
+    let ahead = pb::GetRotaRequest {
+        meetings: 12,
+        ..get("chair")
+    };
+    let rota_now =
+        e.mc.get_rota(as_person(ahead, "bob"))
+            .await
+            .unwrap()
+            .into_inner();
+    let turns = &rota_now.rotas[0].turns;
+    let bobs = turns.iter().find(|t| t.mine).expect("a turn of Bob's");
+    let other = turns
+        .iter()
+        .find(|t| !t.mine && t.display_name == "A member")
+        .expect("a turn of Carol's (hidden to Bob)");
+    e.mc.swap_turns(as_person(
+        swap(bobs.meeting_key.clone(), other.meeting_key.clone()),
+        "bob",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(asks_of(&carols_data(&mut e.mc).await), 1);
+    e.mc.erase_me(as_person(pb::EraseMeRequest { confirm: true }, "bob"))
+        .await
+        .unwrap();
+    assert_eq!(asks_of(&carols_data(&mut e.mc).await), 0, "erased with Bob");
     e.stop().await;
 }
 
