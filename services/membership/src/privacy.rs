@@ -14,7 +14,9 @@ use selfhelp_proto::events::{types, v1 as ev};
 
 use crate::domain::membership::State;
 use crate::error::ServiceError;
-use crate::store::{consent, erasure, follow, group_settings, invitation, membership, rota};
+use crate::store::{
+    consent, erasure, follow, group_settings, invitation, membership, rota, sharing,
+};
 use crate::workflow::{self, Ctx};
 
 /// What stands where an erased person's id was kept for others' sake.
@@ -62,6 +64,8 @@ impl Eraser for MembershipEraser {
         invitation::forget(txn, person, ERASED).await?;
         workflow::leave_rotas(txn, person, None, now).await?;
         rota::forget_reminders(txn, person).await?;
+        // After leaving the rotas, which remembers their turns so far.
+        sharing::forget(txn, person).await?;
         Ok(())
     }
 }

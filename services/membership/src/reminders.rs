@@ -1,5 +1,6 @@
 //! Rota reminders: every so often, each turn that starts within the lead time
-//! gets one `rota.duty_due` event for the person on duty. Safe with several
+//! gets one `rota.duty_due` event for the person on duty, and the turns of
+//! meetings that have begun are remembered (`duty_record`). Safe with several
 //! replicas: a turn's reminder is claimed by inserting its row first.
 
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub async fn send_due(
 ) -> Result<usize, ServiceError> {
     let mut sent = 0;
     for r in rota_store::all(db).await? {
+        // Meetings that have begun are remembered with who held the duty.
+        crate::workflow::remember_turns(db, &r, now).await?;
         let Some(m) = meetings::load(db, &r.group_id).await? else {
             continue;
         };

@@ -2,3 +2,4 @@
 
 pub mod membership;
 pub mod rota;
+pub mod sharing;

@@ -9,6 +9,7 @@ mod joining;
 mod managing;
 mod personal;
 mod rota;
+mod sharing;
 
 use std::time::Duration;
 
@@ -172,6 +173,25 @@ impl MembershipService for MembershipApi {
 
     async fn answer_swap(&self, r: Request<pb::AnswerSwapRequest>) -> Reply<pb::DutyRota> {
         Ok(Response::new(self.answer_swap(r).await?))
+    }
+
+    async fn get_sharing(&self, r: Request<pb::GetSharingRequest>) -> Reply<pb::Sharing> {
+        Ok(Response::new(self.sharing(r).await?))
+    }
+
+    async fn correct_duty_record(
+        &self,
+        r: Request<pb::CorrectDutyRecordRequest>,
+    ) -> Reply<pb::DutyRecord> {
+        Ok(Response::new(self.correct_record(r).await?))
+    }
+
+    async fn get_my_sharing(&self, r: Request<pb::GetMySharingRequest>) -> Reply<pb::MySharing> {
+        Ok(Response::new(self.my_sharing(r).await?))
+    }
+
+    async fn set_my_sharing(&self, r: Request<pb::SetMySharingRequest>) -> Reply<pb::MySharing> {
+        Ok(Response::new(self.set_my_sharing(r).await?))
     }
     async fn erase_me(&self, r: Request<pb::EraseMeRequest>) -> Reply<pb::ErasureStatus> {
         Ok(Response::new(self.erase(r).await?))

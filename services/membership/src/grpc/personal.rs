@@ -20,7 +20,7 @@ const FOLLOWABLE: [&str; 4] = [
     "PROPOSAL_PENDING_REVIEW",
     "PROPOSAL_LISTED",
 ];
-use crate::store::{consent, follow, invitation, membership, rota};
+use crate::store::{consent, follow, invitation, membership, rota, sharing};
 
 impl MembershipApi {
     pub(super) async fn update_mine(
@@ -214,6 +214,30 @@ impl MembershipApi {
                 })
             })
             .collect();
+        let duties_held: Vec<_> = sharing::records_of(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "group_id": r.group_id,
+                    "duty": r.duty,
+                    "meeting": r.meeting_key,
+                    "corrected_by_organiser": r.corrected,
+                })
+            })
+            .collect();
+        let willing: Vec<_> = sharing::of_person(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "group_id": s.group_id,
+                    "willing": s.willing(),
+                    "skills": s.skills,
+                    "counted": s.counted,
+                })
+            })
+            .collect();
         let doc = json!({
             "service": "membership",
             "person_id": person,
@@ -224,6 +248,8 @@ impl MembershipApi {
             "invitations_created": invitations,
             "rotas": rotas,
             "swap_asks": swap_asks,
+            "duties_held": duties_held,
+            "willing": willing,
         });
         Ok(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),

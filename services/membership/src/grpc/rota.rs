@@ -372,7 +372,7 @@ impl MembershipApi {
 
     /// The group and the caller's role in it, if they are an active member (or
     /// its creator); PERMISSION_DENIED otherwise: rotas name members.
-    async fn member_of<T>(
+    pub(super) async fn member_of<T>(
         &self,
         request: &Request<T>,
         group_id: &str,

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(Announcements));
         all.push(Box::new(OrganiserInvitations));
         all.push(Box::new(SwapRequests));
+        all.push(Box::new(Sharing));
         all
     }
 }
@@ -772,6 +773,133 @@ impl MigrationTrait for SwapRequests {
                 .col(SwapRequest::MeetingKey)
                 .col(SwapRequest::OtherMeetingKey)
                 .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Many hands: who held each duty at each meeting that took place, and what
+/// members are willing to do.
+struct Sharing;
+
+impl MigrationName for Sharing {
+    fn name(&self) -> &str {
+        "m0107_membership_sharing"
+    }
+}
+
+#[derive(DeriveIden)]
+enum DutyRecord {
+    Table,
+    GroupId,
+    MeetingKey,
+    Duty,
+    PersonId,
+    StartsAtMs,
+    Corrected,
+    RecordedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum MemberSharing {
+    Table,
+    GroupId,
+    PersonId,
+    WillingJson,
+    Skills,
+    Counted,
+    UpdatedAtMs,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Sharing {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(DutyRecord::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(DutyRecord::GroupId).string().not_null())
+                .col(ColumnDef::new(DutyRecord::MeetingKey).string().not_null())
+                .col(ColumnDef::new(DutyRecord::Duty).string().not_null())
+                .col(ColumnDef::new(DutyRecord::PersonId).string().not_null())
+                .col(
+                    ColumnDef::new(DutyRecord::StartsAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(DutyRecord::Corrected)
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .col(
+                    ColumnDef::new(DutyRecord::RecordedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(DutyRecord::GroupId)
+                        .col(DutyRecord::MeetingKey)
+                        .col(DutyRecord::Duty),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_duty_record_group_start")
+                .table(DutyRecord::Table)
+                .col(DutyRecord::GroupId)
+                .col(DutyRecord::StartsAtMs)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_duty_record_person")
+                .table(DutyRecord::Table)
+                .col(DutyRecord::PersonId)
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(MemberSharing::Table)
+                .if_not_exists()
+                .col(ColumnDef::new(MemberSharing::GroupId).string().not_null())
+                .col(ColumnDef::new(MemberSharing::PersonId).string().not_null())
+                .col(ColumnDef::new(MemberSharing::WillingJson).text().not_null())
+                .col(ColumnDef::new(MemberSharing::Skills).text().not_null())
+                .col(
+                    ColumnDef::new(MemberSharing::Counted)
+                        .boolean()
+                        .not_null()
+                        .default(true),
+                )
+                .col(
+                    ColumnDef::new(MemberSharing::UpdatedAtMs)
+                        .big_integer()
+                        .not_null(),
+                )
+                .primary_key(
+                    Index::create()
+                        .col(MemberSharing::GroupId)
+                        .col(MemberSharing::PersonId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_member_sharing_person")
+                .table(MemberSharing::Table)
+                .col(MemberSharing::PersonId)
                 .if_not_exists()
                 .to_owned(),
         )

@@ -10,5 +10,6 @@ pub mod meetings;
 pub mod membership;
 mod migrations;
 pub mod rota;
+pub mod sharing;
 
 pub use migrations::Migrator;

@@ -30,7 +30,7 @@ use crate::domain::membership::{Role, State, check_transition};
 use crate::domain::rota as rota_rules;
 use crate::error::ServiceError;
 use crate::events::{self, Change, Note};
-use crate::store::{group_settings, meetings, membership, rota};
+use crate::store::{group_settings, meetings, membership, rota, sharing};
 
 /// Where the changes are written, and the clock that dates them.
 #[derive(Clone)]
@@ -101,6 +101,8 @@ pub async fn leave_rotas(
         if group.is_some_and(|g| g != r.group_id) {
             continue;
         }
+        // The turns so far are remembered before the rota starts afresh.
+        remember_turns(txn, &r, now_at).await?;
         let order = match meetings::load(txn, &r.group_id).await? {
             Some(m) => {
                 let since =
@@ -124,6 +126,45 @@ pub async fn leave_rotas(
         } else {
             rota::restart(txn, r, &kept, person, now).await?;
         }
+    }
+    Ok(())
+}
+
+/// Remembers who held `r`'s duty at each of its meetings that have begun by
+/// `now` and are not remembered yet. Turns are worked out from the rota, so
+/// this runs before anything restarts it (and on every reminder round).
+pub async fn remember_turns<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    r: &rota::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let Some(m) = meetings::load(conn, &r.group_id).await? else {
+        return Ok(());
+    };
+    let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
+    let past = rota_rules::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, 0);
+    let known = sharing::recorded_keys(conn, &r.group_id, &r.duty, r.starts_at_ms).await?;
+    if past.iter().all(|p| known.contains(&p.key)) {
+        return Ok(());
+    }
+    let changes = rota::changes(conn, &r.group_id, &r.duty).await?;
+    for turn in rota_rules::turns(&r.volunteers(), &past, &changes) {
+        if turn.meeting.starts_at > now || known.contains(&turn.meeting.key) {
+            continue;
+        }
+        sharing::remember(
+            conn,
+            sharing::record::Model {
+                group_id: r.group_id.clone(),
+                meeting_key: turn.meeting.key,
+                duty: r.duty.clone(),
+                person_id: turn.person.unwrap_or_default(),
+                starts_at_ms: turn.meeting.starts_at.timestamp_millis(),
+                corrected: false,
+                recorded_at_ms: now.timestamp_millis(),
+            },
+        )
+        .await?;
     }
     Ok(())
 }

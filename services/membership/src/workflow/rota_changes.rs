@@ -25,6 +25,10 @@ impl Workflow {
         volunteers: &[String],
     ) -> Result<Option<store::Model>, ServiceError> {
         let txn = self.db.begin().await?;
+        // The turns so far are remembered before the rota starts afresh.
+        if let Some(before) = store::find(&txn, group_id, duty).await? {
+            super::remember_turns(&txn, &before, self.clock.now()).await?;
+        }
         let saved = if volunteers.is_empty() {
             store::delete(&txn, group_id, duty).await?;
             None

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use selfhelp_membership::{Config, SERVICE_NAME, run};
+use selfhelp_core::time::Clock;
+use selfhelp_membership::{Config, SERVICE_NAME};
 use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::events::v1 as ev;
 use selfhelp_proto::listings::v1 as lpb;
@@ -24,6 +25,7 @@ mod erasure;
 mod flows;
 mod matrix;
 mod rota;
+mod sharing;
 
 const REGION: &str = "notts";
 
@@ -41,10 +43,15 @@ struct Env {
 
 impl Env {
     async fn start(backend: selfhelp_testkit::Backend) -> Env {
+        Env::start_with_clock(backend, Clock::system()).await
+    }
+
+    /// With membership on `clock`, which the test moves forward.
+    async fn start_with_clock(backend: selfhelp_testkit::Backend, clock: Clock) -> Env {
         let nats = Nats::start();
         let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
         let listings = start_listings(&ldb, &nats).await;
-        let membership = start_membership(&mdb, &nats, &listings.url()).await;
+        let membership = start_membership(&mdb, &nats, &listings.url(), clock).await;
         let outside = OutsideSubscriber::connect(&nats.url()).await;
         let lc = ListingsServiceClient::new(listings.channel().await);
         let mc = MembershipServiceClient::new(membership.channel().await);
@@ -137,7 +144,12 @@ async fn start_listings(db: &TestDb, nats: &Nats) -> RunningService {
     .await
 }
 
-async fn start_membership(db: &TestDb, nats: &Nats, listings_url: &str) -> RunningService {
+async fn start_membership(
+    db: &TestDb,
+    nats: &Nats,
+    listings_url: &str,
+    clock: Clock,
+) -> RunningService {
     let mut config = Config {
         common: selfhelp_testkit::common_config(&db.url, &nats.url(), REGION),
         ..Default::default()
@@ -148,7 +160,10 @@ async fn start_membership(db: &TestDb, nats: &Nats, listings_url: &str) -> Runni
     config.rota.check_interval_secs = 1;
     // Erasure requests are overdue at once (notifications does not run here).
     config.privacy.confirm_within_hours = 0;
-    RunningService::start(SERVICE_NAME, move |l, s| run(config, l, s)).await
+    RunningService::start(SERVICE_NAME, move |l, s| {
+        selfhelp_membership::run_with_clock(config, clock, l, s)
+    })
+    .await
 }
 
 async fn create_group(
@@ -233,7 +248,8 @@ async fn apart(backend: Backend) -> Apart {
     let (listings_nats, membership_nats) = (Nats::start(), Nats::start());
     let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
     let listings = start_listings(&ldb, &listings_nats).await;
-    let membership = start_membership(&mdb, &membership_nats, &listings.url()).await;
+    let membership =
+        start_membership(&mdb, &membership_nats, &listings.url(), Clock::system()).await;
     let lc = ListingsServiceClient::new(listings.channel().await);
     let mc = MembershipServiceClient::new(membership.channel().await);
     let keep = (ldb, mdb, listings_nats);
@@ -366,7 +382,7 @@ async fn joins_that_must_fail(backend: Backend) {
     let nats = Nats::start();
     let (ldb, mdb) = (TestDb::new(backend).await, TestDb::new(backend).await);
     let listings = start_listings(&ldb, &nats).await;
-    let membership = start_membership(&mdb, &nats, &listings.url()).await;
+    let membership = start_membership(&mdb, &nats, &listings.url(), Clock::system()).await;
     let mut lc = ListingsServiceClient::new(listings.channel().await);
     let mut mc = MembershipServiceClient::new(membership.channel().await);
 

@@ -524,6 +524,40 @@ async fn every_rpc(
         list_overdue_erasures,
         pb::ListOverdueErasuresRequest { page: None }
     );
+    call!(
+        "GetSharing",
+        get_sharing,
+        pb::GetSharingRequest {
+            group_id: group(),
+            from_date: String::new(),
+            to_date: String::new()
+        }
+    );
+    call!(
+        "CorrectDutyRecord",
+        correct_duty_record,
+        pb::CorrectDutyRecordRequest {
+            group_id: group(),
+            meeting_key: "2030-01-01".into(),
+            duty: "chair".into(),
+            membership_id: String::new()
+        }
+    );
+    call!(
+        "GetMySharing",
+        get_my_sharing,
+        pb::GetMySharingRequest { group_id: group() }
+    );
+    call!(
+        "SetMySharing",
+        set_my_sharing,
+        pb::SetMySharingRequest {
+            group_id: group(),
+            willing: vec!["chair".into()],
+            skills: String::new(),
+            counted: true
+        }
+    );
     out
 }
 

@@ -12,7 +12,7 @@ use tonic::Code;
 
 use super::{Env, REGION, as_person};
 
-fn weekday(d: chrono::Weekday) -> lpb::Weekday {
+pub(super) fn weekday(d: chrono::Weekday) -> lpb::Weekday {
     match d {
         chrono::Weekday::Mon => lpb::Weekday::Monday,
         chrono::Weekday::Tue => lpb::Weekday::Tuesday,
