@@ -298,18 +298,19 @@ async fn a_person_takes_part_on_the_web(backend: Backend) {
     let (_, beas) = get(&bea, gw, "/my/groups").await;
     assert!(beas.contains("asks to swap turns as chair"), "{beas}");
     let bea_csrf = field(&beas, "csrf");
-    let (status, to, _) = post(
-        &bea,
-        gw,
-        &format!("/my/groups/{}/rota/answer", group.id),
-        &[
-            ("csrf", &bea_csrf),
-            ("swap_id", &field(&beas, "swap_id")),
-            ("answer", "yes"),
-        ],
-    )
-    .await;
+    let answer = format!("/my/groups/{}/rota/answer", group.id);
+    let swap_id = field(&beas, "swap_id");
+    let agree = [
+        ("csrf", bea_csrf.as_str()),
+        ("swap_id", swap_id.as_str()),
+        ("answer", "yes"),
+    ];
+    let (status, to, _) = post(&bea, gw, &answer, &agree).await;
     assert_eq!((status, to.as_str()), (303, "/my/groups"));
+    // A second click finds it answered, and says so on her page.
+    let (status, _, again) = post(&bea, gw, &answer, &agree).await;
+    assert_eq!(status, 400);
+    assert!(again.contains("That swap is no longer waiting"), "{again}");
     let after = mc.get_rota(anns_rota()).await.unwrap().into_inner();
     assert_eq!(
         (holder(&after, &her_turn), holder(&after, &beas_turn)),

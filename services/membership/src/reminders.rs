@@ -1,6 +1,7 @@
 //! Rota reminders: every so often, each turn that starts within the lead time
 //! gets one `rota.duty_due` event for the person on duty, and the turns of
-//! meetings that have begun are remembered (`duty_record`). Safe with several
+//! meetings that have begun are remembered (`duty_record`); swaps asked for
+//! turns now past are dropped. Safe with several
 //! replicas: a turn's reminder is claimed by inserting its row first.
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub async fn send_due(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, ServiceError> {
     let mut sent = 0;
+    rota_store::drop_lapsed_swaps(db, &now.date_naive().to_string()).await?;
     for r in rota_store::all(db).await? {
         // Meetings that have begun are remembered with who held the duty.
         crate::workflow::remember_turns(db, &r, now).await?;

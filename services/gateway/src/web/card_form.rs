@@ -138,6 +138,11 @@ impl CardForm {
         let mut f = CardForm::default();
         let mut venues: Vec<VenueForm> = Vec::new();
         for (name, value) in pairs {
+            // A form from before several places ("venue_town") is the first place's.
+            let name = match name.strip_prefix("venue_") {
+                Some(part) => format!("venue-0-{part}"),
+                None => name,
+            };
             if let Some((i, part)) = name
                 .strip_prefix("venue-")
                 .and_then(|rest| rest.split_once('-'))
@@ -585,7 +590,7 @@ mod tests {
             ("topics", "carers"),
             ("format", "hybrid"),
             ("join_policy", "approval"),
-            ("venue-0-postcode", "ng1 5fs"),
+            ("venue_postcode", "ng1 5fs"),
             ("venue-1-name", ""),
             ("venue-2-town", "Beeston"),
             ("venue-11-town", "past the last place, ignored"),

@@ -326,6 +326,10 @@ pub(crate) async fn change_turn(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
+    if what == "answer" && !["yes", "no"].contains(&form.answer.as_str()) {
+        let errors = vec![FieldError::new("form", "Agree to the swap or decline it")];
+        return turn_refused(&state, &signed, errors).await;
+    }
     if what == "swap" && form.other_meeting_key.is_empty() {
         let errors = vec![FieldError::new(
             "other_meeting_key",
@@ -369,6 +373,14 @@ pub(crate) async fn change_turn(
     match done {
         Err(own) => error_page(&state, &own),
         Ok(Ok(())) => Redirect::to("/my/groups").into_response(),
+        // Withdrawn, answered or replaced meanwhile (or a second click).
+        Ok(Err(status)) if what == "answer" && status.code() == tonic::Code::NotFound => {
+            let errors = vec![FieldError::new(
+                "form",
+                "That swap is no longer waiting: it was answered or withdrawn",
+            )];
+            turn_refused(&state, &signed, errors).await
+        }
         Ok(Err(status)) if forms::correctable(&status) => {
             let errors = forms::violations(&status, |field| match field {
                 "other_meeting_key" => Some("other_meeting_key"),

@@ -14,7 +14,7 @@ use crate::domain::membership::{GroupFacts, Permission, Role, State, may};
 use crate::domain::rota::{self, Turn, TurnChange};
 use crate::error::ServiceError;
 use crate::error::{ROTA_NOT_FOUND, SWAP_NOT_FOUND};
-use crate::store::{group_settings, meetings, membership, rota as store};
+use crate::store::{group_settings, membership, rota as store};
 
 const MAX_VOLUNTEERS: usize = 50;
 const DEFAULT_MEETINGS: usize = 6;
@@ -332,7 +332,7 @@ impl MembershipApi {
             };
             let handovers = self.handovers(&r, &turns, &change).await?;
             self.workflow
-                .record_turn_change(&group_id, &ask.duty, &change, me, &handovers, Some(&ask.id))
+                .record_turn_change(&group_id, &ask.duty, &change, me, &handovers, Some(&ask))
                 .await?;
         } else {
             let step = if ask.asked_of == me {
@@ -436,21 +436,10 @@ impl MembershipApi {
         with_swaps: bool,
         extra: Option<&TurnChange>,
     ) -> Result<Vec<Turn>, ServiceError> {
-        let Some(m) = meetings::load(&self.db, &r.group_id).await? else {
-            return Ok(Vec::new()); // no meetings known yet
-        };
-        let now = self.clock.now();
-        let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
-        let all = rota::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
-        let mut changes = store::changes(&self.db, &r.group_id, &r.duty).await?;
-        changes.extend(extra.cloned());
-        if !with_swaps {
-            changes.retain(|c| !matches!(c, TurnChange::Swap { .. }));
-        }
-        Ok(rota::turns(&r.volunteers(), &all, &changes)
-            .into_iter()
-            .filter(|t| t.meeting.starts_at > now)
-            .collect())
+        Ok(
+            crate::workflow::coming_turns(&self.db, r, self.clock.now(), count, with_swaps, extra)
+                .await?,
+        )
     }
 
     async fn duty_rota(

@@ -101,7 +101,9 @@ pub async fn leave_rotas(
         if group.is_some_and(|g| g != r.group_id) {
             continue;
         }
-        // The turns so far are remembered before the rota starts afresh.
+        // Answers to swaps wait while the rota starts afresh; the turns so
+        // far are remembered first.
+        selfhelp_platform::db::take_turns(txn, &format!("rota:{}:{}", r.group_id, r.duty)).await?;
         remember_turns(txn, &r, now_at).await?;
         let order = match meetings::load(txn, &r.group_id).await? {
             Some(m) => {
@@ -128,6 +130,33 @@ pub async fn leave_rotas(
         }
     }
     Ok(())
+}
+
+/// The turns of `r` at the next `count` meetings after `now`, with the
+/// recorded skips (and swaps, when `with_swaps`) applied, and `extra` after
+/// them.
+pub async fn coming_turns<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    r: &rota::Model,
+    now: chrono::DateTime<chrono::Utc>,
+    count: usize,
+    with_swaps: bool,
+    extra: Option<&rota_rules::TurnChange>,
+) -> Result<Vec<rota_rules::Turn>, sea_orm::DbErr> {
+    let Some(m) = meetings::load(conn, &r.group_id).await? else {
+        return Ok(Vec::new()); // no meetings known yet
+    };
+    let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
+    let all = rota_rules::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, count);
+    let mut changes = rota::changes(conn, &r.group_id, &r.duty).await?;
+    changes.extend(extra.cloned());
+    if !with_swaps {
+        changes.retain(|c| !matches!(c, rota_rules::TurnChange::Swap { .. }));
+    }
+    Ok(rota_rules::turns(&r.volunteers(), &all, &changes)
+        .into_iter()
+        .filter(|t| t.meeting.starts_at > now)
+        .collect())
 }
 
 /// Remembers who held `r`'s duty at each of its meetings that have begun by

@@ -3,7 +3,7 @@
 use sea_orm::TransactionTrait;
 
 use super::Workflow;
-use crate::domain::rota::{Handover, TurnChange};
+use crate::domain::rota::{Handover, TurnChange, swap_stands};
 use crate::error::{ServiceError, swap_answered};
 use crate::events;
 use crate::store::rota as store;
@@ -12,6 +12,8 @@ use selfhelp_proto::events::v1 as ev;
 
 /// Skips and swaps to come per rota.
 const MAX_CHANGES: u64 = 200;
+/// How many meetings ahead a swap may reach (as the gRPC layer allows).
+const SWAP_REACH: usize = 52;
 /// Swaps one person may have waiting for answers on one rota.
 const MAX_ASKS: usize = 10;
 
@@ -25,6 +27,8 @@ impl Workflow {
         volunteers: &[String],
     ) -> Result<Option<store::Model>, ServiceError> {
         let txn = self.db.begin().await?;
+        // Skips, swaps and answers wait while the rota starts afresh.
+        selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
         // The turns so far are remembered before the rota starts afresh.
         if let Some(before) = store::find(&txn, group_id, duty).await? {
             super::remember_turns(&txn, &before, self.clock.now()).await?;
@@ -43,8 +47,10 @@ impl Workflow {
     /// of them for meetings to come (each is applied on every read of the
     /// rota), with `rota.turns_changed` naming the turns it hands on, so the
     /// people affected are told. `agreed` is the swap ask this answers, which
-    /// goes with it; when it is gone already (answered meanwhile) nothing
-    /// changes.
+    /// goes with it: checked again here, under the rota's lock, so that a
+    /// change that landed since it was read (another swap, a skip, a new
+    /// rota) cannot leave someone with a turn they did not agree to. When it
+    /// was answered meanwhile, or no longer stands, nothing changes.
     pub async fn record_turn_change(
         &self,
         group_id: &str,
@@ -52,14 +58,36 @@ impl Workflow {
         change: &TurnChange,
         by: &str,
         handovers: &[Handover],
-        agreed: Option<&str>,
+        agreed: Option<&swap::Model>,
     ) -> Result<(), ServiceError> {
         let txn = self.db.begin().await?;
         selfhelp_platform::db::take_turns(&txn, &format!("rota:{group_id}:{duty}")).await?;
-        if let Some(ask) = agreed
-            && !store::drop_swap(&txn, ask).await?
-        {
-            return Err(swap_answered());
+        if let Some(ask) = agreed {
+            if !store::drop_swap(&txn, &ask.id).await? {
+                return Err(swap_answered());
+            }
+            let stands = match store::find(&txn, group_id, duty).await? {
+                Some(r) => {
+                    let turns =
+                        super::coming_turns(&txn, &r, self.clock.now(), SWAP_REACH, true, None)
+                            .await?;
+                    swap_stands(
+                        &turns,
+                        &ask.meeting_key,
+                        &ask.asked_by,
+                        &ask.other_meeting_key,
+                        &ask.asked_of,
+                    )
+                }
+                None => false,
+            };
+            if !stands {
+                // The ask lapses with the refusal.
+                txn.commit().await?;
+                return Err(ServiceError::FailedPrecondition(
+                    "the turns in that swap have passed or changed hands since it was asked".into(),
+                ));
+            }
         }
         let today = self.clock.now().date_naive().to_string();
         if store::count_changes_from(&txn, group_id, duty, &today).await? >= MAX_CHANGES {
@@ -102,6 +130,26 @@ impl Workflow {
             return Err(ServiceError::FailedPrecondition(format!(
                 "you have {MAX_ASKS} swaps waiting for answers on this rota already"
             )));
+        }
+        let same = store::swap_asks(&txn, &ask.group_id, &ask.duty)
+            .await?
+            .into_iter()
+            .find(|a| {
+                (
+                    &a.meeting_key,
+                    &a.other_meeting_key,
+                    &a.asked_by,
+                    &a.asked_of,
+                ) == (
+                    &ask.meeting_key,
+                    &ask.other_meeting_key,
+                    &ask.asked_by,
+                    &ask.asked_of,
+                )
+            });
+        if let Some(same) = same {
+            // Asked already, and told: asking again changes nothing.
+            return Ok(same);
         }
         let saved = store::ask_swap(&txn, ask).await?;
         events::record_swap_request(&txn, &self.outbox, &saved, starts, ev::SwapStep::Asked)

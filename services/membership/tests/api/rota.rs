@@ -261,13 +261,31 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         ("carol", "alice", ev::SwapStep::Asked)
     );
     assert_eq!(told.meeting_key, day(2));
-    // Bob neither sees the ask nor can answer it; Carol cannot agree for Alice.
+    // Carol asks Bob too, for the same turn of hers.
+    let to_bob =
+        e.mc.swap_turns(as_person(swap(day(2), day(3)), "carol"))
+            .await
+            .unwrap()
+            .into_inner();
+    let bob_ask = to_bob
+        .swap_asks
+        .iter()
+        .find(|a| a.asked_of == "BOB")
+        .expect("the ask of Bob")
+        .id
+        .clone();
+    // Bob neither sees the ask of Alice nor can answer it; Carol cannot agree
+    // for Alice.
     let bobs =
         e.mc.get_rota(as_person(get("chair"), "bob"))
             .await
             .unwrap()
             .into_inner();
-    assert!(bobs.rotas[0].swap_asks.is_empty());
+    let seen_by_bob = &bobs.rotas[0].swap_asks;
+    assert!(
+        seen_by_bob.len() == 1 && seen_by_bob[0].asked_of_me,
+        "only the ask of him: {seen_by_bob:?}"
+    );
     let alices =
         e.mc.get_rota(as_person(get("chair"), "alice"))
             .await
@@ -329,6 +347,12 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         Code::NotFound,
         "a swap is agreed once"
     );
+    // Carol's ask of Bob no longer stands: that turn is Alice's now.
+    let lapsed =
+        e.mc.answer_swap(as_person(answer(&bob_ask, true), "bob"))
+            .await
+            .unwrap_err();
+    assert_eq!(lapsed.code(), Code::FailedPrecondition, "{lapsed:?}");
     // Bob asks Carol; she declines, and Bob is told. He asks again and
     // withdraws it, and Carol is told.
     let mc = e.mc.clone();
@@ -371,8 +395,8 @@ async fn a_rota_follows_the_meetings_and_changes_hands_fairly(backend: Backend) 
         .await;
     assert_eq!(
         e.outside.seen_on(&requests),
-        5,
-        "asked, asked, declined, asked, withdrawn"
+        6,
+        "asked twice by Carol; by Bob asked, declined, asked, withdrawn"
     );
     // A refused change tells nobody anything.
     assert_eq!(e.outside.seen_on(&changed), 2);
