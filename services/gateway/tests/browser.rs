@@ -438,6 +438,10 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("organise-swap-waiting", "owner"),
         ("my-groups-swap-to-answer", "member"),
         ("my-groups-swap-agreed", "member"),
+        ("my-sharing", "member"),
+        ("my-sharing-saved", "member"),
+        ("organise-sharing", "owner"),
+        ("organise-sharing", "someone-else"),
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");
     }

@@ -507,7 +507,11 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         ("organiser", &olive),
         ("operator of another region", &dora),
     ];
-    let organisers_pages = [format!("/organise/{id}"), format!("/organise/{id}/edit")];
+    let organisers_pages = [
+        format!("/organise/{id}"),
+        format!("/organise/{id}/edit"),
+        format!("/organise/{id}/sharing"),
+    ];
     let organisers_forms = [
         format!("/organise/{id}/edit"),
         format!("/organise/{id}/schedule"),
@@ -523,6 +527,7 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         format!("/organise/{id}/invitations"),
         format!("/organise/{id}/announce"),
         format!("/organise/{id}/rota"),
+        format!("/organise/{id}/sharing/correct"),
     ];
     let staff_forms = [
         format!("/staff/groups/{id}/review"),
@@ -1245,6 +1250,84 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
         page.contains("<h3>Chair</h3>") && page.contains("In turn: "),
         "{page}"
     );
+
+    // Ann says what she would do, on her own page; Olive sees it on "Is the
+    // work shared?" (no meeting has taken place yet, so no turns).
+    let part = format!("/my/groups/{id}/sharing");
+    let (status, page) = get(&ann, gw, &part).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("You have not had a turn on a rota this year"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"chair\""),
+        "the group's duties offered"
+    );
+    let ann_token = field(&page, "csrf");
+    let too_long = "y".repeat(501);
+    let (status, _, page) = post(
+        &ann,
+        gw,
+        &part,
+        &[
+            ("csrf", &ann_token),
+            ("willing", "chair"),
+            ("other", "welcome, Newsletter"),
+            ("skills", &too_long),
+            ("counted", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"skills-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    assert!(
+        page.contains("welcome, Newsletter"),
+        "what she typed is kept"
+    );
+    let (status, to, _) = post(
+        &ann,
+        gw,
+        &part,
+        &[
+            ("csrf", &ann_token),
+            ("willing", "chair"),
+            ("other", "welcome, Newsletter"),
+            ("skills", "I can design posters"),
+            ("counted", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (303, format!("{part}?saved=1").as_str())
+    );
+    let (_, page) = get(&ann, gw, &part).await;
+    assert!(
+        page.contains("I can design posters") && page.contains(" checked"),
+        "{page}"
+    );
+    let sharing = format!("/organise/{id}/sharing");
+    let (status, page) = get(&olive, gw, &sharing).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("No turns were taken on a rota in this period")
+            && page.contains("chair, welcome, newsletter"),
+        "{page}"
+    );
+    let (status, page) = get(&olive, gw, &format!("{sharing}?from=last+spring")).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"from-error\""),
+        "{}",
+        error_summary(&page)
+    );
+    let (status, _) = get(&bea, gw, &part).await;
+    assert_eq!(status, 403, "not her group");
 
     // Sam keeps the topics: a bad code is named, a new topic is added (and
     // offered to the public at once), renamed, and retired in favour of

@@ -25,6 +25,7 @@ mod json_ld;
 mod live;
 mod mine;
 mod my_calendar;
+mod my_sharing;
 mod organise;
 mod pages;
 mod proposed;
@@ -145,10 +146,19 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/organise/{id}/invitations", post(organise::invite))
         .route("/organise/{id}/rota", post(organise::set_rota))
+        .route("/organise/{id}/sharing", get(organise::sharing_page))
+        .route(
+            "/organise/{id}/sharing/correct",
+            post(organise::correct_record),
+        )
         .route("/organise/{id}/announce", post(organise::announce))
         .route("/organise/{id}/{what}", post(organise::step))
         .route("/my/groups", get(mine::my_groups))
         .route("/my/groups/{id}/rota/{what}", post(mine::change_turn))
+        .route(
+            "/my/groups/{id}/sharing",
+            get(my_sharing::my_part).post(my_sharing::save_my_part),
+        )
         .route("/my/notifications", get(mine::notifications))
         .route("/my/notifications/read", post(mine::mark_read))
         .route(

@@ -104,6 +104,11 @@ impl Pages {
                 "organise_group.html",
                 include_str!("../../templates/organise_group.html"),
             ),
+            ("sharing.html", include_str!("../../templates/sharing.html")),
+            (
+                "my_sharing.html",
+                include_str!("../../templates/my_sharing.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the gateway's templates parse");

@@ -248,6 +248,23 @@ def organise(walk, olive, sam, bea, args):
     if "asks to swap" in bea.page_source:
         walk.fail("my-groups-swap-agreed", still="the ask")
 
+    # Ann says what she would do; Olive sees who is willing and how the turns
+    # are shared; Bea may not see that page.
+    ann.get(walk.base + "/my/groups")
+    press_enter(ann, ann.find_element(By.LINK_TEXT, "Your part in the group"))
+    walk.check(ann, "my-sharing", shows="What you would do", who="member")
+    tick(ann, ann.find_element(By.ID, "willing-1"))
+    type_into(ann, "other", "welcome, newsletter")
+    type_into(ann, "skills", "I can design posters")
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "main form button"))
+    walk.check(ann, "my-sharing-saved", shows="Saved.", who="member")
+    olive.get(desk)
+    press_enter(olive, olive.find_element(By.LINK_TEXT, "Is the work shared?"))
+    walk.check(olive, "organise-sharing", h1="Is the work shared?", shows="chair, welcome, newsletter")
+    sharing = olive.current_url
+    bea.get(sharing)
+    walk.check(bea, "organise-sharing", h1="This is not yours to see", who="someone-else")
+
 
 if __name__ == "__main__":
     run(organise, 3, ["--group-name", "--email"])

@@ -19,10 +19,12 @@ use serde::{Deserialize, Serialize};
 mod meetings;
 mod people;
 mod rota;
+mod sharing;
 
 pub(crate) use meetings::{change_meeting, schedule};
 pub(crate) use people::{announce, change_person, invite};
 pub(crate) use rota::set_rota;
+pub(crate) use sharing::{correct as correct_record, sharing_page};
 
 use super::card_form::{self, COSTS, CardForm, FORMATS, MAX_VENUES, POLICIES, VenueForm};
 use super::forms::{self, FieldError, SignedPage};
