@@ -441,6 +441,7 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("my-sharing", "member"),
         ("my-sharing-saved", "member"),
         ("organise-sharing", "owner"),
+        ("organise-offered", "owner"),
         ("organise-sharing", "someone-else"),
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");

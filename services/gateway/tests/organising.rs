@@ -1319,6 +1319,43 @@ async fn organisers_and_staff_on_the_web(backend: Backend) {
             && page.contains("chair, welcome, newsletter"),
         "{page}"
     );
+    // Olive offers the next welcome turns to the willing: a welcome rota,
+    // Ann first.
+    assert!(
+        page.contains("Ann: said they would do welcome, and has not done it in this period"),
+        "{page}"
+    );
+    let offer = page
+        .split("<form")
+        .find(|f| f.contains("name=\"duty\" value=\"welcome\""))
+        .expect("the welcome offer's form");
+    let sharing_token = field(&page, "csrf");
+    let mut fields = vec![
+        ("csrf".to_string(), sharing_token),
+        ("duty".to_string(), "welcome".to_string()),
+    ];
+    for part in offer.split("name=\"order-").skip(1) {
+        let membership = part.split('"').next().unwrap();
+        let number = part
+            .split("value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        fields.push((format!("order-{membership}"), number.to_string()));
+    }
+    assert_eq!(fields.len(), 3, "Ann alone: {fields:?}");
+    let (status, to, _) = post(
+        &olive,
+        gw,
+        &format!("/organise/{id}/rota"),
+        &pairs_of(&fields),
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (303, desk.as_str()));
+    let (_, page) = get(&olive, gw, &desk).await;
+    assert!(page.contains("<h3>Welcome</h3>"), "{page}");
     let (status, page) = get(&olive, gw, &format!("{sharing}?from=last+spring")).await;
     assert_eq!(status, 400);
     assert!(

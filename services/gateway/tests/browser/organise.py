@@ -262,6 +262,8 @@ def organise(walk, olive, sam, bea, args):
     press_enter(olive, olive.find_element(By.LINK_TEXT, "Is the work shared?"))
     walk.check(olive, "organise-sharing", h1="Is the work shared?", shows="chair, welcome, newsletter")
     sharing = olive.current_url
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/rota'] button"))
+    walk.check(olive, "organise-offered", h1=name, shows="In turn")
     bea.get(sharing)
     walk.check(bea, "organise-sharing", h1="This is not yours to see", who="someone-else")
 

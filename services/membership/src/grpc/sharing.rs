@@ -17,6 +17,8 @@ use crate::error::{MEMBERSHIP_NOT_FOUND, ServiceError};
 use crate::store::{meetings, membership, rota, sharing};
 
 const MAX_WILLING: usize = 20;
+/// Willing members offered per duty.
+const OFFERED: usize = 10;
 /// Remembered meetings listed for correction.
 const LISTED_RECORDS: usize = 50;
 const FORMER_MEMBER: &str = "A former member";
@@ -220,6 +222,9 @@ impl MembershipApi {
         willing.sort_by_key(|s| s.turns);
         let by_person: HashMap<&str, &membership::Model> =
             members.iter().map(|m| (m.person_id.as_str(), m)).collect();
+        let offers = self
+            .offers(&group_id, &members, &settings, &all, &not_counted)
+            .await?;
         let records = records
             .iter()
             .take(LISTED_RECORDS)
@@ -255,7 +260,91 @@ impl MembershipApi {
                 .collect(),
             members: shares,
             records,
+            offers,
         })
+    }
+
+    /// For each duty some active member would do, the willing members who did
+    /// it least in the period first (fewest turns in all next), why them, and
+    /// a rota order that offers them the next turns.
+    async fn offers(
+        &self,
+        group_id: &str,
+        members: &[membership::Model],
+        settings: &HashMap<String, sharing::Model>,
+        turns: &HashMap<String, BTreeMap<String, u32>>,
+        not_counted: &[String],
+    ) -> Result<Vec<pb::DutyOffer>, ServiceError> {
+        let willing_of = |m: &membership::Model| {
+            settings
+                .get(&m.person_id)
+                .map(|s| s.willing())
+                .unwrap_or_default()
+        };
+        let mut duties: Vec<String> = members.iter().flat_map(willing_of).collect();
+        duties.sort();
+        duties.dedup();
+        let rotas = rota::for_group(&self.db, group_id).await?;
+        let mut offers = Vec::new();
+        for duty in duties {
+            let done = |m: &membership::Model| {
+                let mine = turns.get(&m.person_id);
+                let of_duty = mine.and_then(|d| d.get(&duty)).copied().unwrap_or(0);
+                let all: u32 = mine.map(|d| d.values().sum()).unwrap_or(0);
+                (of_duty, all)
+            };
+            let mut willing: Vec<&membership::Model> = members
+                .iter()
+                .filter(|m| willing_of(m).contains(&duty))
+                .collect();
+            willing.sort_by(|a, b| {
+                done(a)
+                    .cmp(&done(b))
+                    .then_with(|| a.display_name.cmp(&b.display_name))
+            });
+            willing.truncate(OFFERED);
+            let offered = willing
+                .iter()
+                .map(|m| {
+                    let (of_duty, _) = done(m);
+                    let why = if not_counted.contains(&m.person_id) {
+                        format!("said they would do {duty}")
+                    } else if of_duty == 0 {
+                        format!("said they would do {duty}, and has not done it in this period")
+                    } else {
+                        format!(
+                            "said they would do {duty}; done {of_duty} {} in this period, no more than the others willing",
+                            if of_duty == 1 { "time" } else { "times" }
+                        )
+                    };
+                    pb::OfferedMember {
+                        display_name: if m.display_name.is_empty() {
+                            "A member".into()
+                        } else {
+                            m.display_name.clone()
+                        },
+                        membership_id: m.id.clone(),
+                        why,
+                    }
+                })
+                .collect();
+            let mut order: Vec<String> = willing.iter().map(|m| m.id.clone()).collect();
+            if let Some(r) = rotas.iter().find(|r| r.duty == duty) {
+                for person in r.volunteers() {
+                    if let Some(m) = members.iter().find(|m| m.person_id == person)
+                        && !order.contains(&m.id)
+                    {
+                        order.push(m.id.clone());
+                    }
+                }
+            }
+            offers.push(pb::DutyOffer {
+                duty,
+                members: offered,
+                proposed_order_membership_ids: order,
+            });
+        }
+        Ok(offers)
     }
 
     pub(super) async fn correct_record(

@@ -85,6 +85,18 @@ async fn a_year_of_meetings_shows_whether_the_work_is_shared(backend: Backend) {
             .unwrap()
             .into_inner();
     assert_eq!(eves.willing, ["chair", "tea"]);
+    // Bob, who is on the rota, would chair too.
+    e.mc.set_my_sharing(as_person(
+        pb::SetMySharingRequest {
+            group_id: g.clone(),
+            willing: vec!["chair".into()],
+            skills: String::new(),
+            counted: true,
+        },
+        "bob",
+    ))
+    .await
+    .unwrap();
 
     // A year on.
     clock.advance(std::time::Duration::from_secs(365 * 86_400));
@@ -135,6 +147,37 @@ async fn a_year_of_meetings_shows_whether_the_work_is_shared(backend: Backend) {
         "the quarters add up"
     );
     assert_eq!(year.willing_least.first().map(String::as_str), Some("EVE"));
+    // The chair's next turns are offered to Eve first, who has not chaired;
+    // then the present volunteers, in their order.
+    let chair = year
+        .offers
+        .iter()
+        .find(|o| o.duty == "chair")
+        .expect("an offer for the chair");
+    let offered: Vec<&str> = chair
+        .members
+        .iter()
+        .map(|m| m.display_name.as_str())
+        .collect();
+    assert_eq!(offered, ["EVE", "BOB"], "who did least first");
+    assert!(chair.members[1].why.contains(&format!("done {b} times")));
+    assert!(
+        chair.members[0]
+            .why
+            .contains("has not done it in this period"),
+        "{}",
+        chair.members[0].why
+    );
+    assert_eq!(
+        chair.proposed_order_membership_ids,
+        vec![
+            ids["eve"].clone(),
+            ids["bob"].clone(),
+            ids["carol"].clone(),
+            ids["dan"].clone()
+        ]
+    );
+    assert!(year.offers.iter().any(|o| o.duty == "tea"));
     // Members see their own record only.
     let bobs =
         e.mc.get_my_sharing(as_person(

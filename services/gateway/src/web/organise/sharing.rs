@@ -48,6 +48,17 @@ struct SharingPage {
     records: Vec<RecordRow>,
     /// Who may be named as having held a duty: (membership id, name).
     choices: Vec<(String, String)>,
+    offers: Vec<OfferView>,
+}
+
+/// Who could take a duty's next turns, and the rota that offers them.
+#[derive(Serialize)]
+struct OfferView {
+    duty: String,
+    /// "Eve: said they would do chair, and has not done it in this period".
+    members: Vec<String>,
+    /// `order-<membership id>` fields for the rota form, numbered in turn.
+    order: Vec<(String, usize)>,
 }
 
 #[derive(Serialize)]
@@ -214,6 +225,24 @@ async fn sharing_view(
             })
             .collect(),
         choices,
+        offers: sharing
+            .offers
+            .iter()
+            .map(|o| OfferView {
+                duty: o.duty.clone(),
+                members: o
+                    .members
+                    .iter()
+                    .map(|m| format!("{}: {}", m.display_name, m.why))
+                    .collect(),
+                order: o
+                    .proposed_order_membership_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (format!("order-{m}"), i + 1))
+                    .collect(),
+            })
+            .collect(),
     })
 }
 
