@@ -399,6 +399,19 @@ impl MembershipApi {
     }
 
     /// The caller's role, if it allows `permission`; PERMISSION_DENIED otherwise.
+    /// The group, when `person` may manage it (set its rotas and settings).
+    async fn managing<T>(
+        &self,
+        request: &Request<T>,
+        group_id: &str,
+        person: &str,
+    ) -> Result<GroupFacts, ServiceError> {
+        let facts = self.known_group(request, group_id).await?;
+        self.require(&self.db, &facts, group_id, person, Permission::ManageGroup)
+            .await?;
+        Ok(facts)
+    }
+
     async fn require<C: ConnectionTrait>(
         &self,
         conn: &C,

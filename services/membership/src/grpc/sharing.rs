@@ -11,7 +11,7 @@ use selfhelp_proto::membership::v1 as pb;
 use tonic::Request;
 
 use super::{MembershipApi, uuid_field};
-use crate::domain::membership::{Permission, Role, State};
+use crate::domain::membership::{Role, State};
 use crate::domain::sharing::{busiest_fifth_share, quarters};
 use crate::error::{MEMBERSHIP_NOT_FOUND, ServiceError};
 use crate::store::{meetings, membership, rota, sharing};
@@ -111,21 +111,20 @@ impl MembershipApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        // The dates as typed are checked before anything is read; the year up
+        // to today is the group's own today, known once it is read.
+        period(
+            &mut v,
+            &req.from_date,
+            &req.to_date,
+            self.clock.now().date_naive(),
+        );
         v.into_result()?;
-        let facts = self.known_group(&request, &group_id).await?;
-        self.require(
-            &self.db,
-            &facts,
-            &group_id,
-            &caller.person_id,
-            Permission::ManageGroup,
-        )
-        .await?;
+        self.managing(&request, &group_id, &caller.person_id)
+            .await?;
         let tz = self.remembered(&group_id).await?;
         let today = self.clock.now().with_timezone(&tz).date_naive();
-        let mut v = Violations::new();
-        let (from, to) = period(&mut v, &req.from_date, &req.to_date, today);
-        v.into_result()?;
+        let (from, to) = period(&mut Violations::new(), &req.from_date, &req.to_date, today);
         let end = to.succ_opt().unwrap_or(to);
         let records =
             sharing::records(&self.db, &group_id, midnight(tz, from), midnight(tz, end)).await?;
@@ -363,15 +362,8 @@ impl MembershipApi {
             uuid_field(&mut v, "membership_id", &req.membership_id)
         };
         v.into_result()?;
-        let facts = self.known_group(&request, &group_id).await?;
-        self.require(
-            &self.db,
-            &facts,
-            &group_id,
-            &caller.person_id,
-            Permission::ManageGroup,
-        )
-        .await?;
+        self.managing(&request, &group_id, &caller.person_id)
+            .await?;
         let held = if membership_id.is_empty() {
             None
         } else {
