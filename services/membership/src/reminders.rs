@@ -33,6 +33,33 @@ pub async fn run(
     .await
 }
 
+/// Drops the swaps asked on `r` for a turn that is no longer to come (it has
+/// begun, or is gone): nobody can agree to them, and they link two people to
+/// a group for nothing. Meetings are found by their start, not their key (a
+/// moved meeting keeps its first date as its key).
+async fn drop_lapsed_swaps(
+    db: &DatabaseConnection,
+    r: &rota_store::Model,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ServiceError> {
+    let asks = rota_store::swap_asks(db, &r.group_id, &r.duty).await?;
+    if asks.is_empty() {
+        return Ok(());
+    }
+    let coming: std::collections::HashSet<String> =
+        crate::workflow::coming_turns(db, r, now, 52, true, None)
+            .await?
+            .into_iter()
+            .map(|t| t.meeting.key)
+            .collect();
+    for ask in asks {
+        if !coming.contains(&ask.meeting_key) || !coming.contains(&ask.other_meeting_key) {
+            rota_store::drop_swap(db, &ask.id).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Sends the reminders for turns starting within `lead` from `now`; returns how many.
 pub async fn send_due(
     db: &DatabaseConnection,
@@ -41,10 +68,10 @@ pub async fn send_due(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, ServiceError> {
     let mut sent = 0;
-    rota_store::drop_lapsed_swaps(db, &now.date_naive().to_string()).await?;
     for r in rota_store::all(db).await? {
         // Meetings that have begun are remembered with who held the duty.
         crate::workflow::remember_turns(db, &r, now).await?;
+        drop_lapsed_swaps(db, &r, now).await?;
         let Some(m) = meetings::load(db, &r.group_id).await? else {
             continue;
         };

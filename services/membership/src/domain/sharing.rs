@@ -23,16 +23,12 @@ pub fn busiest_fifth_share(turns: &[u32]) -> f64 {
 /// The first days of the quarters (three calendar months each) from `from`
 /// up to `to`, the first starting at `from`.
 pub fn quarters(from: chrono::NaiveDate, to: chrono::NaiveDate) -> Vec<chrono::NaiveDate> {
-    let mut starts = Vec::new();
-    let mut at = from;
-    while at <= to && starts.len() < 40 {
-        starts.push(at);
-        match at.checked_add_months(chrono::Months::new(3)) {
-            Some(next) => at = next,
-            None => break,
-        }
-    }
-    starts
+    // Each counted from `from`, so a month's end does not drift (31 August,
+    // 30 November, 28 February, 31 May).
+    (0..40u32)
+        .map_while(|i| from.checked_add_months(chrono::Months::new(3 * i)))
+        .take_while(|at| *at <= to)
+        .collect()
 }
 
 #[cfg(test)]
@@ -62,6 +58,15 @@ mod tests {
                 d("2026-04-01"),
                 d("2026-07-01"),
                 d("2026-10-01")
+            ]
+        );
+        assert_eq!(
+            quarters(d("2026-08-31"), d("2027-06-01")),
+            [
+                d("2026-08-31"),
+                d("2026-11-30"),
+                d("2027-02-28"),
+                d("2027-05-31")
             ]
         );
     }

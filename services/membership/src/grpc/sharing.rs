@@ -55,9 +55,26 @@ fn period(v: &mut Violations, from: &str, to: &str, today: NaiveDate) -> (NaiveD
 
 /// The instant a local date begins.
 fn midnight(tz: chrono_tz::Tz, d: NaiveDate) -> i64 {
-    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .earliest()
-        .map_or(0, |t| t.timestamp_millis())
+    // Where a clock change skips midnight, the day begins at the first hour
+    // that exists.
+    (0..3)
+        .find_map(|h| {
+            tz.from_local_datetime(&d.and_hms_opt(h, 0, 0)?)
+                .earliest()
+                .map(|t| t.timestamp_millis())
+        })
+        .unwrap_or_else(|| {
+            d.and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+                .timestamp_millis()
+        })
+}
+
+/// Whether `person` (as a record holds them) is left out of the figures:
+/// they said so, or said so before they were erased.
+fn uncounted(person: &str, not_counted: &[String]) -> bool {
+    person.starts_with(sharing::UNCOUNTED) || not_counted.iter().any(|p| p == person)
 }
 
 /// Each counted person's turns per duty among `records`.
@@ -67,7 +84,7 @@ fn tally(
 ) -> HashMap<String, BTreeMap<String, u32>> {
     let mut by_person: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
     for r in records {
-        if r.person_id.is_empty() || not_counted.contains(&r.person_id) {
+        if r.person_id.is_empty() || uncounted(&r.person_id, not_counted) {
             continue;
         }
         *by_person
@@ -235,12 +252,16 @@ impl MembershipApi {
                     duty: r.duty.clone(),
                     held_by: if r.person_id.is_empty() {
                         String::new()
-                    } else if not_counted.contains(&r.person_id) {
+                    } else if uncounted(&r.person_id, &not_counted) {
                         NOT_COUNTED.into()
                     } else {
                         held.map_or_else(|| FORMER_MEMBER.into(), |m| name_of(m))
                     },
-                    membership_id: held.map(|m| m.id.clone()).unwrap_or_default(),
+                    // Nothing that would name someone not counted.
+                    membership_id: held
+                        .filter(|_| !uncounted(&r.person_id, &not_counted))
+                        .map(|m| m.id.clone())
+                        .unwrap_or_default(),
                     corrected: r.corrected,
                 }
             })
@@ -296,9 +317,12 @@ impl MembershipApi {
                 .iter()
                 .filter(|m| willing_of(m).contains(&duty))
                 .collect();
+            // Those not counted come after the counted, whose turns are known.
             willing.sort_by(|a, b| {
-                done(a)
-                    .cmp(&done(b))
+                let hidden = |m: &membership::Model| uncounted(&m.person_id, not_counted);
+                hidden(a)
+                    .cmp(&hidden(b))
+                    .then_with(|| done(a).cmp(&done(b)))
                     .then_with(|| a.display_name.cmp(&b.display_name))
             });
             willing.truncate(OFFERED);
@@ -306,13 +330,13 @@ impl MembershipApi {
                 .iter()
                 .map(|m| {
                     let (of_duty, _) = done(m);
-                    let why = if not_counted.contains(&m.person_id) {
+                    let why = if uncounted(&m.person_id, not_counted) {
                         format!("said they would do {duty}")
                     } else if of_duty == 0 {
                         format!("said they would do {duty}, and has not done it in this period")
                     } else {
                         format!(
-                            "said they would do {duty}; done {of_duty} {} in this period, no more than the others willing",
+                            "said they would do {duty}, and has done it {of_duty} {} in this period",
                             if of_duty == 1 { "time" } else { "times" }
                         )
                     };
@@ -337,6 +361,8 @@ impl MembershipApi {
                     }
                 }
             }
+            // A rota takes at most 50 volunteers.
+            order.truncate(50);
             offers.push(pb::DutyOffer {
                 duty,
                 members: offered,
@@ -369,7 +395,7 @@ impl MembershipApi {
         } else {
             let m = membership::find(&self.db, &membership_id)
                 .await?
-                .filter(|m| m.group_id == group_id)
+                .filter(|m| m.group_id == group_id && m.state() == State::Active)
                 .ok_or(MEMBERSHIP_NOT_FOUND)?;
             Some(m)
         };
@@ -388,7 +414,13 @@ impl MembershipApi {
             duty: corrected.duty,
             held_by: held
                 .as_ref()
-                .map(|m| m.display_name.clone())
+                .map(|m| {
+                    if m.display_name.is_empty() {
+                        "A member".to_string()
+                    } else {
+                        m.display_name.clone()
+                    }
+                })
                 .unwrap_or_default(),
             membership_id,
             corrected: true,

@@ -238,21 +238,6 @@ pub async fn drop_swap<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool, D
     Ok(gone.rows_affected == 1)
 }
 
-/// Drops the asks for a turn on a day before `today` (`YYYY-MM-DD`; meeting
-/// keys begin with their date): nobody can agree to them any more, and they
-/// link two people to a group for nothing. Returns how many went.
-pub async fn drop_lapsed_swaps<C: ConnectionTrait>(conn: &C, today: &str) -> Result<u64, DbErr> {
-    let gone = swap::Entity::delete_many()
-        .filter(
-            sea_orm::Condition::any()
-                .add(swap::Column::MeetingKey.lt(today))
-                .add(swap::Column::OtherMeetingKey.lt(today)),
-        )
-        .exec(conn)
-        .await?;
-    Ok(gone.rows_affected)
-}
-
 /// The swaps waiting that `person` asked or was asked.
 pub async fn swaps_of<C: ConnectionTrait>(
     conn: &C,

@@ -9,6 +9,9 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
 /// Marks an erased person's records: their turns stay counted, as "a former
 /// member", under an id that leads nowhere.
 pub const FORMER: &str = "former:";
+/// Marks the records of someone erased who had asked not to be counted in
+/// that group: they stay out of its figures.
+pub const UNCOUNTED: &str = "uncounted:";
 
 pub mod record {
     use sea_orm::entity::prelude::*;
@@ -197,14 +200,35 @@ pub async fn set<C: ConnectionTrait>(conn: &C, row: Model) -> Result<Model, DbEr
 /// Erasure: `person`'s willingness goes; their remembered turns stay, under
 /// an id of their own that names nobody.
 pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
-    Entity::delete_many()
-        .filter(Column::PersonId.eq(person))
+    // Where they had asked not to be counted, they stay out of the figures.
+    let not_counted: Vec<String> = of_person(conn, person)
+        .await?
+        .into_iter()
+        .filter(|s| !s.counted)
+        .map(|s| s.group_id)
+        .collect();
+    let made_up = uuid::Uuid::new_v4();
+    if !not_counted.is_empty() {
+        record::Entity::update_many()
+            .col_expr(
+                record::Column::PersonId,
+                Expr::value(format!("{UNCOUNTED}{made_up}")),
+            )
+            .filter(record::Column::PersonId.eq(person))
+            .filter(record::Column::GroupId.is_in(not_counted))
+            .exec(conn)
+            .await?;
+    }
+    record::Entity::update_many()
+        .col_expr(
+            record::Column::PersonId,
+            Expr::value(format!("{FORMER}{made_up}")),
+        )
+        .filter(record::Column::PersonId.eq(person))
         .exec(conn)
         .await?;
-    let former = format!("{FORMER}{}", uuid::Uuid::new_v4());
-    record::Entity::update_many()
-        .col_expr(record::Column::PersonId, Expr::value(former))
-        .filter(record::Column::PersonId.eq(person))
+    Entity::delete_many()
+        .filter(Column::PersonId.eq(person))
         .exec(conn)
         .await?;
     Ok(())

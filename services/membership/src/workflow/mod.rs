@@ -104,6 +104,14 @@ pub async fn leave_rotas(
         // Answers to swaps wait while the rota starts afresh; the turns so
         // far are remembered first.
         selfhelp_platform::db::take_turns(txn, &format!("rota:{}:{}", r.group_id, r.duty)).await?;
+        // Read again under the lock: a rota set meanwhile is the one to carry
+        // on from.
+        let Some(r) = rota::find(txn, &r.group_id, &r.duty).await? else {
+            continue;
+        };
+        if !r.volunteers().iter().any(|v| v == person) {
+            continue;
+        }
         remember_turns(txn, &r, now_at).await?;
         let order = match meetings::load(txn, &r.group_id).await? {
             Some(m) => {
@@ -172,7 +180,11 @@ pub async fn remember_turns<C: sea_orm::ConnectionTrait>(
     };
     let since = chrono::DateTime::from_timestamp_millis(r.starts_at_ms).unwrap_or(now);
     let past = rota_rules::meetings(m.schedule.as_ref(), &m.exceptions, m.tz, since, now, 0);
-    let known = sharing::recorded_keys(conn, &r.group_id, &r.duty, r.starts_at_ms).await?;
+    let known: std::collections::HashSet<String> =
+        sharing::recorded_keys(conn, &r.group_id, &r.duty, r.starts_at_ms)
+            .await?
+            .into_iter()
+            .collect();
     if past.iter().all(|p| known.contains(&p.key)) {
         return Ok(());
     }

@@ -107,8 +107,9 @@ impl Workflow {
 
 impl Workflow {
     /// Holds `ask` until the person asked answers, and tells them
-    /// (`rota.swap_request`). Asking again for the same two turns replaces
-    /// the earlier ask.
+    /// (`rota.swap_request`). Asking the same person the same again changes
+    /// nothing and tells nobody twice; asking someone else for the same two
+    /// turns replaces the earlier ask.
     pub async fn ask_swap(
         &self,
         ask: swap::Model,

@@ -78,6 +78,9 @@ struct RecordRow {
     held_by: String,
     membership_id: String,
     corrected: bool,
+    /// Held by nobody or by a member who is counted: the form can say who
+    /// really held it. (Someone not counted, or gone, is not offered.)
+    correctable: bool,
 }
 
 /// A share as a whole percentage ("35 %").
@@ -222,6 +225,7 @@ async fn sharing_view(
                 },
                 membership_id: r.membership_id.clone(),
                 corrected: r.corrected,
+                correctable: r.held_by.is_empty() || !r.membership_id.is_empty(),
             })
             .collect(),
         choices,
