@@ -62,6 +62,7 @@ pub mod events {
         pub const ROTA_TURNS_CHANGED: &str = "org.selfhelp.membership.rota.turns_changed.v1";
         pub const ROTA_SWAP_REQUEST: &str = "org.selfhelp.membership.rota.swap_request.v1";
         pub const GROUP_ANNOUNCED: &str = "org.selfhelp.membership.group.announced.v1";
+        pub const GROUP_NOTICE: &str = "org.selfhelp.membership.group.notice.v1";
         pub const ERASURE_REQUESTED: &str = "org.selfhelp.privacy.erasure.requested.v1";
         pub const ERASURE_COMPLETED: &str = "org.selfhelp.privacy.erasure.completed.v1";
         pub const PUBLIC_GROUP_CHANGED: &str = "org.selfhelp.public.group.changed.v1";

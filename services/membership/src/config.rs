@@ -64,6 +64,9 @@ pub struct RotaConfig {
     pub reminder_lead_hours: u32,
     /// How often due reminders are looked for.
     pub check_interval_secs: u64,
+    /// After this many months as a group's only organiser, a person is
+    /// nudged (once) to invite a co-organiser; 0 never.
+    pub sole_organiser_months: u32,
 }
 
 impl Default for RotaConfig {
@@ -71,6 +74,7 @@ impl Default for RotaConfig {
         Self {
             reminder_lead_hours: 48,
             check_interval_secs: 300,
+            sole_organiser_months: 12,
         }
     }
 }

@@ -248,6 +248,26 @@ pub async fn record_announced<C: ConnectionTrait>(
         .await
 }
 
+pub const GROUP_NOTICE: &str = "group.notice";
+
+/// Records `group.notice`: `notice` goes to its recipients (none: nothing is
+/// recorded). Keyed by group, so one group's notices stay in order.
+pub async fn record_notice<C: ConnectionTrait>(
+    conn: &C,
+    outbox: &Outbox,
+    notice: ev::GroupNotice,
+    trace: Option<&TraceParent>,
+) -> Result<(), DbErr> {
+    if notice.recipient_ids.is_empty() {
+        return Ok(());
+    }
+    let group_id = notice.group_id.clone();
+    outbox
+        .enqueue(conn, MEMBERSHIP, GROUP_NOTICE, &group_id, &notice, trace)
+        .await?;
+    Ok(())
+}
+
 pub const ROTA_DUTY_DUE: &str = "rota.duty_due";
 
 /// Records `rota.duty_due`: `person` is on `duty` at the meeting `key`.

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod handover;
 pub mod privacy;
 pub mod reminders;
 pub mod store;

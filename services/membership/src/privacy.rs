@@ -15,15 +15,17 @@ use selfhelp_proto::events::{types, v1 as ev};
 use crate::domain::membership::State;
 use crate::error::ServiceError;
 use crate::store::{
-    consent, erasure, follow, group_settings, invitation, membership, rota, sharing,
+    committee, consent, erasure, follow, forum, group_settings, invitation, membership, role_watch,
+    rota, sharing,
 };
 use crate::workflow::{self, Ctx};
 
 /// What stands where an erased person's id was kept for others' sake.
 pub const ERASED: &str = "erased";
 
-/// Deletes the person's memberships, consents, follows, invitations for them and
-/// rota places; a place they held goes to the next person waiting.
+/// Deletes the person's memberships, consents, follows, invitations for them,
+/// rota and committee places, agenda items and shared knowledge; a place they
+/// held goes to the next person waiting.
 pub struct MembershipEraser {
     pub outbox: Outbox,
 }
@@ -66,6 +68,12 @@ impl Eraser for MembershipEraser {
         rota::forget_reminders(txn, person).await?;
         // After leaving the rotas, which remembers their turns so far.
         sharing::forget(txn, person).await?;
+        // What they wrote goes; notes they took stay with the group, by "a
+        // former member"; meetings they came to stay counted.
+        let former = format!("{}{}", sharing::FORMER, uuid::Uuid::new_v4());
+        forum::forget(txn, person, &former).await?;
+        committee::leave(txn, person, None).await?;
+        role_watch::forget(txn, person).await?;
         Ok(())
     }
 }

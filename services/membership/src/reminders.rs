@@ -1,4 +1,5 @@
-//! Rota reminders: every so often, each turn that starts within the lead time
+//! Rota reminders: every so often (and, after them, the watch on long-held
+//! roles in `crate::handover`), each turn that starts within the lead time
 //! gets one `rota.duty_due` event for the person on duty, and the turns of
 //! meetings that have begun are remembered (`duty_record`); swaps asked for
 //! turns now past are dropped. Safe with several
@@ -27,8 +28,13 @@ pub async fn run(
 ) {
     let interval = Duration::from_secs(cfg.check_interval_secs);
     let lead = chrono::Duration::hours(i64::from(cfg.reminder_lead_hours));
-    selfhelp_platform::service::repeat("rota reminders", interval, shutdown, || {
-        send_due(&db, &outbox, lead, clock.now())
+    selfhelp_platform::service::repeat("rota reminders", interval, shutdown, || async {
+        let now = clock.now();
+        let sent = send_due(&db, &outbox, lead, now).await?;
+        // Who has held a role too long is seen from the turns just remembered.
+        Ok::<_, ServiceError>(
+            sent + crate::handover::check(&db, &outbox, cfg.sole_organiser_months, now).await?,
+        )
     })
     .await
 }

@@ -52,6 +52,8 @@ enum Told {
     SwapRequest(ev::RotaSwapRequest),
     /// An organiser's message; its audience is read when it is told.
     Announced(ev::GroupAnnounced),
+    /// The group's own running: agenda, notes, committees, terms.
+    Notice(ev::GroupNotice),
 }
 
 impl Told {
@@ -73,6 +75,9 @@ impl Told {
             types::GROUP_ANNOUNCED => {
                 return Ok(Some(Told::Announced(event.decode().map_err(poison)?)));
             }
+            types::GROUP_NOTICE => {
+                return Ok(Some(Told::Notice(event.decode().map_err(poison)?)));
+            }
             _ => {}
         }
         match change_of(&event.ce_type) {
@@ -90,6 +95,7 @@ impl Told {
             Told::TurnsChanged(e) => &e.group_id,
             Told::SwapRequest(e) => &e.group_id,
             Told::Announced(e) => &e.group_id,
+            Told::Notice(e) => &e.group_id,
         }
     }
 
@@ -99,6 +105,40 @@ impl Told {
         let organisers = group.organiser_ids();
         match self {
             Told::Announced(e) => messages::announcement(audience, &group.name, &e.title, &e.body),
+            Told::Notice(e) => {
+                let notice = match e.kind() {
+                    ev::NoticeKind::AgendaItem => messages::Notice::AgendaItem {
+                        meeting_key: &e.meeting_key,
+                        text: &e.text,
+                    },
+                    ev::NoticeKind::MeetingNotes => messages::Notice::MeetingNotes {
+                        meeting_key: &e.meeting_key,
+                        text: &e.text,
+                    },
+                    ev::NoticeKind::CommitteeNotice => messages::Notice::Committee {
+                        committee: &e.committee,
+                        title: &e.title,
+                        text: &e.text,
+                    },
+                    ev::NoticeKind::CommitteeJoined => messages::Notice::OnCommittee {
+                        committee: &e.committee,
+                        duties: &e.text,
+                    },
+                    ev::NoticeKind::TermEnded => messages::Notice::TermEnded {
+                        role: &e.title,
+                        holder: &e.holder_id,
+                        months: e.months,
+                    },
+                    ev::NoticeKind::SoleOrganiser => messages::Notice::SoleOrganiser {
+                        holder: &e.holder_id,
+                        months: e.months,
+                        willing: e.willing,
+                    },
+                    // A kind this version does not know: nobody to tell.
+                    ev::NoticeKind::Unspecified => return Vec::new(),
+                };
+                messages::group_notice(&notice, &e.recipient_ids, &e.group_id, &group.name)
+            }
             Told::Joined(e) => messages::member_joined(
                 &e.person_id,
                 &group.name,

@@ -454,5 +454,6 @@ fn settings_to_wire(s: &group_settings::Model) -> pb::GroupSettings {
         .into(),
         join_question: s.join_question.clone(),
         followers: 0,
+        practice: Some(super::forum::practice_to_wire(s)),
     }
 }

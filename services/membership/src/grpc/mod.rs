@@ -4,7 +4,9 @@
 //! what organisers do, `personal` what a person does about their own data,
 //! `rota` the shared duties.
 
+mod committees;
 mod erasure;
+mod forum;
 mod joining;
 mod managing;
 mod personal;
@@ -192,6 +194,72 @@ impl MembershipService for MembershipApi {
 
     async fn set_my_sharing(&self, r: Request<pb::SetMySharingRequest>) -> Reply<pb::MySharing> {
         Ok(Response::new(self.set_my_sharing(r).await?))
+    }
+    async fn update_group_practice(
+        &self,
+        r: Request<pb::UpdateGroupPracticeRequest>,
+    ) -> Reply<pb::GroupPractice> {
+        Ok(Response::new(self.update_practice(r).await?))
+    }
+    async fn get_forum(&self, r: Request<pb::GetForumRequest>) -> Reply<pb::Forum> {
+        Ok(Response::new(self.forum(r).await?))
+    }
+    async fn add_agenda_item(&self, r: Request<pb::AddAgendaItemRequest>) -> Reply<pb::AgendaItem> {
+        Ok(Response::new(self.add_agenda_item(r).await?))
+    }
+    async fn remove_agenda_item(
+        &self,
+        r: Request<pb::RemoveAgendaItemRequest>,
+    ) -> Reply<pb::RemoveAgendaItemResponse> {
+        Ok(Response::new(self.remove_agenda_item(r).await?))
+    }
+    async fn write_meeting_notes(
+        &self,
+        r: Request<pb::WriteMeetingNotesRequest>,
+    ) -> Reply<pb::MeetingNotes> {
+        Ok(Response::new(self.write_notes(r).await?))
+    }
+    async fn mark_attendance(
+        &self,
+        r: Request<pb::MarkAttendanceRequest>,
+    ) -> Reply<pb::MarkAttendanceResponse> {
+        Ok(Response::new(self.mark_attendance(r).await?))
+    }
+    async fn list_knowledge(
+        &self,
+        r: Request<pb::ListKnowledgeRequest>,
+    ) -> Reply<pb::ListKnowledgeResponse> {
+        Ok(Response::new(self.knowledge(r).await?))
+    }
+    async fn add_knowledge(&self, r: Request<pb::AddKnowledgeRequest>) -> Reply<pb::KnowledgeItem> {
+        Ok(Response::new(self.add_knowledge(r).await?))
+    }
+    async fn remove_knowledge(
+        &self,
+        r: Request<pb::RemoveKnowledgeRequest>,
+    ) -> Reply<pb::RemoveKnowledgeResponse> {
+        Ok(Response::new(self.remove_knowledge(r).await?))
+    }
+    async fn list_committees(
+        &self,
+        r: Request<pb::ListCommitteesRequest>,
+    ) -> Reply<pb::ListCommitteesResponse> {
+        Ok(Response::new(self.committees(r).await?))
+    }
+    async fn save_committee(&self, r: Request<pb::SaveCommitteeRequest>) -> Reply<pb::Committee> {
+        Ok(Response::new(self.save_committee(r).await?))
+    }
+    async fn delete_committee(
+        &self,
+        r: Request<pb::DeleteCommitteeRequest>,
+    ) -> Reply<pb::DeleteCommitteeResponse> {
+        Ok(Response::new(self.delete_committee(r).await?))
+    }
+    async fn send_committee_notice(
+        &self,
+        r: Request<pb::SendCommitteeNoticeRequest>,
+    ) -> Reply<pb::CommitteeNotice> {
+        Ok(Response::new(self.committee_notice(r).await?))
     }
     async fn erase_me(&self, r: Request<pb::EraseMeRequest>) -> Reply<pb::ErasureStatus> {
         Ok(Response::new(self.erase(r).await?))

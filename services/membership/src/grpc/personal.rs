@@ -20,7 +20,7 @@ const FOLLOWABLE: [&str; 4] = [
     "PROPOSAL_PENDING_REVIEW",
     "PROPOSAL_LISTED",
 ];
-use crate::store::{consent, follow, invitation, membership, rota, sharing};
+use crate::store::{committee, consent, follow, forum, invitation, membership, rota, sharing};
 
 impl MembershipApi {
     pub(super) async fn update_mine(
@@ -238,6 +238,33 @@ impl MembershipApi {
                 })
             })
             .collect();
+        let written = forum::written_by(&self.db, person).await?;
+        let agenda_items: Vec<_> = written
+            .agenda
+            .iter()
+            .map(|a| json!({"group_id": a.group_id, "meeting": a.meeting_key, "text": a.text, "added_at": millis_to_rfc3339(a.created_at_ms)}))
+            .collect();
+        let notes_written: Vec<_> = written
+            .notes
+            .iter()
+            .map(|n| json!({"group_id": n.group_id, "meeting": n.meeting_key, "text": n.text, "written_at": millis_to_rfc3339(n.written_at_ms)}))
+            .collect();
+        let attended: Vec<_> = written
+            .attendance
+            .iter()
+            .map(|a| json!({"group_id": a.group_id, "meeting": a.meeting_key}))
+            .collect();
+        let knowledge: Vec<_> = written
+            .knowledge
+            .iter()
+            .map(|k| json!({"group_id": k.group_id, "title": k.title, "url": k.url, "text": k.text, "added_at": millis_to_rfc3339(k.created_at_ms)}))
+            .collect();
+        // Who else is on a committee is theirs to know, not in this file.
+        let committees: Vec<_> = committee::of_person(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|c| json!({"group_id": c.group_id, "name": c.name, "lead": c.lead_id == person}))
+            .collect();
         let doc = json!({
             "service": "membership",
             "person_id": person,
@@ -250,6 +277,11 @@ impl MembershipApi {
             "swap_asks": swap_asks,
             "duties_held": duties_held,
             "willing": willing,
+            "agenda_items": agenda_items,
+            "meeting_notes_written": notes_written,
+            "attended": attended,
+            "knowledge_shared": knowledge,
+            "committees": committees,
         });
         Ok(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),

@@ -16,12 +16,21 @@ pub struct Model {
     pub join_question: String,
     pub seq: i64,
     pub updated_at_ms: i64,
+    /// 0 for no term.
+    pub organiser_term_months: i32,
+    pub chair_term_months: i32,
+    pub agenda_cutoff_hours: i32,
+    /// Whether the group keeps who came to each meeting.
+    pub attendance: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Agenda items close a day before the meeting unless the group says otherwise.
+pub const DEFAULT_AGENDA_CUTOFF_HOURS: i32 = 24;
 
 pub const ORGANISERS: &str = "ORGANISERS";
 pub const MEMBERS: &str = "MEMBERS";
@@ -39,6 +48,10 @@ fn defaults(group_id: &str, now: i64) -> Model {
         join_question: String::new(),
         seq: 0,
         updated_at_ms: now,
+        organiser_term_months: 0,
+        chair_term_months: 0,
+        agenda_cutoff_hours: DEFAULT_AGENDA_CUTOFF_HOURS,
+        attendance: false,
     }
 }
 
@@ -98,4 +111,45 @@ pub async fn save<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     get(conn, group_id, now).await
+}
+
+/// Sets how the group shares its running (see `GroupPractice`).
+pub async fn save_practice<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    practice: &Model,
+    now: i64,
+) -> Result<Model, DbErr> {
+    lock(conn, group_id, now).await?;
+    Entity::update_many()
+        .col_expr(
+            Column::OrganiserTermMonths,
+            Expr::value(practice.organiser_term_months),
+        )
+        .col_expr(
+            Column::ChairTermMonths,
+            Expr::value(practice.chair_term_months),
+        )
+        .col_expr(
+            Column::AgendaCutoffHours,
+            Expr::value(practice.agenda_cutoff_hours),
+        )
+        .col_expr(Column::Attendance, Expr::value(practice.attendance))
+        .col_expr(Column::UpdatedAtMs, Expr::value(now))
+        .filter(Column::GroupId.eq(group_id))
+        .exec(conn)
+        .await?;
+    get(conn, group_id, now).await
+}
+
+/// The settings of every group with a term set for a role.
+pub async fn with_terms<C: ConnectionTrait>(conn: &C) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(
+            Column::OrganiserTermMonths
+                .gt(0)
+                .or(Column::ChairTermMonths.gt(0)),
+        )
+        .all(conn)
+        .await
 }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(OrganiserInvitations));
         all.push(Box::new(SwapRequests));
         all.push(Box::new(Sharing));
+        all.push(Box::new(GroupLife));
         all
     }
 }
@@ -902,6 +903,344 @@ impl MigrationTrait for Sharing {
                 .col(MemberSharing::PersonId)
                 .if_not_exists()
                 .to_owned(),
+        )
+        .await
+    }
+}
+
+/// The group's own life: practice settings (terms, the agenda's cut-off,
+/// attendance), the open forum (agenda items, notes, who came), shared
+/// knowledge, sub-committees, and the watch on long-held roles.
+struct GroupLife;
+
+impl MigrationName for GroupLife {
+    fn name(&self) -> &str {
+        "m0108_membership_group_life"
+    }
+}
+
+#[derive(DeriveIden)]
+enum GroupPractice {
+    #[sea_orm(iden = "membership_group")]
+    Table,
+    OrganiserTermMonths,
+    ChairTermMonths,
+    AgendaCutoffHours,
+    Attendance,
+}
+
+#[derive(DeriveIden)]
+enum AgendaItem {
+    Table,
+    Id,
+    GroupId,
+    MeetingKey,
+    AuthorId,
+    Text,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum MeetingNotes {
+    Table,
+    GroupId,
+    MeetingKey,
+    AuthorId,
+    Text,
+    WrittenAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Attendance {
+    Table,
+    GroupId,
+    MeetingKey,
+    PersonId,
+    StartsAtMs,
+    MarkedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum KnowledgeItem {
+    Table,
+    Id,
+    GroupId,
+    AuthorId,
+    Title,
+    Url,
+    Text,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum Committee {
+    Table,
+    Id,
+    GroupId,
+    Name,
+    LeadId,
+    DutiesJson,
+    CreatedAtMs,
+}
+
+#[derive(DeriveIden)]
+enum CommitteeMember {
+    Table,
+    CommitteeId,
+    PersonId,
+    GroupId,
+}
+
+#[derive(DeriveIden)]
+enum RoleWatch {
+    Table,
+    GroupId,
+    Kind,
+    PersonId,
+    SinceMs,
+    ToldAtMs,
+}
+
+/// A text column that is not null.
+fn text_col<T: Iden + 'static>(name: T) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().to_owned()
+}
+
+/// A string (id) column that is not null.
+fn id_col<T: Iden + 'static>(name: T) -> ColumnDef {
+    ColumnDef::new(name).string().not_null().to_owned()
+}
+
+/// A millisecond timestamp column that is not null.
+fn ms_col<T: Iden + 'static>(name: T) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().to_owned()
+}
+
+async fn index(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoTableRef,
+    cols: Vec<DynIden>,
+) -> Result<(), DbErr> {
+    let mut i = Index::create();
+    i.name(name).table(table).if_not_exists();
+    for c in cols {
+        i.col(c);
+    }
+    m.create_index(i.to_owned()).await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for GroupLife {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite adds one column a statement.
+        let columns = [
+            ColumnDef::new(GroupPractice::OrganiserTermMonths)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(GroupPractice::ChairTermMonths)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(GroupPractice::AgendaCutoffHours)
+                .integer()
+                .not_null()
+                .default(24)
+                .to_owned(),
+            ColumnDef::new(GroupPractice::Attendance)
+                .boolean()
+                .not_null()
+                .default(false)
+                .to_owned(),
+        ];
+        for mut column in columns {
+            m.alter_table(
+                Table::alter()
+                    .table(GroupPractice::Table)
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table(AgendaItem::Table)
+                .if_not_exists()
+                .col(id_col(AgendaItem::Id).primary_key())
+                .col(id_col(AgendaItem::GroupId))
+                .col(id_col(AgendaItem::MeetingKey))
+                .col(id_col(AgendaItem::AuthorId))
+                .col(text_col(AgendaItem::Text))
+                .col(ms_col(AgendaItem::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_agenda_item_meeting",
+            AgendaItem::Table,
+            vec![
+                AgendaItem::GroupId.into_iden(),
+                AgendaItem::MeetingKey.into_iden(),
+            ],
+        )
+        .await?;
+        index(
+            m,
+            "idx_agenda_item_author",
+            AgendaItem::Table,
+            vec![AgendaItem::AuthorId.into_iden()],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(MeetingNotes::Table)
+                .if_not_exists()
+                .col(id_col(MeetingNotes::GroupId))
+                .col(id_col(MeetingNotes::MeetingKey))
+                .col(id_col(MeetingNotes::AuthorId))
+                .col(text_col(MeetingNotes::Text))
+                .col(ms_col(MeetingNotes::WrittenAtMs))
+                .primary_key(
+                    Index::create()
+                        .col(MeetingNotes::GroupId)
+                        .col(MeetingNotes::MeetingKey),
+                )
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_meeting_notes_author",
+            MeetingNotes::Table,
+            vec![MeetingNotes::AuthorId.into_iden()],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Attendance::Table)
+                .if_not_exists()
+                .col(id_col(Attendance::GroupId))
+                .col(id_col(Attendance::MeetingKey))
+                .col(id_col(Attendance::PersonId))
+                .col(ms_col(Attendance::StartsAtMs))
+                .col(ms_col(Attendance::MarkedAtMs))
+                .primary_key(
+                    Index::create()
+                        .col(Attendance::GroupId)
+                        .col(Attendance::MeetingKey)
+                        .col(Attendance::PersonId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_attendance_person",
+            Attendance::Table,
+            vec![Attendance::PersonId.into_iden()],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(KnowledgeItem::Table)
+                .if_not_exists()
+                .col(id_col(KnowledgeItem::Id).primary_key())
+                .col(id_col(KnowledgeItem::GroupId))
+                .col(id_col(KnowledgeItem::AuthorId))
+                .col(text_col(KnowledgeItem::Title))
+                .col(text_col(KnowledgeItem::Url))
+                .col(text_col(KnowledgeItem::Text))
+                .col(ms_col(KnowledgeItem::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_knowledge_item_group",
+            KnowledgeItem::Table,
+            vec![KnowledgeItem::GroupId.into_iden()],
+        )
+        .await?;
+        index(
+            m,
+            "idx_knowledge_item_author",
+            KnowledgeItem::Table,
+            vec![KnowledgeItem::AuthorId.into_iden()],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(Committee::Table)
+                .if_not_exists()
+                .col(id_col(Committee::Id).primary_key())
+                .col(id_col(Committee::GroupId))
+                .col(id_col(Committee::Name))
+                .col(id_col(Committee::LeadId))
+                .col(text_col(Committee::DutiesJson))
+                .col(ms_col(Committee::CreatedAtMs))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_committee_name")
+                .table(Committee::Table)
+                .col(Committee::GroupId)
+                .col(Committee::Name)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(CommitteeMember::Table)
+                .if_not_exists()
+                .col(id_col(CommitteeMember::CommitteeId))
+                .col(id_col(CommitteeMember::PersonId))
+                .col(id_col(CommitteeMember::GroupId))
+                .primary_key(
+                    Index::create()
+                        .col(CommitteeMember::CommitteeId)
+                        .col(CommitteeMember::PersonId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_committee_member_person",
+            CommitteeMember::Table,
+            vec![CommitteeMember::PersonId.into_iden()],
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(RoleWatch::Table)
+                .if_not_exists()
+                .col(id_col(RoleWatch::GroupId))
+                .col(id_col(RoleWatch::Kind))
+                .col(id_col(RoleWatch::PersonId))
+                .col(ms_col(RoleWatch::SinceMs))
+                .col(ms_col(RoleWatch::ToldAtMs))
+                .primary_key(
+                    Index::create()
+                        .col(RoleWatch::GroupId)
+                        .col(RoleWatch::Kind)
+                        .col(RoleWatch::PersonId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "idx_role_watch_person",
+            RoleWatch::Table,
+            vec![RoleWatch::PersonId.into_iden()],
         )
         .await
     }

@@ -122,6 +122,23 @@ pub async fn correct<C: ConnectionTrait>(
     Ok(Some(row.update(conn).await?))
 }
 
+/// Who held `duty` at the remembered meeting `key`; `None` for nobody or
+/// not remembered.
+pub async fn held<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    key: &str,
+    duty: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(
+        record::Entity::find_by_id((group_id.to_string(), key.to_string(), duty.to_string()))
+            .one(conn)
+            .await?
+            .map(|r| r.person_id)
+            .filter(|p| !p.is_empty()),
+    )
+}
+
 /// The group's remembered duties of meetings starting in `[from_ms, to_ms)`,
 /// newest first.
 pub async fn records<C: ConnectionTrait>(

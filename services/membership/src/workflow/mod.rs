@@ -12,6 +12,7 @@
 //! - [`join_writer`]: joins, written together when they arrive together.
 
 mod erasure;
+mod group_life;
 pub mod join_writer;
 mod leaving;
 mod organising;
@@ -81,6 +82,7 @@ pub async fn end(
     }
     if from == State::Active {
         leave_rotas(txn, &ended.person_id, Some(&ended.group_id), ctx.now).await?;
+        crate::store::committee::leave(txn, &ended.person_id, Some(&ended.group_id)).await?;
         fill_places(txn, ctx, &ended.group_id, capacity).await?;
     }
     Ok(ended)
@@ -208,6 +210,30 @@ pub async fn remember_turns<C: sea_orm::ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+/// Who holds (or held) `duty` at the meeting `m` of `group_id`: the
+/// remembered record for a meeting that has begun (remembered now if it was
+/// not yet), else the rota's coming turn. `None` for nobody or no such rota.
+pub async fn duty_holder<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    duty: &str,
+    m: &rota_rules::Meeting,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    let Some(r) = rota::find(conn, group_id, duty).await? else {
+        return sharing::held(conn, group_id, &m.key, duty).await;
+    };
+    if m.starts_at <= now {
+        remember_turns(conn, &r, now).await?;
+        return sharing::held(conn, group_id, &m.key, duty).await;
+    }
+    Ok(coming_turns(conn, &r, now, 12, true, None)
+        .await?
+        .into_iter()
+        .find(|t| t.meeting.key == m.key)
+        .and_then(|t| t.person))
 }
 
 /// Promotes waitlisted people, first come first served, while the group has free

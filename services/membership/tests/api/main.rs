@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 mod announcements;
 mod erasure;
 mod flows;
+mod group_life;
 mod matrix;
 mod rota;
 mod sharing;
@@ -120,6 +121,31 @@ impl Env {
             .memberships;
         assert_eq!(list.len(), 1, "{person} has one membership");
         list.remove(0)
+    }
+
+    /// Weekly meetings of `group_id` at 19:00, the first on `first`, set by
+    /// its organiser and seen by membership.
+    async fn weekly_meetings(&mut self, group_id: &str, organiser: &str, first: chrono::NaiveDate) {
+        use chrono::Datelike;
+        self.lc
+            .set_schedule(with_token(
+                lpb::SetScheduleRequest {
+                    group_id: group_id.to_string(),
+                    schedule: Some(lpb::Schedule {
+                        frequency: lpb::Frequency::Weekly.into(),
+                        interval: 1,
+                        weekday: rota::weekday(first.weekday()).into(),
+                        valid_from: chrono::Utc::now().date_naive().to_string(),
+                        start_time: "19:00".into(),
+                        end_time: "21:00".into(),
+                        ..Default::default()
+                    }),
+                },
+                &token(organiser, REGION, &[]),
+            ))
+            .await
+            .unwrap();
+        self.seen_by_membership("schedule.changed", group_id).await;
     }
 
     async fn stop(self) {

@@ -558,6 +558,116 @@ async fn every_rpc(
             counted: true
         }
     );
+    call!(
+        "UpdateGroupPractice",
+        update_group_practice,
+        pb::UpdateGroupPracticeRequest {
+            group_id: group(),
+            practice: Some(pb::GroupPractice::default())
+        }
+    );
+    call!(
+        "GetForum",
+        get_forum,
+        pb::GetForumRequest {
+            group_id: group(),
+            meeting_key: String::new()
+        }
+    );
+    call!(
+        "AddAgendaItem",
+        add_agenda_item,
+        pb::AddAgendaItemRequest {
+            group_id: group(),
+            meeting_key: "2030-01-01".into(),
+            text: "An item".into()
+        }
+    );
+    call!(
+        "RemoveAgendaItem",
+        remove_agenda_item,
+        pb::RemoveAgendaItemRequest {
+            group_id: group(),
+            item_id: m.to_string()
+        }
+    );
+    call!(
+        "WriteMeetingNotes",
+        write_meeting_notes,
+        pb::WriteMeetingNotesRequest {
+            group_id: group(),
+            meeting_key: "2030-01-01".into(),
+            text: "Notes".into()
+        }
+    );
+    call!(
+        "MarkAttendance",
+        mark_attendance,
+        pb::MarkAttendanceRequest {
+            group_id: group(),
+            meeting_key: "2030-01-01".into(),
+            membership_id: String::new(),
+            came: true
+        }
+    );
+    call!(
+        "ListKnowledge",
+        list_knowledge,
+        pb::ListKnowledgeRequest { group_id: group() }
+    );
+    call!(
+        "AddKnowledge",
+        add_knowledge,
+        pb::AddKnowledgeRequest {
+            group_id: group(),
+            title: "A link".into(),
+            url: String::new(),
+            text: String::new()
+        }
+    );
+    call!(
+        "RemoveKnowledge",
+        remove_knowledge,
+        pb::RemoveKnowledgeRequest {
+            group_id: group(),
+            item_id: m.to_string()
+        }
+    );
+    call!(
+        "ListCommittees",
+        list_committees,
+        pb::ListCommitteesRequest { group_id: group() }
+    );
+    call!(
+        "SaveCommittee",
+        save_committee,
+        pb::SaveCommitteeRequest {
+            group_id: group(),
+            committee_id: String::new(),
+            name: "Funding".into(),
+            duties: vec![],
+            member_membership_ids: vec![m.to_string()],
+            lead_membership_id: m.to_string()
+        }
+    );
+    call!(
+        "DeleteCommittee",
+        delete_committee,
+        pb::DeleteCommitteeRequest {
+            group_id: group(),
+            committee_id: m.to_string()
+        }
+    );
+    call!(
+        "SendCommitteeNotice",
+        send_committee_notice,
+        pb::SendCommitteeNoticeRequest {
+            group_id: group(),
+            committee_id: m.to_string(),
+            title: "Hello".into(),
+            body: "Hello".into()
+        }
+    );
     out
 }
 

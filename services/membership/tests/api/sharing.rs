@@ -3,16 +3,15 @@
 //! an organiser corrects a meeting, a member opts out of being counted, and
 //! an erased member's turns stay counted without them.
 
-use chrono::{Datelike, Duration, Utc};
+use chrono::{Duration, Utc};
 use selfhelp_core::time::Clock;
 use selfhelp_platform::bad_request::violated_fields;
 use selfhelp_proto::listings::v1 as lpb;
 use selfhelp_proto::membership::v1 as pb;
-use selfhelp_testkit::{Backend, join_request, per_backend, token, with_token};
+use selfhelp_testkit::{Backend, join_request, per_backend};
 use tonic::Code;
 
-use super::rota::weekday;
-use super::{Env, REGION, as_person};
+use super::{Env, as_person};
 
 async fn a_year_of_meetings_shows_whether_the_work_is_shared(backend: Backend) {
     let clock = Clock::system();
@@ -29,25 +28,8 @@ async fn a_year_of_meetings_shows_whether_the_work_is_shared(backend: Backend) {
                 .into_inner();
         ids.insert(person, m.id);
     }
-    let first = Utc::now().date_naive() + Duration::days(2);
-    e.lc.set_schedule(with_token(
-        lpb::SetScheduleRequest {
-            group_id: g.clone(),
-            schedule: Some(lpb::Schedule {
-                frequency: lpb::Frequency::Weekly.into(),
-                interval: 1,
-                weekday: weekday(first.weekday()).into(),
-                valid_from: Utc::now().date_naive().to_string(),
-                start_time: "19:00".into(),
-                end_time: "21:00".into(),
-                ..Default::default()
-            }),
-        },
-        &token("olive", REGION, &[]),
-    ))
-    .await
-    .unwrap();
-    e.seen_by_membership("schedule.changed", &g).await;
+    e.weekly_meetings(&g, "olive", Utc::now().date_naive() + Duration::days(2))
+        .await;
     e.mc.set_rota(as_person(
         pb::SetRotaRequest {
             group_id: g.clone(),

@@ -25,9 +25,12 @@ pub enum Kind {
     WebhookDisabled,
     GroupAnnouncement,
     OrganiserContact,
+    ForumUpdate,
+    CommitteeNotice,
+    Handover,
 }
 
-pub const ALL_KINDS: [Kind; 21] = [
+pub const ALL_KINDS: [Kind; 24] = [
     Kind::MemberJoined,
     Kind::Welcome,
     Kind::JoinRequested,
@@ -49,6 +52,9 @@ pub const ALL_KINDS: [Kind; 21] = [
     Kind::WebhookDisabled,
     Kind::GroupAnnouncement,
     Kind::OrganiserContact,
+    Kind::ForumUpdate,
+    Kind::CommitteeNotice,
+    Kind::Handover,
 ];
 
 impl Kind {
@@ -75,6 +81,9 @@ impl Kind {
             Kind::WebhookDisabled => "WEBHOOK_DISABLED",
             Kind::GroupAnnouncement => "GROUP_ANNOUNCEMENT",
             Kind::OrganiserContact => "ORGANISER_CONTACT",
+            Kind::ForumUpdate => "FORUM_UPDATE",
+            Kind::CommitteeNotice => "COMMITTEE_NOTICE",
+            Kind::Handover => "HANDOVER",
         }
     }
 
@@ -89,7 +98,9 @@ impl Kind {
             | Kind::GroupRejected
             | Kind::GroupSuspended
             | Kind::MeetingChanged
-            | Kind::GroupAnnouncement => Category::GroupUpdates,
+            | Kind::GroupAnnouncement
+            | Kind::ForumUpdate
+            | Kind::CommitteeNotice => Category::GroupUpdates,
             Kind::Welcome
             | Kind::JoinRequested
             | Kind::RequestApproved
@@ -99,7 +110,7 @@ impl Kind {
             | Kind::PromotedFromWaitlist
             | Kind::Removed
             | Kind::OrganiserContact => Category::MembershipRequests,
-            Kind::RotaReminder | Kind::ReviewDue => Category::Reminders,
+            Kind::RotaReminder | Kind::ReviewDue | Kind::Handover => Category::Reminders,
             Kind::NewGroupAlert => Category::NewGroupAlerts,
             Kind::WebhookDisabled => return None,
         })
@@ -121,6 +132,7 @@ impl Kind {
                 | Kind::MemberLeft
                 | Kind::ReviewDue
                 | Kind::GroupAnnouncement
+                | Kind::ForumUpdate
         )
     }
 
@@ -622,6 +634,146 @@ pub fn announcement(
         .collect()
 }
 
+/// What a group's notice about its own running (`group.notice`) tells.
+pub enum Notice<'a> {
+    AgendaItem {
+        meeting_key: &'a str,
+        text: &'a str,
+    },
+    MeetingNotes {
+        meeting_key: &'a str,
+        text: &'a str,
+    },
+    Committee {
+        committee: &'a str,
+        title: &'a str,
+        text: &'a str,
+    },
+    OnCommittee {
+        committee: &'a str,
+        duties: &'a str,
+    },
+    /// `role` ("organiser", "chair") held by `holder` for `months`.
+    TermEnded {
+        role: &'a str,
+        holder: &'a str,
+        months: i32,
+    },
+    /// `holder` has been the only organiser for `months`; `willing` members
+    /// said what they would do.
+    SoleOrganiser {
+        holder: &'a str,
+        months: i32,
+        willing: i32,
+    },
+}
+
+/// The messages of one notice to its `recipients`. Titles name no group.
+pub fn group_notice(
+    notice: &Notice<'_>,
+    recipients: &[String],
+    group_id: &str,
+    group_name: &str,
+) -> Vec<Message> {
+    let day = |key: &str| key.split('T').next().unwrap_or(key).to_string();
+    let forum = format!("Open the forum: /my/groups/{group_id}/forum");
+    let one = |kind: Kind, title: &str, body: String| -> Vec<Message> {
+        recipients
+            .iter()
+            .map(|p| Message {
+                recipient_id: p.clone(),
+                kind,
+                title: title.into(),
+                body: body.clone(),
+            })
+            .collect()
+    };
+    match notice {
+        Notice::AgendaItem { meeting_key, text } => one(
+            Kind::ForumUpdate,
+            "A new item for a meeting's agenda",
+            format!(
+                "{group_name}, meeting on {}: a member added to the agenda\n\n{text}\n\n{forum}",
+                day(meeting_key)
+            ),
+        ),
+        Notice::MeetingNotes { meeting_key, text } => one(
+            Kind::ForumUpdate,
+            "Notes of a meeting",
+            format!(
+                "{group_name}, meeting on {}: the notes\n\n{text}\n\n{forum}",
+                day(meeting_key)
+            ),
+        ),
+        Notice::Committee {
+            committee,
+            title,
+            text,
+        } => one(
+            Kind::CommitteeNotice,
+            "A notice from your committee",
+            format!("{group_name}, {committee}: {title}\n\n{text}"),
+        ),
+        Notice::OnCommittee { committee, duties } => one(
+            Kind::CommitteeNotice,
+            "You are on a committee",
+            format!(
+                "{group_name}: you are now on the committee \"{committee}\"{}. See it: /my/groups/{group_id}/committees",
+                if duties.is_empty() {
+                    String::new()
+                } else {
+                    format!(", which looks after: {duties}")
+                }
+            ),
+        ),
+        Notice::TermEnded {
+            role,
+            holder,
+            months,
+        } => recipients
+            .iter()
+            .map(|p| {
+                let body = if p == holder {
+                    format!(
+                        "{group_name}: you have been {role} for {months} months, the term the group set. \
+                         Many hands make a group last: ask who would like to take it on \
+                         (members who said they are willing are on the sharing page: \
+                         /organise/{group_id}/sharing), give them the role, and stay on to help them start."
+                    )
+                } else {
+                    format!(
+                        "{group_name}: a term as {role} has ended ({months} months, as the group set). \
+                         Time to choose who takes it on next: if you would, say so on your group's page \
+                         (/my/groups/{group_id}/sharing)."
+                    )
+                };
+                Message {
+                    recipient_id: p.clone(),
+                    kind: Kind::Handover,
+                    title: "Time to hand a role on".into(),
+                    body,
+                }
+            })
+            .collect(),
+        Notice::SoleOrganiser {
+            holder,
+            months,
+            willing,
+        } => vec![Message {
+            recipient_id: holder.to_string(),
+            kind: Kind::Handover,
+            title: "Share the running of your group".into(),
+            body: format!(
+                "{group_name}: you have been its only organiser for {months} months. \
+                 A co-organiser shares the load and keeps the group going when you cannot. \
+                 {willing} members have said what they would be willing to do: see them at \
+                 /organise/{group_id}/sharing and invite one to organise with you \
+                 (/organise/{group_id}/people)."
+            ),
+        }],
+    }
+}
+
 /// A visitor's message to the group's `organisers`. The title names no group;
 /// the visitor's address is in the body only when they gave it for a reply.
 pub fn organiser_contact(
@@ -656,6 +808,40 @@ pub fn organiser_contact(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_term_ending_tells_the_holder_how_and_reminds_the_others() {
+        let people = ["olive".to_string(), "alice".to_string()];
+        let ended = Notice::TermEnded {
+            role: "chair",
+            holder: "olive",
+            months: 12,
+        };
+        let msgs = group_notice(&ended, &people, "g1", "Stammering support");
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs.iter().all(|m| m.kind == Kind::Handover));
+        assert!(msgs.iter().all(|m| !m.title.contains("Stammering")));
+        assert!(msgs[0].body.contains("you have been chair for 12 months"));
+        assert!(msgs[0].body.contains("/organise/g1/sharing"));
+        assert!(msgs[1].body.contains("a term as chair has ended"));
+        let nudge = Notice::SoleOrganiser {
+            holder: "olive",
+            months: 12,
+            willing: 3,
+        };
+        let msgs = group_notice(&nudge, &people, "g1", "Stammering support");
+        assert_eq!(msgs.len(), 1, "only the organiser");
+        assert!(msgs[0].body.contains("3 members"));
+        let item = Notice::AgendaItem {
+            meeting_key: "2027-01-05",
+            text: "Room hire",
+        };
+        let msgs = group_notice(&item, &people, "g1", "Stammering support");
+        assert!(msgs.iter().all(|m| m.kind == Kind::ForumUpdate
+            && m.body.contains("2027-01-05")
+            && m.body.contains("Room hire")
+            && m.body.contains("/my/groups/g1/forum")));
+    }
 
     #[test]
     fn welcome_for_the_member_note_for_other_organisers() {
