@@ -443,8 +443,45 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("organise-sharing", "owner"),
         ("organise-offered", "owner"),
         ("organise-sharing", "someone-else"),
+        ("forum-organiser", "owner"),
+        ("forum-practice-error", "owner"),
+        ("forum-practice-saved", "owner"),
+        ("forum", "member"),
+        ("forum-agenda-error", "member"),
+        ("forum-agenda-added", "member"),
+        ("forum-notes-taker", "member"),
+        ("forum-notes-saved", "member"),
+        ("forum-notes-read", "member"),
+        ("forum-knowledge-added", "member"),
+        ("forum-committee-error", "owner"),
+        ("forum-committee-saved", "owner"),
+        ("forum-committee-lead", "member"),
+        ("forum-committee-notice", "member"),
+        ("forum", "someone-else"),
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");
+    }
+    // Members are told of the agenda item and the notes under their
+    // preferences (email here); the committee's notice reaches Bea, on it.
+    for (who, what) in [
+        ("ann@example.org", "Ideas for the spring walk"),
+        (
+            "bea@example.org",
+            "We chose the canal path for the spring walk.",
+        ),
+        ("bea@example.org", "Saturday at ten"),
+    ] {
+        eventually(
+            "a forum notice by email",
+            Duration::from_secs(30),
+            || async {
+                mails_to(&sys.smtp, who)
+                    .iter()
+                    .any(|m| m.contains(what))
+                    .then_some(())
+            },
+        )
+        .await;
     }
     // The message reached Bea, a member, by email, and not Ann, who joined
     // later; the visitor's message reached Olive without the address typed.

@@ -37,7 +37,7 @@ fn first_page() -> Option<PageRequest> {
 }
 
 /// `t` as the region's local time, e.g. "Wednesday 9 December 2026, 7:00pm".
-fn local(state: &AppState, t: Option<&prost_types::Timestamp>) -> String {
+pub(super) fn local(state: &AppState, t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
         .map(|utc| {
             state

@@ -19,6 +19,7 @@ mod contact;
 mod format;
 mod forms;
 mod group;
+mod group_life;
 mod invite_mail;
 mod joining;
 mod json_ld;
@@ -158,6 +159,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/my/groups/{id}/sharing",
             get(my_sharing::my_part).post(my_sharing::save_my_part),
+        )
+        .route("/my/groups/{id}/forum", get(group_life::forum_page))
+        .route(
+            "/my/groups/{id}/forum/{what}",
+            post(group_life::forum_action),
         )
         .route("/my/notifications", get(mine::notifications))
         .route("/my/notifications/read", post(mine::mark_read))

@@ -105,6 +105,7 @@ impl Pages {
                 include_str!("../../templates/organise_group.html"),
             ),
             ("sharing.html", include_str!("../../templates/sharing.html")),
+            ("forum.html", include_str!("../../templates/forum.html")),
             (
                 "my_sharing.html",
                 include_str!("../../templates/my_sharing.html"),

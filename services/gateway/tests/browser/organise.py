@@ -4,6 +4,8 @@ given) and sends it for review; Sam signs in at the region's identity
 provider and approves it from the review page; Olive previews when it meets,
 saves it, confirms the details are still right, messages the members, and
 opens the edit form.
+The members' forum (issue 34): agendas, notes by the notes-taker after the
+meeting, pooled links and a committee; a non-member is refused it.
 Bea signs in and joins; she reports Olive's message to the members from her
 inbox and tells the staff about a group; Sam closes both reports with a note
 (after being asked for one), opens the topics, checks a file to import, and looks at the dead letters. Bea is refused Olive's desk and Sam's review
@@ -12,6 +14,9 @@ at desktop width, 360 px and 200 % zoom, no sideways scrolling, a screenshot,
 and its heading and text. Driven by services/gateway/tests/browser.rs, which
 feeds the sign-in links; the last line printed is the JSON report.
 """
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -122,6 +127,7 @@ def organise(walk, olive, sam, bea, args):
     # Bea signs in and joins the group.
     sign_in(walk, bea, "bea@example.org", check=False)
     bea.get(desk.replace("/organise/", "/groups/"))
+    type_into(bea, "display_name", "Bea")
     tick(bea, bea.find_element(By.ID, "agree"))
     keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, "section.place form.panel button"))
     Select(olive.find_element(By.ID, "weekday")).select_by_value("wednesday")
@@ -228,6 +234,7 @@ def organise(walk, olive, sam, bea, args):
     ann = sam
     sign_in(walk, ann, "ann@example.org", check=False)
     ann.get(desk.replace("/organise/", "/groups/"))
+    type_into(ann, "display_name", "Ann")
     tick(ann, ann.find_element(By.ID, "agree"))
     keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "section.place form.panel button"))
     approve_all(olive, desk)
@@ -266,6 +273,103 @@ def organise(walk, olive, sam, bea, args):
     walk.check(olive, "organise-offered", h1=name, shows="In turn")
     bea.get(sharing)
     walk.check(bea, "organise-sharing", h1="This is not yours to see", who="someone-else")
+
+    forum_walk(walk, olive, ann, bea, desk, name)
+
+
+def forum_walk(walk, olive, ann, bea, desk, name):
+    """The members' forum (issue 34): Olive closes agendas as a meeting
+    starts (after a figure out of range is named), makes Ann the notes-taker
+    and adds a meeting a few minutes on; Bea puts an item on its agenda; once
+    it has begun Ann writes the notes, and Bea reads them. Ann pools a link
+    and Olive sets up a committee that Ann leads; Ann tells its members."""
+    forum = desk.replace("/organise/", "/my/groups/") + "/forum"
+    olive.get(forum)
+    walk.check(olive, "forum-organiser", shows="How the group is run")
+    type_into(olive, "agenda_cutoff_hours", "999")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/forum/practice'] button"))
+    walk.check(olive, "forum-practice-error", shows="The agenda's cut-off must be 0 to 336 hours")
+    type_into(olive, "agenda_cutoff_hours", "0")
+    type_into(olive, "chair_term_months", "12")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/forum/practice'] button"))
+    walk.check(olive, "forum-practice-saved", shows="The group's ways are saved.")
+
+    olive.get(desk)
+    type_into(olive, "duty", "notes")
+    label = olive.find_element(By.XPATH, "//form[contains(@action,'/rota')]//label[normalize-space(text())='Ann']")
+    for box in olive.find_elements(By.CSS_SELECTOR, "input[name^='order-']"):
+        box.clear()
+    type_into(olive, label.get_attribute("for"), "1")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/rota'] button"))
+    # A meeting two or three minutes on, in the region's time.
+    starts = (datetime.now(ZoneInfo("Europe/London")) + timedelta(minutes=3)).replace(second=0, microsecond=0)
+    ends = starts + timedelta(minutes=30)
+    set_value(olive, "add_date", starts.strftime("%Y-%m-%d"))
+    set_value(olive, "add_start_time", starts.strftime("%H:%M"))
+    set_value(olive, "add_end_time", ends.strftime("%H:%M"))
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/meetings/add'] button"))
+    walk.check(olive, "organise-meeting-added", h1=name, shows=starts.strftime("%-d %B"))
+
+    # Bea adds to the agenda of the meeting coming first (an empty item is
+    # named first).
+    bea.get(forum)
+    WebDriverWait(bea, 30).until(lambda b: reload_until(b, "Taking the notes: Ann."))
+    walk.check(bea, "forum", shows="Add an item for this meeting", who="member")
+    item = "form[action$='/forum/agenda']"
+    keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, item + " button"))
+    walk.check(bea, "forum-agenda-error", shows="The item must not be empty", who="member")
+    box = bea.find_element(By.CSS_SELECTOR, item + " textarea").get_attribute("id")
+    type_into(bea, box, "Ideas for the spring walk")
+    keyboard_submit(bea, bea.find_element(By.CSS_SELECTOR, item + " button"))
+    walk.check(bea, "forum-agenda-added", shows="Ideas for the spring walk", who="member")
+
+    # Meanwhile Ann pools a link; Olive sets up a committee Ann leads; Ann
+    # tells its members.
+    ann.get(forum)
+    type_into(ann, "knowledge-title", "Canal path map")
+    type_into(ann, "knowledge-url", "https://canal.example/map")
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, "form[action$='/forum/knowledge'] button"))
+    walk.check(ann, "forum-knowledge-added", shows="Canal path map", who="member")
+    olive.get(forum)
+    type_into(olive, "committee-new-name", "Walks")
+    type_into(olive, "committee-new-duties", "Plan the spring walk")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/forum/committee'] button"))
+    walk.check(olive, "forum-committee-error", shows="The lead")
+    for who in ["Ann", "Bea"]:
+        boxes = olive.find_elements(By.XPATH, "//fieldset[@id='committee-new-members']//label[normalize-space(text())='%s']" % who)
+        if boxes:
+            tick(olive, olive.find_element(By.ID, boxes[0].get_attribute("for")))
+    Select(olive.find_element(By.ID, "committee-new-lead")).select_by_visible_text("Ann")
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/forum/committee'] button"))
+    walk.check(olive, "forum-committee-saved", shows="The committee is saved.")
+    ann.get(forum)
+    walk.check(ann, "forum-committee-lead", shows="led by Ann", who="member")
+    notice = "form[action$='/committee-notice']"
+    type_into(ann, ann.find_element(By.CSS_SELECTOR, notice + " input[name=title]").get_attribute("id"), "Route check")
+    ann.find_element(By.CSS_SELECTOR, notice + " textarea").send_keys("Saturday at ten")
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, notice + " button"))
+    walk.check(ann, "forum-committee-notice", shows="The committee's members are told.", who="member")
+
+    # Once the meeting has begun, Ann (the notes-taker) writes the notes.
+    ann.get(forum)
+    WebDriverWait(ann, 200, poll_frequency=5).until(lambda b: reload_until(b, "The notes of this meeting"))
+    walk.check(ann, "forum-notes-taker", shows="The notes of this meeting", who="member")
+    notes = "form[action$='/forum/notes']"
+    box = ann.find_element(By.CSS_SELECTOR, notes + " textarea").get_attribute("id")
+    type_into(ann, box, "We chose the canal path for the spring walk.")
+    keyboard_submit(ann, ann.find_element(By.CSS_SELECTOR, notes + " button"))
+    walk.check(ann, "forum-notes-saved", shows="The notes are saved.", who="member")
+    bea.get(forum)
+    walk.check(bea, "forum-notes-read", shows="We chose the canal path for the spring walk.", who="member")
+    if bea.find_elements(By.CSS_SELECTOR, notes):
+        walk.fail("forum-notes-read", bea_may_write=True)
+
+    # Nia, signed in but no member, sees nothing of it.
+    sign_in(walk, ann, "nia@example.org", check=False)
+    ann.get(forum)
+    walk.check(ann, "forum", h1="This is not yours to see", who="someone-else")
+    if "canal path" in ann.page_source:
+        walk.fail("forum", who="someone-else", saw="the notes")
 
 
 if __name__ == "__main__":

@@ -718,7 +718,7 @@ pub fn group_notice(
             Kind::CommitteeNotice,
             "You are on a committee",
             format!(
-                "{group_name}: you are now on the committee \"{committee}\"{}. See it: /my/groups/{group_id}/committees",
+                "{group_name}: you are now on the committee \"{committee}\"{}. See it: /my/groups/{group_id}/forum#committees",
                 if duties.is_empty() {
                     String::new()
                 } else {

@@ -22,7 +22,7 @@ mod rota;
 mod sharing;
 
 pub(crate) use meetings::{change_meeting, schedule};
-pub(crate) use people::{announce, change_person, invite};
+pub(crate) use people::{announce, change_person, invite, memberships_in};
 pub(crate) use rota::set_rota;
 pub(crate) use sharing::{correct as correct_record, sharing_page};
 

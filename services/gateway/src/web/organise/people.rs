@@ -73,7 +73,7 @@ fn role_words(role: mpb::GroupRole) -> &'static str {
 const MOST_PAGES: usize = 20;
 
 /// The group's memberships in `states`, page after page.
-pub(super) async fn memberships_in(
+pub(crate) async fn memberships_in(
     call: &mut AsPerson,
     id: &str,
     states: &[mpb::MembershipState],
