@@ -457,6 +457,7 @@ async fn organisers_and_staff_walk_the_web_in_a_browser(backend: Backend) {
         ("forum-committee-saved", "owner"),
         ("forum-committee-lead", "member"),
         ("forum-committee-notice", "member"),
+        ("forum-attendance", "owner"),
         ("forum", "someone-else"),
     ] {
         assert!(pages.contains(&page), "{page:?} not checked: {pages:?}");

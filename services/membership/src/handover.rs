@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Months, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use selfhelp_core::time::to_timestamp;
 use selfhelp_group_view as group_view;
 use selfhelp_platform::outbox::Outbox;
@@ -127,13 +127,15 @@ async fn keep_watches(
     Ok(())
 }
 
-/// Nudges `w`'s only organiser, once, to invite a co-organiser.
+/// Nudges `w`'s only organiser, once, to invite a co-organiser. The claim
+/// and the notice are one transaction: both happen, or neither.
 async fn nudge(r: &Round<'_>, w: &role_watch::Model, months: u32) -> Result<bool, ServiceError> {
     let now_ms = r.now.timestamp_millis();
-    if !role_watch::claim_telling(r.db, w, now_ms).await? {
+    let txn = r.db.begin().await?;
+    if !role_watch::claim_telling(&txn, w, now_ms).await? {
         return Ok(false);
     }
-    let willing = sharing::for_group(r.db, &w.group_id)
+    let willing = sharing::for_group(&txn, &w.group_id)
         .await?
         .iter()
         .filter(|s| s.counted && !s.willing().is_empty())
@@ -145,8 +147,23 @@ async fn nudge(r: &Round<'_>, w: &role_watch::Model, months: u32) -> Result<bool
         willing: willing as i32,
         ..notice_base(&w.group_id, &w.person_id, "organiser", now_ms)
     };
-    events::record_notice(r.db, r.outbox, notice, None).await?;
+    events::record_notice(&txn, r.outbox, notice, None).await?;
+    txn.commit().await?;
     Ok(true)
+}
+
+/// The last end of a term of `months` from `since_ms` that is not after
+/// `ends_by`; `None` before the first term has ended.
+fn last_term_end(since_ms: i64, months: u32, ends_by: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut last = None;
+    // Each end counted from the start, so month ends do not drift.
+    for k in 1..=1_200u32 {
+        match after(since_ms, months.checked_mul(k)?) {
+            Some(end) if end <= ends_by => last = Some(end),
+            _ => break,
+        }
+    }
+    last
 }
 
 fn notice_base(group_id: &str, holder: &str, role: &str, now_ms: i64) -> ev::GroupNotice {
@@ -160,10 +177,11 @@ fn notice_base(group_id: &str, holder: &str, role: &str, now_ms: i64) -> ev::Gro
     }
 }
 
-/// When `w`'s term of `months` has ended by `ends_by`: its next term starts
-/// (so a person who stays on is reminded again a term later), the person is
-/// told how to hand over and the group is reminded. True when this call
-/// told them.
+/// When a term of `months` of `w`'s has ended by `ends_by`: the next term
+/// starts at the last such end (however many passed unseen: one notice, not
+/// one a term), the person is told how to hand over and the group is
+/// reminded. The claim and the notice are one transaction. True when this
+/// call told them.
 async fn end_term(
     r: &Round<'_>,
     w: &role_watch::Model,
@@ -172,18 +190,22 @@ async fn end_term(
     organisers: &[String],
     ends_by: DateTime<Utc>,
 ) -> Result<bool, ServiceError> {
-    let (db, outbox, now) = (r.db, r.outbox, r.now);
-    let Some(ends) = (months > 0).then(|| after(w.since_ms, months)).flatten() else {
-        return Ok(false);
-    };
-    if ends > ends_by || !role_watch::next_term(db, w, ends.timestamp_millis()).await? {
+    if months == 0 {
         return Ok(false);
     }
-    let mut recipients: Vec<String> = membership::all_in_states(db, &w.group_id, &[State::Active])
-        .await?
-        .into_iter()
-        .map(|m| m.person_id)
-        .collect();
+    let Some(ended) = last_term_end(w.since_ms, months, ends_by) else {
+        return Ok(false);
+    };
+    let txn = r.db.begin().await?;
+    if !role_watch::next_term(&txn, w, ended.timestamp_millis()).await? {
+        return Ok(false);
+    }
+    let mut recipients: Vec<String> =
+        membership::all_in_states(&txn, &w.group_id, &[State::Active])
+            .await?
+            .into_iter()
+            .map(|m| m.person_id)
+            .collect();
     recipients.push(w.person_id.clone());
     recipients.extend(organisers.iter().cloned());
     recipients.sort();
@@ -192,14 +214,16 @@ async fn end_term(
         kind: ev::NoticeKind::TermEnded as i32,
         recipient_ids: recipients,
         months: months as i32,
-        ..notice_base(&w.group_id, &w.person_id, role, now.timestamp_millis())
+        ..notice_base(&w.group_id, &w.person_id, role, r.now.timestamp_millis())
     };
-    events::record_notice(db, outbox, notice, None).await?;
+    events::record_notice(&txn, r.outbox, notice, None).await?;
+    txn.commit().await?;
     Ok(true)
 }
 
-/// The chair is whoever holds the "chair" duty: one person chairing every
-/// remembered meeting in a row for the chair's term ends the term.
+/// The chair is whoever holds the "chair" duty: one person, still a member,
+/// chairing every remembered meeting in a row (a meeting nobody chaired
+/// breaks the run) for the chair's term ends the term.
 async fn check_chair(
     r: &Round<'_>,
     group_id: &str,
@@ -207,27 +231,49 @@ async fn check_chair(
     settings: &group_settings::Model,
 ) -> Result<bool, ServiceError> {
     let (db, now) = (r.db, r.now);
-    let records = sharing::records(db, group_id, 0, now.timestamp_millis() + 1).await?;
+    let months = settings.chair_term_months.max(0) as u32;
+    // A run longer than a term needs no more than a term and a little of
+    // history: the watch remembers where the run began.
+    let look_back = now
+        .checked_sub_months(Months::new(months.saturating_mul(2).max(1)))
+        .unwrap_or(now);
+    let records = sharing::records(
+        db,
+        group_id,
+        look_back.timestamp_millis(),
+        now.timestamp_millis() + 1,
+    )
+    .await?;
     // Newest first: the run of meetings the latest chair chaired.
-    let mut chaired = records
-        .iter()
-        .filter(|r| r.duty == CHAIR_DUTY && !r.person_id.is_empty());
-    let Some(latest) = chaired.next() else {
+    let mut chaired = records.iter().filter(|r| r.duty == CHAIR_DUTY);
+    let latest = chaired.next();
+    let active: HashSet<String> = membership::all_in_states(db, group_id, &[State::Active])
+        .await?
+        .into_iter()
+        .map(|m| m.person_id)
+        .collect();
+    let Some(latest) = latest.filter(|l| active.contains(&l.person_id)) else {
+        // Nobody chairs now (or someone since gone): no run to watch.
+        role_watch::stop_others(db, group_id, CHAIR, &[]).await?;
         return Ok(false);
     };
     let mut run_start = latest.starts_at_ms;
+    // Whether the run's first meeting was seen, or it began before the
+    // history read here.
+    let mut began_here = false;
     for r in chaired {
         if r.person_id != latest.person_id {
+            began_here = true;
             break;
         }
         run_start = r.starts_at_ms;
     }
     let held = role_watch::of_kind(db, group_id, CHAIR).await?;
     // Another chair, or the same one after a break: a new run.
-    if held
-        .iter()
-        .any(|w| w.person_id != latest.person_id || w.since_ms < run_start)
-    {
+    let ours = |w: &role_watch::Model| {
+        w.person_id == latest.person_id && (!began_here || w.since_ms >= run_start)
+    };
+    if held.iter().any(|w| !ours(w)) {
         role_watch::stop_others(db, group_id, CHAIR, &[]).await?;
     }
     role_watch::start(db, group_id, CHAIR, &latest.person_id, run_start).await?;
@@ -235,6 +281,5 @@ async fn check_chair(
         return Ok(false);
     };
     let chaired_last = DateTime::from_timestamp_millis(latest.starts_at_ms).unwrap_or(now);
-    let months = settings.chair_term_months.max(0) as u32;
     end_term(r, &w, months, "chair", organisers, chaired_last).await
 }

@@ -40,6 +40,7 @@ struct ForumPage {
     members: Vec<Choice>,
     /// What was typed into the form refused, by field id.
     typed: HashMap<String, String>,
+    new_committee: CommitteeDraft,
 }
 
 #[derive(Serialize)]
@@ -72,6 +73,7 @@ struct MeetingView {
     attended: i32,
     i_came: bool,
     came: Vec<String>,
+    came_ids: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +109,17 @@ struct CommitteeView {
     member_ids: Vec<String>,
     lead_id: String,
     duties_text: String,
+    /// Its form was refused: shown open, as typed.
+    open: bool,
+}
+
+/// The new committee's form, as typed when refused.
+#[derive(Serialize, Default)]
+struct CommitteeDraft {
+    name: String,
+    duties_text: String,
+    member_ids: Vec<String>,
+    lead_id: String,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +207,7 @@ async fn view(
             attended: m.attended,
             i_came: m.i_came,
             came: m.came.clone(),
+            came_ids: m.came_membership_ids.clone(),
         };
         if begun { past.push(v) } else { coming.push(v) }
     }
@@ -241,11 +255,42 @@ async fn view(
                 lead: c.lead,
                 may_send: c.may_send,
                 lead_id: c.lead_membership_id,
+                open: false,
             })
+            .map(|c| as_typed(c, &typed))
             .collect(),
         members,
+        new_committee: draft_of("committee-new", &typed).unwrap_or_default(),
         typed,
     })
+}
+
+/// A committee's form as typed, when it was the one refused.
+fn draft_of(prefix: &str, typed: &HashMap<String, String>) -> Option<CommitteeDraft> {
+    let name = typed.get(&format!("{prefix}-name"))?;
+    let got = |part: &str| typed.get(&format!("{prefix}-{part}")).cloned();
+    Some(CommitteeDraft {
+        name: name.clone(),
+        duties_text: got("duties").unwrap_or_default(),
+        member_ids: got("members")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
+        lead_id: got("lead").unwrap_or_default(),
+    })
+}
+
+fn as_typed(mut c: CommitteeView, typed: &HashMap<String, String>) -> CommitteeView {
+    if let Some(d) = draft_of(&format!("committee-{}", c.id), typed) {
+        c.open = true;
+        c.name = d.name;
+        c.duties_text = d.duties_text;
+        c.member_ids = d.member_ids;
+        c.lead_id = d.lead_id;
+    }
+    c
 }
 
 fn page(state: &AppState, status: StatusCode, view: &ForumPage) -> Response {
@@ -416,6 +461,28 @@ async fn act(
             });
             call.membership.mark_attendance(r).await.map(|_| "came")
         }
+        "came-others" => {
+            // Only the boxes changed are sent, so another organiser's ticks
+            // meanwhile stand.
+            let (ticked, was) = (form.all("member"), form.all("was"));
+            let mut answer = Ok("came");
+            for id in form.all("listed") {
+                if ticked.contains(&id) == was.contains(&id) {
+                    continue;
+                }
+                let r = call.ask(mpb::MarkAttendanceRequest {
+                    group_id: g.clone(),
+                    meeting_key: key.clone(),
+                    came: ticked.contains(&id),
+                    membership_id: id,
+                });
+                if let Err(status) = call.membership.mark_attendance(r).await {
+                    answer = Err(status);
+                    break;
+                }
+            }
+            answer
+        }
         "knowledge" => {
             for (f, subject) in [
                 ("title", "The title"),
@@ -462,6 +529,12 @@ async fn act(
             asked
                 .typed
                 .insert(format!("{prefix}-duties"), form.one("duties"));
+            asked
+                .typed
+                .insert(format!("{prefix}-members"), form.all("member").join(","));
+            asked
+                .typed
+                .insert(format!("{prefix}-lead"), form.one("lead"));
             let duties: Vec<String> = form
                 .one("duties")
                 .lines()
@@ -531,6 +604,9 @@ async fn act(
                 agenda_cutoff_hours: number("agenda_cutoff_hours"),
                 attendance: form.one("attendance") == "1",
             };
+            asked
+                .typed
+                .insert("attendance".into(), form.one("attendance"));
             let r = call.ask(mpb::UpdateGroupPracticeRequest {
                 group_id: g,
                 practice: Some(practice),

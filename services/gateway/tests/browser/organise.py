@@ -5,7 +5,7 @@ provider and approves it from the review page; Olive previews when it meets,
 saves it, confirms the details are still right, messages the members, and
 opens the edit form.
 The members' forum (issue 34): agendas, notes by the notes-taker after the
-meeting, pooled links and a committee; a non-member is refused it.
+meeting, who came, pooled links and a committee; a non-member is refused it.
 Bea signs in and joins; she reports Olive's message to the members from her
 inbox and tells the staff about a group; Sam closes both reports with a note
 (after being asked for one), opens the topics, checks a file to import, and looks at the dead letters. Bea is refused Olive's desk and Sam's review
@@ -291,6 +291,7 @@ def forum_walk(walk, olive, ann, bea, desk, name):
     walk.check(olive, "forum-practice-error", shows="The agenda's cut-off must be 0 to 336 hours")
     type_into(olive, "agenda_cutoff_hours", "0")
     type_into(olive, "chair_term_months", "12")
+    tick(olive, olive.find_element(By.ID, "attendance"))
     keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, "form[action$='/forum/practice'] button"))
     walk.check(olive, "forum-practice-saved", shows="The group's ways are saved.")
 
@@ -363,6 +364,16 @@ def forum_walk(walk, olive, ann, bea, desk, name):
     walk.check(bea, "forum-notes-read", shows="We chose the canal path for the spring walk.", who="member")
     if bea.find_elements(By.CSS_SELECTOR, notes):
         walk.fail("forum-notes-read", bea_may_write=True)
+
+    # Olive ticks who came.
+    olive.get(forum)
+    olive.find_element(By.XPATH, "//summary[normalize-space(text())='Tick who came']").click()
+    came = "form[action$='/forum/came-others']"
+    for who in ["Ann", "Bea"]:
+        box = olive.find_element(By.XPATH, "//form[contains(@action,'/forum/came-others')]//label[normalize-space(text())='%s']" % who)
+        tick(olive, olive.find_element(By.ID, box.get_attribute("for")))
+    keyboard_submit(olive, olive.find_element(By.CSS_SELECTOR, came + " button"))
+    walk.check(olive, "forum-attendance", shows="2 people came. (")
 
     # Nia, signed in but no member, sees nothing of it.
     sign_in(walk, ann, "nia@example.org", check=False)

@@ -142,7 +142,7 @@ impl MembershipApi {
         if held.is_none()
             && committee::for_group(&self.db, &group_id).await?.len() >= MAX_COMMITTEES
         {
-            return Err(ServiceError::Exhausted(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "a group may have at most {MAX_COMMITTEES} committees"
             )));
         }

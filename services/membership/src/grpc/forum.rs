@@ -178,6 +178,9 @@ impl MembershipApi {
         let req = request.get_ref();
         let mut v = Violations::new();
         let group_id = uuid_field(&mut v, "group_id", &req.group_id);
+        if req.practice.is_none() {
+            v.add("practice", "is required");
+        }
         let p = req.practice.unwrap_or_default();
         for (field, months) in [
             ("practice.organiser_term_months", p.organiser_term_months),
@@ -240,6 +243,16 @@ impl MembershipApi {
         } else {
             Vec::new()
         };
+        // Organisers tick others in by their memberships.
+        let membership_of: HashMap<String, String> = if me.organiser && settings.attendance {
+            membership::all_in_states(&self.db, &group_id, &[State::Active])
+                .await?
+                .into_iter()
+                .map(|m| (m.person_id, m.id))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let now = self.clock.now();
         let mut out = Vec::with_capacity(meetings.len());
         for m in meetings {
@@ -276,6 +289,10 @@ impl MembershipApi {
                 } else {
                     Vec::new()
                 },
+                came_membership_ids: here
+                    .iter()
+                    .filter_map(|a| membership_of.get(&a.person_id).cloned())
+                    .collect(),
             });
         }
         Ok(pb::Forum {
@@ -324,7 +341,7 @@ impl MembershipApi {
             )));
         }
         if forum::count_agenda(&self.db, &group_id, &m.key).await? >= MAX_AGENDA_ITEMS {
-            return Err(ServiceError::Exhausted(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "this meeting's agenda has {MAX_AGENDA_ITEMS} items already"
             )));
         }
@@ -376,9 +393,14 @@ impl MembershipApi {
                     "only its author or an organiser may take an item off",
                 ));
             }
-            let m = self.forum_meeting(&group_id, &item.meeting_key).await?;
+            // A meeting no longer coming (cancelled, moved, past) is closed.
+            let coming = self
+                .forum_meetings(&group_id)
+                .await?
+                .into_iter()
+                .find(|m| m.key == item.meeting_key);
             let settings = group_settings::get(&self.db, &group_id, 0).await?;
-            if self.clock.now() >= agenda_closes(&m, &settings) {
+            if coming.is_none_or(|m| self.clock.now() >= agenda_closes(&m, &settings)) {
                 return Err(ServiceError::FailedPrecondition(
                     "the agenda has closed: ask an organiser to take it off".into(),
                 ));
@@ -550,7 +572,7 @@ impl MembershipApi {
         v.into_result()?;
         let me = self.forum_member(&request, caller, &group_id).await?;
         if forum::count_knowledge(&self.db, &group_id).await? >= MAX_KNOWLEDGE {
-            return Err(ServiceError::Exhausted(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "the group keeps at most {MAX_KNOWLEDGE} notes and links: remove some first"
             )));
         }

@@ -20,7 +20,9 @@ const FOLLOWABLE: [&str; 4] = [
     "PROPOSAL_PENDING_REVIEW",
     "PROPOSAL_LISTED",
 ];
-use crate::store::{committee, consent, follow, forum, invitation, membership, rota, sharing};
+use crate::store::{
+    committee, consent, follow, forum, invitation, membership, role_watch, rota, sharing,
+};
 
 impl MembershipApi {
     pub(super) async fn update_mine(
@@ -252,7 +254,7 @@ impl MembershipApi {
         let attended: Vec<_> = written
             .attendance
             .iter()
-            .map(|a| json!({"group_id": a.group_id, "meeting": a.meeting_key}))
+            .map(|a| json!({"group_id": a.group_id, "meeting": a.meeting_key, "meeting_started_at": millis_to_rfc3339(a.starts_at_ms), "ticked_at": millis_to_rfc3339(a.marked_at_ms)}))
             .collect();
         let knowledge: Vec<_> = written
             .knowledge
@@ -264,6 +266,12 @@ impl MembershipApi {
             .await?
             .into_iter()
             .map(|c| json!({"group_id": c.group_id, "name": c.name, "lead": c.lead_id == person}))
+            .collect();
+        // How long they have held a role, as the reminders of terms count it.
+        let roles_watched: Vec<_> = role_watch::of_person(&self.db, person)
+            .await?
+            .into_iter()
+            .map(|w| json!({"group_id": w.group_id, "watch": w.kind, "since": millis_to_rfc3339(w.since_ms), "told_at": (w.told_at_ms > 0).then(|| millis_to_rfc3339(w.told_at_ms))}))
             .collect();
         let doc = json!({
             "service": "membership",
@@ -282,6 +290,7 @@ impl MembershipApi {
             "attended": attended,
             "knowledge_shared": knowledge,
             "committees": committees,
+            "roles_watched": roles_watched,
         });
         Ok(pb::ExportMyDataResponse {
             json: serde_json::to_string_pretty(&doc).expect("JSON values serialise"),

@@ -102,6 +102,14 @@ pub async fn claim_telling<C: ConnectionTrait>(
     Ok(done.rows_affected == 1)
 }
 
+/// Every watch on `person` (their data export).
+pub async fn of_person<C: ConnectionTrait>(conn: &C, person: &str) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::PersonId.eq(person))
+        .all(conn)
+        .await
+}
+
 /// Erasure: `person` is watched nowhere.
 pub async fn forget<C: ConnectionTrait>(conn: &C, person: &str) -> Result<(), DbErr> {
     Entity::delete_many()

@@ -65,9 +65,9 @@ impl Workflow {
         if let Some(other) = committee::named(&txn, &row.group_id, &row.name).await?
             && other.id != row.id
         {
-            return Err(ServiceError::AlreadyExists(
-                "the group has a committee of that name already".into(),
-            ));
+            let mut v = selfhelp_core::validation::Violations::new();
+            v.add("name", "is taken by another of the group's committees");
+            return Err(v.into());
         }
         committee::save(&txn, row, members).await?;
         self.notify(&txn, notice, trace).await?;

@@ -48,9 +48,13 @@ async fn notice(e: &mut Env, kind: ev::NoticeKind) -> ev::GroupNotice {
 }
 
 fn notices_of(e: &Env, kind: ev::NoticeKind) -> usize {
+    notices_where(e, |n| n.kind() == kind)
+}
+
+fn notices_where(e: &Env, wanted: impl Fn(&ev::GroupNotice) -> bool) -> usize {
     e.outside
         .seen(NOTICE)
-        .filter(|m| ev::GroupNotice::decode(m.payload.clone()).is_ok_and(|n| n.kind() == kind))
+        .filter(|m| ev::GroupNotice::decode(m.payload.clone()).is_ok_and(|n| wanted(&n)))
         .count()
 }
 
@@ -200,6 +204,36 @@ async fn the_forum_knowledge_and_committees_are_for_members(backend: Backend) {
         "{}",
         refused.message()
     );
+    let take_off = pb::RemoveAgendaItemRequest {
+        group_id: g.clone(),
+        item_id: added.id.clone(),
+    };
+    assert_eq!(
+        code(
+            e.mc.remove_agenda_item(as_person(take_off.clone(), "bob"))
+                .await
+        ),
+        Code::FailedPrecondition,
+        "its author, once the agenda closed"
+    );
+    assert_eq!(
+        code(e.mc.remove_agenda_item(as_person(take_off, "carol")).await),
+        Code::PermissionDenied,
+        "not another member"
+    );
+    let no_practice = pb::UpdateGroupPracticeRequest {
+        group_id: g.clone(),
+        practice: None,
+    };
+    assert_eq!(
+        violated_fields(
+            &e.mc
+                .update_group_practice(as_person(no_practice, "olive"))
+                .await
+                .unwrap_err()
+        ),
+        vec!["practice"]
+    );
     // The next meeting's agenda is still open.
     let second = forum.meetings[1].meeting_key.clone();
     e.mc.add_agenda_item(as_person(item(&second, "Summer outing"), "carol"))
@@ -309,8 +343,14 @@ async fn the_forum_knowledge_and_committees_are_for_members(backend: Backend) {
     let mut who = at(&organisers).came;
     who.sort();
     assert_eq!(who, ["BOB", "CAROL"]);
+    let mut ticked = at(&organisers).came_membership_ids;
+    ticked.sort();
+    let mut expected = vec![ids["bob"].clone(), ids["carol"].clone()];
+    expected.sort();
+    assert_eq!(ticked, expected, "organisers tick by membership");
     let bobs = at(&e.mc.get_forum(forum_of("bob")).await.unwrap().into_inner());
     assert!(bobs.i_came && bobs.came.is_empty() && bobs.attended == 2);
+    assert!(bobs.came_membership_ids.is_empty(), "not for members");
 
     // Shared knowledge: any member adds; its author or an organiser removes.
     let add = |title: &str, url: &str| pb::AddKnowledgeRequest {
@@ -411,8 +451,14 @@ async fn the_forum_knowledge_and_committees_are_for_members(backend: Backend) {
         ..committee.clone()
     };
     assert_eq!(
-        code(e.mc.save_committee(as_person(again, "olive")).await),
-        Code::AlreadyExists
+        violated_fields(
+            &e.mc
+                .save_committee(as_person(again, "olive"))
+                .await
+                .unwrap_err()
+        ),
+        vec!["name"],
+        "one name, one committee"
     );
     let list = |person: &str| {
         as_person(
@@ -633,6 +679,14 @@ async fn terms_end_and_the_only_organiser_is_nudged_once(backend: Backend) {
         1,
         "nudged once"
     );
+    // One reminder a term at most, however far the clock jumped: the chair's
+    // at 3, 6, 12 and 24 months, the organiser's at 6, 12 and 24.
+    let terms = |role: &str| {
+        notices_where(&e, |n| {
+            n.kind() == ev::NoticeKind::TermEnded && n.title == role
+        })
+    };
+    assert_eq!((terms("chair"), terms("organiser")), (4, 3));
     e.stop().await;
 }
 

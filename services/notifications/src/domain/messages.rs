@@ -733,19 +733,24 @@ pub fn group_notice(
         } => recipients
             .iter()
             .map(|p| {
-                let body = if p == holder {
-                    format!(
+                let body = match (p == holder, *role) {
+                    (true, "chair") => format!(
+                        "{group_name}: you have chaired the meetings for {months} months, the term the group set. \
+                         Many hands make a group last: ask at the next meeting who would like to chair, \
+                         put them on the chair rota, and help them start. The members' forum: \
+                         /my/groups/{group_id}/forum"
+                    ),
+                    (true, _) => format!(
                         "{group_name}: you have been {role} for {months} months, the term the group set. \
                          Many hands make a group last: ask who would like to take it on \
                          (members who said they are willing are on the sharing page: \
                          /organise/{group_id}/sharing), give them the role, and stay on to help them start."
-                    )
-                } else {
-                    format!(
+                    ),
+                    (false, _) => format!(
                         "{group_name}: a term as {role} has ended ({months} months, as the group set). \
-                         Time to choose who takes it on next: if you would, say so on your group's page \
+                         Time to choose who takes it on next: if you would, say so on your part in the group \
                          (/my/groups/{group_id}/sharing)."
-                    )
+                    ),
                 };
                 Message {
                     recipient_id: p.clone(),
@@ -821,8 +826,27 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert!(msgs.iter().all(|m| m.kind == Kind::Handover));
         assert!(msgs.iter().all(|m| !m.title.contains("Stammering")));
-        assert!(msgs[0].body.contains("you have been chair for 12 months"));
-        assert!(msgs[0].body.contains("/organise/g1/sharing"));
+        assert!(
+            msgs[0]
+                .body
+                .contains("you have chaired the meetings for 12 months")
+        );
+        assert!(
+            msgs[0].body.contains("/my/groups/g1/forum"),
+            "a page a chair may open"
+        );
+        let organiser = Notice::TermEnded {
+            role: "organiser",
+            holder: "olive",
+            months: 12,
+        };
+        let msgs_o = group_notice(&organiser, &people, "g1", "Stammering support");
+        assert!(
+            msgs_o[0]
+                .body
+                .contains("you have been organiser for 12 months")
+        );
+        assert!(msgs_o[0].body.contains("/organise/g1/sharing"));
         assert!(msgs[1].body.contains("a term as chair has ended"));
         let nudge = Notice::SoleOrganiser {
             holder: "olive",
