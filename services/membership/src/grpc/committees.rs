@@ -27,12 +27,9 @@ impl MembershipApi {
         &self,
         request: Request<pb::ListCommitteesRequest>,
     ) -> Result<pb::ListCommitteesResponse, ServiceError> {
-        let caller = self.caller(&request)?;
-        let mut v = Violations::new();
-        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
-        v.into_result()?;
-        let me = self.forum_member(&request, caller, &group_id).await?;
-        let names = self.names(&me.facts, &group_id).await?;
+        let (me, group_id, names) = self
+            .member_with_names(&request, &request.get_ref().group_id)
+            .await?;
         let members = membership::all_in_states(&self.db, &group_id, &[State::Active]).await?;
         let mut out = Vec::new();
         for c in committee::for_group(&self.db, &group_id).await? {
@@ -195,13 +192,10 @@ impl MembershipApi {
         &self,
         request: Request<pb::DeleteCommitteeRequest>,
     ) -> Result<pb::DeleteCommitteeResponse, ServiceError> {
-        let caller = self.caller(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
-        let id = uuid_field(&mut v, "committee_id", &req.committee_id);
-        v.into_result()?;
-        let me = self.forum_member(&request, caller, &group_id).await?;
+        let (me, group_id, id) = self
+            .member_with_id(&request, &req.group_id, "committee_id", &req.committee_id)
+            .await?;
         if !me.organiser {
             return Err(ServiceError::PermissionDenied(
                 "only an organiser may close a committee",
@@ -211,7 +205,7 @@ impl MembershipApi {
             .await?
             .filter(|c| c.group_id == group_id)
             .ok_or(COMMITTEE_NOT_FOUND)?;
-        committee::delete(&self.db, &id).await?;
+        self.workflow.close_committee(&id).await?;
         Ok(pb::DeleteCommitteeResponse {})
     }
 

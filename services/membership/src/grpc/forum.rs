@@ -93,6 +93,40 @@ impl MembershipApi {
         }
     }
 
+    /// The caller as a member of the group a request names (checked first),
+    /// with its names.
+    pub(super) async fn member_with_names<T>(
+        &self,
+        request: &Request<T>,
+        group_id: &str,
+    ) -> Result<(Member, String, Names), ServiceError> {
+        let caller = self.caller(request)?;
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", group_id);
+        v.into_result()?;
+        let me = self.forum_member(request, caller, &group_id).await?;
+        let names = self.names(&me.facts, &group_id).await?;
+        Ok((me, group_id, names))
+    }
+
+    /// The caller as a member of the group a request names, with one object
+    /// of it (`id_field`); both ids are checked first.
+    pub(super) async fn member_with_id<T>(
+        &self,
+        request: &Request<T>,
+        group_id: &str,
+        id_field: &str,
+        id: &str,
+    ) -> Result<(Member, String, String), ServiceError> {
+        let caller = self.caller(request)?;
+        let mut v = Violations::new();
+        let group_id = uuid_field(&mut v, "group_id", group_id);
+        let id = uuid_field(&mut v, id_field, id);
+        v.into_result()?;
+        let me = self.forum_member(request, caller, &group_id).await?;
+        Ok((me, group_id, id))
+    }
+
     pub(super) async fn names(
         &self,
         facts: &GroupFacts,
@@ -376,13 +410,10 @@ impl MembershipApi {
         &self,
         request: Request<pb::RemoveAgendaItemRequest>,
     ) -> Result<pb::RemoveAgendaItemResponse, ServiceError> {
-        let caller = self.caller(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
-        let item_id = uuid_field(&mut v, "item_id", &req.item_id);
-        v.into_result()?;
-        let me = self.forum_member(&request, caller, &group_id).await?;
+        let (me, group_id, item_id) = self
+            .member_with_id(&request, &req.group_id, "item_id", &req.item_id)
+            .await?;
         let item = forum::find_agenda(&self.db, &item_id)
             .await?
             .filter(|i| i.group_id == group_id)
@@ -535,12 +566,9 @@ impl MembershipApi {
         &self,
         request: Request<pb::ListKnowledgeRequest>,
     ) -> Result<pb::ListKnowledgeResponse, ServiceError> {
-        let caller = self.caller(&request)?;
-        let mut v = Violations::new();
-        let group_id = uuid_field(&mut v, "group_id", &request.get_ref().group_id);
-        v.into_result()?;
-        let me = self.forum_member(&request, caller, &group_id).await?;
-        let names = self.names(&me.facts, &group_id).await?;
+        let (me, group_id, names) = self
+            .member_with_names(&request, &request.get_ref().group_id)
+            .await?;
         Ok(pb::ListKnowledgeResponse {
             items: forum::knowledge_of(&self.db, &group_id)
                 .await?
@@ -594,13 +622,10 @@ impl MembershipApi {
         &self,
         request: Request<pb::RemoveKnowledgeRequest>,
     ) -> Result<pb::RemoveKnowledgeResponse, ServiceError> {
-        let caller = self.caller(&request)?;
         let req = request.get_ref();
-        let mut v = Violations::new();
-        let group_id = uuid_field(&mut v, "group_id", &req.group_id);
-        let item_id = uuid_field(&mut v, "item_id", &req.item_id);
-        v.into_result()?;
-        let me = self.forum_member(&request, caller, &group_id).await?;
+        let (me, group_id, item_id) = self
+            .member_with_id(&request, &req.group_id, "item_id", &req.item_id)
+            .await?;
         let item = forum::find_knowledge(&self.db, &item_id)
             .await?
             .filter(|i| i.group_id == group_id)

@@ -76,6 +76,14 @@ impl Workflow {
         Ok(())
     }
 
+    /// Closes a committee: it and its places go together.
+    pub async fn close_committee(&self, id: &str) -> Result<(), ServiceError> {
+        let txn = self.db.begin().await?;
+        committee::delete(&txn, id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Sends a notice (a committee's, say) that changes nothing else.
     pub async fn send_notice(
         &self,

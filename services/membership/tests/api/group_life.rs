@@ -556,6 +556,27 @@ async fn the_forum_knowledge_and_committees_are_for_members(backend: Backend) {
             .unwrap()
             .into_inner();
     assert_eq!(olives.committees[0].member_count, 1);
+    let close = |person: &str| {
+        as_person(
+            pb::DeleteCommitteeRequest {
+                group_id: g.clone(),
+                committee_id: funding.id.clone(),
+            },
+            person,
+        )
+    };
+    assert_eq!(
+        code(e.mc.delete_committee(close("alice")).await),
+        Code::PermissionDenied,
+        "a lead does not close it"
+    );
+    e.mc.delete_committee(close("olive")).await.unwrap();
+    let none =
+        e.mc.list_committees(list("olive"))
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(none.committees.is_empty());
     let bobs =
         e.mc.export_my_data(export("bob"))
             .await
