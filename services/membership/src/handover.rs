@@ -252,11 +252,15 @@ async fn check_chair(
         .into_iter()
         .map(|m| m.person_id)
         .collect();
-    let Some(latest) = latest.filter(|l| active.contains(&l.person_id)) else {
-        // Nobody chairs now (or someone since gone): no run to watch.
-        role_watch::stop_others(db, group_id, CHAIR, &[]).await?;
+    let Some(latest) = latest else {
+        // No meeting in the window (a break): the run, if any, stands.
         return Ok(false);
     };
+    if !active.contains(&latest.person_id) {
+        // Nobody chaired the latest meeting, or someone since gone: no run.
+        role_watch::stop_others(db, group_id, CHAIR, &[]).await?;
+        return Ok(false);
+    }
     let mut run_start = latest.starts_at_ms;
     // Whether the run's first meeting was seen, or it began before the
     // history read here.
@@ -268,14 +272,15 @@ async fn check_chair(
         }
         run_start = r.starts_at_ms;
     }
-    let held = role_watch::of_kind(db, group_id, CHAIR).await?;
     // Another chair, or the same one after a break: a new run.
-    let ours = |w: &role_watch::Model| {
-        w.person_id == latest.person_id && (!began_here || w.since_ms >= run_start)
-    };
-    if held.iter().any(|w| !ours(w)) {
-        role_watch::stop_others(db, group_id, CHAIR, &[]).await?;
-    }
+    role_watch::stop_stale(
+        db,
+        group_id,
+        CHAIR,
+        &latest.person_id,
+        began_here.then_some(run_start),
+    )
+    .await?;
     role_watch::start(db, group_id, CHAIR, &latest.person_id, run_start).await?;
     let Some(w) = role_watch::of_kind(db, group_id, CHAIR).await?.pop() else {
         return Ok(false);

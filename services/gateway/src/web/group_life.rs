@@ -104,16 +104,14 @@ struct CommitteeView {
     lead: String,
     members: Vec<String>,
     may_send: bool,
-    /// For the organisers' form: its members' and lead's membership ids,
-    /// and its duties one a line.
-    member_ids: Vec<String>,
-    lead_id: String,
-    duties_text: String,
-    /// Its form was refused: shown open, as typed.
+    /// The organisers' form: as stored, or as typed when it was refused
+    /// (then shown open); the heading keeps the stored name.
+    form: CommitteeDraft,
     open: bool,
 }
 
-/// The new committee's form, as typed when refused.
+/// A committee's form: name, duties one a line, members' and lead's
+/// membership ids.
 #[derive(Serialize, Default)]
 struct CommitteeDraft {
     name: String,
@@ -244,8 +242,12 @@ async fn view(
             .committees
             .into_iter()
             .map(|c| CommitteeView {
-                duties_text: c.duties.join("\n"),
-                member_ids: c.members.iter().map(|m| m.membership_id.clone()).collect(),
+                form: CommitteeDraft {
+                    name: c.name.clone(),
+                    duties_text: c.duties.join("\n"),
+                    member_ids: c.members.iter().map(|m| m.membership_id.clone()).collect(),
+                    lead_id: c.lead_membership_id.clone(),
+                },
                 members: c.members.into_iter().map(|m| m.display_name).collect(),
                 id: c.id,
                 name: c.name,
@@ -254,7 +256,6 @@ async fn view(
                 mine: c.mine,
                 lead: c.lead,
                 may_send: c.may_send,
-                lead_id: c.lead_membership_id,
                 open: false,
             })
             .map(|c| as_typed(c, &typed))
@@ -285,10 +286,7 @@ fn draft_of(prefix: &str, typed: &HashMap<String, String>) -> Option<CommitteeDr
 fn as_typed(mut c: CommitteeView, typed: &HashMap<String, String>) -> CommitteeView {
     if let Some(d) = draft_of(&format!("committee-{}", c.id), typed) {
         c.open = true;
-        c.name = d.name;
-        c.duties_text = d.duties_text;
-        c.member_ids = d.member_ids;
-        c.lead_id = d.lead_id;
+        c.form = d;
     }
     c
 }
@@ -476,9 +474,14 @@ async fn act(
                     came: ticked.contains(&id),
                     membership_id: id,
                 });
-                if let Err(status) = call.membership.mark_attendance(r).await {
-                    answer = Err(status);
-                    break;
+                match call.membership.mark_attendance(r).await {
+                    // Someone who left meanwhile is not ticked; the rest are.
+                    Err(status) if status.code() == tonic::Code::NotFound => {}
+                    Err(status) => {
+                        answer = Err(status);
+                        break;
+                    }
+                    Ok(_) => {}
                 }
             }
             answer

@@ -84,6 +84,29 @@ pub async fn stop_others<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Stops watching anyone in `kind` but `person`, and `person` too when
+/// their watch began before `since_at_least`. Judged in the statement, so a
+/// watch another replica just moved on is not undone on an old reading.
+pub async fn stop_stale<C: ConnectionTrait>(
+    conn: &C,
+    group_id: &str,
+    kind: &str,
+    person: &str,
+    since_at_least: Option<i64>,
+) -> Result<(), DbErr> {
+    let mut stale = sea_orm::Condition::any().add(Column::PersonId.ne(person));
+    if let Some(at_least) = since_at_least {
+        stale = stale.add(Column::SinceMs.lt(at_least));
+    }
+    Entity::delete_many()
+        .filter(Column::GroupId.eq(group_id))
+        .filter(Column::Kind.eq(kind))
+        .filter(stale)
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Claims the telling of one watch: true for the one caller (of several
 /// replicas) that gets to tell.
 pub async fn claim_telling<C: ConnectionTrait>(
